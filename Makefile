@@ -1,0 +1,125 @@
+# dimimage — see README.md.  `make` builds build/dimimage, `make check` runs
+# every test (unit tests twice: normally and under ASan+UBSan).
+.SUFFIXES:
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  := $(PREFIX)/bin
+DATADIR := $(PREFIX)/share/dimimage
+MANDIR  := $(PREFIX)/share/man
+BASHCOMPDIR := $(PREFIX)/share/bash-completion/completions
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+PKGS    := libarchive yaml-0.1 libparted blkid ext2fs com_err liblzma libzstd libcrypto libxcrypt
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+
+ifeq ($(origin CC),default)
+CC := cc
+endif
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter -Wvla
+CPPFLAGS_ALL := -std=c17 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Ibuilder $(PKG_CFLAGS) \
+	-DDIMIMAGE_VERSION='"$(VERSION)"' -DDIMIMAGE_DATADIR='"$(DATADIR)"'
+LDLIBS  := $(PKG_LIBS) -lpthread
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+SRC      := $(sort $(wildcard builder/*.c))
+LIB_SRC  := $(filter-out builder/main.c,$(SRC))
+HDR      := $(wildcard builder/*.h)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+
+OBJ      := $(LIB_SRC:builder/%.c=build/obj/%.o)
+ASAN_OBJ := $(LIB_SRC:builder/%.c=build/asan/obj/%.o)
+UNITS      := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+ASAN_UNITS := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
+
+all: build/dimimage
+
+build/obj/%.o: builder/%.c $(HDR) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
+
+build/asan/obj/%.o: builder/%.c $(HDR) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) $(CPPFLAGS) -O1 -g $(SAN) $(WARN) -c -o $@ $<
+
+build/libdimimage.a: $(OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+build/asan/libdimimage.a: $(ASAN_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+build/dimimage: build/obj/main.o build/libdimimage.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+build/asan/dimimage: build/asan/obj/main.o build/asan/libdimimage.a
+	$(CC) -g $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+build/tests/%: tests/unit/%.c build/libdimimage.a $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(WARN) -o $@ $< build/libdimimage.a $(LDLIBS) -lcmocka
+
+build/asan/tests/%: tests/unit/%.c build/asan/libdimimage.a $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) -O1 -g $(SAN) $(WARN) -o $@ $< build/asan/libdimimage.a $(LDLIBS) -lcmocka
+
+units: $(UNITS)
+asan: build/asan/dimimage $(ASAN_UNITS)
+
+# Unit tests run from the top directory so they find tests/ and scripts/.
+check-unit: $(UNITS)
+	@scripts/run-units.sh $(UNITS)
+
+check-asan: build/asan/dimimage $(ASAN_UNITS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		scripts/run-units.sh $(ASAN_UNITS)
+
+check-integration: build/dimimage
+	@DIMIMAGE=$(CURDIR)/build/dimimage tests/run-integration.sh
+
+check-lint:
+	@scripts/lint.sh
+
+check: all check-lint check-unit check-asan check-fuzz check-integration
+	@echo "make check: all test suites passed"
+
+# libFuzzer targets: tests/fuzz/fuzz_<name>.c, corpus in tests/fuzz/corpus/<name>/.
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_RUNS ?= 3000
+
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(HDR)
+	@mkdir -p $(@D)
+	clang $(CPPFLAGS_ALL) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-Wall -Wextra -Werror -Wno-unused-parameter -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+fuzzers: $(FUZZERS)
+
+check-fuzz: $(FUZZERS)
+	@scripts/run-fuzz.sh smoke $(FUZZ_SMOKE_RUNS) $(FUZZERS)
+
+fuzz: $(FUZZERS)
+	@scripts/run-fuzz.sh time $(FUZZ_SECONDS) $(FUZZERS)
+
+e2e: build/dimimage
+	@scripts/install-deps.sh --e2e
+	@DIMIMAGE=$(CURDIR)/build/dimimage tests/e2e/run.sh
+
+demo: 
+	scripts/install-deps.sh
+	$(MAKE) all
+	scripts/demo.sh
+
+install: build/dimimage
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
+	install -m 0755 build/dimimage $(DESTDIR)$(BINDIR)/dimimage
+	cp -R profiles overlays $(DESTDIR)$(DATADIR)/
+	install -m 0644 docs/dimimage.1 $(DESTDIR)$(MANDIR)/man1/dimimage.1
+	install -m 0644 scripts/dimimage.bash-completion $(DESTDIR)$(BASHCOMPDIR)/dimimage
+
+clean:
+	rm -rf build
+
+.PHONY: fuzzers fuzz check-fuzz all units asan check check-unit check-asan check-integration check-lint e2e demo install clean

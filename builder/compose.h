@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* What a compose file needs, found before anything is written: the
+ * variables it references (and which are required), and the host paths its
+ * services use (build contexts, Dockerfiles, bind-mount sources, env_files). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum compose_ref_kind { REF_PLAIN, REF_DEFAULT, REF_REQUIRED, REF_ALT };
+
+struct compose_var {
+        char *name;
+        enum compose_ref_kind kind;
+        char *arg;      /* default, message or alternative */
+        unsigned line;
+};
+
+enum compose_path_kind { PATH_BUILD_CONTEXT, PATH_DOCKERFILE, PATH_BIND_MOUNT, PATH_ENV_FILE };
+
+struct compose_path {
+        char *service;
+        enum compose_path_kind kind;
+        char *path;     /* as written, relative to the compose file's directory */
+        char *resolved; /* absolute inside the image, normalised */
+        unsigned line;
+};
+
+struct compose_info {
+        char *file;     /* host path, for messages */
+        char **services;
+        size_t nservices;
+        struct compose_var *vars;
+        size_t nvars;
+        struct compose_path *paths;
+        size_t npaths;
+        bool has_build; /* some service builds from source */
+};
+
+/* Parse (libyaml) a compose file that will live at image_path inside the
+ * image (e.g. /opt/dimdim-health/deploy/docker-compose.app.yml).  Refuses
+ * YAML that is malformed, aliases (anchor bombs), nesting deeper than 64.
+ * Logs file:line, -errno. */
+int compose_scan(const char *file, const char *text, size_t len, const char *image_path, struct compose_info *out);
+/* Check every path exists, through exists(resolved, u).  The first missing
+ * one is an error naming the service and the path. */
+int compose_check_paths(const struct compose_info *ci, bool (*exists)(const char *resolved, void *u), void *u);
+void compose_info_free(struct compose_info *ci);
+const char *compose_path_kind_name(enum compose_path_kind k);

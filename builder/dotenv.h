@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Environment files with docker compose's semantics: comments, `export`,
+ * single quotes (literal), double quotes (escapes \n \t \" \\ \$, may span
+ * lines), unquoted values (trailing " #comment" stripped, whitespace
+ * trimmed), ${VAR} / $VAR interpolation from earlier keys, $$ literal.
+ * Errors name file and line and never quote a value. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum env_origin { ORIGIN_DEFAULT, ORIGIN_FILE, ORIGIN_SET, ORIGIN_GENERATED, ORIGIN_DERIVED };
+
+struct env_var {
+        char *key;
+        char *value;
+        enum env_origin origin;
+        char *file;     /* where it came from (file path, "--set", profile path) */
+        unsigned line;  /* 0 when not from a file */
+};
+
+struct env {
+        struct env_var *v;
+        size_t n, cap;
+};
+
+/* Parse text into env (later keys override earlier ones, as compose does).
+ * name is the file name for messages.  Refuses NUL bytes, invalid keys,
+ * unterminated quotes, a BOM is skipped, CRLF accepted.  Logs, -errno. */
+int dotenv_parse(const char *name, const char *text, size_t len, struct env *env, enum env_origin origin);
+int dotenv_parse_file(const char *path, struct env *env);
+/* "KEY=VALUE" from --set; value taken literally. */
+int env_set_assignment(struct env *env, const char *assignment, const char *what);
+
+void env_set(struct env *env, const char *key, const char *value, enum env_origin origin, const char *file,
+             unsigned line);
+const char *env_get(const struct env *env, const char *key);
+const struct env_var *env_find(const struct env *env, const char *key);
+bool env_key_valid(const char *key);
+void env_unset(struct env *env, const char *key);
+void env_free(struct env *env);
+/* Sorted by key; values single-quoted when they need it so that docker
+ * compose reads back exactly the same strings. Caller frees. */
+char *env_serialize(const struct env *env, size_t *len);
+const char *env_origin_name(enum env_origin o);
+
+/* Compose-style interpolation of one string: $VAR, ${VAR}, ${VAR:-def},
+ * ${VAR-def}, ${VAR:?msg}, ${VAR?msg}, ${VAR:+alt}, ${VAR+alt}, $$.
+ * Missing required variables are an error naming file:line and the key. */
+int env_interpolate(const struct env *env, const char *in, char **out, const char *file, unsigned line);

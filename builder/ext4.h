@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The root filesystem (ext2/3/4) inside an image file, through libext2fs:
+ * what a careful `install -D -m MODE -o UID -g GID` on a mounted filesystem
+ * would do, without mounting.  Every function logs its own error naming the
+ * image and path, and returns -errno. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct ext4_fs;
+
+struct ext4_stat {
+        uint32_t ino;
+        uint32_t mode; /* full st_mode, type bits included */
+        uint32_t uid, gid;
+        uint64_t size;
+        uint32_t nlink;
+};
+
+/* Opens read-write at offset; refuses a filesystem larger than part_size,
+ * one whose journal needs recovery, or one marked with errors. */
+int ext4_open(const char *image, uint64_t offset, uint64_t part_size, struct ext4_fs **ret);
+/* Same, read-only (inspect). */
+int ext4_open_ro(const char *image, uint64_t offset, uint64_t part_size, struct ext4_fs **ret);
+/* Writes back bitmaps, group descriptors and superblock, then frees. */
+int ext4_close(struct ext4_fs *fs);
+
+int ext4_lstat(struct ext4_fs *fs, const char *path, struct ext4_stat *st); /* -ENOENT when absent */
+int ext4_read(struct ext4_fs *fs, const char *path, size_t max, uint8_t **data, size_t *len);
+/* mkdir -p; existing directories keep their mode/owner; new ones get these. */
+int ext4_mkdir_p(struct ext4_fs *fs, const char *path, uint32_t mode, uint32_t uid, uint32_t gid);
+/* Create or replace a regular file.  Replacing truncates in place, so the
+ * inode and its xattrs survive; mode/owner are set as asked.  A path that
+ * exists as another type is removed first. */
+int ext4_write(struct ext4_fs *fs, const char *path, const void *data, size_t len, uint32_t mode, uint32_t uid,
+               uint32_t gid);
+/* Same, streaming the content from a host file. */
+int ext4_write_from(struct ext4_fs *fs, const char *path, const char *host_file, uint32_t mode, uint32_t uid,
+                    uint32_t gid);
+int ext4_symlink(struct ext4_fs *fs, const char *path, const char *target, uint32_t uid, uint32_t gid);
+int ext4_unlink(struct ext4_fs *fs, const char *path); /* files, symlinks, empty dirs; -ENOENT ok to ignore */
+int ext4_chmod(struct ext4_fs *fs, const char *path, uint32_t mode);
+int ext4_chown(struct ext4_fs *fs, const char *path, uint32_t uid, uint32_t gid);
+uint64_t ext4_free_bytes(const struct ext4_fs *fs);
+uint32_t ext4_block_size(const struct ext4_fs *fs);
+/* Bytes (whole blocks, plus metadata estimate) needed to store len bytes. */
+uint64_t ext4_cost(const struct ext4_fs *fs, uint64_t len);
+
+/* Grow the (closed) filesystem at offset to exactly new_bytes, which must
+ * not exceed its partition.  Runs resize2fs with an explicit size. */
+int ext4_grow(const char *image, uint64_t offset, uint64_t new_bytes);

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* A small JSON writer with stable output (for inspect, the manifest and the
+ * Imager os_list), pretty-printed with two-space indents. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util.h"
+
+struct json {
+        struct buf out;
+        unsigned depth;
+        bool need_comma;
+        bool after_key;
+};
+
+void json_begin_object(struct json *j);
+void json_end_object(struct json *j);
+void json_begin_array(struct json *j);
+void json_end_array(struct json *j);
+void json_key(struct json *j, const char *key);
+void json_string(struct json *j, const char *s);
+void json_int(struct json *j, long long v);
+void json_uint(struct json *j, uint64_t v);
+void json_bool(struct json *j, bool v);
+void json_null(struct json *j);
+/* Insert already-valid JSON text verbatim (re-indentation not attempted). */
+void json_raw(struct json *j, const char *text);
+/* Finish and return the text (NUL-terminated, trailing newline); caller frees. */
+char *json_finish(struct json *j, size_t *len);

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* One logging helper that carries context.
+ *
+ * Convention, everywhere: the function that detects a failure logs it once,
+ * with the file (and line) it concerns, and returns -errno; callers only
+ * propagate.  So a failed build prints exactly one "dimimage: error:" line.
+ * Never pass a secret value to any of these. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "util.h"
+
+enum log_level { LOG_QUIET = 0, LOG_NORMAL = 1, LOG_VERBOSE = 2 };
+
+/* The only mutable global besides options: set once by main. */
+extern enum log_level log_level;
+
+/* "dimimage: error: FILE:LINE: message" (FILE/LINE omitted when NULL/0).
+ * Returns -abs(err), or -EINVAL when err is 0, so callers can
+ * `return log_error_at(...)`. */
+int log_error_at(int err, const char *file, unsigned line, const char *fmt, ...) _printf_(4, 5);
+#define log_error(err, file, ...) log_error_at((err), (file), 0, __VA_ARGS__)
+void log_warn_at(const char *file, unsigned line, const char *fmt, ...) _printf_(3, 4);
+#define log_warn(file, ...) log_warn_at((file), 0, __VA_ARGS__)
+/* Progress and results for the user, suppressed by --quiet. */
+void log_info(const char *fmt, ...) _printf_(1, 2);
+/* Only with --verbose. */
+void log_debug(const char *fmt, ...) _printf_(1, 2);
+
+/* How many errors were logged so far (tests check there is exactly one). */
+unsigned log_error_count(void);
+
+/* Map a -errno result to a sysexits.h exit code. */
+int exit_code_for(int r);

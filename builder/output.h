@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Output files: a temporary beside OUT, fsync, then rename; removed on every
+ * error path and on SIGINT/SIGTERM.  OUT's extension picks the format. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum out_format { OUT_RAW, OUT_XZ, OUT_ZSTD, OUT_GZIP };
+
+struct output {
+        char *path;            /* OUT as given */
+        char *tmp_raw;         /* temporary raw image, beside OUT */
+        int fd;                /* on tmp_raw */
+        enum out_format format;
+        bool force;
+        bool no_bmap;
+        int compression_level; /* -1: format default */
+        char sha256[65];       /* of the final OUT file, after commit */
+        uint64_t raw_bytes;
+};
+
+enum out_format output_format_for(const char *path);
+/* Check OUT (not the base, not existing unless force, directory writable),
+ * create the temporary raw image. Logs, -errno. */
+int output_begin(struct output *o, const char *path, const char *base, bool force);
+/* fsync; compress if asked; write OUT.bmap and OUT.sha256; rename into
+ * place.  On failure everything temporary is removed. */
+int output_commit(struct output *o);
+/* Remove every temporary file; safe to call twice. */
+void output_abort(struct output *o);
+/* SIGINT/SIGTERM remove registered temporaries, then re-raise. */
+void output_install_signal_handlers(void);
+/* Register/unregister an extra temporary path for signal cleanup. */
+void output_track_temp(const char *path);
+void output_untrack_temp(const char *path);

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Role profiles (profiles/<role>.yml, schema in docs/profiles.md), read with
+ * libyaml; errors give file and line. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct profile_env {
+        char *key;
+        char *def;          /* default value, NULL if none */
+        bool required;
+        bool secret;        /* checked for weakness, never printed */
+        bool generate;      /* generated when absent */
+        unsigned length;    /* generated length (default 32) */
+        char *description;
+        unsigned line;
+};
+
+struct profile_port {
+        unsigned port;
+        char *service;
+        char *proto;        /* "tcp" */
+};
+
+struct profile {
+        char *path;
+        char *name;         /* role name */
+        char sha256[65];    /* of the profile file */
+        char *description;
+        char **compose;     /* compose files, relative to the overlay: "deploy/docker-compose.app.yml" */
+        size_t ncompose;
+        char **overlays;    /* overlay directory names under overlays/, in order: "common", "app" */
+        size_t noverlays;
+        struct profile_env *env;
+        size_t nenv;
+        struct profile_port *ports;
+        size_t nports;
+        uint64_t memory_min_mb;         /* refuse below */
+        uint64_t memory_recommended_mb; /* warn below */
+        bool log_shipping;              /* app: ships logs to OpenObserve */
+        /* headless tuning, overridable */
+        char *journald_max_use;         /* "64M" */
+        char *docker_log_max_size;      /* "10m" */
+        unsigned docker_log_max_file;   /* 3 */
+        unsigned gpu_mem_mb;            /* 16 */
+};
+
+int profile_load(const char *path, struct profile *out);
+void profile_free(struct profile *p);
+const struct profile_env *profile_env_find(const struct profile *p, const char *key);
+
+/* Where profiles/ and overlays/ live: $DIMIMAGE_DATADIR, else beside the
+ * binary's source tree (build/../), else the installed DATADIR. */
+const char *data_dir(void);
+/* data_dir()/profiles/<role>.yml, or role itself if it names a file. */
+char *profile_path_for(const char *role);

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The base image: .img, .img.xz, .img.gz, .img.zst or a .zip holding one
+ * image, streamed into an output file descriptor with holes for all-zero
+ * blocks, hashed (sha256 of the uncompressed stream) as it passes.  The base
+ * is opened read-only and never written. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct source_info {
+        char sha256[65];        /* of the uncompressed image */
+        uint64_t bytes;         /* uncompressed size */
+        char format[16];        /* "raw", "xz", "gzip", "zstd", "zip" */
+        bool from_cache;
+};
+
+struct source_opts {
+        bool no_cache;          /* skip the decompressed-base cache */
+        bool quiet;             /* no progress */
+};
+
+/* Stream base into out_fd (positioned at 0, empty) and ftruncate it to the
+ * image size.  Logs, -errno. */
+int source_extract(const char *base, int out_fd, const struct source_opts *o, struct source_info *info);
+
+/* Open a (possibly compressed) image for reading as a stream: used by inspect
+ * and flash.  read returns bytes read, 0 at end, -errno on error (logged). */
+struct source_stream;
+int source_stream_open(const char *path, struct source_stream **ret);
+long long source_stream_read(struct source_stream *s, void *buf, size_t n);
+void source_stream_close(struct source_stream *s);

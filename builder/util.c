@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void oom(void) {
+        fputs("dimimage: error: out of memory\n", stderr);
+        abort();
+}
+
+void *xmalloc(size_t n) {
+        void *p = malloc(n ? n : 1);
+        if (!p)
+                oom();
+        return p;
+}
+
+void *xcalloc(size_t n, size_t size) {
+        void *p = calloc(n ? n : 1, size ? size : 1);
+        if (!p)
+                oom();
+        return p;
+}
+
+void *xrealloc(void *p, size_t n) {
+        p = realloc(p, n ? n : 1);
+        if (!p)
+                oom();
+        return p;
+}
+
+void *xmemdup(const void *p, size_t n) {
+        void *q = xmalloc(n + 1);
+        if (n)
+                memcpy(q, p, n);
+        ((char *)q)[n] = 0;
+        return q;
+}
+
+char *xstrdup(const char *s) { return xmemdup(s, strlen(s)); }
+
+char *xstrndup(const char *s, size_t n) { return xmemdup(s, strnlen(s, n)); }
+
+char *xasprintf(const char *fmt, ...) {
+        va_list ap;
+        char *s;
+        va_start(ap, fmt);
+        int r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                oom();
+        return s;
+}
+
+void closep(int *fd) {
+        if (*fd >= 0) {
+                int saved = errno;
+                close(*fd);
+                errno = saved;
+        }
+}
+
+static void buf_reserve(struct buf *b, size_t extra) {
+        if (b->len + extra + 1 <= b->cap)
+                return;
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + extra + 1) {
+                if (cap > SIZE_MAX / 2)
+                        oom();
+                cap *= 2;
+        }
+        b->data = xrealloc(b->data, cap);
+        b->cap = cap;
+}
+
+void buf_append(struct buf *b, const void *p, size_t n) {
+        buf_reserve(b, n);
+        if (n)
+                memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = 0;
+}
+
+void buf_puts(struct buf *b, const char *s) { buf_append(b, s, strlen(s)); }
+
+void buf_printf(struct buf *b, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(NULL, 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                oom();
+        buf_reserve(b, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        b->len += (size_t)n;
+}
+
+void buf_free(struct buf *b) {
+        free(b->data);
+        *b = (struct buf){0};
+}
+
+uint8_t *buf_steal(struct buf *b, size_t *len) {
+        if (!b->data)
+                buf_reserve(b, 0);
+        uint8_t *p = b->data;
+        if (len)
+                *len = b->len;
+        *b = (struct buf){0};
+        return p;
+}
+
+int read_file(const char *path, size_t max, uint8_t **data, size_t *len) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        struct buf b = {0};
+        uint8_t chunk[65536];
+        for (;;) {
+                ssize_t n = read(fd, chunk, sizeof chunk);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        int r = -errno;
+                        buf_free(&b);
+                        return r;
+                }
+                if (n == 0)
+                        break;
+                if (b.len + (size_t)n > max) {
+                        buf_free(&b);
+                        return -EFBIG;
+                }
+                buf_append(&b, chunk, (size_t)n);
+        }
+        *data = buf_steal(&b, len);
+        return 0;
+}
+
+int pread_full(int fd, void *buf, size_t n, uint64_t off) {
+        uint8_t *p = buf;
+        while (n > 0) {
+                ssize_t r = pread(fd, p, n, (off_t)off);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (r == 0)
+                        return -EIO; /* short: the image ends early */
+                p += r;
+                n -= (size_t)r;
+                off += (uint64_t)r;
+        }
+        return 0;
+}
+
+int pwrite_full(int fd, const void *buf, size_t n, uint64_t off) {
+        const uint8_t *p = buf;
+        while (n > 0) {
+                ssize_t r = pwrite(fd, p, n, (off_t)off);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += r;
+                n -= (size_t)r;
+                off += (uint64_t)r;
+        }
+        return 0;
+}
+
+int write_full(int fd, const void *buf, size_t n) {
+        const uint8_t *p = buf;
+        while (n > 0) {
+                ssize_t r = write(fd, p, n);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += r;
+                n -= (size_t)r;
+        }
+        return 0;
+}
+
+static int sde_state = -1; /* -1 unknown, 0 unset, 1 set */
+static time_t sde_value;
+
+static void sde_load(void) {
+        if (sde_state >= 0)
+                return;
+        const char *s = getenv("SOURCE_DATE_EPOCH");
+        char *end;
+        errno = 0;
+        long long v = s && *s ? strtoll(s, &end, 10) : -1;
+        if (s && *s && !errno && !*end && v >= 0) {
+                sde_value = (time_t)v;
+                sde_state = 1;
+        } else {
+                sde_value = time(NULL);
+                sde_state = 0;
+        }
+}
+
+time_t build_time(void) {
+        sde_load();
+        return sde_value;
+}
+
+bool source_date_epoch_set(void) {
+        sde_load();
+        return sde_state == 1;
+}
+
+bool str_has_suffix(const char *s, const char *suffix) {
+        size_t a = strlen(s), b = strlen(suffix);
+        return a >= b && memcmp(s + a - b, suffix, b) == 0;
+}
+
+bool str_has_prefix(const char *s, const char *prefix) {
+        return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+char *path_dirname(const char *path) {
+        const char *slash = strrchr(path, '/');
+        if (!slash)
+                return xstrdup(".");
+        if (slash == path)
+                return xstrdup("/");
+        return xstrndup(path, (size_t)(slash - path));
+}
+
+const char *path_basename(const char *path) {
+        const char *slash = strrchr(path, '/');
+        return slash ? slash + 1 : path;
+}
+
+bool mem_is_zero(const void *p, size_t n) {
+        const uint8_t *b = p;
+        /* Check a 16-byte head by hand, then compare the block with itself
+         * shifted by 16: memcmp is vectorised, a byte loop is not. */
+        size_t head = MIN(n, (size_t)16);
+        for (size_t i = 0; i < head; i++)
+                if (b[i])
+                        return false;
+        return n <= 16 || memcmp(b, b + 16, n - 16) == 0;
+}
+
+int parse_size(const char *s, uint64_t *bytes) {
+        char *end;
+        errno = 0;
+        if (!s || !*s || *s == '-')
+                return -EINVAL;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || end == s)
+                return -EINVAL;
+        unsigned shift = 0;
+        switch (*end) {
+        case 0: break;
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        case 't': case 'T': shift = 40; break;
+        default: return -EINVAL;
+        }
+        if (*end) {
+                end++;
+                if (*end == 'i')
+                        end++;
+                if (*end == 'B' || *end == 'b')
+                        end++;
+                if (*end)
+                        return -EINVAL;
+        }
+        if (shift && v > (UINT64_MAX >> shift))
+                return -ERANGE;
+        *bytes = (uint64_t)v << shift;
+        return 0;
+}
+
+void format_size(uint64_t bytes, char out[32]) {
+        static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+        double v = (double)bytes;
+        unsigned u = 0;
+        while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+                v /= 1024;
+                u++;
+        }
+        if (u == 0)
+                snprintf(out, 32, "%" PRIu64 " B", bytes);
+        else
+                snprintf(out, 32, "%.1f %s", v, units[u]);
+}

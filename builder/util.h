@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Small helpers every module uses: allocation that aborts on OOM, explicit
+ * little-endian access for on-disk structures, a growable byte buffer, and
+ * full-length I/O.  Nothing here logs: callers own their error messages. */
+#pragma once
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _packed_ __attribute__((packed))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define DIV_ROUND_UP(a, b) (((a) + (b)-1) / (b))
+
+/* Abort only on out-of-memory: there is nothing sensible left to do. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+void *xmemdup(const void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) _printf_(1, 2);
+
+static inline void freep(void *p) { free(*(void **)p); }
+#define _cleanup_free_ _cleanup_(freep)
+void closep(int *fd);
+#define _cleanup_close_ _cleanup_(closep)
+
+static inline uint16_t get_le16(const void *p) {
+        const uint8_t *b = p;
+        return (uint16_t)(b[0] | b[1] << 8);
+}
+static inline uint32_t get_le32(const void *p) {
+        const uint8_t *b = p;
+        return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+static inline uint64_t get_le64(const void *p) {
+        return (uint64_t)get_le32(p) | (uint64_t)get_le32((const uint8_t *)p + 4) << 32;
+}
+static inline void put_le16(void *p, uint16_t v) {
+        uint8_t *b = p;
+        b[0] = (uint8_t)v;
+        b[1] = (uint8_t)(v >> 8);
+}
+static inline void put_le32(void *p, uint32_t v) {
+        uint8_t *b = p;
+        b[0] = (uint8_t)v;
+        b[1] = (uint8_t)(v >> 8);
+        b[2] = (uint8_t)(v >> 16);
+        b[3] = (uint8_t)(v >> 24);
+}
+static inline void put_le64(void *p, uint64_t v) {
+        put_le32(p, (uint32_t)v);
+        put_le32((uint8_t *)p + 4, (uint32_t)(v >> 32));
+}
+
+/* A growable byte buffer; data is always NUL-terminated for convenience. */
+struct buf {
+        uint8_t *data;
+        size_t len, cap;
+};
+void buf_append(struct buf *b, const void *p, size_t n);
+void buf_puts(struct buf *b, const char *s);
+void buf_printf(struct buf *b, const char *fmt, ...) _printf_(2, 3);
+void buf_free(struct buf *b);
+/* Hand the bytes over to the caller (who frees them) and reset b. */
+uint8_t *buf_steal(struct buf *b, size_t *len);
+
+/* Whole-file read, refusing files larger than max bytes (-EFBIG). -errno. */
+int read_file(const char *path, size_t max, uint8_t **data, size_t *len);
+int pread_full(int fd, void *buf, size_t n, uint64_t off);
+int pwrite_full(int fd, const void *buf, size_t n, uint64_t off);
+int write_full(int fd, const void *buf, size_t n);
+
+/* SOURCE_DATE_EPOCH when set and valid, else the current time; read once. */
+time_t build_time(void);
+bool source_date_epoch_set(void);
+
+bool str_has_suffix(const char *s, const char *suffix);
+bool str_has_prefix(const char *s, const char *prefix);
+/* "/a/b/c" -> "/a/b" (new string); "/a" -> "/". */
+char *path_dirname(const char *path);
+const char *path_basename(const char *path);
+/* true if the memory block is all zero bytes; fast for large aligned blocks */
+bool mem_is_zero(const void *p, size_t n);
+/* Parse "512M", "2G", "1048576" (binary units) into bytes; -EINVAL when malformed. */
+int parse_size(const char *s, uint64_t *bytes);
+/* Format bytes as "1.5 GiB" into out. */
+void format_size(uint64_t bytes, char out[32]);

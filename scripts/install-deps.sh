@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install every build, test and runtime dependency of dimimage (Debian/Ubuntu).
+# Idempotent: packages already present are left alone; apt-get is not called at all
+# when nothing is missing, so a second run is fast and needs no network.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential pkg-config
+  libarchive-dev libyaml-dev libparted-dev libblkid-dev libext2fs-dev
+  liblzma-dev libzstd-dev libssl-dev libcrypt-dev
+  # unit tests, sanitizers, fuzzing, lint
+  libcmocka-dev clang libclang-rt-14-dev libfuzzer-14-dev cppcheck clang-tidy valgrind
+  # integration tests: the real tools that check our outputs
+  dosfstools mtools fdisk e2fsprogs bmap-tools xz-utils zstd gzip zip unzip
+  shellcheck systemd python3 python3-yaml util-linux time file
+)
+
+if [[ ${1:-} == --e2e ]]; then
+  packages+=(qemu-system-arm qemu-user-static binfmt-support mmdebstrap arch-test ipxe-qemu)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=()
+if ((EUID != 0)); then sudo=(sudo); fi
+echo "install-deps: installing ${missing[*]}"
+"${sudo[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
