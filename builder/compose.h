@@ -14,6 +14,7 @@ struct compose_var {
         enum compose_ref_kind kind;
         char *arg;      /* default, message or alternative */
         unsigned line;
+        bool colon;     /* ":-", ":?", ":+": an empty value counts as unset */
 };
 
 enum compose_path_kind { PATH_BUILD_CONTEXT, PATH_DOCKERFILE, PATH_BIND_MOUNT, PATH_ENV_FILE };
@@ -24,6 +25,7 @@ struct compose_path {
         char *path;     /* as written, relative to the compose file's directory */
         char *resolved; /* absolute inside the image, normalised */
         unsigned line;
+        bool has_vars;  /* path holds ${...}: resolved only by compose_resolve_paths(), unchecked until then */
 };
 
 struct compose_info {
@@ -35,6 +37,7 @@ struct compose_info {
         struct compose_path *paths;
         size_t npaths;
         bool has_build; /* some service builds from source */
+        char *dir;      /* directory of image_path: relative paths start here */
 };
 
 /* Parse (libyaml) a compose file that will live at image_path inside the
@@ -46,4 +49,10 @@ int compose_scan(const char *file, const char *text, size_t len, const char *ima
  * one is an error naming the service and the path. */
 int compose_check_paths(const struct compose_info *ci, bool (*exists)(const char *resolved, void *u), void *u);
 void compose_info_free(struct compose_info *ci);
+struct env;
+/* Interpolate the paths that hold ${...} with the final environment (logs
+ * file:line on a missing required variable) and resolve them, so that
+ * compose_check_paths() checks them too; a short-syntax volume that turns
+ * out to be a named volume is dropped. */
+int compose_resolve_paths(struct compose_info *ci, const struct env *env);
 const char *compose_path_kind_name(enum compose_path_kind k);

@@ -48,3 +48,19 @@ const char *env_origin_name(enum env_origin o);
  * ${VAR-def}, ${VAR:?msg}, ${VAR?msg}, ${VAR:+alt}, ${VAR+alt}, $$.
  * Missing required variables are an error naming file:line and the key. */
 int env_interpolate(const struct env *env, const char *in, char **out, const char *file, unsigned line);
+
+/* One ${...} or $VAR reference found in a string (pointers into it). */
+enum env_ref_op { ENV_REF_PLAIN, ENV_REF_DEFAULT, ENV_REF_REQUIRED, ENV_REF_ALT };
+struct env_ref {
+        const char *name;
+        size_t name_len;
+        enum env_ref_op op;
+        bool colon;             /* ":-", ":?", ":+": an empty value counts as unset */
+        const char *arg;        /* default, message or alternative; NULL for PLAIN */
+        size_t arg_len;
+};
+/* Call cb for every reference in s, nested ones (inside arguments) too; $$
+ * is an escape, not a reference.  Invalid syntax ("${", "${1}") is logged
+ * naming file:line; a non-zero return from cb stops the walk and is returned. */
+int env_references(const char *s, const char *file, unsigned line, int (*cb)(const struct env_ref *r, void *u),
+                   void *u);

@@ -20,15 +20,18 @@ struct ext4_stat {
         uint32_t nlink;
 };
 
-/* Opens read-write at offset; refuses a filesystem larger than part_size,
- * one whose journal needs recovery, or one marked with errors. */
+/* Opens read-write at offset; refuses a filesystem larger than part_size
+ * (0: size not known, unchecked), one whose journal needs recovery, one
+ * marked with errors, and incompat features this module does not handle. */
 int ext4_open(const char *image, uint64_t offset, uint64_t part_size, struct ext4_fs **ret);
-/* Same, read-only (inspect). */
+/* Same, read-only (inspect): recovery/error states only warn. */
 int ext4_open_ro(const char *image, uint64_t offset, uint64_t part_size, struct ext4_fs **ret);
 /* Writes back bitmaps, group descriptors and superblock, then frees. */
 int ext4_close(struct ext4_fs *fs);
 
 int ext4_lstat(struct ext4_fs *fs, const char *path, struct ext4_stat *st); /* -ENOENT when absent */
+/* Regular files only; the last component is not followed (a symlink is
+ * -EINVAL); symlinks in the leading directories resolve inside the image. */
 int ext4_read(struct ext4_fs *fs, const char *path, size_t max, uint8_t **data, size_t *len);
 /* mkdir -p; existing directories keep their mode/owner; new ones get these. */
 int ext4_mkdir_p(struct ext4_fs *fs, const char *path, uint32_t mode, uint32_t uid, uint32_t gid);
@@ -52,3 +55,12 @@ uint64_t ext4_cost(const struct ext4_fs *fs, uint64_t len);
 /* Grow the (closed) filesystem at offset to exactly new_bytes, which must
  * not exceed its partition.  Runs resize2fs with an explicit size. */
 int ext4_grow(const char *image, uint64_t offset, uint64_t new_bytes);
+
+/* Additions. */
+/* Like ext4_read, but a symlink as last component is followed inside the
+ * image (e.g. /etc/os-release -> ../usr/lib/os-release). */
+int ext4_read_follow(struct ext4_fs *fs, const char *path, size_t max, uint8_t **data, size_t *len);
+/* The target of a symlink (caller frees). -EINVAL when not a symlink. */
+int ext4_readlink(struct ext4_fs *fs, const char *path, char **target);
+/* Bytes a new directory costs (one block); add it to ext4_cost per mkdir. */
+uint64_t ext4_dir_cost(const struct ext4_fs *fs);

@@ -1,8 +1,117 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* Temporary stub: replaced by the real command dispatcher. */
+/* Command dispatch: each command owns its options and --help. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
 
-int main(void) {
-        puts("dimimage " DIMIMAGE_VERSION);
-        return 0;
+#include "build.h"
+#include "cache.h"
+#include "flash.h"
+#include "inspect.h"
+#include "log.h"
+#include "profile.h"
+#include "util.h"
+
+static void usage(FILE *f) {
+        fputs("Usage: dimimage COMMAND [OPTIONS]\n"
+              "\n"
+              "Turn a Raspberry Pi OS image into ready-to-flash images for the DimDim Health\n"
+              "stack, without root: the image's FAT and ext4 partitions are edited in place.\n"
+              "\n"
+              "Commands:\n"
+              "  build      write an image for a role (or every host of a fleet)\n"
+              "  inspect    show an image's partitions, OS release and dimimage manifest\n"
+              "  flash      write an image to an SD card, then verify it\n"
+              "  profiles   list the roles that can be built\n"
+              "  cache      list or clean the decompressed-base cache\n"
+              "  version    print the version\n"
+              "\n"
+              "Run `dimimage COMMAND --help` for a command's options; `man dimimage` for more.\n"
+              "\n"
+              "Example:\n"
+              "  dimimage build --role app --base raspios-lite.img.xz --env app.env \\\n"
+              "      --hostname dimdim-app --user pi --ssh-key ~/.ssh/id_ed25519.pub -o app.img\n"
+              "  dimimage flash app.img /dev/sdX\n",
+              f);
+}
+
+static int cmd_profiles(int argc, char **argv) {
+        if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+                puts("Usage: dimimage profiles\n\nList the roles `dimimage build --role` accepts, from "
+                     "the profiles directory.");
+                return 0;
+        }
+        size_t n = 0;
+        char **roles = profile_list_roles(&n);
+        int r = 0;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *path = profile_path_for(roles[i]);
+                struct profile p = {0};
+                if (profile_load(path, &p) >= 0) {
+                        printf("%-16s %s\n", roles[i], p.description ? p.description : "");
+                        profile_free(&p);
+                } else
+                        r = -EINVAL;
+                free(roles[i]);
+        }
+        free(roles);
+        if (!n)
+                return log_error(ENOENT, data_dir(), "no profiles found");
+        return r;
+}
+
+static int cmd_cache(int argc, char **argv) {
+        if (argc == 2 && !strcmp(argv[1], "list"))
+                return cache_list(stdout);
+        if (argc == 2 && !strcmp(argv[1], "clean"))
+                return cache_clean();
+        if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+                puts("Usage: dimimage cache list|clean\n\n"
+                     "Compressed bases are kept decompressed under $XDG_CACHE_HOME/dimimage\n"
+                     "(~/.cache/dimimage), so rebuilding from the same .img.xz is a copy.\n"
+                     "  list   show cached bases and their size\n"
+                     "  clean  remove them all\n"
+                     "DIMIMAGE_CACHE_MAX bounds the cache size (default 8G); build --no-cache skips it.");
+                return 0;
+        }
+        return log_error(EINVAL, "cache", "expected `dimimage cache list` or `dimimage cache clean`");
+}
+
+int main(int argc, char **argv) {
+        if (argc < 2) {
+                usage(stderr);
+                return EX_USAGE;
+        }
+        const char *cmd = argv[1];
+        int r;
+        if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+                usage(stdout);
+                return 0;
+        }
+        if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+                puts("dimimage " DIMIMAGE_VERSION);
+                return 0;
+        }
+        if (!strcmp(cmd, "build"))
+                r = cmd_build(argc - 1, argv + 1);
+        else if (!strcmp(cmd, "inspect"))
+                r = cmd_inspect(argc - 1, argv + 1);
+        else if (!strcmp(cmd, "flash"))
+                r = cmd_flash(argc - 1, argv + 1);
+        else if (!strcmp(cmd, "profiles"))
+                r = cmd_profiles(argc - 1, argv + 1);
+        else if (!strcmp(cmd, "cache"))
+                r = cmd_cache(argc - 1, argv + 1);
+        else {
+                log_error(EINVAL, NULL, "unknown command '%s' (see `dimimage --help`)", cmd);
+                return EX_USAGE;
+        }
+        if (r >= 0)
+                return 0;
+        /* Usage errors from option parsing are logged against the command. */
+        if (r == -EINVAL && log_error_count() == 0)
+                return EX_USAGE;
+        return exit_code_for(r);
 }

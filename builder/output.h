@@ -4,9 +4,10 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-enum out_format { OUT_RAW, OUT_XZ, OUT_ZSTD, OUT_GZIP };
+enum out_format { OUT_RAW, OUT_XZ, OUT_ZSTD, OUT_GZIP, OUT_UNKNOWN };
 
 struct output {
         char *path;            /* OUT as given */
@@ -18,8 +19,15 @@ struct output {
         int compression_level; /* -1: format default */
         char sha256[65];       /* of the final OUT file, after commit */
         uint64_t raw_bytes;
+        /* Filled by output_begin/output_commit; callers only read them. */
+        char raw_sha256[65];   /* of the raw image, after commit */
+        uint64_t out_bytes;    /* size of OUT, after commit */
+        bool has_bmap;         /* OUT.bmap was written */
+        char *tmp_out;         /* compressed temporary, during commit */
+        bool committed;
 };
 
+/* OUT_UNKNOWN for an extension other than .img, .img.xz, .img.zst, .img.gz. */
 enum out_format output_format_for(const char *path);
 /* Check OUT (not the base, not existing unless force, directory writable),
  * create the temporary raw image. Logs, -errno. */
@@ -27,10 +35,17 @@ int output_begin(struct output *o, const char *path, const char *base, bool forc
 /* fsync; compress if asked; write OUT.bmap and OUT.sha256; rename into
  * place.  On failure everything temporary is removed. */
 int output_commit(struct output *o);
-/* Remove every temporary file; safe to call twice. */
+/* Remove every temporary file and release o's memory; safe to call twice.
+ * Call it after a successful commit too (it then only frees). */
 void output_abort(struct output *o);
 /* SIGINT/SIGTERM remove registered temporaries, then re-raise. */
 void output_install_signal_handlers(void);
 /* Register/unregister an extra temporary path for signal cleanup. */
 void output_track_temp(const char *path);
 void output_untrack_temp(const char *path);
+/* A new hidden temporary beside path: "DIR/.BASE.XXXXXX.tmp", created with
+ * O_EXCL and mode 0644 (less the umask), tracked for signal cleanup.
+ * Returns the fd, *tmp gets the name.  Logs, -errno. */
+int output_create_temp(const char *path, char **tmp);
+/* Write data to path atomically (temporary, fsync, rename, fsync dir). */
+int output_write_file_atomic(const char *path, const void *data, size_t len);

@@ -301,3 +301,16 @@ void payload_free(struct payload *p) {
         free(p->v);
         *p = (struct payload){0};
 }
+
+void payload_remove_tree(struct payload *p, enum part part, const char *path) {
+        size_t pl = strlen(path), w = 0;
+        for (size_t i = 0; i < p->n; i++) {
+                struct payload_entry *e = &p->v[i];
+                if (e->part == part && strncmp(e->path, path, pl) == 0 && (e->path[pl] == 0 || e->path[pl] == '/')) {
+                        entry_clear(e);
+                        continue;
+                }
+                p->v[w++] = *e;
+        }
+        p->n = w;
+}

@@ -58,6 +58,8 @@ uint64_t payload_bytes(const struct payload *p, enum part part);
  * golden-file form used by tests and --dry-run. */
 void payload_dump(const struct payload *p, FILE *f);
 void payload_free(struct payload *p);
+/* Drop every entry at or below path in part. */
+void payload_remove_tree(struct payload *p, enum part part, const char *path);
 
 /* Validate a path for the payload: absolute, no "." or ".." components, no
  * empty components, no NUL.  Returns false when unsafe. */

@@ -15,6 +15,11 @@ struct profile_env {
         bool generate;      /* generated when absent */
         unsigned length;    /* generated length (default 32) */
         char *description;
+        /* Fleet builds fill this key from another host: a template of
+         * ${ROLE.host} (that host's address) and ${ROLE.env.KEY} (a value of
+         * its environment), e.g. "http://${observability.host}:5080".
+         * NULL when the key is not wired by fleets. */
+        char *fleet;
         unsigned line;
 };
 
@@ -47,7 +52,15 @@ struct profile {
         unsigned gpu_mem_mb;            /* 16 */
 };
 
+/* Read and validate a profile.  Every problem is logged once with
+ * file:line; -errno.  out is zeroed first and safe to profile_free() on
+ * failure. */
 int profile_load(const char *path, struct profile *out);
+/* The same from memory; name is used in messages and as out->path. */
+int profile_parse(const char *name, const char *text, size_t len, struct profile *out);
+/* profile_path_for(role) + profile_load(), with an unknown role reported as
+ * one error listing the available roles. */
+int profile_load_role(const char *role, struct profile *out);
 void profile_free(struct profile *p);
 const struct profile_env *profile_env_find(const struct profile *p, const char *key);
 
@@ -56,3 +69,7 @@ const struct profile_env *profile_env_find(const struct profile *p, const char *
 const char *data_dir(void);
 /* data_dir()/profiles/<role>.yml, or role itself if it names a file. */
 char *profile_path_for(const char *role);
+/* Sorted role names found in data_dir()/profiles (*.yml), NULL-terminated;
+ * free with profile_roles_free(). */
+char **profile_list_roles(size_t *n);
+void profile_roles_free(char **roles);

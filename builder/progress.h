@@ -10,8 +10,12 @@ struct progress {
         uint64_t done;
         double start, last;
         int enabled;
+        int shown;        /* a line is on screen and needs clearing */
 };
 
+/* Enabled only when stderr is a terminal and log_level >= LOG_NORMAL. */
 void progress_begin(struct progress *p, const char *what, uint64_t total);
+/* Cheap to call often: redraws at most ~4 times a second. */
 void progress_update(struct progress *p, uint64_t done);
+/* Clears the line. */
 void progress_end(struct progress *p);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct source_info {
@@ -18,11 +19,18 @@ struct source_info {
 struct source_opts {
         bool no_cache;          /* skip the decompressed-base cache */
         bool quiet;             /* no progress */
+        uint64_t cache_max;     /* cache size bound in bytes; 0: $DIMIMAGE_CACHE_MAX or 8 GiB */
 };
 
 /* Stream base into out_fd (positioned at 0, empty) and ftruncate it to the
  * image size.  Logs, -errno. */
 int source_extract(const char *base, int out_fd, const struct source_opts *o, struct source_info *info);
+
+/* Copy the first `bytes` of from_fd into to_fd (empty), sharing extents
+ * (FICLONE) where the filesystem can, else copy_file_range over the data
+ * extents only, so holes stay holes; to_fd ends up exactly `bytes` long.
+ * For a fleet: extract once, clone per host.  Logs, -errno. */
+int source_clone(int from_fd, int to_fd, uint64_t bytes);
 
 /* Open a (possibly compressed) image for reading as a stream: used by inspect
  * and flash.  read returns bytes read, 0 at end, -errno on error (logged). */

@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "apply.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ext4.h"
+#include "fat.h"
+#include "log.h"
+#include "plan.h"
+#include "util.h"
+
+#define MIB (1024ULL * 1024)
+#define GROW_MARGIN (64 * MIB)
+
+static const struct disk_part *boot_part(const struct disk_layout *l) { return &l->parts[l->boot]; }
+static const struct disk_part *root_part(const struct disk_layout *l) { return &l->parts[l->root]; }
+
+static char *read_text_ext4(struct ext4_fs *fs, const char *path) {
+        uint8_t *data = NULL;
+        size_t len;
+        struct ext4_stat st;
+        if (ext4_lstat(fs, path, &st) < 0 || !S_ISREG(st.mode))
+                return NULL;
+        if (ext4_read(fs, path, 4 << 20, &data, &len) < 0)
+                return NULL;
+        /* text only: a NUL would silently cut what the plan rewrites */
+        if (memchr(data, 0, len)) {
+                free(data);
+                return NULL;
+        }
+        return (char *)data;
+}
+
+static char *read_text_fat(struct fat_fs *fs, const char *path) {
+        uint8_t *data = NULL;
+        size_t len;
+        if (fat_read(fs, path, &data, &len) < 0)
+                return NULL;
+        uint8_t *s = xmemdup(data, len);
+        free(data);
+        if (memchr(s, 0, len)) {
+                free(s);
+                return NULL;
+        }
+        return (char *)s;
+}
+
+void base_files_free(struct base_files *bf) {
+        free(bf->os_release);
+        free(bf->passwd);
+        free(bf->group);
+        free(bf->shadow);
+        free(bf->gshadow);
+        free(bf->hosts);
+        free(bf->config_txt);
+        free(bf->cmdline_txt);
+        free(bf->locale_gen);
+        *bf = (struct base_files){0};
+}
+
+int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, struct base_files *bf) {
+        struct ext4_fs *e = NULL;
+        const struct disk_part *rp = root_part(l);
+        int r = ext4_open_ro(o->image, disk_part_offset(rp), disk_part_bytes(rp), &e);
+        if (r < 0)
+                return r;
+        bf->os_release = read_text_ext4(e, "/etc/os-release");
+        if (!bf->os_release)
+                bf->os_release = read_text_ext4(e, "/usr/lib/os-release");
+        bf->passwd = read_text_ext4(e, "/etc/passwd");
+        bf->group = read_text_ext4(e, "/etc/group");
+        bf->shadow = read_text_ext4(e, "/etc/shadow");
+        bf->gshadow = read_text_ext4(e, "/etc/gshadow");
+        bf->hosts = read_text_ext4(e, "/etc/hosts");
+        bf->locale_gen = read_text_ext4(e, "/etc/locale.gen");
+        r = ext4_close(e);
+        if (r < 0)
+                return r;
+        struct fat_fs *f = NULL;
+        const struct disk_part *bp = boot_part(l);
+        r = fat_open(o->fd, disk_part_offset(bp), disk_part_bytes(bp), o->name, &f);
+        if (r < 0)
+                return r;
+        bf->config_txt = read_text_fat(f, "/config.txt");
+        bf->cmdline_txt = read_text_fat(f, "/cmdline.txt");
+        return fat_close(f);
+}
+
+static int load_content(const struct payload_entry *e, uint8_t **data, size_t *len) {
+        if (!e->source) {
+                *data = NULL;
+                *len = e->len;
+                return 0;
+        }
+        int r = read_file(e->source, 64 << 20, data, len);
+        if (r < 0)
+                return log_error(r, e->source, "cannot read: %s", strerror(-r));
+        return 0;
+}
+
+static int apply_boot(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p) {
+        struct fat_fs *fs = NULL;
+        const struct disk_part *bp = boot_part(l);
+        int r = fat_open(o->fd, disk_part_offset(bp), disk_part_bytes(bp), o->name, &fs);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < p->n && r >= 0; i++) {
+                const struct payload_entry *e = &p->v[i];
+                if (e->part != PART_BOOT)
+                        continue;
+                _cleanup_free_ char *parent = path_dirname(e->path);
+                if (strcmp(parent, "/") != 0 && e->type != ENTRY_UNLINK)
+                        r = fat_mkdir(fs, parent, o->mtime);
+                if (r < 0)
+                        break;
+                switch (e->type) {
+                case ENTRY_DIR:
+                        r = fat_mkdir(fs, e->path, o->mtime);
+                        break;
+                case ENTRY_FILE: {
+                        uint8_t *data = NULL;
+                        size_t len;
+                        if ((r = load_content(e, &data, &len)) < 0)
+                                break;
+                        r = fat_write(fs, e->path, data ? data : e->data, len, o->mtime);
+                        free(data);
+                        break;
+                }
+                case ENTRY_UNLINK:
+                        r = fat_unlink(fs, e->path);
+                        if (r == -ENOENT)
+                                r = 0;
+                        break;
+                case ENTRY_SYMLINK:
+                        r = log_error(EINVAL, o->name, "boot partition: %s: FAT has no symbolic links", e->path);
+                        break;
+                }
+        }
+        int k = fat_close(fs);
+        return r < 0 ? r : k;
+}
+
+static int ensure_parent(struct ext4_fs *fs, const char *path) {
+        _cleanup_free_ char *parent = path_dirname(path);
+        struct ext4_stat st;
+        if (ext4_lstat(fs, parent, &st) == 0)
+                return 0;
+        return ext4_mkdir_p(fs, parent, 0755, 0, 0);
+}
+
+static int apply_root(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p) {
+        struct ext4_fs *fs = NULL;
+        const struct disk_part *rp = root_part(l);
+        int r = ext4_open(o->image, disk_part_offset(rp), disk_part_bytes(rp), &fs);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < p->n && r >= 0; i++) {
+                const struct payload_entry *e = &p->v[i];
+                if (e->part != PART_ROOT)
+                        continue;
+                if (e->type != ENTRY_UNLINK && e->type != ENTRY_DIR && (r = ensure_parent(fs, e->path)) < 0)
+                        break;
+                switch (e->type) {
+                case ENTRY_DIR:
+                        r = ext4_mkdir_p(fs, e->path, e->mode, e->uid, e->gid);
+                        break;
+                case ENTRY_FILE:
+                        if (e->source)
+                                r = ext4_write_from(fs, e->path, e->source, e->mode, e->uid, e->gid);
+                        else
+                                r = ext4_write(fs, e->path, e->data, e->len, e->mode, e->uid, e->gid);
+                        break;
+                case ENTRY_SYMLINK: {
+                        struct ext4_stat st;
+                        if (ext4_lstat(fs, e->path, &st) == 0 && (r = ext4_unlink(fs, e->path)) < 0)
+                                break;
+                        r = ext4_symlink(fs, e->path, e->target, e->uid, e->gid);
+                        break;
+                }
+                case ENTRY_UNLINK: {
+                        struct ext4_stat st;
+                        if (ext4_lstat(fs, e->path, &st) == 0)
+                                r = ext4_unlink(fs, e->path);
+                        break;
+                }
+                }
+        }
+        int k = ext4_close(fs);
+        return r < 0 ? r : k;
+}
+
+/* Bytes the root payload may take, counted as if nothing were replaced:
+ * an estimate that errs on the side of growing. */
+static int root_need(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p,
+                     uint64_t *need, uint64_t *free_bytes) {
+        struct ext4_fs *fs = NULL;
+        const struct disk_part *rp = root_part(l);
+        int r = ext4_open_ro(o->image, disk_part_offset(rp), disk_part_bytes(rp), &fs);
+        if (r < 0)
+                return r;
+        uint64_t n = 0;
+        for (size_t i = 0; i < p->n; i++) {
+                const struct payload_entry *e = &p->v[i];
+                if (e->part != PART_ROOT)
+                        continue;
+                if (e->type == ENTRY_FILE)
+                        n += ext4_cost(fs, e->len);
+                else if (e->type == ENTRY_DIR || e->type == ENTRY_SYMLINK)
+                        n += ext4_block_size(fs);
+        }
+        *need = n;
+        *free_bytes = ext4_free_bytes(fs);
+        return ext4_close(fs);
+}
+
+int apply_payload(const struct apply_opts *o, struct disk_layout *l, const struct payload *p) {
+        uint64_t need, avail;
+        int r = root_need(o, l, p, &need, &avail);
+        if (r < 0)
+                return r;
+        uint64_t grow = o->grow;
+        if (need > avail) {
+                char a[32], b[32], c[32];
+                format_size(need - avail, a);
+                format_size(avail, b);
+                format_size(need, c);
+                if (o->no_grow)
+                        return log_error(ENOSPC, o->name,
+                                         "root filesystem is %s short (%s free, about %s needed); drop --no-grow or "
+                                         "use --grow SIZE",
+                                         a, b, c);
+                uint64_t shortfall = need - avail + GROW_MARGIN;
+                if (grow < shortfall)
+                        grow = shortfall;
+        }
+        if (grow) {
+                grow = DIV_ROUND_UP(grow, 4 * MIB) * 4 * MIB;
+                const struct disk_part *rp = root_part(l);
+                char g[32];
+                format_size(grow, g);
+                log_info("Growing the root filesystem by %s", g);
+                if ((r = disk_grow_last(o->image, l, l->image_bytes + grow)) < 0)
+                        return r;
+                rp = root_part(l);
+                if ((r = ext4_grow(o->image, disk_part_offset(rp), disk_part_bytes(rp))) < 0)
+                        return r;
+        }
+        uint64_t boot_need = payload_bytes(p, PART_BOOT);
+        if (boot_need) {
+                struct fat_fs *fs = NULL;
+                const struct disk_part *bp = boot_part(l);
+                if ((r = fat_open(o->fd, disk_part_offset(bp), disk_part_bytes(bp), o->name, &fs)) < 0)
+                        return r;
+                uint64_t fat_avail = fat_free_bytes(fs);
+                fat_close(fs);
+                if (boot_need > fat_avail) {
+                        char a[32], b[32];
+                        format_size(boot_need, a);
+                        format_size(fat_avail, b);
+                        return log_error(ENOSPC, o->name, "boot partition has %s free, the payload needs %s", b, a);
+                }
+        }
+        if ((r = apply_boot(o, l, p)) < 0)
+                return r;
+        return apply_root(o, l, p);
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Apply a sorted payload to the image: boot entries through fat.c, root
+ * entries through ext4.c.  Checks room first and grows the root partition
+ * and filesystem when allowed. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "disk.h"
+#include "payload.h"
+
+struct apply_opts {
+        const char *image;      /* temporary output file (path for libext2fs) */
+        int fd;                 /* same file, for the FAT code */
+        const char *name;       /* OUT, for messages */
+        time_t mtime;
+        uint64_t grow;          /* explicit extra bytes for the root fs (0: automatic) */
+        bool no_grow;           /* refuse instead of growing */
+};
+
+/* Files the plan needs from the base, read once (NULL when absent). */
+struct base_files;
+int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, struct base_files *bf);
+void base_files_free(struct base_files *bf);
+
+int apply_payload(const struct apply_opts *o, struct disk_layout *l, const struct payload *p);

@@ -1,0 +1,378 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "build.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "compose.h"
+#include "disk.h"
+#include "fleet.h"
+#include "imager.h"
+#include "log.h"
+#include "model.h"
+#include "output.h"
+#include "payload.h"
+#include "plan.h"
+#include "profile.h"
+#include "stackenv.h"
+#include "util.h"
+
+struct build_ctx {
+        struct build_job *job;
+        const struct build_opts *o;
+        struct profile profile;
+        struct env env;
+        struct compose_info *compose;
+        size_t ncompose;
+        struct payload payload;
+        struct output out;
+        bool out_begun;
+        struct source_info src;
+        struct disk_layout layout;
+        struct base_files base;
+        enum os_flavour os;
+};
+
+static void ctx_free(struct build_ctx *c) {
+        profile_free(&c->profile);
+        env_free(&c->env);
+        for (size_t i = 0; i < c->ncompose; i++)
+                compose_info_free(&c->compose[i]);
+        free(c->compose);
+        payload_free(&c->payload);
+        base_files_free(&c->base);
+        if (c->out_begun)
+                output_abort(&c->out);
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode) {
+        _cleanup_free_ char *dir = path_dirname(path);
+        _cleanup_free_ char *tmp = xasprintf("%s/.%s.XXXXXX", dir, path_basename(path));
+        mode_t old = umask(077);
+        int fd = mkstemp(tmp);
+        umask(old);
+        if (fd < 0)
+                return log_error(errno, path, "cannot create: %s", strerror(errno));
+        output_track_temp(tmp);
+        int r = write_full(fd, data, len);
+        if (r >= 0 && fchmod(fd, mode) < 0)
+                r = -errno;
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r >= 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                unlink(tmp);
+                output_untrack_temp(tmp);
+                return log_error(r, path, "cannot write: %s", strerror(-r));
+        }
+        output_untrack_temp(tmp);
+        return 0;
+}
+
+/* ---- phase: inputs ---- */
+
+/* The compose file as the image will hold it: the last overlay that has it. */
+static char *find_compose(const struct build_ctx *c, const char *rel) {
+        for (size_t i = c->profile.noverlays; i-- > 0;) {
+                char *path = xasprintf("%s/overlays/%s%s/%s", data_dir(), c->profile.overlays[i], DIMDIM_HOME, rel);
+                if (access(path, R_OK) == 0)
+                        return path;
+                free(path);
+        }
+        return NULL;
+}
+
+static int phase_inputs(struct build_ctx *c) {
+        struct build_job *j = c->job;
+        const struct build_opts *o = c->o;
+        int r;
+        _cleanup_free_ char *ppath = profile_path_for(j->role);
+        if (access(ppath, R_OK) < 0) {
+                size_t n = 0;
+                char **roles = profile_list_roles(&n);
+                struct buf b = {0};
+                for (size_t i = 0; i < n; i++) {
+                        buf_printf(&b, "%s%s", i ? ", " : "", roles[i]);
+                        free(roles[i]);
+                }
+                free(roles);
+                r = log_error(ENOENT, j->host_label ? j->host_label : "build", "unknown role '%s'; available roles: %s",
+                              j->role, b.len ? (char *)b.data : "(none found)");
+                buf_free(&b);
+                return r;
+        }
+        if ((r = profile_load(ppath, &c->profile)) < 0)
+                return r;
+        if ((r = host_finalize(&j->host)) < 0)
+                return r;
+        if ((r = model_check(j->host_label ? j->host_label : "build", j->host.model, &c->profile)) < 0)
+                return r;
+        if (!j->host.user)
+                log_warn(j->host_label ? j->host_label : "build",
+                         "no --user: nobody will be able to log in to this Pi");
+
+        c->compose = xcalloc(c->profile.ncompose, sizeof *c->compose);
+        for (size_t i = 0; i < c->profile.ncompose; i++) {
+                _cleanup_free_ char *file = find_compose(c, c->profile.compose[i]);
+                if (!file)
+                        return log_error(ENOENT, c->profile.path, "compose file %s is in none of the overlays (%s)",
+                                         c->profile.compose[i], data_dir());
+                _cleanup_free_ uint8_t *text = NULL;
+                size_t len;
+                if ((r = read_file(file, 4 << 20, &text, &len)) < 0)
+                        return log_error(r, file, "cannot read: %s", strerror(-r));
+                _cleanup_free_ char *image_path = xasprintf("%s/%s", DIMDIM_HOME, c->profile.compose[i]);
+                if ((r = compose_scan(file, (char *)text, len, image_path, &c->compose[i])) < 0)
+                        return r;
+                c->ncompose++;
+        }
+        struct stackenv_input si = {
+                .profile = &c->profile,
+                .env_files = o->env_files,
+                .nenv_files = o->nenv_files,
+                .sets = o->sets,
+                .nsets = o->nsets,
+                .derived = j->derived,
+                .fixed_secrets = j->fixed_secrets,
+                .compose = c->compose,
+                .ncompose = c->ncompose,
+                .allow_weak = o->allow_weak,
+        };
+        return stackenv_resolve(&si, &c->env, j->generated);
+}
+
+/* ---- phase: plan ---- */
+
+/* A service whose image the environment names (DIMDIM_API_IMAGE for "api")
+ * runs prebuilt: its build context need not be in the image. */
+static bool prebuilt(const struct build_ctx *c, const char *service) {
+        struct buf b = {0};
+        buf_puts(&b, "DIMDIM_");
+        for (const char *s = service; *s; s++)
+                buf_printf(&b, "%c", isalnum((unsigned char)*s) ? toupper((unsigned char)*s) : '_');
+        buf_puts(&b, "_IMAGE");
+        const char *v = env_get(&c->env, (char *)b.data);
+        buf_free(&b);
+        return v && *v;
+}
+
+static int check_compose_paths(const struct build_ctx *c) {
+        for (size_t i = 0; i < c->ncompose; i++) {
+                const struct compose_info *ci = &c->compose[i];
+                for (size_t k = 0; k < ci->npaths; k++) {
+                        const struct compose_path *cp = &ci->paths[k];
+                        if (!cp->resolved)
+                                continue; /* interpolated: checked at run time */
+                        if ((cp->kind == PATH_BUILD_CONTEXT || cp->kind == PATH_DOCKERFILE) && prebuilt(c, cp->service))
+                                continue;
+                        if (payload_find(&c->payload, PART_ROOT, cp->resolved))
+                                continue;
+                        const char *hint = (cp->kind == PATH_BUILD_CONTEXT || cp->kind == PATH_DOCKERFILE)
+                                                   ? "; pass the application source with --source DIR|ARCHIVE, or "
+                                                     "name a prebuilt image"
+                                                   : "";
+                        return log_error_at(EINVAL, ci->file, cp->line,
+                                            "service '%s': %s %s (%s) will not exist in the image%s", cp->service,
+                                            compose_path_kind_name(cp->kind), cp->path, cp->resolved, hint);
+                }
+        }
+        return 0;
+}
+
+static void plan_input_init(const struct build_ctx *c, struct plan_input *in) {
+        *in = (struct plan_input){
+                .profile = &c->profile,
+                .env = &c->env,
+                .host = &c->job->host,
+                .data_dir = data_dir(),
+                .source = c->o->source,
+                .build_time = build_time(),
+                .os = c->os,
+                .base_name = c->o->base,
+                .base_sha256 = c->src.sha256,
+                .disk_id = c->layout.disk_id,
+                .base = &c->base,
+                .fleet_name = c->job->fleet_name,
+        };
+}
+
+static int phase_plan(struct build_ctx *c) {
+        struct plan_input in;
+        plan_input_init(c, &in);
+        int r = plan_payload(&in, &c->payload);
+        if (r < 0)
+                return r;
+        return check_compose_paths(c);
+}
+
+/* ---- phase: base ---- */
+
+static int phase_base(struct build_ctx *c) {
+        struct build_job *j = c->job;
+        int r = output_begin(&c->out, j->out, c->o->base, c->o->force);
+        if (r < 0)
+                return r;
+        c->out_begun = true;
+        c->out.no_bmap = c->o->no_bmap;
+        c->out.compression_level = c->o->compression_level;
+        if (j->shared_base_fd >= 0) {
+                c->src = *j->shared_src;
+                if ((r = source_clone(j->shared_base_fd, c->out.fd, c->src.bytes)) < 0)
+                        return r;
+        } else {
+                struct source_opts so = {.no_cache = c->o->no_cache, .quiet = log_level == LOG_QUIET};
+                log_info("Reading %s", c->o->base);
+                if ((r = source_extract(c->o->base, c->out.fd, &so, &c->src)) < 0)
+                        return r;
+        }
+        if ((r = disk_probe(c->out.tmp_raw, &c->layout)) < 0) {
+                /* the layout is the base's: name it, not our temporary */
+                return r;
+        }
+        struct apply_opts ao = {.image = c->out.tmp_raw, .fd = c->out.fd, .name = j->out};
+        if ((r = apply_read_base(&ao, &c->layout, &c->base)) < 0)
+                return r;
+        c->os = plan_detect_os(c->base.os_release);
+        if (c->os == OS_UNKNOWN) {
+                _cleanup_free_ char *pretty = os_release_get(c->base.os_release, "PRETTY_NAME");
+                return log_error(EINVAL, c->o->base,
+                                 "unsupported release '%s': dimimage supports Raspberry Pi OS Bookworm (Debian 12) and "
+                                 "Trixie (Debian 13)",
+                                 pretty ? pretty : "no /etc/os-release");
+        }
+        log_info("Base: %s, Raspberry Pi OS %s, disk id %s", c->src.format, os_flavour_name(c->os),
+                 c->layout.disk_id);
+        return 0;
+}
+
+/* ---- phase: edit ---- */
+
+static int phase_edit(struct build_ctx *c) {
+        struct plan_input in;
+        plan_input_init(c, &in);
+        int r = plan_base_edits(&in, &c->payload);
+        if (r < 0)
+                return r;
+        payload_sort(&c->payload);
+        struct apply_opts ao = {
+                .image = c->out.tmp_raw,
+                .fd = c->out.fd,
+                .name = c->job->out,
+                .mtime = build_time(),
+                .grow = c->o->grow,
+                .no_grow = c->o->no_grow,
+        };
+        log_info("Writing %zu entries for role %s", c->payload.n, c->profile.name);
+        return apply_payload(&ao, &c->layout, &c->payload);
+}
+
+/* ---- phase: finish ---- */
+
+static int phase_finish(struct build_ctx *c) {
+        struct build_job *j = c->job;
+        int r;
+        if (j->write_secrets_file && j->generated->n) {
+                _cleanup_free_ char *path = xasprintf("%s.secrets.env", j->out);
+                size_t len;
+                char *text = env_serialize(j->generated, &len);
+                r = write_file_atomic(path, text, len, 0600);
+                explicit_bzero(text, len);
+                free(text);
+                if (r < 0)
+                        return r;
+                output_track_temp(path); /* removed again if the commit fails */
+                log_info("Generated secrets saved to %s (keep it safe)", path);
+        }
+        r = output_commit(&c->out);
+        if (r < 0) {
+                if (j->write_secrets_file && j->generated->n) {
+                        _cleanup_free_ char *path = xasprintf("%s.secrets.env", j->out);
+                        unlink(path);
+                        output_untrack_temp(path);
+                }
+                return r;
+        }
+        if (j->write_secrets_file && j->generated->n) {
+                _cleanup_free_ char *path = xasprintf("%s.secrets.env", j->out);
+                output_untrack_temp(path);
+        }
+        c->out_begun = false;
+        if (c->o->imager_json && !j->fleet_name) {
+                if ((r = imager_write_json_for_output(c->o->imager_json, &c->out, c->profile.name,
+                                                       c->profile.description)) < 0)
+                        return r;
+        }
+        log_info("Wrote %s", j->out);
+        return 0;
+}
+
+int build_run(struct build_job *job) {
+        struct build_ctx c = {.job = job, .o = job->opts};
+        int r = phase_inputs(&c);
+        if (r >= 0)
+                r = phase_plan(&c);
+        if (r >= 0 && c.o->dry_run) {
+                payload_sort(&c.payload);
+                payload_dump(&c.payload, stdout);
+                ctx_free(&c);
+                return 0;
+        }
+        if (r >= 0)
+                r = phase_base(&c);
+        if (r >= 0)
+                r = phase_edit(&c);
+        if (r >= 0)
+                r = phase_finish(&c);
+        ctx_free(&c);
+        return r;
+}
+
+int cmd_build(int argc, char **argv) {
+        struct build_opts o;
+        int r = cli_parse_build(argc, argv, &o);
+        if (r != 0) {
+                cli_free(&o);
+                return r > 0 ? 0 : r;
+        }
+        output_install_signal_handlers();
+        if (o.fleet) {
+                r = fleet_build(&o);
+                cli_free(&o);
+                return r;
+        }
+        struct env generated = {0};
+        struct build_job job = {
+                .opts = &o,
+                .role = o.role,
+                .out = o.out,
+                .generated = &generated,
+                .write_secrets_file = true,
+                .shared_base_fd = -1,
+        };
+        if (o.host_file && (r = host_load_file(o.host_file, &job.host)) < 0)
+                goto out;
+        if (o.force == false) {
+                _cleanup_free_ char *sp = xasprintf("%s.secrets.env", o.out);
+                if (access(sp, F_OK) == 0) {
+                        r = log_error(EEXIST, sp, "exists; use --force to overwrite");
+                        goto out;
+                }
+        }
+        host_merge(&job.host, &o.host);
+        r = build_run(&job);
+out:
+        host_free(&job.host);
+        env_free(&generated);
+        cli_free(&o);
+        return r;
+}

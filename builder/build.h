@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* `dimimage build`: one context through named phases —
+ *   inputs (profile, env, host)  -> plan (payload, compose checks)
+ *   -> base (temp output from the base) -> edit (base files, apply)
+ *   -> finish (secrets file, commit: fsync, bmap, compress, rename).
+ * Everything that can be validated is validated before the base is read. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "cli.h"
+#include "dotenv.h"
+#include "host.h"
+#include "source.h"
+
+struct build_job {
+        const struct build_opts *opts;
+        const char *role;
+        const char *out;
+        struct host_settings host;            /* merged; finalized by build_run */
+        const struct env *derived;            /* fleet wiring, or NULL */
+        const struct env *fixed_secrets;      /* fleet: secrets generated once, or NULL */
+        struct env *generated;                /* where generated secrets are collected */
+        bool write_secrets_file;              /* OUT.secrets.env (single builds) */
+        int shared_base_fd;                   /* fleet: extracted base to clone, or -1 */
+        const struct source_info *shared_src; /* its info */
+        const char *fleet_name;
+        const char *host_label;               /* "FLEET.yml: host dimdim-app" for messages */
+};
+
+int build_run(struct build_job *job);
+int cmd_build(int argc, char **argv);
+/* Write data to path atomically with mode (temp + fsync + rename). */
+int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);

@@ -1,0 +1,421 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "cache.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hash.h"
+#include "log.h"
+#include "util.h"
+
+/* Layout of the cache directory:
+ *   ref-<sha256 of the key>   which base (by identity) decompresses to what
+ *   base-<sha256>.img         a raw image, sparse, named by its content
+ *   tmp-XXXXXX                being written; renamed into place when done
+ * Bases with identical content share one image. */
+
+#define REF_MAX 8192
+
+char *cache_dir(void) {
+        const char *xdg = getenv("XDG_CACHE_HOME");
+        /* The XDG spec says relative values are to be ignored. */
+        if (xdg && xdg[0] == '/')
+                return xasprintf("%s/dimimage", xdg);
+        const char *home = getenv("HOME");
+        if (home && home[0] == '/')
+                return xasprintf("%s/.cache/dimimage", home);
+        return NULL;
+}
+
+uint64_t cache_max_bytes(uint64_t max) {
+        if (max)
+                return max;
+        const char *env = getenv("DIMIMAGE_CACHE_MAX");
+        uint64_t v;
+        if (env && *env && parse_size(env, &v) == 0)
+                return v;
+        return CACHE_DEFAULT_MAX;
+}
+
+/* The identity of a base file, hashed: no read of its contents needed. */
+static int base_key(const char *base, const struct stat *st, char key[65], char **real) {
+        char *rp = realpath(base, NULL);
+        if (!rp)
+                return -errno;
+        struct buf b = {0};
+        buf_printf(&b, "%s\n%" PRIu64 " %lld.%09ld %" PRIu64 " %" PRIu64, rp, (uint64_t)st->st_size,
+                   (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec, (uint64_t)st->st_ino,
+                   (uint64_t)st->st_dev);
+        sha256_hex(b.data, b.len, key);
+        buf_free(&b);
+        *real = rp;
+        return 0;
+}
+
+static bool is_hex64(const char *s) {
+        if (strlen(s) != 64)
+                return false;
+        for (; *s; s++)
+                if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+                        return false;
+        return true;
+}
+
+struct ref {
+        char key[65], sha256[65], format[16];
+        uint64_t bytes;
+        char source[PATH_MAX];
+};
+
+/* Parse "field value" lines; anything unexpected makes the ref invalid. */
+static int ref_read(const char *path, struct ref *ref) {
+        uint8_t *data;
+        size_t len;
+        int r = read_file(path, REF_MAX, &data, &len);
+        if (r < 0)
+                return r;
+        *ref = (struct ref){0};
+        bool magic = false, have_bytes = false;
+        char *save = NULL;
+        for (char *line = strtok_r((char *)data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                char *v = strchr(line, ' ');
+                if (!v)
+                        continue;
+                *v++ = 0;
+                if (!strcmp(line, "dimimage-cache"))
+                        magic = !strcmp(v, "1");
+                else if (!strcmp(line, "key"))
+                        snprintf(ref->key, sizeof(ref->key), "%s", v);
+                else if (!strcmp(line, "sha256"))
+                        snprintf(ref->sha256, sizeof(ref->sha256), "%s", v);
+                else if (!strcmp(line, "format"))
+                        snprintf(ref->format, sizeof(ref->format), "%s", v);
+                else if (!strcmp(line, "source"))
+                        snprintf(ref->source, sizeof(ref->source), "%s", v);
+                else if (!strcmp(line, "bytes")) {
+                        char *end;
+                        errno = 0;
+                        ref->bytes = strtoull(v, &end, 10);
+                        have_bytes = !errno && !*end && end != v;
+                }
+        }
+        free(data);
+        if (!magic || !have_bytes || !is_hex64(ref->key) || !is_hex64(ref->sha256) || !ref->format[0])
+                return -EBADMSG;
+        return 0;
+}
+
+int cache_lookup(const char *base, const struct stat *st, struct cache_entry *e) {
+        *e = (struct cache_entry){0};
+        _cleanup_free_ char *dir = cache_dir();
+        if (!dir)
+                return 0;
+        char key[65];
+        _cleanup_free_ char *real = NULL;
+        if (base_key(base, st, key, &real) < 0)
+                return 0;
+        _cleanup_free_ char *refpath = xasprintf("%s/ref-%s", dir, key);
+        struct ref ref;
+        if (ref_read(refpath, &ref) < 0 || strcmp(ref.key, key) != 0)
+                return 0;
+        char *image = xasprintf("%s/base-%s.img", dir, ref.sha256);
+        struct stat ist;
+        if (stat(image, &ist) < 0 || !S_ISREG(ist.st_mode) || (uint64_t)ist.st_size != ref.bytes) {
+                free(image);
+                return 0;
+        }
+        /* The image's mtime is its last use: eviction goes by it. */
+        (void)utimensat(AT_FDCWD, image, NULL, 0);
+        e->image = image;
+        e->ref = xstrdup(refpath);
+        memcpy(e->sha256, ref.sha256, sizeof(e->sha256));
+        e->bytes = ref.bytes;
+        snprintf(e->format, sizeof(e->format), "%s", ref.format);
+        return 1;
+}
+
+void cache_discard(const struct cache_entry *e) {
+        if (e->image)
+                (void)unlink(e->image);
+        if (e->ref)
+                (void)unlink(e->ref);
+}
+
+void cache_entry_free(struct cache_entry *e) {
+        free(e->image);
+        free(e->ref);
+        *e = (struct cache_entry){0};
+}
+
+/* ---- eviction ---- */
+
+struct image {
+        char *name;
+        uint64_t allocated, bytes;
+        struct timespec used;
+};
+
+static int cmp_used(const void *a, const void *b) {
+        const struct image *x = a, *y = b;
+        if (x->used.tv_sec != y->used.tv_sec)
+                return x->used.tv_sec < y->used.tv_sec ? -1 : 1;
+        if (x->used.tv_nsec != y->used.tv_nsec)
+                return x->used.tv_nsec < y->used.tv_nsec ? -1 : 1;
+        return strcmp(x->name, y->name);
+}
+
+/* The cached images, least recently used first. */
+static int list_images(const char *dir, struct image **ret, size_t *n) {
+        DIR *d = opendir(dir);
+        *ret = NULL;
+        *n = 0;
+        if (!d)
+                return errno == ENOENT ? 0 : -errno;
+        size_t cap = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (!str_has_prefix(de->d_name, "base-") || !str_has_suffix(de->d_name, ".img"))
+                        continue;
+                struct stat st;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                if (*n == cap) {
+                        cap = cap ? 2 * cap : 16;
+                        *ret = xrealloc(*ret, cap * sizeof(**ret));
+                }
+                (*ret)[(*n)++] = (struct image){
+                        .name = xstrdup(de->d_name),
+                        .allocated = (uint64_t)st.st_blocks * 512,
+                        .bytes = (uint64_t)st.st_size,
+                        .used = st.st_mtim,
+                };
+        }
+        closedir(d);
+        if (*n)
+                qsort(*ret, *n, sizeof(**ret), cmp_used);
+        return 0;
+}
+
+static void free_images(struct image *v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(v[i].name);
+        free(v);
+}
+
+/* Refs whose image is gone are dead weight: drop them. */
+static void drop_dangling_refs(const char *dir) {
+        DIR *d = opendir(dir);
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (!str_has_prefix(de->d_name, "ref-"))
+                        continue;
+                _cleanup_free_ char *path = xasprintf("%s/%s", dir, de->d_name);
+                struct ref ref;
+                bool keep = ref_read(path, &ref) == 0;
+                if (keep) {
+                        _cleanup_free_ char *image = xasprintf("%s/base-%s.img", dir, ref.sha256);
+                        keep = access(image, F_OK) == 0;
+                }
+                if (!keep)
+                        (void)unlink(path);
+        }
+        closedir(d);
+}
+
+/* Make room for `need` more bytes under max, oldest first. */
+static void evict(const char *dir, uint64_t need, uint64_t max) {
+        struct image *v;
+        size_t n;
+        if (list_images(dir, &v, &n) < 0)
+                return;
+        uint64_t total = 0;
+        for (size_t i = 0; i < n; i++)
+                total += v[i].allocated;
+        bool removed = false;
+        for (size_t i = 0; i < n && total + need > max; i++) {
+                _cleanup_free_ char *path = xasprintf("%s/%s", dir, v[i].name);
+                if (unlink(path) == 0) {
+                        log_debug("cache: evicted %s", path);
+                        total -= v[i].allocated;
+                        removed = true;
+                }
+        }
+        free_images(v, n);
+        if (removed)
+                drop_dangling_refs(dir);
+}
+
+/* ---- storing ---- */
+
+static int write_ref(const char *dir, const char *key, const char *source, const struct source_info *info) {
+        _cleanup_free_ char *tmp = xasprintf("%s/tmp-XXXXXX", dir);
+        int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        struct buf b = {0};
+        buf_printf(&b, "dimimage-cache 1\nkey %s\nsha256 %s\nbytes %" PRIu64 "\nformat %s\nsource ", key,
+                   info->sha256, info->bytes, info->format);
+        /* For `cache list` only: keep it one line. */
+        for (const char *c = source; *c; c++)
+                buf_append(&b, *c == '\n' ? "?" : c, 1);
+        buf_puts(&b, "\n");
+        int r = write_full(fd, b.data, b.len);
+        buf_free(&b);
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        _cleanup_free_ char *path = xasprintf("%s/ref-%s", dir, key);
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0)
+                (void)unlink(tmp);
+        return r;
+}
+
+static int mkdir_p(const char *path, mode_t mode) {
+        if (mkdir(path, mode) == 0 || errno == EEXIST)
+                return 0;
+        if (errno != ENOENT)
+                return -errno;
+        _cleanup_free_ char *parent = path_dirname(path);
+        if (strcmp(parent, path) == 0)
+                return -ENOENT;
+        int r = mkdir_p(parent, mode);
+        if (r < 0)
+                return r;
+        return mkdir(path, mode) == 0 || errno == EEXIST ? 0 : -errno;
+}
+
+void cache_store(const char *base, const struct stat *st, int fd, const struct source_info *info, uint64_t max) {
+        _cleanup_free_ char *dir = cache_dir();
+        if (!dir)
+                return;
+        max = cache_max_bytes(max);
+        struct stat ost;
+        if (fstat(fd, &ost) < 0)
+                return;
+        uint64_t need = (uint64_t)ost.st_blocks * 512;
+        if (need > max) {
+                log_debug("cache: %s decompresses to more than the cache may hold; not cached", base);
+                return;
+        }
+        char key[65];
+        _cleanup_free_ char *real = NULL;
+        int r = base_key(base, st, key, &real);
+        if (r < 0)
+                return;
+        r = mkdir_p(dir, 0700);
+        if (r < 0) {
+                log_warn(dir, "cannot create the cache directory: %s; not caching", strerror(-r));
+                return;
+        }
+        _cleanup_free_ char *image = xasprintf("%s/base-%s.img", dir, info->sha256);
+        struct stat ist;
+        /* Same content already cached (another copy or name of the base). */
+        if (stat(image, &ist) == 0 && (uint64_t)ist.st_size == info->bytes) {
+                (void)utimensat(AT_FDCWD, image, NULL, 0);
+        } else {
+                evict(dir, need, max);
+                _cleanup_free_ char *tmp = xasprintf("%s/tmp-XXXXXX", dir);
+                int tfd = mkostemp(tmp, O_CLOEXEC);
+                if (tfd < 0) {
+                        log_warn(dir, "cannot write to the cache: %m; not caching");
+                        return;
+                }
+                r = clone_range(fd, tfd, info->bytes);
+                if (close(tfd) < 0 && r == 0)
+                        r = -errno;
+                if (r == 0 && rename(tmp, image) < 0)
+                        r = -errno;
+                if (r < 0) {
+                        (void)unlink(tmp);
+                        log_warn(dir, "cannot write to the cache: %s; not caching", strerror(-r));
+                        return;
+                }
+        }
+        r = write_ref(dir, key, real, info);
+        if (r < 0)
+                log_warn(dir, "cannot write to the cache: %s; not caching", strerror(-r));
+}
+
+/* ---- cache list / clean ---- */
+
+int cache_list(FILE *out) {
+        _cleanup_free_ char *dir = cache_dir();
+        if (!dir) {
+                fprintf(out, "no cache: neither XDG_CACHE_HOME nor HOME is set\n");
+                return 0;
+        }
+        struct image *v;
+        size_t n;
+        int r = list_images(dir, &v, &n);
+        if (r < 0)
+                return log_error(r, dir, "cannot read the cache directory: %s", strerror(-r));
+        uint64_t total = 0;
+        fprintf(out, "%-16s %10s %10s  %-19s  %s\n", "IMAGE", "SIZE", "ON DISK", "LAST USED", "SOURCE");
+        for (size_t i = n; i-- > 0;) {
+                char size[32], alloc[32], when[32] = "?";
+                format_size(v[i].bytes, size);
+                format_size(v[i].allocated, alloc);
+                struct tm tm;
+                time_t t = v[i].used.tv_sec;
+                if (localtime_r(&t, &tm))
+                        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+                total += v[i].allocated;
+                /* Every base that decompresses to this image. */
+                struct buf sources = {0};
+                DIR *d = opendir(dir);
+                struct dirent *de;
+                while (d && (de = readdir(d))) {
+                        if (!str_has_prefix(de->d_name, "ref-"))
+                                continue;
+                        _cleanup_free_ char *path = xasprintf("%s/%s", dir, de->d_name);
+                        struct ref ref;
+                        if (ref_read(path, &ref) == 0 && strncmp(v[i].name + 5, ref.sha256, 64) == 0)
+                                buf_printf(&sources, "%s%s (%s)", sources.len ? ", " : "", ref.source, ref.format);
+                }
+                if (d)
+                        closedir(d);
+                fprintf(out, "%-16.16s %10s %10s  %-19s  %s\n", v[i].name + 5, size, alloc, when,
+                        sources.len ? (char *)sources.data : "-");
+                buf_free(&sources);
+        }
+        char tot[32], lim[32];
+        format_size(total, tot);
+        format_size(cache_max_bytes(0), lim);
+        fprintf(out, "%zu image%s, %s on disk (limit %s) in %s\n", n, n == 1 ? "" : "s", tot, lim, dir);
+        free_images(v, n);
+        return 0;
+}
+
+int cache_clean(void) {
+        _cleanup_free_ char *dir = cache_dir();
+        if (!dir)
+                return 0;
+        DIR *d = opendir(dir);
+        if (!d)
+                return errno == ENOENT ? 0 : log_error(errno, dir, "cannot read the cache directory: %m");
+        int r = 0;
+        unsigned removed = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (!str_has_prefix(de->d_name, "base-") && !str_has_prefix(de->d_name, "ref-") &&
+                    !str_has_prefix(de->d_name, "tmp-"))
+                        continue;
+                if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
+                        if (r == 0)
+                                r = log_error(errno, dir, "cannot remove %s: %m", de->d_name);
+                } else
+                        removed++;
+        }
+        closedir(d);
+        if (r == 0)
+                log_info("removed %u cache file%s from %s", removed, removed == 1 ? "" : "s", dir);
+        return r;
+}

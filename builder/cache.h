@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The decompressed-base cache: decompressing a 500 MiB .xz takes longer than
+ * everything else in a build, so the raw image is kept under
+ * $XDG_CACHE_HOME/dimimage (default ~/.cache/dimimage; no cache when neither
+ * is set).  A base is looked up by (realpath, size, mtime, inode, device),
+ * which needs no read of the base; the entry records the sha256 and size of
+ * the raw image, and the raw image (base-<sha256>.img, sparse) is verified
+ * against that sha256 while it is copied out.  Least recently used images
+ * are evicted beyond the size bound (allocated bytes; default 8 GiB,
+ * $DIMIMAGE_CACHE_MAX). */
+#pragma once
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "source.h"
+
+struct cache_entry {
+        char *image;    /* path of the cached raw image */
+        char *ref;      /* path of the index entry that named it */
+        char sha256[65];
+        uint64_t bytes;
+        char format[16];
+};
+
+#define CACHE_DEFAULT_MAX (8ull << 30)
+
+/* The cache directory, or NULL when there is none.  Caller frees. */
+char *cache_dir(void);
+/* The size bound: max when non-zero, else $DIMIMAGE_CACHE_MAX, else 8 GiB. */
+uint64_t cache_max_bytes(uint64_t max);
+/* 1 on a hit (e filled, free with cache_entry_free), 0 on a miss.  Never
+ * fails: an unreadable or inconsistent cache is a miss. */
+int cache_lookup(const char *base, const struct stat *st, struct cache_entry *e);
+/* Forget an entry whose image did not match its recorded sha256. */
+void cache_discard(const struct cache_entry *e);
+void cache_entry_free(struct cache_entry *e);
+/* Keep the first info->bytes of fd (the just-extracted image) for base.
+ * Best effort: a cache that cannot be written costs a warning, not the
+ * build. */
+void cache_store(const char *base, const struct stat *st, int fd, const struct source_info *info, uint64_t max);
+
+/* source_clone without the logging (source.c): -errno. */
+int clone_range(int from_fd, int to_fd, uint64_t bytes);
+
+/* For `dimimage cache list|clean`.  Logs, -errno. */
+int cache_list(FILE *out);
+int cache_clean(void);

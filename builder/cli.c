@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+enum {
+        OPT_ROLE = 1000, OPT_BASE, OPT_ENV, OPT_SET, OPT_SOURCE, OPT_HOST, OPT_FLEET, OPT_GROW, OPT_NO_GROW,
+        OPT_NO_CACHE, OPT_ALLOW_WEAK, OPT_FORCE, OPT_NO_BMAP, OPT_QUIET, OPT_VERBOSE, OPT_DRY_RUN, OPT_LEVEL,
+        OPT_IMAGER, OPT_HOSTNAME, OPT_USER, OPT_PWHASH, OPT_PWFILE, OPT_SSHKEY, OPT_IP, OPT_GATEWAY, OPT_DNS,
+        OPT_WIFI_SSID, OPT_WIFI_PSK, OPT_WIFI_COUNTRY, OPT_TZ, OPT_LOCALE, OPT_KEYMAP, OPT_MODEL, OPT_HELP,
+};
+
+static const struct option options[] = {
+        {"role", required_argument, NULL, OPT_ROLE},
+        {"base", required_argument, NULL, OPT_BASE},
+        {"output", required_argument, NULL, 'o'},
+        {"env", required_argument, NULL, OPT_ENV},
+        {"set", required_argument, NULL, OPT_SET},
+        {"source", required_argument, NULL, OPT_SOURCE},
+        {"host", required_argument, NULL, OPT_HOST},
+        {"fleet", required_argument, NULL, OPT_FLEET},
+        {"grow", required_argument, NULL, OPT_GROW},
+        {"no-grow", no_argument, NULL, OPT_NO_GROW},
+        {"no-cache", no_argument, NULL, OPT_NO_CACHE},
+        {"allow-weak-secrets", no_argument, NULL, OPT_ALLOW_WEAK},
+        {"force", no_argument, NULL, OPT_FORCE},
+        {"no-bmap", no_argument, NULL, OPT_NO_BMAP},
+        {"quiet", no_argument, NULL, OPT_QUIET},
+        {"verbose", no_argument, NULL, OPT_VERBOSE},
+        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+        {"compression-level", required_argument, NULL, OPT_LEVEL},
+        {"imager-json", required_argument, NULL, OPT_IMAGER},
+        {"hostname", required_argument, NULL, OPT_HOSTNAME},
+        {"user", required_argument, NULL, OPT_USER},
+        {"password-hash", required_argument, NULL, OPT_PWHASH},
+        {"password-file", required_argument, NULL, OPT_PWFILE},
+        {"ssh-key", required_argument, NULL, OPT_SSHKEY},
+        {"ip", required_argument, NULL, OPT_IP},
+        {"gateway", required_argument, NULL, OPT_GATEWAY},
+        {"dns", required_argument, NULL, OPT_DNS},
+        {"wifi-ssid", required_argument, NULL, OPT_WIFI_SSID},
+        {"wifi-psk-file", required_argument, NULL, OPT_WIFI_PSK},
+        {"wifi-country", required_argument, NULL, OPT_WIFI_COUNTRY},
+        {"timezone", required_argument, NULL, OPT_TZ},
+        {"locale", required_argument, NULL, OPT_LOCALE},
+        {"keymap", required_argument, NULL, OPT_KEYMAP},
+        {"model", required_argument, NULL, OPT_MODEL},
+        {"help", no_argument, NULL, OPT_HELP},
+        {0},
+};
+
+void cli_build_usage(FILE *f) {
+        fputs("Usage: dimimage build --role ROLE --base IMAGE -o OUT [OPTIONS]\n"
+              "       dimimage build --fleet FLEET.yml --base IMAGE -o DIR [OPTIONS]\n"
+              "\n"
+              "Write a Raspberry Pi OS image that provisions itself on first boot as one\n"
+              "role of the DimDim Health stack. No root, mounts or emulator are needed;\n"
+              "the base image is only read.\n"
+              "\n"
+              "What to build:\n"
+              "  --role ROLE            app, observability, all, app-standalone (see\n"
+              "                         `dimimage profiles`), or a profile .yml file\n"
+              "  --base IMAGE           Raspberry Pi OS image: .img, .img.xz, .img.gz,\n"
+              "                         .img.zst or a .zip holding one image\n"
+              "  -o, --output OUT       OUT.img (sparse), OUT.img.xz, OUT.img.zst or OUT.img.gz\n"
+              "  --fleet FLEET.yml      build every host of a fleet into directory OUT\n"
+              "\n"
+              "Stack settings:\n"
+              "  --env FILE             .env file (docker compose syntax); repeatable, later wins\n"
+              "  --set KEY=VALUE        one variable; overrides --env files\n"
+              "  --source DIR|ARCHIVE   application source for the api/worker builds\n"
+              "  --allow-weak-secrets   accept short or well-known passwords\n"
+              "\n"
+              "Host settings (or put them in --host FILE.yml):\n"
+              "  --hostname NAME        --user NAME          --ssh-key FILE.pub (repeatable)\n"
+              "  --password-hash HASH   --password-file FILE (hashed with yescrypt)\n"
+              "  --ip ADDR/PREFIX       --gateway ADDR       --dns ADDR (repeatable)\n"
+              "  --wifi-ssid SSID       --wifi-psk-file FILE --wifi-country CC\n"
+              "  --timezone TZ          --locale LOCALE      --keymap LAYOUT\n"
+              "  --model MODEL          Pi model (pi3b+, pi4-2gb, pi4-4gb, pi4-8gb, pi5-4gb, pi5-8gb):\n"
+              "                         refuses a role the model cannot run\n"
+              "\n"
+              "Output:\n"
+              "  --grow SIZE            add SIZE (e.g. 512M) to the root filesystem\n"
+              "  --no-grow              refuse instead of growing when the payload does not fit\n"
+              "  --compression-level N  for .xz/.zst/.gz outputs\n"
+              "  --imager-json FILE     write a Raspberry Pi Imager repository entry\n"
+              "  --no-bmap              do not write OUT.bmap\n"
+              "  --no-cache             do not use or fill the decompressed-base cache\n"
+              "  --force                overwrite OUT\n"
+              "  --dry-run              print what would be written, write nothing\n"
+              "  --quiet, --verbose\n"
+              "\n"
+              "Example:\n"
+              "  dimimage build --role app --base raspios-trixie-arm64-lite.img.xz \\\n"
+              "      --env app.env --hostname dimdim-app --user pi --ssh-key ~/.ssh/id_ed25519.pub \\\n"
+              "      --ip 192.168.1.101/24 --gateway 192.168.1.1 -o dimdim-app.img\n"
+              "\n"
+              "Generated secrets are saved, never printed, to OUT.secrets.env (0600).\n"
+              "Exit status: 0 on success, 64 usage, 65 bad input data, 66 missing input,\n"
+              "73 cannot create output, 74 I/O error.\n",
+              f);
+}
+
+static void push(char ***v, size_t *n, const char *s) {
+        *v = xrealloc(*v, (*n + 1) * sizeof **v);
+        (*v)[(*n)++] = xstrdup(s);
+}
+
+static void set_once(char **dst, const char *val) {
+        free(*dst);
+        *dst = xstrdup(val);
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+        struct buf b = {0};
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        buf_printf(&b, fmt, arg);
+#pragma GCC diagnostic pop
+        buf_puts(&b, " (see `dimimage build --help`)");
+        int r = log_error(EINVAL, "build", "%s", (char *)b.data);
+        buf_free(&b);
+        return r;
+}
+
+int cli_parse_build(int argc, char **argv, struct build_opts *o) {
+        *o = (struct build_opts){.compression_level = -1};
+        struct host_settings *h = &o->host;
+        optind = 1;
+        opterr = 0;
+        int c;
+        while ((c = getopt_long(argc, argv, ":o:", options, NULL)) != -1) {
+                switch (c) {
+                case OPT_ROLE: set_once(&o->role, optarg); break;
+                case OPT_BASE: set_once(&o->base, optarg); break;
+                case 'o': set_once(&o->out, optarg); break;
+                case OPT_ENV: push(&o->env_files, &o->nenv_files, optarg); break;
+                case OPT_SET: push(&o->sets, &o->nsets, optarg); break;
+                case OPT_SOURCE: set_once(&o->source, optarg); break;
+                case OPT_HOST: set_once(&o->host_file, optarg); break;
+                case OPT_FLEET: set_once(&o->fleet, optarg); break;
+                case OPT_GROW:
+                        if (parse_size(optarg, &o->grow) < 0 || o->grow == 0)
+                                return usage_error("--grow: '%s' is not a size such as 512M or 2G", optarg);
+                        break;
+                case OPT_NO_GROW: o->no_grow = true; break;
+                case OPT_NO_CACHE: o->no_cache = true; break;
+                case OPT_ALLOW_WEAK: o->allow_weak = true; break;
+                case OPT_FORCE: o->force = true; break;
+                case OPT_NO_BMAP: o->no_bmap = true; break;
+                case OPT_QUIET: log_level = LOG_QUIET; break;
+                case OPT_VERBOSE: log_level = LOG_VERBOSE; break;
+                case OPT_DRY_RUN: o->dry_run = true; break;
+                case OPT_LEVEL: {
+                        char *end;
+                        long v = strtol(optarg, &end, 10);
+                        if (*end || end == optarg || v < 0 || v > 22)
+                                return usage_error("--compression-level: '%s' is not a level from 0 to 22", optarg);
+                        o->compression_level = (int)v;
+                        break;
+                }
+                case OPT_IMAGER: set_once(&o->imager_json, optarg); break;
+                case OPT_HOSTNAME: set_once(&h->hostname, optarg); break;
+                case OPT_USER: set_once(&h->user, optarg); break;
+                case OPT_PWHASH: set_once(&h->password_hash, optarg); break;
+                case OPT_PWFILE: set_once(&h->password_file, optarg); break;
+                case OPT_SSHKEY: push(&h->ssh_key_files, &h->nssh_key_files, optarg); break;
+                case OPT_IP: set_once(&h->ip, optarg); break;
+                case OPT_GATEWAY: set_once(&h->gateway, optarg); break;
+                case OPT_DNS: push(&h->dns, &h->ndns, optarg); break;
+                case OPT_WIFI_SSID: set_once(&h->wifi_ssid, optarg); break;
+                case OPT_WIFI_PSK: set_once(&h->wifi_psk_file, optarg); break;
+                case OPT_WIFI_COUNTRY: set_once(&h->wifi_country, optarg); break;
+                case OPT_TZ: set_once(&h->timezone, optarg); break;
+                case OPT_LOCALE: set_once(&h->locale, optarg); break;
+                case OPT_KEYMAP: set_once(&h->keymap, optarg); break;
+                case OPT_MODEL: set_once(&h->model, optarg); break;
+                case OPT_HELP: cli_build_usage(stdout); return 1;
+                case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
+                default: return usage_error("unknown option '%s'", argv[optind - 1]);
+                }
+        }
+        if (optind < argc)
+                return usage_error("unexpected argument '%s'", argv[optind]);
+        if (!o->base)
+                return usage_error("%s", "--base IMAGE is required");
+        if (!o->out)
+                return usage_error("%s", "-o OUT is required");
+        if (o->fleet && o->role)
+                return usage_error("%s", "--fleet and --role do not go together: the fleet names each host's role");
+        if (!o->fleet && !o->role)
+                return usage_error("%s", "--role ROLE is required (app, observability, all)");
+        if (o->grow && o->no_grow)
+                return usage_error("%s", "--grow and --no-grow contradict each other");
+        return 0;
+}
+
+static void strv_free(char **v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+void cli_free(struct build_opts *o) {
+        free(o->role);
+        free(o->base);
+        free(o->out);
+        strv_free(o->env_files, o->nenv_files);
+        strv_free(o->sets, o->nsets);
+        free(o->source);
+        free(o->host_file);
+        free(o->fleet);
+        free(o->imager_json);
+        host_free(&o->host);
+        *o = (struct build_opts){0};
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* `dimimage build` options -> struct build_opts.  Option values are checked
+ * for form here; their meaning (files, keys) is checked by the phases. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "host.h"
+
+struct build_opts {
+        char *role;             /* --role: a profile name or a profile file */
+        char *base;             /* --base */
+        char *out;              /* -o/--output */
+        char **env_files;       /* --env, in order */
+        size_t nenv_files;
+        char **sets;            /* --set KEY=VALUE, in order */
+        size_t nsets;
+        char *source;           /* --source DIR|ARCHIVE */
+        char *host_file;        /* --host */
+        char *fleet;            /* --fleet */
+        uint64_t grow;          /* --grow SIZE (bytes), 0 = automatic */
+        bool no_grow;
+        bool no_cache;
+        bool allow_weak;
+        bool force;
+        bool no_bmap;
+        bool dry_run;
+        int compression_level;  /* -1 = default */
+        char *imager_json;
+        struct host_settings host; /* host options given on the command line */
+};
+
+/* Parses argv (argv[0] is "build").  Returns 0, 1 when --help was printed,
+ * or a negative -errno after logging a usage error. */
+int cli_parse_build(int argc, char **argv, struct build_opts *o);
+void cli_free(struct build_opts *o);
+void cli_build_usage(FILE *f);

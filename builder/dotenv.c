@@ -1,0 +1,725 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* .env files read and written the way docker compose (compose-go's dotenv
+ * package) reads them, so that what we validate here is what the stack sees
+ * on the Pi.  Differences from compose, on purpose: a KEY without '=' is an
+ * error (compose would copy it from the environment of whoever runs compose,
+ * which for us is the builder machine or nothing), keys are limited to
+ * [A-Za-z_][A-Za-z0-9_.-]*, text after a closing quote must be a comment,
+ * NUL bytes are refused, and nothing is ever taken from our own environment.
+ * No message may quote a value: they are secrets. */
+#include "dotenv.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+#define DOTENV_MAX_SIZE (16u << 20)
+/* ${A:-${B:-${C}}} nesting; deeper is hostile and would recurse on our stack. */
+#define INTERP_MAX_DEPTH 32
+
+/* ---- the variable set ---------------------------------------------------- */
+
+static bool key_start(unsigned char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+static bool key_char(unsigned char c) {
+        return key_start(c) || (c >= '0' && c <= '9') || c == '.' || c == '-';
+}
+
+bool env_key_valid(const char *key) {
+        if (!key || !key_start((unsigned char)key[0]))
+                return false;
+        for (const char *c = key + 1; *c; c++)
+                if (!key_char((unsigned char)*c))
+                        return false;
+        return true;
+}
+
+static ssize_t env_index(const struct env *env, const char *key) {
+        for (size_t i = 0; i < env->n; i++)
+                if (strcmp(env->v[i].key, key) == 0)
+                        return (ssize_t)i;
+        return -1;
+}
+
+const struct env_var *env_find(const struct env *env, const char *key) {
+        ssize_t i = env_index(env, key);
+        return i < 0 ? NULL : &env->v[i];
+}
+
+const char *env_get(const struct env *env, const char *key) {
+        const struct env_var *v = env_find(env, key);
+        return v ? v->value : NULL;
+}
+
+void env_set(struct env *env, const char *key, const char *value, enum env_origin origin, const char *file,
+             unsigned line) {
+        ssize_t i = env_index(env, key);
+        struct env_var *v;
+        if (i >= 0) {
+                v = &env->v[i];
+                /* value may point into the old value (env_set(e, k, env_get(e, k))) */
+                char *nv = xstrdup(value);
+                char *nf = file ? xstrdup(file) : NULL;
+                free(v->value);
+                free(v->file);
+                v->value = nv;
+                v->file = nf;
+        } else {
+                if (env->n == env->cap) {
+                        env->cap = env->cap ? env->cap * 2 : 16;
+                        env->v = xrealloc(env->v, env->cap * sizeof *env->v);
+                }
+                v = &env->v[env->n++];
+                v->key = xstrdup(key);
+                v->value = xstrdup(value);
+                v->file = file ? xstrdup(file) : NULL;
+        }
+        v->origin = origin;
+        v->line = line;
+}
+
+static void env_var_free(struct env_var *v) {
+        free(v->key);
+        free(v->value);
+        free(v->file);
+}
+
+void env_unset(struct env *env, const char *key) {
+        ssize_t i = env_index(env, key);
+        if (i < 0)
+                return;
+        env_var_free(&env->v[i]);
+        memmove(&env->v[i], &env->v[i + 1], (env->n - (size_t)i - 1) * sizeof *env->v);
+        env->n--;
+}
+
+void env_free(struct env *env) {
+        for (size_t i = 0; i < env->n; i++)
+                env_var_free(&env->v[i]);
+        free(env->v);
+        *env = (struct env){0};
+}
+
+const char *env_origin_name(enum env_origin o) {
+        switch (o) {
+        case ORIGIN_DEFAULT:
+                return "default";
+        case ORIGIN_FILE:
+                return "file";
+        case ORIGIN_SET:
+                return "set";
+        case ORIGIN_GENERATED:
+                return "generated";
+        case ORIGIN_DERIVED:
+                return "derived";
+        }
+        return "unknown";
+}
+
+/* ---- ${...} references ---------------------------------------------------- */
+
+enum ref_result { REF_LITERAL, REF_ESCAPE, REF_FOUND };
+
+static bool name_start(unsigned char c) { return key_start(c); }
+static bool name_char(unsigned char c) { return key_start(c) || (c >= '0' && c <= '9'); }
+
+/* Recognise what starts at s[i] == '$', as compose-go's template pattern
+ * does: "$$", "$NAME", "${NAME}", "${NAME[:]{-,+,?}ARG}".  The closing brace
+ * is found by brace counting, falling back to the last '}' on the line (the
+ * pattern's greedy ".*}"), so "${A:-{x}" has the default "{x" in both. */
+static int ref_at(const char *s, size_t i, struct env_ref *r, size_t *next) {
+        const char *p = s + i + 1;
+        if (*p == '$') {
+                *next = i + 2;
+                return REF_ESCAPE;
+        }
+        if (name_start((unsigned char)*p)) {
+                size_t n = 1;
+                while (name_char((unsigned char)p[n]))
+                        n++;
+                *r = (struct env_ref){.name = p, .name_len = n, .op = ENV_REF_PLAIN};
+                *next = i + 1 + n;
+                return REF_FOUND;
+        }
+        if (*p != '{')
+                return REF_LITERAL;
+
+        const char *close = NULL, *last = NULL;
+        int depth = 0;
+        for (const char *c = p; *c && *c != '\n'; c++) {
+                if (*c == '}') {
+                        last = c;
+                        if (--depth == 0) {
+                                close = c;
+                                break;
+                        }
+                } else if (*c == '{') {
+                        depth++;
+                        if (c[1] == '\0' || c[1] == '\n')
+                                break;
+                        c++; /* compose's brace counter skips the next character */
+                        if (*c == '}')
+                                last = c;
+                }
+        }
+        if (!close) {
+                if (!last)
+                        return -EINVAL;
+                /* the greedy match may only extend to the last brace of the line */
+                for (const char *c = last + 1; *c && *c != '\n'; c++)
+                        if (*c == '}')
+                                last = c;
+                close = last;
+        }
+        const char *in = p + 1, *end = close;
+        if (in >= end || !name_start((unsigned char)*in))
+                return -EINVAL;
+        size_t n = 1;
+        while (in + n < end && name_char((unsigned char)in[n]))
+                n++;
+        *r = (struct env_ref){.name = in, .name_len = n, .op = ENV_REF_PLAIN};
+        const char *o = in + n;
+        if (o < end) {
+                if (*o == ':') {
+                        r->colon = true;
+                        o++;
+                }
+                if (o >= end)
+                        return -EINVAL;
+                switch (*o) {
+                case '-':
+                        r->op = ENV_REF_DEFAULT;
+                        break;
+                case '+':
+                        r->op = ENV_REF_ALT;
+                        break;
+                case '?':
+                        r->op = ENV_REF_REQUIRED;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+                r->arg = o + 1;
+                r->arg_len = (size_t)(end - (o + 1));
+        } else {
+                r->arg = NULL;
+                r->arg_len = 0;
+        }
+        *next = (size_t)(close - s) + 1;
+        return REF_FOUND;
+}
+
+static int log_bad_syntax(const char *file, unsigned line, const char *key) {
+        if (key)
+                return log_error_at(EINVAL, file, line,
+                                    "invalid ${...} in the value of %s: expected ${NAME}, ${NAME:-default}, "
+                                    "${NAME:?message} or ${NAME:+alternative} (write $$ for a literal $)",
+                                    key);
+        return log_error_at(EINVAL, file, line,
+                            "invalid ${...}: expected ${NAME}, ${NAME:-default}, ${NAME:?message} or "
+                            "${NAME:+alternative} (write $$ for a literal $)");
+}
+
+static int log_too_deep(const char *file, unsigned line) {
+        return log_error_at(EINVAL, file, line, "${...} nested more than %d levels deep", INTERP_MAX_DEPTH);
+}
+
+static int refs_walk(const char *s, const char *file, unsigned line, int (*cb)(const struct env_ref *r, void *u),
+                     void *u, unsigned depth) {
+        if (depth > INTERP_MAX_DEPTH)
+                return log_too_deep(file, line);
+        for (size_t i = 0; s[i];) {
+                if (s[i] != '$') {
+                        i++;
+                        continue;
+                }
+                struct env_ref r;
+                size_t next;
+                int k = ref_at(s, i, &r, &next);
+                if (k < 0)
+                        return log_bad_syntax(file, line, NULL);
+                if (k == REF_LITERAL) {
+                        i++;
+                        continue;
+                }
+                if (k == REF_FOUND) {
+                        int ret = cb(&r, u);
+                        if (ret != 0)
+                                return ret;
+                        if (r.arg && memchr(r.arg, '$', r.arg_len)) {
+                                _cleanup_free_ char *arg = xstrndup(r.arg, r.arg_len);
+                                ret = refs_walk(arg, file, line, cb, u, depth + 1);
+                                if (ret != 0)
+                                        return ret;
+                        }
+                }
+                i = next;
+        }
+        return 0;
+}
+
+int env_references(const char *s, const char *file, unsigned line, int (*cb)(const struct env_ref *r, void *u),
+                   void *u) {
+        return refs_walk(s, file, line, cb, u, 0);
+}
+
+static int interp(const struct env *env, const char *s, struct buf *out, const char *file, unsigned line,
+                  const char *key, unsigned depth) {
+        if (depth > INTERP_MAX_DEPTH)
+                return log_too_deep(file, line);
+        size_t lit = 0; /* start of the pending literal run */
+        size_t i = 0;
+        while (s[i]) {
+                if (s[i] != '$') {
+                        i++;
+                        continue;
+                }
+                struct env_ref r;
+                size_t next;
+                int k = ref_at(s, i, &r, &next);
+                if (k < 0)
+                        return log_bad_syntax(file, line, key);
+                if (k == REF_LITERAL) {
+                        i++;
+                        continue;
+                }
+                buf_append(out, s + lit, i - lit);
+                if (k == REF_ESCAPE) {
+                        buf_append(out, "$", 1);
+                } else {
+                        _cleanup_free_ char *name = xstrndup(r.name, r.name_len);
+                        const struct env_var *v = env_find(env, name);
+                        bool set = v && (!r.colon || v->value[0]);
+                        const char *arg = NULL;
+                        switch (r.op) {
+                        case ENV_REF_PLAIN:
+                                /* In a .env value the "name" may be a piece of a
+                                 * password that happens to contain '$': don't show it. */
+                                if (!v && key)
+                                        log_warn_at(file, line,
+                                                    "the value of %s refers to an unset variable, which becomes "
+                                                    "empty (write $$ for a literal $)",
+                                                    key);
+                                else if (!v)
+                                        log_warn_at(file, line, "variable %s is not set, using an empty string",
+                                                    name);
+                                break;
+                        case ENV_REF_DEFAULT:
+                                if (!set)
+                                        arg = r.arg;
+                                break;
+                        case ENV_REF_ALT:
+                                if (set)
+                                        arg = r.arg;
+                                break;
+                        case ENV_REF_REQUIRED:
+                                if (!set && key)
+                                        return log_error_at(EINVAL, file, line,
+                                                            "the value of %s requires a variable that is not set "
+                                                            "(write $$ for a literal $)",
+                                                            key);
+                                if (!set) {
+                                        /* The message is the compose author's text, shown
+                                         * uninterpolated so no other value can leak in. */
+                                        if (r.arg_len > 0)
+                                                return log_error_at(EINVAL, file, line,
+                                                                    "required variable %s is missing a value: %.*s",
+                                                                    name, (int)MIN(r.arg_len, 200), r.arg);
+                                        return log_error_at(EINVAL, file, line,
+                                                            "required variable %s is missing a value", name);
+                                }
+                                break;
+                        }
+                        if (arg) {
+                                _cleanup_free_ char *a = xstrndup(arg, r.arg_len);
+                                int ret = interp(env, a, out, file, line, key, depth + 1);
+                                if (ret < 0)
+                                        return ret;
+                        } else if (v) {
+                                buf_puts(out, v->value);
+                        }
+                }
+                i = lit = next;
+        }
+        buf_append(out, s + lit, i - lit);
+        return 0;
+}
+
+static int interpolate_value(const struct env *env, const char *in, char **out, const char *file, unsigned line,
+                             const char *key) {
+        struct buf b = {0};
+        buf_append(&b, "", 0);
+        int r = interp(env, in, &b, file, line, key, 0);
+        if (r < 0) {
+                buf_free(&b);
+                return r;
+        }
+        *out = (char *)buf_steal(&b, NULL);
+        return 0;
+}
+
+int env_interpolate(const struct env *env, const char *in, char **out, const char *file, unsigned line) {
+        return interpolate_value(env, in, out, file, line, NULL);
+}
+
+/* ---- parsing ---------------------------------------------------------------- */
+
+/* compose-go's isSpace: blanks that are not line breaks (U+0085 and U+00A0
+ * included, as UTF-8). Returns the byte length of the blank at p, or 0. */
+static size_t blank_len(const char *p, const char *end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r')
+                return 1;
+        if (c == 0xc2 && p + 1 < end && ((unsigned char)p[1] == 0x85 || (unsigned char)p[1] == 0xa0))
+                return 2;
+        return 0;
+}
+
+struct parser {
+        const char *name;
+        const char *p, *end;
+        unsigned line;
+        struct env *env;
+        enum env_origin origin;
+};
+
+static void skip_blanks(struct parser *ps) {
+        size_t n;
+        while (ps->p < ps->end && (n = blank_len(ps->p, ps->end)) > 0)
+                ps->p += n;
+}
+
+static void skip_to_eol(struct parser *ps) {
+        const char *nl = memchr(ps->p, '\n', (size_t)(ps->end - ps->p));
+        ps->p = nl ? nl : ps->end;
+}
+
+/* Decode the escapes compose-go honours inside double quotes: \a \b \f \n \r
+ * \t \v \\ \" \$ and \0NNN (octal, as a Unicode code point); any other
+ * backslash stays as it is.  \$ becomes "$$" so interpolation keeps it literal. */
+static bool decode_escapes(const char *s, size_t n, struct buf *out) {
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] != '\\' || i + 1 >= n) {
+                        buf_append(out, &s[i], 1);
+                        continue;
+                }
+                char c = s[i + 1], o;
+                switch (c) {
+                case 'a': o = '\a'; break;
+                case 'b': o = '\b'; break;
+                case 'f': o = '\f'; break;
+                case 'n': o = '\n'; break;
+                case 'r': o = '\r'; break;
+                case 't': o = '\t'; break;
+                case 'v': o = '\v'; break;
+                case '\\': o = '\\'; break;
+                case '"': o = '"'; break;
+                case '$':
+                        buf_append(out, "$$", 2);
+                        i++;
+                        continue;
+                case '0': {
+                        size_t d = 0;
+                        while (d < 3 && i + 2 + d < n && s[i + 2 + d] >= '0' && s[i + 2 + d] <= '9')
+                                d++;
+                        unsigned v = 0;
+                        bool ok = d == 3;
+                        for (size_t k = 0; ok && k < 3; k++) {
+                                char x = s[i + 2 + k];
+                                if (x > '7')
+                                        ok = false;
+                                v = v * 8 + (unsigned)(x - '0');
+                        }
+                        if (ok && v == 0)
+                                return false; /* a C string cannot carry it, nor can the .env on the Pi */
+                        if (ok && v <= 255) {
+                                /* Go turns the rune into UTF-8 */
+                                if (v < 0x80) {
+                                        char b = (char)v;
+                                        buf_append(out, &b, 1);
+                                } else {
+                                        char u[2] = {(char)(0xc0 | (v >> 6)), (char)(0x80 | (v & 0x3f))};
+                                        buf_append(out, u, 2);
+                                }
+                        } else {
+                                buf_append(out, s + i, 2 + d);
+                        }
+                        i += 1 + d;
+                        continue;
+                }
+                default:
+                        buf_append(out, "\\", 1);
+                        continue;
+                }
+                buf_append(out, &o, 1);
+                i++;
+        }
+        return true;
+}
+
+static int parse_quoted(struct parser *ps, const char *key, unsigned start_line, char **value) {
+        char q = *ps->p++;
+        struct buf raw = {0};
+        buf_append(&raw, "", 0);
+        bool esc = false;
+        for (; ps->p < ps->end; ps->p++) {
+                char c = *ps->p;
+                if (c == '\n')
+                        ps->line++;
+                if (c != q) {
+                        if (!esc && c == '\\') {
+                                esc = true;
+                                continue;
+                        }
+                        if (esc) {
+                                esc = false;
+                                buf_append(&raw, "\\", 1);
+                        }
+                        buf_append(&raw, &c, 1);
+                        continue;
+                }
+                if (esc) {
+                        esc = false;
+                        buf_append(&raw, &c, 1);
+                        continue;
+                }
+                ps->p++;
+                if (q == '\'') {
+                        *value = (char *)buf_steal(&raw, NULL);
+                        return 0;
+                }
+                struct buf dec = {0};
+                buf_append(&dec, "", 0);
+                bool ok = decode_escapes((const char *)raw.data, raw.len, &dec);
+                buf_free(&raw);
+                if (!ok) {
+                        buf_free(&dec);
+                        return log_error_at(EINVAL, ps->name, start_line,
+                                            "the value of %s contains the escape \\0000, a NUL byte", key);
+                }
+                int r = interpolate_value(ps->env, (const char *)dec.data, value, ps->name, start_line, key);
+                buf_free(&dec);
+                return r;
+        }
+        buf_free(&raw);
+        return log_error_at(EINVAL, ps->name, start_line, "unterminated %s-quoted value of %s",
+                            q == '"' ? "double" : "single", key);
+}
+
+static int parse_unquoted(struct parser *ps, const char *key, unsigned line, char **value) {
+        const char *s = ps->p;
+        skip_to_eol(ps);
+        const char *e = ps->p;
+        /* an inline comment needs a space before its '#' */
+        for (const char *c = s; c + 1 < e; c++)
+                if (c[0] == ' ' && c[1] == '#') {
+                        e = c;
+                        break;
+                }
+        while (e > s) {
+                unsigned char c = (unsigned char)e[-1];
+                if (c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r')
+                        e--;
+                else if (e - s >= 2 && (unsigned char)e[-2] == 0xc2 && (c == 0x85 || c == 0xa0))
+                        e -= 2;
+                else
+                        break;
+        }
+        _cleanup_free_ char *raw = xstrndup(s, (size_t)(e - s));
+        return interpolate_value(ps->env, raw, value, ps->name, line, key);
+}
+
+/* Print a key only when it cannot be something else pasted on the line. */
+static const char *printable_key(const char *k, size_t n) {
+        if (n == 0 || n > 64)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char)k[i] < 0x21 || (unsigned char)k[i] > 0x7e)
+                        return NULL;
+        return k;
+}
+
+static int parse_statement(struct parser *ps) {
+        unsigned line = ps->line;
+        /* `export KEY=...` as in a shell script */
+        if ((size_t)(ps->end - ps->p) > 6 && memcmp(ps->p, "export", 6) == 0 &&
+            (ps->p[6] == ' ' || ps->p[6] == '\t')) {
+                ps->p += 6;
+                skip_blanks(ps);
+        }
+        const char *ks = ps->p;
+        while (ps->p < ps->end && *ps->p != '=' && *ps->p != ':' && *ps->p != '\n')
+                ps->p++;
+        if (ps->p >= ps->end || *ps->p == '\n')
+                /* Don't echo the line: a stray pasted secret is likely. */
+                return log_error_at(EINVAL, ps->name, line,
+                                    "expected KEY=VALUE (a KEY alone would make docker compose copy it from the "
+                                    "environment of the machine running it; write KEY= for an empty value)");
+        const char *ke = ps->p++;
+        while (ke > ks && blank_len(ke - 1, ke))
+                ke--;
+        _cleanup_free_ char *key = xstrndup(ks, (size_t)(ke - ks));
+        if (!env_key_valid(key)) {
+                const char *shown = printable_key(key, strlen(key));
+                if (shown)
+                        return log_error_at(EINVAL, ps->name, line,
+                                            "invalid variable name '%s': names are letters, digits, '_', '.' and "
+                                            "'-', not starting with a digit",
+                                            shown);
+                return log_error_at(EINVAL, ps->name, line,
+                                    "invalid variable name: names are letters, digits, '_', '.' and '-', not "
+                                    "starting with a digit");
+        }
+        skip_blanks(ps);
+        _cleanup_free_ char *value = NULL;
+        int r;
+        if (ps->p < ps->end && (*ps->p == '"' || *ps->p == '\'')) {
+                r = parse_quoted(ps, key, line, &value);
+                if (r < 0)
+                        return r;
+                skip_blanks(ps);
+                if (ps->p < ps->end && *ps->p != '\n' && *ps->p != '#')
+                        return log_error_at(EINVAL, ps->name, ps->line,
+                                            "unexpected text after the closing quote of %s (only a # comment "
+                                            "may follow)",
+                                            key);
+                skip_to_eol(ps);
+        } else {
+                r = parse_unquoted(ps, key, line, &value);
+                if (r < 0)
+                        return r;
+        }
+        env_set(ps->env, key, value, ps->origin, ps->name, line);
+        return 0;
+}
+
+int dotenv_parse(const char *name, const char *text, size_t len, struct env *env, enum env_origin origin) {
+        if (len > DOTENV_MAX_SIZE)
+                return log_error(EFBIG, name, "larger than %u MiB; is this really an environment file?",
+                                 DOTENV_MAX_SIZE >> 20);
+        const char *nul = memchr(text, '\0', len);
+        if (nul) {
+                unsigned line = 1;
+                for (const char *c = text; c < nul; c++)
+                        line += *c == '\n';
+                return log_error_at(EINVAL, name, line, "contains a NUL byte at line %u; a .env file must be text",
+                                    line);
+        }
+        struct parser ps = {.name = name, .p = text, .end = text + len, .line = 1, .env = env, .origin = origin};
+        if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+                ps.p += 3;
+        for (;;) {
+                /* blank lines, indentation and comments */
+                for (;;) {
+                        skip_blanks(&ps);
+                        if (ps.p < ps.end && *ps.p == '\n') {
+                                ps.p++;
+                                ps.line++;
+                        } else if (ps.p < ps.end && *ps.p == '#') {
+                                skip_to_eol(&ps);
+                        } else {
+                                break;
+                        }
+                }
+                if (ps.p >= ps.end)
+                        return 0;
+                int r = parse_statement(&ps);
+                if (r < 0)
+                        return r;
+        }
+}
+
+int dotenv_parse_file(const char *path, struct env *env) {
+        _cleanup_free_ uint8_t *data = NULL;
+        size_t len = 0;
+        int r = read_file(path, DOTENV_MAX_SIZE, &data, &len);
+        if (r == -EFBIG)
+                return log_error(r, path, "larger than %u MiB; is this really an environment file?",
+                                 DOTENV_MAX_SIZE >> 20);
+        if (r < 0)
+                return log_error(r, path, "cannot read environment file: %s", strerror(-r));
+        return dotenv_parse(path, (const char *)data, len, env, ORIGIN_FILE);
+}
+
+int env_set_assignment(struct env *env, const char *assignment, const char *what) {
+        const char *eq = strchr(assignment, '=');
+        if (!eq)
+                return log_error(EINVAL, what, "expected KEY=VALUE");
+        _cleanup_free_ char *key = xstrndup(assignment, (size_t)(eq - assignment));
+        if (!env_key_valid(key)) {
+                const char *shown = printable_key(key, strlen(key));
+                return log_error(EINVAL, what,
+                                 "invalid variable name%s%s%s: names are letters, digits, '_', '.' and '-', not "
+                                 "starting with a digit",
+                                 shown ? " '" : "", shown ? shown : "", shown ? "'" : "");
+        }
+        env_set(env, key, eq + 1, ORIGIN_SET, what, 0);
+        return 0;
+}
+
+/* ---- writing ------------------------------------------------------------------ */
+
+static bool plain_char(unsigned char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+               strchr("_-./:@%+,=~^", c) != NULL;
+}
+
+static void serialize_value(struct buf *b, const char *v) {
+        bool plain = true;
+        for (const char *c = v; *c; c++)
+                if (!plain_char((unsigned char)*c)) {
+                        plain = false;
+                        break;
+                }
+        if (plain) {
+                buf_puts(b, v);
+                return;
+        }
+        size_t n = strlen(v);
+        /* Single quotes are literal except that \' is a quote, so they fit
+         * unless the value has a quote, ends in a backslash, or holds a CR
+         * (which editors and transfers like to eat). */
+        if (!strchr(v, '\'') && !strchr(v, '\r') && v[n - 1] != '\\') {
+                buf_puts(b, "'");
+                buf_puts(b, v);
+                buf_puts(b, "'");
+                return;
+        }
+        buf_puts(b, "\"");
+        for (const char *c = v; *c; c++) {
+                switch (*c) {
+                case '\\': buf_puts(b, "\\\\"); break;
+                case '"': buf_puts(b, "\\\""); break;
+                case '$': buf_puts(b, "\\$"); break;
+                case '\n': buf_puts(b, "\\n"); break;
+                case '\r': buf_puts(b, "\\r"); break;
+                default: buf_append(b, c, 1);
+                }
+        }
+        buf_puts(b, "\"");
+}
+
+static int cmp_var(const void *a, const void *b) {
+        return strcmp((*(const struct env_var *const *)a)->key, (*(const struct env_var *const *)b)->key);
+}
+
+char *env_serialize(const struct env *env, size_t *len) {
+        const struct env_var **sorted = xcalloc(env->n ? env->n : 1, sizeof *sorted);
+        for (size_t i = 0; i < env->n; i++)
+                sorted[i] = &env->v[i];
+        qsort(sorted, env->n, sizeof *sorted, cmp_var);
+        struct buf b = {0};
+        buf_append(&b, "", 0);
+        for (size_t i = 0; i < env->n; i++) {
+                buf_puts(&b, sorted[i]->key);
+                buf_puts(&b, "=");
+                serialize_value(&b, sorted[i]->value);
+                buf_puts(&b, "\n");
+        }
+        free(sorted);
+        return (char *)buf_steal(&b, len);
+}

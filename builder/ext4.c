@@ -1,0 +1,1083 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The root filesystem through libext2fs 1.47.0.  Pitfalls this file works
+ * around are listed in docs/ext4.md; the short version: ext2fs_new_inode
+ * does not mark the bitmap, unix_io does not bound writes, inline-data
+ * writes are broken before 1.47.4, and wall-clock times leak in unless
+ * fs->now is set. */
+#include "ext4.h"
+
+#include <errno.h>
+#include <et/com_err.h>
+#include <ext2fs/ext2_fs.h>
+#include <ext2fs/ext2fs.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+extern char **environ;
+
+struct ext4_fs {
+        ext2_filsys fs;
+        char *image;
+        uint64_t offset;
+        time_t now;
+};
+
+/* Incompat features whose on-disk effects this module understands.  Others
+ * (encrypt, casefold, mmp, ea_inode, journal_dev, compression...) change
+ * how names, data or ownership work and are refused up front. */
+#define SUPPORTED_INCOMPAT                                                                                   \
+        (EXT2_FEATURE_INCOMPAT_FILETYPE | EXT3_FEATURE_INCOMPAT_EXTENTS | EXT4_FEATURE_INCOMPAT_64BIT |      \
+         EXT4_FEATURE_INCOMPAT_FLEX_BG | EXT2_FEATURE_INCOMPAT_META_BG | EXT4_FEATURE_INCOMPAT_INLINE_DATA | \
+         EXT4_FEATURE_INCOMPAT_CSUM_SEED | EXT4_FEATURE_INCOMPAT_LARGEDIR | EXT3_FEATURE_INCOMPAT_RECOVER)
+
+#define CHUNK (1u << 20)
+
+static int errno_of(errcode_t code) {
+        if (code > 0 && code < 4096) /* libext2fs passes plain errno values through */
+                return -(int)code;
+        switch (code) {
+        case EXT2_ET_DIR_NO_SPACE:
+        case EXT2_ET_DIR_NO_SPACE_FOR_CSUM:
+        case EXT2_ET_BLOCK_ALLOC_FAIL:
+        case EXT2_ET_INODE_ALLOC_FAIL:
+        case EXT2_ET_INLINE_DATA_NO_SPACE:
+        case EXT2_ET_EA_NO_SPACE:
+        case EXT2_ET_RES_GDT_BLOCKS:
+                return -ENOSPC;
+        case EXT2_ET_FILE_NOT_FOUND:
+                return -ENOENT;
+        case EXT2_ET_NO_DIRECTORY:
+                return -ENOTDIR;
+        case EXT2_ET_SYMLINK_LOOP:
+                return -ELOOP;
+        case EXT2_ET_FILE_TOO_BIG:
+                return -EFBIG;
+        case EXT2_ET_RO_FILSYS:
+                return -EROFS;
+        case EXT2_ET_FILE_EXISTS:
+        case EXT2_ET_DIR_EXISTS:
+                return -EEXIST;
+        case EXT2_ET_INVALID_ARGUMENT:
+                return -EINVAL;
+        case EXT2_ET_NO_MEMORY:
+                return -ENOMEM;
+        default:
+                return -EIO;
+        }
+}
+
+/* One place that turns a libext2fs failure into a logged -errno. */
+static int fail(const struct ext4_fs *e, errcode_t code, const char *path, const char *what) {
+        int r = errno_of(code);
+        if (r == -ENOSPC)
+                return log_error(r, e->image, "ext4 %s: %s: %s (the root filesystem is full: grow it with --grow)",
+                                 path, what, error_message(code));
+        return log_error(r, e->image, "ext4 %s: %s: %s", path, what, error_message(code));
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+static int open_common(const char *image, uint64_t offset, uint64_t part_size, bool rw, struct ext4_fs **ret) {
+        initialize_ext2_error_table();
+
+        char opts[64];
+        snprintf(opts, sizeof opts, "offset=%" PRIu64, offset);
+        ext2_filsys fs = NULL;
+        int flags = EXT2_FLAG_64BITS | (rw ? EXT2_FLAG_RW : 0);
+        errcode_t code = ext2fs_open2(image, opts, flags, 0, 0, unix_io_manager, &fs);
+        if (code)
+                return log_error(errno_of(code) == -ENOENT ? -ENOENT : -EINVAL, image,
+                                 "no usable ext2/3/4 filesystem at offset %" PRIu64 ": %s", offset,
+                                 error_message(code));
+
+        struct ext2_super_block *sb = fs->super;
+        uint64_t bytes = ext2fs_blocks_count(sb) * (uint64_t)fs->blocksize;
+        int r = 0;
+        if (part_size && bytes > part_size)
+                r = log_error(-EINVAL, image,
+                              "ext4 filesystem at offset %" PRIu64 " is %" PRIu64 " bytes, larger than its "
+                              "partition (%" PRIu64 " bytes); the image is truncated or the partition table is wrong",
+                              offset, bytes, part_size);
+        else if (ext2fs_has_feature_bigalloc(sb))
+                r = log_error(-EOPNOTSUPP, image,
+                              "ext4 filesystem at offset %" PRIu64 " uses bigalloc, which this tool cannot edit", offset);
+        else if (sb->s_feature_incompat & ~(uint32_t)SUPPORTED_INCOMPAT)
+                r = log_error(-EOPNOTSUPP, image,
+                              "ext4 filesystem at offset %" PRIu64 " uses incompat features 0x%x this tool cannot "
+                              "edit safely",
+                              offset, sb->s_feature_incompat & ~(uint32_t)SUPPORTED_INCOMPAT);
+        else if (ext2fs_has_feature_journal_needs_recovery(sb) || (sb->s_state & EXT2_ERROR_FS) ||
+                 ext2fs_has_feature_orphan_present(sb) || sb->s_last_orphan) {
+                const char *why = ext2fs_has_feature_journal_needs_recovery(sb) ? "its journal needs recovery"
+                                  : (sb->s_state & EXT2_ERROR_FS) ? "it is marked as having errors"
+                                                                   : "it has unprocessed orphan inodes";
+                if (rw)
+                        r = log_error(-EUCLEAN, image,
+                                      "ext4 filesystem at offset %" PRIu64 " is not clean (%s): run "
+                                      "e2fsck -fy '%s?offset=%" PRIu64 "' on it first",
+                                      offset, why, image, offset);
+                else
+                        log_warn(image, "ext4 filesystem at offset %" PRIu64 " is not clean (%s)", offset, why);
+        }
+        if (r == 0 && rw) {
+                code = ext2fs_read_bitmaps(fs);
+                if (code)
+                        r = log_error(-EIO, image, "ext4 filesystem at offset %" PRIu64 ": reading bitmaps: %s",
+                                      offset, error_message(code));
+        }
+        if (r < 0) {
+                ext2fs_free(fs);
+                return r;
+        }
+
+        struct ext4_fs *e = xcalloc(1, sizeof *e);
+        e->fs = fs;
+        e->image = xstrdup(image);
+        e->offset = offset;
+        e->now = build_time();
+        /* libext2fs stamps s_wtime, new-inode times and dtimes with fs->now
+         * when set, else with the wall clock. */
+        fs->now = e->now;
+        *ret = e;
+        return 0;
+}
+
+int ext4_open(const char *image, uint64_t offset, uint64_t part_size, struct ext4_fs **ret) {
+        return open_common(image, offset, part_size, true, ret);
+}
+
+int ext4_open_ro(const char *image, uint64_t offset, uint64_t part_size, struct ext4_fs **ret) {
+        return open_common(image, offset, part_size, false, ret);
+}
+
+int ext4_close(struct ext4_fs *e) {
+        if (!e)
+                return 0;
+        int r = 0;
+        if (e->fs->flags & EXT2_FLAG_RW) {
+                e->fs->super->s_wtime = (uint32_t)e->now;
+                ext2fs_mark_super_dirty(e->fs);
+        }
+        errcode_t code = ext2fs_close_free(&e->fs);
+        if (code)
+                r = log_error(-EIO, e->image, "ext4 filesystem at offset %" PRIu64 ": writing back: %s", e->offset,
+                              error_message(code));
+        free(e->image);
+        free(e);
+        return r;
+}
+
+/* ---- inodes ------------------------------------------------------------- */
+
+static errcode_t read_ino(struct ext4_fs *e, ext2_ino_t ino, struct ext2_inode_large *in) {
+        memset(in, 0, sizeof *in);
+        return ext2fs_read_inode_full(e->fs, ino, (struct ext2_inode *)in, sizeof *in);
+}
+
+/* Writing a 160-byte view of a 256-byte inode is a read-modify-write in
+ * libext2fs, so in-inode xattrs beyond it survive. */
+static errcode_t write_ino(struct ext4_fs *e, ext2_ino_t ino, struct ext2_inode_large *in) {
+        return ext2fs_write_inode_full(e->fs, ino, (struct ext2_inode *)in, sizeof *in);
+}
+
+static uint32_t ino_uid(const struct ext2_inode_large *in) {
+        return in->i_uid | (uint32_t)in->osd2.linux2.l_i_uid_high << 16;
+}
+static uint32_t ino_gid(const struct ext2_inode_large *in) {
+        return in->i_gid | (uint32_t)in->osd2.linux2.l_i_gid_high << 16;
+}
+static void set_owner(struct ext2_inode_large *in, uint32_t uid, uint32_t gid) {
+        in->i_uid = (uint16_t)uid;
+        in->osd2.linux2.l_i_uid_high = (uint16_t)(uid >> 16);
+        in->i_gid = (uint16_t)gid;
+        in->osd2.linux2.l_i_gid_high = (uint16_t)(gid >> 16);
+}
+
+/* Every inode we touch gets the build time, nanoseconds zero; the epoch
+ * bits carry times past 2038 where the inode has room for them. */
+static void stamp(const struct ext4_fs *e, struct ext2_inode_large *in, bool created) {
+        int64_t t = (int64_t)e->now;
+        uint32_t lo = (uint32_t)t;
+        uint32_t extra = (uint32_t)(((t - (int64_t)(int32_t)lo) >> 32) & EXT4_EPOCH_MASK);
+        in->i_atime = in->i_mtime = in->i_ctime = lo;
+        if (EXT2_INODE_SIZE(e->fs->super) <= EXT2_GOOD_OLD_INODE_SIZE)
+                return;
+        size_t have = EXT2_GOOD_OLD_INODE_SIZE + in->i_extra_isize;
+        if (inode_includes(have, i_ctime_extra))
+                in->i_ctime_extra = extra;
+        if (inode_includes(have, i_mtime_extra))
+                in->i_mtime_extra = extra;
+        if (inode_includes(have, i_atime_extra))
+                in->i_atime_extra = extra;
+        if (created && inode_includes(have, i_crtime_extra)) {
+                in->i_crtime = lo;
+                in->i_crtime_extra = extra;
+        }
+}
+
+static errcode_t touch(struct ext4_fs *e, ext2_ino_t ino) {
+        struct ext2_inode_large in;
+        errcode_t code = read_ino(e, ino, &in);
+        if (code)
+                return code;
+        stamp(e, &in, false);
+        return write_ino(e, ino, &in);
+}
+
+/* Empties an inline-data file and turns it into an ordinary (extent) one,
+ * keeping the inode and its other xattrs.  The system.data xattr goes
+ * first and the inode is re-read after: removing it may free the xattr
+ * block, which a stale inode copy would still point to. */
+static errcode_t drop_inline_data(struct ext4_fs *e, ext2_ino_t ino) {
+        struct ext2_xattr_handle *h;
+        errcode_t code = ext2fs_xattrs_open(e->fs, ino, &h);
+        if (code)
+                return code;
+        code = ext2fs_xattrs_read(h);
+        if (!code)
+                code = ext2fs_xattr_remove(h, "system.data");
+        errcode_t cc = ext2fs_xattrs_close(&h);
+        if (!code)
+                code = cc;
+        if (code)
+                return code;
+        struct ext2_inode_large in;
+        code = read_ino(e, ino, &in);
+        if (code)
+                return code;
+        memset(in.i_block, 0, sizeof in.i_block);
+        in.i_flags &= ~(uint32_t)(EXT4_INLINE_DATA_FL | EXT4_EXTENTS_FL);
+        in.i_size = 0;
+        in.i_size_high = 0;
+        if (ext2fs_has_feature_extents(e->fs->super)) {
+                ext2_extent_handle_t eh;
+                code = ext2fs_extent_open2(e->fs, ino, (struct ext2_inode *)&in, &eh);
+                if (code)
+                        return code;
+                ext2fs_extent_free(eh);
+        }
+        return write_ino(e, ino, &in);
+}
+
+struct release_ctx {
+        errcode_t err;
+};
+
+static int release_cb(ext2_filsys fs, blk64_t *blk, e2_blkcnt_t cnt, blk64_t ref, int ref_off, void *priv) {
+        (void)cnt, (void)ref, (void)ref_off;
+        struct release_ctx *c = priv;
+        if (*blk < fs->super->s_first_data_block || *blk >= ext2fs_blocks_count(fs->super)) {
+                c->err = EXT2_ET_BAD_BLOCK_NUM;
+                return BLOCK_ABORT;
+        }
+        ext2fs_block_alloc_stats2(fs, *blk, -1);
+        return 0;
+}
+
+/* Frees every data and mapping block of an inode and leaves it empty (size
+ * 0, fresh extent header), keeping the inode, its xattrs and xattr block.
+ * Not ext2fs_punch/ext2fs_file_set_size2: in 1.47.0 they fail with "Illegal
+ * block number" when an extent ends at the filesystem's last block. */
+static errcode_t empty_inode(struct ext4_fs *e, ext2_ino_t ino) {
+        struct ext2_inode_large in;
+        errcode_t code = read_ino(e, ino, &in);
+        if (code)
+                return code;
+        if (in.i_flags & EXT4_INLINE_DATA_FL)
+                return drop_inline_data(e, ino);
+        if (ext2fs_inode_has_valid_blocks2(e->fs, (struct ext2_inode *)&in)) {
+                struct release_ctx c = {0};
+                code = ext2fs_block_iterate3(e->fs, ino, BLOCK_FLAG_READ_ONLY, NULL, release_cb, &c);
+                if (!code)
+                        code = c.err;
+                if (code)
+                        return code;
+        }
+        memset(in.i_block, 0, sizeof in.i_block);
+        in.i_flags &= ~(uint32_t)EXT4_EXTENTS_FL;
+        in.i_size = 0;
+        in.i_size_high = 0;
+        code = ext2fs_iblk_set(e->fs, (struct ext2_inode *)&in,
+                               ext2fs_file_acl_block(e->fs, (struct ext2_inode *)&in) ? 1 : 0);
+        if (code)
+                return code;
+        if (ext2fs_has_feature_extents(e->fs->super)) {
+                ext2_extent_handle_t eh;
+                code = ext2fs_extent_open2(e->fs, ino, (struct ext2_inode *)&in, &eh);
+                if (code)
+                        return code;
+                ext2fs_extent_free(eh);
+        }
+        return write_ino(e, ino, &in);
+}
+
+/* Drops an inode whose link count reached zero: blocks, xattr block and
+ * the bitmap bit. */
+static errcode_t free_inode(struct ext4_fs *e, ext2_ino_t ino) {
+        struct ext2_inode_large in;
+        errcode_t code = read_ino(e, ino, &in);
+        if (code)
+                return code;
+        bool dir = LINUX_S_ISDIR(in.i_mode);
+        if (ext2fs_inode_has_valid_blocks2(e->fs, (struct ext2_inode *)&in)) {
+                struct release_ctx c = {0};
+                code = ext2fs_block_iterate3(e->fs, ino, BLOCK_FLAG_READ_ONLY, NULL, release_cb, &c);
+                if (!code)
+                        code = c.err;
+                if (code)
+                        return code;
+        }
+        code = read_ino(e, ino, &in);
+        if (code)
+                return code;
+        in.i_links_count = 0;
+        in.i_dtime = (uint32_t)e->now;
+        code = ext2fs_free_ext_attr(e->fs, ino, &in);
+        if (code)
+                return code;
+        code = write_ino(e, ino, &in);
+        if (code)
+                return code;
+        ext2fs_inode_alloc_stats2(e->fs, ino, -1, dir);
+        return 0;
+}
+
+/* ---- paths -------------------------------------------------------------- */
+
+/* Absolute path -> parent directory inode (leading symlinks followed inside
+ * the image) and a malloc'd last component; "/" gives base NULL. */
+static int split(struct ext4_fs *e, const char *path, ext2_ino_t *dir, char **base, bool quiet_enoent) {
+        if (!path || path[0] != '/')
+                return log_error(-EINVAL, e->image, "ext4 path '%s' is not absolute", path ? path : "(null)");
+        _cleanup_free_ char *norm = xstrdup(path);
+        size_t n = strlen(norm);
+        while (n > 1 && norm[n - 1] == '/')
+                norm[--n] = '\0';
+        *base = NULL;
+        *dir = EXT2_ROOT_INO;
+        if (strcmp(norm, "/") == 0)
+                return 0;
+        char *slash = strrchr(norm, '/');
+        const char *b = slash + 1;
+        if (strcmp(b, ".") == 0 || strcmp(b, "..") == 0)
+                return log_error(-EINVAL, e->image, "ext4 path '%s' must not end in . or ..", path);
+        if (strlen(b) > EXT2_NAME_LEN)
+                return log_error(-ENAMETOOLONG, e->image, "ext4 path '%s': name longer than %d bytes", path,
+                                 EXT2_NAME_LEN);
+        if (slash != norm) {
+                *slash = '\0';
+                errcode_t code = ext2fs_namei_follow(e->fs, EXT2_ROOT_INO, EXT2_ROOT_INO, norm, dir);
+                if (!code)
+                        code = ext2fs_check_directory(e->fs, *dir);
+                if (code) {
+                        if (quiet_enoent && code == EXT2_ET_FILE_NOT_FOUND)
+                                return -ENOENT;
+                        return fail(e, code, path, "looking up its directory");
+                }
+        }
+        *base = xstrdup(b);
+        return 0;
+}
+
+static errcode_t lookup(struct ext4_fs *e, ext2_ino_t dir, const char *base, ext2_ino_t *ino) {
+        if (!base) {
+                *ino = EXT2_ROOT_INO;
+                return 0;
+        }
+        return ext2fs_lookup(e->fs, dir, base, (int)strlen(base), NULL, ino);
+}
+
+/* ext2fs_link does not grow linear directories; expand_dir does (and
+ * converts an inline directory).  Indexed directories grow inside
+ * ext2fs_link, and a block appended outside the tree would corrupt them. */
+static errcode_t link_entry(struct ext4_fs *e, ext2_ino_t dir, const char *name, ext2_ino_t ino, int ftype) {
+        for (int tries = 0;; tries++) {
+                errcode_t code = ext2fs_link(e->fs, dir, name, ino, ftype);
+                if (code != EXT2_ET_DIR_NO_SPACE || tries >= 2)
+                        return code;
+                struct ext2_inode_large in;
+                code = read_ino(e, dir, &in);
+                if (code)
+                        return code;
+                if (in.i_flags & EXT2_INDEX_FL)
+                        return EXT2_ET_DIR_NO_SPACE;
+                code = ext2fs_expand_dir(e->fs, dir);
+                if (code)
+                        return code;
+        }
+}
+
+struct empty_ctx {
+        bool empty;
+};
+
+static int empty_cb(ext2_ino_t d, int entry, struct ext2_dir_entry *de, int offset, int blocksize, char *buf,
+                    void *priv) {
+        (void)d, (void)entry, (void)offset, (void)blocksize, (void)buf;
+        struct empty_ctx *c = priv;
+        int len = ext2fs_dirent_name_len(de);
+        if (de->inode == 0 || (len == 1 && de->name[0] == '.') || (len == 2 && de->name[0] == '.' && de->name[1] == '.'))
+                return 0;
+        c->empty = false;
+        return DIRENT_ABORT;
+}
+
+/* Removes name (inode ino) from dir; directories only when empty. */
+static int remove_entry(struct ext4_fs *e, ext2_ino_t dir, const char *name, ext2_ino_t ino, const char *path) {
+        struct ext2_inode_large in;
+        errcode_t code = read_ino(e, ino, &in);
+        if (code)
+                return fail(e, code, path, "reading inode");
+        bool isdir = LINUX_S_ISDIR(in.i_mode);
+        if (isdir) {
+                struct empty_ctx c = {true};
+                code = ext2fs_dir_iterate2(e->fs, ino, 0, NULL, empty_cb, &c);
+                if (code)
+                        return fail(e, code, path, "reading directory");
+                if (!c.empty)
+                        return log_error(-ENOTEMPTY, e->image, "ext4 %s: directory not empty, refusing to remove it",
+                                         path);
+        }
+        code = ext2fs_unlink(e->fs, dir, name, ino, 0);
+        if (code)
+                return fail(e, code, path, "removing directory entry");
+        if (isdir || in.i_links_count <= 1) {
+                code = free_inode(e, ino);
+        } else {
+                in.i_links_count--;
+                stamp(e, &in, false);
+                code = write_ino(e, ino, &in);
+        }
+        if (code)
+                return fail(e, code, path, "releasing inode");
+        struct ext2_inode_large pin;
+        code = read_ino(e, dir, &pin);
+        if (!code) {
+                /* A link count of 1 on a directory means "too many to count"
+                 * (dir_nlink); leave it alone then. */
+                if (isdir && pin.i_links_count > 2)
+                        pin.i_links_count--;
+                stamp(e, &pin, false);
+                code = write_ino(e, dir, &pin);
+        }
+        if (code)
+                return fail(e, code, path, "updating parent directory");
+        return 0;
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+int ext4_lstat(struct ext4_fs *e, const char *path, struct ext4_stat *st) {
+        ext2_ino_t dir, ino;
+        _cleanup_free_ char *base = NULL;
+        int r = split(e, path, &dir, &base, true);
+        if (r < 0)
+                return r;
+        errcode_t code = lookup(e, dir, base, &ino);
+        if (code == EXT2_ET_FILE_NOT_FOUND)
+                return -ENOENT;
+        if (code)
+                return fail(e, code, path, "looking up");
+        struct ext2_inode_large in;
+        code = read_ino(e, ino, &in);
+        if (code)
+                return fail(e, code, path, "reading inode");
+        *st = (struct ext4_stat){
+                .ino = ino,
+                .mode = in.i_mode,
+                .uid = ino_uid(&in),
+                .gid = ino_gid(&in),
+                .size = EXT2_I_SIZE(&in),
+                .nlink = in.i_links_count,
+        };
+        return 0;
+}
+
+/* Reads exactly i_size bytes: 1.47.0's inline-data read returns the whole
+ * inline area (past i_size) when asked for more. */
+static int read_ino_data(struct ext4_fs *e, ext2_ino_t ino, const char *path, size_t max, uint8_t **data,
+                         size_t *len) {
+        struct ext2_inode_large in;
+        errcode_t code = read_ino(e, ino, &in);
+        if (code)
+                return fail(e, code, path, "reading inode");
+        uint64_t size = EXT2_I_SIZE(&in);
+        if (size > max)
+                return log_error(-EFBIG, e->image, "ext4 %s: %" PRIu64 " bytes, more than the %zu allowed", path,
+                                 size, max);
+        ext2_file_t f;
+        code = ext2fs_file_open2(e->fs, ino, (struct ext2_inode *)&in, 0, &f);
+        if (code)
+                return fail(e, code, path, "opening");
+        uint8_t *buf = xmalloc((size_t)size + 1);
+        size_t got = 0;
+        while (got < size) {
+                unsigned int want = (unsigned int)MIN(size - got, (uint64_t)CHUNK), n = 0;
+                code = ext2fs_file_read(f, buf + got, want, &n);
+                if (code || n == 0)
+                        break;
+                got += n;
+        }
+        errcode_t cc = ext2fs_file_close(f);
+        if (!code && got < size)
+                code = EXT2_ET_SHORT_READ;
+        if (!code)
+                code = cc;
+        if (code) {
+                free(buf);
+                return fail(e, code, path, "reading");
+        }
+        buf[got] = 0;
+        *data = buf;
+        *len = got;
+        return 0;
+}
+
+static int read_common(struct ext4_fs *e, const char *path, size_t max, uint8_t **data, size_t *len, bool follow) {
+        ext2_ino_t dir, ino;
+        _cleanup_free_ char *base = NULL;
+        int r = split(e, path, &dir, &base, false);
+        if (r < 0)
+                return r;
+        errcode_t code = base && follow ? ext2fs_namei_follow(e->fs, EXT2_ROOT_INO, dir, base, &ino)
+                                        : lookup(e, dir, base, &ino);
+        if (code)
+                return fail(e, code, path, "looking up");
+        struct ext2_inode_large in;
+        code = read_ino(e, ino, &in);
+        if (code)
+                return fail(e, code, path, "reading inode");
+        if (LINUX_S_ISDIR(in.i_mode))
+                return log_error(-EISDIR, e->image, "ext4 %s: is a directory, not a file", path);
+        if (!LINUX_S_ISREG(in.i_mode))
+                return log_error(-EINVAL, e->image, "ext4 %s: not a regular file (mode %06o)", path, in.i_mode);
+        return read_ino_data(e, ino, path, max, data, len);
+}
+
+int ext4_read(struct ext4_fs *e, const char *path, size_t max, uint8_t **data, size_t *len) {
+        return read_common(e, path, max, data, len, false);
+}
+
+int ext4_read_follow(struct ext4_fs *e, const char *path, size_t max, uint8_t **data, size_t *len) {
+        return read_common(e, path, max, data, len, true);
+}
+
+int ext4_readlink(struct ext4_fs *e, const char *path, char **target) {
+        ext2_ino_t dir, ino;
+        _cleanup_free_ char *base = NULL;
+        int r = split(e, path, &dir, &base, false);
+        if (r < 0)
+                return r;
+        errcode_t code = lookup(e, dir, base, &ino);
+        if (code)
+                return fail(e, code, path, "looking up");
+        struct ext2_inode_large in;
+        code = read_ino(e, ino, &in);
+        if (code)
+                return fail(e, code, path, "reading inode");
+        if (!LINUX_S_ISLNK(in.i_mode))
+                return log_error(-EINVAL, e->image, "ext4 %s: not a symlink", path);
+        if (ext2fs_is_fast_symlink((struct ext2_inode *)&in)) {
+                *target = xstrndup((const char *)in.i_block, EXT2_I_SIZE(&in));
+                return 0;
+        }
+        uint8_t *data;
+        size_t len;
+        r = read_ino_data(e, ino, path, e->fs->blocksize, &data, &len);
+        if (r < 0)
+                return r;
+        *target = (char *)data;
+        return 0;
+}
+
+/* ---- creating ----------------------------------------------------------- */
+
+int ext4_mkdir_p(struct ext4_fs *e, const char *path, uint32_t mode, uint32_t uid, uint32_t gid) {
+        if (!path || path[0] != '/')
+                return log_error(-EINVAL, e->image, "ext4 path '%s' is not absolute", path ? path : "(null)");
+        _cleanup_free_ char *copy = xstrdup(path);
+        ext2_ino_t cur = EXT2_ROOT_INO;
+        char *save = NULL;
+        for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+                if (strcmp(c, ".") == 0)
+                        continue;
+                if (strlen(c) > EXT2_NAME_LEN)
+                        return log_error(-ENAMETOOLONG, e->image, "ext4 %s: component '%s' too long", path, c);
+                ext2_ino_t ino;
+                errcode_t code = ext2fs_lookup(e->fs, cur, c, (int)strlen(c), NULL, &ino);
+                if (code == 0) {
+                        /* An existing symlink to a directory (merged /usr:
+                         * /lib -> usr/lib) is followed, as mkdir -p would. */
+                        code = ext2fs_namei_follow(e->fs, EXT2_ROOT_INO, cur, c, &ino);
+                        if (!code)
+                                code = ext2fs_check_directory(e->fs, ino);
+                        if (code)
+                                return fail(e, code, path, "existing component is not a directory");
+                        cur = ino;
+                        continue;
+                }
+                if (code != EXT2_ET_FILE_NOT_FOUND)
+                        return fail(e, code, path, "looking up");
+                if (strcmp(c, "..") == 0)
+                        return log_error(-EINVAL, e->image, "ext4 %s: '..' in a path to create", path);
+                code = ext2fs_new_inode(e->fs, cur, LINUX_S_IFDIR | 0755, NULL, &ino);
+                for (int tries = 0; !code; tries++) {
+                        code = ext2fs_mkdir(e->fs, cur, ino, c);
+                        if (code != EXT2_ET_DIR_NO_SPACE || tries >= 2)
+                                break;
+                        struct ext2_inode_large pin;
+                        code = read_ino(e, cur, &pin);
+                        if (!code && (pin.i_flags & EXT2_INDEX_FL))
+                                code = EXT2_ET_DIR_NO_SPACE;
+                        if (!code)
+                                code = ext2fs_expand_dir(e->fs, cur);
+                }
+                if (code)
+                        return fail(e, code, path, "creating directory");
+                struct ext2_inode_large in;
+                code = read_ino(e, ino, &in);
+                if (!code) {
+                        in.i_mode = (uint16_t)(LINUX_S_IFDIR | (mode & 07777));
+                        set_owner(&in, uid, gid);
+                        stamp(e, &in, true);
+                        code = write_ino(e, ino, &in);
+                }
+                if (!code)
+                        code = touch(e, cur);
+                if (code)
+                        return fail(e, code, path, "setting up new directory");
+                cur = ino;
+        }
+        return 0;
+}
+
+struct source {
+        const uint8_t *data; /* in memory, or */
+        size_t len;
+        int fd; /* a host file, streamed */
+        const char *host;
+};
+
+/* Streams the source into the open file; returns a libext2fs code, or sets
+ * *host_err when the host side failed. */
+static errcode_t copy_in(ext2_file_t f, struct source *s, int *host_err) {
+        uint8_t *buf = s->fd >= 0 ? xmalloc(CHUNK) : NULL;
+        errcode_t code = 0;
+        size_t off = 0;
+        for (;;) {
+                const uint8_t *p;
+                size_t n;
+                if (s->fd >= 0) {
+                        ssize_t k = read(s->fd, buf, CHUNK);
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k < 0) {
+                                *host_err = -errno;
+                                break;
+                        }
+                        p = buf;
+                        n = (size_t)k;
+                } else {
+                        p = s->data + off;
+                        n = MIN(s->len - off, (size_t)CHUNK);
+                        off += n;
+                }
+                if (n == 0)
+                        break;
+                while (n > 0) {
+                        unsigned int w = 0;
+                        code = ext2fs_file_write(f, p, (unsigned int)n, &w);
+                        if (code)
+                                goto out;
+                        if (w == 0) {
+                                code = EXT2_ET_SHORT_WRITE;
+                                goto out;
+                        }
+                        p += w;
+                        n -= w;
+                }
+        }
+out:
+        free(buf);
+        return code;
+}
+
+static int fill_file(struct ext4_fs *e, ext2_ino_t ino, struct source *s, const char *path) {
+        ext2_file_t f;
+        errcode_t code = ext2fs_file_open(e->fs, ino, EXT2_FILE_WRITE, &f);
+        if (code)
+                return fail(e, code, path, "opening for writing");
+        int host_err = 0;
+        code = copy_in(f, s, &host_err);
+        errcode_t cc = ext2fs_file_close(f);
+        if (!code)
+                code = cc;
+        if (host_err)
+                return log_error(host_err, s->host, "reading (to copy to %s): %s", path, strerror(-host_err));
+        if (code)
+                return fail(e, code, path, "writing");
+        return 0;
+}
+
+static int write_common(struct ext4_fs *e, const char *path, struct source *s, uint32_t mode, uint32_t uid,
+                        uint32_t gid) {
+        ext2_ino_t dir, ino;
+        _cleanup_free_ char *base = NULL;
+        int r = split(e, path, &dir, &base, false);
+        if (r < 0)
+                return r;
+        if (!base)
+                return log_error(-EISDIR, e->image, "ext4 %s: cannot write a file over the root directory", path);
+        errcode_t code = lookup(e, dir, base, &ino);
+        struct ext2_inode_large in;
+        if (code == 0) {
+                code = read_ino(e, ino, &in);
+                if (code)
+                        return fail(e, code, path, "reading inode");
+                if (LINUX_S_ISREG(in.i_mode)) {
+                        /* Emptied by hand: inline data is dropped first (1.47.0
+                         * corrupts or crashes writing past the inline area). */
+                        code = empty_inode(e, ino);
+                        if (code)
+                                return fail(e, code, path, "truncating");
+                        r = fill_file(e, ino, s, path);
+                        if (r < 0)
+                                return r;
+                        code = read_ino(e, ino, &in);
+                        if (!code) {
+                                in.i_mode = (uint16_t)(LINUX_S_IFREG | (mode & 07777));
+                                set_owner(&in, uid, gid);
+                                stamp(e, &in, false);
+                                code = write_ino(e, ino, &in);
+                        }
+                        if (code)
+                                return fail(e, code, path, "updating inode");
+                        return 0;
+                }
+                r = remove_entry(e, dir, base, ino, path);
+                if (r < 0)
+                        return r;
+        } else if (code != EXT2_ET_FILE_NOT_FOUND)
+                return fail(e, code, path, "looking up");
+
+        code = ext2fs_new_inode(e->fs, dir, LINUX_S_IFREG | 0644, NULL, &ino);
+        if (code)
+                return fail(e, code, path, "allocating inode");
+        memset(&in, 0, sizeof in);
+        in.i_mode = (uint16_t)(LINUX_S_IFREG | (mode & 07777));
+        set_owner(&in, uid, gid);
+        in.i_links_count = 1;
+        in.i_atime = in.i_mtime = in.i_ctime = (uint32_t)e->now;
+        /* Never inline: see above. */
+        if (ext2fs_has_feature_extents(e->fs->super)) {
+                ext2_extent_handle_t h;
+                code = ext2fs_extent_open2(e->fs, ino, (struct ext2_inode *)&in, &h);
+                if (code)
+                        return fail(e, code, path, "setting up extents");
+                ext2fs_extent_free(h);
+        }
+        code = ext2fs_write_new_inode(e->fs, ino, (struct ext2_inode *)&in);
+        if (code)
+                return fail(e, code, path, "writing new inode");
+        /* ext2fs_new_inode only picks a number; the bitmap is ours to set. */
+        ext2fs_inode_alloc_stats2(e->fs, ino, +1, 0);
+        code = read_ino(e, ino, &in);
+        if (!code) {
+                stamp(e, &in, true);
+                code = write_ino(e, ino, &in);
+        }
+        if (code) {
+                free_inode(e, ino);
+                return fail(e, code, path, "writing new inode");
+        }
+        r = fill_file(e, ino, s, path);
+        if (r < 0) {
+                free_inode(e, ino); /* leave the filesystem consistent */
+                return r;
+        }
+        code = link_entry(e, dir, base, ino, EXT2_FT_REG_FILE);
+        if (!code)
+                code = touch(e, dir);
+        if (code) {
+                free_inode(e, ino);
+                return fail(e, code, path, "adding directory entry");
+        }
+        return 0;
+}
+
+int ext4_write(struct ext4_fs *e, const char *path, const void *data, size_t len, uint32_t mode, uint32_t uid,
+               uint32_t gid) {
+        struct source s = {.data = data, .len = len, .fd = -1};
+        return write_common(e, path, &s, mode, uid, gid);
+}
+
+int ext4_write_from(struct ext4_fs *e, const char *path, const char *host_file, uint32_t mode, uint32_t uid,
+                    uint32_t gid) {
+        _cleanup_close_ int fd = open(host_file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return log_error(-errno, host_file, "cannot open (to copy to %s): %m", path);
+        struct source s = {.fd = fd, .host = host_file};
+        return write_common(e, path, &s, mode, uid, gid);
+}
+
+int ext4_symlink(struct ext4_fs *e, const char *path, const char *target, uint32_t uid, uint32_t gid) {
+        size_t tlen = target ? strlen(target) : 0;
+        if (tlen == 0)
+                return log_error(-EINVAL, e->image, "ext4 %s: empty symlink target", path);
+        if (tlen >= e->fs->blocksize)
+                return log_error(-ENAMETOOLONG, e->image, "ext4 %s: symlink target longer than %u bytes", path,
+                                 e->fs->blocksize - 1);
+        ext2_ino_t dir, ino;
+        _cleanup_free_ char *base = NULL;
+        int r = split(e, path, &dir, &base, false);
+        if (r < 0)
+                return r;
+        if (!base)
+                return log_error(-EEXIST, e->image, "ext4 %s: cannot replace the root directory", path);
+        errcode_t code = lookup(e, dir, base, &ino);
+        if (code == 0) {
+                r = remove_entry(e, dir, base, ino, path);
+                if (r < 0)
+                        return r;
+        } else if (code != EXT2_ET_FILE_NOT_FOUND)
+                return fail(e, code, path, "looking up");
+
+        code = ext2fs_new_inode(e->fs, dir, LINUX_S_IFLNK | 0777, NULL, &ino);
+        if (code)
+                return fail(e, code, path, "allocating inode");
+        /* No name: the entry is added below, with expand_dir retries. */
+        code = ext2fs_symlink(e->fs, dir, ino, NULL, target);
+        if (code)
+                return fail(e, code, path, "creating symlink");
+        struct ext2_inode_large in;
+        code = read_ino(e, ino, &in);
+        if (!code) {
+                set_owner(&in, uid, gid);
+                stamp(e, &in, true);
+                code = write_ino(e, ino, &in);
+        }
+        if (!code)
+                code = link_entry(e, dir, base, ino, EXT2_FT_SYMLINK);
+        if (!code)
+                code = touch(e, dir);
+        if (code) {
+                free_inode(e, ino);
+                return fail(e, code, path, "creating symlink");
+        }
+        return 0;
+}
+
+int ext4_unlink(struct ext4_fs *e, const char *path) {
+        ext2_ino_t dir, ino;
+        _cleanup_free_ char *base = NULL;
+        int r = split(e, path, &dir, &base, true);
+        if (r < 0)
+                return r;
+        if (!base)
+                return log_error(-EBUSY, e->image, "ext4 %s: cannot remove the root directory", path);
+        errcode_t code = lookup(e, dir, base, &ino);
+        if (code == EXT2_ET_FILE_NOT_FOUND)
+                return -ENOENT; /* callers treat a missing path as done */
+        if (code)
+                return fail(e, code, path, "looking up");
+        return remove_entry(e, dir, base, ino, path);
+}
+
+static int change(struct ext4_fs *e, const char *path, bool set_mode, uint32_t mode, bool set_own, uint32_t uid,
+                  uint32_t gid) {
+        ext2_ino_t dir, ino;
+        _cleanup_free_ char *base = NULL;
+        int r = split(e, path, &dir, &base, false);
+        if (r < 0)
+                return r;
+        errcode_t code = lookup(e, dir, base, &ino);
+        if (code)
+                return fail(e, code, path, "looking up");
+        struct ext2_inode_large in;
+        code = read_ino(e, ino, &in);
+        if (code)
+                return fail(e, code, path, "reading inode");
+        if (set_mode)
+                in.i_mode = (uint16_t)((in.i_mode & ~07777) | (mode & 07777));
+        if (set_own)
+                set_owner(&in, uid, gid);
+        stamp(e, &in, false);
+        code = write_ino(e, ino, &in);
+        if (code)
+                return fail(e, code, path, "writing inode");
+        return 0;
+}
+
+int ext4_chmod(struct ext4_fs *e, const char *path, uint32_t mode) {
+        return change(e, path, true, mode, false, 0, 0);
+}
+
+int ext4_chown(struct ext4_fs *e, const char *path, uint32_t uid, uint32_t gid) {
+        return change(e, path, false, 0, true, uid, gid);
+}
+
+/* ---- space -------------------------------------------------------------- */
+
+/* All free blocks: libext2fs allocates from the root reserve too, as root
+ * would on a mounted filesystem. */
+uint64_t ext4_free_bytes(const struct ext4_fs *e) {
+        return ext2fs_free_blocks_count(e->fs->super) * (uint64_t)e->fs->blocksize;
+}
+
+uint32_t ext4_block_size(const struct ext4_fs *e) {
+        return e->fs->blocksize;
+}
+
+uint64_t ext4_dir_cost(const struct ext4_fs *e) {
+        return e->fs->blocksize;
+}
+
+uint64_t ext4_cost(const struct ext4_fs *e, uint64_t len) {
+        uint64_t bs = e->fs->blocksize;
+        uint64_t blocks = DIV_ROUND_UP(len, bs), meta = 0;
+        if (ext2fs_has_feature_extents(e->fs->super)) {
+                /* One extent maps up to 32768 blocks; assume free space is
+                 * fragmented into runs of a quarter of that.  Four extents
+                 * fit in the inode, beyond that index blocks. */
+                uint64_t extents = DIV_ROUND_UP(blocks, 8192);
+                if (extents > 4)
+                        meta = DIV_ROUND_UP(extents, (bs - 12) / 12);
+        } else {
+                uint64_t per = bs / 4, rest = blocks > 12 ? blocks - 12 : 0;
+                if (rest) {
+                        meta++; /* single indirect */
+                        rest = rest > per ? rest - per : 0;
+                }
+                if (rest) {
+                        meta += 1 + DIV_ROUND_UP(MIN(rest, per * per), per); /* double */
+                        rest = rest > per * per ? rest - per * per : 0;
+                }
+                if (rest)
+                        meta += 1 + DIV_ROUND_UP(rest, per * per) + DIV_ROUND_UP(rest, per); /* triple */
+        }
+        return (blocks + meta) * bs;
+}
+
+/* ---- growing ------------------------------------------------------------ */
+
+/* resize2fs lives in /sbin, often not on a normal user's PATH. */
+static char *find_tool(const char *name) {
+        const char *path = getenv("PATH");
+        _cleanup_free_ char *all = xasprintf("%s:/usr/sbin:/sbin", path && *path ? path : "/usr/bin:/bin");
+        char *save = NULL;
+        for (char *d = strtok_r(all, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+                char *p = xasprintf("%s/%s", d, name);
+                if (access(p, X_OK) == 0)
+                        return p;
+                free(p);
+        }
+        return NULL;
+}
+
+int ext4_grow(const char *image, uint64_t offset, uint64_t new_bytes) {
+        struct ext4_fs *e;
+        int r = open_common(image, offset, 0, false, &e);
+        if (r < 0)
+                return r;
+        uint64_t bs = e->fs->blocksize, cur = ext2fs_blocks_count(e->fs->super);
+        bool clean = (e->fs->super->s_state & EXT2_VALID_FS) && !(e->fs->super->s_state & EXT2_ERROR_FS) &&
+                     !ext2fs_has_feature_journal_needs_recovery(e->fs->super);
+        r = ext4_close(e);
+        if (r < 0)
+                return r;
+        if (!clean)
+                return log_error(-EUCLEAN, image,
+                                 "ext4 filesystem at offset %" PRIu64 " is not clean; run e2fsck -fy '%s?offset=%" PRIu64
+                                 "' before growing it",
+                                 offset, image, offset);
+        uint64_t want = new_bytes / bs;
+        if (want == cur)
+                return 0;
+        if (want < cur)
+                return log_error(-EINVAL, image,
+                                 "ext4 filesystem at offset %" PRIu64 " has %" PRIu64 " blocks; refusing to shrink it "
+                                 "to %" PRIu64,
+                                 offset, cur, want);
+
+        _cleanup_free_ char *tool = find_tool("resize2fs");
+        if (!tool)
+                return log_error(-ENOENT, image, "resize2fs not found (install e2fsprogs) to grow the root filesystem");
+        _cleanup_free_ char *dev = xasprintf("%s?offset=%" PRIu64, image, offset);
+        /* In KiB: without an explicit size resize2fs grows to the end of the
+         * file, past the partition. */
+        _cleanup_free_ char *size = xasprintf("%" PRIu64 "K", want * bs / 1024);
+        char *argv[] = {tool, (char *)"-f", dev, size, NULL};
+
+        /* Reproducible superblock/inode times from resize2fs too. */
+        size_t n = 0;
+        while (environ[n])
+                n++;
+        char **envp = xcalloc(n + 2, sizeof *envp);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+                if (!str_has_prefix(environ[i], "E2FSPROGS_FAKE_TIME="))
+                        envp[k++] = environ[i];
+        _cleanup_free_ char *fake = xasprintf("E2FSPROGS_FAKE_TIME=%lld", (long long)build_time());
+        envp[k++] = fake;
+
+        int pipefd[2];
+        if (pipe2(pipefd, O_CLOEXEC) < 0) {
+                free(envp);
+                return log_error(-errno, image, "pipe: %m");
+        }
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
+        posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDERR_FILENO);
+        pid_t pid;
+        int err = posix_spawn(&pid, tool, &fa, NULL, argv, envp);
+        posix_spawn_file_actions_destroy(&fa);
+        free(envp);
+        close(pipefd[1]);
+        if (err) {
+                close(pipefd[0]);
+                return log_error(-err, image, "cannot run %s: %s", tool, strerror(err));
+        }
+        struct buf out = {0};
+        char chunk[4096];
+        for (;;) {
+                ssize_t m = read(pipefd[0], chunk, sizeof chunk);
+                if (m < 0 && errno == EINTR)
+                        continue;
+                if (m <= 0)
+                        break;
+                if (out.len < 65536)
+                        buf_append(&out, chunk, (size_t)m);
+        }
+        close(pipefd[0]);
+        int status;
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR) {
+                        buf_free(&out);
+                        return log_error(-errno, image, "waiting for resize2fs: %m");
+                }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                /* The last non-empty line of its output says why. */
+                char *s = out.data ? (char *)out.data : (char *)"";
+                size_t l = strlen(s);
+                while (l && (s[l - 1] == '\n' || s[l - 1] == ' '))
+                        s[--l] = '\0';
+                char *last = strrchr(s, '\n');
+                r = log_error(-EIO, image, "resize2fs %s %s failed (%s %d): %s", dev, size,
+                              WIFEXITED(status) ? "exit" : "signal",
+                              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), last ? last + 1 : s);
+                buf_free(&out);
+                return r;
+        }
+        buf_free(&out);
+        return 0;
+}

@@ -1,0 +1,1340 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* FAT16/FAT32 inside a partition window.  Design notes in docs/fat.md.
+ *
+ * The FAT (first copy, only the part that maps real clusters) lives in
+ * memory; changed FAT sectors are written to every copy on close.
+ * Directories are loaded whole (at most 2 MiB by the spec) and only the
+ * 32-byte entries that change are written back.  Every cluster number and
+ * chain read from disk is validated and chain walks are bounded by the
+ * cluster count, so a crafted image cannot crash us or make us loop. */
+#include "fat.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+struct fat_bpb {
+        uint8_t jump[3];
+        char oem[8];
+        uint8_t bytes_per_sector[2];
+        uint8_t sectors_per_cluster;
+        uint8_t reserved_sectors[2];
+        uint8_t num_fats;
+        uint8_t root_entries[2];
+        uint8_t total_sectors16[2];
+        uint8_t media;
+        uint8_t fat_size16[2];
+        uint8_t sectors_per_track[2];
+        uint8_t num_heads[2];
+        uint8_t hidden_sectors[4];
+        uint8_t total_sectors32[4];
+} _packed_;
+_Static_assert(sizeof(struct fat_bpb) == 36, "BPB is 36 bytes");
+
+struct fat32_ext {
+        uint8_t fat_size32[4];
+        uint8_t ext_flags[2];
+        uint8_t version[2];
+        uint8_t root_cluster[4];
+        uint8_t fsinfo_sector[2];
+        uint8_t backup_boot_sector[2];
+        uint8_t reserved[12];
+        uint8_t drive_number;
+        uint8_t reserved1;
+        uint8_t boot_signature;
+        uint8_t volume_id[4];
+        char volume_label[11];
+        char fs_type[8];
+} _packed_;
+_Static_assert(sizeof(struct fat_bpb) + sizeof(struct fat32_ext) == 90, "FAT32 BPB is 90 bytes");
+
+struct fat_fsinfo {
+        uint8_t lead_sig[4];
+        uint8_t reserved1[480];
+        uint8_t struct_sig[4];
+        uint8_t free_count[4];
+        uint8_t next_free[4];
+        uint8_t reserved2[12];
+        uint8_t trail_sig[4];
+} _packed_;
+_Static_assert(sizeof(struct fat_fsinfo) == 512, "FSInfo is 512 bytes");
+
+struct fat_dirent {
+        uint8_t name[11];
+        uint8_t attr;
+        uint8_t nt_flags;
+        uint8_t ctime_tenth;
+        uint8_t ctime[2];
+        uint8_t cdate[2];
+        uint8_t adate[2];
+        uint8_t cluster_hi[2];
+        uint8_t mtime[2];
+        uint8_t mdate[2];
+        uint8_t cluster_lo[2];
+        uint8_t size[4];
+} _packed_;
+_Static_assert(sizeof(struct fat_dirent) == 32, "directory entry is 32 bytes");
+
+struct fat_lfn {
+        uint8_t ord;
+        uint8_t name1[10];
+        uint8_t attr;
+        uint8_t type;
+        uint8_t checksum;
+        uint8_t name2[12];
+        uint8_t cluster[2];
+        uint8_t name3[4];
+} _packed_;
+_Static_assert(sizeof(struct fat_lfn) == 32, "LFN entry is 32 bytes");
+
+#define ATTR_READONLY 0x01
+#define ATTR_HIDDEN 0x02
+#define ATTR_SYSTEM 0x04
+#define ATTR_VOLUME 0x08
+#define ATTR_DIR 0x10
+#define ATTR_ARCHIVE 0x20
+#define ATTR_LFN 0x0F
+#define NT_LOWER_BASE 0x08
+#define NT_LOWER_EXT 0x10
+#define LFN_LAST 0x40
+#define DELETED 0xE5
+#define DIR_MAX_BYTES (65536u * 32u) /* the spec's limit on a directory */
+#define LFN_MAX 255                  /* UTF-16 units */
+#define NAME_MAX_UTF8 (LFN_MAX * 3 + 1)
+#define FSINFO_LEAD 0x41615252u
+#define FSINFO_STRUCT 0x61417272u
+#define FSINFO_TRAIL 0xAA550000u
+
+struct fat_fs {
+        int fd;
+        uint64_t off, size;
+        char *name;
+        unsigned bits;
+        uint32_t bps, spc, cs; /* bytes/sector, sectors/cluster, bytes/cluster */
+        uint32_t fat_start, fat_sectors, nfats;
+        bool mirror;         /* FAT32 ext_flags bit 7 clear: all copies in use */
+        uint32_t active_fat; /* the copy read (and the only one written when !mirror) */
+        uint32_t root_sector, root_entries; /* FAT16 fixed root */
+        uint32_t root_cluster;              /* FAT32 */
+        uint64_t data_sector;
+        uint32_t nclusters; /* valid cluster numbers: 2 .. nclusters+1 */
+        uint8_t *fat;       /* first fat_nsect sectors of the active FAT */
+        uint32_t fat_nsect;
+        uint8_t *fat_dirty; /* one flag per loaded FAT sector */
+        uint32_t free, hint;
+        bool changed;
+        uint32_t fsinfo_sector;
+        uint8_t *fsinfo; /* NULL unless present and valid */
+};
+
+/* A directory, loaded whole.  The FAT16 root is a fixed region (chain NULL). */
+struct dir {
+        bool root;
+        uint32_t cluster; /* first cluster; 0 for the FAT16 root */
+        uint8_t *data;
+        size_t len;
+        uint32_t *chain;
+        size_t nchain;
+};
+
+/* One directory entry as found by dir_next(). */
+struct dent {
+        size_t idx;     /* the 8.3 entry */
+        size_t lfn_idx; /* first LFN entry, == idx when there is none */
+        char long_name[NAME_MAX_UTF8];
+        char short_name[13]; /* raw: "CMDLINE.TXT" */
+        char display[13];    /* with the NT lower-case flags applied */
+        uint8_t attr;
+        uint32_t cluster, size;
+};
+
+/* ---- I/O inside the window ---- */
+
+static int win_read(struct fat_fs *fs, void *buf, size_t n, uint64_t off) {
+        if (off > fs->size || n > fs->size - off)
+                return log_error(EINVAL, fs->name, "read of %zu bytes at %" PRIu64 " is outside the partition", n, off);
+        int r = pread_full(fs->fd, buf, n, fs->off + off);
+        if (r < 0)
+                return log_error(r, fs->name, "cannot read %zu bytes at partition offset %" PRIu64 ": %s", n, off,
+                                 strerror(-r));
+        return 0;
+}
+
+static int win_write(struct fat_fs *fs, const void *buf, size_t n, uint64_t off) {
+        if (off > fs->size || n > fs->size - off)
+                return log_error(EIO, fs->name, "refusing to write %zu bytes at %" PRIu64 " outside the partition", n,
+                                 off);
+        int r = pwrite_full(fs->fd, buf, n, fs->off + off);
+        if (r < 0)
+                return log_error(r, fs->name, "cannot write %zu bytes at partition offset %" PRIu64 ": %s", n, off,
+                                 strerror(-r));
+        return 0;
+}
+
+static uint64_t cluster_off(const struct fat_fs *fs, uint32_t c) {
+        return (fs->data_sector + (uint64_t)(c - 2) * fs->spc) * fs->bps;
+}
+
+/* ---- the FAT ---- */
+
+static bool cluster_valid(const struct fat_fs *fs, uint32_t c) { return c >= 2 && c - 2 < fs->nclusters; }
+
+static uint32_t fat_get(const struct fat_fs *fs, uint32_t c) {
+        if (fs->bits == 16)
+                return get_le16(fs->fat + (size_t)c * 2);
+        return get_le32(fs->fat + (size_t)c * 4) & 0x0FFFFFFFu;
+}
+
+static bool fat_is_eoc(const struct fat_fs *fs, uint32_t v) {
+        return fs->bits == 16 ? v >= 0xFFF8u : v >= 0x0FFFFFF8u;
+}
+
+static void fat_set(struct fat_fs *fs, uint32_t c, uint32_t v) {
+        size_t pos;
+        uint32_t old = fat_get(fs, c);
+        if (fs->bits == 16) {
+                pos = (size_t)c * 2;
+                put_le16(fs->fat + pos, (uint16_t)v);
+        } else {
+                pos = (size_t)c * 4;
+                /* The top four bits are reserved: keep them. */
+                put_le32(fs->fat + pos, (get_le32(fs->fat + pos) & 0xF0000000u) | (v & 0x0FFFFFFFu));
+        }
+        if (old == 0 && v != 0)
+                fs->free--;
+        else if (old != 0 && v == 0)
+                fs->free++;
+        fs->fat_dirty[pos / fs->bps] = 1;
+        fs->changed = true;
+}
+
+static uint32_t fat_eoc(const struct fat_fs *fs) { return fs->bits == 16 ? 0xFFFFu : 0x0FFFFFFFu; }
+
+/* Walks a chain from first, collecting at most max clusters (0: the whole
+ * chain).  A chain longer than the cluster count has a cycle. */
+static int chain_walk(struct fat_fs *fs, uint32_t first, size_t max, const char *what, uint32_t **ret, size_t *n) {
+        _cleanup_free_ uint32_t *list = NULL;
+        size_t len = 0, cap = 0;
+        uint32_t c = first;
+        for (;;) {
+                if (!cluster_valid(fs, c))
+                        return log_error(EINVAL, fs->name, "%s: invalid cluster number %" PRIu32 " in chain", what, c);
+                if (len >= fs->nclusters)
+                        return log_error(EINVAL, fs->name, "%s: cluster chain loops", what);
+                if (len == cap) {
+                        cap = cap ? cap * 2 : 16;
+                        list = xrealloc(list, cap * sizeof *list);
+                }
+                list[len++] = c;
+                if (max && len == max)
+                        break;
+                uint32_t next = fat_get(fs, c);
+                if (fat_is_eoc(fs, next))
+                        break;
+                c = next;
+        }
+        *ret = list;
+        list = NULL;
+        *n = len;
+        return 0;
+}
+
+static void chain_free(struct fat_fs *fs, const uint32_t *list, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (fat_get(fs, list[i]) != 0)
+                        fat_set(fs, list[i], 0);
+}
+
+/* Next free cluster after the hint; the caller has checked fs->free. */
+static uint32_t alloc_one(struct fat_fs *fs) {
+        uint32_t c = fs->hint;
+        for (uint32_t i = 0; i < fs->nclusters; i++) {
+                c = (c < 2 || c - 2 + 1 >= fs->nclusters) ? 2 : c + 1;
+                if (fat_get(fs, c) == 0) {
+                        fat_set(fs, c, fat_eoc(fs));
+                        fs->hint = c;
+                        return c;
+                }
+        }
+        return 0;
+}
+
+static int no_space(struct fat_fs *fs, const char *path, uint64_t need_clusters) {
+        return log_error(ENOSPC, fs->name,
+                         "not enough space for %s: needs %" PRIu64 " bytes, %" PRIu64 " bytes free; use a bigger boot partition or fewer files",
+                         path, need_clusters * fs->cs, (uint64_t)fs->free * fs->cs);
+}
+
+static int zero_cluster(struct fat_fs *fs, uint32_t c) {
+        _cleanup_free_ uint8_t *z = xcalloc(1, fs->cs);
+        return win_write(fs, z, fs->cs, cluster_off(fs, c));
+}
+
+/* ---- names ---- */
+
+static int ascii_casecmp(const char *a, const char *b) {
+        for (;; a++, b++) {
+                unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
+                if (x >= 'A' && x <= 'Z')
+                        x = (unsigned char)(x + 32);
+                if (y >= 'A' && y <= 'Z')
+                        y = (unsigned char)(y + 32);
+                if (x != y || !x)
+                        return x - y;
+        }
+}
+
+static uint8_t lfn_checksum(const uint8_t name[11]) {
+        uint8_t sum = 0;
+        for (int i = 0; i < 11; i++)
+                sum = (uint8_t)(((sum & 1) << 7) + (sum >> 1) + name[i]);
+        return sum;
+}
+
+static void utf16_to_utf8(const uint16_t *in, size_t n, char *out, size_t outsz) {
+        size_t o = 0;
+        for (size_t i = 0; i < n; i++) {
+                uint32_t cp = in[i];
+                if (cp >= 0xD800 && cp < 0xDC00 && i + 1 < n && in[i + 1] >= 0xDC00 && in[i + 1] < 0xE000) {
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (in[i + 1] - 0xDC00u);
+                        i++;
+                } else if (cp >= 0xD800 && cp < 0xE000) {
+                        cp = 0xFFFD;
+                }
+                char tmp[4];
+                size_t k;
+                if (cp < 0x80) {
+                        tmp[0] = (char)cp;
+                        k = 1;
+                } else if (cp < 0x800) {
+                        tmp[0] = (char)(0xC0 | cp >> 6);
+                        tmp[1] = (char)(0x80 | (cp & 0x3F));
+                        k = 2;
+                } else if (cp < 0x10000) {
+                        tmp[0] = (char)(0xE0 | cp >> 12);
+                        tmp[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                        tmp[2] = (char)(0x80 | (cp & 0x3F));
+                        k = 3;
+                } else {
+                        tmp[0] = (char)(0xF0 | cp >> 18);
+                        tmp[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+                        tmp[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                        tmp[3] = (char)(0x80 | (cp & 0x3F));
+                        k = 4;
+                }
+                if (o + k + 1 > outsz)
+                        break;
+                memcpy(out + o, tmp, k);
+                o += k;
+        }
+        out[o] = 0;
+}
+
+/* Strict UTF-8 -> UTF-16; -EINVAL on malformed input or more than max units. */
+static int utf8_to_utf16(const char *s, uint16_t *out, size_t max, size_t *n) {
+        const unsigned char *p = (const unsigned char *)s;
+        size_t o = 0;
+        while (*p) {
+                uint32_t cp;
+                int k;
+                if (*p < 0x80) {
+                        cp = *p;
+                        k = 0;
+                } else if ((*p & 0xE0) == 0xC0) {
+                        cp = *p & 0x1F;
+                        k = 1;
+                } else if ((*p & 0xF0) == 0xE0) {
+                        cp = *p & 0x0F;
+                        k = 2;
+                } else if ((*p & 0xF8) == 0xF0) {
+                        cp = *p & 0x07;
+                        k = 3;
+                } else {
+                        return -EINVAL;
+                }
+                p++;
+                for (int i = 0; i < k; i++, p++) {
+                        if ((*p & 0xC0) != 0x80)
+                                return -EINVAL;
+                        cp = cp << 6 | (*p & 0x3F);
+                }
+                if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+                    (cp >= 0xD800 && cp < 0xE000))
+                        return -EINVAL;
+                if (cp >= 0x10000) {
+                        if (o + 2 > max)
+                                return -EINVAL;
+                        cp -= 0x10000;
+                        out[o++] = (uint16_t)(0xD800 + (cp >> 10));
+                        out[o++] = (uint16_t)(0xDC00 + (cp & 0x3FF));
+                } else {
+                        if (o + 1 > max)
+                                return -EINVAL;
+                        out[o++] = (uint16_t)cp;
+                }
+        }
+        *n = o;
+        return 0;
+}
+
+static bool short_char_ok(char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("!#$%&'()-@^_`{}~", c) != NULL;
+}
+
+static void short_format(const uint8_t raw[11], uint8_t nt, char out[13], bool apply_case) {
+        size_t o = 0;
+        for (int i = 0; i < 8 && raw[i] != ' '; i++) {
+                char c = (char)(i == 0 && raw[0] == 0x05 ? 0xE5 : raw[i]);
+                if (apply_case && (nt & NT_LOWER_BASE) && c >= 'A' && c <= 'Z')
+                        c = (char)(c + 32);
+                out[o++] = c;
+        }
+        if (raw[8] != ' ') {
+                out[o++] = '.';
+                for (int i = 8; i < 11 && raw[i] != ' '; i++) {
+                        char c = (char)raw[i];
+                        if (apply_case && (nt & NT_LOWER_EXT) && c >= 'A' && c <= 'Z')
+                                c = (char)(c + 32);
+                        out[o++] = c;
+                }
+        }
+        out[o] = 0;
+}
+
+/* A name that fits 8.3 as is, in one case per part, is stored without LFN
+ * entries (as Linux does); raw gets the upper-case form, nt the case flags. */
+static bool plain_short_name(const char *name, uint8_t raw[11], uint8_t *nt) {
+        const char *dot = strchr(name, '.');
+        size_t blen = dot ? (size_t)(dot - name) : strlen(name);
+        size_t elen = dot ? strlen(dot + 1) : 0;
+        if (blen < 1 || blen > 8 || elen > 3 || (dot && (elen == 0 || strchr(dot + 1, '.'))))
+                return false;
+        memset(raw, ' ', 11);
+        *nt = 0;
+        for (int part = 0; part < 2; part++) {
+                const char *s = part ? (dot ? dot + 1 : "") : name;
+                size_t len = part ? elen : blen;
+                bool lower = false, upper = false;
+                for (size_t i = 0; i < len; i++) {
+                        char c = s[i];
+                        if (c >= 'a' && c <= 'z') {
+                                lower = true;
+                                c = (char)(c - 32);
+                        } else if (c >= 'A' && c <= 'Z') {
+                                upper = true;
+                        }
+                        if (!short_char_ok(c))
+                                return false;
+                        raw[(part ? 8 : 0) + i] = (uint8_t)c;
+                }
+                if (lower && upper)
+                        return false;
+                if (lower)
+                        *nt |= part ? NT_LOWER_EXT : NT_LOWER_BASE;
+        }
+        return true;
+}
+
+static int validate_name(struct fat_fs *fs, const char *path, const char *name, uint16_t *u16, size_t *n) {
+        size_t len = strlen(name);
+        if (len == 0 || !strcmp(name, ".") || !strcmp(name, ".."))
+                return log_error(EINVAL, fs->name, "%s: invalid file name", path);
+        for (const char *c = name; *c; c++)
+                if ((unsigned char)*c < 0x20 || *c == 0x7F || strchr("\"*:<>?\\|", *c))
+                        return log_error(EINVAL, fs->name, "%s: character 0x%02x is not allowed in FAT names", path,
+                                         (unsigned)(unsigned char)*c);
+        if (name[len - 1] == '.' || name[len - 1] == ' ')
+                return log_error(EINVAL, fs->name, "%s: FAT names cannot end with a dot or a space", path);
+        if (utf8_to_utf16(name, u16, LFN_MAX, n) < 0)
+                return log_error(EINVAL, fs->name, "%s: name is not valid UTF-8 or longer than %d characters", path,
+                                 LFN_MAX);
+        return 0;
+}
+
+/* ---- directories ---- */
+
+static void dir_free(struct dir *d) {
+        free(d->data);
+        free(d->chain);
+        *d = (struct dir){0};
+}
+
+static int dir_load(struct fat_fs *fs, bool root, uint32_t cluster, const char *path, struct dir *d) {
+        *d = (struct dir){.root = root, .cluster = cluster};
+        if (root && fs->bits == 16) {
+                d->len = (size_t)fs->root_entries * 32;
+                d->data = xmalloc(d->len);
+                int r = win_read(fs, d->data, d->len, (uint64_t)fs->root_sector * fs->bps);
+                if (r < 0)
+                        dir_free(d);
+                return r;
+        }
+        if (root)
+                d->cluster = cluster = fs->root_cluster;
+        int r = chain_walk(fs, cluster, 0, path, &d->chain, &d->nchain);
+        if (r < 0)
+                return r;
+        if (d->nchain > DIR_MAX_BYTES / fs->cs + 1) {
+                dir_free(d);
+                return log_error(EINVAL, fs->name, "%s: directory is larger than FAT allows", path);
+        }
+        d->len = d->nchain * fs->cs;
+        d->data = xmalloc(d->len);
+        for (size_t i = 0; i < d->nchain; i++) {
+                r = win_read(fs, d->data + i * fs->cs, fs->cs, cluster_off(fs, d->chain[i]));
+                if (r < 0) {
+                        dir_free(d);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+static uint64_t dir_entry_off(const struct fat_fs *fs, const struct dir *d, size_t i) {
+        if (!d->chain)
+                return (uint64_t)fs->root_sector * fs->bps + i * 32;
+        return cluster_off(fs, d->chain[i * 32 / fs->cs]) + (i * 32) % fs->cs;
+}
+
+static int dir_flush(struct fat_fs *fs, const struct dir *d, size_t first, size_t count) {
+        for (size_t i = first; i < first + count; i++) {
+                int r = win_write(fs, d->data + i * 32, 32, dir_entry_off(fs, d, i));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Next live entry at or after *pos, with its long name when the LFN entries
+ * before it are complete and their checksum matches.  Returns 1, or 0 at the
+ * end.  Orphaned or broken LFN entries are ignored. */
+static int dir_next(const struct dir *d, size_t *pos, struct dent *e) {
+        size_t n = d->len / 32;
+        uint16_t lfn[20 * 13];
+        int expect = -1; /* next LFN ordinal expected; -1: none in progress */
+        int count = 0;
+        uint8_t sum = 0;
+        size_t lfn_start = 0;
+        for (size_t i = *pos; i < n; i++) {
+                const uint8_t *raw = d->data + i * 32;
+                if (raw[0] == 0)
+                        return 0;
+                if (raw[0] == DELETED) {
+                        expect = -1;
+                        continue;
+                }
+                const struct fat_lfn *l = (const void *)raw;
+                if ((l->attr & 0x3F) == ATTR_LFN) {
+                        int ord = l->ord & 0x1F;
+                        if (l->ord & LFN_LAST) {
+                                if (ord < 1 || ord > 20) {
+                                        expect = -1;
+                                        continue;
+                                }
+                                count = ord;
+                                sum = l->checksum;
+                                lfn_start = i;
+                                for (int k = 0; k < count * 13; k++)
+                                        lfn[k] = 0xFFFF;
+                        } else if (expect < 1 || ord != expect || l->checksum != sum) {
+                                expect = -1;
+                                continue;
+                        }
+                        uint16_t *dst = lfn + (ord - 1) * 13;
+                        for (int k = 0; k < 5; k++)
+                                dst[k] = get_le16(l->name1 + 2 * k);
+                        for (int k = 0; k < 6; k++)
+                                dst[5 + k] = get_le16(l->name2 + 2 * k);
+                        for (int k = 0; k < 2; k++)
+                                dst[11 + k] = get_le16(l->name3 + 2 * k);
+                        expect = ord - 1;
+                        continue;
+                }
+                const struct fat_dirent *de = (const void *)raw;
+                if (de->attr & ATTR_VOLUME) {
+                        expect = -1;
+                        continue;
+                }
+                e->idx = i;
+                e->lfn_idx = i;
+                e->long_name[0] = 0;
+                if (expect == 0 && lfn_checksum(de->name) == sum) {
+                        size_t len = 0;
+                        while (len < (size_t)count * 13 && lfn[len] != 0)
+                                len++;
+                        utf16_to_utf8(lfn, len, e->long_name, sizeof e->long_name);
+                        if (e->long_name[0])
+                                e->lfn_idx = lfn_start;
+                }
+                short_format(de->name, de->nt_flags, e->short_name, false);
+                short_format(de->name, de->nt_flags, e->display, true);
+                e->attr = de->attr;
+                e->cluster = get_le16(de->cluster_lo) | (uint32_t)get_le16(de->cluster_hi) << 16;
+                e->size = get_le32(de->size);
+                *pos = i + 1;
+                return 1;
+        }
+        return 0;
+}
+
+static bool dent_is_dot(const struct dent *e) { return !strcmp(e->short_name, ".") || !strcmp(e->short_name, ".."); }
+
+static bool dent_matches(const struct dent *e, const char *name) {
+        return (e->long_name[0] && !ascii_casecmp(e->long_name, name)) || !ascii_casecmp(e->short_name, name);
+}
+
+static int dir_find(const struct dir *d, const char *name, struct dent *e) {
+        size_t pos = 0;
+        while (dir_next(d, &pos, e))
+                if (!dent_is_dot(e) && dent_matches(e, name))
+                        return 1;
+        return 0;
+}
+
+static bool dir_short_taken(const struct dir *d, const uint8_t raw[11]) {
+        size_t n = d->len / 32;
+        for (size_t i = 0; i < n; i++) {
+                const uint8_t *p = d->data + i * 32;
+                if (p[0] == 0)
+                        break;
+                if (p[0] != DELETED && (p[11] & 0x3F) != ATTR_LFN && !memcmp(p, raw, 11))
+                        return true;
+        }
+        return false;
+}
+
+/* Windows-style basis name plus a numeric tail ("LONGFI~1.TXT"). */
+static int make_alias(struct fat_fs *fs, const struct dir *d, const char *path, const char *name, uint8_t raw[11]) {
+        char base[9] = "", ext[4] = "";
+        size_t blen = 0, elen = 0;
+        const char *last_dot = strrchr(name, '.');
+        if (last_dot == name)
+                last_dot = NULL; /* ".bashrc": all base */
+        for (const char *c = name; *c && c != last_dot && blen < 8; c++) {
+                unsigned char u = (unsigned char)*c;
+                if (u == '.' || u == ' ')
+                        continue;
+                if ((u & 0xC0) == 0x80)
+                        continue; /* one '_' per non-ASCII character */
+                char s = (char)(u >= 'a' && u <= 'z' ? u - 32 : u);
+                base[blen++] = short_char_ok(s) ? s : '_';
+        }
+        if (last_dot)
+                for (const char *c = last_dot + 1; *c && elen < 3; c++) {
+                        unsigned char u = (unsigned char)*c;
+                        if (u == ' ' || (u & 0xC0) == 0x80)
+                                continue;
+                        char s = (char)(u >= 'a' && u <= 'z' ? u - 32 : u);
+                        ext[elen++] = short_char_ok(s) ? s : '_';
+                }
+        if (blen == 0)
+                base[blen++] = '_';
+        for (unsigned n = 1; n < 1000000; n++) {
+                char tail[9];
+                int tl = snprintf(tail, sizeof tail, "~%u", n);
+                size_t keep = MIN(blen, 8 - (size_t)tl);
+                memset(raw, ' ', 11);
+                memcpy(raw, base, keep);
+                memcpy(raw + keep, tail, (size_t)tl);
+                memcpy(raw + 8, ext, elen);
+                if (!dir_short_taken(d, raw))
+                        return 0;
+        }
+        return log_error(EEXIST, fs->name, "%s: no free 8.3 alias left in its directory", path);
+}
+
+/* Appends a zeroed cluster to a cluster-chain directory. */
+static int dir_grow(struct fat_fs *fs, struct dir *d, const char *path) {
+        if (!d->chain)
+                return log_error(ENOSPC, fs->name, "%s: root directory is full (%" PRIu32 " entries)", path,
+                                 fs->root_entries);
+        if (d->len + fs->cs > DIR_MAX_BYTES)
+                return log_error(ENOSPC, fs->name, "%s: directory is full (65536 entries)", path);
+        if (fs->free < 1)
+                return no_space(fs, path, 1);
+        uint32_t c = alloc_one(fs);
+        if (!c)
+                return no_space(fs, path, 1);
+        int r = zero_cluster(fs, c);
+        if (r < 0) {
+                fat_set(fs, c, 0);
+                return r;
+        }
+        fat_set(fs, d->chain[d->nchain - 1], c);
+        d->chain = xrealloc(d->chain, (d->nchain + 1) * sizeof *d->chain);
+        d->chain[d->nchain++] = c;
+        d->data = xrealloc(d->data, d->len + fs->cs);
+        memset(d->data + d->len, 0, fs->cs);
+        d->len += fs->cs;
+        return 0;
+}
+
+/* Finds count consecutive free slots, growing the directory if needed. */
+static int dir_find_slots(struct fat_fs *fs, struct dir *d, const char *path, size_t count, size_t *ret) {
+        for (;;) {
+                size_t n = d->len / 32, run = 0;
+                bool past_end = false;
+                for (size_t i = 0; i < n; i++) {
+                        uint8_t b = d->data[i * 32];
+                        if (b == 0)
+                                past_end = true;
+                        if (past_end || b == DELETED) {
+                                if (++run == count) {
+                                        size_t first = i + 1 - count;
+                                        /* Entries after the end marker are free by
+                                         * definition: keep the marker after us. */
+                                        if (past_end && i + 1 < n && d->data[(i + 1) * 32] != 0) {
+                                                d->data[(i + 1) * 32] = 0;
+                                                int r = dir_flush(fs, d, i + 1, 1);
+                                                if (r < 0)
+                                                        return r;
+                                        }
+                                        *ret = first;
+                                        return 0;
+                                }
+                        } else {
+                                run = 0;
+                        }
+                }
+                int r = dir_grow(fs, d, path);
+                if (r < 0)
+                        return r;
+        }
+}
+
+static void fat_datetime(time_t t, uint8_t time_out[2], uint8_t date_out[2], uint8_t *tenth) {
+        struct tm tm;
+        if (t < 315532800 /* 1980-01-01 */)
+                t = 315532800;
+        if (t > 4354819198LL /* 2107-12-31 23:59:58 */)
+                t = 4354819198LL;
+        gmtime_r(&t, &tm);
+        put_le16(time_out, (uint16_t)(tm.tm_hour << 11 | tm.tm_min << 5 | tm.tm_sec / 2));
+        put_le16(date_out, (uint16_t)((tm.tm_year - 80) << 9 | (tm.tm_mon + 1) << 5 | tm.tm_mday));
+        if (tenth)
+                *tenth = (uint8_t)((tm.tm_sec % 2) * 100);
+}
+
+static void dirent_set_cluster(struct fat_dirent *de, uint32_t c) {
+        put_le16(de->cluster_lo, (uint16_t)c);
+        put_le16(de->cluster_hi, (uint16_t)(c >> 16));
+}
+
+static void dirent_touch(struct fat_dirent *de, time_t mtime) {
+        fat_datetime(mtime, de->mtime, de->mdate, NULL);
+        uint8_t unused[2];
+        fat_datetime(mtime, unused, de->adate, NULL);
+}
+
+/* Adds an entry (with LFN entries when the name needs them). */
+static int dir_add(struct fat_fs *fs, struct dir *d, const char *path, const char *name, uint8_t attr,
+                   uint32_t cluster, uint32_t size, time_t mtime, size_t *ret_idx) {
+        uint16_t u16[LFN_MAX];
+        size_t ulen;
+        int r = validate_name(fs, path, name, u16, &ulen);
+        if (r < 0)
+                return r;
+        uint8_t raw[11], nt = 0;
+        size_t nlfn = 0;
+        if (!plain_short_name(name, raw, &nt)) {
+                r = make_alias(fs, d, path, name, raw);
+                if (r < 0)
+                        return r;
+                nt = 0;
+                nlfn = DIV_ROUND_UP(ulen, 13);
+        }
+        size_t first;
+        r = dir_find_slots(fs, d, path, nlfn + 1, &first);
+        if (r < 0)
+                return r;
+        uint8_t sum = lfn_checksum(raw);
+        for (size_t k = 0; k < nlfn; k++) {
+                size_t ord = nlfn - k; /* stored last piece first */
+                struct fat_lfn *l = (void *)(d->data + (first + k) * 32);
+                memset(l, 0, sizeof *l);
+                l->ord = (uint8_t)(ord | (k == 0 ? LFN_LAST : 0));
+                l->attr = ATTR_LFN;
+                l->checksum = sum;
+                uint16_t part[13];
+                for (size_t j = 0; j < 13; j++) {
+                        size_t at = (ord - 1) * 13 + j;
+                        part[j] = at < ulen ? u16[at] : at == ulen ? 0 : 0xFFFF;
+                }
+                for (int j = 0; j < 5; j++)
+                        put_le16(l->name1 + 2 * j, part[j]);
+                for (int j = 0; j < 6; j++)
+                        put_le16(l->name2 + 2 * j, part[5 + j]);
+                for (int j = 0; j < 2; j++)
+                        put_le16(l->name3 + 2 * j, part[11 + j]);
+        }
+        struct fat_dirent *de = (void *)(d->data + (first + nlfn) * 32);
+        memset(de, 0, sizeof *de);
+        memcpy(de->name, raw, 11);
+        de->attr = attr;
+        de->nt_flags = nt;
+        fat_datetime(mtime, de->ctime, de->cdate, &de->ctime_tenth);
+        dirent_touch(de, mtime);
+        dirent_set_cluster(de, cluster);
+        put_le32(de->size, size);
+        if (ret_idx)
+                *ret_idx = first + nlfn;
+        return dir_flush(fs, d, first, nlfn + 1);
+}
+
+/* ---- paths ---- */
+
+struct path {
+        char *buf;
+        char *comp[128];
+        size_t n;
+};
+
+static void path_free(struct path *p) { free(p->buf); }
+
+static int path_split(struct fat_fs *fs, const char *path, struct path *p) {
+        *p = (struct path){.buf = xstrdup(path)};
+        for (char *save = NULL, *c = strtok_r(p->buf, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+                if (!strcmp(c, "."))
+                        continue;
+                if (!strcmp(c, "..") || strlen(c) >= NAME_MAX_UTF8 || p->n == ARRAY_SIZE(p->comp)) {
+                        path_free(p);
+                        return log_error(EINVAL, fs->name, "%s: unsupported path", path);
+                }
+                p->comp[p->n++] = c;
+        }
+        return 0;
+}
+
+static int dir_open_entry(struct fat_fs *fs, const struct dent *e, const char *path, struct dir *d) {
+        if (!(e->attr & ATTR_DIR))
+                return log_error(ENOTDIR, fs->name, "%s: not a directory", path);
+        return dir_load(fs, false, e->cluster, path, d);
+}
+
+/* Loads the directory holding the first n components of p. */
+static int walk(struct fat_fs *fs, const char *path, const struct path *p, size_t n, bool quiet_missing,
+                struct dir *d) {
+        int r = dir_load(fs, true, 0, path, d);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                struct dent e;
+                if (!dir_find(d, p->comp[i], &e)) {
+                        dir_free(d);
+                        return quiet_missing ? -ENOENT
+                                             : log_error(ENOENT, fs->name, "%s: directory %s does not exist", path,
+                                                         p->comp[i]);
+                }
+                struct dir sub;
+                r = dir_open_entry(fs, &e, path, &sub);
+                dir_free(d);
+                if (r >= 0)
+                        *d = sub;
+        }
+        return r;
+}
+
+static void stat_from(const struct dent *e, struct fat_stat *st) {
+        *st = (struct fat_stat){.is_dir = e->attr & ATTR_DIR, .size = e->size, .first_cluster = e->cluster};
+        memcpy(st->short_name, e->short_name, sizeof st->short_name);
+}
+
+/* Resolves path to its parent directory (loaded into d) and entry.  Returns
+ * 1 when found, 0 when only the entry is missing. */
+static int lookup(struct fat_fs *fs, const char *path, bool quiet, struct path *p, struct dir *d, struct dent *e) {
+        int r = path_split(fs, path, p);
+        if (r < 0)
+                return r;
+        if (p->n == 0)
+                return 2; /* the root itself */
+        r = walk(fs, path, p, p->n - 1, quiet, d);
+        if (r < 0) {
+                path_free(p);
+                return r;
+        }
+        return dir_find(d, p->comp[p->n - 1], e);
+}
+
+/* ---- public API ---- */
+
+int fat_stat(struct fat_fs *fs, const char *path, struct fat_stat *st) {
+        struct path p;
+        struct dir d = {0};
+        struct dent e;
+        int r = lookup(fs, path, true, &p, &d, &e);
+        if (r < 0)
+                return r;
+        if (r == 2)
+                *st = (struct fat_stat){.is_dir = true, .first_cluster = fs->bits == 32 ? fs->root_cluster : 0};
+        else if (r == 1)
+                stat_from(&e, st);
+        else
+                r = -ENOENT;
+        dir_free(&d);
+        path_free(&p);
+        return r < 0 ? r : 0;
+}
+
+/* Reads the first len bytes of a chain. */
+static int read_chain(struct fat_fs *fs, const char *path, uint32_t first, uint8_t *out, size_t len) {
+        if (len == 0)
+                return 0;
+        _cleanup_free_ uint32_t *list = NULL;
+        size_t n;
+        size_t need = DIV_ROUND_UP(len, fs->cs);
+        int r = chain_walk(fs, first, need, path, &list, &n);
+        if (r < 0)
+                return r;
+        if (n < need)
+                return log_error(EINVAL, fs->name, "%s: cluster chain is shorter than the file size", path);
+        for (size_t i = 0; i < n; i++) {
+                /* Coalesce contiguous clusters into one read. */
+                size_t j = i;
+                while (j + 1 < n && list[j + 1] == list[j] + 1)
+                        j++;
+                size_t at = i * fs->cs;
+                size_t bytes = MIN((j - i + 1) * (size_t)fs->cs, len - at);
+                r = win_read(fs, out + at, bytes, cluster_off(fs, list[i]));
+                if (r < 0)
+                        return r;
+                i = j;
+        }
+        return 0;
+}
+
+int fat_read(struct fat_fs *fs, const char *path, uint8_t **data, size_t *len) {
+        struct path p;
+        struct dir d = {0};
+        struct dent e;
+        int r = lookup(fs, path, true, &p, &d, &e);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                r = -ENOENT;
+        else if (r == 2 || (e.attr & ATTR_DIR))
+                r = log_error(EISDIR, fs->name, "%s: is a directory", path);
+        else if ((uint64_t)e.size > (uint64_t)fs->nclusters * fs->cs)
+                r = log_error(EINVAL, fs->name, "%s: file size %" PRIu32 " exceeds the filesystem", path, e.size);
+        else {
+                uint8_t *buf = xmalloc((size_t)e.size + 1);
+                r = read_chain(fs, path, e.cluster, buf, e.size);
+                if (r < 0) {
+                        free(buf);
+                } else {
+                        buf[e.size] = 0;
+                        *data = buf;
+                        *len = e.size;
+                }
+        }
+        dir_free(&d);
+        path_free(&p);
+        return r < 0 ? r : 0;
+}
+
+/* Makes first_inout's chain exactly len bytes long (reusing its clusters)
+ * and writes data into it. */
+static int write_chain(struct fat_fs *fs, const char *path, uint32_t *first_inout, const void *data, size_t len) {
+        _cleanup_free_ uint32_t *list = NULL;
+        size_t n = 0;
+        int r;
+        if (*first_inout != 0) {
+                r = chain_walk(fs, *first_inout, 0, path, &list, &n);
+                if (r < 0)
+                        return r;
+        }
+        uint64_t need = DIV_ROUND_UP((uint64_t)len, fs->cs);
+        if (need > n && need - n > fs->free)
+                return no_space(fs, path, need - n);
+        if (need < n) {
+                chain_free(fs, list + need, n - need);
+                if (need)
+                        fat_set(fs, list[need - 1], fat_eoc(fs));
+                n = need;
+        }
+        list = xrealloc(list, (size_t)MAX(need, 1) * sizeof *list);
+        while (n < need) {
+                uint32_t c = alloc_one(fs);
+                if (!c)
+                        return no_space(fs, path, need - n);
+                if (n)
+                        fat_set(fs, list[n - 1], c);
+                list[n++] = c;
+        }
+        *first_inout = need ? list[0] : 0;
+        const uint8_t *src = data;
+        for (size_t i = 0; i < n; i++) {
+                size_t j = i;
+                while (j + 1 < n && list[j + 1] == list[j] + 1 && (j + 2) * (size_t)fs->cs <= len)
+                        j++;
+                size_t at = i * fs->cs;
+                size_t bytes = MIN((j - i + 1) * (size_t)fs->cs, len - at);
+                if (bytes % fs->cs) {
+                        /* Zero the slack of the last cluster: deterministic output. */
+                        _cleanup_free_ uint8_t *tail = xcalloc(1, fs->cs);
+                        size_t full = bytes - bytes % fs->cs;
+                        if (full) {
+                                r = win_write(fs, src + at, full, cluster_off(fs, list[i]));
+                                if (r < 0)
+                                        return r;
+                        }
+                        memcpy(tail, src + at + full, bytes - full);
+                        r = win_write(fs, tail, fs->cs, cluster_off(fs, list[j]));
+                } else {
+                        r = win_write(fs, src + at, bytes, cluster_off(fs, list[i]));
+                }
+                if (r < 0)
+                        return r;
+                i = j;
+        }
+        return 0;
+}
+
+int fat_write(struct fat_fs *fs, const char *path, const void *data, size_t len, time_t mtime) {
+        if (len > UINT32_MAX)
+                return log_error(EFBIG, fs->name, "%s: FAT files are limited to 4 GiB", path);
+        struct path p;
+        struct dir d = {0};
+        struct dent e;
+        int r = lookup(fs, path, false, &p, &d, &e);
+        if (r < 0)
+                return r;
+        if (r == 2) {
+                path_free(&p);
+                return log_error(EISDIR, fs->name, "%s: is a directory", path);
+        }
+        if (r == 1) {
+                if (e.attr & ATTR_DIR) {
+                        r = log_error(EISDIR, fs->name, "%s: is a directory", path);
+                } else {
+                        uint32_t first = e.cluster;
+                        r = write_chain(fs, path, &first, data, len);
+                        if (r >= 0) {
+                                struct fat_dirent *de = (void *)(d.data + e.idx * 32);
+                                dirent_set_cluster(de, first);
+                                put_le32(de->size, (uint32_t)len);
+                                de->attr |= ATTR_ARCHIVE;
+                                dirent_touch(de, mtime);
+                                r = dir_flush(fs, &d, e.idx, 1);
+                        }
+                }
+        } else {
+                uint32_t first = 0;
+                const char *name = p.comp[p.n - 1];
+                uint16_t u16[LFN_MAX];
+                size_t ulen;
+                r = validate_name(fs, path, name, u16, &ulen);
+                if (r >= 0)
+                        r = write_chain(fs, path, &first, data, len);
+                if (r >= 0) {
+                        r = dir_add(fs, &d, path, name, ATTR_ARCHIVE, first, (uint32_t)len, mtime, NULL);
+                        if (r < 0 && first) {
+                                _cleanup_free_ uint32_t *list = NULL;
+                                size_t n;
+                                if (chain_walk(fs, first, 0, path, &list, &n) >= 0)
+                                        chain_free(fs, list, n);
+                        }
+                }
+        }
+        dir_free(&d);
+        path_free(&p);
+        return r < 0 ? r : 0;
+}
+
+static int mkdir_one(struct fat_fs *fs, struct dir *parent, const char *path, const char *name, time_t mtime,
+                     struct dir *ret) {
+        if (fs->free < 1)
+                return no_space(fs, path, 1);
+        uint32_t c = alloc_one(fs);
+        if (!c)
+                return no_space(fs, path, 1);
+        struct dir d = {.cluster = c, .len = fs->cs, .nchain = 1};
+        d.data = xcalloc(1, fs->cs);
+        d.chain = xmalloc(sizeof *d.chain);
+        d.chain[0] = c;
+        struct fat_dirent *dot = (void *)d.data, *dotdot = dot + 1;
+        memset(dot->name, ' ', 11);
+        memset(dotdot->name, ' ', 11);
+        dot->name[0] = dotdot->name[0] = dotdot->name[1] = '.';
+        dot->attr = dotdot->attr = ATTR_DIR;
+        fat_datetime(mtime, dot->ctime, dot->cdate, &dot->ctime_tenth);
+        dirent_touch(dot, mtime);
+        dirent_set_cluster(dot, c);
+        fat_datetime(mtime, dotdot->ctime, dotdot->cdate, &dotdot->ctime_tenth);
+        dirent_touch(dotdot, mtime);
+        /* ".." of a first-level directory names the root as cluster 0. */
+        dirent_set_cluster(dotdot, parent->root ? 0 : parent->cluster);
+        int r = win_write(fs, d.data, fs->cs, cluster_off(fs, c));
+        if (r >= 0)
+                r = dir_add(fs, parent, path, name, ATTR_DIR, c, 0, mtime, NULL);
+        if (r < 0) {
+                fat_set(fs, c, 0);
+                dir_free(&d);
+                return r;
+        }
+        *ret = d;
+        return 0;
+}
+
+int fat_mkdir(struct fat_fs *fs, const char *path, time_t mtime) {
+        struct path p;
+        int r = path_split(fs, path, &p);
+        if (r < 0)
+                return r;
+        struct dir d;
+        r = dir_load(fs, true, 0, path, &d);
+        for (size_t i = 0; r >= 0 && i < p.n; i++) {
+                struct dent e;
+                struct dir sub;
+                if (dir_find(&d, p.comp[i], &e)) {
+                        if (!(e.attr & ATTR_DIR))
+                                r = log_error(EEXIST, fs->name, "%s: %s exists and is not a directory", path,
+                                              p.comp[i]);
+                        else
+                                r = dir_load(fs, false, e.cluster, path, &sub);
+                } else {
+                        r = mkdir_one(fs, &d, path, p.comp[i], mtime, &sub);
+                }
+                dir_free(&d);
+                if (r >= 0)
+                        d = sub;
+        }
+        if (r >= 0)
+                dir_free(&d);
+        path_free(&p);
+        return r < 0 ? r : 0;
+}
+
+static int dir_is_empty(struct fat_fs *fs, const struct dent *e, const char *path) {
+        struct dir sub;
+        int r = dir_load(fs, false, e->cluster, path, &sub);
+        if (r < 0)
+                return r;
+        size_t pos = 0;
+        struct dent x;
+        bool empty = true;
+        while (empty && dir_next(&sub, &pos, &x))
+                if (!dent_is_dot(&x))
+                        empty = false;
+        dir_free(&sub);
+        return empty ? 0 : log_error(ENOTEMPTY, fs->name, "%s: directory is not empty", path);
+}
+
+int fat_unlink(struct fat_fs *fs, const char *path) {
+        struct path p;
+        struct dir d = {0};
+        struct dent e;
+        int r = lookup(fs, path, false, &p, &d, &e);
+        if (r < 0)
+                return r;
+        if (r == 2)
+                r = log_error(EBUSY, fs->name, "cannot remove the root directory");
+        else if (r == 0)
+                r = log_error(ENOENT, fs->name, "%s: no such file or directory", path);
+        else {
+                _cleanup_free_ uint32_t *list = NULL;
+                size_t n = 0;
+                r = 0;
+                if (e.attr & ATTR_DIR)
+                        r = dir_is_empty(fs, &e, path);
+                /* Validate the whole chain before changing anything. */
+                if (r >= 0 && e.cluster != 0)
+                        r = chain_walk(fs, e.cluster, 0, path, &list, &n);
+                if (r >= 0) {
+                        chain_free(fs, list, n);
+                        for (size_t i = e.lfn_idx; i <= e.idx; i++)
+                                d.data[i * 32] = DELETED;
+                        r = dir_flush(fs, &d, e.lfn_idx, e.idx - e.lfn_idx + 1);
+                }
+        }
+        dir_free(&d);
+        path_free(&p);
+        return r < 0 ? r : 0;
+}
+
+int fat_list(struct fat_fs *fs, const char *path, int (*fn)(const char *name, const struct fat_stat *st, void *u),
+             void *userdata) {
+        struct path p;
+        int r = path_split(fs, path, &p);
+        if (r < 0)
+                return r;
+        struct dir d;
+        r = walk(fs, path, &p, p.n, false, &d);
+        path_free(&p);
+        if (r < 0)
+                return r;
+        size_t pos = 0;
+        struct dent e;
+        while (dir_next(&d, &pos, &e)) {
+                if (dent_is_dot(&e))
+                        continue;
+                struct fat_stat st;
+                stat_from(&e, &st);
+                r = fn(e.long_name[0] ? e.long_name : e.display, &st, userdata);
+                if (r != 0)
+                        break;
+        }
+        dir_free(&d);
+        return r < 0 ? r : 0;
+}
+
+uint64_t fat_free_bytes(const struct fat_fs *fs) { return (uint64_t)fs->free * fs->cs; }
+
+unsigned fat_bits(const struct fat_fs *fs) { return fs->bits; }
+
+/* ---- open / close ---- */
+
+static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
+
+static int parse_boot(struct fat_fs *fs, const uint8_t *boot) {
+        const struct fat_bpb *b = (const void *)boot;
+        const struct fat32_ext *x = (const void *)(boot + sizeof *b);
+        if (!memcmp(b->oem, "EXFAT   ", 8))
+                return log_error(ENOTSUP, fs->name, "boot partition is exFAT; only FAT16 and FAT32 are supported");
+        if (get_le16(boot + 510) != 0xAA55)
+                return log_error(EINVAL, fs->name, "no FAT boot sector (signature 0x55AA missing)");
+        fs->bps = get_le16(b->bytes_per_sector);
+        fs->spc = b->sectors_per_cluster;
+        if (fs->bps < 512 || fs->bps > 4096 || !is_pow2(fs->bps))
+                return log_error(EINVAL, fs->name, "invalid FAT bytes per sector %" PRIu32, fs->bps);
+        if (!is_pow2(fs->spc) || fs->bps * fs->spc > 65536)
+                return log_error(EINVAL, fs->name, "invalid FAT sectors per cluster %" PRIu32, fs->spc);
+        fs->cs = fs->bps * fs->spc;
+        fs->fat_start = get_le16(b->reserved_sectors);
+        fs->nfats = b->num_fats;
+        if (fs->fat_start == 0 || fs->nfats == 0)
+                return log_error(EINVAL, fs->name, "invalid FAT boot sector: %s", fs->fat_start ? "no FAT" : "no reserved sectors");
+        fs->root_entries = get_le16(b->root_entries);
+        uint64_t total = get_le16(b->total_sectors16) ? get_le16(b->total_sectors16) : get_le32(b->total_sectors32);
+        fs->fat_sectors = get_le16(b->fat_size16) ? get_le16(b->fat_size16) : get_le32(x->fat_size32);
+        uint64_t root_sectors = DIV_ROUND_UP((uint64_t)fs->root_entries * 32, fs->bps);
+        fs->root_sector = fs->fat_start + fs->nfats * fs->fat_sectors;
+        fs->data_sector = (uint64_t)fs->fat_start + (uint64_t)fs->nfats * fs->fat_sectors + root_sectors;
+        if (fs->fat_sectors == 0 || total <= fs->data_sector)
+                return log_error(EINVAL, fs->name, "invalid FAT boot sector: no room for data clusters");
+        if (total * fs->bps > fs->size)
+                return log_error(EINVAL, fs->name,
+                                 "FAT filesystem (%" PRIu64 " bytes) is larger than its partition (%" PRIu64 " bytes)",
+                                 total * fs->bps, fs->size);
+        uint64_t clusters = (total - fs->data_sector) / fs->spc;
+        /* Microsoft's rule: the cluster count alone decides the FAT type. */
+        if (clusters < 4085)
+                return log_error(ENOTSUP, fs->name, "boot partition is FAT12; only FAT16 and FAT32 are supported");
+        fs->bits = clusters < 65525 ? 16 : 32;
+        if (fs->bits == 32 && clusters > 0x0FFFFFF5u)
+                return log_error(EINVAL, fs->name, "invalid FAT32: too many clusters");
+        fs->nclusters = (uint32_t)clusters;
+        if (fs->bits == 16) {
+                if (fs->root_entries == 0 || get_le16(b->fat_size16) == 0)
+                        return log_error(EINVAL, fs->name, "invalid FAT16 boot sector: no root directory or FAT size");
+        } else {
+                if (fs->root_entries != 0 || get_le16(b->fat_size16) != 0)
+                        return log_error(EINVAL, fs->name, "invalid FAT32 boot sector: FAT16 fields are set");
+                uint16_t flags = get_le16(x->ext_flags);
+                fs->mirror = !(flags & 0x80);
+                fs->active_fat = fs->mirror ? 0 : (flags & 0x0F);
+                if (fs->active_fat >= fs->nfats)
+                        return log_error(EINVAL, fs->name, "invalid FAT32 boot sector: active FAT %" PRIu32 " of %" PRIu32,
+                                         fs->active_fat, fs->nfats);
+                fs->root_cluster = get_le32(x->root_cluster);
+                if (!cluster_valid(fs, fs->root_cluster))
+                        return log_error(EINVAL, fs->name, "invalid FAT32 root cluster %" PRIu32, fs->root_cluster);
+                fs->fsinfo_sector = get_le16(x->fsinfo_sector);
+        }
+        if (fs->bits == 16)
+                fs->mirror = true;
+        if ((uint64_t)fs->fat_sectors * fs->bps < ((uint64_t)fs->nclusters + 2) * (fs->bits / 8))
+                return log_error(EINVAL, fs->name, "invalid FAT boot sector: FAT too small for %" PRIu32 " clusters",
+                                 fs->nclusters);
+        return 0;
+}
+
+int fat_open(int fd, uint64_t offset, uint64_t size, const char *name, struct fat_fs **ret) {
+        struct fat_fs *fs = xcalloc(1, sizeof *fs);
+        fs->fd = fd;
+        fs->off = offset;
+        fs->size = size;
+        fs->name = xstrdup(name ? name : "FAT");
+        uint8_t boot[512];
+        int r;
+        if (size < sizeof boot)
+                r = log_error(EINVAL, fs->name, "partition too small for a FAT filesystem (%" PRIu64 " bytes)", size);
+        else
+                r = win_read(fs, boot, sizeof boot, 0);
+        if (r >= 0)
+                r = parse_boot(fs, boot);
+        if (r < 0)
+                goto fail;
+        fs->fat_nsect = (uint32_t)DIV_ROUND_UP(((uint64_t)fs->nclusters + 2) * (fs->bits / 8), fs->bps);
+        fs->fat = xmalloc((size_t)fs->fat_nsect * fs->bps);
+        fs->fat_dirty = xcalloc(fs->fat_nsect, 1);
+        r = win_read(fs, fs->fat, (size_t)fs->fat_nsect * fs->bps,
+                     ((uint64_t)fs->fat_start + (uint64_t)fs->active_fat * fs->fat_sectors) * fs->bps);
+        if (r < 0)
+                goto fail;
+        for (uint32_t c = 2; c - 2 < fs->nclusters; c++)
+                if (fat_get(fs, c) == 0)
+                        fs->free++;
+        fs->hint = 1; /* the search starts after the hint: cluster 2 first */
+        if (fs->bits == 32 && fs->fsinfo_sector >= 1 && fs->fsinfo_sector < fs->fat_start) {
+                fs->fsinfo = xmalloc(fs->bps);
+                r = win_read(fs, fs->fsinfo, fs->bps, (uint64_t)fs->fsinfo_sector * fs->bps);
+                if (r < 0)
+                        goto fail;
+                const struct fat_fsinfo *fi = (const void *)fs->fsinfo;
+                if (get_le32(fi->lead_sig) != FSINFO_LEAD || get_le32(fi->struct_sig) != FSINFO_STRUCT ||
+                    get_le32(fi->trail_sig) != FSINFO_TRAIL) {
+                        free(fs->fsinfo);
+                        fs->fsinfo = NULL;
+                } else if (cluster_valid(fs, get_le32(fi->next_free))) {
+                        fs->hint = get_le32(fi->next_free);
+                }
+        }
+        *ret = fs;
+        return 0;
+fail:
+        fat_close(fs);
+        return r;
+}
+
+static int flush(struct fat_fs *fs) {
+        if (!fs->changed)
+                return 0;
+        for (uint32_t s = 0; s < fs->fat_nsect; s++) {
+                if (!fs->fat_dirty[s])
+                        continue;
+                for (uint32_t k = 0; k < fs->nfats; k++) {
+                        if (!fs->mirror && k != fs->active_fat)
+                                continue;
+                        uint64_t sector = (uint64_t)fs->fat_start + (uint64_t)k * fs->fat_sectors + s;
+                        int r = win_write(fs, fs->fat + (size_t)s * fs->bps, fs->bps, sector * fs->bps);
+                        if (r < 0)
+                                return r;
+                }
+                fs->fat_dirty[s] = 0;
+        }
+        if (fs->fsinfo) {
+                struct fat_fsinfo *fi = (void *)fs->fsinfo;
+                put_le32(fi->free_count, fs->free);
+                if (fs->hint >= 2)
+                        put_le32(fi->next_free, fs->hint);
+                int r = win_write(fs, fs->fsinfo, sizeof *fi, (uint64_t)fs->fsinfo_sector * fs->bps);
+                if (r < 0)
+                        return r;
+        }
+        fs->changed = false;
+        return 0;
+}
+
+int fat_close(struct fat_fs *fs) {
+        if (!fs)
+                return 0;
+        int r = fs->fat ? flush(fs) : 0;
+        free(fs->fat);
+        free(fs->fat_dirty);
+        free(fs->fsinfo);
+        free(fs->name);
+        free(fs);
+        return r;
+}

@@ -1,0 +1,542 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Writing an image to a disk is the one thing dimimage does that can destroy
+ * data the user cares about, so the checks come first and each refusal is
+ * one line naming the device and the reason.  A regular file works as the
+ * device: it is treated as a disk of its current size. */
+#include "flash.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "bmap.h"
+#include "hash.h"
+#include "log.h"
+#include "progress.h"
+#include "source.h"
+#include "util.h"
+
+#define CHUNK (4u << 20)
+
+struct flash_opts {
+        bool force, no_verify, quiet, yes;
+        const char *bmap_path;
+};
+
+struct target {
+        const char *path;
+        int fd;
+        bool is_blk;
+        uint64_t size;
+        dev_t rdev;
+};
+
+/* The image as a stream of bytes from offset 0: raw images are read with
+ * pread (so unmapped ranges are skipped without reading), compressed ones
+ * through source_stream and discarded where unmapped. */
+struct reader {
+        const char *path;
+        int fd;                     /* raw image, else -1 */
+        struct source_stream *s;    /* compressed image */
+        uint64_t pos, raw_size;
+};
+
+static void usage(FILE *f) {
+        fputs("Usage: dimimage flash [OPTIONS] IMAGE DEVICE\n"
+              "\n"
+              "Write IMAGE (.img, .img.xz, .img.zst, .img.gz) to DEVICE, writing only the\n"
+              "blocks its bmap marks as used, then read them back and verify them.\n"
+              "The bmap is IMAGE.bmap, or the same name without .xz/.zst/.gz plus .bmap.\n"
+              "\n"
+              "Options:\n"
+              "  --bmap FILE   use this bmap instead of looking beside IMAGE\n"
+              "  --no-verify   skip checksum checks while writing and the read-back\n"
+              "  --force       write to a non-removable disk or a partition\n"
+              "  --yes         do not ask for confirmation before writing a block device\n"
+              "  --quiet       no progress\n"
+              "  --help        this text\n"
+              "\n"
+              "Refuses a mounted device, the disk holding the running system, a device\n"
+              "smaller than the image and (without --force) a non-removable disk.\n"
+              "A regular file works as DEVICE and is treated as a disk of its size.\n"
+              "\n"
+              "Examples:\n"
+              "  dimimage flash dimdim-app.img.xz /dev/mmcblk0\n"
+              "  dimimage flash --yes --quiet dimdim-app.img /dev/sdb\n"
+              "  truncate -s 4G disk.raw && dimimage flash dimdim-app.img disk.raw\n",
+              f);
+}
+
+static bool is_compressed(const char *path, int fd) {
+        uint8_t m[6] = { 0 };
+        if (pread(fd, m, sizeof(m), 0) < 4)
+                return false;
+        return memcmp(m, "\xfd" "7zXZ", 6) == 0 || memcmp(m, "\x28\xb5\x2f\xfd", 4) == 0 ||
+               (m[0] == 0x1f && m[1] == 0x8b) || memcmp(m, "PK\3\4", 4) == 0;
+}
+
+static char *find_bmap(const char *image) {
+        char *p = xasprintf("%s.bmap", image);
+        if (access(p, F_OK) == 0)
+                return p;
+        free(p);
+        static const char *const exts[] = { ".xz", ".zst", ".gz", ".zip" };
+        for (size_t i = 0; i < ARRAY_SIZE(exts); i++)
+                if (str_has_suffix(image, exts[i])) {
+                        p = xasprintf("%.*s.bmap", (int)(strlen(image) - strlen(exts[i])), image);
+                        if (access(p, F_OK) == 0)
+                                return p;
+                        free(p);
+                }
+        return NULL;
+}
+
+static long long reader_read(struct reader *r, void *buf, size_t n) {
+        if (r->fd >= 0) {
+                if (r->pos >= r->raw_size)
+                        return 0;
+                n = (size_t)MIN((uint64_t)n, r->raw_size - r->pos);
+                int e = pread_full(r->fd, buf, n, r->pos);
+                if (e < 0)
+                        return log_error(e, r->path, "cannot read: %s", strerror(-e));
+                r->pos += n;
+                return (long long)n;
+        }
+        long long got = source_stream_read(r->s, buf, n);
+        if (got > 0)
+                r->pos += (uint64_t)got;
+        return got;
+}
+
+static int reader_skip_to(struct reader *r, uint64_t off, uint8_t *buf) {
+        if (r->fd >= 0) {
+                r->pos = off;
+                return 0;
+        }
+        while (r->pos < off) {
+                long long got = reader_read(r, buf, (size_t)MIN(off - r->pos, (uint64_t)CHUNK));
+                if (got < 0)
+                        return (int)got;
+                if (got == 0)
+                        return log_error(EBADMSG, r->path, "the image ends before the end of its bmap");
+        }
+        return 0;
+}
+
+static int read_sysfs(const char *path, char *buf, size_t n) {
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        bool ok = fgets(buf, (int)n, f) != NULL;
+        fclose(f);
+        if (!ok)
+                return -EIO;
+        buf[strcspn(buf, "\n")] = 0;
+        return 0;
+}
+
+/* The device and all its partitions, as dev_t. */
+static size_t disk_devs(dev_t disk, dev_t *out, size_t max) {
+        size_t n = 0;
+        out[n++] = disk;
+        char *sys = xasprintf("/sys/dev/block/%u:%u", major(disk), minor(disk));
+        DIR *d = opendir(sys);
+        struct dirent *e;
+        while (d && (e = readdir(d)) && n < max) {
+                if (e->d_name[0] == '.')
+                        continue;
+                char *pp = xasprintf("%s/%s/partition", sys, e->d_name), *dp = xasprintf("%s/%s/dev", sys, e->d_name);
+                char v[32];
+                unsigned ma, mi;
+                if (access(pp, F_OK) == 0 && read_sysfs(dp, v, sizeof(v)) == 0 && sscanf(v, "%u:%u", &ma, &mi) == 2)
+                        out[n++] = makedev(ma, mi);
+                free(pp);
+                free(dp);
+        }
+        if (d)
+                closedir(d);
+        free(sys);
+        return n;
+}
+
+/* Where a device (or one of its partitions) is mounted, from mountinfo's
+ * major:minor field; caller frees. */
+static char *mounted_at(const dev_t *devs, size_t n) {
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return NULL;
+        char *line = NULL, *found = NULL;
+        size_t cap = 0;
+        while (!found && getline(&line, &cap, f) > 0) {
+                unsigned ma, mi;
+                char mnt[4096];
+                if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &ma, &mi, mnt) != 3)
+                        continue;
+                for (size_t i = 0; i < n; i++)
+                        if (major(devs[i]) == ma && minor(devs[i]) == mi)
+                                found = xstrdup(mnt);
+        }
+        free(line);
+        fclose(f);
+        return found;
+}
+
+static bool dir_has_entries(const char *path) {
+        DIR *d = opendir(path);
+        if (!d)
+                return false;
+        struct dirent *e;
+        bool any = false;
+        while (!any && (e = readdir(d)))
+                any = e->d_name[0] != '.';
+        closedir(d);
+        return any;
+}
+
+static int check_block_device(struct target *t, const struct flash_opts *o) {
+        char sys[64], v[64];
+        snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u", major(t->rdev), minor(t->rdev));
+        dev_t devs[256];
+        size_t n = disk_devs(t->rdev, devs, ARRAY_SIZE(devs));
+        struct stat root;
+        if (stat("/", &root) == 0)
+                for (size_t i = 0; i < n; i++)
+                        if (devs[i] == root.st_dev)
+                                return log_error(EBUSY, t->path, "holds the running system (/); refusing to write it");
+        _cleanup_free_ char *mnt = mounted_at(devs, n);
+        if (mnt)
+                return log_error(EBUSY, t->path, "is mounted (at %s); unmount it first", mnt);
+        char *holders = xasprintf("%s/holders", sys);
+        bool held = dir_has_entries(holders);
+        free(holders);
+        if (held)
+                return log_error(EBUSY, t->path, "is in use (by device-mapper, RAID or LVM); release it first");
+        char *part = xasprintf("%s/partition", sys);
+        bool is_part = access(part, F_OK) == 0;
+        free(part);
+        if (is_part && !o->force)
+                return log_error(EINVAL, t->path, "is a partition; give the whole disk (or --force)");
+        char *rm = xasprintf("%s/removable", sys);
+        bool removable = read_sysfs(rm, v, sizeof(v)) == 0 && strcmp(v, "1") == 0;
+        free(rm);
+        char *real = realpath(sys, NULL);
+        if (real && (strstr(real, "/usb") || strstr(path_basename(real), "mmcblk")))
+                removable = true;
+        free(real);
+        if (!removable && !o->force) {
+                char sz[32];
+                format_size(t->size, sz);
+                return log_error(EPERM, t->path, "is not a removable disk (%s); use --force if you are sure", sz);
+        }
+        return 0;
+}
+
+static int open_target(struct target *t, const char *image, const struct flash_opts *o) {
+        struct stat st, ist;
+        if (stat(t->path, &st) < 0)
+                return log_error(errno, t->path, "no such device: %m (a regular file must exist: truncate -s SIZE)");
+        if (stat(image, &ist) == 0 && ist.st_dev == st.st_dev && ist.st_ino == st.st_ino)
+                return log_error(EINVAL, t->path, "is the image itself");
+        if (S_ISBLK(st.st_mode)) {
+                t->is_blk = true;
+                t->rdev = st.st_rdev;
+                /* Check before opening: the refusals must not depend on
+                 * whether we may open the device at all. */
+                char sizep[64], v[32];
+                snprintf(sizep, sizeof(sizep), "/sys/dev/block/%u:%u/size", major(t->rdev), minor(t->rdev));
+                if (read_sysfs(sizep, v, sizeof(v)) == 0)
+                        t->size = strtoull(v, NULL, 10) * 512;
+                int r = check_block_device(t, o);
+                if (r < 0)
+                        return r;
+                /* O_EXCL on a block device fails with EBUSY while anything has it mounted. */
+                t->fd = open(t->path, O_RDWR | O_EXCL | O_CLOEXEC);
+                if (t->fd < 0)
+                        return log_error(errno, t->path, "cannot open device: %m");
+                if (ioctl(t->fd, BLKGETSIZE64, &t->size) < 0)
+                        return log_error(errno, t->path, "cannot get the device size: %m");
+                return 0;
+        }
+        if (!S_ISREG(st.st_mode))
+                return log_error(EINVAL, t->path, "is neither a block device nor a regular file");
+        t->fd = open(t->path, O_RDWR | O_CLOEXEC);
+        if (t->fd < 0)
+                return log_error(errno, t->path, "cannot open: %m");
+        t->size = (uint64_t)st.st_size;
+        return 0;
+}
+
+static int confirm(const struct target *t, const struct flash_opts *o) {
+        if (!t->is_blk || o->yes)
+                return 0;
+        if (!isatty(STDIN_FILENO))
+                return log_error(ECANCELED, t->path, "not on a terminal: pass --yes to confirm erasing this device");
+        char sz[32], ans[16] = "";
+        format_size(t->size, sz);
+        fprintf(stderr, "Erase everything on %s (%s)? [y/N] ", t->path, sz);
+        if (!fgets(ans, sizeof(ans), stdin) || (ans[0] != 'y' && ans[0] != 'Y'))
+                return log_error(ECANCELED, t->path, "not confirmed; nothing written");
+        return 0;
+}
+
+struct job {
+        struct bmap *b;     /* ranges to write (one covering the image without a bmap) */
+        bool have_bmap, known_size;
+        char (*written)[65]; /* sha256 of each range as written */
+};
+
+static int write_ranges(struct reader *rd, struct target *t, struct job *j, const struct flash_opts *o,
+                        uint8_t *buf) {
+        struct progress pg;
+        uint64_t total = j->known_size ? j->b->mapped_blocks * j->b->block_size : 0, done = 0;
+        progress_begin(&pg, "Writing", total);
+        int r = 0;
+        for (size_t i = 0; i < j->b->n && r >= 0; i++) {
+                struct bmap_range *rg = &j->b->v[i];
+                uint64_t start, end;
+                bmap_range_bytes(j->b, rg, &start, &end);
+                if ((r = reader_skip_to(rd, start, buf)) < 0)
+                        break;
+                struct sha256 h;
+                sha256_init(&h);
+                uint64_t off = start;
+                while (off < end) {
+                        long long got = reader_read(rd, buf, (size_t)MIN(end - off, (uint64_t)CHUNK));
+                        if (got < 0) {
+                                r = (int)got;
+                                break;
+                        }
+                        if (got == 0) {
+                                if (j->known_size)
+                                        r = log_error(EBADMSG, rd->path, "the image ends before the end of its bmap");
+                                break;
+                        }
+                        if (off + (uint64_t)got > t->size) {
+                                char a[32], b[32];
+                                format_size(t->size, a);
+                                format_size(off + (uint64_t)got, b);
+                                r = log_error(ENOSPC, t->path, "the device is smaller than the image (%s < more than %s)", a,
+                                              b);
+                                break;
+                        }
+                        if ((r = pwrite_full(t->fd, buf, (size_t)got, off)) < 0) {
+                                r = log_error(r, t->path, "write failed at byte %" PRIu64 ": %s", off, strerror(-r));
+                                break;
+                        }
+                        sha256_update(&h, buf, (size_t)got);
+                        off += (uint64_t)got;
+                        done += (uint64_t)got;
+                        progress_update(&pg, done);
+                }
+                sha256_final_hex(&h, j->written[i]);
+                if (!j->known_size) { /* stream of unknown length: now we know it */
+                        j->b->image_size = off;
+                        j->b->blocks_count = DIV_ROUND_UP(off, j->b->block_size);
+                        rg->last = j->b->blocks_count ? j->b->blocks_count - 1 : 0;
+                        j->b->mapped_blocks = j->b->blocks_count;
+                }
+                if (r >= 0 && j->have_bmap && !o->no_verify && rg->sha256[0] && strcmp(rg->sha256, j->written[i]) != 0)
+                        r = log_error(EBADMSG, rd->path,
+                                      "blocks %" PRIu64 "-%" PRIu64 " do not match the bmap's checksum: the image "
+                                      "is corrupted or the bmap belongs to another image",
+                                      rg->first, rg->last);
+        }
+        progress_end(&pg);
+        return r;
+}
+
+/* Unmapped ranges of a regular-file target become holes, so the file then
+ * equals the image byte for byte (on a disk they are simply not written). */
+static void punch_unmapped(struct target *t, const struct bmap *b) {
+        uint64_t pos = 0;
+        for (size_t i = 0; i <= b->n; i++) {
+                uint64_t start = b->image_size, end = b->image_size;
+                if (i < b->n)
+                        bmap_range_bytes(b, &b->v[i], &start, &end);
+                if (start > pos && fallocate(t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)pos,
+                                             (off_t)(start - pos)) < 0) {
+                        uint8_t *z = xcalloc(1, CHUNK);
+                        for (uint64_t o = pos; o < start; o += CHUNK)
+                                (void)pwrite_full(t->fd, z, (size_t)MIN((uint64_t)CHUNK, start - o), o);
+                        free(z);
+                }
+                pos = end;
+        }
+}
+
+static int verify(struct target *t, struct job *j, uint8_t *buf) {
+        struct progress pg;
+        progress_begin(&pg, "Verifying", j->b->mapped_blocks * j->b->block_size);
+        uint64_t done = 0;
+        int r = 0;
+        for (size_t i = 0; i < j->b->n && r >= 0; i++) {
+                uint64_t start, end;
+                bmap_range_bytes(j->b, &j->b->v[i], &start, &end);
+                struct sha256 h;
+                sha256_init(&h);
+                for (uint64_t off = start; off < end && r >= 0;) {
+                        size_t k = (size_t)MIN(end - off, (uint64_t)CHUNK);
+                        r = pread_full(t->fd, buf, k, off);
+                        if (r < 0)
+                                r = log_error(r, t->path, "cannot read back at byte %" PRIu64 ": %s", off, strerror(-r));
+                        sha256_update(&h, buf, k);
+                        off += k;
+                        done += k;
+                        progress_update(&pg, done);
+                }
+                char hex[65];
+                sha256_final_hex(&h, hex);
+                if (r >= 0 && strcmp(hex, j->written[i]) != 0)
+                        r = log_error(EIO, t->path,
+                                      "read-back verification failed in blocks %" PRIu64 "-%" PRIu64
+                                      ": the device did not keep what was written (faulty or fake-capacity card?)",
+                                      j->b->v[i].first, j->b->v[i].last);
+        }
+        progress_end(&pg);
+        return r;
+}
+
+static int flash(const char *image, const char *device, const struct flash_opts *o) {
+        struct reader rd = { .path = image, .fd = -1 };
+        struct target t = { .path = device, .fd = -1 };
+        struct bmap b = { 0 };
+        struct job j = { .b = &b };
+        _cleanup_free_ char *bmap_path = NULL;
+        uint8_t *buf = NULL;
+        int r;
+
+        _cleanup_close_ int ifd = open(image, O_RDONLY | O_CLOEXEC);
+        if (ifd < 0)
+                return log_error(errno, image, "cannot open image: %m");
+        struct stat ist;
+        if (fstat(ifd, &ist) < 0 || !S_ISREG(ist.st_mode))
+                return log_error(EINVAL, image, "not a regular file");
+        bool compressed = is_compressed(image, ifd);
+
+        bmap_path = o->bmap_path ? xstrdup(o->bmap_path) : find_bmap(image);
+        if (bmap_path) {
+                if ((r = bmap_load(bmap_path, &b)) < 0)
+                        return r;
+                j.have_bmap = j.known_size = true;
+                if (!compressed && b.image_size != (uint64_t)ist.st_size) {
+                        r = log_error(EINVAL, bmap_path, "describes a %" PRIu64 "-byte image, but %s has %" PRIu64
+                                      " bytes; pass the right --bmap", b.image_size, image, (uint64_t)ist.st_size);
+                        goto out;
+                }
+        } else {
+                /* No bmap: every byte is written; the image's size is known
+                 * up front only when it is raw. */
+                b.block_size = BMAP_BLOCK_SIZE;
+                b.image_size = compressed ? UINT64_MAX / 2 : (uint64_t)ist.st_size;
+                b.blocks_count = DIV_ROUND_UP(b.image_size, b.block_size);
+                j.known_size = !compressed;
+                if (b.blocks_count)
+                        bmap_add_range(&b, 0, b.blocks_count - 1);
+                log_info("%s: no bmap found; writing every block", image);
+        }
+
+        if ((r = open_target(&t, image, o)) < 0)
+                goto out;
+        if (j.known_size && b.image_size > t.size) {
+                char a[32], c[32];
+                format_size(t.size, a);
+                format_size(b.image_size, c);
+                r = log_error(ENOSPC, device, "the device is smaller than the image (%s < %s)", a, c);
+                goto out;
+        }
+        if ((r = confirm(&t, o)) < 0)
+                goto out;
+
+        if (compressed) {
+                if ((r = source_stream_open(image, &rd.s)) < 0)
+                        goto out;
+        } else {
+                rd.fd = ifd;
+                rd.raw_size = (uint64_t)ist.st_size;
+                posix_fadvise(ifd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        }
+        buf = xmalloc(CHUNK);
+        j.written = xcalloc(b.n ? b.n : 1, sizeof(*j.written));
+        if ((r = write_ranges(&rd, &t, &j, o, buf)) < 0)
+                goto out;
+        if (!t.is_blk && j.have_bmap)
+                punch_unmapped(&t, &b);
+        if (fsync(t.fd) < 0) {
+                r = log_error(errno, device, "cannot flush the device: %m");
+                goto out;
+        }
+        /* Drop cached pages so the read-back comes from the medium. */
+        if (t.is_blk)
+                (void)ioctl(t.fd, BLKFLSBUF, 0);
+        posix_fadvise(t.fd, 0, 0, POSIX_FADV_DONTNEED);
+        if (!o->no_verify && (r = verify(&t, &j, buf)) < 0)
+                goto out;
+        char mapped[32], total[32];
+        format_size(b.mapped_blocks * b.block_size, mapped);
+        format_size(b.image_size, total);
+        log_info("%s: wrote %s of %s%s", device, mapped, total, o->no_verify ? "" : ", verified");
+        r = 0;
+out:
+        if (rd.s)
+                source_stream_close(rd.s);
+        if (t.fd >= 0)
+                close(t.fd);
+        free(j.written);
+        free(buf);
+        bmap_free(&b);
+        return r;
+}
+
+int cmd_flash(int argc, char **argv) {
+        static const struct option longopts[] = {
+                { "force", no_argument, NULL, 'f' },   { "no-verify", no_argument, NULL, 'n' },
+                { "bmap", required_argument, NULL, 'b' }, { "quiet", no_argument, NULL, 'q' },
+                { "yes", no_argument, NULL, 'y' },     { "help", no_argument, NULL, 'h' },
+                { NULL, 0, NULL, 0 },
+        };
+        struct flash_opts o = { 0 };
+        int c;
+        optind = 1;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "+fb:qyh", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'f':
+                        o.force = true;
+                        break;
+                case 'n':
+                        o.no_verify = true;
+                        break;
+                case 'b':
+                        o.bmap_path = optarg;
+                        break;
+                case 'q':
+                        o.quiet = true;
+                        break;
+                case 'y':
+                        o.yes = true;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        log_error(EINVAL, NULL, "flash: unknown option or missing argument: %s (see --help)",
+                                  argv[optind - 1]);
+                        return 64; /* EX_USAGE */
+                }
+        }
+        if (argc - optind != 2) {
+                log_error(EINVAL, NULL, "flash: need IMAGE and DEVICE (see dimimage flash --help)");
+                return 64;
+        }
+        if (o.quiet)
+                log_level = LOG_QUIET;
+        return exit_code_for(flash(argv[optind], argv[optind + 1], &o));
+}

@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "host.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "secret.h"
+#include "util.h"
+
+static void strv_push(char ***v, size_t *n, const char *s) {
+        *v = xrealloc(*v, (*n + 1) * sizeof **v);
+        (*v)[(*n)++] = xstrdup(s);
+}
+
+static void strv_free(char ***v, size_t *n) {
+        for (size_t i = 0; i < *n; i++)
+                free((*v)[i]);
+        free(*v);
+        *v = NULL;
+        *n = 0;
+}
+
+void host_free(struct host_settings *hs) {
+        free(hs->hostname);
+        free(hs->user);
+        free(hs->password_hash);
+        free(hs->password_file);
+        strv_free(&hs->ssh_key_files, &hs->nssh_key_files);
+        strv_free(&hs->ssh_keys, &hs->nssh_keys);
+        free(hs->ip);
+        free(hs->gateway);
+        strv_free(&hs->dns, &hs->ndns);
+        free(hs->wifi_ssid);
+        free(hs->wifi_psk_file);
+        free(hs->wifi_psk_hex);
+        free(hs->wifi_country);
+        free(hs->timezone);
+        free(hs->locale);
+        free(hs->keymap);
+        free(hs->model);
+        strv_free(&hs->extra_hosts, &hs->nextra_hosts);
+        free(hs->origin);
+        *hs = (struct host_settings){0};
+}
+
+static const char *const host_keys[] = {
+        "hostname", "user", "password_hash", "password_file", "ssh_keys", "ssh_key_files", "ip", "gateway",
+        "dns", "wifi", "timezone", "locale", "keymap", "model", NULL,
+};
+static const char *const wifi_keys[] = {"ssid", "psk_file", "country", NULL};
+
+/* Relative file names in a YAML file are relative to that file, as a user
+ * reading it would expect. */
+static char *relative_to(const char *yaml_file, const char *path) {
+        if (path[0] == '/' || !strchr(yaml_file, '/'))
+                return xstrdup(path);
+        _cleanup_free_ char *dir = path_dirname(yaml_file);
+        return xasprintf("%s/%s", dir, path);
+}
+
+int host_from_yaml(const char *file, const struct ynode *n, struct host_settings *hs) {
+        int r = ynode_check_keys(file, "host", n, host_keys);
+        if (r < 0)
+                return r;
+        struct {
+                const char *key;
+                char **dst;
+        } strs[] = {
+                {"hostname", &hs->hostname}, {"user", &hs->user},         {"password_hash", &hs->password_hash},
+                {"ip", &hs->ip},             {"gateway", &hs->gateway},   {"timezone", &hs->timezone},
+                {"locale", &hs->locale},     {"keymap", &hs->keymap},     {"model", &hs->model},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
+                struct ynode *v = ynode_get(n, strs[i].key);
+                if (v && (r = ynode_string(file, strs[i].key, v, strs[i].dst)) < 0)
+                        return r;
+        }
+        struct ynode *v = ynode_get(n, "password_file");
+        if (v) {
+                _cleanup_free_ char *p = NULL;
+                if ((r = ynode_string(file, "password_file", v, &p)) < 0)
+                        return r;
+                free(hs->password_file);
+                hs->password_file = relative_to(file, p);
+        }
+        if ((r = ynode_strings(file, "ssh_keys", ynode_get(n, "ssh_keys"), &hs->ssh_keys, &hs->nssh_keys)) < 0)
+                return r;
+        char **files = NULL;
+        size_t nfiles = 0;
+        r = ynode_strings(file, "ssh_key_files", ynode_get(n, "ssh_key_files"), &files, &nfiles);
+        for (size_t i = 0; i < nfiles; i++) {
+                if (r >= 0) {
+                        _cleanup_free_ char *p = relative_to(file, files[i]);
+                        strv_push(&hs->ssh_key_files, &hs->nssh_key_files, p);
+                }
+                free(files[i]);
+        }
+        free(files);
+        if (r < 0)
+                return r;
+        if ((r = ynode_strings(file, "dns", ynode_get(n, "dns"), &hs->dns, &hs->ndns)) < 0)
+                return r;
+        struct ynode *w = ynode_get(n, "wifi");
+        if (w) {
+                if ((r = ynode_check_keys(file, "wifi", w, wifi_keys)) < 0)
+                        return r;
+                if ((v = ynode_get(w, "ssid")) && (r = ynode_string(file, "wifi.ssid", v, &hs->wifi_ssid)) < 0)
+                        return r;
+                if ((v = ynode_get(w, "country")) &&
+                    (r = ynode_string(file, "wifi.country", v, &hs->wifi_country)) < 0)
+                        return r;
+                if ((v = ynode_get(w, "psk_file"))) {
+                        _cleanup_free_ char *p = NULL;
+                        if ((r = ynode_string(file, "wifi.psk_file", v, &p)) < 0)
+                                return r;
+                        free(hs->wifi_psk_file);
+                        hs->wifi_psk_file = relative_to(file, p);
+                }
+        }
+        free(hs->origin);
+        hs->origin = xstrdup(file);
+        return 0;
+}
+
+int host_load_file(const char *file, struct host_settings *hs) {
+        struct ynode *root = NULL;
+        int r = yaml_load(file, NULL, 0, &root);
+        if (r < 0)
+                return r;
+        r = host_from_yaml(file, root, hs);
+        ynode_free(root);
+        return r;
+}
+
+static void over_str(char **dst, const char *src) {
+        if (!src)
+                return;
+        free(*dst);
+        *dst = xstrdup(src);
+}
+
+void host_merge(struct host_settings *hs, const struct host_settings *o) {
+        over_str(&hs->hostname, o->hostname);
+        over_str(&hs->user, o->user);
+        if (o->password_hash || o->password_file) {
+                /* a password given on the command line replaces the file's, whatever its form */
+                free(hs->password_hash);
+                free(hs->password_file);
+                hs->password_hash = o->password_hash ? xstrdup(o->password_hash) : NULL;
+                hs->password_file = o->password_file ? xstrdup(o->password_file) : NULL;
+        }
+        for (size_t i = 0; i < o->nssh_key_files; i++)
+                strv_push(&hs->ssh_key_files, &hs->nssh_key_files, o->ssh_key_files[i]);
+        for (size_t i = 0; i < o->nssh_keys; i++)
+                strv_push(&hs->ssh_keys, &hs->nssh_keys, o->ssh_keys[i]);
+        over_str(&hs->ip, o->ip);
+        over_str(&hs->gateway, o->gateway);
+        if (o->ndns) {
+                strv_free(&hs->dns, &hs->ndns);
+                for (size_t i = 0; i < o->ndns; i++)
+                        strv_push(&hs->dns, &hs->ndns, o->dns[i]);
+        }
+        over_str(&hs->wifi_ssid, o->wifi_ssid);
+        over_str(&hs->wifi_psk_file, o->wifi_psk_file);
+        over_str(&hs->wifi_country, o->wifi_country);
+        over_str(&hs->timezone, o->timezone);
+        over_str(&hs->locale, o->locale);
+        over_str(&hs->keymap, o->keymap);
+        over_str(&hs->model, o->model);
+        for (size_t i = 0; i < o->nextra_hosts; i++)
+                strv_push(&hs->extra_hosts, &hs->nextra_hosts, o->extra_hosts[i]);
+}
+
+bool host_valid_hostname(const char *s) {
+        /* RFC 1123 label: what avahi, DHCP and /etc/hosts all accept */
+        size_t n = strlen(s);
+        if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+                return false;
+        for (const char *c = s; *c; c++)
+                if (!isascii((unsigned char)*c) || !(isalnum((unsigned char)*c) || *c == '-'))
+                        return false;
+        return true;
+}
+
+bool host_valid_username(const char *s) {
+        /* Debian's adduser default NAME_REGEX */
+        size_t n = strlen(s);
+        if (n == 0 || n > 32 || !(islower((unsigned char)s[0]) || s[0] == '_'))
+                return false;
+        for (const char *c = s; *c; c++)
+                if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '_' || *c == '-'))
+                        return false;
+        static const char *const reserved[] = {"root", "daemon", "bin", "sys", "sync", "nobody", "sshd",
+                                               "messagebus", "systemd-network", "docker", NULL};
+        for (const char *const *r = reserved; *r; r++)
+                if (!strcmp(*r, s))
+                        return false;
+        return true;
+}
+
+bool host_valid_ipv4(const char *s) {
+        struct in_addr a;
+        return inet_pton(AF_INET, s, &a) == 1;
+}
+
+bool host_parse_cidr(const char *s, char addr[16], unsigned *prefix) {
+        const char *slash = strchr(s, '/');
+        if (!slash || (size_t)(slash - s) >= 16)
+                return false;
+        memcpy(addr, s, (size_t)(slash - s));
+        addr[slash - s] = 0;
+        char *end;
+        errno = 0;
+        unsigned long p = strtoul(slash + 1, &end, 10);
+        if (errno || end == slash + 1 || *end || p < 1 || p > 32)
+                return false;
+        *prefix = (unsigned)p;
+        return host_valid_ipv4(addr);
+}
+
+/* One public key per line; comments and blank lines skipped; private keys
+ * refused loudly, since copying one into an image would leak it. */
+static int read_keys(const char *file, struct host_settings *hs) {
+        _cleanup_free_ uint8_t *data = NULL;
+        size_t len;
+        int r = read_file(file, 1 << 20, &data, &len);
+        if (r < 0)
+                return log_error(r, file, "cannot read SSH key: %s", strerror(-r));
+        if (memchr(data, 0, len))
+                return log_error(EINVAL, file, "not an SSH public key file (binary data)");
+        if (strstr((char *)data, "PRIVATE KEY"))
+                return log_error(EINVAL, file, "this is a private key; pass the public key (.pub) instead");
+        size_t before = hs->nssh_keys;
+        unsigned line = 0;
+        for (char *save = NULL, *l = strtok_r((char *)data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                line++;
+                l[strcspn(l, "\r")] = 0;
+                while (*l == ' ' || *l == '\t')
+                        l++;
+                if (!*l || *l == '#')
+                        continue;
+                strv_push(&hs->ssh_keys, &hs->nssh_keys, l);
+        }
+        if (hs->nssh_keys == before)
+                return log_error(EINVAL, file, "no SSH public key in file");
+        return 0;
+}
+
+static bool key_line_ok(const char *k) {
+        static const char *const types[] = {"ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-nistp256 ", "ecdsa-sha2-nistp384 ",
+                                            "ecdsa-sha2-nistp521 ", "sk-ssh-ed25519@openssh.com ",
+                                            "sk-ecdsa-sha2-nistp256@openssh.com ", NULL};
+        const char *p = k;
+        /* authorized_keys options (from="...",no-pty ...) may precede the type */
+        for (const char *const *t = types; *t; t++) {
+                const char *at = strstr(p, *t);
+                if (at && (at == p || at[-1] == ' ')) {
+                        const char *b64 = at + strlen(*t);
+                        if (strncmp(b64, "AAAA", 4) != 0)
+                                return false;
+                        for (const char *c = k; *c; c++)
+                                if (*c == '\n' || *c == '\r')
+                                        return false;
+                        return true;
+                }
+        }
+        return false;
+}
+
+static int read_secret_line(const char *file, const char *what, char **out) {
+        _cleanup_free_ uint8_t *data = NULL;
+        size_t len;
+        int r = read_file(file, 4096, &data, &len);
+        if (r < 0)
+                return log_error(r, file, "cannot read %s: %s", what, strerror(-r));
+        if (memchr(data, 0, len))
+                return log_error(EINVAL, file, "%s file contains a NUL byte", what);
+        /* one line; the trailing newline an editor adds is not part of it */
+        while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+                data[--len] = 0;
+        if (memchr(data, '\n', len))
+                return log_error(EINVAL, file, "%s file must hold a single line", what);
+        if (!len)
+                return log_error(EINVAL, file, "%s file is empty", what);
+        *out = (char *)data;
+        data = NULL;
+        return 0;
+}
+
+int host_finalize(struct host_settings *hs) {
+        const char *o = hs->origin ? hs->origin : "options";
+        int r;
+        if (hs->hostname && !host_valid_hostname(hs->hostname))
+                return log_error(EINVAL, o, "invalid hostname '%s': use 1-63 letters, digits and '-'", hs->hostname);
+        if (hs->user && !host_valid_username(hs->user))
+                return log_error(EINVAL, o,
+                                 "invalid or reserved user name '%s': use lower-case letters, digits, '_' and '-'",
+                                 hs->user);
+        if ((hs->password_hash || hs->password_file || hs->nssh_keys || hs->nssh_key_files) && !hs->user)
+                return log_error(EINVAL, o, "a password or SSH key needs a user: add --user NAME");
+        if (hs->password_hash && !secret_hash_valid(hs->password_hash))
+                return log_error(EINVAL, o,
+                                 "--password-hash is not a crypt(3) hash; make one with: mkpasswd -m yescrypt");
+        if (hs->password_file) {
+                _cleanup_free_ char *pw = NULL;
+                if ((r = read_secret_line(hs->password_file, "password", &pw)) < 0)
+                        return r;
+                free(hs->password_hash);
+                hs->password_hash = NULL;
+                r = secret_hash_password(pw, &hs->password_hash);
+                explicit_bzero(pw, strlen(pw));
+                if (r < 0)
+                        return log_error(r, hs->password_file, "cannot hash the password");
+                free(hs->password_file);
+                hs->password_file = NULL;
+        }
+        for (size_t i = 0; i < hs->nssh_key_files; i++)
+                if ((r = read_keys(hs->ssh_key_files[i], hs)) < 0)
+                        return r;
+        strv_free(&hs->ssh_key_files, &hs->nssh_key_files);
+        for (size_t i = 0; i < hs->nssh_keys; i++)
+                if (!key_line_ok(hs->ssh_keys[i]))
+                        return log_error(EINVAL, o, "SSH key %zu is not an OpenSSH public key line", i + 1);
+        if (hs->ip) {
+                char a[16];
+                unsigned p;
+                if (!host_parse_cidr(hs->ip, a, &p))
+                        return log_error(EINVAL, o, "invalid --ip '%s': expected ADDRESS/PREFIX, e.g. 192.168.1.101/24",
+                                         hs->ip);
+        }
+        if (hs->gateway && !hs->ip)
+                return log_error(EINVAL, o, "--gateway needs --ip");
+        if (hs->gateway && !host_valid_ipv4(hs->gateway))
+                return log_error(EINVAL, o, "invalid gateway '%s'", hs->gateway);
+        for (size_t i = 0; i < hs->ndns; i++)
+                if (!host_valid_ipv4(hs->dns[i]))
+                        return log_error(EINVAL, o, "invalid DNS server '%s'", hs->dns[i]);
+        if (hs->wifi_ssid || hs->wifi_psk_file) {
+                if (!hs->wifi_ssid || !hs->wifi_psk_file)
+                        return log_error(EINVAL, o, "Wi-Fi needs both --wifi-ssid and --wifi-psk-file");
+                size_t sl = strlen(hs->wifi_ssid);
+                if (sl == 0 || sl > 32)
+                        return log_error(EINVAL, o, "Wi-Fi SSID must be 1 to 32 bytes");
+                if (!hs->wifi_country)
+                        return log_error(EINVAL, o, "Wi-Fi needs --wifi-country (e.g. GB): the radio stays off without it");
+                _cleanup_free_ char *pass = NULL;
+                if ((r = read_secret_line(hs->wifi_psk_file, "Wi-Fi passphrase", &pass)) < 0)
+                        return r;
+                char hex[65];
+                r = secret_wifi_psk(hs->wifi_ssid, pass, hex);
+                explicit_bzero(pass, strlen(pass));
+                if (r < 0)
+                        return log_error(r, hs->wifi_psk_file, "Wi-Fi passphrase must be 8 to 63 printable ASCII characters");
+                free(hs->wifi_psk_hex);
+                hs->wifi_psk_hex = xstrdup(hex);
+                explicit_bzero(hex, sizeof hex);
+                free(hs->wifi_psk_file);
+                hs->wifi_psk_file = NULL;
+        }
+        if (hs->wifi_country) {
+                const char *c = hs->wifi_country;
+                if (strlen(c) != 2 || !isupper((unsigned char)c[0]) || !isupper((unsigned char)c[1]))
+                        return log_error(EINVAL, o, "Wi-Fi country must be a two-letter upper-case ISO code, e.g. GB");
+        }
+        if (hs->timezone) {
+                const char *t = hs->timezone;
+                bool ok = *t && *t != '/' && !strstr(t, "..") && strlen(t) < 64;
+                for (const char *c = t; *c && ok; c++)
+                        ok = isalnum((unsigned char)*c) || strchr("/_-+", *c);
+                if (!ok)
+                        return log_error(EINVAL, o, "invalid time zone '%s': use an IANA name such as Europe/Berlin", t);
+        }
+        if (hs->locale) {
+                bool ok = strlen(hs->locale) < 64;
+                for (const char *c = hs->locale; *c && ok; c++)
+                        ok = isalnum((unsigned char)*c) || strchr("_.-@", *c);
+                if (!ok || !*hs->locale)
+                        return log_error(EINVAL, o, "invalid locale '%s': e.g. en_GB.UTF-8", hs->locale);
+        }
+        if (hs->keymap) {
+                bool ok = strlen(hs->keymap) < 32;
+                for (const char *c = hs->keymap; *c && ok; c++)
+                        ok = isalnum((unsigned char)*c) || strchr("_-", *c);
+                if (!ok || !*hs->keymap)
+                        return log_error(EINVAL, o, "invalid keymap '%s': e.g. gb, de, us", hs->keymap);
+        }
+        return 0;
+}

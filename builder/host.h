@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Host settings: hostname, user, SSH keys, network, Wi-Fi, time zone,
+ * locale, keyboard — from command-line options, a --host YAML file, or a
+ * fleet file's host entry.  Validated here, before anything is written. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "yamltree.h"
+
+struct host_settings {
+        char *hostname;
+        char *user;
+        char *password_hash;    /* crypt(3) string */
+        char *password_file;    /* file holding a plain password: hashed, never stored */
+        char **ssh_key_files;   /* files with public keys */
+        size_t nssh_key_files;
+        char **ssh_keys;        /* public key lines (from files or YAML) */
+        size_t nssh_keys;
+        char *ip;               /* "192.168.1.101/24" */
+        char *gateway;
+        char **dns;
+        size_t ndns;
+        char *wifi_ssid;
+        char *wifi_psk_file;
+        char *wifi_psk_hex;     /* derived PBKDF2 key: the only form stored */
+        char *wifi_country;
+        char *timezone;
+        char *locale;
+        char *keymap;
+        char *model;            /* Pi model, e.g. "pi4-4gb" (fleet guard) */
+        char **extra_hosts;     /* "ADDR NAME..." lines for /etc/hosts (fleet) */
+        size_t nextra_hosts;
+        /* where settings came from, for messages */
+        char *origin;
+};
+
+/* Fill hs from a YAML mapping (a --host file's root or a fleet host). */
+int host_from_yaml(const char *file, const struct ynode *n, struct host_settings *hs);
+int host_load_file(const char *file, struct host_settings *hs);
+/* Values set in over replace those in hs; list values are appended. */
+void host_merge(struct host_settings *hs, const struct host_settings *over);
+/* Read key/password/PSK files, derive hashes, validate everything.
+ * Afterwards password_file and wifi_psk_file are consumed. */
+int host_finalize(struct host_settings *hs);
+void host_free(struct host_settings *hs);
+
+bool host_valid_hostname(const char *s);
+bool host_valid_username(const char *s);
+/* "a.b.c.d/p" -> address and prefix; false when malformed. */
+bool host_parse_cidr(const char *s, char addr[16], unsigned *prefix);
+bool host_valid_ipv4(const char *s);

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Raspberry Pi Imager reads os_list entries (see rpi-imager's
+ * doc/json-schema/os-list-schema.json); "init_format": "none" tells it not
+ * to offer its own customisation, which would fight ours. */
+#include "imager.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+#include "json.h"
+#include "log.h"
+#include "output.h"
+#include "util.h"
+
+static const char *const default_devices[] = { "pi5-64bit", "pi4-64bit", "pi3-64bit" };
+
+static char *file_url(const char *path) {
+        _cleanup_free_ char *abs = realpath(path, NULL);
+        if (!abs)
+                return NULL;
+        struct buf b = { 0 };
+        buf_puts(&b, "file://");
+        /* Percent-encode everything outside RFC 3986's unreserved set and '/'. */
+        for (const unsigned char *p = (const unsigned char *)abs; *p; p++) {
+                if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                    strchr("-._~/", *p))
+                        buf_append(&b, p, 1);
+                else
+                        buf_printf(&b, "%%%02X", *p);
+        }
+        return (char *)buf_steal(&b, NULL);
+}
+
+int imager_write_json(const char *json_path, const char *image_path, const struct imager_entry *e) {
+        _cleanup_free_ char *url = file_url(image_path);
+        if (!url)
+                return log_error(errno, image_path, "cannot resolve the image path: %m");
+        _cleanup_free_ char *bmap_url = NULL;
+        if (e->bmap_path && !(bmap_url = file_url(e->bmap_path)))
+                return log_error(errno, e->bmap_path, "cannot resolve the bmap path: %m");
+        struct tm tm;
+        time_t t = e->release_time;
+        char date[16];
+        if (!gmtime_r(&t, &tm) || strftime(date, sizeof(date), "%Y-%m-%d", &tm) == 0)
+                return log_error(EINVAL, json_path, "bad release time");
+
+        struct json j = { 0 };
+        json_begin_object(&j);
+        json_key(&j, "os_list");
+        json_begin_array(&j);
+        json_begin_object(&j);
+        json_key(&j, "name");
+        json_string(&j, e->name ? e->name : path_basename(image_path));
+        json_key(&j, "description");
+        json_string(&j, e->description ? e->description : "Built by dimimage");
+        json_key(&j, "url");
+        json_string(&j, url);
+        json_key(&j, "extract_size");
+        json_uint(&j, e->extract_size);
+        json_key(&j, "extract_sha256");
+        json_string(&j, e->extract_sha256);
+        json_key(&j, "image_download_size");
+        json_uint(&j, e->download_size);
+        json_key(&j, "image_download_sha256");
+        json_string(&j, e->download_sha256);
+        json_key(&j, "release_date");
+        json_string(&j, date);
+        json_key(&j, "devices");
+        json_begin_array(&j);
+        const char *const *devs = e->devices ? e->devices : default_devices;
+        size_t n = e->devices ? e->n_devices : ARRAY_SIZE(default_devices);
+        for (size_t i = 0; i < n; i++)
+                json_string(&j, devs[i]);
+        json_end_array(&j);
+        json_key(&j, "init_format");
+        json_string(&j, "none");
+        if (bmap_url) {
+                json_key(&j, "bmap_url");
+                json_string(&j, bmap_url);
+        }
+        json_end_object(&j);
+        json_end_array(&j);
+        json_end_object(&j);
+        size_t len;
+        _cleanup_free_ char *text = json_finish(&j, &len);
+        return output_write_file_atomic(json_path, text, len);
+}
+
+int imager_write_json_for_output(const char *json_path, const struct output *o, const char *name,
+                                 const char *description) {
+        if (!o->committed)
+                return log_error(EINVAL, o->path, "no committed output to describe");
+        _cleanup_free_ char *bmap = o->has_bmap ? xasprintf("%s.bmap", o->path) : NULL;
+        struct imager_entry e = {
+                .name = name,
+                .description = description,
+                .release_time = build_time(),
+                .extract_size = o->raw_bytes,
+                .extract_sha256 = o->raw_sha256,
+                .download_size = o->out_bytes,
+                .download_sha256 = o->sha256,
+                .bmap_path = bmap,
+        };
+        return imager_write_json(json_path, o->path, &e);
+}

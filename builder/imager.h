@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* A Raspberry Pi Imager os_list JSON (`rpi-imager --repo FILE`) offering
+ * one built image. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct output;
+
+struct imager_entry {
+        const char *name;
+        const char *description;
+        const char *const *devices; /* NULL: pi5-64bit, pi4-64bit, pi3-64bit */
+        size_t n_devices;
+        time_t release_time;        /* printed as UTC YYYY-MM-DD */
+        uint64_t extract_size;      /* raw image bytes */
+        const char *extract_sha256; /* of the raw image */
+        uint64_t download_size;     /* bytes of the file the url names */
+        const char *download_sha256;
+        const char *bmap_path;      /* NULL when there is no bmap */
+};
+
+/* Write json_path atomically; image_path (and bmap_path) become absolute
+ * file:// URLs.  Logs, -errno. */
+int imager_write_json(const char *json_path, const char *image_path, const struct imager_entry *e);
+/* The same for a committed output: sizes and checksums come from o,
+ * release date from build_time(). */
+int imager_write_json_for_output(const char *json_path, const struct output *o, const char *name,
+                                 const char *description);

@@ -1,0 +1,447 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* `dimimage inspect`: report what an image holds, never change it.  A
+ * compressed image is decompressed to a temporary file first (removed on
+ * every path, and on SIGINT/SIGTERM through output_track_temp). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "disk.h"
+#include "ext4.h"
+#include "inspect.h"
+#include "json.h"
+#include "log.h"
+#include "output.h"
+#include "source.h"
+#include "util.h"
+
+#define OS_RELEASE_MAX (64 * 1024)
+#define MANIFEST_MAX (1024 * 1024)
+#define MAX_KEYS 64
+
+struct os_release {
+        unsigned n;
+        char *key[MAX_KEYS];
+        char *value[MAX_KEYS];
+};
+
+struct report {
+        const char *image;     /* as the user named it */
+        struct disk_layout l;
+        bool have_os;
+        struct os_release os;
+        char *manifest;        /* verbatim JSON text, NULL when none */
+};
+
+static void os_release_free(struct os_release *o) {
+        for (unsigned i = 0; i < o->n; i++) {
+                free(o->key[i]);
+                free(o->value[i]);
+        }
+        o->n = 0;
+}
+
+static const char *os_get(const struct os_release *o, const char *key) {
+        for (unsigned i = 0; i < o->n; i++)
+                if (strcmp(o->key[i], key) == 0)
+                        return o->value[i];
+        return NULL;
+}
+
+/* os-release(5): KEY=VALUE lines, values optionally quoted, shell-style
+ * escapes inside double quotes. */
+static void os_release_parse(const char *text, size_t len, struct os_release *o) {
+        const char *p = text, *end = text + len;
+        while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                const char *le = nl ? nl : end;
+                while (p < le && (*p == ' ' || *p == '\t'))
+                        p++;
+                const char *eq = memchr(p, '=', (size_t)(le - p));
+                if (p < le && *p != '#' && eq && eq > p && o->n < MAX_KEYS) {
+                        bool valid_key = true;
+                        for (const char *k = p; k < eq; k++)
+                                if (!((*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') || *k == '_' ||
+                                      (*k >= 'a' && *k <= 'z')))
+                                        valid_key = false;
+                        if (valid_key) {
+                                struct buf v = { 0 };
+                                const char *s = eq + 1;
+                                const char *ve = le;
+                                while (ve > s && (ve[-1] == ' ' || ve[-1] == '\t' || ve[-1] == '\r'))
+                                        ve--;
+                                char quote = 0;
+                                for (; s < ve; s++) {
+                                        if (!quote && (*s == '"' || *s == '\'')) {
+                                                quote = *s;
+                                                continue;
+                                        }
+                                        if (quote && *s == quote) {
+                                                quote = 0;
+                                                continue;
+                                        }
+                                        if (quote == '"' && *s == '\\' && s + 1 < ve &&
+                                            strchr("\"\\$`", s[1]))
+                                                s++;
+                                        buf_append(&v, s, 1);
+                                }
+                                buf_append(&v, "", 0);
+                                o->key[o->n] = xstrndup(p, (size_t)(eq - p));
+                                o->value[o->n] = (char *)buf_steal(&v, NULL);
+                                if (!o->value[o->n])
+                                        o->value[o->n] = xstrdup("");
+                                o->n++;
+                        }
+                }
+                p = nl ? nl + 1 : end;
+        }
+}
+
+/* A manifest is embedded verbatim, so it must at least look like one JSON
+ * object: text, no NUL, braces at both ends. */
+static bool manifest_plausible(const uint8_t *d, size_t n) {
+        if (memchr(d, '\0', n))
+                return false;
+        size_t a = 0, b = n;
+        while (a < b && strchr(" \t\r\n", d[a]))
+                a++;
+        while (b > a && strchr(" \t\r\n", d[b - 1]))
+                b--;
+        return b - a >= 2 && d[a] == '{' && d[b - 1] == '}';
+}
+
+/* Top-level "key": "string" or number from the manifest, for the human
+ * summary only (the JSON output embeds the whole manifest). */
+static char *manifest_field(const char *m, const char *key) {
+        _cleanup_free_ char *needle = xasprintf("\"%s\"", key);
+        const char *p = strstr(m, needle);
+        if (!p)
+                return NULL;
+        p += strlen(needle);
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+                p++;
+        if (*p != ':')
+                return NULL;
+        p++;
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+                p++;
+        if (*p == '"') {
+                const char *e = p + 1;
+                while (*e && *e != '"') {
+                        if (*e == '\\' && e[1])
+                                e++;
+                        e++;
+                }
+                return xstrndup(p + 1, (size_t)(e - p - 1));
+        }
+        size_t n = strspn(p, "0123456789-.");
+        return n ? xstrndup(p, n) : NULL;
+}
+
+static void read_root(const char *path, struct report *rep) {
+        const struct disk_layout *l = &rep->l;
+        if (l->root < 0)
+                return;
+        const struct disk_part *p = &l->parts[l->root];
+        struct ext4_fs *fs = NULL;
+        /* A root fs that cannot be opened (e.g. a journal needing recovery)
+         * is reported by ext4.c; inspect still shows the partitions. */
+        if (ext4_open_ro(path, disk_part_offset(p), disk_part_bytes(p), &fs) < 0)
+                return;
+
+        struct ext4_stat st;
+        const char *os_path = NULL;
+        bool follow = false;
+        if (ext4_lstat(fs, "/etc/os-release", &st) == 0) {
+                os_path = "/etc/os-release";
+                follow = (st.mode & S_IFMT) == S_IFLNK;
+        } else if (ext4_lstat(fs, "/usr/lib/os-release", &st) == 0 && (st.mode & S_IFMT) == S_IFREG)
+                os_path = "/usr/lib/os-release";
+        if (os_path) {
+                uint8_t *d = NULL;
+                size_t n = 0;
+                int r = follow ? ext4_read_follow(fs, os_path, OS_RELEASE_MAX, &d, &n)
+                               : ext4_read(fs, os_path, OS_RELEASE_MAX, &d, &n);
+                if (r == 0) {
+                        os_release_parse((const char *)d, n, &rep->os);
+                        rep->have_os = true;
+                }
+                free(d);
+        }
+
+        if (ext4_lstat(fs, "/etc/dimimage/manifest.json", &st) == 0 && (st.mode & S_IFMT) == S_IFREG) {
+                uint8_t *d = NULL;
+                size_t n = 0;
+                if (ext4_read(fs, "/etc/dimimage/manifest.json", MANIFEST_MAX, &d, &n) == 0) {
+                        if (manifest_plausible(d, n))
+                                rep->manifest = xstrndup((const char *)d, n);
+                        else
+                                log_warn(rep->image, "/etc/dimimage/manifest.json is not a JSON object; ignored");
+                }
+                free(d);
+        }
+        ext4_close(fs);
+}
+
+static const char *role_of(const struct disk_layout *l, unsigned i) {
+        if ((int)i == l->boot)
+                return "boot";
+        if ((int)i == l->root)
+                return "root";
+        return NULL;
+}
+
+static void json_str_or_null(struct json *j, const char *s) {
+        if (s && *s)
+                json_string(j, s);
+        else
+                json_null(j);
+}
+
+static char *render_json(const struct report *rep) {
+        const struct disk_layout *l = &rep->l;
+        struct json j = { 0 };
+        json_begin_object(&j);
+        json_key(&j, "table");
+        json_str_or_null(&j, l->table);
+        json_key(&j, "disk_id");
+        json_str_or_null(&j, l->disk_id);
+        json_key(&j, "image_bytes");
+        json_uint(&j, l->image_bytes);
+        json_key(&j, "partitions");
+        json_begin_array(&j);
+        for (unsigned i = 0; i < l->n; i++) {
+                const struct disk_part *p = &l->parts[i];
+                json_begin_object(&j);
+                json_key(&j, "number");
+                json_uint(&j, p->number);
+                json_key(&j, "start_sector");
+                json_uint(&j, p->start);
+                json_key(&j, "sectors");
+                json_uint(&j, p->sectors);
+                json_key(&j, "fs_type");
+                json_str_or_null(&j, p->fs_type);
+                json_key(&j, "label");
+                json_str_or_null(&j, p->label);
+                json_key(&j, "uuid");
+                json_str_or_null(&j, p->uuid);
+                json_key(&j, "partuuid");
+                json_str_or_null(&j, p->partuuid);
+                json_key(&j, "role");
+                json_str_or_null(&j, role_of(l, i));
+                json_end_object(&j);
+        }
+        json_end_array(&j);
+        json_key(&j, "os_release");
+        if (rep->have_os) {
+                json_begin_object(&j);
+                for (unsigned i = 0; i < rep->os.n; i++) {
+                        json_key(&j, rep->os.key[i]);
+                        json_string(&j, rep->os.value[i]);
+                }
+                json_end_object(&j);
+        } else
+                json_null(&j);
+        json_key(&j, "manifest");
+        if (rep->manifest)
+                json_raw(&j, rep->manifest);
+        else
+                json_null(&j);
+        json_end_object(&j);
+        return json_finish(&j, NULL);
+}
+
+static void print_human(const struct report *rep) {
+        const struct disk_layout *l = &rep->l;
+        char sz[32];
+        format_size(l->image_bytes, sz);
+        printf("%s: %llu bytes (%s)\n", rep->image, (unsigned long long)l->image_bytes, sz);
+        printf("Partition table: %s, disk id %s\n", l->table[0] ? l->table : "none",
+               l->disk_id[0] ? l->disk_id : "-");
+        printf("%-3s %-10s %-10s %-10s %-4s %-6s %-8s %-12s %-36s %s\n", "#", "START", "SECTORS", "SIZE", "TYPE",
+               "FS", "VERSION", "LABEL", "UUID", "ROLE");
+        for (unsigned i = 0; i < l->n; i++) {
+                const struct disk_part *p = &l->parts[i];
+                char type[8];
+                if (p->mbr_type)
+                        snprintf(type, sizeof(type), "0x%02x", p->mbr_type);
+                else
+                        snprintf(type, sizeof(type), "-");
+                const char *role = role_of(l, i);
+                format_size(disk_part_bytes(p), sz);
+                printf("%-3u %-10llu %-10llu %-10s %-4s %-6s %-8s %-12s %-36s %s\n", p->number,
+                       (unsigned long long)p->start, (unsigned long long)p->sectors, sz, type,
+                       p->fs_type[0] ? p->fs_type : "-", p->fs_version[0] ? p->fs_version : "-",
+                       p->label[0] ? p->label : "-", p->uuid[0] ? p->uuid : "-", role ? role : "-");
+        }
+        const char *pretty = rep->have_os ? os_get(&rep->os, "PRETTY_NAME") : NULL;
+        if (!pretty && rep->have_os)
+                pretty = os_get(&rep->os, "NAME");
+        printf("OS: %s\n", pretty ? pretty : "unknown (no os-release found)");
+        if (rep->manifest) {
+                _cleanup_free_ char *role = manifest_field(rep->manifest, "role");
+                _cleanup_free_ char *host = manifest_field(rep->manifest, "hostname");
+                _cleanup_free_ char *when = manifest_field(rep->manifest, "build_time");
+                if (!when)
+                        when = manifest_field(rep->manifest, "built");
+                printf("Built by dimimage: role %s, hostname %s, built %s\n", role ? role : "?", host ? host : "?",
+                       when ? when : "?");
+        } else
+                printf("Built by dimimage: no (no /etc/dimimage/manifest.json)\n");
+}
+
+static bool is_compressed(const char *image, int fd) {
+        uint8_t m[6] = { 0 };
+        if (pread(fd, m, sizeof(m), 0) == (ssize_t)sizeof(m)) {
+                if (!memcmp(m, "\xfd" "7zXZ\0", 6) || !memcmp(m, "\x1f\x8b", 2) ||
+                    !memcmp(m, "\x28\xb5\x2f\xfd", 4) || !memcmp(m, "PK\x03\x04", 4))
+                        return true;
+        }
+        return str_has_suffix(image, ".xz") || str_has_suffix(image, ".gz") || str_has_suffix(image, ".zst") ||
+               str_has_suffix(image, ".zip");
+}
+
+static uint64_t free_bytes(const char *dir) {
+        struct statvfs sv;
+        if (statvfs(dir, &sv) < 0)
+                return 0;
+        return (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
+/* $TMPDIR normally; beside the image when $TMPDIR looks too small for it
+ * (the raw image is typically 3-5 times its compressed size, less with holes). */
+static char *temp_dir_for(const char *image, uint64_t compressed_bytes) {
+        const char *t = getenv("TMPDIR");
+        if (!t || !*t)
+                t = "/tmp";
+        _cleanup_free_ char *beside = path_dirname(image);
+        uint64_t need = compressed_bytes * 5;
+        if (free_bytes(t) < need && free_bytes(beside) > free_bytes(t))
+                return xstrdup(beside);
+        return xstrdup(t);
+}
+
+static int decompress(const char *image, const struct stat *st, char **ret_path) {
+        _cleanup_free_ char *dir = temp_dir_for(image, (uint64_t)st->st_size);
+        char *tmp = xasprintf("%s/.dimimage-inspect.XXXXXX", dir);
+        int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0) {
+                int r = log_error(errno, dir, "cannot create a temporary file to decompress %s into: %m", image);
+                free(tmp);
+                return r;
+        }
+        output_track_temp(tmp);
+        struct source_opts o = { .no_cache = true, .quiet = true };
+        struct source_info info;
+        int r = source_extract(image, fd, &o, &info);
+        close(fd);
+        if (r < 0) {
+                unlink(tmp);
+                output_untrack_temp(tmp);
+                free(tmp);
+                return r;
+        }
+        *ret_path = tmp;
+        return 0;
+}
+
+static void usage(FILE *f) {
+        fputs("usage: dimimage inspect IMAGE [--json]\n"
+              "Show an image's partition table, filesystems, OS release and, for an image\n"
+              "dimimage built, its manifest.  IMAGE may be .img, .img.xz, .img.gz, .img.zst or .zip.\n"
+              "\n"
+              "  --json    machine-readable output (a stable contract)\n"
+              "  -h, --help\n"
+              "\n"
+              "example: dimimage inspect 2025-11-24-raspios-trixie-arm64-lite.img.xz --json\n",
+              f);
+}
+
+int cmd_inspect(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "json", no_argument, NULL, 'j' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        bool as_json = false;
+        optind = 0;
+        int c;
+        while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'j':
+                        as_json = true;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return EX_OK;
+                default:
+                        usage(stderr);
+                        return EX_USAGE;
+                }
+        }
+        /* Options after the image name are fine too (`inspect x.img --json`). */
+        const char *image = NULL;
+        for (int i = optind; i < argc; i++) {
+                if (strcmp(argv[i], "--json") == 0)
+                        as_json = true;
+                else if (!image)
+                        image = argv[i];
+                else {
+                        usage(stderr);
+                        return EX_USAGE;
+                }
+        }
+        if (!image) {
+                usage(stderr);
+                return EX_USAGE;
+        }
+
+        struct report rep = { .image = image };
+        _cleanup_free_ char *tmp = NULL;
+        int r;
+        {
+                _cleanup_close_ int fd = open(image, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        return exit_code_for(log_error(errno, image, "cannot open: %m"));
+                struct stat st;
+                if (fstat(fd, &st) < 0)
+                        return exit_code_for(log_error(errno, image, "cannot stat: %m"));
+                if (S_ISDIR(st.st_mode))
+                        return exit_code_for(log_error(EISDIR, image, "is a directory, not a disk image"));
+                if (S_ISREG(st.st_mode) && is_compressed(image, fd)) {
+                        r = decompress(image, &st, &tmp);
+                        if (r < 0)
+                                return exit_code_for(r);
+                }
+        }
+        const char *path = tmp ? tmp : image;
+        r = disk_probe_any_named(path, image, &rep.l);
+        if (r >= 0)
+                read_root(path, &rep);
+        if (tmp) {
+                unlink(tmp);
+                output_untrack_temp(tmp);
+        }
+        if (r < 0) {
+                os_release_free(&rep.os);
+                free(rep.manifest);
+                return exit_code_for(r);
+        }
+
+        if (as_json) {
+                _cleanup_free_ char *text = render_json(&rep);
+                fputs(text, stdout);
+        } else
+                print_human(&rep);
+        os_release_free(&rep.os);
+        free(rep.manifest);
+        if (fflush(stdout) != 0)
+                return exit_code_for(log_error(errno, "stdout", "cannot write: %m"));
+        return EX_OK;
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* plan: inputs (profile, environment, host settings, the base's own files)
+ * -> payload.  Pure: no image is opened here, so every rule is unit-tested
+ * with golden files (tests/unit/test_plan.c). */
+#pragma once
+
+#include <stdbool.h>
+#include <time.h>
+
+#include "dotenv.h"
+#include "host.h"
+#include "payload.h"
+#include "profile.h"
+
+enum os_flavour { OS_UNKNOWN, OS_BOOKWORM, OS_TRIXIE };
+
+/* Files read from the base image before planning edits to them (NUL-
+ * terminated text, NULL when the base lacks them). */
+struct base_files {
+        char *os_release;
+        char *passwd, *group, *shadow, *gshadow;
+        char *hosts;
+        char *config_txt;   /* boot partition */
+        char *cmdline_txt;  /* boot partition */
+        char *locale_gen;
+};
+
+struct plan_input {
+        const struct profile *profile;
+        const struct env *env;               /* merged and validated */
+        const struct host_settings *host;    /* finalized */
+        const char *data_dir;                /* where overlays/ live */
+        const char *source;                  /* --source DIR|ARCHIVE or NULL */
+        time_t build_time;
+        /* known after the base is extracted; used by plan_base_edits */
+        enum os_flavour os;
+        const char *base_name;
+        const char *base_sha256;
+        const char *disk_id;
+        const struct base_files *base;
+        const char *fleet_name;              /* NULL for single builds */
+};
+
+#define DIMDIM_HOME "/opt/dimdim-health"
+#define DIMDIM_ENV DIMDIM_HOME "/.env"
+
+/* Everything that does not depend on the base's own files. */
+int plan_payload(const struct plan_input *in, struct payload *out);
+/* Edits of the base's files (users, hosts, config.txt, cmdline.txt) and the
+ * manifest. */
+int plan_base_edits(const struct plan_input *in, struct payload *out);
+
+enum os_flavour plan_detect_os(const char *os_release);
+const char *os_flavour_name(enum os_flavour os);
+/* Value of KEY in os-release text (unquoted), or NULL; caller frees. */
+char *os_release_get(const char *os_release, const char *key);
+/* Deterministic RFC 4122-shaped UUID from a seed string. */
+void plan_uuid(const char *seed, char out[37]);

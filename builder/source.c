@@ -1,0 +1,802 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "source.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "hash.h"
+#include "log.h"
+#include "progress.h"
+#include "util.h"
+#include "xzmt.h"
+
+/* Four 4 MiB buffers between the reader/decoder and the writer/hasher: large
+ * enough for few syscalls, small enough to keep memory flat. */
+#define SLOT_SIZE (4u << 20)
+#define NSLOTS 4
+/* All-zero runs of this granularity become holes (the ext4 block size). */
+#define ZERO_GRAIN 4096u
+#define ARCHIVE_BLOCK (1u << 20)
+
+static const uint8_t zeros[1u << 16];
+
+enum fmt { FMT_RAW, FMT_XZ, FMT_GZIP, FMT_ZSTD, FMT_ZIP };
+static const char *const fmt_names[] = {
+        [FMT_RAW] = "raw", [FMT_XZ] = "xz", [FMT_GZIP] = "gzip", [FMT_ZSTD] = "zstd", [FMT_ZIP] = "zip",
+};
+
+/* ---- opening and recognising a base ---- */
+
+static int open_base(const char *path, struct stat *st, uint64_t *size) {
+        /* O_NONBLOCK so a FIFO cannot hang us before we refuse it. */
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return log_error(errno, path, "cannot open: %m");
+        if (fstat(fd, st) < 0) {
+                int e = log_error(errno, path, "cannot stat: %m");
+                close(fd);
+                return e;
+        }
+        int e = 0;
+        if (S_ISDIR(st->st_mode))
+                e = log_error(EISDIR, path, "is a directory, not an image file");
+        else if (S_ISBLK(st->st_mode)) {
+                if (ioctl(fd, BLKGETSIZE64, size) < 0)
+                        e = log_error(errno, path, "cannot get the block device size: %m");
+        } else if (S_ISREG(st->st_mode))
+                *size = (uint64_t)st->st_size;
+        else
+                e = log_error(EINVAL, path, "not a regular file or block device");
+        if (!e && *size == 0)
+                e = log_error(EINVAL, path, "empty file, not an image");
+        if (!e && fcntl(fd, F_SETFL, 0) < 0)
+                e = log_error(errno, path, "cannot open: %m");
+        if (e) {
+                close(fd);
+                return e;
+        }
+        return fd;
+}
+
+/* By content, never by name: a renamed .xz is still xz. */
+static int detect(int fd, const char *path, uint64_t size, enum fmt *fmt) {
+        uint8_t m[8] = {0};
+        int r = pread_full(fd, m, MIN(size, sizeof(m)), 0);
+        if (r < 0)
+                return log_error(r, path, "cannot read: %s", strerror(-r));
+        if (!memcmp(m, "\xfd" "7zXZ\0", 6))
+                *fmt = FMT_XZ;
+        else if (m[0] == 0x1f && m[1] == 0x8b)
+                *fmt = FMT_GZIP;
+        else if (!memcmp(m, "\x28\xb5\x2f\xfd", 4))
+                *fmt = FMT_ZSTD;
+        else if (!memcmp(m, "PK\x03\x04", 4) || !memcmp(m, "PK\x05\x06", 4))
+                *fmt = FMT_ZIP;
+        else
+                *fmt = FMT_RAW;
+        return 0;
+}
+
+/* A disk image starts with an MBR/protective-MBR/FAT boot signature or is a
+ * bare ext2/3/4 filesystem; anything else (a text file, garbage) is refused
+ * here rather than as a confusing partition-table error later. */
+static int check_head(const char *path, const uint8_t *b, size_t n, bool compressed) {
+        if (n >= 512 && b[510] == 0x55 && b[511] == 0xaa)
+                return 0;
+        if (n >= 1082 && get_le16(b + 1080) == 0xef53)
+                return 0;
+        return log_error(EINVAL, path, "%s is not a disk image: no partition table or filesystem signature at its start",
+                         compressed ? "the decompressed data" : "this");
+}
+
+/* ---- libarchive (gzip, zstd, zip) ---- */
+
+static struct archive *archive_open(int fd, const char *path) {
+        struct archive *a = archive_read_new();
+        if (!a)
+                abort();
+        /* Individually, not filter_all: that falls back to external programs. */
+        archive_read_support_filter_xz(a);
+        archive_read_support_filter_gzip(a);
+        archive_read_support_filter_zstd(a);
+        archive_read_support_format_raw(a);
+        archive_read_support_format_zip(a);
+        if (lseek(fd, 0, SEEK_SET) < 0 || archive_read_open_fd(a, fd, ARCHIVE_BLOCK) != ARCHIVE_OK) {
+                log_error(EBADMSG, path, "cannot read archive: %s", archive_error_string(a) ?: strerror(errno));
+                archive_read_free(a);
+                return NULL;
+        }
+        return a;
+}
+
+static int archive_fail(struct archive *a, const char *path, enum fmt fmt) {
+        const char *msg = archive_error_string(a);
+        return log_error(EBADMSG, path, "corrupt or truncated %s data: %s", fmt_names[fmt], msg ? msg : "unknown error");
+}
+
+static bool is_image_name(const char *name) {
+        size_t n = strlen(name);
+        return n > 4 && strcasecmp(name + n - 4, ".img") == 0;
+}
+
+/* A zip must hold exactly one *.img; find its index (entries are read in
+ * order, so the second pass skips to it). */
+static int zip_pick(int fd, const char *path, int *index) {
+        struct archive *a = archive_open(fd, path);
+        if (!a)
+                return -EBADMSG;
+        struct buf images = {0}, all = {0};
+        int count = 0, total = 0, r = 0;
+        for (int i = 0;; i++) {
+                struct archive_entry *e;
+                int ar = archive_read_next_header(a, &e);
+                if (ar == ARCHIVE_EOF)
+                        break;
+                if (ar < ARCHIVE_WARN) {
+                        r = archive_fail(a, path, FMT_ZIP);
+                        goto out;
+                }
+                const char *name = archive_entry_pathname(e) ?: "?";
+                buf_printf(&all, "%s%s", total++ ? ", " : "", name);
+                if (archive_entry_filetype(e) == AE_IFREG && is_image_name(name)) {
+                        buf_printf(&images, "%s%s", count ? ", " : "", name);
+                        if (count++ == 0)
+                                *index = i;
+                }
+        }
+        if (count == 0)
+                r = log_error(EINVAL, path, "zip archive holds no *.img file (%s)", total ? (char *)all.data : "it is empty");
+        else if (count > 1)
+                r = log_error(EINVAL, path, "zip archive holds %d images (%s): unpack the one you want", count,
+                              (char *)images.data);
+out:
+        buf_free(&images);
+        buf_free(&all);
+        archive_read_free(a);
+        return r;
+}
+
+/* ---- gzip's CRC-32 ----
+ * libarchive's gzip reader does not check the member CRC, so a flipped bit
+ * in a .gz would pass silently; zlib is not linked, hence slice-by-8 here. */
+
+static uint32_t crc_table[8][256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void) {
+        for (uint32_t i = 0; i < 256; i++) {
+                uint32_t c = i;
+                for (int k = 0; k < 8; k++)
+                        c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+                crc_table[0][i] = c;
+        }
+        for (uint32_t i = 0; i < 256; i++)
+                for (int t = 1; t < 8; t++)
+                        crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
+}
+
+static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
+        pthread_once(&crc_once, crc_init);
+        crc = ~crc;
+        while (n >= 8) {
+                uint32_t a = get_le32(p) ^ crc, b = get_le32(p + 4);
+                crc = crc_table[7][a & 0xff] ^ crc_table[6][(a >> 8) & 0xff] ^ crc_table[5][(a >> 16) & 0xff] ^
+                      crc_table[4][a >> 24] ^ crc_table[3][b & 0xff] ^ crc_table[2][(b >> 8) & 0xff] ^
+                      crc_table[1][(b >> 16) & 0xff] ^ crc_table[0][b >> 24];
+                p += 8;
+                n -= 8;
+        }
+        while (n--)
+                crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+        return ~crc;
+}
+
+/* ---- one reader over every format ---- */
+
+struct decoder {
+        enum fmt fmt;
+        const char *path;
+        int fd;
+        uint64_t size;     /* of the base file */
+        uint64_t raw_off;  /* FMT_RAW: bytes read */
+        struct archive *a;
+        struct xzmt *xz;
+        uint32_t crc;      /* FMT_GZIP: of the data so far */
+        uint64_t out;      /* decoded bytes so far */
+        bool checked;
+};
+
+/* The last member's trailer (CRC-32, size mod 2^32) against the data.  A
+ * multi-member .gz (cat a.gz b.gz) cannot be checked this way: when the size
+ * does not match either, it is let through unchecked. */
+static int gzip_check(struct decoder *d) {
+        uint8_t t[8];
+        int r = pread_full(d->fd, t, sizeof(t), d->size - sizeof(t));
+        if (r < 0)
+                return log_error(r, d->path, "cannot read: %s", strerror(-r));
+        if (get_le32(t + 4) != (uint32_t)d->out) {
+                log_debug("%s: gzip trailer size differs (several members?): CRC not checked", d->path);
+                return 0;
+        }
+        if (get_le32(t) != d->crc)
+                return log_error(EBADMSG, d->path, "corrupt or truncated gzip data: CRC mismatch");
+        return 0;
+}
+
+static int decoder_open(struct decoder *d, int fd, const char *path, uint64_t size, enum fmt fmt) {
+        *d = (struct decoder){.fmt = fmt, .path = path, .fd = fd, .size = size};
+        if (fmt == FMT_RAW)
+                return 0;
+        if (fmt == FMT_XZ)
+                return xzmt_open(fd, path, &d->xz);
+        int index = 0;
+        if (fmt == FMT_ZIP) {
+                int r = zip_pick(fd, path, &index);
+                if (r < 0)
+                        return r;
+        }
+        d->a = archive_open(fd, path);
+        if (!d->a)
+                return -EBADMSG;
+        for (int i = 0; i <= index; i++) {
+                struct archive_entry *e;
+                int ar = archive_read_next_header(d->a, &e);
+                if (ar < ARCHIVE_WARN || ar == ARCHIVE_EOF) {
+                        int r = ar == ARCHIVE_EOF ? log_error(EBADMSG, path, "corrupt or truncated %s data: no data",
+                                                              fmt_names[fmt])
+                                                  : archive_fail(d->a, path, fmt);
+                        archive_read_free(d->a);
+                        d->a = NULL;
+                        return r;
+                }
+        }
+        return 0;
+}
+
+/* Fill buf (short only at the end).  Logs, -errno. */
+static long long decoder_read(struct decoder *d, void *buf, size_t n) {
+        if (d->xz)
+                return xzmt_read(d->xz, buf, n);
+        if (d->checked)
+                return 0;
+        size_t got = 0;
+        while (got < n) {
+                ssize_t k;
+                if (d->a) {
+                        k = archive_read_data(d->a, (uint8_t *)buf + got, n - got);
+                        if (k < 0)
+                                return archive_fail(d->a, d->path, d->fmt);
+                } else {
+                        k = pread(d->fd, (uint8_t *)buf + got, n - got, (off_t)d->raw_off);
+                        if (k < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                return log_error(errno, d->path, "cannot read: %m");
+                        }
+                        d->raw_off += (uint64_t)k;
+                }
+                if (k == 0)
+                        break;
+                if (d->fmt == FMT_GZIP)
+                        d->crc = crc32_update(d->crc, (uint8_t *)buf + got, (size_t)k);
+                got += (size_t)k;
+        }
+        d->out += got;
+        if (got < n && d->fmt == FMT_GZIP) {
+                d->checked = true;
+                int r = gzip_check(d);
+                if (r < 0)
+                        return r;
+        }
+        return (long long)got;
+}
+
+static uint64_t decoder_consumed(const struct decoder *d) {
+        if (d->xz)
+                return xzmt_consumed(d->xz);
+        if (d->a)
+                return (uint64_t)MAX(archive_filter_bytes(d->a, -1), 0);
+        return d->raw_off;
+}
+
+static void decoder_close(struct decoder *d) {
+        xzmt_close(d->xz);
+        d->xz = NULL;
+        if (d->a)
+                archive_read_free(d->a);
+        d->a = NULL;
+}
+
+/* ---- the writer: hashes and writes sparse, on its own thread ---- */
+
+struct slot {
+        uint8_t *buf;
+        uint64_t len, off;
+        bool hole; /* len zero bytes, nothing in buf */
+};
+
+struct pipeline {
+        pthread_t thread;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct slot slots[NSLOTS];
+        unsigned head, count;
+        bool closing;
+        int err; /* first writer failure, -errno; logged by the producer */
+        int out_fd;
+        bool write; /* false when the extents are already shared (FICLONE) */
+        struct sha256 sha;
+};
+
+static int consume(struct pipeline *p, const struct slot *s) {
+        if (s->hole) {
+                for (uint64_t left = s->len; left > 0;) {
+                        size_t k = (size_t)MIN(left, (uint64_t)sizeof(zeros));
+                        sha256_update(&p->sha, zeros, k);
+                        left -= k;
+                }
+                return 0;
+        }
+        sha256_update(&p->sha, s->buf, s->len);
+        if (!p->write)
+                return 0;
+        size_t len = (size_t)s->len, i = 0;
+        while (i < len) {
+                size_t g = MIN(ZERO_GRAIN, len - i);
+                if (mem_is_zero(s->buf + i, g)) {
+                        i += g;
+                        continue;
+                }
+                /* Coalesce the run of non-zero grains into one write. */
+                size_t j = i + g;
+                while (j < len) {
+                        size_t g2 = MIN(ZERO_GRAIN, len - j);
+                        if (mem_is_zero(s->buf + j, g2))
+                                break;
+                        j += g2;
+                }
+                int r = pwrite_full(p->out_fd, s->buf + i, j - i, s->off + i);
+                if (r < 0)
+                        return r;
+                i = j;
+        }
+        return 0;
+}
+
+static void *writer(void *arg) {
+        struct pipeline *p = arg;
+        pthread_mutex_lock(&p->lock);
+        for (;;) {
+                while (p->count == 0 && !p->closing)
+                        pthread_cond_wait(&p->cond, &p->lock);
+                if (p->count == 0)
+                        break;
+                struct slot *s = &p->slots[p->head];
+                pthread_mutex_unlock(&p->lock);
+                int r = consume(p, s);
+                pthread_mutex_lock(&p->lock);
+                p->head = (p->head + 1) % NSLOTS;
+                p->count--;
+                if (r < 0)
+                        p->err = r;
+                pthread_cond_broadcast(&p->cond);
+                if (r < 0)
+                        break;
+        }
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+static void pipeline_start(struct pipeline *p, int out_fd) {
+        *p = (struct pipeline){.out_fd = out_fd, .write = true};
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->cond, NULL);
+        for (unsigned i = 0; i < NSLOTS; i++)
+                p->slots[i].buf = xmalloc(SLOT_SIZE);
+        sha256_init(&p->sha);
+        if (pthread_create(&p->thread, NULL, writer, p) != 0)
+                abort();
+}
+
+/* The next free slot, or NULL when the writer has failed. */
+static struct slot *pipeline_get(struct pipeline *p) {
+        pthread_mutex_lock(&p->lock);
+        while (p->count == NSLOTS && !p->err)
+                pthread_cond_wait(&p->cond, &p->lock);
+        struct slot *s = p->err ? NULL : &p->slots[(p->head + p->count) % NSLOTS];
+        pthread_mutex_unlock(&p->lock);
+        return s;
+}
+
+static void pipeline_put(struct pipeline *p) {
+        pthread_mutex_lock(&p->lock);
+        p->count++;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+}
+
+/* Wait for the writer; returns its error (not yet logged) and the hash. */
+static int pipeline_finish(struct pipeline *p, char hex[65]) {
+        pthread_mutex_lock(&p->lock);
+        p->closing = true;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+        pthread_join(p->thread, NULL);
+        sha256_final_hex(&p->sha, hex);
+        for (unsigned i = 0; i < NSLOTS; i++)
+                free(p->slots[i].buf);
+        pthread_mutex_destroy(&p->lock);
+        pthread_cond_destroy(&p->cond);
+        return p->err;
+}
+
+static void fd_name(int fd, char *name, size_t n) {
+        char link[64];
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        ssize_t k = readlink(link, name, n - 1);
+        if (k <= 0)
+                snprintf(name, n, "output");
+        else
+                name[k] = 0;
+}
+
+static int output_error(int fd, int err) {
+        char name[4096];
+        fd_name(fd, name, sizeof(name));
+        return log_error(err, name, "cannot write: %s", strerror(-err));
+}
+
+/* ---- producers ---- */
+
+/* A raw image (or a cached one): read only the data extents, feed holes to
+ * the hash as zeros without reading them. */
+static int produce_raw(struct pipeline *p, int fd, const char *path, uint64_t size, struct progress *pr,
+                       bool silent) {
+        uint64_t off = 0;
+        while (off < size) {
+                off_t data = lseek(fd, (off_t)off, SEEK_DATA);
+                if (data < 0) {
+                        if (errno == ENXIO)
+                                data = (off_t)size;
+                        else if (errno == EINVAL || errno == EOPNOTSUPP)
+                                data = (off_t)off;
+                        else
+                                return silent ? -errno : log_error(errno, path, "cannot seek: %m");
+                }
+                uint64_t d = MIN((uint64_t)data, size);
+                if (d > off) {
+                        struct slot *s = pipeline_get(p);
+                        if (!s)
+                                return 0;
+                        *s = (struct slot){.buf = s->buf, .len = d - off, .off = off, .hole = true};
+                        pipeline_put(p);
+                        off = d;
+                        continue;
+                }
+                off_t hole = lseek(fd, (off_t)off, SEEK_HOLE);
+                uint64_t h = hole < 0 ? size : MIN((uint64_t)hole, size);
+                if (h <= off)
+                        h = size;
+                while (off < h) {
+                        struct slot *s = pipeline_get(p);
+                        if (!s)
+                                return 0;
+                        size_t n = (size_t)MIN((uint64_t)SLOT_SIZE, h - off);
+                        int r = pread_full(fd, s->buf, n, off);
+                        if (r < 0 && silent)
+                                return r;
+                        if (r < 0)
+                                return log_error(r, path, r == -EIO ? "cannot read: file shrank while reading"
+                                                                    : "cannot read: %s", strerror(-r));
+                        s->len = n;
+                        s->off = off;
+                        s->hole = false;
+                        pipeline_put(p);
+                        off += n;
+                        progress_update(pr, off);
+                }
+        }
+        return 0;
+}
+
+static int produce_decoded(struct pipeline *p, struct decoder *d, struct progress *pr, uint64_t *bytes) {
+        uint64_t off = 0;
+        for (;;) {
+                struct slot *s = pipeline_get(p);
+                if (!s)
+                        return 0;
+                long long n = decoder_read(d, s->buf, SLOT_SIZE);
+                if (n < 0)
+                        return (int)n;
+                if (off == 0) {
+                        int r = check_head(d->path, s->buf, (size_t)n, true);
+                        if (r < 0)
+                                return r;
+                }
+                if (n == 0)
+                        break;
+                s->len = (uint64_t)n;
+                s->off = off;
+                s->hole = false;
+                pipeline_put(p);
+                off += (uint64_t)n;
+                progress_update(pr, decoder_consumed(d));
+                if ((size_t)n < SLOT_SIZE)
+                        break;
+        }
+        *bytes = off;
+        return 0;
+}
+
+static int finish_output(int out_fd, uint64_t bytes) {
+        if (ftruncate(out_fd, (off_t)bytes) < 0)
+                return output_error(out_fd, -errno);
+        return 0;
+}
+
+/* Copy a raw image (the base itself, or a cached one) into out_fd, hashing.
+ * For a cached image (from_cache), trouble reading it is not the build's:
+ * it returns 1 unlogged so the caller decompresses instead. */
+static int extract_raw(int fd, const char *path, uint64_t size, int out_fd, bool quiet, bool from_cache,
+                       char hex[65]) {
+        if (!from_cache) {
+                uint8_t head[4096];
+                size_t n = (size_t)MIN(size, sizeof(head));
+                int r = pread_full(fd, head, n, 0);
+                if (r < 0)
+                        return log_error(r, path, "cannot read: %s", strerror(-r));
+                r = check_head(path, head, n, false);
+                if (r < 0)
+                        return r;
+        }
+        struct pipeline p;
+        pipeline_start(&p, out_fd);
+        /* Sharing extents costs nothing and leaves only the hash to do. */
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ioctl(out_fd, FICLONE, fd) == 0)
+                p.write = false;
+        struct progress pr;
+        progress_begin(&pr, path_basename(path), size);
+        if (quiet)
+                pr.enabled = 0;
+        int r = produce_raw(&p, fd, path, size, &pr, from_cache);
+        progress_end(&pr);
+        int w = pipeline_finish(&p, hex);
+        if (r < 0 && !from_cache)
+                return r;
+        if (w < 0)
+                return output_error(out_fd, w);
+        if (r < 0)
+                return 1;
+        return finish_output(out_fd, size);
+}
+
+static int extract_decoded(int fd, const char *path, uint64_t size, enum fmt fmt, int out_fd, bool quiet,
+                           char hex[65], uint64_t *bytes) {
+        struct decoder d;
+        int r = decoder_open(&d, fd, path, size, fmt);
+        if (r < 0)
+                return r;
+        struct pipeline p;
+        pipeline_start(&p, out_fd);
+        struct progress pr;
+        progress_begin(&pr, path_basename(path), size);
+        if (quiet)
+                pr.enabled = 0;
+        r = produce_decoded(&p, &d, &pr, bytes);
+        progress_end(&pr);
+        int w = pipeline_finish(&p, hex);
+        decoder_close(&d);
+        if (r < 0)
+                return r;
+        if (w < 0)
+                return output_error(out_fd, w);
+        return finish_output(out_fd, *bytes);
+}
+
+static int reset_output(int out_fd) {
+        if (ftruncate(out_fd, 0) < 0)
+                return output_error(out_fd, -errno);
+        return 0;
+}
+
+/* A cache hit is used only when the copy hashes to what was recorded.
+ * 1: used, 0: not (out_fd emptied again), -errno: the output failed. */
+static int try_cache(const char *base, const struct stat *st, int out_fd, bool quiet, struct source_info *info) {
+        struct cache_entry e;
+        if (cache_lookup(base, st, &e) <= 0)
+                return 0;
+        int r = 1;
+        char hex[65] = "";
+        int cfd = open(e.image, O_RDONLY | O_CLOEXEC);
+        if (cfd >= 0) {
+                r = extract_raw(cfd, e.image, e.bytes, out_fd, quiet, true, hex);
+                close(cfd);
+        }
+        if (r < 0) {
+                cache_entry_free(&e);
+                return r;
+        }
+        if (r == 0 && strcmp(hex, e.sha256) == 0) {
+                snprintf(info->sha256, sizeof(info->sha256), "%s", hex);
+                info->bytes = e.bytes;
+                snprintf(info->format, sizeof(info->format), "%s", e.format);
+                info->from_cache = true;
+                log_debug("%s: using the cached decompressed image %s", base, e.image);
+                cache_entry_free(&e);
+                return 1;
+        }
+        log_warn(e.image, "cached copy of %s is damaged; dropping it and decompressing again", base);
+        cache_discard(&e);
+        cache_entry_free(&e);
+        r = reset_output(out_fd);
+        return r < 0 ? r : 0;
+}
+
+int source_extract(const char *base, int out_fd, const struct source_opts *o, struct source_info *info) {
+        static const struct source_opts defaults = {0};
+        if (!o)
+                o = &defaults;
+        *info = (struct source_info){0};
+        struct stat st;
+        uint64_t size = 0;
+        int fd = open_base(base, &st, &size);
+        if (fd < 0)
+                return fd;
+        enum fmt fmt;
+        int r = detect(fd, base, size, &fmt);
+        if (r < 0)
+                goto out;
+        snprintf(info->format, sizeof(info->format), "%s", fmt_names[fmt]);
+        if (fmt == FMT_RAW) {
+                r = extract_raw(fd, base, size, out_fd, o->quiet, false, info->sha256);
+                info->bytes = size;
+                goto out;
+        }
+        bool use_cache = !o->no_cache && S_ISREG(st.st_mode);
+        if (use_cache) {
+                r = try_cache(base, &st, out_fd, o->quiet, info);
+                if (r != 0)
+                        goto out;
+        }
+        r = extract_decoded(fd, base, size, fmt, out_fd, o->quiet, info->sha256, &info->bytes);
+        if (r == 0 && use_cache)
+                cache_store(base, &st, out_fd, info, o->cache_max);
+out:
+        close(fd);
+        if (r < 0) {
+                *info = (struct source_info){0};
+                return r;
+        }
+        return 0;
+}
+
+/* ---- cloning ---- */
+
+static int clone_copy_fallback(int from_fd, int to_fd, uint64_t off, uint64_t end) {
+        uint8_t *buf = xmalloc(1u << 20);
+        int r = 0;
+        while (off < end && r == 0) {
+                size_t n = (size_t)MIN((uint64_t)(1u << 20), end - off);
+                r = pread_full(from_fd, buf, n, off);
+                if (r == 0 && !mem_is_zero(buf, n))
+                        r = pwrite_full(to_fd, buf, n, off);
+                off += n;
+        }
+        free(buf);
+        return r;
+}
+
+int clone_range(int from_fd, int to_fd, uint64_t bytes) {
+        struct stat st;
+        if (fstat(from_fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == bytes &&
+            ioctl(to_fd, FICLONE, from_fd) == 0)
+                return 0;
+        bool use_cfr = true;
+        uint64_t off = 0;
+        int r = 0;
+        while (off < bytes && r == 0) {
+                off_t data = lseek(from_fd, (off_t)off, SEEK_DATA);
+                if (data < 0) {
+                        if (errno != ENXIO && errno != EINVAL)
+                                return -errno;
+                        data = errno == ENXIO ? (off_t)bytes : (off_t)off;
+                }
+                off = MIN((uint64_t)data, bytes);
+                if (off >= bytes)
+                        break;
+                off_t hole = lseek(from_fd, (off_t)off, SEEK_HOLE);
+                uint64_t end = hole < 0 ? bytes : MIN((uint64_t)hole, bytes);
+                if (end <= off)
+                        end = bytes;
+                while (use_cfr && off < end) {
+                        loff_t in = (loff_t)off, out = (loff_t)off;
+                        ssize_t k = copy_file_range(from_fd, &in, to_fd, &out, (size_t)MIN(end - off, 1ull << 30), 0);
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP ||
+                                      errno == EBADF)) {
+                                use_cfr = false;
+                                break;
+                        }
+                        if (k < 0) {
+                                r = -errno;
+                                break;
+                        }
+                        if (k == 0) {
+                                r = -EIO;
+                                break;
+                        }
+                        off += (uint64_t)k;
+                }
+                if (r == 0 && off < end) {
+                        r = clone_copy_fallback(from_fd, to_fd, off, end);
+                        off = end;
+                }
+        }
+        if (r == 0 && ftruncate(to_fd, (off_t)bytes) < 0)
+                r = -errno;
+        return r;
+}
+
+int source_clone(int from_fd, int to_fd, uint64_t bytes) {
+        int r = clone_range(from_fd, to_fd, bytes);
+        return r < 0 ? output_error(to_fd, r) : 0;
+}
+
+/* ---- the stream API (inspect, flash) ---- */
+
+struct source_stream {
+        int fd;
+        char *path;
+        struct decoder d;
+};
+
+int source_stream_open(const char *path, struct source_stream **ret) {
+        struct stat st;
+        uint64_t size = 0;
+        int fd = open_base(path, &st, &size);
+        if (fd < 0)
+                return fd;
+        enum fmt fmt;
+        int r = detect(fd, path, size, &fmt);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        struct source_stream *s = xcalloc(1, sizeof(*s));
+        s->fd = fd;
+        s->path = xstrdup(path);
+        r = decoder_open(&s->d, fd, s->path, size, fmt);
+        if (r < 0) {
+                close(fd);
+                free(s->path);
+                free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+long long source_stream_read(struct source_stream *s, void *buf, size_t n) {
+        return decoder_read(&s->d, buf, n);
+}
+
+void source_stream_close(struct source_stream *s) {
+        if (!s)
+                return;
+        decoder_close(&s->d);
+        close(s->fd);
+        free(s->path);
+        free(s);
+}

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "stackenv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "secret.h"
+#include "util.h"
+
+static bool is_secret(const struct profile *p, const char *key) {
+        const struct profile_env *pe = profile_env_find(p, key);
+        return (pe && pe->secret) || secret_key_is_sensitive(key);
+}
+
+/* Where a key's value came from, for messages that must not quote it. */
+static void describe(const struct env_var *v, char *out, size_t n) {
+        if (v->file && v->line)
+                snprintf(out, n, "%s:%u", v->file, v->line);
+        else if (v->file)
+                snprintf(out, n, "%s", v->file);
+        else
+                snprintf(out, n, "%s", env_origin_name(v->origin));
+}
+
+int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct env *generated) {
+        const struct profile *p = in->profile;
+        int r;
+        for (size_t i = 0; i < p->nenv; i++)
+                if (p->env[i].def)
+                        env_set(env, p->env[i].key, p->env[i].def, ORIGIN_DEFAULT, p->path, p->env[i].line);
+        for (size_t i = 0; i < in->nenv_files; i++)
+                if ((r = dotenv_parse_file(in->env_files[i], env)) < 0)
+                        return r;
+        for (size_t i = 0; i < in->nsets; i++)
+                if ((r = env_set_assignment(env, in->sets[i], "--set")) < 0)
+                        return r;
+        if (in->derived)
+                for (size_t i = 0; i < in->derived->n; i++) {
+                        const struct env_var *v = &in->derived->v[i];
+                        /* the user's explicit value beats a derived one */
+                        const struct env_var *have = env_find(env, v->key);
+                        if (!have || have->origin == ORIGIN_DEFAULT)
+                                env_set(env, v->key, v->value, v->origin, v->file, v->line);
+                }
+
+        /* Generate what the profile marks as generated and nobody gave. */
+        for (size_t i = 0; i < p->nenv; i++) {
+                const struct profile_env *pe = &p->env[i];
+                const char *have = env_get(env, pe->key);
+                if (!pe->generate || (have && *have))
+                        continue;
+                const char *fixed = in->fixed_secrets ? env_get(in->fixed_secrets, pe->key) : NULL;
+                if (fixed) {
+                        env_set(env, pe->key, fixed, ORIGIN_GENERATED, NULL, 0);
+                        continue;
+                }
+                _cleanup_free_ char *val = NULL;
+                if ((r = secret_generate(pe->length ? pe->length : 32, &val)) < 0)
+                        return log_error(r, p->path, "cannot generate %s: no randomness", pe->key);
+                env_set(env, pe->key, val, ORIGIN_GENERATED, NULL, 0);
+                env_set(generated, pe->key, val, ORIGIN_GENERATED, NULL, 0);
+                explicit_bzero(val, strlen(val));
+        }
+
+        /* Required: by the profile, and by ${VAR:?msg} in a compose file. */
+        for (size_t i = 0; i < p->nenv; i++) {
+                const struct profile_env *pe = &p->env[i];
+                const char *v = env_get(env, pe->key);
+                if (pe->required && (!v || !*v))
+                        return log_error_at(EINVAL, p->path, pe->line,
+                                            "%s is required for role '%s' but not set: add it to an --env file or "
+                                            "use --set %s=...",
+                                            pe->key, p->name, pe->key);
+        }
+        for (size_t c = 0; c < in->ncompose; c++) {
+                const struct compose_info *ci = &in->compose[c];
+                for (size_t i = 0; i < ci->nvars; i++) {
+                        const struct compose_var *cv = &ci->vars[i];
+                        const char *v = env_get(env, cv->name);
+                        if (cv->kind == REF_REQUIRED && (!v || !*v))
+                                return log_error_at(EINVAL, ci->file, cv->line,
+                                                    "%s is required (%s) but not set: add it to an --env file or use "
+                                                    "--set %s=...",
+                                                    cv->name, cv->arg && *cv->arg ? cv->arg : "no default",
+                                                    cv->name);
+                }
+        }
+
+        if (!in->allow_weak)
+                for (size_t i = 0; i < env->n; i++) {
+                        const struct env_var *v = &env->v[i];
+                        if (!is_secret(p, v->key))
+                                continue;
+                        /* an empty optional secret is "not configured", not weak */
+                        const struct profile_env *pe = profile_env_find(p, v->key);
+                        if (!*v->value && pe && !pe->required && !pe->generate)
+                                continue;
+                        const char *why = secret_weakness(v->value);
+                        if (why) {
+                                char where[512];
+                                describe(v, where, sizeof where);
+                                return log_error(EINVAL, where,
+                                                 "%s %s; use a strong value (or omit it to have one generated), or "
+                                                 "pass --allow-weak-secrets",
+                                                 v->key, why);
+                        }
+                }
+        return 0;
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The stack's environment: profile defaults < --env files in order < --set
+ * (< values a fleet derives), then required keys checked, missing secrets
+ * generated and weak ones refused. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "compose.h"
+#include "dotenv.h"
+#include "profile.h"
+
+struct stackenv_input {
+        const struct profile *profile;
+        char *const *env_files;
+        size_t nenv_files;
+        char *const *sets;
+        size_t nsets;
+        const struct env *derived;        /* fleet wiring, may be NULL */
+        const struct env *fixed_secrets;  /* secrets generated earlier (fleet), may be NULL */
+        const struct compose_info *compose;
+        size_t ncompose;
+        bool allow_weak;
+};
+
+/* Fills env; keys generated here are also copied to generated. */
+int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct env *generated);

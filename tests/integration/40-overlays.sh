@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# Overlays and profiles: every shipped script passes shellcheck, every unit
+# passes systemd-analyze verify (in a root where its ExecStart exists), the
+# compose files parse and agree with the profiles, and the firstboot, stack
+# and dimdim-status scripts behave per the firstboot contract when run
+# against stand-in docker/apt-get/systemctl commands.
+source "$(dirname "$0")/../lib.sh"
+
+OV=$TOP/overlays
+PROF=$TOP/profiles
+
+# ---- shellcheck -------------------------------------------------------------
+mapfile -t scripts < <(find "$OV" -type f -print0 | xargs -0 grep -lE '^#!.*(ba)?sh' | sort)
+((${#scripts[@]} >= 4)) && ok "found ${#scripts[@]} overlay scripts" || fail "overlay scripts missing (${#scripts[@]})"
+for s in "${scripts[@]}"; do
+  check "shellcheck ${s#"$TOP"/}" shellcheck -x "$s"
+  mode=$(stat -c %a "$s")
+  [[ $mode == 755 ]] && ok "mode 0755 ${s#"$TOP"/}" || fail "mode of ${s#"$TOP"/} is $mode, want 755"
+done
+
+# ---- systemd-analyze verify ------------------------------------------------
+root=$T/root
+mkdir -p "$root/usr/lib/systemd"
+cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
+for d in "$OV"/*/; do cp -a "$d." "$root/"; done
+mapfile -t units < <(cd "$root" && find etc/systemd/system -maxdepth 1 -type f \( -name '*.service' -o -name '*.timer' -o -name '*.path' \) | sort)
+((${#units[@]} >= 2)) && ok "found ${#units[@]} units" || fail "units missing"
+for u in "${units[@]}"; do
+  out=$(systemd-analyze verify --root="$root" "/$u" 2>&1)
+  rc=$?
+  name=$(basename "$u")
+  # verify only warns (rc 0) on unknown keys: any line about our unit fails.
+  if ((rc == 0)) && ! grep -q "$name" <<<"$out"; then
+    ok "systemd-analyze verify $name"
+  else
+    fail "systemd-analyze verify $name (rc=$rc)"
+    sed 's/^/    /' <<<"$out"
+  fi
+  mode=$(stat -c %a "$OV/common/$u" 2>/dev/null || find "$OV" -path "*/$u" -exec stat -c %a {} \;)
+  [[ $mode == 644 ]] && ok "mode 0644 $name" || fail "mode of $name is $mode"
+done
+check "contract: firstboot unit is Type=simple and never runs twice" \
+  grep -qx 'ConditionPathExists=!/var/lib/dimdim/firstboot.done' "$OV/common/etc/systemd/system/dimdim-firstboot.service"
+check "contract: stack unit needs firstboot.done" \
+  grep -qx 'ConditionPathExists=/var/lib/dimdim/firstboot.done' "$OV/common/etc/systemd/system/dimdim-stack.service"
+check_fails "stack unit does not Require docker.service" \
+  grep -q '^Requires=.*docker' "$OV/common/etc/systemd/system/dimdim-stack.service"
+
+# ---- compose files against the profiles --------------------------------------
+# For each profile: its overlays exist, its compose files exist in them, parse
+# as YAML without a version key, and every ${VAR:?} is a required key of the
+# profile, every plain ${VAR} is declared; bind mounts and build contexts exist
+# in the overlay tree (relative to the compose file, = --project-directory).
+cat >"$T/compose_check.py" <<'PY'
+import os, re, sys, yaml
+
+top, profile_path = sys.argv[1], sys.argv[2]
+prof = yaml.safe_load(open(profile_path))
+errors = []
+tree = {}  # image path -> host path, later overlays win
+for ov in prof["overlays"]:
+    d = os.path.join(top, "overlays", ov)
+    if not os.path.isdir(d):
+        errors.append(f"overlay {ov} missing")
+        continue
+    for dirpath, _, files in os.walk(d):
+        for f in files:
+            host = os.path.join(dirpath, f)
+            tree["/" + os.path.relpath(host, d)] = host
+dirs = {os.path.dirname(p) for p in tree}
+for p in list(dirs):
+    while p not in ("/", ""):
+        dirs.add(p)
+        p = os.path.dirname(p)
+
+env = prof.get("environment") or {}
+app = "/opt/dimdim-health"
+ref = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
+for rel in prof["compose"]:
+    img = os.path.join(app, rel)
+    if img not in tree:
+        errors.append(f"{rel}: not in overlays {prof['overlays']}")
+        continue
+    text = open(tree[img]).read()
+    doc = yaml.safe_load(text)
+    if not isinstance(doc, dict) or "services" not in doc:
+        errors.append(f"{rel}: no services")
+        continue
+    if "version" in doc:
+        errors.append(f"{rel}: obsolete 'version' key")
+    if "changeme" in text:
+        errors.append(f"{rel}: contains the weak default 'changeme'")
+    for m in ref.finditer(text):
+        name, op, _ = m.groups()
+        spec = env.get(name)
+        if op in (":?", "?"):
+            if name not in env or not (spec or {}).get("required"):
+                errors.append(f"{rel}: ${{{name}:?}} but {name} is not required in {profile_path}")
+        elif op is None and name not in env:
+            errors.append(f"{rel}: ${{{name}}} without default is not declared in {profile_path}")
+    base = os.path.dirname(img)  # --project-directory
+    for svc, s in (doc.get("services") or {}).items():
+        for v in s.get("volumes") or []:
+            src = v.split(":")[0] if isinstance(v, str) else v.get("source", "")
+            if src.startswith((".", "/")):
+                p = os.path.normpath(os.path.join(base, src))
+                if p not in tree and p not in dirs:
+                    errors.append(f"{rel}: service {svc}: bind-mount source {p} missing from the overlays")
+        b = s.get("build")
+        if b:
+            ctx = b if isinstance(b, str) else b.get("context", ".")
+            p = os.path.normpath(os.path.join(base, ctx))
+            if p not in dirs:
+                errors.append(f"{rel}: service {svc}: build context {p} missing")
+            df = None if isinstance(b, str) else b.get("dockerfile")
+            if df and not df.startswith("deploy/Dockerfile."):
+                errors.append(f"{rel}: service {svc}: unexpected dockerfile {df}")
+            if "image" not in s:
+                errors.append(f"{rel}: service {svc}: no image name to override with a prebuilt image")
+        for k, val in (s.get("environment") or {}).items():
+            if isinstance(val, str) and "OPENOBSERVE_URL" in val and not prof.get("log_shipping"):
+                errors.append(f"{rel}: {svc} gets OPENOBSERVE_URL but log shipping is off")
+ships = any("OPENOBSERVE_URL" in open(tree[os.path.join(app, r)]).read() for r in prof["compose"] if os.path.join(app, r) in tree)
+if bool(prof.get("log_shipping")) != ships:
+    errors.append(f"log_shipping={prof.get('log_shipping')} but OPENOBSERVE_URL in compose files: {ships}")
+for e in errors:
+    print(e)
+sys.exit(1 if errors else 0)
+PY
+for p in "$PROF"/*.yml; do
+  check "compose files of $(basename "$p") agree with it" python3 "$T/compose_check.py" "$TOP" "$p"
+done
+# The checker must be able to fail: a profile whose compose requires a key it
+# does not declare as required.
+sed -e '/^  OPENOBSERVE_PASSWORD:/,/^    description/{/required: true/d}' "$PROF/observability.yml" >"$T/obs-bad.yml"
+check_fails "checker refuses an unrequired \${VAR:?}" python3 "$T/compose_check.py" "$TOP" "$T/obs-bad.yml"
+
+if docker compose version >/dev/null 2>&1; then
+  for p in app observability all app-standalone; do
+    mapfile -t files < <(python3 -c 'import sys,yaml; print("\n".join(yaml.safe_load(open(sys.argv[1]))["compose"]))' "$PROF/$p.yml")
+    args=()
+    for f in "${files[@]}"; do args+=(-f "$root/opt/dimdim-health/$f"); done
+    printf 'DB_PASSWORD=x-test-x\nOPENOBSERVE_PASSWORD=x-test-x\nOPENOBSERVE_URL=http://o:5080\n' >"$T/c.env"
+    check "docker compose config ($p)" docker compose --project-directory "$root/opt/dimdim-health/deploy" \
+      --env-file "$T/c.env" "${args[@]}" config -q
+  done
+else
+  ok "docker compose not available: YAML and variable checks only"
+fi
+
+# ---- firstboot / stack / dimdim-status with stand-ins ----------------------
+bin=$T/bin
+mkdir -p "$bin" "$T/fb/etc" "$T/fb/app/deploy" "$T/fb/state" "$T/fb/log"
+calls=$T/calls.log
+# docker is "installed" by apt-get install: it copies docker.real into bin.
+cat >"$T/docker.real" <<EOF
+#!/bin/bash
+echo "docker \$*" >>"$calls"
+case "\$*" in
+  version|info|"compose version") exit 0 ;;
+  *" up -d "*)
+    n=\$(cat "$T/up-failures" 2>/dev/null || echo 0)
+    if ((n > 0)); then echo \$((n - 1)) >"$T/up-failures"; echo "pull access denied" >&2; exit 1; fi
+    exit 0 ;;
+  *) exit 0 ;;
+esac
+EOF
+chmod +x "$T/docker.real"
+cat >"$bin/apt-get" <<EOF
+#!/bin/bash
+echo "apt-get \$*" >>"$calls"
+if [[ \$1 == update ]]; then
+  n=\$(cat "$T/update-failures" 2>/dev/null || echo 0)
+  if ((n > 0)); then echo \$((n - 1)) >"$T/update-failures"; echo "Temporary failure resolving" >&2; exit 100; fi
+fi
+if [[ \$1 == install ]]; then cp "$T/docker.real" "$bin/docker"; fi
+exit 0
+EOF
+for c in systemctl usermod ssh-keygen sleep; do
+  printf '#!/bin/bash\necho "%s $*" >>"%s"\n' "$c" "$calls" >"$bin/$c"
+done
+printf '#!/bin/bash\nexit 0\n' >"$bin/getent"
+chmod +x "$bin"/*
+
+cp "$OV/common/usr/local/lib/dimdim/stack" "$T/fb/stack"
+cp "$OV/app/opt/dimdim-health/deploy/docker-compose.app.yml" "$OV/app/opt/dimdim-health/deploy/docker-compose.log-shipping.yml" "$T/fb/app/deploy/"
+secret=S3cr3t-never-printed-$$
+printf 'DB_PASSWORD=%s\n' "$secret" >"$T/fb/app/.env"
+chmod 600 "$T/fb/app/.env"
+cat >"$T/fb/etc/stack.conf" <<EOF
+DIMDIM_ROLE=app
+DIMDIM_COMPOSE_FILES=deploy/docker-compose.app.yml:deploy/docker-compose.log-shipping.yml
+DIMDIM_PROJECT=dimdim-health
+DIMDIM_USER=root
+EOF
+
+export PATH="$bin:$PATH"
+export DIMDIM_STACK_CONF=$T/fb/etc/stack.conf DIMDIM_STATE_DIR=$T/fb/state DIMDIM_LOG=$T/fb/log/firstboot.log
+export DIMDIM_STACK=$T/fb/stack DIMDIM_LOCK=$T/fb/lock DIMDIM_APP_DIR=$T/fb/app DIMDIM_DOCKER_WAIT=2
+status=$OV/common/usr/local/bin/dimdim-status
+firstboot=$OV/common/usr/local/lib/dimdim/firstboot
+
+rc=0
+"$status" >"$T/st0" 2>&1 || rc=$?
+[[ $rc == 2 ]] && ok "dimdim-status exits 2 before first boot" || fail "dimdim-status before first boot: rc=$rc"
+
+echo 2 >"$T/update-failures"
+echo 3 >"$T/up-failures"
+rc=0
+timeout 60 "$firstboot" >"$T/fb.out" 2>&1 || rc=$?
+[[ $rc == 0 ]] && ok "firstboot finishes after retries" || { fail "firstboot rc=$rc"; sed 's/^/    /' "$T/fb.out"; }
+check "prints the completion line" grep -qx 'dimdim-firstboot: provisioning complete' "$T/fb.out"
+check "prints step lines" grep -qx 'dimdim-firstboot: step 1/4: install Docker Engine and Compose' "$T/fb.out"
+check "reports a failed attempt with its delay" \
+  grep -qx 'dimdim-firstboot: attempt 1 failed: apt-get update failed (exit 100; network or clock not ready?); retrying in 5 s' "$T/fb.out"
+check "compose failures are retried" grep -q 'attempt 3 failed: compose up failed' "$T/fb.out"
+want_sleeps=$'sleep 5\nsleep 10\nsleep 5\nsleep 10\nsleep 20'
+got_sleeps=$(grep '^sleep' "$calls" | grep -v '^sleep 2$')
+[[ $got_sleeps == "$want_sleeps" ]] && ok "backoff 5 s doubling" || fail "backoff: $(tr '\n' ' ' <<<"$got_sleeps")"
+check "installs docker.io and docker-compose" grep -q 'apt-get install -y --no-install-recommends .*docker.io docker-compose' "$calls"
+up_line=$(grep ' up -d' "$calls" | tail -n 1)
+want="docker compose --project-name dimdim-health --project-directory $T/fb/app/deploy --env-file $T/fb/app/.env -f $T/fb/app/deploy/docker-compose.app.yml -f $T/fb/app/deploy/docker-compose.log-shipping.yml up -d --remove-orphans"
+[[ $up_line == "$want" ]] && ok "compose up command line" || fail "compose up: $up_line"
+check "adds the user to the docker group" grep -qx 'usermod -aG docker root' "$calls"
+check "enables dimdim-stack.service" grep -qx 'systemctl enable dimdim-stack.service' "$calls"
+check "starts dimdim-stack.service without blocking" grep -qx 'systemctl start --no-block dimdim-stack.service' "$calls"
+check "writes firstboot.done" test -f "$T/fb/state/firstboot.done"
+check "status says done" grep -qx 'STATE=done' "$T/fb/state/status"
+check "log file has the progress" grep -q 'dimdim-firstboot: step 3/4' "$T/fb/log/firstboot.log"
+check_fails "the secret appears in no output, log or status" grep -rqF "$secret" "$T/fb.out" "$T/fb/log" "$T/fb/state" "$calls"
+
+rc=0
+"$status" >"$T/st1" 2>&1 || rc=$?
+[[ $rc == 0 ]] && ok "dimdim-status exits 0 when provisioned" || { fail "dimdim-status rc=$rc"; cat "$T/st1"; }
+check "dimdim-status shows role and services" grep -q 'role:        app' "$T/st1"
+check "dimdim-status lists the stack" grep -q 'services:' "$T/st1"
+
+# Second run: idempotent, nothing re-done.
+: >"$calls"
+rc=0
+"$firstboot" >"$T/fb2.out" 2>&1 || rc=$?
+[[ $rc == 0 ]] && ok "second run exits 0" || fail "second run rc=$rc"
+check "second run does nothing" test ! -s "$calls"
+
+# A run that cannot finish leaves state "retrying" and dimdim-status exits 1.
+rm -f "$T/fb/state/firstboot.done"
+echo 1000 >"$T/up-failures"
+timeout 3 "$firstboot" >"$T/fb3.out" 2>&1
+rc=0
+"$status" >"$T/st2" 2>&1 || rc=$?
+[[ $rc == 1 ]] && ok "dimdim-status exits 1 while retrying" || fail "dimdim-status while retrying: rc=$rc"
+check "dimdim-status shows the last error" grep -q 'last error:  compose up failed' "$T/st2"
+
+# stack: refuses a missing .env; prints the up line.
+rm -f "$T/up-failures"
+check "stack up prints its files" bash -c "'$T/fb/stack' up | grep -qx 'dimdim-stack: up (deploy/docker-compose.app.yml deploy/docker-compose.log-shipping.yml)'"
+mv "$T/fb/app/.env" "$T/fb/app/env.bak"
+check_fails "stack refuses to run without .env" "$T/fb/stack" up
+mv "$T/fb/app/env.bak" "$T/fb/app/.env"
+rm -f "$bin/docker"
+check_fails "stack fails cleanly without docker" "$T/fb/stack" ps
+
+summary

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "bmap.h"
+#include "hash.h"
+#include "util.h"
+
+#define GOLDEN "tests/golden/bmap-small.xml"
+#define IMG_SIZE (1048576 + 1000)
+
+/* The golden image: data in block 0, blocks 5-7 and the partial last block;
+ * everything else is a hole.  tests/golden/bmap-small.xml is what
+ * `bmaptool create` writes for it (regenerate with BMAP_GOLDEN_IMAGE=path,
+ * which leaves the image there). */
+static void write_pattern(int fd, uint64_t off, size_t n) {
+        uint8_t *b = xmalloc(n);
+        for (size_t i = 0; i < n; i++)
+                b[i] = (uint8_t)((off + i) * 131 + 7);
+        assert_int_equal(pwrite_full(fd, b, n, off), 0);
+        free(b);
+}
+
+static int make_image(char *path) {
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, IMG_SIZE), 0);
+        write_pattern(fd, 0, 4096);
+        write_pattern(fd, 5 * 4096, 3 * 4096);
+        write_pattern(fd, 1049000, 100);
+        return fd;
+}
+
+static void fill_checksums(int fd, struct bmap *b) {
+        for (size_t i = 0; i < b->n; i++) {
+                uint64_t s, e;
+                bmap_range_bytes(b, &b->v[i], &s, &e);
+                uint8_t *buf = xmalloc(e - s);
+                assert_int_equal(pread_full(fd, buf, e - s, s), 0);
+                sha256_hex(buf, e - s, b->v[i].sha256);
+                free(buf);
+        }
+}
+
+static void test_scan_ranges(void **state) {
+        char path[] = "/tmp/test_bmap.XXXXXX";
+        int fd = make_image(path);
+        struct bmap b;
+        assert_int_equal(bmap_scan(fd, IMG_SIZE, path, &b), 0);
+        assert_int_equal(b.blocks_count, 257);
+        assert_int_equal(b.n, 3);
+        assert_int_equal(b.v[0].first, 0);
+        assert_int_equal(b.v[0].last, 0);
+        assert_int_equal(b.v[1].first, 5);
+        assert_int_equal(b.v[1].last, 7);
+        assert_int_equal(b.v[2].first, 256);
+        assert_int_equal(b.v[2].last, 256);
+        assert_int_equal(b.mapped_blocks, 5);
+        uint64_t s, e;
+        bmap_range_bytes(&b, &b.v[2], &s, &e);
+        assert_int_equal(s, 1048576);
+        assert_int_equal(e, IMG_SIZE);
+        bmap_free(&b);
+        close(fd);
+        unlink(path);
+}
+
+static void test_format_matches_golden(void **state) {
+        char path[] = "/tmp/test_bmap.XXXXXX";
+        int fd = make_image(path);
+        struct bmap b;
+        assert_int_equal(bmap_scan(fd, IMG_SIZE, path, &b), 0);
+        fill_checksums(fd, &b);
+        size_t len;
+        char *xml = bmap_format(&b, &len);
+        bmap_free(&b);
+        close(fd);
+        const char *keep = getenv("BMAP_GOLDEN_IMAGE");
+        if (keep)
+                rename(path, keep);
+        else
+                unlink(path);
+        uint8_t *golden;
+        size_t glen;
+        assert_int_equal(read_file(GOLDEN, 1 << 20, &golden, &glen), 0);
+        if (len != glen || memcmp(xml, golden, len) != 0) {
+                fprintf(stderr, "bmap differs from " GOLDEN ":\n%s", xml);
+                fail();
+        }
+        free(golden);
+        free(xml);
+}
+
+static void test_parse_golden(void **state) {
+        struct bmap b;
+        assert_int_equal(bmap_load(GOLDEN, &b), 0);
+        assert_int_equal(b.image_size, IMG_SIZE);
+        assert_int_equal(b.block_size, 4096);
+        assert_int_equal(b.blocks_count, 257);
+        assert_int_equal(b.mapped_blocks, 5);
+        assert_int_equal(b.n, 3);
+        assert_int_equal(b.v[1].first, 5);
+        assert_int_equal(b.v[1].last, 7);
+        assert_int_equal(strlen(b.v[1].sha256), 64);
+        /* format(parse(x)) == x: nothing is lost in the round trip */
+        size_t len;
+        char *xml = bmap_format(&b, &len);
+        uint8_t *golden;
+        size_t glen;
+        assert_int_equal(read_file(GOLDEN, 1 << 20, &golden, &glen), 0);
+        assert_int_equal(len, glen);
+        assert_memory_equal(xml, golden, len);
+        free(xml);
+        free(golden);
+        bmap_free(&b);
+}
+
+static void test_parse_rejects(void **state) {
+        uint8_t *golden;
+        size_t glen;
+        assert_int_equal(read_file(GOLDEN, 1 << 20, &golden, &glen), 0);
+        struct bmap b;
+        /* a flipped range digit breaks the file checksum */
+        char *t = xmemdup(golden, glen);
+        char *r = strstr(t, "> 5-7 <");
+        assert_non_null(r);
+        r[2] = '4';
+        assert_true(bmap_parse("x.bmap", t, glen, &b) < 0);
+        free(t);
+        assert_true(bmap_parse("x.bmap", "hello", 5, &b) < 0);
+        const char *bad = "<bmap version=\"2.0\"><ImageSize>100</ImageSize><BlockSize>4096</BlockSize>"
+                          "<BlocksCount>1</BlocksCount><BlockMap><Range> 0-3 </Range></BlockMap></bmap>";
+        assert_true(bmap_parse("x.bmap", bad, strlen(bad), &b) < 0);
+        const char *v3 = "<bmap version=\"3.0\"></bmap>";
+        assert_true(bmap_parse("x.bmap", v3, strlen(v3), &b) < 0);
+        const char *ok = "<bmap version=\"1.4\"><ImageSize>8192</ImageSize><BlockSize>4096</BlockSize>"
+                         "<BlocksCount>2</BlocksCount><BlockMap><Range sha1=\"ab\"> 1 </Range></BlockMap></bmap>";
+        assert_int_equal(bmap_parse("x.bmap", ok, strlen(ok), &b), 0);
+        assert_int_equal(b.n, 1);
+        assert_string_equal(b.v[0].sha256, "");
+        bmap_free(&b);
+        free(golden);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_scan_ranges),
+                cmocka_unit_test(test_format_matches_golden),
+                cmocka_unit_test(test_parse_golden),
+                cmocka_unit_test(test_parse_rejects),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

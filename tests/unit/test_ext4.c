@@ -1,0 +1,797 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* ext4 module against real filesystems made by mkfs.ext4 and checked by
+ * e2fsck -fn and debugfs (nothing here is mocked). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ext4.h"
+#include "log.h"
+#include "util.h"
+
+extern char **environ;
+
+/* GCC 12 misreads the capture-by-out-pointer helpers below as returning a
+ * local's address. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
+
+#define OFF 1048576ull
+#define EPOCH 1700000000 /* 0x6553f100 */
+
+static char tmp[256];
+
+/* Runs argv (NULL-terminated), stdout+stderr captured into *out (may be
+ * NULL); returns the exit status, or -1. */
+__attribute__((noinline)) static int runv(char **out, const char *const *argv) {
+        int p[2];
+        assert_int_equal(pipe(p), 0);
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+        posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+        posix_spawn_file_actions_addclose(&fa, p[0]);
+        pid_t pid;
+        int err = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        close(p[1]);
+        assert_int_equal(err, 0);
+        struct buf b = {0};
+        char c[8192];
+        ssize_t n;
+        while ((n = read(p[0], c, sizeof c)) > 0)
+                buf_append(&b, c, (size_t)n);
+        buf_append(&b, "", 0);
+        close(p[0]);
+        int st;
+        waitpid(pid, &st, 0);
+        if (out)
+                *out = (char *)buf_steal(&b, NULL);
+        else
+                buf_free(&b);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+#define RUN(out, ...) runv((out), (const char *const[]){__VA_ARGS__, NULL})
+
+static char *dev(const char *img) {
+        return xasprintf("%s?offset=%llu", img, OFF);
+}
+
+static void write_host(const char *path, const char *content) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(content, f);
+        fclose(f);
+}
+
+/* A populated filesystem of size_m MiB at OFF inside a file with 1 MiB to
+ * spare after it; extra mkfs options in feat (-O list) may be NULL. */
+static char *make_image(const char *name, const char *feat, unsigned size_m) {
+        char *img = xasprintf("%s/%s.img", tmp, name);
+        char *src = xasprintf("%s/%s.src", tmp, name);
+        char *p;
+        mkdir(src, 0755);
+        p = xasprintf("%s/etc", src), mkdir(p, 0755), free(p);
+        p = xasprintf("%s/etc/hostname", src), write_host(p, "raspberrypi\n"), free(p);
+        p = xasprintf("%s/etc/small", src), write_host(p, "tiny\n"), free(p);
+        p = xasprintf("%s/etc/dir", src), mkdir(p, 0755), free(p);
+        p = xasprintf("%s/etc/dir/f", src), write_host(p, "in dir\n"), free(p);
+        p = xasprintf("%s/etc/emptydir", src), mkdir(p, 0700), free(p);
+        p = xasprintf("%s/lnk", src), symlink("etc/hostname", p), free(p);
+        p = xasprintf("%s/usr", src), mkdir(p, 0755), free(p);
+        p = xasprintf("%s/usr/lib", src), mkdir(p, 0755), free(p);
+        p = xasprintf("%s/usr/lib/os-release", src), write_host(p, "ID=debian\n"), free(p);
+        p = xasprintf("%s/lib", src), symlink("usr/lib", p), free(p);
+        int fd = open(img, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, (off_t)((size_m + 2) * 1048576ull)), 0);
+        close(fd);
+        char *opt = xasprintf("offset=%llu,root_owner=0:0", OFF);
+        char *sz = xasprintf("%uM", size_m);
+        char *out = NULL;
+        int rc = feat ? RUN(&out, "mkfs.ext4", "-q", "-F", "-O", feat, "-E", opt, "-d", src, img, sz)
+                      : RUN(&out, "mkfs.ext4", "-q", "-F", "-E", opt, "-d", src, img, sz);
+        if (rc != 0)
+                fprintf(stderr, "mkfs: %s\n", out);
+        assert_int_equal(rc, 0);
+        free(out), free(opt), free(sz), free(src);
+        return img;
+}
+
+static void fsck_ok(const char *img) {
+        char *d = dev(img), *out = NULL;
+        int rc = RUN(&out, "e2fsck", "-fn", d);
+        if (rc != 0)
+                fprintf(stderr, "e2fsck -fn %s: rc %d\n%s\n", d, rc, out);
+        assert_int_equal(rc, 0);
+        free(out), free(d);
+}
+
+static char *dbg(const char *img, const char *req) {
+        char *d = dev(img), *out = NULL;
+        RUN(&out, "debugfs", "-R", req, d);
+        free(d);
+        return out;
+}
+
+static char *dbg_w(const char *img, const char *req) {
+        char *d = dev(img), *out = NULL;
+        assert_int_equal(RUN(&out, "debugfs", "-w", "-R", req, d), 0);
+        free(d);
+        return out;
+}
+
+/* debugfs prints "debugfs 1.47.0 (...)" first on stderr; drop that line. */
+static char *cat(const char *img, const char *path) {
+        char *req = xasprintf("cat %s", path);
+        char *out = dbg(img, req);
+        free(req);
+        char *nl = strchr(out, '\n');
+        if (str_has_prefix(out, "debugfs ") && nl)
+                memmove(out, nl + 1, strlen(nl + 1) + 1);
+        return out;
+}
+
+struct dstat {
+        unsigned ino, mode, uid, gid, flags;
+        unsigned long long size;
+        char text[4096];
+};
+
+static void dstat(const char *img, const char *path, struct dstat *s) {
+        char *req = xasprintf("stat %s", path);
+        char *out = dbg(img, req);
+        memset(s, 0, sizeof *s);
+        snprintf(s->text, sizeof s->text, "%s", out);
+        const char *p;
+        assert_non_null(p = strstr(out, "Inode: "));
+        sscanf(p, "Inode: %u", &s->ino);
+        assert_non_null(p = strstr(out, "Mode: "));
+        sscanf(p, "Mode: %o", &s->mode);
+        assert_non_null(p = strstr(out, "Flags: "));
+        sscanf(p, "Flags: %x", &s->flags);
+        assert_non_null(p = strstr(out, "User: "));
+        sscanf(p, "User: %u", &s->uid);
+        assert_non_null(p = strstr(out, "Group: "));
+        sscanf(p, "Group: %u", &s->gid);
+        assert_non_null(p = strstr(out, "Size: "));
+        sscanf(p, "Size: %llu", &s->size);
+        free(out), free(req);
+}
+
+static struct ext4_fs *open_rw(const char *img, unsigned size_m) {
+        struct ext4_fs *fs = NULL;
+        assert_int_equal(ext4_open(img, OFF, size_m * 1048576ull, &fs), 0);
+        return fs;
+}
+
+static uint8_t *pattern(size_t n, unsigned seed) {
+        uint8_t *p = xmalloc(n);
+        uint32_t x = seed * 2654435761u + 1;
+        for (size_t i = 0; i < n; i++) {
+                x = x * 1103515245u + 12345u;
+                p[i] = (uint8_t)(x >> 16);
+        }
+        return p;
+}
+
+static void cat_equals(const char *img, const char *path, const void *data, size_t len) {
+        char *out = cat(img, path);
+        struct dstat s;
+        dstat(img, path, &s);
+        assert_int_equal(s.size, len);
+        /* debugfs output is text-safe only for text; compare via our reader
+         * for binary (below) and byte-exact here when printable. */
+        if (len < 4096 && memchr(data, 0, len) == NULL)
+                assert_memory_equal(out, data, len);
+        free(out);
+}
+
+static void read_equals(const char *img, unsigned size_m, const char *path, const void *data, size_t len) {
+        struct ext4_fs *fs;
+        assert_int_equal(ext4_open_ro(img, OFF, size_m * 1048576ull, &fs), 0);
+        uint8_t *got;
+        size_t n;
+        assert_int_equal(ext4_read(fs, path, 64u << 20, &got, &n), 0);
+        assert_int_equal(n, len);
+        assert_memory_equal(got, data, len);
+        free(got);
+        assert_int_equal(ext4_close(fs), 0);
+}
+
+/* dump a file with debugfs to host and compare bytes: independent reader */
+static void dump_equals(const char *img, const char *path, const void *data, size_t len) {
+        char *host = xasprintf("%s/dump.bin", tmp);
+        unlink(host);
+        char *req = xasprintf("dump %s %s", path, host);
+        free(dbg(img, req));
+        uint8_t *got;
+        size_t n;
+        assert_int_equal(read_file(host, 64u << 20, &got, &n), 0);
+        assert_int_equal(n, len);
+        assert_memory_equal(got, data, len);
+        free(got), free(req), free(host);
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_write_new_and_read(void **state) {
+        (void)state;
+        char *img = make_image("new", NULL, 64);
+        struct ext4_fs *fs = open_rw(img, 64);
+        assert_int_equal(ext4_write(fs, "/etc/new.conf", "hello\n", 6, 0640, 100000, 100001), 0);
+        assert_int_equal(ext4_write(fs, "/etc/empty", "", 0, 0600, 0, 0), 0);
+        uint8_t *big = pattern(3 * 1048576 + 123, 1);
+        assert_int_equal(ext4_write(fs, "/big.bin", big, 3 * 1048576 + 123, 0644, 0, 0), 0);
+        struct ext4_stat st;
+        assert_int_equal(ext4_lstat(fs, "/etc/new.conf", &st), 0);
+        assert_int_equal(st.mode, 0100640);
+        assert_int_equal(st.uid, 100000);
+        assert_int_equal(st.gid, 100001);
+        assert_int_equal(ext4_lstat(fs, "/etc/missing", &st), -ENOENT);
+        assert_int_equal(ext4_lstat(fs, "/nodir/missing", &st), -ENOENT);
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+
+        struct dstat s;
+        dstat(img, "/etc/new.conf", &s);
+        assert_int_equal(s.mode, 0640);
+        assert_int_equal(s.uid, 100000);
+        assert_int_equal(s.gid, 100001);
+        assert_non_null(strstr(s.text, "ctime: 0x6553f100:00000000"));
+        assert_non_null(strstr(s.text, "mtime: 0x6553f100:00000000"));
+        assert_non_null(strstr(s.text, "crtime: 0x6553f100:00000000"));
+        assert_true(s.flags & 0x80000); /* extents */
+        cat_equals(img, "/etc/new.conf", "hello\n", 6);
+        cat_equals(img, "/etc/empty", "", 0);
+        dump_equals(img, "/big.bin", big, 3 * 1048576 + 123);
+        read_equals(img, 64, "/big.bin", big, 3 * 1048576 + 123);
+        /* the parent directory was modified: stamped too */
+        dstat(img, "/etc", &s);
+        assert_non_null(strstr(s.text, "mtime: 0x6553f100:00000000"));
+        free(big), free(img);
+}
+
+static void test_write_from_streams(void **state) {
+        (void)state;
+        char *img = make_image("from", NULL, 64);
+        char *host = xasprintf("%s/host.bin", tmp);
+        size_t n = 5 * 1048576 + 7;
+        uint8_t *data = pattern(n, 2);
+        int fd = open(host, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+        assert_int_equal(write_full(fd, data, n), 0);
+        close(fd);
+        struct ext4_fs *fs = open_rw(img, 64);
+        assert_int_equal(ext4_write_from(fs, "/usr/lib/blob", host, 0755, 0, 0), 0);
+        unsigned before = log_error_count();
+        assert_int_equal(ext4_write_from(fs, "/usr/lib/nope", "/nonexistent/file", 0644, 0, 0), -ENOENT);
+        assert_int_equal(log_error_count(), before + 1);
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        dump_equals(img, "/usr/lib/blob", data, n);
+        free(data), free(host), free(img);
+}
+
+static void test_replace_in_place(void **state) {
+        (void)state;
+        char *img = make_image("repl", NULL, 64);
+        free(dbg_w(img, "ea_set /etc/hostname user.test value42"));
+        struct dstat before, after;
+        dstat(img, "/etc/hostname", &before);
+        struct ext4_fs *fs = open_rw(img, 64);
+        uint8_t *big = pattern(200000, 3);
+        assert_int_equal(ext4_write(fs, "/etc/hostname", big, 200000, 0600, 1000, 1000), 0);
+        assert_int_equal(ext4_write(fs, "/etc/hostname", "pi-app\n", 7, 0644, 0, 0), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        dstat(img, "/etc/hostname", &after);
+        assert_int_equal(after.ino, before.ino);
+        assert_int_equal(after.mode, 0644);
+        cat_equals(img, "/etc/hostname", "pi-app\n", 7);
+        char *ea = dbg(img, "ea_get /etc/hostname user.test");
+        assert_non_null(strstr(ea, "value42"));
+        free(ea), free(big), free(img);
+}
+
+static void test_replace_other_types(void **state) {
+        (void)state;
+        char *img = make_image("types", NULL, 64);
+        struct ext4_fs *fs = open_rw(img, 64);
+        /* symlink -> file, empty dir -> file, non-empty dir refused */
+        assert_int_equal(ext4_write(fs, "/lnk", "was a link\n", 11, 0644, 0, 0), 0);
+        assert_int_equal(ext4_write(fs, "/etc/emptydir", "was a dir\n", 10, 0644, 0, 0), 0);
+        unsigned before = log_error_count();
+        assert_int_equal(ext4_write(fs, "/etc/dir", "x", 1, 0644, 0, 0), -ENOTEMPTY);
+        assert_int_equal(log_error_count(), before + 1);
+        /* file -> symlink, dir -> symlink */
+        assert_int_equal(ext4_symlink(fs, "/etc/small", "hostname", 0, 0), 0);
+        assert_int_equal(ext4_write(fs, "/etc/dir2", "x", 1, 0644, 0, 0), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        struct dstat s;
+        dstat(img, "/lnk", &s);
+        assert_int_equal(s.mode, 0644);
+        assert_non_null(strstr(s.text, "Type: regular"));
+        cat_equals(img, "/etc/emptydir", "was a dir\n", 10);
+        dstat(img, "/etc/small", &s);
+        assert_non_null(strstr(s.text, "Fast link dest: \"hostname\""));
+        /* /etc link count: emptydir gone, dir remains */
+        dstat(img, "/etc", &s);
+        assert_non_null(strstr(s.text, "Links: 3"));
+        free(img);
+}
+
+static void test_mkdir_p(void **state) {
+        (void)state;
+        char *img = make_image("mkdir", NULL, 64);
+        struct ext4_fs *fs = open_rw(img, 64);
+        assert_int_equal(ext4_mkdir_p(fs, "/opt/dimdim-health/deploy/config", 0750, 70000, 70001), 0);
+        /* existing ones keep mode/owner */
+        assert_int_equal(ext4_mkdir_p(fs, "/etc/dir/sub", 0700, 5, 5), 0);
+        /* through the /lib -> usr/lib symlink */
+        assert_int_equal(ext4_mkdir_p(fs, "/lib/systemd/system", 0755, 0, 0), 0);
+        assert_int_equal(ext4_write(fs, "/lib/systemd/system/x.service", "[Unit]\n", 7, 0644, 0, 0), 0);
+        unsigned before = log_error_count();
+        assert_int_equal(ext4_mkdir_p(fs, "/etc/hostname/x", 0755, 0, 0), -ENOTDIR);
+        assert_int_equal(log_error_count(), before + 1);
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        struct dstat s;
+        dstat(img, "/opt/dimdim-health/deploy/config", &s);
+        assert_int_equal(s.mode, 0750);
+        assert_int_equal(s.uid, 70000);
+        assert_int_equal(s.gid, 70001);
+        assert_non_null(strstr(s.text, "Type: directory"));
+        dstat(img, "/etc/dir", &s);
+        assert_int_equal(s.mode, 0755);
+        assert_int_equal(s.uid, 0);
+        dstat(img, "/etc/dir/sub", &s);
+        assert_int_equal(s.mode, 0700);
+        cat_equals(img, "/usr/lib/systemd/system/x.service", "[Unit]\n", 7);
+        dstat(img, "/etc", &s);
+        assert_non_null(strstr(s.text, "Links: 4"));
+        free(img);
+}
+
+static void test_symlinks(void **state) {
+        (void)state;
+        char *img = make_image("sym", NULL, 64);
+        char longt[201];
+        memset(longt, 'a', 200);
+        longt[200] = 0;
+        memcpy(longt, "/very/long/", 11);
+        struct ext4_fs *fs = open_rw(img, 64);
+        assert_int_equal(ext4_symlink(fs, "/etc/short", "/lib/systemd/system/dimdim.service", 0, 0), 0);
+        assert_int_equal(ext4_symlink(fs, "/etc/long", longt, 1000, 1001), 0);
+        /* replacing a link with a link */
+        assert_int_equal(ext4_symlink(fs, "/lnk", "usr/lib/os-release", 0, 0), 0);
+        char *t;
+        assert_int_equal(ext4_readlink(fs, "/etc/long", &t), 0);
+        assert_string_equal(t, longt);
+        free(t);
+        assert_int_equal(ext4_readlink(fs, "/etc/short", &t), 0);
+        assert_string_equal(t, "/lib/systemd/system/dimdim.service");
+        free(t);
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        struct dstat s;
+        dstat(img, "/etc/short", &s);
+        assert_non_null(strstr(s.text, "Fast link dest: \"/lib/systemd/system/dimdim.service\""));
+        dstat(img, "/etc/long", &s);
+        assert_int_equal(s.size, 200);
+        assert_int_equal(s.uid, 1000);
+        assert_int_equal(s.gid, 1001);
+        assert_int_equal(s.mode, 0777);
+        char *out = cat(img, "/etc/long");
+        assert_memory_equal(out, longt, 200);
+        free(out);
+        /* read follows nothing; read_follow resolves inside the image */
+        assert_int_equal(ext4_open_ro(img, OFF, 64u << 20, &fs), 0);
+        uint8_t *d;
+        size_t n;
+        assert_int_equal(ext4_read(fs, "/lnk", 100, &d, &n), -EINVAL);
+        assert_int_equal(ext4_read_follow(fs, "/lnk", 100, &d, &n), 0);
+        assert_int_equal(n, 10);
+        assert_memory_equal(d, "ID=debian\n", 10);
+        free(d);
+        assert_int_equal(ext4_read(fs, "/lib/os-release", 100, &d, &n), 0); /* leading link followed */
+        free(d);
+        assert_int_equal(ext4_read(fs, "/etc", 100, &d, &n), -EISDIR);
+        assert_int_equal(ext4_read(fs, "/etc/hostname", 3, &d, &n), -EFBIG);
+        assert_int_equal(ext4_close(fs), 0);
+        free(img);
+}
+
+static void test_unlink_frees(void **state) {
+        (void)state;
+        char *img = make_image("unlink", NULL, 64);
+        struct ext4_fs *fs = open_rw(img, 64);
+        uint64_t free0 = ext4_free_bytes(fs);
+        uint8_t *big = pattern(1 << 20, 4);
+        assert_int_equal(ext4_write(fs, "/etc/big", big, 1 << 20, 0644, 0, 0), 0);
+        assert_true(ext4_free_bytes(fs) <= free0 - (1 << 20));
+        assert_int_equal(ext4_unlink(fs, "/etc/big"), 0);
+        assert_int_equal(ext4_free_bytes(fs), free0);
+        assert_int_equal(ext4_unlink(fs, "/etc/big"), -ENOENT);
+        assert_int_equal(ext4_unlink(fs, "/lnk"), 0);
+        assert_int_equal(ext4_unlink(fs, "/etc/emptydir"), 0);
+        unsigned before = log_error_count();
+        assert_int_equal(ext4_unlink(fs, "/etc/dir"), -ENOTEMPTY);
+        assert_int_equal(log_error_count(), before + 1);
+        assert_int_equal(ext4_unlink(fs, "/etc/dir/f"), 0);
+        assert_int_equal(ext4_unlink(fs, "/etc/dir"), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        char *out = dbg(img, "ls -l /etc");
+        assert_null(strstr(out, "big"));
+        assert_null(strstr(out, "emptydir"));
+        free(out);
+        struct dstat s;
+        dstat(img, "/etc", &s);
+        assert_non_null(strstr(s.text, "Links: 2"));
+        /* free counts in the superblock agree with the bitmaps (e2fsck -fn
+         * above) and with what we saw */
+        out = dbg(img, "stats");
+        assert_non_null(strstr(out, "Free blocks:"));
+        free(out), free(big), free(img);
+}
+
+static void test_chmod_chown(void **state) {
+        (void)state;
+        char *img = make_image("chmod", NULL, 64);
+        struct ext4_fs *fs = open_rw(img, 64);
+        assert_int_equal(ext4_chmod(fs, "/etc/hostname", 04711), 0);
+        assert_int_equal(ext4_chown(fs, "/etc/dir", 123456, 654321), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        struct dstat s;
+        dstat(img, "/etc/hostname", &s);
+        assert_int_equal(s.mode, 04711);
+        dstat(img, "/etc/dir", &s);
+        assert_int_equal(s.uid, 123456);
+        assert_int_equal(s.gid, 654321);
+        assert_int_equal(s.mode, 0755);
+        free(img);
+}
+
+static void test_refuse_needs_recovery(void **state) {
+        (void)state;
+        char *img = make_image("recover", NULL, 64);
+        free(dbg_w(img, "feature needs_recovery"));
+        struct ext4_fs *fs;
+        unsigned before = log_error_count();
+        assert_int_equal(ext4_open(img, OFF, 64u << 20, &fs), -EUCLEAN);
+        assert_int_equal(log_error_count(), before + 1);
+        free(img);
+}
+
+static void test_refuse_error_state(void **state) {
+        (void)state;
+        char *img = make_image("errfs", NULL, 64);
+        free(dbg_w(img, "ssv state 2"));
+        struct ext4_fs *fs;
+        assert_int_equal(ext4_open(img, OFF, 64u << 20, &fs), -EUCLEAN);
+        /* inspect still reads it */
+        assert_int_equal(ext4_open_ro(img, OFF, 64u << 20, &fs), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        free(img);
+}
+
+static void test_refuse_bigger_than_partition(void **state) {
+        (void)state;
+        char *img = make_image("big", NULL, 64);
+        struct ext4_fs *fs;
+        assert_int_equal(ext4_open(img, OFF, 32u << 20, &fs), -EINVAL);
+        assert_int_equal(ext4_open("/nonexistent.img", OFF, 0, &fs) < 0, 1);
+        free(img);
+}
+
+static void test_refuse_unknown_incompat(void **state) {
+        (void)state;
+        char *img = make_image("casefold", "casefold", 64);
+        struct ext4_fs *fs;
+        assert_int_equal(ext4_open(img, OFF, 64u << 20, &fs), -EOPNOTSUPP);
+        free(img);
+}
+
+static void test_full_enospc(void **state) {
+        (void)state;
+        char *img = make_image("full", "^has_journal", 8);
+        struct ext4_fs *fs = open_rw(img, 8);
+        size_t n = 16u << 20;
+        uint8_t *big = pattern(n, 5);
+        unsigned before = log_error_count();
+        assert_int_equal(ext4_write(fs, "/etc/huge", big, n, 0644, 0, 0), -ENOSPC);
+        assert_int_equal(log_error_count(), before + 1);
+        struct ext4_stat st;
+        assert_int_equal(ext4_lstat(fs, "/etc/huge", &st), -ENOENT);
+        /* still usable after the failure */
+        assert_int_equal(ext4_write(fs, "/etc/after", "ok\n", 3, 0644, 0, 0), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        cat_equals(img, "/etc/after", "ok\n", 3);
+        free(big), free(img);
+}
+
+/* The same scenario on each supported feature set. */
+static void scenario(const char *name, const char *feat) {
+        char *img = make_image(name, feat, 64);
+        uint8_t *big = pattern(300000, 6);
+        char longt[201];
+        memset(longt, 'b', 200);
+        longt[200] = 0;
+        struct ext4_fs *fs = open_rw(img, 64);
+        assert_int_equal(ext4_mkdir_p(fs, "/opt/a/b", 0755, 1000, 1000), 0);
+        assert_int_equal(ext4_write(fs, "/opt/a/b/small", "small\n", 6, 0644, 0, 0), 0);
+        assert_int_equal(ext4_write(fs, "/opt/a/b/big", big, 300000, 0600, 0, 0), 0);
+        /* existing (inline on inline_data) files replaced with more and less */
+        assert_int_equal(ext4_write(fs, "/etc/small", big, 300000, 0644, 0, 0), 0);
+        assert_int_equal(ext4_write(fs, "/etc/hostname", "h\n", 2, 0644, 0, 0), 0);
+        assert_int_equal(ext4_symlink(fs, "/opt/short", "a/b/small", 0, 0), 0);
+        assert_int_equal(ext4_symlink(fs, "/opt/long", longt, 0, 0), 0);
+        assert_int_equal(ext4_unlink(fs, "/etc/dir/f"), 0);
+        assert_int_equal(ext4_unlink(fs, "/lnk"), 0);
+        /* many entries in one new directory: forces directory growth */
+        char name2[64];
+        for (int i = 0; i < 300; i++) {
+                snprintf(name2, sizeof name2, "/opt/a/many-file-with-a-long-name-%04d", i);
+                assert_int_equal(ext4_write(fs, name2, name2, strlen(name2), 0644, 0, 0), 0);
+        }
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        cat_equals(img, "/opt/a/b/small", "small\n", 6);
+        dump_equals(img, "/opt/a/b/big", big, 300000);
+        dump_equals(img, "/etc/small", big, 300000);
+        cat_equals(img, "/etc/hostname", "h\n", 2);
+        cat_equals(img, "/opt/a/many-file-with-a-long-name-0299", "/opt/a/many-file-with-a-long-name-0299", 38);
+        read_equals(img, 64, "/etc/hostname", "h\n", 2);
+        read_equals(img, 64, "/usr/lib/os-release", "ID=debian\n", 10);
+        assert_int_equal(ext4_open_ro(img, OFF, 64u << 20, &fs), 0);
+        char *t;
+        assert_int_equal(ext4_readlink(fs, "/opt/long", &t), 0);
+        assert_string_equal(t, longt);
+        free(t);
+        assert_int_equal(ext4_close(fs), 0);
+        free(big), free(img);
+}
+
+static void test_feature_default(void **state) {
+        (void)state;
+        scenario("fdefault", NULL);
+}
+static void test_feature_no64bit(void **state) {
+        (void)state;
+        scenario("fno64", "^64bit");
+}
+static void test_feature_orphan_file(void **state) {
+        (void)state;
+        scenario("forphan", "orphan_file");
+}
+static void test_feature_csum_seed(void **state) {
+        (void)state;
+        scenario("fseed", "metadata_csum_seed");
+}
+static void test_feature_inline_data(void **state) {
+        (void)state;
+        /* precondition: mkfs stored the small files inline */
+        char *img = make_image("finl-probe", "inline_data", 64);
+        struct dstat s;
+        dstat(img, "/etc/small", &s);
+        assert_true(s.flags & 0x10000000);
+        free(img);
+        scenario("finline", "inline_data");
+}
+static void test_feature_ext3_style(void **state) {
+        (void)state;
+        scenario("fext3", "^extents,^64bit,^flex_bg,^metadata_csum");
+}
+
+static void test_htree_directory(void **state) {
+        (void)state;
+        char *img = make_image("htree", NULL, 64);
+        struct ext4_fs *fs = open_rw(img, 64);
+        assert_int_equal(ext4_mkdir_p(fs, "/big", 0755, 0, 0), 0);
+        char p[128];
+        for (int i = 0; i < 3000; i++) {
+                snprintf(p, sizeof p, "/big/entry-%05d", i);
+                assert_int_equal(ext4_write(fs, p, "", 0, 0644, 0, 0), 0);
+        }
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        /* index it, as a kernel-made large directory would be */
+        char *d = dev(img), *out = NULL;
+        int rc = RUN(&out, "e2fsck", "-fyD", d);
+        assert_true(rc == 0 || rc == 1);
+        free(out);
+        struct dstat s;
+        dstat(img, "/big", &s);
+        assert_true(s.flags & 0x1000); /* EXT2_INDEX_FL */
+        fs = open_rw(img, 64);
+        for (int i = 0; i < 3000; i++) {
+                snprintf(p, sizeof p, "/big/added-with-longer-name-%05d", i);
+                assert_int_equal(ext4_write(fs, p, p, strlen(p), 0644, 0, 0), 0);
+        }
+        for (int i = 0; i < 3000; i += 7) {
+                snprintf(p, sizeof p, "/big/entry-%05d", i);
+                assert_int_equal(ext4_unlink(fs, p), 0);
+        }
+        assert_int_equal(ext4_mkdir_p(fs, "/big/subdir", 0755, 0, 0), 0);
+        assert_int_equal(ext4_symlink(fs, "/big/zlink", "entry-00001", 0, 0), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        /* lookups through the index find new entries */
+        cat_equals(img, "/big/added-with-longer-name-02999", "/big/added-with-longer-name-02999", 33);
+        struct dstat s2;
+        dstat(img, "/big/subdir", &s2);
+        assert_non_null(strstr(s2.text, "Type: directory"));
+        free(d), free(img);
+}
+
+static void apply_ops(const char *img) {
+        struct ext4_fs *fs = open_rw(img, 64);
+        uint8_t *big = pattern(777777, 7);
+        assert_int_equal(ext4_mkdir_p(fs, "/opt/x/y", 0755, 0, 0), 0);
+        assert_int_equal(ext4_write(fs, "/opt/x/y/big", big, 777777, 0644, 0, 0), 0);
+        assert_int_equal(ext4_write(fs, "/etc/hostname", "repro\n", 6, 0644, 0, 0), 0);
+        assert_int_equal(ext4_symlink(fs, "/opt/l", "x/y/big", 0, 0), 0);
+        assert_int_equal(ext4_unlink(fs, "/etc/dir/f"), 0);
+        assert_int_equal(ext4_chmod(fs, "/etc/small", 0600), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        free(big);
+}
+
+static void test_reproducible(void **state) {
+        (void)state;
+        char *img = make_image("repro", NULL, 64);
+        char *a = xasprintf("%s/repro-a.img", tmp), *b = xasprintf("%s/repro-b.img", tmp);
+        assert_int_equal(RUN(NULL, "cp", "--sparse=always", img, a), 0);
+        apply_ops(a);
+        sleep(1); /* a wall-clock leak would now differ */
+        assert_int_equal(RUN(NULL, "cp", "--sparse=always", img, b), 0);
+        apply_ops(b);
+        char *out = NULL;
+        int rc = RUN(&out, "cmp", a, b);
+        if (rc)
+                fprintf(stderr, "%s\n", out);
+        assert_int_equal(rc, 0);
+        fsck_ok(a);
+        char *sb = dbg(a, "stats");
+        assert_non_null(strstr(sb, "Last write time:"));
+        free(sb), free(out), free(a), free(b), free(img);
+}
+
+static void test_grow(void **state) {
+        (void)state;
+        char *img = make_image("grow", NULL, 32);
+        /* room for 64 MiB after the offset */
+        assert_int_equal(truncate(img, (off_t)(OFF + (64u << 20) + (1u << 20))), 0);
+        assert_int_equal(ext4_grow(img, OFF, 64u << 20), 0);
+        fsck_ok(img);
+        char *d = dev(img), *out = NULL;
+        assert_int_equal(RUN(&out, "dumpe2fs", "-h", d), 0);
+        const char *p = strstr(out, "Block count:");
+        assert_non_null(p);
+        unsigned long long blocks = strtoull(p + strlen("Block count:"), NULL, 10);
+        p = strstr(out, "Block size:");
+        unsigned long bs = strtoul(p + strlen("Block size:"), NULL, 10);
+        assert_int_equal(blocks * bs, 64ull << 20);
+        free(out);
+        /* no-op at the same size; shrink refused */
+        assert_int_equal(ext4_grow(img, OFF, 64u << 20), 0);
+        assert_int_equal(ext4_grow(img, OFF, 16u << 20), -EINVAL);
+        /* still writable and consistent */
+        struct ext4_fs *fs = open_rw(img, 64);
+        uint8_t *big = pattern(40u << 20, 8);
+        assert_int_equal(ext4_write(fs, "/fill", big, 40u << 20, 0644, 0, 0), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        free(big), free(d), free(img);
+}
+
+static void test_corrupt(void **state) {
+        (void)state;
+        /* garbage superblock: clean error */
+        char *img = make_image("corrupt", "^has_journal", 16);
+        int fd = open(img, O_RDWR);
+        uint8_t junk[4096];
+        memset(junk, 0xA5, sizeof junk);
+        assert_int_equal(pwrite_full(fd, junk, 1024, OFF + 1024), 0);
+        close(fd);
+        struct ext4_fs *fs;
+        assert_true(ext4_open(img, OFF, 16u << 20, &fs) < 0);
+        free(img);
+
+        /* garbage over the inode table: operations fail, nothing crashes */
+        img = make_image("corrupt2", "^has_journal,^metadata_csum", 16);
+        char *out = dbg(img, "stat /etc");
+        char *p = strstr(out, "EXTENTS:");
+        assert_non_null(p);
+        free(out);
+        out = dbg(img, "imap /etc");
+        p = strstr(out, "located at block ");
+        assert_non_null(p);
+        unsigned long blk = strtoul(p + strlen("located at block "), NULL, 10);
+        free(out);
+        fd = open(img, O_RDWR);
+        for (unsigned i = 0; i < 4; i++)
+                assert_int_equal(pwrite_full(fd, junk, sizeof junk, OFF + (blk + i) * 4096ull), 0);
+        close(fd);
+        int r = ext4_open(img, OFF, 16u << 20, &fs);
+        if (r == 0) {
+                struct ext4_stat st;
+                uint8_t *d;
+                size_t n;
+                (void)ext4_lstat(fs, "/etc/hostname", &st);
+                if (ext4_read(fs, "/etc/hostname", 1 << 20, &d, &n) == 0)
+                        free(d);
+                (void)ext4_write(fs, "/etc/x", "x", 1, 0644, 0, 0);
+                (void)ext4_mkdir_p(fs, "/etc/a/b", 0755, 0, 0);
+                (void)ext4_symlink(fs, "/etc/l", "x", 0, 0);
+                (void)ext4_unlink(fs, "/etc/hostname");
+                (void)ext4_close(fs);
+        }
+        free(img);
+}
+
+static int setup_all(void **state) {
+        (void)state;
+        const char *t = getenv("TMPDIR");
+        snprintf(tmp, sizeof tmp, "%s/test_ext4.XXXXXX", t && *t ? t : "/tmp");
+        assert_non_null(mkdtemp(tmp));
+        return 0;
+}
+
+static int teardown_all(void **state) {
+        (void)state;
+        if (!getenv("DIMIMAGE_KEEP_TMP"))
+                RUN(NULL, "rm", "-rf", tmp);
+        return 0;
+}
+
+int main(void) {
+        setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
+        const char *path = getenv("PATH");
+        char *np = xasprintf("%s:/usr/sbin:/sbin", path ? path : "/usr/bin:/bin");
+        setenv("PATH", np, 1);
+        free(np);
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_write_new_and_read),
+                cmocka_unit_test(test_write_from_streams),
+                cmocka_unit_test(test_replace_in_place),
+                cmocka_unit_test(test_replace_other_types),
+                cmocka_unit_test(test_mkdir_p),
+                cmocka_unit_test(test_symlinks),
+                cmocka_unit_test(test_unlink_frees),
+                cmocka_unit_test(test_chmod_chown),
+                cmocka_unit_test(test_refuse_needs_recovery),
+                cmocka_unit_test(test_refuse_error_state),
+                cmocka_unit_test(test_refuse_bigger_than_partition),
+                cmocka_unit_test(test_refuse_unknown_incompat),
+                cmocka_unit_test(test_full_enospc),
+                cmocka_unit_test(test_feature_default),
+                cmocka_unit_test(test_feature_no64bit),
+                cmocka_unit_test(test_feature_orphan_file),
+                cmocka_unit_test(test_feature_csum_seed),
+                cmocka_unit_test(test_feature_inline_data),
+                cmocka_unit_test(test_feature_ext3_style),
+                cmocka_unit_test(test_htree_directory),
+                cmocka_unit_test(test_reproducible),
+                cmocka_unit_test(test_grow),
+                cmocka_unit_test(test_corrupt),
+        };
+        return cmocka_run_group_tests(tests, setup_all, teardown_all);
+}

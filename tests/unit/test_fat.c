@@ -1,0 +1,810 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* FAT16/FAT32 module against real images: made by mkfs.vfat/mtools, checked
+ * with fsck.fat -n and read back with mtools after every scenario. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "fat.h"
+#include "log.h"
+/* ---- helpers (shared with test_fat_random.c / test_fat.c: keep in sync) ---- */
+/* Real images made with mkfs.vfat, checked with fsck.fat and mtools (run
+ * with posix_spawn). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+extern char **environ;
+
+static char tmpdir[256];
+
+static void tmpdir_make(void) {
+        const char *base = getenv("TMPDIR");
+        snprintf(tmpdir, sizeof tmpdir, "%s/dimimage-fat.XXXXXX", base ? base : "/tmp");
+        if (!mkdtemp(tmpdir))
+                abort();
+        setenv("MTOOLS_SKIP_CHECK", "1", 1);
+        setenv("MTOOLS_NO_VFAT", "0", 1);
+}
+
+static __attribute__((unused)) int run_argv(const char *const argv[]) {
+        pid_t pid;
+        if (posix_spawnp(&pid, argv[0], NULL, NULL, (char *const *)argv, environ) != 0)
+                return -1;
+        int st;
+        while (waitpid(pid, &st, 0) < 0)
+                if (errno != EINTR)
+                        return -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static __attribute__((unused)) void tmpdir_remove(void) {
+        const char *argv[] = {"rm", "-rf", tmpdir, NULL};
+        if (tmpdir[0])
+                run_argv(argv);
+}
+
+/* Runs argv with stdout+stderr captured into *out (caller frees). */
+static __attribute__((unused)) int run_capture(const char *const argv[], char **out) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/.capture", tmpdir);
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 1, path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        posix_spawn_file_actions_adddup2(&fa, 1, 2);
+        pid_t pid;
+        int rc = -1;
+        if (posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ) == 0) {
+                int st;
+                while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                        ;
+                rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        }
+        posix_spawn_file_actions_destroy(&fa);
+        uint8_t *data = NULL;
+        size_t len;
+        if (read_file(path, 64 << 20, &data, &len) < 0)
+                data = (uint8_t *)xstrdup("");
+        if (out)
+                *out = (char *)data;
+        else
+                free(data);
+        return rc;
+}
+
+/* mkfs.vfat on a new sparse file of size_mib; bits 12/16/32; spc 0 = default. */
+static __attribute__((unused)) char *make_image(const char *name, unsigned size_mib, int bits, int spc) {
+        char *img = xasprintf("%s/%s", tmpdir, name);
+        int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || ftruncate(fd, (off_t)size_mib << 20) < 0)
+                abort();
+        close(fd);
+        char fbits[8], fspc[8];
+        snprintf(fbits, sizeof fbits, "%d", bits);
+        snprintf(fspc, sizeof fspc, "%d", spc ? spc : 4);
+        const char *argv[] = {"mkfs.vfat", "-F", fbits, "-i", "12345678", "-n", "BOOTFS", img, "-s", fspc, NULL};
+        if (!spc)
+                argv[8] = NULL;
+        char *out;
+        int rc = run_capture(argv, &out);
+        if (rc != 0) {
+                fprintf(stderr, "mkfs.vfat failed: %s\n", out);
+                abort();
+        }
+        free(out);
+        return img;
+}
+
+/* fsck.fat -n: true when it finds nothing to fix. */
+static __attribute__((unused)) bool fsck_clean(const char *img) {
+        const char *argv[] = {"fsck.fat", "-n", img, NULL};
+        char *out;
+        int rc = run_capture(argv, &out);
+        bool ok = rc == 0 && !strstr(out, "wrong") && !strstr(out, "Free cluster summary");
+        if (!ok)
+                fprintf(stderr, "fsck.fat -n %s (rc %d):\n%s\n", img, rc, out);
+        free(out);
+        return ok;
+}
+
+/* mtype -i img ::path into a buffer; NULL when mtype fails. */
+static __attribute__((unused)) char *mtools_read(const char *img, const char *path, size_t *len) {
+        char *target = xasprintf("::%s", path);
+        char *outpath = xasprintf("%s/.mtype", tmpdir);
+        const char *argv[] = {"mcopy", "-n", "-i", img, target, outpath, NULL};
+        char *msg;
+        int rc = run_capture(argv, &msg);
+        free(msg);
+        free(target);
+        uint8_t *data = NULL;
+        if (rc != 0 || read_file(outpath, 1u << 30, &data, len) < 0)
+                data = NULL;
+        unlink(outpath);
+        free(outpath);
+        return (char *)data;
+}
+
+/* Every FAT copy identical, bytes compared straight from the image file. */
+static __attribute__((unused)) bool fats_identical(const char *img, uint64_t offset) {
+        int fd = open(img, O_RDONLY);
+        uint8_t bs[512];
+        if (fd < 0 || pread_full(fd, bs, sizeof bs, offset) < 0)
+                abort();
+        uint32_t bps = get_le16(bs + 11), res = get_le16(bs + 14), nf = bs[16];
+        uint32_t fsz = get_le16(bs + 22) ? get_le16(bs + 22) : get_le32(bs + 36);
+        size_t n = (size_t)fsz * bps;
+        uint8_t *a = xmalloc(n), *b = xmalloc(n);
+        bool same = true;
+        if (pread_full(fd, a, n, offset + (uint64_t)res * bps) < 0)
+                abort();
+        for (uint32_t k = 1; k < nf; k++) {
+                if (pread_full(fd, b, n, offset + ((uint64_t)res + (uint64_t)k * fsz) * bps) < 0)
+                        abort();
+                if (memcmp(a, b, n))
+                        same = false;
+        }
+        free(a);
+        free(b);
+        close(fd);
+        return same;
+}
+
+/* ---- stderr capture, to check the one error line ---- */
+
+static int saved_stderr = -1;
+static char errpath[300];
+
+static void capture_begin(void) {
+        fflush(stderr);
+        snprintf(errpath, sizeof errpath, "%s/.stderr", tmpdir);
+        int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        assert_true(fd >= 0);
+        saved_stderr = dup(2);
+        dup2(fd, 2);
+        close(fd);
+}
+
+static char *capture_end(void) {
+        fflush(stderr);
+        dup2(saved_stderr, 2);
+        close(saved_stderr);
+        uint8_t *data;
+        size_t len;
+        assert_int_equal(read_file(errpath, 1 << 20, &data, &len), 0);
+        fprintf(stderr, "%s", (char *)data);
+        return (char *)data;
+}
+
+static struct fat_fs *open_fs(const char *img, int *fd, uint64_t offset, uint64_t size) {
+        *fd = open(img, O_RDWR);
+        assert_true(*fd >= 0);
+        if (!size) {
+                struct stat st;
+                assert_int_equal(fstat(*fd, &st), 0);
+                size = (uint64_t)st.st_size - offset;
+        }
+        struct fat_fs *fs = NULL;
+        assert_int_equal(fat_open(*fd, offset, size, "test.img", &fs), 0);
+        return fs;
+}
+
+static void close_fs(struct fat_fs *fs, int fd) {
+        assert_int_equal(fat_close(fs), 0);
+        close(fd);
+}
+
+static uint8_t *pattern(size_t len, unsigned seed) {
+        uint8_t *p = xmalloc(len + 1);
+        uint32_t x = seed * 2654435761u + 1;
+        for (size_t i = 0; i < len; i++) {
+                x = x * 1103515245u + 12345u;
+                p[i] = (uint8_t)(x >> 16);
+        }
+        return p;
+}
+
+static void assert_fat_content(struct fat_fs *fs, const char *path, const void *want, size_t len) {
+        uint8_t *data;
+        size_t n;
+        assert_int_equal(fat_read(fs, path, &data, &n), 0);
+        assert_int_equal(n, len);
+        assert_memory_equal(data, want, len);
+        free(data);
+}
+
+static void assert_mtools_content(const char *img, const char *path, const void *want, size_t len) {
+        size_t n = 0;
+        char *data = mtools_read(img, path, &n);
+        if (!data)
+                fail_msg("mtools cannot read %s", path);
+        assert_int_equal(n, len);
+        assert_memory_equal(data, want, len);
+        free(data);
+}
+
+static void assert_image_ok(const char *img) {
+        assert_true(fsck_clean(img));
+        assert_true(fats_identical(img, 0));
+}
+
+/* ---- scenarios ---- */
+
+static void basic_ops(int bits, int spc, unsigned size_mib) {
+        char name[64];
+        snprintf(name, sizeof name, "basic%d-%d.img", bits, spc);
+        char *img = make_image(name, size_mib, bits, spc);
+        int fd;
+        struct fat_fs *fs = open_fs(img, &fd, 0, 0);
+        assert_int_equal(fat_bits(fs), (unsigned)bits);
+        uint64_t free0 = fat_free_bytes(fs);
+
+        size_t big = 300 * 1024 + 17;
+        uint8_t *a = pattern(big, 1), *b = pattern(big * 2, 2);
+        assert_int_equal(fat_write(fs, "/kernel8.img", a, big, 1700000000), 0);
+        assert_int_equal(fat_write(fs, "/empty", "", 0, 1700000000), 0);
+        assert_int_equal(fat_write(fs, "/tiny.txt", "hi\n", 3, 1700000000), 0);
+        assert_fat_content(fs, "/KERNEL8.IMG", a, big);
+        struct fat_stat st;
+        assert_int_equal(fat_stat(fs, "/Kernel8.Img", &st), 0);
+        assert_false(st.is_dir);
+        assert_int_equal(st.size, big);
+        assert_string_equal(st.short_name, "KERNEL8.IMG");
+        assert_int_equal(fat_stat(fs, "/", &st), 0);
+        assert_true(st.is_dir);
+        close_fs(fs, fd);
+        assert_image_ok(img);
+        assert_mtools_content(img, "/kernel8.img", a, big);
+        assert_mtools_content(img, "/empty", "", 0);
+        assert_mtools_content(img, "/tiny.txt", "hi\n", 3);
+
+        /* Replace: bigger, then smaller, then empty, then again. */
+        fs = open_fs(img, &fd, 0, 0);
+        assert_int_equal(fat_write(fs, "/kernel8.img", b, big * 2, 1700000001), 0);
+        assert_fat_content(fs, "/kernel8.img", b, big * 2);
+        close_fs(fs, fd);
+        assert_image_ok(img);
+        assert_mtools_content(img, "/kernel8.img", b, big * 2);
+
+        fs = open_fs(img, &fd, 0, 0);
+        assert_int_equal(fat_write(fs, "/kernel8.img", a, 1000, 1700000002), 0);
+        assert_int_equal(fat_write(fs, "/tiny.txt", "", 0, 1700000002), 0);
+        assert_int_equal(fat_write(fs, "/empty", b, 5000, 1700000002), 0);
+        close_fs(fs, fd);
+        assert_image_ok(img);
+        assert_mtools_content(img, "/kernel8.img", a, 1000);
+        assert_mtools_content(img, "/tiny.txt", "", 0);
+        assert_mtools_content(img, "/empty", b, 5000);
+
+        /* Delete gives back exactly the clusters used. */
+        fs = open_fs(img, &fd, 0, 0);
+        assert_int_equal(fat_unlink(fs, "/kernel8.img"), 0);
+        assert_int_equal(fat_unlink(fs, "/TINY.TXT"), 0);
+        assert_int_equal(fat_unlink(fs, "/empty"), 0);
+        assert_int_equal(fat_free_bytes(fs), free0);
+        assert_int_equal(fat_stat(fs, "/kernel8.img", &st), -ENOENT);
+        close_fs(fs, fd);
+        assert_image_ok(img);
+        assert_null(mtools_read(img, "/kernel8.img", &big));
+        free(a);
+        free(b);
+        free(img);
+}
+
+static void test_fat32_512(void **state) { basic_ops(32, 1, 64); }
+static void test_fat32_4k(void **state) { basic_ops(32, 8, 300); }
+static void test_fat16(void **state) { basic_ops(16, 0, 64); }
+
+/* An 8.3-only upper-case CMDLINE.TXT (as RasPiOS ships it) keeps its name. */
+static void test_cmdline_keeps_83_name(void **state) {
+        char *img = make_image("cmdline.img", 64, 32, 1);
+        char *src = xasprintf("%s/CMDLINE.TXT", tmpdir);
+        FILE *f = fopen(src, "w");
+        fputs("console=serial0,115200 root=PARTUUID=abcd-02\n", f);
+        fclose(f);
+        const char *cp[] = {"mcopy", "-i", img, src, "::/CMDLINE.TXT", NULL};
+        assert_int_equal(run_argv(cp), 0);
+        const char *dir[] = {"mdir", "-a", "-i", img, "::/", NULL};
+        char *out;
+        assert_int_equal(run_capture(dir, &out), 0);
+        assert_null(strstr(out, "cmdline")); /* mcopy made an 8.3-only entry */
+        free(out);
+
+        int fd;
+        struct fat_fs *fs = open_fs(img, &fd, 0, 0);
+        const char *line = "console=serial0,115200 root=PARTUUID=abcd-02 quiet init=/usr/lib/raspberrypi-sys-mods/firstboot\n";
+        assert_int_equal(fat_write(fs, "/cmdline.txt", line, strlen(line), 1700000000), 0);
+        struct fat_stat st;
+        assert_int_equal(fat_stat(fs, "/cmdline.txt", &st), 0);
+        assert_string_equal(st.short_name, "CMDLINE.TXT");
+        close_fs(fs, fd);
+        assert_image_ok(img);
+        assert_int_equal(run_capture(dir, &out), 0);
+        assert_null(strstr(out, "cmdline"));
+        assert_non_null(strstr(out, "CMDLINE  TXT"));
+        free(out);
+        assert_mtools_content(img, "/CMDLINE.TXT", line, strlen(line));
+
+        /* Raw check: exactly one entry, no LFN entries in the root. */
+        fd = open(img, O_RDONLY);
+        uint8_t bs[512];
+        assert_int_equal(pread_full(fd, bs, 512, 0), 0);
+        uint32_t bps = get_le16(bs + 11), res = get_le16(bs + 14), fsz = get_le32(bs + 36);
+        uint64_t root = ((uint64_t)res + 2ull * fsz) * bps; /* root cluster 2 */
+        uint8_t ents[512];
+        assert_int_equal(pread_full(fd, ents, sizeof ents, root), 0);
+        close(fd);
+        int lfn = 0, found = 0;
+        for (int i = 0; i < 16 && ents[i * 32]; i++) {
+                if (ents[i * 32] == 0xE5)
+                        continue;
+                if (ents[i * 32 + 11] == 0x0F)
+                        lfn++;
+                else if (!memcmp(ents + i * 32, "CMDLINE TXT", 11))
+                        found++;
+        }
+        assert_int_equal(lfn, 0);
+        assert_int_equal(found, 1);
+        free(src);
+        free(img);
+}
+
+struct names {
+        char list[64][300];
+        char shorts[64][13];
+        int n;
+};
+
+static int collect(const char *name, const struct fat_stat *st, void *u) {
+        struct names *nm = u;
+        if (nm->n < 64) {
+                snprintf(nm->list[nm->n], sizeof nm->list[0], "%s", name);
+                memcpy(nm->shorts[nm->n], st->short_name, 13);
+                nm->n++;
+        }
+        return 0;
+}
+
+static void test_long_names_and_aliases(void **state) {
+        char *img = make_image("lfn.img", 64, 32, 1);
+        int fd;
+        struct fat_fs *fs = open_fs(img, &fd, 0, 0);
+        const char *names[] = {"Long File Name.txt", "Long File Name 2.txt", "long_file_name_3.txt",
+                               "config.txt", "README.md", "MixedCase.TXT", ".hidden rc", "Grüße €.txt",
+                               "a name with many dots.tar.gz",
+                               "this is a very long file name that spans several LFN entries for sure 0123456789.dat"};
+        for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+                assert_int_equal(fat_write(fs, names[i], names[i], strlen(names[i]), 1700000000), 0);
+        struct fat_stat st;
+        assert_int_equal(fat_stat(fs, "/long file name.TXT", &st), 0);
+        assert_string_equal(st.short_name, "LONGFI~1.TXT");
+        assert_int_equal(fat_stat(fs, "/Long File Name 2.txt", &st), 0);
+        assert_string_equal(st.short_name, "LONGFI~2.TXT");
+        assert_int_equal(fat_stat(fs, "/long_file_name_3.txt", &st), 0);
+        assert_string_equal(st.short_name, "LONG_F~1.TXT");
+        assert_int_equal(fat_stat(fs, "/LONGFI~2.TXT", &st), 0); /* by alias */
+        assert_int_equal(st.size, strlen("Long File Name 2.txt"));
+        assert_int_equal(fat_stat(fs, "/config.txt", &st), 0);
+        assert_string_equal(st.short_name, "CONFIG.TXT");
+        assert_int_equal(fat_stat(fs, "/GRÜSSE", &st), -ENOENT);
+        struct names nm = {0};
+        assert_int_equal(fat_list(fs, "/", collect, &nm), 0);
+        assert_int_equal(nm.n, (int)ARRAY_SIZE(names));
+        for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+                assert_string_equal(nm.list[i], names[i]);
+        close_fs(fs, fd);
+        assert_image_ok(img);
+        for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+                if (i == 7)
+                        continue; /* mtools' charset handling is its own business */
+                char *p = xasprintf("/%s", names[i]);
+                assert_mtools_content(img, p, names[i], strlen(names[i]));
+                free(p);
+        }
+        const char *dir[] = {"mdir", "-i", img, "::/", NULL};
+        char *out;
+        assert_int_equal(run_capture(dir, &out), 0);
+        assert_non_null(strstr(out, "config   txt")); /* NT lower-case flags honoured */
+        assert_non_null(strstr(out, "Long File Name 2.txt"));
+        free(out);
+
+        /* Reopen: the name read back from disk, and replacing keeps the alias. */
+        fs = open_fs(img, &fd, 0, 0);
+        assert_int_equal(fat_write(fs, "/LONG FILE NAME 2.TXT", "x", 1, 1700000000), 0);
+        assert_int_equal(fat_stat(fs, "/long file name 2.txt", &st), 0);
+        assert_string_equal(st.short_name, "LONGFI~2.TXT");
+        memset(&nm, 0, sizeof nm);
+        assert_int_equal(fat_list(fs, "/", collect, &nm), 0);
+        assert_string_equal(nm.list[1], "Long File Name 2.txt");
+        assert_string_equal(nm.list[7], "Grüße €.txt");
+        /* delete removes the LFN entries too; the name is free again */
+        assert_int_equal(fat_unlink(fs, "/Long File Name.txt"), 0);
+        assert_int_equal(fat_write(fs, "/Long File Name 4.txt", "y", 1, 1700000000), 0);
+        assert_int_equal(fat_stat(fs, "/Long File Name 4.txt", &st), 0);
+        assert_string_equal(st.short_name, "LONGFI~1.TXT");
+        close_fs(fs, fd);
+        assert_image_ok(img);
+        assert_mtools_content(img, "/Long File Name 4.txt", "y", 1);
+        assert_null(mtools_read(img, "/Long File Name.txt", &(size_t){0}));
+        free(img);
+}
+
+static void test_subdirectories(void **state) {
+        for (int bits = 16; bits <= 32; bits += 16) {
+                char *img = make_image(bits == 16 ? "sub16.img" : "sub32.img", 64, bits, bits == 16 ? 4 : 1);
+                int fd;
+                struct fat_fs *fs = open_fs(img, &fd, 0, 0);
+                uint64_t free0 = fat_free_bytes(fs);
+                assert_int_equal(fat_mkdir(fs, "/overlays/deep/er", 1700000000), 0);
+                assert_int_equal(fat_mkdir(fs, "/overlays/deep", 1700000000), 0); /* -p: exists is fine */
+                assert_int_equal(fat_mkdir(fs, "/", 1700000000), 0);
+                /* Enough long names to grow the directory over several clusters. */
+                for (int i = 0; i < 60; i++) {
+                        char p[128];
+                        snprintf(p, sizeof p, "/overlays/deep/er/device tree overlay number %03d.dtbo", i);
+                        assert_int_equal(fat_write(fs, p, p, strlen(p), 1700000000), 0);
+                }
+                struct fat_stat st;
+                assert_int_equal(fat_stat(fs, "/OVERLAYS/Deep", &st), 0);
+                assert_true(st.is_dir);
+                uint8_t *d;
+                size_t n;
+                assert_int_equal(fat_read(fs, "/overlays", &d, &n), -EISDIR);
+                assert_int_equal(fat_unlink(fs, "/overlays/deep"), -ENOTEMPTY);
+                assert_int_equal(fat_write(fs, "/overlays/deep/er/device tree overlay number 000.dtbo/x", "", 0, 0),
+                                 -ENOTDIR);
+                assert_int_equal(fat_mkdir(fs, "/overlays/deep/er/device tree overlay number 001.dtbo", 0), -EEXIST);
+                assert_int_equal(fat_write(fs, "/overlays", "", 0, 0), -EISDIR);
+                assert_int_equal(fat_write(fs, "/nodir/file", "", 0, 0), -ENOENT);
+                assert_int_equal(fat_mkdir(fs, "/empty", 1700000000), 0);
+                close_fs(fs, fd);
+                assert_image_ok(img);
+                const char *p = "/overlays/deep/er/device tree overlay number 059.dtbo";
+                assert_mtools_content(img, p, p, strlen(p));
+                const char *dir[] = {"mdir", "-i", img, "::/overlays/deep/er", NULL};
+                char *out;
+                assert_int_equal(run_capture(dir, &out), 0);
+                assert_non_null(strstr(out, "62 files")); /* mdir counts . and .. */
+                free(out);
+
+                fs = open_fs(img, &fd, 0, 0);
+                assert_int_equal(fat_unlink(fs, "/empty"), 0);
+                for (int i = 0; i < 60; i++) {
+                        char q[128];
+                        snprintf(q, sizeof q, "/overlays/deep/er/device tree overlay number %03d.dtbo", i);
+                        assert_int_equal(fat_unlink(fs, q), 0);
+                }
+                assert_int_equal(fat_unlink(fs, "/overlays/deep/er"), 0);
+                assert_int_equal(fat_unlink(fs, "/overlays/deep"), 0);
+                assert_int_equal(fat_unlink(fs, "/overlays"), 0);
+                assert_int_equal(fat_free_bytes(fs), free0);
+                assert_int_equal(fat_unlink(fs, "/"), -EBUSY);
+                close_fs(fs, fd);
+                assert_image_ok(img);
+                free(img);
+        }
+}
+
+static void test_fat16_root_full(void **state) {
+        char *img = make_image("root16.img", 64, 16, 0);
+        int fd;
+        struct fat_fs *fs = open_fs(img, &fd, 0, 0);
+        int r = 0, i;
+        for (i = 0; i < 600; i++) {
+                char p[32];
+                snprintf(p, sizeof p, "/F%04d.TXT", i);
+                if (i == 511)
+                        capture_begin();
+                r = fat_write(fs, p, "x", 1, 1700000000);
+                if (r < 0)
+                        break;
+        }
+        char *err = capture_end();
+        assert_int_equal(r, -ENOSPC);
+        assert_int_equal(i, 511); /* 512 minus the volume label */
+        assert_non_null(strstr(err, "test.img: "));
+        assert_non_null(strstr(err, "root directory is full (512 entries)"));
+        free(err);
+        /* a subdirectory still works: it grows by clusters */
+        assert_int_equal(fat_unlink(fs, "/F0007.TXT"), 0);
+        assert_int_equal(fat_mkdir(fs, "/sub", 1700000000), 0);
+        assert_int_equal(fat_write(fs, "/sub/x", "x", 1, 1700000000), 0);
+        close_fs(fs, fd);
+        assert_image_ok(img);
+        assert_mtools_content(img, "/F0510.TXT", "x", 1);
+        assert_mtools_content(img, "/sub/x", "x", 1);
+        free(img);
+}
+
+static void test_full_partition(void **state) {
+        char *img = make_image("full.img", 40, 32, 1);
+        int fd;
+        struct fat_fs *fs = open_fs(img, &fd, 0, 0);
+        uint64_t avail = fat_free_bytes(fs);
+        size_t too_big = (size_t)avail + 1;
+        uint8_t *data = pattern(too_big, 3);
+        capture_begin();
+        int r = fat_write(fs, "/big.bin", data, too_big, 1700000000);
+        char *err = capture_end();
+        assert_int_equal(r, -ENOSPC);
+        assert_non_null(strstr(err, "bytes free"));
+        assert_non_null(strstr(err, "/big.bin"));
+        free(err);
+        assert_int_equal(fat_free_bytes(fs), avail); /* nothing leaked */
+        /* exactly the free space fits (root has room for the entry) */
+        assert_int_equal(fat_write(fs, "/big.bin", data, (size_t)avail, 1700000000), 0);
+        assert_int_equal(fat_free_bytes(fs), 0);
+        assert_int_equal(fat_write(fs, "/one.more", "x", 1, 1700000000), -ENOSPC);
+        assert_int_equal(fat_mkdir(fs, "/dir", 1700000000), -ENOSPC);
+        /* replacing in place can reuse the file's own clusters */
+        assert_int_equal(fat_write(fs, "/big.bin", data + 1, (size_t)avail, 1700000000), 0);
+        close_fs(fs, fd);
+        assert_image_ok(img);
+        assert_mtools_content(img, "/big.bin", data + 1, (size_t)avail);
+        free(data);
+        free(img);
+}
+
+static uint32_t fsinfo_free(const char *img) {
+        int fd = open(img, O_RDONLY);
+        uint8_t fi[512];
+        assert_int_equal(pread_full(fd, fi, 512, 512), 0);
+        close(fd);
+        assert_int_equal(get_le32(fi), 0x41615252u);
+        return get_le32(fi + 488);
+}
+
+static void test_fsinfo_and_free_count(void **state) {
+        char *img = make_image("fsinfo.img", 64, 32, 1);
+        int fd;
+        struct fat_fs *fs = open_fs(img, &fd, 0, 0);
+        uint64_t free0 = fat_free_bytes(fs);
+        uint8_t *data = pattern(100000, 4);
+        assert_int_equal(fat_write(fs, "/a.bin", data, 100000, 1700000000), 0);
+        assert_int_equal(free0 - fat_free_bytes(fs), DIV_ROUND_UP(100000, 512) * 512);
+        close_fs(fs, fd);
+        assert_int_equal((uint64_t)fsinfo_free(img) * 512, free0 - DIV_ROUND_UP(100000, 512) * 512);
+        assert_image_ok(img);
+        fs = open_fs(img, &fd, 0, 0);
+        assert_int_equal(fat_unlink(fs, "/a.bin"), 0);
+        close_fs(fs, fd);
+        assert_int_equal((uint64_t)fsinfo_free(img) * 512, free0);
+        assert_image_ok(img);
+        free(data);
+        free(img);
+}
+
+/* A partition inside a bigger file: bytes outside the window never change. */
+static void test_offset_window(void **state) {
+        char *img = xasprintf("%s/window.img", tmpdir);
+        uint64_t off = 1 << 20, size = 64ull << 20, tail = 1 << 20;
+        int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        uint8_t *pad = xmalloc(off);
+        memset(pad, 0xAB, off);
+        assert_int_equal(pwrite_full(fd, pad, off, 0), 0);
+        assert_int_equal(pwrite_full(fd, pad, tail, off + size), 0);
+        close(fd);
+        const char *mk[] = {"mkfs.vfat", "-F", "32", "-s", "1", "--offset", "2048", "-i", "1", img, "65536", NULL};
+        assert_int_equal(run_capture(mk, NULL), 0);
+
+        struct fat_fs *fs = open_fs(img, &fd, off, size);
+        uint8_t *data = pattern(200000, 5);
+        assert_int_equal(fat_mkdir(fs, "/overlays", 1700000000), 0);
+        assert_int_equal(fat_write(fs, "/overlays/x.dtbo", data, 200000, 1700000000), 0);
+        assert_int_equal(fat_write(fs, "/cmdline.txt", "root=x\n", 7, 1700000000), 0);
+        close_fs(fs, fd);
+
+        /* A window one sector too small for the filesystem is refused. */
+        fd = open(img, O_RDWR);
+        struct fat_fs *bad = NULL;
+        capture_begin();
+        assert_int_equal(fat_open(fd, off, size - 512, "small.img", &bad), -EINVAL);
+        char *err = capture_end();
+        assert_non_null(strstr(err, "larger than its partition"));
+        free(err);
+        close(fd);
+
+        fd = open(img, O_RDONLY);
+        uint8_t *chk = xmalloc(off);
+        assert_int_equal(pread_full(fd, chk, off, 0), 0);
+        assert_memory_equal(chk, pad, off);
+        assert_int_equal(pread_full(fd, chk, tail, off + size), 0);
+        assert_memory_equal(chk, pad, tail);
+        /* extract the window for fsck.fat, which has no offset option */
+        char *part = xasprintf("%s/window-part.img", tmpdir);
+        int out = open(part, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        uint8_t *buf = xmalloc(1 << 20);
+        for (uint64_t at = 0; at < size; at += 1 << 20) {
+                assert_int_equal(pread_full(fd, buf, 1 << 20, off + at), 0);
+                assert_int_equal(pwrite_full(out, buf, 1 << 20, at), 0);
+        }
+        close(out);
+        close(fd);
+        assert_image_ok(part);
+        char *spec = xasprintf("%s@@%" PRIu64, img, off);
+        assert_mtools_content(spec, "/overlays/x.dtbo", data, 200000);
+        assert_mtools_content(spec, "/CMDLINE.TXT", "root=x\n", 7);
+        free(spec);
+        free(buf);
+        free(part);
+        free(chk);
+        free(pad);
+        free(data);
+        free(img);
+}
+
+static void expect_open_error(const char *img, const char *msg) {
+        int fd = open(img, O_RDWR);
+        assert_true(fd >= 0);
+        struct stat st;
+        fstat(fd, &st);
+        struct fat_fs *fs = NULL;
+        unsigned before = log_error_count();
+        capture_begin();
+        int r = fat_open(fd, 0, (uint64_t)st.st_size, "base.img", &fs);
+        char *err = capture_end();
+        assert_true(r < 0);
+        assert_null(fs);
+        assert_int_equal(log_error_count(), before + 1);
+        assert_non_null(strstr(err, "base.img: "));
+        assert_non_null(strstr(err, msg));
+        free(err);
+        close(fd);
+}
+
+static void test_fat12_exfat_refused(void **state) {
+        char *img = make_image("fat12.img", 4, 12, 0);
+        expect_open_error(img, "boot partition is FAT12; only FAT16 and FAT32 are supported");
+        free(img);
+        /* exFAT: OEM name "EXFAT   ", no BPB */
+        img = xasprintf("%s/exfat.img", tmpdir);
+        int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        uint8_t s[4096] = {0xEB, 0x76, 0x90, 'E', 'X', 'F', 'A', 'T', ' ', ' ', ' '};
+        s[510] = 0x55;
+        s[511] = 0xAA;
+        assert_int_equal(pwrite_full(fd, s, sizeof s, 0), 0);
+        close(fd);
+        expect_open_error(img, "boot partition is exFAT; only FAT16 and FAT32 are supported");
+        /* not a FAT at all */
+        memset(s, 0, sizeof s);
+        fd = open(img, O_RDWR);
+        assert_int_equal(pwrite_full(fd, s, sizeof s, 0), 0);
+        close(fd);
+        expect_open_error(img, "signature 0x55AA");
+        free(img);
+}
+
+static void test_errors_and_quiet_enoent(void **state) {
+        char *img = make_image("err.img", 64, 16, 0);
+        int fd;
+        struct fat_fs *fs = open_fs(img, &fd, 0, 0);
+        unsigned before = log_error_count();
+        struct fat_stat st;
+        uint8_t *d;
+        size_t n;
+        assert_int_equal(fat_stat(fs, "/missing", &st), -ENOENT);
+        assert_int_equal(fat_stat(fs, "/missing/deeper", &st), -ENOENT);
+        assert_int_equal(fat_read(fs, "/ssh", &d, &n), -ENOENT);
+        assert_int_equal(log_error_count(), before); /* probing does not log */
+        capture_begin();
+        assert_int_equal(fat_unlink(fs, "/missing"), -ENOENT);
+        assert_int_equal(fat_write(fs, "/bad:name", "", 0, 0), -EINVAL);
+        assert_int_equal(fat_write(fs, "/trailing.", "", 0, 0), -EINVAL);
+        assert_int_equal(fat_write(fs, "/a/../b", "", 0, 0), -EINVAL);
+        assert_int_equal(fat_write(fs, "/bad\xff", "", 0, 0), -EINVAL);
+        char *err = capture_end();
+        free(err);
+        assert_int_equal(log_error_count(), before + 5); /* one line per failure */
+        /* a 255-character name is fine, 256 is not */
+        char longname[300] = "/";
+        memset(longname + 1, 'n', 255);
+        assert_int_equal(fat_write(fs, longname, "l", 1, 0), 0);
+        longname[256] = 'n';
+        assert_int_equal(fat_write(fs, longname, "l", 1, 0), -EINVAL);
+        close_fs(fs, fd);
+        assert_image_ok(img);
+        free(img);
+}
+
+/* Same operations on two copies of one image give identical bytes. */
+static void test_deterministic(void **state) {
+        char *img = make_image("det.img", 64, 32, 1);
+        uint8_t *out[2];
+        size_t len[2];
+        for (int k = 0; k < 2; k++) {
+                char *copy = xasprintf("%s/det%d.img", tmpdir, k);
+                const char *cp[] = {"cp", "--sparse=always", img, copy, NULL};
+                assert_int_equal(run_argv(cp), 0);
+                int fd;
+                struct fat_fs *fs = open_fs(copy, &fd, 0, 0);
+                assert_int_equal(fat_mkdir(fs, "/a/b", 1700000000), 0);
+                assert_int_equal(fat_write(fs, "/a/b/Some Long Name.txt", "hello", 5, 1700000000), 0);
+                assert_int_equal(fat_write(fs, "/user-data", "#cloud-config\n", 14, 1700000000), 0);
+                close_fs(fs, fd);
+                assert_int_equal(read_file(copy, 128 << 20, &out[k], &len[k]), 0);
+                free(copy);
+        }
+        assert_int_equal(len[0], len[1]);
+        assert_memory_equal(out[0], out[1], len[0]);
+        free(out[0]);
+        free(out[1]);
+        free(img);
+}
+
+/* Corrupt structures: errors, never hangs or crashes. */
+static void test_corrupt_chains(void **state) {
+        char *img = make_image("corrupt.img", 64, 32, 1);
+        int fd;
+        struct fat_fs *fs = open_fs(img, &fd, 0, 0);
+        uint8_t *data = pattern(5000, 6);
+        assert_int_equal(fat_write(fs, "/loop.bin", data, 5000, 1700000000), 0);
+        struct fat_stat st;
+        assert_int_equal(fat_stat(fs, "/loop.bin", &st), 0);
+        close_fs(fs, fd);
+        /* Point the file's second cluster back at its first: a cycle. */
+        fd = open(img, O_RDWR);
+        uint8_t bs[512];
+        assert_int_equal(pread_full(fd, bs, 512, 0), 0);
+        uint64_t fat0 = (uint64_t)get_le16(bs + 14) * 512;
+        uint8_t e[4];
+        put_le32(e, st.first_cluster);
+        assert_int_equal(pwrite_full(fd, e, 4, fat0 + (st.first_cluster + 1) * 4ull), 0);
+        close(fd);
+        fs = open_fs(img, &fd, 0, 0);
+        uint8_t *d;
+        size_t n;
+        capture_begin();
+        /* read only needs 10 clusters: fine; a size needing more hits the loop */
+        assert_int_equal(fat_unlink(fs, "/loop.bin"), -EINVAL);
+        assert_int_equal(fat_write(fs, "/loop.bin", data, 10, 1700000000), -EINVAL);
+        char *err = capture_end();
+        assert_non_null(strstr(err, "loops"));
+        free(err);
+        assert_int_equal(fat_read(fs, "/loop.bin", &d, &n), 0);
+        free(d);
+        assert_int_equal(fat_close(fs), 0);
+        close(fd);
+        free(data);
+        free(img);
+}
+
+static int setup(void **state) {
+        tmpdir_make();
+        return 0;
+}
+
+static int teardown(void **state) {
+        tmpdir_remove();
+        return 0;
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_fat32_512),
+                cmocka_unit_test(test_fat32_4k),
+                cmocka_unit_test(test_fat16),
+                cmocka_unit_test(test_cmdline_keeps_83_name),
+                cmocka_unit_test(test_long_names_and_aliases),
+                cmocka_unit_test(test_subdirectories),
+                cmocka_unit_test(test_fat16_root_full),
+                cmocka_unit_test(test_full_partition),
+                cmocka_unit_test(test_fsinfo_and_free_count),
+                cmocka_unit_test(test_offset_window),
+                cmocka_unit_test(test_fat12_exfat_refused),
+                cmocka_unit_test(test_errors_and_quiet_enoent),
+                cmocka_unit_test(test_deterministic),
+                cmocka_unit_test(test_corrupt_chains),
+        };
+        return cmocka_run_group_tests_name("fat", tests, setup, teardown);
+}

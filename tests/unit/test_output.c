@@ -1,0 +1,424 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hash.h"
+#include "imager.h"
+#include "log.h"
+#include "output.h"
+#include "util.h"
+
+extern char **environ;
+
+#define GOLDEN_BMAP "tests/golden/bmap-small.xml"
+#define IMG_SIZE (1048576 + 1000)
+
+static char dir[64];
+
+static int setup(void **state) {
+        strcpy(dir, "/tmp/test_output.XXXXXX");
+        assert_non_null(mkdtemp(dir));
+        return 0;
+}
+
+static int teardown(void **state) {
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+                if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                        char *p = xasprintf("%s/%s", dir, e->d_name);
+                        unlink(p);
+                        free(p);
+                }
+        if (d)
+                closedir(d);
+        rmdir(dir);
+        return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The directory's entries, sorted, joined with spaces. */
+static char *listing(void) {
+        char *names[64];
+        size_t n = 0;
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        while ((e = readdir(d)))
+                if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && n < 64)
+                        names[n++] = xstrdup(e->d_name);
+        closedir(d);
+        qsort(names, n, sizeof(char *), cmp_str);
+        struct buf b = { 0 };
+        for (size_t i = 0; i < n; i++) {
+                buf_printf(&b, "%s%s", i ? " " : "", names[i]);
+                free(names[i]);
+        }
+        buf_puts(&b, "");
+        return (char *)buf_steal(&b, NULL);
+}
+
+static char *p(const char *name) {
+        return xasprintf("%s/%s", dir, name);
+}
+
+/* Same sparse image as test_bmap.c (its bmap is tests/golden/bmap-small.xml). */
+static void write_pattern(int fd, uint64_t off, size_t n) {
+        uint8_t *b = xmalloc(n);
+        for (size_t i = 0; i < n; i++)
+                b[i] = (uint8_t)((off + i) * 131 + 7);
+        assert_int_equal(pwrite_full(fd, b, n, off), 0);
+        free(b);
+}
+
+static void fill_golden_image(int fd) {
+        assert_int_equal(ftruncate(fd, IMG_SIZE), 0);
+        write_pattern(fd, 0, 4096);
+        write_pattern(fd, 5 * 4096, 3 * 4096);
+        write_pattern(fd, 1049000, 100);
+}
+
+static uint8_t *golden_image_bytes(void) {
+        uint8_t *b = xcalloc(1, IMG_SIZE);
+        for (uint64_t off = 0; off < IMG_SIZE; off++)
+                if (off < 4096 || (off >= 5 * 4096 && off < 8 * 4096) || (off >= 1049000 && off < 1049100))
+                        b[off] = (uint8_t)(off * 131 + 7);
+        return b;
+}
+
+static int run(char *const argv[], const char *out_path) {
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        if (out_path)
+                posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        pid_t pid;
+        int r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        if (r)
+                return -r;
+        int st;
+        waitpid(pid, &st, 0);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void assert_file_equals(const char *path, const void *data, size_t len) {
+        uint8_t *got;
+        size_t glen;
+        assert_int_equal(read_file(path, 64 << 20, &got, &glen), 0);
+        assert_int_equal(glen, len);
+        assert_memory_equal(got, data, len);
+        free(got);
+}
+
+static int commit_golden(const char *name, int level) {
+        char *out = p(name);
+        struct output o = { .compression_level = level };
+        int r = output_begin(&o, out, NULL, true);
+        if (r >= 0) {
+                fill_golden_image(o.fd);
+                r = output_commit(&o);
+        }
+        output_abort(&o);
+        free(out);
+        return r;
+}
+
+static void test_raw_commit(void **state) {
+        assert_int_equal(commit_golden("a.img", -1), 0);
+        char *l = listing();
+        assert_string_equal(l, "a.img a.img.bmap a.img.sha256");
+        free(l);
+        char *img = p("a.img"), *bm = p("a.img.bmap"), *sums = p("a.img.sha256");
+        uint8_t *want = golden_image_bytes();
+        assert_file_equals(img, want, IMG_SIZE);
+        uint8_t *golden;
+        size_t glen;
+        assert_int_equal(read_file(GOLDEN_BMAP, 1 << 20, &golden, &glen), 0);
+        assert_file_equals(bm, golden, glen);
+        char hex[65];
+        sha256_hex(want, IMG_SIZE, hex);
+        char *line = xasprintf("%s  a.img\n", hex);
+        assert_file_equals(sums, line, strlen(line));
+        struct stat st;
+        assert_int_equal(stat(img, &st), 0);
+        mode_t mask = umask(0);
+        umask(mask);
+        assert_int_equal(st.st_mode & 0777, 0644 & ~mask);
+        assert_true((uint64_t)st.st_blocks * 512 < IMG_SIZE); /* still sparse */
+        free(line);
+        free(golden);
+        free(want);
+        free(img);
+        free(bm);
+        free(sums);
+}
+
+static void check_compressed(const char *name, const char *tool) {
+        assert_int_equal(commit_golden(name, -1), 0);
+        char *l = listing();
+        char *want_list = xasprintf("%s %s.bmap %s.sha256", name, name, name);
+        assert_string_equal(l, want_list);
+        char *out = p(name), *raw = p("decompressed");
+        char *t_argv[] = { (char *)tool, "-qt", out, NULL };
+        assert_int_equal(run(t_argv, NULL), 0);
+        char *d_argv[] = { (char *)tool, "-dc", out, NULL };
+        assert_int_equal(run(d_argv, raw), 0);
+        uint8_t *want = golden_image_bytes();
+        assert_file_equals(raw, want, IMG_SIZE);
+        /* the bmap describes the raw image, whatever the container */
+        char *bm = xasprintf("%s.bmap", out);
+        uint8_t *golden;
+        size_t glen;
+        assert_int_equal(read_file(GOLDEN_BMAP, 1 << 20, &golden, &glen), 0);
+        assert_file_equals(bm, golden, glen);
+        char *sums = xasprintf("%s.sha256", out);
+        char *c_argv[] = { "sh", "-c", "cd \"$1\" && sha256sum -c --status \"$2\"", "sh", dir, (char *)path_basename(sums), NULL };
+        assert_int_equal(run(c_argv, NULL), 0);
+        unlink(raw);
+        free(sums);
+        free(golden);
+        free(bm);
+        free(want);
+        free(out);
+        free(raw);
+        free(l);
+        free(want_list);
+}
+
+static void test_xz(void **state) { check_compressed("a.img.xz", "xz"); }
+static void test_zstd(void **state) { check_compressed("a.img.zst", "zstd"); }
+static void test_gzip(void **state) { check_compressed("a.img.gz", "gzip"); }
+
+static void test_reproducible(void **state) {
+        static const char *const names[] = { "r.img", "r.img.xz", "r.img.zst", "r.img.gz" };
+        static const char *const sfx[] = { "", ".bmap", ".sha256" };
+        for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+                uint8_t *first[3];
+                size_t len[3];
+                assert_int_equal(commit_golden(names[i], -1), 0);
+                for (int k = 0; k < 3; k++) {
+                        char *f = xasprintf("%s/%s%s", dir, names[i], sfx[k]);
+                        assert_int_equal(read_file(f, 64 << 20, &first[k], &len[k]), 0);
+                        free(f);
+                }
+                assert_int_equal(commit_golden(names[i], -1), 0);
+                for (int k = 0; k < 3; k++) {
+                        char *f = xasprintf("%s/%s%s", dir, names[i], sfx[k]);
+                        assert_file_equals(f, first[k], len[k]);
+                        unlink(f);
+                        free(f);
+                        free(first[k]);
+                }
+        }
+}
+
+static void test_gzip_header(void **state) {
+        assert_int_equal(commit_golden("h.img.gz", 9), 0);
+        char *f = p("h.img.gz");
+        uint8_t *d;
+        size_t n;
+        assert_int_equal(read_file(f, 64 << 20, &d, &n), 0);
+        assert_true(n > 10);
+        assert_int_equal(d[0], 0x1f);
+        assert_int_equal(d[1], 0x8b);
+        assert_int_equal(d[3] & 0x08, 0); /* no FNAME */
+        assert_int_equal(get_le32(d + 4), 0); /* MTIME */
+        free(d);
+        free(f);
+}
+
+static void test_abort_leaves_nothing(void **state) {
+        char *out = p("x.img.zst");
+        struct output o = { .compression_level = -1 };
+        assert_int_equal(output_begin(&o, out, NULL, false), 0);
+        fill_golden_image(o.fd);
+        char *l = listing();
+        assert_true(str_has_prefix(l, ".x.img.zst.") && str_has_suffix(l, ".tmp"));
+        free(l);
+        output_abort(&o);
+        output_abort(&o);
+        l = listing();
+        assert_string_equal(l, "");
+        free(l);
+        free(out);
+}
+
+static void test_refusals(void **state) {
+        char *base = p("base.img"), *out = p("o.img"), *link = p("link.img");
+        int fd = open(base, O_CREAT | O_WRONLY, 0644);
+        close(fd);
+        struct output o = { .compression_level = -1 };
+        unsigned errors = log_error_count();
+        assert_int_equal(output_begin(&o, base, base, true), -EINVAL);
+        assert_int_equal(symlink(base, link), 0);
+        assert_int_equal(output_begin(&o, link, base, true), -EINVAL);
+        /* base.img.bmap would be written beside a base named base.img */
+        char *bm = xasprintf("%s.bmap", out);
+        rename(base, bm);
+        assert_int_equal(output_begin(&o, out, bm, true), -EINVAL);
+        rename(bm, base);
+        /* relative spelling of the same path */
+        char *cwd = getcwd(NULL, 0);
+        assert_int_equal(chdir(dir), 0);
+        assert_int_equal(output_begin(&o, "./base.img", base, true), -EINVAL);
+        assert_int_equal(chdir(cwd), 0);
+        free(cwd);
+        /* existing OUT without force: untouched */
+        assert_int_equal(output_begin(&o, base, NULL, false), -EEXIST);
+        assert_int_equal(output_begin(&o, out, NULL, false), 0);
+        output_abort(&o);
+        assert_int_equal(output_begin(&o, "/nonexistent-dir/o.img", NULL, false), -EACCES);
+        assert_int_equal(exit_code_for(-EACCES), 73); /* EX_CANTCREAT */
+        assert_int_equal(output_begin(&o, out, NULL, false), 0);
+        output_abort(&o);
+        char *odd = p("o.iso");
+        assert_int_equal(output_begin(&o, odd, NULL, false), -EINVAL);
+        assert_int_equal(output_begin(&o, dir, NULL, true), -EINVAL); /* "…/test_output.X" no .img */
+        assert_int_equal(log_error_count() - errors, 8);
+        if (geteuid() != 0) {
+                char *ro = p("ro");
+                assert_int_equal(mkdir(ro, 0555), 0);
+                char *o2 = xasprintf("%s/o.img", ro);
+                assert_int_equal(output_begin(&o, o2, NULL, false), -EACCES);
+                rmdir(ro);
+                free(o2);
+                free(ro);
+        }
+        char *l = listing();
+        assert_string_equal(l, "base.img link.img");
+        free(l);
+        free(odd);
+        free(bm);
+        free(base);
+        free(out);
+        free(link);
+}
+
+static void test_force_replaces_and_drops_stale_bmap(void **state) {
+        assert_int_equal(commit_golden("f.img", -1), 0);
+        char *out = p("f.img");
+        struct output o = { .compression_level = -1, .no_bmap = true };
+        assert_int_equal(output_begin(&o, out, NULL, true), 0);
+        assert_int_equal(ftruncate(o.fd, 8192), 0);
+        assert_int_equal(output_commit(&o), 0);
+        output_abort(&o);
+        char *l = listing();
+        assert_string_equal(l, "f.img f.img.sha256");
+        free(l);
+        struct stat st;
+        assert_int_equal(stat(out, &st), 0);
+        assert_int_equal(st.st_size, 8192);
+        free(out);
+}
+
+static void test_imager_json(void **state) {
+        char *out = p("i.img.xz"), *json = p("os_list.json");
+        struct output o = { .compression_level = -1 };
+        assert_int_equal(output_begin(&o, out, NULL, false), 0);
+        fill_golden_image(o.fd);
+        assert_int_equal(output_commit(&o), 0);
+        assert_int_equal(imager_write_json_for_output(json, &o, "dimdim app", "test \"image\""), 0);
+        uint8_t *d;
+        size_t n;
+        assert_int_equal(read_file(json, 1 << 20, &d, &n), 0);
+        const char *t = (const char *)d;
+        char *want = xasprintf("\"extract_sha256\": \"%s\"", o.raw_sha256);
+        assert_non_null(strstr(t, want));
+        free(want);
+        want = xasprintf("\"image_download_sha256\": \"%s\"", o.sha256);
+        assert_non_null(strstr(t, want));
+        free(want);
+        want = xasprintf("\"url\": \"file://%s\"", out);
+        assert_non_null(strstr(t, want));
+        free(want);
+        assert_non_null(strstr(t, "\"extract_size\": 1049576"));
+        assert_non_null(strstr(t, "\"release_date\": \"2023-11-14\""));
+        assert_non_null(strstr(t, "\"init_format\": \"none\""));
+        assert_non_null(strstr(t, "\"pi5-64bit\""));
+        assert_non_null(strstr(t, "i.img.xz.bmap\""));
+        char *v_argv[] = { "python3", "-m", "json.tool", json, NULL };
+        assert_int_equal(run(v_argv, "/dev/null"), 0);
+        free(d);
+        output_abort(&o);
+        free(out);
+        free(json);
+}
+
+/* SIGTERM while a commit compresses: the child dies of the signal and no
+ * temporary survives it. */
+static void test_sigterm_removes_temporaries(void **state) {
+        int pfd[2];
+        assert_int_equal(pipe(pfd), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                close(pfd[0]);
+                char *out = p("s.img.xz");
+                struct output o = { .compression_level = 9 };
+                if (output_begin(&o, out, NULL, false) < 0)
+                        _exit(2);
+                uint64_t x = 88172645463325252ull;
+                uint8_t *b = xmalloc(1 << 20);
+                for (int mib = 0; mib < 48; mib++) {
+                        for (size_t i = 0; i < (1 << 20); i++) {
+                                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                                b[i] = (uint8_t)(x & 0x0f); /* compressible, but slowly */
+                        }
+                        if (pwrite_full(o.fd, b, 1 << 20, (uint64_t)mib << 20) < 0)
+                                _exit(3);
+                }
+                if (write(pfd[1], "c", 1) != 1)
+                        _exit(4);
+                output_commit(&o);
+                _exit(5);
+        }
+        close(pfd[1]);
+        char c;
+        assert_int_equal(read(pfd[0], &c, 1), 1);
+        usleep(300 * 1000); /* well inside the commit: xz -9 on 48 MiB takes seconds */
+        char *l = listing();
+        assert_non_null(strstr(l, ".s.img.xz."));
+        free(l);
+        kill(pid, SIGTERM);
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFSIGNALED(st));
+        assert_int_equal(WTERMSIG(st), SIGTERM);
+        l = listing();
+        assert_string_equal(l, "");
+        free(l);
+        close(pfd[0]);
+}
+
+int main(void) {
+        setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_raw_commit, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_xz, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_zstd, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_gzip, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_gzip_header, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reproducible, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_abort_leaves_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_force_replaces_and_drops_stale_bmap, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_imager_json, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sigterm_removes_temporaries, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,461 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* source: every base format against the real tools (xz, gzip, zstd, zip,
+ * sha256sum), sparseness, one error line per failure, the cache. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "hash.h"
+#include "log.h"
+#include "source.h"
+#include "util.h"
+
+extern char **environ;
+
+#define IMG_SIZE (24u << 20)
+
+static char dir[256];
+static uint8_t *image;          /* the raw test image */
+static char image_sha[65];      /* from sha256sum */
+
+static char *tpath(const char *name) {
+        return xasprintf("%s/%s", dir, name);
+}
+
+/* Run argv, stdout to out (when non-NULL); returns the exit status. */
+static int run(const char *out, const char *const argv[]) {
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        if (out)
+                posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+        pid_t pid;
+        int r = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        if (r != 0)
+                return -1;
+        int st;
+        while (waitpid(pid, &st, 0) < 0)
+                if (errno != EINTR)
+                        return -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void write_bytes(const char *path, const void *p, size_t n) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(write_full(fd, p, n), 0);
+        close(fd);
+}
+
+static uint8_t *slurp(const char *path, size_t *n) {
+        uint8_t *d;
+        assert_int_equal(read_file(path, 1u << 30, &d, n), 0);
+        return d;
+}
+
+/* An MBR-signed image: random data at a few places, zeros between. */
+static void make_image(void) {
+        image = xcalloc(1, IMG_SIZE);
+        uint64_t x = 0x9e3779b97f4a7c15ull;
+        const struct {
+                size_t off, len;
+        } runs[] = {{0, 64 << 10}, {1 << 20, 2 << 20}, {9 << 20, 300 << 10}, {20 << 20, 1 << 20}};
+        for (size_t r = 0; r < ARRAY_SIZE(runs); r++)
+                for (size_t i = runs[r].off; i < runs[r].off + runs[r].len; i++) {
+                        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                        image[i] = (uint8_t)x;
+                }
+        image[510] = 0x55;
+        image[511] = 0xaa;
+        image[IMG_SIZE - 1] = 1; /* a non-zero last byte: the size must be exact */
+        _cleanup_free_ char *p = tpath("t.img");
+        write_bytes(p, image, IMG_SIZE);
+}
+
+static int setup(void **state) {
+        const char *t = getenv("TMPDIR");
+        snprintf(dir, sizeof(dir), "%s/dimimage-source.XXXXXX", t ? t : "/tmp");
+        if (!mkdtemp(dir))
+                return -1;
+        _cleanup_free_ char *cache = tpath("cache");
+        setenv("XDG_CACHE_HOME", cache, 1);
+        unsetenv("DIMIMAGE_CACHE_MAX");
+        make_image();
+        _cleanup_free_ char *img = tpath("t.img"), *sums = tpath("sums");
+        if (run(sums, (const char *const[]){"sha256sum", img, NULL}) != 0)
+                return -1;
+        size_t n;
+        _cleanup_free_ uint8_t *s = slurp(sums, &n);
+        memcpy(image_sha, s, 64);
+        image_sha[64] = 0;
+        /* -T2 with small blocks: a multi-block .xz for the threaded decoder. */
+        _cleanup_free_ char *xz = tpath("t.img.xz"), *gz = tpath("t.img.gz"), *zst = tpath("t.img.zst"),
+                           *zip = tpath("t.zip"), *xz1 = tpath("single.img.xz");
+        if (run(xz, (const char *const[]){"xz", "-c", "-T2", "--block-size=4MiB", "-1", img, NULL}) ||
+            run(xz1, (const char *const[]){"xz", "-c", "-T1", "-1", img, NULL}) ||
+            run(gz, (const char *const[]){"gzip", "-c", "-1", img, NULL}) ||
+            run(zst, (const char *const[]){"zstd", "-q", "-c", img, NULL}) ||
+            run(NULL, (const char *const[]){"zip", "-q", "-j", "-1", zip, img, NULL}))
+                return -1;
+        (void)state;
+        return 0;
+}
+
+static int teardown(void **state) {
+        const char *const argv[] = {"rm", "-rf", dir, NULL};
+        run(NULL, argv);
+        free(image);
+        (void)state;
+        return 0;
+}
+
+/* Extract with stderr captured; returns the result, errors counted. */
+struct outcome {
+        int r;
+        unsigned errors;
+        char err[1024];
+        struct source_info info;
+};
+
+static struct outcome extract(const char *base, const char *out, bool no_cache) {
+        struct outcome o = {0};
+        _cleanup_free_ char *errfile = tpath("stderr");
+        fflush(stderr);
+        int saved = dup(2);
+        int efd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(efd, 2);
+        close(efd);
+        int fd = open(out, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        assert_true(fd >= 0);
+        unsigned before = log_error_count();
+        struct source_opts opts = {.no_cache = no_cache, .quiet = true};
+        o.r = source_extract(base, fd, &opts, &o.info);
+        o.errors = log_error_count() - before;
+        close(fd);
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+        size_t n;
+        _cleanup_free_ uint8_t *e = slurp(errfile, &n);
+        snprintf(o.err, sizeof(o.err), "%s", (char *)e);
+        return o;
+}
+
+static void assert_image_equal(const char *path) {
+        size_t n;
+        _cleanup_free_ uint8_t *d = slurp(path, &n);
+        assert_int_equal(n, IMG_SIZE);
+        assert_memory_equal(d, image, IMG_SIZE);
+}
+
+static void assert_sparse(const char *path) {
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_size, IMG_SIZE);
+        /* 3.4 MiB of data in 24 MiB */
+        assert_true((uint64_t)st.st_blocks * 512 < 8u << 20);
+}
+
+static void check_format(const char *name, const char *format, const char *const tool[]) {
+        _cleanup_free_ char *base = tpath(name), *out = tpath("out.img"), *ref = tpath("ref.img");
+        struct outcome o = extract(base, out, true);
+        assert_int_equal(o.r, 0);
+        assert_int_equal(o.errors, 0);
+        assert_string_equal(o.info.sha256, image_sha);
+        assert_int_equal(o.info.bytes, IMG_SIZE);
+        assert_string_equal(o.info.format, format);
+        assert_false(o.info.from_cache);
+        assert_image_equal(out);
+        assert_sparse(out);
+        if (tool) {
+                /* what the format's own tool decodes, byte for byte */
+                const char *argv[8];
+                size_t i = 0;
+                for (; tool[i]; i++)
+                        argv[i] = tool[i];
+                argv[i++] = base;
+                argv[i] = NULL;
+                assert_int_equal(run(ref, argv), 0);
+                assert_image_equal(ref);
+        }
+}
+
+static void test_raw(void **state) {
+        check_format("t.img", "raw", NULL);
+}
+static void test_xz(void **state) {
+        check_format("t.img.xz", "xz", (const char *const[]){"xz", "-dc", NULL});
+        check_format("single.img.xz", "xz", (const char *const[]){"xz", "-dc", NULL});
+}
+static void test_gzip(void **state) {
+        check_format("t.img.gz", "gzip", (const char *const[]){"gzip", "-dc", NULL});
+}
+static void test_zstd(void **state) {
+        check_format("t.img.zst", "zstd", (const char *const[]){"zstd", "-q", "-dc", NULL});
+}
+static void test_zip(void **state) {
+        check_format("t.zip", "zip", (const char *const[]){"unzip", "-p", NULL});
+}
+
+/* Detection by content: a .xz named .img is still read as xz. */
+static void test_magic_not_name(void **state) {
+        _cleanup_free_ char *xz = tpath("t.img.xz"), *renamed = tpath("renamed.img"), *out = tpath("out.img");
+        size_t n;
+        _cleanup_free_ uint8_t *d = slurp(xz, &n);
+        write_bytes(renamed, d, n);
+        struct outcome o = extract(renamed, out, true);
+        assert_int_equal(o.r, 0);
+        assert_string_equal(o.info.format, "xz");
+        assert_image_equal(out);
+}
+
+/* A damaged copy of `from` with `len` bytes kept (0: all) and the byte at
+ * `flip` (when non-zero) inverted. */
+static char *damaged(const char *from, const char *name, size_t len, size_t flip) {
+        _cleanup_free_ char *src = tpath(from);
+        char *dst = tpath(name);
+        size_t n;
+        _cleanup_free_ uint8_t *d = slurp(src, &n);
+        if (flip)
+                d[flip] ^= 0xff;
+        write_bytes(dst, d, len ? len : n);
+        return dst;
+}
+
+static void expect_fail(const char *base, int err, const char *pattern) {
+        _cleanup_free_ char *out = tpath("out.img");
+        struct outcome o = extract(base, out, true);
+        if (o.r != -err || o.errors != 1 || !strstr(o.err, pattern))
+                print_error("%s: r=%d errors=%u stderr=%s", base, o.r, o.errors, o.err);
+        assert_int_equal(o.r, -err);
+        assert_int_equal(o.errors, 1);
+        assert_non_null(strstr(o.err, pattern));
+        assert_non_null(strstr(o.err, path_basename(base)));
+        /* exactly one line */
+        unsigned lines = 0;
+        for (const char *c = o.err; *c; c++)
+                lines += *c == '\n';
+        assert_int_equal(lines, 1);
+}
+
+static void test_errors(void **state) {
+        size_t xz_n, gz_n, zst_n;
+        {
+                _cleanup_free_ char *a = tpath("t.img.xz"), *b = tpath("t.img.gz"), *c = tpath("t.img.zst");
+                free(slurp(a, &xz_n));
+                free(slurp(b, &gz_n));
+                free(slurp(c, &zst_n));
+        }
+        _cleanup_free_ char *txz = damaged("t.img.xz", "trunc.img.xz", xz_n / 2, 0);
+        expect_fail(txz, EBADMSG, "corrupt or truncated xz data");
+        _cleanup_free_ char *bxz = damaged("t.img.xz", "bad.img.xz", 0, xz_n / 2);
+        expect_fail(bxz, EBADMSG, "corrupt or truncated xz data");
+        _cleanup_free_ char *bgz = damaged("t.img.gz", "badcrc.img.gz", 0, gz_n - 6);
+        expect_fail(bgz, EBADMSG, "corrupt or truncated gzip data");
+        _cleanup_free_ char *tgz = damaged("t.img.gz", "trunc.img.gz", gz_n - 100, 0);
+        expect_fail(tgz, EBADMSG, "corrupt or truncated gzip data");
+        _cleanup_free_ char *tzst = damaged("t.img.zst", "trunc.img.zst", zst_n / 2, 0);
+        expect_fail(tzst, EBADMSG, "corrupt or truncated zstd data");
+
+        _cleanup_free_ char *img = tpath("t.img"), *img2 = tpath("u.img"), *two = tpath("two.zip"),
+                           *none = tpath("none.zip"), *txt = tpath("notes.txt");
+        write_bytes(img2, image, 1 << 20);
+        write_bytes(txt, "hello\n", 6);
+        assert_int_equal(run(NULL, (const char *const[]){"zip", "-q", "-j", two, img, img2, NULL}), 0);
+        assert_int_equal(run(NULL, (const char *const[]){"zip", "-q", "-j", none, txt, NULL}), 0);
+        expect_fail(two, EINVAL, "holds 2 images (t.img, u.img)");
+        expect_fail(none, EINVAL, "holds no *.img file (notes.txt)");
+        expect_fail(txt, EINVAL, "not a disk image");
+
+        _cleanup_free_ char *garbage = tpath("garbage.img.xz");
+        write_bytes(garbage, image + (1 << 20), 100000); /* random bytes, misleading name */
+        expect_fail(garbage, EINVAL, "not a disk image");
+
+        _cleanup_free_ char *empty = tpath("empty.img");
+        write_bytes(empty, "", 0);
+        expect_fail(empty, EINVAL, "empty file");
+        _cleanup_free_ char *missing = tpath("missing.img.xz");
+        expect_fail(missing, ENOENT, "cannot open: No such file or directory");
+        expect_fail(dir, EISDIR, "is a directory");
+        expect_fail("/dev/null", EINVAL, "not a regular file or block device");
+}
+
+/* The base is opened read-only and left as it was. */
+static void test_base_untouched(void **state) {
+        _cleanup_free_ char *xz = tpath("t.img.xz"), *out = tpath("out.img");
+        struct stat a, b;
+        assert_int_equal(stat(xz, &a), 0);
+        assert_int_equal(chmod(xz, 0444), 0);
+        struct outcome o = extract(xz, out, true);
+        assert_int_equal(o.r, 0);
+        assert_int_equal(chmod(xz, 0644), 0);
+        assert_int_equal(stat(xz, &b), 0);
+        assert_int_equal(a.st_size, b.st_size);
+        assert_int_equal(a.st_mtim.tv_sec, b.st_mtim.tv_sec);
+        assert_int_equal(a.st_mtim.tv_nsec, b.st_mtim.tv_nsec);
+}
+
+static char *cached_image(void) {
+        _cleanup_free_ char *cd = cache_dir();
+        char *p = xasprintf("%s/base-%s.img", cd, image_sha);
+        return p;
+}
+
+static void test_cache(void **state) {
+        assert_int_equal(cache_clean(), 0);
+        _cleanup_free_ char *zst = tpath("t.img.zst"), *out = tpath("out.img"), *out2 = tpath("out2.img");
+        struct outcome o = extract(zst, out, false);
+        assert_int_equal(o.r, 0);
+        assert_false(o.info.from_cache);
+        _cleanup_free_ char *ci = cached_image();
+        struct stat st;
+        assert_int_equal(stat(ci, &st), 0);
+        assert_int_equal(st.st_size, IMG_SIZE);
+        assert_true((uint64_t)st.st_blocks * 512 < 8u << 20); /* sparse in the cache too */
+
+        o = extract(zst, out2, false);
+        assert_int_equal(o.r, 0);
+        assert_int_equal(o.errors, 0);
+        assert_true(o.info.from_cache);
+        assert_string_equal(o.info.format, "zstd");
+        assert_string_equal(o.info.sha256, image_sha);
+        assert_int_equal(o.info.bytes, IMG_SIZE);
+        assert_image_equal(out2);
+        assert_sparse(out2);
+
+        /* no_cache bypasses a valid entry */
+        o = extract(zst, out2, true);
+        assert_false(o.info.from_cache);
+
+        /* a damaged cached image is noticed, not used, and replaced */
+        int fd = open(ci, O_WRONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite_full(fd, "XXXX", 4, (1 << 20) + 12345), 0);
+        close(fd);
+        o = extract(zst, out2, false);
+        assert_int_equal(o.r, 0);
+        assert_int_equal(o.errors, 0);
+        assert_false(o.info.from_cache);
+        assert_non_null(strstr(o.err, "damaged"));
+        assert_string_equal(o.info.sha256, image_sha);
+        assert_image_equal(out2);
+        o = extract(zst, out2, false);
+        assert_true(o.info.from_cache);
+        assert_image_equal(out2);
+
+        /* a touched base (new mtime) is a different key: a miss */
+        assert_int_equal(utimensat(AT_FDCWD, zst, NULL, 0), 0);
+        o = extract(zst, out2, false);
+        assert_false(o.info.from_cache);
+
+        /* list shows the entry; clean empties the cache */
+        _cleanup_free_ char *listing = tpath("list.txt");
+        FILE *f = fopen(listing, "w");
+        assert_non_null(f);
+        assert_int_equal(cache_list(f), 0);
+        fclose(f);
+        size_t n;
+        _cleanup_free_ uint8_t *l = slurp(listing, &n);
+        char prefix[17];
+        memcpy(prefix, image_sha, 16);
+        prefix[16] = 0;
+        assert_non_null(strstr((char *)l, prefix));
+        assert_non_null(strstr((char *)l, "t.img.zst (zstd)"));
+        assert_int_equal(cache_clean(), 0);
+        assert_int_equal(access(ci, F_OK), -1);
+
+        /* raw bases are never cached */
+        _cleanup_free_ char *raw = tpath("t.img");
+        o = extract(raw, out2, false);
+        assert_int_equal(access(ci, F_OK), -1);
+}
+
+/* A bound smaller than the image keeps nothing; a bound that fits one
+ * image evicts the older. */
+static void test_cache_bound(void **state) {
+        assert_int_equal(cache_clean(), 0);
+        _cleanup_free_ char *gz = tpath("t.img.gz"), *out = tpath("out.img"), *ci = cached_image();
+        setenv("DIMIMAGE_CACHE_MAX", "1M", 1);
+        struct outcome o = extract(gz, out, false);
+        assert_int_equal(o.r, 0);
+        assert_int_equal(access(ci, F_OK), -1);
+
+        setenv("DIMIMAGE_CACHE_MAX", "6M", 1);
+        o = extract(gz, out, false);
+        assert_int_equal(access(ci, F_OK), 0);
+        /* a second, different image pushes the first out */
+        _cleanup_free_ char *img2 = tpath("v.img"), *gz2 = tpath("v.img.gz");
+        image[2 << 20] ^= 1;
+        write_bytes(img2, image, IMG_SIZE);
+        image[2 << 20] ^= 1;
+        assert_int_equal(run(gz2, (const char *const[]){"gzip", "-c", "-1", img2, NULL}), 0);
+        o = extract(gz2, out, false);
+        assert_int_equal(o.r, 0);
+        assert_int_equal(access(ci, F_OK), -1);
+        unsetenv("DIMIMAGE_CACHE_MAX");
+        assert_int_equal(cache_clean(), 0);
+}
+
+static void test_stream(void **state) {
+        const char *names[] = {"t.img", "t.img.xz", "single.img.xz", "t.img.gz", "t.img.zst", "t.zip"};
+        uint8_t *buf = xmalloc(IMG_SIZE + 1);
+        for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+                _cleanup_free_ char *p = tpath(names[i]);
+                struct source_stream *s;
+                assert_int_equal(source_stream_open(p, &s), 0);
+                size_t got = 0;
+                long long k;
+                /* odd-sized reads */
+                while ((k = source_stream_read(s, buf + got, MIN((size_t)77777, IMG_SIZE + 1 - got))) > 0)
+                        got += (size_t)k;
+                assert_int_equal(k, 0);
+                source_stream_close(s);
+                assert_int_equal(got, IMG_SIZE);
+                assert_memory_equal(buf, image, IMG_SIZE);
+        }
+        free(buf);
+}
+
+static void test_clone(void **state) {
+        _cleanup_free_ char *raw = tpath("t.img"), *out = tpath("clone.img");
+        int from = open(raw, O_RDONLY);
+        int to = open(out, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        assert_true(from >= 0 && to >= 0);
+        assert_int_equal(source_clone(from, to, IMG_SIZE), 0);
+        close(from);
+        close(to);
+        assert_image_equal(out);
+}
+
+int main(void) {
+        log_level = LOG_NORMAL;
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_raw),
+                cmocka_unit_test(test_xz),
+                cmocka_unit_test(test_gzip),
+                cmocka_unit_test(test_zstd),
+                cmocka_unit_test(test_zip),
+                cmocka_unit_test(test_magic_not_name),
+                cmocka_unit_test(test_errors),
+                cmocka_unit_test(test_base_untouched),
+                cmocka_unit_test(test_cache),
+                cmocka_unit_test(test_cache_bound),
+                cmocka_unit_test(test_stream),
+                cmocka_unit_test(test_clone),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
