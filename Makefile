@@ -81,8 +81,18 @@ check-integration: build/dimimage
 check-lint:
 	@scripts/lint.sh
 
-check: all check-lint check-unit check-asan check-fuzz check-integration
-	@echo "make check: all test suites passed"
+deps:
+	@scripts/install-deps.sh --e2e
+
+check: deps
+	@$(MAKE) --no-print-directory check-all
+
+check-e2e: build/dimimage
+	@if [ "$${SKIP_E2E:-0}" = 1 ]; then echo "e2e: skipped (SKIP_E2E=1)"; \
+	else DIMIMAGE=$(CURDIR)/build/dimimage tests/e2e/run.sh; fi
+
+check-all: all
+	@scripts/check.sh check-lint check-unit check-asan check-fuzz check-integration check-e2e
 
 # libFuzzer targets: tests/fuzz/fuzz_<name>.c, corpus in tests/fuzz/corpus/<name>/.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -122,4 +132,4 @@ install: build/dimimage
 clean:
 	rm -rf build
 
-.PHONY: fuzzers fuzz check-fuzz all units asan check check-unit check-asan check-integration check-lint e2e demo install clean
+.PHONY: deps check-all check-e2e fuzzers fuzz check-fuzz all units asan check check-unit check-asan check-integration check-lint e2e demo install clean

@@ -117,9 +117,6 @@ static int phase_inputs(struct build_ctx *c) {
                 return r;
         if ((r = model_check(j->host_label ? j->host_label : "build", j->host.model, &c->profile)) < 0)
                 return r;
-        if (!j->host.user)
-                log_warn(j->host_label ? j->host_label : "build",
-                         "no --user: nobody will be able to log in to this Pi");
 
         c->compose = xcalloc(c->profile.ncompose, sizeof *c->compose);
         for (size_t i = 0; i < c->profile.ncompose; i++) {
@@ -161,9 +158,10 @@ static bool prebuilt(const struct build_ctx *c, const char *service) {
         for (const char *s = service; *s; s++)
                 buf_printf(&b, "%c", isalnum((unsigned char)*s) ? toupper((unsigned char)*s) : '_');
         buf_puts(&b, "_IMAGE");
-        const char *v = env_get(&c->env, (char *)b.data);
+        const struct env_var *v = env_find(&c->env, (char *)b.data);
         buf_free(&b);
-        return v && *v;
+        /* the profile's default names the image built from --source */
+        return v && *v->value && v->origin != ORIGIN_DEFAULT;
 }
 
 static int check_compose_paths(const struct build_ctx *c) {
@@ -312,6 +310,8 @@ static int phase_finish(struct build_ctx *c) {
                                                        c->profile.description)) < 0)
                         return r;
         }
+        if (!j->host.user)
+                log_warn(j->out, "built without --user: nobody will be able to log in to this Pi");
         log_info("Wrote %s", j->out);
         return 0;
 }

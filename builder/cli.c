@@ -125,7 +125,7 @@ static int usage_error(const char *fmt, const char *arg) {
         buf_printf(&b, fmt, arg);
 #pragma GCC diagnostic pop
         buf_puts(&b, " (see `dimimage build --help`)");
-        int r = log_error(EINVAL, "build", "%s", (char *)b.data);
+        int r = log_error(EUSAGE, "build", "%s", (char *)b.data);
         buf_free(&b);
         return r;
 }

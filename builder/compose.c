@@ -156,6 +156,14 @@ static const struct cnode *map_get(const struct cnode *m, const char *key) {
         return NULL;
 }
 
+/* The line of key's own "key:", for messages about a value it lacks. */
+static unsigned map_key_line(const struct cnode *m, const char *key) {
+        for (size_t i = 0; i + 1 < m->n; i += 2)
+                if (m->kids[i]->kind == C_SCALAR && strcmp(m->kids[i]->s, key) == 0)
+                        return m->kids[i]->line;
+        return m->line;
+}
+
 static const char *scalar(const struct cnode *n) { return n && n->kind == C_SCALAR ? n->s : NULL; }
 
 /* ---- paths ---------------------------------------------------------------- */
@@ -227,7 +235,7 @@ static struct compose_path *add_path(struct compose_info *ci, const char *servic
         return p;
 }
 
-static void scan_build(struct compose_info *ci, const char *service, const struct cnode *b) {
+static void scan_build(struct compose_info *ci, const char *service, const struct cnode *b, unsigned key_line) {
         const struct cnode *ctx = b, *df = NULL;
         if (b->kind == C_MAP) {
                 ctx = map_get(b, "context");
@@ -238,7 +246,7 @@ static void scan_build(struct compose_info *ci, const char *service, const struc
         const char *c = ctx ? scalar(ctx) : ".";
         if (!c || is_remote_context(c))
                 return;
-        unsigned line = ctx ? ctx->line : b->line;
+        unsigned line = ctx ? ctx->line : key_line;
         struct compose_path *cp = add_path(ci, service, PATH_BUILD_CONTEXT, c, ci->dir, false, line);
         _cleanup_free_ char *ctx_dir = xstrdup(cp->resolved);
         bool ctx_vars = cp->has_vars;
@@ -314,7 +322,7 @@ static int scan_services(struct compose_info *ci, const struct cnode *services) 
                 const struct cnode *n;
                 if ((n = map_get(svc, "build"))) {
                         ci->has_build = true;
-                        scan_build(ci, k->s, n);
+                        scan_build(ci, k->s, n, map_key_line(svc, "build"));
                 }
                 if ((n = map_get(svc, "volumes")))
                         scan_volumes(ci, k->s, n);

@@ -527,16 +527,13 @@ int cmd_flash(int argc, char **argv) {
                         usage(stdout);
                         return 0;
                 default:
-                        log_error(EINVAL, NULL, "flash: unknown option or missing argument: %s (see --help)",
-                                  argv[optind - 1]);
-                        return 64; /* EX_USAGE */
+                        return log_error(EINVAL, NULL, "flash: unknown option or missing argument: %s (see --help)",
+                                         argv[optind - 1]);
                 }
         }
-        if (argc - optind != 2) {
-                log_error(EINVAL, NULL, "flash: need IMAGE and DEVICE (see dimimage flash --help)");
-                return 64;
-        }
+        if (argc - optind != 2)
+                return log_error(EINVAL, NULL, "flash: need IMAGE and DEVICE (see dimimage flash --help)");
         if (o.quiet)
                 log_level = LOG_QUIET;
-        return exit_code_for(flash(argv[optind], argv[optind + 1], &o));
+        return flash(argv[optind], argv[optind + 1], &o);
 }

@@ -3,4 +3,5 @@
  * the checks that keep a user from overwriting the wrong disk. */
 #pragma once
 
+/* 0 or -errno (logged once); --help prints usage and returns 0. */
 int cmd_flash(int argc, char **argv);

@@ -5,6 +5,6 @@
  * input. */
 #pragma once
 
-/* argv[0] is "inspect".  Returns the process exit status (0, EX_USAGE, or a
- * sysexits.h code from exit_code_for()). */
+/* argv[0] is "inspect".  Returns 0 or -errno (logged once; usage errors are
+ * -EUSAGE), like the other cmd_* functions. */
 int cmd_inspect(int argc, char **argv);

@@ -84,6 +84,8 @@ int exit_code_for(int r) {
         if (r >= 0)
                 return EX_OK;
         switch (-r) {
+        case EUSAGE:
+                return EX_USAGE;
         case ENOENT:
         case ENOTDIR:
                 return EX_NOINPUT;

@@ -7,6 +7,7 @@
  * Never pass a secret value to any of these. */
 #pragma once
 
+#include <errno.h>
 #include <stdbool.h>
 
 #include "util.h"
@@ -30,6 +31,9 @@ void log_debug(const char *fmt, ...) _printf_(1, 2);
 
 /* How many errors were logged so far (tests check there is exactly one). */
 unsigned log_error_count(void);
+
+/* Command-line usage errors return -EUSAGE so they exit with EX_USAGE. */
+#define EUSAGE EDOM
 
 /* Map a -errno result to a sysexits.h exit code. */
 int exit_code_for(int r);

@@ -110,8 +110,5 @@ int main(int argc, char **argv) {
         }
         if (r >= 0)
                 return 0;
-        /* Usage errors from option parsing are logged against the command. */
-        if (r == -EINVAL && log_error_count() == 0)
-                return EX_USAGE;
         return exit_code_for(r);
 }

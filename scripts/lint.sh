@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# shellcheck on every shell script we ship or test with.
+# Run shellcheck on every shell script we ship or test with.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 mapfile -t files < <(git ls-files -co --exclude-standard -- '*.sh' 'scripts/*' 'overlays/**' '.ci/run' \
   | while read -r f; do [[ -f $f ]] && head -c 64 "$f" | grep -Eq '^#!.*(ba)?sh' && echo "$f"; done | sort -u)
 failed=0

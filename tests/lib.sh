@@ -87,3 +87,49 @@ summary() {
   echo "$PASSED passed, $FAILED failed"
   ((FAILED == 0))
 }
+
+# Offline readers for built images, using only real tools.
+# rootfs IMG: "IMG?offset=N" for debugfs/e2fsck (partition 2).
+rootfs() { echo "$1?offset=$(part_offset "$1" 2)"; }
+# rcat IMG PATH: a file's content from the root filesystem.
+rcat() { debugfs -R "cat $2" "$(rootfs "$1")" 2>/dev/null; }
+# rstat IMG PATH: "MODE UID GID TYPE" of a root filesystem path (MODE octal, 4 digits).
+rstat() {
+  debugfs -R "stat $2" "$(rootfs "$1")" 2>/dev/null | awk '
+    /Type:/ { for (i = 1; i <= NF; i++) { if ($i == "Type:") t = $(i+1); if ($i == "Mode:") m = $(i+1) } }
+    /^User:/ { u = $2; g = $4 }
+    END { if (t != "") printf "%s %s %s %s\n", m, u, g, t }'
+}
+# rlink IMG PATH: a symlink's target.
+rlink() { debugfs -R "stat $2" "$(rootfs "$1")" 2>/dev/null | sed -n 's/^Fast link dest: "\(.*\)"$/\1/p'; }
+# bootfs IMG: "IMG@@OFFSET" for mtools (partition 1).
+bootfs() { echo "$1@@$(part_offset "$1" 1)"; }
+bcat() { MTOOLS_SKIP_CHECK=1 mtype -i "$(bootfs "$1")" "::$2" 2>/dev/null; }
+# boot_bytes IMG OUT: the raw FAT partition, for fsck.fat and greps.
+boot_bytes() {
+  local off size
+  off=$(part_offset "$1" 1)
+  size=$(sfdisk -J "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["partitiontable"]["partitions"][0]["size"]*512)')
+  python3 - "$1" "$2" "$off" "$size" <<'PY'
+import sys
+src, dst, off, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+with open(src, 'rb') as f, open(dst, 'wb') as o:
+    f.seek(off)
+    left = size
+    while left:
+        b = f.read(min(left, 1 << 20))
+        if not b:
+            break
+        o.write(b)
+        left -= len(b)
+PY
+}
+# fsck_image IMG: e2fsck -fn on the root and fsck.fat -n on the boot partition.
+fsck_image() {
+  e2fsck -fn "$(rootfs "$1")" >/dev/null 2>&1 || { echo "e2fsck failed on $1"; e2fsck -fn "$(rootfs "$1")" 2>&1 | tail -n 15; return 1; }
+  boot_bytes "$1" "$T/.boot.fat"
+  fsck.fat -n "$T/.boot.fat" >/dev/null 2>&1 || { echo "fsck.fat failed on $1"; fsck.fat -n "$T/.boot.fat" 2>&1 | tail -n 15; return 1; }
+  rm -f "$T/.boot.fat"
+}
+# A throwaway SSH key pair at $T/key(.pub).
+make_key() { [[ -f $T/key.pub ]] || ssh-keygen -q -t ed25519 -N '' -C test@dimimage -f "$T/key"; }

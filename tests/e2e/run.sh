@@ -56,13 +56,14 @@ rmode() {
 # rlink IMG PATH: a symlink's target
 rlink() { rstat "$1" "$2" | sed -n 's/^Fast link dest: "\(.*\)"$/\1/p'; }
 
-# rput IMG: run debugfs -w commands from stdin (write/mkdir/symlink/sif).
+# rput IMG: run debugfs -w commands from stdin (write/mkdir/symlink/sif);
+# debugfs exits 0 on failed commands but says so on stderr.
 rput() {
-  local cmds=$T/.debugfs.cmds
-  cat >"$cmds"
-  debugfs -w -f "$cmds" "$1?offset=$(root_off "$1")" >"$T/.debugfs.out" 2>&1
-  if grep -Eiv '^debugfs [0-9]|^$' "$T/.debugfs.out" | grep -Eq '^(.*: )?[A-Z][a-z].*(not found|exists|Invalid|Could not|error)'; then
-    cat "$T/.debugfs.out" >&2
+  cat >"$T/.debugfs.cmds"
+  debugfs -w -f "$T/.debugfs.cmds" "$1?offset=$(root_off "$1")" >/dev/null 2>"$T/.debugfs.err"
+  if grep -v '^debugfs [0-9]' "$T/.debugfs.err" | grep -q .; then
+    echo "debugfs -w failed on $1:" >&2
+    cat "$T/.debugfs.err" >&2
     return 1
   fi
 }

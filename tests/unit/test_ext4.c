@@ -450,6 +450,51 @@ static void test_unlink_frees(void **state) {
         free(out), free(big), free(img);
 }
 
+/* A file whose extent tree has index blocks (free space fragmented on
+ * purpose), replaced in place and then unlinked: all blocks come back. */
+static void test_fragmented_extent_tree(void **state) {
+        (void)state;
+        char *img = make_image("frag", "^has_journal", 32);
+        struct ext4_fs *fs = open_rw(img, 32);
+        assert_int_equal(ext4_mkdir_p(fs, "/f", 0755, 0, 0), 0);
+        char p[64];
+        uint8_t blk[4096];
+        memset(blk, 0x5a, sizeof blk);
+        for (int i = 0; i < 3000; i++) {
+                snprintf(p, sizeof p, "/f/%d", i);
+                int r = ext4_write(fs, p, blk, sizeof blk, 0644, 0, 0);
+                if (r == -ENOSPC)
+                        break;
+                assert_int_equal(r, 0);
+        }
+        for (int i = 0; i < 3000; i += 2) {
+                snprintf(p, sizeof p, "/f/%d", i);
+                (void)ext4_unlink(fs, p);
+        }
+        uint64_t free0 = ext4_free_bytes(fs);
+        size_t n = 2u << 20;
+        uint8_t *big = pattern(n, 9);
+        assert_int_equal(ext4_write(fs, "/frag", big, n, 0644, 0, 0), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        char *out = dbg(img, "ex /frag");
+        assert_non_null(strstr(out, "Level Entries"));
+        if (!strstr(out, " 1/ 1 "))
+                fprintf(stderr, "%s\n", out);
+        assert_non_null(strstr(out, " 1/ 1 ")); /* a leaf level below the root: depth 1 */
+        free(out);
+        dump_equals(img, "/frag", big, n);
+        fs = open_rw(img, 32);
+        assert_int_equal(ext4_write(fs, "/frag", "small\n", 6, 0644, 0, 0), 0);
+        assert_int_equal(ext4_free_bytes(fs), free0 - 4096);
+        assert_int_equal(ext4_write(fs, "/frag", big, n, 0644, 0, 0), 0);
+        assert_int_equal(ext4_unlink(fs, "/frag"), 0);
+        assert_int_equal(ext4_free_bytes(fs), free0);
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        free(big), free(img);
+}
+
 static void test_chmod_chown(void **state) {
         (void)state;
         char *img = make_image("chmod", NULL, 64);
@@ -776,6 +821,7 @@ int main(void) {
                 cmocka_unit_test(test_mkdir_p),
                 cmocka_unit_test(test_symlinks),
                 cmocka_unit_test(test_unlink_frees),
+                cmocka_unit_test(test_fragmented_extent_tree),
                 cmocka_unit_test(test_chmod_chown),
                 cmocka_unit_test(test_refuse_needs_recovery),
                 cmocka_unit_test(test_refuse_error_state),

@@ -102,6 +102,9 @@ static bool host_dir_empty(const char *path) {
 
 /* Walks the model; every entry must exist in out with the same type,
  * permission bits, content or target; and out must have nothing more. */
+static struct ext4_fs *ro; /* the image, to work around debugfs below */
+static char *out_root;
+
 static void compare_trees(const char *model, const char *out) {
         DIR *d = opendir(model);
         assert_non_null(d);
@@ -120,6 +123,15 @@ static void compare_trees(const char *model, const char *out) {
                         fail_msg("type differs: %s", b);
                 if (S_ISREG(sa.st_mode)) {
                         assert_int_equal(sa.st_mode & 07777, sb.st_mode & 07777);
+                        if (sb.st_size == 60 && sa.st_size < 60) {
+                                /* debugfs 1.47.0 extracts a small inline-data file
+                                 * as its whole 60-byte inline area (fixed in
+                                 * 1.47.4): trust i_size, checked by e2fsck. */
+                                struct ext4_stat es;
+                                assert_int_equal(ext4_lstat(ro, b + strlen(out_root), &es), 0);
+                                assert_int_equal(es.size, (uint64_t)sa.st_size);
+                                assert_int_equal(truncate(b, (off_t)es.size), 0);
+                        }
                         uint8_t *x, *y;
                         size_t nx, ny;
                         assert_int_equal(read_file(a, 64u << 20, &x, &nx), 0);
@@ -322,7 +334,10 @@ static void run_world(const char *name, const char *features, bool seed_files) {
         rc = RUN(&out, "debugfs", "-R", req, dev);
         assert_int_equal(rc, 0);
         free(out), free(req);
+        assert_int_equal(ext4_open_ro(w.img, OFF, SIZE_M * 1048576ull, &ro), 0);
+        out_root = outdir;
         compare_trees(w.model, outdir);
+        assert_int_equal(ext4_close(ro), 0);
         rc = RUN(&out, "diff", "-r", "--no-dereference", w.model, outdir);
         if (rc)
                 fprintf(stderr, "seed %" PRIu64 ": diff:\n%s\n", seed, out);

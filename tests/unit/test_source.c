@@ -151,7 +151,7 @@ static struct outcome extract(const char *base, const char *out, bool no_cache) 
         close(saved);
         size_t n;
         _cleanup_free_ uint8_t *e = slurp(errfile, &n);
-        snprintf(o.err, sizeof(o.err), "%s", (char *)e);
+        snprintf(o.err, sizeof(o.err), "%.*s", (int)n, (char *)e);
         return o;
 }
 

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* disk_probe_any on arbitrary bytes: the input is the start of a sparse image
+ * of at least 2 MiB (so the size check passes and partitions can point into
+ * it); the first 4 bytes, when present, add up to 60 MiB of extra length so
+ * "past the end" and large-table paths are reachable.  Must not crash, leak,
+ * hang or prompt (run with -close_fd_mask=2 to hide our error lines). */
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "disk.h"
+#include "log.h"
+#include "util.h"
+
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "intercept_strchr=0"; }
+
+static char path[64];
+
+static void remove_image(void) { unlink(path); }
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        if (!path[0]) {
+                snprintf(path, sizeof(path), "/tmp/fuzz_disk.%d.img", (int)getpid());
+                log_level = LOG_QUIET;
+                atexit(remove_image);
+        }
+        uint64_t extra = 0;
+        if (size >= 516)
+                extra = (get_le32(data + 512) % (60u << 20)) & ~(uint64_t)511;
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+                abort();
+        if (write_full(fd, data, size) < 0 || ftruncate(fd, (off_t)(MAX(size, 2u << 20) + extra)) < 0)
+                abort();
+        close(fd);
+        struct disk_layout l;
+        if (disk_probe_any(path, &l) == 0) {
+                if (l.n > DISK_MAX_PARTS || (l.boot >= (int)l.n) || (l.root >= (int)l.n))
+                        abort();
+                struct disk_layout s;
+                (void)disk_probe(path, &s);
+        }
+        return 0;
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Base input: every container format (xz multi-block, gzip, zstd, zip, raw)
+# made with the real tools, the base sha256 in the manifest against
+# sha256sum, the decompressed-base cache (hit, damaged entry, list, clean,
+# --no-cache), refusals with one error line, and the base left untouched.
+# shellcheck source=SCRIPTDIR/../lib.sh
+source "$(dirname "$0")/../lib.sh"
+
+if ! "$DIMIMAGE" build --help >/dev/null 2>&1; then
+  echo "skip - dimimage build is not available yet"
+  summary
+  exit
+fi
+
+raw=$(fixture outputs) || { fail "fixture"; summary; exit 1; }
+export SOURCE_DATE_EPOCH=1700000000
+export XDG_CACHE_HOME=$T/cache
+unset DIMIMAGE_CACHE_MAX
+ARGS=(--role observability --hostname obs --quiet
+  --set OPENOBSERVE_PASSWORD=Tg5Hn8Kq2Lp7Vz3Xc9Bm4Wd6 --set OPENOBSERVE_EMAIL=ops@example.org)
+build() { "$DIMIMAGE" build "${ARGS[@]}" "$@"; }
+
+sum=$(sha256sum "$raw" | cut -c1-64)
+mkdir -p "$T/in"
+cp --sparse=always "$raw" "$T/in/base.img"
+# Small blocks so the .xz has several: the threaded decoder's case.
+xz -T2 --block-size=8MiB -1 -c "$raw" >"$T/in/base.img.xz"
+xz -T1 -1 -c "$raw" >"$T/in/single.img.xz"
+gzip -1 -c "$raw" >"$T/in/base.img.gz"
+zstd -q -c "$raw" >"$T/in/base.img.zst"
+(cd "$T/in" && zip -q base.zip base.img)
+cp "$T/in/base.img.xz" "$T/in/misnamed.img"
+before=$(cd "$T/in" && sha256sum -- *)
+
+blocks=$(xz --robot -lv "$T/in/base.img.xz" | awk '$1 == "totals" { print $3 }')
+if ((blocks > 1)); then ok "test base .xz has $blocks blocks"; else fail "test base .xz has ${blocks:-no} blocks"; fi
+
+manifest_sum() { "$DIMIMAGE" inspect --json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["manifest"]["base"]["sha256"])'; }
+
+# ---- every format ------------------------------------------------------------
+for f in base.img base.img.xz single.img.xz base.img.gz base.img.zst base.zip misnamed.img; do
+  out=$T/out-$f.img
+  check "build from $f" build --no-cache --base "$T/in/$f" -o "$out"
+  got=$(manifest_sum "$out" 2>/dev/null || true)
+  if [[ $got == "$sum" ]]; then ok "$f: manifest base sha256 is sha256sum of the raw base"; else fail "$f: manifest base sha256 '$got' != $sum"; fi
+  check "$f: output is sparse" bash -c '(( $(stat -c %b "$1") * 512 * 4 < $(stat -c %s "$1") ))' _ "$out"
+  check "$f: e2fsck -fn of the root partition" bash -c 'e2fsck -fn "$1?offset=$((532480 * 512))"' _ "$out"
+  rm -f "$out" "$out".*
+done
+check "--no-cache left no cache behind" bash -c '! ls "$1"/dimimage/base-*.img 2>/dev/null | grep -q .' _ "$XDG_CACHE_HOME"
+
+# ---- the cache -----------------------------------------------------------------
+check "first build from .xz fills the cache" build --base "$T/in/base.img.xz" -o "$T/c1.img"
+check "cache holds base-<sha256 of the raw base>.img" test -f "$XDG_CACHE_HOME/dimimage/base-$sum.img"
+check "the cached image is byte-identical to the raw base" cmp "$XDG_CACHE_HOME/dimimage/base-$sum.img" "$raw"
+check "cache list names the base" bash -c '"$1" cache list | grep -q "base.img.xz (xz)"' _ "$DIMIMAGE"
+check "second build (from the cache)" build --base "$T/in/base.img.xz" -o "$T/c2.img"
+check "cache hit gives identical bytes" cmp "$T/c1.img" "$T/c2.img"
+printf 'XXXXXXXX' | dd of="$XDG_CACHE_HOME/dimimage/base-$sum.img" bs=1 seek=$((8192 * 512 + 4096)) conv=notrunc status=none
+"$DIMIMAGE" build "${ARGS[@]/--quiet/}" --base "$T/in/base.img.xz" -o "$T/c3.img" >"$T/c3.log" 2>&1
+check "damaged cache entry: build still succeeds" test -s "$T/c3.img"
+check "damaged cache entry: warned about" grep -q "damaged" "$T/c3.log"
+check "damaged cache entry: no error line" bash -c '! grep -q "^dimimage: error:" "$1"' _ "$T/c3.log"
+check "damaged cache entry: output still identical" cmp "$T/c1.img" "$T/c3.img"
+check "damaged cache entry replaced by a good one" cmp "$XDG_CACHE_HOME/dimimage/base-$sum.img" "$raw"
+check "cache clean" "$DIMIMAGE" cache clean
+check "cache empty after clean" bash -c '! ls "$1"/dimimage/ | grep -q .' _ "$XDG_CACHE_HOME"
+rm -f "$T"/c?.img*
+
+# ---- refusals ------------------------------------------------------------------
+head -c $(($(stat -c %s "$T/in/base.img.xz") / 2)) "$T/in/base.img.xz" >"$T/in/trunc.img.xz"
+expect_error "truncated .xz" "trunc.img.xz: corrupt or truncated xz data" build --base "$T/in/trunc.img.xz" -o "$T/e.img"
+head -c $(($(stat -c %s "$T/in/base.img.zst") / 2)) "$T/in/base.img.zst" >"$T/in/trunc.img.zst"
+expect_error "truncated .zst" "trunc.img.zst: corrupt or truncated zstd data" build --base "$T/in/trunc.img.zst" -o "$T/e.img"
+cp "$T/in/base.img.gz" "$T/in/badcrc.img.gz"
+gzsize=$(stat -c %s "$T/in/badcrc.img.gz")
+printf '\xde\xad' | dd of="$T/in/badcrc.img.gz" bs=1 seek=$((gzsize - 8)) conv=notrunc status=none
+expect_error "gzip CRC mismatch" "badcrc.img.gz: corrupt or truncated gzip data" build --base "$T/in/badcrc.img.gz" -o "$T/e.img"
+(cd "$T/in" && cp base.img other.img && zip -q two.zip base.img other.img && rm other.img)
+expect_error "zip with two images" "two.zip: zip archive holds 2 images" build --base "$T/in/two.zip" -o "$T/e.img"
+echo "not an image" >"$T/in/notes.txt"
+(cd "$T/in" && zip -q none.zip notes.txt)
+expect_error "zip with no image" "none.zip: zip archive holds no \*.img" build --base "$T/in/none.zip" -o "$T/e.img"
+expect_error "text file" "notes.txt: .*not a disk image" build --base "$T/in/notes.txt" -o "$T/e.img"
+: >"$T/in/empty.img"
+expect_error "empty file" "empty.img: empty file" build --base "$T/in/empty.img" -o "$T/e.img"
+expect_error "missing base" "nope.img.xz: cannot open: No such file or directory" build --base "$T/in/nope.img.xz" -o "$T/e.img"
+check "no output left after failures" bash -c '! ls "$1"/e.img* 2>/dev/null | grep -q .' _ "$T"
+rm -f "$T/in/trunc.img.xz" "$T/in/trunc.img.zst" "$T/in/badcrc.img.gz" "$T/in/two.zip" "$T/in/none.zip" "$T/in/notes.txt" "$T/in/empty.img"
+
+after=$(cd "$T/in" && sha256sum -- *)
+if [[ $before == "$after" ]]; then ok "bases untouched"; else fail "a base changed"; fi
+
+summary

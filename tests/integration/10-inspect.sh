@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# dimimage inspect --json against sfdisk and blkid, for raw and compressed
+# forms of the fixtures; human output; non-image input.
+source "$(dirname "$0")/../lib.sh"
+
+# compare IMAGE_FOR_TOOLS JSON_FILE: partition starts/sizes as sfdisk -J,
+# filesystem TYPE/UUID/LABEL as blkid -p, disk id, os_release.
+compare() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import json, subprocess, sys
+img, js, flavour = sys.argv[1], sys.argv[2], sys.argv[3]
+got = json.load(open(js))
+sf = json.loads(subprocess.check_output(["sfdisk", "-J", img]))["partitiontable"]
+errs = []
+def want(what, a, b):
+    if a != b:
+        errs.append(f"{what}: inspect says {a!r}, tools say {b!r}")
+want("table", got["table"], sf["label"])
+want("disk_id", got["disk_id"], sf["id"].lower().removeprefix("0x"))
+import os
+want("image_bytes", got["image_bytes"], os.path.getsize(img))
+want("partition count", len(got["partitions"]), len(sf["partitions"]))
+for p, s in zip(got["partitions"], sf["partitions"]):
+    n = p["number"]
+    want(f"p{n} start", p["start_sector"], s["start"])
+    want(f"p{n} size", p["sectors"], s["size"])
+    out = subprocess.check_output(["blkid", "-p", "-o", "export", "--offset", str(s["start"] * 512), img], text=True)
+    b = dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
+    want(f"p{n} fs_type", p["fs_type"], b.get("TYPE"))
+    want(f"p{n} uuid", p["uuid"], b.get("UUID"))
+    want(f"p{n} label", p["label"], b.get("LABEL"))
+    want(f"p{n} partuuid", p["partuuid"], f'{got["disk_id"]}-{n:02x}')
+roles = [p["role"] for p in got["partitions"]]
+want("roles", roles, ["boot", "root"])
+want("keys", list(got.keys()), ["table", "disk_id", "image_bytes", "partitions", "os_release", "manifest"])
+os_rel = got["os_release"] or {}
+want("VERSION_CODENAME", os_rel.get("VERSION_CODENAME"), flavour)
+want("ID", os_rel.get("ID"), "debian")
+want("manifest", got["manifest"], None)
+for e in errs:
+    print(e)
+sys.exit(1 if errs else 0)
+PY
+}
+
+bookworm=$(fixture bookworm) || exit 1
+trixie=$(fixture trixie --flavour trixie --disk-id 0badcafe) || exit 1
+
+for pair in "bookworm:$bookworm" "trixie:$trixie"; do
+  flavour=${pair%%:*}
+  img=${pair#*:}
+  sum=$(sha256sum "$img")
+  if "$DIMIMAGE" inspect "$img" --json >"$T/$flavour.json" 2>"$T/$flavour.err"; then
+    check "inspect --json $flavour .img matches sfdisk and blkid" compare "$img" "$T/$flavour.json" "$flavour"
+  else
+    fail "inspect --json $flavour .img exited non-zero"; sed 's/^/    /' "$T/$flavour.err"
+  fi
+  check "inspect leaves $flavour .img unchanged" test "$sum" = "$(sha256sum "$img")"
+done
+
+# compressed forms of the bookworm fixture
+cp --sparse=always "$bookworm" "$T/base.img"
+xz -T0 -k -1 "$T/base.img"
+gzip -k -1 "$T/base.img"
+zstd -q -1 "$T/base.img" -o "$T/base.img.zst"
+(cd "$T" && zip -q -j -1 base.zip base.img)
+tmpdir=$T/tmp
+mkdir -p "$tmpdir"
+for c in base.img.xz base.img.gz base.img.zst base.zip; do
+  if TMPDIR=$tmpdir "$DIMIMAGE" inspect --json "$T/$c" >"$T/$c.json" 2>"$T/$c.err"; then
+    check "inspect --json $c matches sfdisk and blkid" compare "$bookworm" "$T/$c.json" bookworm
+  else
+    fail "inspect --json $c exited non-zero"; sed 's/^/    /' "$T/$c.err"
+  fi
+  check "inspect $c leaves no temporary file" test -z "$(ls -A "$tmpdir")"
+done
+
+# human output
+if "$DIMIMAGE" inspect "$bookworm" >"$T/human.txt" 2>&1; then
+  check "human output names the OS" grep -q 'Debian GNU/Linux 12 (bookworm)' "$T/human.txt"
+  check "human output shows the disk id" grep -q '2a7c1d5e' "$T/human.txt"
+  check "human output lists bootfs at 8192" grep -Eq '^1 +8192 +524288 .*vfat .*bootfs' "$T/human.txt"
+  check "human output lists rootfs" grep -Eq '^2 +532480 +655360 .*ext4 .*rootfs .*root$' "$T/human.txt"
+else
+  fail "inspect (human) exited non-zero"; sed 's/^/    /' "$T/human.txt"
+fi
+"$DIMIMAGE" inspect --help >"$T/help.txt" 2>&1 || true
+check "inspect --help shows an example" grep -q 'example: dimimage inspect' "$T/help.txt"
+
+# inspect reports a GPT layout instead of refusing it
+gpt=$(fixture gpt --table gpt) || exit 1
+if "$DIMIMAGE" inspect --json "$gpt" >"$T/gpt.json" 2>"$T/gpt.err"; then
+  check "inspect reports a GPT image" python3 -c '
+import json,sys; j=json.load(open(sys.argv[1]))
+assert j["table"] == "gpt", j["table"]
+assert [p["fs_type"] for p in j["partitions"]] == ["vfat", "ext4"]
+assert [p["start_sector"] for p in j["partitions"]] == [8192, 532480]' "$T/gpt.json"
+else
+  fail "inspect on a GPT image exited non-zero"; sed 's/^/    /' "$T/gpt.err"
+fi
+
+# a built image's manifest is embedded verbatim
+mkdir -p "$T/extra/etc/dimimage"
+printf '{\n  "role": "app",\n  "hostname": "dimdim-app",\n  "build_time": "2025-01-01T00:00:00Z"\n}\n' >"$T/extra/etc/dimimage/manifest.json"
+built=$(fixture manifest --extra-root "$T/extra") || exit 1
+if "$DIMIMAGE" inspect --json "$built" >"$T/built.json" 2>"$T/built.err"; then
+  check "inspect embeds the manifest" python3 -c '
+import json,sys; j=json.load(open(sys.argv[1]))
+assert j["manifest"] == {"role": "app", "hostname": "dimdim-app", "build_time": "2025-01-01T00:00:00Z"}, j["manifest"]' "$T/built.json"
+else
+  fail "inspect on a built image exited non-zero"; sed 's/^/    /' "$T/built.err"
+fi
+"$DIMIMAGE" inspect "$built" >"$T/built.txt" 2>&1 || true
+check "human output shows the manifest role and hostname" grep -q 'role app, hostname dimdim-app' "$T/built.txt"
+
+# non-image input: one error line, non-zero exit
+printf 'just some text\n' >"$T/notes.txt"
+expect_error "inspect a text file" 'text file' "$DIMIMAGE" inspect "$T/notes.txt"
+truncate -s 16M "$T/zero.img"
+expect_error "inspect an all-zero image" 'empty \(all zero\)' "$DIMIMAGE" inspect "$T/zero.img"
+expect_error "inspect a missing file" 'missing\.img' "$DIMIMAGE" inspect "$T/missing.img"
+head -c 1000000 "$T/base.img.xz" >"$T/trunc.img.xz"
+rm -rf "$tmpdir" && mkdir -p "$tmpdir"
+expect_error "inspect a truncated .xz" 'trunc\.img\.xz' env TMPDIR="$tmpdir" "$DIMIMAGE" inspect "$T/trunc.img.xz"
+check "a failed decompression leaves no temporary file" test -z "$(ls -A "$tmpdir")"
+check_fails "inspect without an image is a usage error" "$DIMIMAGE" inspect
+
+summary

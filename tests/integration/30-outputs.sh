@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Outputs: raw and compressed images, OUT.bmap, OUT.sha256, reproducibility,
+# refusals and the Raspberry Pi Imager JSON, checked with real tools
+# (bmaptool, xz, zstd, gzip, sha256sum, python's json).
+# shellcheck source=SCRIPTDIR/../lib.sh
+source "$(dirname "$0")/../lib.sh"
+
+if ! "$DIMIMAGE" build --help >/dev/null 2>&1; then
+  echo "skip - dimimage build is not available yet"
+  summary
+  exit
+fi
+
+base=$(fixture outputs) || { fail "fixture"; summary; exit 1; }
+export SOURCE_DATE_EPOCH=1700000000
+# Every secret supplied, so two builds can be byte-identical.
+ARGS=(--role observability --base "$base" --hostname obs --quiet
+  --set OPENOBSERVE_PASSWORD=Tg5Hn8Kq2Lp7Vz3Xc9Bm4Wd6 --set OPENOBSERVE_EMAIL=ops@example.org)
+
+mkdir -p "$T/a" "$T/b"
+build() { "$DIMIMAGE" build "${ARGS[@]}" "$@"; }
+
+# ---- raw -------------------------------------------------------------------
+check "build raw .img" build -o "$T/a/out.img"
+check "OUT.bmap and OUT.sha256 beside the raw output" test -s "$T/a/out.img.bmap" -a -s "$T/a/out.img.sha256"
+check "sha256sum -c passes beside the output" bash -c 'cd "$1" && sha256sum -c --status out.img.sha256' _ "$T/a"
+check "raw output is sparse" bash -c '(( $(stat -c %b "$1") * 512 < $(stat -c %s "$1") ))' _ "$T/a/out.img"
+check "bmaptool copy with our bmap" bmaptool -q copy --bmap "$T/a/out.img.bmap" "$T/a/out.img" "$T/copy.img"
+check "bmaptool's copy equals the image" cmp "$T/a/out.img" "$T/copy.img"
+rm -f "$T/copy.img"
+check "our bmap equals bmaptool create's" bash -c 'bmaptool create "$1" | cmp - "$1.bmap"' _ "$T/a/out.img"
+check "no temporaries left" bash -c '! ls -A "$1" | grep -q "^\."' _ "$T/a"
+
+# ---- compressed ------------------------------------------------------------
+for fmt in xz zst gz; do
+  tool=$fmt
+  [[ $fmt == zst ]] && tool=zstd
+  [[ $fmt == gz ]] && tool=gzip
+  out=$T/a/out.img.$fmt
+  check "build .img.$fmt" build -o "$out"
+  check "$tool -t passes" "$tool" -qt "$out"
+  check "$fmt decompresses to the raw build's bytes" bash -c '"$1" -dc "$2" | cmp - "$3"' _ "$tool" "$out" "$T/a/out.img"
+  check "sha256sum -c passes for .img.$fmt" bash -c 'cd "$1" && sha256sum -c --status "$2.sha256"' _ "$T/a" "out.img.$fmt"
+  check ".img.$fmt.bmap describes the raw image" cmp "$out.bmap" "$T/a/out.img.bmap"
+  check "bmaptool copy from .img.$fmt" bmaptool -q copy --bmap "$out.bmap" "$out" "$T/copy.img"
+  check "bmaptool's copy from .img.$fmt equals the image" cmp "$T/a/out.img" "$T/copy.img"
+  rm -f "$T/copy.img"
+done
+blocks=$(xz --robot -lv "$T/a/out.img.xz" | awk '$1 == "totals" { print $3 }')
+if ((blocks > 1)); then ok "xz output has $blocks blocks (parallel decoding)"; else fail "xz output has ${blocks:-no} blocks"; fi
+check "gzip header: no name, mtime 0" bash -c 'od -An -tx1 -N8 "$1" | grep -q "1f 8b 08 00 00 00 00 00"' _ "$T/a/out.img.gz"
+
+# ---- reproducibility -------------------------------------------------------
+for f in out.img out.img.xz; do
+  check "second build of $f" build -o "$T/b/$f"
+  for s in "" .bmap .sha256; do
+    check "reproducible: $f$s" cmp "$T/a/$f$s" "$T/b/$f$s"
+  done
+done
+
+# ---- options and refusals --------------------------------------------------
+check "--no-bmap" build -o "$T/b/nb.img" --no-bmap
+check_fails "--no-bmap writes no bmap" test -e "$T/b/nb.img.bmap"
+check "--compression-level 1" build -o "$T/b/l1.img.zst" --compression-level 1
+check "level 1 decompresses to the same bytes" bash -c 'zstd -dc "$1" | cmp - "$2"' _ "$T/b/l1.img.zst" "$T/a/out.img"
+before=$(sha256sum "$T/a/out.img")
+expect_error "existing OUT without --force" "exists; use --force" build -o "$T/a/out.img"
+check "existing OUT untouched" bash -c '[[ $(sha256sum "$1") == "$2" ]]' _ "$T/a/out.img" "$before"
+check "--force overwrites" build -o "$T/a/out.img" --force
+cp "$base" "$T/base.img"
+expect_error "OUT is the base" "base image" "$DIMIMAGE" build "${ARGS[@]/$base/$T/base.img}" -o "$T/base.img" --force
+ln -s base.img "$T/link.img"
+expect_error "OUT is a symlink to the base" "base image" "$DIMIMAGE" build "${ARGS[@]/$base/$T/base.img}" -o "$T/link.img" --force
+expect_error "unknown extension" "unknown output extension" build -o "$T/b/out.iso"
+rc=0
+build -o "$T/nonexistent/out.img" 2>/dev/null || rc=$?
+if ((rc == 73)); then ok "missing output directory: EX_CANTCREAT"; else fail "missing output directory: rc=$rc"; fi
+check "no temporaries after refusals" bash -c '! ls -A "$1" "$2" | grep -q "^\."' _ "$T/a" "$T/b"
+
+# ---- Raspberry Pi Imager ----------------------------------------------------
+if build -o "$T/b/im.img.xz" --imager-json "$T/b/os_list.json" 2>"$T/im.err"; then
+  raw_sha=$(xz -dc "$T/b/im.img.xz" | sha256sum | cut -d' ' -f1)
+  check "imager json fields" python3 - "$T/b/os_list.json" "$T/b/im.img.xz" "$raw_sha" <<'PY'
+import json, os, sys, hashlib
+j = json.load(open(sys.argv[1]))
+e = j["os_list"][0]
+img = sys.argv[2]
+assert e["url"] == "file://" + os.path.realpath(img), e["url"]
+assert e["image_download_size"] == os.path.getsize(img)
+assert e["image_download_sha256"] == hashlib.sha256(open(img, "rb").read()).hexdigest()
+assert e["extract_sha256"] == sys.argv[3]
+assert e["release_date"] == "2023-11-14", e["release_date"]
+assert e["init_format"] == "none"
+assert "pi4-64bit" in e["devices"]
+assert e["bmap_url"] == "file://" + os.path.realpath(img) + ".bmap"
+for k in ("name", "description", "extract_size"):
+    assert k in e, k
+PY
+else
+  fail "build with --imager-json"; sed 's/^/    /' "$T/im.err"
+fi
+
+summary

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Issue 4: both roles on both fixture flavours, checked offline with debugfs,
+# mtools and fsck; and the refusals that must stop a build before anything
+# is written.
+source "$(dirname "$0")/../lib.sh"
+make_key
+export SOURCE_DATE_EPOCH=1764547200
+DBPW='Tr0ub4dor-and-3-horses'
+OOPW='Corr3ct-h0rse-battery-staple'
+
+for flavour in bookworm trixie; do
+  base=$(fixture "$flavour" --flavour "$flavour")
+  before=$(sha256sum < "$base")
+  for role in app observability; do
+    out=$T/$flavour-$role.img
+    args=(build --role "$role" --base "$base" -o "$out" --hostname "dimdim-$role" --user pi
+          --ssh-key "$T/key.pub" --ip 192.168.1.101/24 --gateway 192.168.1.1 --dns 192.168.1.1
+          --timezone Europe/Berlin --set OPENOBSERVE_PASSWORD="$OOPW")
+    [[ $role == app ]] && args+=(--set DB_PASSWORD="$DBPW" --set DIMDIM_API_IMAGE=example/api:1
+                                 --set DIMDIM_WORKER_IMAGE=example/worker:1)
+    if ! "$DIMIMAGE" "${args[@]}" --quiet >"$T/build.log" 2>&1; then
+      fail "$flavour/$role: build"; sed 's/^/    /' "$T/build.log"; continue
+    fi
+    ok "$flavour/$role: build"
+    check "$flavour/$role: e2fsck -fn and fsck.fat -n clean" fsck_image "$out"
+    [[ $(rstat "$out" "/opt/dimdim-health/deploy/docker-compose.$role.yml") == "0644 0 0 regular" ]] \
+      && ok "$flavour/$role: compose file 0644" || fail "$flavour/$role: compose file: $(rstat "$out" "/opt/dimdim-health/deploy/docker-compose.$role.yml")"
+    [[ $(rstat "$out" /opt/dimdim-health/.env) == "0600 0 0 regular" ]] \
+      && ok "$flavour/$role: .env 0600 root:root" || fail "$flavour/$role: .env is $(rstat "$out" /opt/dimdim-health/.env)"
+    want=$OOPW; [[ $role == app ]] && want=$DBPW
+    rcat "$out" /opt/dimdim-health/.env | grep -q -- "$want" \
+      && ok "$flavour/$role: .env holds the given secret" || fail "$flavour/$role: .env lacks the secret"
+    [[ $(rlink "$out" /etc/systemd/system/multi-user.target.wants/dimdim-firstboot.service) == /etc/systemd/system/dimdim-firstboot.service ]] \
+      && ok "$flavour/$role: firstboot enabled in multi-user.target.wants" || fail "$flavour/$role: firstboot not enabled"
+    [[ $(rcat "$out" /etc/hostname) == "dimdim-$role" ]] && ok "$flavour/$role: /etc/hostname" || fail "$flavour/$role: /etc/hostname"
+    rcat "$out" /etc/hosts | grep -Eq "^127\.0\.1\.1[[:space:]]+dimdim-$role\$" \
+      && ok "$flavour/$role: /etc/hosts names the host" || fail "$flavour/$role: /etc/hosts"
+    kf=/etc/NetworkManager/system-connections/dimdim-eth.nmconnection
+    [[ $(rstat "$out" $kf) == "0600 0 0 regular" ]] && rcat "$out" $kf | grep -q '^address1=192.168.1.101/24,192.168.1.1$' \
+      && ok "$flavour/$role: 0600 root keyfile with the static address" || fail "$flavour/$role: keyfile $(rstat "$out" $kf)"
+    [[ $(rstat "$out" /home/pi/.ssh/authorized_keys | cut -d' ' -f1,4) == "0600 regular" ]] && rcat "$out" /home/pi/.ssh/authorized_keys | grep -qF "$(cut -d' ' -f2 "$T/key.pub")" \
+      && ok "$flavour/$role: authorized_keys" || fail "$flavour/$role: authorized_keys"
+    rcat "$out" /etc/passwd | grep -q '^pi:x:1000:1000:' && ok "$flavour/$role: user pi in /etc/passwd" || fail "$flavour/$role: /etc/passwd"
+    [[ $(rlink "$out" /etc/localtime) == /usr/share/zoneinfo/Europe/Berlin ]] && ok "$flavour/$role: timezone" || fail "$flavour/$role: timezone"
+    cmd=$(bcat "$out" /cmdline.txt)
+    [[ $(printf '%s' "$cmd" | wc -l) -le 1 && $cmd == *"root=PARTUUID=2a7c1d5e-02"* ]] \
+      && ok "$flavour/$role: cmdline.txt one line with root=PARTUUID" || fail "$flavour/$role: cmdline.txt: $cmd"
+    boot_bytes "$out" "$T/boot.bin"
+    if grep -aqF -e "$DBPW" -e "$OOPW" "$T/boot.bin"; then fail "$flavour/$role: a secret on the FAT partition"; else ok "$flavour/$role: no secret on the FAT partition"; fi
+    rcat "$out" /etc/dimimage/manifest.json | grep -qF -e "$DBPW" -e "$OOPW" && fail "$flavour/$role: secret in manifest" || ok "$flavour/$role: manifest has no secret"
+    if [[ $flavour == trixie ]]; then
+      bcat "$out" /user-data | grep -q '^#cloud-config' && bcat "$out" /meta-data | grep -q "local-hostname: dimdim-$role" \
+        && ok "$flavour/$role: cloud-init NoCloud files" || fail "$flavour/$role: cloud-init files"
+    else
+      MTOOLS_SKIP_CHECK=1 mdir -i "$(bootfs "$out")" ::/ssh >/dev/null 2>&1 && ok "$flavour/$role: ssh switch file" || fail "$flavour/$role: no ssh file"
+    fi
+  done
+  [[ $(sha256sum < "$base") == "$before" ]] && ok "$flavour: base unchanged" || fail "$flavour: base changed"
+done
+
+# ---- refusals: one error line, non-zero exit, no output, base untouched ----
+base=$(fixture bookworm --flavour bookworm)
+before=$(sha256sum < "$base")
+no_output() { ! compgen -G "$T/bad*" >/dev/null; }
+
+expect_error "observability without OPENOBSERVE_PASSWORD names the key" 'OPENOBSERVE_PASSWORD' \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img"
+check "no output after a refused build" no_output
+
+expect_error "DB_PASSWORD=changeme refused" 'DB_PASSWORD.*(weak|default|short)' \
+  "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" --set DB_PASSWORD=changeme --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+check "no output after a weak secret" no_output
+
+printf 'DB_PASSWORD=%s\nGOOD=1\nBAD LINE WITHOUT EQUALS\n' "$DBPW" > "$T/malformed.env"
+expect_error "malformed .env refused with its line number" 'malformed\.env:3' \
+  "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" --env "$T/malformed.env"
+check "no output after a malformed .env" no_output
+
+data=$T/data
+mkdir -p "$data"
+cp -r "$TOP/profiles" "$TOP/overlays" "$data/"
+rm "$data/overlays/app/opt/dimdim-health/deploy/scripts/init-db.sh"
+expect_error "missing bind-mount source refused naming the service" "service 'db'.*init-db\.sh" \
+  env DIMIMAGE_DATADIR="$data" "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" \
+  --set DB_PASSWORD="$DBPW" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+check "no output after a missing bind-mount source" no_output
+
+expect_error "missing build context refused without --source" "service '(api|worker)'.*--source" \
+  "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" --set DB_PASSWORD="$DBPW"
+expect_error "unknown role lists the roles" "unknown role 'nope'.*app" \
+  "$DIMIMAGE" build --role nope --base "$base" -o "$T/bad.img"
+expect_error "role all refused on a Pi 3B+" "pi3b\+.*all" \
+  "$DIMIMAGE" build --role all --model pi3b+ --base "$base" -o "$T/bad.img" --set DB_PASSWORD="$DBPW" \
+  --set OPENOBSERVE_PASSWORD="$OOPW" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+expect_error "private key passed as --ssh-key refused" "private key" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --user pi --ssh-key "$T/key" --set OPENOBSERVE_PASSWORD="$OOPW"
+check "no output after the refusals" no_output
+[[ $(sha256sum < "$base") == "$before" ]] && ok "base unchanged by refused builds" || fail "base changed"
+
+# ---- --source: a directory and a tarball land in /opt/dimdim-health ----
+src=$T/src
+mkdir -p "$src/deploy" "$src/src" "$src/.git"
+echo 'FROM scratch' > "$src/deploy/Dockerfile.api"
+echo 'FROM scratch' > "$src/deploy/Dockerfile.worker"
+echo 'fn main() {}' > "$src/src/main.rs"
+echo 'ref' > "$src/.git/HEAD"
+check "build --source DIR" "$DIMIMAGE" build --role app --base "$base" -o "$T/src-dir.img" --quiet --set DB_PASSWORD="$DBPW" --source "$src"
+[[ $(rcat "$T/src-dir.img" /opt/dimdim-health/src/main.rs) == 'fn main() {}' ]] && ok "source file injected" || fail "source file missing"
+[[ -z $(rstat "$T/src-dir.img" /opt/dimdim-health/.git) ]] && ok ".git not copied" || fail ".git copied"
+tar -C "$T" -czf "$T/src.tar.gz" --transform 's,^src,dimdim-health-1.0,' src/deploy src/src
+check "build --source ARCHIVE (top directory stripped)" "$DIMIMAGE" build --role app --base "$base" -o "$T/src-tar.img" --quiet --set DB_PASSWORD="$DBPW" --source "$T/src.tar.gz"
+[[ $(rcat "$T/src-tar.img" /opt/dimdim-health/deploy/Dockerfile.api) == 'FROM scratch' ]] && ok "archive Dockerfile injected" || fail "archive Dockerfile missing"
+mkdir -p "$T/evil"
+ln -s /etc/shadow "$T/evil/leak"
+tar -C "$T/evil" -cf "$T/evil.tar" leak
+expect_error "source archive with an escaping symlink refused" 'outside the source tree' \
+  "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" --set DB_PASSWORD="$DBPW" --source "$T/evil.tar"
+check "no output after an evil archive" no_output
+
+# ---- generated secrets: saved 0600 beside OUT, never printed ----
+"$DIMIMAGE" build --role app --base "$base" -o "$T/gen.img" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c >"$T/gen.log" 2>&1
+gen=$(sed -n "s/^DB_PASSWORD='\{0,1\}\([^']*\)'\{0,1\}$/\1/p" "$T/gen.img.secrets.env")
+[[ ${#gen} -ge 24 ]] && ok "DB_PASSWORD generated (${#gen} chars)" || fail "no generated DB_PASSWORD"
+[[ $(stat -c %a "$T/gen.img.secrets.env") == 600 ]] && ok "OUT.secrets.env is 0600" || fail "OUT.secrets.env mode"
+if [[ -n $gen ]] && grep -qF -- "$gen" "$T/gen.log"; then fail "generated secret printed"; else ok "generated secret not printed"; fi
+rcat "$T/gen.img" /opt/dimdim-health/.env | grep -qF -- "$gen" && ok "generated secret in .env" || fail "generated secret not in .env"
+rcat "$T/gen.img" /etc/dimimage/manifest.json | grep -q '"origin": "generated"' && ok "manifest says generated" || fail "manifest origin"
+
+summary

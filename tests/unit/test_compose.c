@@ -1,0 +1,414 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "compose.h"
+#include "dotenv.h"
+#include "log.h"
+#include "util.h"
+
+/* libparted's constructor trips ASan's strchr interceptor before main. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "intercept_strchr=0"; }
+
+#define APP "tests/golden/compose/docker-compose.app.yml"
+#define OBS "tests/golden/compose/docker-compose.observability.yml"
+#define APP_IMAGE "/opt/dimdim-health/deploy/docker-compose.app.yml"
+
+struct capture {
+        FILE *tmp;
+        int saved;
+        unsigned errors_before;
+};
+
+static void capture_begin(struct capture *c) {
+        fflush(stderr);
+        c->tmp = tmpfile();
+        assert_non_null(c->tmp);
+        c->saved = dup(2);
+        assert_true(dup2(fileno(c->tmp), 2) >= 0);
+        c->errors_before = log_error_count();
+}
+
+static char *capture_end(struct capture *c, unsigned *errors) {
+        fflush(stderr);
+        assert_true(dup2(c->saved, 2) >= 0);
+        close(c->saved);
+        long n = ftell(c->tmp);
+        char *s = xcalloc(1, (size_t)n + 1);
+        rewind(c->tmp);
+        assert_int_equal(fread(s, 1, (size_t)n, c->tmp), (size_t)n);
+        fclose(c->tmp);
+        *errors = log_error_count() - c->errors_before;
+        return s;
+}
+
+static char *slurp(const char *path, size_t *len) {
+        uint8_t *data = NULL;
+        if (read_file(path, 1 << 20, &data, len) < 0)
+                fail_msg("cannot read %s (run from the top directory)", path);
+        return (char *)data;
+}
+
+static int scan_file(const char *path, const char *image_path, struct compose_info *ci) {
+        size_t len;
+        _cleanup_free_ char *text = slurp(path, &len);
+        return compose_scan(path, text, len, image_path, ci);
+}
+
+static const struct compose_path *find_path(const struct compose_info *ci, const char *service,
+                                            enum compose_path_kind kind) {
+        for (size_t i = 0; i < ci->npaths; i++)
+                if (strcmp(ci->paths[i].service, service) == 0 && ci->paths[i].kind == kind)
+                        return &ci->paths[i];
+        return NULL;
+}
+
+static const struct compose_var *find_var(const struct compose_info *ci, const char *name) {
+        for (size_t i = 0; i < ci->nvars; i++)
+                if (strcmp(ci->vars[i].name, name) == 0)
+                        return &ci->vars[i];
+        return NULL;
+}
+
+static void test_seed_app(void **state) {
+        (void)state;
+        struct compose_info ci;
+        assert_int_equal(scan_file(APP, APP_IMAGE, &ci), 0);
+        assert_int_equal(ci.nservices, 4);
+        assert_string_equal(ci.services[0], "db");
+        assert_string_equal(ci.services[1], "redis");
+        assert_string_equal(ci.services[2], "api");
+        assert_string_equal(ci.services[3], "worker");
+        assert_true(ci.has_build);
+
+        assert_int_equal(ci.nvars, 3);
+        const struct compose_var *v = find_var(&ci, "DB_PASSWORD");
+        assert_non_null(v);
+        assert_int_equal(v->kind, REF_DEFAULT);
+        assert_true(v->colon);
+        assert_string_equal(v->arg, "changeme");
+        assert_int_equal(v->line, 11);
+        v = find_var(&ci, "OPENOBSERVE_URL");
+        assert_string_equal(v->arg, "http://192.168.1.102:5080");
+        assert_int_equal(v->line, 51);
+
+        /* db: one bind mount (the named volume doesn't count); api and
+         * worker: context, Dockerfile, ../config */
+        assert_int_equal(ci.npaths, 7);
+        const struct compose_path *p = find_path(&ci, "db", PATH_BIND_MOUNT);
+        assert_string_equal(p->path, "./scripts/init-db.sh");
+        assert_string_equal(p->resolved, "/opt/dimdim-health/deploy/scripts/init-db.sh");
+        assert_int_equal(p->line, 14);
+        assert_false(p->has_vars);
+        p = find_path(&ci, "api", PATH_BUILD_CONTEXT);
+        assert_string_equal(p->path, "..");
+        assert_string_equal(p->resolved, "/opt/dimdim-health");
+        assert_int_equal(p->line, 44);
+        p = find_path(&ci, "api", PATH_DOCKERFILE);
+        assert_string_equal(p->path, "deploy/Dockerfile.api");
+        assert_string_equal(p->resolved, "/opt/dimdim-health/deploy/Dockerfile.api");
+        assert_int_equal(p->line, 45);
+        p = find_path(&ci, "api", PATH_BIND_MOUNT);
+        assert_string_equal(p->resolved, "/opt/dimdim-health/config");
+        p = find_path(&ci, "worker", PATH_DOCKERFILE);
+        assert_string_equal(p->resolved, "/opt/dimdim-health/deploy/Dockerfile.worker");
+        assert_null(find_path(&ci, "redis", PATH_BIND_MOUNT));
+        compose_info_free(&ci);
+}
+
+static void test_seed_observability(void **state) {
+        (void)state;
+        struct compose_info ci;
+        assert_int_equal(scan_file(OBS, "/opt/dimdim-health/deploy/docker-compose.observability.yml", &ci), 0);
+        assert_int_equal(ci.nservices, 1);
+        assert_string_equal(ci.services[0], "openobserve");
+        assert_false(ci.has_build);
+        assert_int_equal(ci.npaths, 0);
+        const struct compose_var *v = find_var(&ci, "OPENOBSERVE_PASSWORD");
+        assert_non_null(v);
+        assert_int_equal(v->kind, REF_REQUIRED);
+        assert_true(v->colon);
+        assert_string_equal(v->arg, "OpenObserve password is required");
+        assert_int_equal(v->line, 10);
+        v = find_var(&ci, "OPENOBSERVE_EMAIL");
+        assert_int_equal(v->kind, REF_DEFAULT);
+        assert_string_equal(v->arg, "admin@example.com");
+
+        /* Interpolating the required reference without the key names it. */
+        v = find_var(&ci, "OPENOBSERVE_PASSWORD");
+        struct env e = {0};
+        char *out = NULL;
+        struct capture c;
+        capture_begin(&c);
+        _cleanup_free_ char *ref = xasprintf("${%s:?%s}", v->name, v->arg);
+        assert_int_equal(env_interpolate(&e, ref, &out, OBS, v->line), -EINVAL);
+        unsigned errors;
+        _cleanup_free_ char *err = capture_end(&c, &errors);
+        assert_int_equal(errors, 1);
+        assert_non_null(strstr(err, OBS ":10: required variable OPENOBSERVE_PASSWORD is missing a value: "
+                                        "OpenObserve password is required"));
+        compose_info_free(&ci);
+}
+
+/* exists() callback: everything but the paths listed in u */
+static bool exists_except(const char *resolved, void *u) {
+        for (const char *const *m = u; *m; m++)
+                if (strcmp(*m, resolved) == 0)
+                        return false;
+        return true;
+}
+
+static void expect_missing(const char *missing, const char *want) {
+        struct compose_info ci;
+        assert_int_equal(scan_file(APP, APP_IMAGE, &ci), 0);
+        const char *const list[] = {missing, NULL};
+        struct capture c;
+        capture_begin(&c);
+        int r = compose_check_paths(&ci, exists_except, (void *)list);
+        unsigned errors;
+        _cleanup_free_ char *err = capture_end(&c, &errors);
+        assert_int_equal(r, -EINVAL);
+        assert_int_equal(errors, 1);
+        if (!strstr(err, want))
+                fail_msg("stderr [%s] lacks [%s]", err, want);
+        compose_info_free(&ci);
+}
+
+static void test_check_paths(void **state) {
+        (void)state;
+        struct compose_info ci;
+        assert_int_equal(scan_file(APP, APP_IMAGE, &ci), 0);
+        const char *const none[] = {NULL};
+        assert_int_equal(compose_check_paths(&ci, exists_except, (void *)none), 0);
+        compose_info_free(&ci);
+
+        expect_missing("/opt/dimdim-health/deploy/scripts/init-db.sh",
+                       "dimimage: error: " APP ":14: service 'db': bind-mount source ./scripts/init-db.sh "
+                       "(/opt/dimdim-health/deploy/scripts/init-db.sh) will not exist in the image");
+        expect_missing("/opt/dimdim-health/config",
+                       APP ":53: service 'api': bind-mount source ../config (/opt/dimdim-health/config) will not "
+                       "exist in the image");
+        expect_missing("/opt/dimdim-health/deploy/Dockerfile.worker",
+                       APP ":74: service 'worker': Dockerfile deploy/Dockerfile.worker "
+                       "(/opt/dimdim-health/deploy/Dockerfile.worker) will not exist in the image");
+        expect_missing("/opt/dimdim-health", APP ":44: service 'api': build context .. (/opt/dimdim-health)");
+}
+
+static void test_path_forms(void **state) {
+        (void)state;
+        const char *t = "services:\n"
+                        "  web:\n"                                      /* 2 */
+                        "    build: ../src\n"                           /* 3 */
+                        "    env_file:\n"                               /* 4 */
+                        "      - ./web.env\n"                           /* 5 */
+                        "      - path: ./optional.env\n"                /* 6 */
+                        "        required: false\n"                     /* 7 */
+                        "      - path: ./needed.env\n"                  /* 8 */
+                        "    volumes:\n"                                /* 9 */
+                        "      - type: bind\n"                          /* 10 */
+                        "        source: ${DATA:-./data}\n"             /* 11 */
+                        "        target: /data\n"                       /* 12 */
+                        "      - ~/x:/y:ro\n"                           /* 13 */
+                        "      - named:/z\n"                            /* 14 */
+                        "      - /abs/./p/../q:/w\n"                    /* 15 */
+                        "      - ${VOL}:/v\n"                           /* 16 */
+                        "      - /anonymous\n"                          /* 17 */
+                        "      - type: volume\n"                        /* 18 */
+                        "        source: vol\n"                         /* 19 */
+                        "  other:\n"                                    /* 20 */
+                        "    build:\n"                                  /* 21 */
+                        "      context: https://github.com/x/y.git\n"   /* 22 */
+                        "  third:\n"                                    /* 23 */
+                        "    env_file: ../../../../etc/x.env\n"         /* 24 */
+                        "    build:\n"                                  /* 25 */
+                        "      dockerfile_inline: FROM scratch\n";      /* 26 */
+        struct compose_info ci;
+        assert_int_equal(compose_scan("x.yml", t, strlen(t), "/srv/app/x.yml", &ci), 0);
+        assert_int_equal(ci.nservices, 3);
+        static const struct {
+                const char *service;
+                enum compose_path_kind kind;
+                const char *path, *resolved;
+                unsigned line;
+                bool has_vars;
+        } want[] = {
+                {"web", PATH_BUILD_CONTEXT, "../src", "/srv/src", 3, false},
+                {"web", PATH_DOCKERFILE, "Dockerfile", "/srv/src/Dockerfile", 3, false},
+                {"web", PATH_BIND_MOUNT, "${DATA:-./data}", NULL, 11, true},
+                {"web", PATH_BIND_MOUNT, "~/x", "/root/x", 13, false},
+                {"web", PATH_BIND_MOUNT, "/abs/./p/../q", "/abs/q", 15, false},
+                {"web", PATH_BIND_MOUNT, "${VOL}", NULL, 16, true},
+                {"web", PATH_ENV_FILE, "./web.env", "/srv/app/web.env", 5, false},
+                {"web", PATH_ENV_FILE, "./needed.env", "/srv/app/needed.env", 8, false},
+                {"third", PATH_BUILD_CONTEXT, ".", "/srv/app", 25, false},
+                {"third", PATH_ENV_FILE, "../../../../etc/x.env", "/etc/x.env", 24, false},
+        };
+        assert_int_equal(ci.npaths, ARRAY_SIZE(want));
+        for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+                const struct compose_path *p = NULL;
+                for (size_t j = 0; j < ci.npaths; j++)
+                        if (strcmp(ci.paths[j].path, want[i].path) == 0 &&
+                            strcmp(ci.paths[j].service, want[i].service) == 0)
+                                p = &ci.paths[j];
+                if (!p)
+                        fail_msg("no path %s for %s", want[i].path, want[i].service);
+                assert_int_equal(p->kind, want[i].kind);
+                assert_int_equal(p->line, want[i].line);
+                assert_int_equal(p->has_vars, want[i].has_vars);
+                if (want[i].resolved)
+                        assert_string_equal(p->resolved, want[i].resolved);
+        }
+        /* unresolved paths are not checked... */
+        const char *const none[] = {NULL};
+        assert_int_equal(compose_check_paths(&ci, exists_except, (void *)none), 0);
+
+        /* ...until the environment is known: VOL names a volume, DATA is unset */
+        struct env e = {0};
+        env_set(&e, "VOL", "pgdata", ORIGIN_FILE, "a.env", 1);
+        assert_int_equal(compose_resolve_paths(&ci, &e), 0);
+        assert_int_equal(ci.npaths, ARRAY_SIZE(want) - 1);
+        const struct compose_path *p = find_path(&ci, "web", PATH_BIND_MOUNT);
+        assert_string_equal(p->resolved, "/srv/app/data");
+        assert_false(p->has_vars);
+        for (size_t i = 0; i < ci.npaths; i++)
+                assert_null(strstr(ci.paths[i].path, "VOL"));
+        const char *const missing[] = {"/srv/app/data", NULL};
+        struct capture c;
+        capture_begin(&c);
+        assert_int_equal(compose_check_paths(&ci, exists_except, (void *)missing), -EINVAL);
+        unsigned errors;
+        _cleanup_free_ char *err = capture_end(&c, &errors);
+        assert_int_equal(errors, 1);
+        assert_non_null(strstr(err, "x.yml:11: service 'web': bind-mount source ${DATA:-./data} (/srv/app/data)"));
+        env_free(&e);
+        compose_info_free(&ci);
+}
+
+static void test_variables(void **state) {
+        (void)state;
+        const char *t = "services:\n"
+                        "  s:\n"
+                        "    command: \"${A:-{x}} ${B} $C ${D:?} $$NOTVAR ${E-} ${F:+alt} ${G:-${H}}\"\n"
+                        "    ${KEY_NOT_INTERPOLATED}: x\n"
+                        "    labels: [\"$$\", \"$\", \"cost 5$\"]\n";
+        struct compose_info ci;
+        assert_int_equal(compose_scan("v.yml", t, strlen(t), "/x/v.yml", &ci), 0);
+        static const char *const names[] = {"A", "B", "C", "D", "E", "F", "G", "H"};
+        static const enum compose_ref_kind kinds[] = {REF_DEFAULT, REF_PLAIN,   REF_PLAIN,   REF_REQUIRED,
+                                                      REF_DEFAULT, REF_ALT,     REF_DEFAULT, REF_PLAIN};
+        assert_int_equal(ci.nvars, ARRAY_SIZE(names));
+        for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+                assert_string_equal(ci.vars[i].name, names[i]);
+                assert_int_equal(ci.vars[i].kind, kinds[i]);
+                assert_int_equal(ci.vars[i].line, 3);
+        }
+        assert_string_equal(ci.vars[0].arg, "{x}");
+        assert_false(ci.vars[4].colon);
+        assert_string_equal(ci.vars[6].arg, "${H}");
+        compose_info_free(&ci);
+}
+
+struct bad_case {
+        const char *text;
+        const char *want;
+};
+
+static void expect_scan_error(const char *text, size_t len, const char *want) {
+        struct compose_info ci;
+        struct capture c;
+        capture_begin(&c);
+        int r = compose_scan("bad.yml", text, len, APP_IMAGE, &ci);
+        unsigned errors;
+        _cleanup_free_ char *err = capture_end(&c, &errors);
+        if (r >= 0 || !strstr(err, want))
+                fail_msg("r=%d stderr [%s], wanted [%s]", r, err, want);
+        assert_int_equal(errors, 1);
+        assert_int_equal(strchr(err, '\n') - err + 1, (long)strlen(err)); /* one line */
+}
+
+static void test_hostile(void **state) {
+        (void)state;
+        static const struct bad_case cases[] = {
+                {"x: &a [1, 2]\ny: *a\n", "bad.yml:1: YAML anchors and aliases are not allowed"},
+                {"a: &a [\"lol\",\"lol\"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n",
+                 "bad.yml:1: YAML anchors"},
+                {"x: *undefined\n", "bad.yml:1: "},
+                {"services:\n  a:\n    image: \"x\n  b: [unclosed\n", "bad.yml:"},
+                {"services:\n\tdb: x\n", "bad.yml:2: invalid YAML: found character that cannot start any token"},
+                {"---\na: 1\n---\nb: 2\n", "bad.yml:3: more than one YAML document"},
+                {"", "bad.yml: empty compose file"},
+                {"# only a comment\n", "bad.yml: empty compose file"},
+                {"- a\n- b\n", "bad.yml:1: not a compose file"},
+                {"services: [a, b]\n", "bad.yml:1: services: must be a mapping"},
+                {"services:\n  s:\n    image: \"${\"\n", "bad.yml:3: invalid ${...}"},
+                {"services:\n  ? [a]\n  : x\n", "a service name must be a string"},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+                expect_scan_error(cases[i].text, strlen(cases[i].text), cases[i].want);
+
+        /* depth: 64 levels pass, 65 fail */
+        struct buf b = {0};
+        for (int i = 0; i < 63; i++)
+                buf_puts(&b, "[");
+        buf_puts(&b, "x");
+        for (int i = 0; i < 63; i++)
+                buf_puts(&b, "]");
+        _cleanup_free_ char *ok = xasprintf("a: %s\n", (const char *)b.data);
+        _cleanup_free_ char *deep = xasprintf("a: [%s]\n", (const char *)b.data);
+        struct compose_info ci;
+        assert_int_equal(compose_scan("ok.yml", ok, strlen(ok), APP_IMAGE, &ci), 0);
+        compose_info_free(&ci);
+        expect_scan_error(deep, strlen(deep), "bad.yml:1: nested deeper than 64 levels");
+        buf_free(&b);
+
+        /* a million nested brackets: refused early, no recursion */
+        size_t n = 1u << 20;
+        char *huge = xmalloc(n + 4);
+        memcpy(huge, "a: ", 3);
+        memset(huge + 3, '[', n);
+        expect_scan_error(huge, n + 3, "nested deeper than 64 levels");
+        free(huge);
+
+        /* a scalar over 1 MiB */
+        n = (1u << 20) + 10;
+        char *big = xmalloc(n + 8);
+        memcpy(big, "a: ", 3);
+        memset(big + 3, 'x', n);
+        memcpy(big + 3 + n, "\n", 1);
+        expect_scan_error(big, n + 4, "bad.yml:1: a value longer than 1 MiB");
+        /* just under the limit is fine */
+        memcpy(big + 3 + (1u << 20) - 1, "\n", 1);
+        assert_int_equal(compose_scan("ok.yml", big, 3 + (1u << 20), APP_IMAGE, &ci), 0);
+        compose_info_free(&ci);
+        free(big);
+
+        /* NUL bytes: libyaml refuses control characters */
+        expect_scan_error("a: b\0c\n", 7, "bad.yml:1: invalid YAML");
+}
+
+static void test_kind_names(void **state) {
+        (void)state;
+        assert_string_equal(compose_path_kind_name(PATH_BUILD_CONTEXT), "build context");
+        assert_string_equal(compose_path_kind_name(PATH_DOCKERFILE), "Dockerfile");
+        assert_string_equal(compose_path_kind_name(PATH_BIND_MOUNT), "bind-mount source");
+        assert_string_equal(compose_path_kind_name(PATH_ENV_FILE), "env_file");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_seed_app),     cmocka_unit_test(test_seed_observability),
+                cmocka_unit_test(test_check_paths),  cmocka_unit_test(test_path_forms),
+                cmocka_unit_test(test_variables),    cmocka_unit_test(test_hostile),
+                cmocka_unit_test(test_kind_names),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
