@@ -27,6 +27,7 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 SRC      := $(sort $(wildcard builder/*.c))
 LIB_SRC  := $(filter-out builder/main.c,$(SRC))
 HDR      := $(wildcard builder/*.h)
+TEST_HDR := $(wildcard tests/unit/*.h)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 
 OBJ      := $(LIB_SRC:builder/%.c=build/obj/%.o)
@@ -56,11 +57,11 @@ build/dimimage: build/obj/main.o build/libdimimage.a
 build/asan/dimimage: build/asan/obj/main.o build/asan/libdimimage.a
 	$(CC) -g $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-build/tests/%: tests/unit/%.c build/libdimimage.a $(HDR)
+build/tests/%: tests/unit/%.c build/libdimimage.a $(HDR) $(TEST_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(WARN) -o $@ $< build/libdimimage.a $(LDLIBS) -lcmocka
 
-build/asan/tests/%: tests/unit/%.c build/asan/libdimimage.a $(HDR)
+build/asan/tests/%: tests/unit/%.c build/asan/libdimimage.a $(HDR) $(TEST_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS_ALL) -O1 -g $(SAN) $(WARN) -o $@ $< build/asan/libdimimage.a $(LDLIBS) -lcmocka
 
@@ -72,7 +73,7 @@ check-unit: $(UNITS)
 	@scripts/run-units.sh $(UNITS)
 
 check-asan: build/asan/dimimage $(ASAN_UNITS)
-	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:intercept_strchr=0 UBSAN_OPTIONS=print_stacktrace=1 \
 		scripts/run-units.sh $(ASAN_UNITS)
 
 check-integration: build/dimimage

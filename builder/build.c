@@ -193,7 +193,7 @@ static void plan_input_init(const struct build_ctx *c, struct plan_input *in) {
                 .env = &c->env,
                 .host = &c->job->host,
                 .data_dir = data_dir(),
-                .source = c->o->source,
+                .source = c->job->source ? c->job->source : c->o->source,
                 .build_time = build_time(),
                 .os = c->os,
                 .base_name = c->o->base,
@@ -333,6 +333,11 @@ int build_run(struct build_job *job) {
                 r = phase_edit(&c);
         if (r >= 0)
                 r = phase_finish(&c);
+        if (r >= 0 && job->final_env)
+                for (size_t i = 0; i < c.env.n; i++) {
+                        const struct env_var *v = &c.env.v[i];
+                        env_set(job->final_env, v->key, v->value, v->origin, v->file, v->line);
+                }
         ctx_free(&c);
         return r;
 }

@@ -26,6 +26,8 @@ struct build_job {
         const struct source_info *shared_src; /* its info */
         const char *fleet_name;
         const char *host_label;               /* "FLEET.yml: host dimdim-app" for messages */
+        const char *source;                   /* --source for this job (overrides opts) */
+        struct env *final_env;                /* if set: receives the resolved environment */
 };
 
 int build_run(struct build_job *job);

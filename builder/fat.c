@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "util.h"
+#include "fat_name.h"
 
 struct fat_bpb {
         uint8_t jump[3];
@@ -62,49 +63,7 @@ struct fat_fsinfo {
         uint8_t trail_sig[4];
 } _packed_;
 _Static_assert(sizeof(struct fat_fsinfo) == 512, "FSInfo is 512 bytes");
-
-struct fat_dirent {
-        uint8_t name[11];
-        uint8_t attr;
-        uint8_t nt_flags;
-        uint8_t ctime_tenth;
-        uint8_t ctime[2];
-        uint8_t cdate[2];
-        uint8_t adate[2];
-        uint8_t cluster_hi[2];
-        uint8_t mtime[2];
-        uint8_t mdate[2];
-        uint8_t cluster_lo[2];
-        uint8_t size[4];
-} _packed_;
-_Static_assert(sizeof(struct fat_dirent) == 32, "directory entry is 32 bytes");
-
-struct fat_lfn {
-        uint8_t ord;
-        uint8_t name1[10];
-        uint8_t attr;
-        uint8_t type;
-        uint8_t checksum;
-        uint8_t name2[12];
-        uint8_t cluster[2];
-        uint8_t name3[4];
-} _packed_;
-_Static_assert(sizeof(struct fat_lfn) == 32, "LFN entry is 32 bytes");
-
-#define ATTR_READONLY 0x01
-#define ATTR_HIDDEN 0x02
-#define ATTR_SYSTEM 0x04
-#define ATTR_VOLUME 0x08
-#define ATTR_DIR 0x10
-#define ATTR_ARCHIVE 0x20
-#define ATTR_LFN 0x0F
-#define NT_LOWER_BASE 0x08
-#define NT_LOWER_EXT 0x10
-#define LFN_LAST 0x40
-#define DELETED 0xE5
 #define DIR_MAX_BYTES (65536u * 32u) /* the spec's limit on a directory */
-#define LFN_MAX 255                  /* UTF-16 units */
-#define NAME_MAX_UTF8 (LFN_MAX * 3 + 1)
 #define FSINFO_LEAD 0x41615252u
 #define FSINFO_STRUCT 0x61417272u
 #define FSINFO_TRAIL 0xAA550000u
@@ -139,17 +98,6 @@ struct dir {
         size_t len;
         uint32_t *chain;
         size_t nchain;
-};
-
-/* One directory entry as found by dir_next(). */
-struct dent {
-        size_t idx;     /* the 8.3 entry */
-        size_t lfn_idx; /* first LFN entry, == idx when there is none */
-        char long_name[NAME_MAX_UTF8];
-        char short_name[13]; /* raw: "CMDLINE.TXT" */
-        char display[13];    /* with the NT lower-case flags applied */
-        uint8_t attr;
-        uint32_t cluster, size;
 };
 
 /* ---- I/O inside the window ---- */
@@ -274,188 +222,6 @@ static int zero_cluster(struct fat_fs *fs, uint32_t c) {
         return win_write(fs, z, fs->cs, cluster_off(fs, c));
 }
 
-/* ---- names ---- */
-
-static int ascii_casecmp(const char *a, const char *b) {
-        for (;; a++, b++) {
-                unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
-                if (x >= 'A' && x <= 'Z')
-                        x = (unsigned char)(x + 32);
-                if (y >= 'A' && y <= 'Z')
-                        y = (unsigned char)(y + 32);
-                if (x != y || !x)
-                        return x - y;
-        }
-}
-
-static uint8_t lfn_checksum(const uint8_t name[11]) {
-        uint8_t sum = 0;
-        for (int i = 0; i < 11; i++)
-                sum = (uint8_t)(((sum & 1) << 7) + (sum >> 1) + name[i]);
-        return sum;
-}
-
-static void utf16_to_utf8(const uint16_t *in, size_t n, char *out, size_t outsz) {
-        size_t o = 0;
-        for (size_t i = 0; i < n; i++) {
-                uint32_t cp = in[i];
-                if (cp >= 0xD800 && cp < 0xDC00 && i + 1 < n && in[i + 1] >= 0xDC00 && in[i + 1] < 0xE000) {
-                        cp = 0x10000 + ((cp - 0xD800) << 10) + (in[i + 1] - 0xDC00u);
-                        i++;
-                } else if (cp >= 0xD800 && cp < 0xE000) {
-                        cp = 0xFFFD;
-                }
-                char tmp[4];
-                size_t k;
-                if (cp < 0x80) {
-                        tmp[0] = (char)cp;
-                        k = 1;
-                } else if (cp < 0x800) {
-                        tmp[0] = (char)(0xC0 | cp >> 6);
-                        tmp[1] = (char)(0x80 | (cp & 0x3F));
-                        k = 2;
-                } else if (cp < 0x10000) {
-                        tmp[0] = (char)(0xE0 | cp >> 12);
-                        tmp[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-                        tmp[2] = (char)(0x80 | (cp & 0x3F));
-                        k = 3;
-                } else {
-                        tmp[0] = (char)(0xF0 | cp >> 18);
-                        tmp[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-                        tmp[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-                        tmp[3] = (char)(0x80 | (cp & 0x3F));
-                        k = 4;
-                }
-                if (o + k + 1 > outsz)
-                        break;
-                memcpy(out + o, tmp, k);
-                o += k;
-        }
-        out[o] = 0;
-}
-
-/* Strict UTF-8 -> UTF-16; -EINVAL on malformed input or more than max units. */
-static int utf8_to_utf16(const char *s, uint16_t *out, size_t max, size_t *n) {
-        const unsigned char *p = (const unsigned char *)s;
-        size_t o = 0;
-        while (*p) {
-                uint32_t cp;
-                int k;
-                if (*p < 0x80) {
-                        cp = *p;
-                        k = 0;
-                } else if ((*p & 0xE0) == 0xC0) {
-                        cp = *p & 0x1F;
-                        k = 1;
-                } else if ((*p & 0xF0) == 0xE0) {
-                        cp = *p & 0x0F;
-                        k = 2;
-                } else if ((*p & 0xF8) == 0xF0) {
-                        cp = *p & 0x07;
-                        k = 3;
-                } else {
-                        return -EINVAL;
-                }
-                p++;
-                for (int i = 0; i < k; i++, p++) {
-                        if ((*p & 0xC0) != 0x80)
-                                return -EINVAL;
-                        cp = cp << 6 | (*p & 0x3F);
-                }
-                if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-                    (cp >= 0xD800 && cp < 0xE000))
-                        return -EINVAL;
-                if (cp >= 0x10000) {
-                        if (o + 2 > max)
-                                return -EINVAL;
-                        cp -= 0x10000;
-                        out[o++] = (uint16_t)(0xD800 + (cp >> 10));
-                        out[o++] = (uint16_t)(0xDC00 + (cp & 0x3FF));
-                } else {
-                        if (o + 1 > max)
-                                return -EINVAL;
-                        out[o++] = (uint16_t)cp;
-                }
-        }
-        *n = o;
-        return 0;
-}
-
-static bool short_char_ok(char c) {
-        return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("!#$%&'()-@^_`{}~", c) != NULL;
-}
-
-static void short_format(const uint8_t raw[11], uint8_t nt, char out[13], bool apply_case) {
-        size_t o = 0;
-        for (int i = 0; i < 8 && raw[i] != ' '; i++) {
-                char c = (char)(i == 0 && raw[0] == 0x05 ? 0xE5 : raw[i]);
-                if (apply_case && (nt & NT_LOWER_BASE) && c >= 'A' && c <= 'Z')
-                        c = (char)(c + 32);
-                out[o++] = c;
-        }
-        if (raw[8] != ' ') {
-                out[o++] = '.';
-                for (int i = 8; i < 11 && raw[i] != ' '; i++) {
-                        char c = (char)raw[i];
-                        if (apply_case && (nt & NT_LOWER_EXT) && c >= 'A' && c <= 'Z')
-                                c = (char)(c + 32);
-                        out[o++] = c;
-                }
-        }
-        out[o] = 0;
-}
-
-/* A name that fits 8.3 as is, in one case per part, is stored without LFN
- * entries (as Linux does); raw gets the upper-case form, nt the case flags. */
-static bool plain_short_name(const char *name, uint8_t raw[11], uint8_t *nt) {
-        const char *dot = strchr(name, '.');
-        size_t blen = dot ? (size_t)(dot - name) : strlen(name);
-        size_t elen = dot ? strlen(dot + 1) : 0;
-        if (blen < 1 || blen > 8 || elen > 3 || (dot && (elen == 0 || strchr(dot + 1, '.'))))
-                return false;
-        memset(raw, ' ', 11);
-        *nt = 0;
-        for (int part = 0; part < 2; part++) {
-                const char *s = part ? (dot ? dot + 1 : "") : name;
-                size_t len = part ? elen : blen;
-                bool lower = false, upper = false;
-                for (size_t i = 0; i < len; i++) {
-                        char c = s[i];
-                        if (c >= 'a' && c <= 'z') {
-                                lower = true;
-                                c = (char)(c - 32);
-                        } else if (c >= 'A' && c <= 'Z') {
-                                upper = true;
-                        }
-                        if (!short_char_ok(c))
-                                return false;
-                        raw[(part ? 8 : 0) + i] = (uint8_t)c;
-                }
-                if (lower && upper)
-                        return false;
-                if (lower)
-                        *nt |= part ? NT_LOWER_EXT : NT_LOWER_BASE;
-        }
-        return true;
-}
-
-static int validate_name(struct fat_fs *fs, const char *path, const char *name, uint16_t *u16, size_t *n) {
-        size_t len = strlen(name);
-        if (len == 0 || !strcmp(name, ".") || !strcmp(name, ".."))
-                return log_error(EINVAL, fs->name, "%s: invalid file name", path);
-        for (const char *c = name; *c; c++)
-                if ((unsigned char)*c < 0x20 || *c == 0x7F || strchr("\"*:<>?\\|", *c))
-                        return log_error(EINVAL, fs->name, "%s: character 0x%02x is not allowed in FAT names", path,
-                                         (unsigned)(unsigned char)*c);
-        if (name[len - 1] == '.' || name[len - 1] == ' ')
-                return log_error(EINVAL, fs->name, "%s: FAT names cannot end with a dot or a space", path);
-        if (utf8_to_utf16(name, u16, LFN_MAX, n) < 0)
-                return log_error(EINVAL, fs->name, "%s: name is not valid UTF-8 or longer than %d characters", path,
-                                 LFN_MAX);
-        return 0;
-}
-
-/* ---- directories ---- */
 
 static void dir_free(struct dir *d) {
         free(d->data);
@@ -509,142 +275,16 @@ static int dir_flush(struct fat_fs *fs, const struct dir *d, size_t first, size_
         return 0;
 }
 
-/* Next live entry at or after *pos, with its long name when the LFN entries
- * before it are complete and their checksum matches.  Returns 1, or 0 at the
- * end.  Orphaned or broken LFN entries are ignored. */
-static int dir_next(const struct dir *d, size_t *pos, struct dent *e) {
-        size_t n = d->len / 32;
-        uint16_t lfn[20 * 13];
-        int expect = -1; /* next LFN ordinal expected; -1: none in progress */
-        int count = 0;
-        uint8_t sum = 0;
-        size_t lfn_start = 0;
-        for (size_t i = *pos; i < n; i++) {
-                const uint8_t *raw = d->data + i * 32;
-                if (raw[0] == 0)
-                        return 0;
-                if (raw[0] == DELETED) {
-                        expect = -1;
-                        continue;
-                }
-                const struct fat_lfn *l = (const void *)raw;
-                if ((l->attr & 0x3F) == ATTR_LFN) {
-                        int ord = l->ord & 0x1F;
-                        if (l->ord & LFN_LAST) {
-                                if (ord < 1 || ord > 20) {
-                                        expect = -1;
-                                        continue;
-                                }
-                                count = ord;
-                                sum = l->checksum;
-                                lfn_start = i;
-                                for (int k = 0; k < count * 13; k++)
-                                        lfn[k] = 0xFFFF;
-                        } else if (expect < 1 || ord != expect || l->checksum != sum) {
-                                expect = -1;
-                                continue;
-                        }
-                        uint16_t *dst = lfn + (ord - 1) * 13;
-                        for (int k = 0; k < 5; k++)
-                                dst[k] = get_le16(l->name1 + 2 * k);
-                        for (int k = 0; k < 6; k++)
-                                dst[5 + k] = get_le16(l->name2 + 2 * k);
-                        for (int k = 0; k < 2; k++)
-                                dst[11 + k] = get_le16(l->name3 + 2 * k);
-                        expect = ord - 1;
-                        continue;
-                }
-                const struct fat_dirent *de = (const void *)raw;
-                if (de->attr & ATTR_VOLUME) {
-                        expect = -1;
-                        continue;
-                }
-                e->idx = i;
-                e->lfn_idx = i;
-                e->long_name[0] = 0;
-                if (expect == 0 && lfn_checksum(de->name) == sum) {
-                        size_t len = 0;
-                        while (len < (size_t)count * 13 && lfn[len] != 0)
-                                len++;
-                        utf16_to_utf8(lfn, len, e->long_name, sizeof e->long_name);
-                        if (e->long_name[0])
-                                e->lfn_idx = lfn_start;
-                }
-                short_format(de->name, de->nt_flags, e->short_name, false);
-                short_format(de->name, de->nt_flags, e->display, true);
-                e->attr = de->attr;
-                e->cluster = get_le16(de->cluster_lo) | (uint32_t)get_le16(de->cluster_hi) << 16;
-                e->size = get_le32(de->size);
-                *pos = i + 1;
-                return 1;
-        }
-        return 0;
+static int dir_next(const struct dir *d, size_t *pos, struct fat_dent *e) {
+        return fat_dent_next(d->data, d->len, pos, e);
 }
 
-static bool dent_is_dot(const struct dent *e) { return !strcmp(e->short_name, ".") || !strcmp(e->short_name, ".."); }
-
-static bool dent_matches(const struct dent *e, const char *name) {
-        return (e->long_name[0] && !ascii_casecmp(e->long_name, name)) || !ascii_casecmp(e->short_name, name);
-}
-
-static int dir_find(const struct dir *d, const char *name, struct dent *e) {
+static int dir_find(const struct dir *d, const char *name, struct fat_dent *e) {
         size_t pos = 0;
         while (dir_next(d, &pos, e))
-                if (!dent_is_dot(e) && dent_matches(e, name))
+                if (!fat_dent_is_dot(e) && fat_dent_matches(e, name))
                         return 1;
         return 0;
-}
-
-static bool dir_short_taken(const struct dir *d, const uint8_t raw[11]) {
-        size_t n = d->len / 32;
-        for (size_t i = 0; i < n; i++) {
-                const uint8_t *p = d->data + i * 32;
-                if (p[0] == 0)
-                        break;
-                if (p[0] != DELETED && (p[11] & 0x3F) != ATTR_LFN && !memcmp(p, raw, 11))
-                        return true;
-        }
-        return false;
-}
-
-/* Windows-style basis name plus a numeric tail ("LONGFI~1.TXT"). */
-static int make_alias(struct fat_fs *fs, const struct dir *d, const char *path, const char *name, uint8_t raw[11]) {
-        char base[9] = "", ext[4] = "";
-        size_t blen = 0, elen = 0;
-        const char *last_dot = strrchr(name, '.');
-        if (last_dot == name)
-                last_dot = NULL; /* ".bashrc": all base */
-        for (const char *c = name; *c && c != last_dot && blen < 8; c++) {
-                unsigned char u = (unsigned char)*c;
-                if (u == '.' || u == ' ')
-                        continue;
-                if ((u & 0xC0) == 0x80)
-                        continue; /* one '_' per non-ASCII character */
-                char s = (char)(u >= 'a' && u <= 'z' ? u - 32 : u);
-                base[blen++] = short_char_ok(s) ? s : '_';
-        }
-        if (last_dot)
-                for (const char *c = last_dot + 1; *c && elen < 3; c++) {
-                        unsigned char u = (unsigned char)*c;
-                        if (u == ' ' || (u & 0xC0) == 0x80)
-                                continue;
-                        char s = (char)(u >= 'a' && u <= 'z' ? u - 32 : u);
-                        ext[elen++] = short_char_ok(s) ? s : '_';
-                }
-        if (blen == 0)
-                base[blen++] = '_';
-        for (unsigned n = 1; n < 1000000; n++) {
-                char tail[9];
-                int tl = snprintf(tail, sizeof tail, "~%u", n);
-                size_t keep = MIN(blen, 8 - (size_t)tl);
-                memset(raw, ' ', 11);
-                memcpy(raw, base, keep);
-                memcpy(raw + keep, tail, (size_t)tl);
-                memcpy(raw + 8, ext, elen);
-                if (!dir_short_taken(d, raw))
-                        return 0;
-        }
-        return log_error(EEXIST, fs->name, "%s: no free 8.3 alias left in its directory", path);
 }
 
 /* Appends a zeroed cluster to a cluster-chain directory. */
@@ -733,44 +373,17 @@ static void dirent_touch(struct fat_dirent *de, time_t mtime) {
 /* Adds an entry (with LFN entries when the name needs them). */
 static int dir_add(struct fat_fs *fs, struct dir *d, const char *path, const char *name, uint8_t attr,
                    uint32_t cluster, uint32_t size, time_t mtime, size_t *ret_idx) {
-        uint16_t u16[LFN_MAX];
-        size_t ulen;
-        int r = validate_name(fs, path, name, u16, &ulen);
+        uint8_t raw[11], nt;
+        struct fat_lfn lfn[LFN_MAX_ENTRIES];
+        size_t nlfn;
+        int r = fat_name_encode(fs->name, path, name, d->data, d->len, raw, &nt, lfn, &nlfn);
         if (r < 0)
                 return r;
-        uint8_t raw[11], nt = 0;
-        size_t nlfn = 0;
-        if (!plain_short_name(name, raw, &nt)) {
-                r = make_alias(fs, d, path, name, raw);
-                if (r < 0)
-                        return r;
-                nt = 0;
-                nlfn = DIV_ROUND_UP(ulen, 13);
-        }
         size_t first;
         r = dir_find_slots(fs, d, path, nlfn + 1, &first);
         if (r < 0)
                 return r;
-        uint8_t sum = lfn_checksum(raw);
-        for (size_t k = 0; k < nlfn; k++) {
-                size_t ord = nlfn - k; /* stored last piece first */
-                struct fat_lfn *l = (void *)(d->data + (first + k) * 32);
-                memset(l, 0, sizeof *l);
-                l->ord = (uint8_t)(ord | (k == 0 ? LFN_LAST : 0));
-                l->attr = ATTR_LFN;
-                l->checksum = sum;
-                uint16_t part[13];
-                for (size_t j = 0; j < 13; j++) {
-                        size_t at = (ord - 1) * 13 + j;
-                        part[j] = at < ulen ? u16[at] : at == ulen ? 0 : 0xFFFF;
-                }
-                for (int j = 0; j < 5; j++)
-                        put_le16(l->name1 + 2 * j, part[j]);
-                for (int j = 0; j < 6; j++)
-                        put_le16(l->name2 + 2 * j, part[5 + j]);
-                for (int j = 0; j < 2; j++)
-                        put_le16(l->name3 + 2 * j, part[11 + j]);
-        }
+        memcpy(d->data + first * 32, lfn, nlfn * 32);
         struct fat_dirent *de = (void *)(d->data + (first + nlfn) * 32);
         memset(de, 0, sizeof *de);
         memcpy(de->name, raw, 11);
@@ -809,7 +422,7 @@ static int path_split(struct fat_fs *fs, const char *path, struct path *p) {
         return 0;
 }
 
-static int dir_open_entry(struct fat_fs *fs, const struct dent *e, const char *path, struct dir *d) {
+static int dir_open_entry(struct fat_fs *fs, const struct fat_dent *e, const char *path, struct dir *d) {
         if (!(e->attr & ATTR_DIR))
                 return log_error(ENOTDIR, fs->name, "%s: not a directory", path);
         return dir_load(fs, false, e->cluster, path, d);
@@ -820,7 +433,7 @@ static int walk(struct fat_fs *fs, const char *path, const struct path *p, size_
                 struct dir *d) {
         int r = dir_load(fs, true, 0, path, d);
         for (size_t i = 0; r >= 0 && i < n; i++) {
-                struct dent e;
+                struct fat_dent e;
                 if (!dir_find(d, p->comp[i], &e)) {
                         dir_free(d);
                         return quiet_missing ? -ENOENT
@@ -836,14 +449,14 @@ static int walk(struct fat_fs *fs, const char *path, const struct path *p, size_
         return r;
 }
 
-static void stat_from(const struct dent *e, struct fat_stat *st) {
+static void stat_from(const struct fat_dent *e, struct fat_stat *st) {
         *st = (struct fat_stat){.is_dir = e->attr & ATTR_DIR, .size = e->size, .first_cluster = e->cluster};
         memcpy(st->short_name, e->short_name, sizeof st->short_name);
 }
 
 /* Resolves path to its parent directory (loaded into d) and entry.  Returns
  * 1 when found, 0 when only the entry is missing. */
-static int lookup(struct fat_fs *fs, const char *path, bool quiet, struct path *p, struct dir *d, struct dent *e) {
+static int lookup(struct fat_fs *fs, const char *path, bool quiet, struct path *p, struct dir *d, struct fat_dent *e) {
         int r = path_split(fs, path, p);
         if (r < 0)
                 return r;
@@ -862,7 +475,7 @@ static int lookup(struct fat_fs *fs, const char *path, bool quiet, struct path *
 int fat_stat(struct fat_fs *fs, const char *path, struct fat_stat *st) {
         struct path p;
         struct dir d = {0};
-        struct dent e;
+        struct fat_dent e;
         int r = lookup(fs, path, true, &p, &d, &e);
         if (r < 0)
                 return r;
@@ -907,7 +520,7 @@ static int read_chain(struct fat_fs *fs, const char *path, uint32_t first, uint8
 int fat_read(struct fat_fs *fs, const char *path, uint8_t **data, size_t *len) {
         struct path p;
         struct dir d = {0};
-        struct dent e;
+        struct fat_dent e;
         int r = lookup(fs, path, true, &p, &d, &e);
         if (r < 0)
                 return r;
@@ -996,7 +609,7 @@ int fat_write(struct fat_fs *fs, const char *path, const void *data, size_t len,
                 return log_error(EFBIG, fs->name, "%s: FAT files are limited to 4 GiB", path);
         struct path p;
         struct dir d = {0};
-        struct dent e;
+        struct fat_dent e;
         int r = lookup(fs, path, false, &p, &d, &e);
         if (r < 0)
                 return r;
@@ -1022,9 +635,7 @@ int fat_write(struct fat_fs *fs, const char *path, const void *data, size_t len,
         } else {
                 uint32_t first = 0;
                 const char *name = p.comp[p.n - 1];
-                uint16_t u16[LFN_MAX];
-                size_t ulen;
-                r = validate_name(fs, path, name, u16, &ulen);
+                r = fat_name_validate(fs->name, path, name);
                 if (r >= 0)
                         r = write_chain(fs, path, &first, data, len);
                 if (r >= 0) {
@@ -1085,7 +696,7 @@ int fat_mkdir(struct fat_fs *fs, const char *path, time_t mtime) {
         struct dir d;
         r = dir_load(fs, true, 0, path, &d);
         for (size_t i = 0; r >= 0 && i < p.n; i++) {
-                struct dent e;
+                struct fat_dent e;
                 struct dir sub;
                 if (dir_find(&d, p.comp[i], &e)) {
                         if (!(e.attr & ATTR_DIR))
@@ -1106,16 +717,16 @@ int fat_mkdir(struct fat_fs *fs, const char *path, time_t mtime) {
         return r < 0 ? r : 0;
 }
 
-static int dir_is_empty(struct fat_fs *fs, const struct dent *e, const char *path) {
+static int dir_is_empty(struct fat_fs *fs, const struct fat_dent *e, const char *path) {
         struct dir sub;
         int r = dir_load(fs, false, e->cluster, path, &sub);
         if (r < 0)
                 return r;
         size_t pos = 0;
-        struct dent x;
+        struct fat_dent x;
         bool empty = true;
         while (empty && dir_next(&sub, &pos, &x))
-                if (!dent_is_dot(&x))
+                if (!fat_dent_is_dot(&x))
                         empty = false;
         dir_free(&sub);
         return empty ? 0 : log_error(ENOTEMPTY, fs->name, "%s: directory is not empty", path);
@@ -1124,7 +735,7 @@ static int dir_is_empty(struct fat_fs *fs, const struct dent *e, const char *pat
 int fat_unlink(struct fat_fs *fs, const char *path) {
         struct path p;
         struct dir d = {0};
-        struct dent e;
+        struct fat_dent e;
         int r = lookup(fs, path, false, &p, &d, &e);
         if (r < 0)
                 return r;
@@ -1165,9 +776,9 @@ int fat_list(struct fat_fs *fs, const char *path, int (*fn)(const char *name, co
         if (r < 0)
                 return r;
         size_t pos = 0;
-        struct dent e;
+        struct fat_dent e;
         while (dir_next(&d, &pos, &e)) {
-                if (dent_is_dot(&e))
+                if (fat_dent_is_dot(&e))
                         continue;
                 struct fat_stat st;
                 stat_from(&e, &st);

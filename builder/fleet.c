@@ -2,9 +2,569 @@
 #include "fleet.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "build.h"
+#include "host.h"
 #include "log.h"
+#include "output.h"
+#include "profile.h"
+#include "source.h"
+#include "util.h"
+#include "yamltree.h"
+
+struct fleet_host {
+        char *name, *role, *address;
+        unsigned line;
+        struct host_settings hs;
+        char **sets;            /* env: map as KEY=VALUE */
+        size_t nsets;
+        char **env_files;
+        size_t nenv_files;
+        char *source;
+        struct profile profile;
+        struct env final_env;
+        struct env generated;
+        char *label;
+        char *out;
+        bool built;
+};
+
+struct fleet {
+        const char *file;
+        char *name;
+        unsigned long long prefix;
+        char *gateway;
+        char **dns;
+        size_t ndns;
+        char *format;           /* "img", "img.xz", "img.zst", "img.gz" */
+        struct host_settings shared;
+        char **sets;
+        size_t nsets;
+        char **env_files;
+        size_t nenv_files;
+        char *source;
+        struct fleet_host *hosts;
+        size_t nhosts;
+};
+
+static void strv_free(char **v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+static void strv_push(char ***v, size_t *n, const char *s) {
+        *v = xrealloc(*v, (*n + 1) * sizeof **v);
+        (*v)[(*n)++] = xstrdup(s);
+}
+
+static void fleet_free(struct fleet *f) {
+        for (size_t i = 0; i < f->nhosts; i++) {
+                struct fleet_host *h = &f->hosts[i];
+                free(h->name);
+                free(h->role);
+                free(h->address);
+                host_free(&h->hs);
+                strv_free(h->sets, h->nsets);
+                strv_free(h->env_files, h->nenv_files);
+                free(h->source);
+                profile_free(&h->profile);
+                env_free(&h->final_env);
+                env_free(&h->generated);
+                free(h->label);
+                free(h->out);
+        }
+        free(f->hosts);
+        free(f->name);
+        free(f->gateway);
+        strv_free(f->dns, f->ndns);
+        free(f->format);
+        host_free(&f->shared);
+        strv_free(f->sets, f->nsets);
+        strv_free(f->env_files, f->nenv_files);
+        free(f->source);
+}
+
+/* A view of map n holding only the keys not in skip, for host_from_yaml. */
+static struct ynode *view_without(const struct ynode *n, const char *const *skip) {
+        struct ynode *v = xcalloc(1, sizeof *v);
+        v->kind = Y_MAP;
+        v->line = n->line;
+        v->keys = xcalloc(n->n + 1, sizeof *v->keys);
+        v->key_lines = xcalloc(n->n + 1, sizeof *v->key_lines);
+        v->items = xcalloc(n->n + 1, sizeof *v->items);
+        for (size_t i = 0; i < n->n; i++) {
+                bool skipped = false;
+                for (const char *const *s = skip; *s; s++)
+                        if (!strcmp(*s, n->keys[i]))
+                                skipped = true;
+                if (skipped)
+                        continue;
+                v->keys[v->n] = n->keys[i];
+                v->key_lines[v->n] = n->key_lines[i];
+                v->items[v->n++] = n->items[i];
+        }
+        return v;
+}
+
+static void view_free(struct ynode *v) {
+        free(v->keys);
+        free(v->key_lines);
+        free(v->items);
+        free(v);
+}
+
+static char *relative_to(const char *yaml_file, const char *path) {
+        if (path[0] == '/' || !strchr(yaml_file, '/'))
+                return xstrdup(path);
+        _cleanup_free_ char *dir = path_dirname(yaml_file);
+        return xasprintf("%s/%s", dir, path);
+}
+
+static int env_map(const char *file, const char *what, const struct ynode *n, char ***sets, size_t *nsets) {
+        if (!n)
+                return 0;
+        if (n->kind != Y_MAP)
+                return log_error_at(EINVAL, file, n->line, "%s: must be a mapping of KEY: value", what);
+        for (size_t i = 0; i < n->n; i++) {
+                if (n->items[i]->kind != Y_SCALAR)
+                        return log_error_at(EINVAL, file, n->items[i]->line, "%s.%s: must be a string", what,
+                                            n->keys[i]);
+                if (!env_key_valid(n->keys[i]))
+                        return log_error_at(EINVAL, file, n->key_lines[i], "%s: '%s' is not a valid variable name",
+                                            what, n->keys[i]);
+                _cleanup_free_ char *kv = xasprintf("%s=%s", n->keys[i], n->items[i]->scalar);
+                strv_push(sets, nsets, kv);
+        }
+        return 0;
+}
+
+static int file_list(const char *file, const char *what, const struct ynode *n, char ***out, size_t *count) {
+        char **v = NULL;
+        size_t k = 0;
+        int r = ynode_strings(file, what, n, &v, &k);
+        for (size_t i = 0; i < k; i++) {
+                if (r >= 0) {
+                        _cleanup_free_ char *p = relative_to(file, v[i]);
+                        strv_push(out, count, p);
+                }
+                free(v[i]);
+        }
+        free(v);
+        return r;
+}
+
+static const char *const top_keys[] = {"name", "network", "format", "env", "env_files", "source", "hosts",
+                                       /* shared host settings */
+                                       "user", "password_hash", "password_file", "ssh_keys", "ssh_key_files",
+                                       "timezone", "locale", "keymap", "wifi", NULL};
+static const char *const top_only[] = {"name", "network", "format", "env", "env_files", "source", "hosts", NULL};
+static const char *const host_keys[] = {"name", "role", "address", "model", "env", "env_files", "source",
+                                        "user", "password_hash", "password_file", "ssh_keys", "ssh_key_files",
+                                        "timezone", "locale", "keymap", "wifi", NULL};
+static const char *const host_only[] = {"name", "role", "address", "env", "env_files", "source", NULL};
+static const char *const network_keys[] = {"prefix", "gateway", "dns", NULL};
+
+static int parse_host(struct fleet *f, const struct ynode *n, struct fleet_host *h) {
+        const char *file = f->file;
+        int r = ynode_check_keys(file, "hosts[]", n, host_keys);
+        if (r < 0)
+                return r;
+        h->line = n->line;
+        struct ynode *v;
+        if (!(v = ynode_get(n, "name")) || (r = ynode_string(file, "hosts[].name", v, &h->name)) < 0)
+                return v ? r : log_error_at(EINVAL, file, n->line, "host without a name");
+        if (!host_valid_hostname(h->name))
+                return log_error_at(EINVAL, file, v->line, "host name '%s' is not a valid hostname", h->name);
+        h->label = xasprintf("%s: host %s", file, h->name);
+        if (!(v = ynode_get(n, "role")) || (r = ynode_string(file, "role", v, &h->role)) < 0)
+                return v ? r : log_error_at(EINVAL, file, n->line, "host %s has no role", h->name);
+        if (!(v = ynode_get(n, "address")) || (r = ynode_string(file, "address", v, &h->address)) < 0)
+                return v ? r : log_error_at(EINVAL, file, n->line, "host %s has no address", h->name);
+        if (!host_valid_ipv4(h->address))
+                return log_error_at(EINVAL, file, v->line, "host %s: '%s' is not an IPv4 address", h->name,
+                                    h->address);
+        if ((v = ynode_get(n, "source"))) {
+                _cleanup_free_ char *s = NULL;
+                if ((r = ynode_string(file, "source", v, &s)) < 0)
+                        return r;
+                h->source = relative_to(file, s);
+        }
+        if ((r = env_map(file, "env", ynode_get(n, "env"), &h->sets, &h->nsets)) < 0)
+                return r;
+        if ((r = file_list(file, "env_files", ynode_get(n, "env_files"), &h->env_files, &h->nenv_files)) < 0)
+                return r;
+        struct ynode *view = view_without(n, host_only);
+        r = host_from_yaml(file, view, &h->hs);
+        view_free(view);
+        return r;
+}
+
+static int fleet_parse(const char *file, struct fleet *f) {
+        struct ynode *root = NULL;
+        f->file = file;
+        int r = yaml_load(file, NULL, 0, &root);
+        if (r < 0)
+                return r;
+        struct ynode *v;
+        if ((r = ynode_check_keys(file, "fleet", root, top_keys)) < 0)
+                goto out;
+        if ((v = ynode_get(root, "name")) && (r = ynode_string(file, "name", v, &f->name)) < 0)
+                goto out;
+        if ((v = ynode_get(root, "format"))) {
+                if ((r = ynode_string(file, "format", v, &f->format)) < 0)
+                        goto out;
+                if (strcmp(f->format, "img") && strcmp(f->format, "img.xz") && strcmp(f->format, "img.zst") &&
+                    strcmp(f->format, "img.gz")) {
+                        r = log_error_at(EINVAL, file, v->line, "format must be img, img.xz, img.zst or img.gz");
+                        goto out;
+                }
+        }
+        f->prefix = 24;
+        struct ynode *net = ynode_get(root, "network");
+        if (net) {
+                if ((r = ynode_check_keys(file, "network", net, network_keys)) < 0)
+                        goto out;
+                if ((v = ynode_get(net, "prefix")) && (r = ynode_uint(file, "network.prefix", v, 32, &f->prefix)) < 0)
+                        goto out;
+                if ((v = ynode_get(net, "gateway")) && (r = ynode_string(file, "network.gateway", v, &f->gateway)) < 0)
+                        goto out;
+                if ((r = ynode_strings(file, "network.dns", ynode_get(net, "dns"), &f->dns, &f->ndns)) < 0)
+                        goto out;
+        }
+        if ((v = ynode_get(root, "source"))) {
+                _cleanup_free_ char *s = NULL;
+                if ((r = ynode_string(file, "source", v, &s)) < 0)
+                        goto out;
+                f->source = relative_to(file, s);
+        }
+        if ((r = env_map(file, "env", ynode_get(root, "env"), &f->sets, &f->nsets)) < 0)
+                goto out;
+        if ((r = file_list(file, "env_files", ynode_get(root, "env_files"), &f->env_files, &f->nenv_files)) < 0)
+                goto out;
+        struct ynode *view = view_without(root, top_only);
+        r = host_from_yaml(file, view, &f->shared);
+        view_free(view);
+        if (r < 0)
+                goto out;
+        struct ynode *hosts = ynode_get(root, "hosts");
+        if (!hosts || hosts->kind != Y_SEQ || hosts->n == 0) {
+                r = log_error_at(EINVAL, file, hosts ? hosts->line : root->line, "hosts: must list at least one host");
+                goto out;
+        }
+        f->hosts = xcalloc(hosts->n, sizeof *f->hosts);
+        for (size_t i = 0; i < hosts->n; i++) {
+                f->nhosts++;
+                if ((r = parse_host(f, hosts->items[i], &f->hosts[i])) < 0)
+                        goto out;
+                for (size_t k = 0; k < i; k++) {
+                        if (!strcmp(f->hosts[k].name, f->hosts[i].name)) {
+                                r = log_error_at(EINVAL, file, f->hosts[i].line, "host name %s is used twice",
+                                                 f->hosts[i].name);
+                                goto out;
+                        }
+                        if (!strcmp(f->hosts[k].address, f->hosts[i].address)) {
+                                r = log_error_at(EINVAL, file, f->hosts[i].line,
+                                                 "hosts %s and %s have the same address %s", f->hosts[k].name,
+                                                 f->hosts[i].name, f->hosts[i].address);
+                                goto out;
+                        }
+                }
+        }
+out:
+        ynode_free(root);
+        return r;
+}
+
+static struct fleet_host *host_with_role(struct fleet *f, const char *role) {
+        for (size_t i = 0; i < f->nhosts; i++)
+                if (!strcmp(f->hosts[i].role, role) || !strcmp(f->hosts[i].profile.name, role))
+                        return &f->hosts[i];
+        return NULL;
+}
+
+/* Expand a profile's fleet template ("http://${observability.host}:5080",
+ * "${observability.env.KEY}").  *value NULL when a referenced env key is
+ * unset there (nothing to derive).  -EAGAIN when that host is not built yet. */
+static int expand_template(struct fleet *f, struct fleet_host *h, const char *key, const char *tpl, char **value) {
+        struct buf b = {0};
+        const char *s = tpl;
+        *value = NULL;
+        while (*s) {
+                const char *d = strstr(s, "${");
+                if (!d) {
+                        buf_puts(&b, s);
+                        break;
+                }
+                buf_append(&b, s, (size_t)(d - s));
+                const char *end = strchr(d, '}');
+                _cleanup_free_ char *ref = xstrndup(d + 2, (size_t)(end - d - 2));
+                char *dot = strchr(ref, '.');
+                *dot = 0;
+                struct fleet_host *peer = host_with_role(f, ref);
+                if (!peer) {
+                        buf_free(&b);
+                        return log_error(EINVAL, h->label,
+                                         "%s needs a host with role '%s', and the fleet has none: add one, or use "
+                                         "a role that does not need it (e.g. app-standalone)",
+                                         key, ref);
+                }
+                if (!strcmp(dot + 1, "host"))
+                        buf_puts(&b, peer->address);
+                else {
+                        if (!peer->built) {
+                                buf_free(&b);
+                                return -EAGAIN;
+                        }
+                        const char *pv = env_get(&peer->final_env, dot + 1 + 4);
+                        if (!pv) {
+                                buf_free(&b);
+                                return 0;
+                        }
+                        buf_puts(&b, pv);
+                }
+                s = end + 1;
+        }
+        *value = (char *)buf_steal(&b, NULL);
+        return 0;
+}
+
+static int derive(struct fleet *f, struct fleet_host *h, struct env *derived) {
+        for (size_t i = 0; i < h->profile.nenv; i++) {
+                const struct profile_env *pe = &h->profile.env[i];
+                if (!pe->fleet)
+                        continue;
+                char *v = NULL;
+                int r = expand_template(f, h, pe->key, pe->fleet, &v);
+                if (r < 0)
+                        return r;
+                if (v) {
+                        env_set(derived, pe->key, v, ORIGIN_DERIVED, f->file, 0);
+                        explicit_bzero(v, strlen(v));
+                        free(v);
+                }
+        }
+        return 0;
+}
+
+struct fleet_run {
+        char **written;
+        size_t nwritten;
+};
+
+static void remember(struct fleet_run *run, const char *path) { strv_push(&run->written, &run->nwritten, path); }
+
+static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_host *h, int base_fd,
+                      const struct source_info *src, struct env *derived) {
+        /* command-line values apply to every host, fleet values below them */
+        struct build_opts ho = *o;
+        char **files = NULL, **sets = NULL;
+        size_t nfiles = 0, nsets = 0;
+        for (size_t i = 0; i < f->nenv_files; i++)
+                strv_push(&files, &nfiles, f->env_files[i]);
+        for (size_t i = 0; i < h->nenv_files; i++)
+                strv_push(&files, &nfiles, h->env_files[i]);
+        for (size_t i = 0; i < o->nenv_files; i++)
+                strv_push(&files, &nfiles, o->env_files[i]);
+        for (size_t i = 0; i < f->nsets; i++)
+                strv_push(&sets, &nsets, f->sets[i]);
+        for (size_t i = 0; i < h->nsets; i++)
+                strv_push(&sets, &nsets, h->sets[i]);
+        for (size_t i = 0; i < o->nsets; i++)
+                strv_push(&sets, &nsets, o->sets[i]);
+        ho.env_files = files;
+        ho.nenv_files = nfiles;
+        ho.sets = sets;
+        ho.nsets = nsets;
+        ho.imager_json = NULL;
+
+        struct build_job job = {
+                .opts = &ho,
+                .role = h->role,
+                .out = h->out,
+                .derived = derived,
+                .generated = &h->generated,
+                .write_secrets_file = false,
+                .shared_base_fd = base_fd,
+                .shared_src = src,
+                .fleet_name = f->name ? f->name : path_basename(f->file),
+                .host_label = h->label,
+                .source = h->source ? h->source : (o->source ? o->source : f->source),
+                .final_env = &h->final_env,
+        };
+        /* fleet < host entry < command line */
+        host_merge(&job.host, &f->shared);
+        host_merge(&job.host, &h->hs);
+        host_merge(&job.host, &o->host);
+        free(job.host.hostname);
+        job.host.hostname = xstrdup(h->name);
+        free(job.host.ip);
+        job.host.ip = xasprintf("%s/%llu", h->address, f->prefix);
+        if (f->gateway && !job.host.gateway)
+                job.host.gateway = xstrdup(f->gateway);
+        if (!job.host.ndns)
+                for (size_t i = 0; i < f->ndns; i++)
+                        strv_push(&job.host.dns, &job.host.ndns, f->dns[i]);
+        for (size_t i = 0; i < f->nhosts; i++) {
+                _cleanup_free_ char *line = xasprintf("%s\t%s", f->hosts[i].address, f->hosts[i].name);
+                strv_push(&job.host.extra_hosts, &job.host.nextra_hosts, line);
+        }
+        log_info("== %s (%s, %s)", h->name, h->role, h->address);
+        int r = build_run(&job);
+        host_free(&job.host);
+        strv_free(files, nfiles);
+        strv_free(sets, nsets);
+        return r;
+}
+
+static int write_secrets(const char *dir, struct fleet *f, struct fleet_run *run, bool force) {
+        struct buf b = {0};
+        for (size_t i = 0; i < f->nhosts; i++) {
+                struct fleet_host *h = &f->hosts[i];
+                if (!h->generated.n)
+                        continue;
+                size_t len;
+                char *text = env_serialize(&h->generated, &len);
+                buf_printf(&b, "# host %s (role %s)\n", h->name, h->role);
+                buf_append(&b, text, len);
+                explicit_bzero(text, len);
+                free(text);
+        }
+        if (!b.len)
+                return 0;
+        _cleanup_free_ char *path = xasprintf("%s/secrets.env", dir);
+        if (!force && access(path, F_OK) == 0) {
+                buf_free(&b);
+                return log_error(EEXIST, path, "exists; use --force to overwrite");
+        }
+        int r = write_file_atomic(path, b.data, b.len, 0600);
+        explicit_bzero(b.data, b.len);
+        buf_free(&b);
+        if (r >= 0) {
+                remember(run, path);
+                log_info("Generated secrets saved to %s (keep it safe)", path);
+        }
+        return r;
+}
+
+static void undo(struct fleet_run *run) {
+        static const char *const suffixes[] = {"", ".bmap", ".sha256", NULL};
+        for (size_t i = 0; i < run->nwritten; i++)
+                for (const char *const *s = suffixes; *s; s++) {
+                        _cleanup_free_ char *p = xasprintf("%s%s", run->written[i], *s);
+                        unlink(p);
+                }
+}
 
 int fleet_build(const struct build_opts *o) {
-        return log_error(ENOTSUP, o->fleet, "fleet builds are not implemented yet");
+        if (o->host.hostname || o->host.ip || o->host.gateway || o->host.model)
+                return log_error(EUSAGE, o->fleet,
+                                 "--hostname, --ip, --gateway and --model are per host: set them in the fleet file");
+        struct fleet f = {0};
+        struct fleet_run run = {0};
+        int base_fd = -1, r;
+        _cleanup_free_ char *base_tmp = NULL, *anchor = NULL;
+        struct source_info src = {0};
+        if ((r = fleet_parse(o->fleet, &f)) < 0)
+                goto out;
+        struct stat st;
+        if (stat(o->out, &st) < 0) {
+                if (errno != ENOENT || mkdir(o->out, 0755) < 0) {
+                        r = log_error(errno, o->out, "cannot create the output directory: %s", strerror(errno));
+                        goto out;
+                }
+        } else if (!S_ISDIR(st.st_mode)) {
+                r = log_error(ENOTDIR, o->out, "with --fleet, -o names a directory");
+                goto out;
+        }
+        /* Validate every host before reading the base: roles, models, refs. */
+        for (size_t i = 0; i < f.nhosts; i++) {
+                struct fleet_host *h = &f.hosts[i];
+                _cleanup_free_ char *path = profile_path_for(h->role);
+                if (access(path, R_OK) < 0) {
+                        r = log_error_at(ENOENT, o->fleet, h->line, "host %s: unknown role '%s' (see `dimimage profiles`)",
+                                         h->name, h->role);
+                        goto out;
+                }
+                if ((r = profile_load(path, &h->profile)) < 0)
+                        goto out;
+                h->out = xasprintf("%s/%s.%s", o->out, h->name, f.format ? f.format : "img");
+        }
+        for (size_t i = 0; i < f.nhosts; i++) {
+                struct fleet_host *h = &f.hosts[i];
+                for (size_t k = 0; k < h->profile.nenv; k++) {
+                        const char *tpl = h->profile.env[k].fleet;
+                        for (const char *d = tpl ? strstr(tpl, "${") : NULL; d; d = strstr(d + 2, "${")) {
+                                _cleanup_free_ char *role = xstrndup(d + 2, strcspn(d + 2, "."));
+                                if (!host_with_role(&f, role)) {
+                                        r = log_error_at(EINVAL, o->fleet, h->line,
+                                                         "host %s (role %s): %s needs a host with role '%s', and the "
+                                                         "fleet has none; add one or use role app-standalone",
+                                                         h->name, h->role, h->profile.env[k].key, role);
+                                        goto out;
+                                }
+                        }
+                }
+        }
+
+        /* Decompress the base once; every host clones it. */
+        anchor = xasprintf("%s/base", o->out);
+        base_fd = output_create_temp(anchor, &base_tmp);
+        if (base_fd < 0) {
+                r = base_fd;
+                goto out;
+        }
+        struct source_opts so = {.no_cache = o->no_cache, .quiet = log_level == LOG_QUIET};
+        log_info("Reading %s (once for %zu hosts)", o->base, f.nhosts);
+        if ((r = source_extract(o->base, base_fd, &so, &src)) < 0)
+                goto out;
+
+        /* Hosts whose wiring needs another host's final values wait for it. */
+        size_t done = 0;
+        while (done < f.nhosts) {
+                bool progress = false;
+                for (size_t i = 0; i < f.nhosts; i++) {
+                        struct fleet_host *h = &f.hosts[i];
+                        if (h->built)
+                                continue;
+                        struct env derived = {0};
+                        r = derive(&f, h, &derived);
+                        if (r == -EAGAIN) {
+                                env_free(&derived);
+                                continue;
+                        }
+                        if (r >= 0)
+                                r = build_host(o, &f, h, base_fd, &src, &derived);
+                        env_free(&derived);
+                        if (r < 0)
+                                goto out;
+                        remember(&run, h->out);
+                        h->built = true;
+                        progress = true;
+                        done++;
+                }
+                if (!progress) {
+                        r = log_error(EINVAL, o->fleet, "hosts' wiring refers to each other in a cycle");
+                        goto out;
+                }
+        }
+        r = write_secrets(o->out, &f, &run, o->force);
+        if (r >= 0)
+                log_info("Fleet of %zu hosts written to %s", f.nhosts, o->out);
+out:
+        if (base_fd >= 0) {
+                close(base_fd);
+                unlink(base_tmp);
+                output_untrack_temp(base_tmp);
+        }
+        if (r < 0)
+                undo(&run); /* a failed fleet leaves no images behind */
+        strv_free(run.written, run.nwritten);
+        fleet_free(&f);
+        return r;
 }

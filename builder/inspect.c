@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sysexits.h>
 #include <unistd.h>
 
 #include "disk.h"

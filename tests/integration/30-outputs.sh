@@ -2,6 +2,8 @@
 # Outputs: raw and compressed images, OUT.bmap, OUT.sha256, reproducibility,
 # refusals and the Raspberry Pi Imager JSON, checked with real tools
 # (bmaptool, xz, zstd, gzip, sha256sum, python's json).
+# Single-quoted bash -c scripts expand their own "$1": that is the point.
+# shellcheck disable=SC2016
 # shellcheck source=SCRIPTDIR/../lib.sh
 source "$(dirname "$0")/../lib.sh"
 
@@ -11,7 +13,8 @@ if ! "$DIMIMAGE" build --help >/dev/null 2>&1; then
   exit
 fi
 
-base=$(fixture outputs) || { fail "fixture"; summary; exit 1; }
+# Small (150 MB) so that four compressed builds stay within seconds.
+base=$(fixture outputs-small --fat 16 --boot-size 48 --root-size 96) || { fail "fixture"; summary; exit 1; }
 export SOURCE_DATE_EPOCH=1700000000
 # Every secret supplied, so two builds can be byte-identical.
 ARGS=(--role observability --base "$base" --hostname obs --quiet
@@ -42,10 +45,11 @@ for fmt in xz zst gz; do
   check "$fmt decompresses to the raw build's bytes" bash -c '"$1" -dc "$2" | cmp - "$3"' _ "$tool" "$out" "$T/a/out.img"
   check "sha256sum -c passes for .img.$fmt" bash -c 'cd "$1" && sha256sum -c --status "$2.sha256"' _ "$T/a" "out.img.$fmt"
   check ".img.$fmt.bmap describes the raw image" cmp "$out.bmap" "$T/a/out.img.bmap"
-  check "bmaptool copy from .img.$fmt" bmaptool -q copy --bmap "$out.bmap" "$out" "$T/copy.img"
-  check "bmaptool's copy from .img.$fmt equals the image" cmp "$T/a/out.img" "$T/copy.img"
-  rm -f "$T/copy.img"
 done
+# bmaptool decompresses in Python: once is enough.
+check "bmaptool copy from .img.xz" bmaptool -q copy --bmap "$T/a/out.img.xz.bmap" "$T/a/out.img.xz" "$T/copy.img"
+check "bmaptool's copy from .img.xz equals the image" cmp "$T/a/out.img" "$T/copy.img"
+rm -f "$T/copy.img"
 blocks=$(xz --robot -lv "$T/a/out.img.xz" | awk '$1 == "totals" { print $3 }')
 if ((blocks > 1)); then ok "xz output has $blocks blocks (parallel decoding)"; else fail "xz output has ${blocks:-no} blocks"; fi
 check "gzip header: no name, mtime 0" bash -c 'od -An -tx1 -N8 "$1" | grep -q "1f 8b 08 00 00 00 00 00"' _ "$T/a/out.img.gz"

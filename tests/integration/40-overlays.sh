@@ -177,7 +177,7 @@ fi
 if [[ \$1 == install ]]; then cp "$T/docker.real" "$bin/docker"; fi
 exit 0
 EOF
-for c in systemctl usermod ssh-keygen sleep; do
+for c in systemctl usermod ssh-keygen sleep locale-gen; do
   printf '#!/bin/bash\necho "%s $*" >>"%s"\n' "$c" "$calls" >"$bin/$c"
 done
 printf '#!/bin/bash\nexit 0\n' >"$bin/getent"
@@ -193,6 +193,7 @@ DIMDIM_ROLE=app
 DIMDIM_COMPOSE_FILES=deploy/docker-compose.app.yml:deploy/docker-compose.log-shipping.yml
 DIMDIM_PROJECT=dimdim-health
 DIMDIM_USER=root
+DIMDIM_LOCALE_GEN=1
 EOF
 
 # Only the stand-ins and the base system: a docker on the test host must not
@@ -228,6 +229,8 @@ up_line=$(grep ' up -d' "$calls" | tail -n 1)
 want="docker compose --project-name dimdim-health --project-directory $T/fb/app/deploy --env-file $T/fb/app/.env -f $T/fb/app/deploy/docker-compose.app.yml -f $T/fb/app/deploy/docker-compose.log-shipping.yml up -d --remove-orphans"
 if [[ $up_line == "$want" ]]; then ok "compose up command line"; else fail "compose up: $up_line"; fi
 check "adds the user to the docker group" grep -qx 'usermod -aG docker root' "$calls"
+check "compiles locales when asked" grep -q '^locale-gen' "$calls"
+check "shows why a command failed" grep -qx 'dimdim-firstboot:   | pull access denied' "$T/fb.out"
 check "enables dimdim-stack.service" grep -qx 'systemctl enable dimdim-stack.service' "$calls"
 check "starts dimdim-stack.service without blocking" grep -qx 'systemctl start --no-block dimdim-stack.service' "$calls"
 check "writes firstboot.done" test -f "$T/fb/state/firstboot.done"

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# dimimage flash onto regular files (and a mounted loop device when the
+# machine allows it): bmap-aware writes equal the image, verification catches
+# a corrupted image, and every refusal is one error line.
+# Single-quoted bash -c scripts expand their own "$1": that is the point.
+# shellcheck disable=SC2016
+# shellcheck source=SCRIPTDIR/../lib.sh
+source "$(dirname "$0")/../lib.sh"
+
+if ! "$DIMIMAGE" flash --help >/dev/null 2>&1; then
+  echo "skip - dimimage flash is not available yet"
+  summary
+  exit
+fi
+
+base=$(fixture outputs-small --fat 16 --boot-size 48 --root-size 96) || { fail "fixture"; summary; exit 1; }
+img=$T/img.img
+cp --sparse=always "$base" "$img"
+size=$(stat -c %s "$img")
+# The bmap comes from bmaptool itself, so this test does not trust our writer.
+bmaptool create -o "$img.bmap" "$img" 2>/dev/null
+xz -T2 -1 -c "$img" >"$T/cimg.img.xz"
+cp "$img.bmap" "$T/cimg.img.bmap" # beside the .xz under the stripped name
+
+check "flash --help" "$DIMIMAGE" flash --help
+
+truncate -s "$size" "$T/dev1"
+check "flash raw image with bmap onto a file" "$DIMIMAGE" flash --quiet "$img" "$T/dev1"
+check "the file equals the image" cmp "$img" "$T/dev1"
+
+# A used "card": old data in the unmapped blocks must not survive on a file.
+head -c "$size" /dev/urandom >"$T/dev2"
+check "flash over old data" "$DIMIMAGE" flash --quiet "$img" "$T/dev2"
+check "the used file equals the image" cmp "$img" "$T/dev2"
+
+truncate -s "$((size + 64 * 1048576))" "$T/dev3"
+check "flash .img.xz (bmap found without .xz) onto a larger file" "$DIMIMAGE" flash --quiet "$T/cimg.img.xz" "$T/dev3"
+check "the larger file starts with the image" cmp -n "$size" "$img" "$T/dev3"
+
+mv "$img.bmap" "$T/saved.bmap"
+truncate -s "$size" "$T/dev4"
+check "flash without a bmap writes every block" "$DIMIMAGE" flash --quiet "$img" "$T/dev4"
+check "no-bmap flash equals the image" cmp "$img" "$T/dev4"
+check "--bmap FILE" "$DIMIMAGE" flash --quiet --bmap "$T/saved.bmap" "$img" "$T/dev4"
+mv "$T/saved.bmap" "$img.bmap"
+
+# ---- refusals ----------------------------------------------------------------
+truncate -s "$((size / 2))" "$T/small"
+expect_error "device smaller than the image" "smaller than the image" "$DIMIMAGE" flash "$img" "$T/small"
+expect_error "missing image" "img-missing.img: cannot open image" "$DIMIMAGE" flash "$T/img-missing.img" "$T/dev1"
+expect_error "missing device" "no such device" "$DIMIMAGE" flash "$img" "$T/nodev"
+expect_error "character device" "neither a block device nor a regular file" "$DIMIMAGE" flash "$img" /dev/null
+expect_error "image onto itself" "image itself" "$DIMIMAGE" flash "$img" "$img"
+expect_error "no arguments" "need IMAGE and DEVICE" "$DIMIMAGE" flash
+
+cp --sparse=always "$img" "$T/bad.img"
+cp "$img.bmap" "$T/bad.img.bmap"
+off=$(part_offset "$img" 1)
+printf 'X' | dd of="$T/bad.img" bs=1 seek="$((off + 3))" conv=notrunc status=none
+expect_error "image that does not match its bmap" "do not match the bmap" "$DIMIMAGE" flash "$T/bad.img" "$T/dev1"
+check "--no-verify writes it anyway" "$DIMIMAGE" flash --quiet --no-verify "$T/bad.img" "$T/dev1"
+
+sed 's/<ImageSize> [0-9]*/<ImageSize> 4096/' "$img.bmap" >"$T/odd.bmap"
+expect_error "bmap with a broken file checksum" "checksum mismatch|bad" "$DIMIMAGE" flash --bmap "$T/odd.bmap" "$img" "$T/dev1"
+
+root_dev=$(findmnt -no SOURCE / 2>/dev/null)
+if [[ -b $root_dev ]]; then
+  expect_error "the disk holding the running system" "running system|mounted|removable" "$DIMIMAGE" flash --yes "$img" "$root_dev"
+else
+  echo "skip - / is not on a block device here"
+fi
+
+# ---- a mounted loop device ----------------------------------------------------
+truncate -s "$size" "$T/fsdev"
+mkfs.ext4 -q -F "$T/fsdev" >/dev/null 2>&1
+loop=""
+trap '[[ -n $loop ]] && losetup -d "$loop" 2>/dev/null; rm -rf "$T"' EXIT
+if [[ $(id -u) == 0 ]] && command -v losetup >/dev/null && loop=$(losetup -f --show "$T/fsdev" 2>/dev/null); then
+  mkdir -p "$T/mnt"
+  if mount -o ro "$loop" "$T/mnt" 2>/dev/null; then
+    expect_error "a mounted loop device" "is mounted" "$DIMIMAGE" flash --yes "$img" "$loop"
+    umount "$T/mnt"
+  else
+    echo "skip - cannot mount a loop device here"
+  fi
+  expect_error "a non-removable disk without --force" "not a removable disk" "$DIMIMAGE" flash --yes "$img" "$loop"
+  check "--force writes the loop device" "$DIMIMAGE" flash --quiet --force --yes "$img" "$loop"
+  losetup -d "$loop"
+  check "the loop device's file holds the image's mapped blocks" bmaptool -q copy --bmap "$img.bmap" "$T/fsdev" /dev/null
+else
+  echo "skip - no loop devices here (needs root and losetup)"
+fi
+
+summary

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Issue 7: examples/fleet.yml builds both Pis of the deployment guide, wired
+# together; bad references and undersized models are refused.
+source "$(dirname "$0")/../lib.sh"
+make_key
+export SOURCE_DATE_EPOCH=1764547200
+base=$(fixture trixie --flavour trixie)
+OOPW='Kx9-qu4ntum-obs-T0ken'
+sed "s|\[id_ed25519.pub\]|[$T/key.pub]|" "$TOP/examples/fleet.yml" > "$T/fleet.yml"
+common=(--set OPENOBSERVE_PASSWORD="$OOPW" --set DIMDIM_API_IMAGE=example/api:1 --set DIMDIM_WORKER_IMAGE=example/worker:1)
+
+check "example fleet builds" "$DIMIMAGE" build --fleet "$T/fleet.yml" --base "$base" -o "$T/fleet" --quiet "${common[@]}"
+app=$T/fleet/dimdim-app.img obs=$T/fleet/dimdim-obs.img
+for img in "$app" "$obs"; do
+  check "$(basename "$img"): fsck clean" fsck_image "$img"
+  hosts=$(rcat "$img" /etc/hosts)
+  grep -Eq '^192\.168\.1\.101[[:space:]]+dimdim-app$' <<<"$hosts" && grep -Eq '^192\.168\.1\.102[[:space:]]+dimdim-obs$' <<<"$hosts" \
+    && ok "$(basename "$img"): /etc/hosts lists both hosts" || fail "$(basename "$img"): /etc/hosts: $hosts"
+done
+rcat "$app" /opt/dimdim-health/.env | grep -qx "OPENOBSERVE_URL=http://192.168.1.102:5080" \
+  && ok "app .env: OPENOBSERVE_URL=http://192.168.1.102:5080" || fail "app OPENOBSERVE_URL: $(rcat "$app" /opt/dimdim-health/.env | grep OPENOBSERVE_URL)"
+a=$(rcat "$app" /opt/dimdim-health/.env | grep '^OPENOBSERVE_PASSWORD=')
+o=$(rcat "$obs" /opt/dimdim-health/.env | grep '^OPENOBSERVE_PASSWORD=')
+[[ -n $a && $a == "$o" ]] && ok "app ships logs with the observability host's credentials" || fail "credentials differ"
+[[ $(rcat "$app" /etc/hostname) == dimdim-app && $(rcat "$obs" /etc/hostname) == dimdim-obs ]] && ok "hostnames from the fleet" || fail "hostnames"
+rcat "$app" /etc/NetworkManager/system-connections/dimdim-eth.nmconnection | grep -q '^address1=192.168.1.101/24,192.168.1.1$' \
+  && ok "app static address from the fleet" || fail "app address"
+[[ $(stat -c %a "$T/fleet/secrets.env") == 600 ]] && grep -q '^DB_PASSWORD=' "$T/fleet/secrets.env" \
+  && ok "secrets.env 0600 with the generated DB_PASSWORD" || fail "secrets.env"
+[[ $(grep -c '^DB_PASSWORD=' "$T/fleet/secrets.env") == 1 ]] && ok "each generated secret once" || fail "secrets repeated"
+rcat "$app" /etc/dimimage/manifest.json | grep -q '"origin": "derived"' && ok "manifest marks derived keys" || fail "manifest derived"
+
+# credentials given only to the observability host reach the app
+cat > "$T/wired.yml" <<YAML
+user: pi
+ssh_key_files: [$T/key.pub]
+env: {DIMDIM_API_IMAGE: example/api:1, DIMDIM_WORKER_IMAGE: example/worker:1}
+hosts:
+  - {name: pi-app, role: app, address: 10.1.0.11}
+  - {name: pi-obs, role: observability, address: 10.1.0.12, env: {OPENOBSERVE_PASSWORD: "$OOPW", OPENOBSERVE_EMAIL: ops@example.org}}
+YAML
+check "fleet with per-host credentials builds" "$DIMIMAGE" build --fleet "$T/wired.yml" --base "$base" -o "$T/wired" --quiet
+env_app=$(rcat "$T/wired/pi-app.img" /opt/dimdim-health/.env)
+grep -qx "OPENOBSERVE_PASSWORD=$OOPW" <<<"$env_app" && grep -qx "OPENOBSERVE_EMAIL=ops@example.org" <<<"$env_app" \
+  && grep -qx "OPENOBSERVE_URL=http://10.1.0.12:5080" <<<"$env_app" \
+  && ok "app derives URL and credentials from the observability host" || fail "derived wiring: $(grep OPENOBSERVE <<<"$env_app" | cut -d= -f1 | tr '\n' ' ')"
+
+# a fleet whose app has no observability host to ship logs to
+cat > "$T/noobs.yml" <<YAML
+user: pi
+ssh_key_files: [$T/key.pub]
+hosts:
+  - {name: lonely, role: app, address: 10.0.0.5}
+YAML
+expect_error "missing observability host named" "role 'observability'" \
+  "$DIMIMAGE" build --fleet "$T/noobs.yml" --base "$base" -o "$T/bad" "${common[@]}"
+cat > "$T/badrole.yml" <<YAML
+hosts:
+  - {name: x, role: databass, address: 10.0.0.5}
+YAML
+expect_error "unknown role named with its line" "badrole\.yml:2.*databass" \
+  "$DIMIMAGE" build --fleet "$T/badrole.yml" --base "$base" -o "$T/bad" "${common[@]}"
+cat > "$T/small.yml" <<YAML
+hosts:
+  - {name: tiny, role: all, address: 10.0.0.5, model: pi3b+}
+YAML
+expect_error "role all refused on a Pi 3B+ with the reason" "pi3b\+.*cannot run role 'all'" \
+  "$DIMIMAGE" build --fleet "$T/small.yml" --base "$base" -o "$T/bad" "${common[@]}"
+cat > "$T/tight.yml" <<YAML
+user: pi
+ssh_key_files: [$T/key.pub]
+hosts:
+  - {name: snug, role: observability, address: 10.0.0.6, model: pi4-1gb}
+YAML
+"$DIMIMAGE" build --fleet "$T/tight.yml" --base "$base" -o "$T/tight" "${common[@]}" >"$T/tight.log" 2>&1
+grep -q 'warning:.*tight fit' "$T/tight.log" && [[ -f $T/tight/snug.img ]] && ok "a tight fit is warned, still built" || { fail "tight fit"; cat "$T/tight.log"; }
+cat > "$T/dup.yml" <<YAML
+hosts:
+  - {name: a, role: observability, address: 10.0.0.5}
+  - {name: b, role: observability, address: 10.0.0.5}
+YAML
+expect_error "duplicate address refused" "same address" \
+  "$DIMIMAGE" build --fleet "$T/dup.yml" --base "$base" -o "$T/bad" "${common[@]}"
+[[ -z $(ls -A "$T/bad" 2>/dev/null) ]] && ok "no images left by refused fleets" || fail "leftovers: $(ls "$T/bad")"
+summary
