@@ -451,7 +451,7 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
         }
         /* As Raspberry Pi OS does for its first user. */
         _cleanup_free_ char *sudo = xasprintf("# Written by dimimage\n%s ALL=(ALL) NOPASSWD: ALL\n", u);
-        payload_add_dir(p, PART_ROOT, "/etc/sudoers.d", 0750, 0, 0);
+        payload_add_dir(p, PART_ROOT, "/etc/sudoers.d", 0755, 0, 0);
         add_str(p, PART_ROOT, "/etc/sudoers.d/010_dimimage-nopasswd", 0440, sudo);
         if (in->os == OS_BOOKWORM) {
                 /* userconf-pi would otherwise ask for a user name on the

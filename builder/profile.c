@@ -755,6 +755,13 @@ static char *source_tree_dir(void) {
         for (int up = 0; up <= 3; up++) {
                 if (is_data_dir(dir))
                         return dir;
+                /* an installed tree, wherever it was installed (DESTDIR, PREFIX) */
+                char *share = xasprintf("%s/share/dimimage", dir);
+                if (up == 1 && is_data_dir(share)) {
+                        free(dir);
+                        return share;
+                }
+                free(share);
                 if (!strcmp(dir, "/"))
                         break;
                 char *parent = path_dirname(dir);

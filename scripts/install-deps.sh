@@ -13,7 +13,7 @@ packages=(
   libcmocka-dev clang libclang-rt-14-dev libfuzzer-14-dev cppcheck clang-tidy valgrind
   # integration tests: the real tools that check our outputs
   dosfstools mtools fdisk e2fsprogs bmap-tools xz-utils zstd gzip zip unzip
-  shellcheck systemd python3 python3-yaml util-linux time file
+  shellcheck systemd python3 python3-yaml util-linux time file man-db groff-base openssh-client
 )
 
 if [[ ${1:-} == --e2e ]]; then

@@ -76,7 +76,7 @@ install_file() {
 mkdir_root() {
   local d
   for d in "${@:2}"; do
-    rexists "$1" "$d" || printf 'mkdir %s\nsif %s uid 0\nsif %s gid 0\n' "$d" "$d" "$d" | rput "$1"
+    rexists "$1" "$d" || printf 'mkdir %s\nsif %s uid 0\nsif %s gid 0\n' "$d" "$d" "$d" | rput "$1" || return 1
   done
 }
 
@@ -84,12 +84,12 @@ mkdir_root() {
 install_report() {
   local img=$1 wait=${2:-420}
   printf 'WAIT=%s\n' "$wait" >"$T/report.conf"
-  mkdir_root "$img" /usr/local/lib/e2e /etc/e2e /etc/systemd/system/multi-user.target.wants
-  install_file "$img" "$E2E/report.sh" /usr/local/lib/e2e/report 755
-  install_file "$img" "$T/report.conf" /etc/e2e/report.conf 644
-  install_file "$img" "$E2E/e2e-report.service" /etc/systemd/system/e2e-report.service 644
-  printf 'symlink %s %s\n' /etc/systemd/system/multi-user.target.wants/e2e-report.service \
-    ../e2e-report.service | rput "$img"
+  mkdir_root "$img" /usr/local/lib/e2e /etc/e2e /etc/systemd/system/multi-user.target.wants || return 1
+  install_file "$img" "$E2E/report.sh" /usr/local/lib/e2e/report 755 &&
+    install_file "$img" "$T/report.conf" /etc/e2e/report.conf 644 &&
+    install_file "$img" "$E2E/e2e-report.service" /etc/systemd/system/e2e-report.service 644 &&
+    printf 'symlink %s %s\n' /etc/systemd/system/multi-user.target.wants/e2e-report.service \
+      ../e2e-report.service | rput "$img"
 }
 
 # --- fixtures ----------------------------------------------------------------
@@ -105,7 +105,7 @@ fixture_img() {
       tail -n 20 "$LOGDIR/fixture-$flavour.log" >&2
       return 1
     }
-    note "time: fixture $flavour built in $(elapsed "$t0") s"
+    note "time: fixture $flavour built in $(elapsed "$t0") s" >&2
   fi
   echo "$img"
 }
@@ -269,7 +269,7 @@ smoke() {
   local flavour=$1 img
   img=$(fixture_img "$flavour") || { fail "bootable $flavour fixture"; summary; exit; }
   cp --sparse=always "$img" "$T/smoke.img"
-  install_report "$T/smoke.img" 0
+  check "smoke: test unit written into the image" install_report "$T/smoke.img" 0
   boot "$T/smoke.img" "smoke-$flavour"
   has "$LOGDIR/smoke-$flavour.log" "smoke: multi-user.target reached" '^e2e-report: multi-user.target: active'
   has "$LOGDIR/smoke-$flavour.log" "smoke: NIC up" '^e2e-report: ip: [0-9]+: en'
@@ -292,7 +292,7 @@ F2=${FLAVOURS[1]:-$F1}
 printf 'OPENOBSERVE_PASSWORD=%s\n' "$SECRET_OO" >"$T/app.env"
 if build app "$F1" app --ip "$IP_APP/24" --timezone "$TZ_APP" \
   --set "DB_PASSWORD=$SECRET_DB" --env "$T/app.env"; then
-  install_report "$T/app.img"
+  check "app: test unit written into the image" install_report "$T/app.img"
   boot "$T/app.img" app-boot1
   collect "$T/app.img" app-boot1
   check_provisioned "$T/app.img" app-boot1 app e2e-app "$IP_APP" "$TZ_APP" "$F1" \
@@ -320,7 +320,7 @@ fi
 FAIL_INSTALL=2 FAIL_COMPOSE=2
 printf 'OPENOBSERVE_PASSWORD=%s\n' "$SECRET_OO" >"$T/obs.env"
 if build obs "$F2" observability --ip "$IP_OBS/24" --timezone "$TZ_OBS" --env "$T/obs.env"; then
-  install_report "$T/obs.img"
+  check "obs: test unit written into the image" install_report "$T/obs.img"
   echo "$FAIL_INSTALL" >"$T/fail-install"
   echo "$FAIL_COMPOSE" >"$T/fail-compose"
   printf '[Service]\n# e2e: short backoff (firstboot honours DIMDIM_BACKOFF_MIN/MAX)\nEnvironment=DIMDIM_BACKOFF_MIN=1 DIMDIM_BACKOFF_MAX=4\n' >"$T/backoff.conf"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016
 # Base input: every container format (xz multi-block, gzip, zstd, zip, raw)
 # made with the real tools, the base sha256 in the manifest against
 # sha256sum, the decompressed-base cache (hit, damaged entry, list, clean,
@@ -16,9 +17,9 @@ raw=$(fixture outputs) || { fail "fixture"; summary; exit 1; }
 export SOURCE_DATE_EPOCH=1700000000
 export XDG_CACHE_HOME=$T/cache
 unset DIMIMAGE_CACHE_MAX
-ARGS=(--role observability --hostname obs --quiet
+ARGS=(--role observability --hostname obs
   --set OPENOBSERVE_PASSWORD=Tg5Hn8Kq2Lp7Vz3Xc9Bm4Wd6 --set OPENOBSERVE_EMAIL=ops@example.org)
-build() { "$DIMIMAGE" build "${ARGS[@]}" "$@"; }
+build() { "$DIMIMAGE" build "${ARGS[@]}" --quiet "$@"; }
 
 sum=$(sha256sum "$raw" | cut -c1-64)
 mkdir -p "$T/in"
@@ -38,7 +39,14 @@ if ((blocks > 1)); then ok "test base .xz has $blocks blocks"; else fail "test b
 manifest_sum() { "$DIMIMAGE" inspect --json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["manifest"]["base"]["sha256"])'; }
 
 # ---- every format ------------------------------------------------------------
-for f in base.img base.img.xz single.img.xz base.img.gz base.img.zst base.zip misnamed.img; do
+# inspect reads the base through the same path as build: every container
+# must give what the raw image gives.
+"$DIMIMAGE" inspect --json "$T/in/base.img" >"$T/raw.json" 2>/dev/null
+check "inspect --json of the raw base" test -s "$T/raw.json"
+for f in base.img.xz single.img.xz base.img.gz base.img.zst base.zip misnamed.img; do
+  check "inspect --json of $f equals the raw base's" bash -c '"$1" inspect --json "$2" | cmp - "$3"' _ "$DIMIMAGE" "$T/in/$f" "$T/raw.json"
+done
+for f in base.img base.img.xz; do
   out=$T/out-$f.img
   check "build from $f" build --no-cache --base "$T/in/$f" -o "$out"
   got=$(manifest_sum "$out" 2>/dev/null || true)
@@ -57,7 +65,7 @@ check "cache list names the base" bash -c '"$1" cache list | grep -q "base.img.x
 check "second build (from the cache)" build --base "$T/in/base.img.xz" -o "$T/c2.img"
 check "cache hit gives identical bytes" cmp "$T/c1.img" "$T/c2.img"
 printf 'XXXXXXXX' | dd of="$XDG_CACHE_HOME/dimimage/base-$sum.img" bs=1 seek=$((8192 * 512 + 4096)) conv=notrunc status=none
-"$DIMIMAGE" build "${ARGS[@]/--quiet/}" --base "$T/in/base.img.xz" -o "$T/c3.img" >"$T/c3.log" 2>&1
+"$DIMIMAGE" build "${ARGS[@]}" --base "$T/in/base.img.xz" -o "$T/c3.img" >"$T/c3.log" 2>&1
 check "damaged cache entry: build still succeeds" test -s "$T/c3.img"
 check "damaged cache entry: warned about" grep -q "damaged" "$T/c3.log"
 check "damaged cache entry: no error line" bash -c '! grep -q "^dimimage: error:" "$1"' _ "$T/c3.log"

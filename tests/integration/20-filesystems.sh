@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Issue 3: builds over fixtures with each ext4 feature set, FAT16 (8.3
+# upper-case names, a crowded and a full root directory) and FAT32 (512-byte
+# and 4 KiB clusters); every output fsck-clean with the contracted files,
+# modes and owners (debugfs, mtools).  Room: a full root filesystem is grown
+# (automatically and with --grow) or refused with --no-grow.
+source "$(dirname "$0")/../lib.sh"
+make_key
+export SOURCE_DATE_EPOCH=1764547200
+DBPW='Tr0ub4dor-and-3-horses'
+SMALL=(--boot-size 64 --root-size 200)
+
+build() { # build OUT BASE [extra options...]
+  local out=$1 base=$2
+  shift 2
+  "$DIMIMAGE" build --role app --base "$base" -o "$out" --quiet --hostname dimdim-fs --user pi \
+    --ssh-key "$T/key.pub" --ip 192.168.1.101/24 --gateway 192.168.1.1 \
+    --set DB_PASSWORD="$DBPW" --set DIMDIM_API_IMAGE=x/api:1 --set DIMDIM_WORKER_IMAGE=x/worker:1 "$@"
+}
+
+# ls_p IMG DIR: "MODE UID GID NAME" for each entry of a root fs directory.
+ls_p() {
+  debugfs -R "ls -p $2" "$(rootfs "$1")" 2>/dev/null |
+    awk -F/ 'NF >= 7 && $6 != "." && $6 != ".." { printf "%s %s %s %s\n", $3, $4, $5, $6 }'
+}
+
+want_stat() { # want_stat WHAT IMG PATH "MODE UID GID TYPE"
+  local got
+  got=$(rstat "$2" "$3")
+  [[ $got == "$4" ]] && ok "$1: $3 $4" || fail "$1: $3 is '$got', want '$4'"
+}
+
+# The contracted paths with their modes and owners, and fsck on both filesystems.
+check_image() {
+  local what=$1 img=$2
+  check "$what: e2fsck -fn and fsck.fat -n clean" fsck_image "$img"
+  want_stat "$what" "$img" /opt/dimdim-health/deploy/docker-compose.app.yml "0644 0 0 regular"
+  want_stat "$what" "$img" /opt/dimdim-health/.env "0600 0 0 regular"
+  rcat "$img" /opt/dimdim-health/.env | grep -qF -- "DB_PASSWORD=" && rcat "$img" /opt/dimdim-health/.env | grep -qF -- "$DBPW" \
+    && ok "$what: .env holds DB_PASSWORD" || fail "$what: .env lacks DB_PASSWORD"
+  local units bad=0 n=0 mode uid gid name
+  units=$(ls_p "$img" /etc/systemd/system | grep ' dimdim-.*\.service$')
+  while read -r mode uid gid name; do
+    [[ -z $name ]] && continue
+    n=$((n + 1))
+    [[ $mode == 100644 && $uid == 0 && $gid == 0 ]] || { bad=1; echo "    $name: $mode $uid:$gid"; }
+  done <<<"$units"
+  ((n >= 2 && bad == 0)) && ok "$what: $n dimdim-*.service units 0644 root" || fail "$what: units ($n, bad=$bad)"
+  n=0 bad=0
+  while read -r mode uid gid name; do
+    [[ $name == dimdim-*.service ]] || continue
+    n=$((n + 1))
+    [[ $mode == 120777 && $(rlink "$img" "/etc/systemd/system/multi-user.target.wants/$name") == "/etc/systemd/system/$name" ]] \
+      && grep -q " $name\$" <<<"$units" || { bad=1; echo "    wants/$name: $mode -> $(rlink "$img" "/etc/systemd/system/multi-user.target.wants/$name")"; }
+  done < <(ls_p "$img" /etc/systemd/system/multi-user.target.wants)
+  ((n >= 1 && bad == 0)) && ok "$what: $n enablement symlinks to existing units" || fail "$what: enablement symlinks ($n, bad=$bad)"
+  want_stat "$what" "$img" /etc/hostname "0644 0 0 regular"
+  [[ $(rcat "$img" /etc/hostname) == dimdim-fs ]] && ok "$what: /etc/hostname content" || fail "$what: /etc/hostname content"
+  want_stat "$what" "$img" /etc/hosts "0644 0 0 regular"
+  rcat "$img" /etc/hosts | grep -Eq '^127\.0\.1\.1[[:space:]]+dimdim-fs$' && ok "$what: /etc/hosts names the host" || fail "$what: /etc/hosts"
+  want_stat "$what" "$img" /etc/NetworkManager/system-connections/dimdim-eth.nmconnection "0600 0 0 regular"
+  want_stat "$what" "$img" /etc/dimimage/manifest.json "0644 0 0 regular"
+  rcat "$img" /etc/dimimage/manifest.json | python3 -c 'import json,sys; json.load(sys.stdin)' \
+    && ok "$what: manifest.json is JSON" || fail "$what: manifest.json is not JSON"
+  want_stat "$what" "$img" /home/pi "0700 1000 1000 directory"
+  want_stat "$what" "$img" /home/pi/.ssh/authorized_keys "0600 1000 1000 regular"
+  rcat "$img" /home/pi/.ssh/authorized_keys | grep -qF "$(cut -d' ' -f2 "$T/key.pub")" \
+    && ok "$what: authorized_keys holds the key" || fail "$what: authorized_keys content"
+}
+
+no_output() { ! compgen -G "$1*" >/dev/null; }
+
+# ---- ext4 feature sets (FAT32 boot) ----
+for feat in default ^64bit orphan_file metadata_csum_seed inline_data; do
+  opts=("${SMALL[@]}")
+  [[ $feat != default ]] && opts+=(--ext4-features "$feat")
+  base=$(fixture "ext4-$feat" "${opts[@]}") || { fail "$feat: fixture"; continue; }
+  features=$(dumpe2fs -h "$(rootfs "$base")" 2>/dev/null | sed -n 's/^Filesystem features: *//p')
+  case $feat in
+    default) [[ " $features " == *" 64bit "* && " $features " == *" metadata_csum "* ]] ;;
+    ^64bit) [[ " $features " != *" 64bit "* ]] ;;
+    *) [[ " $features " == *" $feat "* ]] ;;
+  esac && ok "ext4 $feat: fixture has it ($features)" || fail "ext4 $feat: fixture features: $features"
+  out=$T/ext4-${feat#^}.img
+  if build "$out" "$base" >"$T/build.log" 2>&1; then ok "ext4 $feat: build"; else fail "ext4 $feat: build"; sed 's/^/    /' "$T/build.log"; continue; fi
+  check_image "ext4 $feat" "$out"
+  rm -f "$out"*
+done
+
+# ---- FAT32 with 512-byte and 4 KiB clusters ----
+for cl in 512 4096; do
+  size=64
+  ((cl == 4096)) && size=300 # FAT32 needs 65525 clusters
+  base=$(fixture "fat32-$cl" --boot-size "$size" --root-size 200 --cluster "$cl") || { fail "fat32-$cl: fixture"; continue; }
+  info=$(MTOOLS_SKIP_CHECK=1 minfo -i "$(bootfs "$base")" ::)
+  grep -q 'disk type="FAT32' <<<"$info" && grep -q "^cluster size: $((cl / 512)) sectors" <<<"$info" \
+    && ok "FAT32 $cl: fixture is FAT32 with $cl-byte clusters (minfo)" || fail "FAT32 $cl: fixture: $(grep -E 'disk type|cluster size' <<<"$info" | tr '\n' ' ')"
+  out=$T/fat32-$cl.img
+  if build "$out" "$base" >"$T/build.log" 2>&1; then ok "FAT32 $cl: build"; else fail "FAT32 $cl: build"; sed 's/^/    /' "$T/build.log"; continue; fi
+  check_image "FAT32 $cl" "$out"
+  MTOOLS_SKIP_CHECK=1 mdir -b -i "$(bootfs "$out")" ::/ | grep -qx '::/ssh' && ok "FAT32 $cl: ssh file on the boot partition" || fail "FAT32 $cl: no ssh file"
+  rm -f "$out"*
+done
+
+# ---- FAT16: upper-case 8.3 names, crowded and full root directory ----
+# free_root IMG: free entries in the FAT16 fixed root directory.
+free_root() {
+  python3 - "$1" "$(part_offset "$1" 1)" <<'PY'
+import struct, sys
+with open(sys.argv[1], 'rb') as f:
+    f.seek(int(sys.argv[2]))
+    bs = f.read(512)
+    bps, spc, res, nfats, nroot = struct.unpack_from('<HBHBH', bs, 11)
+    fatsz = struct.unpack_from('<H', bs, 22)[0]
+    f.seek(int(sys.argv[2]) + (res + nfats * fatsz) * bps)
+    d = f.read(nroot * 32)
+print(sum(1 for i in range(nroot) if d[i * 32] in (0, 0xE5)))
+PY
+}
+# A directory of N upper-case 8.3 files (one directory entry each), kept with
+# the fixtures so lib.sh's cache key (which names the directory) stays valid.
+crowd_dir() {
+  local dir=$FIXTURES/crowd-boot-$1
+  if [[ ! -d $dir ]]; then
+    mkdir -p "$dir.tmp"
+    for ((i = 0; i < $1; i++)); do printf 'filler %d\n' "$i" >"$dir.tmp/$(printf 'FILL%03d.TXT' "$i")"; done
+    touch -d "@$SOURCE_DATE_EPOCH" "$dir.tmp"/*
+    mv "$dir.tmp" "$dir"
+  fi
+  echo "$dir"
+}
+mkdir -p "$FIXTURES"
+FAT16=(--fat 16 --uppercase-83 --fat-root-entries 64 "${SMALL[@]}")
+base=$(fixture fat16-crowded "${FAT16[@]}" --extra-boot "$(crowd_dir 28)") || fail "fat16-crowded: fixture"
+free=$(free_root "$base")
+((free >= 1 && free <= 4)) && ok "fat16 crowded fixture: $free of 64 root entries free" || fail "fat16 crowded fixture: $free root entries free"
+before=$(sha256sum <"$base")
+out=$T/fat16.img
+if build "$out" "$base" >"$T/build.log" 2>&1; then
+  ok "FAT16 crowded root: build"
+  check_image "FAT16" "$out"
+  listing=$(MTOOLS_SKIP_CHECK=1 mdir -a -i "$(bootfs "$out")" ::/)
+  grep -Eq '^CMDLINE +TXT +[0-9]+ ' <<<"$listing" && grep -Eq '^CONFIG +TXT +[0-9]+ ' <<<"$listing" \
+    && ok "FAT16: CMDLINE.TXT and CONFIG.TXT keep their upper-case 8.3 names" || { fail "FAT16: 8.3 names"; echo "$listing" | sed 's/^/    /'; }
+  grep -Eiq '^(cmdline|config)[^ ]* +txt .*(cmdline|config)\.txt' <<<"$listing" && fail "FAT16: a long name was added" || ok "FAT16: no long-name duplicate of cmdline/config"
+  bcat "$out" /config.txt | grep -q '^gpu_mem=' && bcat "$out" /config.txt | grep -q dimimage \
+    && ok "FAT16: config.txt holds dimimage's gpu_mem block" || fail "FAT16: config.txt lacks the gpu_mem block"
+  grep -q 'root=PARTUUID=2a7c1d5e-02' <(bcat "$out" /cmdline.txt) && ok "FAT16: cmdline.txt still names the root" || fail "FAT16: cmdline.txt"
+  n=$(grep -c '^FILL' <<<"$listing")
+  ((n == 28)) && ok "FAT16: the 28 crowding files survive" || fail "FAT16: $n crowding files"
+  [[ $(free_root "$out") -lt $free ]] && ok "FAT16: build used the remaining root entries" || fail "FAT16: root entries unchanged"
+  rm -f "$out"*
+else
+  fail "FAT16 crowded root: build"; sed 's/^/    /' "$T/build.log"
+fi
+[[ $(sha256sum <"$base") == "$before" ]] && ok "FAT16: base unchanged" || fail "FAT16: base changed"
+
+base=$(fixture fat16-full "${FAT16[@]}" --extra-boot "$(crowd_dir 31)") || fail "fat16-full: fixture"
+free=$(free_root "$base")
+((free == 0)) && ok "fat16 full fixture: no root entry free" || fail "fat16 full fixture: $free root entries free"
+before=$(sha256sum <"$base")
+expect_error "FAT16 full root directory refused" 'root directory is full' build "$T/full.img" "$base"
+check "no output after a full root directory" no_output "$T/full.img"
+[[ $(sha256sum <"$base") == "$before" ]] && ok "FAT16 full: base unchanged" || fail "FAT16 full: base changed"
+
+# ---- room: a root filesystem with no free blocks ----
+# p N IMG FIELD: a field of partition N from sfdisk -J.
+p() { sfdisk -J "$2" | python3 -c 'import json,sys; t=json.load(sys.stdin)["partitiontable"]; print(t["partitions"][int(sys.argv[1])-1][sys.argv[2]])' "$1" "$3"; }
+label_id() { sfdisk -J "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["partitiontable"]["id"])'; }
+fs_bytes() {
+  dumpe2fs -h "$(rootfs "$1")" 2>/dev/null |
+    awk -F: '/^Block count:/ { gsub(/ /, "", $2); c = $2 } /^Block size:/ { gsub(/ /, "", $2); b = $2 } END { print c * b }'
+}
+check_grown() { # check_grown WHAT BASE OUT MIN_GROWTH_BYTES
+  local what=$1 base=$2 out=$3 min=$4
+  local bsize osize
+  bsize=$(stat -c %s "$base") osize=$(stat -c %s "$out")
+  ((osize > bsize)) && ok "$what: image grew ($bsize -> $osize)" || fail "$what: image did not grow ($bsize -> $osize)"
+  local grew=$((($(p 2 "$out" size) - $(p 2 "$base" size)) * 512))
+  ((grew >= min && grew > 0)) && ok "$what: partition 2 grew by $grew bytes (>= $min)" || fail "$what: partition 2 grew by $grew bytes"
+  [[ $(p 2 "$out" start) == "$(p 2 "$base" start)" ]] && ok "$what: partition 2 start kept" || fail "$what: partition 2 moved"
+  [[ $(p 1 "$out" start),$(p 1 "$out" size),$(p 1 "$out" type) == "$(p 1 "$base" start),$(p 1 "$base" size),$(p 1 "$base" type)" ]] \
+    && ok "$what: partition 1 unchanged" || fail "$what: partition 1 changed"
+  [[ $(label_id "$out") == "$(label_id "$base")" ]] && ok "$what: disk id kept ($(label_id "$out"))" || fail "$what: disk id $(label_id "$out")"
+  [[ $(fs_bytes "$out") == $(($(p 2 "$out" size) * 512)) ]] && ok "$what: ext4 exactly fills partition 2" \
+    || fail "$what: ext4 is $(fs_bytes "$out") bytes, partition 2 is $(($(p 2 "$out" size) * 512))"
+  check_image "$what" "$out"
+}
+
+base=$(fixture root-full "${SMALL[@]}" --root-free-kib 0) || fail "root-full: fixture"
+freeb=$(dumpe2fs -h "$(rootfs "$base")" 2>/dev/null | awk -F: '/^Free blocks:/ { gsub(/ /, "", $2); print $2 }')
+((freeb < 64)) && ok "root-full fixture: $freeb free blocks" || fail "root-full fixture: $freeb free blocks"
+before=$(sha256sum <"$base")
+out=$T/grow-auto.img
+if build "$out" "$base" >"$T/build.log" 2>&1; then
+  ok "full root fs: build grows it automatically"
+  check_grown "auto grow" "$base" "$out" 1
+else
+  fail "full root fs: automatic grow"; sed 's/^/    /' "$T/build.log"
+fi
+rm -f "$out"*
+out=$T/grow-64.img
+if build "$out" "$base" --grow 64M >"$T/build.log" 2>&1; then
+  ok "full root fs: build --grow 64M"
+  check_grown "--grow 64M" "$base" "$out" $((64 << 20))
+else
+  fail "full root fs: --grow 64M"; sed 's/^/    /' "$T/build.log"
+fi
+rm -f "$out"*
+expect_error "--no-grow on a full root fs refused, saying how much is missing" '[0-9]+(\.[0-9]+)? ?([KMG]i?B|bytes|KiB|MiB)' \
+  build "$T/nogrow.img" "$base" --no-grow
+grep -Eiq 'missing|more|short|need|does not fit|room' "$T/.err" && ok "--no-grow error says what is missing: $(cat "$T/.err")" \
+  || fail "--no-grow error: $(cat "$T/.err")"
+check "no output after --no-grow" no_output "$T/nogrow.img"
+[[ $(sha256sum <"$base") == "$before" ]] && ok "root-full: base unchanged" || fail "root-full: base changed"
+
+summary

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# make install puts the binary, profiles, overlays, man page and completion
+# in place, and the installed binary finds its profiles and overlays.
+source "$(dirname "$0")/../lib.sh"
+unset DIMIMAGE_DATADIR
+dest=$T/stage
+check "make install DESTDIR=... PREFIX=/usr" make -s -C "$TOP" install DESTDIR="$dest" PREFIX=/usr
+for f in usr/bin/dimimage usr/share/dimimage/profiles/app.yml usr/share/dimimage/overlays/common/usr/local/lib/dimdim/firstboot \
+         usr/share/man/man1/dimimage.1 usr/share/bash-completion/completions/dimimage; do
+  [[ -e $dest/$f ]] && ok "installed $f" || fail "missing $f"
+done
+"$dest/usr/bin/dimimage" profiles > "$T/profiles.txt" 2>&1
+grep -q '^observability' "$T/profiles.txt" && ok "installed binary lists its profiles" || { fail "profiles"; cat "$T/profiles.txt"; }
+base=$(fixture bookworm --flavour bookworm)
+check "installed binary builds an image" "$dest/usr/bin/dimimage" build --role observability --base "$base" -o "$T/out.img" \
+  --quiet --set OPENOBSERVE_PASSWORD=Kx9-qu4ntum-obs-T0ken
+[[ $(rstat "$T/out.img" /usr/local/lib/dimdim/firstboot) == "0755 0 0 regular" ]] && ok "overlay from the installed tree" || fail "overlay"
+man -l "$dest/usr/share/man/man1/dimimage.1" >/dev/null 2>&1 && ok "man page renders" || fail "man page"
+summary

@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* plan: inputs -> payload, without any image.  The payload listing and the
+ * bytes of every generated text file are compared with golden files in
+ * tests/golden/plan/ (DIMIMAGE_UPDATE_GOLDEN=1 rewrites them). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dotenv.h"
+#include "host.h"
+#include "log.h"
+#include "payload.h"
+#include "plan.h"
+#include "profile.h"
+#include "util.h"
+
+static const char passwd[] = "root:x:0:0:root:/root:/bin/bash\n"
+                             "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+                             "systemd-network:x:998:998:systemd Network Management:/:/usr/sbin/nologin\n";
+static const char group[] = "root:x:0:\nadm:x:4:\nsudo:x:27:\nvideo:x:44:\nshadow:x:42:\nusers:x:100:\n"
+                            "netdev:x:106:\ngpio:x:997:\n";
+static const char shadow[] = "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n";
+static const char gshadow[] = "root:*::\nadm:*::\nsudo:*::\nshadow:*::\n";
+static const char hosts[] = "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n"
+                            "127.0.1.1\t\traspberrypi\n";
+static const char config_txt[] = "# For more options and information see\n"
+                                 "dtparam=audio=on\ncamera_auto_detect=1\n\n[cm4]\notg_mode=1\n\n[all]\n";
+static const char cmdline_txt[] = "console=serial0,115200 console=tty1 root=PARTUUID=2a7c1d5e-02 rootfstype=ext4 "
+                                  "fsck.repair=yes rootwait quiet cfg80211.ieee80211_regdom=US\n";
+static const char locale_gen[] = "# en_GB.UTF-8 UTF-8\n# en_US.UTF-8 UTF-8\n";
+
+static const char *const golden_files[] = {
+        "/etc/passwd", "/etc/group", "/etc/hosts", "/etc/hostname", "/etc/dimimage/stack.conf",
+        "/etc/NetworkManager/system-connections/dimdim-eth.nmconnection", "/etc/docker/daemon.json",
+        "/etc/systemd/journald.conf.d/dimdim.conf", "/etc/default/locale", "/etc/locale.gen", "/etc/timezone",
+        "/etc/ssh/sshd_config.d/10-dimimage.conf", "/etc/sudoers.d/010_dimimage-nopasswd",
+        "/home/pi/.ssh/authorized_keys", NULL,
+};
+static const char *const golden_boot[] = {"/config.txt", "/cmdline.txt", "/user-data", "/meta-data",
+                                          "/network-config", NULL};
+
+struct fixture {
+        struct profile profile;
+        struct env env;
+        struct host_settings host;
+        struct base_files base;
+        struct payload payload;
+};
+
+static void setup_inputs(struct fixture *f, const char *role) {
+        setenv("DIMIMAGE_DATADIR", ".", 1);
+        _cleanup_free_ char *path = profile_path_for(role);
+        assert_int_equal(profile_load(path, &f->profile), 0);
+        env_set(&f->env, "DB_PASSWORD", "s3cret-Value-not-in-golden", ORIGIN_SET, "--set", 0);
+        env_set(&f->env, "OPENOBSERVE_URL", "http://192.168.1.102:5080", ORIGIN_DEFAULT, "app.yml", 3);
+        f->host.hostname = xstrdup("dimdim-app");
+        f->host.user = xstrdup("pi");
+        f->host.ssh_keys = xcalloc(1, sizeof(char *));
+        f->host.ssh_keys[0] = xstrdup("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGolden test@example");
+        f->host.nssh_keys = 1;
+        f->host.ip = xstrdup("192.168.1.101/24");
+        f->host.gateway = xstrdup("192.168.1.1");
+        f->host.dns = xcalloc(1, sizeof(char *));
+        f->host.dns[0] = xstrdup("192.168.1.1");
+        f->host.ndns = 1;
+        f->host.timezone = xstrdup("Europe/Berlin");
+        f->host.locale = xstrdup("en_GB.UTF-8");
+        f->host.extra_hosts = xcalloc(1, sizeof(char *));
+        f->host.extra_hosts[0] = xstrdup("192.168.1.102\tdimdim-obs");
+        f->host.nextra_hosts = 1;
+        f->base = (struct base_files){
+                .os_release = xstrdup("ID=debian\nVERSION_CODENAME=bookworm\n"),
+                .passwd = xstrdup(passwd),
+                .group = xstrdup(group),
+                .shadow = xstrdup(shadow),
+                .gshadow = xstrdup(gshadow),
+                .hosts = xstrdup(hosts),
+                .config_txt = xstrdup(config_txt),
+                .cmdline_txt = xstrdup(cmdline_txt),
+                .locale_gen = xstrdup(locale_gen),
+        };
+}
+
+static void teardown_inputs(struct fixture *f) {
+        profile_free(&f->profile);
+        env_free(&f->env);
+        host_free(&f->host);
+        free(f->base.os_release);
+        free(f->base.passwd);
+        free(f->base.group);
+        free(f->base.shadow);
+        free(f->base.gshadow);
+        free(f->base.hosts);
+        free(f->base.config_txt);
+        free(f->base.cmdline_txt);
+        free(f->base.locale_gen);
+        payload_free(&f->payload);
+}
+
+static void run_plan(struct fixture *f, enum os_flavour os) {
+        struct plan_input in = {
+                .profile = &f->profile,
+                .env = &f->env,
+                .host = &f->host,
+                .data_dir = ".",
+                .build_time = 1764547200,
+                .os = os,
+                .base_name = "base.img",
+                .base_sha256 = "0000000000000000000000000000000000000000000000000000000000000000",
+                .disk_id = "2a7c1d5e",
+                .base = &f->base,
+        };
+        assert_int_equal(plan_payload(&in, &f->payload), 0);
+        assert_int_equal(plan_base_edits(&in, &f->payload), 0);
+        payload_sort(&f->payload);
+}
+
+/* The listing plus the text of each generated file, in a stable order.
+ * The manifest is left out: it carries the version and profile hash. */
+static char *render(const struct payload *p) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&text, &len);
+        struct payload filtered = {0};
+        for (size_t i = 0; i < p->n; i++) {
+                const struct payload_entry *e = &p->v[i];
+                if (!strcmp(e->path, "/etc/dimimage/manifest.json"))
+                        continue;
+                if (e->type == ENTRY_FILE && e->source) {
+                        payload_add_file_from(&filtered, e->part, e->path, e->mode, e->uid, e->gid, e->source);
+                        filtered.v[filtered.n - 1].len = 0;
+                } else if (e->type == ENTRY_FILE)
+                        payload_add_file(&filtered, e->part, e->path, e->mode, e->uid, e->gid, e->data, e->len)
+                                ->secret = e->secret;
+                else if (e->type == ENTRY_DIR)
+                        payload_add_dir(&filtered, e->part, e->path, e->mode, e->uid, e->gid);
+                else if (e->type == ENTRY_SYMLINK)
+                        payload_add_symlink(&filtered, e->part, e->path, e->target);
+                else
+                        payload_add_unlink(&filtered, e->part, e->path);
+        }
+        payload_dump(&filtered, m);
+        payload_free(&filtered);
+        for (int part = 0; part < 2; part++)
+                for (const char *const *g = part ? golden_boot : golden_files; *g; g++) {
+                        const struct payload_entry *e = payload_find(p, part ? PART_BOOT : PART_ROOT, *g);
+                        if (!e || e->type != ENTRY_FILE || e->source)
+                                continue;
+                        fprintf(m, "\n==> %s:%s <==\n", part ? "boot" : "root", *g);
+                        fwrite(e->data, 1, e->len, m);
+                }
+        fclose(m);
+        return text;
+}
+
+static void compare_golden(const char *name, const char *actual) {
+        _cleanup_free_ char *path = xasprintf("tests/golden/plan/%s", name);
+        if (getenv("DIMIMAGE_UPDATE_GOLDEN")) {
+                FILE *f = fopen(path, "w");
+                assert_non_null(f);
+                fputs(actual, f);
+                fclose(f);
+                return;
+        }
+        uint8_t *want = NULL;
+        size_t len;
+        if (read_file(path, 1 << 24, &want, &len) < 0)
+                fail_msg("missing golden file %s (run with DIMIMAGE_UPDATE_GOLDEN=1)", path);
+        if (strcmp((char *)want, actual) != 0) {
+                _cleanup_free_ char *got = xasprintf("%s.actual", path);
+                FILE *f = fopen(got, "w");
+                if (f) {
+                        fputs(actual, f);
+                        fclose(f);
+                }
+                free(want);
+                fail_msg("%s differs from the plan's output (see %s; diff them)", path, got);
+        }
+        free(want);
+}
+
+static void test_app_bookworm_golden(void **state) {
+        struct fixture f = {0};
+        setup_inputs(&f, "app");
+        run_plan(&f, OS_BOOKWORM);
+        _cleanup_free_ char *text = render(&f.payload);
+        compare_golden("app-bookworm.txt", text);
+        assert_null(strstr(text, "s3cret-Value-not-in-golden"));
+        teardown_inputs(&f);
+}
+
+static void test_app_trixie_golden(void **state) {
+        struct fixture f = {0};
+        setup_inputs(&f, "app");
+        run_plan(&f, OS_TRIXIE);
+        _cleanup_free_ char *text = render(&f.payload);
+        compare_golden("app-trixie.txt", text);
+        teardown_inputs(&f);
+}
+
+static void test_env_is_secret_and_root_only(void **state) {
+        struct fixture f = {0};
+        setup_inputs(&f, "app");
+        run_plan(&f, OS_BOOKWORM);
+        const struct payload_entry *e = payload_find(&f.payload, PART_ROOT, DIMDIM_ENV);
+        assert_non_null(e);
+        assert_true(e->secret);
+        assert_int_equal(e->mode, 0600);
+        assert_int_equal(e->uid, 0);
+        assert_int_equal(e->gid, 0);
+        assert_non_null(memmem(e->data, e->len, "s3cret-Value-not-in-golden", 26));
+        /* nothing secret may reach the boot partition */
+        for (size_t i = 0; i < f.payload.n; i++)
+                if (f.payload.v[i].part == PART_BOOT && f.payload.v[i].data)
+                        assert_null(memmem(f.payload.v[i].data, f.payload.v[i].len, "s3cret", 6));
+        const struct payload_entry *sh = payload_find(&f.payload, PART_ROOT, "/etc/shadow");
+        assert_non_null(sh);
+        assert_int_equal(sh->mode, 0640);
+        assert_int_equal(sh->gid, 42);
+        teardown_inputs(&f);
+}
+
+static void test_existing_user_is_reused(void **state) {
+        struct fixture f = {0};
+        setup_inputs(&f, "app");
+        free(f.base.passwd);
+        f.base.passwd = xasprintf("%spi:x:1000:1000:,,,:/home/pi:/bin/bash\n", passwd);
+        free(f.host.user);
+        f.host.user = xstrdup("pi");
+        run_plan(&f, OS_BOOKWORM);
+        const struct payload_entry *e = payload_find(&f.payload, PART_ROOT, "/etc/passwd");
+        assert_non_null(e);
+        /* exactly one pi line: the existing user is kept, not duplicated */
+        const char *first = strstr((char *)e->data, "\npi:");
+        assert_non_null(first);
+        assert_null(strstr(first + 1, "\npi:"));
+        const struct payload_entry *home = payload_find(&f.payload, PART_ROOT, "/home/pi");
+        assert_int_equal(home->uid, 1000);
+        teardown_inputs(&f);
+}
+
+static void test_detect_os(void **state) {
+        assert_int_equal(plan_detect_os("ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n"), OS_BOOKWORM);
+        assert_int_equal(plan_detect_os("VERSION_CODENAME=trixie\n"), OS_TRIXIE);
+        assert_int_equal(plan_detect_os("VERSION_ID=\"13\"\n"), OS_TRIXIE);
+        assert_int_equal(plan_detect_os("ID=ubuntu\nVERSION_ID=\"24.04\"\n"), OS_UNKNOWN);
+        assert_int_equal(plan_detect_os(NULL), OS_UNKNOWN);
+        char *v = os_release_get("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n", "PRETTY_NAME");
+        assert_string_equal(v, "Debian GNU/Linux 12 (bookworm)");
+        free(v);
+}
+
+static void test_uuid_deterministic(void **state) {
+        char a[37], b[37], c[37];
+        plan_uuid("x", a);
+        plan_uuid("x", b);
+        plan_uuid("y", c);
+        assert_string_equal(a, b);
+        assert_string_not_equal(a, c);
+        assert_int_equal(a[14], '4');
+}
+
+int main(void) {
+        log_level = LOG_QUIET;
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_app_bookworm_golden), cmocka_unit_test(test_app_trixie_golden),
+                cmocka_unit_test(test_env_is_secret_and_root_only), cmocka_unit_test(test_existing_user_is_reused),
+                cmocka_unit_test(test_detect_os), cmocka_unit_test(test_uuid_deterministic),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
