@@ -233,10 +233,9 @@ static int phase_base(struct build_ctx *c) {
                 if ((r = source_extract(c->o->base, c->out.fd, &so, &c->src)) < 0)
                         return r;
         }
-        if ((r = disk_probe(c->out.tmp_raw, &c->layout)) < 0) {
-                /* the layout is the base's: name it, not our temporary */
+        /* the layout is the base's: refusals name it, not our temporary */
+        if ((r = disk_probe_named(c->out.tmp_raw, c->o->base, &c->layout)) < 0)
                 return r;
-        }
         struct apply_opts ao = {.image = c->out.tmp_raw, .fd = c->out.fd, .name = j->out};
         if ((r = apply_read_base(&ao, &c->layout, &c->base)) < 0)
                 return r;

@@ -260,6 +260,23 @@ static bool bind_source(const char *s) {
         return s[0] == '.' || s[0] == '/' || s[0] == '~';
 }
 
+/* The ':' ending SRC in SRC:DST[:MODE], not one inside ${VAR:-x}. */
+static const char *spec_colon(const char *s) {
+        unsigned depth = 0;
+        for (const char *c = s; *c; c++) {
+                if (c[0] == '$' && c[1] == '$')
+                        c++;
+                else if (c[0] == '$' && c[1] == '{') {
+                        depth++;
+                        c++;
+                } else if (*c == '}' && depth > 0)
+                        depth--;
+                else if (*c == ':' && depth == 0)
+                        return c;
+        }
+        return NULL;
+}
+
 static void scan_volumes(struct compose_info *ci, const char *service, const struct cnode *v) {
         if (v->kind != C_SEQ)
                 return;
@@ -267,7 +284,7 @@ static void scan_volumes(struct compose_info *ci, const char *service, const str
                 const struct cnode *it = v->kids[i];
                 if (it->kind == C_SCALAR) {
                         /* SRC:DST[:MODE]; without a ':' it is an anonymous volume */
-                        const char *colon = strchr(it->s, ':');
+                        const char *colon = spec_colon(it->s);
                         if (!colon || colon == it->s)
                                 continue;
                         _cleanup_free_ char *src = xstrndup(it->s, (size_t)(colon - it->s));
@@ -432,8 +449,13 @@ int compose_resolve_paths(struct compose_info *ci, const struct env *env) {
                 if (p->has_vars) {
                         char *v = NULL;
                         int r = env_interpolate(env, p->path, &v, ci->file, p->line);
-                        if (r < 0)
+                        if (r < 0) {
+                                /* keep the array dense for compose_info_free() */
+                                for (size_t j = i; j < ci->npaths; j++)
+                                        ci->paths[out++] = ci->paths[j];
+                                ci->npaths = out;
                                 return r;
+                        }
                         const char *base = p->kind == PATH_DOCKERFILE ? ctx_dir : ci->dir;
                         if (p->kind == PATH_BIND_MOUNT && !bind_source(v)) {
                                 keep = false; /* it was a named volume all along */

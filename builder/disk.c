@@ -47,14 +47,16 @@ static char parted_msg[256];
 
 static PedExceptionOption parted_handler(PedException *ex) {
         snprintf(parted_msg, sizeof(parted_msg), "%s", ex->message ? ex->message : "unknown libparted error");
-        /* Never prompt: harmless warnings are ignored, everything else cancels. */
-        if ((ex->type == PED_EXCEPTION_INFORMATION || ex->type == PED_EXCEPTION_WARNING) &&
-            (ex->options & PED_EXCEPTION_IGNORE))
-                return PED_EXCEPTION_IGNORE;
+        /* Never prompt: harmless warnings ("opened read-only") are
+         * acknowledged, everything else cancels. */
+        if (ex->type == PED_EXCEPTION_INFORMATION || ex->type == PED_EXCEPTION_WARNING) {
+                if (ex->options & PED_EXCEPTION_IGNORE)
+                        return PED_EXCEPTION_IGNORE;
+                if (ex->options & PED_EXCEPTION_OK)
+                        return PED_EXCEPTION_OK;
+        }
         if (ex->options & PED_EXCEPTION_CANCEL)
                 return PED_EXCEPTION_CANCEL;
-        if (ex->options & PED_EXCEPTION_IGNORE)
-                return PED_EXCEPTION_IGNORE;
         return PED_EXCEPTION_UNHANDLED;
 }
 
@@ -178,6 +180,9 @@ static int parted_list(const char *path, const char *image, struct disk_layout *
                 goto out;
         }
         PedDiskType *type = ped_disk_probe(dev);
+        /* "loop" is libparted's name for a bare filesystem: no table at all. */
+        if (type && strcmp(type->name, "loop") == 0)
+                type = NULL;
         if (!type) {
                 if (strict)
                         r = log_error(EINVAL, image, "no partition table found (is this a Raspberry Pi OS image?)");
@@ -194,6 +199,7 @@ static int parted_list(const char *path, const char *image, struct disk_layout *
                         r = 1;
                 goto out_close;
         }
+        snprintf(l->table, sizeof(l->table), "%s", strcmp(type->name, "msdos") == 0 ? "dos" : type->name);
         uint64_t scale = (uint64_t)dev->sector_size / SECTOR;
         if (scale == 0)
                 scale = 1;
@@ -375,14 +381,18 @@ static int probe(const char *path, const char *image, struct disk_layout *ret, b
                 if (ret->parts[i].number >= 1 && ret->parts[i].number <= 4 && !protective)
                         ret->parts[i].mbr_type = e[ret->parts[i].number - 1].type;
 
+        /* blkid names the table when it can; else libparted's name, else
+         * the raw MBR we checked. */
+        char parted_table[sizeof(ret->table)];
+        snprintf(parted_table, sizeof(parted_table), "%s", ret->table);
+        ret->table[0] = '\0';
         blkid_table(fd, ret);
-        if (!protective && ret->table[0] == '\0' && raw.n > 0)
+        if (ret->table[0] == '\0')
+                snprintf(ret->table, sizeof(ret->table), "%s", parted_table);
+        if (ret->table[0] == '\0' && !protective && raw.n > 0)
                 snprintf(ret->table, sizeof(ret->table), "dos");
-        if (ret->table[0] == '\0' && ret->n == 0) {
-                if (strict || raw.n == 0)
-                        return log_error(EINVAL, image,
-                                         "no partition table found (is this a Raspberry Pi OS image?)");
-        }
+        if (ret->table[0] == '\0')
+                return log_error(EINVAL, image, "no partition table found (is this a Raspberry Pi OS image?)");
         if (strcmp(ret->table, "dos") == 0) {
                 /* blkid does not report a zero disk id; the MBR bytes are the truth. */
                 snprintf(ret->disk_id, sizeof(ret->disk_id), "%08x", get_le32(s0 + MBR_DISK_ID_OFF));
@@ -402,6 +412,10 @@ static int probe(const char *path, const char *image, struct disk_layout *ret, b
 int disk_probe(const char *image, struct disk_layout *ret) { return probe(image, image, ret, true); }
 
 int disk_probe_any(const char *image, struct disk_layout *ret) { return probe(image, image, ret, false); }
+
+int disk_probe_named(const char *path, const char *name, struct disk_layout *ret) {
+        return probe(path, name, ret, true);
+}
 
 int disk_probe_any_named(const char *path, const char *name, struct disk_layout *ret) {
         return probe(path, name, ret, false);

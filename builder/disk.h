@@ -36,6 +36,9 @@ struct disk_layout {
 int disk_probe(const char *image, struct disk_layout *ret);
 /* Like disk_probe but only reports, never refuses on shape (inspect). */
 int disk_probe_any(const char *image, struct disk_layout *ret);
+/* disk_probe on path (e.g. the temporary copy of the base), naming the file
+ * the user gave (the base) in messages. */
+int disk_probe_named(const char *path, const char *name, struct disk_layout *ret);
 /* disk_probe_any on path (e.g. a decompressed temporary), naming the file
  * the user gave in messages. */
 int disk_probe_any_named(const char *path, const char *name, struct disk_layout *ret);

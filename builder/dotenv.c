@@ -601,6 +601,8 @@ int dotenv_parse(const char *name, const char *text, size_t len, struct env *env
         if (len > DOTENV_MAX_SIZE)
                 return log_error(EFBIG, name, "larger than %u MiB; is this really an environment file?",
                                  DOTENV_MAX_SIZE >> 20);
+        if (len == 0)
+                return 0;
         const char *nul = memchr(text, '\0', len);
         if (nul) {
                 unsigned line = 1;

@@ -1010,6 +1010,9 @@ int ext4_grow(const char *image, uint64_t offset, uint64_t new_bytes) {
         _cleanup_free_ char *tool = find_tool("resize2fs");
         if (!tool)
                 return log_error(-ENOENT, image, "resize2fs not found (install e2fsprogs) to grow the root filesystem");
+        struct stat before;
+        if (stat(image, &before) < 0)
+                return log_error(-errno, image, "cannot stat: %m");
         _cleanup_free_ char *dev = xasprintf("%s?offset=%" PRIu64, image, offset);
         /* In KiB: without an explicit size resize2fs grows to the end of the
          * file, past the partition. */
@@ -1035,7 +1038,12 @@ int ext4_grow(const char *image, uint64_t offset, uint64_t new_bytes) {
         }
         posix_spawn_file_actions_t fa;
         posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+        /* resize2fs (1.47.0) ends by truncating a regular file to the new
+         * filesystem size, ignoring ?offset=: that would cut off the end of
+         * the root partition, with the metadata it just wrote there.  It
+         * skips that step when the file's descriptor is 0, so leave fd 0
+         * free for it to take; the size is checked again below. */
+        posix_spawn_file_actions_addclose(&fa, STDIN_FILENO);
         posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
         posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDERR_FILENO);
         pid_t pid;
@@ -1079,5 +1087,13 @@ int ext4_grow(const char *image, uint64_t offset, uint64_t new_bytes) {
                 return r;
         }
         buf_free(&out);
+        struct stat after;
+        if (stat(image, &after) < 0)
+                return log_error(-errno, image, "cannot stat: %m");
+        if (after.st_size < before.st_size)
+                return log_error(-EIO, image,
+                                 "resize2fs truncated the image from %lld to %lld bytes (a resize2fs bug with "
+                                 "?offset=); the root filesystem was not grown safely",
+                                 (long long)before.st_size, (long long)after.st_size);
         return 0;
 }

@@ -363,6 +363,7 @@ static int decompress(const char *image, const struct stat *st, char **ret_path)
                 free(tmp);
                 return r;
         }
+        output_install_signal_handlers();
         output_track_temp(tmp);
         struct source_opts o = { .no_cache = true, .quiet = true };
         struct source_info info;

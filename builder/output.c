@@ -389,6 +389,13 @@ int output_commit(struct output *o) {
                 r = compressor_finish(c, o->sha256, &o->out_bytes);
                 if (r < 0)
                         goto fail;
+                /* Drop the raw bytes before syncing: on ext4 (data=ordered)
+                 * an fsync commits the journal, which first writes out every
+                 * dirty allocated page -- gigabytes of a raw temporary we are
+                 * about to delete.  Unlinked first, they are never written. */
+                close(o->fd);
+                o->fd = -1;
+                remove_temp(&o->tmp_raw);
                 if (fsync(out_fd) < 0) {
                         r = log_error(errno, o->path, "cannot sync: %m");
                         goto fail;
@@ -424,9 +431,9 @@ int output_commit(struct output *o) {
         if (out_fd >= 0)
                 close(out_fd);
         bmap_free(&b);
-        close(o->fd);
+        if (o->fd >= 0)
+                close(o->fd);
         o->fd = -1;
-        remove_temp(&o->tmp_raw); /* compressed output: the raw bytes go */
         return fsync_dir_of(o->path);
 
 fail:

@@ -25,6 +25,7 @@ void progress_begin(struct progress *p, const char *what, uint64_t total) {
 static void draw(struct progress *p, double t) {
         double elapsed = t - p->start;
         double rate = elapsed > 0 ? (double)p->done / elapsed : 0;
+        double shown_rate = elapsed > 0 && p->bytes ? (double)p->bytes / elapsed : rate;
         char line[160];
         int n = snprintf(line, sizeof(line), "\r%s", p->what ? p->what : "");
         if (p->total) {
@@ -34,10 +35,10 @@ static void draw(struct progress *p, double t) {
                 n += snprintf(line + n, sizeof(line) - (size_t)n, "  %3d%%", (int)(frac * 100));
         } else {
                 char sz[32];
-                format_size(p->done, sz);
+                format_size(p->bytes ? p->bytes : p->done, sz);
                 n += snprintf(line + n, sizeof(line) - (size_t)n, "  %s", sz);
         }
-        n += snprintf(line + n, sizeof(line) - (size_t)n, "  %.1f MB/s", rate / 1e6);
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "  %.1f MB/s", shown_rate / 1e6);
         if (p->total && rate > 0 && p->done < p->total) {
                 unsigned eta = (unsigned)((double)(p->total - p->done) / rate + 0.5);
                 n += snprintf(line + n, sizeof(line) - (size_t)n, "  ETA %u:%02u", eta / 60, eta % 60);
@@ -58,6 +59,11 @@ void progress_update(struct progress *p, uint64_t done) {
                 return;
         p->last = t;
         draw(p, t);
+}
+
+void progress_update_bytes(struct progress *p, uint64_t done, uint64_t bytes) {
+        p->bytes = bytes;
+        progress_update(p, done);
 }
 
 void progress_end(struct progress *p) {

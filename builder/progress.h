@@ -11,11 +11,15 @@ struct progress {
         double start, last;
         int enabled;
         int shown;        /* a line is on screen and needs clearing */
+        uint64_t bytes;   /* for the rate when it differs from done (0: use done) */
 };
 
 /* Enabled only when stderr is a terminal and log_level >= LOG_NORMAL. */
 void progress_begin(struct progress *p, const char *what, uint64_t total);
 /* Cheap to call often: redraws at most ~4 times a second. */
 void progress_update(struct progress *p, uint64_t done);
+/* For compressed input: percentage and ETA from done (compressed bytes
+ * consumed) of total, the rate shown from bytes (uncompressed, written). */
+void progress_update_bytes(struct progress *p, uint64_t done, uint64_t bytes);
 /* Clears the line. */
 void progress_end(struct progress *p);

@@ -322,7 +322,8 @@ static void decoder_close(struct decoder *d) {
 struct slot {
         uint8_t *buf;
         uint64_t len, off;
-        bool hole; /* len zero bytes, nothing in buf */
+        bool hole;  /* len zero bytes, nothing in buf */
+        bool write; /* the writer writes it (else it is already in place) */
 };
 
 struct pipeline {
@@ -334,7 +335,6 @@ struct pipeline {
         bool closing;
         int err; /* first writer failure, -errno; logged by the producer */
         int out_fd;
-        bool write; /* false when the extents are already shared (FICLONE) */
         struct sha256 sha;
 };
 
@@ -348,7 +348,7 @@ static int consume(struct pipeline *p, const struct slot *s) {
                 return 0;
         }
         sha256_update(&p->sha, s->buf, s->len);
-        if (!p->write)
+        if (!s->write)
                 return 0;
         size_t len = (size_t)s->len, i = 0;
         while (i < len) {
@@ -398,7 +398,7 @@ static void *writer(void *arg) {
 }
 
 static void pipeline_start(struct pipeline *p, int out_fd) {
-        *p = (struct pipeline){.out_fd = out_fd, .write = true};
+        *p = (struct pipeline){.out_fd = out_fd};
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->cond, NULL);
         for (unsigned i = 0; i < NSLOTS; i++)
@@ -460,8 +460,36 @@ static int output_error(int fd, int err) {
 
 /* A raw image (or a cached one): read only the data extents, feed holes to
  * the hash as zeros without reading them. */
+/* Copy [off, off+n) in the kernel; false when it cannot (the writer then
+ * writes the slot itself, and reports any real error). */
+static bool copy_range(int fd, int out_fd, uint64_t off, size_t n) {
+        loff_t in = (loff_t)off, out = (loff_t)off;
+        while (n > 0) {
+                ssize_t k = copy_file_range(fd, &in, out_fd, &out, n, 0);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return false;
+                n -= (size_t)k;
+        }
+        return true;
+}
+
+static bool has_zero_grain(const uint8_t *b, size_t n) {
+        for (size_t i = 0; i < n; i += ZERO_GRAIN)
+                if (mem_is_zero(b + i, MIN((size_t)ZERO_GRAIN, n - i)))
+                        return true;
+        return false;
+}
+
+/* mode: how data reaches out_fd.  The kernel copy (copy_file_range) costs a
+ * third of a pwrite of the same bytes from user space, so the data is read
+ * only for the hash, and written by the kernel, on this thread, while the
+ * writer thread hashes the previous slot. */
+enum raw_mode { RAW_SHARED, RAW_KERNEL_COPY, RAW_WRITE };
+
 static int produce_raw(struct pipeline *p, int fd, const char *path, uint64_t size, struct progress *pr,
-                       bool silent) {
+                       bool silent, enum raw_mode mode) {
         uint64_t off = 0;
         while (off < size) {
                 off_t data = lseek(fd, (off_t)off, SEEK_DATA);
@@ -501,6 +529,15 @@ static int produce_raw(struct pipeline *p, int fd, const char *path, uint64_t si
                         s->len = n;
                         s->off = off;
                         s->hole = false;
+                        /* A slot with all-zero grains goes through the writer,
+                         * which leaves them as holes. */
+                        s->write = mode == RAW_WRITE;
+                        if (mode == RAW_KERNEL_COPY) {
+                                if (has_zero_grain(s->buf, n))
+                                        s->write = true;
+                                else if (!copy_range(fd, p->out_fd, off, n))
+                                        mode = RAW_WRITE, s->write = true;
+                        }
                         pipeline_put(p);
                         off += n;
                         progress_update(pr, off);
@@ -528,9 +565,10 @@ static int produce_decoded(struct pipeline *p, struct decoder *d, struct progres
                 s->len = (uint64_t)n;
                 s->off = off;
                 s->hole = false;
+                s->write = true;
                 pipeline_put(p);
                 off += (uint64_t)n;
-                progress_update(pr, decoder_consumed(d));
+                progress_update_bytes(pr, decoder_consumed(d), off);
                 if ((size_t)n < SLOT_SIZE)
                         break;
         }
@@ -547,8 +585,8 @@ static int finish_output(int out_fd, uint64_t bytes) {
 /* Copy a raw image (the base itself, or a cached one) into out_fd, hashing.
  * For a cached image (from_cache), trouble reading it is not the build's:
  * it returns 1 unlogged so the caller decompresses instead. */
-static int extract_raw(int fd, const char *path, uint64_t size, int out_fd, bool quiet, bool from_cache,
-                       char hex[65]) {
+static int extract_raw(int fd, const char *path, const char *label, uint64_t size, int out_fd, bool quiet,
+                       bool from_cache, char hex[65]) {
         if (!from_cache) {
                 uint8_t head[4096];
                 size_t n = (size_t)MIN(size, sizeof(head));
@@ -563,13 +601,14 @@ static int extract_raw(int fd, const char *path, uint64_t size, int out_fd, bool
         pipeline_start(&p, out_fd);
         /* Sharing extents costs nothing and leaves only the hash to do. */
         struct stat st;
-        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ioctl(out_fd, FICLONE, fd) == 0)
-                p.write = false;
+        enum raw_mode mode = RAW_WRITE;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+                mode = ioctl(out_fd, FICLONE, fd) == 0 ? RAW_SHARED : RAW_KERNEL_COPY;
         struct progress pr;
-        progress_begin(&pr, path_basename(path), size);
+        progress_begin(&pr, label, size);
         if (quiet)
                 pr.enabled = 0;
-        int r = produce_raw(&p, fd, path, size, &pr, from_cache);
+        int r = produce_raw(&p, fd, path, size, &pr, from_cache, mode);
         progress_end(&pr);
         int w = pipeline_finish(&p, hex);
         if (r < 0 && !from_cache)
@@ -620,7 +659,7 @@ static int try_cache(const char *base, const struct stat *st, int out_fd, bool q
         char hex[65] = "";
         int cfd = open(e.image, O_RDONLY | O_CLOEXEC);
         if (cfd >= 0) {
-                r = extract_raw(cfd, e.image, e.bytes, out_fd, quiet, true, hex);
+                r = extract_raw(cfd, e.image, path_basename(base), e.bytes, out_fd, quiet, true, hex);
                 close(cfd);
         }
         if (r < 0) {
@@ -659,7 +698,7 @@ int source_extract(const char *base, int out_fd, const struct source_opts *o, st
                 goto out;
         snprintf(info->format, sizeof(info->format), "%s", fmt_names[fmt]);
         if (fmt == FMT_RAW) {
-                r = extract_raw(fd, base, size, out_fd, o->quiet, false, info->sha256);
+                r = extract_raw(fd, base, path_basename(base), size, out_fd, o->quiet, false, info->sha256);
                 info->bytes = size;
                 goto out;
         }

@@ -75,9 +75,9 @@ say "system: $(systemctl is-system-running)"
 show failed systemctl --failed --no-legend --plain
 show ip ip -4 -o addr show
 show route ip -4 route show default
-show nm nmcli -t -f NAME,TYPE,DEVICE,FILENAME connection show --active
-for c in $(nmcli -g UUID connection show --active 2>/dev/null); do
-  show "nm $c" nmcli -g connection.id,ipv4.method,ipv4.addresses,ipv4.gateway connection show "$c"
+# One line per active connection, as NetworkManager sees it.
+nmcli -t -f UUID,FILENAME connection show --active 2>/dev/null | while IFS=: read -r c file; do
+  say "nm: $(nmcli -t -f connection.type,connection.id,ipv4.method,ipv4.addresses,ipv4.gateway connection show "$c" | paste -sd' ') file=$file"
 done
 say "hostname: $(hostname)"
 show hostnamectl hostnamectl

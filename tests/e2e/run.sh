@@ -128,15 +128,16 @@ boot() {
     -display none -monitor none -serial "file:$log" -no-reboot \
     -kernel "$dir/kernel8.img" -initrd "$dir/initramfs8" -append "$(head -n 1 "$dir/cmdline.txt")" \
     -drive "file=$img,if=none,format=raw,id=disk0" -device virtio-blk-pci,drive=disk0 \
-    -nic user,model=virtio-net-pci,romfile=,restrict=on >"$T/qemu-$name.out" 2>&1 || BOOT_RC=$?
+    -netdev user,id=net0,restrict=on -device virtio-net-pci,netdev=net0,romfile= >"$T/qemu-$name.out" 2>&1 || BOOT_RC=$?
   note "time: boot $name $(elapsed "$t0") s (qemu exit $BOOT_RC, serial log $log)"
+  [[ -f $log ]] && sed -i 's/\r$//' "$log"
   if ((BOOT_RC == 124)); then
     fail "boot $name: powered off within $BOOT_TIMEOUT s (timed out; last lines of $log below)"
     tail -n 30 "$log" | sed 's/^/    /'
   elif ((BOOT_RC != 0)); then
     fail "boot $name: qemu exit $BOOT_RC"
     sed 's/^/    /' "$T/qemu-$name.out"
-  elif ! grep -q '^e2e-report: end' "$log"; then
+  elif ! grep -Eq '(^|: )e2e-report: end' "$log"; then
     fail "boot $name: the report unit ran to its end before power-off"
     tail -n 30 "$log" | sed 's/^/    /'
   else
@@ -206,11 +207,11 @@ check_provisioned() {
   local img=$1 name=$2 role=$3 host=$4 ip=$5 tz=$6 flavour=$7
   shift 7
   local log=$LOGDIR/$name.log n f up
-  n=$(count "$log" '^dimdim-firstboot: provisioning complete')
+  n=$(count "$log" '(^|: )dimdim-firstboot: provisioning complete')
   if [[ $n == 1 ]]; then ok "$name: firstboot printed 'provisioning complete' once"; else fail "$name: firstboot printed 'provisioning complete' once (got $n)"; fi
   check "$name: /var/lib/dimdim/firstboot.done exists" rexists "$img" /var/lib/dimdim/firstboot.done
   check "$name: status file says STATE=done" grep -qx 'STATE=done' <(rcat "$img" /var/lib/dimdim/status)
-  has "$log" "$name: multi-user.target reached" '^e2e-report: multi-user.target: active'
+  has "$log" "$name: multi-user.target reached" '(^|: )e2e-report: multi-user.target: active'
   # The stand-in's own log: how dimdim-stack ran compose.
   up=$(grep -E '(docker compose|docker-compose) .* up( |$)' "$T/standin-$name.log" | tail -n 1)
   if [[ -n $up ]]; then ok "$name: the stack ran compose up"; note "  proof: $up"; else fail "$name: the stack ran compose up"; fi
@@ -219,14 +220,14 @@ check_provisioned() {
   for f in "$@"; do
     check "$name: compose got -f /opt/dimdim-health/$f" contains "$up" " -f /opt/dimdim-health/$f "
   done
-  has "$log" "$name: compose up succeeded (stand-in started the role's services)" '^docker-standin: .*compose.* up -d'
+  has "$log" "$name: compose up succeeded (stand-in started the role's services)" '(^|: )docker-standin: .*compose.* up -d'
   check "$name: the journal has dimdim-stack's 'dimdim-stack: up'" grep -q 'dimdim-stack: up (' "$T/journal-$name.txt"
-  has "$log" "$name: role in the status" "^e2e-report: dimdim-status: role: +$role"
-  has "$log" "$name: dimdim-status exits 0 when provisioned" '^e2e-report: dimdim-status exit 0'
+  has "$log" "$name: role in the status" "(^|: )e2e-report: dimdim-status: role: +$role"
+  has "$log" "$name: dimdim-status exits 0 when provisioned" '(^|: )e2e-report: dimdim-status exit 0'
   # Host settings, seen from inside the guest and on the disk.
-  has "$log" "$name: hostname $host (in the guest)" "^e2e-report: hostname: $host\$"
+  has "$log" "$name: hostname $host (in the guest)" "(^|: )e2e-report: hostname: $host\$"
   check "$name: /etc/hostname is $host" grep -qx "$host" <(rcat "$img" /etc/hostname)
-  has "$log" "$name: user $E2E_USER exists (in the guest)" "^e2e-report: user $E2E_USER: uid="
+  has "$log" "$name: user $E2E_USER exists (in the guest)" "(^|: )e2e-report: user $E2E_USER: uid="
   local home=/home/$E2E_USER
   check "$name: $home/.ssh/authorized_keys holds the key" grep -qF "$(cut -d' ' -f1-2 "$T/id.pub")" <(rcat "$img" "$home/.ssh/authorized_keys")
   local uid m
@@ -235,16 +236,16 @@ check_provisioned() {
   check "$name: authorized_keys is 0600 and owned by $E2E_USER (mode uid gid: $m)" glob "$m" "600 ${uid:-none} *"
   m=$(rmode "$img" "$home/.ssh")
   check "$name: ~/.ssh is 0700 and owned by $E2E_USER (mode uid gid: $m)" glob "$m" "700 ${uid:-none} *"
-  has "$log" "$name: timezone $tz (in the guest)" "^e2e-report: timezone: $tz "
+  has "$log" "$name: timezone $tz (in the guest)" "(^|: )e2e-report: timezone: $tz "
   check "$name: /etc/localtime -> $(rlink "$img" /etc/localtime)" glob "$(rlink "$img" /etc/localtime)" "*/zoneinfo/$tz"
-  has "$log" "$name: static address $ip/24 on the NIC (in the guest)" "^e2e-report: ip: [0-9]+: en[a-z0-9]+ +inet $ip/24 "
-  has "$log" "$name: NetworkManager uses a manual IPv4 address" "^e2e-report: nm [-0-9a-f]+: manual\$"
-  has "$log" "$name: default route via 10.0.2.2" '^e2e-report: route: default via 10\.0\.2\.2 '
-  has "$log" "$name: sshd enabled and running" '^e2e-report: unit ssh\.service: enabled=enabled active=active'
+  has "$log" "$name: static address $ip/24 on the NIC (in the guest)" "(^|: )e2e-report: ip: [0-9]+: en[a-z0-9]+ +inet $ip/24 "
+  has "$log" "$name: NetworkManager uses a manual IPv4 address" "(^|: )e2e-report: nm: connection.type:802-3-ethernet .*ipv4.method:manual ipv4.addresses:$ip/24 "
+  has "$log" "$name: default route via 10.0.2.2" '(^|: )e2e-report: route: default via 10\.0\.2\.2 '
+  has "$log" "$name: sshd enabled and running" '(^|: )e2e-report: unit ssh\.service: enabled=enabled active=active'
   check "$name: /opt/dimdim-health/.env is 0600 root:root" test "$(rmode "$img" /opt/dimdim-health/.env)" = "600 0 0"
   if [[ $flavour == trixie ]]; then
-    has "$log" "$name: cloud-init ran from the NoCloud seed on the boot partition" '^e2e-report: cloud-init: detail: +DataSourceNoCloud.*/boot/firmware'
-    has "$log" "$name: cloud-init finished without errors" '^e2e-report: cloud-init: status: done'
+    has "$log" "$name: cloud-init ran from the NoCloud seed on the boot partition" '(^|: )e2e-report: cloud-init: detail: +DataSourceNoCloud.*/boot/firmware'
+    has "$log" "$name: cloud-init finished without errors" '(^|: )e2e-report: cloud-init: status: done'
   fi
 }
 
@@ -271,8 +272,8 @@ smoke() {
   cp --sparse=always "$img" "$T/smoke.img"
   check "smoke: test unit written into the image" install_report "$T/smoke.img" 0
   boot "$T/smoke.img" "smoke-$flavour"
-  has "$LOGDIR/smoke-$flavour.log" "smoke: multi-user.target reached" '^e2e-report: multi-user.target: active'
-  has "$LOGDIR/smoke-$flavour.log" "smoke: NIC up" '^e2e-report: ip: [0-9]+: en'
+  has "$LOGDIR/smoke-$flavour.log" "smoke: multi-user.target reached" '(^|: )e2e-report: multi-user.target: active'
+  has "$LOGDIR/smoke-$flavour.log" "smoke: NIC up" '(^|: )e2e-report: ip: [0-9]+: en'
   summary
   exit
 }
@@ -303,15 +304,15 @@ if build app "$F1" app --ip "$IP_APP/24" --timezone "$TZ_APP" \
   boot "$T/app.img" app-boot2
   collect "$T/app.img" app-boot2
   L2=$LOGDIR/app-boot2.log
-  hasnt "$L2" "app-boot2: firstboot did not run again" '^dimdim-firstboot: (step|provisioning complete|starting)'
-  has "$L2" "app-boot2: firstboot skipped by its condition" '^e2e-report: unit dimdim-firstboot\.service: .*ConditionResult=no'
-  has "$L2" "app-boot2: the stack unit ran compose up" '^docker-standin: .*compose.* up -d'
-  has "$L2" "app-boot2: the stack unit is active" '^e2e-report: unit dimdim-stack\.service: enabled=enabled active=active'
+  hasnt "$L2" "app-boot2: firstboot did not run again" '(^|: )dimdim-firstboot: (step|provisioning complete|starting)'
+  has "$L2" "app-boot2: firstboot skipped by its condition" '(^|: )e2e-report: unit dimdim-firstboot\.service: .*ConditionResult=no'
+  has "$L2" "app-boot2: the stack unit ran compose up" '(^|: )docker-standin: .*compose.* up -d'
+  has "$L2" "app-boot2: the stack unit is active" '(^|: )e2e-report: unit dimdim-stack\.service: enabled=enabled active=active'
   ups2=$(count "$T/standin-app-boot2.log" 'compose.* up -d')
   check "app-boot2: one more compose up in the stand-in's log ($ups1 -> $ups2)" test "$ups2" -eq $((ups1 + 1))
-  has "$L2" "app-boot2: dimdim-status exits 0" '^e2e-report: dimdim-status exit 0'
-  has "$L2" "app-boot2: hostname kept" '^e2e-report: hostname: e2e-app$'
-  has "$L2" "app-boot2: static address kept" "^e2e-report: ip: [0-9]+: en[a-z0-9]+ +inet $IP_APP/24 "
+  has "$L2" "app-boot2: dimdim-status exits 0" '(^|: )e2e-report: dimdim-status exit 0'
+  has "$L2" "app-boot2: hostname kept" '(^|: )e2e-report: hostname: e2e-app$'
+  has "$L2" "app-boot2: static address kept" "(^|: )e2e-report: ip: [0-9]+: en[a-z0-9]+ +inet $IP_APP/24 "
   check_secrets "$T/app.img" app-boot2 "$SECRET_DB" "$SECRET_OO"
   rm -f "$T/app.img"
 fi
@@ -331,13 +332,13 @@ if build obs "$F2" observability --ip "$IP_OBS/24" --timezone "$TZ_OBS" --env "$
   boot "$T/obs.img" obs-boot1
   collect "$T/obs.img" obs-boot1
   L=$LOGDIR/obs-boot1.log
-  has "$L" "obs: installation failed and firstboot retried with backoff" '^dimdim-firstboot: attempt 1 failed: apt-get install .*; retrying in 1 s'
-  has "$L" "obs: the backoff doubled" '^dimdim-firstboot: attempt 2 failed: .*; retrying in 2 s'
+  has "$L" "obs: installation failed and firstboot retried with backoff" '(^|: )dimdim-firstboot: attempt 1 failed: apt-get install .*; retrying in 1 s'
+  has "$L" "obs: the backoff doubled" '(^|: )dimdim-firstboot: attempt 2 failed: .*; retrying in 2 s'
   has "$L" "obs: apt really ran dpkg (the stand-in package's preinst failed)" "injected installation failure $FAIL_INSTALL/$FAIL_INSTALL"
-  has "$L" "obs: compose up failed and firstboot retried" '^dimdim-firstboot: attempt [0-9]+ failed: compose up failed'
-  has "$L" "obs: multi-user.target active while firstboot was retrying" '^e2e-report: while retrying: multi-user.target: active'
-  has "$L" "obs: dimdim-status reported the error while retrying" '^e2e-report: while retrying: dimdim-status: last error: +[a-z]'
-  has "$L" "obs: dimdim-status exited 1 while retrying" '^e2e-report: while retrying: dimdim-status exit 1'
+  has "$L" "obs: compose up failed and firstboot retried" '(^|: )dimdim-firstboot: attempt [0-9]+ failed: compose up failed'
+  has "$L" "obs: multi-user.target active while firstboot was retrying" '(^|: )e2e-report: while retrying: multi-user.target: active'
+  has "$L" "obs: dimdim-status reported the error while retrying" '(^|: )e2e-report: while retrying: dimdim-status: last error: +[a-z]'
+  has "$L" "obs: dimdim-status exited 1 while retrying" '(^|: )e2e-report: while retrying: dimdim-status exit 1'
   check "obs: the stand-in failed installation $FAIL_INSTALL times" grep -qx "$FAIL_INSTALL" <(rcat "$T/obs.img" /var/lib/docker-standin/fail-install.count)
   check "obs: the stand-in failed compose up $FAIL_COMPOSE times" grep -qx "$FAIL_COMPOSE" <(rcat "$T/obs.img" /var/lib/docker-standin/fail-compose.count)
   check_provisioned "$T/obs.img" obs-boot1 observability e2e-observability "$IP_OBS" "$TZ_OBS" "$F2" \

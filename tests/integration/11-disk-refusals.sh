@@ -40,7 +40,9 @@ head -c $(($(stat -c %s "$T/full.img.xz") / 2)) "$T/full.img.xz" >"$T/bad/trunca
 
 # refuse NAME PATTERN: build from $T/bad/NAME must fail cleanly.
 refuse() {
-  local name=$1 pattern=$2 base=$T/bad/$1 out=$T/out/$1.img
+  # OUT's name shares nothing with the base's, so the pattern proves the
+  # message names the base (not a temporary copy of it).
+  local name=$1 pattern=$2 base=$T/bad/$1 out=$T/out/result.img
   mkdir -p "$T/out"
   local before=absent
   [[ -e $base ]] && before=$(sha256sum <"$base")

@@ -8,7 +8,8 @@ source "$(dirname "$0")/../lib.sh"
 make_key
 export SOURCE_DATE_EPOCH=1764547200
 DBPW='Tr0ub4dor-and-3-horses'
-SMALL=(--boot-size 64 --root-size 200)
+# FAT32 needs 65525 clusters: 512-byte clusters keep the boot partition (and fsck) small.
+SMALL=(--boot-size 64 --cluster 512 --root-size 200)
 
 build() { # build OUT BASE [extra options...]
   local out=$1 base=$2
@@ -18,59 +19,96 @@ build() { # build OUT BASE [extra options...]
     --set DB_PASSWORD="$DBPW" --set DIMDIM_API_IMAGE=x/api:1 --set DIMDIM_WORKER_IMAGE=x/worker:1 "$@"
 }
 
-# ls_p IMG DIR: "MODE UID GID NAME" for each entry of a root fs directory.
-ls_p() {
-  debugfs -R "ls -p $2" "$(rootfs "$1")" 2>/dev/null |
-    awk -F/ 'NF >= 7 && $6 != "." && $6 != ".." { printf "%s %s %s %s\n", $3, $4, $5, $6 }'
+# One debugfs run per batch of commands (the machine may be busy; a run per
+# path would dominate the script's time).  snap IMG CMD...: runs them all;
+# snap_get CMD prints that command's output.
+snap() {
+  local img=$1
+  shift
+  printf '%s\n' "$@" >"$T/snap.cmd"
+  debugfs -f "$T/snap.cmd" "$(rootfs "$img")" >"$T/snap.out" 2>/dev/null
 }
+snap_get() { awk -v c="debugfs: $1" '/^debugfs: / { on = ($0 == c); next } on' "$T/snap.out"; }
+# snap_stat PATH: "MODE UID GID TYPE", as lib.sh's rstat.
+snap_stat() {
+  snap_get "stat $1" | awk '
+    /Type:/ { for (i = 1; i <= NF; i++) { if ($i == "Type:") t = $(i+1); if ($i == "Mode:") m = $(i+1) } }
+    /^User:/ { u = $2; g = $4 }
+    END { if (t != "") printf "%s %s %s %s\n", m, u, g, t }'
+}
+snap_link() { snap_get "stat $1" | sed -n 's/^Fast link dest: "\(.*\)"$/\1/p'; }
+# snap_ls DIR: "MODE UID GID NAME" per entry.
+snap_ls() { snap_get "ls -p $1" | awk -F/ 'NF >= 7 && $6 != "." && $6 != ".." { printf "%s %s %s %s\n", $3, $4, $5, $6 }'; }
 
-want_stat() { # want_stat WHAT IMG PATH "MODE UID GID TYPE"
+want_stat() { # want_stat WHAT PATH "MODE UID GID TYPE" (from the last snap)
   local got
-  got=$(rstat "$2" "$3")
-  [[ $got == "$4" ]] && ok "$1: $3 $4" || fail "$1: $3 is '$got', want '$4'"
+  got=$(snap_stat "$2")
+  [[ $got == "$3" ]] && ok "$1: $2 $3" || fail "$1: $2 is '$got', want '$3'"
 }
 
 # The contracted paths with their modes and owners, and fsck on both filesystems.
 check_image() {
   local what=$1 img=$2
   check "$what: e2fsck -fn and fsck.fat -n clean" fsck_image "$img"
-  want_stat "$what" "$img" /opt/dimdim-health/deploy/docker-compose.app.yml "0644 0 0 regular"
-  want_stat "$what" "$img" /opt/dimdim-health/.env "0600 0 0 regular"
-  rcat "$img" /opt/dimdim-health/.env | grep -qF -- "DB_PASSWORD=" && rcat "$img" /opt/dimdim-health/.env | grep -qF -- "$DBPW" \
-    && ok "$what: .env holds DB_PASSWORD" || fail "$what: .env lacks DB_PASSWORD"
-  local units bad=0 n=0 mode uid gid name
-  units=$(ls_p "$img" /etc/systemd/system | grep ' dimdim-.*\.service$')
+  local S=/etc/systemd/system W=/etc/systemd/system/multi-user.target.wants
+  local paths=(/opt/dimdim-health/deploy/docker-compose.app.yml /opt/dimdim-health/.env /etc/hostname /etc/hosts
+    /etc/NetworkManager/system-connections/dimdim-eth.nmconnection /etc/dimimage/manifest.json
+    /home/pi /home/pi/.ssh /home/pi/.ssh/authorized_keys)
+  local cmds=("ls -p $S" "ls -p $W") f
+  for f in "${paths[@]}"; do cmds+=("stat $f"); done
+  rm -rf "$T/dump" && mkdir "$T/dump"
+  for f in .env hostname hosts manifest.json authorized_keys; do cmds+=("dump $(printf '%s\n' "${paths[@]}" | grep -m1 "/$f\$") $T/dump/$f"); done
+  snap "$img" "${cmds[@]}"
+  local units wants
+  units=$(snap_ls $S | grep ' dimdim-.*\.service$')
+  wants=$(snap_ls $W | grep ' dimdim-.*\.service$')
+  want_stat "$what" /opt/dimdim-health/deploy/docker-compose.app.yml "0644 0 0 regular"
+  want_stat "$what" /opt/dimdim-health/.env "0600 0 0 regular"
+  grep -qF -- "$DBPW" "$T/dump/.env" && ok "$what: .env holds DB_PASSWORD" || fail "$what: .env lacks DB_PASSWORD"
+  want_stat "$what" /etc/hostname "0644 0 0 regular"
+  [[ $(<"$T/dump/hostname") == dimdim-fs ]] && ok "$what: /etc/hostname content" || fail "$what: /etc/hostname content"
+  want_stat "$what" /etc/hosts "0644 0 0 regular"
+  grep -Eq '^127\.0\.1\.1[[:space:]]+dimdim-fs$' "$T/dump/hosts" && ok "$what: /etc/hosts names the host" || fail "$what: /etc/hosts"
+  want_stat "$what" /etc/NetworkManager/system-connections/dimdim-eth.nmconnection "0600 0 0 regular"
+  want_stat "$what" /etc/dimimage/manifest.json "0644 0 0 regular"
+  python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/dump/manifest.json" 2>/dev/null \
+    && ok "$what: manifest.json is JSON" || fail "$what: manifest.json is not JSON"
+  want_stat "$what" /home/pi "0700 1000 1000 directory"
+  want_stat "$what" /home/pi/.ssh "0700 1000 1000 directory"
+  want_stat "$what" /home/pi/.ssh/authorized_keys "0600 1000 1000 regular"
+  grep -qF "$(cut -d' ' -f2 "$T/key.pub")" "$T/dump/authorized_keys" \
+    && ok "$what: authorized_keys holds the key" || fail "$what: authorized_keys content"
+  local bad=0 n=0 mode uid gid name
   while read -r mode uid gid name; do
     [[ -z $name ]] && continue
     n=$((n + 1))
     [[ $mode == 100644 && $uid == 0 && $gid == 0 ]] || { bad=1; echo "    $name: $mode $uid:$gid"; }
   done <<<"$units"
   ((n >= 2 && bad == 0)) && ok "$what: $n dimdim-*.service units 0644 root" || fail "$what: units ($n, bad=$bad)"
+  cmds=()
+  while read -r mode uid gid name; do [[ -n $name ]] && cmds+=("stat $W/$name"); done <<<"$wants"
+  ((${#cmds[@]})) && snap "$img" "${cmds[@]}"
   n=0 bad=0
   while read -r mode uid gid name; do
-    [[ $name == dimdim-*.service ]] || continue
+    [[ -z $name ]] && continue
     n=$((n + 1))
-    [[ $mode == 120777 && $(rlink "$img" "/etc/systemd/system/multi-user.target.wants/$name") == "/etc/systemd/system/$name" ]] \
-      && grep -q " $name\$" <<<"$units" || { bad=1; echo "    wants/$name: $mode -> $(rlink "$img" "/etc/systemd/system/multi-user.target.wants/$name")"; }
-  done < <(ls_p "$img" /etc/systemd/system/multi-user.target.wants)
+    [[ $mode == 120777 && $(snap_link "$W/$name") == "$S/$name" ]] && grep -q " $name\$" <<<"$units" \
+      || { bad=1; echo "    wants/$name: $mode -> $(snap_link "$W/$name")"; }
+  done <<<"$wants"
   ((n >= 1 && bad == 0)) && ok "$what: $n enablement symlinks to existing units" || fail "$what: enablement symlinks ($n, bad=$bad)"
-  want_stat "$what" "$img" /etc/hostname "0644 0 0 regular"
-  [[ $(rcat "$img" /etc/hostname) == dimdim-fs ]] && ok "$what: /etc/hostname content" || fail "$what: /etc/hostname content"
-  want_stat "$what" "$img" /etc/hosts "0644 0 0 regular"
-  rcat "$img" /etc/hosts | grep -Eq '^127\.0\.1\.1[[:space:]]+dimdim-fs$' && ok "$what: /etc/hosts names the host" || fail "$what: /etc/hosts"
-  want_stat "$what" "$img" /etc/NetworkManager/system-connections/dimdim-eth.nmconnection "0600 0 0 regular"
-  want_stat "$what" "$img" /etc/dimimage/manifest.json "0644 0 0 regular"
-  rcat "$img" /etc/dimimage/manifest.json | python3 -c 'import json,sys; json.load(sys.stdin)' \
-    && ok "$what: manifest.json is JSON" || fail "$what: manifest.json is not JSON"
-  want_stat "$what" "$img" /home/pi "0700 1000 1000 directory"
-  want_stat "$what" "$img" /home/pi/.ssh/authorized_keys "0600 1000 1000 regular"
-  rcat "$img" /home/pi/.ssh/authorized_keys | grep -qF "$(cut -d' ' -f2 "$T/key.pub")" \
-    && ok "$what: authorized_keys holds the key" || fail "$what: authorized_keys content"
 }
 
 no_output() { ! compgen -G "$1*" >/dev/null; }
 
-# ---- ext4 feature sets (FAT32 boot) ----
+# fat32_clusters WHAT IMG BYTES: minfo says FAT32 with clusters of BYTES.
+fat32_clusters() {
+  local info
+  info=$(MTOOLS_SKIP_CHECK=1 minfo -i "$(bootfs "$2")" ::)
+  grep -q 'disk type="FAT32' <<<"$info" && grep -q "^cluster size: $(($3 / 512)) sectors" <<<"$info" \
+    && ok "$1: FAT32 with $3-byte clusters (minfo)" || fail "$1: not FAT32/$3: $(grep -E 'disk type|cluster size' <<<"$info" | tr '\n' ' ')"
+}
+
+# ---- ext4 feature sets (boot: FAT32, 512-byte clusters) ----
 for feat in default ^64bit orphan_file metadata_csum_seed inline_data; do
   opts=("${SMALL[@]}")
   [[ $feat != default ]] && opts+=(--ext4-features "$feat")
@@ -81,20 +119,20 @@ for feat in default ^64bit orphan_file metadata_csum_seed inline_data; do
     ^64bit) [[ " $features " != *" 64bit "* ]] ;;
     *) [[ " $features " == *" $feat "* ]] ;;
   esac && ok "ext4 $feat: fixture has it ($features)" || fail "ext4 $feat: fixture features: $features"
+  [[ $feat == default ]] && fat32_clusters "ext4 $feat fixture" "$base" 512
   out=$T/ext4-${feat#^}.img
   if build "$out" "$base" >"$T/build.log" 2>&1; then ok "ext4 $feat: build"; else fail "ext4 $feat: build"; sed 's/^/    /' "$T/build.log"; continue; fi
   check_image "ext4 $feat" "$out"
+  [[ $feat == default ]] && { MTOOLS_SKIP_CHECK=1 mdir -b -i "$(bootfs "$out")" ::/ | grep -qx '::/ssh' \
+    && ok "FAT32 512: ssh file on the boot partition" || fail "FAT32 512: no ssh file"; }
   rm -f "$out"*
 done
 
-# ---- FAT32 with 512-byte and 4 KiB clusters ----
-for cl in 512 4096; do
-  size=64
-  ((cl == 4096)) && size=300 # FAT32 needs 65525 clusters
+# ---- FAT32 with 4 KiB clusters (512-byte ones: above), and the default 2 KiB ----
+for cl in 4096 2048; do
+  size=$((cl / 16 + cl / 256)) # MiB: FAT32 needs 65525 clusters
   base=$(fixture "fat32-$cl" --boot-size "$size" --root-size 200 --cluster "$cl") || { fail "fat32-$cl: fixture"; continue; }
-  info=$(MTOOLS_SKIP_CHECK=1 minfo -i "$(bootfs "$base")" ::)
-  grep -q 'disk type="FAT32' <<<"$info" && grep -q "^cluster size: $((cl / 512)) sectors" <<<"$info" \
-    && ok "FAT32 $cl: fixture is FAT32 with $cl-byte clusters (minfo)" || fail "FAT32 $cl: fixture: $(grep -E 'disk type|cluster size' <<<"$info" | tr '\n' ' ')"
+  fat32_clusters "FAT32 $cl fixture" "$base" "$cl"
   out=$T/fat32-$cl.img
   if build "$out" "$base" >"$T/build.log" 2>&1; then ok "FAT32 $cl: build"; else fail "FAT32 $cl: build"; sed 's/^/    /' "$T/build.log"; continue; fi
   check_image "FAT32 $cl" "$out"
@@ -130,8 +168,8 @@ crowd_dir() {
   echo "$dir"
 }
 mkdir -p "$FIXTURES"
-FAT16=(--fat 16 --uppercase-83 --fat-root-entries 64 "${SMALL[@]}")
-base=$(fixture fat16-crowded "${FAT16[@]}" --extra-boot "$(crowd_dir 28)") || fail "fat16-crowded: fixture"
+FAT16=(--fat 16 --uppercase-83 --fat-root-entries 64 --boot-size 64 --root-size 200)
+base=$(fixture fat16-crowded "${FAT16[@]}" --extra-boot "$(crowd_dir 28)") || { fail "fat16-crowded: fixture"; summary; exit; }
 free=$(free_root "$base")
 ((free >= 1 && free <= 4)) && ok "fat16 crowded fixture: $free of 64 root entries free" || fail "fat16 crowded fixture: $free root entries free"
 before=$(sha256sum <"$base")
@@ -141,7 +179,7 @@ if build "$out" "$base" >"$T/build.log" 2>&1; then
   check_image "FAT16" "$out"
   listing=$(MTOOLS_SKIP_CHECK=1 mdir -a -i "$(bootfs "$out")" ::/)
   grep -Eq '^CMDLINE +TXT +[0-9]+ ' <<<"$listing" && grep -Eq '^CONFIG +TXT +[0-9]+ ' <<<"$listing" \
-    && ok "FAT16: CMDLINE.TXT and CONFIG.TXT keep their upper-case 8.3 names" || { fail "FAT16: 8.3 names"; echo "$listing" | sed 's/^/    /'; }
+    && ok "FAT16: CMDLINE.TXT and CONFIG.TXT keep their upper-case 8.3 names" || { fail "FAT16: 8.3 names"; printf '    %s\n' "$listing"; }
   grep -Eiq '^(cmdline|config)[^ ]* +txt .*(cmdline|config)\.txt' <<<"$listing" && fail "FAT16: a long name was added" || ok "FAT16: no long-name duplicate of cmdline/config"
   bcat "$out" /config.txt | grep -q '^gpu_mem=' && bcat "$out" /config.txt | grep -q dimimage \
     && ok "FAT16: config.txt holds dimimage's gpu_mem block" || fail "FAT16: config.txt lacks the gpu_mem block"
@@ -155,7 +193,7 @@ else
 fi
 [[ $(sha256sum <"$base") == "$before" ]] && ok "FAT16: base unchanged" || fail "FAT16: base changed"
 
-base=$(fixture fat16-full "${FAT16[@]}" --extra-boot "$(crowd_dir 31)") || fail "fat16-full: fixture"
+base=$(fixture fat16-full "${FAT16[@]}" --extra-boot "$(crowd_dir 31)") || { fail "fat16-full: fixture"; summary; exit; }
 free=$(free_root "$base")
 ((free == 0)) && ok "fat16 full fixture: no root entry free" || fail "fat16 full fixture: $free root entries free"
 before=$(sha256sum <"$base")
@@ -178,6 +216,9 @@ check_grown() { # check_grown WHAT BASE OUT MIN_GROWTH_BYTES
   ((osize > bsize)) && ok "$what: image grew ($bsize -> $osize)" || fail "$what: image did not grow ($bsize -> $osize)"
   local grew=$((($(p 2 "$out" size) - $(p 2 "$base" size)) * 512))
   ((grew >= min && grew > 0)) && ok "$what: partition 2 grew by $grew bytes (>= $min)" || fail "$what: partition 2 grew by $grew bytes"
+  local end=$((($(p 2 "$out" start) + $(p 2 "$out" size)) * 512))
+  ((osize >= end)) && ok "$what: image holds all of partition 2 ($osize >= $end)" \
+    || fail "$what: image ($osize bytes) ends before partition 2 ($end): resize2fs truncation?"
   [[ $(p 2 "$out" start) == "$(p 2 "$base" start)" ]] && ok "$what: partition 2 start kept" || fail "$what: partition 2 moved"
   [[ $(p 1 "$out" start),$(p 1 "$out" size),$(p 1 "$out" type) == "$(p 1 "$base" start),$(p 1 "$base" size),$(p 1 "$base" type)" ]] \
     && ok "$what: partition 1 unchanged" || fail "$what: partition 1 changed"
@@ -187,7 +228,11 @@ check_grown() { # check_grown WHAT BASE OUT MIN_GROWTH_BYTES
   check_image "$what" "$out"
 }
 
-base=$(fixture root-full "${SMALL[@]}" --root-free-kib 0) || fail "root-full: fixture"
+if ! base=$(fixture root-full "${SMALL[@]}" --root-free-kib 0); then
+  fail "root-full: fixture"
+  summary
+  exit
+fi
 freeb=$(dumpe2fs -h "$(rootfs "$base")" 2>/dev/null | awk -F: '/^Free blocks:/ { gsub(/ /, "", $2); print $2 }')
 ((freeb < 64)) && ok "root-full fixture: $freeb free blocks" || fail "root-full fixture: $freeb free blocks"
 before=$(sha256sum <"$base")

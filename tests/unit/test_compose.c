@@ -293,6 +293,37 @@ static void test_path_forms(void **state) {
         compose_info_free(&ci);
 }
 
+/* Regression (fuzz_compose): a path dropped as a named volume, then a
+ * failing one, left compose_info with a stale copy: double free.  The
+ * fuzzer's input also split "${DIR:?msg}/x:/w" at the ':' inside ${...}. */
+static void test_resolve_error_after_drop(void **state) {
+        (void)state;
+        const char *t = "services:\n"
+                        "  s:\n"
+                        "    volumes:\n"
+                        "      - ${VOL}:/v\n"
+                        "      - ${DIR:?set DIR}/x:/w\n"
+                        "      - ./after:/a\n";
+        struct compose_info ci;
+        assert_int_equal(compose_scan("r.yml", t, strlen(t), "/x/r.yml", &ci), 0);
+        assert_int_equal(ci.npaths, 3);
+        assert_string_equal(ci.paths[1].path, "${DIR:?set DIR}/x");
+        struct env e = {0};
+        env_set(&e, "VOL", "named", ORIGIN_FILE, "a.env", 1);
+        struct capture c;
+        capture_begin(&c);
+        assert_int_equal(compose_resolve_paths(&ci, &e), -EINVAL);
+        unsigned errors;
+        _cleanup_free_ char *err = capture_end(&c, &errors);
+        assert_int_equal(errors, 1);
+        if (!strstr(err, "r.yml:5: required variable DIR is missing a value: set DIR"))
+                fail_msg("[%s]", err);
+        assert_int_equal(ci.npaths, 2);
+        assert_string_equal(ci.paths[1].path, "./after");
+        env_free(&e);
+        compose_info_free(&ci);
+}
+
 static void test_variables(void **state) {
         (void)state;
         const char *t = "services:\n"
@@ -407,6 +438,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_seed_app),     cmocka_unit_test(test_seed_observability),
                 cmocka_unit_test(test_check_paths),  cmocka_unit_test(test_path_forms),
+                cmocka_unit_test(test_resolve_error_after_drop),
                 cmocka_unit_test(test_variables),    cmocka_unit_test(test_hostile),
                 cmocka_unit_test(test_kind_names),
         };

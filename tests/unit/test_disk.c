@@ -306,6 +306,65 @@ static void test_refuse_shapes(void **state) {
         expect_refusal(zero, true, "partition 3 starts at sector 0");
 }
 
+/* A bare FAT filesystem (0x55AA at 510, no table): libparted calls it "loop". */
+static void test_superfloppy(void **state) {
+        _cleanup_free_ char *img = xasprintf("%s/floppy.img", dir);
+        char *argv[] = { "mkfs.vfat", "-C", img, "8192", NULL };
+        assert_int_equal(run(NULL, argv), 0);
+        expect_refusal(img, true, "no partition table found");
+        expect_refusal(img, false, "no partition table found");
+}
+
+/* Root in a logical partition: probed, but not growable. */
+static void test_logical_root(void **state) {
+        _cleanup_free_ char *img = copy_image(fx_bookworm, "logical");
+        const char *table = "label: dos\nlabel-id: 0x2a7c1d5e\nunit: sectors\n\n"
+                            "start=8192, size=522240, type=c\n" /* ends where the EBR goes */
+                            "start=530432, size=657408, type=5\n"
+                            "start=532480, size=655360, type=83\n";
+        _cleanup_free_ char *in = write_file("logical.in", table, strlen(table), 0);
+        char *argv[] = { "sh", "-c", "sfdisk -q --no-reread --no-tell-kernel \"$0\" < \"$1\"", img, in, NULL };
+        assert_int_equal(run(NULL, argv), 0);
+        struct disk_layout l;
+        assert_int_equal(disk_probe(img, &l), 0);
+        assert_int_equal(l.n, 2);
+        assert_int_equal(l.parts[1].number, 5);
+        assert_int_equal(l.parts[1].start, 532480);
+        assert_string_equal(l.parts[1].fs_type, "ext4");
+        assert_string_equal(l.parts[1].partuuid, "2a7c1d5e-05");
+        assert_int_equal(l.root, 1);
+        unsigned before = log_error_count();
+        assert_int_equal(disk_grow_last(img, &l, l.image_bytes + (1 << 20)), -EINVAL);
+        assert_int_equal(log_error_count(), before + 1);
+        struct stat st;
+        assert_int_equal(stat(img, &st), 0);
+        assert_int_equal((uint64_t)st.st_size, l.image_bytes);
+}
+
+/* Messages name the file the user gave, not the temporary copy probed. */
+static void test_named(void **state) {
+        _cleanup_free_ char *img = copy_image(fx_gpt, "named-copy");
+        _cleanup_free_ char *errpath = xasprintf("%s/stderr-named.txt", dir);
+        int saved = dup(2);
+        fflush(stderr);
+        int efd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(efd, 2);
+        close(efd);
+        struct disk_layout l;
+        int r = disk_probe_named(img, "base.img.xz", &l);
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+        assert_int_equal(r, -EINVAL);
+        uint8_t *text;
+        size_t n;
+        assert_int_equal(read_file(errpath, 1 << 16, &text, &n), 0);
+        assert_non_null(strstr((char *)text, "base.img.xz: GPT"));
+        assert_null(strstr((char *)text, "named-copy"));
+        free(text);
+        assert_int_equal(disk_probe_any_named(img, "base.img.xz", &l), 0);
+}
+
 static void test_missing(void **state) {
         struct disk_layout l;
         _cleanup_free_ char *p = xasprintf("%s/does-not-exist.img", dir);
@@ -404,6 +463,9 @@ int main(void) {
                 cmocka_unit_test(test_refuse_gpt),
                 cmocka_unit_test(test_refuse_tiny_text_zero),
                 cmocka_unit_test(test_refuse_shapes),
+                cmocka_unit_test(test_superfloppy),
+                cmocka_unit_test(test_logical_root),
+                cmocka_unit_test(test_named),
                 cmocka_unit_test(test_missing),
                 cmocka_unit_test(test_grow),
                 cmocka_unit_test(test_grow_chs_matches_sfdisk),
