@@ -164,13 +164,17 @@ static bool prebuilt(const struct build_ctx *c, const char *service) {
         return v && *v->value && v->origin != ORIGIN_DEFAULT;
 }
 
-static int check_compose_paths(const struct build_ctx *c) {
+static int check_compose_paths(struct build_ctx *c) {
         for (size_t i = 0; i < c->ncompose; i++) {
-                const struct compose_info *ci = &c->compose[i];
+                struct compose_info *ci = &c->compose[i];
+                /* paths written with ${VAR} resolve against the final environment */
+                int r = compose_resolve_paths(ci, &c->env);
+                if (r < 0)
+                        return r;
                 for (size_t k = 0; k < ci->npaths; k++) {
                         const struct compose_path *cp = &ci->paths[k];
                         if (!cp->resolved)
-                                continue; /* interpolated: checked at run time */
+                                continue;
                         if ((cp->kind == PATH_BUILD_CONTEXT || cp->kind == PATH_DOCKERFILE) && prebuilt(c, cp->service))
                                 continue;
                         if (payload_find(&c->payload, PART_ROOT, cp->resolved))
