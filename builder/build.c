@@ -307,7 +307,6 @@ static int phase_finish(struct build_ctx *c) {
                 _cleanup_free_ char *path = xasprintf("%s.secrets.env", j->out);
                 output_untrack_temp(path);
         }
-        c->out_begun = false;
         if (c->o->imager_json && !j->fleet_name) {
                 if ((r = imager_write_json_for_output(c->o->imager_json, &c->out, c->profile.name,
                                                        c->profile.description)) < 0)
