@@ -49,8 +49,12 @@ make_base() {
     done
     mv "$tree.tmp" "$tree"
   fi
-  echo "bench: making the base image (once)" >&2
-  "$TOP/scripts/make-fixture.sh" -o "$img.tmp" --boot-size 512 --root-size "$ROOT_MIB" --extra-root "$tree" >/dev/null
+  # whole directories are staged: make room for what was actually copied
+  local staged root=$ROOT_MIB
+  staged=$(du -sm "$tree" | cut -f1)
+  ((staged * 5 / 4 + 256 > root)) && root=$((staged * 5 / 4 + 256))
+  echo "bench: making the base image (once): ${staged} MiB of files, ${root} MiB root" >&2
+  "$TOP/scripts/make-fixture.sh" -o "$img.tmp" --boot-size 512 --root-size "$root" --extra-root "$tree" >/dev/null
   mv "$img.tmp" "$img"
 }
 

@@ -238,13 +238,12 @@ int apply_payload(const struct apply_opts *o, struct disk_layout *l, const struc
         }
         if (grow) {
                 grow = DIV_ROUND_UP(grow, 4 * MIB) * 4 * MIB;
-                const struct disk_part *rp = root_part(l);
                 char g[32];
                 format_size(grow, g);
                 log_info("Growing the root filesystem by %s", g);
                 if ((r = disk_grow_last(o->image, l, l->image_bytes + grow)) < 0)
                         return r;
-                rp = root_part(l);
+                const struct disk_part *rp = root_part(l); /* the layout changed */
                 if ((r = ext4_grow(o->image, disk_part_offset(rp), disk_part_bytes(rp))) < 0)
                         return r;
         }

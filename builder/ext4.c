@@ -589,7 +589,7 @@ int ext4_readlink(struct ext4_fs *e, const char *path, char **target) {
                 *target = xstrndup((const char *)in.i_block, EXT2_I_SIZE(&in));
                 return 0;
         }
-        uint8_t *data;
+        uint8_t *data = NULL;
         size_t len;
         r = read_ino_data(e, ino, path, e->fs->blocksize, &data, &len);
         if (r < 0)

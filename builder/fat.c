@@ -697,7 +697,7 @@ int fat_mkdir(struct fat_fs *fs, const char *path, time_t mtime) {
         r = dir_load(fs, true, 0, path, &d);
         for (size_t i = 0; r >= 0 && i < p.n; i++) {
                 struct fat_dent e;
-                struct dir sub;
+                struct dir sub = {0}; /* set whenever r >= 0; cppcheck cannot tell */
                 if (dir_find(&d, p.comp[i], &e)) {
                         if (!(e.attr & ATTR_DIR))
                                 r = log_error(EEXIST, fs->name, "%s: %s exists and is not a directory", path,

@@ -9,16 +9,15 @@
 #include "log.h"
 #include "util.h"
 
-#define MAX_DEPTH 32
-#define MAX_SCALAR (64 * 1024)
-#define MAX_NODES 100000
-#define MAX_FILE (4 * 1024 * 1024)
-
 struct loader {
         const char *file;
         yaml_parser_t parser;
         unsigned nodes;
 };
+
+static unsigned ev_line(const yaml_event_t *ev) {
+        return (unsigned)ev->start_mark.line + 1;
+}
 
 void ynode_free(struct ynode *n) {
         if (!n)
@@ -35,30 +34,79 @@ void ynode_free(struct ynode *n) {
         free(n);
 }
 
+/* libyaml's problem, plus the construct it was reading when the problem is
+ * far from where that construct started (an unclosed bracket). */
+static int parse_error(struct loader *l) {
+        const yaml_parser_t *p = &l->parser;
+        unsigned line = (unsigned)p->problem_mark.line + 1;
+        const char *problem = p->problem ? p->problem : "parse error";
+        if (p->context)
+                return log_error_at(EINVAL, l->file, line, "malformed YAML: %s (%s, line %u)", problem, p->context,
+                                    (unsigned)p->context_mark.line + 1);
+        return log_error_at(EINVAL, l->file, line, "malformed YAML: %s", problem);
+}
+
+/* Every event passes here, so what a hand-written configuration never needs
+ * is refused wherever it appears (keys included): anchors and aliases
+ * (expansion bombs, action at a distance) and explicit tags (which would
+ * change a value's type behind the schema's back). */
 static int next_event(struct loader *l, yaml_event_t *ev) {
-        if (!yaml_parser_parse(&l->parser, ev)) {
-                unsigned line = (unsigned)l->parser.problem_mark.line + 1;
-                return log_error_at(EINVAL, l->file, line, "malformed YAML: %s",
-                                    l->parser.problem ? l->parser.problem : "parse error");
-        }
-        unsigned line = (unsigned)ev->start_mark.line + 1;
-        if (ev->type == YAML_ALIAS_EVENT) {
+        if (!yaml_parser_parse(&l->parser, ev))
+                return parse_error(l);
+        unsigned line = ev_line(ev); /* yaml_event_delete() clears ev */
+        const yaml_char_t *anchor = NULL, *tag = NULL;
+        switch (ev->type) {
+        case YAML_ALIAS_EVENT:
                 yaml_event_delete(ev);
                 return log_error_at(EINVAL, l->file, line, "YAML aliases are not allowed");
+        case YAML_SCALAR_EVENT:
+                anchor = ev->data.scalar.anchor;
+                tag = ev->data.scalar.tag;
+                break;
+        case YAML_SEQUENCE_START_EVENT:
+                anchor = ev->data.sequence_start.anchor;
+                tag = ev->data.sequence_start.tag;
+                break;
+        case YAML_MAPPING_START_EVENT:
+                anchor = ev->data.mapping_start.anchor;
+                tag = ev->data.mapping_start.tag;
+                break;
+        default:
+                return 0;
         }
-        if ((ev->type == YAML_SCALAR_EVENT && ev->data.scalar.anchor) ||
-            (ev->type == YAML_MAPPING_START_EVENT && ev->data.mapping_start.anchor) ||
-            (ev->type == YAML_SEQUENCE_START_EVENT && ev->data.sequence_start.anchor)) {
+        const char *what = anchor ? "anchors" : tag ? "tags" : NULL;
+        if (what) {
                 yaml_event_delete(ev);
-                return log_error_at(EINVAL, l->file, line, "YAML anchors are not allowed");
+                return log_error_at(EINVAL, l->file, line, "YAML %s are not allowed", what);
         }
+        return 0;
+}
+
+static int count_node(struct loader *l, unsigned line) {
+        if (++l->nodes > YAML_MAX_NODES)
+                return log_error_at(EINVAL, l->file, line, "YAML has more than %u nodes", YAML_MAX_NODES);
+        return 0;
+}
+
+/* The value of a scalar event (a key or a value) as a C string. */
+static int scalar_value(struct loader *l, const yaml_event_t *ev, char **out) {
+        unsigned line = ev_line(ev);
+        size_t len = ev->data.scalar.length;
+        if (len > YAML_MAX_SCALAR)
+                return log_error_at(EFBIG, l->file, line, "scalar of %zu bytes is too large (limit %zu)", len,
+                                    YAML_MAX_SCALAR);
+        /* A raw NUL is refused up front; this is a "\0" escape, which C
+         * strings would silently cut short. */
+        if (memchr(ev->data.scalar.value, 0, len))
+                return log_error_at(EINVAL, l->file, line, "value contains a NUL byte");
+        *out = xstrndup((const char *)ev->data.scalar.value, len);
         return 0;
 }
 
 static int load_node(struct loader *l, yaml_event_t *ev, unsigned depth, struct ynode **out);
 
 static void push(struct ynode *n, char *key, unsigned key_line, struct ynode *item) {
-        n->items = xrealloc(n->items, (n->n + 1) * sizeof *n->items);
+        n->items = xrealloc(n->items, (n->n + 1) * sizeof(struct ynode *));
         if (n->kind == Y_MAP) {
                 n->keys = xrealloc(n->keys, (n->n + 1) * sizeof *n->keys);
                 n->key_lines = xrealloc(n->key_lines, (n->n + 1) * sizeof *n->key_lines);
@@ -66,6 +114,29 @@ static void push(struct ynode *n, char *key, unsigned key_line, struct ynode *it
                 n->key_lines[n->n] = key_line;
         }
         n->items[n->n++] = item;
+}
+
+/* Takes ownership of ev (a mapping key). */
+static int load_key(struct loader *l, const struct ynode *map, yaml_event_t *ev, char **out) {
+        unsigned line = ev_line(ev);
+        int r = ev->type == YAML_SCALAR_EVENT
+                        ? count_node(l, line)
+                        : log_error_at(EINVAL, l->file, line, "mapping keys must be plain strings");
+        if (r >= 0)
+                r = scalar_value(l, ev, out);
+        yaml_event_delete(ev);
+        if (r < 0)
+                return r;
+        /* Two values for one key: which one wins is a guess no reader of
+         * the file should have to make. */
+        for (size_t i = 0; i < map->n; i++)
+                if (strcmp(map->keys[i], *out) == 0) {
+                        r = log_error_at(EINVAL, l->file, line, "duplicate key '%s'", *out);
+                        free(*out);
+                        *out = NULL;
+                        return r;
+                }
+        return 0;
 }
 
 static int load_children(struct loader *l, struct ynode *n, unsigned depth) {
@@ -81,19 +152,10 @@ static int load_children(struct loader *l, struct ynode *n, unsigned depth) {
                 char *key = NULL;
                 unsigned key_line = 0;
                 if (n->kind == Y_MAP) {
-                        key_line = (unsigned)ev.start_mark.line + 1;
-                        if (ev.type != YAML_SCALAR_EVENT) {
-                                yaml_event_delete(&ev);
-                                return log_error_at(EINVAL, l->file, key_line, "mapping keys must be plain strings");
-                        }
-                        key = xstrndup((const char *)ev.data.scalar.value, ev.data.scalar.length);
-                        yaml_event_delete(&ev);
-                        for (size_t i = 0; i < n->n; i++)
-                                if (strcmp(n->keys[i], key) == 0) {
-                                        r = log_error_at(EINVAL, l->file, key_line, "duplicate key '%s'", key);
-                                        free(key);
-                                        return r;
-                                }
+                        key_line = ev_line(&ev);
+                        r = load_key(l, n, &ev, &key);
+                        if (r < 0)
+                                return r;
                         r = next_event(l, &ev);
                         if (r < 0) {
                                 free(key);
@@ -101,7 +163,7 @@ static int load_children(struct loader *l, struct ynode *n, unsigned depth) {
                         }
                 }
                 struct ynode *child = NULL;
-                r = load_node(l, &ev, depth + 1, &child);
+                r = load_node(l, &ev, depth, &child);
                 if (r < 0) {
                         free(key);
                         return r;
@@ -110,38 +172,31 @@ static int load_children(struct loader *l, struct ynode *n, unsigned depth) {
         }
 }
 
-/* Takes ownership of ev. */
+/* Takes ownership of ev; depth counts the collections around it. */
 static int load_node(struct loader *l, yaml_event_t *ev, unsigned depth, struct ynode **out) {
-        unsigned line = (unsigned)ev->start_mark.line + 1;
-        if (depth > MAX_DEPTH) {
+        unsigned line = ev_line(ev);
+        int r = count_node(l, line);
+        if (r < 0) {
                 yaml_event_delete(ev);
-                return log_error_at(EINVAL, l->file, line, "YAML nested deeper than %d levels", MAX_DEPTH);
-        }
-        if (++l->nodes > MAX_NODES) {
-                yaml_event_delete(ev);
-                return log_error_at(EINVAL, l->file, line, "YAML has more than %d nodes", MAX_NODES);
+                return r;
         }
         struct ynode *n = xcalloc(1, sizeof *n);
         n->line = line;
-        int r = 0;
         switch (ev->type) {
         case YAML_SCALAR_EVENT:
                 n->kind = Y_SCALAR;
-                if (ev->data.scalar.length > MAX_SCALAR)
-                        r = log_error_at(EINVAL, l->file, line, "value longer than %d bytes", MAX_SCALAR);
-                else {
-                        n->scalar = xstrndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
-                        if (strlen(n->scalar) != ev->data.scalar.length)
-                                r = log_error_at(EINVAL, l->file, line, "value contains a NUL byte");
-                        n->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
-                }
+                n->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+                r = scalar_value(l, ev, &n->scalar);
                 yaml_event_delete(ev);
                 break;
         case YAML_MAPPING_START_EVENT:
         case YAML_SEQUENCE_START_EVENT:
                 n->kind = ev->type == YAML_MAPPING_START_EVENT ? Y_MAP : Y_SEQ;
                 yaml_event_delete(ev);
-                r = load_children(l, n, depth);
+                if (depth >= YAML_MAX_DEPTH)
+                        r = log_error_at(EINVAL, l->file, line, "nesting deeper than %u levels", YAML_MAX_DEPTH);
+                else
+                        r = load_children(l, n, depth + 1);
                 break;
         default:
                 yaml_event_delete(ev);
@@ -155,68 +210,92 @@ static int load_node(struct loader *l, yaml_event_t *ev, unsigned depth, struct 
         return 0;
 }
 
-int yaml_load(const char *file, const char *text, size_t len, struct ynode **root) {
-        _cleanup_free_ uint8_t *data = NULL;
-        if (!text) {
-                size_t n;
-                int r = read_file(file, MAX_FILE, &data, &n);
-                if (r == -EFBIG)
-                        return log_error(r, file, "larger than %d MiB", MAX_FILE >> 20);
-                if (r < 0)
-                        return log_error(r, file, "cannot read: %s", strerror(-r));
-                text = (const char *)data;
-                len = n;
-        }
-        if (memchr(text, 0, len))
-                return log_error(EINVAL, file, "contains a NUL byte");
-        struct loader l = {.file = file};
-        if (!yaml_parser_initialize(&l.parser)) {
-                fputs("dimimage: error: out of memory (yaml)\n", stderr);
-                abort();
-        }
-        yaml_parser_set_input_string(&l.parser, (const unsigned char *)text, len);
+static int too_large(const char *file) {
+        return log_error(EFBIG, file, "larger than %zu MiB; not a hand-written YAML file", YAML_MAX_FILE >> 20);
+}
+
+int yaml_read_file(const char *file, char **text, size_t *len) {
+        uint8_t *data = NULL;
+        int r = read_file(file, YAML_MAX_FILE, &data, len);
+        if (r == -EFBIG)
+                return too_large(file);
+        if (r < 0)
+                return log_error(r, file, "cannot read: %s", strerror(-r));
+        *text = (char *)data;
+        return 0;
+}
+
+static int load_document(struct loader *l, struct ynode **out) {
         struct ynode *doc = NULL;
-        int r = 0;
         bool in_doc = false;
         for (;;) {
                 yaml_event_t ev;
-                r = next_event(&l, &ev);
-                if (r < 0)
-                        break;
+                int r = next_event(l, &ev);
+                if (r < 0) {
+                        ynode_free(doc);
+                        return r;
+                }
                 yaml_event_type_t t = ev.type;
+                unsigned line = ev_line(&ev);
                 if (t == YAML_STREAM_END_EVENT) {
                         yaml_event_delete(&ev);
-                        break;
+                        *out = doc;
+                        return 0;
                 }
-                if (t == YAML_DOCUMENT_START_EVENT) {
-                        unsigned line = (unsigned)ev.start_mark.line + 1;
-                        yaml_event_delete(&ev);
+                if (t == YAML_MAPPING_START_EVENT || t == YAML_SEQUENCE_START_EVENT || t == YAML_SCALAR_EVENT) {
+                        if (in_doc) {
+                                r = load_node(l, &ev, 0, &doc);
+                                if (r < 0)
+                                        return r;
+                                continue;
+                        }
+                } else if (t == YAML_DOCUMENT_START_EVENT) {
                         if (doc) {
-                                r = log_error_at(EINVAL, file, line, "more than one YAML document");
-                                break;
+                                yaml_event_delete(&ev);
+                                ynode_free(doc);
+                                return log_error_at(EINVAL, l->file, line,
+                                                    "more than one YAML document (a file holds one)");
                         }
                         in_doc = true;
-                        continue;
-                }
-                if (t == YAML_DOCUMENT_END_EVENT) {
-                        yaml_event_delete(&ev);
+                } else if (t == YAML_DOCUMENT_END_EVENT)
                         in_doc = false;
-                        continue;
-                }
-                if (t == YAML_STREAM_START_EVENT || !in_doc) {
-                        yaml_event_delete(&ev);
-                        continue;
-                }
-                r = load_node(&l, &ev, 0, &doc);
+                yaml_event_delete(&ev);
+        }
+}
+
+int yaml_load(const char *file, const char *text, size_t len, struct ynode **root) {
+        _cleanup_free_ char *data = NULL;
+        *root = NULL;
+        if (!text) {
+                int r = yaml_read_file(file, &data, &len);
                 if (r < 0)
-                        break;
+                        return r;
+                text = data ? data : "";
         }
+        if (len > YAML_MAX_FILE)
+                return too_large(file);
+        const char *nul = memchr(text, 0, len);
+        if (nul) {
+                unsigned line = 1;
+                for (const char *p = text; p < nul; p++)
+                        line += *p == '\n';
+                return log_error_at(EINVAL, file, line, "contains a NUL byte; a YAML file must be text");
+        }
+
+        struct loader l = {.file = file};
+        if (!yaml_parser_initialize(&l.parser)) {
+                (void)fputs("dimimage: error: out of memory (yaml)\n", stderr);
+                abort();
+        }
+        yaml_parser_set_input_string(&l.parser, (const unsigned char *)text, len);
+        yaml_parser_set_encoding(&l.parser, YAML_UTF8_ENCODING);
+        struct ynode *doc = NULL;
+        int r = load_document(&l, &doc);
         yaml_parser_delete(&l.parser);
-        if (r < 0) {
-                ynode_free(doc);
+        if (r < 0)
                 return r;
-        }
-        if (!doc || (doc->kind == Y_SCALAR && !*doc->scalar)) {
+        /* No document, or one holding nothing, is a file with nothing set. */
+        if (!doc || ynode_is_null(doc)) {
                 ynode_free(doc);
                 doc = xcalloc(1, sizeof *doc);
                 doc->kind = Y_MAP;
@@ -225,7 +304,7 @@ int yaml_load(const char *file, const char *text, size_t len, struct ynode **roo
         if (doc->kind != Y_MAP) {
                 unsigned line = doc->line;
                 ynode_free(doc);
-                return log_error_at(EINVAL, file, line, "expected a mapping at the top level");
+                return log_error_at(EINVAL, file, line, "the top level must be a mapping (key: value)");
         }
         *root = doc;
         return 0;
@@ -240,9 +319,23 @@ struct ynode *ynode_get(const struct ynode *n, const char *key) {
         return NULL;
 }
 
+bool ynode_is_null(const struct ynode *n) {
+        if (!n || n->kind != Y_SCALAR || n->quoted)
+                return false;
+        static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
+        for (size_t i = 0; i < ARRAY_SIZE(nulls); i++)
+                if (!strcmp(n->scalar, nulls[i]))
+                        return true;
+        return false;
+}
+
+static unsigned line_of(const struct ynode *n) {
+        return n ? n->line : 0;
+}
+
 int ynode_string(const char *file, const char *what, const struct ynode *n, char **out) {
-        if (!n || n->kind != Y_SCALAR)
-                return log_error_at(EINVAL, file, n ? n->line : 0, "%s: must be a string", what);
+        if (!n || n->kind != Y_SCALAR || ynode_is_null(n))
+                return log_error_at(EINVAL, file, line_of(n), "%s must be a string", what);
         free(*out);
         *out = xstrdup(n->scalar);
         return 0;
@@ -250,8 +343,8 @@ int ynode_string(const char *file, const char *what, const struct ynode *n, char
 
 int ynode_bool(const char *file, const char *what, const struct ynode *n, bool *out) {
         if (n && n->kind == Y_SCALAR && !n->quoted) {
-                static const char *const yes[] = {"true", "True", "TRUE", "yes", "on"};
-                static const char *const no[] = {"false", "False", "FALSE", "no", "off"};
+                static const char *const yes[] = {"true", "True", "TRUE"};
+                static const char *const no[] = {"false", "False", "FALSE"};
                 for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
                         if (!strcmp(n->scalar, yes[i])) {
                                 *out = true;
@@ -263,25 +356,39 @@ int ynode_bool(const char *file, const char *what, const struct ynode *n, bool *
                         }
                 }
         }
-        return log_error_at(EINVAL, file, n ? n->line : 0, "%s: must be true or false", what);
+        return log_error_at(EINVAL, file, line_of(n), "%s must be true or false", what);
+}
+
+int ynode_uint_range(const char *file, const char *what, const struct ynode *n, unsigned long long min,
+                     unsigned long long max, unsigned long long *out) {
+        /* Digits only: strtoull would take "-1", " 1" and "+1". */
+        size_t len = n && n->kind == Y_SCALAR && !n->quoted ? strlen(n->scalar) : 0;
+        if (len == 0 || len > 19 || strspn(n->scalar, "0123456789") != len)
+                return log_error_at(EINVAL, file, line_of(n), "%s must be a whole number", what);
+        unsigned long long v = strtoull(n->scalar, NULL, 10);
+        if (v < min || v > max) {
+                if (min == 0)
+                        return log_error_at(ERANGE, file, n->line, "%s must be at most %llu", what, max);
+                return log_error_at(ERANGE, file, n->line, "%s must be between %llu and %llu", what, min, max);
+        }
+        *out = v;
+        return 0;
 }
 
 int ynode_uint(const char *file, const char *what, const struct ynode *n, unsigned long long max,
                unsigned long long *out) {
-        if (n && n->kind == Y_SCALAR && n->scalar[0] >= '0' && n->scalar[0] <= '9') {
-                char *end;
-                errno = 0;
-                unsigned long long v = strtoull(n->scalar, &end, 10);
-                if (!errno && !*end && v <= max) {
-                        *out = v;
-                        return 0;
-                }
-        }
-        return log_error_at(EINVAL, file, n ? n->line : 0, "%s: must be a whole number up to %llu", what, max);
+        return ynode_uint_range(file, what, n, 0, max, out);
+}
+
+int ynode_expect(const char *file, const char *what, const struct ynode *n, enum ynode_kind k) {
+        if (n && n->kind == k)
+                return 0;
+        return log_error_at(EINVAL, file, line_of(n), "%s must be %s", what,
+                            k == Y_MAP ? "a mapping (key: value)" : k == Y_SEQ ? "a list" : "a single value");
 }
 
 int ynode_strings(const char *file, const char *what, const struct ynode *n, char ***out, size_t *count) {
-        if (!n)
+        if (!n || ynode_is_null(n))
                 return 0;
         if (n->kind == Y_SCALAR) {
                 *out = xrealloc(*out, (*count + 1) * sizeof **out);
@@ -289,28 +396,34 @@ int ynode_strings(const char *file, const char *what, const struct ynode *n, cha
                 return 0;
         }
         if (n->kind != Y_SEQ)
-                return log_error_at(EINVAL, file, n->line, "%s: must be a string or a list of strings", what);
+                return log_error_at(EINVAL, file, n->line, "%s must be a string or a list of strings", what);
         for (size_t i = 0; i < n->n; i++) {
-                if (n->items[i]->kind != Y_SCALAR)
-                        return log_error_at(EINVAL, file, n->items[i]->line, "%s: list items must be strings",
-                                            what);
+                const struct ynode *item = n->items[i];
+                if (item->kind != Y_SCALAR || ynode_is_null(item))
+                        return log_error_at(EINVAL, file, item->line, "%s[%zu] must be a string", what, i);
                 *out = xrealloc(*out, (*count + 1) * sizeof **out);
-                (*out)[(*count)++] = xstrdup(n->items[i]->scalar);
+                (*out)[(*count)++] = xstrdup(item->scalar);
         }
         return 0;
 }
 
 int ynode_check_keys(const char *file, const char *what, const struct ynode *n, const char *const *allowed) {
-        if (!n || n->kind != Y_MAP)
-                return log_error_at(EINVAL, file, n ? n->line : 0, "%s: must be a mapping", what);
+        int r = ynode_expect(file, what, n, Y_MAP);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < n->n; i++) {
                 bool ok = false;
+                for (const char *const *a = allowed; *a && !ok; a++)
+                        ok = strcmp(*a, n->keys[i]) == 0;
+                if (ok)
+                        continue;
+                struct buf known = {0};
                 for (const char *const *a = allowed; *a; a++)
-                        if (strcmp(*a, n->keys[i]) == 0)
-                                ok = true;
-                if (!ok)
-                        return log_error_at(EINVAL, file, n->key_lines[i], "%s: unknown key '%s'", what,
-                                            n->keys[i]);
+                        buf_printf(&known, "%s%s", a == allowed ? "" : ", ", *a);
+                r = log_error_at(EINVAL, file, n->key_lines[i], "%s: unknown key '%s' (known: %s)", what,
+                                 n->keys[i], known.data ? (char *)known.data : "none");
+                buf_free(&known);
+                return r;
         }
         return 0;
 }

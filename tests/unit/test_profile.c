@@ -180,7 +180,7 @@ static void test_errors(void **state) {
                        "t.yml:2: overlays[0]");
         expect_refused("name: t\ncompose: [x.yml]\nmemory: {minimum_mb: 512, recommended_mb: 1024}\n",
                        "t.yml:1: profile: missing 'overlays'");
-        expect_refused(BASE "name: u\n", "t.yml:5: profile: duplicate key 'name'");
+        expect_refused(BASE "name: u\n", "t.yml:5: duplicate key 'name'");
         expect_refused(BASE "environment:\n  S: {secret: true, default: hunter2}\n",
                        "t.yml:6: environment.S: a secret must not have a default");
         expect_refused(BASE "environment:\n  S: {length: 40}\n", "environment.S: 'length' needs 'generate: true'");
@@ -192,8 +192,12 @@ static void test_errors(void **state) {
                        "t.yml:4: memory.recommended_mb is below memory.minimum_mb");
         expect_refused(BASE "tuning: {journald_max_use: lots}\n", "t.yml:5: tuning.journald_max_use must be a size");
         expect_refused(BASE "tuning: {gpu_mem_mb: 8}\n", "t.yml:5: tuning.gpu_mem_mb must be between 16 and 512");
-        expect_refused("- a\n- b\n", "t.yml:1: a profile must be a mapping");
+        expect_refused("- a\n- b\n", "t.yml:1: the top level must be a mapping");
         expect_refused("", "t.yml: empty profile");
+        expect_refused("# nothing\n{}\n", "t.yml: empty profile");
+        expect_refused(BASE "environment:\n  K: {generate: true, length: '20'}\n",
+                       "t.yml:6: environment.K: 'length' must be a whole number");
+        expect_refused(BASE "description:\n", "t.yml:5: description must be a string");
         expect_refused("name: BAD\noverlays: [common]\ncompose: [x.yml]\nmemory: {minimum_mb: 512, recommended_mb: 1024}\n",
                        "t.yml:1: name: 'BAD' must be lower-case");
 }
@@ -206,7 +210,7 @@ static void test_yaml_refusals(void **state) {
         expect_refused(BASE "description: !!str x\n", "t.yml:5: YAML tags are not allowed");
         expect_refused(BASE "environment: {A: [1, 2\n", "t.yml:6: malformed YAML");
         expect_refused("name: t\n  overlays: [x]\n", "t.yml:2: malformed YAML: mapping values are not allowed");
-        expect_refused(BASE "---\nname: u\n", "t.yml:5: a profile is a single YAML document");
+        expect_refused(BASE "---\nname: u\n", "t.yml:5: more than one YAML document");
 
         /* 40 levels of flow sequences */
         struct buf b = {0};

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Issue 8: faults during a build. The output file system filling up, an
+# unwritable output directory, SIGINT/SIGTERM at several points: each time
+# the exit is by the signal or non-zero (never a crash), no OUT, OUT.bmap,
+# OUT.sha256, OUT.secrets.env or hidden temporary is left, and the base is
+# unchanged.
+source "$(dirname "$0")/../lib.sh"
+
+PW=qT7vLm2Rz8KpWx4N
+args=(--role observability --set "OPENOBSERVE_PASSWORD=$PW")
+small=$(fixture small --boot-size 64 --cluster 512 --root-size 64) || exit 1
+# 300 MiB of non-zero data in the root fs: enough to fill a small tmpfs and
+# to keep a build busy long enough to be interrupted at several points.
+big=$(fixture fill300 --boot-size 64 --cluster 512 --root-size 400 --ext4-size-fill 300) || exit 1
+export XDG_CACHE_HOME=$T/cache
+mkdir -p "$T/cache"
+
+mounts=()
+cleanup() {
+  local m
+  for m in "${mounts[@]}"; do umount "$m" 2>/dev/null; done
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+# left DIR: what a failed build left in DIR (hidden files included).
+left() { ls -A "$1"; }
+# cache_temps: temporaries left in the decompressed-base cache.
+cache_temps() { find "$T/cache" -name '.*' -type f 2>/dev/null; find "$T/cache" -name '*.tmp' 2>/dev/null; }
+
+# mount_tmpfs DIR SIZE [ro]: a tmpfs at DIR; fails when we may not mount.
+mount_tmpfs() {
+  mkdir -p "$1"
+  ((EUID == 0)) || return 1
+  mount -t tmpfs -o "size=$2" tmpfs "$1" 2>/dev/null || return 1
+  mounts+=("$1")
+  if [[ ${3:-} == ro ]]; then mount -o remount,ro "$1" 2>/dev/null || return 1; fi
+}
+
+# ---- ENOSPC --------------------------------------------------------------------------
+before=$(sha256sum <"$big")
+if mount_tmpfs "$T/full" 20m; then
+  for out in big.img big.img.zst; do
+    expect_error "ENOSPC ($out into a 20 MiB tmpfs)" 'No space left on device|no space|full' \
+      "$DIMIMAGE" build "${args[@]}" --base "$big" -o "$T/full/$out"
+    [[ -z $(left "$T/full") ]] && ok "ENOSPC ($out): nothing left" || fail "ENOSPC ($out): left $(left "$T/full")"
+    rm -rf "${T:?}/full/"{*,.[!.]*}
+  done
+  [[ $(df --output=used -B1 "$T/full" | tail -n 1) -lt 1048576 ]] && ok "ENOSPC: space freed again" || fail "ENOSPC: space still used: $(df -h "$T/full" | tail -n 1)"
+else
+  ok "skipped: ENOSPC needs a small tmpfs and mounting one needs root (uid $EUID)"
+fi
+[[ $(sha256sum <"$big") == "$before" ]] && ok "ENOSPC: base unchanged" || fail "ENOSPC: base changed"
+
+# ---- unwritable output directory -------------------------------------------------------
+if ((EUID == 0)); then
+  # root ignores directory modes; a read-only mount stops it.
+  if mount_tmpfs "$T/ro" 1m ro; then ro_ok=1; else ro_ok=0; fi
+else
+  mkdir -p "$T/ro"
+  chmod 0555 "$T/ro"
+  ro_ok=1
+fi
+if ((ro_ok)); then
+  before=$(sha256sum <"$small")
+  expect_error "unwritable output directory" 'ro(/out\.img)?: .*(not writable|Read-only|Permission denied|cannot create)' \
+    "$DIMIMAGE" build "${args[@]}" --base "$small" -o "$T/ro/out.img"
+  [[ -z $(left "$T/ro") ]] && ok "unwritable: nothing left" || fail "unwritable: left $(left "$T/ro")"
+  [[ $(sha256sum <"$small") == "$before" ]] && ok "unwritable: base unchanged" || fail "unwritable: base changed"
+  rc=0
+  "$DIMIMAGE" build "${args[@]}" --base "$small" -o "$T/ro/out.img" >/dev/null 2>&1 || rc=$?
+  [[ $rc == 73 ]] && ok "unwritable: exit 73 (cannot create output)" || fail "unwritable: exit $rc, want 73"
+else
+  ok "skipped: unwritable output directory: cannot remount a tmpfs read-only"
+fi
+
+# ---- SIGINT and SIGTERM at several points --------------------------------------------------
+zstd -q -1 -T0 -c "$big" >"$T/big.img.zst"
+mkdir -p "$T/sig"
+base_sum=$(sha256sum <"$T/big.img.zst")
+raw_sum=$(sha256sum <"$big")
+
+# interrupt SIG DELAY BASE OUT [extra args]: start a build, send SIG after
+# DELAY seconds, check what it left.
+interrupt() {
+  local sig=$1 delay=$2 base=$3 out=$4
+  shift 4
+  local what
+  what="$sig after ${delay}s (${base##*/} -> $out)"
+  env --default-signal=INT,TERM "$DIMIMAGE" build "${args[@]}" --base "$base" -o "$T/sig/$out" "$@" >"$T/sig.log" 2>&1 &
+  local pid=$!
+  sleep "$delay"
+  kill -s "$sig" "$pid" 2>/dev/null
+  local rc=0
+  wait "$pid" || rc=$?
+  local want=$((128 + $(kill -l "$sig")))
+  if ((rc == 0)); then
+    # Finished before the signal landed: the outputs are complete ones.
+    ok "$what: finished before the signal"
+    rm -f "$T/sig/"*
+    return
+  fi
+  if ((rc == want)) || ((rc > 0 && rc < 128)); then
+    ok "$what: exit $rc (last said: $(grep -v '^$' "$T/sig.log" | tail -n 1 | cut -c1-60))"
+  else
+    fail "$what: exit $rc (a crash?)"; sed 's/^/    /' "$T/sig.log" | tail -n 5
+  fi
+  [[ -z $(left "$T/sig") ]] && ok "$what: nothing left" || { fail "$what: left $(left "$T/sig")"; rm -rf "${T:?}/sig/"{*,.[!.]*}; }
+  [[ -z $(cache_temps) ]] && ok "$what: no cache temporaries" || { fail "$what: cache temporaries $(cache_temps)"; }
+}
+
+for sig in INT TERM; do
+  for delay in 0.05 0.3 1; do
+    interrupt "$sig" "$delay" "$T/big.img.zst" out.img --no-cache
+  done
+  # Decompressing into the cache, interrupted.
+  interrupt "$sig" 0.5 "$T/big.img.zst" out.img
+  rm -rf "${T:?}/cache/"*
+  # Raw base: copying, editing, writing the bmap.
+  for delay in 0.1 0.5 1.5; do
+    interrupt "$sig" "$delay" "$big" out.img
+  done
+  # During the .img.xz compression of the output.
+  for delay in 3 6; do
+    interrupt "$sig" "$delay" "$big" out.img.xz --compression-level 1
+  done
+done
+[[ $(sha256sum <"$T/big.img.zst") == "$base_sum" ]] && ok "signals: compressed base unchanged" || fail "signals: compressed base changed"
+[[ $(sha256sum <"$big") == "$raw_sum" ]] && ok "signals: raw base unchanged" || fail "signals: raw base changed"
+
+summary
