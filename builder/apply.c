@@ -64,7 +64,7 @@ void base_files_free(struct base_files *bf) {
 int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, struct base_files *bf) {
         struct ext4_fs *e = NULL;
         const struct disk_part *rp = root_part(l);
-        int r = ext4_open_ro(o->image, disk_part_offset(rp), disk_part_bytes(rp), &e);
+        int r = ext4_open_as(o->image, o->name, disk_part_offset(rp), disk_part_bytes(rp), EXT4_REQUIRE_CLEAN, &e);
         if (r < 0)
                 return r;
         bf->os_release = read_text_ext4(e, "/etc/os-release");
@@ -154,7 +154,7 @@ static int ensure_parent(struct ext4_fs *fs, const char *path) {
 static int apply_root(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p) {
         struct ext4_fs *fs = NULL;
         const struct disk_part *rp = root_part(l);
-        int r = ext4_open(o->image, disk_part_offset(rp), disk_part_bytes(rp), &fs);
+        int r = ext4_open_as(o->image, o->name, disk_part_offset(rp), disk_part_bytes(rp), EXT4_RW, &fs);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < p->n && r >= 0; i++) {
@@ -198,7 +198,7 @@ static int root_need(const struct apply_opts *o, const struct disk_layout *l, co
                      uint64_t *need, uint64_t *free_bytes) {
         struct ext4_fs *fs = NULL;
         const struct disk_part *rp = root_part(l);
-        int r = ext4_open_ro(o->image, disk_part_offset(rp), disk_part_bytes(rp), &fs);
+        int r = ext4_open_as(o->image, o->name, disk_part_offset(rp), disk_part_bytes(rp), EXT4_REQUIRE_CLEAN, &fs);
         if (r < 0)
                 return r;
         uint64_t n = 0;

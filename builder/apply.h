@@ -14,7 +14,7 @@
 struct apply_opts {
         const char *image;      /* temporary output file (path for libext2fs) */
         int fd;                 /* same file, for the FAT code */
-        const char *name;       /* OUT, for messages */
+        const char *name;       /* what messages call the image: the base it was copied from */
         time_t mtime;
         uint64_t grow;          /* explicit extra bytes for the root fs (0: automatic) */
         bool no_grow;           /* refuse instead of growing */

@@ -240,7 +240,7 @@ static int phase_base(struct build_ctx *c) {
         /* the layout is the base's: refusals name it, not our temporary */
         if ((r = disk_probe_named(c->out.tmp_raw, c->o->base, &c->layout)) < 0)
                 return r;
-        struct apply_opts ao = {.image = c->out.tmp_raw, .fd = c->out.fd, .name = j->out};
+        struct apply_opts ao = {.image = c->out.tmp_raw, .fd = c->out.fd, .name = c->o->base};
         if ((r = apply_read_base(&ao, &c->layout, &c->base)) < 0)
                 return r;
         c->os = plan_detect_os(c->base.os_release);
@@ -268,7 +268,7 @@ static int phase_edit(struct build_ctx *c) {
         struct apply_opts ao = {
                 .image = c->out.tmp_raw,
                 .fd = c->out.fd,
-                .name = c->job->out,
+                .name = c->o->base,
                 .mtime = build_time(),
                 .grow = c->o->grow,
                 .no_grow = c->o->no_grow,

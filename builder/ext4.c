@@ -85,16 +85,19 @@ static int fail(const struct ext4_fs *e, errcode_t code, const char *path, const
 
 /* ---- opening ------------------------------------------------------------ */
 
-static int open_common(const char *image, uint64_t offset, uint64_t part_size, bool rw, struct ext4_fs **ret) {
+int ext4_open_as(const char *image, const char *name, uint64_t offset, uint64_t part_size, unsigned flags,
+                 struct ext4_fs **ret) {
+        bool rw = flags & EXT4_RW;
+        bool strict = rw || (flags & EXT4_REQUIRE_CLEAN);
         initialize_ext2_error_table();
 
         char opts[64];
         snprintf(opts, sizeof opts, "offset=%" PRIu64, offset);
         ext2_filsys fs = NULL;
-        int flags = EXT2_FLAG_64BITS | (rw ? EXT2_FLAG_RW : 0);
-        errcode_t code = ext2fs_open2(image, opts, flags, 0, 0, unix_io_manager, &fs);
+        int lib_flags = EXT2_FLAG_64BITS | (rw ? EXT2_FLAG_RW : 0);
+        errcode_t code = ext2fs_open2(image, opts, lib_flags, 0, 0, unix_io_manager, &fs);
         if (code)
-                return log_error(errno_of(code) == -ENOENT ? -ENOENT : -EINVAL, image,
+                return log_error(errno_of(code) == -ENOENT ? -ENOENT : -EINVAL, name,
                                  "no usable ext2/3/4 filesystem at offset %" PRIu64 ": %s", offset,
                                  error_message(code));
 
@@ -102,15 +105,15 @@ static int open_common(const char *image, uint64_t offset, uint64_t part_size, b
         uint64_t bytes = ext2fs_blocks_count(sb) * (uint64_t)fs->blocksize;
         int r = 0;
         if (part_size && bytes > part_size)
-                r = log_error(-EINVAL, image,
+                r = log_error(-EINVAL, name,
                               "ext4 filesystem at offset %" PRIu64 " is %" PRIu64 " bytes, larger than its "
                               "partition (%" PRIu64 " bytes); the image is truncated or the partition table is wrong",
                               offset, bytes, part_size);
         else if (ext2fs_has_feature_bigalloc(sb))
-                r = log_error(-EOPNOTSUPP, image,
+                r = log_error(-EOPNOTSUPP, name,
                               "ext4 filesystem at offset %" PRIu64 " uses bigalloc, which this tool cannot edit", offset);
         else if (sb->s_feature_incompat & ~(uint32_t)SUPPORTED_INCOMPAT)
-                r = log_error(-EOPNOTSUPP, image,
+                r = log_error(-EOPNOTSUPP, name,
                               "ext4 filesystem at offset %" PRIu64 " uses incompat features 0x%x this tool cannot "
                               "edit safely",
                               offset, sb->s_feature_incompat & ~(uint32_t)SUPPORTED_INCOMPAT);
@@ -119,18 +122,18 @@ static int open_common(const char *image, uint64_t offset, uint64_t part_size, b
                 const char *why = ext2fs_has_feature_journal_needs_recovery(sb) ? "its journal needs recovery"
                                   : (sb->s_state & EXT2_ERROR_FS) ? "it is marked as having errors"
                                                                    : "it has unprocessed orphan inodes";
-                if (rw)
-                        r = log_error(-EUCLEAN, image,
-                                      "ext4 filesystem at offset %" PRIu64 " is not clean (%s): run "
-                                      "e2fsck -fy '%s?offset=%" PRIu64 "' on it first",
-                                      offset, why, image, offset);
+                if (strict)
+                        r = log_error(-EUCLEAN, name,
+                                      "ext4 filesystem at offset %" PRIu64 " is not clean (%s): repair it with "
+                                      "e2fsck -fy '%s?offset=%" PRIu64 "' (on an uncompressed copy) first",
+                                      offset, why, name, offset);
                 else
-                        log_warn(image, "ext4 filesystem at offset %" PRIu64 " is not clean (%s)", offset, why);
+                        log_warn(name, "ext4 filesystem at offset %" PRIu64 " is not clean (%s)", offset, why);
         }
         if (r == 0 && rw) {
                 code = ext2fs_read_bitmaps(fs);
                 if (code)
-                        r = log_error(-EIO, image, "ext4 filesystem at offset %" PRIu64 ": reading bitmaps: %s",
+                        r = log_error(-EIO, name, "ext4 filesystem at offset %" PRIu64 ": reading bitmaps: %s",
                                       offset, error_message(code));
         }
         if (r < 0) {
@@ -140,7 +143,7 @@ static int open_common(const char *image, uint64_t offset, uint64_t part_size, b
 
         struct ext4_fs *e = xcalloc(1, sizeof *e);
         e->fs = fs;
-        e->image = xstrdup(image);
+        e->image = xstrdup(name); /* for messages: what the user knows the image as */
         e->offset = offset;
         e->now = build_time();
         /* libext2fs stamps s_wtime, new-inode times and dtimes with fs->now
@@ -151,11 +154,11 @@ static int open_common(const char *image, uint64_t offset, uint64_t part_size, b
 }
 
 int ext4_open(const char *image, uint64_t offset, uint64_t part_size, struct ext4_fs **ret) {
-        return open_common(image, offset, part_size, true, ret);
+        return ext4_open_as(image, image, offset, part_size, EXT4_RW, ret);
 }
 
 int ext4_open_ro(const char *image, uint64_t offset, uint64_t part_size, struct ext4_fs **ret) {
-        return open_common(image, offset, part_size, false, ret);
+        return ext4_open_as(image, image, offset, part_size, 0, ret);
 }
 
 int ext4_close(struct ext4_fs *e) {
@@ -984,7 +987,7 @@ static char *find_tool(const char *name) {
 
 int ext4_grow(const char *image, uint64_t offset, uint64_t new_bytes) {
         struct ext4_fs *e;
-        int r = open_common(image, offset, 0, false, &e);
+        int r = ext4_open_as(image, image, offset, 0, 0, &e);
         if (r < 0)
                 return r;
         uint64_t bs = e->fs->blocksize, cur = ext2fs_blocks_count(e->fs->super);

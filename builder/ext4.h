@@ -24,6 +24,13 @@ struct ext4_stat {
  * (0: size not known, unchecked), one whose journal needs recovery, one
  * marked with errors, and incompat features this module does not handle. */
 int ext4_open(const char *image, uint64_t offset, uint64_t part_size, struct ext4_fs **ret);
+/* The general form: name is what messages call the image (the base, when
+ * image is our temporary copy of it).  Without EXT4_RW the filesystem is
+ * opened read-only, and an unclean one only warned about unless
+ * EXT4_REQUIRE_CLEAN. */
+enum { EXT4_RW = 1, EXT4_REQUIRE_CLEAN = 2 };
+int ext4_open_as(const char *image, const char *name, uint64_t offset, uint64_t part_size, unsigned flags,
+                 struct ext4_fs **ret);
 /* Same, read-only (inspect): recovery/error states only warn. */
 int ext4_open_ro(const char *image, uint64_t offset, uint64_t part_size, struct ext4_fs **ret);
 /* Writes back bitmaps, group descriptors and superblock, then frees. */

@@ -26,9 +26,11 @@ static void entry_clear(struct payload_entry *e) {
 static struct payload_entry *slot(struct payload *p, enum part part, const char *path) {
         for (size_t i = 0; i < p->n; i++)
                 if (p->v[i].part == part && strcmp(p->v[i].path, path) == 0) {
+                        /* path may be the entry's own string: copy before clearing */
+                        char *copy = xstrdup(path);
                         entry_clear(&p->v[i]);
                         p->v[i].part = part;
-                        p->v[i].path = xstrdup(path);
+                        p->v[i].path = copy;
                         return &p->v[i];
                 }
         if (p->n == p->cap) {

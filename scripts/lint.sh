@@ -13,7 +13,9 @@ total=${#files[@]}
 # cppcheck: warnings, portability and performance (style is clang-format's
 # and review's business). Inline suppressions must say why.
 total=$((total + 1))
-if cppcheck --enable=warning,portability,performance --error-exitcode=1 --inline-suppr -q \
+# duplicateAssignExpression is a style check that cppcheck 2.10 reports even
+# without --enable=style; two variables starting equal is not a bug.
+if cppcheck --enable=warning,portability,performance --error-exitcode=1 --inline-suppr -q --suppress=duplicateAssignExpression \
   -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DDIMIMAGE_VERSION='"lint"' -DDIMIMAGE_DATADIR='"/"' -Ibuilder builder/*.c; then
   echo "ok - cppcheck builder/*.c"
 else

@@ -104,7 +104,7 @@ with open(img, "r+b") as f:
     f.seek(off)
     f.write(bs)
 PY
-refuse "exFAT boot partition" 'exFAT; only FAT16 and FAT32' "$T/in/exfat.img" "${args[@]}"
+refuse "exFAT boot partition" 'exfat\.img.*no FAT boot partition|exFAT; only FAT16 and FAT32' "$T/in/exfat.img" "${args[@]}"
 
 cp --sparse=always "$good" "$T/in/recover.img"
 debugfs -w -R 'feature needs_recovery' "$(rootfs "$T/in/recover.img")" >/dev/null 2>&1
