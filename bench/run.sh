@@ -102,8 +102,8 @@ row() { # row NAME FLOOR TARGET
   [[ -n ${SEC[$name]:-} ]] || return 0
   local ratio="" verdict=""
   if [[ -n $floor && -n ${SEC[$floor]:-} ]]; then
-    ratio=$(awk -v a="${SEC[$name]}" -v b="${SEC[$floor]}" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')
-    [[ -n $target ]] && verdict=$(awk -v r="$ratio" -v t="$target" 'BEGIN { print (r <= t) ? "ok" : "MISSED" }')
+    ratio=$(awk -v a="${SEC[$name]}" -v b="${SEC[$floor]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    [[ -n $target ]] && verdict=$(awk -v r="$ratio" -v t="$target" 'BEGIN { print ((r + 0 <= t + 0) ? "ok" : "MISSED") }')
   fi
   printf '%-38s %8s s %7s MiB  %6s  %-22s %s\n' "$name" "${SEC[$name]}" "${RSS[$name]}" \
     "${ratio:+${ratio}x}" "${floor:+vs $floor}" "${target:+target <=${target}x $verdict}"

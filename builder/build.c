@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "apply.h"
@@ -318,11 +319,25 @@ static int phase_finish(struct build_ctx *c) {
         return 0;
 }
 
+static double now_s(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Run one phase, reporting its duration with --verbose. */
+static int phase(struct build_ctx *c, const char *name, int (*fn)(struct build_ctx *)) {
+        double t0 = now_s();
+        int r = fn(c);
+        log_debug("phase %s: %.2f s", name, now_s() - t0);
+        return r;
+}
+
 int build_run(struct build_job *job) {
         struct build_ctx c = {.job = job, .o = job->opts};
-        int r = phase_inputs(&c);
+        int r = phase(&c, "inputs", phase_inputs);
         if (r >= 0)
-                r = phase_plan(&c);
+                r = phase(&c, "plan", phase_plan);
         if (r >= 0 && c.o->dry_run) {
                 payload_sort(&c.payload);
                 payload_dump(&c.payload, stdout);
@@ -330,11 +345,11 @@ int build_run(struct build_job *job) {
                 return 0;
         }
         if (r >= 0)
-                r = phase_base(&c);
+                r = phase(&c, "base", phase_base);
         if (r >= 0)
-                r = phase_edit(&c);
+                r = phase(&c, "edit", phase_edit);
         if (r >= 0)
-                r = phase_finish(&c);
+                r = phase(&c, "finish", phase_finish);
         if (r >= 0 && job->final_env)
                 for (size_t i = 0; i < c.env.n; i++) {
                         const struct env_var *v = &c.env.v[i];

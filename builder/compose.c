@@ -1,170 +1,38 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Reads a compose file only as far as we must to know, before writing
  * anything, which variables it needs and which host paths its services use.
- * The YAML is loaded from libyaml events into a small tree so hostile input
- * is refused as it streams in: aliases (anchor bombs), deep nesting and huge
- * scalars never reach the analysis. */
+ * The YAML goes through yamltree, which refuses hostile input while loading
+ * (anchors and aliases, tags, deep nesting, huge scalars or files), so none
+ * of it reaches the analysis. */
 #include "compose.h"
 
 #include <errno.h>
 #include <string.h>
-#include <yaml.h>
 
 #include "dotenv.h"
 #include "log.h"
 #include "util.h"
+#include "yamltree.h"
 
-#define COMPOSE_MAX_DEPTH 64
-#define COMPOSE_MAX_SCALAR (1u << 20)
-
-enum cnode_kind { C_SCALAR, C_MAP, C_SEQ };
-
-/* Map children alternate key, value. */
-struct cnode {
-        enum cnode_kind kind;
-        unsigned line;
-        char *s;
-        struct cnode **kids;
-        size_t n, cap;
-};
-
-static void cnode_free(struct cnode *n) {
-        if (!n)
-                return;
-        for (size_t i = 0; i < n->n; i++)
-                cnode_free(n->kids[i]);
-        free(n->kids);
-        free(n->s);
-        free(n);
-}
-
-static void cnode_add(struct cnode *parent, struct cnode *kid) {
-        if (parent->n == parent->cap) {
-                parent->cap = parent->cap ? parent->cap * 2 : 8;
-                parent->kids = xrealloc(parent->kids, parent->cap * sizeof *parent->kids);
-        }
-        parent->kids[parent->n++] = kid;
-}
-
-static const unsigned char *event_anchor(const yaml_event_t *ev) {
-        switch (ev->type) {
-        case YAML_SCALAR_EVENT:
-                return ev->data.scalar.anchor;
-        case YAML_SEQUENCE_START_EVENT:
-                return ev->data.sequence_start.anchor;
-        case YAML_MAPPING_START_EVENT:
-                return ev->data.mapping_start.anchor;
-        default:
+/* The value of key in map m, with the line of "key:" (for messages about a
+ * value the key lacks); NULL when absent or m is not a map. */
+static const struct ynode *map_get_line(const struct ynode *m, const char *key, unsigned *key_line) {
+        if (!m || m->kind != Y_MAP)
                 return NULL;
-        }
-}
-
-static int load_tree(const char *file, const char *text, size_t len, struct cnode **root) {
-        yaml_parser_t p;
-        if (!yaml_parser_initialize(&p))
-                abort(); /* only fails on OOM */
-        yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-        struct cnode *stack[COMPOSE_MAX_DEPTH];
-        size_t depth = 0;
-        unsigned docs = 0;
-        struct cnode *top = NULL;
-        int r = 0;
-        for (bool done = false; !done && r == 0;) {
-                yaml_event_t ev;
-                if (!yaml_parser_parse(&p, &ev)) {
-                        r = log_error_at(EINVAL, file, (unsigned)p.problem_mark.line + 1, "invalid YAML: %s%s%s",
-                                         p.problem ? p.problem : "syntax error", p.context ? " " : "",
-                                         p.context ? p.context : "");
-                        break;
+        for (size_t i = 0; i < m->n; i++)
+                if (strcmp(m->keys[i], key) == 0) {
+                        if (key_line)
+                                *key_line = m->key_lines[i];
+                        return m->items[i];
                 }
-                unsigned line = (unsigned)ev.start_mark.line + 1;
-                if (event_anchor(&ev)) {
-                        r = log_error_at(EINVAL, file, line,
-                                         "YAML anchors and aliases are not allowed (they can expand "
-                                         "exponentially); write the values out");
-                        yaml_event_delete(&ev);
-                        break;
-                }
-                struct cnode *n = NULL;
-                switch (ev.type) {
-                case YAML_STREAM_END_EVENT:
-                        done = true;
-                        break;
-                case YAML_DOCUMENT_START_EVENT:
-                        if (++docs > 1)
-                                r = log_error_at(EINVAL, file, line,
-                                                 "more than one YAML document; a compose file has one");
-                        break;
-                case YAML_ALIAS_EVENT:
-                        r = log_error_at(EINVAL, file, line,
-                                         "YAML aliases are not allowed (they can expand exponentially); write "
-                                         "the values out");
-                        break;
-                case YAML_SCALAR_EVENT:
-                        if (ev.data.scalar.length > COMPOSE_MAX_SCALAR) {
-                                r = log_error_at(EFBIG, file, line, "a value longer than %u MiB",
-                                                 COMPOSE_MAX_SCALAR >> 20);
-                                break;
-                        }
-                        n = xcalloc(1, sizeof *n);
-                        n->kind = C_SCALAR;
-                        n->s = xstrndup((const char *)ev.data.scalar.value, ev.data.scalar.length);
-                        break;
-                case YAML_SEQUENCE_START_EVENT:
-                case YAML_MAPPING_START_EVENT:
-                        if (depth >= COMPOSE_MAX_DEPTH) {
-                                r = log_error_at(EINVAL, file, line, "nested deeper than %d levels",
-                                                 COMPOSE_MAX_DEPTH);
-                                break;
-                        }
-                        n = xcalloc(1, sizeof *n);
-                        n->kind = ev.type == YAML_MAPPING_START_EVENT ? C_MAP : C_SEQ;
-                        break;
-                case YAML_SEQUENCE_END_EVENT:
-                case YAML_MAPPING_END_EVENT:
-                        depth--;
-                        break;
-                default:
-                        break;
-                }
-                if (n) {
-                        n->line = line;
-                        if (depth > 0)
-                                cnode_add(stack[depth - 1], n);
-                        else
-                                top = n; /* only one document, so only one root */
-                        if (n->kind != C_SCALAR)
-                                stack[depth++] = n;
-                }
-                yaml_event_delete(&ev);
-        }
-        yaml_parser_delete(&p);
-        if (r < 0) {
-                cnode_free(top);
-                return r;
-        }
-        *root = top;
-        return 0;
-}
-
-static const struct cnode *map_get(const struct cnode *m, const char *key) {
-        if (!m || m->kind != C_MAP)
-                return NULL;
-        for (size_t i = 0; i + 1 < m->n; i += 2)
-                if (m->kids[i]->kind == C_SCALAR && strcmp(m->kids[i]->s, key) == 0)
-                        return m->kids[i + 1];
         return NULL;
 }
 
-/* The line of key's own "key:", for messages about a value it lacks. */
-static unsigned map_key_line(const struct cnode *m, const char *key) {
-        for (size_t i = 0; i + 1 < m->n; i += 2)
-                if (m->kids[i]->kind == C_SCALAR && strcmp(m->kids[i]->s, key) == 0)
-                        return m->kids[i]->line;
-        return m->line;
+static const struct ynode *map_get(const struct ynode *m, const char *key) {
+        return map_get_line(m, key, NULL);
 }
 
-static const char *scalar(const struct cnode *n) { return n && n->kind == C_SCALAR ? n->s : NULL; }
+static const char *scalar(const struct ynode *n) { return n && n->kind == Y_SCALAR ? n->scalar : NULL; }
 
 /* ---- paths ---------------------------------------------------------------- */
 
@@ -235,9 +103,9 @@ static struct compose_path *add_path(struct compose_info *ci, const char *servic
         return p;
 }
 
-static void scan_build(struct compose_info *ci, const char *service, const struct cnode *b, unsigned key_line) {
-        const struct cnode *ctx = b, *df = NULL;
-        if (b->kind == C_MAP) {
+static void scan_build(struct compose_info *ci, const char *service, const struct ynode *b, unsigned key_line) {
+        const struct ynode *ctx = b, *df = NULL;
+        if (b->kind == Y_MAP) {
                 ctx = map_get(b, "context");
                 df = map_get(b, "dockerfile");
                 if (map_get(b, "dockerfile_inline"))
@@ -251,7 +119,7 @@ static void scan_build(struct compose_info *ci, const char *service, const struc
         _cleanup_free_ char *ctx_dir = xstrdup(cp->resolved);
         bool ctx_vars = cp->has_vars;
         if (df && scalar(df))
-                add_path(ci, service, PATH_DOCKERFILE, df->s, ctx_dir, ctx_vars, df->line);
+                add_path(ci, service, PATH_DOCKERFILE, df->scalar, ctx_dir, ctx_vars, df->line);
         else if (!map_get(b, "dockerfile_inline"))
                 add_path(ci, service, PATH_DOCKERFILE, "Dockerfile", ctx_dir, ctx_vars, line);
 }
@@ -277,74 +145,78 @@ static const char *spec_colon(const char *s) {
         return NULL;
 }
 
-static void scan_volumes(struct compose_info *ci, const char *service, const struct cnode *v) {
-        if (v->kind != C_SEQ)
+static void scan_volumes(struct compose_info *ci, const char *service, const struct ynode *v) {
+        if (v->kind != Y_SEQ)
                 return;
         for (size_t i = 0; i < v->n; i++) {
-                const struct cnode *it = v->kids[i];
-                if (it->kind == C_SCALAR) {
+                const struct ynode *it = v->items[i];
+                if (it->kind == Y_SCALAR) {
                         /* SRC:DST[:MODE]; without a ':' it is an anonymous volume */
-                        const char *colon = spec_colon(it->s);
-                        if (!colon || colon == it->s)
+                        const char *colon = spec_colon(it->scalar);
+                        if (!colon || colon == it->scalar)
                                 continue;
-                        _cleanup_free_ char *src = xstrndup(it->s, (size_t)(colon - it->s));
+                        _cleanup_free_ char *src = xstrndup(it->scalar, (size_t)(colon - it->scalar));
                         if (bind_source(src) || strchr(src, '$'))
                                 add_path(ci, service, PATH_BIND_MOUNT, src, ci->dir, false, it->line);
-                } else if (it->kind == C_MAP) {
+                } else if (it->kind == Y_MAP) {
                         const char *type = scalar(map_get(it, "type"));
-                        const struct cnode *src = map_get(it, "source");
-                        if (type && strcmp(type, "bind") == 0 && scalar(src) && src->s[0])
-                                add_path(ci, service, PATH_BIND_MOUNT, src->s, ci->dir, false, src->line);
+                        const struct ynode *src = map_get(it, "source");
+                        if (type && strcmp(type, "bind") == 0 && scalar(src) && src->scalar[0])
+                                add_path(ci, service, PATH_BIND_MOUNT, src->scalar, ci->dir, false, src->line);
                 }
         }
 }
 
-static void scan_env_file(struct compose_info *ci, const char *service, const struct cnode *e) {
-        if (e->kind == C_SCALAR) {
-                if (e->s[0])
-                        add_path(ci, service, PATH_ENV_FILE, e->s, ci->dir, false, e->line);
+static void scan_env_file(struct compose_info *ci, const char *service, const struct ynode *e) {
+        if (e->kind == Y_SCALAR) {
+                if (e->scalar[0])
+                        add_path(ci, service, PATH_ENV_FILE, e->scalar, ci->dir, false, e->line);
                 return;
         }
-        if (e->kind != C_SEQ)
+        if (e->kind != Y_SEQ)
                 return;
         for (size_t i = 0; i < e->n; i++) {
-                const struct cnode *it = e->kids[i];
-                if (it->kind == C_SCALAR && it->s[0]) {
-                        add_path(ci, service, PATH_ENV_FILE, it->s, ci->dir, false, it->line);
-                } else if (it->kind == C_MAP) {
+                const struct ynode *it = e->items[i];
+                if (it->kind == Y_SCALAR && it->scalar[0]) {
+                        add_path(ci, service, PATH_ENV_FILE, it->scalar, ci->dir, false, it->line);
+                } else if (it->kind == Y_MAP) {
                         /* {path: F, required: false} may be missing on purpose */
-                        const struct cnode *p = map_get(it, "path");
+                        const struct ynode *p = map_get(it, "path");
                         const char *req = scalar(map_get(it, "required"));
                         if (req && (strcmp(req, "false") == 0 || strcmp(req, "False") == 0))
                                 continue;
-                        if (scalar(p) && p->s[0])
-                                add_path(ci, service, PATH_ENV_FILE, p->s, ci->dir, false, p->line);
+                        if (scalar(p) && p->scalar[0])
+                                add_path(ci, service, PATH_ENV_FILE, p->scalar, ci->dir, false, p->line);
                 }
         }
 }
 
-static int scan_services(struct compose_info *ci, const struct cnode *services) {
-        if (services->kind == C_SCALAR && services->s[0] == '\0')
+static int scan_services(struct compose_info *ci, const struct ynode *services) {
+        /* "services:" with nothing after it: a file of networks or volumes only */
+        if (ynode_is_null(services))
                 return 0;
-        if (services->kind != C_MAP)
+        if (services->kind != Y_MAP)
                 return log_error_at(EINVAL, ci->file, services->line, "services: must be a mapping");
-        for (size_t i = 0; i + 1 < services->n; i += 2) {
-                const struct cnode *k = services->kids[i], *svc = services->kids[i + 1];
-                if (k->kind != C_SCALAR || !k->s[0])
-                        return log_error_at(EINVAL, ci->file, k->line, "a service name must be a string");
+        for (size_t i = 0; i < services->n; i++) {
+                const char *name = services->keys[i];
+                const struct ynode *svc = services->items[i];
+                if (!name[0])
+                        return log_error_at(EINVAL, ci->file, services->key_lines[i],
+                                            "a service name must be a string");
                 ci->services = xrealloc(ci->services, (ci->nservices + 1) * sizeof *ci->services);
-                ci->services[ci->nservices++] = xstrdup(k->s);
-                if (svc->kind != C_MAP)
+                ci->services[ci->nservices++] = xstrdup(name);
+                if (svc->kind != Y_MAP)
                         continue;
-                const struct cnode *n;
-                if ((n = map_get(svc, "build"))) {
+                const struct ynode *n;
+                unsigned build_line = 0;
+                if ((n = map_get_line(svc, "build", &build_line))) {
                         ci->has_build = true;
-                        scan_build(ci, k->s, n, map_key_line(svc, "build"));
+                        scan_build(ci, name, n, build_line);
                 }
                 if ((n = map_get(svc, "volumes")))
-                        scan_volumes(ci, k->s, n);
+                        scan_volumes(ci, name, n);
                 if ((n = map_get(svc, "env_file")))
-                        scan_env_file(ci, k->s, n);
+                        scan_env_file(ci, name, n);
         }
         return 0;
 }
@@ -377,17 +249,15 @@ static int add_var(const struct env_ref *r, void *u) {
 }
 
 /* compose interpolates values, never keys */
-static int scan_vars(struct compose_info *ci, const struct cnode *n) {
-        if (n->kind == C_SCALAR) {
-                if (!strchr(n->s, '$'))
+static int scan_vars(struct compose_info *ci, const struct ynode *n) {
+        if (n->kind == Y_SCALAR) {
+                if (!strchr(n->scalar, '$'))
                         return 0;
                 struct var_ctx c = {ci, n->line};
-                return env_references(n->s, ci->file, n->line, add_var, &c);
+                return env_references(n->scalar, ci->file, n->line, add_var, &c);
         }
         for (size_t i = 0; i < n->n; i++) {
-                if (n->kind == C_MAP && i % 2 == 0)
-                        continue;
-                int r = scan_vars(ci, n->kids[i]);
+                int r = scan_vars(ci, n->items[i]);
                 if (r < 0)
                         return r;
         }
@@ -396,31 +266,29 @@ static int scan_vars(struct compose_info *ci, const struct cnode *n) {
 
 int compose_scan(const char *file, const char *text, size_t len, const char *image_path, struct compose_info *out) {
         *out = (struct compose_info){.file = xstrdup(file), .dir = path_dirname(image_path)};
-        struct cnode *root = NULL;
-        int r = load_tree(file, text, len, &root);
+        struct ynode *root = NULL;
+        int r = yaml_load(file, text, len, &root);
         if (r < 0)
                 goto fail;
-        if (!root || (root->kind == C_SCALAR && root->s[0] == '\0')) {
+        /* yamltree makes an empty document (or only comments, or "~") an
+         * empty map; "{}" is one too, and just as empty a compose file. */
+        if (root->n == 0) {
                 r = log_error(EINVAL, file, "empty compose file");
-                goto fail;
-        }
-        if (root->kind != C_MAP) {
-                r = log_error_at(EINVAL, file, root->line, "not a compose file: the top level must be a mapping");
                 goto fail;
         }
         r = scan_vars(out, root);
         if (r < 0)
                 goto fail;
-        const struct cnode *services = map_get(root, "services");
+        const struct ynode *services = map_get(root, "services");
         if (services) {
                 r = scan_services(out, services);
                 if (r < 0)
                         goto fail;
         }
-        cnode_free(root);
+        ynode_free(root);
         return 0;
 fail:
-        cnode_free(root);
+        ynode_free(root);
         compose_info_free(out);
         return r;
 }

@@ -40,10 +40,14 @@ struct compose_info {
         char *dir;      /* directory of image_path: relative paths start here */
 };
 
-/* Parse (libyaml) a compose file that will live at image_path inside the
+/* Parse (yamltree) a compose file that will live at image_path inside the
  * image (e.g. /opt/dimdim-health/deploy/docker-compose.app.yml).  Refuses
- * YAML that is malformed, aliases (anchor bombs), nesting deeper than 64.
- * Logs file:line, -errno. */
+ * what yamltree refuses: malformed YAML, anchors and aliases (so the common
+ * "x-common: &common" / "<<: *common" idiom must be written out), tags
+ * (compose's !reset/!override only matter when merging files), duplicate
+ * keys, nesting deeper than YAML_MAX_DEPTH, scalars over YAML_MAX_SCALAR,
+ * files over YAML_MAX_FILE; and an empty file or a top level that is not a
+ * mapping.  Logs file:line, -errno. */
 int compose_scan(const char *file, const char *text, size_t len, const char *image_path, struct compose_info *out);
 /* Check every path exists, through exists(resolved, u).  The first missing
  * one is an error naming the service and the path. */

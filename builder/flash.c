@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
@@ -143,6 +144,32 @@ static int read_sysfs(const char *path, char *buf, size_t n) {
         return 0;
 }
 
+/* "MAJOR:MINOR" at s (sysfs dev files, mountinfo's third field), digits
+ * only: strtoul alone would also take blanks and signs.  *end is left just
+ * after MINOR. */
+static bool parse_dev(const char *s, dev_t *dev, const char **end) {
+        unsigned long v[2];
+        for (int i = 0; i < 2; i++) {
+                if (*s < '0' || *s > '9')
+                        return false;
+                char *e;
+                errno = 0;
+                v[i] = strtoul(s, &e, 10);
+                if (errno || v[i] > UINT_MAX || (i == 0 && *e != ':'))
+                        return false;
+                s = i == 0 ? e + 1 : e;
+        }
+        *dev = makedev((unsigned)v[0], (unsigned)v[1]);
+        *end = s;
+        return true;
+}
+
+/* The start of the blank-separated field after the one at p. */
+static const char *next_field(const char *p) {
+        p += strcspn(p, " \t\n");
+        return p + strspn(p, " \t");
+}
+
 /* The device and all its partitions, as dev_t. */
 static size_t disk_devs(dev_t disk, dev_t *out, size_t max) {
         size_t n = 0;
@@ -155,9 +182,11 @@ static size_t disk_devs(dev_t disk, dev_t *out, size_t max) {
                         continue;
                 char *pp = xasprintf("%s/%s/partition", sys, e->d_name), *dp = xasprintf("%s/%s/dev", sys, e->d_name);
                 char v[32];
-                unsigned ma, mi;
-                if (access(pp, F_OK) == 0 && read_sysfs(dp, v, sizeof(v)) == 0 && sscanf(v, "%u:%u", &ma, &mi) == 2)
-                        out[n++] = makedev(ma, mi);
+                const char *end;
+                dev_t dev;
+                if (access(pp, F_OK) == 0 && read_sysfs(dp, v, sizeof(v)) == 0 && parse_dev(v, &dev, &end) &&
+                    *end == '\0')
+                        out[n++] = dev;
                 free(pp);
                 free(dp);
         }
@@ -176,13 +205,18 @@ static char *mounted_at(const dev_t *devs, size_t n) {
         char *line = NULL, *found = NULL;
         size_t cap = 0;
         while (!found && getline(&line, &cap, f) > 0) {
-                unsigned ma, mi;
-                char mnt[4096];
-                if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &ma, &mi, mnt) != 3)
+                /* ID PARENT MAJOR:MINOR ROOT MOUNT-POINT ... */
+                const char *p = next_field(next_field(line)), *end;
+                dev_t dev;
+                if (!parse_dev(p, &dev, &end) || (*end != ' ' && *end != '\t'))
                         continue;
-                for (size_t i = 0; i < n; i++)
-                        if (major(devs[i]) == ma && minor(devs[i]) == mi)
-                                found = xstrdup(mnt);
+                const char *mnt = next_field(next_field(end));
+                size_t len = strcspn(mnt, " \t\n");
+                if (len == 0)
+                        continue;
+                for (size_t i = 0; i < n && !found; i++)
+                        if (devs[i] == dev)
+                                found = xstrndup(mnt, len);
         }
         free(line);
         fclose(f);

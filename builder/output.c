@@ -312,6 +312,12 @@ static int aux_prepare(struct aux *a, const char *path, const void *data, size_t
 }
 
 static int rename_into_place(char **tmp, const char *path) {
+        /* Every temporary renamed here came from a successful
+         * output_create_temp(), which always names it.  Said explicitly
+         * because the analyzer does not follow that function's retry loop
+         * and so cannot see it (clang-analyzer-core.NonNullParamChecker). */
+        if (!*tmp)
+                return log_error(EINVAL, path, "internal error: no temporary file to rename");
         if (rename(*tmp, path) < 0)
                 return log_error(errno, path, "cannot rename %s into place: %m", *tmp);
         output_untrack_temp(*tmp);

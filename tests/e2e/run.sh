@@ -292,7 +292,9 @@ F1=${FLAVOURS[0]}
 F2=${FLAVOURS[1]:-$F1}
 printf 'OPENOBSERVE_PASSWORD=%s\n' "$SECRET_OO" >"$T/app.env"
 if build app "$F1" app --ip "$IP_APP/24" --timezone "$TZ_APP" \
-  --set "DB_PASSWORD=$SECRET_DB" --env "$T/app.env"; then
+  --set "DB_PASSWORD=$SECRET_DB" --env "$T/app.env" \
+  --set DIMDIM_API_IMAGE=registry.invalid/dimdim-health-api:e2e \
+  --set DIMDIM_WORKER_IMAGE=registry.invalid/dimdim-health-worker:e2e; then
   check "app: test unit written into the image" install_report "$T/app.img"
   boot "$T/app.img" app-boot1
   collect "$T/app.img" app-boot1

@@ -14,6 +14,7 @@
 #include "dotenv.h"
 #include "log.h"
 #include "util.h"
+#include "yamltree.h"
 
 /* libparted's constructor trips ASan's strchr interceptor before main. */
 const char *__asan_default_options(void);
@@ -369,61 +370,76 @@ static void expect_scan_error(const char *text, size_t len, const char *want) {
 static void test_hostile(void **state) {
         (void)state;
         static const struct bad_case cases[] = {
-                {"x: &a [1, 2]\ny: *a\n", "bad.yml:1: YAML anchors and aliases are not allowed"},
+                {"x: &a [1, 2]\ny: *a\n", "bad.yml:1: YAML anchors are not allowed"},
+                {"x-common: &common\n  image: x\nservices:\n  s:\n    <<: *common\n", "bad.yml:1: YAML anchors"},
                 {"a: &a [\"lol\",\"lol\"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n",
                  "bad.yml:1: YAML anchors"},
-                {"x: *undefined\n", "bad.yml:1: "},
+                {"x: *undefined\n", "bad.yml:1: YAML aliases are not allowed"},
+                {"services:\n  s:\n    volumes: !reset []\n", "bad.yml:3: YAML tags are not allowed"},
                 {"services:\n  a:\n    image: \"x\n  b: [unclosed\n", "bad.yml:"},
-                {"services:\n\tdb: x\n", "bad.yml:2: invalid YAML: found character that cannot start any token"},
+                {"services:\n\tdb: x\n", "bad.yml:2: malformed YAML: found character that cannot start any token"},
                 {"---\na: 1\n---\nb: 2\n", "bad.yml:3: more than one YAML document"},
+                {"services:\n  s:\n    image: a\n    image: b\n", "bad.yml:4: duplicate key 'image'"},
                 {"", "bad.yml: empty compose file"},
                 {"# only a comment\n", "bad.yml: empty compose file"},
-                {"- a\n- b\n", "bad.yml:1: not a compose file"},
+                {"{}\n", "bad.yml: empty compose file"},
+                {"- a\n- b\n", "bad.yml:1: the top level must be a mapping"},
                 {"services: [a, b]\n", "bad.yml:1: services: must be a mapping"},
                 {"services:\n  s:\n    image: \"${\"\n", "bad.yml:3: invalid ${...}"},
-                {"services:\n  ? [a]\n  : x\n", "a service name must be a string"},
+                {"services:\n  ? [a]\n  : x\n", "bad.yml:2: mapping keys must be plain strings"},
+                {"services:\n  \"\": {image: x}\n", "bad.yml:2: a service name must be a string"},
         };
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
                 expect_scan_error(cases[i].text, strlen(cases[i].text), cases[i].want);
 
-        /* depth: 64 levels pass, 65 fail */
+        /* depth: YAML_MAX_DEPTH collections (the top-level map included)
+         * pass, one more fails */
         struct buf b = {0};
-        for (int i = 0; i < 63; i++)
+        for (unsigned i = 0; i < YAML_MAX_DEPTH - 1; i++)
                 buf_puts(&b, "[");
         buf_puts(&b, "x");
-        for (int i = 0; i < 63; i++)
+        for (unsigned i = 0; i < YAML_MAX_DEPTH - 1; i++)
                 buf_puts(&b, "]");
         _cleanup_free_ char *ok = xasprintf("a: %s\n", (const char *)b.data);
         _cleanup_free_ char *deep = xasprintf("a: [%s]\n", (const char *)b.data);
         struct compose_info ci;
         assert_int_equal(compose_scan("ok.yml", ok, strlen(ok), APP_IMAGE, &ci), 0);
         compose_info_free(&ci);
-        expect_scan_error(deep, strlen(deep), "bad.yml:1: nested deeper than 64 levels");
+        expect_scan_error(deep, strlen(deep), "bad.yml:1: nesting deeper than 32 levels");
         buf_free(&b);
 
-        /* a million nested brackets: refused early, no recursion */
-        size_t n = 1u << 20;
+        /* nested brackets up to the file limit: refused early, no recursion */
+        size_t n = YAML_MAX_FILE - 3;
         char *huge = xmalloc(n + 4);
         memcpy(huge, "a: ", 3);
         memset(huge + 3, '[', n);
-        expect_scan_error(huge, n + 3, "nested deeper than 64 levels");
+        expect_scan_error(huge, n + 3, "nesting deeper than 32 levels");
         free(huge);
 
-        /* a scalar over 1 MiB */
-        n = (1u << 20) + 10;
+        /* a scalar over YAML_MAX_SCALAR; just at the limit is fine */
+        n = YAML_MAX_SCALAR + 1;
         char *big = xmalloc(n + 8);
         memcpy(big, "a: ", 3);
         memset(big + 3, 'x', n);
         memcpy(big + 3 + n, "\n", 1);
-        expect_scan_error(big, n + 4, "bad.yml:1: a value longer than 1 MiB");
-        /* just under the limit is fine */
-        memcpy(big + 3 + (1u << 20) - 1, "\n", 1);
-        assert_int_equal(compose_scan("ok.yml", big, 3 + (1u << 20), APP_IMAGE, &ci), 0);
+        expect_scan_error(big, n + 4, "bad.yml:1: scalar of 65537 bytes is too large");
+        memcpy(big + 3 + YAML_MAX_SCALAR, "\n", 1);
+        assert_int_equal(compose_scan("ok.yml", big, 4 + YAML_MAX_SCALAR, APP_IMAGE, &ci), 0);
         compose_info_free(&ci);
         free(big);
 
-        /* NUL bytes: libyaml refuses control characters */
-        expect_scan_error("a: b\0c\n", 7, "bad.yml:1: invalid YAML");
+        /* a file over YAML_MAX_FILE, even of small values */
+        n = YAML_MAX_FILE + 1;
+        char *long_file = xmalloc(n);
+        memset(long_file, '#', n);
+        long_file[0] = 'a';
+        memcpy(long_file + 1, ": 1\n", 4);
+        expect_scan_error(long_file, n, "bad.yml: larger than 1 MiB");
+        free(long_file);
+
+        /* NUL bytes: refused with the line they are on */
+        expect_scan_error("a: b\0c\n", 7, "bad.yml:1: contains a NUL byte");
+        expect_scan_error("a: b\nc: \"\\0\"\n", 13, "bad.yml:2: value contains a NUL byte");
 }
 
 static void test_kind_names(void **state) {
