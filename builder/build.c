@@ -24,6 +24,7 @@
 #include "profile.h"
 #include "stackenv.h"
 #include "util.h"
+#include "yamltree.h"
 
 struct build_ctx {
         struct build_job *job;
@@ -125,12 +126,12 @@ static int phase_inputs(struct build_ctx *c) {
                 if (!file)
                         return log_error(ENOENT, c->profile.path, "compose file %s is in none of the overlays (%s)",
                                          c->profile.compose[i], data_dir());
-                _cleanup_free_ uint8_t *text = NULL;
+                _cleanup_free_ char *text = NULL;
                 size_t len;
-                if ((r = read_file(file, 4 << 20, &text, &len)) < 0)
-                        return log_error(r, file, "cannot read: %s", strerror(-r));
+                if ((r = yaml_read_file(file, &text, &len)) < 0)
+                        return r;
                 _cleanup_free_ char *image_path = xasprintf("%s/%s", DIMDIM_HOME, c->profile.compose[i]);
-                if ((r = compose_scan(file, (char *)text, len, image_path, &c->compose[i])) < 0)
+                if ((r = compose_scan(file, text, len, image_path, &c->compose[i])) < 0)
                         return r;
                 c->ncompose++;
         }

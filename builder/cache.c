@@ -263,7 +263,7 @@ static int write_ref(const char *dir, const char *key, const char *source, const
         buf_printf(&b, "dimimage-cache 1\nkey %s\nsha256 %s\nbytes %" PRIu64 "\nformat %s\nsource ", key,
                    info->sha256, info->bytes, info->format);
         /* For `cache list` only: keep it one line. */
-        for (const char *c = source; *c; c++)
+        for (const char *c = source ? source : ""; *c; c++)
                 buf_append(&b, *c == '\n' ? "?" : c, 1);
         buf_puts(&b, "\n");
         int r = write_full(fd, b.data, b.len);

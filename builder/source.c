@@ -687,7 +687,7 @@ int source_extract(const char *base, int out_fd, const struct source_opts *o, st
         if (!o)
                 o = &defaults;
         *info = (struct source_info){0};
-        struct stat st;
+        struct stat st = {0};
         uint64_t size = 0;
         int fd = open_base(base, &st, &size);
         if (fd < 0)
