@@ -13,8 +13,10 @@
 #                          when it exists, else an .xz made in the cache)
 #   BENCH_ROOT_MIB=2200    size of the made base's root partition
 #   BENCH_DATA_MIB=1600    system files copied into it
-#   BENCH_XZ_LEVEL=6       preset of the base's .xz (6 is what RasPiOS ships)
-#   BENCH_XZ_OUT=0         1: also time .img.xz output (xz -6 takes minutes)
+#   BENCH_XZ_LEVEL=1       preset of the base's .xz (RasPiOS ships -6: realistic
+#                          but making it takes ~20 min on a loaded 2-core box)
+#   BENCH_XZ_OUT=0         1: also time .img.xz output (xz -3 -T2: minutes)
+#   BENCH_SMALL=1          0: skip the 1 GiB base (peak RSS against base size)
 #   DIMIMAGE=build/dimimage
 set -euo pipefail
 
@@ -24,7 +26,8 @@ CACHE=$TOP/bench/.cache
 RUNS=${RUNS:-3}
 ROOT_MIB=${BENCH_ROOT_MIB:-2200}
 DATA_MIB=${BENCH_DATA_MIB:-1600}
-XZ_LEVEL=${BENCH_XZ_LEVEL:-6}
+XZ_LEVEL=${BENCH_XZ_LEVEL:-1}
+NPROC=$(nproc)
 mkdir -p "$CACHE"
 W=$(mktemp -d "$CACHE/run.XXXXXX")
 trap 'rm -rf "$W"' EXIT
@@ -73,15 +76,40 @@ if [[ ! -f $basexz ]]; then
   mv "$basexz.tmp" "$basexz"
 fi
 
+# A 1 GiB base (256 MiB boot, 768 MiB root, ~450 MiB of the same files), made
+# once, to show that peak RSS does not grow with the base.
+small=$CACHE/base-1g.img
+make_small() {
+  local tree=$CACHE/tree-small
+  if [[ ! -d $tree ]]; then
+    echo "bench: staging ~450 MiB of system files for the 1 GiB base" >&2
+    mkdir -p "$tree.tmp"
+    (cd "$CACHE/tree" && find . -type f -printf '%s\t%p\n' | sort -k2 |
+      awk -F '\t' 'sum < 450 * 1048576 { sum += $1; print $2 }') >"$CACHE/tree-small.list"
+    tar -C "$CACHE/tree" -cf - -T "$CACHE/tree-small.list" | tar -C "$tree.tmp" -xf -
+    rm -f "$CACHE/tree-small.list"
+    mv "$tree.tmp" "$tree"
+  fi
+  echo "bench: making the 1 GiB base (once)" >&2
+  "$TOP/scripts/make-fixture.sh" -o "$small.tmp" --boot-size 256 --root-size 768 --extra-root "$tree" >/dev/null
+  mv "$small.tmp" "$small"
+  xz -T0 "-$XZ_LEVEL" -c "$small" >"$small.xz.tmp"
+  mv "$small.xz.tmp" "$small.xz"
+}
+if [[ ${BENCH_SMALL:-1} == 1 && ! -f $small.xz ]]; then
+  make_small
+fi
+
 # ---- timing ------------------------------------------------------------------
 # measure NAME CMD...: run RUNS times (the output dir emptied before each),
-# print the median wall time and the largest peak RSS.
-declare -A SEC RSS
-measure() {
-  local name=$1
-  shift
-  local times=() rss=0 i
-  for ((i = 0; i < RUNS; i++)); do
+# record the median wall time, the largest peak RSS, and for a dimimage
+# build run with --verbose the median of its "phase finish" (the commit).
+declare -A SEC RSS FIN
+measure_n() {
+  local runs=$1 name=$2
+  shift 2
+  local times=() fins=() rss=0 i t m f
+  for ((i = 0; i < runs; i++)); do
     rm -rf "$W/out" && mkdir -p "$W/out"
     sync
     /usr/bin/time -f "%e %M" -o "$W/time" "$@" >/dev/null 2>"$W/err" || {
@@ -92,68 +120,132 @@ measure() {
     read -r t m <"$W/time"
     times+=("$t")
     ((m > rss)) && rss=$m
+    f=$(sed -n 's/.*debug: phase finish: \([0-9.]*\) s.*/\1/p' "$W/err" | awk '{ s += $1 } END { if (NR) print s }')
+    [[ -n $f ]] && fins+=("$f")
   done
-  SEC[$name]=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((RUNS + 1) / 2))p")
+  SEC[$name]=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p")
   RSS[$name]=$((rss / 1024))
+  if ((${#fins[@]})); then
+    FIN[$name]=$(printf '%s\n' "${fins[@]}" | sort -n | sed -n "$(((${#fins[@]} + 1) / 2))p")
+  fi
+  echo "bench: $name: ${SEC[$name]} s, ${RSS[$name]} MiB" >&2
 }
+measure() { measure_n "$RUNS" "$@"; }
 
-row() { # row NAME FLOOR TARGET
+# ratio A B: A / B to two places
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print ((r + 0 <= t + 0) ? "ok" : "MISSED") }'; }
+
+row() { # row NAME [FLOOR TARGET]
   local name=$1 floor=${2:-} target=${3:-}
   [[ -n ${SEC[$name]:-} ]] || return 0
-  local ratio="" verdict=""
+  local r="" v=""
   if [[ -n $floor && -n ${SEC[$floor]:-} ]]; then
-    ratio=$(awk -v a="${SEC[$name]}" -v b="${SEC[$floor]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-    [[ -n $target ]] && verdict=$(awk -v r="$ratio" -v t="$target" 'BEGIN { print ((r + 0 <= t + 0) ? "ok" : "MISSED") }')
+    r=$(ratio "${SEC[$name]}" "${SEC[$floor]}")
+    [[ -n $target ]] && v="target <=${target}x $(verdict "$r" "$target")"
   fi
-  printf '%-38s %8s s %7s MiB  %6s  %-22s %s\n' "$name" "${SEC[$name]}" "${RSS[$name]}" \
-    "${ratio:+${ratio}x}" "${floor:+vs $floor}" "${target:+target <=${target}x $verdict}"
+  printf '%-44s %7s s %6s MiB  %6s  %s\n' "$name" "${SEC[$name]}" "${RSS[$name]}" "${r:+${r}x}" \
+    "${floor:+vs $floor}${v:+  ($v)}"
+}
+
+# frow NAME FLOOR TARGET: the commit phase alone (compression, hashing,
+# bmap, fsync) of a compressed build against the standalone compressor
+frow() {
+  local name=$1 floor=$2 target=$3
+  [[ -n ${FIN[$name]:-} && -n ${SEC[$floor]:-} ]] || return 0
+  local r
+  r=$(ratio "${FIN[$name]}" "${SEC[$floor]}")
+  printf '%-44s %7s s %10s  %6s  %s\n' "  of which the commit (phase finish)" "${FIN[$name]}" "" "${r}x" \
+    "vs $floor  (target <=${target}x $(verdict "$r" "$target"))"
 }
 
 # to OUT CMD...: CMD's stdout into OUT (a fixed script, arguments passed as such)
 # shellcheck disable=SC2016
 TO=(bash -c 'out=$1; shift; exec "$@" >"$out"' to)
 
-ARGS=(--role observability --hostname bench --quiet
+ARGS=(--role observability --hostname bench --verbose
   --set OPENOBSERVE_PASSWORD=Tg5Hn8Kq2Lp7Vz3Xc9Bm4Wd6 --set OPENOBSERVE_EMAIL=ops@example.org)
 export XDG_CACHE_HOME=$W/xdg
 export SOURCE_DATE_EPOCH=1700000000
+export DIMIMAGE_DATADIR=${DIMIMAGE_DATADIR:-$TOP}
 
+# A fleet of two (app + observability), secrets in the file, images given so
+# that no --source is needed.
+cat >"$W/fleet.yml" <<'YAML'
+env: {DIMDIM_API_IMAGE: example/api:1, DIMDIM_WORKER_IMAGE: example/worker:1}
+hosts:
+  - {name: bench-app, role: app, address: 10.1.0.11}
+  - {name: bench-obs, role: observability, address: 10.1.0.12, env: {OPENOBSERVE_PASSWORD: Tg5Hn8Kq2Lp7Vz3Xc9Bm4Wd6, OPENOBSERVE_EMAIL: ops@example.org}}
+YAML
+
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+LOAD_START=$(load)
 echo "bench: base $(du -h --apparent-size "$base" | cut -f1) raw, $(du -h "$base" | cut -f1) allocated," \
   "$(du -h "$basexz" | cut -f1) .xz ($(xz --robot -lv "$basexz" | awk '$1 == "totals" { print $3 }') blocks);" \
-  "$(nproc) CPUs; median of $RUNS" >&2
+  "$NPROC CPUs; median of $RUNS; load average $LOAD_START" >&2
 
 # floors
 measure "floor: xz -T0 -dc > out.img" "${TO[@]}" "$W/out/out.img" xz -T0 -dc "$basexz"
 measure "floor: xz -T0 -dc > /dev/null" xz -T0 -dc "$basexz"
 measure "floor: xz -dc > out.img (1 thread)" "${TO[@]}" "$W/out/out.img" xz -T1 -dc "$basexz"
 measure "floor: cp --sparse=always" cp --sparse=always "$base" "$W/out/out.img"
-measure "floor: zstd -3 -T0 of the raw image" zstd -q -3 -T0 "$base" -o "$W/out/out.img.zst"
+ZSTD_FLOOR="floor: zstd -3 -T$NPROC of the raw image"
+XZ_FLOOR="floor: xz -3 -T$NPROC of the raw image"
+measure "$ZSTD_FLOOR" zstd -q -3 "-T$NPROC" "$base" -o "$W/out/out.img.zst"
 if [[ ${BENCH_XZ_OUT:-0} == 1 ]]; then
-  measure "floor: xz -6 -T0 of the raw image" "${TO[@]}" "$W/out/out.img.xz" xz -6 -T0 -c "$base"
+  measure "$XZ_FLOOR" "${TO[@]}" "$W/out/out.img.xz" xz -3 "-T$NPROC" -c "$base"
 fi
 
-# dimimage
-if "$DIMIMAGE" build --help >/dev/null 2>&1; then
-  measure "dimimage build from .img.xz" "$DIMIMAGE" build "${ARGS[@]}" --no-cache --base "$basexz" -o "$W/out/o.img"
-  measure "dimimage build from .img" "$DIMIMAGE" build "${ARGS[@]}" --no-cache --base "$base" -o "$W/out/o.img"
-  "$DIMIMAGE" build "${ARGS[@]}" --base "$basexz" -o "$W/prime.img" >/dev/null 2>&1 && rm -f "$W"/prime.img*
-  measure "dimimage build from the cache" "$DIMIMAGE" build "${ARGS[@]}" --base "$basexz" -o "$W/out/o.img"
-  measure "dimimage build -o .img.zst" "$DIMIMAGE" build "${ARGS[@]}" --base "$basexz" -o "$W/out/o.img.zst"
-  if [[ ${BENCH_XZ_OUT:-0} == 1 ]]; then
-    measure "dimimage build -o .img.xz" "$DIMIMAGE" build "${ARGS[@]}" --base "$basexz" -o "$W/out/o.img.xz"
-  fi
+# dimimage (compressed outputs use the default level 3 and one thread per CPU,
+# like the floors)
+B="dimimage build from .img.xz"
+measure "$B" "$DIMIMAGE" build "${ARGS[@]}" --no-cache --base "$basexz" -o "$W/out/o.img"
+measure "dimimage build from .img" "$DIMIMAGE" build "${ARGS[@]}" --no-cache --base "$base" -o "$W/out/o.img"
+"$DIMIMAGE" build "${ARGS[@]}" --base "$basexz" -o "$W/prime.img" >/dev/null 2>&1 && rm -f "$W"/prime.img*
+measure "dimimage build from the cache" "$DIMIMAGE" build "${ARGS[@]}" --base "$basexz" -o "$W/out/o.img"
+F="dimimage fleet of 2 from .img.xz"
+measure "$F" "$DIMIMAGE" build --verbose --fleet "$W/fleet.yml" --no-cache --base "$basexz" -o "$W/out/fleet"
+Z="dimimage build -o .img.zst (from .img)"
+measure "$Z" "$DIMIMAGE" build "${ARGS[@]}" --no-cache --base "$base" -o "$W/out/o.img.zst"
+X="dimimage build -o .img.xz (from .img)"
+if [[ ${BENCH_XZ_OUT:-0} == 1 ]]; then
+  measure "$X" "$DIMIMAGE" build "${ARGS[@]}" --no-cache --base "$base" -o "$W/out/o.img.xz"
 fi
+
+# peak RSS against the base's size (one run each)
+if [[ -f $small.xz ]]; then
+  measure_n 1 "1 GiB: floor: xz -T0 -dc > out.img" "${TO[@]}" "$W/out/out.img" xz -T0 -dc "$small.xz"
+  measure_n 1 "1 GiB: dimimage build from .img.xz" "$DIMIMAGE" build "${ARGS[@]}" --no-cache --base "$small.xz" -o "$W/out/o.img"
+  measure_n 1 "1 GiB: dimimage build from .img" "$DIMIMAGE" build "${ARGS[@]}" --no-cache --base "$small" -o "$W/out/o.img"
+  measure_n 1 "1 GiB: dimimage build -o .img.zst" "$DIMIMAGE" build "${ARGS[@]}" --no-cache --base "$small" -o "$W/out/o.img.zst"
+fi
+LOAD_END=$(load)
 
 echo
-printf '%-38s %10s %11s  %6s  %-22s %s\n' "what" "median" "peak RSS" "ratio" "floor" "target"
+echo "load average (1/5/15 min): $LOAD_START at the start, $LOAD_END at the end; $NPROC CPUs"
+printf '%-44s %9s %10s  %6s  %s\n' "what" "median" "peak RSS" "ratio" "floor"
 row "floor: xz -T0 -dc > out.img"
 row "floor: xz -T0 -dc > /dev/null"
 row "floor: xz -dc > out.img (1 thread)"
 row "floor: cp --sparse=always"
-row "floor: zstd -3 -T0 of the raw image"
-row "floor: xz -6 -T0 of the raw image"
-row "dimimage build from .img.xz" "floor: xz -T0 -dc > out.img" 1.10
+row "$ZSTD_FLOOR"
+row "$XZ_FLOOR"
+row "$B" "floor: xz -T0 -dc > out.img" 1.10
 row "dimimage build from .img" "floor: cp --sparse=always" 1.25
 row "dimimage build from the cache" "floor: cp --sparse=always" 1.25
-row "dimimage build -o .img.zst" "floor: zstd -3 -T0 of the raw image"
-row "dimimage build -o .img.xz" "floor: xz -6 -T0 of the raw image"
+row "$F" "$B" 1.30
+row "$Z" "$ZSTD_FLOOR"
+frow "$Z" "$ZSTD_FLOOR" 1.05
+row "$X" "$XZ_FLOOR"
+frow "$X" "$XZ_FLOOR" 1.05
+
+if [[ -f $small.xz ]]; then
+  echo
+  echo "peak RSS against the base's size (target: <= 64 MiB + what the xz decoder holds, the same for both)"
+  printf '%-44s %10s %10s\n' "what" "1 GiB" "$(du -h --apparent-size "$base" | cut -f1)"
+  rss_row() { printf '%-44s %6s MiB %6s MiB\n' "$1" "${RSS["1 GiB: $1"]:-?}" "${RSS[$2]:-?}"; }
+  rss_row "floor: xz -T0 -dc > out.img" "floor: xz -T0 -dc > out.img"
+  rss_row "dimimage build from .img.xz" "$B"
+  rss_row "dimimage build from .img" "dimimage build from .img"
+  rss_row "dimimage build -o .img.zst" "$Z"
+fi

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/random.h>
@@ -190,9 +191,13 @@ static int check_not_base(const char *path, const char *base) {
 }
 
 int output_begin(struct output *o, const char *path, const char *base, bool force) {
-        bool no_bmap = o->no_bmap;
+        bool no_bmap = o->no_bmap, no_raw_sha256 = o->no_raw_sha256;
         int level = o->compression_level;
-        *o = (struct output){ .fd = -1, .no_bmap = no_bmap, .compression_level = level, .force = force };
+        *o = (struct output){ .fd = -1,
+                              .no_bmap = no_bmap,
+                              .no_raw_sha256 = no_raw_sha256,
+                              .compression_level = level,
+                              .force = force };
         o->format = output_format_for(path);
         if (o->format == OUT_UNKNOWN)
                 return log_error(EINVAL, path, "unknown output extension; use .img, .img.xz, .img.zst or .img.gz");
@@ -224,71 +229,248 @@ int output_begin(struct output *o, const char *path, const char *base, bool forc
         return 0;
 }
 
-struct pass {
-        struct output *o;
-        struct compressor *c;
-        struct sha256 whole;
+/* ---- the one pass over the finished image ----
+ * The image is read once, in large chunks aligned to PASS_CHUNK, holes never
+ * read; every chunk goes to up to three consumers, each on its own thread so
+ * the two SHA-256 streams (whole image, bmap ranges) and the compressor run
+ * side by side on different CPUs.  A chunk's slot is reused only when every
+ * consumer is done with it, so memory stays PASS_SLOTS * PASS_CHUNK. */
+
+#define PASS_CHUNK READ_CHUNK
+#define PASS_SLOTS 4
+
+enum use { USE_WHOLE, USE_RANGES, USE_COMPRESS, NUSES };
+
+struct chunk {
         uint8_t *buf;
+        uint64_t len;
+        size_t range;     /* its bmap range (data chunks) */
+        bool hole;        /* len zero bytes, not read, buf unused */
+        bool range_start; /* first chunk of its range */
+        bool range_end;   /* last chunk of its range */
+};
+
+struct pass {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct chunk chunks[PASS_SLOTS];
+        uint64_t produced;    /* chunks handed to the consumers */
+        uint64_t done[NUSES]; /* chunks each consumer has finished */
+        bool on[NUSES];
+        bool closing;
+        int err; /* first consumer failure, logged by that consumer */
+        struct bmap *b;
+        struct compressor *c;
+        struct sha256 whole, range;
+        bool range_open;
+};
+
+struct worker {
+        struct pass *p;
+        enum use use;
+        pthread_t thread;
 };
 
 static const uint8_t zero_block[1u << 16];
 
-static int pass_zeros(struct pass *p, uint64_t n) {
-        if (p->c) {
-                int r = compressor_write_zeros(p->c, n);
-                if (r < 0)
-                        return r;
-        }
+static void sha256_zeros(struct sha256 *h, uint64_t n) {
         while (n > 0) {
                 size_t k = (size_t)MIN(n, (uint64_t)sizeof(zero_block));
-                sha256_update(&p->whole, zero_block, k);
+                sha256_update(h, zero_block, k);
                 n -= k;
         }
+}
+
+static int consume(struct pass *p, enum use use, const struct chunk *ch) {
+        switch (use) {
+        case USE_WHOLE:
+                if (ch->hole)
+                        sha256_zeros(&p->whole, ch->len);
+                else
+                        sha256_update(&p->whole, ch->buf, ch->len);
+                return 0;
+        case USE_RANGES:
+                /* Ranges cover whole data extents: holes lie between them. */
+                if (ch->hole)
+                        return 0;
+                if (ch->range_start) {
+                        sha256_init(&p->range);
+                        p->range_open = true;
+                }
+                sha256_update(&p->range, ch->buf, ch->len);
+                if (ch->range_end) {
+                        sha256_final_hex(&p->range, p->b->v[ch->range].sha256);
+                        p->range_open = false;
+                }
+                return 0;
+        case USE_COMPRESS:
+                return ch->hole ? compressor_write_zeros(p->c, ch->len) : compressor_write(p->c, ch->buf, ch->len);
+        default:
+                return -EINVAL;
+        }
+}
+
+static void *consumer(void *arg) {
+        struct worker *w = arg;
+        struct pass *p = w->p;
+        pthread_mutex_lock(&p->lock);
+        for (;;) {
+                while (!p->err && p->done[w->use] == p->produced && !p->closing)
+                        pthread_cond_wait(&p->cond, &p->lock);
+                if (p->err || p->done[w->use] == p->produced)
+                        break;
+                const struct chunk *ch = &p->chunks[p->done[w->use] % PASS_SLOTS];
+                pthread_mutex_unlock(&p->lock);
+                int r = consume(p, w->use, ch);
+                pthread_mutex_lock(&p->lock);
+                p->done[w->use]++;
+                if (r < 0 && !p->err)
+                        p->err = r;
+                pthread_cond_broadcast(&p->cond);
+        }
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+/* The next free slot, or NULL once a consumer has failed. */
+static struct chunk *pass_get(struct pass *p) {
+        pthread_mutex_lock(&p->lock);
+        for (;;) {
+                uint64_t slowest = p->produced;
+                for (int u = 0; u < NUSES; u++)
+                        if (p->on[u])
+                                slowest = MIN(slowest, p->done[u]);
+                if (p->err || p->produced - slowest < PASS_SLOTS)
+                        break;
+                pthread_cond_wait(&p->cond, &p->lock);
+        }
+        struct chunk *ch = p->err ? NULL : &p->chunks[p->produced % PASS_SLOTS];
+        pthread_mutex_unlock(&p->lock);
+        return ch;
+}
+
+static void pass_put(struct pass *p) {
+        pthread_mutex_lock(&p->lock);
+        p->produced++;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+}
+
+static int put_hole(struct pass *p, uint64_t n) {
+        if (n == 0)
+                return 0;
+        struct chunk *ch = pass_get(p);
+        if (!ch)
+                return 1;
+        *ch = (struct chunk){ .buf = ch->buf, .len = n, .hole = true };
+        pass_put(p);
         return 0;
 }
 
-/* Each data byte is read once and goes to the range hash, the whole-image
- * hash and the compressor; holes are never read. */
-static int pass_range(struct pass *p, uint64_t start, uint64_t end, char hex[65]) {
-        struct sha256 h;
-        sha256_init(&h);
-        int r = 0;
-        for (uint64_t off = start; off < end;) {
-                size_t k = (size_t)MIN(end - off, (uint64_t)READ_CHUNK);
-                r = pread_full(p->o->fd, p->buf, k, off);
-                if (r < 0) {
-                        r = log_error(r, p->o->tmp_raw, "cannot read back the image: %s", strerror(-r));
-                        break;
+/* Returns 1 when a consumer failed (it logged), -errno on a read error. */
+static int produce(struct pass *p, const struct output *o) {
+        const struct bmap *b = p->b;
+        uint64_t pos = 0;
+        for (size_t i = 0; i < b->n; i++) {
+                uint64_t start, end;
+                bmap_range_bytes(b, &b->v[i], &start, &end);
+                int r = put_hole(p, start - pos);
+                if (r != 0)
+                        return r;
+                for (uint64_t off = start; off < end;) {
+                        /* Chunk ends on PASS_CHUNK boundaries: aligned reads. */
+                        size_t n = (size_t)MIN(end - off, PASS_CHUNK - off % PASS_CHUNK);
+                        struct chunk *ch = pass_get(p);
+                        if (!ch)
+                                return 1;
+                        r = pread_full(o->fd, ch->buf, n, off);
+                        if (r < 0)
+                                return log_error(r, o->tmp_raw, "cannot read back the image: %s", strerror(-r));
+                        *ch = (struct chunk){ .buf = ch->buf, .len = n, .range = i, .range_start = off == start,
+                                              .range_end = off + n == end };
+                        pass_put(p);
+                        off += n;
                 }
-                sha256_update(&h, p->buf, k);
-                sha256_update(&p->whole, p->buf, k);
-                if (p->c && (r = compressor_write(p->c, p->buf, k)) < 0)
-                        break;
-                off += k;
+                pos = end;
         }
-        sha256_final_hex(&h, hex);
+        return put_hole(p, b->image_size - pos);
+}
+
+/* Whole-image sha256 into o->raw_sha256 (unless o->no_raw_sha256 for a
+ * compressed output), every bmap range's sha256, and c fed the image. */
+static int run_pass(struct output *o, struct bmap *b, struct compressor *c) {
+        struct pass p = { .b = b, .c = c };
+        p.on[USE_WHOLE] = o->format == OUT_RAW || !o->no_raw_sha256;
+        p.on[USE_RANGES] = !o->no_bmap;
+        p.on[USE_COMPRESS] = c != NULL;
+        pthread_mutex_init(&p.lock, NULL);
+        pthread_cond_init(&p.cond, NULL);
+        for (int i = 0; i < PASS_SLOTS; i++)
+                p.chunks[i].buf = xmalloc(PASS_CHUNK);
+        if (p.on[USE_WHOLE])
+                sha256_init(&p.whole);
+        posix_fadvise(o->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        struct worker w[NUSES];
+        for (int u = 0; u < NUSES; u++) {
+                w[u] = (struct worker){ .p = &p, .use = (enum use)u };
+                if (p.on[u] && pthread_create(&w[u].thread, NULL, consumer, &w[u]) != 0)
+                        abort();
+        }
+        int r = produce(&p, o);
+        pthread_mutex_lock(&p.lock);
+        p.closing = true;
+        pthread_cond_broadcast(&p.cond);
+        pthread_mutex_unlock(&p.lock);
+        for (int u = 0; u < NUSES; u++)
+                if (p.on[u])
+                        pthread_join(w[u].thread, NULL);
+        if (r >= 0 && p.err < 0)
+                r = p.err;
+        if (r > 0) /* a consumer stopped us; it has set p.err */
+                r = p.err < 0 ? p.err : -EIO;
+        if (p.on[USE_WHOLE])
+                sha256_final_hex(&p.whole, o->raw_sha256);
+        else
+                o->raw_sha256[0] = 0;
+        if (p.range_open) {
+                char unused[65];
+                sha256_final_hex(&p.range, unused);
+        }
+        for (int i = 0; i < PASS_SLOTS; i++)
+                free(p.chunks[i].buf);
+        pthread_mutex_destroy(&p.lock);
+        pthread_cond_destroy(&p.cond);
         return r;
 }
 
-static int run_pass(struct output *o, struct bmap *b, struct compressor *c) {
-        struct pass p = { .o = o, .c = c, .buf = xmalloc(READ_CHUNK) };
-        sha256_init(&p.whole);
-        posix_fadvise(o->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-        uint64_t pos = 0;
-        int r = 0;
-        for (size_t i = 0; i < b->n && r >= 0; i++) {
-                uint64_t start, end;
-                bmap_range_bytes(b, &b->v[i], &start, &end);
-                r = pass_zeros(&p, start - pos);
-                if (r >= 0)
-                        r = pass_range(&p, start, end, b->v[i].sha256);
-                pos = end;
-        }
-        if (r >= 0)
-                r = pass_zeros(&p, b->image_size - pos);
-        sha256_final_hex(&p.whole, o->raw_sha256);
-        free(p.buf);
-        return r;
+/* fdatasync on its own thread, so the disk writes overlap the pass. */
+struct syncer {
+        pthread_t thread;
+        int fd;
+        int err; /* errno */
+        bool started;
+};
+
+static void *syncer_run(void *arg) {
+        struct syncer *s = arg;
+        if (fdatasync(s->fd) < 0)
+                s->err = errno;
+        return NULL;
+}
+
+static void syncer_start(struct syncer *s, int fd) {
+        *s = (struct syncer){ .fd = fd };
+        if (pthread_create(&s->thread, NULL, syncer_run, s) == 0)
+                s->started = true;
+        else
+                syncer_run(s);
+}
+
+static int syncer_wait(struct syncer *s) {
+        if (s->started)
+                pthread_join(s->thread, NULL);
+        s->started = false;
+        return s->err;
 }
 
 /* A finished auxiliary file, still under its temporary name. */
@@ -360,7 +542,8 @@ int output_commit(struct output *o) {
         struct compressor *c = NULL;
         struct aux aux[2] = { 0 };
         size_t naux = 0;
-        int out_fd = -1;
+        int out_fd = -1, err;
+        struct syncer sync = { 0 };
         _cleanup_free_ char *bmap_text = NULL, *sums = NULL, *sp = NULL;
 
         struct stat st;
@@ -370,11 +553,10 @@ int output_commit(struct output *o) {
                 goto fail;
         }
         o->raw_bytes = (uint64_t)st.st_size;
-        /* Only a raw output keeps these bytes; a compressed one deletes them. */
-        if (o->format == OUT_RAW && fdatasync(o->fd) < 0) {
-                r = log_error(errno, o->tmp_raw, "cannot sync: %m");
-                goto fail;
-        }
+        /* Only a raw output keeps these bytes; a compressed one deletes them.
+         * Their writing to disk overlaps the hashing pass. */
+        if (o->format == OUT_RAW)
+                syncer_start(&sync, o->fd);
         r = bmap_scan(o->fd, o->raw_bytes, o->tmp_raw, &b);
         if (r < 0)
                 goto fail;
@@ -391,6 +573,10 @@ int output_commit(struct output *o) {
         r = run_pass(o, &b, c);
         if (r < 0)
                 goto fail;
+        if (o->format == OUT_RAW && (err = syncer_wait(&sync)) != 0) {
+                r = log_error(err, o->tmp_raw, "cannot sync: %s", strerror(err));
+                goto fail;
+        }
         if (c) {
                 r = compressor_finish(c, o->sha256, &o->out_bytes);
                 if (r < 0)
@@ -443,6 +629,7 @@ int output_commit(struct output *o) {
         return fsync_dir_of(o->path);
 
 fail:
+        syncer_wait(&sync);
         for (size_t i = 0; i < naux; i++)
                 aux_cleanup(&aux[i], true);
         compressor_free(c);

@@ -16,6 +16,10 @@ struct output {
         enum out_format format;
         bool force;
         bool no_bmap;
+        /* Compressed outputs: skip the raw image's sha256 (raw_sha256 left
+         * empty) when nobody reads it (no Imager JSON): one SHA-256 pass over
+         * the whole image less beside the compressor. */
+        bool no_raw_sha256;
         int compression_level; /* -1: format default */
         char sha256[65];       /* of the final OUT file, after commit */
         uint64_t raw_bytes;

@@ -338,6 +338,31 @@ struct pipeline {
         struct sha256 sha;
 };
 
+/* Write buf's non-zero ZERO_GRAIN runs at off: all-zero grains stay holes. */
+static int write_nonzero(int fd, const uint8_t *buf, size_t len, uint64_t off) {
+        size_t i = 0;
+        while (i < len) {
+                size_t g = MIN(ZERO_GRAIN, len - i);
+                if (mem_is_zero(buf + i, g)) {
+                        i += g;
+                        continue;
+                }
+                /* Coalesce the run of non-zero grains into one write. */
+                size_t j = i + g;
+                while (j < len) {
+                        size_t g2 = MIN(ZERO_GRAIN, len - j);
+                        if (mem_is_zero(buf + j, g2))
+                                break;
+                        j += g2;
+                }
+                int r = pwrite_full(fd, buf + i, j - i, off + i);
+                if (r < 0)
+                        return r;
+                i = j;
+        }
+        return 0;
+}
+
 static int consume(struct pipeline *p, const struct slot *s) {
         if (s->hole) {
                 for (uint64_t left = s->len; left > 0;) {
@@ -348,29 +373,7 @@ static int consume(struct pipeline *p, const struct slot *s) {
                 return 0;
         }
         sha256_update(&p->sha, s->buf, s->len);
-        if (!s->write)
-                return 0;
-        size_t len = (size_t)s->len, i = 0;
-        while (i < len) {
-                size_t g = MIN(ZERO_GRAIN, len - i);
-                if (mem_is_zero(s->buf + i, g)) {
-                        i += g;
-                        continue;
-                }
-                /* Coalesce the run of non-zero grains into one write. */
-                size_t j = i + g;
-                while (j < len) {
-                        size_t g2 = MIN(ZERO_GRAIN, len - j);
-                        if (mem_is_zero(s->buf + j, g2))
-                                break;
-                        j += g2;
-                }
-                int r = pwrite_full(p->out_fd, s->buf + i, j - i, s->off + i);
-                if (r < 0)
-                        return r;
-                i = j;
-        }
-        return 0;
+        return s->write ? write_nonzero(p->out_fd, s->buf, (size_t)s->len, s->off) : 0;
 }
 
 static void *writer(void *arg) {

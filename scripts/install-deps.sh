@@ -17,7 +17,7 @@ packages=(
 )
 
 if [[ ${1:-} == --e2e ]]; then
-  packages+=(qemu-system-arm qemu-user-static binfmt-support mmdebstrap arch-test ipxe-qemu)
+  packages+=(qemu-system-arm qemu-user-static binfmt-support mmdebstrap arch-test openssh-client)
 fi
 
 missing=()

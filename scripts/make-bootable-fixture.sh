@@ -13,13 +13,15 @@
 # Usage: make-bootable-fixture.sh -o OUT.img [--flavour bookworm|trixie]
 #                                 [--disk-id HEX] [--rootfs-only]
 # The slow part (mmdebstrap, ~10 min) is cached as a tarball under
-# ${DIMIMAGE_E2E_CACHE:-build/e2e-cache}, keyed by the package list and the
+# ${DIMIMAGE_E2E_CACHE:-~/.cache/dimimage-e2e}, keyed by the package list and the
 # version of the rootfs recipe; assembling the image from it takes seconds.
 # Needs root (mmdebstrap --mode=root, mkfs.ext4 -d keeping owners); CI is root.
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${DIMIMAGE_E2E_CACHE:-$TOP/build/e2e-cache}
+# Outside the work tree by default, so fresh clones (CI) on the same machine
+# reuse it; entries are keyed by content, so sharing is safe.
+CACHE=${DIMIMAGE_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dimimage-e2e}
 MIRROR=${DIMIMAGE_E2E_MIRROR:-http://deb.debian.org/debian}
 # Bump when the mmdebstrap recipe below changes in a way the package list does not show.
 ROOTFS_RECIPE=3
@@ -51,7 +53,9 @@ case $flavour in
   bookworm) [[ -n $disk_id ]] || disk_id=5e3da3da ;;
   # Trixie-based Raspberry Pi OS customises itself with cloud-init (NoCloud on the
   # boot partition); cloud-init is a Debian package, so the fixture has the real one.
-  trixie) [[ -n $disk_id ]] || disk_id=7a1c1e00; packages+=(cloud-init netplan.io) ;;
+  # e2fsprogs is Priority required in bookworm but not in trixie (so not in
+  # minbase); Raspberry Pi OS has it, and cloud-init's resizefs needs resize2fs.
+  trixie) [[ -n $disk_id ]] || disk_id=7a1c1e00; packages+=(cloud-init netplan.io e2fsprogs) ;;
   *) die "--flavour must be bookworm or trixie" ;;
 esac
 [[ $disk_id =~ ^[0-9a-fA-F]{8}$ ]] || die "--disk-id must be 8 hex digits"
@@ -94,6 +98,8 @@ build_rootfs() {
     --essential-hook='printf "virtio_pci\nvirtio_blk\next4\n" > "$1/usr/share/initramfs-tools/modules.d/e2e-virt"' \
     "$flavour" "$tarball.tmp.tar.zst" "$MIRROR"
   mv "$tarball.tmp.tar.zst" "$tarball"
+  # Older recipes' tarballs of this flavour are dead weight now.
+  find "$CACHE" -maxdepth 1 -name "rootfs-$flavour-*.tar.zst" ! -name "*.tmp.*" ! -path "$tarball" -delete
 }
 
 if [[ ! -f $tarball ]]; then
@@ -183,6 +189,11 @@ ff02::2		ip6-allrouters
 
 127.0.1.1		raspberrypi
 EOF
+# Raspberry Pi OS ships sshd disabled (pi-gen: `systemctl disable ssh` unless
+# ENABLE_SSH); Debian's postinst enabled it. Undo that, as disable would.
+rm -f "$root/etc/systemd/system/multi-user.target.wants/ssh.service" \
+  "$root/etc/systemd/system/sshd.service" \
+  "$root/etc/systemd/system/sockets.target.wants/ssh.socket"
 # A persistent journal, so the test can read it offline after power-off.
 mkdir -p "$root/var/log/journal"
 # No Docker: a local apt repository whose docker.io/docker-compose packages
@@ -233,7 +244,10 @@ unit: sectors
 start=$boot_start, size=$((boot_mib * 2048)), type=c
 start=$root_start, size=$((root_mib * 2048)), type=83
 EOF
-mkfs.vfat -F 32 -n bootfs -i "${disk_id^^}" --offset "$boot_start" "$out.tmp" $((boot_mib * 1024)) >/dev/null
+# (mkfs.fat warns that the file is larger than the partition and about the
+# lowercase label Raspberry Pi OS uses: both expected.)
+mkfs.vfat -F 32 -n bootfs -i "${disk_id^^}" --offset "$boot_start" "$out.tmp" $((boot_mib * 1024)) \
+  >"$work/mkfs.vfat.out" 2>&1 || { cat "$work/mkfs.vfat.out" >&2; die "mkfs.vfat failed"; }
 mcopy -o -i "$out.tmp@@$((boot_start * 512))" "$boot"/* ::
 # Raspberry Pi OS's rootfs features (no orphan_file/metadata_csum_seed, which
 # older kernels and e2fsprogs refuse).

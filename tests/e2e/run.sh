@@ -23,7 +23,7 @@
 source "$(dirname "$0")/../lib.sh"
 
 E2E=$TOP/tests/e2e
-CACHE=${DIMIMAGE_E2E_CACHE:-$TOP/build/e2e-cache}
+CACHE=${DIMIMAGE_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dimimage-e2e}
 LOGDIR=${E2E_LOGDIR:-$TOP/build/e2e-logs}
 BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-600}
 read -r -a FLAVOURS <<<"${E2E_FLAVOURS:-trixie bookworm}"
@@ -107,6 +107,7 @@ fixture_img() {
       return 1
     }
     note "time: fixture $flavour built in $(elapsed "$t0") s" >&2
+    find "$CACHE" -maxdepth 1 -name "bootable-$flavour-*.img" ! -path "$img" -delete
   fi
   echo "$img"
 }
@@ -220,6 +221,9 @@ check_provisioned() {
   check "$name: /var/lib/dimdim/firstboot.done exists" rexists "$img" /var/lib/dimdim/firstboot.done
   check "$name: status file says STATE=done" grep -qx 'STATE=done' <(rcat "$img" /var/lib/dimdim/status)
   has "$log" "$name: multi-user.target reached" '(^|: )e2e-report: multi-user.target: active'
+  local sys
+  sys=$(grep -Eo '(^|: )e2e-report: system: [a-z]+' "$log" | tail -n 1)
+  check "$name: no failed unit once settled (system: ${sys##*system: })" contains "$sys" "system: running"
   # The stand-in's own log: how dimdim-stack ran compose.
   up=$(grep -E '(docker compose|docker-compose) .* up( |$)' "$T/standin-$name.log" | tail -n 1)
   if [[ -n $up ]]; then ok "$name: the stack ran compose up"; note "  proof: $up"; else fail "$name: the stack ran compose up"; fi
@@ -293,7 +297,9 @@ for tool in qemu-system-aarch64 debugfs mcopy sfdisk journalctl; do
   command -v "$tool" >/dev/null || { fail "$tool is installed (scripts/install-deps.sh --e2e)"; summary; exit; }
 done
 if [[ ! -x $DIMIMAGE ]]; then fail "dimimage binary at $DIMIMAGE"; summary; exit; fi
-ssh-keygen -q -t ed25519 -N '' -C e2e@dimimage -f "$T/id" 2>/dev/null || printf 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2eTestKeyForDimimageE2eQemuBootXXXXXXXXXX e2e@dimimage\n' >"$T/id.pub"
+# A well-formed ed25519 public key (no private half needed: nobody logs in).
+ssh-keygen -q -t ed25519 -N '' -C e2e@dimimage -f "$T/id" 2>/dev/null ||
+  echo 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGRpbWltYWdlLWUyZS10ZXN0LWtleS0wMTIzNDU2Nzg5 e2e@dimimage' >"$T/id.pub"
 
 ONLY=${E2E_ONLY:-app obs}
 
@@ -337,10 +343,13 @@ if [[ " $ONLY " == *" obs "* ]] && build obs "$F2" observability --ip "$IP_OBS/2
   echo "$FAIL_INSTALL" >"$T/fail-install"
   echo "$FAIL_COMPOSE" >"$T/fail-compose"
   printf '[Service]\n# e2e: short backoff (firstboot honours DIMDIM_BACKOFF_MIN/MAX)\nEnvironment=DIMDIM_BACKOFF_MIN=1 DIMDIM_BACKOFF_MAX=4\n' >"$T/backoff.conf"
-  mkdir_root "$T/obs.img" /etc/docker-standin /etc/systemd/system/dimdim-firstboot.service.d
-  install_file "$T/obs.img" "$T/fail-install" /etc/docker-standin/fail-install 644
-  install_file "$T/obs.img" "$T/fail-compose" /etc/docker-standin/fail-compose 644
-  install_file "$T/obs.img" "$T/backoff.conf" /etc/systemd/system/dimdim-firstboot.service.d/e2e-backoff.conf 644
+  inject() {
+    mkdir_root "$1" /etc/docker-standin /etc/systemd/system/dimdim-firstboot.service.d &&
+      install_file "$1" "$T/fail-install" /etc/docker-standin/fail-install 644 &&
+      install_file "$1" "$T/fail-compose" /etc/docker-standin/fail-compose 644 &&
+      install_file "$1" "$T/backoff.conf" /etc/systemd/system/dimdim-firstboot.service.d/e2e-backoff.conf 644
+  }
+  check "obs: failure injection and short backoff written into the image" inject "$T/obs.img"
   boot "$T/obs.img" obs-boot1
   collect "$T/obs.img" obs-boot1
   L=$LOGDIR/obs-boot1.log

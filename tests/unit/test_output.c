@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bmap.h"
 #include "hash.h"
 #include "imager.h"
 #include "log.h"
@@ -359,6 +360,54 @@ static void test_imager_json(void **state) {
         free(json);
 }
 
+/* An image of several 4 MiB read chunks: ranges that cross chunk
+ * boundaries, a long hole, data in the last partial block.  Every range's
+ * sha256 in the bmap and the whole-file sha256 must match the bytes, for a
+ * raw and a compressed output alike; no_raw_sha256 leaves the raw hash out
+ * of a compressed output only. */
+#define BIG_SIZE ((13u << 20) + 123)
+static void fill_big(int fd) {
+        assert_int_equal(ftruncate(fd, BIG_SIZE), 0);
+        write_pattern(fd, 0, 8192);
+        write_pattern(fd, (3u << 20) + 4096, (6u << 20) + 12288); /* crosses 4 and 8 MiB */
+        write_pattern(fd, 12u << 20, 4096);
+        write_pattern(fd, BIG_SIZE - 100, 100);
+}
+
+static void check_big(const char *name, bool no_raw) {
+        char *out = p(name), *bm = xasprintf("%s.bmap", out);
+        struct output o = { .compression_level = 1, .no_raw_sha256 = no_raw };
+        assert_int_equal(output_begin(&o, out, NULL, true), 0);
+        fill_big(o.fd);
+        _cleanup_free_ uint8_t *img = xcalloc(1, BIG_SIZE);
+        assert_int_equal(pread_full(o.fd, img, BIG_SIZE, 0), 0);
+        assert_int_equal(output_commit(&o), 0);
+        char hex[65];
+        sha256_hex(img, BIG_SIZE, hex);
+        if (o.format == OUT_RAW || !no_raw)
+                assert_string_equal(o.raw_sha256, hex);
+        else
+                assert_string_equal(o.raw_sha256, "");
+        struct bmap b;
+        assert_int_equal(bmap_load(bm, &b), 0);
+        assert_int_equal(b.n, 4);
+        for (size_t i = 0; i < b.n; i++) {
+                uint64_t start, end;
+                bmap_range_bytes(&b, &b.v[i], &start, &end);
+                sha256_hex(img + start, (size_t)(end - start), hex);
+                assert_string_equal(b.v[i].sha256, hex);
+        }
+        bmap_free(&b);
+        output_abort(&o);
+        unlink(bm);
+        free(bm);
+        free(out);
+}
+
+static void test_big_raw(void **state) { check_big("big.img", false); }
+static void test_big_zstd(void **state) { check_big("big.img.zst", false); }
+static void test_big_zstd_no_raw_hash(void **state) { check_big("big2.img.zst", true); }
+
 /* SIGTERM while a commit compresses: the child dies of the signal and no
  * temporary survives it. */
 static void test_sigterm_removes_temporaries(void **state) {
@@ -419,6 +468,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_force_replaces_and_drops_stale_bmap, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_imager_json, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sigterm_removes_temporaries, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_big_raw, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_big_zstd, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_big_zstd_no_raw_hash, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
