@@ -55,6 +55,10 @@ int ext4_unlink(struct ext4_fs *fs, const char *path); /* files, symlinks, empty
 int ext4_chmod(struct ext4_fs *fs, const char *path, uint32_t mode);
 int ext4_chown(struct ext4_fs *fs, const char *path, uint32_t uid, uint32_t gid);
 uint64_t ext4_free_bytes(const struct ext4_fs *fs);
+/* Not marked with errors and no journal to recover. */
+bool ext4_is_clean(const struct ext4_fs *fs);
+/* The filesystem's own size (blocks x block size). */
+uint64_t ext4_size_bytes(const struct ext4_fs *fs);
 uint32_t ext4_block_size(const struct ext4_fs *fs);
 /* Bytes (whole blocks, plus metadata estimate) needed to store len bytes. */
 uint64_t ext4_cost(const struct ext4_fs *fs, uint64_t len);
