@@ -105,7 +105,7 @@ FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_RUNS ?= 3000
 
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(HDR)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(HDR) $(wildcard tests/fuzz/*.h)
 	@mkdir -p $(@D)
 	clang $(CPPFLAGS_ALL) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-Wall -Wextra -Werror -Wno-unused-parameter -o $@ $< $(LIB_SRC) $(LDLIBS)

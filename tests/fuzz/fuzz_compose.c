@@ -9,29 +9,7 @@
 
 #include "compose.h"
 #include "dotenv.h"
-#include "log.h"
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-const char *__asan_default_options(void);
-
-/* libparted's constructor (ped_disk_gpt_init) trips ASan's strchr
- * interceptor before main: not our code, and not reachable from here. */
-const char *__asan_default_options(void) { return "intercept_strchr=0"; }
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-        log_level = LOG_QUIET;
-        /* Each refused input logs one error line; millions of them would
-         * swamp the log.  Point our stderr at /dev/null without freopen():
-         * libFuzzer keeps its own copy of the old FILE * and ASan writes to
-         * fd 2, so their reports and stats still show. */
-        FILE *null = fopen("/dev/null", "w");
-        if (!null)
-                abort();
-        stderr = null;
-        return 0;
-}
+#include "fuzz_common.h"
 
 static bool exists_some(const char *resolved, void *u) {
         (void)u;

@@ -3,7 +3,7 @@
  * of at least 2 MiB (so the size check passes and partitions can point into
  * it); the first 4 bytes, when present, add up to 60 MiB of extra length so
  * "past the end" and large-table paths are reachable.  Must not crash, leak,
- * hang or prompt (run with -close_fd_mask=2 to hide our error lines). */
+ * hang or prompt. */
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,21 +11,16 @@
 #include <unistd.h>
 
 #include "disk.h"
-#include "log.h"
+#include "fuzz_common.h"
 #include "util.h"
-
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "intercept_strchr=0"; }
 
 static char path[64];
 
 static void remove_image(void) { unlink(path); }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!path[0]) {
                 snprintf(path, sizeof(path), "/tmp/fuzz_disk.%d.img", (int)getpid());
-                log_level = LOG_QUIET;
                 atexit(remove_image);
         }
         uint64_t extra = 0;

@@ -15,13 +15,8 @@
 #include <unistd.h>
 
 #include "fat.h"
+#include "fuzz_common.h"
 #include "util.h"
-
-/* libparted (linked in through the library) runs strchr on an unterminated
- * buffer in its constructor (ped_disk_gpt_init); ASan's strchr interceptor
- * would abort before main.  Not our bug, and not in code under test. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "intercept_strchr=0"; }
 
 #define SPARSE_MAGIC "FATSPRS1"
 #define SPARSE_MAX (64u << 20)

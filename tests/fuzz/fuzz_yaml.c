@@ -9,33 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_common.h"
 #include "host.h"
-#include "log.h"
 #include "yamltree.h"
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-const char *__asan_default_options(void);
-
-/* libparted's constructor trips ASan's strchr interceptor before main. */
-const char *__asan_default_options(void) { return "intercept_strchr=0"; }
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-        log_level = LOG_QUIET;
-        /* Refused inputs each log a line; keep fd 2 for libFuzzer and ASan. */
-        FILE *null = fopen("/dev/null", "w");
-        if (!null)
-                abort();
-        stderr = null;
-        return 0;
-}
-
-/* rc and the number of errors logged since before must agree. */
-static void one_error_iff_failed(int rc, unsigned before) {
-        unsigned errors = log_error_count() - before;
-        if ((rc < 0 && errors != 1) || (rc >= 0 && errors != 0))
-                abort();
-}
 
 static void walk(const struct ynode *n, unsigned depth) {
         if (depth > YAML_MAX_DEPTH + 1 || n->line == 0)
@@ -43,19 +19,19 @@ static void walk(const struct ynode *n, unsigned depth) {
         static const char *const allowed[] = {"hostname", "ssid", "a", NULL};
         unsigned before = log_error_count();
         _cleanup_free_ char *s = NULL;
-        one_error_iff_failed(ynode_string("f", "k", n, &s), before);
+        fuzz_one_error_iff_failed(ynode_string("f", "k", n, &s), before);
         bool b;
         before = log_error_count();
-        one_error_iff_failed(ynode_bool("f", "k", n, &b), before);
+        fuzz_one_error_iff_failed(ynode_bool("f", "k", n, &b), before);
         unsigned long long u;
         before = log_error_count();
-        one_error_iff_failed(ynode_uint_range("f", "k", n, 1, 65535, &u), before);
+        fuzz_one_error_iff_failed(ynode_uint_range("f", "k", n, 1, 65535, &u), before);
         before = log_error_count();
-        one_error_iff_failed(ynode_check_keys("f", "k", n, allowed), before);
+        fuzz_one_error_iff_failed(ynode_check_keys("f", "k", n, allowed), before);
         char **v = NULL;
         size_t nv = 0;
         before = log_error_count();
-        one_error_iff_failed(ynode_strings("f", "k", n, &v, &nv), before);
+        fuzz_one_error_iff_failed(ynode_strings("f", "k", n, &v, &nv), before);
         for (size_t i = 0; i < nv; i++)
                 free(v[i]);
         free(v);
@@ -86,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         unsigned before = log_error_count();
         struct ynode *root = NULL;
         int rc = yaml_load("fuzz.yml", (const char *)data, size, &root);
-        one_error_iff_failed(rc, before);
+        fuzz_one_error_iff_failed(rc, before);
         if (rc < 0) {
                 if (root)
                         abort();
@@ -99,14 +75,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* as a --host file, and each mapping in it as a fleet host */
         struct host_settings hs = {0};
         before = log_error_count();
-        one_error_iff_failed(host_from_yaml("fuzz.yml", root, &hs), before);
+        fuzz_one_error_iff_failed(host_from_yaml("fuzz.yml", root, &hs), before);
         host_free(&hs);
         for (size_t i = 0; i < root->n; i++) {
                 if (root->items[i]->kind != Y_MAP)
                         continue;
                 hs = (struct host_settings){0};
                 before = log_error_count();
-                one_error_iff_failed(host_from_yaml("dir/fuzz.yml", root->items[i], &hs), before);
+                fuzz_one_error_iff_failed(host_from_yaml("dir/fuzz.yml", root->items[i], &hs), before);
                 host_free(&hs);
         }
         ynode_free(root);

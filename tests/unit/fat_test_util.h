@@ -1,80 +1,36 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Helpers shared by test_fat.c and test_fat_random.c: real images made with
- * mkfs.vfat, checked with fsck.fat and read back with mtools (run with
- * posix_spawn).  Static functions in a header on purpose: each test is one
+ * mkfs.vfat, checked with fsck.fat and read back with mtools (run through
+ * test_util.h).  Static functions in a header on purpose: each test is one
  * translation unit and uses a subset (hence "unused"). */
 #pragma once
 
-#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <spawn.h>
 #include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "util.h"
-
-extern char **environ;
+#include "test_util.h"
 
 static char tmpdir[256];
 
 static void tmpdir_make(void) {
-        const char *base = getenv("TMPDIR");
-        snprintf(tmpdir, sizeof tmpdir, "%s/dimimage-fat.XXXXXX", base ? base : "/tmp");
-        if (!mkdtemp(tmpdir))
+        if (tu_mkdtemp(tmpdir, sizeof tmpdir, "dimimage-fat") < 0)
                 abort();
         setenv("MTOOLS_SKIP_CHECK", "1", 1);
         setenv("MTOOLS_NO_VFAT", "0", 1);
 }
 
-static __attribute__((unused)) int run_argv(const char *const argv[]) {
-        pid_t pid;
-        if (posix_spawnp(&pid, argv[0], NULL, NULL, (char *const *)argv, environ) != 0)
-                return -1;
-        int st;
-        while (waitpid(pid, &st, 0) < 0)
-                if (errno != EINTR)
-                        return -1;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+/* The group setup and teardown of both FAT tests. */
+static __attribute__((unused)) int fat_setup(void **state) {
+        tmpdir_make();
+        return 0;
 }
 
-static __attribute__((unused)) void tmpdir_remove(void) {
-        const char *argv[] = {"rm", "-rf", tmpdir, NULL};
-        if (tmpdir[0])
-                run_argv(argv);
-}
-
-/* Runs argv with stdout+stderr captured into *out (caller frees). */
-static __attribute__((unused)) int run_capture(const char *const argv[], char **out) {
-        char path[300];
-        snprintf(path, sizeof path, "%s/.capture", tmpdir);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 1, path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        posix_spawn_file_actions_adddup2(&fa, 1, 2);
-        pid_t pid;
-        int rc = -1;
-        if (posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ) == 0) {
-                int st;
-                while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-                        ;
-                rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        }
-        posix_spawn_file_actions_destroy(&fa);
-        uint8_t *data = NULL;
-        size_t len;
-        if (read_file(path, 64 << 20, &data, &len) < 0)
-                data = (uint8_t *)xstrdup("");
-        if (out)
-                *out = (char *)data;
-        else
-                free(data);
-        return rc;
+static __attribute__((unused)) int fat_teardown(void **state) {
+        tu_rm_rf(tmpdir);
+        return 0;
 }
 
 /* mkfs.vfat on a new sparse file of size_mib; bits 12/16/32; spc 0 = default. */
@@ -91,7 +47,7 @@ static __attribute__((unused)) char *make_image(const char *name, unsigned size_
         if (!spc)
                 argv[8] = NULL;
         char *out;
-        int rc = run_capture(argv, &out);
+        int rc = tu_run_capture(argv, &out);
         if (rc != 0) {
                 fprintf(stderr, "mkfs.vfat failed: %s\n", out);
                 abort();
@@ -104,7 +60,7 @@ static __attribute__((unused)) char *make_image(const char *name, unsigned size_
 static __attribute__((unused)) bool fsck_clean(const char *img) {
         const char *argv[] = {"fsck.fat", "-n", img, NULL};
         char *out;
-        int rc = run_capture(argv, &out);
+        int rc = tu_run_capture(argv, &out);
         bool ok = rc == 0 && !strstr(out, "wrong") && !strstr(out, "Free cluster summary");
         if (!ok)
                 fprintf(stderr, "fsck.fat -n %s (rc %d):\n%s\n", img, rc, out);
@@ -118,7 +74,7 @@ static __attribute__((unused)) char *mtools_read(const char *img, const char *pa
         char *outpath = xasprintf("%s/.mtype", tmpdir);
         const char *argv[] = {"mcopy", "-n", "-i", img, target, outpath, NULL};
         char *msg;
-        int rc = run_capture(argv, &msg);
+        int rc = tu_run_capture(argv, &msg);
         free(msg);
         free(target);
         uint8_t *data = NULL;
@@ -153,9 +109,3 @@ static __attribute__((unused)) bool fats_identical(const char *img, uint64_t off
         close(fd);
         return same;
 }
-
-/* libparted (linked in through the library) runs strchr on an unterminated
- * buffer in its constructor (ped_disk_gpt_init); ASan's strchr interceptor
- * would abort before main.  Not our bug, and not in code under test. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "intercept_strchr=0"; }

@@ -11,30 +11,18 @@
 
 #include "bmap.h"
 #include "hash.h"
+#include "test_util.h"
 #include "util.h"
 
 #define GOLDEN "tests/golden/bmap-small.xml"
-#define IMG_SIZE (1048576 + 1000)
+#define IMG_SIZE TU_GOLDEN_IMG_SIZE
 
-/* The golden image: data in block 0, blocks 5-7 and the partial last block;
- * everything else is a hole.  tests/golden/bmap-small.xml is what
- * `bmaptool create` writes for it (regenerate with BMAP_GOLDEN_IMAGE=path,
- * which leaves the image there). */
-static void write_pattern(int fd, uint64_t off, size_t n) {
-        uint8_t *b = xmalloc(n);
-        for (size_t i = 0; i < n; i++)
-                b[i] = (uint8_t)((off + i) * 131 + 7);
-        assert_int_equal(pwrite_full(fd, b, n, off), 0);
-        free(b);
-}
-
+/* The golden image (tu_golden_image); regenerate GOLDEN with
+ * BMAP_GOLDEN_IMAGE=path, which leaves the image there. */
 static int make_image(char *path) {
         int fd = mkstemp(path);
         assert_true(fd >= 0);
-        assert_int_equal(ftruncate(fd, IMG_SIZE), 0);
-        write_pattern(fd, 0, 4096);
-        write_pattern(fd, 5 * 4096, 3 * 4096);
-        write_pattern(fd, 1049000, 100);
+        tu_golden_image(fd);
         return fd;
 }
 

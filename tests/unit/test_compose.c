@@ -13,44 +13,13 @@
 #include "compose.h"
 #include "dotenv.h"
 #include "log.h"
+#include "test_util.h"
 #include "util.h"
 #include "yamltree.h"
-
-/* libparted's constructor trips ASan's strchr interceptor before main. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "intercept_strchr=0"; }
 
 #define APP "tests/golden/compose/docker-compose.app.yml"
 #define OBS "tests/golden/compose/docker-compose.observability.yml"
 #define APP_IMAGE "/opt/dimdim-health/deploy/docker-compose.app.yml"
-
-struct capture {
-        FILE *tmp;
-        int saved;
-        unsigned errors_before;
-};
-
-static void capture_begin(struct capture *c) {
-        fflush(stderr);
-        c->tmp = tmpfile();
-        assert_non_null(c->tmp);
-        c->saved = dup(2);
-        assert_true(dup2(fileno(c->tmp), 2) >= 0);
-        c->errors_before = log_error_count();
-}
-
-static char *capture_end(struct capture *c, unsigned *errors) {
-        fflush(stderr);
-        assert_true(dup2(c->saved, 2) >= 0);
-        close(c->saved);
-        long n = ftell(c->tmp);
-        char *s = xcalloc(1, (size_t)n + 1);
-        rewind(c->tmp);
-        assert_int_equal(fread(s, 1, (size_t)n, c->tmp), (size_t)n);
-        fclose(c->tmp);
-        *errors = log_error_count() - c->errors_before;
-        return s;
-}
 
 static char *slurp(const char *path, size_t *len) {
         uint8_t *data = NULL;
@@ -148,12 +117,12 @@ static void test_seed_observability(void **state) {
         v = find_var(&ci, "OPENOBSERVE_PASSWORD");
         struct env e = {0};
         char *out = NULL;
-        struct capture c;
-        capture_begin(&c);
+        struct tu_capture c;
+        tu_capture_begin(&c);
         _cleanup_free_ char *ref = xasprintf("${%s:?%s}", v->name, v->arg);
         assert_int_equal(env_interpolate(&e, ref, &out, OBS, v->line), -EINVAL);
         unsigned errors;
-        _cleanup_free_ char *err = capture_end(&c, &errors);
+        _cleanup_free_ char *err = tu_capture_end(&c, &errors);
         assert_int_equal(errors, 1);
         assert_non_null(strstr(err, OBS ":10: required variable OPENOBSERVE_PASSWORD is missing a value: "
                                         "OpenObserve password is required"));
@@ -172,11 +141,11 @@ static void expect_missing(const char *missing, const char *want) {
         struct compose_info ci;
         assert_int_equal(scan_file(APP, APP_IMAGE, &ci), 0);
         const char *const list[] = {missing, NULL};
-        struct capture c;
-        capture_begin(&c);
+        struct tu_capture c;
+        tu_capture_begin(&c);
         int r = compose_check_paths(&ci, exists_except, (void *)list);
         unsigned errors;
-        _cleanup_free_ char *err = capture_end(&c, &errors);
+        _cleanup_free_ char *err = tu_capture_end(&c, &errors);
         assert_int_equal(r, -EINVAL);
         assert_int_equal(errors, 1);
         if (!strstr(err, want))
@@ -283,11 +252,11 @@ static void test_path_forms(void **state) {
         for (size_t i = 0; i < ci.npaths; i++)
                 assert_null(strstr(ci.paths[i].path, "VOL"));
         const char *const missing[] = {"/srv/app/data", NULL};
-        struct capture c;
-        capture_begin(&c);
+        struct tu_capture c;
+        tu_capture_begin(&c);
         assert_int_equal(compose_check_paths(&ci, exists_except, (void *)missing), -EINVAL);
         unsigned errors;
-        _cleanup_free_ char *err = capture_end(&c, &errors);
+        _cleanup_free_ char *err = tu_capture_end(&c, &errors);
         assert_int_equal(errors, 1);
         assert_non_null(strstr(err, "x.yml:11: service 'web': bind-mount source ${DATA:-./data} (/srv/app/data)"));
         env_free(&e);
@@ -311,11 +280,11 @@ static void test_resolve_error_after_drop(void **state) {
         assert_string_equal(ci.paths[1].path, "${DIR:?set DIR}/x");
         struct env e = {0};
         env_set(&e, "VOL", "named", ORIGIN_FILE, "a.env", 1);
-        struct capture c;
-        capture_begin(&c);
+        struct tu_capture c;
+        tu_capture_begin(&c);
         assert_int_equal(compose_resolve_paths(&ci, &e), -EINVAL);
         unsigned errors;
-        _cleanup_free_ char *err = capture_end(&c, &errors);
+        _cleanup_free_ char *err = tu_capture_end(&c, &errors);
         assert_int_equal(errors, 1);
         if (!strstr(err, "r.yml:5: required variable DIR is missing a value: set DIR"))
                 fail_msg("[%s]", err);
@@ -356,11 +325,11 @@ struct bad_case {
 
 static void expect_scan_error(const char *text, size_t len, const char *want) {
         struct compose_info ci;
-        struct capture c;
-        capture_begin(&c);
+        struct tu_capture c;
+        tu_capture_begin(&c);
         int r = compose_scan("bad.yml", text, len, APP_IMAGE, &ci);
         unsigned errors;
-        _cleanup_free_ char *err = capture_end(&c, &errors);
+        _cleanup_free_ char *err = tu_capture_end(&c, &errors);
         if (r >= 0 || !strstr(err, want))
                 fail_msg("r=%d stderr [%s], wanted [%s]", r, err, want);
         assert_int_equal(errors, 1);

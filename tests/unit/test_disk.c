@@ -18,33 +18,15 @@
 
 #include "disk.h"
 #include "log.h"
+#include "test_util.h"
 #include "util.h"
-
-extern char **environ;
-
-/* libparted 3.5's constructor (ped_disk_gpt_init) runs strchr over a getline
- * buffer that ASan's interceptor flags; it is not ours and happens before main. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "intercept_strchr=0"; }
 
 static char dir[] = "/tmp/dimimage-test-disk.XXXXXX";
 static char *fx_bookworm, *fx_trixie, *fx_gpt;
 
 /* Run argv, stdout into out_path (or /dev/null); returns the exit status. */
 static int run(const char *out_path, char *const argv[]) {
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 1, out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC,
-                                         0644);
-        pid_t pid;
-        int r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (r != 0)
-                return -1;
-        int st;
-        if (waitpid(pid, &st, 0) < 0)
-                return -1;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        return tu_run((const char *const *)argv, out_path, TU_STDERR_KEEP);
 }
 
 static char *run_capture(char *const argv[]) {
@@ -84,8 +66,7 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-        char *argv[] = { "rm", "-rf", dir, NULL };
-        run(NULL, argv);
+        tu_rm_rf(dir);
         free(fx_bookworm);
         free(fx_trixie);
         free(fx_gpt);

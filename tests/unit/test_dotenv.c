@@ -12,46 +12,12 @@
 
 #include "dotenv.h"
 #include "log.h"
+#include "test_util.h"
 #include "util.h"
 
 #define GOLDEN_DIR "tests/golden/dotenv/"
 
-/* libparted's constructor trips ASan's strchr interceptor before main. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "intercept_strchr=0"; }
-
-/* ---- stderr capture: every failure must print exactly one error line ---- */
-
-struct capture {
-        FILE *tmp;
-        int saved;
-        unsigned errors_before;
-};
-
-static void capture_begin(struct capture *c) {
-        fflush(stderr);
-        c->tmp = tmpfile();
-        assert_non_null(c->tmp);
-        c->saved = dup(2);
-        assert_true(c->saved >= 0);
-        assert_true(dup2(fileno(c->tmp), 2) >= 0);
-        c->errors_before = log_error_count();
-}
-
-/* Returns what was written to stderr (caller frees). */
-static char *capture_end(struct capture *c, unsigned *errors) {
-        fflush(stderr);
-        assert_true(dup2(c->saved, 2) >= 0);
-        close(c->saved);
-        long n = ftell(c->tmp);
-        assert_true(n >= 0);
-        char *s = xcalloc(1, (size_t)n + 1);
-        rewind(c->tmp);
-        assert_int_equal(fread(s, 1, (size_t)n, c->tmp), (size_t)n);
-        fclose(c->tmp);
-        *errors = log_error_count() - c->errors_before;
-        return s;
-}
+/* ---- every failure must print exactly one error line (tu_capture_*) ---- */
 
 static unsigned count_lines_with(const char *s, const char *needle) {
         unsigned n = 0;
@@ -69,11 +35,11 @@ static unsigned count_lines_with(const char *s, const char *needle) {
 /* Parse text and expect one error line mentioning want; never the secret. */
 static void expect_parse_error(const char *text, size_t len, const char *want, const char *secret) {
         struct env e = {0};
-        struct capture c;
-        capture_begin(&c);
+        struct tu_capture c;
+        tu_capture_begin(&c);
         int r = dotenv_parse("test.env", text, len, &e, ORIGIN_FILE);
         unsigned errors;
-        _cleanup_free_ char *out = capture_end(&c, &errors);
+        _cleanup_free_ char *out = tu_capture_end(&c, &errors);
         if (r >= 0 || !strstr(out, want))
                 fail_msg("input %s: r=%d, stderr: %s (wanted \"%s\")", text, r, out, want);
         assert_int_equal(errors, 1);
@@ -218,12 +184,12 @@ static void test_parse_errors(void **state) {
 static void test_warning_hides_value(void **state) {
         (void)state;
         struct env e = {0};
-        struct capture c;
-        capture_begin(&c);
+        struct tu_capture c;
+        tu_capture_begin(&c);
         const char *t = "PASSWORD=pa$sword123\n";
         assert_int_equal(dotenv_parse("test.env", t, strlen(t), &e, ORIGIN_FILE), 0);
         unsigned errors;
-        _cleanup_free_ char *out = capture_end(&c, &errors);
+        _cleanup_free_ char *out = tu_capture_end(&c, &errors);
         assert_int_equal(errors, 0);
         assert_non_null(strstr(out, "the value of PASSWORD refers to an unset variable"));
         assert_null(strstr(out, "sword"));
@@ -258,11 +224,11 @@ static void test_too_large(void **state) {
         char *t = xmalloc(n);
         memset(t, '#', n);
         struct env e = {0};
-        struct capture c;
-        capture_begin(&c);
+        struct tu_capture c;
+        tu_capture_begin(&c);
         assert_int_equal(dotenv_parse("huge.env", t, n, &e, ORIGIN_FILE), -EFBIG);
         unsigned errors;
-        _cleanup_free_ char *out = capture_end(&c, &errors);
+        _cleanup_free_ char *out = tu_capture_end(&c, &errors);
         assert_int_equal(errors, 1);
         assert_non_null(strstr(out, "huge.env: larger than 16 MiB"));
         free(t);
@@ -282,11 +248,11 @@ static void test_parse_file(void **state) {
         assert_int_equal(env_find(&e, "DB_PASSWORD")->origin, ORIGIN_FILE);
         unlink(path);
 
-        struct capture c;
-        capture_begin(&c);
+        struct tu_capture c;
+        tu_capture_begin(&c);
         assert_int_equal(dotenv_parse_file(path, &e), -ENOENT);
         unsigned errors;
-        _cleanup_free_ char *out = capture_end(&c, &errors);
+        _cleanup_free_ char *out = tu_capture_end(&c, &errors);
         assert_int_equal(errors, 1);
         assert_non_null(strstr(out, path));
         env_free(&e);
@@ -318,11 +284,11 @@ static void test_env_ops(void **state) {
 
         static const char *const bad[] = {"NOEQUALS", "=x", "1A=x", "A B=x", "A$=x"};
         for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-                struct capture c;
-                capture_begin(&c);
+                struct tu_capture c;
+                tu_capture_begin(&c);
                 assert_int_equal(env_set_assignment(&e, bad[i], "--set"), -EINVAL);
                 unsigned errors;
-                _cleanup_free_ char *out = capture_end(&c, &errors);
+                _cleanup_free_ char *out = tu_capture_end(&c, &errors);
                 assert_int_equal(errors, 1);
                 assert_non_null(strstr(out, "dimimage: error: --set: "));
         }
@@ -408,11 +374,11 @@ static void test_interpolate_table(void **state) {
 
 static void expect_interp_error(const struct env *e, const char *in, const char *want) {
         char *out = NULL;
-        struct capture c;
-        capture_begin(&c);
+        struct tu_capture c;
+        tu_capture_begin(&c);
         int r = env_interpolate(e, in, &out, "c.yml", 7);
         unsigned errors;
-        _cleanup_free_ char *err = capture_end(&c, &errors);
+        _cleanup_free_ char *err = tu_capture_end(&c, &errors);
         if (r != -EINVAL || !strstr(err, want))
                 fail_msg("[%s]: r=%d stderr [%s] want [%s]", in, r, err, want);
         assert_null(out);

@@ -19,9 +19,8 @@
 
 #include "ext4.h"
 #include "log.h"
+#include "test_util.h"
 #include "util.h"
-
-extern char **environ;
 
 /* GCC 12 misreads the capture-by-out-pointer helpers below as returning a
  * local's address. */
@@ -34,38 +33,8 @@ extern char **environ;
 
 static char tmp[256];
 
-/* Runs argv (NULL-terminated), stdout+stderr captured into *out (may be
- * NULL); returns the exit status, or -1. */
-__attribute__((noinline)) static int runv(char **out, const char *const *argv) {
-        int p[2];
-        assert_int_equal(pipe(p), 0);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-        posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-        posix_spawn_file_actions_addclose(&fa, p[0]);
-        pid_t pid;
-        int err = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        close(p[1]);
-        assert_int_equal(err, 0);
-        struct buf b = {0};
-        char c[8192];
-        ssize_t n;
-        while ((n = read(p[0], c, sizeof c)) > 0)
-                buf_append(&b, c, (size_t)n);
-        buf_append(&b, "", 0);
-        close(p[0]);
-        int st;
-        waitpid(pid, &st, 0);
-        if (out)
-                *out = (char *)buf_steal(&b, NULL);
-        else
-                buf_free(&b);
-        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-#define RUN(out, ...) runv((out), (const char *const[]){__VA_ARGS__, NULL})
+/* Runs a command, stdout+stderr captured into *out (may be NULL). */
+#define RUN(out, ...) tu_run_capture((const char *const[]){__VA_ARGS__, NULL}, (out))
 
 static char *dev(const char *img) {
         return xasprintf("%s?offset=%llu", img, OFF);
@@ -179,16 +148,6 @@ static struct ext4_fs *open_rw(const char *img, unsigned size_m) {
         return fs;
 }
 
-static uint8_t *pattern(size_t n, unsigned seed) {
-        uint8_t *p = xmalloc(n);
-        uint32_t x = seed * 2654435761u + 1;
-        for (size_t i = 0; i < n; i++) {
-                x = x * 1103515245u + 12345u;
-                p[i] = (uint8_t)(x >> 16);
-        }
-        return p;
-}
-
 static void cat_equals(const char *img, const char *path, const void *data, size_t len) {
         char *out = cat(img, path);
         struct dstat s;
@@ -235,7 +194,7 @@ static void test_write_new_and_read(void **state) {
         struct ext4_fs *fs = open_rw(img, 64);
         assert_int_equal(ext4_write(fs, "/etc/new.conf", "hello\n", 6, 0640, 100000, 100001), 0);
         assert_int_equal(ext4_write(fs, "/etc/empty", "", 0, 0600, 0, 0), 0);
-        uint8_t *big = pattern(3 * 1048576 + 123, 1);
+        uint8_t *big = tu_pattern(3 * 1048576 + 123, 1);
         assert_int_equal(ext4_write(fs, "/big.bin", big, 3 * 1048576 + 123, 0644, 0, 0), 0);
         struct ext4_stat st;
         assert_int_equal(ext4_lstat(fs, "/etc/new.conf", &st), 0);
@@ -271,7 +230,7 @@ static void test_write_from_streams(void **state) {
         char *img = make_image("from", NULL, 64);
         char *host = xasprintf("%s/host.bin", tmp);
         size_t n = 5 * 1048576 + 7;
-        uint8_t *data = pattern(n, 2);
+        uint8_t *data = tu_pattern(n, 2);
         int fd = open(host, O_CREAT | O_TRUNC | O_WRONLY, 0644);
         assert_int_equal(write_full(fd, data, n), 0);
         close(fd);
@@ -293,7 +252,7 @@ static void test_replace_in_place(void **state) {
         struct dstat before, after;
         dstat(img, "/etc/hostname", &before);
         struct ext4_fs *fs = open_rw(img, 64);
-        uint8_t *big = pattern(200000, 3);
+        uint8_t *big = tu_pattern(200000, 3);
         assert_int_equal(ext4_write(fs, "/etc/hostname", big, 200000, 0600, 1000, 1000), 0);
         assert_int_equal(ext4_write(fs, "/etc/hostname", "pi-app\n", 7, 0644, 0, 0), 0);
         assert_int_equal(ext4_close(fs), 0);
@@ -421,7 +380,7 @@ static void test_unlink_frees(void **state) {
         char *img = make_image("unlink", NULL, 64);
         struct ext4_fs *fs = open_rw(img, 64);
         uint64_t free0 = ext4_free_bytes(fs);
-        uint8_t *big = pattern(1 << 20, 4);
+        uint8_t *big = tu_pattern(1 << 20, 4);
         assert_int_equal(ext4_write(fs, "/etc/big", big, 1 << 20, 0644, 0, 0), 0);
         assert_true(ext4_free_bytes(fs) <= free0 - (1 << 20));
         assert_int_equal(ext4_unlink(fs, "/etc/big"), 0);
@@ -473,7 +432,7 @@ static void test_fragmented_extent_tree(void **state) {
         }
         uint64_t free0 = ext4_free_bytes(fs);
         size_t n = 2u << 20;
-        uint8_t *big = pattern(n, 9);
+        uint8_t *big = tu_pattern(n, 9);
         assert_int_equal(ext4_write(fs, "/frag", big, n, 0644, 0, 0), 0);
         assert_int_equal(ext4_close(fs), 0);
         fsck_ok(img);
@@ -556,7 +515,7 @@ static void test_full_enospc(void **state) {
         char *img = make_image("full", "^has_journal", 8);
         struct ext4_fs *fs = open_rw(img, 8);
         size_t n = 16u << 20;
-        uint8_t *big = pattern(n, 5);
+        uint8_t *big = tu_pattern(n, 5);
         unsigned before = log_error_count();
         assert_int_equal(ext4_write(fs, "/etc/huge", big, n, 0644, 0, 0), -ENOSPC);
         assert_int_equal(log_error_count(), before + 1);
@@ -573,7 +532,7 @@ static void test_full_enospc(void **state) {
 /* The same scenario on each supported feature set. */
 static void scenario(const char *name, const char *feat) {
         char *img = make_image(name, feat, 64);
-        uint8_t *big = pattern(300000, 6);
+        uint8_t *big = tu_pattern(300000, 6);
         char longt[201];
         memset(longt, 'b', 200);
         longt[200] = 0;
@@ -686,7 +645,7 @@ static void test_htree_directory(void **state) {
 
 static void apply_ops(const char *img) {
         struct ext4_fs *fs = open_rw(img, 64);
-        uint8_t *big = pattern(777777, 7);
+        uint8_t *big = tu_pattern(777777, 7);
         assert_int_equal(ext4_mkdir_p(fs, "/opt/x/y", 0755, 0, 0), 0);
         assert_int_equal(ext4_write(fs, "/opt/x/y/big", big, 777777, 0644, 0, 0), 0);
         assert_int_equal(ext4_write(fs, "/etc/hostname", "repro\n", 6, 0644, 0, 0), 0);
@@ -738,7 +697,7 @@ static void test_grow(void **state) {
         assert_int_equal(ext4_grow(img, OFF, 16u << 20), -EINVAL);
         /* still writable and consistent */
         struct ext4_fs *fs = open_rw(img, 64);
-        uint8_t *big = pattern(40u << 20, 8);
+        uint8_t *big = tu_pattern(40u << 20, 8);
         assert_int_equal(ext4_write(fs, "/fill", big, 40u << 20, 0644, 0, 0), 0);
         assert_int_equal(ext4_close(fs), 0);
         fsck_ok(img);
@@ -792,16 +751,13 @@ static void test_corrupt(void **state) {
 
 static int setup_all(void **state) {
         (void)state;
-        const char *t = getenv("TMPDIR");
-        snprintf(tmp, sizeof tmp, "%s/test_ext4.XXXXXX", t && *t ? t : "/tmp");
-        assert_non_null(mkdtemp(tmp));
+        assert_int_equal(tu_mkdtemp(tmp, sizeof tmp, "test_ext4"), 0);
         return 0;
 }
 
 static int teardown_all(void **state) {
         (void)state;
-        if (!getenv("DIMIMAGE_KEEP_TMP"))
-                RUN(NULL, "rm", "-rf", tmp);
+        tu_rm_rf(tmp);
         return 0;
 }
 

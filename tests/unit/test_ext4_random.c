@@ -23,9 +23,8 @@
 
 #include "ext4.h"
 #include "log.h"
+#include "test_util.h"
 #include "util.h"
-
-extern char **environ;
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wdangling-pointer"
@@ -49,36 +48,8 @@ static uint32_t below(uint32_t n) {
         return rnd() % n;
 }
 
-__attribute__((noinline)) static int runv(char **out, const char *const *argv) {
-        int p[2];
-        assert_int_equal(pipe(p), 0);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-        posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-        posix_spawn_file_actions_addclose(&fa, p[0]);
-        pid_t pid;
-        int err = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        close(p[1]);
-        assert_int_equal(err, 0);
-        struct buf b = {0};
-        char c[8192];
-        ssize_t n;
-        while ((n = read(p[0], c, sizeof c)) > 0)
-                buf_append(&b, c, (size_t)n);
-        buf_append(&b, "", 0);
-        close(p[0]);
-        int st;
-        waitpid(pid, &st, 0);
-        if (out)
-                *out = (char *)buf_steal(&b, NULL);
-        else
-                buf_free(&b);
-        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-#define RUN(out, ...) runv((out), (const char *const[]){__VA_ARGS__, NULL})
+/* Runs a command, stdout+stderr captured into *out (may be NULL). */
+#define RUN(out, ...) tu_run_capture((const char *const[]){__VA_ARGS__, NULL}, (out))
 
 static void host_write(const char *path, const void *data, size_t n, mode_t mode) {
         int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
@@ -362,16 +333,13 @@ static void test_random_inline(void **state) {
 
 static int setup_all(void **state) {
         (void)state;
-        const char *t = getenv("TMPDIR");
-        snprintf(tmp, sizeof tmp, "%s/test_ext4_random.XXXXXX", t && *t ? t : "/tmp");
-        assert_non_null(mkdtemp(tmp));
+        assert_int_equal(tu_mkdtemp(tmp, sizeof tmp, "test_ext4_random"), 0);
         return 0;
 }
 
 static int teardown_all(void **state) {
         (void)state;
-        if (!getenv("DIMIMAGE_KEEP_TMP"))
-                RUN(NULL, "rm", "-rf", tmp);
+        tu_rm_rf(tmp);
         return 0;
 }
 

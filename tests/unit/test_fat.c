@@ -14,28 +14,17 @@
 
 /* ---- stderr capture, to check the one error line ---- */
 
-static int saved_stderr = -1;
-static char errpath[300];
+static struct tu_capture cap;
 
 static void capture_begin(void) {
-        fflush(stderr);
-        snprintf(errpath, sizeof errpath, "%s/.stderr", tmpdir);
-        int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        assert_true(fd >= 0);
-        saved_stderr = dup(2);
-        dup2(fd, 2);
-        close(fd);
+        tu_capture_begin(&cap);
 }
 
+/* Also echoed, so a failing test's log shows it. */
 static char *capture_end(void) {
-        fflush(stderr);
-        dup2(saved_stderr, 2);
-        close(saved_stderr);
-        uint8_t *data;
-        size_t len;
-        assert_int_equal(read_file(errpath, 1 << 20, &data, &len), 0);
-        fprintf(stderr, "%s", (char *)data);
-        return (char *)data;
+        char *err = tu_capture_end(&cap, NULL);
+        fprintf(stderr, "%s", err);
+        return err;
 }
 
 static struct fat_fs *open_fs(const char *img, int *fd, uint64_t offset, uint64_t size) {
@@ -54,16 +43,6 @@ static struct fat_fs *open_fs(const char *img, int *fd, uint64_t offset, uint64_
 static void close_fs(struct fat_fs *fs, int fd) {
         assert_int_equal(fat_close(fs), 0);
         close(fd);
-}
-
-static uint8_t *pattern(size_t len, unsigned seed) {
-        uint8_t *p = xmalloc(len + 1);
-        uint32_t x = seed * 2654435761u + 1;
-        for (size_t i = 0; i < len; i++) {
-                x = x * 1103515245u + 12345u;
-                p[i] = (uint8_t)(x >> 16);
-        }
-        return p;
 }
 
 static void assert_fat_content(struct fat_fs *fs, const char *path, const void *want, size_t len) {
@@ -102,7 +81,7 @@ static void basic_ops(int bits, int spc, unsigned size_mib) {
         uint64_t free0 = fat_free_bytes(fs);
 
         size_t big = 300 * 1024 + 17;
-        uint8_t *a = pattern(big, 1), *b = pattern(big * 2, 2);
+        uint8_t *a = tu_pattern(big, 1), *b = tu_pattern(big * 2, 2);
         assert_int_equal(fat_write(fs, "/kernel8.img", a, big, 1700000000), 0);
         assert_int_equal(fat_write(fs, "/empty", "", 0, 1700000000), 0);
         assert_int_equal(fat_write(fs, "/tiny.txt", "hi\n", 3, 1700000000), 0);
@@ -165,10 +144,10 @@ static void test_cmdline_keeps_83_name(void **state) {
         fputs("console=serial0,115200 root=PARTUUID=abcd-02\n", f);
         fclose(f);
         const char *cp[] = {"mcopy", "-i", img, src, "::/CMDLINE.TXT", NULL};
-        assert_int_equal(run_argv(cp), 0);
+        assert_int_equal(tu_run(cp, NULL, TU_STDERR_KEEP), 0);
         const char *dir[] = {"mdir", "-a", "-i", img, "::/", NULL};
         char *out;
-        assert_int_equal(run_capture(dir, &out), 0);
+        assert_int_equal(tu_run_capture(dir, &out), 0);
         assert_null(strstr(out, "cmdline")); /* mcopy made an 8.3-only entry */
         free(out);
 
@@ -181,7 +160,7 @@ static void test_cmdline_keeps_83_name(void **state) {
         assert_string_equal(st.short_name, "CMDLINE.TXT");
         close_fs(fs, fd);
         assert_image_ok(img);
-        assert_int_equal(run_capture(dir, &out), 0);
+        assert_int_equal(tu_run_capture(dir, &out), 0);
         assert_null(strstr(out, "cmdline"));
         assert_non_null(strstr(out, "CMDLINE  TXT"));
         free(out);
@@ -265,7 +244,7 @@ static void test_long_names_and_aliases(void **state) {
         }
         const char *dir[] = {"mdir", "-i", img, "::/", NULL};
         char *out;
-        assert_int_equal(run_capture(dir, &out), 0);
+        assert_int_equal(tu_run_capture(dir, &out), 0);
         assert_non_null(strstr(out, "config   txt")); /* NT lower-case flags honoured */
         assert_non_null(strstr(out, "Long File Name 2.txt"));
         free(out);
@@ -366,7 +345,7 @@ static void test_subdirectories(void **state) {
                 assert_mtools_content(img, p, p, strlen(p));
                 const char *dir[] = {"mdir", "-i", img, "::/overlays/deep/er", NULL};
                 char *out;
-                assert_int_equal(run_capture(dir, &out), 0);
+                assert_int_equal(tu_run_capture(dir, &out), 0);
                 assert_non_null(strstr(out, "62 files")); /* mdir counts . and .. */
                 free(out);
 
@@ -425,7 +404,7 @@ static void test_full_partition(void **state) {
         struct fat_fs *fs = open_fs(img, &fd, 0, 0);
         uint64_t avail = fat_free_bytes(fs);
         size_t too_big = (size_t)avail + 1;
-        uint8_t *data = pattern(too_big, 3);
+        uint8_t *data = tu_pattern(too_big, 3);
         capture_begin();
         int r = fat_write(fs, "/big.bin", data, too_big, 1700000000);
         char *err = capture_end();
@@ -462,7 +441,7 @@ static void test_fsinfo_and_free_count(void **state) {
         int fd;
         struct fat_fs *fs = open_fs(img, &fd, 0, 0);
         uint64_t free0 = fat_free_bytes(fs);
-        uint8_t *data = pattern(100000, 4);
+        uint8_t *data = tu_pattern(100000, 4);
         assert_int_equal(fat_write(fs, "/a.bin", data, 100000, 1700000000), 0);
         assert_int_equal(free0 - fat_free_bytes(fs), DIV_ROUND_UP(100000, 512) * 512);
         close_fs(fs, fd);
@@ -488,10 +467,10 @@ static void test_offset_window(void **state) {
         assert_int_equal(pwrite_full(fd, pad, tail, off + size), 0);
         close(fd);
         const char *mk[] = {"mkfs.vfat", "-F", "32", "-s", "1", "--offset", "2048", "-i", "1", img, "65536", NULL};
-        assert_int_equal(run_capture(mk, NULL), 0);
+        assert_int_equal(tu_run_capture(mk, NULL), 0);
 
         struct fat_fs *fs = open_fs(img, &fd, off, size);
-        uint8_t *data = pattern(200000, 5);
+        uint8_t *data = tu_pattern(200000, 5);
         assert_int_equal(fat_mkdir(fs, "/overlays", 1700000000), 0);
         assert_int_equal(fat_write(fs, "/overlays/x.dtbo", data, 200000, 1700000000), 0);
         assert_int_equal(fat_write(fs, "/cmdline.txt", "root=x\n", 7, 1700000000), 0);
@@ -617,7 +596,7 @@ static void test_deterministic(void **state) {
         for (int k = 0; k < 2; k++) {
                 char *copy = xasprintf("%s/det%d.img", tmpdir, k);
                 const char *cp[] = {"cp", "--sparse=always", img, copy, NULL};
-                assert_int_equal(run_argv(cp), 0);
+                assert_int_equal(tu_run(cp, NULL, TU_STDERR_KEEP), 0);
                 int fd;
                 struct fat_fs *fs = open_fs(copy, &fd, 0, 0);
                 assert_int_equal(fat_mkdir(fs, "/a/b", 1700000000), 0);
@@ -639,7 +618,7 @@ static void test_corrupt_chains(void **state) {
         char *img = make_image("corrupt.img", 64, 32, 1);
         int fd;
         struct fat_fs *fs = open_fs(img, &fd, 0, 0);
-        uint8_t *data = pattern(5000, 6);
+        uint8_t *data = tu_pattern(5000, 6);
         assert_int_equal(fat_write(fs, "/loop.bin", data, 5000, 1700000000), 0);
         struct fat_stat st;
         assert_int_equal(fat_stat(fs, "/loop.bin", &st), 0);
@@ -671,16 +650,6 @@ static void test_corrupt_chains(void **state) {
         free(img);
 }
 
-static int setup(void **state) {
-        tmpdir_make();
-        return 0;
-}
-
-static int teardown(void **state) {
-        tmpdir_remove();
-        return 0;
-}
-
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_fat32_512),
@@ -699,5 +668,5 @@ int main(void) {
                 cmocka_unit_test(test_deterministic),
                 cmocka_unit_test(test_corrupt_chains),
         };
-        return cmocka_run_group_tests_name("fat", tests, setup, teardown);
+        return cmocka_run_group_tests_name("fat", tests, fat_setup, fat_teardown);
 }

@@ -127,12 +127,12 @@ static void compare(struct model *m, const char *img) {
         char out[512];
         snprintf(out, sizeof out, "%s/extract", tmpdir);
         const char *rm[] = {"rm", "-rf", out, NULL};
-        run_argv(rm);
+        tu_run(rm, NULL, TU_STDERR_KEEP);
         mkdir(out, 0755);
         if (m->nfiles + m->ndirs > 1) {
                 const char *cp[] = {"mcopy", "-s", "-n", "-i", img, "::/*", out, NULL};
                 char *msg;
-                int rc = run_capture(cp, &msg);
+                int rc = tu_run_capture(cp, &msg);
                 if (rc != 0)
                         fprintf(stderr, "mcopy: %s\n", msg);
                 free(msg);
@@ -140,7 +140,7 @@ static void compare(struct model *m, const char *img) {
         }
         const char *diff[] = {"diff", "-r", m->host, out, NULL};
         char *msg;
-        int rc = run_capture(diff, &msg);
+        int rc = tu_run_capture(diff, &msg);
         if (rc != 0)
                 fprintf(stderr, "diff -r model image:\n%s\n", msg);
         free(msg);
@@ -249,20 +249,10 @@ static void random_run(int bits, int spc) {
 static void test_random_fat32(void **state) { random_run(32, 1); }
 static void test_random_fat16(void **state) { random_run(16, 0); }
 
-static int setup(void **state) {
-        tmpdir_make();
-        return 0;
-}
-
-static int teardown(void **state) {
-        tmpdir_remove();
-        return 0;
-}
-
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_random_fat32),
                 cmocka_unit_test(test_random_fat16),
         };
-        return cmocka_run_group_tests_name("fat_random", tests, setup, teardown);
+        return cmocka_run_group_tests_name("fat_random", tests, fat_setup, fat_teardown);
 }

@@ -20,12 +20,11 @@
 #include "imager.h"
 #include "log.h"
 #include "output.h"
+#include "test_util.h"
 #include "util.h"
 
-extern char **environ;
-
 #define GOLDEN_BMAP "tests/golden/bmap-small.xml"
-#define IMG_SIZE (1048576 + 1000)
+#define IMG_SIZE TU_GOLDEN_IMG_SIZE
 
 static char dir[64];
 
@@ -78,22 +77,6 @@ static char *p(const char *name) {
         return xasprintf("%s/%s", dir, name);
 }
 
-/* Same sparse image as test_bmap.c (its bmap is tests/golden/bmap-small.xml). */
-static void write_pattern(int fd, uint64_t off, size_t n) {
-        uint8_t *b = xmalloc(n);
-        for (size_t i = 0; i < n; i++)
-                b[i] = (uint8_t)((off + i) * 131 + 7);
-        assert_int_equal(pwrite_full(fd, b, n, off), 0);
-        free(b);
-}
-
-static void fill_golden_image(int fd) {
-        assert_int_equal(ftruncate(fd, IMG_SIZE), 0);
-        write_pattern(fd, 0, 4096);
-        write_pattern(fd, 5 * 4096, 3 * 4096);
-        write_pattern(fd, 1049000, 100);
-}
-
 static uint8_t *golden_image_bytes(void) {
         uint8_t *b = xcalloc(1, IMG_SIZE);
         for (uint64_t off = 0; off < IMG_SIZE; off++)
@@ -103,18 +86,7 @@ static uint8_t *golden_image_bytes(void) {
 }
 
 static int run(char *const argv[], const char *out_path) {
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        if (out_path)
-                posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        pid_t pid;
-        int r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (r)
-                return -r;
-        int st;
-        waitpid(pid, &st, 0);
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+        return tu_run((const char *const *)argv, out_path, TU_STDERR_KEEP);
 }
 
 static void assert_file_equals(const char *path, const void *data, size_t len) {
@@ -131,7 +103,7 @@ static int commit_golden(const char *name, int level) {
         struct output o = { .compression_level = level };
         int r = output_begin(&o, out, NULL, true);
         if (r >= 0) {
-                fill_golden_image(o.fd);
+                tu_golden_image(o.fd);
                 r = output_commit(&o);
         }
         output_abort(&o);
@@ -247,7 +219,7 @@ static void test_abort_leaves_nothing(void **state) {
         char *out = p("x.img.zst");
         struct output o = { .compression_level = -1 };
         assert_int_equal(output_begin(&o, out, NULL, false), 0);
-        fill_golden_image(o.fd);
+        tu_golden_image(o.fd);
         char *l = listing();
         assert_true(str_has_prefix(l, ".x.img.zst.") && str_has_suffix(l, ".tmp"));
         free(l);
@@ -331,7 +303,7 @@ static void test_imager_json(void **state) {
         char *out = p("i.img.xz"), *json = p("os_list.json");
         struct output o = { .compression_level = -1 };
         assert_int_equal(output_begin(&o, out, NULL, false), 0);
-        fill_golden_image(o.fd);
+        tu_golden_image(o.fd);
         assert_int_equal(output_commit(&o), 0);
         assert_int_equal(imager_write_json_for_output(json, &o, "dimdim app", "test \"image\""), 0);
         uint8_t *d;
@@ -368,10 +340,10 @@ static void test_imager_json(void **state) {
 #define BIG_SIZE ((13u << 20) + 123)
 static void fill_big(int fd) {
         assert_int_equal(ftruncate(fd, BIG_SIZE), 0);
-        write_pattern(fd, 0, 8192);
-        write_pattern(fd, (3u << 20) + 4096, (6u << 20) + 12288); /* crosses 4 and 8 MiB */
-        write_pattern(fd, 12u << 20, 4096);
-        write_pattern(fd, BIG_SIZE - 100, 100);
+        tu_write_pattern(fd, 0, 8192);
+        tu_write_pattern(fd, (3u << 20) + 4096, (6u << 20) + 12288); /* crosses 4 and 8 MiB */
+        tu_write_pattern(fd, 12u << 20, 4096);
+        tu_write_pattern(fd, BIG_SIZE - 100, 100);
 }
 
 static void check_big(const char *name, bool no_raw) {

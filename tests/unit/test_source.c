@@ -21,9 +21,8 @@
 #include "hash.h"
 #include "log.h"
 #include "source.h"
+#include "test_util.h"
 #include "util.h"
-
-extern char **environ;
 
 #define IMG_SIZE (24u << 20)
 
@@ -37,21 +36,7 @@ static char *tpath(const char *name) {
 
 /* Run argv, stdout to out (when non-NULL); returns the exit status. */
 static int run(const char *out, const char *const argv[]) {
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        if (out)
-                posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-        pid_t pid;
-        int r = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (r != 0)
-                return -1;
-        int st;
-        while (waitpid(pid, &st, 0) < 0)
-                if (errno != EINTR)
-                        return -1;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        return tu_run(argv, out, TU_STDERR_NULL);
 }
 
 static void write_bytes(const char *path, const void *p, size_t n) {
@@ -87,9 +72,7 @@ static void make_image(void) {
 }
 
 static int setup(void **state) {
-        const char *t = getenv("TMPDIR");
-        snprintf(dir, sizeof(dir), "%s/dimimage-source.XXXXXX", t ? t : "/tmp");
-        if (!mkdtemp(dir))
+        if (tu_mkdtemp(dir, sizeof dir, "dimimage-source") < 0)
                 return -1;
         _cleanup_free_ char *cache = tpath("cache");
         setenv("XDG_CACHE_HOME", cache, 1);
@@ -116,8 +99,7 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-        const char *const argv[] = {"rm", "-rf", dir, NULL};
-        run(NULL, argv);
+        tu_rm_rf(dir);
         free(image);
         (void)state;
         return 0;

@@ -14,45 +14,23 @@
 #include <cmocka.h>
 
 #include "log.h"
+#include "test_util.h"
 #include "util.h"
 #include "yamltree.h"
 
-/* stderr is captured between these two, and exactly `errors` error lines
+/* Ends a tu_capture_begin(): exactly `errors` error lines
  * must have been logged. */
-struct capture {
-        int saved;
-        FILE *tmp;
-        unsigned before;
-};
-
-static void capture_begin(struct capture *c) {
-        fflush(stderr);
-        c->saved = dup(2);
-        c->tmp = tmpfile();
-        assert_non_null(c->tmp);
-        dup2(fileno(c->tmp), 2);
-        c->before = log_error_count();
-}
-
-static char *capture_end(struct capture *c, unsigned errors) {
-        fflush(stderr);
-        dup2(c->saved, 2);
-        close(c->saved);
-        fseek(c->tmp, 0, SEEK_END);
-        long n = ftell(c->tmp);
-        rewind(c->tmp);
-        char *text = xcalloc(1, (size_t)n + 1);
-        if (n > 0)
-                assert_int_equal(fread(text, 1, (size_t)n, c->tmp), (size_t)n);
-        fclose(c->tmp);
-        if (log_error_count() - c->before != errors)
-                fail_msg("wanted %u error(s), got %u: \"%s\"", errors, log_error_count() - c->before, text);
+static char *capture_end(struct tu_capture *c, unsigned errors) {
+        unsigned got;
+        char *text = tu_capture_end(c, &got);
+        if (got != errors)
+                fail_msg("wanted %u error(s), got %u: \"%s\"", errors, got, text);
         return text;
 }
 
 static int load_len(const char *text, size_t len, struct ynode **root, char **err) {
-        struct capture c;
-        capture_begin(&c);
+        struct tu_capture c;
+        tu_capture_begin(&c);
         int r = yaml_load("f.yml", text, len, root);
         *err = capture_end(&c, r < 0 ? 1 : 0);
         if (r < 0)
@@ -232,8 +210,8 @@ static void test_files(void **state) {
         free(data);
         unlink(path);
 
-        struct capture c;
-        capture_begin(&c);
+        struct tu_capture c;
+        tu_capture_begin(&c);
         root = NULL;
         int r = yaml_load(path, NULL, 0, &root);
         _cleanup_free_ char *err = capture_end(&c, 1);
@@ -249,8 +227,8 @@ static void test_files(void **state) {
         ({                                                                                                           \
                 struct ynode *root_ = load_ok(text);                                                                 \
                 const struct ynode *n = ynode_get(root_, k);                                                         \
-                struct capture c_;                                                                                   \
-                capture_begin(&c_);                                                                                  \
+                struct tu_capture c_;                                                                                   \
+                tu_capture_begin(&c_);                                                                                  \
                 int r_ = (call);                                                                                     \
                 free(err);                                                                                           \
                 err = capture_end(&c_, r_ < 0 ? 1 : 0);                                                              \
