@@ -105,10 +105,21 @@ FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_RUNS ?= 3000
 
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(HDR) $(wildcard tests/fuzz/*.h)
+FUZZ_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -Wall -Wextra -Werror -Wno-unused-parameter
+FUZZ_OBJ := $(LIB_SRC:builder/%.c=build/fuzz/obj/%.o)
+
+# The library is compiled once with coverage instrumentation; each target
+# only adds its own file.
+build/fuzz/obj/%.o: builder/%.c $(HDR) Makefile
 	@mkdir -p $(@D)
-	clang $(CPPFLAGS_ALL) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-Wall -Wextra -Werror -Wno-unused-parameter -o $@ $< $(LIB_SRC) $(LDLIBS)
+	clang $(CPPFLAGS_ALL) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/libdimimage.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+build/fuzz/%: tests/fuzz/%.c build/fuzz/libdimimage.a $(HDR) $(wildcard tests/fuzz/*.h)
+	@mkdir -p $(@D)
+	clang $(CPPFLAGS_ALL) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libdimimage.a $(LDLIBS)
 
 fuzzers: $(FUZZERS)
 
