@@ -229,6 +229,9 @@ static int phase_base(struct build_ctx *c) {
         c->out_begun = true;
         c->out.no_bmap = c->o->no_bmap;
         c->out.compression_level = c->o->compression_level;
+        /* A compressed output's OUT.sha256 covers the compressed file; the
+         * raw image's hash is only wanted for a Raspberry Pi Imager entry. */
+        c->out.no_raw_sha256 = !c->o->imager_json || j->fleet_name;
         if (j->shared_base_fd >= 0) {
                 c->src = *j->shared_src;
                 if ((r = source_clone(j->shared_base_fd, c->out.fd, c->src.bytes)) < 0)
