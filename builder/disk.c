@@ -314,16 +314,28 @@ static int assign_roles(const char *image, struct disk_layout *l, bool strict) {
         return 0;
 }
 
+int disk_open_image(const char *path, const char *name, struct stat *st) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return log_error(errno, name, "cannot open: %m");
+        if (fstat(fd, st) < 0) {
+                int r = log_error(errno, name, "cannot stat: %m");
+                close(fd);
+                return r;
+        }
+        if (S_ISDIR(st->st_mode)) {
+                close(fd);
+                return log_error(EISDIR, name, "is a directory, not a disk image");
+        }
+        return fd;
+}
+
 static int probe(const char *path, const char *image, struct disk_layout *ret, bool strict) {
         *ret = (struct disk_layout){ .boot = -1, .root = -1 };
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return log_error(errno, image, "cannot open: %m");
         struct stat st;
-        if (fstat(fd, &st) < 0)
-                return log_error(errno, image, "cannot stat: %m");
-        if (S_ISDIR(st.st_mode))
-                return log_error(EISDIR, image, "is a directory, not a disk image");
+        _cleanup_close_ int fd = disk_open_image(path, image, &st);
+        if (fd < 0)
+                return fd;
         uint64_t size;
         if (S_ISREG(st.st_mode))
                 size = (uint64_t)st.st_size;

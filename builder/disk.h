@@ -31,6 +31,11 @@ struct disk_layout {
         int root;          /* index of the ext4 root partition, -1 if none */
 };
 
+/* Open an image file read-only (path; messages name it name), refusing a
+ * directory.  Returns the fd or a logged -errno. */
+struct stat;
+int disk_open_image(const char *path, const char *name, struct stat *st);
+
 /* Probe an image file (path for messages and libparted, fd for blkid).
  * Logs and returns -errno for anything that is not RasPiOS-shaped. */
 int disk_probe(const char *image, struct disk_layout *ret);

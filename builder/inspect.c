@@ -429,14 +429,10 @@ int cmd_inspect(int argc, char **argv) {
         _cleanup_free_ char *tmp = NULL;
         int r;
         {
-                _cleanup_close_ int fd = open(image, O_RDONLY | O_CLOEXEC);
-                if (fd < 0)
-                        return log_error(errno, image, "cannot open: %m");
                 struct stat st;
-                if (fstat(fd, &st) < 0)
-                        return log_error(errno, image, "cannot stat: %m");
-                if (S_ISDIR(st.st_mode))
-                        return log_error(EISDIR, image, "is a directory, not a disk image");
+                _cleanup_close_ int fd = disk_open_image(image, image, &st);
+                if (fd < 0)
+                        return fd;
                 if (S_ISREG(st.st_mode) && is_compressed(image, fd)) {
                         r = decompress(image, &st, &tmp);
                         if (r < 0)
