@@ -332,7 +332,7 @@ int disk_open_image(const char *path, const char *name, struct stat *st) {
 
 static int probe(const char *path, const char *image, struct disk_layout *ret, bool strict) {
         *ret = (struct disk_layout){ .boot = -1, .root = -1 };
-        struct stat st;
+        struct stat st = {0};
         _cleanup_close_ int fd = disk_open_image(path, image, &st);
         if (fd < 0)
                 return fd;

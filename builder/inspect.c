@@ -429,7 +429,7 @@ int cmd_inspect(int argc, char **argv) {
         _cleanup_free_ char *tmp = NULL;
         int r;
         {
-                struct stat st;
+                struct stat st = {0};
                 _cleanup_close_ int fd = disk_open_image(image, image, &st);
                 if (fd < 0)
                         return fd;
