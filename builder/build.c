@@ -54,33 +54,6 @@ static void ctx_free(struct build_ctx *c) {
                 output_abort(&c->out);
 }
 
-int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode) {
-        _cleanup_free_ char *dir = path_dirname(path);
-        _cleanup_free_ char *tmp = xasprintf("%s/.%s.XXXXXX", dir, path_basename(path));
-        mode_t old = umask(077);
-        int fd = mkstemp(tmp);
-        umask(old);
-        if (fd < 0)
-                return log_error(errno, path, "cannot create: %s", strerror(errno));
-        output_track_temp(tmp);
-        int r = write_full(fd, data, len);
-        if (r >= 0 && fchmod(fd, mode) < 0)
-                r = -errno;
-        if (r >= 0 && fsync(fd) < 0)
-                r = -errno;
-        if (close(fd) < 0 && r >= 0)
-                r = -errno;
-        if (r >= 0 && rename(tmp, path) < 0)
-                r = -errno;
-        if (r < 0) {
-                unlink(tmp);
-                output_untrack_temp(tmp);
-                return log_error(r, path, "cannot write: %s", strerror(-r));
-        }
-        output_untrack_temp(tmp);
-        return 0;
-}
-
 /* ---- phase: inputs ---- */
 
 /* The compose file as the image will hold it: the last overlay that has it. */
@@ -291,7 +264,7 @@ static int phase_finish(struct build_ctx *c) {
                 _cleanup_free_ char *path = xasprintf("%s.secrets.env", j->out);
                 size_t len;
                 char *text = env_serialize(j->generated, &len);
-                r = write_file_atomic(path, text, len, 0600);
+                r = output_write_file_atomic(path, text, len, 0600);
                 explicit_bzero(text, len);
                 free(text);
                 if (r < 0)

@@ -32,5 +32,3 @@ struct build_job {
 
 int build_run(struct build_job *job);
 int cmd_build(int argc, char **argv);
-/* Write data to path atomically with mode (temp + fsync + rename). */
-int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);

@@ -442,7 +442,7 @@ static int write_secrets(const char *dir, struct fleet *f, struct fleet_run *run
                 buf_free(&b);
                 return log_error(EEXIST, path, "exists; use --force to overwrite");
         }
-        int r = write_file_atomic(path, b.data, b.len, 0600);
+        int r = output_write_file_atomic(path, b.data, b.len, 0600);
         explicit_bzero(b.data, b.len);
         buf_free(&b);
         if (r >= 0) {

@@ -83,7 +83,7 @@ int imager_write_json(const char *json_path, const char *image_path, const struc
         json_end_object(&j);
         size_t len;
         _cleanup_free_ char *text = json_finish(&j, &len);
-        return output_write_file_atomic(json_path, text, len);
+        return output_write_file_atomic(json_path, text, len, 0644);
 }
 
 int imager_write_json_for_output(const char *json_path, const struct output *o, const char *name,

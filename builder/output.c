@@ -132,17 +132,29 @@ static int fsync_dir_of(const char *path) {
         return 0;
 }
 
-int output_write_file_atomic(const char *path, const void *data, size_t len) {
-        _cleanup_free_ char *tmp = NULL;
-        int fd = output_create_temp(path, &tmp);
+/* A new temporary beside path holding data, with mode set before the first
+ * byte is written (secrets are never readable by others, not even for a
+ * moment), synced.  *tmp names it, also on failure.  Logs, -errno. */
+static int write_temp(const char *path, const void *data, size_t len, unsigned mode, char **tmp) {
+        int fd = output_create_temp(path, tmp);
         if (fd < 0)
                 return fd;
-        int r = write_full(fd, data, len);
-        if (r < 0)
+        int r = 0;
+        if (fchmod(fd, mode) < 0)
+                r = log_error(errno, path, "cannot set mode: %m");
+        else if ((r = write_full(fd, data, len)) < 0)
                 log_error(r, path, "cannot write: %s", strerror(-r));
         else if (fsync(fd) < 0)
                 r = log_error(errno, path, "cannot sync: %m");
         close(fd);
+        return r;
+}
+
+int output_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode) {
+        _cleanup_free_ char *tmp = NULL;
+        int r = write_temp(path, data, len, mode, &tmp);
+        if (r < 0 && !tmp)
+                return r;
         if (r >= 0 && rename(tmp, path) < 0)
                 r = log_error(errno, path, "cannot rename %s into place: %m", tmp);
         if (r < 0) {
@@ -481,16 +493,7 @@ struct aux {
 
 static int aux_prepare(struct aux *a, const char *path, const void *data, size_t len) {
         a->path = xstrdup(path);
-        int fd = output_create_temp(path, &a->tmp);
-        if (fd < 0)
-                return fd;
-        int r = write_full(fd, data, len);
-        if (r < 0)
-                log_error(r, path, "cannot write: %s", strerror(-r));
-        else if (fsync(fd) < 0)
-                r = log_error(errno, path, "cannot sync: %m");
-        close(fd);
-        return r;
+        return write_temp(path, data, len, 0644, &a->tmp);
 }
 
 static int rename_into_place(char **tmp, const char *path) {

@@ -51,5 +51,6 @@ void output_untrack_temp(const char *path);
  * O_EXCL and mode 0644 (less the umask), tracked for signal cleanup.
  * Returns the fd, *tmp gets the name.  Logs, -errno. */
 int output_create_temp(const char *path, char **tmp);
-/* Write data to path atomically (temporary, fsync, rename, fsync dir). */
-int output_write_file_atomic(const char *path, const void *data, size_t len);
+/* Write data to path atomically with mode (temporary, fsync, rename, fsync
+ * dir); the mode is set before any byte is written. */
+int output_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
