@@ -16,6 +16,7 @@
 #include <blkid/blkid.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -231,6 +232,37 @@ out:
         return r;
 }
 
+/* libparted opens the device it is given twice and fsync()s it each time,
+ * meant for block devices.  On an image dimimage has just written, that
+ * blocks until the whole file is on disk, seconds before any of it has to
+ * be (the commit syncs it beside its hashing pass).  A table without
+ * extended partitions lives in the first sectors (and a GPT's backup in the
+ * last ones), so libparted reads a sparse in-memory copy of those, the same
+ * size as the image: what it sees is the image's table, and its fsync is
+ * free.  Returns the copy's fd, or -1 to probe the image itself. */
+#define SHADOW_HEAD (1024u * 1024u)
+#define SHADOW_TAIL (64u * 1024u)
+
+static int parted_shadow(int fd, uint64_t size) {
+        int m = memfd_create("dimimage-table", MFD_CLOEXEC);
+        if (m < 0)
+                return -1;
+        uint8_t *buf = xmalloc(SHADOW_HEAD);
+        uint64_t head = MIN((uint64_t)SHADOW_HEAD, size);
+        uint64_t tail_off = size > SHADOW_TAIL ? size - SHADOW_TAIL : 0;
+        bool ok = ftruncate(m, (off_t)size) == 0 && pread_full(fd, buf, head, 0) == 0 &&
+                  pwrite_full(m, buf, head, 0) == 0;
+        if (ok && tail_off >= head)
+                ok = pread_full(fd, buf, SHADOW_TAIL, tail_off) == 0 &&
+                     pwrite_full(m, buf, SHADOW_TAIL, tail_off) == 0;
+        free(buf);
+        if (!ok) {
+                close(m);
+                return -1;
+        }
+        return m;
+}
+
 static void copy_value(blkid_probe pr, const char *name, char *dst, size_t dst_size) {
         const char *v = NULL;
         if (blkid_probe_lookup_value(pr, name, &v, NULL) == 0 && v)
@@ -377,7 +409,14 @@ static int probe(const char *path, const char *image, struct disk_layout *ret, b
 
         int parted = 1;
         if (!insane) {
-                parted = parted_list(path, image, ret, strict);
+                bool extended = false;
+                for (unsigned i = 0; i < raw.n; i++)
+                        extended |= mbr_type_is_extended(raw.parts[i].mbr_type);
+                _cleanup_close_ int shadow = extended ? -1 : parted_shadow(fd, size);
+                char shadow_path[64];
+                if (shadow >= 0)
+                        snprintf(shadow_path, sizeof(shadow_path), "/proc/self/fd/%d", shadow);
+                parted = parted_list(shadow >= 0 ? shadow_path : path, image, ret, strict);
                 if (parted < 0)
                         return parted;
         }

@@ -169,7 +169,13 @@ int ext4_close(struct ext4_fs *e) {
                 e->fs->super->s_wtime = (uint32_t)e->now;
                 ext2fs_mark_super_dirty(e->fs);
         }
-        errcode_t code = ext2fs_close_free(&e->fs);
+        /* No fsync here: the image is synced once, at the commit, beside the
+         * hashing pass; an fsync now would wait for the whole base's
+         * writeback in the middle of the build. */
+        errcode_t code = ext2fs_close2(e->fs, EXT2_FLAG_FLUSH_NO_SYNC);
+        if (code)
+                ext2fs_free(e->fs);
+        e->fs = NULL;
         if (code)
                 r = log_error(-EIO, e->image, "ext4 filesystem at offset %" PRIu64 ": writing back: %s", e->offset,
                               error_message(code));

@@ -24,7 +24,7 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${DIMIMAGE_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dimimage-e2e}
 MIRROR=${DIMIMAGE_E2E_MIRROR:-http://deb.debian.org/debian}
 # Bump when the mmdebstrap recipe below changes in a way the package list does not show.
-ROOTFS_RECIPE=3
+ROOTFS_RECIPE=4
 
 out=""
 flavour=bookworm
@@ -73,6 +73,12 @@ setup_binfmt() {
   arch-test arm64 >/dev/null || die "cannot run arm64 binaries (qemu-user-static + binfmt_misc); install qemu-user-static binfmt-support arch-test"
 }
 
+# stamp: prefix each line with the seconds since the rootfs build started
+stamp() {
+  local t0=$SECONDS line
+  while IFS= read -r line; do printf '[%4ds] %s\n' $((SECONDS - t0)) "$line"; done
+}
+
 # --- the slow part: a Debian arm64 systemd userland with the kernel
 build_rootfs() {
   mkdir -p "$CACHE"
@@ -83,8 +89,14 @@ build_rootfs() {
   # MODULES=list with only what the virt machine needs to find its root: the
   # default (MODULES=most) makes each initramfs generation take ~20 min under
   # qemu-user. It must be set before linux-image-arm64 is configured.
+  # eatmydata turns dpkg's thousands of fsyncs into no-ops while the tree is
+  # built (the tarball is written once at the end); mmdebstrap removes it again.
+  local hooks=()
+  [[ -d /usr/share/mmdebstrap/hooks/eatmydata ]] && hooks+=(--hook-dir=/usr/share/mmdebstrap/hooks/eatmydata)
+  # --verbose with a clock in front of each line: the log shows where the
+  # minutes go (dpkg unpack/configure under qemu-user, initramfs, triggers).
   # shellcheck disable=SC2016 # the hooks' $1 is expanded by mmdebstrap's shell
-  nice -n 10 mmdebstrap --mode=root --variant=minbase --arch=arm64 \
+  nice -n 10 mmdebstrap --mode=root --variant=minbase --arch=arm64 --verbose "${hooks[@]}" \
     --include="$include" \
     --aptopt='APT::Install-Recommends "false"' \
     --aptopt='Acquire::Languages "none"' \
@@ -96,7 +108,7 @@ build_rootfs() {
     --essential-hook='mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/usr/share/initramfs-tools/modules.d"' \
     --essential-hook='printf "MODULES=list\nCOMPRESS=gzip\n" > "$1/etc/initramfs-tools/conf.d/e2e-virt.conf"' \
     --essential-hook='printf "virtio_pci\nvirtio_blk\next4\n" > "$1/usr/share/initramfs-tools/modules.d/e2e-virt"' \
-    "$flavour" "$tarball.tmp.tar.zst" "$MIRROR"
+    "$flavour" "$tarball.tmp.tar.zst" "$MIRROR" 2>&1 | stamp >&2
   mv "$tarball.tmp.tar.zst" "$tarball"
   # Older recipes' tarballs of this flavour are dead weight now.
   find "$CACHE" -maxdepth 1 -name "rootfs-$flavour-*.tar.zst" ! -name "*.tmp.*" ! -path "$tarball" -delete
