@@ -210,7 +210,8 @@ static int phase_base(struct build_ctx *c) {
                 if ((r = source_clone(j->shared_base_fd, c->out.fd, c->src.bytes)) < 0)
                         return r;
         } else {
-                struct source_opts so = {.no_cache = c->o->no_cache, .quiet = log_level == LOG_QUIET};
+                struct source_opts so = {
+                        .no_cache = c->o->no_cache, .quiet = log_level == LOG_QUIET, .writeback = true};
                 log_info("Reading %s", c->o->base);
                 if ((r = source_extract(c->o->base, c->out.fd, &so, &c->src)) < 0)
                         return r;

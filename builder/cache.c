@@ -328,7 +328,7 @@ void cache_store(const char *base, const struct stat *st, int fd, const struct s
                         log_warn(dir, "cannot write to the cache: %m; not caching");
                         return;
                 }
-                r = clone_range(fd, tfd, info->bytes);
+                r = clone_range(fd, tfd, info->bytes, false);
                 if (close(tfd) < 0 && r == 0)
                         r = -errno;
                 if (r == 0 && rename(tmp, image) < 0)

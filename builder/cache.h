@@ -42,7 +42,7 @@ void cache_entry_free(struct cache_entry *e);
 void cache_store(const char *base, const struct stat *st, int fd, const struct source_info *info, uint64_t max);
 
 /* source_clone without the logging (source.c): -errno. */
-int clone_range(int from_fd, int to_fd, uint64_t bytes);
+int clone_range(int from_fd, int to_fd, uint64_t bytes, bool writeback);
 
 /* For `dimimage cache list|clean`.  Logs, -errno. */
 int cache_list(FILE *out);

@@ -335,6 +335,7 @@ struct pipeline {
         bool closing;
         int err; /* first writer failure, -errno; logged by the producer */
         int out_fd;
+        bool writeback; /* start each slot's writeback once written */
         struct sha256 sha;
 };
 
@@ -379,7 +380,7 @@ static int consume(struct pipeline *p, const struct slot *s) {
          * the edit phase opens it.  Streamed like this, the disk works beside
          * the extraction instead of after it.  (A hint: errors show at the
          * commit's fdatasync.) */
-        if (r == 0)
+        if (r == 0 && p->writeback)
                 (void)sync_file_range(p->out_fd, (off64_t)s->off, (off64_t)s->len, SYNC_FILE_RANGE_WRITE);
         return r;
 }
@@ -408,8 +409,8 @@ static void *writer(void *arg) {
         return NULL;
 }
 
-static void pipeline_start(struct pipeline *p, int out_fd) {
-        *p = (struct pipeline){.out_fd = out_fd};
+static void pipeline_start(struct pipeline *p, int out_fd, bool writeback) {
+        *p = (struct pipeline){.out_fd = out_fd, .writeback = writeback};
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->cond, NULL);
         for (unsigned i = 0; i < NSLOTS; i++)
@@ -596,8 +597,8 @@ static int finish_output(int out_fd, uint64_t bytes) {
 /* Copy a raw image (the base itself, or a cached one) into out_fd, hashing.
  * For a cached image (from_cache), trouble reading it is not the build's:
  * it returns 1 unlogged so the caller decompresses instead. */
-static int extract_raw(int fd, const char *path, const char *label, uint64_t size, int out_fd, bool quiet,
-                       bool from_cache, char hex[65]) {
+static int extract_raw(int fd, const char *path, const char *label, uint64_t size, int out_fd,
+                       const struct source_opts *o, bool from_cache, char hex[65]) {
         if (!from_cache) {
                 uint8_t head[4096];
                 size_t n = (size_t)MIN(size, sizeof(head));
@@ -609,7 +610,7 @@ static int extract_raw(int fd, const char *path, const char *label, uint64_t siz
                         return r;
         }
         struct pipeline p;
-        pipeline_start(&p, out_fd);
+        pipeline_start(&p, out_fd, o->writeback);
         /* Sharing extents costs nothing and leaves only the hash to do. */
         struct stat st;
         enum raw_mode mode = RAW_WRITE;
@@ -617,7 +618,7 @@ static int extract_raw(int fd, const char *path, const char *label, uint64_t siz
                 mode = ioctl(out_fd, FICLONE, fd) == 0 ? RAW_SHARED : RAW_KERNEL_COPY;
         struct progress pr;
         progress_begin(&pr, label, size);
-        if (quiet)
+        if (o->quiet)
                 pr.enabled = 0;
         int r = produce_raw(&p, fd, path, size, &pr, from_cache, mode);
         progress_end(&pr);
@@ -631,17 +632,17 @@ static int extract_raw(int fd, const char *path, const char *label, uint64_t siz
         return finish_output(out_fd, size);
 }
 
-static int extract_decoded(int fd, const char *path, uint64_t size, enum fmt fmt, int out_fd, bool quiet,
-                           char hex[65], uint64_t *bytes) {
+static int extract_decoded(int fd, const char *path, uint64_t size, enum fmt fmt, int out_fd,
+                           const struct source_opts *o, char hex[65], uint64_t *bytes) {
         struct decoder d;
         int r = decoder_open(&d, fd, path, size, fmt);
         if (r < 0)
                 return r;
         struct pipeline p;
-        pipeline_start(&p, out_fd);
+        pipeline_start(&p, out_fd, o->writeback);
         struct progress pr;
         progress_begin(&pr, path_basename(path), size);
-        if (quiet)
+        if (o->quiet)
                 pr.enabled = 0;
         r = produce_decoded(&p, &d, &pr, bytes);
         progress_end(&pr);
@@ -662,7 +663,8 @@ static int reset_output(int out_fd) {
 
 /* A cache hit is used only when the copy hashes to what was recorded.
  * 1: used, 0: not (out_fd emptied again), -errno: the output failed. */
-static int try_cache(const char *base, const struct stat *st, int out_fd, bool quiet, struct source_info *info) {
+static int try_cache(const char *base, const struct stat *st, int out_fd, const struct source_opts *o,
+                     struct source_info *info) {
         struct cache_entry e;
         if (cache_lookup(base, st, &e) <= 0)
                 return 0;
@@ -670,7 +672,7 @@ static int try_cache(const char *base, const struct stat *st, int out_fd, bool q
         char hex[65] = "";
         int cfd = open(e.image, O_RDONLY | O_CLOEXEC);
         if (cfd >= 0) {
-                r = extract_raw(cfd, e.image, path_basename(base), e.bytes, out_fd, quiet, true, hex);
+                r = extract_raw(cfd, e.image, path_basename(base), e.bytes, out_fd, o, true, hex);
                 close(cfd);
         }
         if (r < 0) {
@@ -709,17 +711,17 @@ int source_extract(const char *base, int out_fd, const struct source_opts *o, st
                 goto out;
         snprintf(info->format, sizeof(info->format), "%s", fmt_names[fmt]);
         if (fmt == FMT_RAW) {
-                r = extract_raw(fd, base, path_basename(base), size, out_fd, o->quiet, false, info->sha256);
+                r = extract_raw(fd, base, path_basename(base), size, out_fd, o, false, info->sha256);
                 info->bytes = size;
                 goto out;
         }
         bool use_cache = !o->no_cache && S_ISREG(st.st_mode);
         if (use_cache) {
-                r = try_cache(base, &st, out_fd, o->quiet, info);
+                r = try_cache(base, &st, out_fd, o, info);
                 if (r != 0)
                         goto out;
         }
-        r = extract_decoded(fd, base, size, fmt, out_fd, o->quiet, info->sha256, &info->bytes);
+        r = extract_decoded(fd, base, size, fmt, out_fd, o, info->sha256, &info->bytes);
         if (r == 0 && use_cache)
                 cache_store(base, &st, out_fd, info, o->cache_max);
 out:
@@ -747,7 +749,7 @@ static int clone_copy_fallback(int from_fd, int to_fd, uint64_t off, uint64_t en
         return r;
 }
 
-int clone_range(int from_fd, int to_fd, uint64_t bytes) {
+int clone_range(int from_fd, int to_fd, uint64_t bytes, bool writeback) {
         struct stat st;
         if (fstat(from_fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == bytes &&
             ioctl(to_fd, FICLONE, from_fd) == 0)
@@ -771,7 +773,9 @@ int clone_range(int from_fd, int to_fd, uint64_t bytes) {
                         end = bytes;
                 while (use_cfr && off < end) {
                         loff_t in = (loff_t)off, out = (loff_t)off;
-                        ssize_t k = copy_file_range(from_fd, &in, to_fd, &out, (size_t)MIN(end - off, 1ull << 30), 0);
+                        /* 64 MiB at a time, each one's writeback started
+                         * at once (see consume()). */
+                        ssize_t k = copy_file_range(from_fd, &in, to_fd, &out, (size_t)MIN(end - off, 64ull << 20), 0);
                         if (k < 0 && errno == EINTR)
                                 continue;
                         if (k < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP ||
@@ -787,6 +791,8 @@ int clone_range(int from_fd, int to_fd, uint64_t bytes) {
                                 r = -EIO;
                                 break;
                         }
+                        if (writeback)
+                                (void)sync_file_range(to_fd, (off64_t)off, (off64_t)k, SYNC_FILE_RANGE_WRITE);
                         off += (uint64_t)k;
                 }
                 if (r == 0 && off < end) {
@@ -800,7 +806,7 @@ int clone_range(int from_fd, int to_fd, uint64_t bytes) {
 }
 
 int source_clone(int from_fd, int to_fd, uint64_t bytes) {
-        int r = clone_range(from_fd, to_fd, bytes);
+        int r = clone_range(from_fd, to_fd, bytes, true);
         return r < 0 ? output_error(to_fd, r) : 0;
 }
 

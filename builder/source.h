@@ -19,6 +19,8 @@ struct source_info {
 struct source_opts {
         bool no_cache;          /* skip the decompressed-base cache */
         bool quiet;             /* no progress */
+        bool writeback;         /* out_fd will be synced: start its writeback as it is
+                                 * written (not for temporaries nobody syncs) */
         uint64_t cache_max;     /* cache size bound in bytes; 0: $DIMIMAGE_CACHE_MAX or 8 GiB */
 };
 
