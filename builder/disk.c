@@ -416,6 +416,10 @@ static int probe(const char *path, const char *image, struct disk_layout *ret, b
                 char shadow_path[64];
                 if (shadow >= 0)
                         snprintf(shadow_path, sizeof(shadow_path), "/proc/self/fd/%d", shadow);
+                if (shadow >= 0 && access(shadow_path, R_OK) < 0) {
+                        close(shadow); /* no /proc: the image itself */
+                        shadow = -1;
+                }
                 parted = parted_list(shadow >= 0 ? shadow_path : path, image, ret, strict);
                 if (parted < 0)
                         return parted;
