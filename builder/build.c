@@ -205,13 +205,16 @@ static int phase_base(struct build_ctx *c) {
         /* A compressed output's OUT.sha256 covers the compressed file; the
          * raw image's hash is only wanted for a Raspberry Pi Imager entry. */
         c->out.no_raw_sha256 = !c->o->imager_json || j->fleet_name;
+        /* Only a raw output is synced: a compressed output's raw temporary is
+         * deleted unsynced, so starting its writeback would be wasted I/O. */
+        bool writeback = c->out.format == OUT_RAW;
         if (j->shared_base_fd >= 0) {
                 c->src = *j->shared_src;
-                if ((r = source_clone(j->shared_base_fd, c->out.fd, c->src.bytes)) < 0)
+                if ((r = source_clone(j->shared_base_fd, c->out.fd, c->src.bytes, writeback)) < 0)
                         return r;
         } else {
                 struct source_opts so = {
-                        .no_cache = c->o->no_cache, .quiet = log_level == LOG_QUIET, .writeback = true};
+                        .no_cache = c->o->no_cache, .quiet = log_level == LOG_QUIET, .writeback = writeback};
                 log_info("Reading %s", c->o->base);
                 if ((r = source_extract(c->o->base, c->out.fd, &so, &c->src)) < 0)
                         return r;

@@ -805,8 +805,8 @@ int clone_range(int from_fd, int to_fd, uint64_t bytes, bool writeback) {
         return r;
 }
 
-int source_clone(int from_fd, int to_fd, uint64_t bytes) {
-        int r = clone_range(from_fd, to_fd, bytes, true);
+int source_clone(int from_fd, int to_fd, uint64_t bytes, bool writeback) {
+        int r = clone_range(from_fd, to_fd, bytes, writeback);
         return r < 0 ? output_error(to_fd, r) : 0;
 }
 

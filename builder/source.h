@@ -31,8 +31,9 @@ int source_extract(const char *base, int out_fd, const struct source_opts *o, st
 /* Copy the first `bytes` of from_fd into to_fd (empty), sharing extents
  * (FICLONE) where the filesystem can, else copy_file_range over the data
  * extents only, so holes stay holes; to_fd ends up exactly `bytes` long.
- * For a fleet: extract once, clone per host.  Logs, -errno. */
-int source_clone(int from_fd, int to_fd, uint64_t bytes);
+ * For a fleet: extract once, clone per host.  writeback: as in
+ * source_opts.  Logs, -errno. */
+int source_clone(int from_fd, int to_fd, uint64_t bytes, bool writeback);
 
 /* Open a (possibly compressed) image for reading as a stream: used by inspect
  * and flash.  read returns bytes read, 0 at end, -errno on error (logged). */

@@ -417,7 +417,7 @@ static void test_clone(void **state) {
         int from = open(raw, O_RDONLY);
         int to = open(out, O_RDWR | O_CREAT | O_TRUNC, 0644);
         assert_true(from >= 0 && to >= 0);
-        assert_int_equal(source_clone(from, to, IMG_SIZE), 0);
+        assert_int_equal(source_clone(from, to, IMG_SIZE, true), 0);
         close(from);
         close(to);
         assert_image_equal(out);
