@@ -210,7 +210,12 @@ static int phase_base(struct build_ctx *c) {
         bool writeback = c->out.format == OUT_RAW;
         if (j->shared_base_fd >= 0) {
                 c->src = *j->shared_src;
-                if ((r = source_clone(j->shared_base_fd, c->out.fd, c->src.bytes, writeback)) < 0)
+                r = j->adopt_base ? output_adopt(&c->out, j->shared_base_path, j->shared_base_fd) : 1;
+                if (r == 0)
+                        log_debug("%s: took over the fleet's decompressed base (no copy)", j->out);
+                if (r > 0)
+                        r = source_clone(j->shared_base_fd, c->out.fd, c->src.bytes, writeback);
+                if (r < 0)
                         return r;
         } else {
                 struct source_opts so = {

@@ -23,6 +23,8 @@ struct build_job {
         struct env *generated;                /* where generated secrets are collected */
         bool write_secrets_file;              /* OUT.secrets.env (single builds) */
         int shared_base_fd;                   /* fleet: extracted base to clone, or -1 */
+        const char *shared_base_path;         /* its path */
+        bool adopt_base;                      /* fleet's last host: take the file over, no copy */
         const struct source_info *shared_src; /* its info */
         const char *fleet_name;
         const char *host_label;               /* "FLEET.yml: host dimdim-app" for messages */

@@ -360,7 +360,7 @@ struct fleet_run {
 static void remember(struct fleet_run *run, const char *path) { strv_push(&run->written, &run->nwritten, path); }
 
 static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_host *h, int base_fd,
-                      const struct source_info *src, struct env *derived) {
+                      const char *base_path, bool last, const struct source_info *src, struct env *derived) {
         /* command-line values apply to every host, fleet values below them */
         struct build_opts ho = *o;
         char **files = NULL, **sets = NULL;
@@ -391,6 +391,8 @@ static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_
                 .generated = &h->generated,
                 .write_secrets_file = false,
                 .shared_base_fd = base_fd,
+                .shared_base_path = base_path,
+                .adopt_base = last,
                 .shared_src = src,
                 .fleet_name = f->name ? f->name : path_basename(f->file),
                 .host_label = h->label,
@@ -512,14 +514,20 @@ int fleet_build(const struct build_opts *o) {
                 }
         }
 
-        /* Decompress the base once; every host clones it. */
+        /* Decompress the base once; every host but the last clones it. */
         anchor = xasprintf("%s/base", o->out);
         base_fd = output_create_temp(anchor, &base_tmp);
         if (base_fd < 0) {
                 r = base_fd;
                 goto out;
         }
-        struct source_opts so = {.no_cache = o->no_cache, .quiet = log_level == LOG_QUIET};
+        /* The last host takes this file over as its image: when that is a
+         * raw output (all are, or none), it will be synced, so its writeback
+         * starts now, beside the decoding. */
+        bool all_raw = true;
+        for (size_t i = 0; i < f.nhosts; i++)
+                all_raw &= output_format_for(f.hosts[i].out) == OUT_RAW;
+        struct source_opts so = {.no_cache = o->no_cache, .quiet = log_level == LOG_QUIET, .writeback = all_raw};
         log_info("Reading %s (once for %zu hosts)", o->base, f.nhosts);
         if ((r = source_extract(o->base, base_fd, &so, &src)) < 0)
                 goto out;
@@ -539,7 +547,7 @@ int fleet_build(const struct build_opts *o) {
                                 continue;
                         }
                         if (r >= 0)
-                                r = build_host(o, &f, h, base_fd, &src, &derived);
+                                r = build_host(o, &f, h, base_fd, base_tmp, done == f.nhosts - 1, &src, &derived);
                         env_free(&derived);
                         if (r < 0)
                                 goto out;

@@ -241,6 +241,21 @@ int output_begin(struct output *o, const char *path, const char *base, bool forc
         return 0;
 }
 
+int output_adopt(struct output *o, const char *path, int fd) {
+        int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (nfd < 0)
+                return 1;
+        /* rename() replaces output_begin's empty temporary in one step, so
+         * the signal handler's list (which names tmp_raw) stays right. */
+        if (rename(path, o->tmp_raw) < 0) {
+                close(nfd);
+                return 1;
+        }
+        close(o->fd);
+        o->fd = nfd;
+        return 0;
+}
+
 /* ---- the one pass over the finished image ----
  * The image is read once, in large chunks aligned to PASS_CHUNK, holes never
  * read; every chunk goes to up to three consumers, each on its own thread so

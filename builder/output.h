@@ -51,6 +51,12 @@ void output_untrack_temp(const char *path);
  * O_EXCL and mode 0644 (less the umask), tracked for signal cleanup.
  * Returns the fd, *tmp gets the name.  Logs, -errno. */
 int output_create_temp(const char *path, char **tmp);
+
+/* Make the file at path (open read-write as fd) the raw temporary of o,
+ * replacing the empty one output_begin made, instead of copying it (a
+ * fleet's last host takes over the shared base).  0 when done; 1 when it
+ * cannot (another filesystem): the caller copies instead. */
+int output_adopt(struct output *o, const char *path, int fd);
 /* Write data to path atomically with mode (temporary, fsync, rename, fsync
  * dir); the mode is set before any byte is written. */
 int output_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);

@@ -29,6 +29,14 @@ rcat "$app" /etc/NetworkManager/system-connections/dimdim-eth.nmconnection | gre
   && ok "secrets.env 0600 with the generated DB_PASSWORD" || fail "secrets.env"
 [[ $(grep -c '^DB_PASSWORD=' "$T/fleet/secrets.env") == 1 ]] && ok "each generated secret once" || fail "secrets repeated"
 rcat "$app" /etc/dimimage/manifest.json | grep -q '"origin": "derived"' && ok "manifest marks derived keys" || fail "manifest derived"
+# The last host built takes the shared base over (renamed, not copied): no
+# hidden base or temporary is left, and each image has only its own edits.
+left=$(cd "$T/fleet" && ls -A | sort | tr '\n' ' ')
+[[ $left == "dimdim-app.img dimdim-app.img.bmap dimdim-app.img.sha256 dimdim-obs.img dimdim-obs.img.bmap dimdim-obs.img.sha256 secrets.env " ]] \
+  && ok "fleet directory holds the images and nothing hidden" || fail "fleet directory: $left"
+(cd "$T/fleet" && sha256sum -c --quiet dimdim-app.img.sha256 dimdim-obs.img.sha256) && ok "both images match their .sha256" || fail "fleet .sha256"
+[[ $(stat -c %i "$app") != $(stat -c %i "$obs") && $(stat -c %h "$app") == 1 && $(stat -c %h "$obs") == 1 ]] \
+  && ok "two separate image files" || fail "images share an inode"
 
 # credentials given only to the observability host reach the app
 cat > "$T/wired.yml" <<YAML
@@ -39,7 +47,12 @@ hosts:
   - {name: pi-app, role: app, address: 10.1.0.11}
   - {name: pi-obs, role: observability, address: 10.1.0.12, env: {OPENOBSERVE_PASSWORD: "$OOPW", OPENOBSERVE_EMAIL: ops@example.org}}
 YAML
-check "fleet with per-host credentials builds" "$DIMIMAGE" build --fleet "$T/wired.yml" --base "$base" -o "$T/wired" --quiet
+"$DIMIMAGE" build --fleet "$T/wired.yml" --base "$base" -o "$T/wired" --verbose >"$T/wired.log" 2>&1 \
+  && ok "fleet with per-host credentials builds" || { fail "fleet with per-host credentials builds"; cat "$T/wired.log"; }
+[[ $(grep -c 'took over the fleet.s decompressed base' "$T/wired.log") == 1 ]] \
+  && grep -q 'pi-app.img: took over' "$T/wired.log" \
+  && ok "the last host (app, waiting for the observability host's values) takes the base over, the other clones it" \
+  || fail "base take-over: $(grep -c 'took over' "$T/wired.log")"
 env_app=$(rcat "$T/wired/pi-app.img" /opt/dimdim-health/.env)
 grep -qx "OPENOBSERVE_PASSWORD=$OOPW" <<<"$env_app" && grep -qx "OPENOBSERVE_EMAIL=ops@example.org" <<<"$env_app" \
   && grep -qx "OPENOBSERVE_URL=http://10.1.0.12:5080" <<<"$env_app" \
