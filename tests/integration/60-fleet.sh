@@ -31,7 +31,7 @@ rcat "$app" /etc/NetworkManager/system-connections/dimdim-eth.nmconnection | gre
 rcat "$app" /etc/dimimage/manifest.json | grep -q '"origin": "derived"' && ok "manifest marks derived keys" || fail "manifest derived"
 # The last host built takes the shared base over (renamed, not copied): no
 # hidden base or temporary is left, and each image has only its own edits.
-left=$(cd "$T/fleet" && ls -A | sort | tr '\n' ' ')
+left=$(find "$T/fleet" -mindepth 1 -printf '%f\n' | sort | tr '\n' ' ')
 [[ $left == "dimdim-app.img dimdim-app.img.bmap dimdim-app.img.sha256 dimdim-obs.img dimdim-obs.img.bmap dimdim-obs.img.sha256 secrets.env " ]] \
   && ok "fleet directory holds the images and nothing hidden" || fail "fleet directory: $left"
 (cd "$T/fleet" && sha256sum -c --quiet dimdim-app.img.sha256 dimdim-obs.img.sha256) && ok "both images match their .sha256" || fail "fleet .sha256"
