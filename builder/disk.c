@@ -239,11 +239,15 @@ out:
  * extended partitions lives in the first sectors (and a GPT's backup in the
  * last ones), so libparted reads a sparse in-memory copy of those, the same
  * size as the image: what it sees is the image's table, and its fsync is
- * free.  Returns the copy's fd, or -1 to probe the image itself. */
+ * free.  Returns the copy's fd with its path in path, or -1 to probe the
+ * image itself (an EBR chain can be anywhere in the image; no /proc). */
 #define SHADOW_HEAD (1024u * 1024u)
 #define SHADOW_TAIL (64u * 1024u)
 
-static int parted_shadow(int fd, uint64_t size) {
+static int parted_shadow(int fd, uint64_t size, const struct disk_layout *raw, char path[static 64]) {
+        for (unsigned i = 0; i < raw->n; i++)
+                if (mbr_type_is_extended(raw->parts[i].mbr_type))
+                        return -1;
         int m = memfd_create("dimimage-table", MFD_CLOEXEC);
         if (m < 0)
                 return -1;
@@ -256,7 +260,8 @@ static int parted_shadow(int fd, uint64_t size) {
                 ok = pread_full(fd, buf, SHADOW_TAIL, tail_off) == 0 &&
                      pwrite_full(m, buf, SHADOW_TAIL, tail_off) == 0;
         free(buf);
-        if (!ok) {
+        snprintf(path, 64, "/proc/self/fd/%d", m);
+        if (!ok || access(path, R_OK) < 0) {
                 close(m);
                 return -1;
         }
@@ -409,17 +414,8 @@ static int probe(const char *path, const char *image, struct disk_layout *ret, b
 
         int parted = 1;
         if (!insane) {
-                bool extended = false;
-                for (unsigned i = 0; i < raw.n; i++)
-                        extended |= mbr_type_is_extended(raw.parts[i].mbr_type);
-                _cleanup_close_ int shadow = extended ? -1 : parted_shadow(fd, size);
                 char shadow_path[64];
-                if (shadow >= 0)
-                        snprintf(shadow_path, sizeof(shadow_path), "/proc/self/fd/%d", shadow);
-                if (shadow >= 0 && access(shadow_path, R_OK) < 0) {
-                        close(shadow); /* no /proc: the image itself */
-                        shadow = -1;
-                }
+                _cleanup_close_ int shadow = parted_shadow(fd, size, &raw, shadow_path);
                 parted = parted_list(shadow >= 0 ? shadow_path : path, image, ret, strict);
                 if (parted < 0)
                         return parted;

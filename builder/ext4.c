@@ -173,12 +173,11 @@ int ext4_close(struct ext4_fs *e) {
          * hashing pass; an fsync now would wait for the whole base's
          * writeback in the middle of the build. */
         errcode_t code = ext2fs_close2(e->fs, EXT2_FLAG_FLUSH_NO_SYNC);
-        if (code)
-                ext2fs_free(e->fs);
-        e->fs = NULL;
-        if (code)
+        if (code) {
+                ext2fs_free(e->fs); /* close2 frees it only on success */
                 r = log_error(-EIO, e->image, "ext4 filesystem at offset %" PRIu64 ": writing back: %s", e->offset,
                               error_message(code));
+        }
         free(e->image);
         free(e);
         return r;

@@ -364,6 +364,15 @@ static int write_nonzero(int fd, const uint8_t *buf, size_t len, uint64_t off) {
         return 0;
 }
 
+/* Start the writeback of [off, off+len) without waiting for it, for an output
+ * that will be synced: libext2fs fsync()s the image when the edit phase opens
+ * it, and the commit syncs it; streamed like this, the disk works beside the
+ * extraction instead of after it.  A hint: errors show at the commit's
+ * fdatasync. */
+static void start_writeback(int fd, uint64_t off, uint64_t len) {
+        (void)sync_file_range(fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE);
+}
+
 static int consume(struct pipeline *p, const struct slot *s) {
         if (s->hole) {
                 for (uint64_t left = s->len; left > 0;) {
@@ -375,13 +384,8 @@ static int consume(struct pipeline *p, const struct slot *s) {
         }
         sha256_update(&p->sha, s->buf, s->len);
         int r = s->write ? write_nonzero(p->out_fd, s->buf, (size_t)s->len, s->off) : 0;
-        /* Start this slot's writeback now, without waiting for it: the image
-         * must be on disk before the commit, and libext2fs fsync()s it when
-         * the edit phase opens it.  Streamed like this, the disk works beside
-         * the extraction instead of after it.  (A hint: errors show at the
-         * commit's fdatasync.) */
         if (r == 0 && p->writeback)
-                (void)sync_file_range(p->out_fd, (off64_t)s->off, (off64_t)s->len, SYNC_FILE_RANGE_WRITE);
+                start_writeback(p->out_fd, s->off, s->len);
         return r;
 }
 
@@ -773,8 +777,8 @@ int clone_range(int from_fd, int to_fd, uint64_t bytes, bool writeback) {
                         end = bytes;
                 while (use_cfr && off < end) {
                         loff_t in = (loff_t)off, out = (loff_t)off;
-                        /* 64 MiB at a time, each one's writeback started
-                         * at once (see consume()). */
+                        /* 64 MiB at a time, so each one's writeback can
+                         * start at once */
                         ssize_t k = copy_file_range(from_fd, &in, to_fd, &out, (size_t)MIN(end - off, 64ull << 20), 0);
                         if (k < 0 && errno == EINTR)
                                 continue;
@@ -792,7 +796,7 @@ int clone_range(int from_fd, int to_fd, uint64_t bytes, bool writeback) {
                                 break;
                         }
                         if (writeback)
-                                (void)sync_file_range(to_fd, (off64_t)off, (off64_t)k, SYNC_FILE_RANGE_WRITE);
+                                start_writeback(to_fd, off, (uint64_t)k);
                         off += (uint64_t)k;
                 }
                 if (r == 0 && off < end) {
