@@ -15,7 +15,8 @@
 #   BENCH_DATA_MIB=1600    system files copied into it
 #   BENCH_XZ_LEVEL=1       preset of the base's .xz (RasPiOS ships -6: realistic
 #                          but making it takes ~20 min on a loaded 2-core box)
-#   BENCH_XZ_OUT=0         1: also time .img.xz output (xz -3 -T2: minutes)
+#   BENCH_XZ_OUT=1         0: skip the .img.xz output rows (xz -3 -T2 takes ~2 min
+#                          a run here: 6 runs add ~12 min)
 #   BENCH_SMALL=1          0: skip the 1 GiB base (peak RSS against base size)
 #   DIMIMAGE=build/dimimage
 set -euo pipefail
@@ -37,22 +38,28 @@ for tool in xz zstd /usr/bin/time; do
 done
 
 # ---- the base ----------------------------------------------------------------
+# The made base's files are named for what shapes them, so a change of
+# BENCH_ROOT_MIB, BENCH_DATA_MIB or BENCH_XZ_LEVEL makes a new one.
+SHAPE=r${ROOT_MIB}-d${DATA_MIB}
+
+# stage_files DIR MIB: about MIB MiB of regular files from /usr, whole files in
+# path order, copied with their directories (hard links would let one inode
+# stand for several files and shrink the data).
+stage_files() {
+  local dir=$1 mib=$2
+  echo "bench: staging ${mib} MiB of system files from /usr" >&2
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  find /usr -xdev -type f -readable -printf '%s\tusr/%P\n' 2>/dev/null | sort -t $'\t' -k2 |
+    awk -F '\t' -v max=$((mib * 1048576)) 'sum < max { sum += $1; print $2 }' >"$dir.list"
+  tar -C / -cf - -T "$dir.list" | tar -C "$dir.tmp" -xf -
+  rm -f "$dir.list"
+  mv "$dir.tmp" "$dir"
+}
+
 make_base() {
-  local img=$1 tree=$CACHE/tree
-  if [[ ! -d $tree ]]; then
-    echo "bench: staging ${DATA_MIB} MiB of system files" >&2
-    mkdir -p "$tree.tmp/usr"
-    local d used
-    for d in /usr/lib/x86_64-linux-gnu /usr/bin /usr/share /usr/lib; do
-      [[ -d $d ]] || continue
-      used=$(du -sm "$tree.tmp" | cut -f1)
-      ((used >= DATA_MIB)) && break
-      # hard links where /usr shares the file system (cheap), copies otherwise
-      cp -al "$d" "$tree.tmp/usr/" 2>/dev/null || cp -a "$d" "$tree.tmp/usr/" 2>/dev/null || true
-    done
-    mv "$tree.tmp" "$tree"
-  fi
-  # whole directories are staged: make room for what was actually copied
+  local img=$1 tree=$CACHE/tree-$DATA_MIB
+  [[ -d $tree ]] || stage_files "$tree" "$DATA_MIB"
+  # make room when the files need more than the root partition was given
   local staged root=$ROOT_MIB
   staged=$(du -sm "$tree" | cut -f1)
   ((staged * 5 / 4 + 256 > root)) && root=$((staged * 5 / 4 + 256))
@@ -66,8 +73,8 @@ if [[ -n ${BENCH_BASE:-} ]]; then
   basexz=$BENCH_BASE.xz
   [[ -f $basexz ]] || basexz=$CACHE/$(basename "$base").xz
 else
-  base=$CACHE/base.img
-  basexz=$CACHE/base.img.xz
+  base=$CACHE/base-$SHAPE.img
+  basexz=$CACHE/base-$SHAPE.xz$XZ_LEVEL.img.xz
   [[ -f $base ]] || make_base "$base"
 fi
 if [[ ! -f $basexz ]]; then
@@ -78,18 +85,10 @@ fi
 
 # A 1 GiB base (256 MiB boot, 768 MiB root, ~450 MiB of the same files), made
 # once, to show that peak RSS does not grow with the base.
-small=$CACHE/base-1g.img
+small=$CACHE/base-1g-d450.img
 make_small() {
-  local tree=$CACHE/tree-small
-  if [[ ! -d $tree ]]; then
-    echo "bench: staging ~450 MiB of system files for the 1 GiB base" >&2
-    mkdir -p "$tree.tmp"
-    (cd "$CACHE/tree" && find . -type f -printf '%s\t%p\n' | sort -k2 |
-      awk -F '\t' 'sum < 450 * 1048576 { sum += $1; print $2 }') >"$CACHE/tree-small.list"
-    tar -C "$CACHE/tree" -cf - -T "$CACHE/tree-small.list" | tar -C "$tree.tmp" -xf -
-    rm -f "$CACHE/tree-small.list"
-    mv "$tree.tmp" "$tree"
-  fi
+  local tree=$CACHE/tree-450
+  [[ -d $tree ]] || stage_files "$tree" 450
   echo "bench: making the 1 GiB base (once)" >&2
   "$TOP/scripts/make-fixture.sh" -o "$small.tmp" --boot-size 256 --root-size 768 --extra-root "$tree" >/dev/null
   mv "$small.tmp" "$small"
@@ -192,7 +191,7 @@ measure "floor: cp --sparse=always" cp --sparse=always "$base" "$W/out/out.img"
 ZSTD_FLOOR="floor: zstd -3 -T$NPROC of the raw image"
 XZ_FLOOR="floor: xz -3 -T$NPROC of the raw image"
 measure "$ZSTD_FLOOR" zstd -q -3 "-T$NPROC" "$base" -o "$W/out/out.img.zst"
-if [[ ${BENCH_XZ_OUT:-0} == 1 ]]; then
+if [[ ${BENCH_XZ_OUT:-1} == 1 ]]; then
   measure "$XZ_FLOOR" "${TO[@]}" "$W/out/out.img.xz" xz -3 "-T$NPROC" -c "$base"
 fi
 
@@ -208,7 +207,7 @@ measure "$F" "$DIMIMAGE" build --verbose --fleet "$W/fleet.yml" --no-cache --bas
 Z="dimimage build -o .img.zst (from .img)"
 measure "$Z" "$DIMIMAGE" build "${ARGS[@]}" --no-cache --base "$base" -o "$W/out/o.img.zst"
 X="dimimage build -o .img.xz (from .img)"
-if [[ ${BENCH_XZ_OUT:-0} == 1 ]]; then
+if [[ ${BENCH_XZ_OUT:-1} == 1 ]]; then
   measure "$X" "$DIMIMAGE" build "${ARGS[@]}" --no-cache --base "$base" -o "$W/out/o.img.xz"
 fi
 

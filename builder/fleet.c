@@ -527,7 +527,8 @@ int fleet_build(const struct build_opts *o) {
         bool all_raw = true;
         for (size_t i = 0; i < f.nhosts; i++)
                 all_raw &= output_format_for(f.hosts[i].out) == OUT_RAW;
-        struct source_opts so = {.no_cache = o->no_cache, .quiet = log_level == LOG_QUIET, .writeback = all_raw};
+        struct source_opts so = {
+                .no_cache = o->no_cache, .quiet = log_level == LOG_QUIET, .writeback = all_raw, .cloned = true};
         log_info("Reading %s (once for %zu hosts)", o->base, f.nhosts);
         if ((r = source_extract(o->base, base_fd, &so, &src)) < 0)
                 goto out;

@@ -21,6 +21,11 @@ struct source_opts {
         bool quiet;             /* no progress */
         bool writeback;         /* out_fd will be synced: start its writeback as it is
                                  * written (not for temporaries nobody syncs) */
+        bool cloned;            /* out_fd will be copied with source_clone (a fleet's
+                                 * shared base; set here for a base going to the
+                                 * cache): written in whole slots, not in
+                                 * WRITE_PIECEs, since copy_file_range moves the large
+                                 * page-cache folios that makes ~4x faster */
         uint64_t cache_max;     /* cache size bound in bytes; 0: $DIMIMAGE_CACHE_MAX or 8 GiB */
 };
 

@@ -169,10 +169,15 @@ int pread_full(int fd, void *buf, size_t n, uint64_t off) {
         return 0;
 }
 
+
 int pwrite_full(int fd, const void *buf, size_t n, uint64_t off) {
+        return pwrite_pieces(fd, buf, n, off, WRITE_PIECE);
+}
+
+int pwrite_pieces(int fd, const void *buf, size_t n, uint64_t off, size_t piece) {
         const uint8_t *p = buf;
         while (n > 0) {
-                ssize_t r = pwrite(fd, p, n, (off_t)off);
+                ssize_t r = pwrite(fd, p, MIN(n, piece), (off_t)off);
                 if (r < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -188,7 +193,7 @@ int pwrite_full(int fd, const void *buf, size_t n, uint64_t off) {
 int write_full(int fd, const void *buf, size_t n) {
         const uint8_t *p = buf;
         while (n > 0) {
-                ssize_t r = write(fd, p, n);
+                ssize_t r = write(fd, p, MIN(n, (size_t)WRITE_PIECE));
                 if (r < 0) {
                         if (errno == EINTR)
                                 continue;

@@ -78,7 +78,18 @@ uint8_t *buf_steal(struct buf *b, size_t *len);
 /* Whole-file read, refusing files larger than max bytes (-EFBIG). -errno. */
 int read_file(const char *path, size_t max, uint8_t **data, size_t *len);
 int pread_full(int fd, void *buf, size_t n, uint64_t off);
+/* Into the page cache in pieces of at most this much.  Linux 6.x gives ext4
+ * large folios for large writes; fresh high-order pages cost the copy into
+ * them dearly (on this project's VMs, where freed memory goes back to the
+ * host): writing 1.4 GB took 0.8-2.3 s of system time in 4 MiB writes and
+ * 0.33-0.37 s in 32 KiB ones (64 KiB ones are already slow).  Measured in
+ * bench/README.md; the syscalls themselves are cheap next to that. */
+#define WRITE_PIECE (32u << 10)
+
+/* pwrite_full writes in WRITE_PIECE pieces; pwrite_pieces chooses the piece
+ * (SIZE_MAX: whole, see source_opts.cloned). */
 int pwrite_full(int fd, const void *buf, size_t n, uint64_t off);
+int pwrite_pieces(int fd, const void *buf, size_t n, uint64_t off, size_t piece);
 int write_full(int fd, const void *buf, size_t n);
 
 /* SOURCE_DATE_EPOCH when set and valid, else the current time; read once. */

@@ -71,9 +71,19 @@ check "damaged cache entry: warned about" grep -q "damaged" "$T/c3.log"
 check "damaged cache entry: no error line" bash -c '! grep -q "^dimimage: error:" "$1"' _ "$T/c3.log"
 check "damaged cache entry: output still identical" cmp "$T/c1.img" "$T/c3.img"
 check "damaged cache entry replaced by a good one" cmp "$XDG_CACHE_HOME/dimimage/base-$sum.img" "$raw"
+# A base whose last sector, holding data, lies past the last 4 KiB boundary:
+# the zero-grain writes and the cache's copy must keep it.
+cp --sparse=always "$raw" "$T/odd.img"
+printf 'tail sector\n' | dd of="$T/odd.img" bs=512 seek=$(($(stat -c %s "$raw") / 512)) conv=notrunc,sync status=none
+xz -T2 -1 -c "$T/odd.img" >"$T/odd.img.xz"
+oddsum=$(sha256sum "$T/odd.img" | cut -c1-64)
+check "base of 4 KiB + 512 bytes: built and cached" build --base "$T/odd.img.xz" -o "$T/c4.img"
+check "base of 4 KiB + 512 bytes: cached image identical to it" cmp "$XDG_CACHE_HOME/dimimage/base-$oddsum.img" "$T/odd.img"
+check "base of 4 KiB + 512 bytes: rebuilt from the cache" build --base "$T/odd.img.xz" -o "$T/c5.img"
+check "base of 4 KiB + 512 bytes: rebuild identical" cmp "$T/c4.img" "$T/c5.img"
 check "cache clean" "$DIMIMAGE" cache clean
 check "cache empty after clean" bash -c '! ls "$1"/dimimage/ | grep -q .' _ "$XDG_CACHE_HOME"
-rm -f "$T"/c?.img*
+rm -f "$T"/c?.img* "$T"/odd.img*
 
 # ---- refusals ------------------------------------------------------------------
 head -c $(($(stat -c %s "$T/in/base.img.xz") / 2)) "$T/in/base.img.xz" >"$T/in/trunc.img.xz"
