@@ -169,7 +169,6 @@ int pread_full(int fd, void *buf, size_t n, uint64_t off) {
         return 0;
 }
 
-
 int pwrite_full(int fd, const void *buf, size_t n, uint64_t off) {
         return pwrite_pieces(fd, buf, n, off, WRITE_PIECE);
 }

@@ -79,11 +79,11 @@ uint8_t *buf_steal(struct buf *b, size_t *len);
 int read_file(const char *path, size_t max, uint8_t **data, size_t *len);
 int pread_full(int fd, void *buf, size_t n, uint64_t off);
 /* Into the page cache in pieces of at most this much.  Linux 6.x gives ext4
- * large folios for large writes; fresh high-order pages cost the copy into
- * them dearly (on this project's VMs, where freed memory goes back to the
- * host): writing 1.4 GB took 0.8-2.3 s of system time in 4 MiB writes and
- * 0.33-0.37 s in 32 KiB ones (64 KiB ones are already slow).  Measured in
- * bench/README.md; the syscalls themselves are cheap next to that. */
+ * large folios for large writes, and on this project's VMs the copy into
+ * fresh high-order pages is slow: writing 1.4 GB took 0.8-2.3 s of system
+ * time in 4 MiB writes and 0.33-0.37 s in 32 KiB ones (64 KiB ones are
+ * already slow).  bench/README.md has the measurements; the syscalls
+ * themselves are cheap next to that. */
 #define WRITE_PIECE (32u << 10)
 
 /* pwrite_full writes in WRITE_PIECE pieces; pwrite_pieces chooses the piece
