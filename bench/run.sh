@@ -16,7 +16,7 @@
 #   BENCH_XZ_LEVEL=1       preset of the base's .xz (RasPiOS ships -6: realistic
 #                          but making it takes ~20 min on a loaded 2-core box)
 #   BENCH_XZ_OUT=1         0: skip the .img.xz output rows (xz -3 -T2 takes ~2 min
-#                          a run here: 6 runs add ~12 min)
+#                          a run here: 6 runs add ~10 min)
 #   BENCH_SMALL=1          0: skip the 1 GiB base (peak RSS against base size)
 #   DIMIMAGE=build/dimimage
 set -euo pipefail
