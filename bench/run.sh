@@ -77,26 +77,29 @@ else
   basexz=$CACHE/base-$SHAPE.xz$XZ_LEVEL.img.xz
   [[ -f $base ]] || make_base "$base"
 fi
-if [[ ! -f $basexz ]]; then
-  echo "bench: xz -T0 -$XZ_LEVEL of the base (once; this takes a while)" >&2
-  xz -T0 "-$XZ_LEVEL" -c "$base" >"$basexz.tmp"
-  mv "$basexz.tmp" "$basexz"
-fi
+# make_xz IMG XZ: XZ made from IMG (multi-block: -T0), once
+make_xz() {
+  [[ -f $2 ]] && return
+  echo "bench: xz -T0 -$XZ_LEVEL of $(basename "$1") (once; this takes a while)" >&2
+  xz -T0 "-$XZ_LEVEL" -c "$1" >"$2.tmp"
+  mv "$2.tmp" "$2"
+}
+make_xz "$base" "$basexz"
 
 # A 1 GiB base (256 MiB boot, 768 MiB root, ~450 MiB of the same files), made
 # once, to show that peak RSS does not grow with the base.
 small=$CACHE/base-1g-d450.img
+smallxz=$CACHE/base-1g-d450.xz$XZ_LEVEL.img.xz
 make_small() {
   local tree=$CACHE/tree-450
   [[ -d $tree ]] || stage_files "$tree" 450
   echo "bench: making the 1 GiB base (once)" >&2
   "$TOP/scripts/make-fixture.sh" -o "$small.tmp" --boot-size 256 --root-size 768 --extra-root "$tree" >/dev/null
   mv "$small.tmp" "$small"
-  xz -T0 "-$XZ_LEVEL" -c "$small" >"$small.xz.tmp"
-  mv "$small.xz.tmp" "$small.xz"
 }
-if [[ ${BENCH_SMALL:-1} == 1 && ! -f $small.xz ]]; then
-  make_small
+if [[ ${BENCH_SMALL:-1} == 1 ]]; then
+  [[ -f $small ]] || make_small
+  make_xz "$small" "$smallxz"
 fi
 
 # ---- timing ------------------------------------------------------------------
@@ -212,9 +215,9 @@ if [[ ${BENCH_XZ_OUT:-1} == 1 ]]; then
 fi
 
 # peak RSS against the base's size (one run each)
-if [[ -f $small.xz ]]; then
-  measure_n 1 "1 GiB: floor: xz -T0 -dc > out.img" "${TO[@]}" "$W/out/out.img" xz -T0 -dc "$small.xz"
-  measure_n 1 "1 GiB: dimimage build from .img.xz" "$DIMIMAGE" build "${ARGS[@]}" --no-cache --base "$small.xz" -o "$W/out/o.img"
+if [[ -f $smallxz ]]; then
+  measure_n 1 "1 GiB: floor: xz -T0 -dc > out.img" "${TO[@]}" "$W/out/out.img" xz -T0 -dc "$smallxz"
+  measure_n 1 "1 GiB: dimimage build from .img.xz" "$DIMIMAGE" build "${ARGS[@]}" --no-cache --base "$smallxz" -o "$W/out/o.img"
   measure_n 1 "1 GiB: dimimage build from .img" "$DIMIMAGE" build "${ARGS[@]}" --no-cache --base "$small" -o "$W/out/o.img"
   measure_n 1 "1 GiB: dimimage build -o .img.zst" "$DIMIMAGE" build "${ARGS[@]}" --no-cache --base "$small" -o "$W/out/o.img.zst"
 fi
@@ -238,7 +241,7 @@ frow "$Z" "$ZSTD_FLOOR" 1.05
 row "$X" "$XZ_FLOOR"
 frow "$X" "$XZ_FLOOR" 1.05
 
-if [[ -f $small.xz ]]; then
+if [[ -f $smallxz ]]; then
   echo
   echo "peak RSS against the base's size (target: <= 64 MiB + what the xz decoder holds, the same for both)"
   printf '%-44s %10s %10s\n' "what" "1 GiB" "$(du -h --apparent-size "$base" | cut -f1)"

@@ -522,13 +522,15 @@ int fleet_build(const struct build_opts *o) {
                 goto out;
         }
         /* The last host takes this file over as its image: when that is a
-         * raw output (all are, or none), it will be synced, so its writeback
-         * starts now, beside the decoding. */
-        bool all_raw = true;
-        for (size_t i = 0; i < f.nhosts; i++)
-                all_raw &= output_format_for(f.hosts[i].out) == OUT_RAW;
+         * raw output (the fleet has one format), it will be synced, so its
+         * writeback starts now, beside the decoding.  The other hosts copy
+         * it, so with more than one it is written for copying. */
         struct source_opts so = {
-                .no_cache = o->no_cache, .quiet = log_level == LOG_QUIET, .writeback = all_raw, .cloned = true};
+                .no_cache = o->no_cache,
+                .quiet = log_level == LOG_QUIET,
+                .writeback = output_format_for(f.hosts[0].out) == OUT_RAW,
+                .cloned = f.nhosts > 1,
+        };
         log_info("Reading %s (once for %zu hosts)", o->base, f.nhosts);
         if ((r = source_extract(o->base, base_fd, &so, &src)) < 0)
                 goto out;
