@@ -40,6 +40,7 @@ struct build_ctx {
         struct disk_layout layout;
         struct base_files base;
         enum os_flavour os;
+        bool rebuilt; /* a damaged cache hit was dropped: the base read again */
 };
 
 static void ctx_free(struct build_ctx *c) {
@@ -52,6 +53,20 @@ static void ctx_free(struct build_ctx *c) {
         base_files_free(&c->base);
         if (c->out_begun)
                 output_abort(&c->out);
+        (void)source_verify(&c->src);
+}
+
+/* Back to where phase plan left off, to build again from the base. */
+static void ctx_rewind(struct build_ctx *c) {
+        payload_free(&c->payload);
+        base_files_free(&c->base);
+        if (c->out_begun)
+                output_abort(&c->out);
+        c->out_begun = false;
+        c->out = (struct output){0};
+        c->src = (struct source_info){0};
+        c->layout = (struct disk_layout){0};
+        c->os = OS_UNKNOWN;
 }
 
 /* ---- phase: inputs ---- */
@@ -194,12 +209,20 @@ static int phase_plan(struct build_ctx *c) {
 
 /* ---- phase: base ---- */
 
+/* output_commit's last word on a cache hit checked beside the build */
+static int check_base(void *arg) {
+        struct build_ctx *c = arg;
+        return source_verify(&c->src) ? -ESTALE : 0;
+}
+
 static int phase_base(struct build_ctx *c) {
         struct build_job *j = c->job;
         int r = output_begin(&c->out, j->out, c->o->base, c->o->force);
         if (r < 0)
                 return r;
         c->out_begun = true;
+        c->out.precommit = check_base;
+        c->out.precommit_arg = c;
         c->out.no_bmap = c->o->no_bmap;
         c->out.compression_level = c->o->compression_level;
         /* A compressed output's OUT.sha256 covers the compressed file; the
@@ -218,8 +241,13 @@ static int phase_base(struct build_ctx *c) {
                 if (r < 0)
                         return r;
         } else {
-                struct source_opts so = {
-                        .no_cache = c->o->no_cache, .quiet = log_level == LOG_QUIET, .writeback = writeback};
+                /* A cache hit's check runs beside the edits and the commit's
+                 * hashing (check_base has the verdict); after a damaged one
+                 * the base is decompressed and checked on the way. */
+                struct source_opts so = {.no_cache = c->o->no_cache,
+                                         .quiet = log_level == LOG_QUIET,
+                                         .writeback = writeback,
+                                         .verify_later = !c->rebuilt};
                 log_info("Reading %s", c->o->base);
                 if ((r = source_extract(c->o->base, c->out.fd, &so, &c->src)) < 0)
                         return r;
@@ -330,12 +358,22 @@ int build_run(struct build_job *job) {
                 ctx_free(&c);
                 return 0;
         }
-        if (r >= 0)
-                r = phase(&c, "base", phase_base);
-        if (r >= 0)
-                r = phase(&c, "edit", phase_edit);
-        if (r >= 0)
-                r = phase(&c, "finish", phase_finish);
+        for (;;) {
+                if (r >= 0)
+                        r = phase(&c, "base", phase_base);
+                if (r >= 0)
+                        r = phase(&c, "edit", phase_edit);
+                if (r >= 0)
+                        r = phase(&c, "finish", phase_finish);
+                /* Whatever failed, a damaged cache hit explains it (its
+                 * messages were held back and dropped): once more, from the
+                 * base itself. */
+                if (r >= 0 || c.rebuilt || !source_verify(&c.src))
+                        break;
+                ctx_rewind(&c);
+                c.rebuilt = true;
+                r = phase(&c, "plan", phase_plan);
+        }
         if (r >= 0 && job->final_env)
                 for (size_t i = 0; i < c.env.n; i++) {
                         const struct env_var *v = &c.env.v[i];

@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sysexits.h>
@@ -9,7 +10,26 @@
 enum log_level log_level = LOG_NORMAL;
 static unsigned errors;
 
-static void vlog(const char *kind, const char *file, unsigned line, const char *fmt, va_list ap) {
+/* log_hold's buffer; the lock because commit threads may log too */
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool holding;
+static struct buf held;
+static unsigned held_errors;
+
+/* One finished line: printed, or kept while holding. */
+static void emit(const struct buf *b, bool error) {
+        pthread_mutex_lock(&hold_lock);
+        if (holding) {
+                buf_append(&held, b->data, b->len);
+                held_errors += error;
+        } else {
+                fwrite(b->data, 1, b->len, stderr);
+                errors += error;
+        }
+        pthread_mutex_unlock(&hold_lock);
+}
+
+static void vlog(bool error, const char *kind, const char *file, unsigned line, const char *fmt, va_list ap) {
         /* Build the whole line first so concurrent writers never interleave. */
         struct buf b = {0};
         buf_printf(&b, "dimimage: %s: ", kind);
@@ -33,16 +53,15 @@ static void vlog(const char *kind, const char *file, unsigned line, const char *
                 free(msg);
         }
         buf_puts(&b, "\n");
-        fwrite(b.data, 1, b.len, stderr);
+        emit(&b, error);
         buf_free(&b);
 }
 
 int log_error_at(int err, const char *file, unsigned line, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        vlog("error", file, line, fmt, ap);
+        vlog(true, "error", file, line, fmt, ap);
         va_end(ap);
-        errors++;
         if (err == 0)
                 return -EINVAL;
         return err < 0 ? err : -err;
@@ -53,7 +72,7 @@ void log_warn_at(const char *file, unsigned line, const char *fmt, ...) {
                 return;
         va_list ap;
         va_start(ap, fmt);
-        vlog("warning", file, line, fmt, ap);
+        vlog(false, "warning", file, line, fmt, ap);
         va_end(ap);
 }
 
@@ -78,7 +97,30 @@ void log_debug(const char *fmt, ...) {
         fputc('\n', stderr);
 }
 
-unsigned log_error_count(void) { return errors; }
+void log_hold(void) {
+        pthread_mutex_lock(&hold_lock);
+        holding = true;
+        pthread_mutex_unlock(&hold_lock);
+}
+
+void log_release(bool print) {
+        pthread_mutex_lock(&hold_lock);
+        if (print && held.len) {
+                fwrite(held.data, 1, held.len, stderr);
+                errors += held_errors;
+        }
+        buf_free(&held);
+        held_errors = 0;
+        holding = false;
+        pthread_mutex_unlock(&hold_lock);
+}
+
+unsigned log_error_count(void) {
+        pthread_mutex_lock(&hold_lock);
+        unsigned n = errors;
+        pthread_mutex_unlock(&hold_lock);
+        return n;
+}
 
 int exit_code_for(int r) {
         if (r >= 0)

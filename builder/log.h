@@ -29,6 +29,14 @@ void log_info(const char *fmt, ...) _printf_(1, 2);
 /* Only with --verbose. */
 void log_debug(const char *fmt, ...) _printf_(1, 2);
 
+/* Hold warnings and errors back instead of printing them, until
+ * log_release: print them (in order) when true, drop them when false.  For a
+ * build working on bytes whose check is still running (source_verify): if
+ * they turn out damaged, what it said about them is moot.  Info and debug
+ * lines are never held. */
+void log_hold(void);
+void log_release(bool print);
+
 /* How many errors were logged so far (tests check there is exactly one). */
 unsigned log_error_count(void);
 

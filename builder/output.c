@@ -591,6 +591,8 @@ int output_commit(struct output *o) {
         r = run_pass(o, &b, c);
         if (r < 0)
                 goto fail;
+        if (o->precommit && (r = o->precommit(o->precommit_arg)) < 0)
+                goto fail;
         if (o->format == OUT_RAW && (err = syncer_wait(&sync)) != 0) {
                 r = log_error(err, o->tmp_raw, "cannot sync: %s", strerror(err));
                 goto fail;

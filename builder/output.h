@@ -29,6 +29,11 @@ struct output {
         bool has_bmap;         /* OUT.bmap was written */
         char *tmp_out;         /* compressed temporary, during commit */
         bool committed;
+        /* If set, called by output_commit once the image is hashed and
+         * before anything is renamed into place; a negative return fails
+         * the commit (a cache hit checked beside the build, found damaged). */
+        int (*precommit)(void *arg);
+        void *precommit_arg;
 };
 
 /* OUT_UNKNOWN for an extension other than .img, .img.xz, .img.zst, .img.gz. */

@@ -338,6 +338,7 @@ struct pipeline {
         int err; /* first writer failure, -errno; logged by the producer */
         int out_fd;
         bool writeback; /* start each slot's writeback once written */
+        bool hash;      /* else only written: a cache hit checked on the side */
         size_t piece;   /* of each write (source_opts.cloned) */
         struct sha256 sha;
 };
@@ -378,14 +379,15 @@ static void start_writeback(int fd, uint64_t off, uint64_t len) {
 
 static int consume(struct pipeline *p, const struct slot *s) {
         if (s->hole) {
-                for (uint64_t left = s->len; left > 0;) {
+                for (uint64_t left = p->hash ? s->len : 0; left > 0;) {
                         size_t k = (size_t)MIN(left, (uint64_t)sizeof(zeros));
                         sha256_update(&p->sha, zeros, k);
                         left -= k;
                 }
                 return 0;
         }
-        sha256_update(&p->sha, s->buf, s->len);
+        if (p->hash)
+                sha256_update(&p->sha, s->buf, s->len);
         int r = s->write ? write_nonzero(p->out_fd, s->buf, (size_t)s->len, s->off, p->piece) : 0;
         if (r == 0 && p->writeback)
                 start_writeback(p->out_fd, s->off, s->len);
@@ -416,9 +418,11 @@ static void *writer(void *arg) {
         return NULL;
 }
 
-static void pipeline_start(struct pipeline *p, int out_fd, const struct source_opts *o) {
-        *p = (struct pipeline){
-                .out_fd = out_fd, .writeback = o->writeback, .piece = o->cloned ? SIZE_MAX : WRITE_PIECE};
+static void pipeline_start(struct pipeline *p, int out_fd, const struct source_opts *o, bool hash) {
+        *p = (struct pipeline){.out_fd = out_fd,
+                               .writeback = o->writeback,
+                               .hash = hash,
+                               .piece = o->cloned ? SIZE_MAX : WRITE_PIECE};
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->cond, NULL);
         for (unsigned i = 0; i < NSLOTS; i++)
@@ -584,11 +588,13 @@ static int finish_output(int out_fd, uint64_t bytes) {
         return 0;
 }
 
-/* Copy a raw image (the base itself, or a cached one) into out_fd, hashing.
- * For a cached image (from_cache), trouble reading it is not the build's:
- * it returns 1 unlogged so the caller decompresses instead. */
+/* Copy a raw image (the base itself, or a cached one) into out_fd, hashing
+ * it into hex unless hex is NULL.  For a cached image (from_cache), trouble
+ * reading it is not the build's: it returns 1 unlogged so the caller
+ * decompresses instead. */
 static int extract_raw(int fd, const char *path, const char *label, uint64_t size, int out_fd,
                        const struct source_opts *o, bool from_cache, char hex[65]) {
+        char unused[65];
         if (!from_cache) {
                 uint8_t head[4096];
                 size_t n = (size_t)MIN(size, sizeof(head));
@@ -600,7 +606,7 @@ static int extract_raw(int fd, const char *path, const char *label, uint64_t siz
                         return r;
         }
         struct pipeline p;
-        pipeline_start(&p, out_fd, o);
+        pipeline_start(&p, out_fd, o, hex != NULL);
         /* Sharing extents costs nothing and leaves only the hash to do. */
         struct stat st;
         bool shared = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ioctl(out_fd, FICLONE, fd) == 0;
@@ -610,7 +616,7 @@ static int extract_raw(int fd, const char *path, const char *label, uint64_t siz
                 pr.enabled = 0;
         int r = produce_raw(&p, fd, path, size, &pr, from_cache, shared);
         progress_end(&pr);
-        int w = pipeline_finish(&p, hex);
+        int w = pipeline_finish(&p, hex ? hex : unused);
         if (r < 0 && !from_cache)
                 return r;
         if (w < 0)
@@ -627,7 +633,7 @@ static int extract_decoded(int fd, const char *path, uint64_t size, enum fmt fmt
         if (r < 0)
                 return r;
         struct pipeline p;
-        pipeline_start(&p, out_fd, o);
+        pipeline_start(&p, out_fd, o, true);
         struct progress pr;
         progress_begin(&pr, path_basename(path), size);
         if (o->quiet)
@@ -649,20 +655,103 @@ static int reset_output(int out_fd) {
         return 0;
 }
 
-/* A cache hit is used only when the copy hashes to what was recorded.
+static void drop_damaged(struct cache_entry *e, const char *base) {
+        log_warn(e->image, "cached copy of %s is damaged; dropping it and decompressing again", base);
+        cache_discard(e);
+}
+
+/* A cache hit copied before its check (source_opts.verify_later): the entry
+ * hashed again on its own thread, beside the edits and the output's hashing,
+ * which are what a rebuild from the cache otherwise waits on. */
+struct source_check {
+        pthread_t thread;
+        struct cache_entry e;
+        char *base;
+        int fd;
+        bool match;
+};
+
+static void *check_entry(void *arg) {
+        struct source_check *k = arg;
+        struct pipeline p;
+        pipeline_start(&p, -1, &(struct source_opts){0}, true);
+        struct progress quiet = {0};
+        int r = produce_raw(&p, k->fd, k->e.image, k->e.bytes, &quiet, true, true);
+        char hex[65];
+        int w = pipeline_finish(&p, hex);
+        k->match = r == 0 && w == 0 && strcmp(hex, k->e.sha256) == 0;
+        return NULL;
+}
+
+static struct source_check *check_start(const struct cache_entry *e, const char *base) {
+        int fd = open(e->image, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return NULL;
+        struct source_check *k = xmalloc(sizeof(*k));
+        *k = (struct source_check){.e = *e, .base = xstrdup(base), .fd = fd};
+        if (pthread_create(&k->thread, NULL, check_entry, k) != 0)
+                abort();
+        return k;
+}
+
+/* Wait for the check and free k, but not the entry's strings: k->e is a
+ * shallow copy, the caller's to free. */
+static bool check_finish(struct source_check *k) {
+        pthread_join(k->thread, NULL);
+        close(k->fd);
+        bool match = k->match;
+        free(k->base);
+        free(k);
+        return match;
+}
+
+int source_verify(struct source_info *info) {
+        struct source_check *k = info->check;
+        if (!k)
+                return info->damaged;
+        _cleanup_free_ char *base = xstrdup(k->base);
+        struct cache_entry e = k->e;
+        bool match = check_finish(k);
+        info->check = NULL;
+        info->damaged = !match;
+        log_release(match);
+        if (match)
+                log_debug("%s: the cached decompressed image %s checked out", base, e.image);
+        else
+                drop_damaged(&e, base);
+        cache_entry_free(&e);
+        return info->damaged;
+}
+
+/* A cache hit is used only when the copy hashes to what was recorded (or,
+ * with verify_later, once source_verify says so).
  * 1: used, 0: not (out_fd emptied again), -errno: the output failed. */
 static int try_cache(const char *base, const struct stat *st, int out_fd, const struct source_opts *o,
                      struct source_info *info) {
         struct cache_entry e;
         if (cache_lookup(base, st, &e) <= 0)
                 return 0;
+        /* started first, so the check overlaps the copy too */
+        struct source_check *k = o->verify_later ? check_start(&e, base) : NULL;
         int r = 1;
         char hex[65] = "";
         int cfd = open(e.image, O_RDONLY | O_CLOEXEC);
         if (cfd >= 0) {
-                r = extract_raw(cfd, e.image, path_basename(base), e.bytes, out_fd, o, true, hex);
+                r = extract_raw(cfd, e.image, path_basename(base), e.bytes, out_fd, o, true, k ? NULL : hex);
                 close(cfd);
         }
+        if (k && r == 0) {
+                snprintf(info->sha256, sizeof(info->sha256), "%s", e.sha256);
+                info->bytes = e.bytes;
+                snprintf(info->format, sizeof(info->format), "%s", e.format);
+                info->from_cache = true;
+                info->check = k;
+                log_debug("%s: using the cached decompressed image %s, checked beside the build", base, e.image);
+                log_hold();
+                return 1; /* e's strings now belong to k */
+        }
+        if (k)
+                (void)check_finish(k);
         if (r < 0) {
                 cache_entry_free(&e);
                 return r;
@@ -676,8 +765,7 @@ static int try_cache(const char *base, const struct stat *st, int out_fd, const 
                 cache_entry_free(&e);
                 return 1;
         }
-        log_warn(e.image, "cached copy of %s is damaged; dropping it and decompressing again", base);
-        cache_discard(&e);
+        drop_damaged(&e, base);
         cache_entry_free(&e);
         r = reset_output(out_fd);
         return r < 0 ? r : 0;

@@ -14,6 +14,10 @@ struct source_info {
         uint64_t bytes;         /* uncompressed size */
         char format[16];        /* "raw", "xz", "gzip", "zstd", "zip" */
         bool from_cache;
+        /* A cache hit copied before its check (source_opts.verify_later):
+         * the entry is being hashed on a thread; see source_verify. */
+        struct source_check *check;
+        bool damaged;           /* that check failed: the output holds bad bytes */
 };
 
 struct source_opts {
@@ -27,11 +31,24 @@ struct source_opts {
                                  * WRITE_PIECEs, since copy_file_range moves the large
                                  * page-cache folios that makes ~4x faster */
         uint64_t cache_max;     /* cache size bound in bytes; 0: $DIMIMAGE_CACHE_MAX or 8 GiB */
+        bool verify_later;      /* a cache hit is copied at once and checked on a
+                                 * thread beside the rest of the build, instead
+                                 * of hashed on the way (one SHA-256 pass off the
+                                 * build's critical path); the caller must call
+                                 * source_verify before trusting the output */
 };
 
 /* Stream base into out_fd (positioned at 0, empty) and ftruncate it to the
  * image size.  Logs, -errno. */
 int source_extract(const char *base, int out_fd, const struct source_opts *o, struct source_info *info);
+
+/* The verdict on a cache hit copied with verify_later: waits for its check.
+ * 0 when it matched (or no check was pending), 1 when the entry was damaged:
+ * it is dropped with a warning, and the output must be rebuilt from the base
+ * without verify_later.  Until the verdict, warnings and errors are held back
+ * (log_hold): what the build said about damaged bytes is dropped, the rest
+ * printed.  Safe to call again: it repeats the verdict. */
+int source_verify(struct source_info *info);
 
 /* Copy the first `bytes` of from_fd into to_fd (empty), sharing extents
  * (FICLONE) where the filesystem can, else copy_file_range over the data

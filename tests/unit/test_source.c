@@ -111,9 +111,13 @@ struct outcome {
         unsigned errors;
         char err[1024];
         struct source_info info;
+        bool pending;
+        int verdict;
 };
 
-static struct outcome extract(const char *base, const char *out, bool no_cache) {
+/* later: a cache hit's check left running (source_opts.verify_later), a
+ * warning said while it runs, then the verdict in o.verdict. */
+static struct outcome extract_opts(const char *base, const char *out, bool no_cache, bool later) {
         struct outcome o = {0};
         _cleanup_free_ char *errfile = tpath("stderr");
         fflush(stderr);
@@ -124,8 +128,15 @@ static struct outcome extract(const char *base, const char *out, bool no_cache) 
         int fd = open(out, O_RDWR | O_CREAT | O_TRUNC, 0644);
         assert_true(fd >= 0);
         unsigned before = log_error_count();
-        struct source_opts opts = {.no_cache = no_cache, .quiet = true};
+        struct source_opts opts = {.no_cache = no_cache, .quiet = true, .verify_later = later};
         o.r = source_extract(base, fd, &opts, &o.info);
+        if (later) {
+                o.pending = o.info.check != NULL;
+                log_warn(base, "said while the check runs");
+                o.verdict = source_verify(&o.info);
+                assert_null(o.info.check);
+                assert_int_equal(source_verify(&o.info), o.verdict); /* repeats itself */
+        }
         o.errors = log_error_count() - before;
         close(fd);
         fflush(stderr);
@@ -135,6 +146,10 @@ static struct outcome extract(const char *base, const char *out, bool no_cache) 
         _cleanup_free_ uint8_t *e = slurp(errfile, &n);
         snprintf(o.err, sizeof(o.err), "%.*s", (int)n, (char *)e);
         return o;
+}
+
+static struct outcome extract(const char *base, const char *out, bool no_cache) {
+        return extract_opts(base, out, no_cache, false);
 }
 
 static void assert_image_equal(const char *path) {
@@ -366,6 +381,53 @@ static void test_cache(void **state) {
         assert_int_equal(access(ci, F_OK), -1);
 }
 
+/* verify_later: the copy is handed over at once, the check's verdict comes
+ * with source_verify, and what was said in between is printed only when the
+ * entry was sound. */
+static void test_cache_verify_later(void **state) {
+        assert_int_equal(cache_clean(), 0);
+        _cleanup_free_ char *zst = tpath("t.img.zst"), *out = tpath("later.img"), *ci = cached_image();
+        struct outcome o = extract_opts(zst, out, false, true);
+        assert_int_equal(o.r, 0);
+        assert_false(o.info.from_cache); /* a miss: decompressed and checked on the way */
+        assert_false(o.pending);
+        assert_int_equal(o.verdict, 0);
+        assert_non_null(strstr(o.err, "said while the check runs"));
+
+        o = extract_opts(zst, out, false, true);
+        assert_int_equal(o.r, 0);
+        assert_true(o.info.from_cache);
+        assert_true(o.pending);
+        assert_int_equal(o.verdict, 0);
+        assert_false(o.info.damaged);
+        assert_string_equal(o.info.sha256, image_sha);
+        assert_non_null(strstr(o.err, "said while the check runs"));
+        assert_image_equal(out);
+        assert_sparse(out);
+
+        /* damaged: the copy is handed over all the same, the verdict says
+         * so, what was said meanwhile is dropped, the entry goes */
+        int fd = open(ci, O_WRONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite_full(fd, "XXXX", 4, (3 << 20) + 7), 0);
+        close(fd);
+        o = extract_opts(zst, out, false, true);
+        assert_int_equal(o.r, 0);
+        assert_true(o.info.from_cache);
+        assert_true(o.pending);
+        assert_int_equal(o.verdict, 1);
+        assert_true(o.info.damaged);
+        assert_int_equal(o.errors, 0);
+        assert_non_null(strstr(o.err, "damaged"));
+        assert_null(strstr(o.err, "said while the check runs"));
+        assert_int_equal(access(ci, F_OK), -1);
+        /* and the next one decompresses again */
+        o = extract_opts(zst, out, false, true);
+        assert_false(o.info.from_cache);
+        assert_image_equal(out);
+        assert_int_equal(cache_clean(), 0);
+}
+
 /* A bound smaller than the image keeps nothing; a bound that fits one
  * image evicts the older. */
 static void test_cache_bound(void **state) {
@@ -435,6 +497,7 @@ int main(void) {
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_base_untouched),
                 cmocka_unit_test(test_cache),
+                cmocka_unit_test(test_cache_verify_later),
                 cmocka_unit_test(test_cache_bound),
                 cmocka_unit_test(test_stream),
                 cmocka_unit_test(test_clone),
