@@ -22,6 +22,15 @@ void sha256_update(struct sha256 *h, const void *p, size_t n) {
                 oom();
 }
 
+void sha256_zeros(struct sha256 *h, uint64_t n) {
+        static const uint8_t zero_block[1u << 16];
+        while (n > 0) {
+                size_t k = n < sizeof(zero_block) ? (size_t)n : sizeof(zero_block);
+                sha256_update(h, zero_block, k);
+                n -= k;
+        }
+}
+
 void sha256_final_raw(struct sha256 *h, uint8_t raw[32]) {
         unsigned len = 32;
         if (EVP_DigestFinal_ex(h->evp, raw, &len) != 1)

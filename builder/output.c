@@ -298,16 +298,6 @@ struct worker {
         pthread_t thread;
 };
 
-static const uint8_t zero_block[1u << 16];
-
-static void sha256_zeros(struct sha256 *h, uint64_t n) {
-        while (n > 0) {
-                size_t k = (size_t)MIN(n, (uint64_t)sizeof(zero_block));
-                sha256_update(h, zero_block, k);
-                n -= k;
-        }
-}
-
 static int consume(struct pass *p, enum use use, const struct chunk *ch) {
         switch (use) {
         case USE_WHOLE:
