@@ -45,13 +45,13 @@ int bmap_scan(int fd, uint64_t size, const char *path, struct bmap *b) {
                 if (data < 0) {
                         if (errno == ENXIO)
                                 break; /* only a hole remains */
-                        return log_error(errno, path, "cannot find data regions (SEEK_DATA): %m");
+                        return path ? log_error(errno, path, "cannot find data regions (SEEK_DATA): %m") : -errno;
                 }
                 if ((uint64_t)data >= size)
                         break;
                 off_t hole = lseek(fd, data, SEEK_HOLE);
                 if (hole < 0)
-                        return log_error(errno, path, "cannot find holes (SEEK_HOLE): %m");
+                        return path ? log_error(errno, path, "cannot find holes (SEEK_HOLE): %m") : -errno;
                 uint64_t end = MIN((uint64_t)hole, size);
                 /* A block holding any data byte is mapped: round out. */
                 bmap_add_range(b, (uint64_t)data / BMAP_BLOCK_SIZE, DIV_ROUND_UP(end, BMAP_BLOCK_SIZE) - 1);

@@ -28,7 +28,8 @@ void bmap_range_bytes(const struct bmap *b, const struct bmap_range *r, uint64_t
 /* Append a range of blocks, merging with the previous one when adjacent. */
 void bmap_add_range(struct bmap *b, uint64_t first, uint64_t last);
 /* Fill b with the mapped ranges of the first `size` bytes of fd (SEEK_DATA /
- * SEEK_HOLE, rounded out to whole blocks), without checksums.  Logs, -errno. */
+ * SEEK_HOLE, rounded out to whole blocks), without checksums.  Logs (unless
+ * path is NULL), -errno; bmap_free(b) either way. */
 int bmap_scan(int fd, uint64_t size, const char *path, struct bmap *b);
 /* The XML text, byte for byte what `bmaptool create` writes for the same
  * ranges, with BmapFileChecksum filled in.  Every range needs its sha256.
