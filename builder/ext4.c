@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ext4io.h"
 #include "log.h"
 #include "util.h"
 
@@ -91,11 +92,14 @@ int ext4_open_as(const char *image, const char *name, uint64_t offset, uint64_t 
         bool strict = rw || (flags & EXT4_REQUIRE_CLEAN);
         initialize_ext2_error_table();
 
-        char opts[64];
-        snprintf(opts, sizeof opts, "offset=%" PRIu64, offset);
+        char opts[96];
+        if (part_size)
+                snprintf(opts, sizeof opts, "offset=%" PRIu64 "&size=%" PRIu64, offset, part_size);
+        else
+                snprintf(opts, sizeof opts, "offset=%" PRIu64, offset);
         ext2_filsys fs = NULL;
         int lib_flags = EXT2_FLAG_64BITS | (rw ? EXT2_FLAG_RW : 0);
-        errcode_t code = ext2fs_open2(image, opts, lib_flags, 0, 0, unix_io_manager, &fs);
+        errcode_t code = ext2fs_open2(image, opts, lib_flags, 0, 0, ext4io_manager, &fs);
         if (code)
                 return log_error(errno_of(code) == -ENOENT ? -ENOENT : -EINVAL, name,
                                  "no usable ext2/3/4 filesystem at offset %" PRIu64 ": %s", offset,

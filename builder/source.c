@@ -370,10 +370,9 @@ static int write_nonzero(int fd, const uint8_t *buf, size_t len, uint64_t off, s
 }
 
 /* Start the writeback of [off, off+len) without waiting for it, for an output
- * that will be synced: libext2fs fsync()s the image when the edit phase opens
- * it, and the commit syncs it; streamed like this, the disk works beside the
- * extraction instead of after it.  A hint: errors show at the commit's
- * fdatasync. */
+ * that will be synced by the commit: streamed like this, the disk works
+ * beside the extraction instead of after it.  A hint: errors show at the
+ * commit's fdatasync. */
 static void start_writeback(int fd, uint64_t off, uint64_t len) {
         (void)sync_file_range(fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE);
 }

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "ext4.h"
+#include "ext4io.h"
 #include "log.h"
 #include "test_util.h"
 #include "util.h"
@@ -749,6 +750,55 @@ static void test_corrupt(void **state) {
         free(img);
 }
 
+/* The io_manager on its own: offset and size options, libext2fs' byte and
+ * block counts, zeros and EXT2_ET_SHORT_READ past the end of the file, and
+ * no write past the partition's end. */
+static void test_ext4io(void **state) {
+        (void)state;
+        _cleanup_free_ char *path = xasprintf("%s/io.bin", tmp);
+        uint8_t file[16384];
+        for (size_t i = 0; i < sizeof file; i++)
+                file[i] = (uint8_t)(i * 7);
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite_full(fd, file, sizeof file, 0), 0);
+
+        io_channel io;
+        assert_int_equal(ext4io_manager->open(path, IO_FLAG_RW, &io), 0);
+        assert_int_equal(io_channel_set_options(io, "offset=4096&size=8192"), 0);
+        assert_int_equal(io_channel_set_options(io, "cache=off"), EXT2_ET_INVALID_ARGUMENT);
+        assert_int_equal(io_channel_set_options(io, "offset=12x"), EXT2_ET_INVALID_ARGUMENT);
+        assert_int_equal(io_channel_set_blksize(io, 1024), 0);
+        uint8_t b[4096];
+        assert_int_equal(io_channel_read_blk64(io, 1, 2, b), 0); /* blocks 1-2: bytes 5120.. */
+        assert_memory_equal(b, file + 5120, 2048);
+        assert_int_equal(io_channel_read_blk64(io, 2, -100, b), 0); /* -count: bytes */
+        assert_memory_equal(b, file + 6144, 100);
+
+        memset(b, 0xab, sizeof b);
+        assert_int_equal(io_channel_write_blk64(io, 7, 1, b), 0); /* the partition's last KiB */
+        assert_int_equal(io_channel_write_blk64(io, 7, 2, b), EXT2_ET_BAD_BLOCK_NUM);
+        assert_int_equal(io_channel_write_blk64(io, 8, 1, b), EXT2_ET_BAD_BLOCK_NUM);
+        assert_int_equal(io_channel_write_byte(io, 10, 3, "xyz"), 0);
+        assert_int_equal(io_channel_write_byte(io, 8190, 3, "xyz"), EXT2_ET_BAD_BLOCK_NUM);
+
+        /* past the end of the file: zeros and a short read */
+        assert_int_equal(io_channel_set_options(io, "size=0"), 0);
+        assert_int_equal(io_channel_read_blk64(io, 11, 2, b), EXT2_ET_SHORT_READ);
+        assert_memory_equal(b, file + 4096 + 11 * 1024, 1024);
+        for (size_t i = 1024; i < 2048; i++)
+                assert_int_equal(b[i], 0);
+        assert_int_equal(io_channel_flush(io), 0);
+        assert_int_equal(io_channel_close(io), 0);
+
+        uint8_t after[sizeof file];
+        assert_int_equal(pread_full(fd, after, sizeof after, 0), 0);
+        close(fd);
+        memset(file + 4096 + 7 * 1024, 0xab, 1024);
+        memcpy(file + 4096 + 10, "xyz", 3);
+        assert_memory_equal(after, file, sizeof file);
+}
+
 static int setup_all(void **state) {
         (void)state;
         assert_int_equal(tu_mkdtemp(tmp, sizeof tmp, "test_ext4"), 0);
@@ -768,6 +818,7 @@ int main(void) {
         setenv("PATH", np, 1);
         free(np);
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_ext4io),
                 cmocka_unit_test(test_write_new_and_read),
                 cmocka_unit_test(test_write_from_streams),
                 cmocka_unit_test(test_replace_in_place),
