@@ -19,7 +19,7 @@ struct ext4io {
 
 /* count > 0: blocks; count < 0: -count bytes (libext2fs' convention) */
 static size_t span(io_channel io, int count) {
-        return count < 0 ? (size_t) - (long long)count : (size_t)count * (size_t)io->block_size;
+        return count < 0 ? (size_t)(-(long long)count) : (size_t)count * (size_t)io->block_size;
 }
 
 static errcode_t ext4io_open(const char *name, int flags, io_channel *channel) {
