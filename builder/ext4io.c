@@ -28,21 +28,13 @@ static errcode_t ext4io_open(const char *name, int flags, io_channel *channel) {
         int fd = open(name, ((flags & IO_FLAG_RW) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
         if (fd < 0)
                 return errno;
-        io_channel io = calloc(1, sizeof(*io));
-        struct ext4io *p = calloc(1, sizeof(*p));
-        char *copy = strdup(name);
-        if (!io || !p || !copy) {
-                free(io);
-                free(p);
-                free(copy);
-                close(fd);
-                return EXT2_ET_NO_MEMORY;
-        }
+        io_channel io = xcalloc(1, sizeof(*io));
+        struct ext4io *p = xcalloc(1, sizeof(*p));
         p->fd = fd;
         p->stats.num_fields = 2;
         io->magic = EXT2_ET_MAGIC_IO_CHANNEL;
         io->manager = ext4io_manager;
-        io->name = copy;
+        io->name = xstrdup(name);
         io->block_size = 1024;
         io->refcount = 1;
         io->private_data = p;
