@@ -384,6 +384,16 @@ static void test_cache(void **state) {
 /* verify_later: the copy is handed over at once, the check's verdict comes
  * with source_verify, and what was said in between is printed only when the
  * entry was sound. */
+/* A hit handed over before its check, and the check's verdict. */
+static void assert_checked_hit(const struct outcome *o, int verdict) {
+        assert_int_equal(o->r, 0);
+        assert_true(o->info.from_cache);
+        assert_true(o->pending);
+        assert_int_equal(o->verdict, verdict);
+        assert_int_equal(o->info.damaged, verdict);
+        assert_int_equal(o->errors, 0);
+}
+
 static void test_cache_verify_later(void **state) {
         assert_int_equal(cache_clean(), 0);
         _cleanup_free_ char *zst = tpath("t.img.zst"), *out = tpath("later.img"), *ci = cached_image();
@@ -395,11 +405,7 @@ static void test_cache_verify_later(void **state) {
         assert_non_null(strstr(o.err, "said while the check runs"));
 
         o = extract_opts(zst, out, false, true);
-        assert_int_equal(o.r, 0);
-        assert_true(o.info.from_cache);
-        assert_true(o.pending);
-        assert_int_equal(o.verdict, 0);
-        assert_false(o.info.damaged);
+        assert_checked_hit(&o, 0);
         assert_string_equal(o.info.sha256, image_sha);
         assert_non_null(strstr(o.err, "said while the check runs"));
         assert_image_equal(out);
@@ -412,12 +418,7 @@ static void test_cache_verify_later(void **state) {
         assert_int_equal(pwrite_full(fd, "XXXX", 4, (3 << 20) + 7), 0);
         close(fd);
         o = extract_opts(zst, out, false, true);
-        assert_int_equal(o.r, 0);
-        assert_true(o.info.from_cache);
-        assert_true(o.pending);
-        assert_int_equal(o.verdict, 1);
-        assert_true(o.info.damaged);
-        assert_int_equal(o.errors, 0);
+        assert_checked_hit(&o, 1);
         assert_non_null(strstr(o.err, "damaged"));
         assert_null(strstr(o.err, "said while the check runs"));
         assert_int_equal(access(ci, F_OK), -1);
