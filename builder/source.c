@@ -446,14 +446,16 @@ static void pipeline_put(struct pipeline *p) {
         pthread_mutex_unlock(&p->lock);
 }
 
-/* Wait for the writer; returns its error (not yet logged) and the hash. */
+/* Wait for the writer; returns its error (not yet logged) and the hash into
+ * hex, unless hex is NULL. */
 static int pipeline_finish(struct pipeline *p, char hex[65]) {
+        char unused[65];
         pthread_mutex_lock(&p->lock);
         p->closing = true;
         pthread_cond_broadcast(&p->cond);
         pthread_mutex_unlock(&p->lock);
         pthread_join(p->thread, NULL);
-        sha256_final_hex(&p->sha, hex);
+        sha256_final_hex(&p->sha, hex ? hex : unused);
         for (unsigned i = 0; i < NSLOTS; i++)
                 free(p->slots[i].buf);
         pthread_mutex_destroy(&p->lock);
@@ -591,7 +593,6 @@ static int finish_output(int out_fd, uint64_t bytes) {
  * decompresses instead. */
 static int extract_raw(int fd, const char *path, const char *label, uint64_t size, int out_fd,
                        const struct source_opts *o, bool from_cache, char hex[65]) {
-        char unused[65];
         if (!from_cache) {
                 uint8_t head[4096];
                 size_t n = (size_t)MIN(size, sizeof(head));
@@ -613,7 +614,7 @@ static int extract_raw(int fd, const char *path, const char *label, uint64_t siz
                 pr.enabled = 0;
         int r = produce_raw(&p, fd, path, size, &pr, from_cache, shared);
         progress_end(&pr);
-        int w = pipeline_finish(&p, hex ? hex : unused);
+        int w = pipeline_finish(&p, hex);
         if (r < 0 && !from_cache)
                 return r;
         if (w < 0)
@@ -713,33 +714,43 @@ static struct source_check *check_start(const struct cache_entry *e, const char 
         return k;
 }
 
-/* Wait for the check and free k, but not the entry's strings: k->e is a
- * shallow copy, the caller's to free. */
-static bool check_finish(struct source_check *k) {
+/* Wait for the check; the caller frees k (k->e's strings are a shallow
+ * copy of the caller's entry). */
+static bool check_wait(struct source_check *k) {
         pthread_join(k->thread, NULL);
         close(k->fd);
-        bool match = k->match;
+        return k->match;
+}
+
+static void check_free(struct source_check *k) {
         free(k->base);
         free(k);
-        return match;
 }
 
 int source_verify(struct source_info *info) {
         struct source_check *k = info->check;
         if (!k)
                 return info->damaged;
-        _cleanup_free_ char *base = xstrdup(k->base);
-        struct cache_entry e = k->e;
-        bool match = check_finish(k);
+        bool match = check_wait(k);
         info->check = NULL;
         info->damaged = !match;
         log_release(match);
         if (match)
-                log_debug("%s: the cached decompressed image %s checked out", base, e.image);
+                log_debug("%s: the cached decompressed image %s checked out", k->base, k->e.image);
         else
-                drop_damaged(&e, base);
-        cache_entry_free(&e);
+                drop_damaged(&k->e, k->base);
+        cache_entry_free(&k->e);
+        check_free(k);
         return info->damaged;
+}
+
+/* The copy of entry e in the output is the base's image from now on. */
+static void use_entry(struct source_info *info, const struct cache_entry *e, const char *base, const char *how) {
+        snprintf(info->sha256, sizeof(info->sha256), "%s", e->sha256);
+        info->bytes = e->bytes;
+        snprintf(info->format, sizeof(info->format), "%s", e->format);
+        info->from_cache = true;
+        log_debug("%s: using the cached decompressed image %s%s", base, e->image, how);
 }
 
 /* A cache hit is used only when the copy hashes to what was recorded (or,
@@ -760,27 +771,21 @@ static int try_cache(const char *base, const struct stat *st, int out_fd, const 
                 close(cfd);
         }
         if (k && r == 0) {
-                snprintf(info->sha256, sizeof(info->sha256), "%s", e.sha256);
-                info->bytes = e.bytes;
-                snprintf(info->format, sizeof(info->format), "%s", e.format);
-                info->from_cache = true;
+                use_entry(info, &e, base, ", checked beside the build");
                 info->check = k;
-                log_debug("%s: using the cached decompressed image %s, checked beside the build", base, e.image);
                 log_hold();
                 return 1; /* e's strings now belong to k */
         }
-        if (k)
-                (void)check_finish(k);
+        if (k) {
+                (void)check_wait(k);
+                check_free(k);
+        }
         if (r < 0) {
                 cache_entry_free(&e);
                 return r;
         }
         if (r == 0 && strcmp(hex, e.sha256) == 0) {
-                snprintf(info->sha256, sizeof(info->sha256), "%s", hex);
-                info->bytes = e.bytes;
-                snprintf(info->format, sizeof(info->format), "%s", e.format);
-                info->from_cache = true;
-                log_debug("%s: using the cached decompressed image %s", base, e.image);
+                use_entry(info, &e, base, "");
                 cache_entry_free(&e);
                 return 1;
         }
