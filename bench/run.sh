@@ -205,6 +205,10 @@ measure "$B" "$DIMIMAGE" build "${ARGS[@]}" --no-cache --base "$basexz" -o "$W/o
 measure "dimimage build from .img" "$DIMIMAGE" build "${ARGS[@]}" --no-cache --base "$base" -o "$W/out/o.img"
 "$DIMIMAGE" build "${ARGS[@]}" --base "$basexz" -o "$W/prime.img" >/dev/null 2>&1 && rm -f "$W"/prime.img*
 measure "dimimage build from the cache" "$DIMIMAGE" build "${ARGS[@]}" --base "$basexz" -o "$W/out/o.img"
+# the raw base's sha256 remembered by a first build, checked beside the next
+R="dimimage rebuild from .img (sum remembered)"
+"$DIMIMAGE" build "${ARGS[@]}" --base "$base" -o "$W/prime.img" >/dev/null 2>&1 && rm -f "$W"/prime.img*
+measure "$R" "$DIMIMAGE" build "${ARGS[@]}" --base "$base" -o "$W/out/o.img"
 F="dimimage fleet of 2 from .img.xz"
 measure "$F" "$DIMIMAGE" build --verbose --fleet "$W/fleet.yml" --no-cache --base "$basexz" -o "$W/out/fleet"
 Z="dimimage build -o .img.zst (from .img)"
@@ -235,6 +239,7 @@ row "$XZ_FLOOR"
 row "$B" "floor: xz -T0 -dc > out.img" 1.10
 row "dimimage build from .img" "floor: cp --sparse=always" 1.25
 row "dimimage build from the cache" "floor: cp --sparse=always" 1.25
+row "$R" "floor: cp --sparse=always" 1.25
 row "$F" "$B" 1.30
 row "$Z" "$ZSTD_FLOOR"
 frow "$Z" "$ZSTD_FLOOR" 1.05

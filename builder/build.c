@@ -40,7 +40,7 @@ struct build_ctx {
         struct disk_layout layout;
         struct base_files base;
         enum os_flavour os;
-        bool rebuilt; /* a damaged cache hit was dropped: the base read again */
+        bool rebuilt; /* a damaged cache hit (or wrong remembered sum) was dropped: the base read again */
 };
 
 static void ctx_free(struct build_ctx *c) {
@@ -241,9 +241,10 @@ static int phase_base(struct build_ctx *c) {
                 if (r < 0)
                         return r;
         } else {
-                /* A cache hit's check runs beside the edits and the commit's
-                 * hashing (check_base has the verdict); after a damaged one
-                 * the base is decompressed and checked on the way. */
+                /* A cache hit's check, or a raw base's against its remembered
+                 * sha256, runs beside the edits and the commit's hashing
+                 * (check_base has the verdict); after a damaged one the base
+                 * is read again and hashed on the way. */
                 struct source_opts so = {.no_cache = c->o->no_cache,
                                          .quiet = log_level == LOG_QUIET,
                                          .writeback = writeback,
@@ -365,7 +366,8 @@ int build_run(struct build_job *job) {
                         r = phase(&c, "edit", phase_edit);
                 if (r >= 0)
                         r = phase(&c, "finish", phase_finish);
-                /* Whatever failed, a damaged cache hit explains it (its
+                /* Whatever failed, a damaged cache hit (or a base that is not
+                 * what its remembered sum says) explains it (its
                  * messages were held back and dropped): once more, from the
                  * base itself. */
                 if (r >= 0 || c.rebuilt || !source_verify(&c.src))

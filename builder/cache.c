@@ -16,6 +16,8 @@
 /* Layout of the cache directory:
  *   ref-<sha256 of the key>   which base (by identity) decompresses to what
  *   base-<sha256>.img         a raw image, sparse, named by its content
+ *   sum-<sha256 of the key>   the sha256 of a raw base (no image: the base
+ *                             is its own copy), the key with its ctime
  *   tmp-XXXXXX                being written; renamed into place when done
  * Bases with identical content share one image. */
 
@@ -42,8 +44,10 @@ uint64_t cache_max_bytes(uint64_t max) {
         return CACHE_DEFAULT_MAX;
 }
 
-/* The identity of a base file, hashed: no read of its contents needed. */
-static int base_key(const char *base, const struct stat *st, char key[65], char **real) {
+/* The identity of a base file, hashed: no read of its contents needed.
+ * with_ctime for a raw base's sum, which stands for the bytes themselves:
+ * touch -d can set an mtime back, nothing but the clock sets a ctime. */
+static int base_key(const char *base, const struct stat *st, bool with_ctime, char key[65], char **real) {
         char *rp = realpath(base, NULL);
         if (!rp)
                 return -errno;
@@ -51,6 +55,8 @@ static int base_key(const char *base, const struct stat *st, char key[65], char 
         buf_printf(&b, "%s\n%" PRIu64 " %lld.%09ld %" PRIu64 " %" PRIu64, rp, (uint64_t)st->st_size,
                    (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec, (uint64_t)st->st_ino,
                    (uint64_t)st->st_dev);
+        if (with_ctime)
+                buf_printf(&b, " ctime %lld.%09ld", (long long)st->st_ctim.tv_sec, (long)st->st_ctim.tv_nsec);
         sha256_hex(b.data, b.len, key);
         buf_free(&b);
         *real = rp;
@@ -117,7 +123,7 @@ int cache_lookup(const char *base, const struct stat *st, struct cache_entry *e)
                 return 0;
         char key[65];
         _cleanup_free_ char *real = NULL;
-        if (base_key(base, st, key, &real) < 0)
+        if (base_key(base, st, false, key, &real) < 0)
                 return 0;
         _cleanup_free_ char *refpath = xasprintf("%s/ref-%s", dir, key);
         struct ref ref;
@@ -139,8 +145,30 @@ int cache_lookup(const char *base, const struct stat *st, struct cache_entry *e)
         return 1;
 }
 
+int cache_lookup_sum(const char *base, const struct stat *st, struct cache_entry *e) {
+        *e = (struct cache_entry){0};
+        _cleanup_free_ char *dir = cache_dir();
+        if (!dir)
+                return 0;
+        char key[65];
+        char *real = NULL;
+        if (base_key(base, st, true, key, &real) < 0)
+                return 0;
+        char *path = xasprintf("%s/sum-%s", dir, key);
+        struct ref ref;
+        if (ref_read(path, &ref) < 0 || strcmp(ref.key, key) != 0 || ref.bytes != (uint64_t)st->st_size) {
+                free(real);
+                free(path);
+                return 0;
+        }
+        *e = (struct cache_entry){.image = real, .ref = path, .bytes = ref.bytes, .is_base = true};
+        memcpy(e->sha256, ref.sha256, sizeof(e->sha256));
+        snprintf(e->format, sizeof(e->format), "%s", ref.format);
+        return 1;
+}
+
 void cache_discard(const struct cache_entry *e) {
-        if (e->image)
+        if (e->image && !e->is_base)
                 (void)unlink(e->image);
         if (e->ref)
                 (void)unlink(e->ref);
@@ -254,7 +282,9 @@ static void evict(const char *dir, uint64_t need, uint64_t max) {
 
 /* ---- storing ---- */
 
-static int write_ref(const char *dir, const char *key, const char *source, const struct source_info *info) {
+/* kind: "ref" or "sum" */
+static int write_ref(const char *dir, const char *kind, const char *key, const char *source,
+                     const struct source_info *info) {
         _cleanup_free_ char *tmp = xasprintf("%s/tmp-XXXXXX", dir);
         int fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
@@ -270,7 +300,7 @@ static int write_ref(const char *dir, const char *key, const char *source, const
         buf_free(&b);
         if (close(fd) < 0 && r == 0)
                 r = -errno;
-        _cleanup_free_ char *path = xasprintf("%s/ref-%s", dir, key);
+        _cleanup_free_ char *path = xasprintf("%s/%s-%s", dir, kind, key);
         if (r == 0 && rename(tmp, path) < 0)
                 r = -errno;
         if (r < 0)
@@ -307,7 +337,7 @@ void cache_store(const char *base, const struct stat *st, int fd, const struct s
         }
         char key[65];
         _cleanup_free_ char *real = NULL;
-        int r = base_key(base, st, key, &real);
+        int r = base_key(base, st, false, key, &real);
         if (r < 0)
                 return;
         r = mkdir_p(dir, 0700);
@@ -339,12 +369,59 @@ void cache_store(const char *base, const struct stat *st, int fd, const struct s
                         return;
                 }
         }
-        r = write_ref(dir, key, real, info);
+        r = write_ref(dir, "ref", key, real, info);
         if (r < 0)
                 log_warn(dir, "cannot write to the cache: %s; not caching", strerror(-r));
 }
 
+/* A base rewritten in place leaves its old sum behind under another key. */
+static void drop_sums_of(const char *dir, const char *real) {
+        DIR *d = opendir(dir);
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (!str_has_prefix(de->d_name, "sum-"))
+                        continue;
+                _cleanup_free_ char *path = xasprintf("%s/%s", dir, de->d_name);
+                struct ref ref;
+                if (ref_read(path, &ref) < 0 || strcmp(ref.source, real) == 0)
+                        (void)unlink(path);
+        }
+        closedir(d);
+}
+
+void cache_remember(const char *base, const struct stat *st, const struct source_info *info) {
+        _cleanup_free_ char *dir = cache_dir();
+        if (!dir)
+                return;
+        char key[65];
+        _cleanup_free_ char *real = NULL;
+        if (base_key(base, st, true, key, &real) < 0 || !real)
+                return;
+        int r = mkdir_p(dir, 0700);
+        if (r == 0) {
+                drop_sums_of(dir, real);
+                r = write_ref(dir, "sum", key, real, info);
+        }
+        /* Only a later build's speed is lost: not worth a warning on every
+         * build from a base beside an unwritable cache. */
+        if (r < 0)
+                log_debug("cache: cannot remember the sha256 of %s: %s", base, strerror(-r));
+}
+
 /* ---- cache list / clean ---- */
+
+static unsigned count_sums(const char *dir) {
+        unsigned n = 0;
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        while (d && (de = readdir(d)))
+                n += str_has_prefix(de->d_name, "sum-");
+        if (d)
+                closedir(d);
+        return n;
+}
 
 int cache_list(FILE *out) {
         _cleanup_free_ char *dir = cache_dir();
@@ -390,6 +467,10 @@ int cache_list(FILE *out) {
         format_size(total, tot);
         format_size(cache_max_bytes(0), lim);
         fprintf(out, "%zu image%s, %s on disk (limit %s) in %s\n", n, n == 1 ? "" : "s", tot, lim, dir);
+        unsigned sums = count_sums(dir);
+        if (sums)
+                fprintf(out, "and the sha256 of %u raw base%s, so that rebuilds from %s need not hash %s first\n", sums,
+                        sums == 1 ? "" : "s", sums == 1 ? "it" : "them", sums == 1 ? "it" : "them");
         free_images(v, n);
         return 0;
 }
@@ -406,7 +487,7 @@ int cache_clean(void) {
         struct dirent *de;
         while ((de = readdir(d))) {
                 if (!str_has_prefix(de->d_name, "base-") && !str_has_prefix(de->d_name, "ref-") &&
-                    !str_has_prefix(de->d_name, "tmp-"))
+                    !str_has_prefix(de->d_name, "sum-") && !str_has_prefix(de->d_name, "tmp-"))
                         continue;
                 if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
                         if (r == 0)

@@ -654,7 +654,10 @@ static int reset_output(int out_fd) {
 }
 
 static void drop_damaged(struct cache_entry *e, const char *base) {
-        log_warn(e->image, "cached copy of %s is damaged; dropping it and decompressing again", base);
+        if (e->is_base)
+                log_warn(base, "does not match the sha256 remembered for it; reading it again");
+        else
+                log_warn(e->image, "cached copy of %s is damaged; dropping it and decompressing again", base);
         cache_discard(e);
 }
 
@@ -736,7 +739,8 @@ int source_verify(struct source_info *info) {
         info->damaged = !match;
         log_release(match);
         if (match)
-                log_debug("%s: the cached decompressed image %s checked out", k->base, k->e.image);
+                log_debug("%s: %s checked out", k->base,
+                          k->e.is_base ? "its remembered sha256" : "the cached decompressed image");
         else
                 drop_damaged(&k->e, k->base);
         cache_entry_free(&k->e);
@@ -795,6 +799,35 @@ static int try_cache(const char *base, const struct stat *st, int out_fd, const 
         return r < 0 ? r : 0;
 }
 
+/* A raw base whose sha256 is remembered: copied without hashing, and
+ * checked beside the build like a cache hit (the check's fd is the base's
+ * own).  1: used, 0: nothing remembered, -errno: the copy failed. */
+static int try_sum(const char *base, const struct stat *st, int fd, int out_fd, const struct source_opts *o,
+                   struct source_info *info) {
+        struct cache_entry e;
+        if (cache_lookup_sum(base, st, &e) <= 0)
+                return 0;
+        struct source_check *k = check_start(&e, base);
+        if (!k) {
+                cache_entry_free(&e);
+                return 0;
+        }
+        int r = extract_raw(fd, base, path_basename(base), e.bytes, out_fd, o, false, NULL);
+        if (r < 0) {
+                (void)check_wait(k);
+                check_free(k);
+                cache_entry_free(&e);
+                return r;
+        }
+        snprintf(info->sha256, sizeof(info->sha256), "%s", e.sha256);
+        info->bytes = e.bytes;
+        snprintf(info->format, sizeof(info->format), "%s", e.format);
+        info->check = k;
+        log_debug("%s: sha256 remembered, checked beside the build", base);
+        log_hold();
+        return 1; /* e's strings now belong to k */
+}
+
 int source_extract(const char *base, int out_fd, const struct source_opts *o, struct source_info *info) {
         static const struct source_opts defaults = {0};
         if (!o)
@@ -810,12 +843,16 @@ int source_extract(const char *base, int out_fd, const struct source_opts *o, st
         if (r < 0)
                 goto out;
         snprintf(info->format, sizeof(info->format), "%s", fmt_names[fmt]);
+        bool use_cache = !o->no_cache && S_ISREG(st.st_mode);
         if (fmt == FMT_RAW) {
+                if (use_cache && o->verify_later && (r = try_sum(base, &st, fd, out_fd, o, info)) != 0)
+                        goto out;
                 r = extract_raw(fd, base, path_basename(base), size, out_fd, o, false, info->sha256);
                 info->bytes = size;
+                if (r == 0 && use_cache)
+                        cache_remember(base, &st, info);
                 goto out;
         }
-        bool use_cache = !o->no_cache && S_ISREG(st.st_mode);
         if (use_cache) {
                 r = try_cache(base, &st, out_fd, o, info);
                 if (r != 0)

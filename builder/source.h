@@ -14,8 +14,9 @@ struct source_info {
         uint64_t bytes;         /* uncompressed size */
         char format[16];        /* "raw", "xz", "gzip", "zstd", "zip" */
         bool from_cache;
-        /* A cache hit copied before its check (source_opts.verify_later):
-         * the entry is being hashed on a thread; see source_verify. */
+        /* A cache hit, or a raw base whose sha256 was remembered, copied
+         * before its check (source_opts.verify_later): being hashed on a
+         * thread; see source_verify. */
         struct source_check *check;
         bool damaged;           /* that check failed: the output holds bad bytes */
 };
@@ -31,7 +32,8 @@ struct source_opts {
                                  * WRITE_PIECEs, since copy_file_range moves the large
                                  * page-cache folios that makes ~4x faster */
         uint64_t cache_max;     /* cache size bound in bytes; 0: $DIMIMAGE_CACHE_MAX or 8 GiB */
-        bool verify_later;      /* a cache hit is copied at once and checked on a
+        bool verify_later;      /* a cache hit (or a raw base with a remembered
+                                 * sha256) is copied at once and checked on a
                                  * thread beside the rest of the build, instead
                                  * of hashed on the way (one SHA-256 pass off the
                                  * build's critical path); the caller must call
@@ -43,9 +45,10 @@ struct source_opts {
 int source_extract(const char *base, int out_fd, const struct source_opts *o, struct source_info *info);
 
 /* The verdict on a cache hit copied with verify_later: waits for its check.
- * 0 when it matched (or no check was pending), 1 when the entry was damaged:
- * it is dropped with a warning, and the output must be rebuilt from the base
- * without verify_later.  Until the verdict, warnings and errors are held back
+ * 0 when it matched (or no check was pending), 1 when the entry was damaged
+ * (or the remembered sha256 wrong): it is dropped with a warning (a base
+ * itself never is), and the output must be rebuilt from the base without
+ * verify_later.  Until the verdict, warnings and errors are held back
  * (log_hold): what the build said about damaged bytes is dropped, the rest
  * printed.  Safe to call again: it repeats the verdict. */
 int source_verify(struct source_info *info);

@@ -3,7 +3,8 @@
 # Base input: every container format (xz multi-block, gzip, zstd, zip, raw)
 # made with the real tools, the base sha256 in the manifest against
 # sha256sum, the decompressed-base cache (hit, damaged entry, list, clean,
-# --no-cache), refusals with one error line, and the base left untouched.
+# --no-cache), a raw base's remembered sha256 (used, wrong), refusals with
+# one error line, and the base left untouched.
 # shellcheck source=SCRIPTDIR/../lib.sh
 source "$(dirname "$0")/../lib.sh"
 
@@ -92,6 +93,29 @@ check "base of 4 KiB + 512 bytes: built and cached" build --base "$T/odd.img.xz"
 check "base of 4 KiB + 512 bytes: cached image identical to it" cmp "$XDG_CACHE_HOME/dimimage/base-$oddsum.img" "$T/odd.img"
 check "base of 4 KiB + 512 bytes: rebuilt from the cache" build --base "$T/odd.img.xz" -o "$T/c5.img"
 check "base of 4 KiB + 512 bytes: rebuild identical" cmp "$T/c4.img" "$T/c5.img"
+# A raw base is not copied into the cache, but its sha256 is remembered: the
+# next build copies it at once and checks it beside the edits.
+check "build from .img remembers its sha256" build --base "$T/in/base.img" -o "$T/r1.img"
+check "one sum-* file, holding the base's sha256" bash -c '[[ $(grep -l "^sha256 $2$" "$1"/dimimage/sum-* | wc -l) == 1 ]]' _ "$XDG_CACHE_HOME" "$sum"
+check "no copy of the raw base in the cache" bash -c '! grep -qs "^source .*/base\.img$" "$1"/dimimage/ref-*' _ "$XDG_CACHE_HOME"
+"$DIMIMAGE" build "${ARGS[@]}" --verbose --base "$T/in/base.img" -o "$T/r2.img" >"$T/r2.log" 2>&1
+check "rebuild from .img: used the remembered sha256" grep -q "sha256 remembered, checked beside the build" "$T/r2.log"
+check "rebuild from .img: the check passed" grep -q "its remembered sha256 checked out" "$T/r2.log"
+check "rebuild from .img: identical output" cmp "$T/r1.img" "$T/r2.img"
+check "rebuild from .img: same OUT.sha256" bash -c '[[ $(cut -c1-64 "$1") == $(cut -c1-64 "$2") ]]' _ "$T/r1.img.sha256" "$T/r2.img.sha256"
+check "cache list counts the remembered sum" bash -c '"$1" cache list | grep -q "sha256 of 1 raw base,"' _ "$DIMIMAGE"
+sed -i "s/^sha256 .*/sha256 $(printf '0%.0s' {1..64})/" "$XDG_CACHE_HOME"/dimimage/sum-*
+"$DIMIMAGE" build "${ARGS[@]}" --verbose --base "$T/in/base.img" -o "$T/r3.img" >"$T/r3.log" 2>&1
+check "wrong remembered sha256: build still succeeds" test -s "$T/r3.img"
+check "wrong remembered sha256: warned about" grep -q "base.img: does not match the sha256 remembered for it" "$T/r3.log"
+check "wrong remembered sha256: no error line" bash -c '! grep -q "^dimimage: error:" "$1"' _ "$T/r3.log"
+check "wrong remembered sha256: read the base again" grep -q "phase plan" <(sed -n '/does not match/,$p' "$T/r3.log")
+check "wrong remembered sha256: output identical" cmp "$T/r1.img" "$T/r3.img"
+got=$(manifest_sum "$T/r3.img" 2>/dev/null || true)
+if [[ $got == "$sum" ]]; then ok "wrong remembered sha256: manifest has the real one"; else fail "wrong remembered sha256: manifest says '$got'"; fi
+check "wrong remembered sha256: base still there" cmp "$T/in/base.img" "$raw"
+check "wrong remembered sha256: replaced by the real one" grep -q "^sha256 $sum$" "$XDG_CACHE_HOME"/dimimage/sum-*
+rm -f "$T"/r?.img* "$T"/r?.log
 check "cache clean" "$DIMIMAGE" cache clean
 check "cache empty after clean" bash -c '! ls "$1"/dimimage/ | grep -q .' _ "$XDG_CACHE_HOME"
 rm -f "$T"/c?.img* "$T"/odd.img*

@@ -429,6 +429,104 @@ static void test_cache_verify_later(void **state) {
         assert_int_equal(cache_clean(), 0);
 }
 
+/* The one sum-* file in the cache, or NULL. */
+static char *sum_file(void) {
+        _cleanup_free_ char *cd = cache_dir();
+        DIR *d = opendir(cd);
+        char *found = NULL;
+        struct dirent *de;
+        while (d && (de = readdir(d)))
+                if (!strncmp(de->d_name, "sum-", 4)) {
+                        assert_null(found);
+                        found = xasprintf("%s/%s", cd, de->d_name);
+                }
+        if (d)
+                closedir(d);
+        return found;
+}
+
+/* A raw base's sha256, remembered by one build, lets the next copy it at
+ * once and check it beside the build; a wrong sum costs the sum, never the
+ * base. */
+static void test_remembered_sum(void **state) {
+        assert_int_equal(cache_clean(), 0);
+        _cleanup_free_ char *raw = tpath("r.img"), *out = tpath("sum.img");
+        write_bytes(raw, image, IMG_SIZE);
+        struct outcome o = extract_opts(raw, out, true, true);
+        assert_int_equal(o.r, 0);
+        assert_false(o.pending);
+        assert_null(sum_file()); /* no_cache: nothing remembered */
+
+        o = extract_opts(raw, out, false, true);
+        assert_int_equal(o.r, 0);
+        assert_false(o.pending); /* hashed on the way, then remembered */
+        assert_string_equal(o.info.sha256, image_sha);
+        _cleanup_free_ char *sum = sum_file();
+        assert_non_null(sum);
+
+        o = extract_opts(raw, out, false, true);
+        assert_int_equal(o.r, 0);
+        assert_true(o.pending);
+        assert_int_equal(o.verdict, 0);
+        assert_false(o.info.from_cache);
+        assert_string_equal(o.info.sha256, image_sha);
+        assert_string_equal(o.info.format, "raw");
+        assert_int_equal(o.info.bytes, IMG_SIZE);
+        assert_image_equal(out);
+        assert_sparse(out);
+        /* without verify_later the base is hashed on the way as ever */
+        o = extract_opts(raw, out, false, false);
+        assert_false(o.pending);
+        assert_string_equal(o.info.sha256, image_sha);
+
+        /* a remembered sum that is wrong: the verdict says so, what was said
+         * meanwhile is dropped, the sum goes and the base stays */
+        size_t n;
+        uint8_t *text;
+        assert_int_equal(read_file(sum, 4096, &text, &n), 0);
+        char *at = strstr((char *)text, image_sha);
+        assert_non_null(at);
+        memset(at, 'a', 64);
+        write_bytes(sum, text, n);
+        free(text);
+        o = extract_opts(raw, out, false, true);
+        assert_int_equal(o.r, 0);
+        assert_true(o.pending);
+        assert_int_equal(o.verdict, 1);
+        assert_int_equal(o.errors, 0);
+        assert_non_null(strstr(o.err, "does not match the sha256 remembered for it"));
+        assert_null(strstr(o.err, "said while the check runs"));
+        assert_int_equal(access(sum, F_OK), -1);
+        assert_image_equal(raw);
+        o = extract_opts(raw, out, false, true);
+        assert_false(o.pending);
+        assert_string_equal(o.info.sha256, image_sha);
+
+        /* a touched base is another key: hashed again, and its old sum
+         * forgotten */
+        assert_int_equal(utimensat(AT_FDCWD, raw, NULL, 0), 0);
+        o = extract_opts(raw, out, false, true);
+        assert_false(o.pending);
+        _cleanup_free_ char *again = sum_file(); /* asserts there is one */
+        assert_string_not_equal(again, sum);
+        o = extract_opts(raw, out, false, true);
+        assert_true(o.pending);
+        assert_int_equal(o.verdict, 0);
+
+        /* cache list counts it; clean forgets it */
+        _cleanup_free_ char *listing = tpath("sums.txt");
+        FILE *f = fopen(listing, "w");
+        assert_non_null(f);
+        assert_int_equal(cache_list(f), 0);
+        fclose(f);
+        _cleanup_free_ uint8_t *l = slurp(listing, &n);
+        assert_non_null(strstr((char *)l, "sha256 of 1 raw base,"));
+        assert_int_equal(cache_clean(), 0);
+        _cleanup_free_ char *none = sum_file();
+        assert_null(none);
+        assert_int_equal(unlink(raw), 0);
+}
+
 /* A bound smaller than the image keeps nothing; a bound that fits one
  * image evicts the older. */
 static void test_cache_bound(void **state) {
@@ -499,6 +597,7 @@ int main(void) {
                 cmocka_unit_test(test_base_untouched),
                 cmocka_unit_test(test_cache),
                 cmocka_unit_test(test_cache_verify_later),
+                cmocka_unit_test(test_remembered_sum),
                 cmocka_unit_test(test_cache_bound),
                 cmocka_unit_test(test_stream),
                 cmocka_unit_test(test_clone),
