@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,40 +349,83 @@ static int phase(struct build_ctx *c, const char *name, int (*fn)(struct build_c
         return r;
 }
 
+/* A fleet host's commit on its own thread (build_job.detach_finish): one
+ * commit keeps a CPU busy with the image's SHA-256 while the other half
+ * idles, so the next host's clone, edits and commit fill the rest. */
+struct build_pending {
+        pthread_t thread;
+        struct build_ctx *c;
+        int r;
+};
+
+static void *finish_thread(void *arg) {
+        struct build_pending *p = arg;
+        p->r = phase(p->c, "finish", phase_finish);
+        return NULL;
+}
+
+int build_join(struct build_job *job) {
+        struct build_pending *p = job->pending;
+        if (!p)
+                return 0;
+        pthread_join(p->thread, NULL);
+        int r = p->r;
+        ctx_free(p->c);
+        free(p->c);
+        free(p);
+        job->pending = NULL;
+        return r;
+}
+
 int build_run(struct build_job *job) {
-        struct build_ctx c = {.job = job, .o = job->opts};
-        int r = phase(&c, "inputs", phase_inputs);
+        /* on the heap: a detached commit keeps it */
+        struct build_ctx *c = xcalloc(1, sizeof(*c));
+        *c = (struct build_ctx){.job = job, .o = job->opts};
+        job->pending = NULL;
+        int r = phase(c, "inputs", phase_inputs);
         if (r >= 0)
-                r = phase(&c, "plan", phase_plan);
-        if (r >= 0 && c.o->dry_run) {
-                payload_sort(&c.payload);
-                payload_dump(&c.payload, stdout);
-                ctx_free(&c);
+                r = phase(c, "plan", phase_plan);
+        if (r >= 0 && c->o->dry_run) {
+                payload_sort(&c->payload);
+                payload_dump(&c->payload, stdout);
+                ctx_free(c);
+                free(c);
                 return 0;
         }
         for (;;) {
                 if (r >= 0)
-                        r = phase(&c, "base", phase_base);
+                        r = phase(c, "base", phase_base);
                 if (r >= 0)
-                        r = phase(&c, "edit", phase_edit);
-                if (r >= 0)
-                        r = phase(&c, "finish", phase_finish);
+                        r = phase(c, "edit", phase_edit);
+                if (r >= 0 && !job->detach_finish)
+                        r = phase(c, "finish", phase_finish);
                 /* Whatever failed, a damaged cache hit (or a base that is not
                  * what its remembered sum says) explains it (its
                  * messages were held back and dropped): once more, from the
                  * base itself. */
-                if (r >= 0 || c.rebuilt || !source_verify(&c.src))
+                if (r >= 0 || c->rebuilt || !source_verify(&c->src))
                         break;
-                ctx_rewind(&c);
-                c.rebuilt = true;
-                r = phase(&c, "plan", phase_plan);
+                ctx_rewind(c);
+                c->rebuilt = true;
+                r = phase(c, "plan", phase_plan);
         }
         if (r >= 0 && job->final_env)
-                for (size_t i = 0; i < c.env.n; i++) {
-                        const struct env_var *v = &c.env.v[i];
+                for (size_t i = 0; i < c->env.n; i++) {
+                        const struct env_var *v = &c->env.v[i];
                         env_set(job->final_env, v->key, v->value, v->origin, v->file, v->line);
                 }
-        ctx_free(&c);
+        if (r >= 0 && job->detach_finish) {
+                struct build_pending *p = xmalloc(sizeof(*p));
+                *p = (struct build_pending){.c = c};
+                if (pthread_create(&p->thread, NULL, finish_thread, p) == 0) {
+                        job->pending = p;
+                        return 0;
+                }
+                free(p);
+                r = phase(c, "finish", phase_finish); /* no thread to be had: here, then */
+        }
+        ctx_free(c);
+        free(c);
         return r;
 }
 

@@ -30,7 +30,16 @@ struct build_job {
         const char *host_label;               /* "FLEET.yml: host dimdim-app" for messages */
         const char *source;                   /* --source for this job (overrides opts) */
         struct env *final_env;                /* if set: receives the resolved environment */
+        bool detach_finish;                   /* fleet (shared base, so no cache check): the
+                                               * commit runs on a thread and build_run returns
+                                               * once it started; build_join has its result */
+        struct build_pending *pending;        /* set by build_run when detached */
 };
 
+/* Build one image.  With detach_finish, 0 means that everything up to the
+ * commit succeeded and the commit is running: the job (and what it points
+ * to) must outlive it, until build_join. */
 int build_run(struct build_job *job);
+/* Wait for a detached commit: its result, 0 when there is none. */
+int build_join(struct build_job *job);
 int cmd_build(int argc, char **argv);

@@ -359,32 +359,62 @@ struct fleet_run {
 
 static void remember(struct fleet_run *run, const char *path) { strv_push(&run->written, &run->nwritten, path); }
 
-static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_host *h, int base_fd,
-                      const char *base_path, bool last, const struct source_info *src, struct env *derived) {
-        /* command-line values apply to every host, fleet values below them */
-        struct build_opts ho = *o;
-        char **files = NULL, **sets = NULL;
-        size_t nfiles = 0, nsets = 0;
-        for (size_t i = 0; i < f->nenv_files; i++)
-                strv_push(&files, &nfiles, f->env_files[i]);
-        for (size_t i = 0; i < h->nenv_files; i++)
-                strv_push(&files, &nfiles, h->env_files[i]);
-        for (size_t i = 0; i < o->nenv_files; i++)
-                strv_push(&files, &nfiles, o->env_files[i]);
-        for (size_t i = 0; i < f->nsets; i++)
-                strv_push(&sets, &nsets, f->sets[i]);
-        for (size_t i = 0; i < h->nsets; i++)
-                strv_push(&sets, &nsets, h->sets[i]);
-        for (size_t i = 0; i < o->nsets; i++)
-                strv_push(&sets, &nsets, o->sets[i]);
-        ho.env_files = files;
-        ho.nenv_files = nfiles;
-        ho.sets = sets;
-        ho.nsets = nsets;
-        ho.imager_json = NULL;
+/* One host's build, kept until its commit (detached, build_join) is done:
+ * the job and the options it points to are the commit's too. */
+struct host_run {
+        struct build_opts ho;
+        char **files, **sets;
+        size_t nfiles, nsets;
+        struct build_job job;
+};
 
-        struct build_job job = {
-                .opts = &ho,
+static void host_run_free(struct host_run *hr) {
+        host_free(&hr->job.host);
+        strv_free(hr->files, hr->nfiles);
+        strv_free(hr->sets, hr->nsets);
+        free(hr);
+}
+
+/* Wait for hr's commit (none: 0); its image is then the fleet's. */
+static int host_run_join(struct host_run *hr, struct fleet_run *run) {
+        if (!hr)
+                return 0;
+        int r = build_join(&hr->job);
+        if (r >= 0)
+                remember(run, hr->job.out);
+        host_run_free(hr);
+        return r;
+}
+
+/* Build host h up to its commit, which goes on running on its own thread
+ * (*ret, for host_run_join). */
+static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_host *h, int base_fd,
+                      const char *base_path, bool last, const struct source_info *src, struct env *derived,
+                      struct host_run **ret) {
+        struct host_run *hr = xcalloc(1, sizeof(*hr));
+        *ret = NULL;
+        /* command-line values apply to every host, fleet values below them */
+        hr->ho = *o;
+        for (size_t i = 0; i < f->nenv_files; i++)
+                strv_push(&hr->files, &hr->nfiles, f->env_files[i]);
+        for (size_t i = 0; i < h->nenv_files; i++)
+                strv_push(&hr->files, &hr->nfiles, h->env_files[i]);
+        for (size_t i = 0; i < o->nenv_files; i++)
+                strv_push(&hr->files, &hr->nfiles, o->env_files[i]);
+        for (size_t i = 0; i < f->nsets; i++)
+                strv_push(&hr->sets, &hr->nsets, f->sets[i]);
+        for (size_t i = 0; i < h->nsets; i++)
+                strv_push(&hr->sets, &hr->nsets, h->sets[i]);
+        for (size_t i = 0; i < o->nsets; i++)
+                strv_push(&hr->sets, &hr->nsets, o->sets[i]);
+        hr->ho.env_files = hr->files;
+        hr->ho.nenv_files = hr->nfiles;
+        hr->ho.sets = hr->sets;
+        hr->ho.nsets = hr->nsets;
+        hr->ho.imager_json = NULL;
+
+        hr->job = (struct build_job){
+                .opts = &hr->ho,
                 .role = h->role,
                 .out = h->out,
                 .derived = derived,
@@ -398,30 +428,35 @@ static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_
                 .host_label = h->label,
                 .source = h->source ? h->source : (o->source ? o->source : f->source),
                 .final_env = &h->final_env,
+                .detach_finish = true,
         };
+        struct build_job *job = &hr->job;
         /* fleet < host entry < command line */
-        host_merge(&job.host, &f->shared);
-        host_merge(&job.host, &h->hs);
-        host_merge(&job.host, &o->host);
-        free(job.host.hostname);
-        job.host.hostname = xstrdup(h->name);
-        free(job.host.ip);
-        job.host.ip = xasprintf("%s/%llu", h->address, f->prefix);
-        if (f->gateway && !job.host.gateway)
-                job.host.gateway = xstrdup(f->gateway);
-        if (!job.host.ndns)
+        host_merge(&job->host, &f->shared);
+        host_merge(&job->host, &h->hs);
+        host_merge(&job->host, &o->host);
+        free(job->host.hostname);
+        job->host.hostname = xstrdup(h->name);
+        free(job->host.ip);
+        job->host.ip = xasprintf("%s/%llu", h->address, f->prefix);
+        if (f->gateway && !job->host.gateway)
+                job->host.gateway = xstrdup(f->gateway);
+        if (!job->host.ndns)
                 for (size_t i = 0; i < f->ndns; i++)
-                        strv_push(&job.host.dns, &job.host.ndns, f->dns[i]);
+                        strv_push(&job->host.dns, &job->host.ndns, f->dns[i]);
         for (size_t i = 0; i < f->nhosts; i++) {
                 _cleanup_free_ char *line = xasprintf("%s\t%s", f->hosts[i].address, f->hosts[i].name);
-                strv_push(&job.host.extra_hosts, &job.host.nextra_hosts, line);
+                strv_push(&job->host.extra_hosts, &job->host.nextra_hosts, line);
         }
         log_info("== %s (%s, %s)", h->name, h->role, h->address);
-        int r = build_run(&job);
-        host_free(&job.host);
-        strv_free(files, nfiles);
-        strv_free(sets, nsets);
-        return r;
+        int r = build_run(job);
+        job->derived = NULL; /* the caller's, and only the inputs phase reads it */
+        if (r < 0) {
+                host_run_free(hr);
+                return r;
+        }
+        *ret = hr;
+        return 0;
 }
 
 static int write_secrets(const char *dir, struct fleet *f, struct fleet_run *run, bool force) {
@@ -456,11 +491,14 @@ static int write_secrets(const char *dir, struct fleet *f, struct fleet_run *run
 
 static void undo(struct fleet_run *run) {
         static const char *const suffixes[] = {"", ".bmap", ".sha256", NULL};
-        for (size_t i = 0; i < run->nwritten; i++)
+        for (size_t i = 0; i < run->nwritten; i++) {
                 for (const char *const *s = suffixes; *s; s++) {
                         _cleanup_free_ char *p = xasprintf("%s%s", run->written[i], *s);
                         unlink(p);
                 }
+                /* a host's "Wrote" may come after another's error */
+                log_info("Removed %s: the fleet failed", run->written[i]);
+        }
 }
 
 int fleet_build(const struct build_opts *o) {
@@ -469,6 +507,7 @@ int fleet_build(const struct build_opts *o) {
                                  "--hostname, --ip, --gateway and --model are per host: set them in the fleet file");
         struct fleet f = {0};
         struct fleet_run run = {0};
+        struct host_run *pending = NULL; /* the last host whose commit may still run */
         int base_fd = -1, r;
         _cleanup_free_ char *base_tmp = NULL, *anchor = NULL;
         struct source_info src = {0};
@@ -549,12 +588,19 @@ int fleet_build(const struct build_opts *o) {
                                 env_free(&derived);
                                 continue;
                         }
+                        struct host_run *hr = NULL;
                         if (r >= 0)
-                                r = build_host(o, &f, h, base_fd, base_tmp, done == f.nhosts - 1, &src, &derived);
+                                r = build_host(o, &f, h, base_fd, base_tmp, done == f.nhosts - 1, &src, &derived,
+                                               &hr);
                         env_free(&derived);
                         if (r < 0)
                                 goto out;
-                        remember(&run, h->out);
+                        /* Two commits at a time: this host's has started, the
+                         * one before it must end before the next host starts. */
+                        r = host_run_join(pending, &run);
+                        pending = hr;
+                        if (r < 0)
+                                goto out;
                         h->built = true;
                         progress = true;
                         done++;
@@ -564,10 +610,15 @@ int fleet_build(const struct build_opts *o) {
                         goto out;
                 }
         }
-        r = write_secrets(o->out, &f, &run, o->force);
+        r = host_run_join(pending, &run);
+        pending = NULL;
+        if (r >= 0)
+                r = write_secrets(o->out, &f, &run, o->force);
         if (r >= 0)
                 log_info("Fleet of %zu hosts written to %s", f.nhosts, o->out);
 out:
+        if (pending) /* nothing may be writing while the fleet is undone */
+                (void)host_run_join(pending, &run);
         if (base_fd >= 0) {
                 close(base_fd);
                 unlink(base_tmp);

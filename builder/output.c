@@ -56,25 +56,33 @@ void output_install_signal_handlers(void) {
         handlers_installed = 1;
 }
 
+/* Between threads (a fleet's detached commits): the handler needs no lock. */
+static pthread_mutex_t tracked_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void output_track_temp(const char *path) {
         if (strlen(path) >= PATH_MAX)
                 return;
+        pthread_mutex_lock(&tracked_lock);
         for (int i = 0; i < MAX_TRACKED; i++)
                 if (!tracked_used[i]) {
                         memcpy(tracked[i], path, strlen(path) + 1);
                         __atomic_signal_fence(__ATOMIC_SEQ_CST);
                         tracked_used[i] = 1;
+                        pthread_mutex_unlock(&tracked_lock);
                         return;
                 }
+        pthread_mutex_unlock(&tracked_lock);
         log_warn(path, "too many temporary files to track; it may be left behind on interrupt");
 }
 
 void output_untrack_temp(const char *path) {
+        pthread_mutex_lock(&tracked_lock);
         for (int i = 0; i < MAX_TRACKED; i++)
                 if (tracked_used[i] && strcmp(tracked[i], path) == 0) {
                         tracked_used[i] = 0;
-                        return;
+                        break;
                 }
+        pthread_mutex_unlock(&tracked_lock);
 }
 
 enum out_format output_format_for(const char *path) {

@@ -800,8 +800,8 @@ static int try_cache(const char *base, const struct stat *st, int out_fd, const 
 }
 
 /* A raw base whose sha256 is remembered: copied without hashing, and
- * checked beside the build like a cache hit (the check's fd is the base's
- * own).  1: used, 0: nothing remembered, -errno: the copy failed. */
+ * checked beside the build like a cache hit, the check reading the base
+ * itself.  1: used, 0: nothing remembered, -errno: the copy failed. */
 static int try_sum(const char *base, const struct stat *st, int fd, int out_fd, const struct source_opts *o,
                    struct source_info *info) {
         struct cache_entry e;

@@ -94,5 +94,16 @@ hosts:
 YAML
 expect_error "duplicate address refused" "same address" \
   "$DIMIMAGE" build --fleet "$T/dup.yml" --base "$base" -o "$T/bad" "${common[@]}"
+# The first host's commit runs on while the second fails: it is waited for,
+# then undone.
+cat > "$T/weak.yml" <<YAML
+hosts:
+  - {name: first, role: observability, address: 10.0.0.5, env: {OPENOBSERVE_PASSWORD: $OOPW}}
+  - {name: second, role: observability, address: 10.0.0.6, env: {OPENOBSERVE_PASSWORD: short}}
+YAML
+expect_error "second host's weak secret refused after the first host's edits" "OPENOBSERVE_PASSWORD is shorter" \
+  "$DIMIMAGE" build --fleet "$T/weak.yml" --base "$base" -o "$T/bad"
+grep -q "Removed $T/bad/first.img: the fleet failed" "$T/.out" "$T/.err" \
+  && ok "the first host's image, committed meanwhile, removed with a word" || fail "first image's removal not said"
 [[ -z $(ls -A "$T/bad" 2>/dev/null) ]] && ok "no images left by refused fleets" || fail "leftovers: $(ls "$T/bad")"
 summary
