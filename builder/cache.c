@@ -235,26 +235,29 @@ static void free_images(struct image *v, size_t n) {
         free(v);
 }
 
-/* Refs whose image is gone are dead weight: drop them. */
-static void drop_dangling_refs(const char *dir) {
+/* Unlink the PREFIX-* files that keep() does not want; an unreadable one
+ * is never wanted. */
+static void prune_refs(const char *dir, const char *prefix,
+                       bool (*keep)(const char *dir, const struct ref *ref, const void *arg), const void *arg) {
         DIR *d = opendir(dir);
         if (!d)
                 return;
         struct dirent *de;
         while ((de = readdir(d))) {
-                if (!str_has_prefix(de->d_name, "ref-"))
+                if (!str_has_prefix(de->d_name, prefix))
                         continue;
                 _cleanup_free_ char *path = xasprintf("%s/%s", dir, de->d_name);
                 struct ref ref;
-                bool keep = ref_read(path, &ref) == 0;
-                if (keep) {
-                        _cleanup_free_ char *image = xasprintf("%s/base-%s.img", dir, ref.sha256);
-                        keep = access(image, F_OK) == 0;
-                }
-                if (!keep)
+                if (ref_read(path, &ref) < 0 || !keep(dir, &ref, arg))
                         (void)unlink(path);
         }
         closedir(d);
+}
+
+/* Refs whose image is gone are dead weight. */
+static bool image_exists(const char *dir, const struct ref *ref, const void *arg) {
+        _cleanup_free_ char *image = xasprintf("%s/base-%s.img", dir, ref->sha256);
+        return access(image, F_OK) == 0;
 }
 
 /* Make room for `need` more bytes under max, oldest first. */
@@ -277,7 +280,7 @@ static void evict(const char *dir, uint64_t need, uint64_t max) {
         }
         free_images(v, n);
         if (removed)
-                drop_dangling_refs(dir);
+                prune_refs(dir, "ref-", image_exists, NULL);
 }
 
 /* ---- storing ---- */
@@ -375,20 +378,8 @@ void cache_store(const char *base, const struct stat *st, int fd, const struct s
 }
 
 /* A base rewritten in place leaves its old sum behind under another key. */
-static void drop_sums_of(const char *dir, const char *real) {
-        DIR *d = opendir(dir);
-        if (!d)
-                return;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (!str_has_prefix(de->d_name, "sum-"))
-                        continue;
-                _cleanup_free_ char *path = xasprintf("%s/%s", dir, de->d_name);
-                struct ref ref;
-                if (ref_read(path, &ref) < 0 || strcmp(ref.source, real) == 0)
-                        (void)unlink(path);
-        }
-        closedir(d);
+static bool other_base(const char *dir, const struct ref *ref, const void *real) {
+        return strcmp(ref->source, real) != 0;
 }
 
 void cache_remember(const char *base, const struct stat *st, const struct source_info *info) {
@@ -401,7 +392,7 @@ void cache_remember(const char *base, const struct stat *st, const struct source
                 return;
         int r = mkdir_p(dir, 0700);
         if (r == 0) {
-                drop_sums_of(dir, real);
+                prune_refs(dir, "sum-", other_base, real);
                 r = write_ref(dir, "sum", key, real, info);
         }
         /* Only a later build's speed is lost: not worth a warning on every
