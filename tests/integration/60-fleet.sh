@@ -94,6 +94,28 @@ hosts:
 YAML
 expect_error "duplicate address refused" "same address" \
   "$DIMIMAGE" build --fleet "$T/dup.yml" --base "$base" -o "$T/bad" "${common[@]}"
+# Three hosts: each commit runs beside the next host's, two at a time; every
+# image must still be whole, with its own hostname, and nothing hidden left.
+cat > "$T/three.yml" <<YAML
+format: img.zst
+hosts:
+  - {name: obs-1, role: observability, address: 10.0.0.7, env: {OPENOBSERVE_PASSWORD: $OOPW}}
+  - {name: obs-2, role: observability, address: 10.0.0.8, env: {OPENOBSERVE_PASSWORD: $OOPW}}
+  - {name: obs-3, role: observability, address: 10.0.0.9, env: {OPENOBSERVE_PASSWORD: $OOPW}}
+YAML
+check "fleet of three (img.zst) builds" "$DIMIMAGE" build --fleet "$T/three.yml" --base "$base" -o "$T/three" --quiet
+for n in 1 2 3; do
+  zstd -q -d -c "$T/three/obs-$n.img.zst" >"$T/three/obs-$n.img"
+  check "obs-$n: fsck clean" fsck_image "$T/three/obs-$n.img"
+  [[ $(rcat "$T/three/obs-$n.img" /etc/hostname) == "obs-$n" ]] && ok "obs-$n: its own hostname" || fail "obs-$n: hostname"
+  rm -f "$T/three/obs-$n.img"
+done
+(cd "$T/three" && sha256sum -c --quiet obs-1.img.zst.sha256 obs-2.img.zst.sha256 obs-3.img.zst.sha256) \
+  && ok "fleet of three: every image matches its .sha256" || fail "fleet of three: .sha256"
+left=$(find "$T/three" -mindepth 1 -name '.*' -printf '%f ')
+[[ -z $left ]] && ok "fleet of three: nothing hidden left" || fail "fleet of three: left $left"
+rm -rf "$T/three"
+
 # The first host's commit runs on while the second fails: it is waited for,
 # then undone.
 cat > "$T/weak.yml" <<YAML
