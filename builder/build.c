@@ -130,6 +130,8 @@ static int phase_inputs(struct build_ctx *c) {
                 .nenv_files = o->nenv_files,
                 .sets = o->sets,
                 .nsets = o->nsets,
+                .sets_file = o->sets_file,
+                .set_lines = o->set_lines,
                 .derived = j->derived,
                 .fixed_secrets = j->fixed_secrets,
                 .compose = c->compose,

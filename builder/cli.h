@@ -18,6 +18,9 @@ struct build_opts {
         size_t nenv_files;
         char **sets;            /* --set KEY=VALUE, in order */
         size_t nsets;
+        const char *sets_file;  /* fleet hosts: the fleet file, for set_lines */
+        unsigned *set_lines;    /* fleet hosts: parallel to sets, the fleet file's line
+                                 * of each value, 0 for one from --set; else NULL */
         char *source;           /* --source DIR|ARCHIVE */
         char *host_file;        /* --host */
         char *fleet;            /* --fleet */

@@ -647,19 +647,19 @@ int dotenv_parse_file(const char *path, struct env *env) {
         return dotenv_parse(path, (const char *)data, len, env, ORIGIN_FILE);
 }
 
-int env_set_assignment(struct env *env, const char *assignment, const char *what) {
+int env_set_assignment(struct env *env, const char *assignment, const char *what, unsigned line) {
         const char *eq = strchr(assignment, '=');
         if (!eq)
-                return log_error(EINVAL, what, "expected KEY=VALUE");
+                return log_error_at(EINVAL, what, line, "expected KEY=VALUE");
         _cleanup_free_ char *key = xstrndup(assignment, (size_t)(eq - assignment));
         if (!env_key_valid(key)) {
                 const char *shown = printable_key(key, strlen(key));
-                return log_error(EINVAL, what,
-                                 "invalid variable name%s%s%s: names are letters, digits, '_', '.' and '-', not "
-                                 "starting with a digit",
-                                 shown ? " '" : "", shown ? shown : "", shown ? "'" : "");
+                return log_error_at(EINVAL, what, line,
+                                    "invalid variable name%s%s%s: names are letters, digits, '_', '.' and '-', not "
+                                    "starting with a digit",
+                                    shown ? " '" : "", shown ? shown : "", shown ? "'" : "");
         }
-        env_set(env, key, eq + 1, ORIGIN_SET, what, 0);
+        env_set(env, key, eq + 1, ORIGIN_SET, what, line);
         return 0;
 }
 

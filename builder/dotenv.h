@@ -29,8 +29,9 @@ struct env {
  * unterminated quotes, a BOM is skipped, CRLF accepted.  Logs, -errno. */
 int dotenv_parse(const char *name, const char *text, size_t len, struct env *env, enum env_origin origin);
 int dotenv_parse_file(const char *path, struct env *env);
-/* "KEY=VALUE" from --set; value taken literally. */
-int env_set_assignment(struct env *env, const char *assignment, const char *what);
+/* "KEY=VALUE" from --set (what "--set", line 0) or a fleet file's env: map
+ * (its file and line, for messages); value taken literally. */
+int env_set_assignment(struct env *env, const char *assignment, const char *what, unsigned line);
 
 void env_set(struct env *env, const char *key, const char *value, enum env_origin origin, const char *file,
              unsigned line);

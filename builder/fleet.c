@@ -23,6 +23,7 @@ struct fleet_host {
         struct host_settings hs;
         char **sets;            /* env: map as KEY=VALUE */
         size_t nsets;
+        unsigned *set_lines;    /* each one's line */
         char **env_files;
         size_t nenv_files;
         char *source;
@@ -45,6 +46,7 @@ struct fleet {
         struct host_settings shared;
         char **sets;
         size_t nsets;
+        unsigned *set_lines;
         char **env_files;
         size_t nenv_files;
         char *source;
@@ -71,6 +73,7 @@ static void fleet_free(struct fleet *f) {
                 free(h->address);
                 host_free(&h->hs);
                 strv_free(h->sets, h->nsets);
+                free(h->set_lines);
                 strv_free(h->env_files, h->nenv_files);
                 free(h->source);
                 profile_free(&h->profile);
@@ -86,6 +89,7 @@ static void fleet_free(struct fleet *f) {
         free(f->format);
         host_free(&f->shared);
         strv_free(f->sets, f->nsets);
+        free(f->set_lines);
         strv_free(f->env_files, f->nenv_files);
         free(f->source);
 }
@@ -126,7 +130,14 @@ static char *relative_to(const char *yaml_file, const char *path) {
         return xasprintf("%s/%s", dir, path);
 }
 
-static int env_map(const char *file, const char *what, const struct ynode *n, char ***sets, size_t *nsets) {
+static void push_line(unsigned **lines, size_t n, unsigned line) {
+        *lines = xrealloc(*lines, (n + 1) * sizeof(**lines));
+        (*lines)[n] = line;
+}
+
+/* An env: map as KEY=VALUE strings, each with the line of its key. */
+static int env_map(const char *file, const char *what, const struct ynode *n, char ***sets, size_t *nsets,
+                   unsigned **lines) {
         if (!n)
                 return 0;
         if (n->kind != Y_MAP)
@@ -139,6 +150,7 @@ static int env_map(const char *file, const char *what, const struct ynode *n, ch
                         return log_error_at(EINVAL, file, n->key_lines[i], "%s: '%s' is not a valid variable name",
                                             what, n->keys[i]);
                 _cleanup_free_ char *kv = xasprintf("%s=%s", n->keys[i], n->items[i]->scalar);
+                push_line(lines, *nsets, n->key_lines[i]);
                 strv_push(sets, nsets, kv);
         }
         return 0;
@@ -195,7 +207,7 @@ static int parse_host(struct fleet *f, const struct ynode *n, struct fleet_host 
                         return r;
                 h->source = relative_to(file, s);
         }
-        if ((r = env_map(file, "env", ynode_get(n, "env"), &h->sets, &h->nsets)) < 0)
+        if ((r = env_map(file, "env", ynode_get(n, "env"), &h->sets, &h->nsets, &h->set_lines)) < 0)
                 return r;
         if ((r = file_list(file, "env_files", ynode_get(n, "env_files"), &h->env_files, &h->nenv_files)) < 0)
                 return r;
@@ -243,7 +255,7 @@ static int fleet_parse(const char *file, struct fleet *f) {
                         goto out;
                 f->source = relative_to(file, s);
         }
-        if ((r = env_map(file, "env", ynode_get(root, "env"), &f->sets, &f->nsets)) < 0)
+        if ((r = env_map(file, "env", ynode_get(root, "env"), &f->sets, &f->nsets, &f->set_lines)) < 0)
                 goto out;
         if ((r = file_list(file, "env_files", ynode_get(root, "env_files"), &f->env_files, &f->nenv_files)) < 0)
                 goto out;
@@ -365,6 +377,7 @@ struct host_run {
         struct build_opts ho;
         char **files, **sets;
         size_t nfiles, nsets;
+        unsigned *set_lines;
         struct build_job job;
 };
 
@@ -372,6 +385,7 @@ static void host_run_free(struct host_run *hr) {
         host_free(&hr->job.host);
         strv_free(hr->files, hr->nfiles);
         strv_free(hr->sets, hr->nsets);
+        free(hr->set_lines);
         free(hr);
 }
 
@@ -401,16 +415,24 @@ static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_
                 strv_push(&hr->files, &hr->nfiles, h->env_files[i]);
         for (size_t i = 0; i < o->nenv_files; i++)
                 strv_push(&hr->files, &hr->nfiles, o->env_files[i]);
-        for (size_t i = 0; i < f->nsets; i++)
+        for (size_t i = 0; i < f->nsets; i++) {
+                push_line(&hr->set_lines, hr->nsets, f->set_lines[i]);
                 strv_push(&hr->sets, &hr->nsets, f->sets[i]);
-        for (size_t i = 0; i < h->nsets; i++)
+        }
+        for (size_t i = 0; i < h->nsets; i++) {
+                push_line(&hr->set_lines, hr->nsets, h->set_lines[i]);
                 strv_push(&hr->sets, &hr->nsets, h->sets[i]);
-        for (size_t i = 0; i < o->nsets; i++)
+        }
+        for (size_t i = 0; i < o->nsets; i++) {
+                push_line(&hr->set_lines, hr->nsets, 0);
                 strv_push(&hr->sets, &hr->nsets, o->sets[i]);
+        }
         hr->ho.env_files = hr->files;
         hr->ho.nenv_files = hr->nfiles;
         hr->ho.sets = hr->sets;
         hr->ho.nsets = hr->nsets;
+        hr->ho.sets_file = f->file;
+        hr->ho.set_lines = hr->set_lines;
         hr->ho.imager_json = NULL;
 
         hr->job = (struct build_job){

@@ -33,9 +33,11 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
         for (size_t i = 0; i < in->nenv_files; i++)
                 if ((r = dotenv_parse_file(in->env_files[i], env)) < 0)
                         return r;
-        for (size_t i = 0; i < in->nsets; i++)
-                if ((r = env_set_assignment(env, in->sets[i], "--set")) < 0)
+        for (size_t i = 0; i < in->nsets; i++) {
+                unsigned line = in->set_lines ? in->set_lines[i] : 0;
+                if ((r = env_set_assignment(env, in->sets[i], line ? in->sets_file : "--set", line)) < 0)
                         return r;
+        }
         if (in->derived)
                 for (size_t i = 0; i < in->derived->n; i++) {
                         const struct env_var *v = &in->derived->v[i];

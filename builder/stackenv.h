@@ -17,6 +17,9 @@ struct stackenv_input {
         size_t nenv_files;
         char *const *sets;
         size_t nsets;
+        const char *sets_file;            /* the fleet file that set_lines refer to */
+        const unsigned *set_lines;        /* parallel to sets, may be NULL: the fleet file's
+                                           * line of each value, 0 for one from --set */
         const struct env *derived;        /* fleet wiring, may be NULL */
         const struct env *fixed_secrets;  /* secrets generated earlier (fleet), may be NULL */
         const struct compose_info *compose;

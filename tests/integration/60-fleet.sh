@@ -123,7 +123,7 @@ hosts:
   - {name: first, role: observability, address: 10.0.0.5, env: {OPENOBSERVE_PASSWORD: $OOPW}}
   - {name: second, role: observability, address: 10.0.0.6, env: {OPENOBSERVE_PASSWORD: short}}
 YAML
-expect_error "second host's weak secret refused after the first host's edits" "OPENOBSERVE_PASSWORD is shorter" \
+expect_error "second host's weak secret refused after the first host's edits, naming its line" "weak\.yml:3: OPENOBSERVE_PASSWORD is shorter" \
   "$DIMIMAGE" build --fleet "$T/weak.yml" --base "$base" -o "$T/bad"
 grep -q "Removed $T/bad/first.img: the fleet failed" "$T/.out" "$T/.err" \
   && ok "the first host's image, committed meanwhile, removed with a word" || fail "first image's removal not said"

@@ -275,23 +275,33 @@ static void test_env_ops(void **state) {
         assert_null(env_get(&e, "A"));
         assert_int_equal(e.n, 1);
 
-        assert_int_equal(env_set_assignment(&e, "C=x=y #z $HOME", "--set"), 0);
+        assert_int_equal(env_set_assignment(&e, "C=x=y #z $HOME", "--set", 0), 0);
         assert_string_equal(env_get(&e, "C"), "x=y #z $HOME");
         assert_int_equal(env_find(&e, "C")->origin, ORIGIN_SET);
         assert_string_equal(env_find(&e, "C")->file, "--set");
-        assert_int_equal(env_set_assignment(&e, "EMPTY=", "--set"), 0);
+        assert_int_equal(env_set_assignment(&e, "EMPTY=", "--set", 0), 0);
         assert_string_equal(env_get(&e, "EMPTY"), "");
+        /* a fleet file's env: value keeps its file and line for messages */
+        assert_int_equal(env_set_assignment(&e, "F=v", "fleet.yml", 7), 0);
+        assert_string_equal(env_find(&e, "F")->file, "fleet.yml");
+        assert_int_equal(env_find(&e, "F")->line, 7);
+        assert_int_equal(env_find(&e, "F")->origin, ORIGIN_SET);
 
         static const char *const bad[] = {"NOEQUALS", "=x", "1A=x", "A B=x", "A$=x"};
         for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
                 struct tu_capture c;
                 tu_capture_begin(&c);
-                assert_int_equal(env_set_assignment(&e, bad[i], "--set"), -EINVAL);
+                assert_int_equal(env_set_assignment(&e, bad[i], "--set", 0), -EINVAL);
                 unsigned errors;
                 _cleanup_free_ char *out = tu_capture_end(&c, &errors);
                 assert_int_equal(errors, 1);
                 assert_non_null(strstr(out, "dimimage: error: --set: "));
         }
+        struct tu_capture c;
+        tu_capture_begin(&c);
+        assert_int_equal(env_set_assignment(&e, "1A=x", "fleet.yml", 9), -EINVAL);
+        _cleanup_free_ char *out = tu_capture_end(&c, NULL);
+        assert_non_null(strstr(out, "dimimage: error: fleet.yml:9: invalid variable name"));
         env_free(&e);
         assert_int_equal(e.n, 0);
 
