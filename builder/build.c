@@ -230,7 +230,7 @@ static int phase_base(struct build_ctx *c) {
         c->out.compression_level = c->o->compression_level;
         /* A compressed output's OUT.sha256 covers the compressed file; the
          * raw image's hash is only wanted for a Raspberry Pi Imager entry. */
-        c->out.no_raw_sha256 = !c->o->imager_json || j->fleet_name;
+        c->out.no_raw_sha256 = !c->o->imager_json && !j->imager_item;
         /* Only a raw output is synced: a compressed output's raw temporary is
          * deleted unsynced, so starting its writeback would be wasted I/O. */
         bool writeback = c->out.format == OUT_RAW;
@@ -325,6 +325,10 @@ static int phase_finish(struct build_ctx *c) {
         if (j->write_secrets_file && j->generated->n) {
                 _cleanup_free_ char *path = xasprintf("%s.secrets.env", j->out);
                 output_untrack_temp(path);
+        }
+        if (j->imager_item) {
+                _cleanup_free_ char *name = xasprintf("%s (%s)", j->host.hostname, c->profile.name);
+                imager_item_from_output(j->imager_item, &c->out, name, c->profile.description);
         }
         if (c->o->imager_json && !j->fleet_name) {
                 if ((r = imager_write_json_for_output(c->o->imager_json, &c->out, c->profile.name,

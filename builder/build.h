@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "dotenv.h"
 #include "host.h"
+#include "imager.h"
 #include "source.h"
 
 struct build_job {
@@ -30,6 +31,8 @@ struct build_job {
         const char *host_label;               /* "FLEET.yml: host dimdim-app" for messages */
         const char *source;                   /* --source for this job (overrides opts) */
         struct env *final_env;                /* if set: receives the resolved environment */
+        struct imager_item *imager_item;      /* fleet: filled by the commit, for the
+                                               * fleet's Imager list, or NULL */
         bool detach_finish;                   /* fleet (shared base, so no cache check): the
                                                * commit runs on a thread and build_run returns
                                                * once it started; build_join has its result */

@@ -404,7 +404,7 @@ static int host_run_join(struct host_run *hr, struct fleet_run *run) {
  * (*ret, for host_run_join). */
 static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_host *h, int base_fd,
                       const char *base_path, bool last, const struct source_info *src, struct env *derived,
-                      struct host_run **ret) {
+                      struct imager_item *item, struct host_run **ret) {
         struct host_run *hr = xcalloc(1, sizeof(*hr));
         *ret = NULL;
         /* command-line values apply to every host, fleet values below them */
@@ -450,6 +450,7 @@ static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_
                 .host_label = h->label,
                 .source = h->source ? h->source : (o->source ? o->source : f->source),
                 .final_env = &h->final_env,
+                .imager_item = item,
                 .detach_finish = true,
         };
         struct build_job *job = &hr->job;
@@ -530,6 +531,7 @@ int fleet_build(const struct build_opts *o) {
         struct fleet f = {0};
         struct fleet_run run = {0};
         struct host_run *pending = NULL; /* the last host whose commit may still run */
+        struct imager_item *items = NULL; /* --imager-json: one per host, in the file's order */
         int base_fd = -1, r;
         _cleanup_free_ char *base_tmp = NULL, *anchor = NULL;
         struct source_info src = {0};
@@ -575,6 +577,8 @@ int fleet_build(const struct build_opts *o) {
                 }
         }
 
+        if (o->imager_json)
+                items = xcalloc(f.nhosts, sizeof(*items));
         /* Decompress the base once; every host but the last clones it. */
         anchor = xasprintf("%s/base", o->out);
         base_fd = output_create_temp(anchor, &base_tmp);
@@ -613,7 +617,7 @@ int fleet_build(const struct build_opts *o) {
                         struct host_run *hr = NULL;
                         if (r >= 0)
                                 r = build_host(o, &f, h, base_fd, base_tmp, done == f.nhosts - 1, &src, &derived,
-                                               &hr);
+                                               items ? &items[i] : NULL, &hr);
                         env_free(&derived);
                         if (r < 0)
                                 goto out;
@@ -636,6 +640,12 @@ int fleet_build(const struct build_opts *o) {
         pending = NULL;
         if (r >= 0)
                 r = write_secrets(o->out, &f, &run, o->force);
+        if (r >= 0 && items) {
+                r = imager_write_json_items(o->imager_json, items, f.nhosts);
+                if (r >= 0)
+                        log_info("Raspberry Pi Imager list of %zu images written to %s (rpi-imager --repo %s)",
+                                 f.nhosts, o->imager_json, o->imager_json);
+        }
         if (r >= 0)
                 log_info("Fleet of %zu hosts written to %s", f.nhosts, o->out);
 out:
@@ -648,6 +658,9 @@ out:
         }
         if (r < 0)
                 undo(&run); /* a failed fleet leaves no images behind */
+        for (size_t i = 0; items && i < f.nhosts; i++)
+                imager_item_free(&items[i]);
+        free(items);
         strv_free(run.written, run.nwritten);
         fleet_free(&f);
         return r;

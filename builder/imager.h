@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* A Raspberry Pi Imager os_list JSON (`rpi-imager --repo FILE`) offering
- * one built image. */
+ * the built image, or a fleet's images, one entry per host. */
 #pragma once
 
 #include <stddef.h>
@@ -21,6 +21,20 @@ struct imager_entry {
         const char *download_sha256;
         const char *bmap_path;      /* NULL when there is no bmap */
 };
+
+/* One entry for a committed output, owning copies of what it needs: a
+ * fleet keeps it past the build's context, and lists every host. */
+struct imager_item {
+        char *image, *bmap; /* OUT and OUT.bmap (NULL when there is none) */
+        char *name, *description;
+        uint64_t extract_size, download_size;
+        char extract_sha256[65], download_sha256[65];
+};
+void imager_item_from_output(struct imager_item *it, const struct output *o, const char *name,
+                             const char *description);
+void imager_item_free(struct imager_item *it);
+/* An os_list of the n items, in order, written atomically.  Logs, -errno. */
+int imager_write_json_items(const char *json_path, const struct imager_item *items, size_t n);
 
 /* Write json_path atomically; image_path (and bmap_path) become absolute
  * file:// URLs.  Logs, -errno. */

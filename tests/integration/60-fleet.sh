@@ -103,18 +103,36 @@ hosts:
   - {name: obs-2, role: observability, address: 10.0.0.8, env: {OPENOBSERVE_PASSWORD: $OOPW}}
   - {name: obs-3, role: observability, address: 10.0.0.9, env: {OPENOBSERVE_PASSWORD: $OOPW}}
 YAML
-check "fleet of three (img.zst) builds" "$DIMIMAGE" build --fleet "$T/three.yml" --base "$base" -o "$T/three" --quiet
+check "fleet of three (img.zst) builds" "$DIMIMAGE" build --fleet "$T/three.yml" --base "$base" -o "$T/three" --quiet \
+  --imager-json "$T/three.json"
+raw_sums=()
 for n in 1 2 3; do
   zstd -q -d -c "$T/three/obs-$n.img.zst" >"$T/three/obs-$n.img"
+  raw_sums+=("$(sha256sum <"$T/three/obs-$n.img" | cut -c1-64)")
   check "obs-$n: fsck clean" fsck_image "$T/three/obs-$n.img"
   [[ $(rcat "$T/three/obs-$n.img" /etc/hostname) == "obs-$n" ]] && ok "obs-$n: its own hostname" || fail "obs-$n: hostname"
   rm -f "$T/three/obs-$n.img"
 done
 (cd "$T/three" && sha256sum -c --quiet obs-1.img.zst.sha256 obs-2.img.zst.sha256 obs-3.img.zst.sha256) \
   && ok "fleet of three: every image matches its .sha256" || fail "fleet of three: .sha256"
+# --imager-json with a fleet: one os_list entry per host, in the file's order
+check "fleet of three: Imager list of every host" python3 - "$T/three.json" "$T/three" "${raw_sums[@]}" <<'PY'
+import hashlib, json, os, sys
+entries = json.load(open(sys.argv[1]))["os_list"]
+assert len(entries) == 3, len(entries)
+for n, (e, raw) in enumerate(zip(entries, sys.argv[3:]), 1):
+    img = os.path.realpath(os.path.join(sys.argv[2], "obs-%d.img.zst" % n))
+    assert e["name"] == "obs-%d (observability)" % n, e["name"]
+    assert e["url"] == "file://" + img, e["url"]
+    assert e["bmap_url"] == "file://" + img + ".bmap", e["bmap_url"]
+    assert e["image_download_size"] == os.path.getsize(img)
+    assert e["image_download_sha256"] == hashlib.sha256(open(img, "rb").read()).hexdigest()
+    assert e["extract_sha256"] == raw, (e["extract_sha256"], raw)
+    assert e["init_format"] == "none"
+PY
 left=$(find "$T/three" -mindepth 1 -name '.*' -printf '%f ')
 [[ -z $left ]] && ok "fleet of three: nothing hidden left" || fail "fleet of three: left $left"
-rm -rf "$T/three"
+rm -rf "$T/three" "$T/three.json"
 
 # The first host's commit runs on while the second fails: it is waited for,
 # then undone.
