@@ -383,6 +383,16 @@ int build_join(struct build_job *job) {
         return r;
 }
 
+/* What a fleet's later hosts derive their wiring from. */
+static void copy_final_env(const struct build_ctx *c) {
+        if (!c->job->final_env)
+                return;
+        for (size_t i = 0; i < c->env.n; i++) {
+                const struct env_var *v = &c->env.v[i];
+                env_set(c->job->final_env, v->key, v->value, v->origin, v->file, v->line);
+        }
+}
+
 int build_run(struct build_job *job) {
         /* on the heap: a detached commit keeps it */
         struct build_ctx *c = xcalloc(1, sizeof(*c));
@@ -394,6 +404,7 @@ int build_run(struct build_job *job) {
         if (r >= 0 && c->o->dry_run) {
                 payload_sort(&c->payload);
                 payload_dump(&c->payload, stdout);
+                copy_final_env(c);
                 ctx_free(c);
                 free(c);
                 return 0;
@@ -415,11 +426,8 @@ int build_run(struct build_job *job) {
                 c->rebuilt = true;
                 r = phase(c, "plan", phase_plan);
         }
-        if (r >= 0 && job->final_env)
-                for (size_t i = 0; i < c->env.n; i++) {
-                        const struct env_var *v = &c->env.v[i];
-                        env_set(job->final_env, v->key, v->value, v->origin, v->file, v->line);
-                }
+        if (r >= 0)
+                copy_final_env(c);
         if (r >= 0 && job->detach_finish) {
                 struct build_pending *p = xmalloc(sizeof(*p));
                 *p = (struct build_pending){.c = c};

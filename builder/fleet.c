@@ -394,7 +394,7 @@ static int host_run_join(struct host_run *hr, struct fleet_run *run) {
         if (!hr)
                 return 0;
         int r = build_join(&hr->job);
-        if (r >= 0)
+        if (r >= 0 && !hr->ho.dry_run)
                 remember(run, hr->job.out);
         host_run_free(hr);
         return r;
@@ -524,6 +524,29 @@ static void undo(struct fleet_run *run) {
         }
 }
 
+/* Decompress the base once into a hidden temporary in DIR: every host but
+ * the last clones it.  *fd and *tmp are set (for the caller to drop) as
+ * soon as the file exists. */
+static int extract_shared_base(const struct build_opts *o, const struct fleet *f, int *fd, char **tmp,
+                               struct source_info *src) {
+        _cleanup_free_ char *anchor = xasprintf("%s/base", o->out);
+        *fd = output_create_temp(anchor, tmp);
+        if (*fd < 0)
+                return *fd;
+        /* The last host takes this file over as its image: when that is a
+         * raw output (the fleet has one format), it will be synced, so its
+         * writeback starts now, beside the decoding.  The other hosts copy
+         * it, so with more than one it is written for copying. */
+        struct source_opts so = {
+                .no_cache = o->no_cache,
+                .quiet = log_level == LOG_QUIET,
+                .writeback = output_format_for(f->hosts[0].out) == OUT_RAW,
+                .cloned = f->nhosts > 1,
+        };
+        log_info("Reading %s (once for %zu hosts)", o->base, f->nhosts);
+        return source_extract(o->base, *fd, &so, src);
+}
+
 int fleet_build(const struct build_opts *o) {
         if (o->host.hostname || o->host.ip || o->host.gateway || o->host.model)
                 return log_error(EUSAGE, o->fleet,
@@ -533,13 +556,13 @@ int fleet_build(const struct build_opts *o) {
         struct host_run *pending = NULL; /* the last host whose commit may still run */
         struct imager_item *items = NULL; /* --imager-json: one per host, in the file's order */
         int base_fd = -1, r;
-        _cleanup_free_ char *base_tmp = NULL, *anchor = NULL;
+        _cleanup_free_ char *base_tmp = NULL;
         struct source_info src = {0};
         if ((r = fleet_parse(o->fleet, &f)) < 0)
                 goto out;
         struct stat st;
         if (stat(o->out, &st) < 0) {
-                if (errno != ENOENT || mkdir(o->out, 0755) < 0) {
+                if (errno != ENOENT || (!o->dry_run && mkdir(o->out, 0755) < 0)) {
                         r = log_error(errno, o->out, "cannot create the output directory: %s", strerror(errno));
                         goto out;
                 }
@@ -579,25 +602,8 @@ int fleet_build(const struct build_opts *o) {
 
         if (o->imager_json)
                 items = xcalloc(f.nhosts, sizeof(*items));
-        /* Decompress the base once; every host but the last clones it. */
-        anchor = xasprintf("%s/base", o->out);
-        base_fd = output_create_temp(anchor, &base_tmp);
-        if (base_fd < 0) {
-                r = base_fd;
-                goto out;
-        }
-        /* The last host takes this file over as its image: when that is a
-         * raw output (the fleet has one format), it will be synced, so its
-         * writeback starts now, beside the decoding.  The other hosts copy
-         * it, so with more than one it is written for copying. */
-        struct source_opts so = {
-                .no_cache = o->no_cache,
-                .quiet = log_level == LOG_QUIET,
-                .writeback = output_format_for(f.hosts[0].out) == OUT_RAW,
-                .cloned = f.nhosts > 1,
-        };
-        log_info("Reading %s (once for %zu hosts)", o->base, f.nhosts);
-        if ((r = source_extract(o->base, base_fd, &so, &src)) < 0)
+        /* A dry run prints each host's payload: no base, nothing written. */
+        if (!o->dry_run && (r = extract_shared_base(o, &f, &base_fd, &base_tmp, &src)) < 0)
                 goto out;
 
         /* Hosts whose wiring needs another host's final values wait for it. */
@@ -638,6 +644,8 @@ int fleet_build(const struct build_opts *o) {
         }
         r = host_run_join(pending, &run);
         pending = NULL;
+        if (r >= 0 && o->dry_run)
+                goto out;
         if (r >= 0)
                 r = write_secrets(o->out, &f, &run, o->force);
         if (r >= 0 && items) {

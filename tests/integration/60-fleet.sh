@@ -58,6 +58,15 @@ grep -qx "OPENOBSERVE_PASSWORD=$OOPW" <<<"$env_app" && grep -qx "OPENOBSERVE_EMA
   && grep -qx "OPENOBSERVE_URL=http://10.1.0.12:5080" <<<"$env_app" \
   && ok "app derives URL and credentials from the observability host" || fail "derived wiring: $(grep OPENOBSERVE <<<"$env_app" | cut -d= -f1 | tr '\n' ' ')"
 
+# --dry-run: each host's payload printed; no base read, nothing written
+"$DIMIMAGE" build --fleet "$T/fleet.yml" --dry-run --base "$base" -o "$T/dry" "${common[@]}" >"$T/dry.out" 2>"$T/dry.err" \
+  && ok "fleet --dry-run succeeds" || { fail "fleet --dry-run"; cat "$T/dry.err"; }
+[[ ! -e $T/dry ]] && ok "fleet --dry-run writes nothing, not even DIR" || fail "fleet --dry-run wrote: $(ls -A "$T/dry")"
+[[ $(grep -c '^root file /etc/hostname ' "$T/dry.out") == 2 ]] && ok "fleet --dry-run prints both hosts' payloads" \
+  || fail "fleet --dry-run payloads: $(grep -c '^root file /etc/hostname ' "$T/dry.out")"
+grep -qE 'Reading|written|saved' "$T/dry.err" && fail "fleet --dry-run claims work: $(cat "$T/dry.err")" \
+  || ok "fleet --dry-run reads no base and claims no writes"
+
 # a fleet whose app has no observability host to ship logs to
 cat > "$T/noobs.yml" <<YAML
 user: pi
