@@ -11,8 +11,9 @@
 #include "cli.h"
 #include "dotenv.h"
 #include "host.h"
-#include "imager.h"
 #include "source.h"
+
+struct imager_item;
 
 struct build_job {
         const struct build_opts *opts;

@@ -10,6 +10,7 @@
 
 #include "build.h"
 #include "host.h"
+#include "imager.h"
 #include "log.h"
 #include "output.h"
 #include "profile.h"
