@@ -44,6 +44,7 @@ struct build_ctx {
         bool rebuilt; /* a damaged cache hit (or wrong remembered sum) was dropped: the base read again */
 };
 
+/* The context lives on the heap (a detached commit keeps it): freed here. */
 static void ctx_free(struct build_ctx *c) {
         profile_free(&c->profile);
         env_free(&c->env);
@@ -55,6 +56,7 @@ static void ctx_free(struct build_ctx *c) {
         if (c->out_begun)
                 output_abort(&c->out);
         (void)source_verify(&c->src);
+        free(c);
 }
 
 /* Back to where phase plan left off, to build again from the base. */
@@ -377,7 +379,6 @@ int build_join(struct build_job *job) {
         pthread_join(p->thread, NULL);
         int r = p->r;
         ctx_free(p->c);
-        free(p->c);
         free(p);
         job->pending = NULL;
         return r;
@@ -394,7 +395,6 @@ static void copy_final_env(const struct build_ctx *c) {
 }
 
 int build_run(struct build_job *job) {
-        /* on the heap: a detached commit keeps it */
         struct build_ctx *c = xcalloc(1, sizeof(*c));
         *c = (struct build_ctx){.job = job, .o = job->opts};
         job->pending = NULL;
@@ -406,7 +406,6 @@ int build_run(struct build_job *job) {
                 payload_dump(&c->payload, stdout);
                 copy_final_env(c);
                 ctx_free(c);
-                free(c);
                 return 0;
         }
         for (;;) {
@@ -439,7 +438,6 @@ int build_run(struct build_job *job) {
                 r = phase(c, "finish", phase_finish); /* no thread to be had: here, then */
         }
         ctx_free(c);
-        free(c);
         return r;
 }
 

@@ -116,54 +116,68 @@ static int ref_read(const char *path, struct ref *ref) {
         return 0;
 }
 
-int cache_lookup(const char *base, const struct stat *st, struct cache_entry *e) {
-        *e = (struct cache_entry){0};
+/* The ref (sum: the sum) naming base as it is now: 1 with *ref, its *path
+ * and, unless real is NULL, the base's *real path set (caller frees), 0
+ * when there is none. */
+static int find_ref(const char *base, const struct stat *st, bool sum, struct ref *ref, char **path, char **real) {
         _cleanup_free_ char *dir = cache_dir();
         if (!dir)
                 return 0;
         char key[65];
-        _cleanup_free_ char *real = NULL;
-        if (base_key(base, st, false, key, &real) < 0)
+        _cleanup_free_ char *rp = NULL;
+        if (base_key(base, st, sum, key, &rp) < 0)
                 return 0;
-        _cleanup_free_ char *refpath = xasprintf("%s/ref-%s", dir, key);
+        char *p = xasprintf("%s/%s-%s", dir, sum ? "sum" : "ref", key);
+        if (ref_read(p, ref) < 0 || strcmp(ref->key, key) != 0) {
+                free(p);
+                return 0;
+        }
+        *path = p;
+        if (real) {
+                *real = rp;
+                rp = NULL;
+        }
+        return 1;
+}
+
+static void entry_from_ref(struct cache_entry *e, const struct ref *ref, char *image, char *path, bool is_base) {
+        *e = (struct cache_entry){.image = image, .ref = path, .bytes = ref->bytes, .is_base = is_base};
+        memcpy(e->sha256, ref->sha256, sizeof(e->sha256));
+        snprintf(e->format, sizeof(e->format), "%s", ref->format);
+}
+
+int cache_lookup(const char *base, const struct stat *st, struct cache_entry *e) {
+        *e = (struct cache_entry){0};
         struct ref ref;
-        if (ref_read(refpath, &ref) < 0 || strcmp(ref.key, key) != 0)
+        char *path;
+        if (!find_ref(base, st, false, &ref, &path, NULL))
                 return 0;
+        _cleanup_free_ char *dir = path_dirname(path);
         char *image = xasprintf("%s/base-%s.img", dir, ref.sha256);
         struct stat ist;
         if (stat(image, &ist) < 0 || !S_ISREG(ist.st_mode) || (uint64_t)ist.st_size != ref.bytes) {
                 free(image);
+                free(path);
                 return 0;
         }
         /* The image's mtime is its last use: eviction goes by it. */
         (void)utimensat(AT_FDCWD, image, NULL, 0);
-        e->image = image;
-        e->ref = xstrdup(refpath);
-        memcpy(e->sha256, ref.sha256, sizeof(e->sha256));
-        e->bytes = ref.bytes;
-        snprintf(e->format, sizeof(e->format), "%s", ref.format);
+        entry_from_ref(e, &ref, image, path, false);
         return 1;
 }
 
 int cache_lookup_sum(const char *base, const struct stat *st, struct cache_entry *e) {
         *e = (struct cache_entry){0};
-        _cleanup_free_ char *dir = cache_dir();
-        if (!dir)
-                return 0;
-        char key[65];
-        char *real = NULL;
-        if (base_key(base, st, true, key, &real) < 0)
-                return 0;
-        char *path = xasprintf("%s/sum-%s", dir, key);
         struct ref ref;
-        if (ref_read(path, &ref) < 0 || strcmp(ref.key, key) != 0 || ref.bytes != (uint64_t)st->st_size) {
+        char *path, *real;
+        if (!find_ref(base, st, true, &ref, &path, &real))
+                return 0;
+        if (ref.bytes != (uint64_t)st->st_size) {
                 free(real);
                 free(path);
                 return 0;
         }
-        *e = (struct cache_entry){.image = real, .ref = path, .bytes = ref.bytes, .is_base = true};
-        memcpy(e->sha256, ref.sha256, sizeof(e->sha256));
-        snprintf(e->format, sizeof(e->format), "%s", ref.format);
+        entry_from_ref(e, &ref, real, path, true);
         return 1;
 }
 
@@ -285,9 +299,8 @@ static void evict(const char *dir, uint64_t need, uint64_t max) {
 
 /* ---- storing ---- */
 
-/* kind: "ref" or "sum" */
-static int write_ref(const char *dir, const char *kind, const char *key, const char *source,
-                     const struct source_info *info) {
+/* ref-<key>, or with sum, sum-<key> */
+static int write_ref(const char *dir, bool sum, const char *key, const char *source, const struct source_info *info) {
         _cleanup_free_ char *tmp = xasprintf("%s/tmp-XXXXXX", dir);
         int fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
@@ -303,7 +316,7 @@ static int write_ref(const char *dir, const char *kind, const char *key, const c
         buf_free(&b);
         if (close(fd) < 0 && r == 0)
                 r = -errno;
-        _cleanup_free_ char *path = xasprintf("%s/%s-%s", dir, kind, key);
+        _cleanup_free_ char *path = xasprintf("%s/%s-%s", dir, sum ? "sum" : "ref", key);
         if (r == 0 && rename(tmp, path) < 0)
                 r = -errno;
         if (r < 0)
@@ -372,7 +385,7 @@ void cache_store(const char *base, const struct stat *st, int fd, const struct s
                         return;
                 }
         }
-        r = write_ref(dir, "ref", key, real, info);
+        r = write_ref(dir, false, key, real, info);
         if (r < 0)
                 log_warn(dir, "cannot write to the cache: %s; not caching", strerror(-r));
 }
@@ -393,7 +406,7 @@ void cache_remember(const char *base, const struct stat *st, const struct source
         int r = mkdir_p(dir, 0700);
         if (r == 0) {
                 prune_refs(dir, "sum-", other_base, real);
-                r = write_ref(dir, "sum", key, real, info);
+                r = write_ref(dir, true, key, real, info);
         }
         /* Only a later build's speed is lost: not worth a warning on every
          * build from a base beside an unwritable cache. */

@@ -401,6 +401,14 @@ static int host_run_join(struct host_run *hr, struct fleet_run *run) {
         return r;
 }
 
+/* Append n KEY=VALUE settings, with their fleet file lines (NULL: 0). */
+static void add_sets(struct host_run *hr, char *const *sets, const unsigned *lines, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                push_line(&hr->set_lines, hr->nsets, lines ? lines[i] : 0);
+                strv_push(&hr->sets, &hr->nsets, sets[i]);
+        }
+}
+
 /* Build host h up to its commit, which goes on running on its own thread
  * (*ret, for host_run_join). */
 static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_host *h, int base_fd,
@@ -416,18 +424,9 @@ static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_
                 strv_push(&hr->files, &hr->nfiles, h->env_files[i]);
         for (size_t i = 0; i < o->nenv_files; i++)
                 strv_push(&hr->files, &hr->nfiles, o->env_files[i]);
-        for (size_t i = 0; i < f->nsets; i++) {
-                push_line(&hr->set_lines, hr->nsets, f->set_lines[i]);
-                strv_push(&hr->sets, &hr->nsets, f->sets[i]);
-        }
-        for (size_t i = 0; i < h->nsets; i++) {
-                push_line(&hr->set_lines, hr->nsets, h->set_lines[i]);
-                strv_push(&hr->sets, &hr->nsets, h->sets[i]);
-        }
-        for (size_t i = 0; i < o->nsets; i++) {
-                push_line(&hr->set_lines, hr->nsets, 0);
-                strv_push(&hr->sets, &hr->nsets, o->sets[i]);
-        }
+        add_sets(hr, f->sets, f->set_lines, f->nsets);
+        add_sets(hr, h->sets, h->set_lines, h->nsets);
+        add_sets(hr, o->sets, NULL, o->nsets); /* --set: no line */
         hr->ho.env_files = hr->files;
         hr->ho.nenv_files = hr->nfiles;
         hr->ho.sets = hr->sets;

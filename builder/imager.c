@@ -148,16 +148,9 @@ int imager_write_json_for_output(const char *json_path, const struct output *o, 
                                  const char *description) {
         if (!o->committed)
                 return log_error(EINVAL, o->path, "no committed output to describe");
-        _cleanup_free_ char *bmap = o->has_bmap ? xasprintf("%s.bmap", o->path) : NULL;
-        struct imager_entry e = {
-                .name = name,
-                .description = description,
-                .release_time = build_time(),
-                .extract_size = o->raw_bytes,
-                .extract_sha256 = o->raw_sha256,
-                .download_size = o->out_bytes,
-                .download_sha256 = o->sha256,
-                .bmap_path = bmap,
-        };
-        return imager_write_json(json_path, o->path, &e);
+        struct imager_item it;
+        imager_item_from_output(&it, o, name, description);
+        int r = imager_write_json_items(json_path, &it, 1);
+        imager_item_free(&it);
+        return r;
 }

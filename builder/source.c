@@ -730,6 +730,12 @@ static void check_free(struct source_check *k) {
         free(k);
 }
 
+/* A check whose copy failed: its verdict no longer matters. */
+static void check_drop(struct source_check *k) {
+        (void)check_wait(k);
+        check_free(k);
+}
+
 int source_verify(struct source_info *info) {
         struct source_check *k = info->check;
         if (!k)
@@ -748,13 +754,24 @@ int source_verify(struct source_info *info) {
         return info->damaged;
 }
 
-/* The copy of entry e in the output is the base's image from now on. */
-static void use_entry(struct source_info *info, const struct cache_entry *e, const char *base, const char *how) {
+/* The copy of entry e in the output is the base's image from now on.  With
+ * k its check still runs, beside the build, and source_verify has the
+ * verdict: until then messages are held back.  k then owns e's strings. */
+static void use_entry(struct source_info *info, const struct cache_entry *e, const char *base,
+                      struct source_check *k) {
         snprintf(info->sha256, sizeof(info->sha256), "%s", e->sha256);
         info->bytes = e->bytes;
         snprintf(info->format, sizeof(info->format), "%s", e->format);
-        info->from_cache = true;
-        log_debug("%s: using the cached decompressed image %s%s", base, e->image, how);
+        info->from_cache = !e->is_base;
+        const char *how = k ? ", checked beside the build" : "";
+        if (e->is_base)
+                log_debug("%s: sha256 remembered%s", base, how);
+        else
+                log_debug("%s: using the cached decompressed image %s%s", base, e->image, how);
+        if (k) {
+                info->check = k;
+                log_hold();
+        }
 }
 
 /* A cache hit is used only when the copy hashes to what was recorded (or,
@@ -775,21 +792,17 @@ static int try_cache(const char *base, const struct stat *st, int out_fd, const 
                 close(cfd);
         }
         if (k && r == 0) {
-                use_entry(info, &e, base, ", checked beside the build");
-                info->check = k;
-                log_hold();
-                return 1; /* e's strings now belong to k */
+                use_entry(info, &e, base, k);
+                return 1;
         }
-        if (k) {
-                (void)check_wait(k);
-                check_free(k);
-        }
+        if (k)
+                check_drop(k);
         if (r < 0) {
                 cache_entry_free(&e);
                 return r;
         }
         if (r == 0 && strcmp(hex, e.sha256) == 0) {
-                use_entry(info, &e, base, "");
+                use_entry(info, &e, base, NULL);
                 cache_entry_free(&e);
                 return 1;
         }
@@ -814,18 +827,12 @@ static int try_sum(const char *base, const struct stat *st, int fd, int out_fd, 
         }
         int r = extract_raw(fd, base, path_basename(base), e.bytes, out_fd, o, false, NULL);
         if (r < 0) {
-                (void)check_wait(k);
-                check_free(k);
+                check_drop(k);
                 cache_entry_free(&e);
                 return r;
         }
-        snprintf(info->sha256, sizeof(info->sha256), "%s", e.sha256);
-        info->bytes = e.bytes;
-        snprintf(info->format, sizeof(info->format), "%s", e.format);
-        info->check = k;
-        log_debug("%s: sha256 remembered, checked beside the build", base);
-        log_hold();
-        return 1; /* e's strings now belong to k */
+        use_entry(info, &e, base, k);
+        return 1;
 }
 
 int source_extract(const char *base, int out_fd, const struct source_opts *o, struct source_info *info) {
