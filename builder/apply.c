@@ -266,3 +266,16 @@ int apply_payload(const struct apply_opts *o, struct disk_layout *l, const struc
                 return r;
         return apply_root(o, l, p);
 }
+
+int apply_locate(const struct apply_opts *o, const struct disk_layout *l, const char *path, uint64_t off,
+                 uint64_t len, struct ext4_span *v, size_t max, size_t *n) {
+        struct ext4_fs *fs = NULL;
+        const struct disk_part *rp = root_part(l);
+        *n = 0;
+        int r = ext4_open_as(o->image, o->name, disk_part_offset(rp), disk_part_bytes(rp), 0, &fs);
+        if (r < 0)
+                return r;
+        r = ext4_map(fs, path, off, len, v, max, n);
+        int k = ext4_close(fs);
+        return r < 0 ? r : k;
+}

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "disk.h"
+#include "ext4.h"
 #include "payload.h"
 
 struct apply_opts {
@@ -26,3 +27,8 @@ int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, str
 void base_files_free(struct base_files *bf);
 
 int apply_payload(const struct apply_opts *o, struct disk_layout *l, const struct payload *p);
+
+/* Where len bytes of a root filesystem file (from off) lie in the image,
+ * once the payload is in: see ext4_map. */
+int apply_locate(const struct apply_opts *o, const struct disk_layout *l, const char *path, uint64_t off,
+                 uint64_t len, struct ext4_span *v, size_t max, size_t *n);

@@ -197,6 +197,7 @@ static void plan_input_init(const struct build_ctx *c, struct plan_input *in) {
                 .os = c->os,
                 .base_name = c->o->base,
                 .base_sha256 = c->src.sha256,
+                .base_sha256_pending = c->src.sum_pending,
                 .disk_id = c->layout.disk_id,
                 .base = &c->base,
                 .fleet_name = c->job->fleet_name,
@@ -253,7 +254,8 @@ static int phase_base(struct build_ctx *c) {
                 struct source_opts so = {.no_cache = c->o->no_cache,
                                          .quiet = log_level == LOG_QUIET,
                                          .writeback = writeback,
-                                         .verify_later = !c->rebuilt};
+                                         .verify_later = !c->rebuilt,
+                                         .sum_later = !c->rebuilt};
                 log_info("Reading %s", c->o->base);
                 if ((r = source_extract(c->o->base, c->out.fd, &so, &c->src)) < 0)
                         return r;
@@ -279,6 +281,34 @@ static int phase_base(struct build_ctx *c) {
 
 /* ---- phase: edit ---- */
 
+/* output_commit's reader, at the manifest's placeholder for the base's
+ * sha256: the sum computed beside the build, once it is known. */
+static int fill_base_sum(void *arg, uint8_t data[OUTPUT_PATCH_BYTES]) {
+        struct build_ctx *c = arg;
+        if (source_verify(&c->src))
+                return -ESTALE;
+        memcpy(data, c->src.sha256, OUTPUT_PATCH_BYTES);
+        return 0;
+}
+
+/* Where the placeholder landed in the image, for the commit to fill in. */
+static int defer_base_sum(struct build_ctx *c, const struct apply_opts *ao) {
+        struct ext4_span v[OUTPUT_PATCH_SPANS];
+        size_t n;
+        int r = apply_locate(ao, &c->layout, PLAN_MANIFEST, c->payload.pending_sum_at, OUTPUT_PATCH_BYTES, v,
+                             OUTPUT_PATCH_SPANS, &n);
+        if (r < 0)
+                return r;
+        struct output_patch *t = &c->out.patch;
+        *t = (struct output_patch){.nspan = n, .fill = fill_base_sum, .arg = c};
+        for (size_t i = 0; i < n; i++) {
+                t->span[i].off = v[i].image_off;
+                t->span[i].len = v[i].len;
+                t->span[i].from = (size_t)(v[i].file_off - c->payload.pending_sum_at);
+        }
+        return 0;
+}
+
 static int phase_edit(struct build_ctx *c) {
         struct plan_input in;
         plan_input_init(c, &in);
@@ -295,7 +325,10 @@ static int phase_edit(struct build_ctx *c) {
                 .no_grow = c->o->no_grow,
         };
         log_info("Writing %zu entries for role %s", c->payload.n, c->profile.name);
-        return apply_payload(&ao, &c->layout, &c->payload);
+        r = apply_payload(&ao, &c->layout, &c->payload);
+        if (r >= 0 && c->payload.pending_sum_at)
+                r = defer_base_sum(c, &ao);
+        return r;
 }
 
 /* ---- phase: finish ---- */

@@ -528,6 +528,46 @@ int ext4_lstat(struct ext4_fs *e, const char *path, struct ext4_stat *st) {
         return 0;
 }
 
+int ext4_map(struct ext4_fs *e, const char *path, uint64_t off, uint64_t len, struct ext4_span *v, size_t max,
+             size_t *n) {
+        *n = 0;
+        ext2_ino_t ino;
+        struct ext2_inode_large in;
+        int r = find_inode(e, path, false, false, &ino, &in);
+        if (r < 0)
+                return r;
+        /* inline data lives in the inode, under its checksum: not bytes
+         * anyone may patch later */
+        if (!LINUX_S_ISREG(in.i_mode) || (in.i_flags & EXT4_INLINE_DATA_FL) || off + len < off ||
+            off + len > EXT2_I_SIZE(&in))
+                return log_error(-EINVAL, e->image, "ext4 %s: bytes %" PRIu64 "-%" PRIu64 " are not in its data blocks",
+                                 path, off, off + len);
+        uint32_t bs = e->fs->blocksize;
+        const uint64_t from = off, to = off + len;
+        while (len > 0) {
+                blk64_t pblk = 0;
+                int flags = 0;
+                errcode_t code = ext2fs_bmap2(e->fs, ino, (struct ext2_inode *)&in, NULL, 0, off / bs, &flags, &pblk);
+                if (code)
+                        return fail(e, code, path, "mapping a block");
+                if (pblk == 0 || (flags & BMAP_RET_UNINIT))
+                        return log_error(-EINVAL, e->image, "ext4 %s: byte %" PRIu64 " is in a hole", path, off);
+                uint64_t within = off % bs, k = MIN(len, bs - within);
+                uint64_t at = e->offset + (uint64_t)pblk * bs + within;
+                if (*n > 0 && v[*n - 1].image_off + v[*n - 1].len == at)
+                        v[*n - 1].len += k;
+                else if (*n == max)
+                        return log_error(-E2BIG, e->image,
+                                         "ext4 %s: bytes %" PRIu64 "-%" PRIu64 " lie in more than %zu extents", path,
+                                         from, to, max);
+                else
+                        v[(*n)++] = (struct ext4_span){.image_off = at, .len = k, .file_off = off};
+                off += k;
+                len -= k;
+        }
+        return 0;
+}
+
 /* Reads exactly i_size bytes: 1.47.0's inline-data read returns the whole
  * inline area (past i_size) when asked for more. */
 static int read_ino_data(struct ext4_fs *e, ext2_ino_t ino, const char *path, size_t max, uint8_t **data,

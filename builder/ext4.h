@@ -75,3 +75,15 @@ int ext4_read_follow(struct ext4_fs *fs, const char *path, size_t max, uint8_t *
 int ext4_readlink(struct ext4_fs *fs, const char *path, char **target);
 /* Bytes a new directory costs (one block); add it to ext4_cost per mkdir. */
 uint64_t ext4_dir_cost(const struct ext4_fs *fs);
+
+/* Where bytes of a regular file lie in the image: len bytes from off, as at
+ * most max spans (*n of them), in file order.  Inline data, holes and
+ * unwritten extents are refused (-EINVAL): only bytes in written blocks can
+ * be rewritten in the image later without the filesystem's say. */
+struct ext4_span {
+        uint64_t image_off; /* from the image's start, not the partition's */
+        uint64_t len;
+        uint64_t file_off;
+};
+int ext4_map(struct ext4_fs *fs, const char *path, uint64_t off, uint64_t len, struct ext4_span *v, size_t max,
+             size_t *n);

@@ -298,6 +298,10 @@ struct pass {
         struct compressor *c;
         struct sha256 whole, range;
         bool range_open;
+        /* the output's patch (output.h): filled yet, and bytes put */
+        bool filled;
+        uint8_t fill[OUTPUT_PATCH_BYTES];
+        uint64_t patched;
 };
 
 struct worker {
@@ -392,6 +396,36 @@ static int put_hole(struct pass *p, uint64_t n) {
         return 0;
 }
 
+/* Put the patch's bytes that fall in buf (len bytes of the image from off)
+ * into buf, and into the image: the file on disk must say what was hashed. */
+static int patch_chunk(struct pass *p, const struct output *o, uint8_t *buf, uint64_t off, size_t len) {
+        const struct output_patch *t = &o->patch;
+        for (size_t i = 0; i < t->nspan; i++) {
+                uint64_t a = MAX(t->span[i].off, off), z = MIN(t->span[i].off + t->span[i].len, off + len);
+                if (a >= z)
+                        continue;
+                if (!p->filled) {
+                        int r = t->fill(t->arg, p->fill);
+                        if (r < 0)
+                                return r;
+                        p->filled = true;
+                }
+                const uint8_t *from = p->fill + t->span[i].from + (a - t->span[i].off);
+                memcpy(buf + (a - off), from, z - a);
+                if (pwrite(o->fd, from, z - a, (off_t)a) != (ssize_t)(z - a))
+                        return log_error(errno ? errno : EIO, o->tmp_raw, "cannot write: %m");
+                p->patched += z - a;
+        }
+        return 0;
+}
+
+static uint64_t patch_bytes(const struct output_patch *t) {
+        uint64_t n = 0;
+        for (size_t i = 0; i < t->nspan; i++)
+                n += t->span[i].len;
+        return n;
+}
+
 /* Returns 1 when a consumer failed (it logged), -errno on a read error. */
 static int produce(struct pass *p, const struct output *o) {
         const struct bmap *b = p->b;
@@ -411,6 +445,8 @@ static int produce(struct pass *p, const struct output *o) {
                         r = pread_full(o->fd, ch->buf, n, off);
                         if (r < 0)
                                 return log_error(r, o->tmp_raw, "cannot read back the image: %s", strerror(-r));
+                        if (o->patch.nspan && (r = patch_chunk(p, o, ch->buf, off, n)) < 0)
+                                return r;
                         *ch = (struct chunk){ .buf = ch->buf, .len = n, .range = i, .range_start = off == start,
                                               .range_end = off + n == end };
                         pass_put(p);
@@ -418,6 +454,9 @@ static int produce(struct pass *p, const struct output *o) {
                 }
                 pos = end;
         }
+        /* in a hole, or past the end: hashed as whatever is there */
+        if (p->patched != patch_bytes(&o->patch))
+                return log_error(EIO, o->tmp_raw, "internal error: bytes to fill in are not in the image's data");
         return put_hole(p, b->image_size - pos);
 }
 
@@ -591,7 +630,9 @@ int output_commit(struct output *o) {
                 goto fail;
         if (o->precommit && (r = o->precommit(o->precommit_arg)) < 0)
                 goto fail;
-        if (o->format == OUT_RAW && (err = syncer_wait(&sync)) != 0) {
+        /* the patch was written after the syncer's fdatasync began */
+        if (o->format == OUT_RAW && ((err = syncer_wait(&sync)) != 0 ||
+                                     (o->patch.nspan && fdatasync(o->fd) < 0 && (err = errno) != 0))) {
                 r = log_error(err, o->tmp_raw, "cannot sync: %s", strerror(err));
                 goto fail;
         }

@@ -9,6 +9,24 @@
 
 enum out_format { OUT_RAW, OUT_XZ, OUT_ZSTD, OUT_GZIP, OUT_UNKNOWN };
 
+/* Bytes the commit fills in as it reads the image back, instead of the
+ * build waiting for them before its edits (the base's sha256 in the
+ * manifest, computed beside the build: build.c). */
+#define OUTPUT_PATCH_BYTES 64
+#define OUTPUT_PATCH_SPANS 4
+struct output_patch {
+        struct {
+                uint64_t off, len; /* in the image */
+                size_t from;       /* in the filled data */
+        } span[OUTPUT_PATCH_SPANS];
+        size_t nspan;              /* 0: nothing to fill */
+        /* Called once, by the reader, when it first meets a span: writes
+         * the bytes to put there.  A negative return fails the commit
+         * unlogged (the caller's own verdict says why). */
+        int (*fill)(void *arg, uint8_t data[OUTPUT_PATCH_BYTES]);
+        void *arg;
+};
+
 struct output {
         char *path;            /* OUT as given */
         char *tmp_raw;         /* temporary raw image, beside OUT */
@@ -34,6 +52,7 @@ struct output {
          * the commit (a cache hit checked beside the build, found damaged). */
         int (*precommit)(void *arg);
         void *precommit_arg;
+        struct output_patch patch;
 };
 
 /* OUT_UNKNOWN for an extension other than .img, .img.xz, .img.zst, .img.gz. */

@@ -29,6 +29,9 @@ struct payload_entry {
 struct payload {
         struct payload_entry *v;
         size_t n, cap;
+        /* Where in PLAN_MANIFEST's content the base's sha256 is still to be
+         * filled in (plan_input.base_sha256_pending), or 0. */
+        size_t pending_sum_at;
 };
 
 /* Adding a path that is already present replaces the earlier entry, so later

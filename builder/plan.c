@@ -537,9 +537,13 @@ static void plan_boot(const struct plan_input *in, struct payload *p) {
                 /* cloud-init reads these on first boot.  Networking lives in
                  * the NetworkManager keyfiles only, so cloud-init is told to
                  * leave it alone; no password hash or Wi-Fi key goes here. */
+                /* Not seeded by the base's sha256: this file sits at the
+                 * image's start, and the commit reads the image back while
+                 * that sum may still be being computed (plan_input). */
                 char id[65];
-                _cleanup_free_ char *seed = xasprintf("%s|%s|%lld", h->hostname ? h->hostname : "",
-                                                      in->base_sha256 ? in->base_sha256 : "", (long long)in->build_time);
+                _cleanup_free_ char *seed =
+                        xasprintf("%s|%s|%s|%lld", h->hostname ? h->hostname : "", in->profile->name,
+                                  in->disk_id ? in->disk_id : "", (long long)in->build_time);
                 sha256_hex(seed, strlen(seed), id);
                 struct buf b = {0};
                 buf_printf(&b, "instance-id: dimimage-%.16s\n", id);
@@ -624,7 +628,12 @@ static void plan_manifest(const struct plan_input *in, struct payload *p) {
         json_key(&j, "name");
         json_string(&j, in->base_name ? path_basename(in->base_name) : NULL);
         json_key(&j, "sha256");
-        json_string(&j, in->base_sha256);
+        size_t sum_at = 0;
+        if (in->base_sha256_pending) {
+                sum_at = j.out.len + 1; /* past the opening quote */
+                json_string(&j, PLAN_SUM_PLACEHOLDER);
+        } else
+                json_string(&j, in->base_sha256);
         json_key(&j, "os");
         json_string(&j, os_flavour_name(in->os));
         json_end_object(&j);
@@ -666,7 +675,8 @@ static void plan_manifest(const struct plan_input *in, struct payload *p) {
         size_t len;
         _cleanup_free_ char *text = json_finish(&j, &len);
         payload_add_dir(p, PART_ROOT, "/etc/dimimage", 0755, 0, 0);
-        payload_add_file(p, PART_ROOT, "/etc/dimimage/manifest.json", 0644, 0, 0, text, len);
+        payload_add_file(p, PART_ROOT, PLAN_MANIFEST, 0644, 0, 0, text, len);
+        p->pending_sum_at = sum_at;
 }
 
 int plan_base_edits(const struct plan_input *in, struct payload *out) {

@@ -36,10 +36,18 @@ struct plan_input {
         enum os_flavour os;
         const char *base_name;
         const char *base_sha256;
+        /* The base's sha256 is still being computed (source_opts.sum_later):
+         * the manifest gets PLAN_SUM_PLACEHOLDER, of the same length, at
+         * payload.pending_sum_at, for the commit to fill in.  Nothing else
+         * may depend on that sum. */
+        bool base_sha256_pending;
         const char *disk_id;
         const struct base_files *base;
         const char *fleet_name;              /* NULL for single builds */
 };
+
+#define PLAN_MANIFEST "/etc/dimimage/manifest.json"
+#define PLAN_SUM_PLACEHOLDER "0000000000000000000000000000000000000000000000000000000000000000"
 
 #define DIMDIM_HOME "/opt/dimdim-health"
 #define DIMDIM_ENV DIMDIM_HOME "/.env"

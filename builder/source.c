@@ -663,14 +663,28 @@ static void drop_damaged(struct cache_entry *e, const char *base) {
 
 /* A cache hit copied before its check (source_opts.verify_later): the entry
  * hashed again on its own thread, beside the edits and the output's hashing,
- * which are what a rebuild from the cache otherwise waits on. */
+ * which are what a rebuild from the cache otherwise waits on.  With compute,
+ * a raw base with no sha256 to check against (source_opts.sum_later): the
+ * hash is the result, and e.sha256 gets it. */
 struct source_check {
         pthread_t thread;
         struct cache_entry e;
         char *base;
         int fd;
         bool match;
+        bool compute;
+        bool remember;  /* compute: remember the sum once it is known */
+        struct stat st; /* compute: the base as it was opened */
 };
+
+/* A base whose size, mtime or ctime moved while it was read may have
+ * handed the copy and the hash different bytes. */
+static bool unchanged(int fd, const struct stat *was) {
+        struct stat st;
+        return fstat(fd, &st) == 0 && st.st_size == was->st_size && st.st_mtim.tv_sec == was->st_mtim.tv_sec &&
+               st.st_mtim.tv_nsec == was->st_mtim.tv_nsec && st.st_ctim.tv_sec == was->st_ctim.tv_sec &&
+               st.st_ctim.tv_nsec == was->st_ctim.tv_nsec;
+}
 
 /* One thread reading and hashing in CHECK_CHUNKs: the build's other threads
  * keep the CPUs busy, a pipeline would only hold 16 MiB more. */
@@ -700,14 +714,21 @@ static void *check_entry(void *arg) {
         sha256_zeros(&h, k->e.bytes - pos);
         char hex[65];
         sha256_final_hex(&h, hex);
-        k->match = r == 0 && strcmp(hex, k->e.sha256) == 0;
+        if (k->compute) {
+                k->match = r == 0; /* and unchanged: see check_wait */
+                memcpy(k->e.sha256, hex, sizeof(hex));
+        } else
+                k->match = r == 0 && strcmp(hex, k->e.sha256) == 0;
         free(buf);
         bmap_free(&b);
         return NULL;
 }
 
-static struct source_check *check_start(const struct cache_entry *e, const char *base) {
-        int fd = open(e->image, O_RDONLY | O_CLOEXEC);
+/* fd: the base, already open (its own descriptor is taken), so the check
+ * reads the file that was copied even if the path is replaced meanwhile;
+ * -1: open the cache entry's image. */
+static struct source_check *check_start(const struct cache_entry *e, const char *base, int fd) {
+        fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : open(e->image, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return NULL;
         struct source_check *k = xmalloc(sizeof(*k));
@@ -721,6 +742,9 @@ static struct source_check *check_start(const struct cache_entry *e, const char 
  * copy of the caller's entry). */
 static bool check_wait(struct source_check *k) {
         pthread_join(k->thread, NULL);
+        /* at the verdict: a base written at any time since it was opened */
+        if (k->compute && !unchanged(k->fd, &k->st))
+                k->match = false;
         close(k->fd);
         return k->match;
 }
@@ -736,6 +760,15 @@ static void check_drop(struct source_check *k) {
         check_free(k);
 }
 
+/* The base's sha256, hashed beside the build (compute): known now. */
+static void sum_known(struct source_info *info, const struct source_check *k) {
+        memcpy(info->sha256, k->e.sha256, sizeof(info->sha256));
+        info->sum_pending = false;
+        log_debug("%s: sha256 computed beside the build", k->base);
+        if (k->remember)
+                cache_remember(k->base, &k->st, info);
+}
+
 int source_verify(struct source_info *info) {
         struct source_check *k = info->check;
         if (!k)
@@ -743,12 +776,19 @@ int source_verify(struct source_info *info) {
         bool match = check_wait(k);
         info->check = NULL;
         info->damaged = !match;
-        log_release(match);
-        if (match)
-                log_debug("%s: %s checked out", k->base,
-                          k->e.is_base ? "its remembered sha256" : "the cached decompressed image");
-        else
-                drop_damaged(&k->e, k->base);
+        if (k->compute) {
+                if (match)
+                        sum_known(info, k);
+                else
+                        log_warn(k->base, "changed or could not be read while it was copied; reading it again");
+        } else {
+                log_release(match);
+                if (match)
+                        log_debug("%s: %s checked out", k->base,
+                                  k->e.is_base ? "its remembered sha256" : "the cached decompressed image");
+                else
+                        drop_damaged(&k->e, k->base);
+        }
         cache_entry_free(&k->e);
         check_free(k);
         return info->damaged;
@@ -783,7 +823,7 @@ static int try_cache(const char *base, const struct stat *st, int out_fd, const 
         if (cache_lookup(base, st, &e) <= 0)
                 return 0;
         /* started first, so the check overlaps the copy too */
-        struct source_check *k = o->verify_later ? check_start(&e, base) : NULL;
+        struct source_check *k = o->verify_later ? check_start(&e, base, -1) : NULL;
         int r = 1;
         char hex[65] = "";
         int cfd = open(e.image, O_RDONLY | O_CLOEXEC);
@@ -820,7 +860,7 @@ static int try_sum(const char *base, const struct stat *st, int fd, int out_fd, 
         struct cache_entry e;
         if (cache_lookup_sum(base, st, &e) <= 0)
                 return 0;
-        struct source_check *k = check_start(&e, base);
+        struct source_check *k = check_start(&e, base, fd);
         if (!k) {
                 cache_entry_free(&e);
                 return 0;
@@ -832,6 +872,36 @@ static int try_sum(const char *base, const struct stat *st, int fd, int out_fd, 
                 return r;
         }
         use_entry(info, &e, base, k);
+        return 1;
+}
+
+/* A raw base with nothing remembered, for a caller that takes the sha256
+ * late (source_opts.sum_later): copied at once and hashed beside the
+ * build, so the edits need not wait for a pass over the whole base.
+ * 1: copied (info->sum_pending), 0: no check to be had, -errno: the copy
+ * failed. */
+static int hash_beside(const char *base, const struct stat *st, int fd, uint64_t size, int out_fd,
+                       const struct source_opts *o, bool remember, struct source_info *info) {
+        struct cache_entry e = {.image = xstrdup(base), .bytes = size, .is_base = true};
+        snprintf(e.format, sizeof(e.format), "%s", fmt_names[FMT_RAW]);
+        struct source_check *k = check_start(&e, base, fd);
+        if (!k) {
+                cache_entry_free(&e);
+                return 0;
+        }
+        k->compute = true;
+        k->remember = remember;
+        k->st = *st;
+        int r = extract_raw(fd, base, path_basename(base), size, out_fd, o, false, NULL);
+        if (r < 0) {
+                check_drop(k);
+                cache_entry_free(&e);
+                return r;
+        }
+        info->bytes = size;
+        info->check = k;
+        info->sum_pending = true;
+        log_debug("%s: copied at once, its sha256 computed beside the build", base);
         return 1;
 }
 
@@ -853,6 +923,9 @@ int source_extract(const char *base, int out_fd, const struct source_opts *o, st
         bool use_cache = !o->no_cache && S_ISREG(st.st_mode);
         if (fmt == FMT_RAW) {
                 if (use_cache && o->verify_later && (r = try_sum(base, &st, fd, out_fd, o, info)) != 0)
+                        goto out;
+                if (o->verify_later && o->sum_later && S_ISREG(st.st_mode) &&
+                    (r = hash_beside(base, &st, fd, size, out_fd, o, use_cache, info)) != 0)
                         goto out;
                 r = extract_raw(fd, base, path_basename(base), size, out_fd, o, false, info->sha256);
                 info->bytes = size;

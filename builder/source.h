@@ -19,6 +19,8 @@ struct source_info {
          * thread; see source_verify. */
         struct source_check *check;
         bool damaged;           /* that check failed: the output holds bad bytes */
+        bool sum_pending;       /* source_opts.sum_later: sha256 is empty until
+                                 * source_verify, the check computing it */
 };
 
 struct source_opts {
@@ -38,6 +40,12 @@ struct source_opts {
                                  * of hashed on the way (one SHA-256 pass off the
                                  * build's critical path); the caller must call
                                  * source_verify before trusting the output */
+        bool sum_later;         /* with verify_later: a raw base with no remembered
+                                 * sha256 is copied at once too, and hashed on a
+                                 * thread beside the build; source_verify fills
+                                 * info->sha256 (a verdict of 1: the base changed
+                                 * or failed to read meanwhile; build again
+                                 * without these) */
 };
 
 /* Stream base into out_fd (positioned at 0, empty) and ftruncate it to the
@@ -48,7 +56,9 @@ int source_extract(const char *base, int out_fd, const struct source_opts *o, st
  * 0 when it matched (or no check was pending), 1 when the entry was damaged
  * (or the remembered sha256 wrong): it is dropped with a warning (a base
  * itself never is), and the output must be rebuilt from the base without
- * verify_later.  Until the verdict, warnings and errors are held back
+ * verify_later.  For a sum computed beside (sum_later), 0 fills
+ * info->sha256 (and remembers it, cache allowed); 1 (with a warning) means
+ * the base changed or could not be read while it was copied.  Until the verdict, warnings and errors are held back
  * (log_hold): what the build said about damaged bytes is dropped, the rest
  * printed.  Safe to call again: it repeats the verdict. */
 int source_verify(struct source_info *info);

@@ -102,7 +102,17 @@ check "base of 4 KiB + 512 bytes: rebuilt from the cache" build --base "$T/odd.i
 check "base of 4 KiB + 512 bytes: rebuild identical" cmp "$T/c4.img" "$T/c5.img"
 # A raw base is not copied into the cache, but its sha256 is remembered: the
 # next build copies it at once and checks it beside the edits.
-check "build from .img remembers its sha256" build --base "$T/in/base.img" -o "$T/r1.img"
+# The first build from it copies it at once too, hashes it beside the
+# edits and fills the sum into the manifest as the commit reads it back.
+"$DIMIMAGE" build "${ARGS[@]}" --verbose --base "$T/in/base.img" -o "$T/r1.img" >"$T/r1.log" 2>&1
+check "build from .img remembers its sha256" test -s "$T/r1.img"
+check "first build from .img: its sha256 computed beside the build" grep -q "base.img: sha256 computed beside the build" "$T/r1.log"
+got=$(manifest_sum "$T/r1.img" 2>/dev/null || true)
+if [[ $got == "$sum" ]]; then ok "sha256 computed beside: filled into the manifest"; else fail "sha256 computed beside: manifest says '$got'"; fi
+check "sha256 computed beside: OUT.sha256 is the file's" bash -c 'cd "$(dirname "$1")" && sha256sum --quiet -c "$1.sha256"' _ "$T/r1.img"
+check "sha256 computed beside: bmaptool copy checks every range" bmaptool copy --bmap "$T/r1.img.bmap" "$T/r1.img" "$T/r1-copy.img"
+check "sha256 computed beside: e2fsck -fn" bash -c 'e2fsck -fn "$1?offset=$((532480 * 512))"' _ "$T/r1.img"
+rm -f "$T/r1-copy.img"
 check "one sum-* file, holding the base's sha256" bash -c '[[ $(grep -l "^sha256 $2$" "$1"/dimimage/sum-* | wc -l) == 1 ]]' _ "$XDG_CACHE_HOME" "$sum"
 check "no copy of the raw base in the cache" bash -c '! grep -qs "^source .*/base\.img$" "$1"/dimimage/ref-*' _ "$XDG_CACHE_HOME"
 "$DIMIMAGE" build "${ARGS[@]}" --verbose --base "$T/in/base.img" -o "$T/r2.img" >"$T/r2.log" 2>&1
@@ -114,7 +124,8 @@ check "cache list counts the remembered sum" bash -c '"$1" cache list | grep -q 
 sed -i "s/^sha256 .*/sha256 $(printf '0%.0s' {1..64})/" "$XDG_CACHE_HOME"/dimimage/sum-*
 "$DIMIMAGE" build "${ARGS[@]}" --verbose --base "$T/in/base.img" -o "$T/r3.img" >"$T/r3.log" 2>&1
 retried "wrong remembered sha256" "$T/r3.log" "base.img: does not match the sha256 remembered for it" "$T/r3.img"
-check "wrong remembered sha256: output identical" cmp "$T/r1.img" "$T/r3.img"
+# r3 was hashed on the way, r1's sum computed beside: the same bytes
+check "wrong remembered sha256: output identical to the first build's" cmp "$T/r1.img" "$T/r3.img"
 got=$(manifest_sum "$T/r3.img" 2>/dev/null || true)
 if [[ $got == "$sum" ]]; then ok "wrong remembered sha256: manifest has the real one"; else fail "wrong remembered sha256: manifest says '$got'"; fi
 check "wrong remembered sha256: base still there" cmp "$T/in/base.img" "$raw"

@@ -453,6 +453,66 @@ static void test_fragmented_extent_tree(void **state) {
         free(big), free(img);
 }
 
+/* ext4_map: the spans of a fragmented file are where its bytes lie in the
+ * image; rewritten there behind libext2fs's back, the file reads back so
+ * and the filesystem stays clean.  Inline data, bytes past the end and
+ * too few spans are refused. */
+static void test_map(void **state) {
+        (void)state;
+        char *img = make_image("map", "^has_journal", 32);
+        struct ext4_fs *fs = open_rw(img, 32);
+        assert_int_equal(ext4_mkdir_p(fs, "/f", 0755, 0, 0), 0);
+        char p[64];
+        uint8_t blk[4096];
+        memset(blk, 0x5a, sizeof blk);
+        for (int i = 0; i < 64; i++) {
+                snprintf(p, sizeof p, "/f/%d", i);
+                assert_int_equal(ext4_write(fs, p, blk, sizeof blk, 0644, 0, 0), 0);
+        }
+        for (int i = 0; i < 64; i += 2) {
+                snprintf(p, sizeof p, "/f/%d", i);
+                assert_int_equal(ext4_unlink(fs, p), 0);
+        }
+        size_t n = 40000;
+        uint8_t *data = tu_pattern(n, 4);
+        assert_int_equal(ext4_write(fs, "/frag", data, n, 0644, 0, 0), 0);
+        struct ext4_span v[64];
+        size_t nv = 0;
+        uint64_t off = 1000, len = n - 2000;
+        assert_int_equal(ext4_map(fs, "/frag", off, len, v, 64, &nv), 0);
+        assert_true(nv > 1); /* the holes left above split it */
+        assert_int_equal(ext4_map(fs, "/frag", off, len, v, 1, &nv), -E2BIG);
+        assert_int_equal(ext4_map(fs, "/frag", n - 10, 11, v, 64, &nv), -EINVAL);
+        assert_int_equal(ext4_map(fs, "/f", 0, 1, v, 64, &nv), -EINVAL);
+        assert_int_equal(ext4_map(fs, "/frag", off, len, v, 64, &nv), 0);
+        assert_int_equal(ext4_close(fs), 0);
+
+        int fd = open(img, O_RDWR | O_CLOEXEC);
+        assert_true(fd >= 0);
+        uint64_t want = off, total = 0;
+        uint8_t *got = xmalloc(n);
+        for (size_t i = 0; i < nv; i++) {
+                assert_int_equal(v[i].file_off, want);
+                assert_int_equal(pread_full(fd, got, v[i].len, v[i].image_off), 0);
+                assert_memory_equal(got, data + want, v[i].len);
+                memset(data + want, 'P', v[i].len);
+                assert_int_equal(pwrite(fd, data + want, v[i].len, (off_t)v[i].image_off), (ssize_t)v[i].len);
+                want += v[i].len;
+                total += v[i].len;
+        }
+        close(fd);
+        assert_int_equal(total, len);
+        fsck_ok(img);
+        dump_equals(img, "/frag", data, n);
+        free(got), free(data), free(img);
+
+        img = make_image("map-inline", "inline_data", 64);
+        assert_int_equal(ext4_open_ro(img, OFF, 64 * 1048576ull, &fs), 0);
+        assert_int_equal(ext4_map(fs, "/etc/small", 0, 2, v, 64, &nv), -EINVAL);
+        assert_int_equal(ext4_close(fs), 0);
+        free(img);
+}
+
 static void test_chmod_chown(void **state) {
         (void)state;
         char *img = make_image("chmod", NULL, 64);
@@ -827,6 +887,7 @@ int main(void) {
                 cmocka_unit_test(test_symlinks),
                 cmocka_unit_test(test_unlink_frees),
                 cmocka_unit_test(test_fragmented_extent_tree),
+                cmocka_unit_test(test_map),
                 cmocka_unit_test(test_chmod_chown),
                 cmocka_unit_test(test_refuse_needs_recovery),
                 cmocka_unit_test(test_refuse_error_state),

@@ -376,6 +376,79 @@ static void check_big(const char *name, bool no_raw) {
         free(out);
 }
 
+/* output_patch: bytes filled in by the commit's reader, in two spans, one
+ * across a read chunk's boundary.  fill is called once; the file, its
+ * sha256 and its bmap all say the filled bytes.  A failing fill fails the
+ * commit unlogged and leaves nothing; a span in a hole is an error. */
+struct filler {
+        int calls;
+        int r;
+};
+
+static int fill_letters(void *arg, uint8_t data[OUTPUT_PATCH_BYTES]) {
+        struct filler *f = arg;
+        f->calls++;
+        for (int i = 0; i < OUTPUT_PATCH_BYTES; i++)
+                data[i] = (uint8_t)('A' + i % 26);
+        return f->r;
+}
+
+static int commit_patched(const char *name, struct filler *f, uint64_t second, uint8_t *img) {
+        char *out = p(name);
+        struct output o = {.compression_level = 1};
+        assert_int_equal(output_begin(&o, out, NULL, true), 0);
+        fill_big(o.fd);
+        o.patch = (struct output_patch){.nspan = 2, .fill = fill_letters, .arg = f};
+        o.patch.span[0].off = (4u << 20) - 20; /* inside a data extent, across a 4 MiB chunk */
+        o.patch.span[0].len = 40;
+        o.patch.span[1].off = second;
+        o.patch.span[1].len = 24;
+        o.patch.span[1].from = 40;
+        assert_int_equal(pread_full(o.fd, img, BIG_SIZE, 0), 0);
+        int r = output_commit(&o);
+        output_abort(&o);
+        free(out);
+        return r;
+}
+
+static void test_patch(void **state) {
+        _cleanup_free_ uint8_t *img = xcalloc(1, BIG_SIZE), *got = NULL;
+        struct filler f = {0};
+        assert_int_equal(commit_patched("patched.img", &f, 12u << 20, img), 0);
+        assert_int_equal(f.calls, 1);
+        uint8_t letters[OUTPUT_PATCH_BYTES];
+        fill_letters(&(struct filler){0}, letters);
+        memcpy(img + (4u << 20) - 20, letters, 40);
+        memcpy(img + (12u << 20), letters + 40, 24);
+        char *out = p("patched.img"), *bm = p("patched.img.bmap"), *sums = p("patched.img.sha256");
+        assert_file_equals(out, img, BIG_SIZE);
+        char hex[65];
+        sha256_hex(img, BIG_SIZE, hex);
+        char *line = xasprintf("%s  patched.img\n", hex);
+        assert_file_equals(sums, line, strlen(line));
+        struct bmap b;
+        assert_int_equal(bmap_load(bm, &b), 0);
+        for (size_t i = 0; i < b.n; i++) {
+                uint64_t start, end;
+                bmap_range_bytes(&b, &b.v[i], &start, &end);
+                sha256_hex(img + start, (size_t)(end - start), hex);
+                assert_string_equal(b.v[i].sha256, hex);
+        }
+        bmap_free(&b);
+
+        unsigned errors = log_error_count();
+        f = (struct filler){.r = -ESTALE};
+        assert_int_equal(commit_patched("stale.img", &f, 12u << 20, img), -ESTALE);
+        assert_int_equal(f.calls, 1);
+        assert_int_equal(log_error_count(), errors);
+        f = (struct filler){0};
+        assert_int_equal(commit_patched("hole.img", &f, 2u << 20, img), -EIO); /* 2 MiB: a hole */
+        assert_int_equal(log_error_count(), errors + 1);
+        char *l = listing();
+        assert_string_equal(l, "patched.img patched.img.bmap patched.img.sha256");
+        free(l), free(line), free(out), free(bm), free(sums);
+}
+
 static void test_big_raw(void **state) { check_big("big.img", false); }
 static void test_big_zstd(void **state) { check_big("big.img.zst", false); }
 static void test_big_zstd_no_raw_hash(void **state) { check_big("big2.img.zst", true); }
@@ -441,6 +514,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_imager_json, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sigterm_removes_temporaries, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_big_raw, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_patch, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_big_zstd, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_big_zstd_no_raw_hash, setup, teardown),
         };

@@ -112,12 +112,15 @@ struct outcome {
         char err[1024];
         struct source_info info;
         bool pending;
+        bool sum_pending; /* before the verdict */
         int verdict;
 };
 
 /* later: a cache hit's check left running (source_opts.verify_later), a
- * warning said while it runs, then the verdict in o.verdict. */
-static struct outcome extract_opts(const char *base, const char *out, bool no_cache, bool later) {
+ * warning said while it runs, then the verdict in o.verdict.  sum_later:
+ * source_opts.sum_later too; between, if set, runs before the verdict. */
+static struct outcome extract_late(const char *base, const char *out, bool no_cache, bool later, bool sum_later,
+                                   void (*between)(const char *base)) {
         struct outcome o = {0};
         _cleanup_free_ char *errfile = tpath("stderr");
         fflush(stderr);
@@ -128,10 +131,15 @@ static struct outcome extract_opts(const char *base, const char *out, bool no_ca
         int fd = open(out, O_RDWR | O_CREAT | O_TRUNC, 0644);
         assert_true(fd >= 0);
         unsigned before = log_error_count();
-        struct source_opts opts = {.no_cache = no_cache, .quiet = true, .verify_later = later};
+        struct source_opts opts = {.no_cache = no_cache, .quiet = true, .verify_later = later, .sum_later = sum_later};
         o.r = source_extract(base, fd, &opts, &o.info);
         if (later) {
                 o.pending = o.info.check != NULL;
+                o.sum_pending = o.info.sum_pending;
+                if (o.sum_pending)
+                        assert_string_equal(o.info.sha256, "");
+                if (between)
+                        between(base);
                 log_warn(base, "said while the check runs");
                 o.verdict = source_verify(&o.info);
                 assert_null(o.info.check);
@@ -146,6 +154,10 @@ static struct outcome extract_opts(const char *base, const char *out, bool no_ca
         _cleanup_free_ uint8_t *e = slurp(errfile, &n);
         snprintf(o.err, sizeof(o.err), "%.*s", (int)n, (char *)e);
         return o;
+}
+
+static struct outcome extract_opts(const char *base, const char *out, bool no_cache, bool later) {
+        return extract_late(base, out, no_cache, later, false, NULL);
 }
 
 static struct outcome extract(const char *base, const char *out, bool no_cache) {
@@ -527,6 +539,68 @@ static void test_remembered_sum(void **state) {
         assert_int_equal(unlink(raw), 0);
 }
 
+/* Written while the build runs: the byte the copy saw is not there now. */
+static void scribble(const char *base) {
+        int fd = open(base, O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite(fd, "x", 1, 4096), 1);
+        close(fd);
+}
+
+/* A raw base with nothing remembered, its sha256 taken late (sum_later):
+ * copied at once and hashed beside; the verdict fills the sum in and
+ * remembers it (not with no_cache).  A base written before the verdict is
+ * a verdict of 1, with a word, and nothing remembered. */
+static void test_sum_beside(void **state) {
+        assert_int_equal(cache_clean(), 0);
+        _cleanup_free_ char *raw = tpath("b.img"), *out = tpath("beside.img");
+        write_bytes(raw, image, IMG_SIZE);
+        struct outcome o = extract_late(raw, out, true, true, true, NULL);
+        assert_int_equal(o.r, 0);
+        assert_true(o.pending);
+        assert_true(o.sum_pending);
+        assert_int_equal(o.verdict, 0);
+        assert_int_equal(o.errors, 0);
+        assert_false(o.info.sum_pending);
+        assert_string_equal(o.info.sha256, image_sha);
+        assert_string_equal(o.info.format, "raw");
+        assert_int_equal(o.info.bytes, IMG_SIZE);
+        assert_false(o.info.from_cache);
+        assert_non_null(strstr(o.err, "said while the check runs")); /* nothing held back */
+        assert_image_equal(out);
+        assert_sparse(out);
+        assert_null(sum_file());
+
+        o = extract_late(raw, out, false, true, true, NULL);
+        assert_true(o.sum_pending);
+        assert_int_equal(o.verdict, 0);
+        _cleanup_free_ char *sum = sum_file();
+        assert_non_null(sum);
+        size_t n;
+        _cleanup_free_ uint8_t *text = slurp(sum, &n);
+        assert_non_null(memmem(text, n, image_sha, 64));
+        /* remembered now: checked against it, no longer computed */
+        o = extract_late(raw, out, false, true, true, NULL);
+        assert_true(o.pending);
+        assert_false(o.sum_pending);
+        assert_int_equal(o.verdict, 0);
+        /* without verify_later, sum_later means nothing */
+        assert_int_equal(cache_clean(), 0);
+        o = extract_late(raw, out, false, false, true, NULL);
+        assert_false(o.info.sum_pending);
+        assert_string_equal(o.info.sha256, image_sha);
+
+        assert_int_equal(cache_clean(), 0);
+        o = extract_late(raw, out, false, true, true, scribble);
+        assert_int_equal(o.r, 0);
+        assert_true(o.sum_pending);
+        assert_int_equal(o.verdict, 1);
+        assert_int_equal(o.errors, 0);
+        assert_non_null(strstr(o.err, "changed or could not be read while it was copied"));
+        assert_null(sum_file());
+        assert_int_equal(unlink(raw), 0);
+}
+
 /* A bound smaller than the image keeps nothing; a bound that fits one
  * image evicts the older. */
 static void test_cache_bound(void **state) {
@@ -598,6 +672,7 @@ int main(void) {
                 cmocka_unit_test(test_cache),
                 cmocka_unit_test(test_cache_verify_later),
                 cmocka_unit_test(test_remembered_sum),
+                cmocka_unit_test(test_sum_beside),
                 cmocka_unit_test(test_cache_bound),
                 cmocka_unit_test(test_stream),
                 cmocka_unit_test(test_clone),
