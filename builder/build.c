@@ -281,12 +281,20 @@ static int phase_base(struct build_ctx *c) {
 
 /* ---- phase: edit ---- */
 
+static double now_s(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* output_commit's reader, at the manifest's placeholder for the base's
  * sha256: the sum computed beside the build, once it is known. */
 static int fill_base_sum(void *arg, uint8_t data[OUTPUT_PATCH_BYTES]) {
         struct build_ctx *c = arg;
+        double t0 = now_s();
         if (source_verify(&c->src))
                 return -ESTALE;
+        log_debug("the commit waited %.2f s for the base's sha256", now_s() - t0);
         memcpy(data, c->src.sha256, OUTPUT_PATCH_BYTES);
         return 0;
 }
@@ -364,22 +372,17 @@ static int phase_finish(struct build_ctx *c) {
         if (j->imager_item) {
                 _cleanup_free_ char *name = xasprintf("%s (%s)", j->host.hostname, c->profile.name);
                 imager_item_from_output(j->imager_item, &c->out, name, c->profile.description);
+                j->imager_item->device = model_imager_device(j->host.model);
         }
         if (c->o->imager_json && !j->fleet_name) {
                 if ((r = imager_write_json_for_output(c->o->imager_json, &c->out, c->profile.name,
-                                                       c->profile.description)) < 0)
+                                                       c->profile.description, model_imager_device(j->host.model))) < 0)
                         return r;
         }
         if (!j->host.user)
                 log_warn(j->out, "built without --user: nobody will be able to log in to this Pi");
         log_info("Wrote %s", j->out);
         return 0;
-}
-
-static double now_s(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Run one phase, reporting its duration with --verbose. */
@@ -434,6 +437,9 @@ int build_run(struct build_job *job) {
         int r = phase(c, "inputs", phase_inputs);
         if (r >= 0)
                 r = phase(c, "plan", phase_plan);
+        /* a fleet probes its base once */
+        if (r >= 0 && c->o->dry_run && !job->fleet_name)
+                r = source_probe(c->o->base);
         if (r >= 0 && c->o->dry_run) {
                 payload_sort(&c->payload);
                 payload_dump(&c->payload, stdout);

@@ -391,8 +391,10 @@ void cache_store(const char *base, const struct stat *st, int fd, const struct s
 }
 
 /* A base rewritten in place leaves its old sum behind under another key. */
+/* Kept: another base's sum, while that base is still there (a deleted
+ * base's sum would only take room: it goes here, not only at cache clean). */
 static bool other_base(const char *dir, const struct ref *ref, const void *real) {
-        return strcmp(ref->source, real) != 0;
+        return strcmp(ref->source, real) != 0 && access(ref->source, F_OK) == 0;
 }
 
 void cache_remember(const char *base, const struct stat *st, const struct source_info *info) {

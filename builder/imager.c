@@ -137,6 +137,10 @@ int imager_write_json_items(const char *json_path, const struct imager_item *ite
                         .download_sha256 = items[i].download_sha256,
                         .bmap_path = items[i].bmap,
                 };
+                if (items[i].device) {
+                        e[i].devices = &items[i].device;
+                        e[i].n_devices = 1;
+                }
         }
         int r = write_list(json_path, paths, e, n);
         free(paths);
@@ -145,11 +149,12 @@ int imager_write_json_items(const char *json_path, const struct imager_item *ite
 }
 
 int imager_write_json_for_output(const char *json_path, const struct output *o, const char *name,
-                                 const char *description) {
+                                 const char *description, const char *device) {
         if (!o->committed)
                 return log_error(EINVAL, o->path, "no committed output to describe");
         struct imager_item it;
         imager_item_from_output(&it, o, name, description);
+        it.device = device;
         int r = imager_write_json_items(json_path, &it, 1);
         imager_item_free(&it);
         return r;

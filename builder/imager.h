@@ -29,6 +29,7 @@ struct imager_item {
         char *name, *description;
         uint64_t extract_size, download_size;
         char extract_sha256[65], download_sha256[65];
+        const char *device; /* static: the Pi model's Imager tag; NULL: the default three */
 };
 void imager_item_from_output(struct imager_item *it, const struct output *o, const char *name,
                              const char *description);
@@ -42,4 +43,4 @@ int imager_write_json(const char *json_path, const char *image_path, const struc
 /* The same for a committed output: sizes and checksums come from o,
  * release date from build_time(). */
 int imager_write_json_for_output(const char *json_path, const struct output *o, const char *name,
-                                 const char *description);
+                                 const char *description, const char *device);

@@ -6,21 +6,37 @@
 
 #include "log.h"
 
+/* imager: the device tag Raspberry Pi Imager filters its OS list by (the
+ * Zero 2 W shares the Pi 3's, the 400 and CM4 the Pi 4's, the 500 the Pi 5's) */
 static const struct {
         const char *name;
         unsigned mb;
+        const char *imager;
 } models[] = {
-        {"pi3b", 1024},      {"pi3b+", 1024},     {"pi3bplus", 1024}, {"pi4-1gb", 1024},  {"pi4-2gb", 2048},
-        {"pi4-4gb", 4096},   {"pi4-8gb", 8192},   {"pi400", 4096},    {"pi5-1gb", 1024},  {"pi5-2gb", 2048},
-        {"pi5-4gb", 4096},   {"pi5-8gb", 8192},   {"pi5-16gb", 16384}, {"pi500", 8192},   {"cm4-1gb", 1024},
-        {"cm4-2gb", 2048},   {"cm4-4gb", 4096},   {"cm4-8gb", 8192},  {"pizero2w", 512},
+        {"pi3b", 1024, "pi3-64bit"},    {"pi3b+", 1024, "pi3-64bit"},   {"pi3bplus", 1024, "pi3-64bit"},
+        {"pi4-1gb", 1024, "pi4-64bit"}, {"pi4-2gb", 2048, "pi4-64bit"}, {"pi4-4gb", 4096, "pi4-64bit"},
+        {"pi4-8gb", 8192, "pi4-64bit"}, {"pi400", 4096, "pi4-64bit"},   {"pi5-1gb", 1024, "pi5-64bit"},
+        {"pi5-2gb", 2048, "pi5-64bit"}, {"pi5-4gb", 4096, "pi5-64bit"}, {"pi5-8gb", 8192, "pi5-64bit"},
+        {"pi5-16gb", 16384, "pi5-64bit"}, {"pi500", 8192, "pi5-64bit"}, {"cm4-1gb", 1024, "pi4-64bit"},
+        {"cm4-2gb", 2048, "pi4-64bit"}, {"cm4-4gb", 4096, "pi4-64bit"}, {"cm4-8gb", 8192, "pi4-64bit"},
+        {"pizero2w", 512, "pi3-64bit"},
 };
 
-unsigned model_memory_mb(const char *model) {
-        for (size_t i = 0; i < sizeof models / sizeof *models; i++)
+static int find(const char *model) {
+        for (size_t i = 0; model && i < sizeof models / sizeof *models; i++)
                 if (!strcasecmp(models[i].name, model))
-                        return models[i].mb;
-        return 0;
+                        return (int)i;
+        return -1;
+}
+
+unsigned model_memory_mb(const char *model) {
+        int i = find(model);
+        return i < 0 ? 0 : models[i].mb;
+}
+
+const char *model_imager_device(const char *model) {
+        int i = find(model);
+        return i < 0 ? NULL : models[i].imager;
 }
 
 const char *model_names(void) {

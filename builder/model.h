@@ -10,5 +10,8 @@ unsigned model_memory_mb(const char *model);
 /* Refuse (logged, -EINVAL) a model below the profile's minimum; warn below
  * its recommendation.  what names the host for messages. */
 int model_check(const char *what, const char *model, const struct profile *p);
+/* Raspberry Pi Imager's device tag for the model ("pi4-64bit"), or NULL
+ * when unknown (or model is NULL). */
+const char *model_imager_device(const char *model);
 /* "pi3b+, pi4-2gb, ..." for help and errors. */
 const char *model_names(void);

@@ -102,6 +102,26 @@ static int check_head(const char *path, const uint8_t *b, size_t n, bool compres
                          compressed ? "the decompressed data" : "this");
 }
 
+int source_probe(const char *base) {
+        struct stat st;
+        uint64_t size = 0;
+        int fd = open_base(base, &st, &size);
+        if (fd < 0)
+                return fd;
+        enum fmt fmt;
+        int r = detect(fd, base, size, &fmt);
+        if (r == 0 && fmt == FMT_RAW) {
+                uint8_t head[4096];
+                size_t n = (size_t)MIN(size, sizeof(head));
+                if ((r = pread_full(fd, head, n, 0)) < 0)
+                        r = log_error(r, base, "cannot read: %s", strerror(-r));
+                else
+                        r = check_head(base, head, n, false);
+        }
+        close(fd);
+        return r;
+}
+
 /* ---- libarchive (gzip, zstd, zip) ---- */
 
 static struct archive *archive_open(int fd, const char *path) {

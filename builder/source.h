@@ -48,6 +48,10 @@ struct source_opts {
                                  * without these) */
 };
 
+/* What a dry run asks of the base: that it opens and, if raw, starts like a
+ * disk image.  Nothing is decompressed.  Logs, -errno. */
+int source_probe(const char *base);
+
 /* Stream base into out_fd (positioned at 0, empty) and ftruncate it to the
  * image size.  Logs, -errno. */
 int source_extract(const char *base, int out_fd, const struct source_opts *o, struct source_info *info);

@@ -82,7 +82,7 @@ if ((rc == 73)); then ok "missing output directory: EX_CANTCREAT"; else fail "mi
 check "no temporaries after refusals" bash -c '! ls -A "$1" "$2" | grep -q "^\."' _ "$T/a" "$T/b"
 
 # ---- Raspberry Pi Imager ----------------------------------------------------
-if build -o "$T/b/im.img.xz" --imager-json "$T/b/os_list.json" 2>"$T/im.err"; then
+if build -o "$T/b/im.img.xz" --model pi4-8gb --imager-json "$T/b/os_list.json" 2>"$T/im.err"; then
   raw_sha=$(xz -dc "$T/b/im.img.xz" | sha256sum | cut -d' ' -f1)
   check "imager json fields" python3 - "$T/b/os_list.json" "$T/b/im.img.xz" "$raw_sha" <<'PY'
 import json, os, sys, hashlib
@@ -95,7 +95,7 @@ assert e["image_download_sha256"] == hashlib.sha256(open(img, "rb").read()).hexd
 assert e["extract_sha256"] == sys.argv[3]
 assert e["release_date"] == "2023-11-14", e["release_date"]
 assert e["init_format"] == "none"
-assert "pi4-64bit" in e["devices"]
+assert e["devices"] == ["pi4-64bit"], e["devices"]  # --model pi4-8gb
 assert e["bmap_url"] == "file://" + os.path.realpath(img) + ".bmap"
 for k in ("name", "description", "extract_size"):
     assert k in e, k

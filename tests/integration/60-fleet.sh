@@ -66,6 +66,13 @@ grep -qx "OPENOBSERVE_PASSWORD=$OOPW" <<<"$env_app" && grep -qx "OPENOBSERVE_EMA
   || fail "fleet --dry-run payloads: $(grep -c '^root file /etc/hostname ' "$T/dry.out")"
 grep -qE 'Reading|written|saved' "$T/dry.err" && fail "fleet --dry-run claims work: $(cat "$T/dry.err")" \
   || ok "fleet --dry-run reads no base and claims no writes"
+# ... but it opens the base: a missing one is said, as a real run would
+expect_error "fleet --dry-run of a missing base" "nope.img.xz: cannot open: No such file" \
+  "$DIMIMAGE" build --fleet "$T/fleet.yml" --dry-run --base "$T/nope.img.xz" -o "$T/dry" "${common[@]}"
+expect_error "--dry-run of a text file as base" "fleet.yml: this is not a disk image" \
+  "$DIMIMAGE" build --role observability --hostname x --set "OPENOBSERVE_PASSWORD=$OOPW" --dry-run \
+  --base "$T/fleet.yml" -o "$T/dry.img"
+[[ ! -e $T/dry && ! -e $T/dry.img ]] && ok "refused dry runs wrote nothing" || fail "refused dry runs wrote something"
 
 # a fleet whose app has no observability host to ship logs to
 cat > "$T/noobs.yml" <<YAML
@@ -108,8 +115,8 @@ expect_error "duplicate address refused" "same address" \
 cat > "$T/three.yml" <<YAML
 format: img.zst
 hosts:
-  - {name: obs-1, role: observability, address: 10.0.0.7, env: {OPENOBSERVE_PASSWORD: $OOPW}}
-  - {name: obs-2, role: observability, address: 10.0.0.8, env: {OPENOBSERVE_PASSWORD: $OOPW}}
+  - {name: obs-1, role: observability, address: 10.0.0.7, model: pi5-8gb, env: {OPENOBSERVE_PASSWORD: $OOPW}}
+  - {name: obs-2, role: observability, address: 10.0.0.8, model: CM4-4GB, env: {OPENOBSERVE_PASSWORD: $OOPW}}
   - {name: obs-3, role: observability, address: 10.0.0.9, env: {OPENOBSERVE_PASSWORD: $OOPW}}
 YAML
 check "fleet of three (img.zst) builds" "$DIMIMAGE" build --fleet "$T/three.yml" --base "$base" -o "$T/three" --quiet \
@@ -124,7 +131,8 @@ for n in 1 2 3; do
 done
 (cd "$T/three" && sha256sum -c --quiet obs-1.img.zst.sha256 obs-2.img.zst.sha256 obs-3.img.zst.sha256) \
   && ok "fleet of three: every image matches its .sha256" || fail "fleet of three: .sha256"
-# --imager-json with a fleet: one os_list entry per host, in the file's order
+# --imager-json with a fleet: one os_list entry per host, in the file's order,
+# offered to the host's model only (to the default three without one)
 check "fleet of three: Imager list of every host" python3 - "$T/three.json" "$T/three" "${raw_sums[@]}" <<'PY'
 import hashlib, json, os, sys
 entries = json.load(open(sys.argv[1]))["os_list"]
@@ -138,6 +146,7 @@ for n, (e, raw) in enumerate(zip(entries, sys.argv[3:]), 1):
     assert e["image_download_sha256"] == hashlib.sha256(open(img, "rb").read()).hexdigest()
     assert e["extract_sha256"] == raw, (e["extract_sha256"], raw)
     assert e["init_format"] == "none"
+    assert e["devices"] == [["pi5-64bit"], ["pi4-64bit"], ["pi5-64bit", "pi4-64bit", "pi3-64bit"]][n - 1], e["devices"]
 PY
 left=$(find "$T/three" -mindepth 1 -name '.*' -printf '%f ')
 [[ -z $left ]] && ok "fleet of three: nothing hidden left" || fail "fleet of three: left $left"

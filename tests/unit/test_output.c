@@ -305,7 +305,7 @@ static void test_imager_json(void **state) {
         assert_int_equal(output_begin(&o, out, NULL, false), 0);
         tu_golden_image(o.fd);
         assert_int_equal(output_commit(&o), 0);
-        assert_int_equal(imager_write_json_for_output(json, &o, "dimdim app", "test \"image\""), 0);
+        assert_int_equal(imager_write_json_for_output(json, &o, "dimdim app", "test \"image\"", NULL), 0);
         uint8_t *d;
         size_t n;
         assert_int_equal(read_file(json, 1 << 20, &d, &n), 0);

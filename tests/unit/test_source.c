@@ -442,6 +442,18 @@ static void test_cache_verify_later(void **state) {
 }
 
 /* The one sum-* file in the cache, or NULL. */
+static unsigned count_sums(void) {
+        _cleanup_free_ char *cd = cache_dir();
+        DIR *d = opendir(cd);
+        unsigned n = 0;
+        struct dirent *de;
+        while (d && (de = readdir(d)))
+                n += !strncmp(de->d_name, "sum-", 4);
+        if (d)
+                closedir(d);
+        return n;
+}
+
 static char *sum_file(void) {
         _cleanup_free_ char *cd = cache_dir();
         DIR *d = opendir(cd);
@@ -578,6 +590,7 @@ static void test_sum_beside(void **state) {
         assert_non_null(sum);
         size_t n;
         _cleanup_free_ uint8_t *text = slurp(sum, &n);
+        uint8_t *text2;
         assert_non_null(memmem(text, n, image_sha, 64));
         /* remembered now: checked against it, no longer computed */
         o = extract_late(raw, out, false, true, true, NULL);
@@ -598,7 +611,22 @@ static void test_sum_beside(void **state) {
         assert_int_equal(o.errors, 0);
         assert_non_null(strstr(o.err, "changed or could not be read while it was copied"));
         assert_null(sum_file());
+
+        /* a deleted base's sum goes when another base's is written */
+        _cleanup_free_ char *other = tpath("b2.img");
+        write_bytes(raw, image, IMG_SIZE);
+        write_bytes(other, image, IMG_SIZE);
+        assert_int_equal(extract_late(raw, out, false, true, true, NULL).verdict, 0);
+        assert_int_equal(extract_late(other, out, false, true, true, NULL).verdict, 0);
+        assert_int_equal(count_sums(), 2);
         assert_int_equal(unlink(raw), 0);
+        assert_int_equal(utimensat(AT_FDCWD, other, NULL, 0), 0); /* a new key: written again */
+        assert_int_equal(extract_late(other, out, false, true, true, NULL).verdict, 0);
+        _cleanup_free_ char *left = sum_file(); /* asserts there is one */
+        assert_int_equal(read_file(left, 4096, &text2, &n), 0);
+        assert_non_null(strstr((char *)text2, "/b2.img"));
+        free(text2);
+        assert_int_equal(unlink(other), 0);
 }
 
 /* A bound smaller than the image keeps nothing; a bound that fits one
