@@ -412,8 +412,9 @@ static int patch_chunk(struct pass *p, const struct output *o, uint8_t *buf, uin
                 }
                 const uint8_t *from = p->fill + t->span[i].from + (a - t->span[i].off);
                 memcpy(buf + (a - off), from, z - a);
-                if (pwrite(o->fd, from, z - a, (off_t)a) != (ssize_t)(z - a))
-                        return log_error(errno ? errno : EIO, o->tmp_raw, "cannot write: %m");
+                int r = pwrite_full(o->fd, from, z - a, a);
+                if (r < 0)
+                        return log_error(r, o->tmp_raw, "cannot write: %s", strerror(-r));
                 p->patched += z - a;
         }
         return 0;
@@ -630,11 +631,15 @@ int output_commit(struct output *o) {
                 goto fail;
         if (o->precommit && (r = o->precommit(o->precommit_arg)) < 0)
                 goto fail;
-        /* the patch was written after the syncer's fdatasync began */
-        if (o->format == OUT_RAW && ((err = syncer_wait(&sync)) != 0 ||
-                                     (o->patch.nspan && fdatasync(o->fd) < 0 && (err = errno) != 0))) {
-                r = log_error(err, o->tmp_raw, "cannot sync: %s", strerror(err));
-                goto fail;
+        if (o->format == OUT_RAW) {
+                err = syncer_wait(&sync);
+                /* the patch was written after the syncer's fdatasync began */
+                if (!err && o->patch.nspan && fdatasync(o->fd) < 0)
+                        err = errno;
+                if (err) {
+                        r = log_error(err, o->tmp_raw, "cannot sync: %s", strerror(err));
+                        goto fail;
+                }
         }
         if (c) {
                 r = compressor_finish(c, o->sha256, &o->out_bytes);

@@ -102,6 +102,15 @@ static int check_head(const char *path, const uint8_t *b, size_t n, bool compres
                          compressed ? "the decompressed data" : "this");
 }
 
+static int check_raw_head(int fd, const char *path, uint64_t size) {
+        uint8_t head[4096];
+        size_t n = (size_t)MIN(size, sizeof(head));
+        int r = pread_full(fd, head, n, 0);
+        if (r < 0)
+                return log_error(r, path, "cannot read: %s", strerror(-r));
+        return check_head(path, head, n, false);
+}
+
 int source_probe(const char *base) {
         struct stat st;
         uint64_t size = 0;
@@ -110,14 +119,8 @@ int source_probe(const char *base) {
                 return fd;
         enum fmt fmt;
         int r = detect(fd, base, size, &fmt);
-        if (r == 0 && fmt == FMT_RAW) {
-                uint8_t head[4096];
-                size_t n = (size_t)MIN(size, sizeof(head));
-                if ((r = pread_full(fd, head, n, 0)) < 0)
-                        r = log_error(r, base, "cannot read: %s", strerror(-r));
-                else
-                        r = check_head(base, head, n, false);
-        }
+        if (r == 0 && fmt == FMT_RAW)
+                r = check_raw_head(fd, base, size);
         close(fd);
         return r;
 }
@@ -614,12 +617,7 @@ static int finish_output(int out_fd, uint64_t bytes) {
 static int extract_raw(int fd, const char *path, const char *label, uint64_t size, int out_fd,
                        const struct source_opts *o, bool from_cache, char hex[65]) {
         if (!from_cache) {
-                uint8_t head[4096];
-                size_t n = (size_t)MIN(size, sizeof(head));
-                int r = pread_full(fd, head, n, 0);
-                if (r < 0)
-                        return log_error(r, path, "cannot read: %s", strerror(-r));
-                r = check_head(path, head, n, false);
+                int r = check_raw_head(fd, path, size);
                 if (r < 0)
                         return r;
         }
@@ -747,12 +745,18 @@ static void *check_entry(void *arg) {
 /* fd: the base, already open (its own descriptor is taken), so the check
  * reads the file that was copied even if the path is replaced meanwhile;
  * -1: open the cache entry's image. */
-static struct source_check *check_start(const struct cache_entry *e, const char *base, int fd) {
+/* compute: the base as it was opened, whose sha256 is to be computed (NULL:
+ * checked against e->sha256); remember: then remember it. */
+static struct source_check *check_start(const struct cache_entry *e, const char *base, int fd,
+                                        const struct stat *compute, bool remember) {
         fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : open(e->image, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return NULL;
         struct source_check *k = xmalloc(sizeof(*k));
-        *k = (struct source_check){.e = *e, .base = xstrdup(base), .fd = fd};
+        *k = (struct source_check){
+                .e = *e, .base = xstrdup(base), .fd = fd, .compute = compute != NULL, .remember = remember};
+        if (compute)
+                k->st = *compute;
         if (pthread_create(&k->thread, NULL, check_entry, k) != 0)
                 abort();
         return k;
@@ -843,7 +847,7 @@ static int try_cache(const char *base, const struct stat *st, int out_fd, const 
         if (cache_lookup(base, st, &e) <= 0)
                 return 0;
         /* started first, so the check overlaps the copy too */
-        struct source_check *k = o->verify_later ? check_start(&e, base, -1) : NULL;
+        struct source_check *k = o->verify_later ? check_start(&e, base, -1, NULL, false) : NULL;
         int r = 1;
         char hex[65] = "";
         int cfd = open(e.image, O_RDONLY | O_CLOEXEC);
@@ -880,7 +884,7 @@ static int try_sum(const char *base, const struct stat *st, int fd, int out_fd, 
         struct cache_entry e;
         if (cache_lookup_sum(base, st, &e) <= 0)
                 return 0;
-        struct source_check *k = check_start(&e, base, fd);
+        struct source_check *k = check_start(&e, base, fd, NULL, false);
         if (!k) {
                 cache_entry_free(&e);
                 return 0;
@@ -904,14 +908,11 @@ static int hash_beside(const char *base, const struct stat *st, int fd, uint64_t
                        const struct source_opts *o, bool remember, struct source_info *info) {
         struct cache_entry e = {.image = xstrdup(base), .bytes = size, .is_base = true};
         snprintf(e.format, sizeof(e.format), "%s", fmt_names[FMT_RAW]);
-        struct source_check *k = check_start(&e, base, fd);
+        struct source_check *k = check_start(&e, base, fd, st, remember);
         if (!k) {
                 cache_entry_free(&e);
                 return 0;
         }
-        k->compute = true;
-        k->remember = remember;
-        k->st = *st;
         int r = extract_raw(fd, base, path_basename(base), size, out_fd, o, false, NULL);
         if (r < 0) {
                 check_drop(k);

@@ -62,9 +62,10 @@ int source_extract(const char *base, int out_fd, const struct source_opts *o, st
  * itself never is), and the output must be rebuilt from the base without
  * verify_later.  For a sum computed beside (sum_later), 0 fills
  * info->sha256 (and remembers it, cache allowed); 1 (with a warning) means
- * the base changed or could not be read while it was copied.  Until the verdict, warnings and errors are held back
- * (log_hold): what the build said about damaged bytes is dropped, the rest
- * printed.  Safe to call again: it repeats the verdict. */
+ * the base changed or could not be read while it was copied, and nothing
+ * is held back.  Otherwise, until the verdict, warnings and errors are held
+ * back (log_hold): what the build said about damaged bytes is dropped, the
+ * rest printed.  Safe to call again: it repeats the verdict. */
 int source_verify(struct source_info *info);
 
 /* Copy the first `bytes` of from_fd into to_fd (empty), sharing extents

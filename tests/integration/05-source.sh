@@ -113,6 +113,13 @@ check "sha256 computed beside: OUT.sha256 is the file's" bash -c 'cd "$(dirname 
 check "sha256 computed beside: bmaptool copy checks every range" bmaptool copy --bmap "$T/r1.img.bmap" "$T/r1.img" "$T/r1-copy.img"
 check "sha256 computed beside: e2fsck -fn" bash -c 'e2fsck -fn "$1?offset=$((532480 * 512))"' _ "$T/r1.img"
 rm -f "$T/r1-copy.img"
+# a compressed output is fed the filled-in bytes too
+check "sha256 computed beside: -o .img.zst" build --no-cache --base "$T/in/base.img" -o "$T/r1z.img.zst"
+zstd -q -d "$T/r1z.img.zst" -o "$T/r1z.img"
+got=$(manifest_sum "$T/r1z.img" 2>/dev/null || true)
+if [[ $got == "$sum" ]]; then ok "sha256 computed beside: in the .img.zst's manifest"; else fail "sha256 computed beside: .img.zst's manifest says '$got'"; fi
+check "sha256 computed beside: .img.zst holds the raw build's image" cmp "$T/r1.img" "$T/r1z.img"
+rm -f "$T"/r1z.img*
 check "one sum-* file, holding the base's sha256" bash -c '[[ $(grep -l "^sha256 $2$" "$1"/dimimage/sum-* | wc -l) == 1 ]]' _ "$XDG_CACHE_HOME" "$sum"
 check "no copy of the raw base in the cache" bash -c '! grep -qs "^source .*/base\.img$" "$1"/dimimage/ref-*' _ "$XDG_CACHE_HOME"
 "$DIMIMAGE" build "${ARGS[@]}" --verbose --base "$T/in/base.img" -o "$T/r2.img" >"$T/r2.log" 2>&1
