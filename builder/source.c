@@ -90,6 +90,19 @@ static int detect(int fd, const char *path, uint64_t size, enum fmt *fmt) {
         return 0;
 }
 
+/* open_base, then detect: the fd, or -errno (logged). */
+static int open_detect(const char *path, struct stat *st, uint64_t *size, enum fmt *fmt) {
+        int fd = open_base(path, st, size);
+        if (fd < 0)
+                return fd;
+        int r = detect(fd, path, *size, fmt);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
 /* A disk image starts with an MBR/protective-MBR/FAT boot signature or is a
  * bare ext2/3/4 filesystem; anything else (a text file, garbage) is refused
  * here rather than as a confusing partition-table error later. */
@@ -114,13 +127,11 @@ static int check_raw_head(int fd, const char *path, uint64_t size) {
 int source_probe(const char *base) {
         struct stat st;
         uint64_t size = 0;
-        int fd = open_base(base, &st, &size);
+        enum fmt fmt;
+        int fd = open_detect(base, &st, &size, &fmt);
         if (fd < 0)
                 return fd;
-        enum fmt fmt;
-        int r = detect(fd, base, size, &fmt);
-        if (r == 0 && fmt == FMT_RAW)
-                r = check_raw_head(fd, base, size);
+        int r = fmt == FMT_RAW ? check_raw_head(fd, base, size) : 0;
         close(fd);
         return r;
 }
@@ -933,13 +944,11 @@ int source_extract(const char *base, int out_fd, const struct source_opts *o, st
         *info = (struct source_info){0};
         struct stat st = {0};
         uint64_t size = 0;
-        int fd = open_base(base, &st, &size);
+        enum fmt fmt;
+        int fd = open_detect(base, &st, &size, &fmt);
         if (fd < 0)
                 return fd;
-        enum fmt fmt;
-        int r = detect(fd, base, size, &fmt);
-        if (r < 0)
-                goto out;
+        int r = 0;
         snprintf(info->format, sizeof(info->format), "%s", fmt_names[fmt]);
         bool use_cache = !o->no_cache && S_ISREG(st.st_mode);
         if (fmt == FMT_RAW) {
@@ -1061,19 +1070,14 @@ struct source_stream {
 int source_stream_open(const char *path, struct source_stream **ret) {
         struct stat st;
         uint64_t size = 0;
-        int fd = open_base(path, &st, &size);
+        enum fmt fmt;
+        int fd = open_detect(path, &st, &size, &fmt);
         if (fd < 0)
                 return fd;
-        enum fmt fmt;
-        int r = detect(fd, path, size, &fmt);
-        if (r < 0) {
-                close(fd);
-                return r;
-        }
         struct source_stream *s = xcalloc(1, sizeof(*s));
         s->fd = fd;
         s->path = xstrdup(path);
-        r = decoder_open(&s->d, fd, s->path, size, fmt);
+        int r = decoder_open(&s->d, fd, s->path, size, fmt);
         if (r < 0) {
                 close(fd);
                 free(s->path);

@@ -412,25 +412,31 @@ static void test_unlink_frees(void **state) {
 
 /* A file whose extent tree has index blocks (free space fragmented on
  * purpose), replaced in place and then unlinked: all blocks come back. */
-static void test_fragmented_extent_tree(void **state) {
-        (void)state;
-        char *img = make_image("frag", "^has_journal", 32);
-        struct ext4_fs *fs = open_rw(img, 32);
+/* Free space in holes: up to n 4 KiB files in /f (fewer when it fills
+ * up), every other one removed again. */
+static void fragment(struct ext4_fs *fs, int n) {
         assert_int_equal(ext4_mkdir_p(fs, "/f", 0755, 0, 0), 0);
         char p[64];
         uint8_t blk[4096];
         memset(blk, 0x5a, sizeof blk);
-        for (int i = 0; i < 3000; i++) {
+        for (int i = 0; i < n; i++) {
                 snprintf(p, sizeof p, "/f/%d", i);
                 int r = ext4_write(fs, p, blk, sizeof blk, 0644, 0, 0);
                 if (r == -ENOSPC)
                         break;
                 assert_int_equal(r, 0);
         }
-        for (int i = 0; i < 3000; i += 2) {
+        for (int i = 0; i < n; i += 2) {
                 snprintf(p, sizeof p, "/f/%d", i);
                 (void)ext4_unlink(fs, p);
         }
+}
+
+static void test_fragmented_extent_tree(void **state) {
+        (void)state;
+        char *img = make_image("frag", "^has_journal", 32);
+        struct ext4_fs *fs = open_rw(img, 32);
+        fragment(fs, 3000);
         uint64_t free0 = ext4_free_bytes(fs);
         size_t n = 2u << 20;
         uint8_t *big = tu_pattern(n, 9);
@@ -461,18 +467,7 @@ static void test_map(void **state) {
         (void)state;
         char *img = make_image("map", "^has_journal", 32);
         struct ext4_fs *fs = open_rw(img, 32);
-        assert_int_equal(ext4_mkdir_p(fs, "/f", 0755, 0, 0), 0);
-        char p[64];
-        uint8_t blk[4096];
-        memset(blk, 0x5a, sizeof blk);
-        for (int i = 0; i < 64; i++) {
-                snprintf(p, sizeof p, "/f/%d", i);
-                assert_int_equal(ext4_write(fs, p, blk, sizeof blk, 0644, 0, 0), 0);
-        }
-        for (int i = 0; i < 64; i += 2) {
-                snprintf(p, sizeof p, "/f/%d", i);
-                assert_int_equal(ext4_unlink(fs, p), 0);
-        }
+        fragment(fs, 64);
         size_t n = 40000;
         uint8_t *data = tu_pattern(n, 4);
         assert_int_equal(ext4_write(fs, "/frag", data, n, 0644, 0, 0), 0);

@@ -98,6 +98,31 @@ static void assert_file_equals(const char *path, const void *data, size_t len) {
         free(got);
 }
 
+/* Every range of the bmap at path hashes to what img holds there. */
+static void assert_bmap_ranges(const char *path, const uint8_t *img, size_t nranges) {
+        struct bmap b;
+        assert_int_equal(bmap_load(path, &b), 0);
+        if (nranges)
+                assert_int_equal(b.n, nranges);
+        char hex[65];
+        for (size_t i = 0; i < b.n; i++) {
+                uint64_t start, end;
+                bmap_range_bytes(&b, &b.v[i], &start, &end);
+                sha256_hex(img + start, (size_t)(end - start), hex);
+                assert_string_equal(b.v[i].sha256, hex);
+        }
+        bmap_free(&b);
+}
+
+/* OUT.sha256 at path: "sha256 of img  name". */
+static void assert_sums_file(const char *path, const uint8_t *img, size_t len, const char *name) {
+        char hex[65];
+        sha256_hex(img, len, hex);
+        char *line = xasprintf("%s  %s\n", hex, name);
+        assert_file_equals(path, line, strlen(line));
+        free(line);
+}
+
 static int commit_golden(const char *name, int level) {
         char *out = p(name);
         struct output o = { .compression_level = level };
@@ -123,17 +148,13 @@ static void test_raw_commit(void **state) {
         size_t glen;
         assert_int_equal(read_file(GOLDEN_BMAP, 1 << 20, &golden, &glen), 0);
         assert_file_equals(bm, golden, glen);
-        char hex[65];
-        sha256_hex(want, IMG_SIZE, hex);
-        char *line = xasprintf("%s  a.img\n", hex);
-        assert_file_equals(sums, line, strlen(line));
+        assert_sums_file(sums, want, IMG_SIZE, "a.img");
         struct stat st;
         assert_int_equal(stat(img, &st), 0);
         mode_t mask = umask(0);
         umask(mask);
         assert_int_equal(st.st_mode & 0777, 0644 & ~mask);
         assert_true((uint64_t)st.st_blocks * 512 < IMG_SIZE); /* still sparse */
-        free(line);
         free(golden);
         free(want);
         free(img);
@@ -360,16 +381,7 @@ static void check_big(const char *name, bool no_raw) {
                 assert_string_equal(o.raw_sha256, hex);
         else
                 assert_string_equal(o.raw_sha256, "");
-        struct bmap b;
-        assert_int_equal(bmap_load(bm, &b), 0);
-        assert_int_equal(b.n, 4);
-        for (size_t i = 0; i < b.n; i++) {
-                uint64_t start, end;
-                bmap_range_bytes(&b, &b.v[i], &start, &end);
-                sha256_hex(img + start, (size_t)(end - start), hex);
-                assert_string_equal(b.v[i].sha256, hex);
-        }
-        bmap_free(&b);
+        assert_bmap_ranges(bm, img, 4);
         output_abort(&o);
         unlink(bm);
         free(bm);
@@ -422,19 +434,8 @@ static void test_patch(void **state) {
         memcpy(img + (12u << 20), letters + 40, 24);
         char *out = p("patched.img"), *bm = p("patched.img.bmap"), *sums = p("patched.img.sha256");
         assert_file_equals(out, img, BIG_SIZE);
-        char hex[65];
-        sha256_hex(img, BIG_SIZE, hex);
-        char *line = xasprintf("%s  patched.img\n", hex);
-        assert_file_equals(sums, line, strlen(line));
-        struct bmap b;
-        assert_int_equal(bmap_load(bm, &b), 0);
-        for (size_t i = 0; i < b.n; i++) {
-                uint64_t start, end;
-                bmap_range_bytes(&b, &b.v[i], &start, &end);
-                sha256_hex(img + start, (size_t)(end - start), hex);
-                assert_string_equal(b.v[i].sha256, hex);
-        }
-        bmap_free(&b);
+        assert_sums_file(sums, img, BIG_SIZE, "patched.img");
+        assert_bmap_ranges(bm, img, 0);
 
         unsigned errors = log_error_count();
         f = (struct filler){.r = -ESTALE};
@@ -446,7 +447,7 @@ static void test_patch(void **state) {
         assert_int_equal(log_error_count(), errors + 1);
         char *l = listing();
         assert_string_equal(l, "patched.img patched.img.bmap patched.img.sha256");
-        free(l), free(line), free(out), free(bm), free(sums);
+        free(l), free(out), free(bm), free(sums);
 }
 
 static void test_big_raw(void **state) { check_big("big.img", false); }
