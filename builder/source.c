@@ -632,11 +632,14 @@ static int extract_raw(int fd, const char *path, const char *label, uint64_t siz
                 if (r < 0)
                         return r;
         }
-        struct pipeline p;
-        pipeline_start(&p, out_fd, o, hex != NULL);
-        /* Sharing extents costs nothing and leaves only the hash to do. */
+        /* Sharing extents costs nothing and leaves only the hash to do,
+         * if any: a check beside the build hashes on its own. */
         struct stat st;
         bool shared = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ioctl(out_fd, FICLONE, fd) == 0;
+        if (shared && !hex)
+                return finish_output(out_fd, size);
+        struct pipeline p;
+        pipeline_start(&p, out_fd, o, hex != NULL);
         struct progress pr;
         progress_begin(&pr, label, size);
         if (o->quiet)
