@@ -55,7 +55,7 @@ static void ctx_free(struct build_ctx *c) {
         base_files_free(&c->base);
         if (c->out_begun)
                 output_abort(&c->out);
-        (void)source_verify(&c->src);
+        source_drop(&c->src);
         free(c);
 }
 
@@ -457,7 +457,11 @@ int build_run(struct build_job *job) {
                 /* Whatever failed, a damaged cache hit (or a base that is not
                  * what its remembered sum says) explains it (its
                  * messages were held back and dropped): once more, from the
-                 * base itself. */
+                 * base itself.  A sum still being computed is not waited
+                 * for: only a base written during the build would explain
+                 * the failure, and the error says enough then too. */
+                if (r < 0 && c->src.sum_pending)
+                        source_drop(&c->src);
                 if (r >= 0 || c->rebuilt || !source_verify(&c->src))
                         break;
                 ctx_rewind(c);

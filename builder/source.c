@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <strings.h>
 #include <sys/ioctl.h>
@@ -707,6 +708,7 @@ struct source_check {
         bool compute;
         bool remember;  /* compute: remember the sum once it is known */
         struct stat st; /* compute: the base as it was opened */
+        atomic_bool stop; /* source_drop: nobody waits for the result */
 };
 
 /* A base whose size, mtime or ctime moved while it was read may have
@@ -738,7 +740,9 @@ static void *check_entry(void *arg) {
                 sha256_zeros(&h, start - pos);
                 for (pos = start; pos < end && r == 0; pos += CHECK_CHUNK) {
                         size_t n = (size_t)MIN((uint64_t)CHECK_CHUNK, end - pos);
-                        if ((r = pread_full(k->fd, buf, n, pos)) == 0)
+                        if (atomic_load_explicit(&k->stop, memory_order_relaxed))
+                                r = -ECANCELED;
+                        else if ((r = pread_full(k->fd, buf, n, pos)) == 0)
                                 sha256_update(&h, buf, n);
                 }
                 pos = MIN(pos, end);
@@ -769,6 +773,7 @@ static struct source_check *check_start(const struct cache_entry *e, const char 
         struct source_check *k = xmalloc(sizeof(*k));
         *k = (struct source_check){
                 .e = *e, .base = xstrdup(base), .fd = fd, .compute = compute != NULL, .remember = remember};
+        atomic_init(&k->stop, false);
         if (compute)
                 k->st = *compute;
         if (pthread_create(&k->thread, NULL, check_entry, k) != 0)
@@ -792,8 +797,10 @@ static void check_free(struct source_check *k) {
         free(k);
 }
 
-/* A check whose copy failed: its verdict no longer matters. */
+/* A check whose verdict no longer matters (its copy failed, or the build
+ * did): stopped at its next read. */
 static void check_drop(struct source_check *k) {
+        atomic_store_explicit(&k->stop, true, memory_order_relaxed);
         (void)check_wait(k);
         check_free(k);
 }
@@ -830,6 +837,19 @@ int source_verify(struct source_info *info) {
         cache_entry_free(&k->e);
         check_free(k);
         return info->damaged;
+}
+
+void source_drop(struct source_info *info) {
+        struct source_check *k = info->check;
+        if (!k || !k->compute) {
+                (void)source_verify(info);
+                return;
+        }
+        info->check = NULL;
+        atomic_store_explicit(&k->stop, true, memory_order_relaxed);
+        (void)check_wait(k);
+        cache_entry_free(&k->e);
+        check_free(k);
 }
 
 /* The copy of entry e in the output is the base's image from now on.  With

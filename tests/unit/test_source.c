@@ -612,6 +612,26 @@ static void test_sum_beside(void **state) {
         assert_non_null(strstr(o.err, "changed or could not be read while it was copied"));
         assert_null(sum_file());
 
+        /* a failed build drops a sum being computed: not remembered, not
+         * waited for, nothing said */
+        write_bytes(raw, image, IMG_SIZE);
+        {
+                int fd = open(out, O_RDWR | O_CREAT | O_TRUNC, 0644);
+                assert_true(fd >= 0);
+                struct source_opts opts = {.quiet = true, .verify_later = true, .sum_later = true};
+                struct source_info info;
+                unsigned before = log_error_count();
+                assert_int_equal(source_extract(raw, fd, &opts, &info), 0);
+                assert_true(info.sum_pending);
+                source_drop(&info);
+                assert_null(info.check);
+                assert_string_equal(info.sha256, "");
+                assert_int_equal(source_verify(&info), 0); /* nothing left to say */
+                assert_int_equal(log_error_count(), before);
+                close(fd);
+                assert_null(sum_file());
+        }
+
         /* a deleted base's sum goes when another base's is written */
         _cleanup_free_ char *other = tpath("b2.img");
         write_bytes(raw, image, IMG_SIZE);
