@@ -747,7 +747,8 @@ static void *check_entry(void *arg) {
                 }
                 pos = MIN(pos, end);
         }
-        sha256_zeros(&h, k->e.bytes - pos);
+        if (r == 0) /* a stopped check hashes no more */
+                sha256_zeros(&h, k->e.bytes - pos);
         char hex[65];
         sha256_final_hex(&h, hex);
         if (k->compute) {
@@ -762,9 +763,9 @@ static void *check_entry(void *arg) {
 
 /* fd: the base, already open (its own descriptor is taken), so the check
  * reads the file that was copied even if the path is replaced meanwhile;
- * -1: open the cache entry's image. */
-/* compute: the base as it was opened, whose sha256 is to be computed (NULL:
- * checked against e->sha256); remember: then remember it. */
+ * -1: open the cache entry's image.  compute: the base as it was opened,
+ * whose sha256 is to be computed (NULL: checked against e->sha256);
+ * remember: then remember it. */
 static struct source_check *check_start(const struct cache_entry *e, const char *base, int fd,
                                         const struct stat *compute, bool remember) {
         fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : open(e->image, O_RDONLY | O_CLOEXEC);
