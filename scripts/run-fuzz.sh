@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# run-fuzz.sh smoke RUNS FUZZER... : a short run of each target over its corpus.
+# run-fuzz.sh smoke RUNS FUZZER... : a short run of each target over its corpus
+# (new inputs kept in build/fuzz-corpus/<name> too).
 # run-fuzz.sh time SECONDS FUZZER... : each target for SECONDS, new inputs kept
 # in build/fuzz-corpus/<name> (the checked-in seeds stay untouched).
 set -u
@@ -16,8 +17,10 @@ for f in "$@"; do
   mkdir -p "$seeds"
   work=$top/build/fuzz-corpus/$name
   mkdir -p "$work" "$top/build/fuzz-artifacts"
+  # libFuzzer writes new inputs into the first corpus directory: the work
+  # one, in both modes, so a `make check` leaves the checked-in seeds alone.
   if [[ $mode == smoke ]]; then
-    args=(-runs="$amount" -max_len=65536 "$seeds")
+    args=(-runs="$amount" -max_len=65536 "$work" "$seeds")
   else
     args=(-max_total_time="$amount" -max_len=65536 -print_final_stats=1 "$work" "$seeds")
   fi
