@@ -55,7 +55,7 @@ static void ctx_free(struct build_ctx *c) {
         base_files_free(&c->base);
         if (c->out_begun)
                 output_abort(&c->out);
-        source_drop(&c->src);
+        (void)source_drop(&c->src);
         free(c);
 }
 
@@ -369,14 +369,14 @@ static int phase_finish(struct build_ctx *c) {
                 _cleanup_free_ char *path = xasprintf("%s.secrets.env", j->out);
                 output_untrack_temp(path);
         }
+        const char *device = model_imager_device(j->host.model);
         if (j->imager_item) {
                 _cleanup_free_ char *name = xasprintf("%s (%s)", j->host.hostname, c->profile.name);
-                imager_item_from_output(j->imager_item, &c->out, name, c->profile.description);
-                j->imager_item->device = model_imager_device(j->host.model);
+                imager_item_from_output(j->imager_item, &c->out, name, c->profile.description, device);
         }
         if (c->o->imager_json && !j->fleet_name) {
                 if ((r = imager_write_json_for_output(c->o->imager_json, &c->out, c->profile.name,
-                                                       c->profile.description, model_imager_device(j->host.model))) < 0)
+                                                       c->profile.description, device)) < 0)
                         return r;
         }
         if (!j->host.user)
@@ -458,11 +458,10 @@ int build_run(struct build_job *job) {
                  * what its remembered sum says) explains it (its
                  * messages were held back and dropped): once more, from the
                  * base itself.  A sum still being computed is not waited
-                 * for: only a base written during the build would explain
-                 * the failure, and the error says enough then too. */
-                if (r < 0 && c->src.sum_pending)
-                        source_drop(&c->src);
-                if (r >= 0 || c->rebuilt || !source_verify(&c->src))
+                 * for (source_drop): only a base written during the build
+                 * would explain the failure, and the error says enough then
+                 * too. */
+                if (r >= 0 || c->rebuilt || !source_drop(&c->src))
                         break;
                 ctx_rewind(c);
                 c->rebuilt = true;

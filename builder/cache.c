@@ -390,9 +390,10 @@ void cache_store(const char *base, const struct stat *st, int fd, const struct s
                 log_warn(dir, "cannot write to the cache: %s; not caching", strerror(-r));
 }
 
-/* A base rewritten in place leaves its old sum behind under another key. */
-/* Kept: another base's sum, while that base is still there (a deleted
- * base's sum would only take room: it goes here, not only at cache clean). */
+/* Kept: another base's sum, while that base is still there.  A base
+ * rewritten in place leaves its old sum behind under another key, and a
+ * deleted base's sum would only take room: both go here, not only at cache
+ * clean. */
 static bool other_base(const char *dir, const struct ref *ref, const void *real) {
         return strcmp(ref->source, real) != 0 && access(ref->source, F_OK) == 0;
 }

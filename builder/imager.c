@@ -101,7 +101,7 @@ int imager_write_json(const char *json_path, const char *image_path, const struc
 }
 
 void imager_item_from_output(struct imager_item *it, const struct output *o, const char *name,
-                             const char *description) {
+                             const char *description, const char *device) {
         *it = (struct imager_item){
                 .image = xstrdup(o->path),
                 .bmap = o->has_bmap ? xasprintf("%s.bmap", o->path) : NULL,
@@ -109,6 +109,7 @@ void imager_item_from_output(struct imager_item *it, const struct output *o, con
                 .description = description ? xstrdup(description) : NULL,
                 .extract_size = o->raw_bytes,
                 .download_size = o->out_bytes,
+                .device = device,
         };
         memcpy(it->extract_sha256, o->raw_sha256, sizeof(it->extract_sha256));
         memcpy(it->download_sha256, o->sha256, sizeof(it->download_sha256));
@@ -153,8 +154,7 @@ int imager_write_json_for_output(const char *json_path, const struct output *o, 
         if (!o->committed)
                 return log_error(EINVAL, o->path, "no committed output to describe");
         struct imager_item it;
-        imager_item_from_output(&it, o, name, description);
-        it.device = device;
+        imager_item_from_output(&it, o, name, description, device);
         int r = imager_write_json_items(json_path, &it, 1);
         imager_item_free(&it);
         return r;

@@ -32,7 +32,7 @@ struct imager_item {
         const char *device; /* static: the Pi model's Imager tag; NULL: the default three */
 };
 void imager_item_from_output(struct imager_item *it, const struct output *o, const char *name,
-                             const char *description);
+                             const char *description, const char *device);
 void imager_item_free(struct imager_item *it);
 /* An os_list of the n items, in order, written atomically.  Logs, -errno. */
 int imager_write_json_items(const char *json_path, const struct imager_item *items, size_t n);

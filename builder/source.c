@@ -840,17 +840,18 @@ int source_verify(struct source_info *info) {
         return info->damaged;
 }
 
-void source_drop(struct source_info *info) {
+int source_drop(struct source_info *info) {
         struct source_check *k = info->check;
-        if (!k || !k->compute) {
-                (void)source_verify(info);
-                return;
-        }
+        if (!k || !k->compute)
+                return source_verify(info);
         info->check = NULL;
+        /* check_drop, with k's entry freed between the join and k: the
+         * thread writes the entry until it ends */
         atomic_store_explicit(&k->stop, true, memory_order_relaxed);
         (void)check_wait(k);
         cache_entry_free(&k->e);
         check_free(k);
+        return 0;
 }
 
 /* The copy of entry e in the output is the base's image from now on.  With

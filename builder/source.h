@@ -70,8 +70,9 @@ int source_verify(struct source_info *info);
 
 /* A failed build's last word on its base: a sum being computed beside it
  * (sum_later) is abandoned at once, unremembered, rather than read to the
- * end; any other check gets its verdict (source_verify). */
-void source_drop(struct source_info *info);
+ * end (0: nothing explains the failure); any other check gets its verdict
+ * (source_verify's return). */
+int source_drop(struct source_info *info);
 
 /* Copy the first `bytes` of from_fd into to_fd (empty), sharing extents
  * (FICLONE) where the filesystem can, else copy_file_range over the data
