@@ -242,8 +242,8 @@ static int phase_base(struct build_ctx *c) {
                 r = j->adopt_base ? output_adopt(&c->out, j->shared_base_path, j->shared_base_fd) : 1;
                 if (r == 0)
                         log_debug("%s: took over the fleet's decompressed base (no copy)", j->out);
-                if (r > 0)
-                        r = source_clone(j->shared_base_fd, c->out.fd, c->src.bytes, writeback);
+                if (r > 0 && (r = source_clone(j->shared_base_fd, c->out.fd, c->src.bytes, writeback)) == 0)
+                        log_debug("%s: copied the fleet's decompressed base", j->out);
                 if (r < 0)
                         return r;
         } else {

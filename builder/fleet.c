@@ -410,9 +410,10 @@ static void add_sets(struct host_run *hr, char *const *sets, const unsigned *lin
 }
 
 /* Build host h up to its commit, which goes on running on its own thread
- * (*ret, for host_run_join). */
+ * (*ret, for host_run_join).  Its image starts as a copy of base_fd, or
+ * with adopt as that very file. */
 static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_host *h, int base_fd,
-                      const char *base_path, bool last, const struct source_info *src, struct env *derived,
+                      const char *base_path, bool adopt, const struct source_info *src, struct env *derived,
                       struct imager_item *item, struct host_run **ret) {
         struct host_run *hr = xcalloc(1, sizeof(*hr));
         *ret = NULL;
@@ -444,7 +445,7 @@ static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_
                 .write_secrets_file = false,
                 .shared_base_fd = base_fd,
                 .shared_base_path = base_path,
-                .adopt_base = last,
+                .adopt_base = adopt,
                 .shared_src = src,
                 .fleet_name = f->name ? f->name : path_basename(f->file),
                 .host_label = h->label,
@@ -524,24 +525,36 @@ static void undo(struct fleet_run *run) {
         }
 }
 
-/* Decompress the base once into a hidden temporary in DIR: every host but
- * the last clones it.  *fd and *tmp are set (for the caller to drop) as
- * soon as the file exists. */
+/* Decompress the base once into a hidden temporary in DIR, and with two
+ * hosts or more a second one beside it, written from the same buffers
+ * (source_opts.tee): the first host built takes that over as its image, the
+ * last host the base, and the hosts between clone the base.  Two writes of
+ * what the decoder has in memory cost less than a copy of the file after
+ * it: with two hosts, nothing is copied.  *fd, *tmp, *first_fd and
+ * *first_tmp are set (for the caller to drop) as soon as each file exists. */
 static int extract_shared_base(const struct build_opts *o, const struct fleet *f, int *fd, char **tmp,
-                               struct source_info *src) {
+                               int *first_fd, char **first_tmp, struct source_info *src) {
         _cleanup_free_ char *anchor = xasprintf("%s/base", o->out);
         *fd = output_create_temp(anchor, tmp);
         if (*fd < 0)
                 return *fd;
-        /* The last host takes this file over as its image: when that is a
-         * raw output (the fleet has one format), it will be synced, so its
-         * writeback starts now, beside the decoding.  The other hosts copy
-         * it, so with more than one it is written for copying. */
+        if (f->nhosts > 1) {
+                _cleanup_free_ char *first = xasprintf("%s/first", o->out);
+                *first_fd = output_create_temp(first, first_tmp);
+                if (*first_fd < 0)
+                        return *first_fd;
+        }
+        /* Hosts take these files over as their images: when that is a raw
+         * output (the fleet has one format), it will be synced, so its
+         * writeback starts now, beside the decoding.  With hosts between
+         * the first and the last, the base is written for copying. */
         struct source_opts so = {
                 .no_cache = o->no_cache,
                 .quiet = log_level == LOG_QUIET,
                 .writeback = output_format_for(f->hosts[0].out) == OUT_RAW,
-                .cloned = f->nhosts > 1,
+                .cloned = f->nhosts > 2,
+                .tee = *first_fd >= 0,
+                .tee_fd = *first_fd,
         };
         log_info("Reading %s (once for %zu hosts)", o->base, f->nhosts);
         return source_extract(o->base, *fd, &so, src);
@@ -555,8 +568,8 @@ int fleet_build(const struct build_opts *o) {
         struct fleet_run run = {0};
         struct host_run *pending = NULL; /* the last host whose commit may still run */
         struct imager_item *items = NULL; /* --imager-json: one per host, in the file's order */
-        int base_fd = -1, r;
-        _cleanup_free_ char *base_tmp = NULL;
+        int base_fd = -1, first_fd = -1, r;
+        _cleanup_free_ char *base_tmp = NULL, *first_tmp = NULL;
         struct source_info src = {0};
         if ((r = fleet_parse(o->fleet, &f)) < 0)
                 goto out;
@@ -604,7 +617,8 @@ int fleet_build(const struct build_opts *o) {
                 items = xcalloc(f.nhosts, sizeof(*items));
         /* A dry run prints each host's payload: the base only opened,
          * nothing written. */
-        if ((r = o->dry_run ? source_probe(o->base) : extract_shared_base(o, &f, &base_fd, &base_tmp, &src)) < 0)
+        if ((r = o->dry_run ? source_probe(o->base)
+                            : extract_shared_base(o, &f, &base_fd, &base_tmp, &first_fd, &first_tmp, &src)) < 0)
                 goto out;
 
         /* Hosts whose wiring needs another host's final values wait for it. */
@@ -622,8 +636,11 @@ int fleet_build(const struct build_opts *o) {
                                 continue;
                         }
                         struct host_run *hr = NULL;
+                        /* the first host built takes the second copy over */
+                        bool first = done == 0 && first_fd >= 0;
                         if (r >= 0)
-                                r = build_host(o, &f, h, base_fd, base_tmp, done == f.nhosts - 1, &src, &derived,
+                                r = build_host(o, &f, h, first ? first_fd : base_fd, first ? first_tmp : base_tmp,
+                                               first || done == f.nhosts - 1, &src, &derived,
                                                items ? &items[i] : NULL, &hr);
                         env_free(&derived);
                         if (r < 0)
@@ -660,10 +677,16 @@ int fleet_build(const struct build_opts *o) {
 out:
         if (pending) /* nothing may be writing while the fleet is undone */
                 (void)host_run_join(pending, &run);
+        /* taken over by now, unless the fleet failed first */
         if (base_fd >= 0) {
                 close(base_fd);
                 unlink(base_tmp);
                 output_untrack_temp(base_tmp);
+        }
+        if (first_fd >= 0) {
+                close(first_fd);
+                unlink(first_tmp);
+                output_untrack_temp(first_tmp);
         }
         if (r < 0)
                 undo(&run); /* a failed fleet leaves no images behind */

@@ -373,14 +373,19 @@ struct pipeline {
         bool closing;
         int err; /* first writer failure, -errno; logged by the producer */
         int out_fd;
+        int tee_fd;     /* a second output written the same, or -1 (source_opts.tee) */
+        int err_fd;     /* the output p->err is about */
         bool writeback; /* start each slot's writeback once written */
         bool hash;      /* else only written: a cache hit checked on the side */
         size_t piece;   /* of each write (source_opts.cloned) */
         struct sha256 sha;
 };
 
-/* Write buf's non-zero ZERO_GRAIN runs at off: all-zero grains stay holes. */
-static int write_nonzero(int fd, const uint8_t *buf, size_t len, uint64_t off, size_t piece) {
+/* Write buf's non-zero ZERO_GRAIN runs at off: all-zero grains stay holes.
+ * Each run goes to fd in pieces of `piece`, then to tee_fd (unless -1) in
+ * WRITE_PIECEs; *err_fd names the one that failed. */
+static int write_nonzero_tee(int fd, int tee_fd, const uint8_t *buf, size_t len, uint64_t off, size_t piece,
+                             int *err_fd) {
         size_t i = 0;
         while (i < len) {
                 size_t g = MIN(ZERO_GRAIN, len - i);
@@ -397,11 +402,20 @@ static int write_nonzero(int fd, const uint8_t *buf, size_t len, uint64_t off, s
                         j += g2;
                 }
                 int r = pwrite_pieces(fd, buf + i, j - i, off + i, piece);
-                if (r < 0)
+                if (r == 0 && tee_fd >= 0 && (r = pwrite_full(tee_fd, buf + i, j - i, off + i)) < 0)
+                        fd = tee_fd;
+                if (r < 0) {
+                        if (err_fd)
+                                *err_fd = fd;
                         return r;
+                }
                 i = j;
         }
         return 0;
+}
+
+static int write_nonzero(int fd, const uint8_t *buf, size_t len, uint64_t off, size_t piece) {
+        return write_nonzero_tee(fd, -1, buf, len, off, piece, NULL);
 }
 
 /* Start the writeback of [off, off+len) without waiting for it, for an output
@@ -412,7 +426,7 @@ static void start_writeback(int fd, uint64_t off, uint64_t len) {
         (void)sync_file_range(fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE);
 }
 
-static int consume(struct pipeline *p, const struct slot *s) {
+static int consume(struct pipeline *p, const struct slot *s, int *err_fd) {
         if (s->hole) {
                 if (p->hash)
                         sha256_zeros(&p->sha, s->len);
@@ -420,9 +434,14 @@ static int consume(struct pipeline *p, const struct slot *s) {
         }
         if (p->hash)
                 sha256_update(&p->sha, s->buf, s->len);
-        int r = s->write ? write_nonzero(p->out_fd, s->buf, (size_t)s->len, s->off, p->piece) : 0;
-        if (r == 0 && p->writeback)
+        int r = s->write ? write_nonzero_tee(p->out_fd, p->tee_fd, s->buf, (size_t)s->len, s->off, p->piece,
+                                             err_fd)
+                         : 0;
+        if (r == 0 && p->writeback) {
                 start_writeback(p->out_fd, s->off, s->len);
+                if (p->tee_fd >= 0)
+                        start_writeback(p->tee_fd, s->off, s->len);
+        }
         return r;
 }
 
@@ -436,12 +455,15 @@ static void *writer(void *arg) {
                         break;
                 struct slot *s = &p->slots[p->head];
                 pthread_mutex_unlock(&p->lock);
-                int r = consume(p, s);
+                int err_fd = p->out_fd;
+                int r = consume(p, s, &err_fd);
                 pthread_mutex_lock(&p->lock);
                 p->head = (p->head + 1) % NSLOTS;
                 p->count--;
-                if (r < 0)
+                if (r < 0 && !p->err) {
                         p->err = r;
+                        p->err_fd = err_fd;
+                }
                 pthread_cond_broadcast(&p->cond);
                 if (r < 0)
                         break;
@@ -452,6 +474,8 @@ static void *writer(void *arg) {
 
 static void pipeline_start(struct pipeline *p, int out_fd, const struct source_opts *o, bool hash) {
         *p = (struct pipeline){.out_fd = out_fd,
+                               .tee_fd = o->tee ? o->tee_fd : -1,
+                               .err_fd = out_fd,
                                .writeback = o->writeback,
                                .hash = hash,
                                .piece = o->cloned ? SIZE_MAX : WRITE_PIECE};
@@ -518,10 +542,12 @@ static int output_error(int fd, int err) {
 
 /* The writer stops at the first error; the producer's own output errors are
  * recorded the same way, so both are reported once, as the output's. */
-static void pipeline_fail(struct pipeline *p, int err) {
+static void pipeline_fail(struct pipeline *p, int err, int err_fd) {
         pthread_mutex_lock(&p->lock);
-        if (!p->err)
+        if (!p->err) {
                 p->err = err;
+                p->err_fd = err_fd;
+        }
         pthread_cond_broadcast(&p->cond);
         pthread_mutex_unlock(&p->lock);
 }
@@ -574,8 +600,10 @@ static int produce_raw(struct pipeline *p, int fd, const char *path, uint64_t si
                                 return log_error(r, path, r == -EIO ? "cannot read: file shrank while reading"
                                                                     : "cannot read: %s", strerror(-r));
                         *s = (struct slot){.buf = s->buf, .len = n, .off = off};
-                        if (!shared && (r = write_nonzero(p->out_fd, s->buf, n, off, p->piece)) < 0) {
-                                pipeline_fail(p, r);
+                        int err_fd = p->out_fd;
+                        if (!shared &&
+                            (r = write_nonzero_tee(p->out_fd, p->tee_fd, s->buf, n, off, p->piece, &err_fd)) < 0) {
+                                pipeline_fail(p, r, err_fd);
                                 return 0;
                         }
                         pipeline_put(p);
@@ -616,9 +644,12 @@ static int produce_decoded(struct pipeline *p, struct decoder *d, struct progres
         return 0;
 }
 
-static int finish_output(int out_fd, uint64_t bytes) {
+/* out_fd, and the tee if any, made exactly `bytes` long (their tails holes) */
+static int finish_output(int out_fd, const struct source_opts *o, uint64_t bytes) {
         if (ftruncate(out_fd, (off_t)bytes) < 0)
                 return output_error(out_fd, -errno);
+        if (o->tee && ftruncate(o->tee_fd, (off_t)bytes) < 0)
+                return output_error(o->tee_fd, -errno);
         return 0;
 }
 
@@ -636,9 +667,10 @@ static int extract_raw(int fd, const char *path, const char *label, uint64_t siz
         /* Sharing extents costs nothing and leaves only the hash to do,
          * if any: a check beside the build hashes on its own. */
         struct stat st;
-        bool shared = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ioctl(out_fd, FICLONE, fd) == 0;
+        bool shared = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ioctl(out_fd, FICLONE, fd) == 0 &&
+                      (!o->tee || ioctl(o->tee_fd, FICLONE, fd) == 0);
         if (shared && !hex)
-                return finish_output(out_fd, size);
+                return finish_output(out_fd, o, size);
         struct pipeline p;
         pipeline_start(&p, out_fd, o, hex != NULL);
         struct progress pr;
@@ -651,10 +683,10 @@ static int extract_raw(int fd, const char *path, const char *label, uint64_t siz
         if (r < 0 && !from_cache)
                 return r;
         if (w < 0)
-                return output_error(out_fd, w);
+                return output_error(p.err_fd, w);
         if (r < 0)
                 return 1;
-        return finish_output(out_fd, size);
+        return finish_output(out_fd, o, size);
 }
 
 static int extract_decoded(int fd, const char *path, uint64_t size, enum fmt fmt, int out_fd,
@@ -676,14 +708,12 @@ static int extract_decoded(int fd, const char *path, uint64_t size, enum fmt fmt
         if (r < 0)
                 return r;
         if (w < 0)
-                return output_error(out_fd, w);
-        return finish_output(out_fd, *bytes);
+                return output_error(p.err_fd, w);
+        return finish_output(out_fd, o, *bytes);
 }
 
-static int reset_output(int out_fd) {
-        if (ftruncate(out_fd, 0) < 0)
-                return output_error(out_fd, -errno);
-        return 0;
+static int reset_output(int out_fd, const struct source_opts *o) {
+        return finish_output(out_fd, o, 0);
 }
 
 static void drop_damaged(struct cache_entry *e, const char *base) {
@@ -908,7 +938,7 @@ static int try_cache(const char *base, const struct stat *st, int out_fd, const 
         }
         drop_damaged(&e, base);
         cache_entry_free(&e);
-        r = reset_output(out_fd);
+        r = reset_output(out_fd, o);
         return r < 0 ? r : 0;
 }
 

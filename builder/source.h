@@ -33,6 +33,11 @@ struct source_opts {
                                  * cache): written in whole slots, not in
                                  * WRITE_PIECEs, since copy_file_range moves the large
                                  * page-cache folios that makes ~4x faster */
+        bool tee;               /* tee_fd (empty) gets the same bytes as out_fd, holes
+                                 * and all, written in WRITE_PIECEs and with the same
+                                 * writeback: a fleet's first host's image, written
+                                 * beside the decoding instead of copied after it */
+        int tee_fd;
         uint64_t cache_max;     /* cache size bound in bytes; 0: $DIMIMAGE_CACHE_MAX or 8 GiB */
         bool verify_later;      /* a cache hit (or a raw base with a remembered
                                  * sha256) is copied at once and checked on a

@@ -49,10 +49,14 @@ hosts:
 YAML
 "$DIMIMAGE" build --fleet "$T/wired.yml" --base "$base" -o "$T/wired" --verbose >"$T/wired.log" 2>&1 \
   && ok "fleet with per-host credentials builds" || { fail "fleet with per-host credentials builds"; cat "$T/wired.log"; }
-[[ $(grep -c 'took over the fleet.s decompressed base' "$T/wired.log") == 1 ]] \
-  && grep -q 'pi-app.img: took over' "$T/wired.log" \
-  && ok "the last host (app, waiting for the observability host's values) takes the base over, the other clones it" \
-  || fail "base take-over: $(grep -c 'took over' "$T/wired.log")"
+# The base is decoded into two files at once: the first host built (the
+# observability host: app waits for its values) takes one over, the last
+# host the other, and nothing is copied.
+[[ $(grep -c 'took over the fleet.s decompressed base' "$T/wired.log") == 2 ]] \
+  && grep -q 'pi-obs.img: took over' "$T/wired.log" && grep -q 'pi-app.img: took over' "$T/wired.log" \
+  && ! grep -q 'copied the fleet' "$T/wired.log" \
+  && ok "two hosts: each takes over a copy decoded beside the other, none is copied" \
+  || fail "base take-over: $(grep -c 'took over' "$T/wired.log") taken over, $(grep -c 'copied the fleet' "$T/wired.log") copied"
 env_app=$(rcat "$T/wired/pi-app.img" /opt/dimdim-health/.env)
 grep -qx "OPENOBSERVE_PASSWORD=$OOPW" <<<"$env_app" && grep -qx "OPENOBSERVE_EMAIL=ops@example.org" <<<"$env_app" \
   && grep -qx "OPENOBSERVE_URL=http://10.1.0.12:5080" <<<"$env_app" \
@@ -119,8 +123,13 @@ hosts:
   - {name: obs-2, role: observability, address: 10.0.0.8, model: CM4-4GB, env: {OPENOBSERVE_PASSWORD: $OOPW}}
   - {name: obs-3, role: observability, address: 10.0.0.9, env: {OPENOBSERVE_PASSWORD: $OOPW}}
 YAML
-check "fleet of three (img.zst) builds" "$DIMIMAGE" build --fleet "$T/three.yml" --base "$base" -o "$T/three" --quiet \
+check "fleet of three (img.zst) builds" "$DIMIMAGE" build --fleet "$T/three.yml" --base "$base" -o "$T/three" --verbose \
   --imager-json "$T/three.json"
+cp "$T/.check.out" "$T/three.log"
+grep -q 'obs-1.img.zst: took over' "$T/three.log" && grep -q 'obs-2.img.zst: copied the fleet' "$T/three.log" \
+  && grep -q 'obs-3.img.zst: took over' "$T/three.log" \
+  && ok "three hosts: the first and the last take a decoded copy over, the one between copies the base" \
+  || fail "three hosts: $(grep -E 'took over|copied the fleet' "$T/three.log")"
 raw_sums=()
 for n in 1 2 3; do
   zstd -q -d -c "$T/three/obs-$n.img.zst" >"$T/three/obs-$n.img"

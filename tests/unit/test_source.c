@@ -706,6 +706,75 @@ static void test_clone(void **state) {
         assert_image_equal(out);
 }
 
+/* source_opts.tee: a second output written from the same buffers, for a
+ * fleet's first host. */
+static int extract_tee(const char *base, const char *out, const char *tee, bool no_cache, struct source_info *info) {
+        int fd = open(out, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        int tfd = open(tee, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        assert_true(fd >= 0 && tfd >= 0);
+        struct source_opts opts = {.no_cache = no_cache, .quiet = true, .tee = true, .tee_fd = tfd};
+        int r = source_extract(base, fd, &opts, info);
+        close(fd);
+        close(tfd);
+        return r;
+}
+
+static void test_tee(void **state) {
+        assert_int_equal(cache_clean(), 0);
+        _cleanup_free_ char *out = tpath("out.img"), *tee = tpath("tee.img");
+        static const char *const bases[] = {"t.img", "t.img.xz", "t.img.zst", "t.img.zst"};
+        for (size_t i = 0; i < ARRAY_SIZE(bases); i++) {
+                /* the .zst twice through the cache: a miss, then a hit */
+                _cleanup_free_ char *base = tpath(bases[i]);
+                struct source_info info;
+                assert_int_equal(extract_tee(base, out, tee, i < 2, &info), 0);
+                assert_string_equal(info.sha256, image_sha);
+                assert_int_equal(info.from_cache, i == 3);
+                assert_image_equal(out);
+                assert_sparse(out);
+                assert_image_equal(tee);
+                assert_sparse(tee);
+        }
+        /* a damaged cache entry: both outputs emptied and decoded again */
+        _cleanup_free_ char *ci = cached_image(), *zst = tpath("t.img.zst");
+        int fd = open(ci, O_WRONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite_full(fd, "XXXX", 4, (9 << 20) + 4321), 0);
+        close(fd);
+        struct source_info info;
+        assert_int_equal(extract_tee(zst, out, tee, false, &info), 0);
+        assert_false(info.from_cache);
+        assert_image_equal(out);
+        assert_image_equal(tee);
+        assert_int_equal(cache_clean(), 0);
+
+        /* a tee that cannot be written is named in the one error */
+        _cleanup_free_ char *xz = tpath("t.img.xz"), *errfile = tpath("stderr");
+        int ofd = open(out, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        int tfd = open(tee, O_RDONLY);
+        assert_true(ofd >= 0 && tfd >= 0);
+        fflush(stderr);
+        int saved = dup(2);
+        int efd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(efd, 2);
+        close(efd);
+        unsigned before = log_error_count();
+        struct source_opts opts = {.no_cache = true, .quiet = true, .tee = true, .tee_fd = tfd};
+        int r = source_extract(xz, ofd, &opts, &info);
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+        close(ofd);
+        close(tfd);
+        assert_int_equal(r, -EBADF);
+        assert_int_equal(log_error_count() - before, 1);
+        size_t n;
+        _cleanup_free_ uint8_t *e = slurp(errfile, &n);
+        e[n - 1] = 0;
+        assert_non_null(strstr((char *)e, "tee.img: cannot write"));
+        (void)state;
+}
+
 int main(void) {
         log_level = LOG_NORMAL;
         const struct CMUnitTest tests[] = {
@@ -724,6 +793,7 @@ int main(void) {
                 cmocka_unit_test(test_cache_bound),
                 cmocka_unit_test(test_stream),
                 cmocka_unit_test(test_clone),
+                cmocka_unit_test(test_tee),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
