@@ -50,6 +50,22 @@ if mount_tmpfs "$T/full" 20m; then
 else
   ok "skipped: ENOSPC needs a small tmpfs and mounting one needs root (uid $EUID)"
 fi
+# A fleet decodes its base into two files at once: room for one of them
+# (the base holds ~320 MiB), not for both.
+cat >"$T/fleet.yml" <<YAML
+hosts:
+  - {name: f1, role: observability, address: 10.0.0.7, env: {OPENOBSERVE_PASSWORD: $PW}}
+  - {name: f2, role: observability, address: 10.0.0.8, env: {OPENOBSERVE_PASSWORD: $PW}}
+YAML
+if mount_tmpfs "$T/half" 500m; then
+  expect_error "ENOSPC: a fleet whose second decoded file does not fit" 'No space left on device' \
+    "$DIMIMAGE" build --fleet "$T/fleet.yml" --no-cache --base "$big" -o "$T/half/fleet"
+  [[ -z $(left "$T/half/fleet") ]] && ok "ENOSPC (fleet): nothing left" || fail "ENOSPC (fleet): left $(left "$T/half/fleet")"
+  [[ $(df --output=used -B1 "$T/half" | tail -n 1) -lt 1048576 ]] && ok "ENOSPC (fleet): space freed again" \
+    || fail "ENOSPC (fleet): space still used: $(df -h "$T/half" | tail -n 1)"
+else
+  ok "skipped: ENOSPC of a fleet needs a tmpfs and mounting one needs root (uid $EUID)"
+fi
 [[ $(sha256sum <"$big") == "$before" ]] && ok "ENOSPC: base unchanged" || fail "ENOSPC: base changed"
 
 # ---- unwritable output directory -------------------------------------------------------
