@@ -105,6 +105,29 @@ static int teardown(void **state) {
         return 0;
 }
 
+/* stderr into a file until stderr_restore, which puts what was said in
+ * err (cut to n - 1 bytes) */
+static int stderr_capture(void) {
+        _cleanup_free_ char *errfile = tpath("stderr");
+        fflush(stderr);
+        int saved = dup(2);
+        int efd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        assert_true(saved >= 0 && efd >= 0);
+        dup2(efd, 2);
+        close(efd);
+        return saved;
+}
+
+static void stderr_restore(int saved, char *err, size_t n) {
+        _cleanup_free_ char *errfile = tpath("stderr");
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+        size_t len;
+        _cleanup_free_ uint8_t *e = slurp(errfile, &len);
+        snprintf(err, n, "%.*s", (int)len, (char *)e);
+}
+
 /* Extract with stderr captured; returns the result, errors counted. */
 struct outcome {
         int r;
@@ -122,12 +145,7 @@ struct outcome {
 static struct outcome extract_late(const char *base, const char *out, bool no_cache, bool later, bool sum_later,
                                    void (*between)(const char *base)) {
         struct outcome o = {0};
-        _cleanup_free_ char *errfile = tpath("stderr");
-        fflush(stderr);
-        int saved = dup(2);
-        int efd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(efd, 2);
-        close(efd);
+        int saved = stderr_capture();
         int fd = open(out, O_RDWR | O_CREAT | O_TRUNC, 0644);
         assert_true(fd >= 0);
         unsigned before = log_error_count();
@@ -147,12 +165,7 @@ static struct outcome extract_late(const char *base, const char *out, bool no_ca
         }
         o.errors = log_error_count() - before;
         close(fd);
-        fflush(stderr);
-        dup2(saved, 2);
-        close(saved);
-        size_t n;
-        _cleanup_free_ uint8_t *e = slurp(errfile, &n);
-        snprintf(o.err, sizeof(o.err), "%.*s", (int)n, (char *)e);
+        stderr_restore(saved, o.err, sizeof(o.err));
         return o;
 }
 
@@ -749,29 +762,21 @@ static void test_tee(void **state) {
         assert_int_equal(cache_clean(), 0);
 
         /* a tee that cannot be written is named in the one error */
-        _cleanup_free_ char *xz = tpath("t.img.xz"), *errfile = tpath("stderr");
+        _cleanup_free_ char *xz = tpath("t.img.xz");
         int ofd = open(out, O_RDWR | O_CREAT | O_TRUNC, 0644);
         int tfd = open(tee, O_RDONLY);
         assert_true(ofd >= 0 && tfd >= 0);
-        fflush(stderr);
-        int saved = dup(2);
-        int efd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(efd, 2);
-        close(efd);
+        int saved = stderr_capture();
         unsigned before = log_error_count();
         struct source_opts opts = {.no_cache = true, .quiet = true, .tee = true, .tee_fd = tfd};
         int r = source_extract(xz, ofd, &opts, &info);
-        fflush(stderr);
-        dup2(saved, 2);
-        close(saved);
+        char err[1024];
+        stderr_restore(saved, err, sizeof(err));
         close(ofd);
         close(tfd);
         assert_int_equal(r, -EBADF);
         assert_int_equal(log_error_count() - before, 1);
-        size_t n;
-        _cleanup_free_ uint8_t *e = slurp(errfile, &n);
-        e[n - 1] = 0;
-        assert_non_null(strstr((char *)e, "tee.img: cannot write"));
+        assert_non_null(strstr(err, "tee.img: cannot write"));
         (void)state;
 }
 
