@@ -204,6 +204,11 @@ int write_full(int fd, const void *buf, size_t n) {
         return 0;
 }
 
+const char *write_hint(int err) {
+        err = err < 0 ? -err : err;
+        return err == ENOSPC || err == EDQUOT ? " (free some space there, or give -o a place with room)" : "";
+}
+
 static int sde_state = -1; /* -1 unknown, 0 unset, 1 set */
 static time_t sde_value;
 

@@ -92,6 +92,11 @@ int pwrite_full(int fd, const void *buf, size_t n, uint64_t off);
 int pwrite_pieces(int fd, const void *buf, size_t n, uint64_t off, size_t piece);
 int write_full(int fd, const void *buf, size_t n);
 
+/* What to do next after a write or sync of an output failed with err
+ * (errno, either sign): for a full filesystem or quota a hint to append
+ * to the error, else "". */
+const char *write_hint(int err);
+
 /* SOURCE_DATE_EPOCH when set and valid, else the current time; read once. */
 time_t build_time(void);
 bool source_date_epoch_set(void);

@@ -41,7 +41,7 @@ mount_tmpfs() {
 before=$(sha256sum <"$big")
 if mount_tmpfs "$T/full" 20m; then
   for out in big.img big.img.zst; do
-    expect_error "ENOSPC ($out into a 20 MiB tmpfs)" 'No space left on device|no space|full' \
+    expect_error "ENOSPC ($out into a 20 MiB tmpfs), with what to do next" 'No space left on device \(free some space there' \
       "$DIMIMAGE" build "${args[@]}" --base "$big" -o "$T/full/$out"
     [[ -z $(left "$T/full") ]] && ok "ENOSPC ($out): nothing left" || fail "ENOSPC ($out): left $(left "$T/full")"
     rm -rf "${T:?}/full/"{*,.[!.]*}
@@ -58,7 +58,7 @@ hosts:
   - {name: f2, role: observability, address: 10.0.0.8, env: {OPENOBSERVE_PASSWORD: $PW}}
 YAML
 if mount_tmpfs "$T/half" 500m; then
-  expect_error "ENOSPC: a fleet whose second decoded file does not fit" 'No space left on device' \
+  expect_error "ENOSPC: a fleet whose second decoded file does not fit" 'No space left on device \(free some space there' \
     "$DIMIMAGE" build --fleet "$T/fleet.yml" --no-cache --base "$big" -o "$T/half/fleet"
   [[ -z $(left "$T/half/fleet") ]] && ok "ENOSPC (fleet): nothing left" || fail "ENOSPC (fleet): left $(left "$T/half/fleet")"
   [[ $(df --output=used -B1 "$T/half" | tail -n 1) -lt 1048576 ]] && ok "ENOSPC (fleet): space freed again" \
