@@ -525,6 +525,15 @@ static void undo(struct fleet_run *run) {
         }
 }
 
+/* One of extract_shared_base's files, unless never made (fd < 0). */
+static void drop_hidden(int fd, const char *tmp) {
+        if (fd < 0)
+                return;
+        close(fd);
+        unlink(tmp);
+        output_untrack_temp(tmp);
+}
+
 /* Decompress the base once into a hidden temporary in DIR, and with two
  * hosts or more a second one beside it, written from the same buffers
  * (source_opts.tee): the first host built takes that over as its image, the
@@ -678,16 +687,8 @@ out:
         if (pending) /* nothing may be writing while the fleet is undone */
                 (void)host_run_join(pending, &run);
         /* taken over by now, unless the fleet failed first */
-        if (base_fd >= 0) {
-                close(base_fd);
-                unlink(base_tmp);
-                output_untrack_temp(base_tmp);
-        }
-        if (first_fd >= 0) {
-                close(first_fd);
-                unlink(first_tmp);
-                output_untrack_temp(first_tmp);
-        }
+        drop_hidden(base_fd, base_tmp);
+        drop_hidden(first_fd, first_tmp);
         if (r < 0)
                 undo(&run); /* a failed fleet leaves no images behind */
         for (size_t i = 0; items && i < f.nhosts; i++)

@@ -712,10 +712,6 @@ static int extract_decoded(int fd, const char *path, uint64_t size, enum fmt fmt
         return finish_output(out_fd, o, *bytes);
 }
 
-static int reset_output(int out_fd, const struct source_opts *o) {
-        return finish_output(out_fd, o, 0);
-}
-
 static void drop_damaged(struct cache_entry *e, const char *base) {
         if (e->is_base)
                 log_warn(base, "does not match the sha256 remembered for it; reading it again");
@@ -823,17 +819,21 @@ static bool check_wait(struct source_check *k) {
         return k->match;
 }
 
-static void check_free(struct source_check *k) {
+/* entry: k owns its entry's strings (use_entry), freed too */
+static void check_free(struct source_check *k, bool entry) {
+        if (entry)
+                cache_entry_free(&k->e);
         free(k->base);
         free(k);
 }
 
 /* A check whose verdict no longer matters (its copy failed, or the build
- * did): stopped at its next read. */
-static void check_drop(struct source_check *k) {
+ * did): stopped at its next read, then freed (the thread writes k->e until
+ * it ends). */
+static void check_drop(struct source_check *k, bool entry) {
         atomic_store_explicit(&k->stop, true, memory_order_relaxed);
         (void)check_wait(k);
-        check_free(k);
+        check_free(k, entry);
 }
 
 /* The base's sha256, hashed beside the build (compute): known now. */
@@ -865,8 +865,7 @@ int source_verify(struct source_info *info) {
                 else
                         drop_damaged(&k->e, k->base);
         }
-        cache_entry_free(&k->e);
-        check_free(k);
+        check_free(k, true);
         return info->damaged;
 }
 
@@ -875,12 +874,7 @@ int source_drop(struct source_info *info) {
         if (!k || !k->compute)
                 return source_verify(info);
         info->check = NULL;
-        /* check_drop, with k's entry freed between the join and k: the
-         * thread writes the entry until it ends */
-        atomic_store_explicit(&k->stop, true, memory_order_relaxed);
-        (void)check_wait(k);
-        cache_entry_free(&k->e);
-        check_free(k);
+        check_drop(k, true);
         return 0;
 }
 
@@ -926,7 +920,7 @@ static int try_cache(const char *base, const struct stat *st, int out_fd, const 
                 return 1;
         }
         if (k)
-                check_drop(k);
+                check_drop(k, false);
         if (r < 0) {
                 cache_entry_free(&e);
                 return r;
@@ -938,7 +932,7 @@ static int try_cache(const char *base, const struct stat *st, int out_fd, const 
         }
         drop_damaged(&e, base);
         cache_entry_free(&e);
-        r = reset_output(out_fd, o);
+        r = finish_output(out_fd, o, 0); /* emptied for the decoding */
         return r < 0 ? r : 0;
 }
 
@@ -957,7 +951,7 @@ static int try_sum(const char *base, const struct stat *st, int fd, int out_fd, 
         }
         int r = extract_raw(fd, base, path_basename(base), e.bytes, out_fd, o, false, NULL);
         if (r < 0) {
-                check_drop(k);
+                check_drop(k, false);
                 cache_entry_free(&e);
                 return r;
         }
@@ -981,7 +975,7 @@ static int hash_beside(const char *base, const struct stat *st, int fd, uint64_t
         }
         int r = extract_raw(fd, base, path_basename(base), size, out_fd, o, false, NULL);
         if (r < 0) {
-                check_drop(k);
+                check_drop(k, false);
                 cache_entry_free(&e);
                 return r;
         }
