@@ -228,7 +228,7 @@ int apply_payload(const struct apply_opts *o, struct disk_layout *l, const struc
                 format_size(avail, b);
                 format_size(need, c);
                 if (o->no_grow)
-                        return log_error(ENOSPC, o->name,
+                        return log_error(ENOROOM, o->name,
                                          "root filesystem is %s short (%s free, about %s needed); drop --no-grow or "
                                          "use --grow SIZE",
                                          a, b, c);
@@ -259,7 +259,7 @@ int apply_payload(const struct apply_opts *o, struct disk_layout *l, const struc
                         char a[32], b[32];
                         format_size(boot_need, a);
                         format_size(fat_avail, b);
-                        return log_error(ENOSPC, o->name, "boot partition has %s free, the payload needs %s", b, a);
+                        return log_error(ENOROOM, o->name, "boot partition has %s free, the payload needs %s", b, a);
                 }
         }
         if ((r = apply_boot(o, l, p)) < 0)

@@ -11,9 +11,9 @@
 
 enum {
         OPT_ROLE = 1000, OPT_BASE, OPT_ENV, OPT_SET, OPT_SOURCE, OPT_HOST, OPT_FLEET, OPT_GROW, OPT_NO_GROW,
-        OPT_NO_CACHE, OPT_ALLOW_WEAK, OPT_FORCE, OPT_NO_BMAP, OPT_QUIET, OPT_VERBOSE, OPT_DRY_RUN, OPT_LEVEL,
+        OPT_NO_CACHE, OPT_ALLOW_WEAK, OPT_NO_BMAP, OPT_DRY_RUN, OPT_LEVEL,
         OPT_IMAGER, OPT_HOSTNAME, OPT_USER, OPT_PWHASH, OPT_PWFILE, OPT_SSHKEY, OPT_IP, OPT_GATEWAY, OPT_DNS,
-        OPT_WIFI_SSID, OPT_WIFI_PSK, OPT_WIFI_COUNTRY, OPT_TZ, OPT_LOCALE, OPT_KEYMAP, OPT_MODEL, OPT_HELP,
+        OPT_WIFI_SSID, OPT_WIFI_PSK, OPT_WIFI_COUNTRY, OPT_TZ, OPT_LOCALE, OPT_KEYMAP, OPT_MODEL,
 };
 
 static const struct option options[] = {
@@ -29,10 +29,10 @@ static const struct option options[] = {
         {"no-grow", no_argument, NULL, OPT_NO_GROW},
         {"no-cache", no_argument, NULL, OPT_NO_CACHE},
         {"allow-weak-secrets", no_argument, NULL, OPT_ALLOW_WEAK},
-        {"force", no_argument, NULL, OPT_FORCE},
+        {"force", no_argument, NULL, 'f'},
         {"no-bmap", no_argument, NULL, OPT_NO_BMAP},
-        {"quiet", no_argument, NULL, OPT_QUIET},
-        {"verbose", no_argument, NULL, OPT_VERBOSE},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
         {"compression-level", required_argument, NULL, OPT_LEVEL},
         {"imager-json", required_argument, NULL, OPT_IMAGER},
@@ -51,7 +51,7 @@ static const struct option options[] = {
         {"locale", required_argument, NULL, OPT_LOCALE},
         {"keymap", required_argument, NULL, OPT_KEYMAP},
         {"model", required_argument, NULL, OPT_MODEL},
-        {"help", no_argument, NULL, OPT_HELP},
+        {"help", no_argument, NULL, 'h'},
         {0},
 };
 
@@ -95,9 +95,10 @@ void cli_build_usage(FILE *f) {
               "  --no-bmap              do not write OUT.bmap\n"
               "  --no-cache             do not use or fill the base cache (decompressed bases,\n"
               "                         a raw base's remembered sha256)\n"
-              "  --force                overwrite OUT\n"
+              "  -f, --force            overwrite OUT\n"
               "  --dry-run              print what would be written, write nothing\n"
-              "  --quiet, --verbose\n"
+              "  -q, --quiet            print only warnings and errors\n"
+              "  -v, --verbose          also each phase's time and the cache's decisions\n"
               "\n"
               "Example:\n"
               "  dimimage build --role app --base raspios-trixie-arm64-lite.img.xz \\\n"
@@ -138,7 +139,7 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
         optind = 1;
         opterr = 0;
         int c;
-        while ((c = getopt_long(argc, argv, ":o:", options, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, ":o:fqvh", options, NULL)) != -1) {
                 switch (c) {
                 case OPT_ROLE: set_once(&o->role, optarg); break;
                 case OPT_BASE: set_once(&o->base, optarg); break;
@@ -155,10 +156,10 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                 case OPT_NO_GROW: o->no_grow = true; break;
                 case OPT_NO_CACHE: o->no_cache = true; break;
                 case OPT_ALLOW_WEAK: o->allow_weak = true; break;
-                case OPT_FORCE: o->force = true; break;
+                case 'f': o->force = true; break;
                 case OPT_NO_BMAP: o->no_bmap = true; break;
-                case OPT_QUIET: log_level = LOG_QUIET; break;
-                case OPT_VERBOSE: log_level = LOG_VERBOSE; break;
+                case 'q': log_level = LOG_QUIET; break;
+                case 'v': log_level = LOG_VERBOSE; break;
                 case OPT_DRY_RUN: o->dry_run = true; break;
                 case OPT_LEVEL: {
                         char *end;
@@ -184,7 +185,7 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                 case OPT_LOCALE: set_once(&h->locale, optarg); break;
                 case OPT_KEYMAP: set_once(&h->keymap, optarg); break;
                 case OPT_MODEL: set_once(&h->model, optarg); break;
-                case OPT_HELP: cli_build_usage(stdout); return 1;
+                case 'h': cli_build_usage(stdout); return 1;
                 case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
                 default: return usage_error("unknown option '%s'", argv[optind - 1]);
                 }

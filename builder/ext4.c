@@ -41,9 +41,9 @@ struct ext4_fs {
 
 #define CHUNK (1u << 20)
 
-static int errno_of(errcode_t code) {
-        if (code > 0 && code < 4096) /* libext2fs passes plain errno values through */
-                return -(int)code;
+/* The filesystem inside the image is full, as opposed to the disk under
+ * the image file (a plain ENOSPC passed through). */
+static bool fs_full(errcode_t code) {
         switch (code) {
         case EXT2_ET_DIR_NO_SPACE:
         case EXT2_ET_DIR_NO_SPACE_FOR_CSUM:
@@ -52,7 +52,18 @@ static int errno_of(errcode_t code) {
         case EXT2_ET_INLINE_DATA_NO_SPACE:
         case EXT2_ET_EA_NO_SPACE:
         case EXT2_ET_RES_GDT_BLOCKS:
-                return -ENOSPC;
+                return true;
+        default:
+                return false;
+        }
+}
+
+static int errno_of(errcode_t code) {
+        if (code > 0 && code < 4096) /* libext2fs passes plain errno values through */
+                return -(int)code;
+        if (fs_full(code))
+                return -ENOROOM;
+        switch (code) {
         case EXT2_ET_FILE_NOT_FOUND:
                 return -ENOENT;
         case EXT2_ET_NO_DIRECTORY:
@@ -78,10 +89,10 @@ static int errno_of(errcode_t code) {
 /* One place that turns a libext2fs failure into a logged -errno. */
 static int fail(const struct ext4_fs *e, errcode_t code, const char *path, const char *what) {
         int r = errno_of(code);
-        if (r == -ENOSPC)
+        if (fs_full(code))
                 return log_error(r, e->image, "ext4 %s: %s: %s (the root filesystem is full: grow it with --grow)",
                                  path, what, error_message(code));
-        return log_error(r, e->image, "ext4 %s: %s: %s", path, what, error_message(code));
+        return log_error(r, e->image, "ext4 %s: %s: %s%s", path, what, error_message(code), write_hint(r));
 }
 
 /* ---- opening ------------------------------------------------------------ */

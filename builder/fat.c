@@ -212,7 +212,7 @@ static uint32_t alloc_one(struct fat_fs *fs) {
 }
 
 static int no_space(struct fat_fs *fs, const char *path, uint64_t need_clusters) {
-        return log_error(ENOSPC, fs->name,
+        return log_error(ENOROOM, fs->name,
                          "not enough space for %s: needs %" PRIu64 " bytes, %" PRIu64 " bytes free; use a bigger boot partition or fewer files",
                          path, need_clusters * fs->cs, (uint64_t)fs->free * fs->cs);
 }
@@ -290,10 +290,10 @@ static int dir_find(const struct dir *d, const char *name, struct fat_dent *e) {
 /* Appends a zeroed cluster to a cluster-chain directory. */
 static int dir_grow(struct fat_fs *fs, struct dir *d, const char *path) {
         if (!d->chain)
-                return log_error(ENOSPC, fs->name, "%s: root directory is full (%" PRIu32 " entries)", path,
+                return log_error(ENOROOM, fs->name, "%s: root directory is full (%" PRIu32 " entries)", path,
                                  fs->root_entries);
         if (d->len + fs->cs > DIR_MAX_BYTES)
-                return log_error(ENOSPC, fs->name, "%s: directory is full (65536 entries)", path);
+                return log_error(ENOROOM, fs->name, "%s: directory is full (65536 entries)", path);
         if (fs->free < 1)
                 return no_space(fs, path, 1);
         uint32_t c = alloc_one(fs);

@@ -357,7 +357,7 @@ static int write_ranges(struct reader *rd, struct target *t, struct job *j, cons
                                 char a[32], b[32];
                                 format_size(t->size, a);
                                 format_size(off + (uint64_t)got, b);
-                                r = log_error(ENOSPC, t->path, "the device is smaller than the image (%s < more than %s)", a,
+                                r = log_error(ENOROOM, t->path, "the device is smaller than the image (%s < more than %s)", a,
                                               b);
                                 break;
                         }
@@ -483,7 +483,7 @@ static int flash(const char *image, const char *device, const struct flash_opts 
                 char a[32], c[32];
                 format_size(t.size, a);
                 format_size(b.image_size, c);
-                r = log_error(ENOSPC, device, "the device is smaller than the image (%s < %s)", a, c);
+                r = log_error(ENOROOM, device, "the device is smaller than the image (%s < %s)", a, c);
                 goto out;
         }
         if ((r = confirm(&t, o)) < 0)

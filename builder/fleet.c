@@ -543,13 +543,13 @@ static void drop_hidden(int fd, const char *tmp) {
  * *first_tmp are set (for the caller to drop) as soon as each file exists. */
 static int extract_shared_base(const struct build_opts *o, const struct fleet *f, int *fd, char **tmp,
                                int *first_fd, char **first_tmp, struct source_info *src) {
-        _cleanup_free_ char *anchor = xasprintf("%s/base", o->out);
-        *fd = output_create_temp(anchor, tmp);
+        /* Each is named for the host that will take it over, and so is an
+         * error writing it (a full disk). */
+        *fd = output_create_temp(f->hosts[f->nhosts - 1].out, tmp);
         if (*fd < 0)
                 return *fd;
         if (f->nhosts > 1) {
-                _cleanup_free_ char *first = xasprintf("%s/first", o->out);
-                *first_fd = output_create_temp(first, first_tmp);
+                *first_fd = output_create_temp(f->hosts[0].out, first_tmp);
                 if (*first_fd < 0)
                         return *first_fd;
         }

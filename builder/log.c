@@ -140,13 +140,13 @@ int exit_code_for(int r) {
         case E2BIG:
         case EOVERFLOW:
         case ENOTSUP:
-        case ENOSPC:
         case EUCLEAN:
         case EEXIST:
                 return EX_DATAERR;
         case EACCES:
         case EPERM:
         case EROFS:
+        case ENOSPC:
         case EDQUOT:
                 return EX_CANTCREAT;
         case EIO:

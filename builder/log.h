@@ -42,6 +42,10 @@ unsigned log_error_count(void);
 
 /* Command-line usage errors return -EUSAGE so they exit with EX_USAGE. */
 #define EUSAGE EDOM
+/* What does not fit where it must go (a payload in its partition, an image
+ * on its device) returns -ENOROOM: bad input, EX_DATAERR.  ENOSPC stays the
+ * disk's own, a full output directory: EX_CANTCREAT, with write_hint. */
+#define ENOROOM EFBIG
 
 /* Map a -errno result to a sysexits.h exit code. */
 int exit_code_for(int r);

@@ -41,12 +41,14 @@ check_fails() {
 }
 
 # expect_error DESCRIPTION PATTERN COMMAND...: the command fails with exactly
-# one "dimimage: error:" line on stderr matching PATTERN (grep -E).
+# one "dimimage: error:" line on stderr matching PATTERN (grep -E).  Its exit
+# status is left in LAST_RC (for expect_rc).
 expect_error() {
   local what=$1 pattern=$2
   shift 2
   local rc=0
   "$@" >"$T/.out" 2>"$T/.err" || rc=$?
+  LAST_RC=$rc
   local n
   n=$(grep -c '^dimimage: error:' "$T/.err" || true)
   if ((rc == 0)); then
@@ -60,6 +62,11 @@ expect_error() {
   else
     ok "$what"
   fi
+}
+
+# expect_rc DESCRIPTION CODE: the last expect_error's command exited CODE.
+expect_rc() {
+  [[ ${LAST_RC:-} == "$2" ]] && ok "$1: exit $2" || fail "$1: exit ${LAST_RC:-unset}, not $2"
 }
 
 # fixture NAME [make-fixture options...]: path of a cached fixture image

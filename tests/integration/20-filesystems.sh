@@ -198,6 +198,7 @@ free=$(free_root "$base")
 ((free == 0)) && ok "fat16 full fixture: no root entry free" || fail "fat16 full fixture: $free root entries free"
 before=$(sha256sum <"$base")
 expect_error "FAT16 full root directory refused" 'root directory is full' build "$T/full.img" "$base"
+expect_rc "FAT16 full root directory is bad input data" 65
 check "no output after a full root directory" no_output "$T/full.img"
 [[ $(sha256sum <"$base") == "$before" ]] && ok "FAT16 full: base unchanged" || fail "FAT16 full: base changed"
 
@@ -254,6 +255,7 @@ fi
 rm -f "$out"*
 expect_error "--no-grow on a full root fs refused, saying how much is missing" '[0-9]+(\.[0-9]+)? ?([KMG]i?B|bytes|KiB|MiB)' \
   build "$T/nogrow.img" "$base" --no-grow
+expect_rc "--no-grow on a full root fs is bad input data, not a full disk" 65
 grep -Eiq 'missing|more|short|need|does not fit|room' "$T/.err" && ok "--no-grow error says what is missing: $(cat "$T/.err")" \
   || fail "--no-grow error: $(cat "$T/.err")"
 check "no output after --no-grow" no_output "$T/nogrow.img"

@@ -71,6 +71,12 @@ before=$(sha256sum "$T/a/out.img")
 expect_error "existing OUT without --force" "exists; use --force" build -o "$T/a/out.img"
 check "existing OUT untouched" bash -c '[[ $(sha256sum "$1") == "$2" ]]' _ "$T/a/out.img" "$before"
 check "--force overwrites" build -o "$T/a/out.img" --force
+# The short forms a user reaches for first.
+build -o "$T/a/out.img" -f -q >"$T/short.log" 2>&1 && [[ ! -s $T/short.log ]] \
+  && ok "-f overwrites, -q prints nothing" || fail "-f -q: $(head -c 500 "$T/short.log")"
+build -o "$T/a/out.img" -fv >"$T/short.log" 2>&1 && grep -Eq 'phase [a-z]+: [0-9.]+ s' "$T/short.log" \
+  && ok "-v prints each phase's time" || fail "-v: $(head -c 500 "$T/short.log")"
+"$DIMIMAGE" build -h 2>&1 | grep -q '^  -q, --quiet' && ok "-h prints the usage, with the short forms" || fail "build -h"
 cp "$base" "$T/base.img"
 expect_error "OUT is the base" "base image" "$DIMIMAGE" build "${ARGS[@]/$base/$T/base.img}" -o "$T/base.img" --force
 ln -s base.img "$T/link.img"

@@ -47,6 +47,7 @@ mv "$T/saved.bmap" "$img.bmap"
 # ---- refusals ----------------------------------------------------------------
 truncate -s "$((size / 2))" "$T/small"
 expect_error "device smaller than the image" "smaller than the image" "$DIMIMAGE" flash "$img" "$T/small"
+expect_rc "device smaller than the image" 65
 expect_error "missing image" "img-missing.img: cannot open image" "$DIMIMAGE" flash "$T/img-missing.img" "$T/dev1"
 expect_error "missing device" "no such device" "$DIMIMAGE" flash "$img" "$T/nodev"
 expect_error "character device" "neither a block device nor a regular file" "$DIMIMAGE" flash "$img" /dev/null

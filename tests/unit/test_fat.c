@@ -382,7 +382,7 @@ static void test_fat16_root_full(void **state) {
                         break;
         }
         char *err = capture_end();
-        assert_int_equal(r, -ENOSPC);
+        assert_int_equal(r, -ENOROOM);
         assert_int_equal(i, 511); /* 512 minus the volume label */
         assert_non_null(strstr(err, "test.img: "));
         assert_non_null(strstr(err, "root directory is full (512 entries)"));
@@ -408,7 +408,7 @@ static void test_full_partition(void **state) {
         capture_begin();
         int r = fat_write(fs, "/big.bin", data, too_big, 1700000000);
         char *err = capture_end();
-        assert_int_equal(r, -ENOSPC);
+        assert_int_equal(r, -ENOROOM);
         assert_non_null(strstr(err, "bytes free"));
         assert_non_null(strstr(err, "/big.bin"));
         free(err);
@@ -416,8 +416,8 @@ static void test_full_partition(void **state) {
         /* exactly the free space fits (root has room for the entry) */
         assert_int_equal(fat_write(fs, "/big.bin", data, (size_t)avail, 1700000000), 0);
         assert_int_equal(fat_free_bytes(fs), 0);
-        assert_int_equal(fat_write(fs, "/one.more", "x", 1, 1700000000), -ENOSPC);
-        assert_int_equal(fat_mkdir(fs, "/dir", 1700000000), -ENOSPC);
+        assert_int_equal(fat_write(fs, "/one.more", "x", 1, 1700000000), -ENOROOM);
+        assert_int_equal(fat_mkdir(fs, "/dir", 1700000000), -ENOROOM);
         /* replacing in place can reuse the file's own clusters */
         assert_int_equal(fat_write(fs, "/big.bin", data + 1, (size_t)avail, 1700000000), 0);
         close_fs(fs, fd);
