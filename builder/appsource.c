@@ -228,7 +228,7 @@ static int add_archive(struct payload *p, const char *source, const char *dest) 
 int appsource_add(struct payload *p, const char *source, const char *dest) {
         struct stat st;
         if (stat(source, &st) < 0)
-                return log_error(errno, source, "cannot open --source: %s", strerror(errno));
+                return log_error(input_err(-errno), source, "cannot open --source: %s", strerror(errno));
         payload_add_dir(p, PART_ROOT, dest, 0755, 0, 0);
         if (!S_ISDIR(st.st_mode))
                 return add_archive(p, source, dest);

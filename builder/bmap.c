@@ -323,7 +323,7 @@ int bmap_load(const char *path, struct bmap *b) {
         size_t len;
         int r = read_file(path, BMAP_MAX_FILE, &data, &len);
         if (r < 0)
-                return log_error(r, path, "cannot read bmap file: %s", strerror(-r));
+                return log_error(input_err(r), path, "cannot read bmap file: %s", strerror(-r));
         return bmap_parse(path, (const char *)data, len, b);
 }
 

@@ -437,9 +437,6 @@ int build_run(struct build_job *job) {
         int r = phase(c, "inputs", phase_inputs);
         if (r >= 0)
                 r = phase(c, "plan", phase_plan);
-        /* a fleet probes its base once */
-        if (r >= 0 && c->o->dry_run && !job->fleet_name)
-                r = source_probe(c->o->base);
         if (r >= 0 && c->o->dry_run) {
                 payload_sort(&c->payload);
                 payload_dump(&c->payload, stdout);
@@ -489,6 +486,12 @@ int cmd_build(int argc, char **argv) {
         if (r != 0) {
                 cli_free(&o);
                 return r > 0 ? 0 : r;
+        }
+        /* The base first: a mistyped path is the likeliest mistake, and
+         * nothing else can be checked against an image that is not there. */
+        if ((r = source_probe(o.base)) < 0) {
+                cli_free(&o);
+                return r;
         }
         output_install_signal_handlers();
         if (o.fleet) {

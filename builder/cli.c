@@ -106,8 +106,8 @@ void cli_build_usage(FILE *f) {
               "      --ip 192.168.1.101/24 --gateway 192.168.1.1 -o dimdim-app.img\n"
               "\n"
               "Generated secrets are saved, never printed, to OUT.secrets.env (0600).\n"
-              "Exit status: 0 on success, 64 usage, 65 bad input data, 66 missing input,\n"
-              "73 cannot create output, 74 I/O error.\n",
+              "Exit status: 0 on success, 64 usage, 65 bad input data, 66 missing or\n"
+              "unreadable input, 73 cannot create output (or a full disk), 74 I/O error.\n",
               f);
 }
 

@@ -643,7 +643,7 @@ int dotenv_parse_file(const char *path, struct env *env) {
                 return log_error(r, path, "larger than %u MiB; is this really an environment file?",
                                  DOTENV_MAX_SIZE >> 20);
         if (r < 0)
-                return log_error(r, path, "cannot read environment file: %s", strerror(-r));
+                return log_error(input_err(r), path, "cannot read environment file: %s", strerror(-r));
         return dotenv_parse(path, (const char *)data, len, env, ORIGIN_FILE);
 }
 

@@ -624,10 +624,9 @@ int fleet_build(const struct build_opts *o) {
 
         if (o->imager_json)
                 items = xcalloc(f.nhosts, sizeof(*items));
-        /* A dry run prints each host's payload: the base only opened,
-         * nothing written. */
-        if ((r = o->dry_run ? source_probe(o->base)
-                            : extract_shared_base(o, &f, &base_fd, &base_tmp, &first_fd, &first_tmp, &src)) < 0)
+        /* A dry run prints each host's payload: the base only probed (by
+         * cmd_build), nothing written. */
+        if (!o->dry_run && (r = extract_shared_base(o, &f, &base_fd, &base_tmp, &first_fd, &first_tmp, &src)) < 0)
                 goto out;
 
         /* Hosts whose wiring needs another host's final values wait for it. */

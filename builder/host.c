@@ -229,7 +229,7 @@ static int read_keys(const char *file, struct host_settings *hs) {
         size_t len;
         int r = read_file(file, 1 << 20, &data, &len);
         if (r < 0)
-                return log_error(r, file, "cannot read SSH key: %s", strerror(-r));
+                return log_error(input_err(r), file, "cannot read SSH key: %s", strerror(-r));
         if (memchr(data, 0, len))
                 return log_error(EINVAL, file, "not an SSH public key file (binary data)");
         if (strstr((char *)data, "PRIVATE KEY"))
@@ -276,7 +276,7 @@ static int read_secret_line(const char *file, const char *what, char **out) {
         size_t len;
         int r = read_file(file, 4096, &data, &len);
         if (r < 0)
-                return log_error(r, file, "cannot read %s: %s", what, strerror(-r));
+                return log_error(input_err(r), file, "cannot read %s: %s", what, strerror(-r));
         if (memchr(data, 0, len))
                 return log_error(EINVAL, file, "%s file contains a NUL byte", what);
         /* one line; the trailing newline an editor adds is not part of it */

@@ -130,6 +130,7 @@ int exit_code_for(int r) {
                 return EX_USAGE;
         case ENOENT:
         case ENOTDIR:
+        case EISDIR:
                 return EX_NOINPUT;
         case EINVAL:
         case EBADMSG:

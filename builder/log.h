@@ -49,3 +49,11 @@ unsigned log_error_count(void);
 
 /* Map a -errno result to a sysexits.h exit code. */
 int exit_code_for(int r);
+
+/* An input that may not be read (-EACCES, -EPERM) exits EX_NOINPUT, as a
+ * missing one does; EACCES alone means an output that cannot be created.
+ * For log_error's first argument where an input is opened or read (a
+ * -errno in, a -errno out); the message still says what the system said. */
+static inline int input_err(int r) {
+        return r == -EACCES || r == -EPERM ? -ENOENT : r;
+}

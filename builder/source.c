@@ -45,7 +45,7 @@ static int open_base(const char *path, struct stat *st, uint64_t *size) {
         /* O_NONBLOCK so a FIFO cannot hang us before we refuse it. */
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
-                return log_error(errno, path, "cannot open: %m");
+                return log_error(input_err(-errno), path, "cannot open: %m");
         if (fstat(fd, st) < 0) {
                 int e = log_error(errno, path, "cannot stat: %m");
                 close(fd);

@@ -220,7 +220,7 @@ int yaml_read_file(const char *file, char **text, size_t *len) {
         if (r == -EFBIG)
                 return too_large(file);
         if (r < 0)
-                return log_error(r, file, "cannot read: %s", strerror(-r));
+                return log_error(input_err(r), file, "cannot read: %s", strerror(-r));
         *text = (char *)data;
         return 0;
 }

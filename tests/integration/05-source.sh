@@ -160,8 +160,32 @@ expect_error "text file" "notes.txt: .*not a disk image" build --base "$T/in/not
 : >"$T/in/empty.img"
 expect_error "empty file" "empty.img: empty file" build --base "$T/in/empty.img" -o "$T/e.img"
 expect_error "missing base" "nope.img.xz: cannot open: No such file or directory" build --base "$T/in/nope.img.xz" -o "$T/e.img"
+expect_rc "missing base" 66
+printf 'FOO=bar\nnot an assignment\n' >"$T/in/bad.env"
+expect_error "a missing base is named before a bad .env" "nope.img.xz: cannot open" \
+  build --env "$T/in/bad.env" --base "$T/in/nope.img.xz" -o "$T/e.img"
+expect_error "a directory as the base" "in: is a directory, not an image file" build --base "$T/in" -o "$T/e.img"
+expect_rc "a directory as the base" 66
+# An unreadable base is missing input (66), not an output that cannot be
+# created (73, what EACCES means for -o). Root reads anything: drop to nobody,
+# with a copy of the binary where nobody can run it.
+mkdir -p "$T/perm" && cp "$T/in/base.img" "$T/perm/locked.img" && chmod 0600 "$T/perm/locked.img"
+if ((EUID != 0)); then
+  expect_error "an unreadable base" "locked.img: cannot open: Permission denied" build --base "$T/perm/locked.img" -o "$T/e.img"
+  expect_rc "an unreadable base" 66
+elif command -v setpriv >/dev/null; then
+  cp "$DIMIMAGE" "$T/perm/dimimage" && chmod 0755 "$T/perm" && chmod o+x "$T"
+  expect_error "an unreadable base (as nobody)" "locked.img: cannot open: Permission denied" \
+    setpriv --reuid=65534 --regid=65534 --clear-groups -- "$T/perm/dimimage" build "${ARGS[@]}" --quiet \
+    --base "$T/perm/locked.img" -o "$T/perm/e.img"
+  expect_rc "an unreadable base (as nobody)" 66
+  chmod o-x "$T"
+else
+  ok "skipped: an unreadable base needs setpriv to drop root"
+fi
+rm -rf "$T/perm"
 check "no output left after failures" bash -c '! ls "$1"/e.img* 2>/dev/null | grep -q .' _ "$T"
-rm -f "$T/in/trunc.img.xz" "$T/in/trunc.img.zst" "$T/in/badcrc.img.gz" "$T/in/two.zip" "$T/in/none.zip" "$T/in/notes.txt" "$T/in/empty.img"
+rm -f "$T/in/trunc.img.xz" "$T/in/trunc.img.zst" "$T/in/badcrc.img.gz" "$T/in/two.zip" "$T/in/none.zip" "$T/in/notes.txt" "$T/in/empty.img" "$T/in/bad.env"
 
 after=$(cd "$T/in" && sha256sum -- *)
 if [[ $before == "$after" ]]; then ok "bases untouched"; else fail "a base changed"; fi
