@@ -177,7 +177,27 @@ fi
 if [[ \$1 == install ]]; then cp "$T/docker.real" "$bin/docker"; fi
 exit 0
 EOF
-for c in systemctl usermod ssh-keygen sleep locale-gen; do
+# dpkg --audit reports a half-done install while $T/dpkg-interrupted exists;
+# dpkg --configure -a finishes it.
+cat >"$bin/dpkg" <<EOF
+#!/bin/bash
+echo "dpkg \$*" >>"$calls"
+case \$1 in
+  --audit) [[ -e $T/dpkg-interrupted ]] && echo " docker.io   Docker container runtime (half configured)" ;;
+  --configure) rm -f "$T/dpkg-interrupted" ;;
+esac
+exit 0
+EOF
+# systemctl is-active answers from $T/unit-state when it exists.
+cat >"$bin/systemctl" <<EOF
+#!/bin/bash
+echo "systemctl \$*" >>"$calls"
+if [[ \$1 == is-active && -e $T/unit-state ]]; then
+  s=\$(cat "$T/unit-state"); echo "\$s"; [[ \$s == active ]]; exit
+fi
+exit 0
+EOF
+for c in usermod ssh-keygen sleep locale-gen; do
   printf '#!/bin/bash\necho "%s $*" >>"%s"\n' "$c" "$calls" >"$bin/$c"
 done
 printf '#!/bin/bash\nexit 0\n' >"$bin/getent"
@@ -225,6 +245,9 @@ want_sleeps=$'sleep 5\nsleep 10\nsleep 5\nsleep 10\nsleep 20'
 got_sleeps=$(grep '^sleep' "$calls" | grep -v '^sleep 2$')
 if [[ $got_sleeps == "$want_sleeps" ]]; then ok "backoff 5 s doubling"; else fail "backoff: $(tr '\n' ' ' <<<"$got_sleeps")"; fi
 check "installs docker.io and docker-compose" grep -q 'apt-get install -y --no-install-recommends .*docker.io docker-compose' "$calls"
+check "apt-get update fails when no mirror answers (Error-Mode=any)" grep -qx 'apt-get update -o APT::Update::Error-Mode=any' "$calls"
+check "a conffile question cannot stop the install" grep -q 'apt-get install .*-o Dpkg::Options::=--force-confold' "$calls"
+check_fails "no interrupted install: dpkg --configure not run" grep -q '^dpkg --configure' "$calls"
 up_line=$(grep ' up -d' "$calls" | tail -n 1)
 want="docker compose --project-name dimdim-health --project-directory $T/fb/app/deploy --env-file $T/fb/app/.env -f $T/fb/app/deploy/docker-compose.app.yml -f $T/fb/app/deploy/docker-compose.log-shipping.yml up -d --remove-orphans"
 if [[ $up_line == "$want" ]]; then ok "compose up command line"; else fail "compose up: $up_line"; fi
@@ -243,6 +266,12 @@ rc=0
 if [[ $rc == 0 ]]; then ok "dimdim-status exits 0 when provisioned"; else fail "dimdim-status rc=$rc"; cat "$T/st1"; fi
 check "dimdim-status shows role and services" grep -q 'role:        app' "$T/st1"
 check "dimdim-status lists the stack" grep -q 'services:' "$T/st1"
+echo failed >"$T/unit-state"
+rc=0
+"$status" >"$T/st1b" 2>&1 || rc=$?
+if [[ $rc == 3 ]]; then ok "dimdim-status exits 3 when provisioned but the stack unit failed"; else fail "dimdim-status, stack failed: rc=$rc"; cat "$T/st1b"; fi
+check "dimdim-status says the stack unit failed" grep -q '^stack unit:  failed (systemctl status dimdim-stack' "$T/st1b"
+rm -f "$T/unit-state"
 
 # Second run: idempotent, nothing re-done.
 : >"$calls"
@@ -250,6 +279,19 @@ rc=0
 "$firstboot" >"$T/fb2.out" 2>&1 || rc=$?
 if [[ $rc == 0 ]]; then ok "second run exits 0"; else fail "second run rc=$rc"; fi
 check "second run does nothing" test ! -s "$calls"
+
+# A reboot during the Docker install left dpkg half done: apt would refuse
+# everything and the docker group would be missing, so dpkg finishes first.
+rm -f "$T/fb/state/firstboot.done" "$bin/docker"
+touch "$T/dpkg-interrupted"
+rc=0
+timeout 20 "$firstboot" >"$T/fb4.out" 2>&1 || rc=$?
+if [[ $rc == 0 ]]; then ok "an interrupted install: provisioning completes"; else fail "interrupted install rc=$rc"; sed 's/^/    /' "$T/fb4.out"; fi
+check "an interrupted install is finished first" \
+  grep -qx 'dimdim-firstboot: finishing an interrupted package installation (dpkg --configure -a)' "$T/fb4.out"
+cfg=$(grep -n -m 1 '^dpkg --configure -a' "$calls" | cut -d: -f1)
+inst=$(grep -n -m 1 '^apt-get install' "$calls" | cut -d: -f1)
+if [[ -n $cfg && -n $inst ]] && ((cfg < inst)); then ok "dpkg --configure -a runs before apt-get install"; else fail "order: configure at ${cfg:-none}, install at ${inst:-none}"; fi
 
 # A run that cannot finish leaves state "retrying" and dimdim-status exits 1.
 rm -f "$T/fb/state/firstboot.done"
