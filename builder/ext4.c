@@ -132,10 +132,18 @@ int ext4_open_as(const char *image, const char *name, uint64_t offset, uint64_t 
                               "ext4 filesystem at offset %" PRIu64 " uses incompat features 0x%x this tool cannot "
                               "edit safely",
                               offset, sb->s_feature_incompat & ~(uint32_t)SUPPORTED_INCOMPAT);
+        /* libext2fs writes files without charging them to a quota, and
+         * e2fsck then finds the usage wrong. */
+        else if (rw && (ext2fs_has_feature_quota(sb) || ext2fs_has_feature_project(sb)))
+                r = log_error(-EOPNOTSUPP, name,
+                              "ext4 filesystem at offset %" PRIu64 " keeps quotas, which this tool cannot update; "
+                              "turn them off first: tune2fs -O ^quota,^project '%s?offset=%" PRIu64 "'",
+                              offset, name, offset);
         else if (ext2fs_has_feature_journal_needs_recovery(sb) || (sb->s_state & EXT2_ERROR_FS) ||
-                 ext2fs_has_feature_orphan_present(sb) || sb->s_last_orphan) {
+                 !(sb->s_state & EXT2_VALID_FS) || ext2fs_has_feature_orphan_present(sb) || sb->s_last_orphan) {
                 const char *why = ext2fs_has_feature_journal_needs_recovery(sb) ? "its journal needs recovery"
-                                  : (sb->s_state & EXT2_ERROR_FS) ? "it is marked as having errors"
+                                  : (sb->s_state & EXT2_ERROR_FS)                 ? "it is marked as having errors"
+                                  : !(sb->s_state & EXT2_VALID_FS) ? "it was not cleanly unmounted"
                                                                    : "it has unprocessed orphan inodes";
                 if (strict)
                         r = log_error(-EUCLEAN, name,
@@ -255,41 +263,6 @@ static errcode_t touch(struct ext4_fs *e, ext2_ino_t ino) {
         return write_ino(e, ino, &in);
 }
 
-/* Empties an inline-data file and turns it into an ordinary (extent) one,
- * keeping the inode and its other xattrs.  The system.data xattr goes
- * first and the inode is re-read after: removing it may free the xattr
- * block, which a stale inode copy would still point to. */
-static errcode_t drop_inline_data(struct ext4_fs *e, ext2_ino_t ino) {
-        struct ext2_xattr_handle *h;
-        errcode_t code = ext2fs_xattrs_open(e->fs, ino, &h);
-        if (code)
-                return code;
-        code = ext2fs_xattrs_read(h);
-        if (!code)
-                code = ext2fs_xattr_remove(h, "system.data");
-        errcode_t cc = ext2fs_xattrs_close(&h);
-        if (!code)
-                code = cc;
-        if (code)
-                return code;
-        struct ext2_inode_large in;
-        code = read_ino(e, ino, &in);
-        if (code)
-                return code;
-        memset(in.i_block, 0, sizeof in.i_block);
-        in.i_flags &= ~(uint32_t)(EXT4_INLINE_DATA_FL | EXT4_EXTENTS_FL);
-        in.i_size = 0;
-        in.i_size_high = 0;
-        if (ext2fs_has_feature_extents(e->fs->super)) {
-                ext2_extent_handle_t eh;
-                code = ext2fs_extent_open2(e->fs, ino, (struct ext2_inode *)&in, &eh);
-                if (code)
-                        return code;
-                ext2fs_extent_free(eh);
-        }
-        return write_ino(e, ino, &in);
-}
-
 struct release_ctx {
         errcode_t err;
 };
@@ -303,43 +276,6 @@ static int release_cb(ext2_filsys fs, blk64_t *blk, e2_blkcnt_t cnt, blk64_t ref
         }
         ext2fs_block_alloc_stats2(fs, *blk, -1);
         return 0;
-}
-
-/* Frees every data and mapping block of an inode and leaves it empty (size
- * 0, fresh extent header), keeping the inode, its xattrs and xattr block.
- * Not ext2fs_punch/ext2fs_file_set_size2: in 1.47.0 they fail with "Illegal
- * block number" when an extent ends at the filesystem's last block. */
-static errcode_t empty_inode(struct ext4_fs *e, ext2_ino_t ino) {
-        struct ext2_inode_large in;
-        errcode_t code = read_ino(e, ino, &in);
-        if (code)
-                return code;
-        if (in.i_flags & EXT4_INLINE_DATA_FL)
-                return drop_inline_data(e, ino);
-        if (ext2fs_inode_has_valid_blocks2(e->fs, (struct ext2_inode *)&in)) {
-                struct release_ctx c = {0};
-                code = ext2fs_block_iterate3(e->fs, ino, BLOCK_FLAG_READ_ONLY, NULL, release_cb, &c);
-                if (!code)
-                        code = c.err;
-                if (code)
-                        return code;
-        }
-        memset(in.i_block, 0, sizeof in.i_block);
-        in.i_flags &= ~(uint32_t)EXT4_EXTENTS_FL;
-        in.i_size = 0;
-        in.i_size_high = 0;
-        code = ext2fs_iblk_set(e->fs, (struct ext2_inode *)&in,
-                               ext2fs_file_acl_block(e->fs, (struct ext2_inode *)&in) ? 1 : 0);
-        if (code)
-                return code;
-        if (ext2fs_has_feature_extents(e->fs->super)) {
-                ext2_extent_handle_t eh;
-                code = ext2fs_extent_open2(e->fs, ino, (struct ext2_inode *)&in, &eh);
-                if (code)
-                        return code;
-                ext2fs_extent_free(eh);
-        }
-        return write_ino(e, ino, &in);
 }
 
 /* Drops an inode whose link count reached zero: blocks, xattr block and
@@ -371,6 +307,29 @@ static errcode_t free_inode(struct ext4_fs *e, ext2_ino_t ino) {
                 return code;
         ext2fs_inode_alloc_stats2(e->fs, ino, -1, dir);
         return 0;
+}
+
+/* After a failed ext2fs_mkdir: its cleanup clears the bitmap bit, but an
+ * inode it already wrote still has links, and e2fsck counts it in use. */
+static void forget_inode(struct ext4_fs *e, ext2_ino_t ino) {
+        struct ext2_inode_large in;
+        if (ext2fs_test_inode_bitmap2(e->fs->inode_map, ino) || read_ino(e, ino, &in) || !in.i_links_count)
+                return;
+        in.i_links_count = 0;
+        in.i_dtime = (uint32_t)e->now;
+        write_ino(e, ino, &in);
+}
+
+/* Undoes ext2fs_mkdir(..., NULL) whose name could not be linked: the new
+ * directory goes, and the parent's link for its "..".  (A count of 1 means
+ * "too many to count", dir_nlink: left alone.) */
+static void unmake_dir(struct ext4_fs *e, ext2_ino_t parent, ext2_ino_t ino) {
+        struct ext2_inode_large pin;
+        free_inode(e, ino);
+        if (!read_ino(e, parent, &pin) && pin.i_links_count > 2) {
+                pin.i_links_count--;
+                write_ino(e, parent, &pin);
+        }
 }
 
 /* ---- paths -------------------------------------------------------------- */
@@ -692,19 +651,22 @@ int ext4_mkdir_p(struct ext4_fs *e, const char *path, uint32_t mode, uint32_t ui
                 if (strcmp(c, "..") == 0)
                         return log_error(-EINVAL, e->image, "ext4 %s: '..' in a path to create", path);
                 code = ext2fs_new_inode(e->fs, cur, LINUX_S_IFDIR | 0755, NULL, &ino);
-                for (int tries = 0; !code; tries++) {
-                        code = ext2fs_mkdir(e->fs, cur, ino, c);
-                        if (code != EXT2_ET_DIR_NO_SPACE || tries >= 2)
-                                break;
-                        struct ext2_inode_large pin;
-                        code = read_ino(e, cur, &pin);
-                        if (!code && (pin.i_flags & EXT2_INDEX_FL))
-                                code = EXT2_ET_DIR_NO_SPACE;
-                        if (!code)
-                                code = ext2fs_expand_dir(e->fs, cur);
-                }
                 if (code)
+                        return fail(e, code, path, "allocating inode");
+                /* Made without a name and linked after (link_entry's expand
+                 * retry): given the name, 1.47.0's ext2fs_mkdir writes the
+                 * inode first and, when linking fails, frees its block and
+                 * bitmap bit but leaves the inode claiming them. */
+                code = ext2fs_mkdir(e->fs, cur, ino, NULL);
+                if (code) {
+                        forget_inode(e, ino);
                         return fail(e, code, path, "creating directory");
+                }
+                code = link_entry(e, cur, c, ino, EXT2_FT_DIR);
+                if (code) {
+                        unmake_dir(e, cur, ino);
+                        return fail(e, code, path, "creating directory");
+                }
                 struct ext2_inode_large in;
                 code = read_ino(e, ino, &in);
                 if (!code) {
@@ -800,31 +762,12 @@ static int write_common(struct ext4_fs *e, const char *path, struct source *s, u
         if (!base)
                 return log_error(-EISDIR, e->image, "ext4 %s: cannot write a file over the root directory", path);
         errcode_t code = lookup(e, dir, base, &ino);
-        struct ext2_inode_large in;
         if (code == 0) {
-                code = read_ino(e, ino, &in);
-                if (code)
-                        return fail(e, code, path, "reading inode");
-                if (LINUX_S_ISREG(in.i_mode)) {
-                        /* Emptied by hand: inline data is dropped first (1.47.0
-                         * corrupts or crashes writing past the inline area). */
-                        code = empty_inode(e, ino);
-                        if (code)
-                                return fail(e, code, path, "truncating");
-                        r = fill_file(e, ino, s, path);
-                        if (r < 0)
-                                return r;
-                        code = read_ino(e, ino, &in);
-                        if (!code) {
-                                in.i_mode = (uint16_t)(LINUX_S_IFREG | (mode & 07777));
-                                set_owner(&in, uid, gid);
-                                stamp(e, &in, false);
-                                code = write_ino(e, ino, &in);
-                        }
-                        if (code)
-                                return fail(e, code, path, "updating inode");
-                        return 0;
-                }
+                /* Whatever was there goes, a regular file too, as install(1)
+                 * does: rewritten in place, its other hard links would see
+                 * the new content, and its xattrs would stay with it -- a
+                 * security.capability onto our file, ACLs at odds with
+                 * MODE. */
                 r = remove_entry(e, dir, base, ino, path);
                 if (r < 0)
                         return r;
@@ -834,7 +777,7 @@ static int write_common(struct ext4_fs *e, const char *path, struct source *s, u
         code = ext2fs_new_inode(e->fs, dir, LINUX_S_IFREG | 0644, NULL, &ino);
         if (code)
                 return fail(e, code, path, "allocating inode");
-        memset(&in, 0, sizeof in);
+        struct ext2_inode_large in = {0};
         in.i_mode = (uint16_t)(LINUX_S_IFREG | (mode & 07777));
         set_owner(&in, uid, gid);
         in.i_links_count = 1;

@@ -246,11 +246,17 @@ static void test_write_from_streams(void **state) {
         free(data), free(host), free(img);
 }
 
-static void test_replace_in_place(void **state) {
+/* A replaced file is a new inode, as install(1) makes it: its xattrs (a
+ * security.capability) do not carry over to what we write, and another
+ * hard link to it keeps the old content. */
+static void test_replace_new_inode(void **state) {
         (void)state;
         char *img = make_image("repl", NULL, 64);
-        free(dbg_w(img, "ea_set /etc/hostname user.test value42"));
-        struct dstat before, after;
+        free(dbg_w(img, "ea_set /etc/hostname security.capability value42"));
+        free(dbg_w(img, "ln /etc/hostname /etc/hostname.link"));
+        free(dbg_w(img, "sif /etc/hostname links_count 2"));
+        fsck_ok(img);
+        struct dstat before, after, link;
         dstat(img, "/etc/hostname", &before);
         struct ext4_fs *fs = open_rw(img, 64);
         uint8_t *big = tu_pattern(200000, 3);
@@ -259,10 +265,15 @@ static void test_replace_in_place(void **state) {
         assert_int_equal(ext4_close(fs), 0);
         fsck_ok(img);
         dstat(img, "/etc/hostname", &after);
-        assert_int_equal(after.ino, before.ino);
+        assert_int_not_equal(after.ino, before.ino);
         assert_int_equal(after.mode, 0644);
         cat_equals(img, "/etc/hostname", "pi-app\n", 7);
-        char *ea = dbg(img, "ea_get /etc/hostname user.test");
+        char *ea = dbg(img, "ea_list /etc/hostname");
+        assert_null(strstr(ea, "capability"));
+        dstat(img, "/etc/hostname.link", &link);
+        assert_int_equal(link.ino, before.ino);
+        assert_non_null(strstr(link.text, "Links: 1"));
+        ea = (free(ea), dbg(img, "ea_get /etc/hostname.link security.capability"));
         assert_non_null(strstr(ea, "value42"));
         free(ea), free(big), free(img);
 }
@@ -549,6 +560,32 @@ static void test_refuse_error_state(void **state) {
         free(img);
 }
 
+/* Without a journal, the kernel clears VALID_FS while mounted: the bitmaps
+ * of a filesystem that was not unmounted may be stale. */
+static void test_refuse_not_clean(void **state) {
+        (void)state;
+        char *img = make_image("notclean", "^has_journal", 64);
+        free(dbg_w(img, "ssv state 0"));
+        struct ext4_fs *fs;
+        assert_int_equal(ext4_open(img, OFF, 64u << 20, &fs), -EUCLEAN);
+        assert_int_equal(ext4_open_ro(img, OFF, 64u << 20, &fs), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        free(img);
+}
+
+/* Quota files libext2fs would not update: refused for writing, read. */
+static void test_refuse_quota(void **state) {
+        (void)state;
+        char *img = make_image("quota", "quota", 64);
+        struct ext4_fs *fs;
+        unsigned before = log_error_count();
+        assert_int_equal(ext4_open(img, OFF, 64u << 20, &fs), -EOPNOTSUPP);
+        assert_int_equal(log_error_count(), before + 1);
+        assert_int_equal(ext4_open_ro(img, OFF, 64u << 20, &fs), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        free(img);
+}
+
 static void test_refuse_bigger_than_partition(void **state) {
         (void)state;
         char *img = make_image("big", NULL, 64);
@@ -583,6 +620,44 @@ static void test_full_enospc(void **state) {
         fsck_ok(img);
         cat_equals(img, "/etc/after", "ok\n", 3);
         free(big), free(img);
+}
+
+/* A directory whose name cannot be linked (its parent full, no block left
+ * to grow it) leaves nothing behind: given the name, 1.47.0's ext2fs_mkdir
+ * left its inode claiming the block it had freed. */
+static void test_mkdir_full(void **state) {
+        (void)state;
+        char *img = make_image("mkfull", "^has_journal", 8);
+        struct ext4_fs *fs = open_rw(img, 8);
+        assert_int_equal(ext4_mkdir_p(fs, "/d", 0755, 0, 0), 0);
+        assert_int_equal(ext4_mkdir_p(fs, "/g", 0755, 0, 0), 0);
+        /* Every block used: 16 KiB files, then one block each. */
+        uint8_t *data = tu_pattern(16384, 7);
+        char p[300];
+        int r, small = 0;
+        for (int i = 0; (r = ext4_write(fs, (snprintf(p, sizeof p, "/g/%d", i), p), data, 16384, 0644, 0, 0)) == 0; i++)
+                ;
+        assert_int_equal(r, -ENOROOM);
+        while ((r = ext4_write(fs, (snprintf(p, sizeof p, "/g/s%d", small), p), data, 1024, 0644, 0, 0)) == 0)
+                small++;
+        assert_int_equal(r, -ENOROOM);
+        assert_true(small > 0);
+        /* /d's blocks full of long names (empty files need no block). */
+        char name[201];
+        memset(name, 'x', 200), name[200] = 0;
+        for (int i = 0; (r = ext4_write(fs, (snprintf(p, sizeof p, "/d/%03d%s", i, name), p), "", 0, 0644, 0, 0)) == 0;
+             i++)
+                assert_true(i < 1000);
+        assert_int_equal(r, -ENOROOM);
+        /* One block free, outside /d: the new directory takes it, and then
+         * its name has nowhere to go. */
+        assert_int_equal(ext4_unlink(fs, "/g/s0"), 0);
+        unsigned before = log_error_count();
+        assert_int_equal(ext4_mkdir_p(fs, (snprintf(p, sizeof p, "/d/new%s", name), p), 0755, 0, 0), -ENOROOM);
+        assert_int_equal(log_error_count(), before + 1);
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        free(data), free(img);
 }
 
 /* The same scenario on each supported feature set. */
@@ -876,7 +951,7 @@ int main(void) {
                 cmocka_unit_test(test_ext4io),
                 cmocka_unit_test(test_write_new_and_read),
                 cmocka_unit_test(test_write_from_streams),
-                cmocka_unit_test(test_replace_in_place),
+                cmocka_unit_test(test_replace_new_inode),
                 cmocka_unit_test(test_replace_other_types),
                 cmocka_unit_test(test_mkdir_p),
                 cmocka_unit_test(test_symlinks),
@@ -889,6 +964,9 @@ int main(void) {
                 cmocka_unit_test(test_refuse_bigger_than_partition),
                 cmocka_unit_test(test_refuse_unknown_incompat),
                 cmocka_unit_test(test_full_enospc),
+                cmocka_unit_test(test_mkdir_full),
+                cmocka_unit_test(test_refuse_not_clean),
+                cmocka_unit_test(test_refuse_quota),
                 cmocka_unit_test(test_feature_default),
                 cmocka_unit_test(test_feature_no64bit),
                 cmocka_unit_test(test_feature_orphan_file),
