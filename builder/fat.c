@@ -93,6 +93,7 @@ struct fat_fs {
 /* A directory, loaded whole.  The FAT16 root is a fixed region (chain NULL). */
 struct dir {
         bool root;
+        bool fat32;       /* entries' cluster_hi counts; FAT16 reserves it */
         uint32_t cluster; /* first cluster; 0 for the FAT16 root */
         uint8_t *data;
         size_t len;
@@ -230,7 +231,7 @@ static void dir_free(struct dir *d) {
 }
 
 static int dir_load(struct fat_fs *fs, bool root, uint32_t cluster, const char *path, struct dir *d) {
-        *d = (struct dir){.root = root, .cluster = cluster};
+        *d = (struct dir){.root = root, .fat32 = fs->bits == 32, .cluster = cluster};
         if (root && fs->bits == 16) {
                 d->len = (size_t)fs->root_entries * 32;
                 d->data = xmalloc(d->len);
@@ -275,8 +276,14 @@ static int dir_flush(struct fat_fs *fs, const struct dir *d, size_t first, size_
         return 0;
 }
 
+/* On FAT16 an entry's high cluster word is not part of its cluster (OS/2
+ * kept an extended-attribute handle there): Linux, fsck.fat and mtools
+ * ignore it, and so do we. */
 static int dir_next(const struct dir *d, size_t *pos, struct fat_dent *e) {
-        return fat_dent_next(d->data, d->len, pos, e);
+        int r = fat_dent_next(d->data, d->len, pos, e);
+        if (r > 0 && !d->fat32)
+                e->cluster &= 0xffff;
+        return r;
 }
 
 static int dir_find(const struct dir *d, const char *name, struct fat_dent *e) {

@@ -311,6 +311,39 @@ static void test_orphan_lfn_ignored(void **state) {
         free(img);
 }
 
+/* On FAT16 an entry's cluster_hi is reserved (OS/2 stored an extended
+ * attribute handle there): Linux, fsck.fat and mtools ignore it, so must we. */
+static void test_fat16_cluster_hi_ignored(void **state) {
+        (void)state;
+        char *img = make_image("hi16.img", 64, 16, 0);
+        int fd;
+        struct fat_fs *fs = open_fs(img, &fd, 0, 0);
+        assert_int_equal(fat_write(fs, "/HELLO.TXT", "hello", 5, 1700000000), 0);
+        close_fs(fs, fd);
+        fd = open(img, O_RDWR);
+        uint8_t bs[512], ents[512];
+        assert_int_equal(pread_full(fd, bs, 512, 0), 0);
+        uint64_t root = ((uint64_t)get_le16(bs + 14) + (uint64_t)bs[16] * get_le16(bs + 22)) * get_le16(bs + 11);
+        assert_int_equal(pread_full(fd, ents, sizeof ents, root), 0);
+        int changed = 0;
+        for (int i = 0; i < 16; i++)
+                if (!memcmp(ents + i * 32, "HELLO   TXT", 11)) {
+                        put_le16(ents + i * 32 + 20, 1);
+                        changed++;
+                }
+        assert_int_equal(changed, 1);
+        assert_int_equal(pwrite_full(fd, ents, sizeof ents, root), 0);
+        close(fd);
+        assert_true(fsck_clean(img));
+        fs = open_fs(img, &fd, 0, 0);
+        assert_fat_content(fs, "/HELLO.TXT", "hello", 5);
+        assert_int_equal(fat_write(fs, "/HELLO.TXT", "bye", 3, 1700000000), 0);
+        close_fs(fs, fd);
+        assert_true(fsck_clean(img));
+        assert_mtools_content(img, "/HELLO.TXT", "bye", 3);
+        free(img);
+}
+
 static void test_subdirectories(void **state) {
         for (int bits = 16; bits <= 32; bits += 16) {
                 char *img = make_image(bits == 16 ? "sub16.img" : "sub32.img", 64, bits, bits == 16 ? 4 : 1);
@@ -659,6 +692,7 @@ int main(void) {
                 cmocka_unit_test(test_long_names_and_aliases),
                 cmocka_unit_test(test_orphan_lfn_ignored),
                 cmocka_unit_test(test_subdirectories),
+                cmocka_unit_test(test_fat16_cluster_hi_ignored),
                 cmocka_unit_test(test_fat16_root_full),
                 cmocka_unit_test(test_full_partition),
                 cmocka_unit_test(test_fsinfo_and_free_count),
