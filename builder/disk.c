@@ -528,6 +528,21 @@ int disk_grow_last(const char *image, struct disk_layout *l, uint64_t new_image_
             get_le32(e->lba_sectors) != root->sectors)
                 return log_error(EINVAL, image, "the partition table changed since it was read (partition %u)",
                                  root->number);
+        /* The layout lists partitions we can use; an extended container or
+         * an entry of type 0 with sectors is not among them, and the kernel
+         * still maps it: root may not grow over one. */
+        for (unsigned i = 0; i < 4; i++) {
+                const struct mbr_entry *o = (const struct mbr_entry *)(s0 + MBR_TABLE_OFF) + i;
+                uint64_t start = get_le32(o->lba_start), n = get_le32(o->lba_sectors);
+                if (i + 1 == root->number || !n)
+                        continue;
+                if (start + n > root->start && start < root->start + new_sectors)
+                        return log_error(EINVAL, image,
+                                         "cannot grow: partition %u (type 0x%02x, sectors %llu-%llu) lies after the "
+                                         "root partition %u",
+                                         i + 1, o->type, (unsigned long long)start,
+                                         (unsigned long long)(start + n - 1), root->number);
+        }
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return log_error(errno, image, "cannot stat: %m");

@@ -74,4 +74,22 @@ refuse tiny.img 'tiny\.img.*(too small to be a disk image|not a disk image)'
 refuse missing.img 'missing\.img'
 refuse truncated.img.xz 'truncated\.img\.xz'
 
+# An empty extended partition after the root one: a usable base, but the
+# root partition may not grow over it (the layout lists no extended
+# container, the kernel still maps it).
+ext=$T/ext-after.img
+cp --sparse=always "$good" "$ext"
+read -r rstart rsize < <(python3 -c 'import struct, sys
+f = open(sys.argv[1], "rb"); f.seek(446 + 16 + 8); print(*struct.unpack("<II", f.read(8)))' "$ext")
+truncate -s +8M "$ext"
+patch_entry "$ext" 2 05 $((rstart + rsize)) 16384
+printf '\x55\xaa' | dd of="$ext" bs=1 seek=$(((rstart + rsize) * 512 + 510)) conv=notrunc status=none
+mkdir -p "$T/out"
+before=$(sha256sum <"$ext")
+expect_error "--grow over an extended partition after root refused" \
+  'grown\.img.*: cannot grow: partition 3 \(type 0x05, sectors [0-9]+-[0-9]+\) lies after the root partition 2' \
+  "$DIMIMAGE" build "${build_args[@]}" --grow 64M --base "$ext" -o "$T/out/grown.img"
+check "--grow over an extended partition: no output left" test -z "$(ls -A "$T/out")"
+[[ $(sha256sum <"$ext") == "$before" ]] && ok "--grow over an extended partition: base unchanged" || fail "base changed"
+
 summary
