@@ -24,6 +24,7 @@
 #include "progress.h"
 #include "source.h"
 #include "util.h"
+#include "xzmt.h"
 
 #define CHUNK (4u << 20)
 
@@ -82,6 +83,39 @@ static bool is_compressed(const char *path, int fd) {
                 return false;
         return memcmp(m, "\xfd" "7zXZ", 6) == 0 || memcmp(m, "\x28\xb5\x2f\xfd", 4) == 0 ||
                (m[0] == 0x1f && m[1] == 0x8b) || memcmp(m, "PK\3\4", 4) == 0;
+}
+
+/* A compressed image's decoded size, where its format records it: an .xz's
+ * index (Raspberry Pi OS's own downloads come without a bmap). */
+static int decoded_size(int fd, uint64_t file_size, uint64_t *bytes) {
+        uint8_t m[6] = { 0 };
+        if (pread(fd, m, sizeof(m), 0) != (ssize_t)sizeof(m) || memcmp(m, "\xfd" "7zXZ\0", 6) != 0)
+                return -ENOTSUP;
+        return xz_decoded_size(fd, file_size, bytes);
+}
+
+/* Before the device is touched: an empty file, a text file or a download
+ * cut short to nothing is refused rather than "written and verified". */
+static int check_image_head(const char *image, int fd, bool compressed) {
+        uint8_t head[4096];
+        long long n;
+        if (compressed) {
+                struct source_stream *s = NULL;
+                int r = source_stream_open(image, &s);
+                if (r < 0)
+                        return r;
+                n = source_stream_read(s, head, sizeof(head));
+                source_stream_close(s);
+        } else {
+                n = pread(fd, head, sizeof(head), 0);
+                if (n < 0)
+                        return log_error(errno, image, "cannot read: %m");
+        }
+        if (n < 0)
+                return (int)n;
+        if (n == 0)
+                return log_error(EINVAL, image, "the image is empty: nothing to flash");
+        return source_check_head(image, head, (size_t)n, compressed);
 }
 
 static char *find_bmap(const char *image) {
@@ -467,16 +501,19 @@ static int flash(const char *image, const char *device, const struct flash_opts 
                 }
         } else {
                 /* No bmap: every byte is written; the image's size is known
-                 * up front only when it is raw. */
+                 * up front when it is raw or an .xz (its index says). */
+                uint64_t size = (uint64_t)ist.st_size;
+                j.known_size = !compressed || decoded_size(ifd, (uint64_t)ist.st_size, &size) == 0;
                 b.block_size = BMAP_BLOCK_SIZE;
-                b.image_size = compressed ? UINT64_MAX / 2 : (uint64_t)ist.st_size;
+                b.image_size = j.known_size ? size : UINT64_MAX / 2;
                 b.blocks_count = DIV_ROUND_UP(b.image_size, b.block_size);
-                j.known_size = !compressed;
                 if (b.blocks_count)
                         bmap_add_range(&b, 0, b.blocks_count - 1);
                 log_info("%s: no bmap found; writing every block", image);
         }
 
+        if ((r = check_image_head(image, ifd, compressed)) < 0)
+                goto out;
         if ((r = open_target(&t, image, o)) < 0)
                 goto out;
         if (j.known_size && b.image_size > t.size) {

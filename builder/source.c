@@ -107,7 +107,7 @@ static int open_detect(const char *path, struct stat *st, uint64_t *size, enum f
 /* A disk image starts with an MBR/protective-MBR/FAT boot signature or is a
  * bare ext2/3/4 filesystem; anything else (a text file, garbage) is refused
  * here rather than as a confusing partition-table error later. */
-static int check_head(const char *path, const uint8_t *b, size_t n, bool compressed) {
+int source_check_head(const char *path, const uint8_t *b, size_t n, bool compressed) {
         if (n >= 512 && b[510] == 0x55 && b[511] == 0xaa)
                 return 0;
         if (n >= 1082 && get_le16(b + 1080) == 0xef53)
@@ -122,7 +122,7 @@ static int check_raw_head(int fd, const char *path, uint64_t size) {
         int r = pread_full(fd, head, n, 0);
         if (r < 0)
                 return log_error(r, path, "cannot read: %s", strerror(-r));
-        return check_head(path, head, n, false);
+        return source_check_head(path, head, n, false);
 }
 
 int source_probe(const char *base) {
@@ -624,7 +624,7 @@ static int produce_decoded(struct pipeline *p, struct decoder *d, struct progres
                 if (n < 0)
                         return (int)n;
                 if (off == 0) {
-                        int r = check_head(d->path, s->buf, (size_t)n, true);
+                        int r = source_check_head(d->path, s->buf, (size_t)n, true);
                         if (r < 0)
                                 return r;
                 }

@@ -91,4 +91,8 @@ int source_clone(int from_fd, int to_fd, uint64_t bytes, bool writeback);
 struct source_stream;
 int source_stream_open(const char *path, struct source_stream **ret);
 long long source_stream_read(struct source_stream *s, void *buf, size_t n);
+/* 0 when the first n bytes of an image b (decoded, when compressed) start
+ * like a disk image: an MBR/FAT boot signature or a bare ext2/3/4
+ * superblock; else logs "not a disk image" for path, -EINVAL. */
+int source_check_head(const char *path, const uint8_t *b, size_t n, bool compressed);
 void source_stream_close(struct source_stream *s);

@@ -103,3 +103,42 @@ void xzmt_close(struct xzmt *x) {
         free(x->in);
         free(x);
 }
+
+int xz_decoded_size(int fd, uint64_t file_size, uint64_t *bytes) {
+        lzma_stream strm = LZMA_STREAM_INIT;
+        lzma_index *idx = NULL;
+        /* The index is small (a few bytes per block); 64 MiB bounds a hostile one. */
+        if (lzma_file_info_decoder(&strm, &idx, 64u << 20, file_size) != LZMA_OK)
+                return -ENOMEM;
+        uint8_t buf[16384];
+        uint64_t pos = 0;
+        int r = -EBADMSG;
+        for (;;) {
+                if (strm.avail_in == 0) {
+                        ssize_t n = pread(fd, buf, sizeof buf, (off_t)pos);
+                        if (n < 0) {
+                                r = -errno;
+                                break;
+                        }
+                        strm.next_in = buf;
+                        strm.avail_in = (size_t)n;
+                        pos += (uint64_t)n;
+                }
+                lzma_ret ret = lzma_code(&strm, LZMA_RUN);
+                if (ret == LZMA_SEEK_NEEDED) {
+                        pos = strm.seek_pos;
+                        strm.avail_in = 0;
+                } else if (ret == LZMA_STREAM_END) {
+                        *bytes = lzma_index_uncompressed_size(idx);
+                        r = 0;
+                        break;
+                } else if (ret != LZMA_OK) {
+                        r = ret == LZMA_MEM_ERROR || ret == LZMA_MEMLIMIT_ERROR ? -ENOMEM : -EBADMSG;
+                        break;
+                }
+        }
+        if (idx)
+                lzma_index_end(idx, NULL);
+        lzma_end(&strm);
+        return r;
+}

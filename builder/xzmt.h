@@ -18,3 +18,8 @@ long long xzmt_read(struct xzmt *x, void *buf, size_t n);
 /* Compressed bytes consumed so far (for progress). */
 uint64_t xzmt_consumed(const struct xzmt *x);
 void xzmt_close(struct xzmt *x);
+
+/* The decoded size of the .xz file fd (file_size bytes), from its indexes
+ * alone (a few small reads at its end): 0, or -errno (not logged; -EBADMSG
+ * for data that is not a valid .xz). */
+int xz_decoded_size(int fd, uint64_t file_size, uint64_t *bytes);

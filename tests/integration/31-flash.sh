@@ -48,6 +48,27 @@ mv "$T/saved.bmap" "$img.bmap"
 truncate -s "$((size / 2))" "$T/small"
 expect_error "device smaller than the image" "smaller than the image" "$DIMIMAGE" flash "$img" "$T/small"
 expect_rc "device smaller than the image" 65
+# An .xz without a bmap (as Raspberry Pi OS's downloads come): its index
+# gives the size, so a too-small device is refused before it is touched.
+xz -T2 -1 -c "$img" >"$T/nobmap.img.xz"
+head -c "$((size / 2))" /dev/urandom >"$T/small2"
+before=$(sha256sum <"$T/small2")
+expect_error ".img.xz without a bmap onto a smaller device" "smaller than the image \(.* < $((size / 1048576)).0 MiB\)" \
+  "$DIMIMAGE" flash --yes "$T/nobmap.img.xz" "$T/small2"
+[[ $(sha256sum <"$T/small2") == "$before" ]] && ok ".img.xz without a bmap: the small device untouched" \
+  || fail ".img.xz without a bmap: the small device was written"
+truncate -s "$size" "$T/dev5"
+check "flash .img.xz without a bmap" "$DIMIMAGE" flash --quiet "$T/nobmap.img.xz" "$T/dev5"
+check "the .img.xz without a bmap is written whole" cmp "$img" "$T/dev5"
+# Not disk images: refused before the device is touched.
+: >"$T/empty.img"
+: | xz -c >"$T/empty.img.xz"
+echo "this is not an image" >"$T/text.img"
+for f in empty.img empty.img.xz text.img; do
+  before=$(sha256sum <"$T/dev5")
+  expect_error "flash $f refused" "$f: .*(empty|not a disk image)" "$DIMIMAGE" flash --yes "$T/$f" "$T/dev5"
+  [[ $(sha256sum <"$T/dev5") == "$before" ]] && ok "flash $f: device untouched" || fail "flash $f: device written"
+done
 expect_error "missing image" "img-missing.img: cannot open image" "$DIMIMAGE" flash "$T/img-missing.img" "$T/dev1"
 expect_error "missing device" "no such device" "$DIMIMAGE" flash "$img" "$T/nodev"
 expect_error "character device" "neither a block device nor a regular file" "$DIMIMAGE" flash "$img" /dev/null
