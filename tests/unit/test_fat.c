@@ -273,17 +273,35 @@ static void test_long_names_and_aliases(void **state) {
 
 /* LFN entries whose checksum does not match their 8.3 entry are orphans:
  * ignored, the 8.3 name is what remains. */
+/* The first 16 entries of the root directory, and where they are: after the
+ * FATs on FAT16, in cluster 2 (its root's) on FAT32. */
+static uint64_t read_root(const char *img, uint8_t ents[512]) {
+        int fd = open(img, O_RDONLY);
+        assert_true(fd >= 0);
+        uint8_t bs[512];
+        assert_int_equal(pread_full(fd, bs, 512, 0), 0);
+        uint64_t fatsz = get_le16(bs + 22) ? get_le16(bs + 22) : get_le32(bs + 36);
+        uint64_t root = ((uint64_t)get_le16(bs + 14) + (uint64_t)bs[16] * fatsz) * get_le16(bs + 11);
+        assert_int_equal(pread_full(fd, ents, 512, root), 0);
+        close(fd);
+        return root;
+}
+
+static void write_root(const char *img, const uint8_t ents[512], uint64_t root) {
+        int fd = open(img, O_RDWR);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite_full(fd, ents, 512, root), 0);
+        close(fd);
+}
+
 static void test_orphan_lfn_ignored(void **state) {
         char *img = make_image("orphan.img", 64, 32, 1);
         int fd;
         struct fat_fs *fs = open_fs(img, &fd, 0, 0);
         assert_int_equal(fat_write(fs, "/Long File Name.txt", "abc", 3, 1700000000), 0);
         close_fs(fs, fd);
-        fd = open(img, O_RDWR);
-        uint8_t bs[512], ents[512];
-        assert_int_equal(pread_full(fd, bs, 512, 0), 0);
-        uint64_t root = ((uint64_t)get_le16(bs + 14) + 2ull * get_le32(bs + 36)) * 512;
-        assert_int_equal(pread_full(fd, ents, sizeof ents, root), 0);
+        uint8_t ents[512];
+        uint64_t root = read_root(img, ents);
         int changed = 0;
         for (int i = 0; i < 16; i++)
                 if (ents[i * 32 + 11] == 0x0F && ents[i * 32] != 0xE5) {
@@ -291,8 +309,7 @@ static void test_orphan_lfn_ignored(void **state) {
                         changed++;
                 }
         assert_int_equal(changed, 2);
-        assert_int_equal(pwrite_full(fd, ents, sizeof ents, root), 0);
-        close(fd);
+        write_root(img, ents, root);
         fs = open_fs(img, &fd, 0, 0);
         struct fat_stat st;
         assert_int_equal(fat_stat(fs, "/Long File Name.txt", &st), -ENOENT);
@@ -320,11 +337,8 @@ static void test_fat16_cluster_hi_ignored(void **state) {
         struct fat_fs *fs = open_fs(img, &fd, 0, 0);
         assert_int_equal(fat_write(fs, "/HELLO.TXT", "hello", 5, 1700000000), 0);
         close_fs(fs, fd);
-        fd = open(img, O_RDWR);
-        uint8_t bs[512], ents[512];
-        assert_int_equal(pread_full(fd, bs, 512, 0), 0);
-        uint64_t root = ((uint64_t)get_le16(bs + 14) + (uint64_t)bs[16] * get_le16(bs + 22)) * get_le16(bs + 11);
-        assert_int_equal(pread_full(fd, ents, sizeof ents, root), 0);
+        uint8_t ents[512];
+        uint64_t root = read_root(img, ents);
         int changed = 0;
         for (int i = 0; i < 16; i++)
                 if (!memcmp(ents + i * 32, "HELLO   TXT", 11)) {
@@ -332,8 +346,7 @@ static void test_fat16_cluster_hi_ignored(void **state) {
                         changed++;
                 }
         assert_int_equal(changed, 1);
-        assert_int_equal(pwrite_full(fd, ents, sizeof ents, root), 0);
-        close(fd);
+        write_root(img, ents, root);
         assert_true(fsck_clean(img));
         fs = open_fs(img, &fd, 0, 0);
         assert_fat_content(fs, "/HELLO.TXT", "hello", 5);
