@@ -231,12 +231,39 @@ static void plan_ssh(const struct plan_input *in, struct payload *p) {
         }
 }
 
+/* docker compose sends the whole build context (/opt/dimdim-health: the
+ * source, and .env with it) to the builder, and a Dockerfile's `COPY . .`
+ * would put the stack's secrets into an image layer, to be pushed with it.
+ * The source's own .dockerignore is kept, .env added to it. */
+static int plan_dockerignore(struct payload *out) {
+        static const char path[] = DIMDIM_HOME "/.dockerignore";
+        const struct payload_entry *e = payload_find(out, PART_ROOT, path);
+        struct buf b = {0};
+        if (e && e->type == ENTRY_FILE) {
+                if (e->source) {
+                        _cleanup_free_ uint8_t *data = NULL;
+                        size_t len;
+                        int r = read_file(e->source, 1u << 20, &data, &len);
+                        if (r < 0)
+                                return log_error(input_err(r), e->source, "cannot read: %s", strerror(-r));
+                        buf_append(&b, data, len);
+                } else
+                        buf_append(&b, e->data, e->len);
+                if (b.len && ((const char *)b.data)[b.len - 1] != '\n')
+                        buf_puts(&b, "\n");
+        }
+        buf_puts(&b, "# Added by dimimage: the stack's secrets stay out of every image.\n.env\n");
+        payload_add_file(out, PART_ROOT, path, 0644, 0, 0, b.data, b.len);
+        buf_free(&b);
+        return 0;
+}
+
 int plan_payload(const struct plan_input *in, struct payload *out) {
         const struct profile *pr = in->profile;
         int r;
         /* The application source first: our adapted compose files and
          * overlays are laid over it, so the appliance's deploy/ wins. */
-        if (in->source && (r = appsource_add(out, in->source, DIMDIM_HOME)) < 0)
+        if (in->source && ((r = appsource_add(out, in->source, DIMDIM_HOME)) < 0 || (r = plan_dockerignore(out)) < 0))
                 return r;
         for (size_t i = 0; i < pr->noverlays; i++) {
                 _cleanup_free_ char *dir = xasprintf("%s/overlays/%s", in->data_dir, pr->overlays[i]);

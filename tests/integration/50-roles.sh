@@ -107,9 +107,15 @@ echo 'ref' > "$src/.git/HEAD"
 check "build --source DIR" "$DIMIMAGE" build --role app --base "$base" -o "$T/src-dir.img" --quiet --set DB_PASSWORD="$DBPW" --source "$src"
 [[ $(rcat "$T/src-dir.img" /opt/dimdim-health/src/main.rs) == 'fn main() {}' ]] && ok "source file injected" || fail "source file missing"
 [[ -z $(rstat "$T/src-dir.img" /opt/dimdim-health/.git) ]] && ok ".git not copied" || fail ".git copied"
-tar -C "$T" -czf "$T/src.tar.gz" --transform 's,^src,dimdim-health-1.0,' src/deploy src/src
+# The build context is /opt/dimdim-health, .env in it: never sent into an image.
+rcat "$T/src-dir.img" /opt/dimdim-health/.dockerignore | grep -qx '.env' \
+  && ok ".dockerignore keeps .env out of the build context" || fail ".dockerignore: $(rcat "$T/src-dir.img" /opt/dimdim-health/.dockerignore)"
+printf 'target' >"$src/.dockerignore" # the source's own, without a final newline
+tar -C "$T" -czf "$T/src.tar.gz" --transform 's,^src,dimdim-health-1.0,' src/deploy src/src src/.dockerignore
 check "build --source ARCHIVE (top directory stripped)" "$DIMIMAGE" build --role app --base "$base" -o "$T/src-tar.img" --quiet --set DB_PASSWORD="$DBPW" --source "$T/src.tar.gz"
 [[ $(rcat "$T/src-tar.img" /opt/dimdim-health/deploy/Dockerfile.api) == 'FROM scratch' ]] && ok "archive Dockerfile injected" || fail "archive Dockerfile missing"
+di=$(rcat "$T/src-tar.img" /opt/dimdim-health/.dockerignore)
+grep -qx 'target' <<<"$di" && grep -qx '.env' <<<"$di" && ok "the source's .dockerignore kept, .env added" || fail ".dockerignore: $di"
 mkdir -p "$T/evil"
 ln -s /etc/shadow "$T/evil/leak"
 tar -C "$T/evil" -cf "$T/evil.tar" leak
