@@ -257,6 +257,37 @@ static char *mounted_at(const dev_t *devs, size_t n) {
         return found;
 }
 
+/* A loop device reading through to the target: sysfs lists it under neither
+ * holders nor mountinfo, and O_EXCL does not see it, yet its filesystem may
+ * be mounted.  Matches a backing block device among devs[n], or a backing
+ * regular file that is file (when not NULL).  The loop device's name, or
+ * NULL; caller frees. */
+static char *loop_over(const dev_t *devs, size_t n, const struct stat *file) {
+        DIR *d = opendir("/sys/block");
+        if (!d)
+                return NULL;
+        struct dirent *e;
+        char *found = NULL;
+        while (!found && (e = readdir(d))) {
+                if (strncmp(e->d_name, "loop", 4) != 0)
+                        continue;
+                char *bf = xasprintf("/sys/block/%s/loop/backing_file", e->d_name);
+                char back[PATH_MAX];
+                struct stat st;
+                if (read_sysfs(bf, back, sizeof(back)) == 0 && stat(back, &st) == 0) {
+                        bool hit = file && S_ISREG(st.st_mode) && st.st_dev == file->st_dev &&
+                                   st.st_ino == file->st_ino;
+                        for (size_t i = 0; !file && S_ISBLK(st.st_mode) && i < n; i++)
+                                hit = hit || devs[i] == st.st_rdev;
+                        if (hit)
+                                found = xasprintf("/dev/%s", e->d_name);
+                }
+                free(bf);
+        }
+        closedir(d);
+        return found;
+}
+
 static bool dir_has_entries(const char *path) {
         DIR *d = opendir(path);
         if (!d)
@@ -287,6 +318,10 @@ static int check_block_device(struct target *t, const struct flash_opts *o) {
         free(holders);
         if (held)
                 return log_error(EBUSY, t->path, "is in use (by device-mapper, RAID or LVM); release it first");
+        _cleanup_free_ char *loop = loop_over(devs, n, NULL);
+        if (loop)
+                return log_error(EBUSY, t->path, "is in use by loop device %s; detach it first (losetup -d %s)", loop,
+                                 loop);
         char *part = xasprintf("%s/partition", sys);
         bool is_part = access(part, F_OK) == 0;
         free(part);
@@ -335,6 +370,10 @@ static int open_target(struct target *t, const char *image, const struct flash_o
         }
         if (!S_ISREG(st.st_mode))
                 return log_error(EINVAL, t->path, "is neither a block device nor a regular file");
+        _cleanup_free_ char *loop = loop_over(NULL, 0, &st);
+        if (loop)
+                return log_error(EBUSY, t->path, "is in use by loop device %s; detach it first (losetup -d %s)", loop,
+                                 loop);
         t->fd = open(t->path, O_RDWR | O_CLOEXEC);
         if (t->fd < 0)
                 return log_error(errno, t->path, "cannot open: %m");

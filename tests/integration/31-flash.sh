@@ -105,6 +105,17 @@ if [[ $(id -u) == 0 ]] && command -v losetup >/dev/null && loop=$(losetup -f --s
   else
     echo "skip - cannot mount a loop device here"
   fi
+  # A loop device reading through to the target: neither mounted nor a
+  # holder, and O_EXCL does not see it, yet its filesystem may be in use.
+  expect_error "a regular file backing a loop device" "fsdev: is in use by loop device $loop; detach it first" \
+    "$DIMIMAGE" flash --yes "$img" "$T/fsdev"
+  if loop2=$(losetup -f --show "$loop" 2>/dev/null); then
+    expect_error "a device backing another loop device" "is in use by loop device $loop2" \
+      "$DIMIMAGE" flash --force --yes "$img" "$loop"
+    losetup -d "$loop2"
+  else
+    echo "skip - cannot stack a loop device on a loop device here"
+  fi
   expect_error "a non-removable disk without --force" "not a removable disk" "$DIMIMAGE" flash --yes "$img" "$loop"
   check "--force writes the loop device" "$DIMIMAGE" flash --quiet --force --yes "$img" "$loop"
   losetup -d "$loop"
