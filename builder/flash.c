@@ -331,8 +331,15 @@ static int check_block_device(struct target *t, const struct flash_opts *o) {
         bool removable = read_sysfs(rm, v, sizeof(v)) == 0 && strcmp(v, "1") == 0;
         free(rm);
         char *real = realpath(sys, NULL);
-        if (real && (strstr(real, "/usb") || strstr(path_basename(real), "mmcblk")))
+        if (real && strstr(real, "/usb"))
                 removable = true;
+        else if (real && strstr(path_basename(real), "mmcblk")) {
+                /* An SD card, unless the MMC core says eMMC: soldered to the
+                 * board (a CM4, a laptop), and maybe what it boots from. */
+                char *tp = xasprintf("%s/device/type", sys);
+                removable = removable || read_sysfs(tp, v, sizeof(v)) < 0 || strcmp(v, "MMC") != 0;
+                free(tp);
+        }
         free(real);
         if (!removable && !o->force) {
                 char sz[32];
