@@ -174,17 +174,20 @@ if [[ \$1 == update ]]; then
   n=\$(cat "$T/update-failures" 2>/dev/null || echo 0)
   if ((n > 0)); then echo \$((n - 1)) >"$T/update-failures"; echo "Temporary failure resolving" >&2; exit 100; fi
 fi
-if [[ \$1 == install ]]; then cp "$T/docker.real" "$bin/docker"; fi
+if [[ \$1 == install ]]; then cp "$T/docker.real" "$bin/docker"; rm -f "$T/dpkg-interrupted" "$T/dpkg-needs-dep"; fi
 exit 0
 EOF
 # dpkg --audit reports a half-done install while $T/dpkg-interrupted exists;
-# dpkg --configure -a finishes it.
+# dpkg --configure -a finishes it, unless a dependency is missing
+# ($T/dpkg-needs-dep: only apt-get -f install can bring it).
 cat >"$bin/dpkg" <<EOF
 #!/bin/bash
 echo "dpkg \$*" >>"$calls"
 case \$1 in
-  --audit) [[ -e $T/dpkg-interrupted ]] && echo " docker.io   Docker container runtime (half configured)" ;;
-  --configure) rm -f "$T/dpkg-interrupted" ;;
+  --audit) [[ -e $T/dpkg-interrupted ]] && echo " docker-compose   (half configured)" ;;
+  --configure)
+    if [[ -e $T/dpkg-needs-dep ]]; then echo "dependency problems - leaving unconfigured" >&2; exit 1; fi
+    rm -f "$T/dpkg-interrupted" ;;
 esac
 exit 0
 EOF
@@ -244,7 +247,7 @@ check "compose failures are retried" grep -q 'attempt 3 failed: compose up faile
 want_sleeps=$'sleep 5\nsleep 10\nsleep 5\nsleep 10\nsleep 20'
 got_sleeps=$(grep '^sleep' "$calls" | grep -v '^sleep 2$')
 if [[ $got_sleeps == "$want_sleeps" ]]; then ok "backoff 5 s doubling"; else fail "backoff: $(tr '\n' ' ' <<<"$got_sleeps")"; fi
-check "installs docker.io and docker-compose" grep -q 'apt-get install -y --no-install-recommends .*docker.io docker-compose' "$calls"
+check "installs docker.io and docker-compose" grep -q 'apt-get install -y -f --no-install-recommends .*docker.io docker-compose' "$calls"
 check "apt-get update fails when no mirror answers (Error-Mode=any)" grep -qx 'apt-get update -o APT::Update::Error-Mode=any' "$calls"
 check "a conffile question cannot stop the install" grep -q 'apt-get install .*-o Dpkg::Options::=--force-confold' "$calls"
 check_fails "no interrupted install: dpkg --configure not run" grep -q '^dpkg --configure' "$calls"
@@ -292,6 +295,16 @@ check "an interrupted install is finished first" \
 cfg=$(grep -n -m 1 '^dpkg --configure -a' "$calls" | cut -d: -f1)
 inst=$(grep -n -m 1 '^apt-get install' "$calls" | cut -d: -f1)
 if [[ -n $cfg && -n $inst ]] && ((cfg < inst)); then ok "dpkg --configure -a runs before apt-get install"; else fail "order: configure at ${cfg:-none}, install at ${inst:-none}"; fi
+# A package left unpacked without its dependency: dpkg --configure -a cannot
+# finish it, apt-get -f install does (it must not stop the retries).
+rm -f "$T/fb/state/firstboot.done" "$bin/docker"
+touch "$T/dpkg-interrupted" "$T/dpkg-needs-dep"
+: >"$calls"
+rc=0
+timeout 20 "$firstboot" >"$T/fb5.out" 2>&1 || rc=$?
+if [[ $rc == 0 ]]; then ok "a missing dependency: provisioning completes"; else fail "missing dependency rc=$rc"; sed 's/^/    /' "$T/fb5.out"; fi
+check "a missing dependency: apt-get install -f fixes it" grep -q '^apt-get install -y -f ' "$calls"
+check_fails "a missing dependency: no failed attempt" grep -q 'attempt [0-9]* failed' "$T/fb5.out"
 
 # A run that cannot finish leaves state "retrying" and dimdim-status exits 1.
 rm -f "$T/fb/state/firstboot.done"
