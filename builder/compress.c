@@ -75,7 +75,7 @@ static int put(struct compressor *c, const void *p, size_t n) {
 
 static int sink(struct compressor *c, const void *p, size_t n) {
         int r = put(c, p, n);
-        return r < 0 ? log_error(r, c->path, "cannot write: %s%s", strerror(-r), write_hint(r)) : 0;
+        return r < 0 ? log_output_error(r, c->path, "write") : 0;
 }
 
 static unsigned threads(void) {

@@ -85,37 +85,25 @@ static bool is_compressed(const char *path, int fd) {
                (m[0] == 0x1f && m[1] == 0x8b) || memcmp(m, "PK\3\4", 4) == 0;
 }
 
-/* A compressed image's decoded size, where its format records it: an .xz's
- * index (Raspberry Pi OS's own downloads come without a bmap). */
-static int decoded_size(int fd, uint64_t file_size, uint64_t *bytes) {
-        uint8_t m[6] = { 0 };
-        if (pread(fd, m, sizeof(m), 0) != (ssize_t)sizeof(m) || memcmp(m, "\xfd" "7zXZ\0", 6) != 0)
-                return -ENOTSUP;
-        return xz_decoded_size(fd, file_size, bytes);
-}
-
 /* Before the device is touched: an empty file, a text file or a download
- * cut short to nothing is refused rather than "written and verified". */
-static int check_image_head(const char *image, int fd, bool compressed) {
+ * cut short to nothing is refused rather than "written and verified".  A
+ * raw image is checked as a build checks its base; a compressed one by its
+ * first decoded bytes. */
+static int check_image_head(const char *image, bool compressed) {
+        if (!compressed)
+                return source_probe(image);
         uint8_t head[4096];
-        long long n;
-        if (compressed) {
-                struct source_stream *s = NULL;
-                int r = source_stream_open(image, &s);
-                if (r < 0)
-                        return r;
-                n = source_stream_read(s, head, sizeof(head));
-                source_stream_close(s);
-        } else {
-                n = pread(fd, head, sizeof(head), 0);
-                if (n < 0)
-                        return log_error(errno, image, "cannot read: %m");
-        }
+        struct source_stream *s = NULL;
+        int r = source_stream_open(image, &s);
+        if (r < 0)
+                return r;
+        long long n = source_stream_read(s, head, sizeof(head));
+        source_stream_close(s);
         if (n < 0)
                 return (int)n;
         if (n == 0)
                 return log_error(EINVAL, image, "the image is empty: nothing to flash");
-        return source_check_head(image, head, (size_t)n, compressed);
+        return source_check_head(image, head, (size_t)n, true);
 }
 
 static char *find_bmap(const char *image) {
@@ -547,9 +535,10 @@ static int flash(const char *image, const char *device, const struct flash_opts 
                 }
         } else {
                 /* No bmap: every byte is written; the image's size is known
-                 * up front when it is raw or an .xz (its index says). */
+                 * up front when it is raw or an .xz (its index says: what is
+                 * not an .xz fails that). */
                 uint64_t size = (uint64_t)ist.st_size;
-                j.known_size = !compressed || decoded_size(ifd, (uint64_t)ist.st_size, &size) == 0;
+                j.known_size = !compressed || xz_decoded_size(ifd, (uint64_t)ist.st_size, &size) == 0;
                 b.block_size = BMAP_BLOCK_SIZE;
                 b.image_size = j.known_size ? size : UINT64_MAX / 2;
                 b.blocks_count = DIV_ROUND_UP(b.image_size, b.block_size);
@@ -558,7 +547,7 @@ static int flash(const char *image, const char *device, const struct flash_opts 
                 log_info("%s: no bmap found; writing every block", image);
         }
 
-        if ((r = check_image_head(image, ifd, compressed)) < 0)
+        if ((r = check_image_head(image, compressed)) < 0)
                 goto out;
         if ((r = open_target(&t, image, o)) < 0)
                 goto out;

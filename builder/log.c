@@ -122,6 +122,10 @@ unsigned log_error_count(void) {
         return n;
 }
 
+int log_output_error(int err, const char *file, const char *verb) {
+        return log_error(err, file, "cannot %s: %s%s", verb, strerror(err < 0 ? -err : err), write_hint(err));
+}
+
 int exit_code_for(int r) {
         if (r >= 0)
                 return EX_OK;

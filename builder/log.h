@@ -47,6 +47,10 @@ unsigned log_error_count(void);
  * disk's own, a full output directory: EX_CANTCREAT, with write_hint. */
 #define ENOROOM EFBIG
 
+/* "FILE: cannot VERB: <strerror>" for an output being written or synced,
+ * with what to do next when its disk is full (write_hint).  Returns -errno. */
+int log_output_error(int err, const char *file, const char *verb);
+
 /* Map a -errno result to a sysexits.h exit code. */
 int exit_code_for(int r);
 

@@ -151,9 +151,9 @@ static int write_temp(const char *path, const void *data, size_t len, unsigned m
         if (fchmod(fd, mode) < 0)
                 r = log_error(errno, path, "cannot set mode: %m");
         else if ((r = write_full(fd, data, len)) < 0)
-                log_error(r, path, "cannot write: %s%s", strerror(-r), write_hint(r));
+                log_output_error(r, path, "write");
         else if (fsync(fd) < 0)
-                r = log_error(errno, path, "cannot sync: %s%s", strerror(errno), write_hint(errno));
+                r = log_output_error(errno, path, "sync");
         close(fd);
         return r;
 }
@@ -637,7 +637,7 @@ int output_commit(struct output *o) {
                 if (!err && o->patch.nspan && fdatasync(o->fd) < 0)
                         err = errno;
                 if (err) {
-                        r = log_error(err, o->tmp_raw, "cannot sync: %s%s", strerror(err), write_hint(err));
+                        r = log_output_error(err, o->tmp_raw, "sync");
                         goto fail;
                 }
         }
@@ -653,7 +653,7 @@ int output_commit(struct output *o) {
                 o->fd = -1;
                 remove_temp(&o->tmp_raw);
                 if (fsync(out_fd) < 0) {
-                        r = log_error(errno, o->path, "cannot sync: %s%s", strerror(errno), write_hint(errno));
+                        r = log_output_error(errno, o->path, "sync");
                         goto fail;
                 }
         } else {

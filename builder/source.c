@@ -535,7 +535,7 @@ static void fd_name(int fd, char *name, size_t n) {
 static int output_error(int fd, int err) {
         char name[4096];
         fd_name(fd, name, sizeof(name));
-        return log_error(err, name, "cannot write: %s%s", strerror(-err), write_hint(err));
+        return log_output_error(err, name, "write");
 }
 
 /* ---- producers ---- */
