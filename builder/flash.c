@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "bmap.h"
 #include "hash.h"
@@ -27,6 +28,11 @@
 #include "xzmt.h"
 
 #define CHUNK (4u << 20)
+/* The partition tables: MBR in sector 0, a GPT's header and entries in the
+ * first 34 sectors of 512 B or 6 of 4 KiB.  They are written last, so a
+ * flash cut short leaves a disk with no table rather than a valid table
+ * over half-written filesystems that something would try to mount. */
+#define HEAD (64u << 10)
 
 struct flash_opts {
         bool force, no_verify, quiet, yes;
@@ -104,6 +110,18 @@ static int check_image_head(const char *image, bool compressed) {
         if (n == 0)
                 return log_error(EINVAL, image, "the image is empty: nothing to flash");
         return source_check_head(image, head, (size_t)n, true);
+}
+
+/* A .zst's first frame header carries its decoded size when the compressor
+ * knew it (zstd(1) of a file, our own outputs).  Further frames can only add
+ * to it, so it is a lower bound on the image's size. */
+static uint64_t zstd_size_at_least(int fd) {
+        uint8_t h[18]; /* a frame header's largest size (ZSTD_FRAMEHEADERSIZE_MAX, not public API) */
+        ssize_t n = pread(fd, h, sizeof(h), 0);
+        if (n <= 0)
+                return 0;
+        unsigned long long size = ZSTD_getFrameContentSize(h, (size_t)n);
+        return size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR ? 0 : size;
 }
 
 static char *find_bmap(const char *image) {
@@ -337,6 +355,19 @@ static int check_block_device(struct target *t, const struct flash_opts *o) {
         return 0;
 }
 
+/* The checks looked at the path; what was opened must be what they passed
+ * (a symlink or udev's node may be replaced between the two). */
+static int same_as_checked(const struct target *t, const struct stat *checked) {
+        struct stat st;
+        if (fstat(t->fd, &st) < 0)
+                return log_error(errno, t->path, "cannot stat: %m");
+        bool same = S_ISBLK(checked->st_mode) ? S_ISBLK(st.st_mode) && st.st_rdev == checked->st_rdev
+                                               : st.st_dev == checked->st_dev && st.st_ino == checked->st_ino;
+        if (!same)
+                return log_error(EAGAIN, t->path, "changed while it was being checked; nothing written, try again");
+        return 0;
+}
+
 static int open_target(struct target *t, const char *image, const struct flash_opts *o) {
         struct stat st, ist;
         if (stat(t->path, &st) < 0)
@@ -359,6 +390,8 @@ static int open_target(struct target *t, const char *image, const struct flash_o
                 t->fd = open(t->path, O_RDWR | O_EXCL | O_CLOEXEC);
                 if (t->fd < 0)
                         return log_error(errno, t->path, "cannot open device: %m");
+                if ((r = same_as_checked(t, &st)) < 0)
+                        return r;
                 if (ioctl(t->fd, BLKGETSIZE64, &t->size) < 0)
                         return log_error(errno, t->path, "cannot get the device size: %m");
                 return 0;
@@ -372,6 +405,9 @@ static int open_target(struct target *t, const char *image, const struct flash_o
         t->fd = open(t->path, O_RDWR | O_CLOEXEC);
         if (t->fd < 0)
                 return log_error(errno, t->path, "cannot open: %m");
+        int r = same_as_checked(t, &st);
+        if (r < 0)
+                return r;
         t->size = (uint64_t)st.st_size;
         return 0;
 }
@@ -393,6 +429,7 @@ struct job {
         struct bmap *b;     /* ranges to write (one covering the image without a bmap) */
         bool have_bmap, known_size;
         char (*written)[65]; /* sha256 of each range as written */
+        uint8_t *head;       /* the image's first HEAD bytes, held back (zeros where unmapped) */
 };
 
 static int write_ranges(struct reader *rd, struct target *t, struct job *j, const struct flash_opts *o,
@@ -429,11 +466,16 @@ static int write_ranges(struct reader *rd, struct target *t, struct job *j, cons
                                               b);
                                 break;
                         }
+                        sha256_update(&h, buf, (size_t)got);
+                        if (off < HEAD) { /* zeros now, the real bytes in write_head() */
+                                size_t k = (size_t)MIN((uint64_t)got, HEAD - off);
+                                memcpy(j->head + off, buf, k);
+                                memset(buf, 0, k);
+                        }
                         if ((r = pwrite_full(t->fd, buf, (size_t)got, off)) < 0) {
                                 r = log_error(r, t->path, "write failed at byte %" PRIu64 ": %s", off, strerror(-r));
                                 break;
                         }
-                        sha256_update(&h, buf, (size_t)got);
                         off += (uint64_t)got;
                         done += (uint64_t)got;
                         progress_update(&pg, done);
@@ -453,6 +495,24 @@ static int write_ranges(struct reader *rd, struct target *t, struct job *j, cons
         }
         progress_end(&pg);
         return r;
+}
+
+/* Everything else is on the medium (the caller synced it): now the first
+ * HEAD bytes of each range, which write_ranges() left as zeros. */
+static int write_head(struct target *t, const struct job *j) {
+        for (size_t i = 0; i < j->b->n; i++) {
+                uint64_t start, end;
+                bmap_range_bytes(j->b, &j->b->v[i], &start, &end);
+                if (start >= HEAD)
+                        break;
+                end = MIN(end, (uint64_t)HEAD);
+                int r = pwrite_full(t->fd, j->head + start, (size_t)(end - start), start);
+                if (r < 0)
+                        return log_error(r, t->path, "write failed at byte %" PRIu64 ": %s", start, strerror(-r));
+        }
+        if (fsync(t->fd) < 0)
+                return log_error(errno, t->path, "cannot flush the device: %m");
+        return 0;
 }
 
 /* Unmapped ranges of a regular-file target become holes, so the file then
@@ -513,6 +573,7 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         struct job j = { .b = &b };
         _cleanup_free_ char *bmap_path = NULL;
         uint8_t *buf = NULL;
+        uint64_t at_least = 0; /* the image's size, or a lower bound on it */
         int r;
 
         _cleanup_close_ int ifd = open(image, O_RDONLY | O_CLOEXEC);
@@ -528,6 +589,7 @@ static int flash(const char *image, const char *device, const struct flash_opts 
                 if ((r = bmap_load(bmap_path, &b)) < 0)
                         return r;
                 j.have_bmap = j.known_size = true;
+                at_least = b.image_size;
                 if (!compressed && b.image_size != (uint64_t)ist.st_size) {
                         r = log_error(EINVAL, bmap_path, "describes a %" PRIu64 "-byte image, but %s has %" PRIu64
                                       " bytes; pass the right --bmap", b.image_size, image, (uint64_t)ist.st_size);
@@ -536,9 +598,10 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         } else {
                 /* No bmap: every byte is written; the image's size is known
                  * up front when it is raw or an .xz (its index says: what is
-                 * not an .xz fails that). */
+                 * not an .xz fails that), and bounded below for most .zst. */
                 uint64_t size = (uint64_t)ist.st_size;
                 j.known_size = !compressed || xz_decoded_size(ifd, (uint64_t)ist.st_size, &size) == 0;
+                at_least = j.known_size ? size : zstd_size_at_least(ifd);
                 b.block_size = BMAP_BLOCK_SIZE;
                 b.image_size = j.known_size ? size : UINT64_MAX / 2;
                 b.blocks_count = DIV_ROUND_UP(b.image_size, b.block_size);
@@ -551,10 +614,10 @@ static int flash(const char *image, const char *device, const struct flash_opts 
                 goto out;
         if ((r = open_target(&t, image, o)) < 0)
                 goto out;
-        if (j.known_size && b.image_size > t.size) {
+        if (at_least > t.size) {
                 char a[32], c[32];
                 format_size(t.size, a);
-                format_size(b.image_size, c);
+                format_size(at_least, c);
                 r = log_error(ENOROOM, device, "the device is smaller than the image (%s < %s)", a, c);
                 goto out;
         }
@@ -571,6 +634,7 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         }
         buf = xmalloc(CHUNK);
         j.written = xcalloc(b.n ? b.n : 1, sizeof(*j.written));
+        j.head = xcalloc(1, HEAD);
         if ((r = write_ranges(&rd, &t, &j, o, buf)) < 0)
                 goto out;
         if (!t.is_blk && j.have_bmap)
@@ -579,6 +643,8 @@ static int flash(const char *image, const char *device, const struct flash_opts 
                 r = log_error(errno, device, "cannot flush the device: %m");
                 goto out;
         }
+        if ((r = write_head(&t, &j)) < 0)
+                goto out;
         /* Drop cached pages so the read-back comes from the medium. */
         if (t.is_blk)
                 (void)ioctl(t.fd, BLKFLSBUF, 0);
@@ -596,6 +662,7 @@ out:
         if (t.fd >= 0)
                 close(t.fd);
         free(j.written);
+        free(j.head);
         free(buf);
         bmap_free(&b);
         return r;

@@ -57,6 +57,23 @@ expect_error ".img.xz without a bmap onto a smaller device" "smaller than the im
   "$DIMIMAGE" flash --yes "$T/nobmap.img.xz" "$T/small2"
 [[ $(sha256sum <"$T/small2") == "$before" ]] && ok ".img.xz without a bmap: the small device untouched" \
   || fail ".img.xz without a bmap: the small device was written"
+# A .zst of a file records its size in the frame header: refused untouched too.
+zstd -q -1 -c "$img" >"$T/nobmap.img.zst"
+expect_error ".img.zst without a bmap onto a smaller device" "small2: the device is smaller than the image" \
+  "$DIMIMAGE" flash --yes "$T/nobmap.img.zst" "$T/small2"
+[[ $(sha256sum <"$T/small2") == "$before" ]] && ok ".img.zst without a bmap: the small device untouched" \
+  || fail ".img.zst without a bmap: the small device was written"
+# A .gz's size is found only when the device runs out.  The partition table
+# is written last, so the card is left with none, not with a valid one over
+# half-written filesystems (the MBR of an earlier image was there).
+head -c "$((size / 2))" "$img" >"$T/small3"
+gzip -1 -c "$img" >"$T/nobmap.img.gz"
+check "the smaller device holds a partition table before" sfdisk -d "$T/small3"
+expect_error ".img.gz without a bmap onto a smaller device" "small3: the device is smaller than the image" \
+  "$DIMIMAGE" flash --yes "$T/nobmap.img.gz" "$T/small3"
+check_fails "a flash cut short leaves no partition table" sfdisk -d "$T/small3"
+check "a flash cut short leaves zeros in the first 64 KiB" cmp -n 65536 "$T/small3" /dev/zero
+check "...and wrote the rest it could" cmp -i 65536:65536 -n 1048576 "$img" "$T/small3"
 truncate -s "$size" "$T/dev5"
 check "flash .img.xz without a bmap" "$DIMIMAGE" flash --quiet "$T/nobmap.img.xz" "$T/dev5"
 check "the .img.xz without a bmap is written whole" cmp "$img" "$T/dev5"
@@ -79,7 +96,9 @@ cp --sparse=always "$img" "$T/bad.img"
 cp "$img.bmap" "$T/bad.img.bmap"
 off=$(part_offset "$img" 1)
 printf 'X' | dd of="$T/bad.img" bs=1 seek="$((off + 3))" conv=notrunc status=none
+check "the device holds a partition table before" sfdisk -d "$T/dev1"
 expect_error "image that does not match its bmap" "do not match the bmap" "$DIMIMAGE" flash "$T/bad.img" "$T/dev1"
+check_fails "a flash stopped by a bad checksum leaves no partition table" sfdisk -d "$T/dev1"
 check "--no-verify writes it anyway" "$DIMIMAGE" flash --quiet --no-verify "$T/bad.img" "$T/dev1"
 
 sed 's/<ImageSize> [0-9]*/<ImageSize> 4096/' "$img.bmap" >"$T/odd.bmap"
