@@ -334,11 +334,22 @@ int host_finalize(struct host_settings *hs) {
         }
         if (hs->gateway && !hs->ip)
                 return log_error(EINVAL, o, "--gateway needs --ip");
+        /* First boot installs Docker and pulls images: a static address
+         * without a route out, or without a resolver, never gets there. */
+        if (hs->ip && !hs->gateway)
+                return log_error(EINVAL, o, "--ip needs --gateway: without a route the Pi cannot install Docker or pull images");
         if (hs->gateway && !host_valid_ipv4(hs->gateway))
                 return log_error(EINVAL, o, "invalid gateway '%s'", hs->gateway);
         for (size_t i = 0; i < hs->ndns; i++)
                 if (!host_valid_ipv4(hs->dns[i]))
                         return log_error(EINVAL, o, "invalid DNS server '%s'", hs->dns[i]);
+        if (hs->ip && !hs->ndns) {
+                /* NetworkManager asks no one when a manual address lists no
+                 * DNS server; home routers answer DNS on their own address. */
+                log_info("no DNS server given%s%s: the gateway %s will be the DNS server", hs->origin ? " for " : "",
+                         hs->origin ? hs->origin : "", hs->gateway);
+                strv_push(&hs->dns, &hs->ndns, hs->gateway);
+        }
         if (hs->wifi_ssid || hs->wifi_psk_file) {
                 if (!hs->wifi_ssid || !hs->wifi_psk_file)
                         return log_error(EINVAL, o, "Wi-Fi needs both --wifi-ssid and --wifi-psk-file");
@@ -354,7 +365,7 @@ int host_finalize(struct host_settings *hs) {
                 r = secret_wifi_psk(hs->wifi_ssid, pass, hex);
                 explicit_bzero(pass, strlen(pass));
                 if (r < 0)
-                        return log_error(r, hs->wifi_psk_file, "Wi-Fi passphrase must be 8 to 63 printable ASCII characters");
+                        return log_error(r, hs->wifi_psk_file, "Wi-Fi passphrase must be 8 to 63 printable ASCII characters (or the 64-hex-digit key)");
                 free(hs->wifi_psk_hex);
                 hs->wifi_psk_hex = xstrdup(hex);
                 explicit_bzero(hex, sizeof hex);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "appsource.h"
 #include "hash.h"
@@ -164,8 +165,10 @@ static void plan_network(const struct plan_input *in, struct payload *p) {
                            "[connection]\nid=dimdim-wifi\nuuid=%s\ntype=wifi\nautoconnect=true\n\n"
                            "[wifi]\nmode=infrastructure\nssid=",
                            uuid);
-                /* SSIDs are bytes: a plain string only when keyfile syntax cannot misread it */
-                bool plain = true;
+                /* SSIDs are bytes: a plain string only when keyfile syntax
+                 * cannot misread it (GLib drops spaces around a value). */
+                size_t sl = strlen(h->wifi_ssid);
+                bool plain = h->wifi_ssid[0] != ' ' && h->wifi_ssid[sl - 1] != ' ';
                 for (const char *c = h->wifi_ssid; *c; c++)
                         if (*c < 0x20 || *c > 0x7e || *c == ';' || *c == '\\')
                                 plain = false;
@@ -311,6 +314,7 @@ int plan_payload(const struct plan_input *in, struct payload *out) {
 struct ids {
         unsigned uid, gid;
         bool exists;
+        char shell[128]; /* an existing user's */
 };
 
 static bool field_n(const char *line, unsigned n, char *out, size_t size) {
@@ -345,6 +349,8 @@ static struct ids pick_ids(const struct base_files *bf, const char *user) {
                         ids.exists = true;
                         ids.uid = uid;
                         ids.gid = field_n(l, 3, f, sizeof f) ? (unsigned)strtoul(f, NULL, 10) : uid;
+                        if (!field_n(l, 6, ids.shell, sizeof ids.shell))
+                                ids.shell[0] = 0;
                 }
                 if (uid >= 1000 && uid < 60000 && uid > max_uid)
                         max_uid = uid;
@@ -422,6 +428,15 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
                 return log_error(EINVAL, in->base_name, "the base has no /etc/passwd, /etc/group or /etc/shadow");
         struct ids ids = pick_ids(bf, h->user);
         const char *u = h->user;
+        /* Only a login account may be taken over (pi on older images): a
+         * system one (man, www-data) keeps its nologin shell and its home
+         * elsewhere, so neither the SSH key nor a password would let anyone
+         * in, and it would get sudo. */
+        const char *sh_base = strrchr(ids.shell, '/') ? strrchr(ids.shell, '/') + 1 : ids.shell;
+        if (ids.exists && (ids.uid < 1000 || ids.uid >= 60000 || !strcmp(sh_base, "nologin") || !strcmp(sh_base, "false")))
+                return log_error(EINVAL, in->base_name,
+                                 "user '%s' is a system account in this base (uid %u, shell %s); choose another --user",
+                                 u, ids.uid, ids.shell[0] ? ids.shell : "none");
         long days = (long)(in->build_time / 86400);
         struct buf b = {0};
 
@@ -482,9 +497,16 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
         add_str(p, PART_ROOT, "/etc/sudoers.d/010_dimimage-nopasswd", 0440, sudo);
         if (in->os == OS_BOOKWORM) {
                 /* userconf-pi would otherwise ask for a user name on the
-                 * console and wait: mask it, the user exists already. */
+                 * console and wait: mask it, the user exists already.  And
+                 * undo what the image's `rename-user -f -s` did for it, as
+                 * its cancel-rename does: the console login (what is left
+                 * when the network is wrong) and the sshd banner saying
+                 * that SSH may not work until a user is set up. */
                 payload_add_symlink(p, PART_ROOT, "/etc/systemd/system/userconfig.service", "/dev/null");
                 payload_add_unlink(p, PART_ROOT, WANTS "userconfig.service");
+                payload_add_symlink(p, PART_ROOT, "/etc/systemd/system/getty.target.wants/getty@tty1.service",
+                                    "/lib/systemd/system/getty@.service");
+                payload_add_unlink(p, PART_ROOT, "/etc/ssh/sshd_config.d/rename_user.conf");
         }
         return 0;
 }
@@ -519,6 +541,19 @@ static void plan_hosts(const struct plan_input *in, struct payload *p) {
         }
         add_text(p, PART_ROOT, "/etc/hosts", 0644, &b);
         buf_free(&b);
+}
+
+/* A key line may hold anything but a newline: options such as
+ * from="10.0.0.0/8" among them.  In YAML single quotes only ' is special. */
+static void yaml_single_quoted(struct buf *b, const char *prefix, const char *s) {
+        buf_printf(b, "%s'", prefix);
+        for (const char *c = s; *c; c++) {
+                if (*c == '\'')
+                        buf_puts(b, "''");
+                else
+                        buf_append(b, c, 1);
+        }
+        buf_puts(b, "'\n");
 }
 
 static void plan_boot(const struct plan_input *in, struct payload *p) {
@@ -589,7 +624,7 @@ static void plan_boot(const struct plan_input *in, struct payload *p) {
                         if (h->nssh_keys) {
                                 buf_puts(&b, "    ssh_authorized_keys:\n");
                                 for (size_t i = 0; i < h->nssh_keys; i++)
-                                        buf_printf(&b, "      - \"%s\"\n", h->ssh_keys[i]);
+                                        yaml_single_quoted(&b, "      - ", h->ssh_keys[i]);
                         }
                         buf_printf(&b, "ssh_pwauth: %s\n", h->password_hash ? "true" : "false");
                 }
@@ -603,7 +638,12 @@ static void plan_locale_gen(const struct plan_input *in, struct payload *p) {
         const char *loc = in->host->locale;
         if (!loc || !in->base->locale_gen)
                 return;
-        _cleanup_free_ char *entry = xasprintf("%s %s", loc, strstr(loc, "UTF-8") ? "UTF-8" : "ISO-8859-1");
+        /* locale.gen spells the codeset UTF-8; glibc also takes utf8 */
+        const char *dot = strchr(loc, '.');
+        size_t cs = dot ? strcspn(dot + 1, "@") : 0;
+        bool utf8 = dot && ((cs == 5 && !strncasecmp(dot + 1, "utf-8", 5)) || (cs == 4 && !strncasecmp(dot + 1, "utf8", 4)));
+        _cleanup_free_ char *entry = utf8 ? xasprintf("%.*s.UTF-8%s UTF-8", (int)(dot - loc), loc, dot + 1 + cs)
+                                          : xasprintf("%s ISO-8859-1", loc);
         struct buf b = {0};
         bool found = false;
         FOR_LINES(in->base->locale_gen, l) {
@@ -622,6 +662,41 @@ static void plan_locale_gen(const struct plan_input *in, struct payload *p) {
         if (!found)
                 buf_printf(&b, "%s\n", entry);
         add_text(p, PART_ROOT, "/etc/locale.gen", 0644, &b);
+        buf_free(&b);
+}
+
+/* Raspberry Pi OS images made without a Wi-Fi country (all the downloads)
+ * ship NetworkManager.state with WirelessEnabled=false, since NetworkManager
+ * would otherwise unblock every radio (pi-gen stage2/02-net-tweaks); NM then
+ * keeps Wi-Fi off whatever the keyfiles say.  raspi-config's
+ * do_wifi_country turns it back on, as this does when a network is asked
+ * for; the file's other keys are kept. */
+static void plan_nm_state(const struct plan_input *in, struct payload *p) {
+        const char *old = in->base->nm_state;
+        if (!in->host->wifi_ssid || !old)
+                return;
+        struct buf b = {0};
+        bool done = false, in_main = false;
+        FOR_LINES(old, l) {
+                size_t n = strcspn(l, "\n");
+                if (l[0] == '[') {
+                        if (in_main && !done) {
+                                buf_puts(&b, "WirelessEnabled=true\n");
+                                done = true;
+                        }
+                        in_main = !strncmp(l, "[main]", 6);
+                } else if (in_main && !strncmp(l, "WirelessEnabled=", 16)) {
+                        if (!done)
+                                buf_puts(&b, "WirelessEnabled=true\n");
+                        done = true;
+                        continue;
+                }
+                buf_append(&b, l, n);
+                buf_puts(&b, "\n");
+        }
+        if (!done)
+                buf_puts(&b, in_main ? "WirelessEnabled=true\n" : "[main]\nWirelessEnabled=true\n");
+        add_text(p, PART_ROOT, NM_STATE, 0644, &b);
         buf_free(&b);
 }
 
@@ -713,6 +788,7 @@ int plan_base_edits(const struct plan_input *in, struct payload *out) {
         plan_hosts(in, out);
         plan_boot(in, out);
         plan_locale_gen(in, out);
+        plan_nm_state(in, out);
         plan_manifest(in, out);
         return 0;
 }

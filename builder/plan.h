@@ -23,6 +23,7 @@ struct base_files {
         char *config_txt;   /* boot partition */
         char *cmdline_txt;  /* boot partition */
         char *locale_gen;
+        char *nm_state;     /* /var/lib/NetworkManager/NetworkManager.state */
 };
 
 struct plan_input {
@@ -49,6 +50,7 @@ struct plan_input {
 #define PLAN_MANIFEST "/etc/dimimage/manifest.json"
 #define PLAN_SUM_PLACEHOLDER "0000000000000000000000000000000000000000000000000000000000000000"
 
+#define NM_STATE "/var/lib/NetworkManager/NetworkManager.state"
 #define DIMDIM_HOME "/opt/dimdim-health"
 #define DIMDIM_ENV DIMDIM_HOME "/.env"
 

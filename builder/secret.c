@@ -96,7 +96,17 @@ bool secret_hash_valid(const char *hash) {
 
 int secret_wifi_psk(const char *ssid, const char *pass, char hex[65]) {
         size_t n = strlen(pass), sn = strlen(ssid);
-        if (n < 8 || n > 63 || sn == 0 || sn > 32)
+        if (sn == 0 || sn > 32)
+                return -EINVAL;
+        /* 64 hex digits are the PSK itself (wpa_passphrase's output, what
+         * a router shows), not a passphrase. */
+        if (n == 64 && strspn(pass, "0123456789abcdefABCDEF") == 64) {
+                for (size_t i = 0; i < 64; i++)
+                        hex[i] = (char)tolower((unsigned char)pass[i]);
+                hex[64] = '\0';
+                return 0;
+        }
+        if (n < 8 || n > 63)
                 return -EINVAL;
         for (const char *c = pass; *c; c++)
                 if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)

@@ -320,6 +320,11 @@ if [[ $flavour == trixie ]]; then
   printf 'datasource_list: [ NoCloud, None ]\n' >"$root/etc/cloud/cloud.cfg.d/99_raspberry-pi.cfg"
 else
   unit userconfig.service "User configuration dialog" "/usr/lib/userconf-pi/userconf-service"
+  mkdir -p "$root/etc/ssh/sshd_config.d"
+  # What pi-gen's `rename-user -f -s` leaves: no console login on tty1 and
+  # an sshd banner about the missing user.
+  unit getty@.service "Getty on %I" "-/sbin/agetty -o '-p -- \\u' --noclear - \$TERM"
+  printf 'Banner /usr/share/userconf-pi/sshd_banner\n' >"$root/etc/ssh/sshd_config.d/rename_user.conf"
 fi
 for u in cron.service NetworkManager.service rpi-eeprom-update.service; do
   ln -s "/lib/systemd/system/$u" "$root/etc/systemd/system/multi-user.target.wants/$u"
@@ -343,6 +348,10 @@ AcceptEnv LANG LC_*
 Subsystem	sftp	/usr/lib/openssh/sftp-server
 EOF
 mkdir -p "$root/etc/ssh/sshd_config.d"
+# pi-gen without WPA_COUNTRY, as every download is made: NetworkManager
+# keeps Wi-Fi off (stage2/02-net-tweaks).
+mkdir -p "$root/var/lib/NetworkManager"
+printf '[main]\nWirelessEnabled=false\n' >"$root/var/lib/NetworkManager/NetworkManager.state"
 printf '[main]\nplugins=ifupdown,keyfile\n\n[ifupdown]\nmanaged=false\n' >"$root/etc/NetworkManager/NetworkManager.conf"
 printf 'deb http://deb.debian.org/debian %s main contrib non-free non-free-firmware\n' "$flavour" >"$root/etc/apt/sources.list"
 printf 'LANG=en_GB.UTF-8\n' >"$root/etc/default/locale"

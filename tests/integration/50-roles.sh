@@ -58,6 +58,54 @@ for flavour in bookworm trixie; do
   [[ $(sha256sum < "$base") == "$before" ]] && ok "$flavour: base unchanged" || fail "$flavour: base changed"
 done
 
+# ---- host settings a headless Pi depends on (both flavours) -----------------
+# Wi-Fi: the downloads keep NetworkManager's radio off (WirelessEnabled=false)
+# until a country is set; an SSID with an edge space must keep it; a static
+# address without --dns gets the gateway as resolver; key options survive
+# cloud-init's YAML; a bookworm base gets its console login back.
+printf 'correct horse battery\n' >"$T/wifi.psk"
+keyline="from=\"10.0.0.0/8\",no-pty $(cat "$T/key.pub")"
+printf '%s\n' "$keyline" >"$T/opts.pub"
+for flavour in bookworm trixie; do
+  base=$(fixture "$flavour" --flavour "$flavour")
+  out=$T/wifi-$flavour.img
+  if ! "$DIMIMAGE" build --role observability --base "$base" -o "$out" --set OPENOBSERVE_PASSWORD="$OOPW" \
+      --hostname dimdim-obs --user pi --ssh-key "$T/opts.pub" --ip 192.168.1.102/24 --gateway 192.168.1.1 \
+      --wifi-ssid ' Cafe Wifi' --wifi-psk-file "$T/wifi.psk" --wifi-country GB >"$T/wifi.log" 2>&1; then
+    fail "$flavour: Wi-Fi build"; sed 's/^/    /' "$T/wifi.log"; continue
+  fi
+  ok "$flavour: Wi-Fi build"
+  check "$flavour/wifi: e2fsck -fn and fsck.fat -n clean" fsck_image "$out"
+  grep -q 'no DNS server given.*gateway 192.168.1.1' "$T/wifi.log" \
+    && ok "$flavour/wifi: says the gateway is the DNS server" || fail "$flavour/wifi: no DNS notice: $(cat "$T/wifi.log")"
+  [[ $(rcat "$out" /var/lib/NetworkManager/NetworkManager.state) == $'[main]\nWirelessEnabled=true' ]] \
+    && ok "$flavour/wifi: NetworkManager.state turns the radio on" \
+    || fail "$flavour/wifi: NetworkManager.state: $(rcat "$out" /var/lib/NetworkManager/NetworkManager.state)"
+  kf=/etc/NetworkManager/system-connections/dimdim-wifi.nmconnection
+  want_psk=$(python3 -c 'import hashlib,sys; print(hashlib.pbkdf2_hmac("sha1", b"correct horse battery", b" Cafe Wifi", 4096, 32).hex())')
+  [[ $(rstat "$out" $kf) == "0600 0 0 regular" ]] && rcat "$out" $kf | grep -qx "psk=$want_psk" \
+    && ok "$flavour/wifi: 0600 keyfile, PSK derived from the SSID with its space" || fail "$flavour/wifi: keyfile $(rstat "$out" $kf)"
+  rcat "$out" $kf | grep -qx 'ssid=32;67;97;102;101;32;87;105;102;105;' \
+    && ok "$flavour/wifi: the SSID's leading space kept (as bytes)" || fail "$flavour/wifi: ssid line: $(rcat "$out" $kf | grep ssid)"
+  rcat "$out" $kf | grep -qx 'dns=192.168.1.1;' && ok "$flavour/wifi: dns= the gateway" || fail "$flavour/wifi: no dns line"
+  if [[ $flavour == trixie ]]; then
+    got=$(bcat "$out" /user-data | python3 -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["users"][0]["ssh_authorized_keys"][0])' 2>&1)
+    [[ $got == "$keyline" ]] && ok "$flavour: user-data parses and holds the key with its options" \
+      || fail "$flavour: user-data key: $got"
+  else
+    [[ $(rlink "$out" /etc/systemd/system/getty.target.wants/getty@tty1.service) == /lib/systemd/system/getty@.service ]] \
+      && ok "$flavour: console login on tty1 enabled again" || fail "$flavour: getty@tty1 not enabled"
+    [[ -z $(rstat "$out" /etc/ssh/sshd_config.d/rename_user.conf) ]] \
+      && ok "$flavour: rename-user's sshd banner removed" || fail "$flavour: rename_user.conf still there"
+  fi
+  expect_error "$flavour: a system account as --user refused" "user 'man' is a system account.*uid 6" \
+    "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+    --user man --ssh-key "$T/key.pub"
+done
+expect_error "--ip without --gateway refused" "--ip needs --gateway" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+  --ip 192.168.1.102/24
+
 # ---- refusals: one error line, non-zero exit, no output, base untouched ----
 base=$(fixture bookworm --flavour bookworm)
 before=$(sha256sum < "$base")

@@ -2,6 +2,7 @@
 /* plan: inputs -> payload, without any image.  The payload listing and the
  * bytes of every generated text file are compared with golden files in
  * tests/golden/plan/ (DIMIMAGE_UPDATE_GOLDEN=1 rewrites them). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -99,6 +100,7 @@ static void teardown_inputs(struct fixture *f) {
         free(f->base.config_txt);
         free(f->base.cmdline_txt);
         free(f->base.locale_gen);
+        free(f->base.nm_state);
         payload_free(&f->payload);
 }
 
@@ -265,12 +267,136 @@ static void test_uuid_deterministic(void **state) {
         assert_int_equal(a[14], '4');
 }
 
+static const char *file_text(const struct fixture *f, enum part part, const char *path) {
+        const struct payload_entry *e = payload_find(&f->payload, part, path);
+        assert_non_null(e);
+        assert_int_equal(e->type, ENTRY_FILE);
+        return (const char *)e->data;
+}
+
+/* Raspberry Pi OS ships NetworkManager.state with WirelessEnabled=false
+ * (pi-gen, no WPA_COUNTRY): a Wi-Fi connection needs it turned on, its
+ * other keys kept; an SSID with an edge space is written as bytes. */
+static void test_wifi_turns_the_radio_on(void **state) {
+        struct fixture f = {0};
+        setup_inputs(&f, "app");
+        f.host.wifi_ssid = xstrdup(" Cafe");
+        f.host.wifi_psk_hex = xstrdup("f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e");
+        f.host.wifi_country = xstrdup("GB");
+        f.base.nm_state = xstrdup("[main]\nNetworkingEnabled=true\nWirelessEnabled=false\nWWANEnabled=true\n");
+        run_plan(&f, OS_BOOKWORM);
+        assert_string_equal(file_text(&f, PART_ROOT, NM_STATE),
+                            "[main]\nNetworkingEnabled=true\nWirelessEnabled=true\nWWANEnabled=true\n");
+        const struct payload_entry *e =
+                payload_find(&f.payload, PART_ROOT, "/etc/NetworkManager/system-connections/dimdim-wifi.nmconnection");
+        assert_non_null(e);
+        assert_non_null(memmem(e->data, e->len, "\nssid=32;67;97;102;101;\n", 24));
+        teardown_inputs(&f);
+
+        /* the key missing, and [main] not the last group */
+        memset(&f, 0, sizeof f);
+        setup_inputs(&f, "app");
+        f.host.wifi_ssid = xstrdup("Cafe");
+        f.host.wifi_psk_hex = xstrdup("f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e");
+        f.host.wifi_country = xstrdup("GB");
+        f.base.nm_state = xstrdup("[main]\nNetworkingEnabled=true\n[other]\nWirelessEnabled=false\n");
+        run_plan(&f, OS_TRIXIE);
+        assert_string_equal(file_text(&f, PART_ROOT, NM_STATE),
+                            "[main]\nNetworkingEnabled=true\nWirelessEnabled=true\n[other]\nWirelessEnabled=false\n");
+        e = payload_find(&f.payload, PART_ROOT, "/etc/NetworkManager/system-connections/dimdim-wifi.nmconnection");
+        assert_non_null(memmem(e->data, e->len, "\nssid=Cafe\n", 11));
+        teardown_inputs(&f);
+
+        /* no Wi-Fi asked for: the radio stays as the image has it */
+        memset(&f, 0, sizeof f);
+        setup_inputs(&f, "app");
+        f.base.nm_state = xstrdup("[main]\nWirelessEnabled=false\n");
+        run_plan(&f, OS_BOOKWORM);
+        assert_null(payload_find(&f.payload, PART_ROOT, NM_STATE));
+        teardown_inputs(&f);
+}
+
+/* A system account keeps its nologin shell and a home elsewhere: taking it
+ * over would lock everyone out and hand it sudo. */
+static void test_system_account_refused(void **state) {
+        static const char *const lines[] = {
+                "man:x:6:12:man:/var/cache/man:/usr/sbin/nologin\n",
+                "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+                "svc:x:1001:1001::/home/svc:/bin/false\n",
+        };
+        static const char *const names[] = {"man", "nobody", "svc"};
+        for (size_t i = 0; i < ARRAY_SIZE(lines); i++) {
+                struct fixture f = {0};
+                setup_inputs(&f, "app");
+                free(f.base.passwd);
+                f.base.passwd = xasprintf("%s%s", passwd, lines[i]);
+                free(f.host.user);
+                f.host.user = xstrdup(names[i]);
+                struct plan_input in = {.profile = &f.profile, .env = &f.env, .host = &f.host, .data_dir = ".",
+                                        .build_time = 1764547200, .os = OS_BOOKWORM, .base_name = "base.img",
+                                        .base_sha256 = PLAN_SUM_PLACEHOLDER, .disk_id = "2a7c1d5e", .base = &f.base};
+                assert_int_equal(plan_payload(&in, &f.payload), 0);
+                assert_int_equal(plan_base_edits(&in, &f.payload), -EINVAL);
+                teardown_inputs(&f);
+        }
+}
+
+/* locale.gen spells the codeset UTF-8 whatever the user wrote. */
+static void test_locale_utf8_spellings(void **state) {
+        static const char *const given[] = {"en_US.utf8", "en_US.UTF-8", "de_DE.utf-8@euro", "en_GB"};
+        static const char *const want[] = {"en_US.UTF-8 UTF-8\n", "en_US.UTF-8 UTF-8\n", "de_DE.UTF-8@euro UTF-8\n",
+                                           "en_GB ISO-8859-1\n"};
+        for (size_t i = 0; i < ARRAY_SIZE(given); i++) {
+                struct fixture f = {0};
+                setup_inputs(&f, "app");
+                free(f.host.locale);
+                f.host.locale = xstrdup(given[i]);
+                run_plan(&f, OS_BOOKWORM);
+                const char *t = file_text(&f, PART_ROOT, "/etc/locale.gen");
+                if (!strstr(t, want[i]))
+                        fail_msg("%s: locale.gen is\n%s", given[i], t);
+                teardown_inputs(&f);
+        }
+}
+
+/* Key options hold double quotes; cloud-init drops all of user-data when
+ * it does not parse. */
+static void test_key_options_quoted_in_user_data(void **state) {
+        struct fixture f = {0};
+        setup_inputs(&f, "app");
+        free(f.host.ssh_keys[0]);
+        f.host.ssh_keys[0] = xstrdup("from=\"10.0.0.0/8\",no-pty ssh-ed25519 AAAAC3Nza it's-me");
+        run_plan(&f, OS_TRIXIE);
+        const char *t = file_text(&f, PART_BOOT, "/user-data");
+        assert_non_null(strstr(t, "      - 'from=\"10.0.0.0/8\",no-pty ssh-ed25519 AAAAC3Nza it''s-me'\n"));
+        teardown_inputs(&f);
+}
+
+/* Bookworm: what the image's rename-user -f -s did is undone, as
+ * userconf-pi's cancel-rename does. */
+static void test_bookworm_console_login_back(void **state) {
+        struct fixture f = {0};
+        setup_inputs(&f, "app");
+        run_plan(&f, OS_BOOKWORM);
+        const struct payload_entry *e =
+                payload_find(&f.payload, PART_ROOT, "/etc/systemd/system/getty.target.wants/getty@tty1.service");
+        assert_non_null(e);
+        assert_string_equal(e->target, "/lib/systemd/system/getty@.service");
+        e = payload_find(&f.payload, PART_ROOT, "/etc/ssh/sshd_config.d/rename_user.conf");
+        assert_non_null(e);
+        assert_int_equal(e->type, ENTRY_UNLINK);
+        teardown_inputs(&f);
+}
+
 int main(void) {
         log_level = LOG_QUIET;
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_app_bookworm_golden), cmocka_unit_test(test_app_trixie_golden),
                 cmocka_unit_test(test_env_is_secret_and_root_only), cmocka_unit_test(test_existing_user_is_reused),
                 cmocka_unit_test(test_detect_os), cmocka_unit_test(test_uuid_deterministic),
+                cmocka_unit_test(test_wifi_turns_the_radio_on), cmocka_unit_test(test_system_account_refused),
+                cmocka_unit_test(test_locale_utf8_spellings), cmocka_unit_test(test_key_options_quoted_in_user_data),
+                cmocka_unit_test(test_bookworm_console_login_back),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -110,7 +110,8 @@ static void test_wifi_psk(void **state) {
 
         static const char *const bad[] = {
                 "1234567",                                                          /* 7 */
-                "0123456789012345678901234567890123456789012345678901234567890123", /* 64 */
+                "0123456789012345678901234567890123456789012345678901234567890123x", /* 65 */
+                "0123456789012345678901234567890123456789012345678901234567890g23", /* 64, not hex */
                 "tab\tinside pass",
                 "caf\xc3\xa9 is not ASCII",
                 "",
@@ -119,6 +120,9 @@ static void test_wifi_psk(void **state) {
                 assert_int_equal(secret_wifi_psk("net", bad[i], hex), -EINVAL);
         assert_int_equal(secret_wifi_psk("", "password", hex), -EINVAL);
         assert_int_equal(secret_wifi_psk("0123456789012345678901234567890123", "password", hex), -EINVAL);
+        /* 64 hex digits are the key itself, taken as it is */
+        assert_int_equal(secret_wifi_psk("net", "F42C6FC52DF0EBEF9EBB4B90B38A5F902E83FE1B135A70E23AED762E9710A12E", hex), 0);
+        assert_string_equal(hex, "f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e");
         /* 8 and 63 characters are the limits */
         assert_int_equal(secret_wifi_psk("net", "12345678", hex), 0);
         assert_int_equal(secret_wifi_psk("net", "012345678901234567890123456789012345678901234567890123456789012",
