@@ -335,15 +335,18 @@ int host_finalize(struct host_settings *hs) {
         if (hs->gateway && !hs->ip)
                 return log_error(EINVAL, o, "--gateway needs --ip");
         /* First boot installs Docker and pulls images: a static address
-         * without a route out, or without a resolver, never gets there. */
+         * without a route out, or without a resolver, never gets there
+         * (the Pi stays reachable on its own subnet, so only a warning). */
         if (hs->ip && !hs->gateway)
-                return log_error(EINVAL, o, "--ip needs --gateway: without a route the Pi cannot install Docker or pull images");
+                log_warn(hs->origin, "%s: static address %s without a gateway: the Pi reaches only its own subnet, "
+                         "and first boot cannot install Docker or pull images unless they are there",
+                         hs->hostname ? hs->hostname : "this host", hs->ip);
         if (hs->gateway && !host_valid_ipv4(hs->gateway))
                 return log_error(EINVAL, o, "invalid gateway '%s'", hs->gateway);
         for (size_t i = 0; i < hs->ndns; i++)
                 if (!host_valid_ipv4(hs->dns[i]))
                         return log_error(EINVAL, o, "invalid DNS server '%s'", hs->dns[i]);
-        if (hs->ip && !hs->ndns) {
+        if (hs->ip && hs->gateway && !hs->ndns) {
                 /* NetworkManager asks no one when a manual address lists no
                  * DNS server; home routers answer DNS on their own address. */
                 log_info("no DNS server given%s%s: the gateway %s will be the DNS server", hs->origin ? " for " : "",
