@@ -177,6 +177,11 @@ static int apply_root(const struct apply_opts *o, const struct disk_layout *l, c
                         break;
                 case ENTRY_SYMLINK: {
                         struct ext4_stat st;
+                        if (e->target_hint && ext4_lstat(fs, e->target, &st) < 0) {
+                                r = log_error(EINVAL, o->name, "%s would point to %s, which this base does not have; %s",
+                                              e->path, e->target, e->target_hint);
+                                break;
+                        }
                         if (ext4_lstat(fs, e->path, &st) == 0 && (r = ext4_unlink(fs, e->path)) < 0)
                                 break;
                         r = ext4_symlink(fs, e->path, e->target, e->uid, e->gid);

@@ -203,7 +203,9 @@ static void plan_network(const struct plan_input *in, struct payload *p) {
 static void plan_locale(const struct host_settings *h, struct payload *p) {
         if (h->timezone) {
                 _cleanup_free_ char *t = xasprintf("/usr/share/zoneinfo/%s", h->timezone);
-                payload_add_symlink(p, PART_ROOT, "/etc/localtime", t);
+                /* a dangling /etc/localtime is UTC, silently */
+                payload_add_symlink(p, PART_ROOT, "/etc/localtime", t)->target_hint =
+                        "check the time zone's spelling (timedatectl list-timezones)";
                 _cleanup_free_ char *z = xasprintf("%s\n", h->timezone);
                 add_str(p, PART_ROOT, "/etc/timezone", 0644, z);
         }

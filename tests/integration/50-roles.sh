@@ -143,6 +143,8 @@ expect_error "role all refused on a Pi 3B+" "pi3b\+.*all" \
   --set OPENOBSERVE_PASSWORD="$OOPW" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
 expect_error "private key passed as --ssh-key refused" "private key" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --user pi --ssh-key "$T/key" --set OPENOBSERVE_PASSWORD="$OOPW"
+expect_error "a time zone the base does not have refused" "/etc/localtime would point to /usr/share/zoneinfo/Europe/Berln, which this base does not have; check the time zone's spelling" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone Europe/Berln
 check "no output after the refusals" no_output
 [[ $(sha256sum < "$base") == "$before" ]] && ok "base unchanged by refused builds" || fail "base changed"
 
