@@ -218,6 +218,10 @@ static void plan_locale(const struct host_settings *h, struct payload *p) {
                                                    "XKBVARIANT=\"\"\nXKBOPTIONS=\"\"\nBACKSPACE=\"guess\"\n",
                                                    h->keymap);
                 add_str(p, PART_ROOT, "/etc/default/keyboard", 0644, k);
+                /* keyboard-setup.sh runs this cache whenever it exists and
+                 * reads /etc/default/keyboard only without it (as
+                 * raspi-config's do_configure_keyboard regenerates it). */
+                payload_add_unlink(p, PART_ROOT, "/etc/console-setup/cached_setup_keyboard.sh");
         }
 }
 

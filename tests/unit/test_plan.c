@@ -388,6 +388,20 @@ static void test_bookworm_console_login_back(void **state) {
         teardown_inputs(&f);
 }
 
+/* keyboard-setup.sh prefers console-setup's cache to /etc/default/keyboard */
+static void test_keymap_drops_the_cache(void **state) {
+        struct fixture f = {0};
+        setup_inputs(&f, "app");
+        f.host.keymap = xstrdup("de");
+        run_plan(&f, OS_BOOKWORM);
+        assert_non_null(strstr(file_text(&f, PART_ROOT, "/etc/default/keyboard"), "XKBLAYOUT=\"de\""));
+        const struct payload_entry *e =
+                payload_find(&f.payload, PART_ROOT, "/etc/console-setup/cached_setup_keyboard.sh");
+        assert_non_null(e);
+        assert_int_equal(e->type, ENTRY_UNLINK);
+        teardown_inputs(&f);
+}
+
 int main(void) {
         log_level = LOG_QUIET;
         const struct CMUnitTest tests[] = {
@@ -396,7 +410,7 @@ int main(void) {
                 cmocka_unit_test(test_detect_os), cmocka_unit_test(test_uuid_deterministic),
                 cmocka_unit_test(test_wifi_turns_the_radio_on), cmocka_unit_test(test_system_account_refused),
                 cmocka_unit_test(test_locale_utf8_spellings), cmocka_unit_test(test_key_options_quoted_in_user_data),
-                cmocka_unit_test(test_bookworm_console_login_back),
+                cmocka_unit_test(test_bookworm_console_login_back), cmocka_unit_test(test_keymap_drops_the_cache),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
