@@ -533,14 +533,25 @@ static int parse_unquoted(struct parser *ps, const char *key, unsigned line, cha
         return interpolate_value(ps->env, raw, value, ps->name, line, key);
 }
 
-/* Print a key only when it cannot be something else pasted on the line. */
-static const char *printable_key(const char *k, size_t n) {
-        if (n == 0 || n > 64)
-                return NULL;
-        for (size_t i = 0; i < n; i++)
-                if ((unsigned char)k[i] < 0x21 || (unsigned char)k[i] > 0x7e)
-                        return NULL;
-        return k;
+/* What is wrong with an invalid key, by the class and position of its first
+ * bad character, never its text: a line that is not KEY=VALUE is likely a
+ * pasted secret, and the first '=' of a base64 one makes the secret the key. */
+static int log_bad_key(const char *file, unsigned line, const char *k) {
+        static const char rule[] = "a variable name must match [A-Za-z_][A-Za-z0-9_.-]*";
+        if (!*k)
+                return log_error_at(EINVAL, file, line, "invalid variable name: it is empty; %s", rule);
+        if (k[0] >= '0' && k[0] <= '9')
+                return log_error_at(EINVAL, file, line, "invalid variable name: it starts with a digit; %s", rule);
+        size_t i = 0;
+        while (k[i] && (i == 0 ? key_start((unsigned char)k[i]) : key_char((unsigned char)k[i])))
+                i++;
+        unsigned char c = (unsigned char)k[i];
+        const char *what = c >= 0x80                ? "not ASCII"
+                           : c == ' ' || c == '\t' ? "a space"
+                           : c < 0x20 || c == 0x7f  ? "a control character"
+                                                    : "punctuation";
+        return log_error_at(EINVAL, file, line, "invalid variable name: its character %zu is %s; %s", i + 1, what,
+                            rule);
 }
 
 static int parse_statement(struct parser *ps) {
@@ -563,17 +574,8 @@ static int parse_statement(struct parser *ps) {
         while (ke > ks && blank_len(ke - 1, ke))
                 ke--;
         _cleanup_free_ char *key = xstrndup(ks, (size_t)(ke - ks));
-        if (!env_key_valid(key)) {
-                const char *shown = printable_key(key, strlen(key));
-                if (shown)
-                        return log_error_at(EINVAL, ps->name, line,
-                                            "invalid variable name '%s': names are letters, digits, '_', '.' and "
-                                            "'-', not starting with a digit",
-                                            shown);
-                return log_error_at(EINVAL, ps->name, line,
-                                    "invalid variable name: names are letters, digits, '_', '.' and '-', not "
-                                    "starting with a digit");
-        }
+        if (!env_key_valid(key))
+                return log_bad_key(ps->name, line, key);
         skip_blanks(ps);
         _cleanup_free_ char *value = NULL;
         int r;
@@ -652,13 +654,8 @@ int env_set_assignment(struct env *env, const char *assignment, const char *what
         if (!eq)
                 return log_error_at(EINVAL, what, line, "expected KEY=VALUE");
         _cleanup_free_ char *key = xstrndup(assignment, (size_t)(eq - assignment));
-        if (!env_key_valid(key)) {
-                const char *shown = printable_key(key, strlen(key));
-                return log_error_at(EINVAL, what, line,
-                                    "invalid variable name%s%s%s: names are letters, digits, '_', '.' and '-', not "
-                                    "starting with a digit",
-                                    shown ? " '" : "", shown ? shown : "", shown ? "'" : "");
-        }
+        if (!env_key_valid(key))
+                return log_bad_key(what, line, key);
         env_set(env, key, eq + 1, ORIGIN_SET, what, line);
         return 0;
 }

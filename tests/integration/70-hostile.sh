@@ -245,5 +245,12 @@ rm -f "$T/out/ok.img"*
 printf 'OPENOBSERVE_PASSWORD=%s\n%s\n' "$PW" "$long" >"$T/in/longbad.env"
 refuse ".env with a 1 MiB line without '=' refused with its line" 'longbad\.env:2' "$T/in/base.img" --role observability --env "$T/in/longbad.env"
 
+# A secret pasted on the line after its KEY= : the first '=' of its base64
+# makes it a key, which the error must not quote.
+pasted=q8X+/k2Lm9zQwR7vT1pYb3Hs0uJc5eNa6dWf4gKi8oM=
+printf 'OPENOBSERVE_PASSWORD=\n%s\n' "$pasted" >"$T/in/pasted.env"
+refuse ".env with a secret pasted on its own line" 'pasted\.env:2: invalid variable name' "$T/in/base.img" --role observability --env "$T/in/pasted.env"
+grep -qF -e "${pasted:0:4}" -e "${pasted:4:8}" "$T/.err" "$T/.out" && fail "pasted secret: echoed in the error" || ok "pasted secret: not echoed"
+
 [[ $(sha256sum <"$T/in/base.img") == $(sha256sum <"$good") ]] && ok "the base copy is unchanged after everything" || fail "base copy changed"
 summary
