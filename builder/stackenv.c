@@ -81,12 +81,13 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
                 for (size_t i = 0; i < ci->nvars; i++) {
                         const struct compose_var *cv = &ci->vars[i];
                         const char *v = env_get(env, cv->name);
-                        if (cv->kind == REF_REQUIRED && (!v || !*v))
+                        /* ${V?msg} takes an empty V, as compose does; ${V:?msg} does not */
+                        if (cv->kind == REF_REQUIRED && (!v || (cv->colon && !*v)))
                                 return log_error_at(EINVAL, ci->file, cv->line,
-                                                    "%s is required (%s) but not set: add it to an --env file or use "
+                                                    "%s is required (%s) but %s: add it to an --env file or use "
                                                     "--set %s=...",
                                                     cv->name, cv->arg && *cv->arg ? cv->arg : "no default",
-                                                    cv->name);
+                                                    v ? "empty" : "not set", cv->name);
                 }
         }
 

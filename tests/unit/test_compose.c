@@ -13,6 +13,7 @@
 #include "compose.h"
 #include "dotenv.h"
 #include "log.h"
+#include "stackenv.h"
 #include "test_util.h"
 #include "util.h"
 #include "yamltree.h"
@@ -411,6 +412,46 @@ static void test_hostile(void **state) {
         expect_scan_error("a: b\nc: \"\\0\"\n", 13, "bad.yml:2: value contains a NUL byte");
 }
 
+/* The required check of stackenv_resolve against compose text, as compose-go
+ * decides it.  want NULL: resolves; else one error line containing want. */
+static void expect_required(const char *yml, const char *const *sets, size_t nsets, const char *want) {
+        struct compose_info ci;
+        assert_int_equal(compose_scan("c.yml", yml, strlen(yml), APP_IMAGE, &ci), 0);
+        struct profile p = {.path = "p.yml", .name = "t"};
+        struct stackenv_input in = {
+                .profile = &p, .sets = (char *const *)sets, .nsets = nsets, .compose = &ci, .ncompose = 1,
+                .allow_weak = true};
+        struct env env = {0}, gen = {0};
+        struct tu_capture c;
+        tu_capture_begin(&c);
+        int r = stackenv_resolve(&in, &env, &gen);
+        unsigned errors;
+        _cleanup_free_ char *out = tu_capture_end(&c, &errors);
+        if (want ? r >= 0 || errors != 1 || !strstr(out, want) : r < 0)
+                fail_msg("sets starting %s: r=%d, stderr: %s (wanted %s)", nsets ? sets[0] : "-", r, out,
+                         want ? want : "success");
+        env_free(&env);
+        env_free(&gen);
+        compose_info_free(&ci);
+}
+
+/* ${V?m} needs V set, ${V:?m} set and not empty. */
+static void test_required_colon(void **state) {
+        (void)state;
+        static const char yml[] = "services:\n"
+                                  "  s:\n"
+                                  "    image: x\n"
+                                  "    environment:\n"
+                                  "      A: ${NOCOLON?needed}\n"
+                                  "      B: ${COLON:?needed}\n";
+        const char *ok[] = {"COLON=1", "NOCOLON="};
+        expect_required(yml, ok, ARRAY_SIZE(ok), NULL);
+        const char *unset[] = {"COLON=1"};
+        expect_required(yml, unset, ARRAY_SIZE(unset), "c.yml:5: NOCOLON is required");
+        const char *empty[] = {"COLON=", "NOCOLON=1"};
+        expect_required(yml, empty, ARRAY_SIZE(empty), "c.yml:6: COLON is required");
+}
+
 static void test_kind_names(void **state) {
         (void)state;
         assert_string_equal(compose_path_kind_name(PATH_BUILD_CONTEXT), "build context");
@@ -425,7 +466,7 @@ int main(void) {
                 cmocka_unit_test(test_check_paths),  cmocka_unit_test(test_path_forms),
                 cmocka_unit_test(test_resolve_error_after_drop),
                 cmocka_unit_test(test_variables),    cmocka_unit_test(test_hostile),
-                cmocka_unit_test(test_kind_names),
+                cmocka_unit_test(test_kind_names),   cmocka_unit_test(test_required_colon),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
