@@ -226,6 +226,7 @@ static int scan_services(struct compose_info *ci, const struct ynode *services) 
 struct var_ctx {
         struct compose_info *ci;
         unsigned line;
+        unsigned prev_depth;    /* of the last reference added from this scalar */
 };
 
 static int add_var(const struct env_ref *r, void *u) {
@@ -237,6 +238,16 @@ static int add_var(const struct env_ref *r, void *u) {
                 [ENV_REF_REQUIRED] = REF_REQUIRED,
                 [ENV_REF_ALT] = REF_ALT,
         };
+        /* References come outer first, so the enclosing one of a reference at
+         * depth d is the last one added at depth d - 1: climb to it from the
+         * previous reference, each outer step one level up. */
+        size_t outer = 0;
+        if (r->depth > 0) {
+                outer = ci->nvars - 1;
+                unsigned d = c->prev_depth;
+                for (; d >= r->depth; d--)
+                        outer = ci->vars[outer].outer;
+        }
         ci->vars = xrealloc(ci->vars, (ci->nvars + 1) * sizeof *ci->vars);
         ci->vars[ci->nvars++] = (struct compose_var){
                 .name = xstrndup(r->name, r->name_len),
@@ -244,7 +255,10 @@ static int add_var(const struct env_ref *r, void *u) {
                 .arg = r->arg ? xstrndup(r->arg, r->arg_len) : NULL,
                 .line = c->line,
                 .colon = r->colon,
+                .nested = r->depth > 0,
+                .outer = outer,
         };
+        c->prev_depth = r->depth;
         return 0;
 }
 
@@ -253,7 +267,7 @@ static int scan_vars(struct compose_info *ci, const struct ynode *n) {
         if (n->kind == Y_SCALAR) {
                 if (!strchr(n->scalar, '$'))
                         return 0;
-                struct var_ctx c = {ci, n->line};
+                struct var_ctx c = {.ci = ci, .line = n->line};
                 return env_references(n->scalar, ci->file, n->line, add_var, &c);
         }
         for (size_t i = 0; i < n->n; i++) {

@@ -15,6 +15,8 @@ struct compose_var {
         char *arg;      /* default, message or alternative */
         unsigned line;
         bool colon;     /* ":-", ":?", ":+": an empty value counts as unset */
+        bool nested;    /* in the argument of vars[outer]: compose evaluates it only when that is used */
+        size_t outer;
 };
 
 enum compose_path_kind { PATH_BUILD_CONTEXT, PATH_DOCKERFILE, PATH_BIND_MOUNT, PATH_ENV_FILE };

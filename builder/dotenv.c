@@ -247,6 +247,7 @@ static int refs_walk(const char *s, const char *file, unsigned line, int (*cb)(c
                         continue;
                 }
                 if (k == REF_FOUND) {
+                        r.depth = depth;
                         int ret = cb(&r, u);
                         if (ret != 0)
                                 return ret;

@@ -59,8 +59,11 @@ struct env_ref {
         bool colon;             /* ":-", ":?", ":+": an empty value counts as unset */
         const char *arg;        /* default, message or alternative; NULL for PLAIN */
         size_t arg_len;
+        unsigned depth;         /* 0, or how many arguments of other references hold this one */
 };
-/* Call cb for every reference in s, nested ones (inside arguments) too; $$
+/* Call cb for every reference in s, nested ones (inside arguments) too, an
+ * outer one before those in its argument (so the enclosing reference of one
+ * at depth d is the last one reported at depth d - 1); $$
  * is an escape, not a reference.  Invalid syntax ("${", "${1}") is logged
  * naming file:line; a non-zero return from cb stops the walk and is returned. */
 int env_references(const char *s, const char *file, unsigned line, int (*cb)(const struct env_ref *r, void *u),

@@ -24,6 +24,20 @@ static void describe(const struct env_var *v, char *out, size_t n) {
                 snprintf(out, n, "%s", env_origin_name(v->origin));
 }
 
+/* Whether compose evaluates reference i of a compose file: one nested in a
+ * default, an alternative or a message only when its enclosing reference
+ * (itself evaluated) uses that argument. */
+static bool ref_evaluated(const struct compose_info *ci, size_t i, const struct env *env) {
+        for (; ci->vars[i].nested; i = ci->vars[i].outer) {
+                const struct compose_var *o = &ci->vars[ci->vars[i].outer];
+                const char *v = env_get(env, o->name);
+                bool set = v && (!o->colon || *v);
+                if (set != (o->kind == REF_ALT))
+                        return false;
+        }
+        return true;
+}
+
 int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct env *generated) {
         const struct profile *p = in->profile;
         int r;
@@ -82,7 +96,7 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
                         const struct compose_var *cv = &ci->vars[i];
                         const char *v = env_get(env, cv->name);
                         /* ${V?msg} takes an empty V, as compose does; ${V:?msg} does not */
-                        if (cv->kind == REF_REQUIRED && (!v || (cv->colon && !*v)))
+                        if (cv->kind == REF_REQUIRED && (!v || (cv->colon && !*v)) && ref_evaluated(ci, i, env))
                                 return log_error_at(EINVAL, ci->file, cv->line,
                                                     "%s is required (%s) but %s: add it to an --env file or use "
                                                     "--set %s=...",

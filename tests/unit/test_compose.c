@@ -452,6 +452,39 @@ static void test_required_colon(void **state) {
         expect_required(yml, empty, ARRAY_SIZE(empty), "c.yml:6: COLON is required");
 }
 
+/* A reference nested in a default or an alternative is evaluated, so
+ * required, only when that operand is used. */
+static void test_required_nested(void **state) {
+        (void)state;
+        static const char yml[] = "services:\n"
+                                  "  s:\n"
+                                  "    image: x\n"
+                                  "    environment:\n"
+                                  "      C: ${OPENOBSERVE_URL:-${FALLBACK_URL:?needed}}\n"
+                                  "      D: ${USE_ALT:+${ALT_REQ?needed}}\n"
+                                  "      E: ${X:-${Y-${Z:?needed}}}\n";
+        const char *url[] = {"OPENOBSERVE_URL=http://o:5080", "Y=1"};
+        expect_required(yml, url, ARRAY_SIZE(url), NULL);
+        const char *nourl[] = {"OPENOBSERVE_URL=", "Y=1"};
+        expect_required(yml, nourl, ARRAY_SIZE(nourl), "c.yml:5: FALLBACK_URL is required");
+        const char *fallback[] = {"FALLBACK_URL=f", "Y=1"};
+        expect_required(yml, fallback, ARRAY_SIZE(fallback), NULL);
+        /* an alternative is used when its variable is set */
+        const char *alt[] = {"OPENOBSERVE_URL=u", "USE_ALT=1", "Y=1"};
+        expect_required(yml, alt, ARRAY_SIZE(alt), "c.yml:6: ALT_REQ is required");
+        const char *alt_ok[] = {"OPENOBSERVE_URL=u", "USE_ALT=1", "ALT_REQ=", "Y=1"};
+        expect_required(yml, alt_ok, ARRAY_SIZE(alt_ok), NULL);
+        const char *alt_empty[] = {"OPENOBSERVE_URL=u", "USE_ALT=", "Y=1"};
+        expect_required(yml, alt_empty, ARRAY_SIZE(alt_empty), NULL);
+        /* two levels down: Z only when X is unset or empty and Y unset */
+        const char *y_empty[] = {"OPENOBSERVE_URL=u", "Y="};
+        expect_required(yml, y_empty, ARRAY_SIZE(y_empty), NULL);
+        const char *no_y[] = {"OPENOBSERVE_URL=u", "X="};
+        expect_required(yml, no_y, ARRAY_SIZE(no_y), "c.yml:7: Z is required");
+        const char *x_set[] = {"OPENOBSERVE_URL=u", "X=1"};
+        expect_required(yml, x_set, ARRAY_SIZE(x_set), NULL);
+}
+
 static void test_kind_names(void **state) {
         (void)state;
         assert_string_equal(compose_path_kind_name(PATH_BUILD_CONTEXT), "build context");
@@ -467,6 +500,7 @@ int main(void) {
                 cmocka_unit_test(test_resolve_error_after_drop),
                 cmocka_unit_test(test_variables),    cmocka_unit_test(test_hostile),
                 cmocka_unit_test(test_kind_names),   cmocka_unit_test(test_required_colon),
+                cmocka_unit_test(test_required_nested),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
