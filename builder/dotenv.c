@@ -668,22 +668,53 @@ static bool plain_char(unsigned char c) {
                strchr("_-./:@%+,=~^", c) != NULL;
 }
 
-static void serialize_value(struct buf *b, const char *v) {
-        bool plain = true;
-        for (const char *c = v; *c; c++)
-                if (!plain_char((unsigned char)*c)) {
-                        plain = false;
-                        break;
-                }
-        if (plain) {
+/* Compose v1 (docker-compose 1.29 on Bookworm) reads the .env with
+ * python-dotenv 0.21 and interpolate=True: unquoted values are taken as they
+ * are, single quotes decode only \\ and \', double quotes \\ \' \" \a \b \f
+ * \n \r \t \v, and then every value, quoted or not, has ${NAME} and
+ * ${NAME:-default} expanded (pattern \$\{[^}:]*(:-[^}]*)?\}) with no way to
+ * escape them.  Its quote patterns take \' or \" for an escaped quote even
+ * after an escaped backslash, so a value may not end in one inside quotes. */
+static bool v1_expands(const char *v) {
+        for (const char *p = strstr(v, "${"); p; p = strstr(p + 1, "${")) {
+                const char *e = p + 2 + strcspn(p + 2, "}:");
+                if (*e == '}' || (e[0] == ':' && e[1] == '-' && strchr(e + 2, '}')))
+                        return true;
+        }
+        return false;
+}
+
+enum value_form { FORM_BARE, FORM_SINGLE, FORM_DOUBLE, FORM_NONE };
+
+/* The first form that compose-go (and, with v1, python-dotenv as well) reads
+ * back as exactly v.  Single quotes are literal in compose-go except that
+ * \' is a quote, so they fit unless the value has a quote, ends in a
+ * backslash, or holds a CR (which editors and transfers like to eat); for v1
+ * not a \\ either, which python-dotenv makes one.  Double quotes escape
+ * \ " $ LF CR; v1 has no escape for $ there. */
+static enum value_form value_form(const char *v, bool v1) {
+        bool bare = true;
+        for (const char *c = v; *c && bare; c++)
+                bare = plain_char((unsigned char)*c) || (v1 && *c == '\\');
+        if (bare)
+                return FORM_BARE;
+        if (v1 && v1_expands(v))
+                return FORM_NONE;
+        size_t n = strlen(v);
+        bool ends_bs = v[n - 1] == '\\';
+        if (!strchr(v, '\'') && !strchr(v, '\r') && !ends_bs && !(v1 && strstr(v, "\\\\")))
+                return FORM_SINGLE;
+        if (v1 && (strchr(v, '$') || ends_bs))
+                return FORM_NONE;
+        return FORM_DOUBLE;
+}
+
+static void serialize_value(struct buf *b, const char *v, enum value_form f) {
+        if (f == FORM_BARE) {
                 buf_puts(b, v);
                 return;
         }
-        size_t n = strlen(v);
-        /* Single quotes are literal except that \' is a quote, so they fit
-         * unless the value has a quote, ends in a backslash, or holds a CR
-         * (which editors and transfers like to eat). */
-        if (!strchr(v, '\'') && !strchr(v, '\r') && v[n - 1] != '\\') {
+        if (f == FORM_SINGLE) {
                 buf_puts(b, "'");
                 buf_puts(b, v);
                 buf_puts(b, "'");
@@ -707,19 +738,49 @@ static int cmp_var(const void *a, const void *b) {
         return strcmp((*(const struct env_var *const *)a)->key, (*(const struct env_var *const *)b)->key);
 }
 
-char *env_serialize(const struct env *env, size_t *len) {
+int env_serialize_for(const struct env *env, bool compose_v1, char **text, size_t *len) {
         const struct env_var **sorted = xcalloc(env->n ? env->n : 1, sizeof *sorted);
         for (size_t i = 0; i < env->n; i++)
                 sorted[i] = &env->v[i];
         qsort(sorted, env->n, sizeof *sorted, cmp_var);
         struct buf b = {0};
         buf_append(&b, "", 0);
-        for (size_t i = 0; i < env->n; i++) {
-                buf_puts(&b, sorted[i]->key);
+        int r = 0;
+        for (size_t i = 0; i < env->n && r == 0; i++) {
+                const struct env_var *v = sorted[i];
+                enum value_form f = value_form(v->value, compose_v1);
+                if (f == FORM_NONE) {
+                        size_t n = strlen(v->value);
+                        const char *why = v1_expands(v->value) ? "it expands ${...} in every value, even quoted"
+                                          : v->value[n - 1] == '\\'
+                                                  ? "a final backslash would escape the closing quote, and the "
+                                                    "value needs quotes"
+                                                  : "a '$' needs single quotes, which cannot hold a ', a carriage "
+                                                    "return or a double backslash";
+                        r = log_error_at(EINVAL, v->file, v->line,
+                                         "the value of %s would be read differently by Compose v1 (docker-compose "
+                                         "1.29 on Bookworm): %s; change the value",
+                                         v->key, why);
+                        break;
+                }
+                buf_puts(&b, v->key);
                 buf_puts(&b, "=");
-                serialize_value(&b, sorted[i]->value);
+                serialize_value(&b, v->value, f);
                 buf_puts(&b, "\n");
         }
         free(sorted);
-        return (char *)buf_steal(&b, len);
+        if (r < 0) {
+                explicit_bzero(b.data, b.len);
+                buf_free(&b);
+                return r;
+        }
+        *text = (char *)buf_steal(&b, len);
+        return 0;
+}
+
+char *env_serialize(const struct env *env, size_t *len) {
+        char *text = NULL;
+        /* cannot fail for compose-go alone: double quotes fit every value */
+        (void)env_serialize_for(env, false, &text, len);
+        return text;
 }

@@ -43,6 +43,11 @@ void env_free(struct env *env);
 /* Sorted by key; values single-quoted when they need it so that docker
  * compose reads back exactly the same strings. Caller frees. */
 char *env_serialize(const struct env *env, size_t *len);
+/* The same, in a form that Compose v1 (python-dotenv, which expands ${...}
+ * even in quotes and has no escape for '$' in double quotes) reads back the
+ * same too when compose_v1; a value no form fits is an error naming its key
+ * and where it came from, never the value.  Logs, -errno. */
+int env_serialize_for(const struct env *env, bool compose_v1, char **text, size_t *len);
 const char *env_origin_name(enum env_origin o);
 
 /* Compose-style interpolation of one string: $VAR, ${VAR}, ${VAR:-def},

@@ -267,6 +267,26 @@ static int plan_dockerignore(struct payload *out) {
         return 0;
 }
 
+/* The stack's .env.  Bookworm's docker-compose is Compose v1, which reads it
+ * its own way (python-dotenv): written for both there, so written again by
+ * plan_base_edits once the base says which it is. */
+static int plan_env_file(const struct plan_input *in, struct payload *out) {
+        size_t envlen;
+        _cleanup_free_ char *envtext = NULL;
+        int r = env_serialize_for(in->env, in->os == OS_BOOKWORM, &envtext, &envlen);
+        if (r < 0)
+                return r;
+        struct buf b = {0};
+        buf_puts(&b, "# Written by dimimage. Secrets: keep this file root-only (0600).\n");
+        buf_append(&b, envtext, envlen);
+        explicit_bzero(envtext, envlen);
+        struct payload_entry *e = payload_add_file(out, PART_ROOT, DIMDIM_ENV, 0600, 0, 0, b.data, b.len);
+        e->secret = true;
+        explicit_bzero(b.data, b.len);
+        buf_free(&b);
+        return 0;
+}
+
 int plan_payload(const struct plan_input *in, struct payload *out) {
         const struct profile *pr = in->profile;
         int r;
@@ -287,17 +307,9 @@ int plan_payload(const struct plan_input *in, struct payload *out) {
                     !str_has_prefix(e->path, "/usr/local/lib/dimdim"))
                         e->mode = 0755;
         }
-        size_t envlen;
-        _cleanup_free_ char *envtext = env_serialize(in->env, &envlen);
-        struct buf b = {0};
-        buf_puts(&b, "# Written by dimimage. Secrets: keep this file root-only (0600).\n");
-        buf_append(&b, envtext, envlen);
-        explicit_bzero(envtext, envlen);
         payload_add_dir(out, PART_ROOT, DIMDIM_HOME, 0755, 0, 0);
-        struct payload_entry *e = payload_add_file(out, PART_ROOT, DIMDIM_ENV, 0600, 0, 0, b.data, b.len);
-        e->secret = true;
-        explicit_bzero(b.data, b.len);
-        buf_free(&b);
+        if ((r = plan_env_file(in, out)) < 0)
+                return r;
 
         plan_stack_conf(in, out);
         plan_tuning(pr, out);
@@ -790,6 +802,8 @@ static void plan_manifest(const struct plan_input *in, struct payload *p) {
 int plan_base_edits(const struct plan_input *in, struct payload *out) {
         int r = plan_user(in, out);
         if (r < 0)
+                return r;
+        if (in->os == OS_BOOKWORM && (r = plan_env_file(in, out)) < 0)
                 return r;
         plan_hosts(in, out);
         plan_boot(in, out);

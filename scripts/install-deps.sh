@@ -14,6 +14,7 @@ packages=(
   # integration tests: the real tools that check our outputs
   dosfstools mtools fdisk e2fsprogs bmap-tools xz-utils zstd gzip zip unzip
   shellcheck systemd python3 python3-yaml util-linux time file man-db groff-base openssh-client
+  python3-dotenv  # Compose v1's .env reader: 70-hostile.sh reads a bookworm image's .env with it
   xfsprogs  # a filesystem that shares extents (FICLONE), loop-mounted by 25-reflink.sh
 )
 

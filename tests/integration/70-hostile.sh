@@ -252,5 +252,47 @@ printf 'OPENOBSERVE_PASSWORD=\n%s\n' "$pasted" >"$T/in/pasted.env"
 refuse ".env with a secret pasted on its own line" 'pasted\.env:2: invalid variable name' "$T/in/base.img" --role observability --env "$T/in/pasted.env"
 grep -qF -e "${pasted:0:4}" -e "${pasted:4:8}" "$T/.err" "$T/.out" && fail "pasted secret: echoed in the error" || ok "pasted secret: not echoed"
 
+# ---- the .env written for Compose v1 ------------------------------------------------
+# Bookworm's docker-compose 1.29 reads the .env with python-dotenv
+# (dotenv_values(path, encoding='utf-8-sig', interpolate=True)): every value
+# that dimimage accepts for a bookworm base must read back the same there.
+v1vals=('plain-value_1.2:3@x' 'two words # not a comment' "it's \"quoted\"" 'C:\dir\' 'a\\b c'
+        'pa$word with space' 'cost 5$ and \n' $'line 1\nline 2' $'tab\there' $'a\r\nb' '#starts with hash'
+        ' padded ' "x=\"y\" 'z'" 'ends in quote"' 'caf\xc3\xa9 \xe2\x9c\x93' $'\x01ctrl\x7f' 'p${a:b}q' '$HOME'
+        'back\"slash' "'")
+v1args=()
+for i in "${!v1vals[@]}"; do v1args+=(--set "V1_$i=${v1vals[$i]}"); done
+if ! python3 -c 'import dotenv' 2>/dev/null; then
+  ok "skip - Compose v1 .env read-back: python3-dotenv is not installed"
+elif accept "bookworm: values Compose v1 reads alike accepted" "$T/in/base.img" "${args[@]}" "${v1args[@]}"; then
+  rcat "$T/out/ok.img" /opt/dimdim-health/.env >"$T/v1.env"
+  if msg=$(python3 - "$T/v1.env" "${v1vals[@]}" 2>&1 <<'PY'
+import sys
+import os
+from dotenv import dotenv_values
+os.environ.clear()  # nothing from here may fill a ${...}
+got = dotenv_values(sys.argv[1], encoding='utf-8-sig', interpolate=True)
+bad = [f'V1_{i}: {got.get(f"V1_{i}")!r} != {v!r}' for i, v in enumerate(sys.argv[2:]) if got.get(f'V1_{i}') != v]
+print('\n'.join(bad))
+sys.exit(1 if bad else 0)
+PY
+  ); then ok "bookworm: python-dotenv reads every value back as given"; else fail "bookworm: python-dotenv read back: $msg"; fi
+fi
+rm -f "$T/out/ok.img"*
+for v in 'abc${HOME}def' 'x${A:-b}' "it's \$5" 'x$y\\z' 'x$y\'; do
+  refuse "bookworm: a value Compose v1 would read differently refused" 'the value of V1_BAD would be read differently by Compose v1.*change the value' \
+    "$T/in/base.img" "${args[@]}" --set "V1_BAD=$v"
+  grep -qF -- "$v" "$T/.err" && fail "bookworm: the refused value was printed" || ok "bookworm: the refused value not printed"
+done
+printf 'OPENOBSERVE_PASSWORD=%s\n\nV1_BAD='"'"'%s'"'"'\n' "$PW" 'it$s ${X}' >"$T/in/v1bad.env"
+refuse "bookworm: refusal names the file and line" 'v1bad\.env:3: the value of V1_BAD' \
+  "$T/in/base.img" --role observability --env "$T/in/v1bad.env"
+trixie=$(fixture trixie --flavour trixie) || exit 1
+if accept "trixie: a value only Compose v1 would misread is accepted" "$trixie" "${args[@]}" --set "V1_BAD=it's \$5 \${X}"; then
+  rcat "$T/out/ok.img" /opt/dimdim-health/.env | grep -qxF 'V1_BAD="it'"'"'s \$5 \${X}"' \
+    && ok "trixie: written for compose-go as before" || fail "trixie: $(rcat "$T/out/ok.img" /opt/dimdim-health/.env | grep V1_BAD)"
+fi
+rm -f "$T/out/ok.img"*
+
 [[ $(sha256sum <"$T/in/base.img") == $(sha256sum <"$good") ]] && ok "the base copy is unchanged after everything" || fail "base copy changed"
 summary

@@ -536,6 +536,66 @@ static void test_roundtrip(void **state) {
         env_free(&e);
 }
 
+/* For Compose v1 every value either has a form that compose-go (our parser)
+ * reads back the same, or is refused naming its key, never the value.
+ * (python-dotenv reads them back in tests/integration/70-hostile.sh.) */
+static void test_roundtrip_v1(void **state) {
+        (void)state;
+        static const char *const refused[] = {"a${B}c", "x${A:-b}", "it's $5", "x$y\\\\z", "x$y\\", "$\r"};
+        for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
+                struct env e = {0};
+                env_set(&e, "OK", "fine", ORIGIN_FILE, "a.env", 1);
+                env_set(&e, "SECRET", refused[i], ORIGIN_FILE, "a.env", 7);
+                char *text = NULL;
+                struct tu_capture c;
+                tu_capture_begin(&c);
+                assert_int_equal(env_serialize_for(&e, true, &text, NULL), -EINVAL);
+                unsigned errors;
+                _cleanup_free_ char *out = tu_capture_end(&c, &errors);
+                assert_null(text);
+                assert_int_equal(errors, 1);
+                if (!strstr(out, "a.env:7: the value of SECRET would be read differently by Compose v1") ||
+                    strstr(out, refused[i]))
+                        fail_msg("[%s]: %s", refused[i], out);
+                env_free(&e);
+        }
+        struct env e = {0}, back = {0};
+        size_t n = 0;
+        for (size_t i = 0; i < ARRAY_SIZE(nasty); i++) {
+                struct env one = {0};
+                env_set(&one, "K", nasty[i], ORIGIN_SET, "--set", 0);
+                char *text = NULL;
+                struct tu_capture c;
+                tu_capture_begin(&c);
+                int r = env_serialize_for(&one, true, &text, NULL);
+                _cleanup_free_ char *out = tu_capture_end(&c, NULL);
+                free(text);
+                env_free(&one);
+                if (r < 0)
+                        continue;
+                char key[16];
+                snprintf(key, sizeof key, "K%02zu", i);
+                env_set(&e, key, nasty[i], ORIGIN_SET, "--set", 0);
+                n++;
+        }
+        assert_true(n > ARRAY_SIZE(nasty) / 2);
+        env_set(&e, "WIN", "C:\\dir\\", ORIGIN_SET, "--set", 0);
+        char *text = NULL;
+        size_t len;
+        assert_int_equal(env_serialize_for(&e, true, &text, &len), 0);
+        assert_int_equal(dotenv_parse("v1.env", text, len, &back, ORIGIN_FILE), 0);
+        for (size_t i = 0; i < e.n; i++) {
+                const char *v = env_get(&back, e.v[i].key);
+                if (!v || strcmp(v, e.v[i].value) != 0)
+                        fail_msg("%s: [%s] came back as [%s]", e.v[i].key, e.v[i].value, v ? v : "(unset)");
+        }
+        /* a final backslash fits bare for v1, where quotes would lose it */
+        assert_non_null(strstr(text, "\nWIN=C:\\dir\\\n"));
+        free(text);
+        env_free(&back);
+        env_free(&e);
+}
+
 static char *golden_read(const char *name) {
         _cleanup_free_ char *path = xasprintf(GOLDEN_DIR "%s", name);
         uint8_t *data = NULL;
@@ -607,6 +667,7 @@ int main(void) {
                 cmocka_unit_test(test_interpolate_errors),
                 cmocka_unit_test(test_references),
                 cmocka_unit_test(test_roundtrip),
+                cmocka_unit_test(test_roundtrip_v1),
                 cmocka_unit_test(test_serialize_golden),
                 cmocka_unit_test(test_golden_compose_sample),
         };
