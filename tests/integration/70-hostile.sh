@@ -256,9 +256,10 @@ grep -qF -e "${pasted:0:4}" -e "${pasted:4:8}" "$T/.err" "$T/.out" && fail "past
 # Bookworm's docker-compose 1.29 reads the .env with python-dotenv
 # (dotenv_values(path, encoding='utf-8-sig', interpolate=True)): every value
 # that dimimage accepts for a bookworm base must read back the same there.
+# shellcheck disable=SC1003,SC2016 # literal backslashes and dollars, on purpose
 v1vals=('plain-value_1.2:3@x' 'two words # not a comment' "it's \"quoted\"" 'C:\dir\' 'a\\b c'
         'pa$word with space' 'cost 5$ and \n' $'line 1\nline 2' $'tab\there' $'a\r\nb' '#starts with hash'
-        ' padded ' "x=\"y\" 'z'" 'ends in quote"' 'caf\xc3\xa9 \xe2\x9c\x93' $'\x01ctrl\x7f' 'p${a:b}q' '$HOME'
+        ' padded ' "x=\"y\" 'z'" 'ends in quote"' $'caf\xc3\xa9 \xe2\x9c\x93' $'\x01ctrl\x7f' 'p${a:b}q' '$HOME'
         'back\"slash' "'")
 v1args=()
 for i in "${!v1vals[@]}"; do v1args+=(--set "V1_$i=${v1vals[$i]}"); done
@@ -279,15 +280,18 @@ PY
   ); then ok "bookworm: python-dotenv reads every value back as given"; else fail "bookworm: python-dotenv read back: $msg"; fi
 fi
 rm -f "$T/out/ok.img"*
+# shellcheck disable=SC1003,SC2016 # literal backslashes and dollars, on purpose
 for v in 'abc${HOME}def' 'x${A:-b}' "it's \$5" 'x$y\\z' 'x$y\'; do
   refuse "bookworm: a value Compose v1 would read differently refused" 'the value of V1_BAD would be read differently by Compose v1.*change the value' \
     "$T/in/base.img" "${args[@]}" --set "V1_BAD=$v"
   grep -qF -- "$v" "$T/.err" && fail "bookworm: the refused value was printed" || ok "bookworm: the refused value not printed"
 done
+# shellcheck disable=SC2016 # a literal ${X}, on purpose
 printf 'OPENOBSERVE_PASSWORD=%s\n\nV1_BAD='"'"'%s'"'"'\n' "$PW" 'it$s ${X}' >"$T/in/v1bad.env"
 refuse "bookworm: refusal names the file and line" 'v1bad\.env:3: the value of V1_BAD' \
   "$T/in/base.img" --role observability --env "$T/in/v1bad.env"
 trixie=$(fixture trixie --flavour trixie) || exit 1
+# shellcheck disable=SC2016 # literal dollars, on purpose
 if accept "trixie: a value only Compose v1 would misread is accepted" "$trixie" "${args[@]}" --set "V1_BAD=it's \$5 \${X}"; then
   rcat "$T/out/ok.img" /opt/dimdim-health/.env | grep -qxF 'V1_BAD="it'"'"'s \$5 \${X}"' \
     && ok "trixie: written for compose-go as before" || fail "trixie: $(rcat "$T/out/ok.img" /opt/dimdim-health/.env | grep V1_BAD)"
