@@ -17,6 +17,7 @@ struct env_var {
         enum env_origin origin;
         char *file;     /* where it came from (file path, "--set", profile path) */
         unsigned line;  /* 0 when not from a file */
+        bool unused;    /* named by neither the profile nor a compose file: kept out of the manifest */
 };
 
 struct env {

@@ -764,6 +764,8 @@ static void plan_manifest(const struct plan_input *in, struct payload *p) {
         /* keys and where each value came from; never a value */
         for (size_t i = 0; i < in->env->n; i++) {
                 const struct env_var *v = &in->env->v[i];
+                if (v->unused)
+                        continue;
                 json_begin_object(&j);
                 json_key(&j, "key");
                 json_string(&j, v->key);

@@ -38,6 +38,52 @@ static bool ref_evaluated(const struct compose_info *ci, size_t i, const struct 
         return true;
 }
 
+static bool named_by_stack(const struct stackenv_input *in, const char *key) {
+        if (profile_env_find(in->profile, key))
+                return true;
+        for (size_t c = 0; c < in->ncompose; c++)
+                for (size_t i = 0; i < in->compose[c].nvars; i++)
+                        if (!strcmp(in->compose[c].vars[i].name, key))
+                                return true;
+        return false;
+}
+
+/* Upper case and digits with an underscore: what compose variables look
+ * like, and what a pasted base64 or hex secret does not. */
+static bool reads_as_name(const char *k) {
+        bool underscore = false;
+        for (const char *c = k; *c; c++) {
+                if (*c == '_')
+                        underscore = true;
+                else if (!((*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+                        return false;
+        }
+        return underscore && strlen(k) <= 64;
+}
+
+/* A key the stack never names reaches no container: a typo (then the real
+ * key silently keeps its default or is generated), or a secret pasted on a
+ * line of its own whose '=' made it a key.  Warned about, named only when
+ * it reads as a variable name, and kept out of the world-readable manifest;
+ * it stays in .env, as compose would read it. */
+static void flag_unused(const struct stackenv_input *in, struct env *env) {
+        for (size_t i = 0; i < env->n; i++) {
+                struct env_var *v = &env->v[i];
+                if ((v->origin != ORIGIN_FILE && v->origin != ORIGIN_SET) || named_by_stack(in, v->key))
+                        continue;
+                v->unused = true;
+                char where[512];
+                describe(v, where, sizeof where);
+                if (reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
+                        log_warn(where, "%s is not used by role '%s' (neither its profile nor its compose files name it); "
+                                 "a typo?", v->key, in->profile->name);
+                else
+                        log_warn(where, "a variable role '%s' does not use, not named here since it does not read as "
+                                 "a variable name (a pasted secret?); it is left out of the manifest",
+                                 in->profile->name);
+        }
+}
+
 int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct env *generated) {
         const struct profile *p = in->profile;
         int r;
@@ -124,5 +170,6 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
                                                  v->key, why);
                         }
                 }
+        flag_unused(in, env);
         return 0;
 }

@@ -183,4 +183,22 @@ if [[ -n $gen ]] && grep -qF -- "$gen" "$T/gen.log"; then fail "generated secret
 rcat "$T/gen.img" /opt/dimdim-health/.env | grep -qF -- "$gen" && ok "generated secret in .env" || fail "generated secret not in .env"
 rcat "$T/gen.img" /etc/dimimage/manifest.json | grep -q '"origin": "generated"' && ok "manifest says generated" || fail "manifest origin"
 
+# ---- keys the stack never names: a typo is named, a pasted secret is not -----
+pasted=q8XTk2Lm9zQwR7vT1pYb3Hs0uJc5eNa6dWf4gKi8oM
+printf 'DB_PASSWORD=%s\nDB_PASWORD=oops\n%s=\n' "$DBPW" "$pasted" >"$T/extra.env"
+if "$DIMIMAGE" build --role app --base "$base" -o "$T/extra.img" --env "$T/extra.env" --set DIMDIM_API_IMAGE=a/b \
+    --set DIMDIM_WORKER_IMAGE=a/c >"$T/extra.log" 2>&1; then
+  ok "build with unused keys"
+  grep -q "extra.env:2: DB_PASWORD is not used by role 'app'.*a typo" "$T/extra.log" \
+    && ok "a misspelt key is named in a warning" || fail "no typo warning: $(cat "$T/extra.log")"
+  grep -q "warning: .*extra.env:3: a variable role 'app' does not use, not named here" "$T/extra.log" \
+    && ok "a pasted secret's line is warned about" || fail "no warning for the pasted secret: $(cat "$T/extra.log")"
+  grep -qF "$pasted" "$T/extra.log" && fail "the pasted secret printed" || ok "the pasted secret not printed"
+  man=$(rcat "$T/extra.img" /etc/dimimage/manifest.json)
+  grep -qF "$pasted" <<<"$man" && fail "the pasted secret in the manifest" || ok "the pasted secret not in the manifest"
+  grep -q '"DB_PASWORD"' <<<"$man" && fail "an unused key in the manifest" || ok "unused keys left out of the manifest"
+else
+  fail "build with unused keys"; sed 's/^/    /' "$T/extra.log"
+fi
+
 summary
