@@ -480,6 +480,26 @@ int build_run(struct build_job *job) {
         return r;
 }
 
+/* --imager-json may name none of the build's inputs or outputs: it would
+ * be renamed over whatever it names. */
+static int check_imager_json(const struct build_opts *o) {
+        static const char *const ours[] = {"", ".bmap", ".sha256", ".secrets.env"};
+        const char **others = xcalloc(ARRAY_SIZE(ours) + 2 + o->nenv_files, sizeof(*others));
+        size_t n = 0;
+        for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
+                others[n++] = xasprintf("%s%s", o->out, ours[i]);
+        others[n++] = o->base;
+        for (size_t i = 0; i < o->nenv_files; i++)
+                others[n++] = o->env_files[i];
+        if (o->host_file)
+                others[n++] = o->host_file;
+        int r = output_check_extra(o->imager_json, "--imager-json", others, n, o->force);
+        for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
+                free((char *)others[i]);
+        free(others);
+        return r;
+}
+
 int cmd_build(int argc, char **argv) {
         struct build_opts o;
         int r = cli_parse_build(argc, argv, &o);
@@ -508,6 +528,8 @@ int cmd_build(int argc, char **argv) {
                 .write_secrets_file = true,
                 .shared_base_fd = -1,
         };
+        if (o.imager_json && !o.dry_run && (r = check_imager_json(&o)) < 0)
+                goto out;
         if (o.host_file && (r = host_load_file(o.host_file, &job.host)) < 0)
                 goto out;
         if (o.force == false) {

@@ -569,6 +569,35 @@ static int extract_shared_base(const struct build_opts *o, const struct fleet *f
         return source_extract(o->base, *fd, &so, src);
 }
 
+/* --imager-json may name none of the fleet's inputs or outputs: written
+ * last, it would replace whatever it names. */
+static int check_imager_json(const struct build_opts *o, const struct fleet *f) {
+        static const char *const ours[] = {"", ".bmap", ".sha256"};
+        char **others = NULL;
+        size_t n = 0;
+        strv_push(&others, &n, o->base);
+        strv_push(&others, &n, o->fleet);
+        if (o->host_file)
+                strv_push(&others, &n, o->host_file);
+        for (size_t i = 0; i < o->nenv_files; i++)
+                strv_push(&others, &n, o->env_files[i]);
+        for (size_t i = 0; i < f->nenv_files; i++)
+                strv_push(&others, &n, f->env_files[i]);
+        for (size_t i = 0; i < f->nhosts; i++) {
+                for (size_t k = 0; k < f->hosts[i].nenv_files; k++)
+                        strv_push(&others, &n, f->hosts[i].env_files[k]);
+                for (size_t k = 0; k < ARRAY_SIZE(ours); k++) {
+                        _cleanup_free_ char *p = xasprintf("%s%s", f->hosts[i].out, ours[k]);
+                        strv_push(&others, &n, p);
+                }
+        }
+        _cleanup_free_ char *secrets = xasprintf("%s/secrets.env", o->out);
+        strv_push(&others, &n, secrets);
+        int r = output_check_extra(o->imager_json, "--imager-json", (const char *const *)others, n, o->force);
+        strv_free(others, n);
+        return r;
+}
+
 int fleet_build(const struct build_opts *o) {
         if (o->host.hostname || o->host.ip || o->host.gateway || o->host.model)
                 return log_error(EUSAGE, o->fleet,
@@ -622,6 +651,8 @@ int fleet_build(const struct build_opts *o) {
                 }
         }
 
+        if (o->imager_json && !o->dry_run && (r = check_imager_json(o, &f)) < 0)
+                goto out;
         if (o->imager_json)
                 items = xcalloc(f.nhosts, sizeof(*items));
         /* A dry run prints each host's payload: the base only probed (by

@@ -210,6 +210,29 @@ static int check_not_base(const char *path, const char *base) {
         return 0;
 }
 
+int output_check_extra(const char *path, const char *what, const char *const *others, size_t n, bool force) {
+        for (size_t i = 0; i < n; i++) {
+                struct stat ost;
+                bool have = stat(others[i], &ost) == 0;
+                if (same_file(path, others[i], have ? &ost : NULL))
+                        return log_error(EINVAL, path, "%s would overwrite %s; choose another file", what, others[i]);
+        }
+        _cleanup_free_ char *dir = path_dirname(path);
+        struct stat st;
+        /* EACCES, as for OUT's directory: the exit code is EX_CANTCREAT. */
+        if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                return log_error(EACCES, dir, "directory for %s does not exist; create it first", what);
+        if (access(dir, W_OK | X_OK) < 0)
+                return log_error(EACCES, dir, "directory for %s is not writable", what);
+        if (stat(path, &st) == 0) {
+                if (!S_ISREG(st.st_mode))
+                        return log_error(EINVAL, path, "%s names something that is not a regular file", what);
+                if (!force)
+                        return log_error(EEXIST, path, "exists; use --force to overwrite");
+        }
+        return 0;
+}
+
 int output_begin(struct output *o, const char *path, const char *base, bool force) {
         bool no_bmap = o->no_bmap, no_raw_sha256 = o->no_raw_sha256;
         int level = o->compression_level;

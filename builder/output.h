@@ -76,6 +76,12 @@ void output_untrack_temp(const char *path);
  * Returns the fd, *tmp gets the name.  Logs, -errno. */
 int output_create_temp(const char *path, char **tmp);
 
+/* Refuse path, a file the build writes besides OUT (what: the option that
+ * names it), when it is one of the n files in others (the inputs, OUT and
+ * its companions), when its directory is missing or not writable, and when
+ * it exists without force.  Nothing is written.  Logs, -errno. */
+int output_check_extra(const char *path, const char *what, const char *const *others, size_t n, bool force);
+
 /* Make the file at path (open read-write as fd) the raw temporary of o,
  * replacing the empty one output_begin made, instead of copying it (a
  * fleet's last host takes over the shared base).  0 when done; 1 when it

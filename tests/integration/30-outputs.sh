@@ -110,4 +110,38 @@ else
   fail "build with --imager-json"; sed 's/^/    /' "$T/im.err"
 fi
 
+# --imager-json is renamed into place with OUT: it may name no input or
+# output, an existing one needs --force, and a list that cannot be written
+# is refused before anything is.
+mkdir -p "$T/j"
+cp "$base" "$T/j/base.img"
+before=$(sha256sum <"$T/j/base.img")
+printf 'OPENOBSERVE_EMAIL=ops@example.org\n' >"$T/j/in.env"
+J=("${ARGS[@]/$base/$T/j/base.img}")
+jbuild() { "$DIMIMAGE" build "${J[@]}" --env "$T/j/in.env" "$@"; }
+expect_error "--imager-json is the base" "--imager-json would overwrite .*base\.img" \
+  jbuild -o "$T/j/out.img" --imager-json "$T/j/base.img" --force
+ln -s base.img "$T/j/link.json"
+expect_error "--imager-json is a symlink to the base" "--imager-json would overwrite" \
+  jbuild -o "$T/j/out.img" --imager-json "$T/j/link.json" --force
+expect_error "--imager-json is an --env file" "--imager-json would overwrite .*in\.env" \
+  jbuild -o "$T/j/out.img" --imager-json "$T/j/in.env" --force
+for s in "" .bmap .sha256 .secrets.env; do
+  expect_error "--imager-json is OUT$s" "--imager-json would overwrite .*out\.img$s" \
+    jbuild -o "$T/j/out.img" --imager-json "$T/j/out.img$s" --force
+done
+[[ $(sha256sum <"$T/j/base.img") == "$before" ]] && ok "--imager-json refusals: base unchanged" || fail "--imager-json refusals: base changed"
+[[ $(ls -A "$T/j") == $'base.img\nin.env\nlink.json' ]] && ok "--imager-json refusals: nothing written" || fail "--imager-json refusals: left $(ls -A "$T/j")"
+expect_error "--imager-json in a missing directory" "directory for --imager-json does not exist" \
+  jbuild -o "$T/j/out.img" --imager-json "$T/j/nonexistent/x.json"
+expect_rc "--imager-json in a missing directory" 73
+[[ $(ls -A "$T/j") == $'base.img\nin.env\nlink.json' ]] && ok "--imager-json in a missing directory: no OUT, .bmap, .sha256 left" \
+  || fail "--imager-json in a missing directory: left $(ls -A "$T/j")"
+echo '{}' >"$T/j/list.json"
+expect_error "existing --imager-json without --force" "list\.json: exists; use --force" \
+  jbuild -o "$T/j/out.img" --imager-json "$T/j/list.json"
+check "existing --imager-json with --force" jbuild -o "$T/j/out.img" --imager-json "$T/j/list.json" --force
+check "--force'd --imager-json is the new list" grep -q '"os_list"' "$T/j/list.json"
+check "no temporaries beside --imager-json" bash -c '! ls -A "$1" | grep -q "^\."' _ "$T/j"
+
 summary

@@ -173,4 +173,20 @@ expect_error "second host's weak secret refused after the first host's edits, na
 grep -q "Removed $T/bad/first.img: the fleet failed" "$T/.out" "$T/.err" \
   && ok "the first host's image, committed meanwhile, removed with a word" || fail "first image's removal not said"
 [[ -z $(ls -A "$T/bad" 2>/dev/null) ]] && ok "no images left by refused fleets" || fail "leftovers: $(ls "$T/bad")"
+
+# --imager-json may name none of the fleet's inputs or outputs, checked
+# before the base is read.
+yml=$(cat "$T/three.yml")
+cp "$base" "$T/base.img"
+for j in "$T/three.yml" "$T/base.img" "$T/jf/obs-2.img.zst" "$T/jf/obs-3.img.zst.sha256" "$T/jf/secrets.env"; do
+  expect_error "fleet --imager-json ${j##*/} refused" "--imager-json would overwrite .*${j##*/}" \
+    "$DIMIMAGE" build --fleet "$T/three.yml" --base "$T/base.img" -o "$T/jf" --imager-json "$j" --force
+done
+[[ $(cat "$T/three.yml") == "$yml" ]] && cmp -s "$base" "$T/base.img" && ok "fleet --imager-json refusals: fleet file and base unchanged" \
+  || fail "fleet --imager-json refusals: fleet file or base changed"
+[[ -z $(ls -A "$T/jf" 2>/dev/null) ]] && ok "fleet --imager-json refusals: no images" || fail "fleet --imager-json refusals: left $(ls -A "$T/jf")"
+expect_error "fleet --imager-json in a missing directory" "directory for --imager-json does not exist" \
+  "$DIMIMAGE" build --fleet "$T/three.yml" --base "$base" -o "$T/jf" --imager-json "$T/nonexistent/x.json"
+[[ -z $(ls -A "$T/jf" 2>/dev/null) ]] && ok "fleet --imager-json in a missing directory: no images" || fail "fleet --imager-json in a missing directory: left $(ls -A "$T/jf")"
+rm -f "$T/base.img"
 summary
