@@ -341,43 +341,41 @@ static int phase_edit(struct build_ctx *c) {
 
 /* ---- phase: finish ---- */
 
+/* output_commit's hook, once the sums are known: the Imager list is renamed
+ * into place with OUT, so a failed build leaves no list either. */
+static int describe_imager(void *arg, struct output *o) {
+        struct build_ctx *c = arg;
+        return imager_add_to_output(c->o->imager_json, o, c->profile.name, c->profile.description,
+                                    model_imager_device(c->job->host.model));
+}
+
 static int phase_finish(struct build_ctx *c) {
         struct build_job *j = c->job;
         int r;
+        _cleanup_free_ char *secrets = NULL;
         if (j->write_secrets_file && j->generated->n) {
-                _cleanup_free_ char *path = xasprintf("%s.secrets.env", j->out);
+                /* committed with OUT: the old OUT keeps its own until then */
+                secrets = xasprintf("%s.secrets.env", j->out);
                 size_t len;
                 char *text = env_serialize(j->generated, &len);
-                r = output_write_file_atomic(path, text, len, 0600);
+                r = output_add_file(&c->out, secrets, text, len, 0600);
                 explicit_bzero(text, len);
                 free(text);
                 if (r < 0)
                         return r;
-                output_track_temp(path); /* removed again if the commit fails */
-                log_info("Generated secrets saved to %s (keep it safe)", path);
-        }
-        r = output_commit(&c->out);
-        if (r < 0) {
-                if (j->write_secrets_file && j->generated->n) {
-                        _cleanup_free_ char *path = xasprintf("%s.secrets.env", j->out);
-                        unlink(path);
-                        output_untrack_temp(path);
-                }
-                return r;
-        }
-        if (j->write_secrets_file && j->generated->n) {
-                _cleanup_free_ char *path = xasprintf("%s.secrets.env", j->out);
-                output_untrack_temp(path);
-        }
-        const char *device = model_imager_device(j->host.model);
-        if (j->imager_item) {
-                _cleanup_free_ char *name = xasprintf("%s (%s)", j->host.hostname, c->profile.name);
-                imager_item_from_output(j->imager_item, &c->out, name, c->profile.description, device);
         }
         if (c->o->imager_json && !j->fleet_name) {
-                if ((r = imager_write_json_for_output(c->o->imager_json, &c->out, c->profile.name,
-                                                       c->profile.description, device)) < 0)
-                        return r;
+                c->out.describe = describe_imager;
+                c->out.describe_arg = c;
+        }
+        if ((r = output_commit(&c->out)) < 0)
+                return r;
+        if (secrets)
+                log_info("Generated secrets saved to %s (keep it safe)", secrets);
+        if (j->imager_item) {
+                _cleanup_free_ char *name = xasprintf("%s (%s)", j->host.hostname, c->profile.name);
+                imager_item_from_output(j->imager_item, &c->out, name, c->profile.description,
+                                        model_imager_device(j->host.model));
         }
         if (!j->host.user)
                 log_warn(j->out, "built without --user: nobody will be able to log in to this Pi");

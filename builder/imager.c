@@ -14,10 +14,14 @@
 
 static const char *const default_devices[] = { "pi5-64bit", "pi4-64bit", "pi3-64bit" };
 
+/* The directory resolved, not the file: a single build's list is written
+ * before OUT is renamed into place (and a symlink at OUT is replaced). */
 static char *file_url(const char *path) {
-        _cleanup_free_ char *abs = realpath(path, NULL);
-        if (!abs)
+        _cleanup_free_ char *dir = path_dirname(path);
+        _cleanup_free_ char *rdir = realpath(dir, NULL);
+        if (!rdir)
                 return NULL;
+        _cleanup_free_ char *abs = xasprintf("%s/%s", strcmp(rdir, "/") ? rdir : "", path_basename(path));
         struct buf b = { 0 };
         buf_puts(&b, "file://");
         /* Percent-encode everything outside RFC 3986's unreserved set and '/'. */
@@ -79,9 +83,9 @@ static int add_entry(struct json *j, const char *json_path, const char *image_pa
         return 0;
 }
 
-/* The os_list of n images (image_paths[i] described by e[i]). */
-static int write_list(const char *json_path, const char *const *image_paths, const struct imager_entry *e,
-                      size_t n) {
+/* The os_list of n images (image_paths[i] described by e[i]) into *text. */
+static int list_text(const char *json_path, const char *const *image_paths, const struct imager_entry *e, size_t n,
+                     char **text, size_t *len) {
         struct json j = { 0 };
         json_begin_object(&j);
         json_key(&j, "os_list");
@@ -91,8 +95,19 @@ static int write_list(const char *json_path, const char *const *image_paths, con
                 r = add_entry(&j, json_path, image_paths[i], &e[i]);
         json_end_array(&j);
         json_end_object(&j);
+        *text = json_finish(&j, len);
+        if (r < 0) {
+                free(*text);
+                *text = NULL;
+        }
+        return r;
+}
+
+static int write_list(const char *json_path, const char *const *image_paths, const struct imager_entry *e,
+                      size_t n) {
+        _cleanup_free_ char *text = NULL;
         size_t len;
-        _cleanup_free_ char *text = json_finish(&j, &len);
+        int r = list_text(json_path, image_paths, e, n, &text, &len);
         return r < 0 ? r : output_write_file_atomic(json_path, text, len, 0644);
 }
 
@@ -123,7 +138,8 @@ void imager_item_free(struct imager_item *it) {
         *it = (struct imager_item){0};
 }
 
-int imager_write_json_items(const char *json_path, const struct imager_item *items, size_t n) {
+/* The list of n items: into *text (text non-NULL), else written to json_path. */
+static int items_list(const char *json_path, const struct imager_item *items, size_t n, char **text, size_t *len) {
         const char **paths = xcalloc(n ? n : 1, sizeof(*paths));
         struct imager_entry *e = xcalloc(n ? n : 1, sizeof(*e));
         for (size_t i = 0; i < n; i++) {
@@ -143,19 +159,23 @@ int imager_write_json_items(const char *json_path, const struct imager_item *ite
                         e[i].n_devices = 1;
                 }
         }
-        int r = write_list(json_path, paths, e, n);
+        int r = text ? list_text(json_path, paths, e, n, text, len) : write_list(json_path, paths, e, n);
         free(paths);
         free(e);
         return r;
 }
 
-int imager_write_json_for_output(const char *json_path, const struct output *o, const char *name,
-                                 const char *description, const char *device) {
-        if (!o->committed)
-                return log_error(EINVAL, o->path, "no committed output to describe");
+int imager_write_json_items(const char *json_path, const struct imager_item *items, size_t n) {
+        return items_list(json_path, items, n, NULL, NULL);
+}
+
+int imager_add_to_output(const char *json_path, struct output *o, const char *name, const char *description,
+                         const char *device) {
         struct imager_item it;
         imager_item_from_output(&it, o, name, description, device);
-        int r = imager_write_json_items(json_path, &it, 1);
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = items_list(json_path, &it, 1, &text, &len);
         imager_item_free(&it);
-        return r;
+        return r < 0 ? r : output_add_file(o, json_path, text, len, 0644);
 }

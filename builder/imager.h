@@ -40,7 +40,8 @@ int imager_write_json_items(const char *json_path, const struct imager_item *ite
 /* Write json_path atomically; image_path (and bmap_path) become absolute
  * file:// URLs.  Logs, -errno. */
 int imager_write_json(const char *json_path, const char *image_path, const struct imager_entry *e);
-/* The same for a committed output: sizes and checksums come from o,
- * release date from build_time(). */
-int imager_write_json_for_output(const char *json_path, const struct output *o, const char *name,
-                                 const char *description, const char *device);
+/* The same for an output being committed (from its describe hook): sizes
+ * and checksums come from o, release date from build_time(); the list is
+ * added to o's files (output_add_file), renamed into place with OUT. */
+int imager_add_to_output(const char *json_path, struct output *o, const char *name, const char *description,
+                         const char *device);

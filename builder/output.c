@@ -561,15 +561,15 @@ static int syncer_wait(struct syncer *s) {
         return s->err;
 }
 
-/* A finished auxiliary file, still under its temporary name. */
-struct aux {
-        char *path, *tmp;
-        bool renamed;
-};
-
-static int aux_prepare(struct aux *a, const char *path, const void *data, size_t len) {
+static int aux_prepare(struct output_file *a, const char *path, const void *data, size_t len, unsigned mode) {
         a->path = xstrdup(path);
-        return write_temp(path, data, len, 0644, &a->tmp);
+        return write_temp(path, data, len, mode, &a->tmp);
+}
+
+int output_add_file(struct output *o, const char *path, const void *data, size_t len, unsigned mode) {
+        if (o->nextra == OUTPUT_MAX_EXTRA)
+                return log_error(EINVAL, path, "internal error: too many files beside the output");
+        return aux_prepare(&o->extra[o->nextra++], path, data, len, mode);
 }
 
 static int rename_into_place(char **tmp, const char *path) {
@@ -587,31 +587,45 @@ static int rename_into_place(char **tmp, const char *path) {
         return 0;
 }
 
-static void aux_cleanup(struct aux *a, bool failed) {
+static void aux_cleanup(struct output_file *a, bool failed) {
         remove_temp(&a->tmp);
         if (failed && a->renamed)
                 unlink(a->path);
         free(a->path);
-        a->path = NULL;
+        *a = (struct output_file){0};
 }
 
-static int commit_files(struct output *o, struct aux aux[2], size_t naux) {
-        for (size_t i = 0; i < naux; i++) {
-                int r = rename_into_place(&aux[i].tmp, aux[i].path);
-                if (r < 0)
-                        return r;
-                aux[i].renamed = true;
+static int unlink_stale(const char *path) {
+        if (unlink(path) < 0 && errno != ENOENT)
+                return log_error(errno, path, "cannot remove the previous build's file: %m");
+        return 0;
+}
+
+/* Stopped anywhere in here, even by SIGKILL, the directory may lack some of
+ * OUT's companions but never holds ones that describe another OUT (a
+ * --force'd rebuild's new bmap beside the old image would make flash write
+ * garbage): the old companions go first, then OUT is renamed, then the new
+ * companions.  On failure, whatever of the new set is in place is removed. */
+static int commit_files(struct output *o, struct output_file *aux, size_t naux) {
+        static const char *const ours[] = { ".bmap", ".sha256" };
+        int r = 0;
+        for (size_t i = 0; i < ARRAY_SIZE(ours) && r == 0; i++) {
+                _cleanup_free_ char *stale = xasprintf("%s%s", o->path, ours[i]);
+                r = unlink_stale(stale);
         }
-        char **final_tmp = o->tmp_out ? &o->tmp_out : &o->tmp_raw;
-        int r = rename_into_place(final_tmp, o->path);
+        for (size_t i = 0; i < naux && r == 0; i++)
+                r = unlink_stale(aux[i].path);
         if (r < 0)
                 return r;
-        if (o->no_bmap) {
-                /* A bmap left from an earlier --force'd build would describe
-                 * another image: flash would trust it and write garbage. */
-                _cleanup_free_ char *stale = xasprintf("%s.bmap", o->path);
-                if (unlink(stale) < 0 && errno != ENOENT)
-                        log_warn(stale, "cannot remove a stale bmap: %m");
+        char **final_tmp = o->tmp_out ? &o->tmp_out : &o->tmp_raw;
+        if ((r = rename_into_place(final_tmp, o->path)) < 0)
+                return r;
+        for (size_t i = 0; i < naux; i++) {
+                if ((r = rename_into_place(&aux[i].tmp, aux[i].path)) < 0) {
+                        unlink(o->path);
+                        return r;
+                }
+                aux[i].renamed = true;
         }
         return 0;
 }
@@ -619,7 +633,7 @@ static int commit_files(struct output *o, struct aux aux[2], size_t naux) {
 int output_commit(struct output *o) {
         struct bmap b = { 0 };
         struct compressor *c = NULL;
-        struct aux aux[2] = { 0 };
+        struct output_file aux[2 + OUTPUT_MAX_EXTRA] = { 0 };
         size_t naux = 0;
         int out_fd = -1, err;
         struct syncer sync = { 0 };
@@ -688,21 +702,29 @@ int output_commit(struct output *o) {
                 size_t len;
                 bmap_text = bmap_format(&b, &len);
                 char *p = xasprintf("%s.bmap", o->path);
-                r = aux_prepare(&aux[naux++], p, bmap_text, len);
+                r = aux_prepare(&aux[naux++], p, bmap_text, len, 0644);
                 free(p);
                 if (r < 0)
                         goto fail;
         }
         sums = xasprintf("%s  %s\n", o->sha256, path_basename(o->path));
         sp = xasprintf("%s.sha256", o->path);
-        r = aux_prepare(&aux[naux++], sp, sums, strlen(sums));
+        r = aux_prepare(&aux[naux++], sp, sums, strlen(sums), 0644);
         if (r < 0)
                 goto fail;
+        o->has_bmap = !o->no_bmap;
+        if (o->describe && (r = o->describe(o->describe_arg, o)) < 0)
+                goto fail;
+        /* the commit's from here: its failure path removes them */
+        for (size_t i = 0; i < o->nextra; i++) {
+                aux[naux++] = o->extra[i];
+                o->extra[i] = (struct output_file){0};
+        }
+        o->nextra = 0;
 
         r = commit_files(o, aux, naux);
         if (r < 0)
                 goto fail;
-        o->has_bmap = !o->no_bmap;
         o->committed = true;
         for (size_t i = 0; i < naux; i++)
                 aux_cleanup(&aux[i], false);
@@ -734,6 +756,9 @@ void output_abort(struct output *o) {
         }
         remove_temp(&o->tmp_out);
         remove_temp(&o->tmp_raw);
+        for (size_t i = 0; i < o->nextra; i++)
+                aux_cleanup(&o->extra[i], false);
+        o->nextra = 0;
         free(o->path);
         o->path = NULL;
 }

@@ -27,6 +27,14 @@ struct output_patch {
         void *arg;
 };
 
+#define OUTPUT_MAX_EXTRA 2
+
+/* A file committed with OUT, under its temporary name until renamed. */
+struct output_file {
+        char *path, *tmp;
+        bool renamed;
+};
+
 struct output {
         char *path;            /* OUT as given */
         char *tmp_raw;         /* temporary raw image, beside OUT */
@@ -53,6 +61,16 @@ struct output {
         int (*precommit)(void *arg);
         void *precommit_arg;
         struct output_patch patch;
+        /* Files that describe OUT (OUT.secrets.env, an Imager JSON), added by
+         * output_add_file as hidden temporaries and renamed with OUT.bmap and
+         * OUT.sha256, after OUT. */
+        struct output_file extra[OUTPUT_MAX_EXTRA];
+        size_t nextra;
+        /* If set, called by output_commit once every size and sum is known
+         * (has_bmap too) and before anything is renamed: it may add what
+         * needs them (output_add_file).  A negative return fails the commit. */
+        int (*describe)(void *arg, struct output *o);
+        void *describe_arg;
 };
 
 /* OUT_UNKNOWN for an extension other than .img, .img.xz, .img.zst, .img.gz. */
@@ -76,6 +94,10 @@ void output_untrack_temp(const char *path);
  * Returns the fd, *tmp gets the name.  Logs, -errno. */
 int output_create_temp(const char *path, char **tmp);
 
+/* Write data (mode set before the first byte) to a hidden temporary beside
+ * path, to be renamed to path by output_commit with OUT's other files;
+ * removed if the commit fails or never comes.  Logs, -errno. */
+int output_add_file(struct output *o, const char *path, const void *data, size_t len, unsigned mode);
 /* Refuse path, a file the build writes besides OUT (what: the option that
  * names it), when it is one of the n files in others (the inputs, OUT and
  * its companions), when its directory is missing or not writable, and when

@@ -94,6 +94,65 @@ else
   ok "skipped: unwritable output directory: cannot remount a tmpfs read-only"
 fi
 
+# ---- a build cut short in its commit ------------------------------------------------------
+# OUT.secrets.env, OUT.bmap and OUT.sha256 describe one OUT: a --force'd
+# rebuild that fails keeps the old set whole, and one stopped between two
+# renames (SIGKILL, no cleanup) may leave files missing, never a new file
+# beside an old OUT or the other way round.
+gargs=(--role app --base "$small" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c --no-cache)
+if strace -f -o /dev/null -e trace=rename true 2>/dev/null; then
+  # sums DIR: "NAME SUM" of each visible file, sorted.
+  sums() { (cd "$1" && for f in *; do [[ -f $f ]] && echo "$f $(sha256sum <"$f" | cut -c1-64)"; done); }
+  mkdir -p "$T/re"
+  "$DIMIMAGE" build "${gargs[@]}" -o "$T/re/out.img" >/dev/null 2>&1 || fail "first build for the rebuilds"
+  old=$(sums "$T/re")
+  [[ $(wc -l <<<"$old") == 4 ]] && ok "first build: OUT, .bmap, .sha256, .secrets.env" || fail "first build: $old"
+  expect_error "--force rebuild whose image cannot be synced" "cannot sync|Input/output error" \
+    strace -f -o /dev/null -e trace=fdatasync -e inject=fdatasync:error=EIO:when=1 \
+    "$DIMIMAGE" build "${gargs[@]}" -o "$T/re/out.img" --force
+  [[ $(sums "$T/re") == "$old" ]] && ok "failed --force rebuild: the old image and its secrets untouched" \
+    || fail "failed --force rebuild left: $(sums "$T/re")"
+  # consistent DIR OLD: every file present is from OUT's build.
+  consistent() {
+    local f s was now=0 bad=
+    [[ -f $1/out.img ]] || { [[ -z $(ls "$1") ]] || bad="no OUT, yet $(ls "$1" | tr '\n' ' ')"; echo "$bad"; return; }
+    grep -qx "out.img $(sha256sum <"$1/out.img" | cut -c1-64)" <<<"$2" && was=1 || was=0
+    for f in out.img.bmap out.img.sha256 out.img.secrets.env; do
+      [[ -f $1/$f ]] || continue
+      s=$(sha256sum <"$1/$f" | cut -c1-64)
+      grep -qx "$f $s" <<<"$2" && now=1 || now=0
+      ((now == was)) || bad+="$f from the $( ((now)) && echo old || echo new) build beside the $( ((was)) && echo old || echo new) OUT; "
+    done
+    echo "$bad"
+  }
+  # killed_at N ARGS...: a build SIGKILLed as it makes its Nth rename.
+  killed_at() {
+    local n=$1
+    shift
+    (strace -f -o /dev/null -e trace=rename,renameat,renameat2 -e inject=rename,renameat,renameat2:signal=SIGKILL:when="$n" \
+      "$DIMIMAGE" build "${gargs[@]}" "$@" || true) >/dev/null 2>&1
+  }
+  for n in 1 2 3 4; do
+    killed_at "$n" -o "$T/re/out.img" --force
+    bad=$(consistent "$T/re" "$old")
+    [[ -z $bad ]] && ok "--force rebuild killed at rename $n: nothing mismatched" || fail "--force rebuild killed at rename $n: $bad"
+    rm -rf "$T/re"; mkdir -p "$T/re"
+    killed_at "$n" -o "$T/re/out.img"
+    bad=$(consistent "$T/re" "")
+    [[ -z $bad ]] && ok "first build killed at rename $n: no file without its OUT" || fail "first build killed at rename $n: $bad"
+    # the next build is not refused for a file the killed one left
+    if [[ ! -f $T/re/out.img ]]; then
+      check "first build killed at rename $n: the next build runs" "$DIMIMAGE" build "${gargs[@]}" -o "$T/re/out.img"
+    fi
+    rm -rf "$T/re"; mkdir -p "$T/re"
+    "$DIMIMAGE" build "${gargs[@]}" -o "$T/re/out.img" >/dev/null 2>&1 || fail "build for the next rebuild"
+    old=$(sums "$T/re")
+  done
+  rm -rf "$T/re"
+else
+  ok "skipped: the commit's faults need strace"
+fi
+
 # ---- SIGINT and SIGTERM at several points --------------------------------------------------
 zstd -q -1 -T0 -c "$big" >"$T/big.img.zst"
 mkdir -p "$T/sig"
