@@ -230,6 +230,7 @@ static int phase_base(struct build_ctx *c) {
         c->out.precommit = check_base;
         c->out.precommit_arg = c;
         c->out.no_bmap = c->o->no_bmap;
+        c->out.track_committed = j->fleet_name != NULL;
         c->out.compression_level = c->o->compression_level;
         /* A compressed output's OUT.sha256 covers the compressed file; the
          * raw image's hash is only wanted for a Raspberry Pi Imager entry. */

@@ -508,6 +508,7 @@ static int write_secrets(const char *dir, struct fleet *f, struct fleet_run *run
         buf_free(&b);
         if (r >= 0) {
                 remember(run, path);
+                output_track_temp(path); /* until the fleet is done, like its images */
                 log_info("Generated secrets saved to %s (keep it safe)", path);
         }
         return r;
@@ -520,6 +521,7 @@ static void undo(struct fleet_run *run) {
                         _cleanup_free_ char *p = xasprintf("%s%s", run->written[i], *s);
                         unlink(p);
                 }
+                output_untrack_temp(run->written[i]);
                 /* a host's "Wrote" may come after another's error */
                 log_info("Removed %s: the fleet failed", run->written[i]);
         }
@@ -721,6 +723,9 @@ out:
         drop_hidden(first_fd, first_tmp);
         if (r < 0)
                 undo(&run); /* a failed fleet leaves no images behind */
+        else /* the fleet's now: an interrupt no longer removes them */
+                for (size_t i = 0; i < run.nwritten; i++)
+                        output_untrack_temp(run.written[i]);
         for (size_t i = 0; items && i < f.nhosts; i++)
                 imager_item_free(&items[i]);
         free(items);

@@ -28,15 +28,33 @@
  * Fixed size and plain char arrays, because the handler may only call
  * async-signal-safe functions (unlink) and must not touch malloc'd lists
  * that the main program could be resizing when the signal lands. */
-#define MAX_TRACKED 16
+#define MAX_TRACKED 64
+enum { TRACK_FREE, TRACK_TEMP, TRACK_OUTPUT };
 static char tracked[MAX_TRACKED][PATH_MAX];
-static volatile sig_atomic_t tracked_used[MAX_TRACKED];
+static volatile sig_atomic_t tracked_used[MAX_TRACKED]; /* TRACK_* */
 static volatile sig_atomic_t handlers_installed;
+
+/* OUT.bmap, OUT.sha256 of a tracked OUT, named in buf (the handler's own:
+ * the tracked name stays as it is).  Only memcpy and unlink, both
+ * async-signal-safe. */
+static void unlink_companions(const char *path) {
+        static const char *const ours[] = { ".bmap", ".sha256" };
+        char buf[PATH_MAX + 8];
+        size_t n = strlen(path);
+        memcpy(buf, path, n);
+        for (size_t i = 0; i < ARRAY_SIZE(ours); i++) {
+                memcpy(buf + n, ours[i], strlen(ours[i]) + 1);
+                unlink(buf);
+        }
+}
 
 static void on_fatal_signal(int sig) {
         for (int i = 0; i < MAX_TRACKED; i++)
-                if (tracked_used[i])
+                if (tracked_used[i] != TRACK_FREE) {
                         unlink(tracked[i]);
+                        if (tracked_used[i] == TRACK_OUTPUT)
+                                unlink_companions(tracked[i]);
+                }
         signal(sig, SIG_DFL);
         raise(sig);
 }
@@ -59,27 +77,31 @@ void output_install_signal_handlers(void) {
 /* Between threads (a fleet's detached commits): the handler needs no lock. */
 static pthread_mutex_t tracked_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void output_track_temp(const char *path) {
+static void track(const char *path, int kind) {
         if (strlen(path) >= PATH_MAX)
                 return;
         pthread_mutex_lock(&tracked_lock);
         for (int i = 0; i < MAX_TRACKED; i++)
-                if (!tracked_used[i]) {
+                if (tracked_used[i] == TRACK_FREE) {
                         memcpy(tracked[i], path, strlen(path) + 1);
                         __atomic_signal_fence(__ATOMIC_SEQ_CST);
-                        tracked_used[i] = 1;
+                        tracked_used[i] = kind;
                         pthread_mutex_unlock(&tracked_lock);
                         return;
                 }
         pthread_mutex_unlock(&tracked_lock);
-        log_warn(path, "too many temporary files to track; it may be left behind on interrupt");
+        log_warn(path, "too many files to track; it may be left behind on interrupt");
 }
+
+void output_track_temp(const char *path) { track(path, TRACK_TEMP); }
+
+void output_track_committed(const char *path) { track(path, TRACK_OUTPUT); }
 
 void output_untrack_temp(const char *path) {
         pthread_mutex_lock(&tracked_lock);
         for (int i = 0; i < MAX_TRACKED; i++)
-                if (tracked_used[i] && strcmp(tracked[i], path) == 0) {
-                        tracked_used[i] = 0;
+                if (tracked_used[i] != TRACK_FREE && strcmp(tracked[i], path) == 0) {
+                        tracked_used[i] = TRACK_FREE;
                         break;
                 }
         pthread_mutex_unlock(&tracked_lock);
@@ -620,8 +642,11 @@ static int commit_files(struct output *o, struct output_file *aux, size_t naux) 
         char **final_tmp = o->tmp_out ? &o->tmp_out : &o->tmp_raw;
         if ((r = rename_into_place(final_tmp, o->path)) < 0)
                 return r;
+        if (o->track_committed)
+                output_track_committed(o->path);
         for (size_t i = 0; i < naux; i++) {
                 if ((r = rename_into_place(&aux[i].tmp, aux[i].path)) < 0) {
+                        output_untrack_temp(o->path);
                         unlink(o->path);
                         return r;
                 }

@@ -71,6 +71,10 @@ struct output {
          * needs them (output_add_file).  A negative return fails the commit. */
         int (*describe)(void *arg, struct output *o);
         void *describe_arg;
+        /* OUT stays tracked for signal cleanup once renamed into place
+         * (output_track_committed): a fleet undoes its images when
+         * interrupted as when it fails. */
+        bool track_committed;
 };
 
 /* OUT_UNKNOWN for an extension other than .img, .img.xz, .img.zst, .img.gz. */
@@ -89,6 +93,10 @@ void output_install_signal_handlers(void);
 /* Register/unregister an extra temporary path for signal cleanup. */
 void output_track_temp(const char *path);
 void output_untrack_temp(const char *path);
+/* Register a committed OUT: a signal removes it with OUT.bmap and
+ * OUT.sha256 (a fleet's images, until the whole fleet is done); undone by
+ * output_untrack_temp(OUT). */
+void output_track_committed(const char *path);
 /* A new hidden temporary beside path: "DIR/.BASE.XXXXXX.tmp", created with
  * O_EXCL and mode 0644 (less the umask), tracked for signal cleanup.
  * Returns the fd, *tmp gets the name.  Logs, -errno. */

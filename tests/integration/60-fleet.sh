@@ -174,6 +174,20 @@ grep -q "Removed $T/bad/first.img: the fleet failed" "$T/.out" "$T/.err" \
   && ok "the first host's image, committed meanwhile, removed with a word" || fail "first image's removal not said"
 [[ -z $(ls -A "$T/bad" 2>/dev/null) ]] && ok "no images left by refused fleets" || fail "leftovers: $(ls "$T/bad")"
 
+# SIGINT as the first host's commit renames its last file (strace counts
+# each thread's renames: a commit's third is OUT.sha256): the fleet is
+# undone as a failed one is, not left with that host's image.
+if strace -f -o /dev/null -e trace=rename true 2>/dev/null; then
+  rc=0
+  strace -f -o /dev/null -e trace=rename -e inject=rename:signal=SIGINT:when=3 \
+    "$DIMIMAGE" build --fleet "$T/fleet.yml" --no-cache --base "$base" -o "$T/int" --quiet "${common[@]}" >/dev/null 2>&1 || rc=$?
+  ((rc == 130)) && ok "fleet interrupted after a host's commit: exit 130" || fail "fleet interrupted: exit $rc"
+  [[ -z $(ls -A "$T/int" 2>/dev/null) ]] && ok "fleet interrupted after a host's commit: no image left" \
+    || fail "fleet interrupted after a host's commit: left $(ls -A "$T/int")"
+else
+  ok "skipped: interrupting a fleet at a chosen point needs strace"
+fi
+
 # --imager-json may name none of the fleet's inputs or outputs, checked
 # before the base is read.
 yml=$(cat "$T/three.yml")
