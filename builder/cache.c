@@ -11,6 +11,7 @@
 
 #include "hash.h"
 #include "log.h"
+#include "output.h"
 #include "util.h"
 
 /* Layout of the cache directory:
@@ -305,6 +306,7 @@ static int write_ref(const char *dir, bool sum, const char *key, const char *sou
         int fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
                 return -errno;
+        output_track_temp(tmp);
         struct buf b = {0};
         buf_printf(&b, "dimimage-cache 1\nkey %s\nsha256 %s\nbytes %" PRIu64 "\nformat %s\nsource ", key,
                    info->sha256, info->bytes, info->format);
@@ -321,6 +323,7 @@ static int write_ref(const char *dir, bool sum, const char *key, const char *sou
                 r = -errno;
         if (r < 0)
                 (void)unlink(tmp);
+        output_untrack_temp(tmp);
         return r;
 }
 
@@ -374,11 +377,14 @@ void cache_store(const char *base, const struct stat *st, int fd, const struct s
                         log_warn(dir, "cannot write to the cache: %m; not caching");
                         return;
                 }
+                /* an interrupted build leaves no half copy to fill the cache */
+                output_track_temp(tmp);
                 r = clone_range(fd, tfd, info->bytes, false);
                 if (close(tfd) < 0 && r == 0)
                         r = -errno;
                 if (r == 0 && rename(tmp, image) < 0)
                         r = -errno;
+                output_untrack_temp(tmp);
                 if (r < 0) {
                         (void)unlink(tmp);
                         log_warn(dir, "cannot write to the cache: %s; not caching", strerror(-r));

@@ -26,7 +26,7 @@ trap cleanup EXIT
 # left DIR: what a failed build left in DIR (hidden files included).
 left() { ls -A "$1"; }
 # cache_temps: temporaries left in the decompressed-base cache.
-cache_temps() { find "$T/cache" -name '.*' -type f 2>/dev/null; find "$T/cache" -name '*.tmp' 2>/dev/null; }
+cache_temps() { find "$T/cache" \( -name '.*' -o -name 'tmp-*' \) -type f 2>/dev/null; find "$T/cache" -name '*.tmp' 2>/dev/null; }
 
 # mount_tmpfs DIR SIZE [ro]: a tmpfs at DIR; fails when we may not mount.
 mount_tmpfs() {
@@ -151,6 +151,23 @@ if strace -f -o /dev/null -e trace=rename true 2>/dev/null; then
   rm -rf "$T/re"
 else
   ok "skipped: the commit's faults need strace"
+fi
+
+# SIGINT while the decoded base is copied into the cache: the cache's
+# temporary goes too.
+if strace -f -o /dev/null -e trace=rename true 2>/dev/null; then
+  zstd -q -1 -c "$small" >"$T/small.img.zst"
+  rm -rf "${T:?}/cache/"*
+  mkdir -p "$T/ci"
+  rc=0
+  strace -f -o /dev/null -e trace=copy_file_range -e inject=copy_file_range:signal=SIGINT:when=1 \
+    "$DIMIMAGE" build "${args[@]}" --base "$T/small.img.zst" -o "$T/ci/out.img" >/dev/null 2>&1 || rc=$?
+  ((rc == 130)) && ok "SIGINT while caching the base: exit 130" || fail "SIGINT while caching the base: exit $rc"
+  [[ -z $(cache_temps) && -z $(left "$T/ci") ]] && ok "SIGINT while caching the base: no cache temporary, nothing left" \
+    || fail "SIGINT while caching the base: left $(cache_temps) $(left "$T/ci")"
+  rm -rf "${T:?}/cache/"* "$T/ci" "$T/small.img.zst"
+else
+  ok "skipped: interrupting the cache's copy needs strace"
 fi
 
 # ---- SIGINT and SIGTERM at several points --------------------------------------------------
