@@ -41,7 +41,7 @@ static void unlink_companions(const char *path) {
         static const char *const ours[] = { ".bmap", ".sha256" };
         char buf[PATH_MAX + 8];
         size_t n = strlen(path);
-        memcpy(buf, path, n);
+        memcpy(buf, path, n + 1);
         for (size_t i = 0; i < ARRAY_SIZE(ours); i++) {
                 memcpy(buf + n, ours[i], strlen(ours[i]) + 1);
                 unlink(buf);

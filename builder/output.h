@@ -46,6 +46,10 @@ struct output {
          * empty) when nobody reads it (no Imager JSON): one SHA-256 pass over
          * the whole image less beside the compressor. */
         bool no_raw_sha256;
+        /* OUT stays tracked for signal cleanup once renamed into place
+         * (output_track_committed): a fleet undoes its images when
+         * interrupted as when it fails. */
+        bool track_committed;
         int compression_level; /* -1: format default */
         char sha256[65];       /* of the final OUT file, after commit */
         uint64_t raw_bytes;
@@ -71,10 +75,6 @@ struct output {
          * needs them (output_add_file).  A negative return fails the commit. */
         int (*describe)(void *arg, struct output *o);
         void *describe_arg;
-        /* OUT stays tracked for signal cleanup once renamed into place
-         * (output_track_committed): a fleet undoes its images when
-         * interrupted as when it fails. */
-        bool track_committed;
 };
 
 /* OUT_UNKNOWN for an extension other than .img, .img.xz, .img.zst, .img.gz. */

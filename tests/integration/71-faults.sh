@@ -115,7 +115,9 @@ if strace -f -o /dev/null -e trace=rename true 2>/dev/null; then
   # consistent DIR OLD: every file present is from OUT's build.
   consistent() {
     local f s was now=0 bad=
-    [[ -f $1/out.img ]] || { [[ -z $(ls "$1") ]] || bad="no OUT, yet $(ls "$1" | tr '\n' ' ')"; echo "$bad"; return; }
+    local seen
+    seen=$(find "$1" -mindepth 1 -maxdepth 1 -not -name '.*' -printf '%f ')
+    [[ -f $1/out.img ]] || { [[ -z $seen ]] || bad="no OUT, yet $seen"; echo "$bad"; return; }
     grep -qx "out.img $(sha256sum <"$1/out.img" | cut -c1-64)" <<<"$2" && was=1 || was=0
     for f in out.img.bmap out.img.sha256 out.img.secrets.env; do
       [[ -f $1/$f ]] || continue
