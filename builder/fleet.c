@@ -496,9 +496,14 @@ static int write_secrets(const char *dir, struct fleet *f, struct fleet_run *run
                 explicit_bzero(text, len);
                 free(text);
         }
-        if (!b.len)
-                return 0;
         _cleanup_free_ char *path = xasprintf("%s/secrets.env", dir);
+        if (!b.len) {
+                /* an earlier fleet's (the --force check let it be): its
+                 * secrets are those of the images just replaced */
+                if (force && unlink(path) < 0 && errno != ENOENT)
+                        return log_error(errno, path, "cannot remove the previous fleet's secrets: %m");
+                return 0;
+        }
         if (!force && access(path, F_OK) == 0) {
                 buf_free(&b);
                 return log_error(EEXIST, path, "exists; use --force to overwrite");

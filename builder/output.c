@@ -629,7 +629,9 @@ static int unlink_stale(const char *path) {
  * garbage): the old companions go first, then OUT is renamed, then the new
  * companions.  On failure, whatever of the new set is in place is removed. */
 static int commit_files(struct output *o, struct output_file *aux, size_t naux) {
-        static const char *const ours[] = { ".bmap", ".sha256" };
+        /* .secrets.env too when this build has none: the old one holds the
+         * secrets of the image being replaced, not of this one */
+        static const char *const ours[] = { ".bmap", ".sha256", ".secrets.env" };
         int r = 0;
         for (size_t i = 0; i < ARRAY_SIZE(ours) && r == 0; i++) {
                 _cleanup_free_ char *stale = xasprintf("%s%s", o->path, ours[i]);

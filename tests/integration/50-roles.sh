@@ -182,6 +182,11 @@ gen=$(sed -n "s/^DB_PASSWORD='\{0,1\}\([^']*\)'\{0,1\}$/\1/p" "$T/gen.img.secret
 if [[ -n $gen ]] && grep -qF -- "$gen" "$T/gen.log"; then fail "generated secret printed"; else ok "generated secret not printed"; fi
 rcat "$T/gen.img" /opt/dimdim-health/.env | grep -qF -- "$gen" && ok "generated secret in .env" || fail "generated secret not in .env"
 rcat "$T/gen.img" /etc/dimimage/manifest.json | grep -q '"origin": "generated"' && ok "manifest says generated" || fail "manifest origin"
+# Rebuilt with the secret given: the old OUT.secrets.env held the replaced
+# image's secrets, so it goes with it.
+check "rebuilt with --force and the secret given" "$DIMIMAGE" build --role app --base "$base" -o "$T/gen.img" --quiet \
+  --force --set DB_PASSWORD="$gen" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+[[ ! -e $T/gen.img.secrets.env ]] && ok "the replaced image's OUT.secrets.env removed" || fail "a stale OUT.secrets.env left"
 
 # ---- keys the stack never names: a typo is named, a pasted secret is not -----
 pasted=q8XTk2Lm9zQwR7vT1pYb3Hs0uJc5eNa6dWf4gKi8oM

@@ -35,6 +35,12 @@ left=$(find "$T/fleet" -mindepth 1 -printf '%f\n' | sort | tr '\n' ' ')
 [[ $left == "dimdim-app.img dimdim-app.img.bmap dimdim-app.img.sha256 dimdim-obs.img dimdim-obs.img.bmap dimdim-obs.img.sha256 secrets.env " ]] \
   && ok "fleet directory holds the images and nothing hidden" || fail "fleet directory: $left"
 (cd "$T/fleet" && sha256sum -c --quiet dimdim-app.img.sha256 dimdim-obs.img.sha256) && ok "both images match their .sha256" || fail "fleet .sha256"
+# Rebuilt with every secret given: the old secrets.env held the replaced
+# images' secrets, so it goes.
+gen=$(sed -n 's/^DB_PASSWORD=//p' "$T/fleet/secrets.env" | tr -d "'")
+check "fleet rebuilt with --force and every secret given" "$DIMIMAGE" build --fleet "$T/fleet.yml" --base "$base" \
+  -o "$T/fleet" --quiet --force "${common[@]}" --set DB_PASSWORD="$gen"
+[[ ! -e $T/fleet/secrets.env ]] && ok "the previous fleet's secrets.env removed" || fail "a stale secrets.env left"
 [[ $(stat -c %i "$app") != $(stat -c %i "$obs") && $(stat -c %h "$app") == 1 && $(stat -c %h "$obs") == 1 ]] \
   && ok "two separate image files" || fail "images share an inode"
 
