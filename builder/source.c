@@ -906,11 +906,13 @@ static int try_cache(const char *base, const struct stat *st, int out_fd, const 
         struct cache_entry e;
         if (cache_lookup(base, st, &e) <= 0)
                 return 0;
+        /* One open for the copy and the check: an entry replaced between two
+         * opens (another build, cache clean) was copied and never checked. */
+        int cfd = open(e.image, O_RDONLY | O_CLOEXEC);
         /* started first, so the check overlaps the copy too */
-        struct source_check *k = o->verify_later ? check_start(&e, base, -1, NULL, false) : NULL;
+        struct source_check *k = cfd >= 0 && o->verify_later ? check_start(&e, base, cfd, NULL, false) : NULL;
         int r = 1;
         char hex[65] = "";
-        int cfd = open(e.image, O_RDONLY | O_CLOEXEC);
         if (cfd >= 0) {
                 r = extract_raw(cfd, e.image, path_basename(base), e.bytes, out_fd, o, true, k ? NULL : hex);
                 close(cfd);
