@@ -381,6 +381,30 @@ static size_t blank_len(const char *p, const char *end) {
         return 0;
 }
 
+/* Go's unicode.IsSpace but for '\n' (the line structure's): what compose-go
+ * skips before a statement and trims after a key and an unquoted value.
+ * The byte length of the space at [p, end), or 0. */
+static size_t uspace_len(const char *p, const char *end) {
+        size_t n = blank_len(p, end);
+        if (n || end - p < 3)
+                return n;
+        const unsigned char *u = (const unsigned char *)p;
+        unsigned cp = (u[0] & 0x0fu) << 12 | (u[1] & 0x3fu) << 6 | (u[2] & 0x3fu);
+        if ((u[0] & 0xf0) != 0xe0 || (u[1] & 0xc0) != 0x80 || (u[2] & 0xc0) != 0x80)
+                return 0;
+        bool space = cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 ||
+                     cp == 0x202f || cp == 0x205f || cp == 0x3000;
+        return space ? 3 : 0;
+}
+
+/* The same for a space ending at end (s: where the text starts). */
+static size_t uspace_len_before(const char *s, const char *end) {
+        for (size_t n = 1; n <= 3 && (size_t)(end - s) >= n; n++)
+                if (uspace_len(end - n, end) == n)
+                        return n;
+        return 0;
+}
+
 struct parser {
         const char *name;
         const char *p, *end;
@@ -522,15 +546,8 @@ static int parse_unquoted(struct parser *ps, const char *key, unsigned line, cha
                         e = c;
                         break;
                 }
-        while (e > s) {
-                unsigned char c = (unsigned char)e[-1];
-                if (c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r')
-                        e--;
-                else if (e - s >= 2 && (unsigned char)e[-2] == 0xc2 && (c == 0x85 || c == 0xa0))
-                        e -= 2;
-                else
-                        break;
-        }
+        for (size_t n; e > s && (n = uspace_len_before(s, e)) > 0;)
+                e -= n;
         _cleanup_free_ char *raw = xstrndup(s, (size_t)(e - s));
         return interpolate_value(ps->env, raw, value, ps->name, line, key);
 }
@@ -573,8 +590,8 @@ static int parse_statement(struct parser *ps) {
                                     "expected KEY=VALUE (a KEY alone would make docker compose copy it from the "
                                     "environment of the machine running it; write KEY= for an empty value)");
         const char *ke = ps->p++;
-        while (ke > ks && blank_len(ke - 1, ke))
-                ke--;
+        for (size_t n; ke > ks && (n = uspace_len_before(ks, ke)) > 0;)
+                ke -= n;
         _cleanup_free_ char *key = xstrndup(ks, (size_t)(ke - ks));
         if (!env_key_valid(key))
                 return log_bad_key(ps->name, line, key);
@@ -621,7 +638,8 @@ int dotenv_parse(const char *name, const char *text, size_t len, struct env *env
         for (;;) {
                 /* blank lines, indentation and comments */
                 for (;;) {
-                        skip_blanks(&ps);
+                        for (size_t n; ps.p < ps.end && (n = uspace_len(ps.p, ps.end)) > 0;)
+                                ps.p += n;
                         if (ps.p < ps.end && *ps.p == '\n') {
                                 ps.p++;
                                 ps.line++;

@@ -101,6 +101,13 @@ static const struct parse_case parse_cases[] = {
         {"A='double \" inside'", "A", "double \" inside"},
         {"A=\"caf\xc3\xa9 \xe2\x9c\x93\"", "A", "caf\xc3\xa9 \xe2\x9c\x93"},
         {"A=caf\xc3\xa9\xc2\xa0", "A", "caf\xc3\xa9"},
+        /* Unicode spaces (Go's unicode.IsSpace) trimmed and skipped as compose-go does */
+        {"A=value\xe3\x80\x80", "A", "value"},
+        {"A=v\xe2\x80\x83 \xe2\x80\xaf\xe1\x9a\x80", "A", "v"},
+        {"\xe2\x80\x83" "C=1", "C", "1"},
+        {"K\xe3\x80\x80=2", "K", "2"},
+        {"A=in\xe3\x80\x80side", "A", "in\xe3\x80\x80side"},
+        {"A=not\xe3\x80\x81", "A", "not\xe3\x80\x81"},
         {"B=1\nA=${B}x", "A", "1x"},
         {"B=1\nA=$B.x", "A", "1.x"},
         {"B=1\nA=\"${B} $B\"", "A", "1 1"},
