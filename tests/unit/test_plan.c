@@ -267,11 +267,30 @@ static void test_uuid_deterministic(void **state) {
         assert_int_equal(a[14], '4');
 }
 
-static const char *file_text(const struct fixture *f, enum part part, const char *path) {
+static const struct payload_entry *entry(const struct fixture *f, enum part part, const char *path,
+                                         enum entry_type type) {
         const struct payload_entry *e = payload_find(&f->payload, part, path);
         assert_non_null(e);
-        assert_int_equal(e->type, ENTRY_FILE);
-        return (const char *)e->data;
+        assert_int_equal(e->type, type);
+        return e;
+}
+
+static const char *file_text(const struct fixture *f, enum part part, const char *path) {
+        return (const char *)entry(f, part, path, ENTRY_FILE)->data;
+}
+
+#define WIFI_KEYFILE "/etc/NetworkManager/system-connections/dimdim-wifi.nmconnection"
+
+/* The app inputs with a Wi-Fi network (ssid NULL: none) and the base's
+ * NetworkManager.state. */
+static void wifi_inputs(struct fixture *f, const char *ssid, const char *nm_state) {
+        setup_inputs(f, "app");
+        if (ssid) {
+                f->host.wifi_ssid = xstrdup(ssid);
+                f->host.wifi_psk_hex = xstrdup("f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e");
+                f->host.wifi_country = xstrdup("GB");
+        }
+        f->base.nm_state = xstrdup(nm_state);
 }
 
 /* Raspberry Pi OS ships NetworkManager.state with WirelessEnabled=false
@@ -279,38 +298,25 @@ static const char *file_text(const struct fixture *f, enum part part, const char
  * other keys kept; an SSID with an edge space is written as bytes. */
 static void test_wifi_turns_the_radio_on(void **state) {
         struct fixture f = {0};
-        setup_inputs(&f, "app");
-        f.host.wifi_ssid = xstrdup(" Cafe");
-        f.host.wifi_psk_hex = xstrdup("f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e");
-        f.host.wifi_country = xstrdup("GB");
-        f.base.nm_state = xstrdup("[main]\nNetworkingEnabled=true\nWirelessEnabled=false\nWWANEnabled=true\n");
+        wifi_inputs(&f, " Cafe", "[main]\nNetworkingEnabled=true\nWirelessEnabled=false\nWWANEnabled=true\n");
         run_plan(&f, OS_BOOKWORM);
         assert_string_equal(file_text(&f, PART_ROOT, NM_STATE),
                             "[main]\nNetworkingEnabled=true\nWirelessEnabled=true\nWWANEnabled=true\n");
-        const struct payload_entry *e =
-                payload_find(&f.payload, PART_ROOT, "/etc/NetworkManager/system-connections/dimdim-wifi.nmconnection");
-        assert_non_null(e);
-        assert_non_null(memmem(e->data, e->len, "\nssid=32;67;97;102;101;\n", 24));
+        assert_non_null(strstr(file_text(&f, PART_ROOT, WIFI_KEYFILE), "\nssid=32;67;97;102;101;\n"));
         teardown_inputs(&f);
 
         /* the key missing, and [main] not the last group */
         memset(&f, 0, sizeof f);
-        setup_inputs(&f, "app");
-        f.host.wifi_ssid = xstrdup("Cafe");
-        f.host.wifi_psk_hex = xstrdup("f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e");
-        f.host.wifi_country = xstrdup("GB");
-        f.base.nm_state = xstrdup("[main]\nNetworkingEnabled=true\n[other]\nWirelessEnabled=false\n");
+        wifi_inputs(&f, "Cafe", "[main]\nNetworkingEnabled=true\n[other]\nWirelessEnabled=false\n");
         run_plan(&f, OS_TRIXIE);
         assert_string_equal(file_text(&f, PART_ROOT, NM_STATE),
                             "[main]\nNetworkingEnabled=true\nWirelessEnabled=true\n[other]\nWirelessEnabled=false\n");
-        e = payload_find(&f.payload, PART_ROOT, "/etc/NetworkManager/system-connections/dimdim-wifi.nmconnection");
-        assert_non_null(memmem(e->data, e->len, "\nssid=Cafe\n", 11));
+        assert_non_null(strstr(file_text(&f, PART_ROOT, WIFI_KEYFILE), "\nssid=Cafe\n"));
         teardown_inputs(&f);
 
         /* no Wi-Fi asked for: the radio stays as the image has it */
         memset(&f, 0, sizeof f);
-        setup_inputs(&f, "app");
-        f.base.nm_state = xstrdup("[main]\nWirelessEnabled=false\n");
+        wifi_inputs(&f, NULL, "[main]\nWirelessEnabled=false\n");
         run_plan(&f, OS_BOOKWORM);
         assert_null(payload_find(&f.payload, PART_ROOT, NM_STATE));
         teardown_inputs(&f);
@@ -378,13 +384,10 @@ static void test_bookworm_console_login_back(void **state) {
         struct fixture f = {0};
         setup_inputs(&f, "app");
         run_plan(&f, OS_BOOKWORM);
-        const struct payload_entry *e =
-                payload_find(&f.payload, PART_ROOT, "/etc/systemd/system/getty.target.wants/getty@tty1.service");
-        assert_non_null(e);
-        assert_string_equal(e->target, "/lib/systemd/system/getty@.service");
-        e = payload_find(&f.payload, PART_ROOT, "/etc/ssh/sshd_config.d/rename_user.conf");
-        assert_non_null(e);
-        assert_int_equal(e->type, ENTRY_UNLINK);
+        assert_string_equal(
+                entry(&f, PART_ROOT, "/etc/systemd/system/getty.target.wants/getty@tty1.service", ENTRY_SYMLINK)->target,
+                "/lib/systemd/system/getty@.service");
+        entry(&f, PART_ROOT, "/etc/ssh/sshd_config.d/rename_user.conf", ENTRY_UNLINK);
         teardown_inputs(&f);
 }
 
@@ -395,10 +398,7 @@ static void test_keymap_drops_the_cache(void **state) {
         f.host.keymap = xstrdup("de");
         run_plan(&f, OS_BOOKWORM);
         assert_non_null(strstr(file_text(&f, PART_ROOT, "/etc/default/keyboard"), "XKBLAYOUT=\"de\""));
-        const struct payload_entry *e =
-                payload_find(&f.payload, PART_ROOT, "/etc/console-setup/cached_setup_keyboard.sh");
-        assert_non_null(e);
-        assert_int_equal(e->type, ENTRY_UNLINK);
+        entry(&f, PART_ROOT, "/etc/console-setup/cached_setup_keyboard.sh", ENTRY_UNLINK);
         teardown_inputs(&f);
 }
 
