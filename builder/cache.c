@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hash.h"
@@ -275,8 +276,28 @@ static bool image_exists(const char *dir, const struct ref *ref, const void *arg
         return access(image, F_OK) == 0;
 }
 
+/* A build killed outright (SIGKILL, a power cut) leaves its half-written
+ * tmp-XXXXXX behind, up to a whole decompressed base; one untouched for an
+ * hour is no live build's. */
+static void drop_stale_temps(const char *dir) {
+        DIR *d = opendir(dir);
+        if (!d)
+                return;
+        time_t now = time(NULL);
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                struct stat st;
+                if (str_has_prefix(de->d_name, "tmp-") &&
+                    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+                    st.st_mtime < now - 3600 && unlinkat(dirfd(d), de->d_name, 0) == 0)
+                        log_debug("cache: removed %s/%s, left by an interrupted build", dir, de->d_name);
+        }
+        closedir(d);
+}
+
 /* Make room for `need` more bytes under max, oldest first. */
 static void evict(const char *dir, uint64_t need, uint64_t max) {
+        drop_stale_temps(dir);
         struct image *v;
         size_t n;
         if (list_images(dir, &v, &n) < 0)
