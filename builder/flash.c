@@ -65,15 +65,16 @@ static void usage(FILE *f) {
               "The bmap is IMAGE.bmap, or the same name without .xz/.zst/.gz plus .bmap.\n"
               "\n"
               "Options:\n"
-              "  --bmap FILE   use this bmap instead of looking beside IMAGE\n"
-              "  --no-verify   skip checksum checks while writing and the read-back\n"
-              "  --force       write to a non-removable disk or a partition\n"
-              "  --yes         do not ask for confirmation before writing a block device\n"
-              "  --quiet       no progress\n"
-              "  --help        this text\n"
+              "  -b, --bmap FILE  use this bmap instead of looking beside IMAGE\n"
+              "      --no-verify  skip checksum checks while writing and the read-back\n"
+              "  -f, --force      write to a non-removable disk or a partition\n"
+              "  -y, --yes        do not ask for confirmation before writing a block device\n"
+              "  -q, --quiet      no progress\n"
+              "  -h, --help       this text\n"
               "\n"
               "Refuses a mounted device, the disk holding the running system, a device\n"
-              "smaller than the image and (without --force) a non-removable disk.\n"
+              "smaller than the image and (without --force) a non-removable disk.  The\n"
+              "partition table is written last: a flash cut short leaves none.\n"
               "A regular file works as DEVICE and is treated as a disk of its size.\n"
               "\n"
               "Examples:\n"
@@ -679,7 +680,7 @@ int cmd_flash(int argc, char **argv) {
         int c;
         optind = 1;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+fb:qyh", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "fb:qyh", longopts, NULL)) != -1) {
                 switch (c) {
                 case 'f':
                         o.force = true;
@@ -700,12 +701,13 @@ int cmd_flash(int argc, char **argv) {
                         usage(stdout);
                         return 0;
                 default:
-                        return log_error(EINVAL, NULL, "flash: unknown option or missing argument: %s (see --help)",
+                        return log_error(EUSAGE, NULL,
+                                         "flash: unknown option or missing argument: %s (see dimimage flash --help)",
                                          argv[optind - 1]);
                 }
         }
         if (argc - optind != 2)
-                return log_error(EINVAL, NULL, "flash: need IMAGE and DEVICE (see dimimage flash --help)");
+                return log_error(EUSAGE, NULL, "flash: need IMAGE and DEVICE (see dimimage flash --help)");
         if (o.quiet)
                 log_level = LOG_QUIET;
         return flash(argv[optind], argv[optind + 1], &o);

@@ -399,6 +399,7 @@ int cmd_inspect(int argc, char **argv) {
         };
         bool as_json = false;
         optind = 0;
+        opterr = 0;
         int c;
         while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
                 switch (c) {
@@ -409,7 +410,8 @@ int cmd_inspect(int argc, char **argv) {
                         usage(stdout);
                         return 0;
                 default:
-                        return log_error(EUSAGE, "inspect", "unknown option (see `dimimage inspect --help`)");
+                        return log_error(EUSAGE, "inspect", "unknown option %s (see `dimimage inspect --help`)",
+                                         argv[optind - 1]);
                 }
         }
         /* Options after the image name are fine too (`inspect x.img --json`). */
@@ -417,6 +419,12 @@ int cmd_inspect(int argc, char **argv) {
         for (int i = optind; i < argc; i++) {
                 if (strcmp(argv[i], "--json") == 0)
                         as_json = true;
+                else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+                        usage(stdout);
+                        return 0;
+                } else if (argv[i][0] == '-' && argv[i][1])
+                        return log_error(EUSAGE, "inspect", "unknown option %s (see `dimimage inspect --help`)",
+                                         argv[i]);
                 else if (!image)
                         image = argv[i];
                 else

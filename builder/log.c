@@ -135,6 +135,8 @@ int exit_code_for(int r) {
         case ENOENT:
         case ENOTDIR:
         case EISDIR:
+        case ENAMETOOLONG:
+        case ELOOP:
                 return EX_NOINPUT;
         case EINVAL:
         case EBADMSG:

@@ -38,11 +38,14 @@ static void usage(FILE *f) {
 }
 
 static int cmd_profiles(int argc, char **argv) {
-        if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
                 puts("Usage: dimimage profiles\n\nList the roles `dimimage build --role` accepts, from "
                      "the profiles directory.");
                 return 0;
         }
+        if (argc > 1)
+                return log_error(EUSAGE, "profiles", "takes no arguments: %s (see `dimimage profiles --help`)",
+                                 argv[1]);
         size_t n = 0;
         char **roles = profile_list_roles(&n);
         int r = 0;
@@ -76,7 +79,7 @@ static int cmd_cache(int argc, char **argv) {
                      "DIMIMAGE_CACHE_MAX bounds the cache size (default 8G); build --no-cache skips it.");
                 return 0;
         }
-        return log_error(EINVAL, "cache", "expected `dimimage cache list` or `dimimage cache clean`");
+        return log_error(EUSAGE, "cache", "expected `dimimage cache list` or `dimimage cache clean`");
 }
 
 int main(int argc, char **argv) {
@@ -91,6 +94,10 @@ int main(int argc, char **argv) {
                 return 0;
         }
         if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+                if (argc > 2) {
+                        log_error(EUSAGE, NULL, "%s takes no arguments: %s", cmd, argv[2]);
+                        return EX_USAGE;
+                }
                 puts("dimimage " DIMIMAGE_VERSION);
                 return 0;
         }

@@ -124,6 +124,26 @@ head -c $(($(stat -c %s "$T/base.img.xz") / 2)) "$T/base.img.xz" >"$T/trunc.img.
 rm -rf "$tmpdir" && mkdir -p "$tmpdir"
 expect_error "inspect a truncated .xz" 'trunc\.img\.xz' env TMPDIR="$tmpdir" "$DIMIMAGE" inspect "$T/trunc.img.xz"
 check "a failed decompression leaves no temporary file" test -z "$(ls -A "$tmpdir")"
-check_fails "inspect without an image is a usage error" "$DIMIMAGE" inspect
+expect_error "inspect without an image is a usage error" "no image given" "$DIMIMAGE" inspect
+expect_rc "inspect without an image" 64
+
+# ---- the other commands' usage errors: one line naming what is wrong, exit 64 ----
+usage_error() { # DESC PATTERN ARGS...
+  local what=$1 pattern=$2
+  shift 2
+  expect_error "$what" "$pattern" "$DIMIMAGE" "$@"
+  expect_rc "$what" 64
+}
+usage_error "inspect: an unknown option named" "unknown option --bogus" inspect --bogus
+usage_error "inspect: an unknown option after the image named" "unknown option --bogus" inspect "$T/zero.img" --bogus
+usage_error "flash: an unknown option named" "unknown option or missing argument: --bogus" flash --bogus a b
+usage_error "flash without a device" "need IMAGE and DEVICE" flash a
+usage_error "cache without a command" "cache list.*cache clean" cache
+usage_error "profiles takes no arguments" "takes no arguments: --bogus" profiles --bogus
+usage_error "version takes no arguments" "takes no arguments: extra" version extra
+usage_error "an unknown command" "unknown command 'bogus'" bogus
+long=$(printf 'x%.0s' {1..5000})
+expect_error "a 5000-character file name" "cannot open" "$DIMIMAGE" inspect "$T/$long.img"
+expect_rc "a 5000-character file name is a missing input, not an internal error" 66
 
 summary

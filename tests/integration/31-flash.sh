@@ -42,6 +42,7 @@ truncate -s "$size" "$T/dev4"
 check "flash without a bmap writes every block" "$DIMIMAGE" flash --quiet "$img" "$T/dev4"
 check "no-bmap flash equals the image" cmp "$img" "$T/dev4"
 check "--bmap FILE" "$DIMIMAGE" flash --quiet --bmap "$T/saved.bmap" "$img" "$T/dev4"
+check "options after IMAGE and DEVICE" "$DIMIMAGE" flash "$img" "$T/dev4" --bmap "$T/saved.bmap" --quiet
 mv "$T/saved.bmap" "$img.bmap"
 
 # ---- refusals ----------------------------------------------------------------
