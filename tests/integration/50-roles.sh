@@ -27,6 +27,19 @@ for flavour in bookworm trixie; do
       && ok "$flavour/$role: compose file 0644" || fail "$flavour/$role: compose file: $(rstat "$out" "/opt/dimdim-health/deploy/docker-compose.$role.yml")"
     [[ $(rstat "$out" /opt/dimdim-health/.env) == "0600 0 0 regular" ]] \
       && ok "$flavour/$role: .env 0600 root:root" || fail "$flavour/$role: .env is $(rstat "$out" /opt/dimdim-health/.env)"
+    if [[ $role == app ]]; then
+      # Not in the guide: the generated password must reach the api and
+      # worker; the guide's e-mail is the default the ingestion uses.
+      got=$(rcat "$out" /opt/dimdim-health/deploy/docker-compose.app.yml | python3 -c '
+import sys, yaml
+s = yaml.safe_load(sys.stdin)["services"]
+print(s["api"]["environment"].get("DB_PASSWORD"), s["worker"]["environment"].get("DB_PASSWORD"))')
+      # shellcheck disable=SC2016 # the literal reference is what the file holds
+      [[ $got == '${DB_PASSWORD:?DB_PASSWORD is required} ${DB_PASSWORD:?DB_PASSWORD is required}' ]] \
+        && ok "$flavour/app: api and worker get DB_PASSWORD" || fail "$flavour/app: api/worker DB_PASSWORD: $got"
+      rcat "$out" /opt/dimdim-health/.env | grep -qx 'OPENOBSERVE_EMAIL=admin@example.com' \
+        && ok "$flavour/app: OPENOBSERVE_EMAIL defaults to the guide's" || fail "$flavour/app: no OPENOBSERVE_EMAIL in .env"
+    fi
     want=$OOPW; [[ $role == app ]] && want=$DBPW
     rcat "$out" /opt/dimdim-health/.env | grep -q -- "$want" \
       && ok "$flavour/$role: .env holds the given secret" || fail "$flavour/$role: .env lacks the secret"
