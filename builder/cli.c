@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress.h"
 #include "log.h"
+#include "output.h"
 #include "util.h"
 
 enum {
@@ -199,9 +201,13 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
         if (o->fleet && o->role)
                 return usage_error("%s", "--fleet and --role do not go together: the fleet names each host's role");
         if (!o->fleet && !o->role)
-                return usage_error("%s", "--role ROLE is required (app, observability, all)");
+                return usage_error("%s", "--role ROLE is required (app, observability, all, app-standalone; see "
+                                         "`dimimage profiles`)");
         if (o->grow && o->no_grow)
                 return usage_error("%s", "--grow and --no-grow contradict each other");
+        /* a fleet's format comes from its file: checked once that is read */
+        if (!o->fleet && compress_check_level(output_format_for(o->out), o->compression_level, o->out) < 0)
+                return -EUSAGE;
         return 0;
 }
 

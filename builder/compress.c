@@ -55,6 +55,19 @@ static int max_level(enum out_format f) {
         return f == OUT_ZSTD ? ZSTD_maxCLevel() : 9;
 }
 
+int compress_check_level(enum out_format f, int level, const char *out) {
+        if (level < 0 || f == OUT_UNKNOWN) /* an unknown extension has its own error */
+                return 0;
+        if (f != OUT_XZ && f != OUT_ZSTD && f != OUT_GZIP)
+                return log_error(EUSAGE, out, "--compression-level is for compressed outputs (.img.xz, .img.zst, "
+                                              ".img.gz); this one is not compressed");
+        if (level > max_level(f))
+                return log_error(EUSAGE, out, "--compression-level %d is out of range for this format (1-%d; 0: the "
+                                              "default, %d)",
+                                 level, max_level(f), compress_default_level(f));
+        return 0;
+}
+
 /* Written, hashed, and on its way to disk: the writeback of every
  * WRITEBACK_EVERY bytes is started at once (SYNC_FILE_RANGE_WRITE does not
  * wait), so the commit's fsync finds little left (0.24 s less for the bench

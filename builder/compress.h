@@ -16,6 +16,9 @@ struct compressor;
 
 /* Levels: -1 picks the format default (see compress_default_level). */
 int compress_default_level(enum out_format f);
+/* A --compression-level for OUT's format (0 or -1: the default), checked
+ * before any work: a raw OUT takes none.  Logs (naming out), -EUSAGE. */
+int compress_check_level(enum out_format f, int level, const char *out);
 /* Compress into out_fd (path is for messages); size_hint is the raw size
  * (stored in the zstd frame header), 0 when unknown.  Logs, -errno. */
 int compressor_open(struct compressor **ret, enum out_format f, int level, uint64_t size_hint, int out_fd,

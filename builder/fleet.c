@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "build.h"
+#include "compress.h"
 #include "host.h"
 #include "imager.h"
 #include "log.h"
@@ -627,6 +628,14 @@ int fleet_build(const struct build_opts *o) {
         } else if (!S_ISDIR(st.st_mode)) {
                 r = log_error(ENOTDIR, o->out, "with --fleet, -o names a directory");
                 goto out;
+        }
+        {
+                char *first = xasprintf("%s/%s.%s", o->out, f.nhosts ? f.hosts[0].name : "host",
+                                        f.format ? f.format : "img");
+                r = compress_check_level(output_format_for(first), o->compression_level, first);
+                free(first);
+                if (r < 0)
+                        goto out;
         }
         /* Validate every host before reading the base: roles, models, refs. */
         for (size_t i = 0; i < f.nhosts; i++) {

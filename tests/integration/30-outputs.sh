@@ -67,6 +67,14 @@ check "--no-bmap" build -o "$T/b/nb.img" --no-bmap
 check_fails "--no-bmap writes no bmap" test -e "$T/b/nb.img.bmap"
 check "--compression-level 1" build -o "$T/b/l1.img.zst" --compression-level 1
 check "level 1 decompresses to the same bytes" bash -c 'zstd -dc "$1" | cmp - "$2"' _ "$T/b/l1.img.zst" "$T/a/out.img"
+# A level the format cannot take is a usage error before any work, even a
+# dry run's; a raw OUT takes none.
+expect_error "--compression-level 15 for .img.gz" "out of range for this format \(1-9" \
+  build -o "$T/b/l15.img.gz" --compression-level 15
+expect_rc "--compression-level 15 for .img.gz" 64
+expect_error "--compression-level for a raw OUT" "is for compressed outputs" \
+  build -o "$T/b/raw-level.img" --compression-level 3 --dry-run
+check_fails "no output after the level refusals" test -e "$T/b/l15.img.gz"
 before=$(sha256sum "$T/a/out.img")
 expect_error "existing OUT without --force" "exists; use --force" build -o "$T/a/out.img"
 check "existing OUT untouched" bash -c '[[ $(sha256sum "$1") == "$2" ]]' _ "$T/a/out.img" "$before"
