@@ -8,6 +8,7 @@
 
 #include "compress.h"
 #include "log.h"
+#include "model.h"
 #include "output.h"
 #include "util.h"
 
@@ -85,8 +86,25 @@ void cli_build_usage(FILE *f) {
               "  --ip ADDR/PREFIX       --gateway ADDR       --dns ADDR (repeatable)\n"
               "  --wifi-ssid SSID       --wifi-psk-file FILE --wifi-country CC\n"
               "  --timezone TZ          --locale LOCALE      --keymap LAYOUT\n"
-              "  --model MODEL          Pi model (pi3b+, pi4-2gb, pi4-4gb, pi4-8gb, pi5-4gb, pi5-8gb):\n"
-              "                         refuses a role the model cannot run\n"
+              "  --model MODEL          Pi model; refuses a role the model cannot run:\n",
+              f);
+        /* the model table's own list, wrapped under the option */
+        static const char indent[] = "                         ";
+        size_t col = 0;
+        for (const char *w = model_names(); *w;) {
+                size_t n = strcspn(w, " ");
+                if (col == 0 || col + 1 + n > 54) {
+                        fprintf(f, "%s%s", col ? "\n" : "", indent);
+                        col = 0;
+                } else {
+                        fputc(' ', f);
+                        col++;
+                }
+                fprintf(f, "%.*s", (int)n, w);
+                col += n;
+                w += n + (w[n] ? 1 : 0);
+        }
+        fputs("\n"
               "\n"
               "Output:\n"
               "  --grow SIZE            add SIZE (e.g. 512M) to the root filesystem\n"
@@ -132,6 +150,41 @@ static int usage_error(const char *fmt, const char *arg) {
         buf_puts(&b, " (see `dimimage build --help`)");
         int r = log_error(EUSAGE, "build", "%s", (char *)b.data);
         buf_free(&b);
+        return r;
+}
+
+/* A file option's value: "" is no name, and "-" is not standard input here
+ * (a base is read more than once, outputs are renamed into place), where
+ * tools that stream would take it so. */
+static int check_file_arg(const char *opt, const char *v) {
+        if (!v)
+                return 0;
+        if (!*v)
+                return usage_error("%s: empty file name", opt);
+        if (!strcmp(v, "-"))
+                return usage_error("%s: '-' is not read as standard input; give a file (a .env or key file may "
+                                   "be /dev/stdin)",
+                                   opt);
+        return 0;
+}
+
+static int check_file_args(const struct build_opts *o) {
+        const struct host_settings *h = &o->host;
+        const struct {
+                const char *opt, *v;
+        } one[] = {
+                {"--base", o->base},         {"-o", o->out},
+                {"--source", o->source},     {"--host", o->host_file},
+                {"--fleet", o->fleet},       {"--imager-json", o->imager_json},
+                {"--password-file", h->password_file}, {"--wifi-psk-file", h->wifi_psk_file},
+        };
+        int r = 0;
+        for (size_t i = 0; i < ARRAY_SIZE(one) && r == 0; i++)
+                r = check_file_arg(one[i].opt, one[i].v);
+        for (size_t i = 0; i < o->nenv_files && r == 0; i++)
+                r = check_file_arg("--env", o->env_files[i]);
+        for (size_t i = 0; i < h->nssh_key_files && r == 0; i++)
+                r = check_file_arg("--ssh-key", h->ssh_key_files[i]);
         return r;
 }
 
@@ -194,6 +247,9 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
         }
         if (optind < argc)
                 return usage_error("unexpected argument '%s'", argv[optind]);
+        int r = check_file_args(o);
+        if (r < 0)
+                return r;
         if (!o->base)
                 return usage_error("%s", "--base IMAGE is required");
         if (!o->out)

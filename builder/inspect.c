@@ -432,6 +432,8 @@ int cmd_inspect(int argc, char **argv) {
         }
         if (!image)
                 return log_error(EUSAGE, "inspect", "no image given (usage: dimimage inspect IMAGE [--json])");
+        if (!*image || !strcmp(image, "-"))
+                return log_error(EUSAGE, "inspect", "'%s' is not an image file; standard input is not read", image);
 
         struct report rep = { .image = image };
         _cleanup_free_ char *tmp = NULL;

@@ -142,6 +142,10 @@ usage_error "cache without a command" "cache list.*cache clean" cache
 usage_error "profiles takes no arguments" "takes no arguments: --bogus" profiles --bogus
 usage_error "version takes no arguments" "takes no arguments: extra" version extra
 usage_error "an unknown command" "unknown command 'bogus'" bogus
+usage_error "inspect -" "'-' is not an image file" inspect -
+usage_error "build --base -" "--base: '-' is not read as standard input" build --role app --base - -o "$T/x.img"
+usage_error "build --env -" "--env: '-' is not read as standard input" build --role app --base "$T/zero.img" -o "$T/x.img" --env -
+usage_error "build -o ''" "-o: empty file name" build --role app --base "$T/zero.img" -o ''
 long=$(printf 'x%.0s' {1..5000})
 expect_error "a 5000-character file name" "cannot open" "$DIMIMAGE" inspect "$T/$long.img"
 expect_rc "a 5000-character file name is a missing input, not an internal error" 66

@@ -16,4 +16,26 @@ check "installed binary builds an image" "$dest/usr/bin/dimimage" build --role o
   --quiet --set OPENOBSERVE_PASSWORD=Kx9-qu4ntum-obs-T0ken
 [[ $(rstat "$T/out.img" /usr/local/lib/dimdim/firstboot) == "0755 0 0 regular" ]] && ok "overlay from the installed tree" || fail "overlay"
 man -l "$dest/usr/share/man/man1/dimimage.1" >/dev/null 2>&1 && ok "man page renders" || fail "man page"
+
+# The installed completion, driven as bash would: roles from the installed
+# binary, every model the binary knows, nothing offered for a free value.
+complete_words() { # WORDS...: prints COMPREPLY
+  PATH=$dest/usr/bin:$PATH bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+    COMPREPLY=(); _dimimage; printf "%s\n" "${COMPREPLY[@]}"' _ "$dest/usr/share/bash-completion/completions/dimimage" "$@"
+}
+[[ $(complete_words dimimage build --role app | sort | tr '\n' ' ') == "app app-standalone " ]] \
+  && ok "completion: --role lists the installed roles" || fail "completion --role: $(complete_words dimimage build --role app)"
+[[ $(complete_words dimimage build --role = obs) == observability ]] \
+  && ok "completion: --role=VALUE" || fail "completion --role=: $(complete_words dimimage build --role = obs)"
+models=$(complete_words dimimage build --model '' | sort | tr '\n' ' ')
+known=$("$dest/usr/bin/dimimage" build --model nope --role app --base "$base" -o "$T/x.img" 2>&1 | sed -n 's/.*known models: //p')
+missing=
+for m in ${known//,/ }; do
+  [[ $m == *..* ]] && continue # a range in the message (cm4-1gb..cm4-8gb)
+  [[ " $models" == *" $m "* ]] || missing+=" $m"
+done
+[[ -n $known && -z $missing ]] && ok "completion: --model offers every model the binary knows" \
+  || fail "completion --model lacks:$missing (known: $known)"
+[[ -z $(complete_words dimimage build --hostname '') ]] && ok "completion: nothing offered for a free value" \
+  || fail "completion offers something for --hostname"
 summary
