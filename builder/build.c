@@ -436,6 +436,9 @@ int build_run(struct build_job *job) {
         int r = phase(c, "inputs", phase_inputs);
         if (r >= 0)
                 r = phase(c, "plan", phase_plan);
+        /* a dry run checks OUT as the build would, without creating it */
+        if (r >= 0 && c->o->dry_run && !job->fleet_name)
+                r = output_check(job->out, c->o->base, c->o->force);
         if (r >= 0 && c->o->dry_run) {
                 payload_sort(&c->payload);
                 payload_dump(&c->payload, stdout);
@@ -527,7 +530,7 @@ int cmd_build(int argc, char **argv) {
                 .write_secrets_file = true,
                 .shared_base_fd = -1,
         };
-        if (o.imager_json && !o.dry_run && (r = check_imager_json(&o)) < 0)
+        if (o.imager_json && (r = check_imager_json(&o)) < 0)
                 goto out;
         if (o.host_file && (r = host_load_file(o.host_file, &job.host)) < 0)
                 goto out;

@@ -667,7 +667,7 @@ int fleet_build(const struct build_opts *o) {
                 }
         }
 
-        if (o->imager_json && !o->dry_run && (r = check_imager_json(o, &f)) < 0)
+        if (o->imager_json && (r = check_imager_json(o, &f)) < 0)
                 goto out;
         if (o->imager_json)
                 items = xcalloc(f.nhosts, sizeof(*items));

@@ -255,16 +255,8 @@ int output_check_extra(const char *path, const char *what, const char *const *ot
         return 0;
 }
 
-int output_begin(struct output *o, const char *path, const char *base, bool force) {
-        bool no_bmap = o->no_bmap, no_raw_sha256 = o->no_raw_sha256;
-        int level = o->compression_level;
-        *o = (struct output){ .fd = -1,
-                              .no_bmap = no_bmap,
-                              .no_raw_sha256 = no_raw_sha256,
-                              .compression_level = level,
-                              .force = force };
-        o->format = output_format_for(path);
-        if (o->format == OUT_UNKNOWN)
+int output_check(const char *path, const char *base, bool force) {
+        if (output_format_for(path) == OUT_UNKNOWN)
                 return log_error(EINVAL, path, "unknown output extension; use .img, .img.xz, .img.zst or .img.gz");
         int r = check_not_base(path, base);
         if (r < 0)
@@ -283,6 +275,21 @@ int output_begin(struct output *o, const char *path, const char *base, bool forc
                 if (!force)
                         return log_error(EEXIST, path, "output exists; use --force to overwrite");
         }
+        return 0;
+}
+
+int output_begin(struct output *o, const char *path, const char *base, bool force) {
+        bool no_bmap = o->no_bmap, no_raw_sha256 = o->no_raw_sha256;
+        int level = o->compression_level;
+        *o = (struct output){ .fd = -1,
+                              .no_bmap = no_bmap,
+                              .no_raw_sha256 = no_raw_sha256,
+                              .compression_level = level,
+                              .force = force };
+        o->format = output_format_for(path);
+        int r = output_check(path, base, force);
+        if (r < 0)
+                return r;
         output_install_signal_handlers();
         o->path = xstrdup(path);
         r = output_create_temp(path, &o->tmp_raw);

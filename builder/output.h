@@ -77,6 +77,11 @@ struct output {
         void *describe_arg;
 };
 
+/* What output_begin refuses, without creating anything (a dry run's check):
+ * an unknown extension, OUT naming the base, a missing or unwritable
+ * directory, an existing OUT without force.  Logs, -errno. */
+int output_check(const char *path, const char *base, bool force);
+
 /* OUT_UNKNOWN for an extension other than .img, .img.xz, .img.zst, .img.gz. */
 enum out_format output_format_for(const char *path);
 /* Check OUT (not the base, not existing unless force, directory writable),

@@ -75,6 +75,15 @@ expect_rc "--compression-level 15 for .img.gz" 64
 expect_error "--compression-level for a raw OUT" "is for compressed outputs" \
   build -o "$T/b/raw-level.img" --compression-level 3 --dry-run
 check_fails "no output after the level refusals" test -e "$T/b/l15.img.gz"
+# A dry run checks OUT as the build would, and creates nothing.
+check "--dry-run" build -o "$T/b/dry.img" --dry-run
+check_fails "--dry-run writes no OUT" test -e "$T/b/dry.img"
+expect_error "--dry-run: OUT in a missing directory" "output directory does not exist" \
+  build -o "$T/b/nowhere/dry.img" --dry-run
+expect_rc "--dry-run: OUT in a missing directory" 73
+expect_error "--dry-run: an existing OUT without --force" "output exists; use --force" build -o "$T/a/out.img" --dry-run
+expect_error "--dry-run: --imager-json naming the base" "--imager-json would overwrite" \
+  build -o "$T/b/dry.img" --dry-run --imager-json "$base"
 before=$(sha256sum "$T/a/out.img")
 expect_error "existing OUT without --force" "exists; use --force" build -o "$T/a/out.img"
 check "existing OUT untouched" bash -c '[[ $(sha256sum "$1") == "$2" ]]' _ "$T/a/out.img" "$before"
