@@ -485,18 +485,22 @@ int build_run(struct build_job *job) {
 /* --imager-json may name none of the build's inputs or outputs: it would
  * be renamed over whatever it names. */
 static int check_imager_json(const struct build_opts *o) {
-        static const char *const ours[] = {"", ".bmap", ".sha256", ".secrets.env"};
-        const char **others = xcalloc(ARRAY_SIZE(ours) + 2 + o->nenv_files, sizeof(*others));
+        size_t ncomp = 0;
+        while (output_companions[ncomp])
+                ncomp++;
+        const char **others = xcalloc(ncomp + 3 + o->nenv_files, sizeof(*others));
         size_t n = 0;
-        for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
-                others[n++] = xasprintf("%s%s", o->out, ours[i]);
+        others[n++] = xstrdup(o->out);
+        for (size_t i = 0; i < ncomp; i++)
+                others[n++] = xasprintf("%s%s", o->out, output_companions[i]);
+        size_t owned = n;
         others[n++] = o->base;
         for (size_t i = 0; i < o->nenv_files; i++)
                 others[n++] = o->env_files[i];
         if (o->host_file)
                 others[n++] = o->host_file;
         int r = output_check_extra(o->imager_json, "--imager-json", others, n, o->force);
-        for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
+        for (size_t i = 0; i < owned; i++)
                 free((char *)others[i]);
         free(others);
         return r;

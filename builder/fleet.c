@@ -629,14 +629,6 @@ int fleet_build(const struct build_opts *o) {
                 r = log_error(ENOTDIR, o->out, "with --fleet, -o names a directory");
                 goto out;
         }
-        {
-                char *first = xasprintf("%s/%s.%s", o->out, f.nhosts ? f.hosts[0].name : "host",
-                                        f.format ? f.format : "img");
-                r = compress_check_level(output_format_for(first), o->compression_level, first);
-                free(first);
-                if (r < 0)
-                        goto out;
-        }
         /* Validate every host before reading the base: roles, models, refs. */
         for (size_t i = 0; i < f.nhosts; i++) {
                 struct fleet_host *h = &f.hosts[i];
@@ -650,6 +642,10 @@ int fleet_build(const struct build_opts *o) {
                         goto out;
                 h->out = xasprintf("%s/%s.%s", o->out, h->name, f.format ? f.format : "img");
         }
+        /* every host has the fleet's one format */
+        if (f.nhosts && (r = compress_check_level(output_format_for(f.hosts[0].out), o->compression_level,
+                                                  f.hosts[0].out)) < 0)
+                goto out;
         for (size_t i = 0; i < f.nhosts; i++) {
                 struct fleet_host *h = &f.hosts[i];
                 for (size_t k = 0; k < h->profile.nenv; k++) {

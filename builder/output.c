@@ -232,6 +232,30 @@ static int check_not_base(const char *path, const char *base) {
         return 0;
 }
 
+/* A file the build will create: its directory there and writable, and
+ * path itself absent or (with force) a regular file.  what: the option
+ * naming a file beside OUT, or NULL for OUT itself. */
+static int check_target(const char *path, const char *what, bool force) {
+        _cleanup_free_ char *dir = path_dirname(path);
+        struct stat st;
+        /* EACCES for both so the exit code is EX_CANTCREAT. */
+        if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                return what ? log_error(EACCES, dir, "directory for %s does not exist; create it first", what)
+                            : log_error(EACCES, dir, "output directory does not exist; create it first");
+        if (access(dir, W_OK | X_OK) < 0)
+                return what ? log_error(EACCES, dir, "directory for %s is not writable", what)
+                            : log_error(EACCES, dir, "output directory is not writable");
+        if (stat(path, &st) == 0) {
+                if (!S_ISREG(st.st_mode))
+                        return what ? log_error(EINVAL, path, "%s names something that is not a regular file", what)
+                                    : log_error(EINVAL, path, "exists and is not a regular file (to write a device "
+                                                              "use `dimimage flash`)");
+                if (!force)
+                        return log_error(EEXIST, path, "%sexists; use --force to overwrite", what ? "" : "output ");
+        }
+        return 0;
+}
+
 int output_check_extra(const char *path, const char *what, const char *const *others, size_t n, bool force) {
         for (size_t i = 0; i < n; i++) {
                 struct stat ost;
@@ -239,43 +263,14 @@ int output_check_extra(const char *path, const char *what, const char *const *ot
                 if (same_file(path, others[i], have ? &ost : NULL))
                         return log_error(EINVAL, path, "%s would overwrite %s; choose another file", what, others[i]);
         }
-        _cleanup_free_ char *dir = path_dirname(path);
-        struct stat st;
-        /* EACCES, as for OUT's directory: the exit code is EX_CANTCREAT. */
-        if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-                return log_error(EACCES, dir, "directory for %s does not exist; create it first", what);
-        if (access(dir, W_OK | X_OK) < 0)
-                return log_error(EACCES, dir, "directory for %s is not writable", what);
-        if (stat(path, &st) == 0) {
-                if (!S_ISREG(st.st_mode))
-                        return log_error(EINVAL, path, "%s names something that is not a regular file", what);
-                if (!force)
-                        return log_error(EEXIST, path, "exists; use --force to overwrite");
-        }
-        return 0;
+        return check_target(path, what, force);
 }
 
 int output_check(const char *path, const char *base, bool force) {
         if (output_format_for(path) == OUT_UNKNOWN)
                 return log_error(EINVAL, path, "unknown output extension; use .img, .img.xz, .img.zst or .img.gz");
         int r = check_not_base(path, base);
-        if (r < 0)
-                return r;
-        _cleanup_free_ char *dir = path_dirname(path);
-        struct stat st;
-        /* EACCES for both so the exit code is EX_CANTCREAT. */
-        if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-                return log_error(EACCES, dir, "output directory does not exist; create it first");
-        if (access(dir, W_OK | X_OK) < 0)
-                return log_error(EACCES, dir, "output directory is not writable");
-        if (stat(path, &st) == 0) {
-                if (!S_ISREG(st.st_mode))
-                        return log_error(EINVAL, path,
-                                         "exists and is not a regular file (to write a device use `dimimage flash`)");
-                if (!force)
-                        return log_error(EEXIST, path, "output exists; use --force to overwrite");
-        }
-        return 0;
+        return r < 0 ? r : check_target(path, NULL, force);
 }
 
 int output_begin(struct output *o, const char *path, const char *base, bool force) {
@@ -635,13 +630,14 @@ static int unlink_stale(const char *path) {
  * --force'd rebuild's new bmap beside the old image would make flash write
  * garbage): the old companions go first, then OUT is renamed, then the new
  * companions.  On failure, whatever of the new set is in place is removed. */
+/* .secrets.env too: when this build has none, the old one holds the secrets
+ * of the image being replaced, not of this one. */
+const char *const output_companions[] = { ".bmap", ".sha256", ".secrets.env", NULL };
+
 static int commit_files(struct output *o, struct output_file *aux, size_t naux) {
-        /* .secrets.env too when this build has none: the old one holds the
-         * secrets of the image being replaced, not of this one */
-        static const char *const ours[] = { ".bmap", ".sha256", ".secrets.env" };
         int r = 0;
-        for (size_t i = 0; i < ARRAY_SIZE(ours) && r == 0; i++) {
-                _cleanup_free_ char *stale = xasprintf("%s%s", o->path, ours[i]);
+        for (const char *const *c = output_companions; *c && r == 0; c++) {
+                _cleanup_free_ char *stale = xasprintf("%s%s", o->path, *c);
                 r = unlink_stale(stale);
         }
         for (size_t i = 0; i < naux && r == 0; i++)

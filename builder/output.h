@@ -77,6 +77,10 @@ struct output {
         void *describe_arg;
 };
 
+/* The files beside OUT that describe it ("OUT.bmap" ...), NULL-terminated:
+ * a commit removes the old ones before OUT is replaced. */
+extern const char *const output_companions[];
+
 /* What output_begin refuses, without creating anything (a dry run's check):
  * an unknown extension, OUT naming the base, a missing or unwritable
  * directory, an existing OUT without force.  Logs, -errno. */
