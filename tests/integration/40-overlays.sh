@@ -240,7 +240,15 @@ rc=0
 timeout 20 "$firstboot" >"$T/fb.out" 2>&1 || rc=$?
 if [[ $rc == 0 ]]; then ok "firstboot finishes after retries"; else fail "firstboot rc=$rc"; sed 's/^/    /' "$T/fb.out"; fi
 check "prints the completion line" grep -qx 'dimdim-firstboot: provisioning complete' "$T/fb.out"
-check "prints step lines" grep -qx 'dimdim-firstboot: step 1/4: install Docker Engine and Compose' "$T/fb.out"
+check "prints step lines" grep -qx 'dimdim-firstboot: step 2/4: install Docker Engine and Compose' "$T/fb.out"
+# Locales and host keys need no network: a Pi whose Docker install keeps
+# failing must still have them.  The docker group exists only after the install.
+lg=$(grep -n -m 1 '^locale-gen' "$calls" | cut -d: -f1)
+upd=$(grep -n -m 1 '^apt-get update' "$calls" | cut -d: -f1)
+um=$(grep -n -m 1 '^usermod' "$calls" | cut -d: -f1)
+inst=$(grep -n -m 1 '^apt-get install' "$calls" | cut -d: -f1)
+if [[ -n $lg && -n $upd ]] && ((lg < upd)); then ok "locale-gen runs before the Docker install"; else fail "order: locale-gen at ${lg:-none}, apt-get update at ${upd:-none}"; fi
+if [[ -n $um && -n $inst ]] && ((um > inst)); then ok "usermod -aG docker runs after the Docker install"; else fail "order: usermod at ${um:-none}, apt-get install at ${inst:-none}"; fi
 check "reports a failed attempt with its delay" \
   grep -qx 'dimdim-firstboot: attempt 1 failed: apt-get update failed (exit 100; network or clock not ready?); retrying in 5 s' "$T/fb.out"
 check "compose failures are retried" grep -q 'attempt 3 failed: compose up failed' "$T/fb.out"
