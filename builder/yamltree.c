@@ -105,11 +105,18 @@ static int scalar_value(struct loader *l, const yaml_event_t *ev, char **out) {
 
 static int load_node(struct loader *l, yaml_event_t *ev, unsigned depth, struct ynode **out);
 
+/* Capacity doubles at each power of two, so a long map or list costs
+ * amortised constant time per item. */
 static void push(struct ynode *n, char *key, unsigned key_line, struct ynode *item) {
-        n->items = xrealloc(n->items, (n->n + 1) * sizeof(struct ynode *));
+        if ((n->n & (n->n - 1)) == 0) {
+                size_t cap = n->n < 4 ? 4 : 2 * n->n;
+                n->items = xrealloc(n->items, cap * sizeof *n->items);
+                if (n->kind == Y_MAP) {
+                        n->keys = xrealloc(n->keys, cap * sizeof *n->keys);
+                        n->key_lines = xrealloc(n->key_lines, cap * sizeof *n->key_lines);
+                }
+        }
         if (n->kind == Y_MAP) {
-                n->keys = xrealloc(n->keys, (n->n + 1) * sizeof *n->keys);
-                n->key_lines = xrealloc(n->key_lines, (n->n + 1) * sizeof *n->key_lines);
                 n->keys[n->n] = key;
                 n->key_lines[n->n] = key_line;
         }
@@ -117,26 +124,53 @@ static void push(struct ynode *n, char *key, unsigned key_line, struct ynode *it
 }
 
 /* Takes ownership of ev (a mapping key). */
-static int load_key(struct loader *l, const struct ynode *map, yaml_event_t *ev, char **out) {
+static int load_key(struct loader *l, yaml_event_t *ev, char **out) {
         unsigned line = ev_line(ev);
         int r = ev->type == YAML_SCALAR_EVENT
                         ? count_node(l, line)
                         : log_error_at(EINVAL, l->file, line, "mapping keys must be plain strings");
+        /* A plain "<<" is YAML 1.1's merge key: compose would fold another
+         * map in here, one that nothing here would look at. */
+        if (r >= 0 && ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && ev->data.scalar.length == 2 &&
+            memcmp(ev->data.scalar.value, "<<", 2) == 0)
+                r = log_error_at(EINVAL, l->file, line, "YAML merge keys ('<<') are not allowed");
         if (r >= 0)
                 r = scalar_value(l, ev, out);
         yaml_event_delete(ev);
-        if (r < 0)
-                return r;
-        /* Two values for one key: which one wins is a guess no reader of
-         * the file should have to make. */
+        return r;
+}
+
+struct key_ref {
+        const char *key;
+        unsigned line;
+};
+
+static int key_ref_cmp(const void *a, const void *b) {
+        const struct key_ref *x = a, *y = b;
+        int c = strcmp(x->key, y->key);
+        if (c)
+                return c;
+        return (x->line > y->line) - (x->line < y->line);
+}
+
+/* Two values for one key: which one wins is a guess no reader of the file
+ * should have to make.  Sorted, so a map of many keys costs n log n; the
+ * repeat reported is the one met first in the file. */
+static int check_duplicates(struct loader *l, const struct ynode *map) {
+        if (map->n < 2)
+                return 0;
+        struct key_ref *refs = xmalloc(map->n * sizeof *refs);
         for (size_t i = 0; i < map->n; i++)
-                if (strcmp(map->keys[i], *out) == 0) {
-                        r = log_error_at(EINVAL, l->file, line, "duplicate key '%s'", *out);
-                        free(*out);
-                        *out = NULL;
-                        return r;
-                }
-        return 0;
+                refs[i] = (struct key_ref){map->keys[i], map->key_lines[i]};
+        qsort(refs, map->n, sizeof *refs, key_ref_cmp);
+        const struct key_ref *first = NULL;
+        for (size_t i = 1; i < map->n; i++)
+                if (strcmp(refs[i - 1].key, refs[i].key) == 0 && (i < 2 || strcmp(refs[i - 2].key, refs[i].key) != 0) &&
+                    (!first || refs[i].line < first->line))
+                        first = &refs[i];
+        int r = first ? log_error_at(EINVAL, l->file, first->line, "duplicate key '%s'", first->key) : 0;
+        free(refs);
+        return r;
 }
 
 static int load_children(struct loader *l, struct ynode *n, unsigned depth) {
@@ -147,13 +181,13 @@ static int load_children(struct loader *l, struct ynode *n, unsigned depth) {
                         return r;
                 if (ev.type == YAML_MAPPING_END_EVENT || ev.type == YAML_SEQUENCE_END_EVENT) {
                         yaml_event_delete(&ev);
-                        return 0;
+                        return n->kind == Y_MAP ? check_duplicates(l, n) : 0;
                 }
                 char *key = NULL;
                 unsigned key_line = 0;
                 if (n->kind == Y_MAP) {
                         key_line = ev_line(&ev);
-                        r = load_key(l, n, &ev, &key);
+                        r = load_key(l, &ev, &key);
                         if (r < 0)
                                 return r;
                         r = next_event(l, &ev);

@@ -93,6 +93,11 @@ static void test_tree_and_lines(void **state) {
         root = load_ok("---\na: 1\n...\n");
         assert_int_equal(root->n, 1);
         ynode_free(root);
+
+        /* Only a plain << is the merge key; quoted, it is a key like any other. */
+        root = load_ok("'<<': 1\n");
+        assert_string_equal(root->keys[0], "<<");
+        ynode_free(root);
 }
 
 static void test_empty_is_empty_map(void **state) {
@@ -117,6 +122,11 @@ static void test_refusals(void **state) {
         refused("!!str k: v\n", "f.yml:1: YAML tags are not allowed");
         refused("a: 1\nb: 2\na: 3\n", "f.yml:3: duplicate key 'a'");
         refused("m: {x: 1, 'x': 2}\n", "f.yml:1: duplicate key 'x'");
+        /* the repeat met first in the file, whatever the keys' order */
+        refused("z: 1\nb: 1\na: 1\nb: 2\nz: 3\na: 2\n", "f.yml:4: duplicate key 'b'");
+        refused("m:\n  k: 1\n  k: 2\n  k: 3\n", "f.yml:3: duplicate key 'k'");
+        refused("s:\n  x: 1\n  <<: {volumes: [/etc:/host]}\n", "f.yml:3: YAML merge keys ('<<') are not allowed");
+        refused("<<: {a: 1}\n", "f.yml:1: YAML merge keys ('<<') are not allowed");
         refused("a: 1\n---\nb: 2\n", "f.yml:2: more than one YAML document");
         refused("---\n---\n", "f.yml:2: more than one YAML document");
         refused("- a\n- b\n", "f.yml:1: the top level must be a mapping");
@@ -179,6 +189,17 @@ static void test_limits(void **state) {
                 buf_puts(&b, "1,");
         buf_puts(&b, "1]\n");
         refused((char *)b.data, "f.yml:1: YAML has more than 100000 nodes");
+        buf_free(&b);
+
+        /* as many keys as the node limit allows, one repeated at the end
+         * (the check sorts them: a pairwise one took seconds here) */
+        for (unsigned i = 0; i < YAML_MAX_NODES / 2 - 2; i++) {
+                char line[32];
+                snprintf(line, sizeof line, "k%u: 1\n", i);
+                buf_puts(&b, line);
+        }
+        buf_puts(&b, "k17: 2\n");
+        refused((char *)b.data, "f.yml:49999: duplicate key 'k17'");
         buf_free(&b);
 
         /* over 1 MiB of text, even when it is only a comment */
