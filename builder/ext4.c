@@ -76,7 +76,9 @@ static int errno_of(errcode_t code) {
                 return -EROFS;
         case EXT2_ET_FILE_EXISTS:
         case EXT2_ET_DIR_EXISTS:
-                return -EEXIST;
+                /* a clash inside the image is bad input; EEXIST is an
+                 * existing output (EX_CANTCREAT) */
+                return -EINVAL;
         case EXT2_ET_INVALID_ARGUMENT:
                 return -EINVAL;
         case EXT2_ET_NO_MEMORY:
@@ -847,7 +849,7 @@ int ext4_symlink(struct ext4_fs *e, const char *path, const char *target, uint32
         if (r < 0)
                 return r;
         if (!base)
-                return log_error(-EEXIST, e->image, "ext4 %s: cannot replace the root directory", path);
+                return log_error(-EINVAL, e->image, "ext4 %s: cannot replace the root directory", path);
         errcode_t code = lookup(e, dir, base, &ino);
         if (code == 0) {
                 r = remove_entry(e, dir, base, ino, path);

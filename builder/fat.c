@@ -707,7 +707,7 @@ int fat_mkdir(struct fat_fs *fs, const char *path, time_t mtime) {
                 struct dir sub = {0}; /* set whenever r >= 0; cppcheck cannot tell */
                 if (dir_find(&d, p.comp[i], &e)) {
                         if (!(e.attr & ATTR_DIR))
-                                r = log_error(EEXIST, fs->name, "%s: %s exists and is not a directory", path,
+                                r = log_error(ENOTDIR, fs->name, "%s: %s exists and is not a directory", path,
                                               p.comp[i]);
                         else
                                 r = dir_load(fs, false, e.cluster, path, &sub);

@@ -236,7 +236,7 @@ static int make_alias(const char *fsname, const uint8_t *data, size_t len, const
                 if (!short_taken(data, len, raw))
                         return 0;
         }
-        return log_error(EEXIST, fsname, "%s: no free 8.3 alias left in its directory", path);
+        return log_error(EINVAL, fsname, "%s: no free 8.3 alias left in its directory", path);
 }
 
 int fat_dent_next(const uint8_t *data, size_t len, size_t *pos, struct fat_dent *e) {

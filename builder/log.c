@@ -148,8 +148,8 @@ int exit_code_for(int r) {
         case EOVERFLOW:
         case ENOTSUP:
         case EUCLEAN:
-        case EEXIST:
                 return EX_DATAERR;
+        case EEXIST: /* an existing output without --force */
         case EACCES:
         case EPERM:
         case EROFS:

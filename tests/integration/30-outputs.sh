@@ -82,10 +82,12 @@ expect_error "--dry-run: OUT in a missing directory" "output directory does not 
   build -o "$T/b/nowhere/dry.img" --dry-run
 expect_rc "--dry-run: OUT in a missing directory" 73
 expect_error "--dry-run: an existing OUT without --force" "output exists; use --force" build -o "$T/a/out.img" --dry-run
+expect_rc "--dry-run: an existing OUT without --force" 73
 expect_error "--dry-run: --imager-json naming the base" "--imager-json would overwrite" \
   build -o "$T/b/dry.img" --dry-run --imager-json "$base"
 before=$(sha256sum "$T/a/out.img")
 expect_error "existing OUT without --force" "exists; use --force" build -o "$T/a/out.img"
+expect_rc "existing OUT without --force is an output that cannot be created" 73
 check "existing OUT untouched" bash -c '[[ $(sha256sum "$1") == "$2" ]]' _ "$T/a/out.img" "$before"
 check "--force overwrites" build -o "$T/a/out.img" --force
 # The short forms a user reaches for first.
