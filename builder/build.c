@@ -384,11 +384,13 @@ static int phase_finish(struct build_ctx *c) {
         return 0;
 }
 
-/* Run one phase, reporting its duration with --verbose. */
+/* Run one phase, reporting its duration with --verbose.  A failed phase
+ * reports nothing: its error line stays the last line. */
 static int phase(struct build_ctx *c, const char *name, int (*fn)(struct build_ctx *)) {
         double t0 = now_s();
         int r = fn(c);
-        log_debug("phase %s: %.2f s", name, now_s() - t0);
+        if (r >= 0)
+                log_debug("phase %s: %.2f s", name, now_s() - t0);
         return r;
 }
 

@@ -88,6 +88,9 @@ expect_error "--dry-run: --imager-json naming the base" "--imager-json would ove
 before=$(sha256sum "$T/a/out.img")
 expect_error "existing OUT without --force" "exists; use --force" build -o "$T/a/out.img"
 expect_rc "existing OUT without --force is an output that cannot be created" 73
+# With --verbose the error is still the last line: a failed phase reports no time.
+expect_error "existing OUT with --verbose" "exists; use --force" build -o "$T/a/out.img" --verbose
+check "with --verbose the error is the last line" bash -c 'tail -n 1 "$1" | grep -q "^dimimage: error:"' _ "$T/.err"
 check "existing OUT untouched" bash -c '[[ $(sha256sum "$1") == "$2" ]]' _ "$T/a/out.img" "$before"
 check "--force overwrites" build -o "$T/a/out.img" --force
 # The short forms a user reaches for first.
