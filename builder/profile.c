@@ -151,7 +151,7 @@ static bool valid_compose_path(const char *s) {
 static int parse_env_entry(const char *file, const char *key, unsigned key_line, const struct ynode *v,
                            struct profile_env *e) {
         static const char *const keys[] = {"required", "secret", "generate", "length", "default",
-                                           "description", "fleet", NULL};
+                                           "description", "fleet", "warn_unset", NULL};
         e->key = xstrdup(key);
         e->line = key_line;
         e->length = GENERATE_DEFAULT_LENGTH;
@@ -191,6 +191,8 @@ static int parse_env_entry(const char *file, const char *key, unsigned key_line,
                                 e->def = xstrdup(ynode_is_null(val) ? "" : val->scalar);
                 } else if (!strcmp(name, "description"))
                         rc = ynode_string(file, w, val, &e->description);
+                else if (!strcmp(name, "warn_unset"))
+                        rc = ynode_string(file, w, val, &e->warn_unset);
                 else if (!strcmp(name, "fleet")) {
                         rc = ynode_string(file, w, val, &e->fleet);
                         if (rc >= 0 && !valid_fleet_template(e->fleet))
@@ -202,6 +204,10 @@ static int parse_env_entry(const char *file, const char *key, unsigned key_line,
         }
         if (length_node && !e->generate)
                 return log_error_at(EINVAL, file, length_node->line, "%s: 'length' needs 'generate: true'", where);
+        if (e->warn_unset && (e->required || e->generate || e->def))
+                return log_error_at(EINVAL, file, v->line,
+                                    "%s: 'warn_unset' is for an optional key with no default and nothing generated",
+                                    where);
         if (e->generate && e->def)
                 return log_error_at(EINVAL, file, v->line, "%s: 'generate' and 'default' exclude each other", where);
         /* A default shipped in a profile is public: it cannot be a secret. */
@@ -427,6 +433,7 @@ void profile_free(struct profile *p) {
                 free(p->env[i].def);
                 free(p->env[i].description);
                 free(p->env[i].fleet);
+                free(p->env[i].warn_unset);
         }
         free(p->env);
         for (size_t i = 0; i < p->nports; i++) {

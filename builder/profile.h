@@ -20,6 +20,10 @@ struct profile_env {
          * its environment), e.g. "http://${observability.host}:5080".
          * NULL when the key is not wired by fleets. */
         char *fleet;
+        /* Printed as a warning when the key ends up without a value: for an
+         * optional key whose absence the build can live with but the Pi
+         * will feel.  NULL when none. */
+        char *warn_unset;
         unsigned line;
 };
 

@@ -212,6 +212,8 @@ if "$DIMIMAGE" build --role app --base "$base" -o "$T/extra.img" --env "$T/extra
   grep -q "warning: .*extra.env:3: a variable role 'app' does not use, not named here" "$T/extra.log" \
     && ok "a pasted secret's line is warned about" || fail "no warning for the pasted secret: $(cat "$T/extra.log")"
   grep -qF "$pasted" "$T/extra.log" && fail "the pasted secret printed" || ok "the pasted secret not printed"
+  grep -q "warning: .*app.yml:[0-9]*: OPENOBSERVE_PASSWORD is not set: the api and worker will ship logs .* without credentials" \
+    "$T/extra.log" && ok "an app build without the OpenObserve password warns" || fail "no warning for the missing OpenObserve password"
   man=$(rcat "$T/extra.img" /etc/dimimage/manifest.json)
   grep -qF "$pasted" <<<"$man" && fail "the pasted secret in the manifest" || ok "the pasted secret not in the manifest"
   grep -q '"DB_PASWORD"' <<<"$man" && fail "an unused key in the manifest" || ok "unused keys left out of the manifest"
