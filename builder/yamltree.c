@@ -164,10 +164,13 @@ static int check_duplicates(struct loader *l, const struct ynode *map) {
                 refs[i] = (struct key_ref){map->keys[i], map->key_lines[i]};
         qsort(refs, map->n, sizeof *refs, key_ref_cmp);
         const struct key_ref *first = NULL;
-        for (size_t i = 1; i < map->n; i++)
-                if (strcmp(refs[i - 1].key, refs[i].key) == 0 && (i < 2 || strcmp(refs[i - 2].key, refs[i].key) != 0) &&
-                    (!first || refs[i].line < first->line))
-                        first = &refs[i];
+        /* each run of one key, sorted by line: its second is the repeat */
+        for (size_t i = 0, j; i < map->n; i = j) {
+                for (j = i + 1; j < map->n && strcmp(refs[i].key, refs[j].key) == 0; j++)
+                        ;
+                if (j - i > 1 && (!first || refs[i + 1].line < first->line))
+                        first = &refs[i + 1];
+        }
         int r = first ? log_error_at(EINVAL, l->file, first->line, "duplicate key '%s'", first->key) : 0;
         free(refs);
         return r;
