@@ -67,9 +67,9 @@ int log_error_at(int err, const char *file, unsigned line, const char *fmt, ...)
         return err < 0 ? err : -err;
 }
 
+/* Printed even with --quiet, which promises "only warnings and errors": a
+ * warning is what a quiet build must still say. */
 void log_warn_at(const char *file, unsigned line, const char *fmt, ...) {
-        if (log_level == LOG_QUIET)
-                return;
         va_list ap;
         va_start(ap, fmt);
         vlog(false, "warning", file, line, fmt, ap);
