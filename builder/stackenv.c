@@ -158,25 +158,26 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
                 }
         }
 
-        if (!in->allow_weak)
-                for (size_t i = 0; i < env->n; i++) {
-                        const struct env_var *v = &env->v[i];
-                        if (!is_secret(p, v->key))
-                                continue;
-                        /* an empty optional secret is "not configured", not weak */
-                        const struct profile_env *pe = profile_env_find(p, v->key);
-                        if (!*v->value && pe && !pe->required && !pe->generate)
-                                continue;
-                        const char *why = secret_weakness(v->value);
-                        if (why) {
-                                char where[512];
-                                describe(v, where, sizeof where);
-                                return log_error(EINVAL, where,
-                                                 "%s %s; use a strong value (or omit it to have one generated), or "
-                                                 "pass --allow-weak-secrets",
-                                                 v->key, why);
-                        }
-                }
+        for (size_t i = 0; i < env->n; i++) {
+                const struct env_var *v = &env->v[i];
+                if (!is_secret(p, v->key))
+                        continue;
+                /* an empty optional secret is "not configured", not weak */
+                const struct profile_env *pe = profile_env_find(p, v->key);
+                if (!*v->value && pe && !pe->required && !pe->generate)
+                        continue;
+                const char *why = secret_weakness(v->value);
+                if (!why)
+                        continue;
+                char where[512];
+                describe(v, where, sizeof where);
+                if (!in->allow_weak)
+                        return log_error(EINVAL, where,
+                                         "%s %s; use a strong value (or omit it to have one generated), or "
+                                         "pass --allow-weak-secrets",
+                                         v->key, why);
+                log_warn(where, "%s %s; kept because of --allow-weak-secrets", v->key, why);
+        }
         flag_unused(in, env);
         return 0;
 }

@@ -201,6 +201,17 @@ check "rebuilt with --force and the secret given" "$DIMIMAGE" build --role app -
   --force --set DB_PASSWORD="$gen" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
 [[ ! -e $T/gen.img.secrets.env ]] && ok "the replaced image's OUT.secrets.env removed" || fail "a stale OUT.secrets.env left"
 
+# ---- --allow-weak-secrets: the refusal becomes a warning, the value unprinted --
+if "$DIMIMAGE" build --role app --base "$base" -o "$T/weak.img" --set DB_PASSWORD=changeme --allow-weak-secrets \
+    --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c >"$T/weak.log" 2>&1; then
+  ok "--allow-weak-secrets builds with a weak DB_PASSWORD"
+  grep -q "warning: --set: DB_PASSWORD is a well-known default.*kept because of --allow-weak-secrets" "$T/weak.log" \
+    && ok "--allow-weak-secrets warns about the weak value" || fail "no weak-secret warning: $(cat "$T/weak.log")"
+  grep -q changeme "$T/weak.log" && fail "the weak value printed" || ok "the weak value not printed"
+else
+  fail "--allow-weak-secrets: $(cat "$T/weak.log")"
+fi
+
 # ---- keys the stack never names: a typo is named, a pasted secret is not -----
 pasted=q8XTk2Lm9zQwR7vT1pYb3Hs0uJc5eNa6dWf4gKi8oM
 printf 'DB_PASSWORD=%s\nDB_PASWORD=oops\n%s=\n' "$DBPW" "$pasted" >"$T/extra.env"
