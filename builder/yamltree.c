@@ -324,6 +324,12 @@ int yaml_load(const char *file, const char *text, size_t len, struct ynode **roo
                 (void)fputs("dimimage: error: out of memory (yaml)\n", stderr);
                 abort();
         }
+        /* Windows editors save UTF-8 with a byte-order mark; with the
+         * encoding fixed, libyaml would read it as content. */
+        if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+                text += 3;
+                len -= 3;
+        }
         yaml_parser_set_input_string(&l.parser, (const unsigned char *)text, len);
         yaml_parser_set_encoding(&l.parser, YAML_UTF8_ENCODING);
         struct ynode *doc = NULL;

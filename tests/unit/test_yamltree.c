@@ -94,6 +94,12 @@ static void test_tree_and_lines(void **state) {
         assert_int_equal(root->n, 1);
         ynode_free(root);
 
+        /* A UTF-8 byte-order mark (Windows editors) is not content. */
+        root = load_ok("\xEF\xBB\xBF" "a: 1\nb: 2\n");
+        assert_string_equal(root->keys[0], "a");
+        assert_int_equal(root->key_lines[1], 2);
+        ynode_free(root);
+
         /* Only a plain << is the merge key; quoted, it is a key like any other. */
         root = load_ok("'<<': 1\n");
         assert_string_equal(root->keys[0], "<<");
