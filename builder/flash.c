@@ -60,7 +60,7 @@ struct reader {
 static void usage(FILE *f) {
         fputs("Usage: dimimage flash [OPTIONS] IMAGE DEVICE\n"
               "\n"
-              "Write IMAGE (.img, .img.xz, .img.zst, .img.gz) to DEVICE, writing only the\n"
+              "Write IMAGE (.img, .img.xz, .img.zst, .img.gz, .zip) to DEVICE, writing only the\n"
               "blocks its bmap marks as used, then read them back and verify them.\n"
               "The bmap is IMAGE.bmap, or the same name without .xz/.zst/.gz plus .bmap.\n"
               "\n"
@@ -708,6 +708,14 @@ int cmd_flash(int argc, char **argv) {
         }
         if (argc - optind != 2)
                 return log_error(EUSAGE, NULL, "flash: need IMAGE and DEVICE (see dimimage flash --help)");
+        /* The image is read twice (write, then verify), so "-" cannot be a pipe. */
+        for (int i = 0; i < 2; i++) {
+                const char *what = i ? "DEVICE" : "IMAGE", *v = argv[optind + i];
+                if (!*v || !strcmp(v, "-"))
+                        return log_error(EUSAGE, "flash", "%s '%s' is not a file or device; standard input and output "
+                                         "are not used (see dimimage flash --help)",
+                                         what, v);
+        }
         if (o.quiet)
                 log_level = LOG_QUIET;
         return flash(argv[optind], argv[optind + 1], &o);

@@ -380,7 +380,7 @@ static int decompress(const char *image, const struct stat *st, char **ret_path)
 }
 
 static void usage(FILE *f) {
-        fputs("usage: dimimage inspect IMAGE [--json]\n"
+        fputs("Usage: dimimage inspect IMAGE [--json]\n"
               "Show an image's partition table, filesystems, OS release and, for an image\n"
               "dimimage built, its manifest.  IMAGE may be .img, .img.xz, .img.gz, .img.zst or .zip.\n"
               "\n"

@@ -70,7 +70,9 @@ static int cmd_cache(int argc, char **argv) {
                 return cache_list(stdout);
         if (argc == 2 && !strcmp(argv[1], "clean"))
                 return cache_clean();
-        if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        /* "cache --help", and "cache list --help" as for every other command */
+        if ((argc == 2 || (argc == 3 && (!strcmp(argv[1], "list") || !strcmp(argv[1], "clean")))) &&
+            (!strcmp(argv[argc - 1], "--help") || !strcmp(argv[argc - 1], "-h"))) {
                 puts("Usage: dimimage cache list|clean\n\n"
                      "Compressed bases are kept decompressed under $XDG_CACHE_HOME/dimimage\n"
                      "(~/.cache/dimimage), so rebuilding from the same .img.xz is a copy.\n"
@@ -94,6 +96,10 @@ int main(int argc, char **argv) {
                 return 0;
         }
         if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+                if (argc == 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+                        puts("Usage: dimimage version\n\nPrint dimimage's version.");
+                        return 0;
+                }
                 if (argc > 2) {
                         log_error(EUSAGE, NULL, "%s takes no arguments: %s", cmd, argv[2]);
                         return EX_USAGE;

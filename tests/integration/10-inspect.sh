@@ -146,6 +146,18 @@ usage_error "inspect -" "'-' is not an image file" inspect -
 usage_error "build --base -" "--base: '-' is not read as standard input" build --role app --base - -o "$T/x.img"
 usage_error "build --env -" "--env: '-' is not read as standard input" build --role app --base "$T/zero.img" -o "$T/x.img" --env -
 usage_error "build -o ''" "-o: empty file name" build --role app --base "$T/zero.img" -o ''
+usage_error "flash -" "IMAGE '-' is not a file or device" flash - "$T/dev"
+usage_error "flash ''" "IMAGE '' is not a file or device" flash '' "$T/dev"
+usage_error "flash to -" "DEVICE '-' is not a file or device" flash "$T/zero.img" -
+# COMMAND --help documents each command, as the top-level help says.
+for args in "version --help" "cache list --help" "cache clean -h" "profiles --help" "flash --help" "inspect --help"; do
+  # shellcheck disable=SC2086 # the words are the arguments
+  if "$DIMIMAGE" $args >"$T/h.out" 2>"$T/h.err" && grep -q '^Usage: dimimage' "$T/h.out" && [[ ! -s $T/h.err ]]; then
+    ok "$args prints its usage"
+  else
+    fail "$args: $(head -c 300 "$T/h.err")"
+  fi
+done
 long=$(printf 'x%.0s' {1..5000})
 expect_error "a 5000-character file name" "cannot open" "$DIMIMAGE" inspect "$T/$long.img"
 expect_rc "a 5000-character file name is a missing input, not an internal error" 66
