@@ -71,7 +71,8 @@ void cli_build_usage(FILE *f) {
               "                         `dimimage profiles`), or a profile .yml file\n"
               "  --base IMAGE           Raspberry Pi OS image: .img, .img.xz, .img.gz,\n"
               "                         .img.zst or a .zip holding one image\n"
-              "  -o, --output OUT       OUT.img (sparse), OUT.img.xz, OUT.img.zst or OUT.img.gz\n"
+              "  -o, --output OUT       the image to write; its name ends .img (sparse),\n"
+              "                         .img.xz, .img.zst or .img.gz (OUT.bmap, OUT.sha256 beside)\n"
               "  --fleet FLEET.yml      build every host of a fleet into directory OUT\n"
               "\n"
               "Stack settings:\n"
@@ -127,7 +128,8 @@ void cli_build_usage(FILE *f) {
               "\n"
               "Generated secrets are saved, never printed, to OUT.secrets.env (0600).\n"
               "Exit status: 0 on success, 64 usage, 65 bad input data, 66 missing or\n"
-              "unreadable input, 73 cannot create output (or a full disk), 74 I/O error.\n",
+              "unreadable input, 73 cannot create output (an existing OUT without --force,\n"
+              "a full disk), 74 I/O error, 130 interrupted.\n",
               f);
 }
 
