@@ -147,16 +147,58 @@ static int phase_inputs(struct build_ctx *c) {
 
 /* A service whose image the environment names (DIMDIM_API_IMAGE for "api")
  * runs prebuilt: its build context need not be in the image. */
-static bool prebuilt(const struct build_ctx *c, const char *service) {
+/* The variable that names a service's prebuilt image: DIMDIM_<SERVICE>_IMAGE. */
+static char *image_var(const char *service) {
         struct buf b = {0};
         buf_puts(&b, "DIMDIM_");
         for (const char *s = service; *s; s++)
                 buf_printf(&b, "%c", isalnum((unsigned char)*s) ? toupper((unsigned char)*s) : '_');
         buf_puts(&b, "_IMAGE");
-        const struct env_var *v = env_find(&c->env, (char *)b.data);
-        buf_free(&b);
+        return (char *)b.data;
+}
+
+static bool prebuilt(const struct build_ctx *c, const char *service) {
+        _cleanup_free_ char *name = image_var(service);
+        const struct env_var *v = env_find(&c->env, name);
         /* the profile's default names the image built from --source */
         return v && *v->value && v->origin != ORIGIN_DEFAULT;
+}
+
+static bool is_build_path(const struct compose_path *cp) {
+        return cp->kind == PATH_BUILD_CONTEXT || cp->kind == PATH_DOCKERFILE;
+}
+
+/* A service to build with nothing to build it from: one line for all such
+ * services, saying both ways out, so fixing the api does not just move the
+ * error to the worker. */
+static int log_unbuildable(const struct build_ctx *c, const struct compose_info *ci, const struct compose_path *cp) {
+        struct buf sets = {0};
+        for (size_t i = 0; i < c->ncompose; i++)
+                for (size_t k = 0; k < c->compose[i].npaths; k++) {
+                        const struct compose_path *p = &c->compose[i].paths[k];
+                        if (!p->resolved || !is_build_path(p) || prebuilt(c, p->service) ||
+                            payload_find(&c->payload, PART_ROOT, p->resolved))
+                                continue;
+                        _cleanup_free_ char *var = image_var(p->service);
+                        if (!strstr((char *)sets.data ? (char *)sets.data : "", var))
+                                buf_printf(&sets, " --set %s=IMAGE", var);
+                }
+        const char *source = c->job->source ? c->job->source : c->o->source;
+        int r;
+        if (source)
+                r = log_error_at(EINVAL, ci->file, cp->line,
+                                 "service '%s': %s %s (%s) is not in --source %s; give the application's source "
+                                 "tree, or prebuilt images with%s",
+                                 cp->service, compose_path_kind_name(cp->kind), cp->path, cp->resolved, source,
+                                 (char *)sets.data);
+        else
+                r = log_error_at(EINVAL, ci->file, cp->line,
+                                 "service '%s': %s %s (%s) will not exist in the image; pass the application source "
+                                 "with --source DIR|ARCHIVE, or prebuilt images with%s",
+                                 cp->service, compose_path_kind_name(cp->kind), cp->path, cp->resolved,
+                                 (char *)sets.data);
+        buf_free(&sets);
+        return r;
 }
 
 static int check_compose_paths(struct build_ctx *c) {
@@ -170,17 +212,14 @@ static int check_compose_paths(struct build_ctx *c) {
                         const struct compose_path *cp = &ci->paths[k];
                         if (!cp->resolved)
                                 continue;
-                        if ((cp->kind == PATH_BUILD_CONTEXT || cp->kind == PATH_DOCKERFILE) && prebuilt(c, cp->service))
+                        if (is_build_path(cp) && prebuilt(c, cp->service))
                                 continue;
                         if (payload_find(&c->payload, PART_ROOT, cp->resolved))
                                 continue;
-                        const char *hint = (cp->kind == PATH_BUILD_CONTEXT || cp->kind == PATH_DOCKERFILE)
-                                                   ? "; pass the application source with --source DIR|ARCHIVE, or "
-                                                     "name a prebuilt image"
-                                                   : "";
-                        return log_error_at(EINVAL, ci->file, cp->line,
-                                            "service '%s': %s %s (%s) will not exist in the image%s", cp->service,
-                                            compose_path_kind_name(cp->kind), cp->path, cp->resolved, hint);
+                        if (is_build_path(cp))
+                                return log_unbuildable(c, ci, cp);
+                        return log_error_at(EINVAL, ci->file, cp->line, "service '%s': %s %s (%s) will not exist in the image",
+                                            cp->service, compose_path_kind_name(cp->kind), cp->path, cp->resolved);
                 }
         }
         return 0;

@@ -147,8 +147,13 @@ expect_error "missing bind-mount source refused naming the service" "service 'db
   --set DB_PASSWORD="$DBPW" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
 check "no output after a missing bind-mount source" no_output
 
-expect_error "missing build context refused without --source" "service '(api|worker)'.*--source" \
+expect_error "missing build context refused without --source" \
+  "service 'api'.*--source DIR\\|ARCHIVE, or prebuilt images with --set DIMDIM_API_IMAGE=IMAGE --set DIMDIM_WORKER_IMAGE=IMAGE" \
   "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" --set DB_PASSWORD="$DBPW"
+mkdir -p "$T/emptysrc"
+expect_error "a --source without the Dockerfiles is named" \
+  "service 'api'.*is not in --source $T/emptysrc; give the application's source tree" \
+  "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" --set DB_PASSWORD="$DBPW" --source "$T/emptysrc"
 expect_error "unknown role lists the roles" "unknown role 'nope'.*app" \
   "$DIMIMAGE" build --role nope --base "$base" -o "$T/bad.img"
 expect_error "role all refused on a Pi 3B+" "pi3b\+.*all" \
