@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include "bmap.h"
@@ -139,8 +140,11 @@ int output_create_temp(const char *path, char **tmp) {
                 }
                 int err = errno;
                 free(t);
+                /* whatever the reason, an output that cannot be created is
+                 * EX_CANTCREAT, not a missing input (ENOENT in /proc) */
                 if (err != EEXIST)
-                        return log_error(err, dir, "cannot create a temporary file here: %s", strerror(err));
+                        return log_error(exit_code_for(-err) == EX_NOINPUT ? EACCES : err, dir,
+                                         "cannot create a temporary file here: %s", strerror(err));
         }
         return log_error(EEXIST, dir, "cannot find a free temporary file name");
 }
