@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -138,9 +139,20 @@ static void push(char ***v, size_t *n, const char *s) {
         (*v)[(*n)++] = xstrdup(s);
 }
 
-static void set_once(char **dst, const char *val) {
+/* An option that takes one value, given twice: which one was meant is a
+ * guess (a script's default and an override look the same as a typo). */
+static bool set_once(char **dst, const char *val) {
+        bool again = *dst != NULL;
         free(*dst);
         *dst = xstrdup(val);
+        return again;
+}
+
+static const char *option_name(int c) {
+        for (const struct option *opt = options; opt->name; opt++)
+                if (opt->val == c)
+                        return opt->name;
+        return "?";
 }
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -197,18 +209,23 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
         opterr = 0;
         int c;
         while ((c = getopt_long(argc, argv, ":o:fqvh", options, NULL)) != -1) {
+                bool again = false;
                 switch (c) {
-                case OPT_ROLE: set_once(&o->role, optarg); break;
-                case OPT_BASE: set_once(&o->base, optarg); break;
-                case 'o': set_once(&o->out, optarg); break;
+                case OPT_ROLE: again = set_once(&o->role, optarg); break;
+                case OPT_BASE: again = set_once(&o->base, optarg); break;
+                case 'o': again = set_once(&o->out, optarg); break;
                 case OPT_ENV: push(&o->env_files, &o->nenv_files, optarg); break;
                 case OPT_SET: push(&o->sets, &o->nsets, optarg); break;
-                case OPT_SOURCE: set_once(&o->source, optarg); break;
-                case OPT_HOST: set_once(&o->host_file, optarg); break;
-                case OPT_FLEET: set_once(&o->fleet, optarg); break;
+                case OPT_SOURCE: again = set_once(&o->source, optarg); break;
+                case OPT_HOST: again = set_once(&o->host_file, optarg); break;
+                case OPT_FLEET: again = set_once(&o->fleet, optarg); break;
                 case OPT_GROW:
                         if (parse_size(optarg, &o->grow) < 0 || o->grow == 0)
                                 return usage_error("--grow: '%s' is not a size such as 512M or 2G", optarg);
+                        /* "--grow 512" is 512 bytes to parse_size, never what was meant */
+                        if (o->grow < (1u << 20) && isdigit((unsigned char)optarg[strlen(optarg) - 1]))
+                                return usage_error("--grow: '%s' is that many bytes; give a unit, such as 512M or 2G",
+                                                   optarg);
                         break;
                 case OPT_NO_GROW: o->no_grow = true; break;
                 case OPT_NO_CACHE: o->no_cache = true; break;
@@ -226,26 +243,28 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                         o->compression_level = (int)v;
                         break;
                 }
-                case OPT_IMAGER: set_once(&o->imager_json, optarg); break;
-                case OPT_HOSTNAME: set_once(&h->hostname, optarg); break;
-                case OPT_USER: set_once(&h->user, optarg); break;
-                case OPT_PWHASH: set_once(&h->password_hash, optarg); break;
-                case OPT_PWFILE: set_once(&h->password_file, optarg); break;
+                case OPT_IMAGER: again = set_once(&o->imager_json, optarg); break;
+                case OPT_HOSTNAME: again = set_once(&h->hostname, optarg); break;
+                case OPT_USER: again = set_once(&h->user, optarg); break;
+                case OPT_PWHASH: again = set_once(&h->password_hash, optarg); break;
+                case OPT_PWFILE: again = set_once(&h->password_file, optarg); break;
                 case OPT_SSHKEY: push(&h->ssh_key_files, &h->nssh_key_files, optarg); break;
-                case OPT_IP: set_once(&h->ip, optarg); break;
-                case OPT_GATEWAY: set_once(&h->gateway, optarg); break;
+                case OPT_IP: again = set_once(&h->ip, optarg); break;
+                case OPT_GATEWAY: again = set_once(&h->gateway, optarg); break;
                 case OPT_DNS: push(&h->dns, &h->ndns, optarg); break;
-                case OPT_WIFI_SSID: set_once(&h->wifi_ssid, optarg); break;
-                case OPT_WIFI_PSK: set_once(&h->wifi_psk_file, optarg); break;
-                case OPT_WIFI_COUNTRY: set_once(&h->wifi_country, optarg); break;
-                case OPT_TZ: set_once(&h->timezone, optarg); break;
-                case OPT_LOCALE: set_once(&h->locale, optarg); break;
-                case OPT_KEYMAP: set_once(&h->keymap, optarg); break;
-                case OPT_MODEL: set_once(&h->model, optarg); break;
+                case OPT_WIFI_SSID: again = set_once(&h->wifi_ssid, optarg); break;
+                case OPT_WIFI_PSK: again = set_once(&h->wifi_psk_file, optarg); break;
+                case OPT_WIFI_COUNTRY: again = set_once(&h->wifi_country, optarg); break;
+                case OPT_TZ: again = set_once(&h->timezone, optarg); break;
+                case OPT_LOCALE: again = set_once(&h->locale, optarg); break;
+                case OPT_KEYMAP: again = set_once(&h->keymap, optarg); break;
+                case OPT_MODEL: again = set_once(&h->model, optarg); break;
                 case 'h': cli_build_usage(stdout); return 1;
                 case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
                 default: return usage_error("unknown option '%s'", argv[optind - 1]);
                 }
+                if (again)
+                        return usage_error("--%s given twice; give it once", option_name(c));
         }
         if (optind < argc)
                 return usage_error("unexpected argument '%s'", argv[optind]);

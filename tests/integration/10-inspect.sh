@@ -146,6 +146,9 @@ usage_error "inspect -" "'-' is not an image file" inspect -
 usage_error "build --base -" "--base: '-' is not read as standard input" build --role app --base - -o "$T/x.img"
 usage_error "build --env -" "--env: '-' is not read as standard input" build --role app --base "$T/zero.img" -o "$T/x.img" --env -
 usage_error "build -o ''" "-o: empty file name" build --role app --base "$T/zero.img" -o ''
+usage_error "build --role twice" "--role given twice; give it once" build --role app --role observability --base "$T/zero.img" -o "$T/x.img"
+usage_error "build -o twice" "--output given twice" build --role app --base "$T/zero.img" -o "$T/x.img" -o "$T/y.img"
+usage_error "build --grow without a unit" "--grow: '512' is that many bytes; give a unit" build --role app --grow 512 --base "$T/zero.img" -o "$T/x.img"
 usage_error "flash -" "IMAGE '-' is not a file or device" flash - "$T/dev"
 usage_error "flash ''" "IMAGE '' is not a file or device" flash '' "$T/dev"
 usage_error "flash to -" "DEVICE '-' is not a file or device" flash "$T/zero.img" -
