@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "stackenv.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "secret.h"
@@ -61,6 +64,57 @@ static bool reads_as_name(const char *k) {
         return underscore && strlen(k) <= 64;
 }
 
+/* Levenshtein distance ignoring case, or UINT_MAX for names too long to
+ * be worth it (keys are checked to be at most a line of text anyway). */
+static unsigned name_distance(const char *a, const char *b) {
+        size_t la = strlen(a), lb = strlen(b);
+        if (la > 64 || lb > 64)
+                return UINT_MAX;
+        unsigned row[65];
+        for (size_t j = 0; j <= lb; j++)
+                row[j] = (unsigned)j;
+        for (size_t i = 1; i <= la; i++) {
+                unsigned diag = row[0];
+                row[0] = (unsigned)i;
+                for (size_t j = 1; j <= lb; j++) {
+                        unsigned up = row[j];
+                        unsigned cost = toupper((unsigned char)a[i - 1]) != toupper((unsigned char)b[j - 1]);
+                        unsigned best = diag + cost;
+                        if (up + 1 < best)
+                                best = up + 1;
+                        if (row[j - 1] + 1 < best)
+                                best = row[j - 1] + 1;
+                        row[j] = best;
+                        diag = up;
+                }
+        }
+        return row[lb];
+}
+
+/* The name the stack knows that key most likely meant: the same but for
+ * case, or at most two edits away (one for short names); NULL if none. */
+static const char *likely_meant(const struct stackenv_input *in, const char *key) {
+        const char *best = NULL;
+        unsigned best_d = strlen(key) < 6 ? 2 : 3;
+        const struct profile *p = in->profile;
+        for (size_t i = 0; i < p->nenv; i++) {
+                unsigned d = name_distance(key, p->env[i].key);
+                if (d < best_d) {
+                        best = p->env[i].key;
+                        best_d = d;
+                }
+        }
+        for (size_t c = 0; c < in->ncompose; c++)
+                for (size_t i = 0; i < in->compose[c].nvars; i++) {
+                        unsigned d = name_distance(key, in->compose[c].vars[i].name);
+                        if (d < best_d) {
+                                best = in->compose[c].vars[i].name;
+                                best_d = d;
+                        }
+                }
+        return best;
+}
+
 /* A key the stack never names reaches no container: a typo (then the real
  * key silently keeps its default or is generated), or a secret pasted on a
  * line of its own whose '=' made it a key.  Warned about, named only when
@@ -74,7 +128,13 @@ static void flag_unused(const struct stackenv_input *in, struct env *env) {
                 v->unused = true;
                 char where[512];
                 describe(v, where, sizeof where);
-                if (reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
+                /* a key this close to a known name is that name mistyped,
+                 * not a pasted secret: it can be named */
+                const char *meant = likely_meant(in, v->key);
+                if (meant)
+                        log_warn(where, "%s is not used by role '%s'; did you mean %s?%s", v->key, in->profile->name,
+                                 meant, strcasecmp(meant, v->key) ? "" : " (names are case-sensitive)");
+                else if (reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
                         log_warn(where, "%s is not used by role '%s' (neither its profile nor its compose files name it); "
                                  "a typo?", v->key, in->profile->name);
                 else

@@ -219,15 +219,19 @@ fi
 
 # ---- keys the stack never names: a typo is named, a pasted secret is not -----
 pasted=q8XTk2Lm9zQwR7vT1pYb3Hs0uJc5eNa6dWf4gKi8oM
-printf 'DB_PASSWORD=%s\nDB_PASWORD=oops\n%s=\n' "$DBPW" "$pasted" >"$T/extra.env"
+printf 'DB_PASSWORD=%s\nDB_PASWORD=oops\n%s=\nopenobserve_url=http://x\nMY_OWN_SETTING=1\n' "$DBPW" "$pasted" >"$T/extra.env"
 if "$DIMIMAGE" build --role app --base "$base" -o "$T/extra.img" --env "$T/extra.env" --set DIMDIM_API_IMAGE=a/b \
     --set DIMDIM_WORKER_IMAGE=a/c >"$T/extra.log" 2>&1; then
   ok "build with unused keys"
-  grep -q "extra.env:2: DB_PASWORD is not used by role 'app'.*a typo" "$T/extra.log" \
+  grep -q "extra.env:2: DB_PASWORD is not used by role 'app'; did you mean DB_PASSWORD?" "$T/extra.log" \
     && ok "a misspelt key is named in a warning" || fail "no typo warning: $(cat "$T/extra.log")"
   grep -q "warning: .*extra.env:3: a variable role 'app' does not use, not named here" "$T/extra.log" \
     && ok "a pasted secret's line is warned about" || fail "no warning for the pasted secret: $(cat "$T/extra.log")"
   grep -qF "$pasted" "$T/extra.log" && fail "the pasted secret printed" || ok "the pasted secret not printed"
+  grep -q "extra.env:4: openobserve_url is not used by role 'app'; did you mean OPENOBSERVE_URL? (names are case-sensitive)" \
+    "$T/extra.log" && ok "a key in the wrong case is named with the right one" || fail "no case hint: $(cat "$T/extra.log")"
+  grep -q "extra.env:5: MY_OWN_SETTING is not used by role 'app' (neither its profile nor its compose files name it)" \
+    "$T/extra.log" && ok "a key like no known one is named without a guess" || fail "no plain unused warning: $(cat "$T/extra.log")"
   grep -q "warning: .*app.yml:[0-9]*: OPENOBSERVE_PASSWORD is not set: the api and worker will ship logs .* without credentials" \
     "$T/extra.log" && ok "an app build without the OpenObserve password warns" || fail "no warning for the missing OpenObserve password"
   man=$(rcat "$T/extra.img" /etc/dimimage/manifest.json)
