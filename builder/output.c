@@ -271,6 +271,10 @@ int output_check_extra(const char *path, const char *what, const char *const *ot
 }
 
 int output_check(const char *path, const char *base, bool force) {
+        struct stat st;
+        if (output_format_for(path) == OUT_UNKNOWN && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+                return log_error(EUSAGE, path, "is a directory; -o names the image to write (%s/NAME.img), or "
+                                 "a fleet's directory with --fleet", path);
         if (output_format_for(path) == OUT_UNKNOWN)
                 return log_error(EINVAL, path, "unknown output extension; use .img, .img.xz, .img.zst or .img.gz");
         int r = check_not_base(path, base);

@@ -81,6 +81,8 @@ check_fails "--dry-run writes no OUT" test -e "$T/b/dry.img"
 expect_error "--dry-run: OUT in a missing directory" "output directory does not exist" \
   build -o "$T/b/nowhere/dry.img" --dry-run
 expect_rc "--dry-run: OUT in a missing directory" 73
+expect_error "-o naming a directory without --fleet" "is a directory; -o names the image to write" build -o "$T/a"
+expect_rc "-o naming a directory without --fleet" 64
 # /proc takes no new files (ENOENT): still an output that cannot be created
 expect_error "OUT where no file can be created" "/proc: cannot create a temporary file here" build -o /proc/x.img
 expect_rc "OUT where no file can be created" 73
