@@ -260,6 +260,34 @@ static int check_base(void *arg) {
         return source_verify(&c->src) ? -ESTALE : 0;
 }
 
+/* What every build asks of the decompressed base: a Raspberry Pi OS disk
+ * layout and release.  Run again from scratch whenever called (also for
+ * the cache's question, whose messages are dropped). */
+static int probe_base(struct build_ctx *c) {
+        base_files_free(&c->base);
+        c->layout = (struct disk_layout){0};
+        /* the layout is the base's: refusals name it, not our temporary */
+        int r = disk_probe_named(c->out.tmp_raw, c->o->base, &c->layout);
+        if (r < 0)
+                return r;
+        struct apply_opts ao = {.image = c->out.tmp_raw, .fd = c->out.fd, .name = c->o->base};
+        if ((r = apply_read_base(&ao, &c->layout, &c->base)) < 0)
+                return r;
+        c->os = plan_detect_os(c->base.os_release);
+        if (c->os == OS_UNKNOWN) {
+                _cleanup_free_ char *pretty = os_release_get(c->base.os_release, "PRETTY_NAME");
+                return log_error(EINVAL, c->o->base,
+                                 "unsupported release '%s': dimimage supports Raspberry Pi OS Bookworm (Debian 12) and "
+                                 "Trixie (Debian 13)",
+                                 pretty ? pretty : "no /etc/os-release");
+        }
+        return 0;
+}
+
+static int probe_base_cb(void *arg) {
+        return probe_base(arg);
+}
+
 static int phase_base(struct build_ctx *c) {
         struct build_job *j = c->job;
         int r = output_begin(&c->out, j->out, c->o->base, c->o->force);
@@ -295,25 +323,15 @@ static int phase_base(struct build_ctx *c) {
                                          .quiet = log_level == LOG_QUIET,
                                          .writeback = writeback,
                                          .verify_later = !c->rebuilt,
-                                         .sum_later = !c->rebuilt};
+                                         .sum_later = !c->rebuilt,
+                                         .cache_accept = probe_base_cb,
+                                         .cache_accept_arg = c};
                 log_info("Reading %s", c->o->base);
                 if ((r = source_extract(c->o->base, c->out.fd, &so, &c->src)) < 0)
                         return r;
         }
-        /* the layout is the base's: refusals name it, not our temporary */
-        if ((r = disk_probe_named(c->out.tmp_raw, c->o->base, &c->layout)) < 0)
+        if ((r = probe_base(c)) < 0)
                 return r;
-        struct apply_opts ao = {.image = c->out.tmp_raw, .fd = c->out.fd, .name = c->o->base};
-        if ((r = apply_read_base(&ao, &c->layout, &c->base)) < 0)
-                return r;
-        c->os = plan_detect_os(c->base.os_release);
-        if (c->os == OS_UNKNOWN) {
-                _cleanup_free_ char *pretty = os_release_get(c->base.os_release, "PRETTY_NAME");
-                return log_error(EINVAL, c->o->base,
-                                 "unsupported release '%s': dimimage supports Raspberry Pi OS Bookworm (Debian 12) and "
-                                 "Trixie (Debian 13)",
-                                 pretty ? pretty : "no /etc/os-release");
-        }
         log_info("Base: %s, Raspberry Pi OS %s, disk id %s", c->src.format, os_flavour_name(c->os),
                  c->layout.disk_id);
         return 0;

@@ -988,6 +988,17 @@ static int hash_beside(const char *base, const struct stat *st, int fd, uint64_t
         return 1;
 }
 
+static bool cache_acceptable(const char *base, const struct source_opts *o) {
+        if (!o->cache_accept)
+                return true;
+        log_hold();
+        int r = o->cache_accept(o->cache_accept_arg);
+        log_release(false);
+        if (r < 0)
+                log_debug("cache: %s is not a base a build accepts; not cached", base);
+        return r >= 0;
+}
+
 int source_extract(const char *base, int out_fd, const struct source_opts *o, struct source_info *info) {
         static const struct source_opts defaults = {0};
         if (!o)
@@ -1023,7 +1034,7 @@ int source_extract(const char *base, int out_fd, const struct source_opts *o, st
         struct source_opts so = *o;
         so.cloned |= use_cache;
         r = extract_decoded(fd, base, size, fmt, out_fd, &so, info->sha256, &info->bytes);
-        if (r == 0 && use_cache)
+        if (r == 0 && use_cache && cache_acceptable(base, o))
                 cache_store(base, &st, out_fd, info, o->cache_max);
 out:
         close(fd);

@@ -45,6 +45,12 @@ struct source_opts {
                                  * of hashed on the way (one SHA-256 pass off the
                                  * build's critical path); the caller must call
                                  * source_verify before trusting the output */
+        /* A decompressed base goes into the cache only if this returns 0
+         * for out_fd's bytes: a base every build refuses (GPT, a table past
+         * its end, another OS) is not kept.  Its messages are dropped: the
+         * caller checks again and says why.  NULL: always kept. */
+        int (*cache_accept)(void *arg);
+        void *cache_accept_arg;
         bool sum_later;         /* with verify_later: a raw base with no remembered
                                  * sha256 is copied at once too, and hashed on a
                                  * thread beside the build; source_verify fills

@@ -74,6 +74,19 @@ refuse tiny.img 'tiny\.img.*(too small to be a disk image|not a disk image)'
 refuse missing.img 'missing\.img'
 refuse truncated.img.xz 'truncated\.img\.xz'
 
+# A compressed base every build would refuse is not kept in the cache:
+# gigabytes of a real one would stay in ~/.cache after the error.
+xz -T0 -1 -c "$T/bad/gpt.img" >"$T/bad/gpt.img.xz"
+XDG_CACHE_HOME=$T/xdg refuse gpt.img.xz 'gpt\.img\.xz.*GPT partition tables are not supported'
+XDG_CACHE_HOME=$T/xdg "$DIMIMAGE" cache list >"$T/cache.out" 2>&1
+grep -q '^0 images' "$T/cache.out" && ok "a refused .img.xz is not cached" || fail "a refused base cached: $(cat "$T/cache.out")"
+XDG_CACHE_HOME=$T/xdg refuse gpt.img.xz 'gpt\.img\.xz.*GPT partition tables are not supported'
+xz -T0 -1 -c "$good" >"$T/good.img.xz"
+XDG_CACHE_HOME=$T/xdg "$DIMIMAGE" build "${build_args[@]}" --base "$T/good.img.xz" -o "$T/good.img" --quiet
+XDG_CACHE_HOME=$T/xdg "$DIMIMAGE" cache list >"$T/cache.out" 2>&1
+grep -q '^1 image,' "$T/cache.out" && ok "a good .img.xz is cached" || fail "a good base not cached: $(cat "$T/cache.out")"
+rm -f "$T"/good.img*
+
 # An empty extended partition after the root one: a usable base, but the
 # root partition may not grow over it (the layout lists no extended
 # container, the kernel still maps it).
