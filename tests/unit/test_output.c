@@ -282,7 +282,7 @@ static void test_refusals(void **state) {
         output_abort(&o);
         char *odd = p("o.iso");
         assert_int_equal(output_begin(&o, odd, NULL, false), -EINVAL);
-        assert_int_equal(output_begin(&o, dir, NULL, true), -EINVAL); /* "…/test_output.X" no .img */
+        assert_int_equal(output_begin(&o, dir, NULL, true), -EUSAGE); /* a directory: a usage error */
         assert_int_equal(log_error_count() - errors, 8);
         if (geteuid() != 0) {
                 char *ro = p("ro");
