@@ -629,8 +629,11 @@ int dotenv_parse(const char *name, const char *text, size_t len, struct env *env
                 unsigned line = 1;
                 for (const char *c = text; c < nul; c++)
                         line += *c == '\n';
-                return log_error_at(EINVAL, name, line, "contains a NUL byte at line %u; a .env file must be text",
-                                    line);
+                /* UTF-16 is what Windows editors save as "Unicode" */
+                bool utf16 = len >= 2 && ((uint8_t)text[0] == 0xff || (uint8_t)text[0] == 0xfe) &&
+                             ((uint8_t)text[1] == 0xfe || (uint8_t)text[1] == 0xff);
+                return log_error_at(EINVAL, name, line, "contains a NUL byte; a .env file must be text%s",
+                                    utf16 ? " (this one is UTF-16: save it as UTF-8)" : "");
         }
         struct parser ps = {.name = name, .p = text, .end = text + len, .line = 1, .env = env, .origin = origin};
         if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)

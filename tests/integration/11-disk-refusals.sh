@@ -73,6 +73,11 @@ refuse cmdline.img 'cmdline\.img.*(text file|not a disk image)'
 refuse tiny.img 'tiny\.img.*(too small to be a disk image|not a disk image)'
 refuse missing.img 'missing\.img'
 refuse truncated.img.xz 'truncated\.img\.xz'
+# a tar archive holding an image, raw or compressed: told to extract it
+tar -cf "$T/bad/packed.img" -C "$T/bad" cmdline.img
+xz -1 -c "$T/bad/packed.img" >"$T/bad/packed-xz.img.xz"
+refuse packed.img 'packed\.img: this is a tar archive, not a disk image: extract the \.img'
+refuse packed-xz.img.xz 'packed-xz\.img\.xz: the decompressed data is a tar archive'
 
 # A compressed base every build would refuse is not kept in the cache:
 # gigabytes of a real one would stay in ~/.cache after the error.

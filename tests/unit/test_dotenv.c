@@ -187,7 +187,10 @@ static void test_parse_errors(void **state) {
         expect_parse_error("wq\xc3\xb6rd=1\n", 9, "invalid variable name: its character 3 is not ASCII", "wq");
         expect_parse_error("qz\001c=1\n", 7, "invalid variable name: its character 3 is a control character", "qz");
         expect_parse_error("B C=hunter2pass\n", 16, "test.env:1: invalid variable name", "hunter2pass");
-        expect_parse_error("X=1\nY=2\nA=a\0b\n", 14, "test.env:3: contains a NUL byte at line 3", NULL);
+        expect_parse_error("X=1\nY=2\nA=a\0b\n", 14, "test.env:3: contains a NUL byte; a .env file must be text", NULL);
+        /* "A=1\n" saved as UTF-16LE with its byte-order mark */
+        expect_parse_error("\xff\xfe" "A\0=\0" "1\0\n\0", 10, "test.env:1: contains a NUL byte; a .env file must be "
+                           "text (this one is UTF-16: save it as UTF-8)", NULL);
         expect_parse_error("A=1\nhunter2pass\n", 16, "test.env:2: expected KEY=VALUE", "hunter2pass");
         expect_parse_error("A=1\nexport ONLYKEY", 18, "test.env:2: expected KEY=VALUE", NULL);
         expect_parse_error("PASSWORD=\"hunter2pass\" hunter3\n", 31, "unexpected text after the closing quote",
