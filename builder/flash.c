@@ -576,6 +576,7 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         uint8_t *buf = NULL;
         uint64_t at_least = 0; /* the image's size, or a lower bound on it */
         int r;
+        bool headless = false; /* the device holds zeros where its partition table goes */
 
         _cleanup_close_ int ifd = open(image, O_RDONLY | O_CLOEXEC);
         if (ifd < 0)
@@ -636,6 +637,7 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         buf = xmalloc(CHUNK);
         j.written = xcalloc(b.n ? b.n : 1, sizeof(*j.written));
         j.head = xcalloc(1, HEAD);
+        headless = true;
         if ((r = write_ranges(&rd, &t, &j, o, buf)) < 0)
                 goto out;
         if (!t.is_blk && j.have_bmap)
@@ -646,6 +648,7 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         }
         if ((r = write_head(&t, &j)) < 0)
                 goto out;
+        headless = false;
         /* Drop cached pages so the read-back comes from the medium. */
         if (t.is_blk)
                 (void)ioctl(t.fd, BLKFLSBUF, 0);
@@ -658,6 +661,10 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         log_info("%s: wrote %s of %s%s", device, mapped, total, o->no_verify ? "" : ", verified");
         r = 0;
 out:
+        /* what the error leaves on the device, so nobody boots it wondering */
+        if (r < 0 && headless)
+                log_warn(device, "left without a partition table (its first 64 KiB stay zero until a flash "
+                         "completes); flash it again");
         if (rd.s)
                 source_stream_close(rd.s);
         if (t.fd >= 0)

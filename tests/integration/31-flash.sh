@@ -73,6 +73,8 @@ check "the smaller device holds a partition table before" sfdisk -d "$T/small3"
 expect_error ".img.gz without a bmap onto a smaller device" "small3: the device is smaller than the image" \
   "$DIMIMAGE" flash --yes "$T/nobmap.img.gz" "$T/small3"
 check_fails "a flash cut short leaves no partition table" sfdisk -d "$T/small3"
+check "a flash cut short says the device has no partition table" \
+  grep -q "warning: $T/small3: left without a partition table.*flash it again" "$T/.err"
 check "a flash cut short leaves zeros in the first 64 KiB" cmp -n 65536 "$T/small3" /dev/zero
 check "...and wrote the rest it could" cmp -i 65536:65536 -n 1048576 "$img" "$T/small3"
 truncate -s "$size" "$T/dev5"
@@ -85,6 +87,7 @@ echo "this is not an image" >"$T/text.img"
 for f in empty.img empty.img.xz text.img; do
   before=$(sha256sum <"$T/dev5")
   expect_error "flash $f refused" "$f: .*(empty|not a disk image)" "$DIMIMAGE" flash --yes "$T/$f" "$T/dev5"
+  check_fails "flash $f: no warning about a device it did not touch" grep -q "left without a partition table" "$T/.err"
   [[ $(sha256sum <"$T/dev5") == "$before" ]] && ok "flash $f: device untouched" || fail "flash $f: device written"
 done
 expect_error "missing image" "img-missing.img: cannot open image" "$DIMIMAGE" flash "$T/img-missing.img" "$T/dev1"
