@@ -597,7 +597,8 @@ int cmd_build(int argc, char **argv) {
                 goto out;
         if (o.host_file && (r = host_load_file(o.host_file, &job.host)) < 0)
                 goto out;
-        if (o.force == false) {
+        /* an existing OUT is the one to name: output_begin does, at once */
+        if (o.force == false && access(o.out, F_OK) != 0) {
                 _cleanup_free_ char *sp = xasprintf("%s.secrets.env", o.out);
                 if (access(sp, F_OK) == 0) {
                         r = log_error(EEXIST, sp, "exists; use --force to overwrite");

@@ -200,6 +200,8 @@ gen=$(sed -n "s/^DB_PASSWORD='\{0,1\}\([^']*\)'\{0,1\}$/\1/p" "$T/gen.img.secret
 if [[ -n $gen ]] && grep -qF -- "$gen" "$T/gen.log"; then fail "generated secret printed"; else ok "generated secret not printed"; fi
 rcat "$T/gen.img" /opt/dimdim-health/.env | grep -qF -- "$gen" && ok "generated secret in .env" || fail "generated secret not in .env"
 rcat "$T/gen.img" /etc/dimimage/manifest.json | grep -q '"origin": "generated"' && ok "manifest says generated" || fail "manifest origin"
+expect_error "an existing OUT is named before its OUT.secrets.env" "gen\.img: output exists; use --force" \
+  "$DIMIMAGE" build --role app --base "$base" -o "$T/gen.img" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
 # Rebuilt with the secret given: the old OUT.secrets.env held the replaced
 # image's secrets, so it goes with it.
 check "rebuilt with --force and the secret given" "$DIMIMAGE" build --role app --base "$base" -o "$T/gen.img" --quiet \
