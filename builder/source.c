@@ -541,6 +541,17 @@ static void fd_name(int fd, char *name, size_t n) {
 static int output_error(int fd, int err) {
         char name[4096];
         fd_name(fd, name, sizeof(name));
+        /* our hidden temporary (DIR/.OUT.XXXXXX.tmp) is gone by the time
+         * the error is read: name DIR/OUT, the file being written */
+        char *slash = strrchr(name, '/');
+        if (slash && slash[1] == '.' && str_has_suffix(slash, ".tmp")) {
+                slash[strlen(slash) - 4] = '\0';
+                char *dot = strrchr(slash, '.');
+                if (dot > slash + 1) {
+                        *dot = '\0';
+                        memmove(slash + 1, slash + 2, strlen(slash + 2) + 1);
+                }
+        }
         return log_output_error(err, name, "write");
 }
 
