@@ -19,7 +19,11 @@ struct build_job {
         const struct build_opts *opts;
         const char *role;
         const char *out;
-        struct host_settings host;            /* merged; finalized by build_run */
+        struct host_settings host;            /* merged; finalized by build_run, unless
+                                               * host_checked */
+        bool host_checked;                    /* fleet: host finalized and its model checked
+                                               * against the role already (every host is, before
+                                               * the base is read) */
         const struct env *derived;            /* fleet wiring, or NULL */
         const struct env *fixed_secrets;      /* fleet: secrets generated once, or NULL */
         struct env *generated;                /* where generated secrets are collected */

@@ -13,6 +13,7 @@
 #include "host.h"
 #include "imager.h"
 #include "log.h"
+#include "model.h"
 #include "output.h"
 #include "profile.h"
 #include "source.h"
@@ -22,7 +23,8 @@
 struct fleet_host {
         char *name, *role, *address;
         unsigned line;
-        struct host_settings hs;
+        struct host_settings hs;        /* the entry's own */
+        struct host_settings settings;  /* merged and finalized (settle_host), for its build */
         char **sets;            /* env: map as KEY=VALUE */
         size_t nsets;
         unsigned *set_lines;    /* each one's line */
@@ -74,6 +76,7 @@ static void fleet_free(struct fleet *f) {
                 free(h->role);
                 free(h->address);
                 host_free(&h->hs);
+                host_free(&h->settings);
                 strv_free(h->sets, h->nsets);
                 free(h->set_lines);
                 strv_free(h->env_files, h->nenv_files);
@@ -410,6 +413,34 @@ static void add_sets(struct host_run *hr, char *const *sets, const unsigned *lin
         }
 }
 
+/* Host h's settings, merged and finalized (key, password and Wi-Fi files
+ * read, every value checked) into h->settings, as its build will use them:
+ * done for every host before the base is read, so that a bad value costs
+ * no decompression.  Fleet file (network:, then the shared keys) < host
+ * entry < command line; the name and address are the entry's. */
+static int settle_host(const struct build_opts *o, const struct fleet *f, struct fleet_host *h) {
+        struct host_settings *hs = &h->settings;
+        struct host_settings net = {.gateway = f->gateway, .dns = f->dns, .ndns = f->ndns};
+        host_merge(hs, &net); /* only read: f's own strings */
+        host_merge(hs, &f->shared);
+        host_merge(hs, &h->hs);
+        host_merge(hs, &o->host);
+        free(hs->hostname);
+        hs->hostname = xstrdup(h->name);
+        free(hs->ip);
+        hs->ip = xasprintf("%s/%llu", h->address, f->prefix);
+        for (size_t i = 0; i < f->nhosts; i++) {
+                _cleanup_free_ char *line = xasprintf("%s\t%s", f->hosts[i].address, f->hosts[i].name);
+                strv_push(&hs->extra_hosts, &hs->nextra_hosts, line);
+        }
+        /* what host_finalize refuses is named by the host's entry: the
+         * value may come from the shared keys, but it is this host that
+         * cannot be built */
+        free(hs->origin);
+        hs->origin = xasprintf("%s:%u: host %s", f->file, h->line, h->name);
+        return host_finalize(hs);
+}
+
 /* Build host h up to its commit, which goes on running on its own thread
  * (*ret, for host_run_join).  Its image starts as a copy of base_fd, or
  * with adopt as that very file. */
@@ -456,23 +487,11 @@ static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_
                 .detach_finish = true,
         };
         struct build_job *job = &hr->job;
-        /* fleet < host entry < command line */
-        host_merge(&job->host, &f->shared);
-        host_merge(&job->host, &h->hs);
-        host_merge(&job->host, &o->host);
-        free(job->host.hostname);
-        job->host.hostname = xstrdup(h->name);
-        free(job->host.ip);
-        job->host.ip = xasprintf("%s/%llu", h->address, f->prefix);
-        if (f->gateway && !job->host.gateway)
-                job->host.gateway = xstrdup(f->gateway);
-        if (!job->host.ndns)
-                for (size_t i = 0; i < f->ndns; i++)
-                        strv_push(&job->host.dns, &job->host.ndns, f->dns[i]);
-        for (size_t i = 0; i < f->nhosts; i++) {
-                _cleanup_free_ char *line = xasprintf("%s\t%s", f->hosts[i].address, f->hosts[i].name);
-                strv_push(&job->host.extra_hosts, &job->host.nextra_hosts, line);
-        }
+        /* merged and checked before the base was read (settle_host); each
+         * host is built once, so its job takes them over */
+        job->host = h->settings;
+        h->settings = (struct host_settings){0};
+        job->host_checked = true;
         log_info("== %s (%s, %s)", h->name, h->role, h->address);
         int r = build_run(job);
         job->derived = NULL; /* the caller's, and only the inputs phase reads it */
@@ -617,19 +636,22 @@ int fleet_build(const struct build_opts *o) {
         int base_fd = -1, first_fd = -1, r;
         _cleanup_free_ char *base_tmp = NULL, *first_tmp = NULL;
         struct source_info src = {0};
+        bool make_dir = false;
         if ((r = fleet_parse(o->fleet, &f)) < 0)
                 goto out;
         struct stat st;
         if (stat(o->out, &st) < 0) {
-                if (errno != ENOENT || (!o->dry_run && mkdir(o->out, 0755) < 0)) {
+                if (errno != ENOENT) {
                         r = log_error(errno, o->out, "cannot create the output directory: %s", strerror(errno));
                         goto out;
                 }
+                make_dir = !o->dry_run; /* once everything below is checked */
         } else if (!S_ISDIR(st.st_mode)) {
                 r = log_error(ENOTDIR, o->out, "with --fleet, -o names a directory");
                 goto out;
         }
-        /* Validate every host before reading the base: roles, models, refs. */
+        /* Validate every host before reading the base: roles, host settings,
+         * models, refs. */
         for (size_t i = 0; i < f.nhosts; i++) {
                 struct fleet_host *h = &f.hosts[i];
                 _cleanup_free_ char *path = profile_path_for(h->role);
@@ -641,6 +663,9 @@ int fleet_build(const struct build_opts *o) {
                 if ((r = profile_load(path, &h->profile)) < 0)
                         goto out;
                 h->out = xasprintf("%s/%s.%s", o->out, h->name, f.format ? f.format : "img");
+                if ((r = settle_host(o, &f, h)) < 0 ||
+                    (r = model_check(h->label, h->settings.model, &h->profile)) < 0)
+                        goto out;
         }
         /* every host has the fleet's one format */
         if (f.nhosts && (r = compress_check_level(output_format_for(f.hosts[0].out), o->compression_level,
@@ -663,6 +688,14 @@ int fleet_build(const struct build_opts *o) {
                 }
         }
 
+        /* Made here, not before: a refused fleet file leaves no trace.
+         * Before --imager-json's check, which compares paths in DIR. */
+        if (make_dir) {
+                if (mkdir(o->out, 0755) < 0) {
+                        r = log_error(errno, o->out, "cannot create the output directory: %s", strerror(errno));
+                        goto out;
+                }
+        }
         if (o->imager_json && (r = check_imager_json(o, &f)) < 0)
                 goto out;
         if (o->imager_json)

@@ -167,6 +167,38 @@ left=$(find "$T/three" -mindepth 1 -name '.*' -printf '%f ')
 [[ -z $left ]] && ok "fleet of three: nothing hidden left" || fail "fleet of three: left $left"
 rm -rf "$T/three" "$T/three.json"
 
+# Every host's settings are checked before the base is read: with a base
+# that cannot be decoded, only a refused setting can be the error, and DIR
+# is not created.  Each error names the fleet file and the host's line.
+printf '\xfd7zXZ\x00\x00\x04not xz data at all' >"$T/undecodable.img.xz"
+settings_refused() { # WHAT PATTERN YAML
+  printf '%s\n' "$3" >"$T/set.yml"
+  expect_error "$1 refused before the base is read" "$2" \
+    "$DIMIMAGE" build --fleet "$T/set.yml" --base "$T/undecodable.img.xz" -o "$T/set" "${common[@]}"
+  grep -q 'Reading' "$T/.err" && fail "$1: the base was read first" || ok "$1: the base not read"
+  [[ ! -e $T/set ]] && ok "$1: no directory" || fail "$1: $T/set created"
+}
+settings_refused "a shared invalid user name" "set\.yml:4: host pi-b: invalid or reserved user name 'Pi'" \
+"user: Pi
+hosts:
+  - {name: pi-a, role: observability, address: 10.0.0.5, user: pi}
+  - {name: pi-b, role: observability, address: 10.0.0.6}"
+settings_refused "a missing ssh_key_files entry" "nokey\.pub: cannot read SSH key" \
+"user: pi
+hosts:
+  - {name: pi-a, role: observability, address: 10.0.0.5}
+  - {name: pi-b, role: observability, address: 10.0.0.6, ssh_key_files: [nokey.pub]}"
+settings_refused "a host's invalid time zone" "set\.yml:3: host pi-a: invalid time zone 'Mars Base'" \
+"user: pi
+hosts:
+  - name: pi-a
+    role: observability
+    address: 10.0.0.5
+    timezone: Mars Base"
+settings_refused "a model too small for its role" "pi3b\+.*cannot run role 'all'" \
+"hosts:
+  - {name: tiny, role: all, address: 10.0.0.5, model: pi3b+}"
+
 # The first host's commit runs on while the second fails: it is waited for,
 # then undone.
 cat > "$T/weak.yml" <<YAML
