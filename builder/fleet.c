@@ -413,14 +413,26 @@ static void add_sets(struct host_run *hr, char *const *sets, const unsigned *lin
         }
 }
 
+/* A --host file gives every host's defaults (below the fleet file): what
+ * is one host's alone is the fleet file's to say, as on the command line. */
+static int check_host_defaults(const char *file, const struct host_settings *d) {
+        if (d->hostname || d->ip || d->gateway || d->model)
+                return log_error(EUSAGE, file,
+                                 "hostname, ip, gateway and model are per host with --fleet: set them in the fleet "
+                                 "file (hosts[].name, address, model; network.gateway)");
+        return 0;
+}
+
 /* Host h's settings, merged and finalized (key, password and Wi-Fi files
  * read, every value checked) into h->settings, as its build will use them:
  * done for every host before the base is read, so that a bad value costs
- * no decompression.  Fleet file (network:, then the shared keys) < host
- * entry < command line; the name and address are the entry's. */
-static int settle_host(const struct build_opts *o, const struct fleet *f, struct fleet_host *h) {
+ * no decompression.  --host file < fleet file (network:, then the shared
+ * keys) < host entry < command line; the name and address are the entry's. */
+static int settle_host(const struct build_opts *o, const struct fleet *f, const struct host_settings *defaults,
+                       struct fleet_host *h) {
         struct host_settings *hs = &h->settings;
         struct host_settings net = {.gateway = f->gateway, .dns = f->dns, .ndns = f->ndns};
+        host_merge(hs, defaults);
         host_merge(hs, &net); /* only read: f's own strings */
         host_merge(hs, &f->shared);
         host_merge(hs, &h->hs);
@@ -434,8 +446,8 @@ static int settle_host(const struct build_opts *o, const struct fleet *f, struct
                 strv_push(&hs->extra_hosts, &hs->nextra_hosts, line);
         }
         /* what host_finalize refuses is named by the host's entry: the
-         * value may come from the shared keys, but it is this host that
-         * cannot be built */
+         * value may come from the shared keys or a --host file, but it is
+         * this host that cannot be built */
         free(hs->origin);
         hs->origin = xasprintf("%s:%u: host %s", f->file, h->line, h->name);
         return host_finalize(hs);
@@ -636,8 +648,12 @@ int fleet_build(const struct build_opts *o) {
         int base_fd = -1, first_fd = -1, r;
         _cleanup_free_ char *base_tmp = NULL, *first_tmp = NULL;
         struct source_info src = {0};
+        struct host_settings defaults = {0}; /* --host FILE: every host's, below the fleet file's */
         bool make_dir = false;
         if ((r = fleet_parse(o->fleet, &f)) < 0)
+                goto out;
+        if (o->host_file &&
+            ((r = host_load_file(o->host_file, &defaults)) < 0 || (r = check_host_defaults(o->host_file, &defaults)) < 0))
                 goto out;
         struct stat st;
         if (stat(o->out, &st) < 0) {
@@ -663,7 +679,7 @@ int fleet_build(const struct build_opts *o) {
                 if ((r = profile_load(path, &h->profile)) < 0)
                         goto out;
                 h->out = xasprintf("%s/%s.%s", o->out, h->name, f.format ? f.format : "img");
-                if ((r = settle_host(o, &f, h)) < 0 ||
+                if ((r = settle_host(o, &f, &defaults, h)) < 0 ||
                     (r = model_check(h->label, h->settings.model, &h->profile)) < 0)
                         goto out;
         }
@@ -769,6 +785,7 @@ out:
         else /* the fleet's now: an interrupt no longer removes them */
                 for (size_t i = 0; i < run.nwritten; i++)
                         output_untrack_temp(run.written[i]);
+        host_free(&defaults);
         for (size_t i = 0; items && i < f.nhosts; i++)
                 imager_item_free(&items[i]);
         free(items);

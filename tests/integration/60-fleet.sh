@@ -199,6 +199,35 @@ settings_refused "a model too small for its role" "pi3b\+.*cannot run role 'all'
 "hosts:
   - {name: tiny, role: all, address: 10.0.0.5, model: pi3b+}"
 
+# --host FILE: every host's defaults, below the fleet file's settings
+printf 'timezone: Europe/Berlin\nkeymap: de\n' >"$T/defaults.yml"
+cat > "$T/hostfile.yml" <<YAML
+user: pi
+ssh_key_files: [$T/key.pub]
+keymap: gb
+network: {gateway: 10.0.0.1}
+hosts:
+  - {name: pi-h, role: observability, address: 10.0.0.5, env: {OPENOBSERVE_PASSWORD: $OOPW}}
+YAML
+check "fleet with --host FILE builds" "$DIMIMAGE" build --fleet "$T/hostfile.yml" --host "$T/defaults.yml" \
+  --base "$base" -o "$T/hf" --quiet
+[[ $(rcat "$T/hf/pi-h.img" /etc/timezone) == Europe/Berlin ]] && ok "--host file's time zone applied to the fleet's host" \
+  || fail "--host file's time zone: $(rcat "$T/hf/pi-h.img" /etc/timezone)"
+rcat "$T/hf/pi-h.img" /etc/default/keyboard | grep -qx 'XKBLAYOUT="gb"' && ok "the fleet file's keymap wins over the --host file's" \
+  || fail "keymap: $(rcat "$T/hf/pi-h.img" /etc/default/keyboard | grep XKBLAYOUT)"
+rm -rf "$T/hf"
+printf 'timezone: Bad Zone\n' >"$T/badtz.yml"
+expect_error "--host file's invalid time zone refused with --fleet" "invalid time zone 'Bad Zone'" \
+  "$DIMIMAGE" build --fleet "$T/hostfile.yml" --host "$T/badtz.yml" --base "$T/undecodable.img.xz" -o "$T/hf"
+printf 'timezone: UTC\ntimezon: UTC\n' >"$T/typo.yml"
+expect_error "--host file's unknown key refused with --fleet, with its line" "typo\.yml:2.*timezon" \
+  "$DIMIMAGE" build --fleet "$T/hostfile.yml" --host "$T/typo.yml" --base "$base" -o "$T/hf"
+printf 'hostname: one-for-all\n' >"$T/perhost.yml"
+expect_error "--host file's per-host hostname refused with --fleet" "perhost\.yml: .*per host.*fleet file" \
+  "$DIMIMAGE" build --fleet "$T/hostfile.yml" --host "$T/perhost.yml" --base "$base" -o "$T/hf"
+expect_rc "--host file's per-host hostname refused with --fleet" 64
+[[ ! -e $T/hf ]] && ok "refused --host files: no directory" || fail "refused --host files: $T/hf created"
+
 # The first host's commit runs on while the second fails: it is waited for,
 # then undone.
 cat > "$T/weak.yml" <<YAML
