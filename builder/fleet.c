@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -637,6 +639,47 @@ static int check_imager_json(const struct build_opts *o, const struct fleet *f) 
         return r;
 }
 
+/* DIR when this fleet created it, for an interrupt to remove once
+ * output.c's handler has removed the files in it: static storage, since a
+ * signal handler has no argument and may not touch the heap. */
+static const int dir_signals[] = {SIGINT, SIGTERM, SIGHUP};
+static struct sigaction dir_prev[ARRAY_SIZE(dir_signals)];
+static char made_dir_path[PATH_MAX];
+
+static void on_signal_rmdir(int sig) {
+        for (size_t i = 0; i < ARRAY_SIZE(dir_signals); i++)
+                /* output.c's: unlinks the tracked files and raises sig again,
+                 * which stays pending (blocked in here) until we return */
+                if (dir_signals[i] == sig && !(dir_prev[i].sa_flags & SA_SIGINFO) &&
+                    dir_prev[i].sa_handler != SIG_DFL && dir_prev[i].sa_handler != SIG_IGN)
+                        dir_prev[i].sa_handler(sig);
+        rmdir(made_dir_path); /* async-signal-safe; only an empty directory */
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
+static void track_made_dir(const char *dir) {
+        if (strlen(dir) >= sizeof made_dir_path)
+                return; /* left behind on an interrupt, empty */
+        memcpy(made_dir_path, dir, strlen(dir) + 1);
+        struct sigaction sa = {.sa_handler = on_signal_rmdir};
+        sigemptyset(&sa.sa_mask);
+        for (size_t i = 0; i < ARRAY_SIZE(dir_signals); i++)
+                sigaddset(&sa.sa_mask, dir_signals[i]);
+        for (size_t i = 0; i < ARRAY_SIZE(dir_signals); i++) {
+                sigaction(dir_signals[i], NULL, &dir_prev[i]);
+                /* an ignored signal stays ignored: it removes nothing */
+                if (dir_prev[i].sa_handler != SIG_IGN)
+                        sigaction(dir_signals[i], &sa, NULL);
+        }
+}
+
+static void untrack_made_dir(void) {
+        for (size_t i = 0; i < ARRAY_SIZE(dir_signals); i++)
+                if (dir_prev[i].sa_handler != SIG_IGN)
+                        sigaction(dir_signals[i], &dir_prev[i], NULL);
+}
+
 int fleet_build(const struct build_opts *o) {
         if (o->host.hostname || o->host.ip || o->host.gateway || o->host.model)
                 return log_error(EUSAGE, o->fleet,
@@ -649,7 +692,7 @@ int fleet_build(const struct build_opts *o) {
         _cleanup_free_ char *base_tmp = NULL, *first_tmp = NULL;
         struct source_info src = {0};
         struct host_settings defaults = {0}; /* --host FILE: every host's, below the fleet file's */
-        bool make_dir = false;
+        bool make_dir = false, made_dir = false;
         if ((r = fleet_parse(o->fleet, &f)) < 0)
                 goto out;
         if (o->host_file &&
@@ -711,6 +754,8 @@ int fleet_build(const struct build_opts *o) {
                         r = log_error(errno, o->out, "cannot create the output directory: %s", strerror(errno));
                         goto out;
                 }
+                made_dir = true;
+                track_made_dir(o->out);
         }
         if (o->imager_json && (r = check_imager_json(o, &f)) < 0)
                 goto out;
@@ -785,6 +830,13 @@ out:
         else /* the fleet's now: an interrupt no longer removes them */
                 for (size_t i = 0; i < run.nwritten; i++)
                         output_untrack_temp(run.written[i]);
+        if (made_dir) {
+                untrack_made_dir();
+                /* nor the directory it made for them; rmdir removes only an
+                 * empty one, so whatever else was put there meanwhile stays */
+                if (r < 0 && rmdir(o->out) < 0 && errno != ENOTEMPTY && errno != EEXIST)
+                        log_warn(o->out, "cannot remove the output directory this fleet created: %s", strerror(errno));
+        }
         host_free(&defaults);
         for (size_t i = 0; items && i < f.nhosts; i++)
                 imager_item_free(&items[i]);

@@ -240,6 +240,17 @@ expect_error "second host's weak secret refused after the first host's edits, na
 grep -q "Removed $T/bad/first.img: the fleet failed" "$T/.out" "$T/.err" \
   && ok "the first host's image, committed meanwhile, removed with a word" || fail "first image's removal not said"
 [[ -z $(ls -A "$T/bad" 2>/dev/null) ]] && ok "no images left by refused fleets" || fail "leftovers: $(ls "$T/bad")"
+[[ ! -e $T/bad ]] && ok "a failed fleet removes the directory it created" || fail "a failed fleet left $T/bad"
+# ... but never one it did not create, nor what is in it
+mkdir "$T/mine" && touch "$T/mine/keep.txt"
+expect_error "failed fleet into an existing directory" "weak\.yml:3: OPENOBSERVE_PASSWORD is shorter" \
+  "$DIMIMAGE" build --fleet "$T/weak.yml" --base "$base" -o "$T/mine"
+[[ $(ls -A "$T/mine") == keep.txt ]] && ok "a failed fleet keeps a directory it did not create, and its files" \
+  || fail "existing directory: $(ls -A "$T/mine" 2>&1)"
+rm "$T/mine/keep.txt"
+expect_error "failed fleet into an existing empty directory" "weak\.yml:3: OPENOBSERVE_PASSWORD is shorter" \
+  "$DIMIMAGE" build --fleet "$T/weak.yml" --base "$base" -o "$T/mine"
+[[ -d $T/mine ]] && ok "a failed fleet keeps an empty directory it did not create" || fail "existing empty directory removed"
 
 # SIGINT as the first host's commit renames its last file (strace counts
 # each thread's renames: a commit's third is OUT.sha256): the fleet is
@@ -251,6 +262,13 @@ if strace -f -o /dev/null -e trace=rename true 2>/dev/null; then
   ((rc == 130)) && ok "fleet interrupted after a host's commit: exit 130" || fail "fleet interrupted: exit $rc"
   [[ -z $(ls -A "$T/int" 2>/dev/null) ]] && ok "fleet interrupted after a host's commit: no image left" \
     || fail "fleet interrupted after a host's commit: left $(ls -A "$T/int")"
+  [[ ! -e $T/int ]] && ok "fleet interrupted after a host's commit: the directory it created removed" \
+    || fail "fleet interrupted after a host's commit: $T/int left"
+  mkdir -p "$T/int"
+  strace -f -o /dev/null -e trace=rename -e inject=rename:signal=SIGINT:when=3 \
+    "$DIMIMAGE" build --fleet "$T/fleet.yml" --no-cache --base "$base" -o "$T/int" --quiet "${common[@]}" >/dev/null 2>&1
+  [[ -d $T/int && -z $(ls -A "$T/int") ]] && ok "fleet interrupted: a directory it did not create stays" \
+    || fail "fleet interrupted: existing directory $(ls -A "$T/int" 2>&1)"
 else
   ok "skipped: interrupting a fleet at a chosen point needs strace"
 fi
