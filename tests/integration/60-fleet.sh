@@ -44,6 +44,39 @@ check "fleet rebuilt with --force and every secret given" "$DIMIMAGE" build --fl
 [[ $(stat -c %i "$app") != $(stat -c %i "$obs") && $(stat -c %h "$app") == 1 && $(stat -c %h "$obs") == 1 ]] \
   && ok "two separate image files" || fail "images share an inode"
 
+# The example as the docs run it: README.md's fleet commands, word for
+# word but for the base and the path into the checkout, run with a
+# generated key as ~/.ssh/id_ed25519.pub in a directory holding what they
+# expect from the user (the password in obs.pw, the application source as
+# an archive).  docs/fleet.md shows the same commands.
+doc_cmds() {
+  awk '/^```sh/ { b = 1; s = ""; next } /^```/ { if (b && s ~ /--fleet/) printf "%s", s; b = 0; next }
+       b && !/^#/ { s = s $0 "\n" }' "$1"
+}
+cmds=$(doc_cmds "$TOP/README.md")
+[[ -n $cmds && $cmds == "$(doc_cmds "$TOP/docs/fleet.md")" ]] && ok "README.md and docs/fleet.md show the same fleet commands" \
+  || fail "fleet commands differ: README.md: $cmds; docs/fleet.md: $(doc_cmds "$TOP/docs/fleet.md")"
+cmds=${cmds//examples\/fleet.yml/$TOP/examples/fleet.yml}
+cmds=${cmds//raspios-trixie-arm64-lite.img.xz/$base}
+cmds=${cmds//dimimage build/$DIMIMAGE build}
+mkdir -p "$T/ex/src/deploy" "$T/ex/src/src" "$T/ex/home/.ssh"
+cp "$T/key.pub" "$T/ex/home/.ssh/id_ed25519.pub"
+echo 'FROM scratch' >"$T/ex/src/deploy/Dockerfile.api"
+echo 'FROM scratch' >"$T/ex/src/deploy/Dockerfile.worker"
+echo 'fn main() {}' >"$T/ex/src/src/main.rs"
+tar -C "$T/ex" -czf "$T/ex/dimdim-health.tar.gz" --transform 's,^src,dimdim-health,' src
+printf '%s\n' "$OOPW" >"$T/ex/obs.pw"
+run_example() { (cd "$T/ex" && HOME=$T/ex/home bash -euc "$cmds"); }
+check "the example fleet builds as documented" run_example
+if [[ -f $T/ex/fleet/dimdim-app.img && -f $T/ex/fleet/dimdim-obs.img ]]; then
+  ok "the example: both images"
+  rcat "$T/ex/fleet/dimdim-app.img" /home/pi/.ssh/authorized_keys | grep -qF "$(cut -d' ' -f2 "$T/key.pub")" \
+    && ok "the example: the key copied beside the fleet file authorized" || fail "the example: key not authorized"
+else
+  fail "the example: $(ls -A "$T/ex/fleet" 2>&1)"
+fi
+rm -rf "$T/ex"
+
 # credentials given only to the observability host reach the app
 cat > "$T/wired.yml" <<YAML
 user: pi
