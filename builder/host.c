@@ -173,6 +173,8 @@ void host_merge(struct host_settings *hs, const struct host_settings *o) {
         over_str(&hs->model, o->model);
         for (size_t i = 0; i < o->nextra_hosts; i++)
                 strv_push(&hs->extra_hosts, &hs->nextra_hosts, o->extra_hosts[i]);
+        if (o->allow_weak_secrets)
+                hs->allow_weak_secrets = true;
 }
 
 bool host_valid_hostname(const char *s) {
@@ -309,6 +311,18 @@ int host_finalize(struct host_settings *hs) {
                 _cleanup_free_ char *pw = NULL;
                 if ((r = read_secret_line(hs->password_file, "password", &pw)) < 0)
                         return r;
+                /* The same rule as the stack's secrets: this password opens
+                 * SSH and sudo on a Pi that is usually on a shared network. */
+                const char *why = secret_weakness(pw);
+                if (why && !hs->allow_weak_secrets) {
+                        explicit_bzero(pw, strlen(pw));
+                        return log_error(EINVAL, hs->password_file,
+                                         "the password %s; put a strong one in this file (or use --password-hash), "
+                                         "or pass --allow-weak-secrets",
+                                         why);
+                }
+                if (why)
+                        log_warn(hs->password_file, "the password %s (accepted: --allow-weak-secrets)", why);
                 free(hs->password_hash);
                 hs->password_hash = NULL;
                 r = secret_hash_password(pw, &hs->password_hash);

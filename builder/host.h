@@ -16,7 +16,7 @@ struct host_settings {
         char *password_file;    /* file holding a plain password: hashed, never stored */
         char **ssh_key_files;   /* files with public keys */
         size_t nssh_key_files;
-        char **ssh_keys;        /* public key lines (from files or YAML) */
+        char **ssh_keys;        /* public key lines (from files or YAML), checked as read */
         size_t nssh_keys;
         char *ip;               /* "192.168.1.101/24" */
         char *gateway;
@@ -34,12 +34,16 @@ struct host_settings {
         size_t nextra_hosts;
         /* where settings came from, for messages */
         char *origin;
+        /* --allow-weak-secrets: a weak password from password_file warns
+         * instead of failing (a policy, not a host's setting: no YAML key) */
+        bool allow_weak_secrets;
 };
 
 /* Fill hs from a YAML mapping (a --host file's root or a fleet host). */
 int host_from_yaml(const char *file, const struct ynode *n, struct host_settings *hs);
 int host_load_file(const char *file, struct host_settings *hs);
-/* Values set in over replace those in hs; list values are appended. */
+/* Values set in over replace those in hs; list values are appended;
+ * allow_weak_secrets set in either stays set. */
 void host_merge(struct host_settings *hs, const struct host_settings *over);
 /* Read key/password/PSK files, derive hashes, validate everything.
  * Afterwards password_file and wifi_psk_file are consumed. */

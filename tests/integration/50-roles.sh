@@ -163,6 +163,16 @@ expect_error "private key passed as --ssh-key refused" "private key" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --user pi --ssh-key "$T/key" --set OPENOBSERVE_PASSWORD="$OOPW"
 expect_error "a time zone the base does not have refused" "/etc/localtime would point to /usr/share/zoneinfo/Europe/Berln, which this base does not have; check the time zone's spelling" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone Europe/Berln
+# A login password opens SSH and sudo: the same weak-secret rule as .env
+# secrets, and the message names the file, not the password.
+printf 'changeme\n' >"$T/weak.pass"
+expect_error "a weak --password-file refused" 'weak\.pass: the password is a well-known default.*--allow-weak-secrets' \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+  --user pi --password-file "$T/weak.pass"
+grep -q changeme "$T/.err" && fail "the weak password printed" || ok "the weak password not printed"
+check "a weak --password-file accepted with --allow-weak-secrets" "$DIMIMAGE" build --role observability \
+  --base "$base" -o "$T/weakok.img" --dry-run --set OPENOBSERVE_PASSWORD="$OOPW" --user pi \
+  --password-file "$T/weak.pass" --allow-weak-secrets
 check "no output after the refusals" no_output
 [[ $(sha256sum < "$base") == "$before" ]] && ok "base unchanged by refused builds" || fail "base changed"
 
