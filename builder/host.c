@@ -306,7 +306,8 @@ int host_finalize(struct host_settings *hs) {
                 return log_error(EINVAL, o, "a password or SSH key needs a user: add --user NAME");
         if (hs->password_hash && !secret_hash_valid(hs->password_hash))
                 return log_error(EINVAL, o,
-                                 "--password-hash is not a crypt(3) hash; make one with: mkpasswd -m yescrypt");
+                                 "the password hash is not a crypt(3) hash of a kind accepted here (yescrypt $y$, "
+                                 "$gy$, SHA-512 $6$, SHA-256 $5$ or bcrypt $2b$); make one with: mkpasswd -m yescrypt");
         if (hs->password_file) {
                 _cleanup_free_ char *pw = NULL;
                 if ((r = read_secret_line(hs->password_file, "password", &pw)) < 0)

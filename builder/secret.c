@@ -90,8 +90,13 @@ bool secret_hash_valid(const char *hash) {
         for (const char *c = hash; *c; c++)
                 if (!isgraph((unsigned char)*c) || *c == ':')
                         return false;
-        /* Let libxcrypt itself say whether it can parse the setting. */
-        return crypt_checksalt(hash) == CRYPT_SALT_OK;
+        /* Let libxcrypt itself say whether it can parse the setting.  It
+         * calls SHA-256-crypt (and, in some builds, SHA-512-crypt) legacy:
+         * not what it would make today, but Debian's PAM still verifies
+         * them, and the docs promise both. */
+        int cs = crypt_checksalt(hash);
+        return cs == CRYPT_SALT_OK ||
+               (cs == CRYPT_SALT_METHOD_LEGACY && (str_has_prefix(hash, "$5$") || str_has_prefix(hash, "$6$")));
 }
 
 int secret_wifi_psk(const char *ssid, const char *pass, char hex[65]) {

@@ -10,7 +10,8 @@
 int secret_generate(size_t len, char **out);
 /* yescrypt ($y$) hash via crypt(3)/libxcrypt with a random salt. */
 int secret_hash_password(const char *password, char **hash);
-/* true if hash looks like a crypt(3) string we accept ($y$, $6$, $5$, $2b$, $gy$). */
+/* true if hash looks like a crypt(3) string we accept ($y$, $gy$, $6$, $5$, $2b$)
+ * and libxcrypt can parse it. */
 bool secret_hash_valid(const char *hash);
 /* PBKDF2-HMAC-SHA1(pass, ssid, 4096, 32) as 64 hex digits.  -EINVAL when
  * pass is not 8..63 printable ASCII characters. */

@@ -173,6 +173,14 @@ grep -q changeme "$T/.err" && fail "the weak password printed" || ok "the weak p
 check "a weak --password-file accepted with --allow-weak-secrets" "$DIMIMAGE" build --role observability \
   --base "$base" -o "$T/weakok.img" --dry-run --set OPENOBSERVE_PASSWORD="$OOPW" --user pi \
   --password-file "$T/weak.pass" --allow-weak-secrets
+# shellcheck disable=SC2016 # a crypt(3) hash, not a shell expansion
+check "a SHA-256-crypt --password-hash accepted" "$DIMIMAGE" build --role observability --base "$base" \
+  -o "$T/sha256.img" --dry-run --set OPENOBSERVE_PASSWORD="$OOPW" --user pi \
+  --password-hash '$5$BECTNYIsMUMVZtYQ$EQWkdXCxbDEdYkqOo2jjYEXMrUMcuOE7rpr2V4yGbaD'
+# shellcheck disable=SC2016
+expect_error "an MD5-crypt --password-hash refused, naming what to use" 'mkpasswd -m yescrypt' \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+  --user pi --password-hash '$1$abcdefgh$0123456789012345678901'
 check "no output after the refusals" no_output
 [[ $(sha256sum < "$base") == "$before" ]] && ok "base unchanged by refused builds" || fail "base changed"
 

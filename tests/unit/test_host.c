@@ -127,12 +127,35 @@ static void test_weak_password_from_host_file(void **state) {
         host_free(&hs);
 }
 
+/* ---- a ready-made password hash ---- */
+
+static void test_password_hash_kinds(void **state) {
+        (void)state;
+        /* SHA-256-crypt, which libxcrypt's crypt_checksalt calls legacy */
+        struct host_settings hs = {.user = xstrdup("pi"),
+                                   .password_hash = xstrdup("$5$BECTNYIsMUMVZtYQ$EQWkdXCxbDEdYkqOo2jjYEXMrUMcuOE7rpr2V4yGbaD")};
+        char *err = NULL;
+        unsigned errors = 0;
+        assert_int_equal(finalize(&hs, &err, &errors), 0);
+        assert_int_equal(errors, 0);
+        free(err);
+        host_free(&hs);
+        /* MD5-crypt: refused, saying what to use instead */
+        hs = (struct host_settings){.user = xstrdup("pi"), .password_hash = xstrdup("$1$abcdefgh$0123456789012345678901")};
+        assert_int_equal(finalize(&hs, &err, &errors), -EINVAL);
+        assert_int_equal(errors, 1);
+        assert_non_null(strstr(err, "mkpasswd -m yescrypt"));
+        free(err);
+        host_free(&hs);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_weak_password_refused),
                 cmocka_unit_test(test_weak_password_allowed),
                 cmocka_unit_test(test_strong_password_accepted),
                 cmocka_unit_test(test_weak_password_from_host_file),
+                cmocka_unit_test(test_password_hash_kinds),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

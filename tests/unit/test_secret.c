@@ -78,10 +78,23 @@ static void test_hash_valid(void **state) {
         const char *sha512 = crypt_r("pw", "$6$saltsaltsalt$", &cd);
         assert_non_null(sha512);
         assert_true(secret_hash_valid(sha512));
+        /* what libxcrypt makes for "$5$" today, which it calls a legacy
+         * method: Debian still verifies it, and the docs accept it */
+        static const char *const made[] = {"$5$", "$6$", "$y$", "$gy$", "$2b$"};
+        for (size_t i = 0; i < ARRAY_SIZE(made); i++) {
+                _cleanup_free_ char *salt = crypt_gensalt_ra(made[i], 0, NULL, 0);
+                assert_non_null(salt);
+                memset(&cd, 0, sizeof cd);
+                const char *h = crypt_r("correct horse battery", salt, &cd);
+                assert_non_null(h);
+                if (!secret_hash_valid(h))
+                        fail_msg("refused %s", h);
+        }
         static const char *const bad[] = {
                 "",
                 "plaintext-password",
                 "$1$abcdefgh$0123456789012345678901", /* MD5: too weak to accept */
+                "_J9..WVSzKO7zsyDLuk0123456789",         /* DES: legacy, and not ours */
                 "$6$",
                 "$y$j9T$short",
                 "$y$j9T$salt:with:colons$0123456789012345678901234567890",
