@@ -4,6 +4,9 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +65,154 @@ static char *relative_to(const char *yaml_file, const char *path) {
         return xasprintf("%s/%s", dir, path);
 }
 
+/* What each key type's blob holds in SSH's wire format (RFC 4253 6.6,
+ * PROTOCOL.u2f): how many length-prefixed strings, and what can be checked
+ * without the crypto — the Ed25519 key's size, the ECDSA curve's name. */
+static const struct key_type {
+        const char *name;
+        unsigned nstrings;
+        uint32_t second_len;    /* the second string's size, 0: any */
+        const char *curve;      /* the second string, NULL: any */
+} key_types[] = {
+        {"ssh-ed25519", 2, 32, NULL},
+        {"ssh-rsa", 3, 0, NULL},
+        {"ecdsa-sha2-nistp256", 3, 0, "nistp256"},
+        {"ecdsa-sha2-nistp384", 3, 0, "nistp384"},
+        {"ecdsa-sha2-nistp521", 3, 0, "nistp521"},
+        {"sk-ssh-ed25519@openssh.com", 3, 32, NULL},
+        {"sk-ecdsa-sha2-nistp256@openssh.com", 4, 0, "nistp256"},
+};
+
+/* The largest blob worth decoding: a 16384-bit RSA key is about 2.8 KB of
+ * base64. */
+#define KEY_B64_MAX 8192
+
+static const struct key_type *key_type_find(const char *name, size_t len) {
+        for (size_t i = 0; i < ARRAY_SIZE(key_types); i++)
+                if (strlen(key_types[i].name) == len && !memcmp(key_types[i].name, name, len))
+                        return &key_types[i];
+        return NULL;
+}
+
+static uint32_t get_be32(const uint8_t *p) {
+        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* authorized_keys options (from="a b",no-pty) before the type: up to the
+ * first blank outside quotes, as sshd reads them. */
+static const char *skip_key_options(const char *p) {
+        bool quoted = false;
+        for (; *p; p++) {
+                if (quoted && *p == '\\' && p[1])
+                        p++;
+                else if (*p == '"')
+                        quoted = !quoted;
+                else if (!quoted && (*p == ' ' || *p == '\t'))
+                        break;
+        }
+        return p + strspn(p, " \t");
+}
+
+/* Why key line k would not let anyone log in, into why; false when it is a
+ * well-formed public key.  A truncated or mangled line copied from a
+ * terminal would lock the user out of a headless Pi, so the blob is decoded
+ * and its framing checked, not just its first characters. */
+static bool key_problem(const char *k, char *why, size_t size) {
+        if (strpbrk(k, "\r\n")) {
+                snprintf(why, size, "spans more than one line");
+                return true;
+        }
+        const char *type = k;
+        size_t tlen = strcspn(type, " \t");
+        const struct key_type *kt = key_type_find(type, tlen);
+        if (!kt) {
+                type = skip_key_options(k);
+                tlen = strcspn(type, " \t");
+                kt = key_type_find(type, tlen);
+        }
+        if (!kt) {
+                snprintf(why, size, "does not name a key type this image takes (ssh-ed25519, ssh-rsa, "
+                                    "ecdsa-sha2-nistp256/384/521, sk-ssh-ed25519@openssh.com, ...)");
+                return true;
+        }
+        const char *b64 = type + tlen + strspn(type + tlen, " \t");
+        size_t n = strcspn(b64, " \t");
+        if (n == 0) {
+                snprintf(why, size, "has no key data after '%s'", kt->name);
+                return true;
+        }
+        /* OpenSSH always pads; EVP_DecodeBlock decodes '=' as zero bytes
+         * and counts them, so the padding is checked and subtracted here. */
+        size_t pad = b64[n - 1] == '=' ? (n >= 2 && b64[n - 2] == '=' ? 2 : 1) : 0;
+        bool b64ok = n % 4 == 0 && n <= KEY_B64_MAX;
+        for (size_t i = 0; i < n - pad && b64ok; i++)
+                b64ok = isalnum((unsigned char)b64[i]) || b64[i] == '+' || b64[i] == '/';
+        if (!b64ok) {
+                snprintf(why, size, "has key data that is not base64 of the right length (cut short or changed "
+                                    "when copied?)");
+                return true;
+        }
+        _cleanup_free_ uint8_t *blob = xmalloc(n / 4 * 3);
+        int got = EVP_DecodeBlock(blob, (const unsigned char *)b64, (int)n);
+        if (got < 0 || (size_t)got < pad) {
+                snprintf(why, size, "has key data that is not base64 (cut short or changed when copied?)");
+                return true;
+        }
+        size_t len = (size_t)got - pad, off = 0;
+        size_t at[4] = {0}; /* where the first strings start in blob */
+        uint32_t slen[4] = {0};
+        unsigned count = 0;
+        while (off < len) {
+                if (len - off < 4 || get_be32(blob + off) > len - off - 4) {
+                        snprintf(why, size, "has key data that ends inside a field (cut short when copied?)");
+                        return true;
+                }
+                uint32_t l = get_be32(blob + off);
+                if (count < ARRAY_SIZE(at)) {
+                        at[count] = off + 4;
+                        slen[count] = l;
+                }
+                count++;
+                off += 4 + (size_t)l;
+        }
+        if (!count || slen[0] != strlen(kt->name) || memcmp(blob + at[0], kt->name, slen[0]) != 0) {
+                const struct key_type *inner = count ? key_type_find((const char *)blob + at[0], slen[0]) : NULL;
+                if (inner)
+                        snprintf(why, size, "says '%s' but holds an %s key", kt->name, inner->name);
+                else
+                        snprintf(why, size, "says '%s' but its key data is not a %s key", kt->name, kt->name);
+                return true;
+        }
+        if (count != kt->nstrings) {
+                snprintf(why, size, "has %u fields in its key data where %s has %u (cut short or joined with "
+                                    "another key?)",
+                         count, kt->name, kt->nstrings);
+                return true;
+        }
+        if (kt->second_len && slen[1] != kt->second_len) {
+                snprintf(why, size, "holds a %" PRIu32 "-byte key where %s has %" PRIu32, slen[1], kt->name,
+                         kt->second_len);
+                return true;
+        }
+        if (kt->curve && (slen[1] != strlen(kt->curve) || memcmp(blob + at[1], kt->curve, slen[1]) != 0)) {
+                snprintf(why, size, "says '%s' but its key data names another curve", kt->name);
+                return true;
+        }
+        return false;
+}
+
+/* One error line naming where key k came from (file and line) and what to
+ * do; 0 when the key is fine. */
+static int check_key(const char *file, unsigned line, const char *k) {
+        char why[256];
+        if (!key_problem(k, why, sizeof why))
+                return 0;
+        return log_error_at(EINVAL, file, line,
+                            "this SSH public key %s; copy the whole line from the .pub file again, or print it with: "
+                            "ssh-keygen -y -f PRIVATE_KEY",
+                            why);
+}
+
 int host_from_yaml(const char *file, const struct ynode *n, struct host_settings *hs) {
         int r = ynode_check_keys(file, "host", n, host_keys);
         if (r < 0)
@@ -87,8 +238,16 @@ int host_from_yaml(const char *file, const struct ynode *n, struct host_settings
                 free(hs->password_file);
                 hs->password_file = relative_to(file, p);
         }
-        if ((r = ynode_strings(file, "ssh_keys", ynode_get(n, "ssh_keys"), &hs->ssh_keys, &hs->nssh_keys)) < 0)
+        /* checked here, where each key's line is known */
+        const struct ynode *keys = ynode_get(n, "ssh_keys");
+        size_t nkeys = hs->nssh_keys;
+        if ((r = ynode_strings(file, "ssh_keys", keys, &hs->ssh_keys, &hs->nssh_keys)) < 0)
                 return r;
+        for (size_t i = nkeys; i < hs->nssh_keys; i++) {
+                unsigned line = keys->kind == Y_SEQ ? keys->items[i - nkeys]->line : keys->line;
+                if ((r = check_key(file, line, hs->ssh_keys[i])) < 0)
+                        return r;
+        }
         char **files = NULL;
         size_t nfiles = 0;
         r = ynode_strings(file, "ssh_key_files", ynode_get(n, "ssh_key_files"), &files, &nfiles);
@@ -236,41 +395,38 @@ static int read_keys(const char *file, struct host_settings *hs) {
                 return log_error(EINVAL, file, "not an SSH public key file (binary data)");
         if (strstr((char *)data, "PRIVATE KEY"))
                 return log_error(EINVAL, file, "this is a private key; pass the public key (.pub) instead");
+        /* Other tools' public key formats, which authorized_keys does not
+         * read: ssh-keygen converts them. */
+        static const struct {
+                const char *marker, *what, *opt;
+        } foreign[] = {
+                {"---- BEGIN SSH2 PUBLIC KEY ----", "an RFC 4716 (SSH2)", ""},
+                {"-----BEGIN PUBLIC KEY-----", "a PEM (PKCS#8)", " -m PKCS8"},
+                {"-----BEGIN RSA PUBLIC KEY-----", "a PEM (PKCS#1)", " -m PEM"},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(foreign); i++)
+                if (strstr((char *)data, foreign[i].marker))
+                        return log_error(EINVAL, file,
+                                         "%s public key, not OpenSSH's one-line form; convert it with: "
+                                         "ssh-keygen -i%s -f %s",
+                                         foreign[i].what, foreign[i].opt, file);
         size_t before = hs->nssh_keys;
         unsigned line = 0;
-        for (char *save = NULL, *l = strtok_r((char *)data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        /* strsep, not strtok: blank lines count, so line numbers are right */
+        for (char *rest = (char *)data, *l; (l = strsep(&rest, "\n"));) {
                 line++;
                 l[strcspn(l, "\r")] = 0;
                 while (*l == ' ' || *l == '\t')
                         l++;
                 if (!*l || *l == '#')
                         continue;
+                if ((r = check_key(file, line, l)) < 0)
+                        return r;
                 strv_push(&hs->ssh_keys, &hs->nssh_keys, l);
         }
         if (hs->nssh_keys == before)
                 return log_error(EINVAL, file, "no SSH public key in file");
         return 0;
-}
-
-static bool key_line_ok(const char *k) {
-        static const char *const types[] = {"ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-nistp256 ", "ecdsa-sha2-nistp384 ",
-                                            "ecdsa-sha2-nistp521 ", "sk-ssh-ed25519@openssh.com ",
-                                            "sk-ecdsa-sha2-nistp256@openssh.com ", NULL};
-        const char *p = k;
-        /* authorized_keys options (from="...",no-pty ...) may precede the type */
-        for (const char *const *t = types; *t; t++) {
-                const char *at = strstr(p, *t);
-                if (at && (at == p || at[-1] == ' ')) {
-                        const char *b64 = at + strlen(*t);
-                        if (strncmp(b64, "AAAA", 4) != 0)
-                                return false;
-                        for (const char *c = k; *c; c++)
-                                if (*c == '\n' || *c == '\r')
-                                        return false;
-                        return true;
-                }
-        }
-        return false;
 }
 
 static int read_secret_line(const char *file, const char *what, char **out) {
@@ -337,9 +493,6 @@ int host_finalize(struct host_settings *hs) {
                 if ((r = read_keys(hs->ssh_key_files[i], hs)) < 0)
                         return r;
         strv_free(&hs->ssh_key_files, &hs->nssh_key_files);
-        for (size_t i = 0; i < hs->nssh_keys; i++)
-                if (!key_line_ok(hs->ssh_keys[i]))
-                        return log_error(EINVAL, o, "SSH key %zu is not an OpenSSH public key line", i + 1);
         if (hs->ip) {
                 char a[16];
                 unsigned p;

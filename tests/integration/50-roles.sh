@@ -161,6 +161,17 @@ expect_error "role all refused on a Pi 3B+" "pi3b\+.*all" \
   --set OPENOBSERVE_PASSWORD="$OOPW" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
 expect_error "private key passed as --ssh-key refused" "private key" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --user pi --ssh-key "$T/key" --set OPENOBSERVE_PASSWORD="$OOPW"
+# A public key that cannot log anyone in locks the user out of a headless
+# Pi: its data is decoded and checked, and the error names file and line.
+cut -c1-50 "$T/key.pub" >"$T/cut.pub"
+expect_error "a truncated --ssh-key refused at its file and line" 'cut\.pub:1: this SSH public key .*cut short' \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --user pi --ssh-key "$T/cut.pub" --set OPENOBSERVE_PASSWORD="$OOPW"
+printf '# mine\nssh-rsa %s me\n' "$(cut -d' ' -f2 "$T/key.pub")" >"$T/mixed.pub"
+expect_error "ssh-rsa with an Ed25519 key's data refused" "mixed\.pub:2: .*says 'ssh-rsa' but holds an ssh-ed25519 key" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --user pi --ssh-key "$T/mixed.pub" --set OPENOBSERVE_PASSWORD="$OOPW"
+ssh-keygen -e -f "$T/key.pub" >"$T/rfc4716.pub"
+expect_error "an RFC 4716 key refused with the command that converts it" "rfc4716\.pub: .*ssh-keygen -i -f .*rfc4716\.pub" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --user pi --ssh-key "$T/rfc4716.pub" --set OPENOBSERVE_PASSWORD="$OOPW"
 expect_error "a time zone the base does not have refused" "/etc/localtime would point to /usr/share/zoneinfo/Europe/Berln, which this base does not have; check the time zone's spelling" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone Europe/Berln
 # A login password opens SSH and sudo: the same weak-secret rule as .env

@@ -149,6 +149,157 @@ static void test_password_hash_kinds(void **state) {
         host_free(&hs);
 }
 
+/* ---- SSH public keys ---- */
+
+#define ED25519 "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3dQinyOoYg5FW/gizqbtdeL5CRNM+7"
+#define ED25519_AS_RSA "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3dQinyOoYg5FW/gizqbtdeL5CRNM+7"
+#define RSA                                                                                                  \
+        "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCx4hOPE8OQiVq6yxe6rZ0sPhSx6QYS8FjRODWBlxYHk9cHBYPTOmkmg6W58NoCTvG36e" \
+        "mRyLDZRRZ5pal9nx9mUrVHDRTlK0pbF0dd3FPlMf0B8P7+RrgSXmZVDcqJSecyWaWzoq22jTU/oeb8E06nNXjIIHtUjQrQmYWTZd8tLE6" \
+        "vLZRp5V1/4XUc+CaBoOEk/unydCNqvwDrvfpRDsCJRHWsDmIakgQFnpcVAUiQiqI5t8cEpg5kwNNDT83AX44aUBjs0eHyFlTOyAopSlRbo" \
+        "Rrru3YzCNJ1wurhRXI9p73ndOErFjhC41Pg6HWdgRJQh8Sm43cH62+F2hl7uIWl"
+#define ECDSA                                                                                                \
+        "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBFViXqVod+/zdaOvAWptgMjo2MNIx1wM5G" \
+        "Rqy/4j2vQS+xXPNUS035qHrxufIOFFaXFMA0lyp1wNXn7jbk93RHo="
+#define SK_ED25519                                                                                           \
+        "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZ" \
+        "GhscHR4fAAAABHNzaDo="
+
+/* host_finalize on a key file holding text. */
+static int finalize_keys(const char *text, char **path, char **err, unsigned *errors, size_t *nkeys) {
+        *path = put("key.pub", text);
+        struct host_settings hs = {.user = xstrdup("pi")};
+        hs.ssh_key_files = xcalloc(1, sizeof(char *));
+        hs.ssh_key_files[0] = xstrdup(*path);
+        hs.nssh_key_files = 1;
+        int r = finalize(&hs, err, errors);
+        *nkeys = hs.nssh_keys;
+        host_free(&hs);
+        return r;
+}
+
+static void test_keys_accepted(void **state) {
+        (void)state;
+        static const char *const good[] = {
+                ED25519 " me@laptop\n",
+                RSA "\n",
+                ECDSA " ecdsa key\r\n",
+                SK_ED25519 "\n",
+                "# the desk's keys\n\n" ED25519 "\n" RSA " other\n",
+                "from=\"10.0.0.0/8\",command=\"echo a b\",no-pty " ED25519 " restricted\n",
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+                char *path = NULL, *err = NULL;
+                unsigned errors = 0;
+                size_t n = 0;
+                if (finalize_keys(good[i], &path, &err, &errors, &n) != 0)
+                        fail_msg("refused key %zu: %s", i, err);
+                assert_int_equal(errors, 0);
+                assert_true(n >= 1);
+                free(path);
+                free(err);
+        }
+}
+
+static void test_keys_refused(void **state) {
+        (void)state;
+        static const struct {
+                const char *key, *why;
+        } bad[] = {
+                /* `cut -c1-50 id_ed25519.pub` */
+                {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3dQi", "not base64"},
+                /* cut at a multiple of four: still base64, but a field ends early */
+                {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3d", "ends inside a field"},
+                {ED25519_AS_RSA " me@laptop", "says 'ssh-rsa' but holds an ssh-ed25519 key"},
+                {"ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQCx4hOPE8OQiVq6yxe6rZ0s", "ends inside a field"},
+                {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAHwABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4=", "31-byte"},
+                {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fAAAAAXg=",
+                 "3 fields"},
+                /* two bytes after the last field: too short for a length */
+                {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fAAA=",
+                 "ends inside a field"},
+                {"ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAzODQAAABBBAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                 "another curve"},
+                {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3dQinyOoYg5FW/gizqbtdeL5CRNM*7", "not base64"},
+                {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3dQinyOoYg5FW/gizqbtdeL5CRN=+7", "not base64"},
+                {"ssh-ed25519", "no key data"},
+                {"ssh-dss AAAAB3NzaC1kc3MAAACBAP", "key type"},
+                {"AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3dQinyOoYg5FW/gizqbtdeL5CRNM+7", "key type"},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+                _cleanup_free_ char *text = xasprintf("# first a comment\n%s\n", bad[i].key);
+                char *path = NULL, *err = NULL;
+                unsigned errors = 0;
+                size_t n = 0;
+                if (finalize_keys(text, &path, &err, &errors, &n) != -EINVAL)
+                        fail_msg("accepted key %zu: %s", i, bad[i].key);
+                assert_int_equal(errors, 1);
+                /* names the file and the key's line */
+                _cleanup_free_ char *where = xasprintf("%s:2: ", path);
+                if (!strstr(err, where) || !strstr(err, bad[i].why))
+                        fail_msg("key %zu: want '%s' and '%s' in: %s", i, where, bad[i].why, err);
+                free(path);
+                free(err);
+        }
+}
+
+static void test_key_other_formats(void **state) {
+        (void)state;
+        static const struct {
+                const char *text, *hint;
+        } other[] = {
+                {"---- BEGIN SSH2 PUBLIC KEY ----\n"
+                 "Comment: \"256-bit ED25519, converted by root@vm from OpenSSH\"\n"
+                 "AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3dQinyOoYg5FW/gizqbtdeL5CRNM+7\n"
+                 "---- END SSH2 PUBLIC KEY ----\n",
+                 "ssh-keygen -i -f "},
+                {"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n"
+                 "-----END PUBLIC KEY-----\n",
+                 "ssh-keygen -i -m PKCS8 -f "},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(other); i++) {
+                char *path = NULL, *err = NULL;
+                unsigned errors = 0;
+                size_t n = 0;
+                assert_int_equal(finalize_keys(other[i].text, &path, &err, &errors, &n), -EINVAL);
+                assert_int_equal(errors, 1);
+                _cleanup_free_ char *hint = xasprintf("%s%s", other[i].hint, path);
+                if (!strstr(err, path) || !strstr(err, hint))
+                        fail_msg("want the file and '%s' in: %s", hint, err);
+                assert_null(strstr(err, "options"));
+                free(path);
+                free(err);
+        }
+}
+
+static void test_key_in_host_yaml(void **state) {
+        (void)state;
+        _cleanup_free_ char *yml = put("keys.yml", "user: pi\n"
+                                                   "ssh_keys:\n"
+                                                   "  - " ED25519 " good\n"
+                                                   "  - " ED25519_AS_RSA " pasted wrong\n");
+        struct host_settings hs = {0};
+        struct tu_capture c;
+        tu_capture_begin(&c);
+        int r = host_load_file(yml, &hs);
+        unsigned errors = 0;
+        _cleanup_free_ char *err = tu_capture_end(&c, &errors);
+        assert_int_equal(r, -EINVAL);
+        assert_int_equal(errors, 1);
+        _cleanup_free_ char *where = xasprintf("%s:4: ", yml);
+        if (!strstr(err, where) || !strstr(err, "holds an ssh-ed25519 key"))
+                fail_msg("want '%s' in: %s", where, err);
+        host_free(&hs);
+
+        /* one key as a plain string, and a good list */
+        _cleanup_free_ char *one = put("one.yml", "user: pi\nssh_keys: " ECDSA "\n");
+        hs = (struct host_settings){0};
+        assert_int_equal(host_load_file(one, &hs), 0);
+        assert_int_equal(hs.nssh_keys, 1);
+        host_free(&hs);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_weak_password_refused),
@@ -156,6 +307,10 @@ int main(void) {
                 cmocka_unit_test(test_strong_password_accepted),
                 cmocka_unit_test(test_weak_password_from_host_file),
                 cmocka_unit_test(test_password_hash_kinds),
+                cmocka_unit_test(test_keys_accepted),
+                cmocka_unit_test(test_keys_refused),
+                cmocka_unit_test(test_key_other_formats),
+                cmocka_unit_test(test_key_in_host_yaml),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
