@@ -429,6 +429,58 @@ static int read_keys(const char *file, struct host_settings *hs) {
         return 0;
 }
 
+static void ipv4_str(uint32_t a, char out[INET_ADDRSTRLEN]) {
+        struct in_addr ia = {.s_addr = htonl(a)};
+        inet_ntop(AF_INET, &ia, out, INET_ADDRSTRLEN);
+}
+
+/* Settings NetworkManager takes but the Pi cannot use: its subnet's own
+ * network or broadcast address as its address, or a gateway it cannot reach
+ * on the link.  A /31 (RFC 3021) has neither of those addresses, both are
+ * hosts; a /32 has no subnet to share, so its gateway is outside by
+ * necessity and NetworkManager routes to it on-link. */
+static int check_subnet(const char *o, const char *cidr, const char *gateway) {
+        char a[16];
+        unsigned p;
+        struct in_addr ia;
+        if (!host_parse_cidr(cidr, a, &p) || inet_pton(AF_INET, a, &ia) != 1)
+                return log_error(EINVAL, o, "invalid --ip '%s': expected ADDRESS/PREFIX, e.g. 192.168.1.101/24", cidr);
+        uint32_t addr = ntohl(ia.s_addr);
+        uint32_t mask = (uint32_t)(0xffffffffULL << (32 - p));
+        uint32_t net = addr & mask, bcast = net | ~mask;
+        char snet[INET_ADDRSTRLEN], sbcast[INET_ADDRSTRLEN], first[INET_ADDRSTRLEN], last[INET_ADDRSTRLEN];
+        ipv4_str(net, snet);
+        ipv4_str(bcast, sbcast);
+        ipv4_str(net + 1, first);
+        ipv4_str(bcast - 1, last);
+        if (p <= 30 && (addr == net || addr == bcast))
+                return log_error(EINVAL, o,
+                                 "static address %s is its subnet's %s address, which no host may have: use one "
+                                 "from %s to %s",
+                                 cidr, addr == net ? "network" : "broadcast", first, last);
+        if (!gateway)
+                return 0;
+        struct in_addr ig;
+        if (inet_pton(AF_INET, gateway, &ig) != 1)
+                return log_error(EINVAL, o, "invalid gateway '%s'", gateway);
+        uint32_t gw = ntohl(ig.s_addr);
+        if (gw == addr)
+                return log_error(EINVAL, o,
+                                 "gateway %s is the Pi's own address (%s): give the router's address on that subnet",
+                                 gateway, cidr);
+        if (p < 32 && (gw & mask) != net)
+                return log_error(EINVAL, o,
+                                 "gateway %s is outside the Pi's subnet %s/%u (%s to %s), so the Pi cannot reach it: "
+                                 "give the router's address on that subnet, or correct the prefix of %s",
+                                 gateway, snet, p, snet, sbcast, cidr);
+        if (p <= 30 && (gw == net || gw == bcast))
+                return log_error(EINVAL, o,
+                                 "gateway %s is the %s address of subnet %s/%u, not a router's: give the router's "
+                                 "address (%s to %s)",
+                                 gateway, gw == net ? "network" : "broadcast", snet, p, first, last);
+        return 0;
+}
+
 static int read_secret_line(const char *file, const char *what, char **out) {
         _cleanup_free_ uint8_t *data = NULL;
         size_t len;
@@ -511,6 +563,8 @@ int host_finalize(struct host_settings *hs) {
                          hs->hostname ? hs->hostname : "this host", hs->ip);
         if (hs->gateway && !host_valid_ipv4(hs->gateway))
                 return log_error(EINVAL, o, "invalid gateway '%s'", hs->gateway);
+        if (hs->ip && (r = check_subnet(o, hs->ip, hs->gateway)) < 0)
+                return r;
         for (size_t i = 0; i < hs->ndns; i++)
                 if (!host_valid_ipv4(hs->dns[i]))
                         return log_error(EINVAL, o, "invalid DNS server '%s'", hs->dns[i]);

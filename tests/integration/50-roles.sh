@@ -192,6 +192,16 @@ check "a SHA-256-crypt --password-hash accepted" "$DIMIMAGE" build --role observ
 expect_error "an MD5-crypt --password-hash refused, naming what to use" 'mkpasswd -m yescrypt' \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
   --user pi --password-hash '$1$abcdefgh$0123456789012345678901'
+# Static settings NetworkManager takes but the Pi cannot use; a /32 routes
+# to a gateway outside it on-link, which is the only way it can.
+expect_error "a gateway outside the --ip subnet refused" 'gateway 10\.0\.0\.1 is outside the Pi.s subnet 192\.168\.1\.0/24' \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+  --ip 192.168.1.101/24 --gateway 10.0.0.1
+expect_error "the subnet's network address as --ip refused" '192\.168\.1\.0/24 is its subnet.s network address' \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+  --ip 192.168.1.0/24 --gateway 192.168.1.1
+check "a /32 address with a gateway outside it accepted" "$DIMIMAGE" build --role observability --base "$base" \
+  -o "$T/host32.img" --dry-run --set OPENOBSERVE_PASSWORD="$OOPW" --ip 10.0.0.5/32 --gateway 10.1.1.1
 check "no output after the refusals" no_output
 [[ $(sha256sum < "$base") == "$before" ]] && ok "base unchanged by refused builds" || fail "base changed"
 

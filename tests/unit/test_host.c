@@ -300,6 +300,52 @@ static void test_key_in_host_yaml(void **state) {
         host_free(&hs);
 }
 
+/* ---- static address and gateway ---- */
+
+static void test_network(void **state) {
+        (void)state;
+        static const struct {
+                const char *ip, *gateway, *why; /* why NULL: accepted */
+        } cases[] = {
+                {"192.168.1.101/24", "192.168.1.1", NULL},
+                {"192.168.1.101/24", NULL, NULL},
+                {"10.255.255.254/8", "10.0.0.1", NULL},
+                {"192.168.1.101/24", "10.0.0.1", "gateway 10.0.0.1 is outside the Pi's subnet 192.168.1.0/24"},
+                {"192.168.1.101/25", "192.168.1.129", "outside the Pi's subnet 192.168.1.0/25"},
+                {"192.168.1.101/24", "192.168.1.101", "the Pi's own address"},
+                {"192.168.1.0/24", "192.168.1.1", "network address"},
+                {"192.168.1.0/24", NULL, "use one from 192.168.1.1 to 192.168.1.254"},
+                {"192.168.1.255/24", "192.168.1.1", "broadcast address"},
+                {"192.168.1.101/24", "192.168.1.255", "gateway 192.168.1.255 is the broadcast address"},
+                {"192.168.1.101/24", "192.168.1.0", "gateway 192.168.1.0 is the network address"},
+                {"10.0.0.1/30", "10.0.0.2", NULL},
+                {"10.0.0.3/30", "10.0.0.2", "broadcast address"},
+                /* RFC 3021: both addresses of a /31 are hosts */
+                {"10.0.0.0/31", "10.0.0.1", NULL},
+                {"10.0.0.1/31", "10.0.0.0", NULL},
+                {"10.0.0.5/31", "10.1.1.1", "outside"},
+                /* a /32's gateway can only be outside it */
+                {"10.0.0.5/32", "10.1.1.1", NULL},
+                {"10.0.0.5/32", NULL, NULL},
+                {"10.0.0.5/32", "10.0.0.5", "the Pi's own address"},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                struct host_settings hs = {.ip = xstrdup(cases[i].ip)};
+                if (cases[i].gateway)
+                        hs.gateway = xstrdup(cases[i].gateway);
+                char *err = NULL;
+                unsigned errors = 0;
+                int r = finalize(&hs, &err, &errors);
+                if (!cases[i].why && r != 0)
+                        fail_msg("%s via %s refused: %s", cases[i].ip, cases[i].gateway, err);
+                if (cases[i].why && (r != -EINVAL || errors != 1 || !strstr(err, cases[i].why)))
+                        fail_msg("%s via %s: want one error with '%s', got %d: %s", cases[i].ip, cases[i].gateway,
+                                 cases[i].why, r, err);
+                free(err);
+                host_free(&hs);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_weak_password_refused),
@@ -311,6 +357,7 @@ int main(void) {
                 cmocka_unit_test(test_keys_refused),
                 cmocka_unit_test(test_key_other_formats),
                 cmocka_unit_test(test_key_in_host_yaml),
+                cmocka_unit_test(test_network),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
