@@ -260,23 +260,21 @@ static int check_base(void *arg) {
         return source_verify(&c->src) ? -ESTALE : 0;
 }
 
-/* What every build asks of the decompressed base: a Raspberry Pi OS disk
- * layout and release.  Run again from scratch whenever called (also for
- * the cache's question, whose messages are dropped). */
-static int probe_base(struct build_ctx *c) {
-        base_files_free(&c->base);
-        c->layout = (struct disk_layout){0};
+/* What every build asks of the decompressed base (path, open as fd; name
+ * for messages): a Raspberry Pi OS disk layout and release. */
+static int probe_into(const struct build_base *b, struct disk_layout *layout, struct base_files *base,
+                      enum os_flavour *os) {
         /* the layout is the base's: refusals name it, not our temporary */
-        int r = disk_probe_named(c->out.tmp_raw, c->o->base, &c->layout);
+        int r = disk_probe_named(b->path, b->name, layout);
         if (r < 0)
                 return r;
-        struct apply_opts ao = {.image = c->out.tmp_raw, .fd = c->out.fd, .name = c->o->base};
-        if ((r = apply_read_base(&ao, &c->layout, &c->base)) < 0)
+        struct apply_opts ao = {.image = b->path, .fd = b->fd, .name = b->name};
+        if ((r = apply_read_base(&ao, layout, base)) < 0)
                 return r;
-        c->os = plan_detect_os(c->base.os_release);
-        if (c->os == OS_UNKNOWN) {
-                _cleanup_free_ char *pretty = os_release_get(c->base.os_release, "PRETTY_NAME");
-                return log_error(EINVAL, c->o->base,
+        *os = plan_detect_os(base->os_release);
+        if (*os == OS_UNKNOWN) {
+                _cleanup_free_ char *pretty = os_release_get(base->os_release, "PRETTY_NAME");
+                return log_error(EINVAL, b->name,
                                  "unsupported release '%s': dimimage supports Raspberry Pi OS Bookworm (Debian 12) and "
                                  "Trixie (Debian 13)",
                                  pretty ? pretty : "no /etc/os-release");
@@ -284,8 +282,20 @@ static int probe_base(struct build_ctx *c) {
         return 0;
 }
 
-static int probe_base_cb(void *arg) {
-        return probe_base(arg);
+int build_accept_base(void *arg) {
+        struct disk_layout layout = {0};
+        struct base_files base = {0};
+        enum os_flavour os;
+        int r = probe_into(arg, &layout, &base, &os);
+        base_files_free(&base);
+        return r;
+}
+
+static int probe_base(struct build_ctx *c) {
+        base_files_free(&c->base);
+        c->layout = (struct disk_layout){0};
+        struct build_base b = {.path = c->out.tmp_raw, .fd = c->out.fd, .name = c->o->base};
+        return probe_into(&b, &c->layout, &c->base, &c->os);
 }
 
 static int phase_base(struct build_ctx *c) {
@@ -319,13 +329,14 @@ static int phase_base(struct build_ctx *c) {
                  * sha256, runs beside the edits and the commit's hashing
                  * (check_base has the verdict); after a damaged one the base
                  * is read again and hashed on the way. */
+                struct build_base accept = {.path = c->out.tmp_raw, .fd = c->out.fd, .name = c->o->base};
                 struct source_opts so = {.no_cache = c->o->no_cache,
                                          .quiet = log_level == LOG_QUIET,
                                          .writeback = writeback,
                                          .verify_later = !c->rebuilt,
                                          .sum_later = !c->rebuilt,
-                                         .cache_accept = probe_base_cb,
-                                         .cache_accept_arg = c};
+                                         .cache_accept = build_accept_base,
+                                         .cache_accept_arg = &accept};
                 log_info("Reading %s", c->o->base);
                 if ((r = source_extract(c->o->base, c->out.fd, &so, &c->src)) < 0)
                         return r;

@@ -47,6 +47,17 @@ struct build_job {
 /* Build one image.  With detach_finish, 0 means that everything up to the
  * commit succeeded and the commit is running: the job (and what it points
  * to) must outlive it, until build_join. */
+/* A decompressed base at path (open as fd), named name in messages. */
+struct build_base {
+        const char *path;
+        int fd;
+        const char *name;
+};
+
+/* source_opts.cache_accept for a struct build_base: 0 when a build would
+ * take it (a Raspberry Pi OS disk layout and release), else -errno, logged. */
+int build_accept_base(void *arg);
+
 int build_run(struct build_job *job);
 /* Wait for a detached commit: its result, 0 when there is none. */
 int build_join(struct build_job *job);

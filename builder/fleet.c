@@ -606,6 +606,10 @@ static int extract_shared_base(const struct build_opts *o, const struct fleet *f
                 .tee = *first_fd >= 0,
                 .tee_fd = *first_fd,
         };
+        /* a base every host would refuse is not kept in the cache */
+        struct build_base accept = {.path = *tmp, .fd = *fd, .name = o->base};
+        so.cache_accept = build_accept_base;
+        so.cache_accept_arg = &accept;
         log_info("Reading %s (once for %zu hosts)", o->base, f->nhosts);
         return source_extract(o->base, *fd, &so, src);
 }

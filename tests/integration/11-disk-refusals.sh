@@ -86,6 +86,13 @@ XDG_CACHE_HOME=$T/xdg refuse gpt.img.xz 'gpt\.img\.xz.*GPT partition tables are 
 XDG_CACHE_HOME=$T/xdg "$DIMIMAGE" cache list >"$T/cache.out" 2>&1
 grep -q '^0 images' "$T/cache.out" && ok "a refused .img.xz is not cached" || fail "a refused base cached: $(cat "$T/cache.out")"
 XDG_CACHE_HOME=$T/xdg refuse gpt.img.xz 'gpt\.img\.xz.*GPT partition tables are not supported'
+# nor by a fleet, which decompresses it once for all its hosts
+printf 'hosts:\n  - {name: o1, role: observability, address: 10.0.0.7, env: {OPENOBSERVE_PASSWORD: qT7vLm2Rz8KpWx4N}}\n' \
+  >"$T/fleet.yml"
+expect_error "a fleet on a GPT .img.xz" 'gpt\.img\.xz.*GPT partition tables are not supported' \
+  env XDG_CACHE_HOME="$T/xdg" "$DIMIMAGE" build --fleet "$T/fleet.yml" --base "$T/bad/gpt.img.xz" -o "$T/fleet-out"
+XDG_CACHE_HOME=$T/xdg "$DIMIMAGE" cache list >"$T/cache.out" 2>&1
+grep -q '^0 images' "$T/cache.out" && ok "a refused .img.xz is not cached by a fleet" || fail "a fleet cached a refused base: $(cat "$T/cache.out")"
 xz -T0 -1 -c "$good" >"$T/good.img.xz"
 XDG_CACHE_HOME=$T/xdg "$DIMIMAGE" build "${build_args[@]}" --base "$T/good.img.xz" -o "$T/good.img" --quiet
 XDG_CACHE_HOME=$T/xdg "$DIMIMAGE" cache list >"$T/cache.out" 2>&1
