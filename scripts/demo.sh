@@ -17,6 +17,8 @@ echo "== 1. A demo base image (Raspberry Pi OS Trixie layout, made without root)
 echo "== 2. dimimage build --role app"
 # No application source in the demo: the api/worker services are pointed at
 # prebuilt images instead (see docs/profiles.md). DB_PASSWORD is generated.
+# With no observability Pi in the demo there is no OpenObserve password to
+# give, so the build warns that the logs would be refused.
 "$dimimage" build --role app --base demo-base.img -o demo-app.img \
   --hostname dimdim-app --user pi --ssh-key demo-key.pub \
   --ip 192.168.1.101/24 --gateway 192.168.1.1 --dns 192.168.1.1 --timezone Europe/Berlin \
