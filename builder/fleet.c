@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -282,9 +283,12 @@ static int fleet_parse(const char *file, struct fleet *f) {
                 if ((r = parse_host(f, hosts->items[i], &f->hosts[i])) < 0)
                         goto out;
                 for (size_t k = 0; k < i; k++) {
-                        if (!strcmp(f->hosts[k].name, f->hosts[i].name)) {
-                                r = log_error_at(EINVAL, file, f->hosts[i].line, "host name %s is used twice",
-                                                 f->hosts[i].name);
+                        /* host names are case-blind on the network (DNS, /etc/hosts) */
+                        if (!strcasecmp(f->hosts[k].name, f->hosts[i].name)) {
+                                r = log_error_at(EINVAL, file, f->hosts[i].line, "host name %s is used twice%s",
+                                                 f->hosts[i].name,
+                                                 strcmp(f->hosts[k].name, f->hosts[i].name) ? " (names ignore case)"
+                                                                                            : "");
                                 goto out;
                         }
                         if (!strcmp(f->hosts[k].address, f->hosts[i].address)) {
@@ -300,11 +304,18 @@ out:
         return r;
 }
 
-static struct fleet_host *host_with_role(struct fleet *f, const char *role) {
-        for (size_t i = 0; i < f->nhosts; i++)
-                if (!strcmp(f->hosts[i].role, role) || !strcmp(f->hosts[i].profile.name, role))
-                        return &f->hosts[i];
-        return NULL;
+/* The host with role, and in *other a second one if there is one. */
+static struct fleet_host *host_with_role(struct fleet *f, const char *role, struct fleet_host **other) {
+        struct fleet_host *found = NULL;
+        *other = NULL;
+        for (size_t i = 0; i < f->nhosts && !*other; i++)
+                if (!strcmp(f->hosts[i].role, role) || !strcmp(f->hosts[i].profile.name, role)) {
+                        if (found)
+                                *other = &f->hosts[i];
+                        else
+                                found = &f->hosts[i];
+                }
+        return found;
 }
 
 /* Expand a profile's fleet template ("http://${observability.host}:5080",
@@ -325,7 +336,8 @@ static int expand_template(struct fleet *f, struct fleet_host *h, const char *ke
                 _cleanup_free_ char *ref = xstrndup(d + 2, (size_t)(end - d - 2));
                 char *dot = strchr(ref, '.');
                 *dot = 0;
-                struct fleet_host *peer = host_with_role(f, ref);
+                struct fleet_host *other; /* none: fleet_build refused a second */
+                struct fleet_host *peer = host_with_role(f, ref, &other);
                 if (!peer) {
                         buf_free(&b);
                         return log_error(EINVAL, h->label,
@@ -740,11 +752,20 @@ int fleet_build(const struct build_opts *o) {
                         const char *tpl = h->profile.env[k].fleet;
                         for (const char *d = tpl ? strstr(tpl, "${") : NULL; d; d = strstr(d + 2, "${")) {
                                 _cleanup_free_ char *role = xstrndup(d + 2, strcspn(d + 2, "."));
-                                if (!host_with_role(&f, role)) {
+                                struct fleet_host *other;
+                                if (!host_with_role(&f, role, &other)) {
                                         r = log_error_at(EINVAL, o->fleet, h->line,
                                                          "host %s (role %s): %s needs a host with role '%s', and the "
                                                          "fleet has none; add one or use role app-standalone",
                                                          h->name, h->role, h->profile.env[k].key, role);
+                                        goto out;
+                                }
+                                if (other) {
+                                        r = log_error_at(EINVAL, o->fleet, other->line,
+                                                         "host %s (role %s): %s needs the host with role '%s', and "
+                                                         "the fleet has more than one (%s is the second); which is "
+                                                         "meant is a guess: keep one per fleet file",
+                                                         h->name, h->role, h->profile.env[k].key, role, other->name);
                                         goto out;
                                 }
                         }

@@ -558,9 +558,9 @@ int host_finalize(struct host_settings *hs) {
          * without a route out, or without a resolver, never gets there
          * (the Pi stays reachable on its own subnet, so only a warning). */
         if (hs->ip && !hs->gateway)
-                log_warn(hs->origin, "%s: static address %s without a gateway: the Pi reaches only its own subnet, "
+                log_warn(hs->origin, "static address %s without a gateway: the Pi reaches only its own subnet, "
                          "and first boot cannot install Docker or pull images unless they are there",
-                         hs->hostname ? hs->hostname : "this host", hs->ip);
+                         hs->ip);
         if (hs->gateway && !host_valid_ipv4(hs->gateway))
                 return log_error(EINVAL, o, "invalid gateway '%s'", hs->gateway);
         if (hs->ip && (r = check_subnet(o, hs->ip, hs->gateway)) < 0)

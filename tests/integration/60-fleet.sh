@@ -153,6 +153,23 @@ hosts:
 YAML
 expect_error "duplicate address refused" "same address" \
   "$DIMIMAGE" build --fleet "$T/dup.yml" --base "$base" -o "$T/bad" "${common[@]}"
+cat > "$T/dupcase.yml" <<YAML
+hosts:
+  - {name: dimdim-obs, role: observability, address: 10.0.0.5}
+  - {name: DimDim-Obs, role: observability, address: 10.0.0.6}
+YAML
+expect_error "host names differing only in case refused" "dupcase\.yml:3: host name DimDim-Obs is used twice \(names ignore case\)" \
+  "$DIMIMAGE" build --fleet "$T/dupcase.yml" --base "$base" -o "$T/bad" "${common[@]}"
+# An app wired to "the" observability host, with two of them: not a guess.
+cat > "$T/twoobs.yml" <<YAML
+hosts:
+  - {name: app, role: app, address: 10.0.0.4}
+  - {name: obs-a, role: observability, address: 10.0.0.5}
+  - {name: obs-b, role: observability, address: 10.0.0.6}
+YAML
+expect_error "an app with two observability hosts to choose from refused" \
+  "twoobs\.yml:4: host app \(role app\): OPENOBSERVE_URL needs the host with role 'observability', and the fleet has more than one \(obs-b" \
+  "$DIMIMAGE" build --fleet "$T/twoobs.yml" --base "$base" -o "$T/bad" "${common[@]}"
 # Three hosts: each commit runs beside the next host's, two at a time; every
 # image must still be whole, with its own hostname, and nothing hidden left.
 cat > "$T/three.yml" <<YAML
