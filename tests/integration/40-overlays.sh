@@ -317,6 +317,23 @@ if [[ $rc == 0 ]]; then ok "a missing dependency: provisioning completes"; else 
 check "a missing dependency: apt-get install -f fixes it" grep -q '^apt-get install -y -f ' "$calls"
 check_fails "a missing dependency: no failed attempt" grep -q 'attempt [0-9]* failed' "$T/fb5.out"
 
+# A locale that does not compile is reported once, not retried: it must not
+# hold back Docker and the stack.
+rm -f "$T/fb/state/firstboot.done" "$T/dpkg-interrupted" "$T/dpkg-needs-dep"
+cp "$bin/locale-gen" "$T/locale-gen.ok"
+printf '#!/bin/bash
+echo "locale-gen $*" >>"%s"
+echo "xx_YY.UTF-8: no such locale" >&2
+exit 1
+' "$calls" >"$bin/locale-gen"
+: >"$calls"
+rc=0
+timeout 20 "$firstboot" >"$T/fb6.out" 2>&1 || rc=$?
+if [[ $rc == 0 ]]; then ok "a failing locale-gen: provisioning completes"; else fail "failing locale-gen rc=$rc"; sed 's/^/    /' "$T/fb6.out"; fi
+check "a failing locale-gen is reported" grep -q '^dimdim-firstboot: locale-gen failed (see .*); going on without that locale' "$T/fb6.out"
+[[ $(grep -c '^locale-gen' "$calls") == 1 ]] && ok "a failing locale-gen runs once" || fail "locale-gen ran $(grep -c '^locale-gen' "$calls") times"
+cp "$T/locale-gen.ok" "$bin/locale-gen"
+
 # A run that cannot finish leaves state "retrying" and dimdim-status exits 1.
 rm -f "$T/fb/state/firstboot.done"
 echo 1000 >"$T/up-failures"
