@@ -196,13 +196,6 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
                                             "use --set %s=...",
                                             pe->key, p->name, pe->key);
         }
-        for (size_t i = 0; i < p->nenv; i++) {
-                const struct profile_env *pe = &p->env[i];
-                const char *v = env_get(env, pe->key);
-                if (pe->warn_unset && (!v || !*v))
-                        log_warn_at(p->path, pe->line, "%s is not set: %s; add it to an --env file or use --set %s=...",
-                                    pe->key, pe->warn_unset, pe->key);
-        }
         for (size_t c = 0; c < in->ncompose; c++) {
                 const struct compose_info *ci = &in->compose[c];
                 for (size_t i = 0; i < ci->nvars; i++) {
@@ -239,5 +232,13 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
                 log_warn(where, "%s %s; kept because of --allow-weak-secrets", v->key, why);
         }
         flag_unused(in, env);
+        /* last, so a refused environment's error is not preceded by it */
+        for (size_t i = 0; i < p->nenv; i++) {
+                const struct profile_env *pe = &p->env[i];
+                const char *v = env_get(env, pe->key);
+                if (pe->warn_unset && (!v || !*v))
+                        log_warn_at(p->path, pe->line, "%s is not set: %s; add it to an --env file or use --set %s=...",
+                                    pe->key, pe->warn_unset, pe->key);
+        }
         return 0;
 }

@@ -258,6 +258,13 @@ else
   fail "--allow-weak-secrets: $(cat "$T/weak.log")"
 fi
 
+# A refused environment's error comes alone: no warning about an optional
+# key before it.
+expect_error "a weak secret on an app build" "DB_PASSWORD is a well-known default" \
+  "$DIMIMAGE" build --role app --base "$base" -o "$T/weak2.img" --set DB_PASSWORD=changeme \
+  --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+check_fails "the refused environment's error comes without the OpenObserve warning" grep -q warning "$T/.err"
+
 # ---- keys the stack never names: a typo is named, a pasted secret is not -----
 pasted=q8XTk2Lm9zQwR7vT1pYb3Hs0uJc5eNa6dWf4gKi8oM
 printf 'DB_PASSWORD=%s\nDB_PASWORD=oops\n%s=\nopenobserve_url=http://x\nMY_OWN_SETTING=1\n' "$DBPW" "$pasted" >"$T/extra.env"
