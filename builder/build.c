@@ -41,6 +41,8 @@ struct build_ctx {
         struct disk_layout layout;
         struct base_files base;
         enum os_flavour os;
+        bool probed;   /* probe_base ran on this copy of the base: probe_r is its result */
+        int probe_r;
         bool rebuilt; /* a damaged cache hit (or wrong remembered sum) was dropped: the base read again */
 };
 
@@ -70,6 +72,7 @@ static void ctx_rewind(struct build_ctx *c) {
         c->src = (struct source_info){0};
         c->layout = (struct disk_layout){0};
         c->os = OS_UNKNOWN;
+        c->probed = false;
 }
 
 /* ---- phase: inputs ---- */
@@ -145,8 +148,6 @@ static int phase_inputs(struct build_ctx *c) {
 
 /* ---- phase: plan ---- */
 
-/* A service whose image the environment names (DIMDIM_API_IMAGE for "api")
- * runs prebuilt: its build context need not be in the image. */
 /* The variable that names a service's prebuilt image: DIMDIM_<SERVICE>_IMAGE. */
 static char *image_var(const char *service) {
         struct buf b = {0};
@@ -157,6 +158,8 @@ static char *image_var(const char *service) {
         return (char *)b.data;
 }
 
+/* A service whose image the environment names (DIMDIM_API_IMAGE for "api")
+ * runs prebuilt: its build context need not be in the image. */
 static bool prebuilt(const struct build_ctx *c, const char *service) {
         _cleanup_free_ char *name = image_var(service);
         const struct env_var *v = env_find(&c->env, name);
@@ -180,8 +183,9 @@ static int log_unbuildable(const struct build_ctx *c, const struct compose_info 
                             payload_find(&c->payload, PART_ROOT, p->resolved))
                                 continue;
                         _cleanup_free_ char *var = image_var(p->service);
-                        if (!strstr((char *)sets.data ? (char *)sets.data : "", var))
-                                buf_printf(&sets, " --set %s=IMAGE", var);
+                        _cleanup_free_ char *set = xasprintf(" --set %s=IMAGE", var);
+                        if (!sets.data || !strstr((char *)sets.data, set)) /* a service has two build paths */
+                                buf_puts(&sets, set);
                 }
         const char *source = c->job->source ? c->job->source : c->o->source;
         int r;
@@ -282,20 +286,29 @@ static int probe_into(const struct build_base *b, struct disk_layout *layout, st
         return 0;
 }
 
+/* Its messages are dropped: each host probes its own copy and says why. */
 int build_accept_base(void *arg) {
         struct disk_layout layout = {0};
         struct base_files base = {0};
         enum os_flavour os;
+        log_hold();
         int r = probe_into(arg, &layout, &base, &os);
+        log_release(false);
         base_files_free(&base);
         return r;
 }
 
-static int probe_base(struct build_ctx *c) {
-        base_files_free(&c->base);
-        c->layout = (struct disk_layout){0};
-        struct build_base b = {.path = c->out.tmp_raw, .fd = c->out.fd, .name = c->o->base};
-        return probe_into(&b, &c->layout, &c->base, &c->os);
+/* Once per copy of the base: asked by the cache before it stores the
+ * decompressed base (source_opts.cache_accept), then by phase_base, which
+ * gets the same answer without reading the base again. */
+static int probe_base(void *arg) {
+        struct build_ctx *c = arg;
+        if (!c->probed) {
+                struct build_base b = {.path = c->out.tmp_raw, .fd = c->out.fd, .name = c->o->base};
+                c->probe_r = probe_into(&b, &c->layout, &c->base, &c->os);
+                c->probed = true;
+        }
+        return c->probe_r;
 }
 
 static int phase_base(struct build_ctx *c) {
@@ -329,14 +342,13 @@ static int phase_base(struct build_ctx *c) {
                  * sha256, runs beside the edits and the commit's hashing
                  * (check_base has the verdict); after a damaged one the base
                  * is read again and hashed on the way. */
-                struct build_base accept = {.path = c->out.tmp_raw, .fd = c->out.fd, .name = c->o->base};
                 struct source_opts so = {.no_cache = c->o->no_cache,
                                          .quiet = log_level == LOG_QUIET,
                                          .writeback = writeback,
                                          .verify_later = !c->rebuilt,
                                          .sum_later = !c->rebuilt,
-                                         .cache_accept = build_accept_base,
-                                         .cache_accept_arg = &accept};
+                                         .cache_accept = probe_base,
+                                         .cache_accept_arg = c};
                 log_info("Reading %s", c->o->base);
                 if ((r = source_extract(c->o->base, c->out.fd, &so, &c->src)) < 0)
                         return r;

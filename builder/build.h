@@ -44,9 +44,6 @@ struct build_job {
         struct build_pending *pending;        /* set by build_run when detached */
 };
 
-/* Build one image.  With detach_finish, 0 means that everything up to the
- * commit succeeded and the commit is running: the job (and what it points
- * to) must outlive it, until build_join. */
 /* A decompressed base at path (open as fd), named name in messages. */
 struct build_base {
         const char *path;
@@ -55,9 +52,13 @@ struct build_base {
 };
 
 /* source_opts.cache_accept for a struct build_base: 0 when a build would
- * take it (a Raspberry Pi OS disk layout and release), else -errno, logged. */
+ * take it (a Raspberry Pi OS disk layout and release), else -errno; its
+ * messages are dropped (a fleet's hosts each probe their own copy). */
 int build_accept_base(void *arg);
 
+/* Build one image.  With detach_finish, 0 means that everything up to the
+ * commit succeeded and the commit is running: the job (and what it points
+ * to) must outlive it, until build_join. */
 int build_run(struct build_job *job);
 /* Wait for a detached commit: its result, 0 when there is none. */
 int build_join(struct build_job *job);

@@ -3,8 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -427,10 +425,14 @@ static void add_sets(struct host_run *hr, char *const *sets, const unsigned *lin
         }
 }
 
-/* A --host file gives every host's defaults (below the fleet file): what
- * is one host's alone is the fleet file's to say, as on the command line. */
+/* What is one host's alone, and so the fleet file's to say: refused on the
+ * command line and in a --host file (which gives every host's defaults). */
+static bool sets_per_host(const struct host_settings *d) {
+        return d->hostname || d->ip || d->gateway || d->model;
+}
+
 static int check_host_defaults(const char *file, const struct host_settings *d) {
-        if (d->hostname || d->ip || d->gateway || d->model)
+        if (sets_per_host(d))
                 return log_error(EUSAGE, file,
                                  "hostname, ip, gateway and model are per host with --fleet: set them in the fleet "
                                  "file (hosts[].name, address, model; network.gateway)");
@@ -655,49 +657,8 @@ static int check_imager_json(const struct build_opts *o, const struct fleet *f) 
         return r;
 }
 
-/* DIR when this fleet created it, for an interrupt to remove once
- * output.c's handler has removed the files in it: static storage, since a
- * signal handler has no argument and may not touch the heap. */
-static const int dir_signals[] = {SIGINT, SIGTERM, SIGHUP};
-static struct sigaction dir_prev[ARRAY_SIZE(dir_signals)];
-static char made_dir_path[PATH_MAX];
-
-static void on_signal_rmdir(int sig) {
-        for (size_t i = 0; i < ARRAY_SIZE(dir_signals); i++)
-                /* output.c's: unlinks the tracked files and raises sig again,
-                 * which stays pending (blocked in here) until we return */
-                if (dir_signals[i] == sig && !(dir_prev[i].sa_flags & SA_SIGINFO) &&
-                    dir_prev[i].sa_handler != SIG_DFL && dir_prev[i].sa_handler != SIG_IGN)
-                        dir_prev[i].sa_handler(sig);
-        rmdir(made_dir_path); /* async-signal-safe; only an empty directory */
-        signal(sig, SIG_DFL);
-        raise(sig);
-}
-
-static void track_made_dir(const char *dir) {
-        if (strlen(dir) >= sizeof made_dir_path)
-                return; /* left behind on an interrupt, empty */
-        memcpy(made_dir_path, dir, strlen(dir) + 1);
-        struct sigaction sa = {.sa_handler = on_signal_rmdir};
-        sigemptyset(&sa.sa_mask);
-        for (size_t i = 0; i < ARRAY_SIZE(dir_signals); i++)
-                sigaddset(&sa.sa_mask, dir_signals[i]);
-        for (size_t i = 0; i < ARRAY_SIZE(dir_signals); i++) {
-                sigaction(dir_signals[i], NULL, &dir_prev[i]);
-                /* an ignored signal stays ignored: it removes nothing */
-                if (dir_prev[i].sa_handler != SIG_IGN)
-                        sigaction(dir_signals[i], &sa, NULL);
-        }
-}
-
-static void untrack_made_dir(void) {
-        for (size_t i = 0; i < ARRAY_SIZE(dir_signals); i++)
-                if (dir_prev[i].sa_handler != SIG_IGN)
-                        sigaction(dir_signals[i], &dir_prev[i], NULL);
-}
-
 int fleet_build(const struct build_opts *o) {
-        if (o->host.hostname || o->host.ip || o->host.gateway || o->host.model)
+        if (sets_per_host(&o->host))
                 return log_error(EUSAGE, o->fleet,
                                  "--hostname, --ip, --gateway and --model are per host: set them in the fleet file");
         struct fleet f = {0};
@@ -780,7 +741,7 @@ int fleet_build(const struct build_opts *o) {
                         goto out;
                 }
                 made_dir = true;
-                track_made_dir(o->out);
+                output_track_dir(o->out);
         }
         if (o->imager_json && (r = check_imager_json(o, &f)) < 0)
                 goto out;
@@ -856,7 +817,7 @@ out:
                 for (size_t i = 0; i < run.nwritten; i++)
                         output_untrack_temp(run.written[i]);
         if (made_dir) {
-                untrack_made_dir();
+                output_untrack_temp(o->out);
                 /* nor the directory it made for them; rmdir removes only an
                  * empty one, so whatever else was put there meanwhile stays */
                 if (r < 0 && rmdir(o->out) < 0 && errno != ENOTEMPTY && errno != EEXIST)

@@ -439,11 +439,10 @@ static void ipv4_str(uint32_t a, char out[INET_ADDRSTRLEN]) {
  * on the link.  A /31 (RFC 3021) has neither of those addresses, both are
  * hosts; a /32 has no subnet to share, so its gateway is outside by
  * necessity and NetworkManager routes to it on-link. */
-static int check_subnet(const char *o, const char *cidr, const char *gateway) {
-        char a[16];
-        unsigned p;
+/* cidr as given, a and p as host_parse_cidr read it; gateway valid IPv4. */
+static int check_subnet(const char *o, const char *cidr, const char *a, unsigned p, const char *gateway) {
         struct in_addr ia;
-        if (!host_parse_cidr(cidr, a, &p) || inet_pton(AF_INET, a, &ia) != 1)
+        if (inet_pton(AF_INET, a, &ia) != 1)
                 return log_error(EINVAL, o, "invalid --ip '%s': expected ADDRESS/PREFIX, e.g. 192.168.1.101/24", cidr);
         uint32_t addr = ntohl(ia.s_addr);
         uint32_t mask = (uint32_t)(0xffffffffULL << (32 - p));
@@ -531,7 +530,7 @@ int host_finalize(struct host_settings *hs) {
                                          why);
                 }
                 if (why)
-                        log_warn(hs->password_file, "the password %s (accepted: --allow-weak-secrets)", why);
+                        log_warn(hs->password_file, "the password %s; kept because of --allow-weak-secrets", why);
                 free(hs->password_hash);
                 hs->password_hash = NULL;
                 r = secret_hash_password(pw, &hs->password_hash);
@@ -545,13 +544,10 @@ int host_finalize(struct host_settings *hs) {
                 if ((r = read_keys(hs->ssh_key_files[i], hs)) < 0)
                         return r;
         strv_free(&hs->ssh_key_files, &hs->nssh_key_files);
-        if (hs->ip) {
-                char a[16];
-                unsigned p;
-                if (!host_parse_cidr(hs->ip, a, &p))
-                        return log_error(EINVAL, o, "invalid --ip '%s': expected ADDRESS/PREFIX, e.g. 192.168.1.101/24",
-                                         hs->ip);
-        }
+        char ip_addr[16] = "";
+        unsigned ip_prefix = 0;
+        if (hs->ip && !host_parse_cidr(hs->ip, ip_addr, &ip_prefix))
+                return log_error(EINVAL, o, "invalid --ip '%s': expected ADDRESS/PREFIX, e.g. 192.168.1.101/24", hs->ip);
         if (hs->gateway && !hs->ip)
                 return log_error(EINVAL, o, "--gateway needs --ip");
         /* First boot installs Docker and pulls images: a static address
@@ -563,7 +559,7 @@ int host_finalize(struct host_settings *hs) {
                          hs->ip);
         if (hs->gateway && !host_valid_ipv4(hs->gateway))
                 return log_error(EINVAL, o, "invalid gateway '%s'", hs->gateway);
-        if (hs->ip && (r = check_subnet(o, hs->ip, hs->gateway)) < 0)
+        if (hs->ip && (r = check_subnet(o, hs->ip, ip_addr, ip_prefix, hs->gateway)) < 0)
                 return r;
         for (size_t i = 0; i < hs->ndns; i++)
                 if (!host_valid_ipv4(hs->dns[i]))

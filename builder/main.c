@@ -37,8 +37,12 @@ static void usage(FILE *f) {
               f);
 }
 
+static bool is_help(const char *arg) {
+        return !strcmp(arg, "--help") || !strcmp(arg, "-h");
+}
+
 static int cmd_profiles(int argc, char **argv) {
-        if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        if (argc == 2 && is_help(argv[1])) {
                 puts("Usage: dimimage profiles\n\nList the roles `dimimage build --role` accepts, from "
                      "the profiles directory.");
                 return 0;
@@ -72,7 +76,7 @@ static int cmd_cache(int argc, char **argv) {
                 return cache_clean();
         /* "cache --help", and "cache list --help" as for every other command */
         if ((argc == 2 || (argc == 3 && (!strcmp(argv[1], "list") || !strcmp(argv[1], "clean")))) &&
-            (!strcmp(argv[argc - 1], "--help") || !strcmp(argv[argc - 1], "-h"))) {
+            is_help(argv[argc - 1])) {
                 puts("Usage: dimimage cache list|clean\n\n"
                      "Compressed bases are kept decompressed under $XDG_CACHE_HOME/dimimage\n"
                      "(~/.cache/dimimage), so rebuilding from the same .img.xz is a copy.\n"
@@ -96,7 +100,7 @@ int main(int argc, char **argv) {
                 return 0;
         }
         if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-                if (argc == 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+                if (argc == 3 && is_help(argv[2])) {
                         puts("Usage: dimimage version\n\nPrint dimimage's version.");
                         return 0;
                 }

@@ -30,7 +30,7 @@
  * async-signal-safe functions (unlink) and must not touch malloc'd lists
  * that the main program could be resizing when the signal lands. */
 #define MAX_TRACKED 64
-enum { TRACK_FREE, TRACK_TEMP, TRACK_OUTPUT };
+enum { TRACK_FREE, TRACK_TEMP, TRACK_OUTPUT, TRACK_DIR };
 static char tracked[MAX_TRACKED][PATH_MAX];
 static volatile sig_atomic_t tracked_used[MAX_TRACKED]; /* TRACK_* */
 static volatile sig_atomic_t handlers_installed;
@@ -51,11 +51,15 @@ static void unlink_companions(const char *path) {
 
 static void on_fatal_signal(int sig) {
         for (int i = 0; i < MAX_TRACKED; i++)
-                if (tracked_used[i] != TRACK_FREE) {
+                if (tracked_used[i] == TRACK_TEMP || tracked_used[i] == TRACK_OUTPUT) {
                         unlink(tracked[i]);
                         if (tracked_used[i] == TRACK_OUTPUT)
                                 unlink_companions(tracked[i]);
                 }
+        /* directories after the files in them; rmdir removes only an empty one */
+        for (int i = 0; i < MAX_TRACKED; i++)
+                if (tracked_used[i] == TRACK_DIR)
+                        rmdir(tracked[i]);
         signal(sig, SIG_DFL);
         raise(sig);
 }
@@ -97,6 +101,11 @@ static void track(const char *path, int kind) {
 void output_track_temp(const char *path) { track(path, TRACK_TEMP); }
 
 void output_track_committed(const char *path) { track(path, TRACK_OUTPUT); }
+
+void output_track_dir(const char *path) {
+        output_install_signal_handlers();
+        track(path, TRACK_DIR);
+}
 
 void output_untrack_temp(const char *path) {
         pthread_mutex_lock(&tracked_lock);

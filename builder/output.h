@@ -106,6 +106,9 @@ void output_untrack_temp(const char *path);
  * OUT.sha256 (a fleet's images, until the whole fleet is done); undone by
  * output_untrack_temp(OUT). */
 void output_track_committed(const char *path);
+/* Register a directory this run created: a signal removes it, once the
+ * tracked files are gone, if it is empty.  Undone by output_untrack_temp. */
+void output_track_dir(const char *path);
 /* A new hidden temporary beside path: "DIR/.BASE.XXXXXX.tmp", created with
  * O_EXCL and mode 0644 (less the umask), tracked for signal cleanup.
  * Returns the fd, *tmp gets the name.  Logs, -errno. */

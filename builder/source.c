@@ -1008,9 +1008,7 @@ static int hash_beside(const char *base, const struct stat *st, int fd, uint64_t
 static bool cache_acceptable(const char *base, const struct source_opts *o) {
         if (!o->cache_accept)
                 return true;
-        log_hold();
         int r = o->cache_accept(o->cache_accept_arg);
-        log_release(false);
         if (r < 0)
                 log_debug("cache: %s is not a base a build accepts; not cached", base);
         return r >= 0;

@@ -47,8 +47,8 @@ struct source_opts {
                                  * source_verify before trusting the output */
         /* A decompressed base goes into the cache only if this returns 0
          * for out_fd's bytes: a base every build refuses (GPT, a table past
-         * its end, another OS) is not kept.  Its messages are dropped: the
-         * caller checks again and says why.  NULL: always kept. */
+         * its end, another OS) is not kept.  Its messages are its own
+         * (printed, or held back).  NULL: always kept. */
         int (*cache_accept)(void *arg);
         void *cache_accept_arg;
         bool sum_later;         /* with verify_later: a raw base with no remembered

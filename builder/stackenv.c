@@ -93,25 +93,23 @@ static unsigned name_distance(const char *a, const char *b) {
 
 /* The name the stack knows that key most likely meant: the same but for
  * case, or at most two edits away (one for short names); NULL if none. */
+static void closer(const char *key, const char *name, const char **best, unsigned *best_d) {
+        unsigned d = name_distance(key, name);
+        if (d < *best_d) {
+                *best = name;
+                *best_d = d;
+        }
+}
+
 static const char *likely_meant(const struct stackenv_input *in, const char *key) {
         const char *best = NULL;
         unsigned best_d = strlen(key) < 6 ? 2 : 3;
         const struct profile *p = in->profile;
-        for (size_t i = 0; i < p->nenv; i++) {
-                unsigned d = name_distance(key, p->env[i].key);
-                if (d < best_d) {
-                        best = p->env[i].key;
-                        best_d = d;
-                }
-        }
+        for (size_t i = 0; i < p->nenv; i++)
+                closer(key, p->env[i].key, &best, &best_d);
         for (size_t c = 0; c < in->ncompose; c++)
-                for (size_t i = 0; i < in->compose[c].nvars; i++) {
-                        unsigned d = name_distance(key, in->compose[c].vars[i].name);
-                        if (d < best_d) {
-                                best = in->compose[c].vars[i].name;
-                                best_d = d;
-                        }
-                }
+                for (size_t i = 0; i < in->compose[c].nvars; i++)
+                        closer(key, in->compose[c].vars[i].name, &best, &best_d);
         return best;
 }
 
