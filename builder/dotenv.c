@@ -614,6 +614,12 @@ static int parse_statement(struct parser *ps) {
                 if (r < 0)
                         return r;
         }
+        /* Compose takes the later one too, but a repeat is usually a paste
+         * gone wrong: say so, without either value. */
+        const struct env_var *prev = env_find(ps->env, key);
+        if (prev && prev->line && prev->file && strcmp(prev->file, ps->name) == 0)
+                log_warn_at(ps->name, line, "%s is set again (first on line %u): the later value is used", key,
+                            prev->line);
         env_set(ps->env, key, value, ps->origin, ps->name, line);
         return 0;
 }

@@ -93,7 +93,7 @@ int source_drop(struct source_info *info);
 int source_clone(int from_fd, int to_fd, uint64_t bytes, bool writeback);
 
 /* Open a (possibly compressed) image for reading as a stream: used by inspect
- * and flash.  read returns bytes read, 0 at end, -errno on error (logged). */
+ * and flash (decoder.c).  read returns bytes read, 0 at end, -errno on error (logged). */
 struct source_stream;
 int source_stream_open(const char *path, struct source_stream **ret);
 long long source_stream_read(struct source_stream *s, void *buf, size_t n);

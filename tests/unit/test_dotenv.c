@@ -49,6 +49,26 @@ static void expect_parse_error(const char *text, size_t len, const char *want, c
         env_free(&e);
 }
 
+/* A key set twice in one file: the later value, and one warning naming
+ * both lines but neither value. */
+static void test_repeated_key(void **state) {
+        (void)state;
+        static const char text[] = "A=first-secret\nB=2\nexport A=second-secret\n";
+        struct env e = {0};
+        struct tu_capture c;
+        tu_capture_begin(&c);
+        int r = dotenv_parse("test.env", text, sizeof(text) - 1, &e, ORIGIN_FILE);
+        unsigned errors;
+        _cleanup_free_ char *out = tu_capture_end(&c, &errors);
+        assert_int_equal(r, 0);
+        assert_int_equal(errors, 0);
+        assert_string_equal(env_get(&e, "A"), "second-secret");
+        assert_non_null(strstr(out, "test.env:3: A is set again (first on line 1): the later value is used"));
+        assert_int_equal(count_lines_with(out, "warning:"), 1);
+        assert_null(strstr(out, "secret"));
+        env_free(&e);
+}
+
 /* ---- parsing ---- */
 
 struct parse_case {
@@ -676,6 +696,7 @@ int main(void) {
                 cmocka_unit_test(test_interpolate_table),
                 cmocka_unit_test(test_interpolate_errors),
                 cmocka_unit_test(test_references),
+                cmocka_unit_test(test_repeated_key),
                 cmocka_unit_test(test_roundtrip),
                 cmocka_unit_test(test_roundtrip_v1),
                 cmocka_unit_test(test_serialize_golden),
