@@ -652,24 +652,80 @@ static void plan_boot(const struct plan_input *in, struct payload *p) {
         }
 }
 
+/* The name locale.gen and SUPPORTED list the locale under: the codeset
+ * spelled UTF-8 (glibc also takes utf8), the rest as given. */
+static char *locale_name(const char *loc) {
+        const char *dot = strchr(loc, '.');
+        size_t cs = dot ? strcspn(dot + 1, "@") : 0;
+        bool utf8 = dot && ((cs == 5 && !strncasecmp(dot + 1, "utf-8", 5)) || (cs == 4 && !strncasecmp(dot + 1, "utf8", 4)));
+        return utf8 ? xasprintf("%.*s.UTF-8%s", (int)(dot - loc), loc, dot + 1 + cs) : xstrdup(loc);
+}
+
+/* Where line l (of SUPPORTED, or of locale.gen, '#'s skipped when
+ * commented) names locale `name`, or NULL. */
+static const char *locale_line(const char *l, const char *name, bool commented) {
+        if (commented)
+                l += strspn(l, "# ");
+        size_t n = strlen(name);
+        return strncmp(l, name, n) == 0 && (l[n] == ' ' || l[n] == '\t') ? l : NULL;
+}
+
+static const char *find_locale(const char *text, const char *name) {
+        FOR_LINES(text, l)
+                if (locale_line(l, name, false))
+                        return l;
+        return NULL;
+}
+
+static bool has_country(const char *iso3166, const char *code) {
+        FOR_LINES(iso3166, l)
+                if (l[0] == code[0] && l[1] == code[1] && l[2] == '\t')
+                        return true;
+        return false;
+}
+
+/* What the base itself can tell of the host settings: a locale or Wi-Fi
+ * country it does not know would be taken silently and fail on the Pi
+ * (locale-gen at first boot, the regulatory domain at every boot).  A base
+ * without the lists is taken at its word. */
+static int plan_check_host(const struct plan_input *in) {
+        const struct host_settings *h = in->host;
+        const char *o = h->origin ? h->origin : "options";
+        if (h->locale && in->base->locales_supported) {
+                _cleanup_free_ char *name = locale_name(h->locale);
+                if (strcmp(name, "C.UTF-8") != 0 && strcmp(name, "C") != 0 && strcmp(name, "POSIX") != 0 &&
+                    !find_locale(in->base->locales_supported, name))
+                        return log_error(EINVAL, o,
+                                         "locale '%s' is not one this base can compile (see its "
+                                         "/usr/share/i18n/SUPPORTED; `locale -a` on a Pi): e.g. en_GB.UTF-8, "
+                                         "en_US.UTF-8, de_DE.UTF-8",
+                                         h->locale);
+        }
+        if (h->wifi_country && in->base->iso3166 && !has_country(in->base->iso3166, h->wifi_country))
+                return log_error(EINVAL, o,
+                                 "Wi-Fi country '%s' is not an ISO 3166 code (see the base's "
+                                 "/usr/share/zoneinfo/iso3166.tab)%s",
+                                 h->wifi_country,
+                                 strcmp(h->wifi_country, "UK") == 0 ? ": the United Kingdom's is GB"
+                                 : strcmp(h->wifi_country, "EL") == 0 ? ": Greece's is GR"
+                                                                      : "");
+        return 0;
+}
+
 static void plan_locale_gen(const struct plan_input *in, struct payload *p) {
         const char *loc = in->host->locale;
         if (!loc || !in->base->locale_gen)
                 return;
-        /* locale.gen spells the codeset UTF-8; glibc also takes utf8 */
-        const char *dot = strchr(loc, '.');
-        size_t cs = dot ? strcspn(dot + 1, "@") : 0;
-        bool utf8 = dot && ((cs == 5 && !strncasecmp(dot + 1, "utf-8", 5)) || (cs == 4 && !strncasecmp(dot + 1, "utf8", 4)));
-        _cleanup_free_ char *entry = utf8 ? xasprintf("%.*s.UTF-8%s UTF-8", (int)(dot - loc), loc, dot + 1 + cs)
-                                          : xasprintf("%s ISO-8859-1", loc);
+        _cleanup_free_ char *name = locale_name(loc);
+        /* SUPPORTED knows the charmap; else guess as locale-gen's users do */
+        const char *sup = in->base->locales_supported ? find_locale(in->base->locales_supported, name) : NULL;
+        _cleanup_free_ char *entry = sup ? xstrndup(sup, strcspn(sup, "\r\n"))
+                                     : xasprintf("%s %s", name, strstr(name, ".UTF-8") ? "UTF-8" : "ISO-8859-1");
         struct buf b = {0};
         bool found = false;
         FOR_LINES(in->base->locale_gen, l) {
                 size_t n = strcspn(l, "\n");
-                const char *s = l;
-                while (*s == '#' || *s == ' ')
-                        s++;
-                if (!found && strncmp(s, entry, strlen(entry)) == 0 && (s[strlen(entry)] == '\n' || !s[strlen(entry)])) {
+                if (!found && locale_line(l, name, true)) {
                         buf_printf(&b, "%s\n", entry);
                         found = true;
                         continue;
@@ -802,7 +858,10 @@ static void plan_manifest(const struct plan_input *in, struct payload *p) {
 }
 
 int plan_base_edits(const struct plan_input *in, struct payload *out) {
-        int r = plan_user(in, out);
+        int r = plan_check_host(in);
+        if (r < 0)
+                return r;
+        r = plan_user(in, out);
         if (r < 0)
                 return r;
         if (in->os == OS_BOOKWORM && (r = plan_env_file(in, out)) < 0)

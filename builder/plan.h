@@ -23,6 +23,8 @@ struct base_files {
         char *config_txt;   /* boot partition */
         char *cmdline_txt;  /* boot partition */
         char *locale_gen;
+        char *locales_supported; /* /usr/share/i18n/SUPPORTED: what locale-gen can compile */
+        char *iso3166;           /* /usr/share/zoneinfo/iso3166.tab: the country codes */
         char *nm_state;     /* /var/lib/NetworkManager/NetworkManager.state */
 };
 

@@ -174,6 +174,25 @@ expect_error "an RFC 4716 key refused with the command that converts it" "rfc471
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --user pi --ssh-key "$T/rfc4716.pub" --set OPENOBSERVE_PASSWORD="$OOPW"
 expect_error "a time zone the base does not have refused" "/etc/localtime would point to /usr/share/zoneinfo/Europe/Berln, which this base does not have; check the time zone's spelling" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone Europe/Berln
+# A base that ships the lists (as Raspberry Pi OS does) has its locale and
+# Wi-Fi country checked against them; the locale.gen line takes its charmap.
+mkdir -p "$T/i18n/usr/share/i18n" "$T/i18n/usr/share/zoneinfo" "$T/i18n/etc"
+printf '# en_GB.UTF-8 UTF-8\n# de_DE@euro ISO-8859-15\n' >"$T/i18n/etc/locale.gen"
+printf 'C.UTF-8 UTF-8\nde_DE@euro ISO-8859-15\nen_GB.UTF-8 UTF-8\nen_US.UTF-8 UTF-8\n' >"$T/i18n/usr/share/i18n/SUPPORTED"
+printf '# ISO 3166 alpha-2 country codes\nDE\tGermany\nGB\tBritain (UK)\n' >"$T/i18n/usr/share/zoneinfo/iso3166.tab"
+i18n=$(fixture i18n --extra-root "$T/i18n") || exit 1
+expect_error "a locale the base cannot compile refused" "options: locale 'en_UK\.UTF-8' is not one this base can compile" \
+  "$DIMIMAGE" build --role observability --base "$i18n" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --locale en_UK.UTF-8
+expect_error "a Wi-Fi country that is no ISO 3166 code refused, with the right one" "Wi-Fi country 'UK' is not an ISO 3166 code .*: the United Kingdom's is GB" \
+  "$DIMIMAGE" build --role observability --base "$i18n" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --wifi-country UK
+[[ -e $T/bad.img ]] && fail "a refused locale left an image" || ok "a refused locale leaves no image"
+if "$DIMIMAGE" build --role observability --base "$i18n" -o "$T/i18n.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+  --locale de_DE@euro --wifi-country DE --quiet 2>"$T/i18n.log"; then
+  rcat "$T/i18n.img" /etc/locale.gen | grep -qx 'de_DE@euro ISO-8859-15' && ok "locale.gen gets SUPPORTED's charmap" \
+    || fail "locale.gen: $(rcat "$T/i18n.img" /etc/locale.gen)"
+else
+  fail "a known locale and country build"; sed 's/^/    /' "$T/i18n.log"
+fi
 # A login password opens SSH and sudo: the same weak-secret rule as .env
 # secrets, and the message names the file, not the password.
 printf 'changeme\n' >"$T/weak.pass"

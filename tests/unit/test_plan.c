@@ -18,6 +18,7 @@
 #include "payload.h"
 #include "plan.h"
 #include "profile.h"
+#include "test_util.h"
 #include "util.h"
 
 static const char passwd[] = "root:x:0:0:root:/root:/bin/bash\n"
@@ -101,6 +102,8 @@ static void teardown_inputs(struct fixture *f) {
         free(f->base.cmdline_txt);
         free(f->base.locale_gen);
         free(f->base.nm_state);
+        free(f->base.locales_supported);
+        free(f->base.iso3166);
         payload_free(&f->payload);
 }
 
@@ -365,6 +368,52 @@ static void test_locale_utf8_spellings(void **state) {
         }
 }
 
+/* With the base's lists at hand, a locale or Wi-Fi country it does not
+ * know is refused before anything is written, in one line naming it; the
+ * locale.gen entry takes SUPPORTED's charmap. */
+static void test_host_checked_against_base(void **state) {
+        static const struct {
+                const char *locale, *country, *want;
+        } cases[] = {
+                {"en_UK.UTF-8", NULL, "options: locale 'en_UK.UTF-8' is not one this base can compile"},
+                {"en_GB.utf8", "UK", "options: Wi-Fi country 'UK' is not an ISO 3166 code (see the base's "
+                                     "/usr/share/zoneinfo/iso3166.tab): the United Kingdom's is GB"},
+                {"de_DE@euro", "DE", NULL},
+                {"C.UTF-8", "GB", NULL},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                struct fixture f = {0};
+                setup_inputs(&f, "app");
+                f.base.locales_supported = xstrdup("C.UTF-8 UTF-8\nde_DE@euro ISO-8859-15\nen_GB.UTF-8 UTF-8\n");
+                f.base.iso3166 = xstrdup("# comment\nDE\tGermany\nGB\tBritain (UK)\n");
+                free(f.host.locale);
+                f.host.locale = xstrdup(cases[i].locale);
+                f.host.wifi_country = cases[i].country ? xstrdup(cases[i].country) : NULL;
+                struct plan_input in = {.profile = &f.profile, .env = &f.env, .host = &f.host, .data_dir = ".",
+                                        .build_time = 1764547200, .os = OS_BOOKWORM, .base_name = "base.img",
+                                        .base_sha256 = PLAN_SUM_PLACEHOLDER, .disk_id = "2a7c1d5e", .base = &f.base};
+                assert_int_equal(plan_payload(&in, &f.payload), 0);
+                struct tu_capture c;
+                tu_capture_begin(&c);
+                int r = plan_base_edits(&in, &f.payload);
+                unsigned errors;
+                _cleanup_free_ char *out = tu_capture_end(&c, &errors);
+                if (cases[i].want) {
+                        assert_int_equal(r, -EINVAL);
+                        assert_int_equal(errors, 1);
+                        if (!strstr(out, cases[i].want))
+                                fail_msg("case %zu: %s", i, out);
+                } else {
+                        assert_int_equal(r, 0);
+                        assert_int_equal(errors, 0);
+                        if (i == 2)
+                                assert_non_null(strstr(file_text(&f, PART_ROOT, "/etc/locale.gen"),
+                                                       "de_DE@euro ISO-8859-15\n"));
+                }
+                teardown_inputs(&f);
+        }
+}
+
 /* Key options hold double quotes; cloud-init drops all of user-data when
  * it does not parse. */
 static void test_key_options_quoted_in_user_data(void **state) {
@@ -409,7 +458,8 @@ int main(void) {
                 cmocka_unit_test(test_env_is_secret_and_root_only), cmocka_unit_test(test_existing_user_is_reused),
                 cmocka_unit_test(test_detect_os), cmocka_unit_test(test_uuid_deterministic),
                 cmocka_unit_test(test_wifi_turns_the_radio_on), cmocka_unit_test(test_system_account_refused),
-                cmocka_unit_test(test_locale_utf8_spellings), cmocka_unit_test(test_key_options_quoted_in_user_data),
+                cmocka_unit_test(test_locale_utf8_spellings), cmocka_unit_test(test_host_checked_against_base),
+                cmocka_unit_test(test_key_options_quoted_in_user_data),
                 cmocka_unit_test(test_bookworm_console_login_back), cmocka_unit_test(test_keymap_drops_the_cache),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
