@@ -457,6 +457,10 @@ static int settle_host(const struct build_opts *o, const struct fleet *f, const 
         hs->hostname = xstrdup(h->name);
         free(hs->ip);
         hs->ip = xasprintf("%s/%llu", h->address, f->prefix);
+        /* the entry's own: named by its line, below */
+        free(hs->where[HF_HOSTNAME]);
+        free(hs->where[HF_IP]);
+        hs->where[HF_HOSTNAME] = hs->where[HF_IP] = NULL;
         for (size_t i = 0; i < f->nhosts; i++) {
                 _cleanup_free_ char *line = xasprintf("%s\t%s", f->hosts[i].address, f->hosts[i].name);
                 strv_push(&hs->extra_hosts, &hs->nextra_hosts, line);
@@ -466,6 +470,14 @@ static int settle_host(const struct build_opts *o, const struct fleet *f, const 
          * this host that cannot be built */
         free(hs->origin);
         hs->origin = xasprintf("%s:%u: host %s", f->file, h->line, h->name);
+        /* a value from a file is named at its own line (perhaps shared by
+         * every host), and with the host that cannot take it */
+        for (int k = 0; k < HF_N; k++)
+                if (hs->where[k]) {
+                        char *w = xasprintf("%s: host %s", hs->where[k], h->name);
+                        free(hs->where[k]);
+                        hs->where[k] = w;
+                }
         return host_finalize(hs);
 }
 

@@ -47,7 +47,45 @@ void host_free(struct host_settings *hs) {
         free(hs->model);
         strv_free(&hs->extra_hosts, &hs->nextra_hosts);
         free(hs->origin);
+        for (int f = 0; f < HF_N; f++)
+                free(hs->where[f]);
         *hs = (struct host_settings){0};
+}
+
+static const struct {
+        const char *key, *option;
+} field_names[HF_N] = {
+        [HF_HOSTNAME] = {"hostname", "--hostname"},
+        [HF_USER] = {"user", "--user"},
+        [HF_PASSWORD] = {"password", "--password-file"},
+        [HF_IP] = {"ip", "--ip"},
+        [HF_GATEWAY] = {"gateway", "--gateway"},
+        [HF_DNS] = {"dns", "--dns"},
+        [HF_WIFI_SSID] = {"wifi.ssid", "--wifi-ssid"},
+        [HF_WIFI_PSK] = {"wifi.psk_file", "--wifi-psk-file"},
+        [HF_WIFI_COUNTRY] = {"wifi.country", "--wifi-country"},
+        [HF_TIMEZONE] = {"timezone", "--timezone"},
+        [HF_LOCALE] = {"locale", "--locale"},
+        [HF_KEYMAP] = {"keymap", "--keymap"},
+        [HF_MODEL] = {"model", "--model"},
+};
+
+const char *host_where(const struct host_settings *hs, enum host_field f) {
+        return hs->where[f] ? hs->where[f] : hs->origin ? hs->origin : "options";
+}
+
+/* f's name spelt as field `like` was: "ip" beside a YAML gateway. */
+static const char *name_as(const struct host_settings *hs, enum host_field f, enum host_field like) {
+        return hs->where[like] ? field_names[f].key : field_names[f].option;
+}
+
+static const char *field_name(const struct host_settings *hs, enum host_field f) {
+        return name_as(hs, f, f);
+}
+
+static void set_where(struct host_settings *hs, enum host_field f, const char *file, unsigned line) {
+        free(hs->where[f]);
+        hs->where[f] = xasprintf("%s:%u", file, line);
 }
 
 static const char *const host_keys[] = {
@@ -220,15 +258,21 @@ int host_from_yaml(const char *file, const struct ynode *n, struct host_settings
         struct {
                 const char *key;
                 char **dst;
+                enum host_field f;
         } strs[] = {
-                {"hostname", &hs->hostname}, {"user", &hs->user},         {"password_hash", &hs->password_hash},
-                {"ip", &hs->ip},             {"gateway", &hs->gateway},   {"timezone", &hs->timezone},
-                {"locale", &hs->locale},     {"keymap", &hs->keymap},     {"model", &hs->model},
+                {"hostname", &hs->hostname, HF_HOSTNAME}, {"user", &hs->user, HF_USER},
+                {"password_hash", &hs->password_hash, HF_PASSWORD}, {"ip", &hs->ip, HF_IP},
+                {"gateway", &hs->gateway, HF_GATEWAY}, {"timezone", &hs->timezone, HF_TIMEZONE},
+                {"locale", &hs->locale, HF_LOCALE}, {"keymap", &hs->keymap, HF_KEYMAP},
+                {"model", &hs->model, HF_MODEL},
         };
         for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
                 struct ynode *v = ynode_get(n, strs[i].key);
-                if (v && (r = ynode_string(file, strs[i].key, v, strs[i].dst)) < 0)
+                if (!v)
+                        continue;
+                if ((r = ynode_string(file, strs[i].key, v, strs[i].dst)) < 0)
                         return r;
+                set_where(hs, strs[i].f, file, v->line);
         }
         struct ynode *v = ynode_get(n, "password_file");
         if (v) {
@@ -237,6 +281,7 @@ int host_from_yaml(const char *file, const struct ynode *n, struct host_settings
                         return r;
                 free(hs->password_file);
                 hs->password_file = relative_to(file, p);
+                set_where(hs, HF_PASSWORD, file, v->line);
         }
         /* checked here, where each key's line is known */
         const struct ynode *keys = ynode_get(n, "ssh_keys");
@@ -261,27 +306,36 @@ int host_from_yaml(const char *file, const struct ynode *n, struct host_settings
         free(files);
         if (r < 0)
                 return r;
-        if ((r = ynode_strings(file, "dns", ynode_get(n, "dns"), &hs->dns, &hs->ndns)) < 0)
-                return r;
+        if ((v = ynode_get(n, "dns"))) {
+                if ((r = ynode_strings(file, "dns", v, &hs->dns, &hs->ndns)) < 0)
+                        return r;
+                set_where(hs, HF_DNS, file, v->line);
+        }
         struct ynode *w = ynode_get(n, "wifi");
         if (w) {
                 if ((r = ynode_check_keys(file, "wifi", w, wifi_keys)) < 0)
                         return r;
-                if ((v = ynode_get(w, "ssid")) && (r = ynode_string(file, "wifi.ssid", v, &hs->wifi_ssid)) < 0)
-                        return r;
-                if ((v = ynode_get(w, "country")) &&
-                    (r = ynode_string(file, "wifi.country", v, &hs->wifi_country)) < 0)
-                        return r;
+                if ((v = ynode_get(w, "ssid"))) {
+                        if ((r = ynode_string(file, "wifi.ssid", v, &hs->wifi_ssid)) < 0)
+                                return r;
+                        set_where(hs, HF_WIFI_SSID, file, v->line);
+                }
+                if ((v = ynode_get(w, "country"))) {
+                        if ((r = ynode_string(file, "wifi.country", v, &hs->wifi_country)) < 0)
+                                return r;
+                        set_where(hs, HF_WIFI_COUNTRY, file, v->line);
+                }
                 if ((v = ynode_get(w, "psk_file"))) {
                         _cleanup_free_ char *p = NULL;
                         if ((r = ynode_string(file, "wifi.psk_file", v, &p)) < 0)
                                 return r;
                         free(hs->wifi_psk_file);
                         hs->wifi_psk_file = relative_to(file, p);
+                        set_where(hs, HF_WIFI_PSK, file, v->line);
                 }
         }
-        free(hs->origin);
-        hs->origin = xstrdup(file);
+        /* no origin: each value read knows its line, and one from the
+         * command line merged in later must not be blamed on this file */
         return 0;
 }
 
@@ -295,41 +349,52 @@ int host_load_file(const char *file, struct host_settings *hs) {
         return r;
 }
 
-static void over_str(char **dst, const char *src) {
+/* A value set in o replaces hs's, and carries o's place for it (none: an
+ * option's). */
+static void over_where(struct host_settings *hs, const struct host_settings *o, enum host_field f) {
+        free(hs->where[f]);
+        hs->where[f] = o->where[f] ? xstrdup(o->where[f]) : NULL;
+}
+
+static void over(struct host_settings *hs, const struct host_settings *o, enum host_field f, char **dst,
+                 const char *src) {
         if (!src)
                 return;
+        over_where(hs, o, f);
         free(*dst);
         *dst = xstrdup(src);
 }
 
 void host_merge(struct host_settings *hs, const struct host_settings *o) {
-        over_str(&hs->hostname, o->hostname);
-        over_str(&hs->user, o->user);
+        over(hs, o, HF_HOSTNAME, &hs->hostname, o->hostname);
+        over(hs, o, HF_USER, &hs->user, o->user);
         if (o->password_hash || o->password_file) {
                 /* a password given on the command line replaces the file's, whatever its form */
                 free(hs->password_hash);
                 free(hs->password_file);
                 hs->password_hash = o->password_hash ? xstrdup(o->password_hash) : NULL;
                 hs->password_file = o->password_file ? xstrdup(o->password_file) : NULL;
+                over_where(hs, o, HF_PASSWORD);
         }
         for (size_t i = 0; i < o->nssh_key_files; i++)
                 strv_push(&hs->ssh_key_files, &hs->nssh_key_files, o->ssh_key_files[i]);
         for (size_t i = 0; i < o->nssh_keys; i++)
                 strv_push(&hs->ssh_keys, &hs->nssh_keys, o->ssh_keys[i]);
-        over_str(&hs->ip, o->ip);
-        over_str(&hs->gateway, o->gateway);
+        over(hs, o, HF_IP, &hs->ip, o->ip);
+        over(hs, o, HF_GATEWAY, &hs->gateway, o->gateway);
         if (o->ndns) {
+                over_where(hs, o, HF_DNS);
                 strv_free(&hs->dns, &hs->ndns);
                 for (size_t i = 0; i < o->ndns; i++)
                         strv_push(&hs->dns, &hs->ndns, o->dns[i]);
         }
-        over_str(&hs->wifi_ssid, o->wifi_ssid);
-        over_str(&hs->wifi_psk_file, o->wifi_psk_file);
-        over_str(&hs->wifi_country, o->wifi_country);
-        over_str(&hs->timezone, o->timezone);
-        over_str(&hs->locale, o->locale);
-        over_str(&hs->keymap, o->keymap);
-        over_str(&hs->model, o->model);
+        over(hs, o, HF_WIFI_SSID, &hs->wifi_ssid, o->wifi_ssid);
+        over(hs, o, HF_WIFI_PSK, &hs->wifi_psk_file, o->wifi_psk_file);
+        over(hs, o, HF_WIFI_COUNTRY, &hs->wifi_country, o->wifi_country);
+        over(hs, o, HF_TIMEZONE, &hs->timezone, o->timezone);
+        over(hs, o, HF_LOCALE, &hs->locale, o->locale);
+        over(hs, o, HF_KEYMAP, &hs->keymap, o->keymap);
+        over(hs, o, HF_MODEL, &hs->model, o->model);
         for (size_t i = 0; i < o->nextra_hosts; i++)
                 strv_push(&hs->extra_hosts, &hs->nextra_hosts, o->extra_hosts[i]);
         if (o->allow_weak_secrets)
@@ -440,10 +505,13 @@ static void ipv4_str(uint32_t a, char out[INET_ADDRSTRLEN]) {
  * hosts; a /32 has no subnet to share, so its gateway is outside by
  * necessity and NetworkManager routes to it on-link. */
 /* cidr as given, a and p as host_parse_cidr read it; gateway valid IPv4. */
-static int check_subnet(const char *o, const char *cidr, const char *a, unsigned p, const char *gateway) {
+static int check_subnet(const struct host_settings *hs, const char *a, unsigned p) {
+        const char *cidr = hs->ip, *gateway = hs->gateway;
+        const char *wi = host_where(hs, HF_IP), *wg = host_where(hs, HF_GATEWAY);
         struct in_addr ia;
         if (inet_pton(AF_INET, a, &ia) != 1)
-                return log_error(EINVAL, o, "invalid --ip '%s': expected ADDRESS/PREFIX, e.g. 192.168.1.101/24", cidr);
+                return log_error(EINVAL, wi, "invalid %s '%s': expected ADDRESS/PREFIX, e.g. 192.168.1.101/24",
+                                 field_name(hs, HF_IP), cidr);
         uint32_t addr = ntohl(ia.s_addr);
         uint32_t mask = (uint32_t)(0xffffffffULL << (32 - p));
         uint32_t net = addr & mask, bcast = net | ~mask;
@@ -453,7 +521,7 @@ static int check_subnet(const char *o, const char *cidr, const char *a, unsigned
         ipv4_str(net + 1, first);
         ipv4_str(bcast - 1, last);
         if (p <= 30 && (addr == net || addr == bcast))
-                return log_error(EINVAL, o,
+                return log_error(EINVAL, wi,
                                  "static address %s is its subnet's %s address, which no host may have: use one "
                                  "from %s to %s",
                                  cidr, addr == net ? "network" : "broadcast", first, last);
@@ -461,19 +529,19 @@ static int check_subnet(const char *o, const char *cidr, const char *a, unsigned
                 return 0;
         struct in_addr ig;
         if (inet_pton(AF_INET, gateway, &ig) != 1)
-                return log_error(EINVAL, o, "invalid gateway '%s'", gateway);
+                return log_error(EINVAL, wg, "invalid gateway '%s'", gateway);
         uint32_t gw = ntohl(ig.s_addr);
         if (gw == addr)
-                return log_error(EINVAL, o,
+                return log_error(EINVAL, wg,
                                  "gateway %s is the Pi's own address (%s): give the router's address on that subnet",
                                  gateway, cidr);
         if (p < 32 && (gw & mask) != net)
-                return log_error(EINVAL, o,
+                return log_error(EINVAL, wg,
                                  "gateway %s is outside the Pi's subnet %s/%u (%s to %s), so the Pi cannot reach it: "
                                  "give the router's address on that subnet, or correct the prefix of %s",
                                  gateway, snet, p, snet, sbcast, cidr);
         if (p <= 30 && (gw == net || gw == bcast))
-                return log_error(EINVAL, o,
+                return log_error(EINVAL, wg,
                                  "gateway %s is the %s address of subnet %s/%u, not a router's: give the router's "
                                  "address (%s to %s)",
                                  gateway, gw == net ? "network" : "broadcast", snet, p, first, last);
@@ -504,15 +572,15 @@ int host_finalize(struct host_settings *hs) {
         const char *o = hs->origin ? hs->origin : "options";
         int r;
         if (hs->hostname && !host_valid_hostname(hs->hostname))
-                return log_error(EINVAL, o, "invalid hostname '%s': use 1-63 letters, digits and '-'", hs->hostname);
+                return log_error(EINVAL, host_where(hs, HF_HOSTNAME), "invalid hostname '%s': use 1-63 letters, digits and '-'", hs->hostname);
         if (hs->user && !host_valid_username(hs->user))
-                return log_error(EINVAL, o,
+                return log_error(EINVAL, host_where(hs, HF_USER),
                                  "invalid or reserved user name '%s': use lower-case letters, digits, '_' and '-'",
                                  hs->user);
         if ((hs->password_hash || hs->password_file || hs->nssh_keys || hs->nssh_key_files) && !hs->user)
                 return log_error(EINVAL, o, "a password or SSH key needs a user: add --user NAME");
         if (hs->password_hash && !secret_hash_valid(hs->password_hash))
-                return log_error(EINVAL, o,
+                return log_error(EINVAL, host_where(hs, HF_PASSWORD),
                                  "the password hash is not a crypt(3) hash of a kind accepted here (yescrypt $y$, "
                                  "$gy$, SHA-512 $6$, SHA-256 $5$ or bcrypt $2b$); make one with: mkpasswd -m yescrypt");
         if (hs->password_file) {
@@ -547,23 +615,25 @@ int host_finalize(struct host_settings *hs) {
         char ip_addr[16] = "";
         unsigned ip_prefix = 0;
         if (hs->ip && !host_parse_cidr(hs->ip, ip_addr, &ip_prefix))
-                return log_error(EINVAL, o, "invalid --ip '%s': expected ADDRESS/PREFIX, e.g. 192.168.1.101/24", hs->ip);
+                return log_error(EINVAL, host_where(hs, HF_IP), "invalid %s '%s': expected ADDRESS/PREFIX, e.g. 192.168.1.101/24",
+                                 field_name(hs, HF_IP), hs->ip);
         if (hs->gateway && !hs->ip)
-                return log_error(EINVAL, o, "--gateway needs --ip");
+                return log_error(EINVAL, host_where(hs, HF_GATEWAY), "%s needs %s", field_name(hs, HF_GATEWAY),
+                                 name_as(hs, HF_IP, HF_GATEWAY));
         /* First boot installs Docker and pulls images: a static address
          * without a route out, or without a resolver, never gets there
          * (the Pi stays reachable on its own subnet, so only a warning). */
         if (hs->ip && !hs->gateway)
-                log_warn(hs->origin, "static address %s without a gateway: the Pi reaches only its own subnet, "
+                log_warn(host_where(hs, HF_IP), "static address %s without a gateway: the Pi reaches only its own subnet, "
                          "and first boot cannot install Docker or pull images unless they are there",
                          hs->ip);
         if (hs->gateway && !host_valid_ipv4(hs->gateway))
-                return log_error(EINVAL, o, "invalid gateway '%s'", hs->gateway);
-        if (hs->ip && (r = check_subnet(o, hs->ip, ip_addr, ip_prefix, hs->gateway)) < 0)
+                return log_error(EINVAL, host_where(hs, HF_GATEWAY), "invalid gateway '%s'", hs->gateway);
+        if (hs->ip && (r = check_subnet(hs, ip_addr, ip_prefix)) < 0)
                 return r;
         for (size_t i = 0; i < hs->ndns; i++)
                 if (!host_valid_ipv4(hs->dns[i]))
-                        return log_error(EINVAL, o, "invalid DNS server '%s'", hs->dns[i]);
+                        return log_error(EINVAL, host_where(hs, HF_DNS), "invalid DNS server '%s'", hs->dns[i]);
         if (hs->ip && hs->gateway && !hs->ndns) {
                 /* NetworkManager asks no one when a manual address lists no
                  * DNS server; home routers answer DNS on their own address. */
@@ -573,12 +643,15 @@ int host_finalize(struct host_settings *hs) {
         }
         if (hs->wifi_ssid || hs->wifi_psk_file) {
                 if (!hs->wifi_ssid || !hs->wifi_psk_file)
-                        return log_error(EINVAL, o, "Wi-Fi needs both --wifi-ssid and --wifi-psk-file");
+                        return log_error(EINVAL, host_where(hs, hs->wifi_ssid ? HF_WIFI_SSID : HF_WIFI_PSK), "Wi-Fi needs both %s and %s",
+                                         name_as(hs, HF_WIFI_SSID, hs->wifi_ssid ? HF_WIFI_SSID : HF_WIFI_PSK),
+                                         name_as(hs, HF_WIFI_PSK, hs->wifi_ssid ? HF_WIFI_SSID : HF_WIFI_PSK));
                 size_t sl = strlen(hs->wifi_ssid);
                 if (sl == 0 || sl > 32)
-                        return log_error(EINVAL, o, "Wi-Fi SSID must be 1 to 32 bytes");
+                        return log_error(EINVAL, host_where(hs, HF_WIFI_SSID), "Wi-Fi SSID must be 1 to 32 bytes");
                 if (!hs->wifi_country)
-                        return log_error(EINVAL, o, "Wi-Fi needs --wifi-country (e.g. GB): the radio stays off without it");
+                        return log_error(EINVAL, host_where(hs, HF_WIFI_SSID), "Wi-Fi needs %s (e.g. GB): the radio stays off without it",
+                                         name_as(hs, HF_WIFI_COUNTRY, HF_WIFI_SSID));
                 _cleanup_free_ char *pass = NULL;
                 if ((r = read_secret_line(hs->wifi_psk_file, "Wi-Fi passphrase", &pass)) < 0)
                         return r;
@@ -596,7 +669,7 @@ int host_finalize(struct host_settings *hs) {
         if (hs->wifi_country) {
                 const char *c = hs->wifi_country;
                 if (strlen(c) != 2 || !isupper((unsigned char)c[0]) || !isupper((unsigned char)c[1]))
-                        return log_error(EINVAL, o, "Wi-Fi country must be a two-letter upper-case ISO code, e.g. GB");
+                        return log_error(EINVAL, host_where(hs, HF_WIFI_COUNTRY), "Wi-Fi country must be a two-letter upper-case ISO code, e.g. GB");
         }
         if (hs->timezone) {
                 const char *t = hs->timezone;
@@ -604,21 +677,21 @@ int host_finalize(struct host_settings *hs) {
                 for (const char *c = t; *c && ok; c++)
                         ok = isalnum((unsigned char)*c) || strchr("/_-+", *c);
                 if (!ok)
-                        return log_error(EINVAL, o, "invalid time zone '%s': use an IANA name such as Europe/Berlin", t);
+                        return log_error(EINVAL, host_where(hs, HF_TIMEZONE), "invalid time zone '%s': use an IANA name such as Europe/Berlin", t);
         }
         if (hs->locale) {
                 bool ok = strlen(hs->locale) < 64;
                 for (const char *c = hs->locale; *c && ok; c++)
                         ok = isalnum((unsigned char)*c) || strchr("_.-@", *c);
                 if (!ok || !*hs->locale)
-                        return log_error(EINVAL, o, "invalid locale '%s': e.g. en_GB.UTF-8", hs->locale);
+                        return log_error(EINVAL, host_where(hs, HF_LOCALE), "invalid locale '%s': e.g. en_GB.UTF-8", hs->locale);
         }
         if (hs->keymap) {
                 bool ok = strlen(hs->keymap) < 32;
                 for (const char *c = hs->keymap; *c && ok; c++)
                         ok = isalnum((unsigned char)*c) || strchr("_-", *c);
                 if (!ok || !*hs->keymap)
-                        return log_error(EINVAL, o, "invalid keymap '%s': e.g. gb, de, us", hs->keymap);
+                        return log_error(EINVAL, host_where(hs, HF_KEYMAP), "invalid keymap '%s': e.g. gb, de, us", hs->keymap);
         }
         return 0;
 }

@@ -9,6 +9,12 @@
 
 #include "yamltree.h"
 
+/* The settings a message may have to place in a file (host_settings.where). */
+enum host_field {
+        HF_HOSTNAME, HF_USER, HF_PASSWORD, HF_IP, HF_GATEWAY, HF_DNS, HF_WIFI_SSID, HF_WIFI_PSK, HF_WIFI_COUNTRY,
+        HF_TIMEZONE, HF_LOCALE, HF_KEYMAP, HF_MODEL, HF_N,
+};
+
 struct host_settings {
         char *hostname;
         char *user;
@@ -32,8 +38,10 @@ struct host_settings {
         char *model;            /* Pi model, e.g. "pi4-4gb" (fleet guard) */
         char **extra_hosts;     /* "ADDR NAME..." lines for /etc/hosts (fleet) */
         size_t nextra_hosts;
-        /* where settings came from, for messages */
+        /* where settings came from, for messages: origin as a whole, and
+         * "file:line" of each value read from YAML (NULL: an option's) */
         char *origin;
+        char *where[HF_N];
         /* --allow-weak-secrets: a weak password from password_file warns
          * instead of failing (a policy, not a host's setting: no YAML key) */
         bool allow_weak_secrets;
@@ -48,6 +56,9 @@ void host_merge(struct host_settings *hs, const struct host_settings *over);
 /* Read key/password/PSK files, derive hashes, validate everything.
  * Afterwards password_file and wifi_psk_file are consumed. */
 int host_finalize(struct host_settings *hs);
+/* What a message about field f names: its file:line, else the origin,
+ * else "options". */
+const char *host_where(const struct host_settings *hs, enum host_field f);
 void host_free(struct host_settings *hs);
 
 bool host_valid_hostname(const char *s);

@@ -690,19 +690,18 @@ static bool has_country(const char *iso3166, const char *code) {
  * without the lists is taken at its word. */
 static int plan_check_host(const struct plan_input *in) {
         const struct host_settings *h = in->host;
-        const char *o = h->origin ? h->origin : "options";
         if (h->locale && in->base->locales_supported) {
                 _cleanup_free_ char *name = locale_name(h->locale);
                 if (strcmp(name, "C.UTF-8") != 0 && strcmp(name, "C") != 0 && strcmp(name, "POSIX") != 0 &&
                     !find_locale(in->base->locales_supported, name))
-                        return log_error(EINVAL, o,
+                        return log_error(EINVAL, host_where(h, HF_LOCALE),
                                          "locale '%s' is not one this base can compile (see its "
                                          "/usr/share/i18n/SUPPORTED; `locale -a` on a Pi): e.g. en_GB.UTF-8, "
                                          "en_US.UTF-8, de_DE.UTF-8",
                                          h->locale);
         }
         if (h->wifi_country && in->base->iso3166 && !has_country(in->base->iso3166, h->wifi_country))
-                return log_error(EINVAL, o,
+                return log_error(EINVAL, host_where(h, HF_WIFI_COUNTRY),
                                  "Wi-Fi country '%s' is not an ISO 3166 code (see the base's "
                                  "/usr/share/zoneinfo/iso3166.tab)%s",
                                  h->wifi_country,

@@ -174,6 +174,12 @@ expect_error "an RFC 4716 key refused with the command that converts it" "rfc471
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --user pi --ssh-key "$T/rfc4716.pub" --set OPENOBSERVE_PASSWORD="$OOPW"
 expect_error "a time zone the base does not have refused" "/etc/localtime would point to /usr/share/zoneinfo/Europe/Berln, which this base does not have; check the time zone's spelling" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone Europe/Berln
+printf 'user: pi\n\ntimezone: Europe/Berln\ngateway: 192.168.1.1\n' >"$T/where.yml"
+expect_error "a --host file's value refused at its line, in its own spelling" "where\.yml:4: gateway needs ip$" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --host "$T/where.yml"
+expect_error "an option over a --host file refused as an option" "options: invalid gateway 'x'" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --host "$T/where.yml" \
+  --ip 192.168.1.10/24 --gateway x
 # A base that ships the lists (as Raspberry Pi OS does) has its locale and
 # Wi-Fi country checked against them; the locale.gen line takes its charmap.
 mkdir -p "$T/i18n/usr/share/i18n" "$T/i18n/usr/share/zoneinfo" "$T/i18n/etc"

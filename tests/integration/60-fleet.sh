@@ -228,7 +228,7 @@ settings_refused() { # WHAT PATTERN YAML
   grep -q 'Reading' "$T/.err" && fail "$1: the base was read first" || ok "$1: the base not read"
   [[ ! -e $T/set ]] && ok "$1: no directory" || fail "$1: $T/set created"
 }
-settings_refused "a shared invalid user name" "set\.yml:4: host pi-b: invalid or reserved user name 'Pi'" \
+settings_refused "a shared invalid user name, at its line" "set\.yml:1: host pi-b: invalid or reserved user name 'Pi'" \
 "user: Pi
 hosts:
   - {name: pi-a, role: observability, address: 10.0.0.5, user: pi}
@@ -238,7 +238,7 @@ settings_refused "a missing ssh_key_files entry" "nokey\.pub: cannot read SSH ke
 hosts:
   - {name: pi-a, role: observability, address: 10.0.0.5}
   - {name: pi-b, role: observability, address: 10.0.0.6, ssh_key_files: [nokey.pub]}"
-settings_refused "a host's invalid time zone" "set\.yml:3: host pi-a: invalid time zone 'Mars Base'" \
+settings_refused "a host's invalid time zone, at its line" "set\.yml:6: host pi-a: invalid time zone 'Mars Base'" \
 "user: pi
 hosts:
   - name: pi-a
@@ -267,7 +267,7 @@ rcat "$T/hf/pi-h.img" /etc/default/keyboard | grep -qx 'XKBLAYOUT="gb"' && ok "t
   || fail "keymap: $(rcat "$T/hf/pi-h.img" /etc/default/keyboard | grep XKBLAYOUT)"
 rm -rf "$T/hf"
 printf 'timezone: Bad Zone\n' >"$T/badtz.yml"
-expect_error "--host file's invalid time zone refused with --fleet" "invalid time zone 'Bad Zone'" \
+expect_error "--host file's invalid time zone refused with --fleet, at its line" "badtz\.yml:1: host pi-h: invalid time zone 'Bad Zone'" \
   "$DIMIMAGE" build --fleet "$T/hostfile.yml" --host "$T/badtz.yml" --base "$T/undecodable.img.xz" -o "$T/hf"
 printf 'timezone: UTC\ntimezon: UTC\n' >"$T/typo.yml"
 expect_error "--host file's unknown key refused with --fleet, with its line" "typo\.yml:2.*timezon" \

@@ -346,6 +346,51 @@ static void test_network(void **state) {
         }
 }
 
+/* ---- where a refused value is named ---- */
+
+/* A --host file's value at its line and in its own spelling; the same
+ * setting from the command line over it is named as an option, and not
+ * blamed on the file. */
+static void test_value_named_at_its_line(void **state) {
+        (void)state;
+        _cleanup_free_ char *net = put("net.yml", "user: pi\n"
+                                                  "# the address is per host\n"
+                                                  "gateway: 192.168.1.1\n"
+                                                  "wifi:\n"
+                                                  "  ssid: Cafe\n"
+                                                  "  country: GB\n");
+        _cleanup_free_ char *tz = put("tz.yml", "user: pi\ntimezone: Mars Base\n");
+        static const struct {
+                bool tz_file;
+                const char *ip, *timezone; /* from the command line */
+                const char *want;          /* after "FILE:" when in_file */
+                bool in_file;
+        } cases[] = {
+                {false, NULL, NULL, "3: gateway needs ip", true},
+                {false, "192.168.1.10/24", NULL, "5: Wi-Fi needs both wifi.ssid and wifi.psk_file", true},
+                {true, NULL, NULL, "2: invalid time zone 'Mars Base'", true},
+                {true, NULL, "Mars/Olympus Mons", "options: invalid time zone 'Mars/Olympus Mons'", false},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                const char *yml = cases[i].tz_file ? tz : net;
+                struct host_settings hs = {0}, cli = {0};
+                assert_int_equal(host_load_file(yml, &hs), 0);
+                cli.ip = cases[i].ip ? xstrdup(cases[i].ip) : NULL;
+                cli.timezone = cases[i].timezone ? xstrdup(cases[i].timezone) : NULL;
+                host_merge(&hs, &cli);
+                char *err = NULL;
+                unsigned errors = 0;
+                int r = finalize(&hs, &err, &errors);
+                _cleanup_free_ char *want = cases[i].in_file ? xasprintf("%s:%s", yml, cases[i].want)
+                                                             : xstrdup(cases[i].want);
+                if (r != -EINVAL || errors != 1 || !strstr(err, want))
+                        fail_msg("case %zu: want one error with '%s', got %d: %s", i, want, r, err);
+                free(err);
+                host_free(&cli);
+                host_free(&hs);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_weak_password_refused),
@@ -358,6 +403,7 @@ int main(void) {
                 cmocka_unit_test(test_key_other_formats),
                 cmocka_unit_test(test_key_in_host_yaml),
                 cmocka_unit_test(test_network),
+                cmocka_unit_test(test_value_named_at_its_line),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
