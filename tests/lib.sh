@@ -76,7 +76,12 @@ fixture() {
   shift
   mkdir -p "$FIXTURES"
   local key
-  key=$( (cat "$TOP/scripts/make-fixture.sh"; echo "$name $*") | sha256sum | cut -c1-12)
+  # a directory (--extra-root) counts by its content, not its temporary path
+  key=$( (cat "$TOP/scripts/make-fixture.sh"; echo "$name"
+          for a in "$@"; do
+            if [[ -d $a ]]; then tar -C "$a" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - . | sha256sum
+            else echo "$a"; fi
+          done) | sha256sum | cut -c1-12)
   local img="$FIXTURES/$name-$key.img"
   if [[ ! -f $img ]]; then
     "$TOP/scripts/make-fixture.sh" "$@" -o "$img.tmp" >/dev/null || { echo "fixture $name failed" >&2; return 1; }
