@@ -60,6 +60,7 @@ void base_files_free(struct base_files *bf) {
         free(bf->locale_gen);
         free(bf->locales_supported);
         free(bf->iso3166);
+        free(bf->xkb_rules);
         free(bf->nm_state);
         *bf = (struct base_files){0};
 }
@@ -81,6 +82,7 @@ int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, str
         bf->locale_gen = read_text_ext4(e, "/etc/locale.gen");
         bf->locales_supported = read_text_ext4(e, "/usr/share/i18n/SUPPORTED");
         bf->iso3166 = read_text_ext4(e, "/usr/share/zoneinfo/iso3166.tab");
+        bf->xkb_rules = read_text_ext4(e, "/usr/share/X11/xkb/rules/evdev.lst");
         bf->nm_state = read_text_ext4(e, NM_STATE);
         r = ext4_close(e);
         if (r < 0)

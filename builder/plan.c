@@ -684,10 +684,27 @@ static bool has_country(const char *iso3166, const char *code) {
         return false;
 }
 
-/* What the base itself can tell of the host settings: a locale or Wi-Fi
- * country it does not know would be taken silently and fail on the Pi
- * (locale-gen at first boot, the regulatory domain at every boot).  A base
- * without the lists is taken at its word. */
+/* Whether evdev.lst's "! layout" section lists layout (as "  gb   English (UK)"). */
+static bool has_layout(const char *rules, const char *layout) {
+        bool in = false;
+        size_t n = strlen(layout);
+        FOR_LINES(rules, l) {
+                if (*l == '!')
+                        in = strncmp(l, "! layout", 8) == 0 && (l[8] == '\n' || !l[8]);
+                else if (in) {
+                        const char *s = l + strspn(l, " ");
+                        if (strncmp(s, layout, n) == 0 && (s[n] == ' ' || s[n] == '\t'))
+                                return true;
+                }
+        }
+        return false;
+}
+
+/* What the base itself can tell of the host settings: a locale, Wi-Fi
+ * country or keyboard layout it does not know would be taken silently and
+ * fail on the Pi (locale-gen at first boot, the regulatory domain and the
+ * console keymap at every boot).  A base without the lists is taken at
+ * its word. */
 static int plan_check_host(const struct plan_input *in) {
         const struct host_settings *h = in->host;
         if (h->locale && in->base->locales_supported) {
@@ -708,6 +725,11 @@ static int plan_check_host(const struct plan_input *in) {
                                  strcmp(h->wifi_country, "UK") == 0 ? ": the United Kingdom's is GB"
                                  : strcmp(h->wifi_country, "EL") == 0 ? ": Greece's is GR"
                                                                       : "");
+        if (h->keymap && in->base->xkb_rules && !has_layout(in->base->xkb_rules, h->keymap))
+                return log_error(EINVAL, host_where(h, HF_KEYMAP),
+                                 "keymap '%s' is not a keyboard layout this base knows (see the \"! layout\" list of "
+                                 "its /usr/share/X11/xkb/rules/evdev.lst)%s",
+                                 h->keymap, strcmp(h->keymap, "uk") == 0 ? ": the United Kingdom's is gb" : ": e.g. gb, us, de");
         return 0;
 }
 

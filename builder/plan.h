@@ -25,6 +25,7 @@ struct base_files {
         char *locale_gen;
         char *locales_supported; /* /usr/share/i18n/SUPPORTED: what locale-gen can compile */
         char *iso3166;           /* /usr/share/zoneinfo/iso3166.tab: the country codes */
+        char *xkb_rules;         /* /usr/share/X11/xkb/rules/evdev.lst: the keyboard layouts */
         char *nm_state;     /* /var/lib/NetworkManager/NetworkManager.state */
 };
 

@@ -180,9 +180,11 @@ expect_error "a --host file's value refused at its line, in its own spelling" "w
 expect_error "an option over a --host file refused as an option" "options: invalid gateway 'x'" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --host "$T/where.yml" \
   --ip 192.168.1.10/24 --gateway x
-# A base that ships the lists (as Raspberry Pi OS does) has its locale and
-# Wi-Fi country checked against them; the locale.gen line takes its charmap.
-mkdir -p "$T/i18n/usr/share/i18n" "$T/i18n/usr/share/zoneinfo" "$T/i18n/etc"
+# A base that ships the lists (as Raspberry Pi OS does) has its locale, Wi-Fi
+# country and keymap checked against them; the locale.gen line takes its charmap.
+mkdir -p "$T/i18n/usr/share/i18n" "$T/i18n/usr/share/zoneinfo" "$T/i18n/etc" "$T/i18n/usr/share/X11/xkb/rules"
+printf '! model\n  pc105           Generic 105-key PC\n\n! layout\n  us              English (US)\n  gb              English (UK)\n  de              German\n' \
+  >"$T/i18n/usr/share/X11/xkb/rules/evdev.lst"
 printf '# en_GB.UTF-8 UTF-8\n# de_DE@euro ISO-8859-15\n' >"$T/i18n/etc/locale.gen"
 printf 'C.UTF-8 UTF-8\nde_DE@euro ISO-8859-15\nen_GB.UTF-8 UTF-8\nen_US.UTF-8 UTF-8\n' >"$T/i18n/usr/share/i18n/SUPPORTED"
 printf '# ISO 3166 alpha-2 country codes\nDE\tGermany\nGB\tBritain (UK)\n' >"$T/i18n/usr/share/zoneinfo/iso3166.tab"
@@ -191,9 +193,11 @@ expect_error "a locale the base cannot compile refused" "options: locale 'en_UK\
   "$DIMIMAGE" build --role observability --base "$i18n" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --locale en_UK.UTF-8
 expect_error "a Wi-Fi country that is no ISO 3166 code refused, with the right one" "Wi-Fi country 'UK' is not an ISO 3166 code .*: the United Kingdom's is GB" \
   "$DIMIMAGE" build --role observability --base "$i18n" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --wifi-country UK
+expect_error "a keymap that is no keyboard layout refused" "keymap 'uk' is not a keyboard layout this base knows .*: the United Kingdom's is gb" \
+  "$DIMIMAGE" build --role observability --base "$i18n" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --keymap uk
 [[ -e $T/bad.img ]] && fail "a refused locale left an image" || ok "a refused locale leaves no image"
 if "$DIMIMAGE" build --role observability --base "$i18n" -o "$T/i18n.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
-  --locale de_DE@euro --wifi-country DE --quiet 2>"$T/i18n.log"; then
+  --locale de_DE@euro --wifi-country DE --keymap de --quiet 2>"$T/i18n.log"; then
   rcat "$T/i18n.img" /etc/locale.gen | grep -qx 'de_DE@euro ISO-8859-15' && ok "locale.gen gets SUPPORTED's charmap" \
     || fail "locale.gen: $(rcat "$T/i18n.img" /etc/locale.gen)"
 else

@@ -104,6 +104,7 @@ static void teardown_inputs(struct fixture *f) {
         free(f->base.nm_state);
         free(f->base.locales_supported);
         free(f->base.iso3166);
+        free(f->base.xkb_rules);
         payload_free(&f->payload);
 }
 
@@ -368,8 +369,8 @@ static void test_locale_utf8_spellings(void **state) {
         }
 }
 
-/* With the base's lists at hand, a locale or Wi-Fi country it does not
- * know is refused before anything is written, in one line naming it; the
+/* With the base's lists at hand, a locale, Wi-Fi country or keymap it does
+ * not know is refused before anything is written, in one line naming it; the
  * locale.gen entry takes SUPPORTED's charmap. */
 static void test_host_checked_against_base(void **state) {
         static const struct {
@@ -380,12 +381,18 @@ static void test_host_checked_against_base(void **state) {
                                      "/usr/share/zoneinfo/iso3166.tab): the United Kingdom's is GB"},
                 {"de_DE@euro", "DE", NULL},
                 {"C.UTF-8", "GB", NULL},
+                {"en_GB.UTF-8", "GB", "options: keymap 'uk' is not a keyboard layout this base knows"},
         };
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
                 struct fixture f = {0};
                 setup_inputs(&f, "app");
                 f.base.locales_supported = xstrdup("C.UTF-8 UTF-8\nde_DE@euro ISO-8859-15\nen_GB.UTF-8 UTF-8\n");
                 f.base.iso3166 = xstrdup("# comment\nDE\tGermany\nGB\tBritain (UK)\n");
+                /* "uk" only as a model and a variant: not a layout */
+                f.base.xkb_rules = xstrdup("! model\n  uk              UK model\n\n! layout\n  us              English (US)\n"
+                                           "  gb              English (UK)\n\n! variant\n  uk              gb: UK\n");
+                free(f.host.keymap);
+                f.host.keymap = xstrdup(i == 4 ? "uk" : "gb");
                 free(f.host.locale);
                 f.host.locale = xstrdup(cases[i].locale);
                 f.host.wifi_country = cases[i].country ? xstrdup(cases[i].country) : NULL;
