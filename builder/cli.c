@@ -229,7 +229,7 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                         break;
                 case OPT_NO_GROW: o->no_grow = true; break;
                 case OPT_NO_CACHE: o->no_cache = true; break;
-                case OPT_ALLOW_WEAK: o->allow_weak = h->allow_weak_secrets = true; break;
+                case OPT_ALLOW_WEAK: o->allow_weak = true; break;
                 case 'f': o->force = true; break;
                 case OPT_NO_BMAP: o->no_bmap = true; break;
                 case 'q': log_level = LOG_QUIET; break;

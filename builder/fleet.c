@@ -478,7 +478,7 @@ static int settle_host(const struct build_opts *o, const struct fleet *f, const 
                         free(hs->where[k]);
                         hs->where[k] = w;
                 }
-        return host_finalize(hs);
+        return host_finalize(hs, o->allow_weak);
 }
 
 /* Build host h up to its commit, which goes on running on its own thread

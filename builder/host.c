@@ -397,8 +397,6 @@ void host_merge(struct host_settings *hs, const struct host_settings *o) {
         over(hs, o, HF_MODEL, &hs->model, o->model);
         for (size_t i = 0; i < o->nextra_hosts; i++)
                 strv_push(&hs->extra_hosts, &hs->nextra_hosts, o->extra_hosts[i]);
-        if (o->allow_weak_secrets)
-                hs->allow_weak_secrets = true;
 }
 
 bool host_valid_hostname(const char *s) {
@@ -568,7 +566,7 @@ static int read_secret_line(const char *file, const char *what, char **out) {
         return 0;
 }
 
-int host_finalize(struct host_settings *hs) {
+int host_finalize(struct host_settings *hs, bool allow_weak) {
         const char *o = hs->origin ? hs->origin : "options";
         int r;
         if (hs->hostname && !host_valid_hostname(hs->hostname))
@@ -590,7 +588,7 @@ int host_finalize(struct host_settings *hs) {
                 /* The same rule as the stack's secrets: this password opens
                  * SSH and sudo on a Pi that is usually on a shared network. */
                 const char *why = secret_weakness(pw);
-                if (why && !hs->allow_weak_secrets) {
+                if (why && !allow_weak) {
                         explicit_bzero(pw, strlen(pw));
                         return log_error(EINVAL, hs->password_file,
                                          "the password %s; put a strong one in this file (or use --password-hash), "

@@ -42,20 +42,18 @@ struct host_settings {
          * "file:line" of each value read from YAML (NULL: an option's) */
         char *origin;
         char *where[HF_N];
-        /* --allow-weak-secrets: a weak password from password_file warns
-         * instead of failing (a policy, not a host's setting: no YAML key) */
-        bool allow_weak_secrets;
 };
 
 /* Fill hs from a YAML mapping (a --host file's root or a fleet host). */
 int host_from_yaml(const char *file, const struct ynode *n, struct host_settings *hs);
 int host_load_file(const char *file, struct host_settings *hs);
-/* Values set in over replace those in hs; list values are appended;
- * allow_weak_secrets set in either stays set. */
+/* Values set in over replace those in hs; list values are appended. */
 void host_merge(struct host_settings *hs, const struct host_settings *over);
 /* Read key/password/PSK files, derive hashes, validate everything.
- * Afterwards password_file and wifi_psk_file are consumed. */
-int host_finalize(struct host_settings *hs);
+ * Afterwards password_file and wifi_psk_file are consumed.  allow_weak
+ * (--allow-weak-secrets, a policy rather than a host's setting): a weak
+ * password from password_file warns instead of failing. */
+int host_finalize(struct host_settings *hs, bool allow_weak);
 /* What a message about field f names: its file:line, else the origin,
  * else "options". */
 const char *host_where(const struct host_settings *hs, enum host_field f);
