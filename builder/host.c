@@ -570,7 +570,8 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
         const char *o = hs->origin ? hs->origin : "options";
         int r;
         if (hs->hostname && !host_valid_hostname(hs->hostname))
-                return log_error(EINVAL, host_where(hs, HF_HOSTNAME), "invalid hostname '%s': use 1-63 letters, digits and '-'", hs->hostname);
+                return log_error(EINVAL, host_where(hs, HF_HOSTNAME),
+                                 "invalid hostname '%s': use 1-63 letters, digits and '-'", hs->hostname);
         if (hs->user && !host_valid_username(hs->user))
                 return log_error(EINVAL, host_where(hs, HF_USER),
                                  "invalid or reserved user name '%s': use lower-case letters, digits, '_' and '-'",
@@ -613,7 +614,8 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
         char ip_addr[16] = "";
         unsigned ip_prefix = 0;
         if (hs->ip && !host_parse_cidr(hs->ip, ip_addr, &ip_prefix))
-                return log_error(EINVAL, host_where(hs, HF_IP), "invalid %s '%s': expected ADDRESS/PREFIX, e.g. 192.168.1.101/24",
+                return log_error(EINVAL, host_where(hs, HF_IP),
+                                 "invalid %s '%s': expected ADDRESS/PREFIX, e.g. 192.168.1.101/24",
                                  field_name(hs, HF_IP), hs->ip);
         if (hs->gateway && !hs->ip)
                 return log_error(EINVAL, host_where(hs, HF_GATEWAY), "%s needs %s", field_name(hs, HF_GATEWAY),
@@ -622,7 +624,8 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
          * without a route out, or without a resolver, never gets there
          * (the Pi stays reachable on its own subnet, so only a warning). */
         if (hs->ip && !hs->gateway)
-                log_warn(host_where(hs, HF_IP), "static address %s without a gateway: the Pi reaches only its own subnet, "
+                log_warn(host_where(hs, HF_IP),
+                         "static address %s without a gateway: the Pi reaches only its own subnet, "
                          "and first boot cannot install Docker or pull images unless they are there",
                          hs->ip);
         if (hs->gateway && !host_valid_ipv4(hs->gateway))
@@ -641,14 +644,16 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
         }
         if (hs->wifi_ssid || hs->wifi_psk_file) {
                 if (!hs->wifi_ssid || !hs->wifi_psk_file)
-                        return log_error(EINVAL, host_where(hs, hs->wifi_ssid ? HF_WIFI_SSID : HF_WIFI_PSK), "Wi-Fi needs both %s and %s",
+                        return log_error(EINVAL, host_where(hs, hs->wifi_ssid ? HF_WIFI_SSID : HF_WIFI_PSK),
+                                         "Wi-Fi needs both %s and %s",
                                          name_as(hs, HF_WIFI_SSID, hs->wifi_ssid ? HF_WIFI_SSID : HF_WIFI_PSK),
                                          name_as(hs, HF_WIFI_PSK, hs->wifi_ssid ? HF_WIFI_SSID : HF_WIFI_PSK));
                 size_t sl = strlen(hs->wifi_ssid);
                 if (sl == 0 || sl > 32)
                         return log_error(EINVAL, host_where(hs, HF_WIFI_SSID), "Wi-Fi SSID must be 1 to 32 bytes");
                 if (!hs->wifi_country)
-                        return log_error(EINVAL, host_where(hs, HF_WIFI_SSID), "Wi-Fi needs %s (e.g. GB): the radio stays off without it",
+                        return log_error(EINVAL, host_where(hs, HF_WIFI_SSID),
+                                         "Wi-Fi needs %s (e.g. GB): the radio stays off without it",
                                          name_as(hs, HF_WIFI_COUNTRY, HF_WIFI_SSID));
                 _cleanup_free_ char *pass = NULL;
                 if ((r = read_secret_line(hs->wifi_psk_file, "Wi-Fi passphrase", &pass)) < 0)
@@ -657,17 +662,25 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
                 r = secret_wifi_psk(hs->wifi_ssid, pass, hex);
                 explicit_bzero(pass, strlen(pass));
                 if (r < 0)
-                        return log_error(r, hs->wifi_psk_file, "Wi-Fi passphrase must be 8 to 63 printable ASCII characters (or the 64-hex-digit key)");
+                        return log_error(r, hs->wifi_psk_file,
+                                         "Wi-Fi passphrase must be 8 to 63 printable ASCII characters (or the 64-hex-digit key)");
                 free(hs->wifi_psk_hex);
                 hs->wifi_psk_hex = xstrdup(hex);
                 explicit_bzero(hex, sizeof hex);
                 free(hs->wifi_psk_file);
                 hs->wifi_psk_file = NULL;
         }
+        /* ISO codes are upper case and XKB layouts lower case wherever
+         * they are used; either spelling means the same to a user */
+        for (char *c = hs->wifi_country; c && *c; c++)
+                *c = (char)toupper((unsigned char)*c);
+        for (char *c = hs->keymap; c && *c; c++)
+                *c = (char)tolower((unsigned char)*c);
         if (hs->wifi_country) {
                 const char *c = hs->wifi_country;
                 if (strlen(c) != 2 || !isupper((unsigned char)c[0]) || !isupper((unsigned char)c[1]))
-                        return log_error(EINVAL, host_where(hs, HF_WIFI_COUNTRY), "Wi-Fi country must be a two-letter upper-case ISO code, e.g. GB");
+                        return log_error(EINVAL, host_where(hs, HF_WIFI_COUNTRY),
+                                         "Wi-Fi country must be a two-letter ISO 3166 code, e.g. GB");
         }
         if (hs->timezone) {
                 const char *t = hs->timezone;
@@ -675,21 +688,24 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
                 for (const char *c = t; *c && ok; c++)
                         ok = isalnum((unsigned char)*c) || strchr("/_-+", *c);
                 if (!ok)
-                        return log_error(EINVAL, host_where(hs, HF_TIMEZONE), "invalid time zone '%s': use an IANA name such as Europe/Berlin", t);
+                        return log_error(EINVAL, host_where(hs, HF_TIMEZONE),
+                                         "invalid time zone '%s': use an IANA name such as Europe/Berlin", t);
         }
         if (hs->locale) {
                 bool ok = strlen(hs->locale) < 64;
                 for (const char *c = hs->locale; *c && ok; c++)
                         ok = isalnum((unsigned char)*c) || strchr("_.-@", *c);
                 if (!ok || !*hs->locale)
-                        return log_error(EINVAL, host_where(hs, HF_LOCALE), "invalid locale '%s': e.g. en_GB.UTF-8", hs->locale);
+                        return log_error(EINVAL, host_where(hs, HF_LOCALE),
+                                         "invalid locale '%s': e.g. en_GB.UTF-8", hs->locale);
         }
         if (hs->keymap) {
                 bool ok = strlen(hs->keymap) < 32;
                 for (const char *c = hs->keymap; *c && ok; c++)
                         ok = isalnum((unsigned char)*c) || strchr("_-", *c);
                 if (!ok || !*hs->keymap)
-                        return log_error(EINVAL, host_where(hs, HF_KEYMAP), "invalid keymap '%s': e.g. gb, de, us", hs->keymap);
+                        return log_error(EINVAL, host_where(hs, HF_KEYMAP),
+                                         "invalid keymap '%s': e.g. gb, de, us", hs->keymap);
         }
         return 0;
 }

@@ -390,6 +390,19 @@ static void test_value_named_at_its_line(void **state) {
         }
 }
 
+/* A Wi-Fi country and a keymap in the other case are taken as meant. */
+static void test_case_normalized(void **state) {
+        (void)state;
+        struct host_settings hs = {.wifi_country = xstrdup("gb"), .keymap = xstrdup("DE")};
+        char *err = NULL;
+        unsigned errors = 0;
+        assert_int_equal(finalize(&hs, &err, &errors), 0);
+        assert_string_equal(hs.wifi_country, "GB");
+        assert_string_equal(hs.keymap, "de");
+        free(err);
+        host_free(&hs);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_weak_password_refused),
@@ -403,6 +416,7 @@ int main(void) {
                 cmocka_unit_test(test_key_in_host_yaml),
                 cmocka_unit_test(test_network),
                 cmocka_unit_test(test_value_named_at_its_line),
+                cmocka_unit_test(test_case_normalized),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
