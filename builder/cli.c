@@ -215,7 +215,17 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                 case OPT_BASE: again = set_once(&o->base, optarg); break;
                 case 'o': again = set_once(&o->out, optarg); break;
                 case OPT_ENV: push(&o->env_files, &o->nenv_files, optarg); break;
-                case OPT_SET: push(&o->sets, &o->nsets, optarg); break;
+                case OPT_SET: {
+                        /* the options-once rule, per key (a bad one is env_set_assignment's to report) */
+                        size_t k = strcspn(optarg, "=");
+                        for (size_t i = 0; i < o->nsets && optarg[k]; i++)
+                                if (strncmp(o->sets[i], optarg, k + 1) == 0) {
+                                        _cleanup_free_ char *key = xstrndup(optarg, k);
+                                        return usage_error("--set %s given twice; give it once", key);
+                                }
+                        push(&o->sets, &o->nsets, optarg);
+                        break;
+                }
                 case OPT_SOURCE: again = set_once(&o->source, optarg); break;
                 case OPT_HOST: again = set_once(&o->host_file, optarg); break;
                 case OPT_FLEET: again = set_once(&o->fleet, optarg); break;

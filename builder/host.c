@@ -68,6 +68,7 @@ static const struct {
         [HF_LOCALE] = {"locale", "--locale"},
         [HF_KEYMAP] = {"keymap", "--keymap"},
         [HF_MODEL] = {"model", "--model"},
+        [HF_SSH_KEYS] = {"ssh_keys", "--ssh-key"},
 };
 
 const char *host_where(const struct host_settings *hs, enum host_field f) {
@@ -288,6 +289,9 @@ int host_from_yaml(const char *file, const struct ynode *n, struct host_settings
         size_t nkeys = hs->nssh_keys;
         if ((r = ynode_strings(file, "ssh_keys", keys, &hs->ssh_keys, &hs->nssh_keys)) < 0)
                 return r;
+        const struct ynode *kf = ynode_get(n, "ssh_key_files");
+        if ((keys || kf) && !hs->where[HF_SSH_KEYS])
+                set_where(hs, HF_SSH_KEYS, file, (keys ? keys : kf)->line);
         for (size_t i = nkeys; i < hs->nssh_keys; i++) {
                 unsigned line = keys->kind == Y_SEQ ? keys->items[i - nkeys]->line : keys->line;
                 if ((r = check_key(file, line, hs->ssh_keys[i])) < 0)
@@ -295,7 +299,7 @@ int host_from_yaml(const char *file, const struct ynode *n, struct host_settings
         }
         char **files = NULL;
         size_t nfiles = 0;
-        r = ynode_strings(file, "ssh_key_files", ynode_get(n, "ssh_key_files"), &files, &nfiles);
+        r = ynode_strings(file, "ssh_key_files", kf, &files, &nfiles);
         for (size_t i = 0; i < nfiles; i++) {
                 if (r >= 0) {
                         _cleanup_free_ char *p = relative_to(file, files[i]);
@@ -376,6 +380,9 @@ void host_merge(struct host_settings *hs, const struct host_settings *o) {
                 hs->password_file = o->password_file ? xstrdup(o->password_file) : NULL;
                 over_where(hs, o, HF_PASSWORD);
         }
+        /* keys add up: the first to give any is where they are named */
+        if ((o->nssh_key_files || o->nssh_keys) && !hs->nssh_key_files && !hs->nssh_keys)
+                over_where(hs, o, HF_SSH_KEYS);
         for (size_t i = 0; i < o->nssh_key_files; i++)
                 strv_push(&hs->ssh_key_files, &hs->nssh_key_files, o->ssh_key_files[i]);
         for (size_t i = 0; i < o->nssh_keys; i++)
@@ -567,7 +574,6 @@ static int read_secret_line(const char *file, const char *what, char **out) {
 }
 
 int host_finalize(struct host_settings *hs, bool allow_weak) {
-        const char *o = hs->origin ? hs->origin : "options";
         int r;
         if (hs->hostname && !host_valid_hostname(hs->hostname))
                 return log_error(EINVAL, host_where(hs, HF_HOSTNAME),
@@ -576,8 +582,11 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
                 return log_error(EINVAL, host_where(hs, HF_USER),
                                  "invalid or reserved user name '%s': use lower-case letters, digits, '_' and '-'",
                                  hs->user);
-        if ((hs->password_hash || hs->password_file || hs->nssh_keys || hs->nssh_key_files) && !hs->user)
-                return log_error(EINVAL, o, "a password or SSH key needs a user: add --user NAME");
+        if ((hs->password_hash || hs->password_file || hs->nssh_keys || hs->nssh_key_files) && !hs->user) {
+                enum host_field f = hs->password_hash || hs->password_file ? HF_PASSWORD : HF_SSH_KEYS;
+                return log_error(EINVAL, host_where(hs, f), "a password or SSH key needs a user: add %s",
+                                 hs->where[f] ? "user: NAME" : "--user NAME");
+        }
         if (hs->password_hash && !secret_hash_valid(hs->password_hash))
                 return log_error(EINVAL, host_where(hs, HF_PASSWORD),
                                  "the password hash is not a crypt(3) hash of a kind accepted here (yescrypt $y$, "

@@ -12,7 +12,7 @@
 /* The settings a message may have to place in a file (host_settings.where). */
 enum host_field {
         HF_HOSTNAME, HF_USER, HF_PASSWORD, HF_IP, HF_GATEWAY, HF_DNS, HF_WIFI_SSID, HF_WIFI_PSK, HF_WIFI_COUNTRY,
-        HF_TIMEZONE, HF_LOCALE, HF_KEYMAP, HF_MODEL, HF_N,
+        HF_TIMEZONE, HF_LOCALE, HF_KEYMAP, HF_MODEL, HF_SSH_KEYS, HF_N,
 };
 
 struct host_settings {

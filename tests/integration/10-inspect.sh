@@ -148,6 +148,9 @@ usage_error "build --env -" "--env: '-' is not read as standard input" build --r
 usage_error "build -o ''" "-o: empty file name" build --role app --base "$T/zero.img" -o ''
 usage_error "build --role twice" "--role given twice; give it once" build --role app --role observability --base "$T/zero.img" -o "$T/x.img"
 usage_error "build -o twice" "--output given twice" build --role app --base "$T/zero.img" -o "$T/x.img" -o "$T/y.img"
+usage_error "build --set of one key twice" "--set DB_PASSWORD given twice; give it once" build --role app --base "$T/zero.img" \
+  -o "$T/x.img" --set DB_PASSWORD=first-value --set DB_USER=u --set DB_PASSWORD=second-value
+grep -q 'first-value\|second-value' "$T/.err" && fail "a twice-set value printed" || ok "a twice-set value not printed"
 usage_error "build --grow without a unit" "--grow: '512' is that many bytes; give a unit" build --role app --grow 512 --base "$T/zero.img" -o "$T/x.img"
 usage_error "flash -" "IMAGE '-' is not a file or device" flash - "$T/dev"
 usage_error "flash ''" "IMAGE '' is not a file or device" flash '' "$T/dev"

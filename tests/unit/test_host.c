@@ -359,19 +359,21 @@ static void test_value_named_at_its_line(void **state) {
                                                   "  ssid: Cafe\n"
                                                   "  country: GB\n");
         _cleanup_free_ char *tz = put("tz.yml", "user: pi\ntimezone: Mars Base\n");
+        _cleanup_free_ char *nouser = put("nouser.yml", "# no user\nssh_keys: [\"" ED25519 " me\"]\n");
         static const struct {
-                bool tz_file;
+                int file; /* 0 net.yml, 1 tz.yml, 2 nouser.yml */
                 const char *ip, *timezone; /* from the command line */
                 const char *want;          /* after "FILE:" when in_file */
                 bool in_file;
         } cases[] = {
-                {false, NULL, NULL, "3: gateway needs ip", true},
-                {false, "192.168.1.10/24", NULL, "5: Wi-Fi needs both wifi.ssid and wifi.psk_file", true},
-                {true, NULL, NULL, "2: invalid time zone 'Mars Base'", true},
-                {true, NULL, "Mars/Olympus Mons", "options: invalid time zone 'Mars/Olympus Mons'", false},
+                {0, NULL, NULL, "3: gateway needs ip", true},
+                {0, "192.168.1.10/24", NULL, "5: Wi-Fi needs both wifi.ssid and wifi.psk_file", true},
+                {1, NULL, NULL, "2: invalid time zone 'Mars Base'", true},
+                {1, NULL, "Mars/Olympus Mons", "options: invalid time zone 'Mars/Olympus Mons'", false},
+                {2, NULL, NULL, "2: a password or SSH key needs a user: add user: NAME", true},
         };
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-                const char *yml = cases[i].tz_file ? tz : net;
+                const char *yml = cases[i].file == 2 ? nouser : cases[i].file ? tz : net;
                 struct host_settings hs = {0}, cli = {0};
                 assert_int_equal(host_load_file(yml, &hs), 0);
                 cli.ip = cases[i].ip ? xstrdup(cases[i].ip) : NULL;
