@@ -754,29 +754,34 @@ static int fill_file(struct ext4_fs *e, ext2_ino_t ino, struct source *s, const 
         return 0;
 }
 
+/* The parent of a new file or symlink at path, and the way to it
+ * cleared: whatever was there goes, a regular file too,
+ * as install(1) does: rewritten in place, its other hard links would see
+ * the new content, and its xattrs would stay with it -- a
+ * security.capability onto our file, ACLs at odds with MODE. */
+static int clear_way(struct ext4_fs *e, const char *path, ext2_ino_t *dir, char **base) {
+        int r = split(e, path, dir, base, false);
+        if (r < 0)
+                return r;
+        if (!*base)
+                return log_error(-EINVAL, e->image, "ext4 %s: cannot replace the root directory", path);
+        ext2_ino_t ino;
+        errcode_t code = lookup(e, *dir, *base, &ino);
+        if (code == 0)
+                return remove_entry(e, *dir, *base, ino, path);
+        if (code != EXT2_ET_FILE_NOT_FOUND)
+                return fail(e, code, path, "looking up");
+        return 0;
+}
+
 static int write_common(struct ext4_fs *e, const char *path, struct source *s, uint32_t mode, uint32_t uid,
                         uint32_t gid) {
         ext2_ino_t dir, ino;
         _cleanup_free_ char *base = NULL;
-        int r = split(e, path, &dir, &base, false);
+        int r = clear_way(e, path, &dir, &base);
         if (r < 0)
                 return r;
-        if (!base)
-                return log_error(-EISDIR, e->image, "ext4 %s: cannot write a file over the root directory", path);
-        errcode_t code = lookup(e, dir, base, &ino);
-        if (code == 0) {
-                /* Whatever was there goes, a regular file too, as install(1)
-                 * does: rewritten in place, its other hard links would see
-                 * the new content, and its xattrs would stay with it -- a
-                 * security.capability onto our file, ACLs at odds with
-                 * MODE. */
-                r = remove_entry(e, dir, base, ino, path);
-                if (r < 0)
-                        return r;
-        } else if (code != EXT2_ET_FILE_NOT_FOUND)
-                return fail(e, code, path, "looking up");
-
-        code = ext2fs_new_inode(e->fs, dir, LINUX_S_IFREG | 0644, NULL, &ino);
+        errcode_t code = ext2fs_new_inode(e->fs, dir, LINUX_S_IFREG | 0644, NULL, &ino);
         if (code)
                 return fail(e, code, path, "allocating inode");
         struct ext2_inode_large in = {0};
@@ -845,20 +850,10 @@ int ext4_symlink(struct ext4_fs *e, const char *path, const char *target, uint32
                                  e->fs->blocksize - 1);
         ext2_ino_t dir, ino;
         _cleanup_free_ char *base = NULL;
-        int r = split(e, path, &dir, &base, false);
+        int r = clear_way(e, path, &dir, &base);
         if (r < 0)
                 return r;
-        if (!base)
-                return log_error(-EINVAL, e->image, "ext4 %s: cannot replace the root directory", path);
-        errcode_t code = lookup(e, dir, base, &ino);
-        if (code == 0) {
-                r = remove_entry(e, dir, base, ino, path);
-                if (r < 0)
-                        return r;
-        } else if (code != EXT2_ET_FILE_NOT_FOUND)
-                return fail(e, code, path, "looking up");
-
-        code = ext2fs_new_inode(e->fs, dir, LINUX_S_IFLNK | 0777, NULL, &ino);
+        errcode_t code = ext2fs_new_inode(e->fs, dir, LINUX_S_IFLNK | 0777, NULL, &ino);
         if (code)
                 return fail(e, code, path, "allocating inode");
         /* No name: the entry is added below, with expand_dir retries. */
