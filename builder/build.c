@@ -102,7 +102,12 @@ static int phase_inputs(struct build_ctx *c) {
                         free(roles[i]);
                 }
                 free(roles);
-                r = log_error(ENOENT, j->host_label ? j->host_label : "build", "unknown role '%s'; available roles: %s",
+                /* a misspelt --role is a usage error; a profile file that is
+                 * not there, or no profiles at all, an input missing */
+                bool is_path = strchr(j->role, '/') || str_has_suffix(j->role, ".yml") ||
+                               str_has_suffix(j->role, ".yaml");
+                int err = is_path || n == 0 ? ENOENT : j->host_label ? EINVAL : EUSAGE;
+                r = log_error(err, j->host_label ? j->host_label : "build", "unknown role '%s'; available roles: %s",
                               j->role, b.len ? (char *)b.data : "(none found)");
                 buf_free(&b);
                 return r;

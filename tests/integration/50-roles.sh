@@ -156,6 +156,10 @@ expect_error "a --source without the Dockerfiles is named" \
   "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" --set DB_PASSWORD="$DBPW" --source "$T/emptysrc"
 expect_error "unknown role lists the roles" "unknown role 'nope'.*app" \
   "$DIMIMAGE" build --role nope --base "$base" -o "$T/bad.img"
+expect_rc "an unknown role is a usage error" 64
+expect_error "a missing profile file named as --role" "unknown role '\./nope\.yml'" \
+  "$DIMIMAGE" build --role ./nope.yml --base "$base" -o "$T/bad.img"
+expect_rc "a missing profile file is a missing input" 66
 expect_error "role all refused on a Pi 3B+" "pi3b\+.*all" \
   "$DIMIMAGE" build --role all --model pi3b+ --base "$base" -o "$T/bad.img" --set DB_PASSWORD="$DBPW" \
   --set OPENOBSERVE_PASSWORD="$OOPW" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
