@@ -729,7 +729,8 @@ static int plan_check_host(const struct plan_input *in) {
                 return log_error(EINVAL, host_where(h, HF_KEYMAP),
                                  "keymap '%s' is not a keyboard layout this base knows (see the \"! layout\" list of "
                                  "its /usr/share/X11/xkb/rules/evdev.lst)%s",
-                                 h->keymap, strcmp(h->keymap, "uk") == 0 ? ": the United Kingdom's is gb" : ": e.g. gb, us, de");
+                                 h->keymap,
+                                 strcmp(h->keymap, "uk") == 0 ? ": the United Kingdom's is gb" : ": e.g. gb, us, de");
         return 0;
 }
 
