@@ -78,7 +78,7 @@ void cli_build_usage(FILE *f) {
               "\n"
               "Stack settings:\n"
               "  --env FILE             .env file (docker compose syntax); repeatable, later wins\n"
-              "  --set KEY=VALUE        one variable; overrides --env files\n"
+              "  --set KEY=VALUE        one variable (once per KEY); overrides --env files\n"
               "  --source DIR|ARCHIVE   application source for the api/worker builds\n"
               "  --allow-weak-secrets   accept short or well-known passwords\n"
               "\n"
