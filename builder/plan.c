@@ -713,8 +713,7 @@ static int plan_check_host(const struct plan_input *in) {
                     !find_locale(in->base->locales_supported, name))
                         return log_error(EINVAL, host_where(h, HF_LOCALE),
                                          "locale '%s' is not one this base can compile (see its "
-                                         "/usr/share/i18n/SUPPORTED; `locale -a` on a Pi): e.g. en_GB.UTF-8, "
-                                         "en_US.UTF-8, de_DE.UTF-8",
+                                         "/usr/share/i18n/SUPPORTED): e.g. en_GB.UTF-8, en_US.UTF-8, de_DE.UTF-8",
                                          h->locale);
         }
         if (h->wifi_country && in->base->iso3166 && !has_country(in->base->iso3166, h->wifi_country))
