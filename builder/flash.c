@@ -5,6 +5,7 @@
  * device: it is treated as a disk of its current size. */
 #include "flash.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -413,14 +414,45 @@ static int open_target(struct target *t, const char *image, const struct flash_o
         return 0;
 }
 
+/* s without its leading and trailing blanks, anything unprintable as '?'. */
+static void trim(char *s) {
+        size_t a = strspn(s, " \t"), n = strlen(s);
+        while (n > a && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+                n--;
+        memmove(s, s + a, n - a);
+        s[n - a] = 0;
+        for (; *s; s++)
+                if (!isprint((unsigned char)*s))
+                        *s = '?';
+}
+
+/* "Vendor Model, " from sysfs, so that the prompt names the card reader or
+ * stick a user recognises ("" when sysfs does not say). */
+static void describe_disk(const struct target *t, char *out, size_t n) {
+        char path[96], vendor[32] = "", model[48] = "";
+        snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/device/vendor", major(t->rdev), minor(t->rdev));
+        (void)read_sysfs(path, vendor, sizeof(vendor));
+        snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/device/model", major(t->rdev), minor(t->rdev));
+        (void)read_sysfs(path, model, sizeof(model));
+        /* SCSI pads both with blanks; an SD card has a name instead */
+        if (!*model) {
+                snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/device/name", major(t->rdev), minor(t->rdev));
+                (void)read_sysfs(path, model, sizeof(model));
+        }
+        trim(vendor);
+        trim(model);
+        snprintf(out, n, "%s%s%s%s", vendor, *vendor && *model ? " " : "", model, *vendor || *model ? ", " : "");
+}
+
 static int confirm(const struct target *t, const struct flash_opts *o) {
         if (!t->is_blk || o->yes)
                 return 0;
         if (!isatty(STDIN_FILENO))
                 return log_error(ECANCELED, t->path, "not on a terminal: pass --yes to confirm erasing this device");
-        char sz[32], ans[16] = "";
+        char sz[32], ans[16] = "", what[80];
         format_size(t->size, sz);
-        fprintf(stderr, "Erase everything on %s (%s)? [y/N] ", t->path, sz);
+        describe_disk(t, what, sizeof(what));
+        fprintf(stderr, "Erase everything on %s (%s%s)? [y/N] ", t->path, what, sz);
         if (!fgets(ans, sizeof(ans), stdin) || (ans[0] != 'y' && ans[0] != 'Y'))
                 return log_error(ECANCELED, t->path, "not confirmed; nothing written");
         return 0;

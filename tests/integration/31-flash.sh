@@ -140,6 +140,19 @@ if [[ $(id -u) == 0 ]] && command -v losetup >/dev/null && loop=$(losetup -f --s
     echo "skip - cannot stack a loop device on a loop device here"
   fi
   expect_error "a non-removable disk without --force" "not a removable disk" "$DIMIMAGE" flash --yes "$img" "$loop"
+  # Without --yes, on a terminal: the prompt names the device and its size,
+  # and anything but y writes nothing.
+  if command -v script >/dev/null; then
+    rc=0
+    printf 'n\n' | script -qec "$(printf '%q ' "$DIMIMAGE" flash --force "$img" "$loop")" /dev/null >"$T/prompt.out" 2>&1 || rc=$?
+    grep -Eq "Erase everything on $loop \(([^)]*, )?[0-9.]+ MiB\)\? \[y/N\]" "$T/prompt.out" && ok "the prompt names the device and its size" \
+      || { fail "prompt"; sed 's/^/    /' "$T/prompt.out"; }
+    [[ $rc == 130 ]] && ok "declined at the prompt: exit 130" || fail "declined at the prompt: exit $rc"
+    [[ $(blkid -p -o value -s TYPE "$loop") == ext4 ]] && ok "declined at the prompt: nothing written" \
+      || fail "declined at the prompt: the device changed"
+  else
+    echo "skip - no script(1) for a terminal"
+  fi
   check "--force writes the loop device" "$DIMIMAGE" flash --quiet --force --yes "$img" "$loop"
   losetup -d "$loop"
   check "the loop device's file holds the image's mapped blocks" bmaptool -q copy --bmap "$img.bmap" "$T/fsdev" /dev/null
