@@ -81,7 +81,8 @@ static int detect(int fd, const char *path, uint64_t size, enum fmt *fmt) {
 }
 
 int decoder_open_file(const char *path, struct stat *st, uint64_t *size, enum fmt *fmt) {
-        int fd = open_base(path, st, size);
+        struct stat unused;
+        int fd = open_base(path, st ? st : &unused, size);
         if (fd < 0)
                 return fd;
         int r = detect(fd, path, *size, fmt);
@@ -120,10 +121,9 @@ int decoder_check_raw_head(int fd, const char *path, uint64_t size) {
 }
 
 int source_probe(const char *base) {
-        struct stat st;
         uint64_t size = 0;
         enum fmt fmt;
-        int fd = decoder_open_file(base, &st, &size, &fmt);
+        int fd = decoder_open_file(base, NULL, &size, &fmt);
         if (fd < 0)
                 return fd;
         int r = fmt == FMT_RAW ? decoder_check_raw_head(fd, base, size) : 0;
@@ -344,10 +344,9 @@ struct source_stream {
 };
 
 int source_stream_open(const char *path, struct source_stream **ret) {
-        struct stat st;
         uint64_t size = 0;
         enum fmt fmt;
-        int fd = decoder_open_file(path, &st, &size, &fmt);
+        int fd = decoder_open_file(path, NULL, &size, &fmt);
         if (fd < 0)
                 return fd;
         struct source_stream *s = xcalloc(1, sizeof(*s));

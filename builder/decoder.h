@@ -16,7 +16,8 @@ enum fmt { FMT_RAW, FMT_XZ, FMT_GZIP, FMT_ZSTD, FMT_ZIP };
 const char *decoder_fmt_name(enum fmt fmt);
 
 /* Open path read-only (a regular file or block device, not empty) and
- * tell its format by content, never by name: the fd, or -errno (logged). */
+ * tell its format by content, never by name: the fd, or -errno (logged).
+ * st (may be NULL) gets its stat. */
 int decoder_open_file(const char *path, struct stat *st, uint64_t *size, enum fmt *fmt);
 
 /* 0 when a raw base starts like a disk image (source_check_head); logs. */
