@@ -449,7 +449,7 @@ static int confirm(const struct target *t, const struct flash_opts *o) {
                 return 0;
         if (!isatty(STDIN_FILENO))
                 return log_error(ECANCELED, t->path, "not on a terminal: pass --yes to confirm erasing this device");
-        char sz[32], ans[16] = "", what[80];
+        char sz[32], ans[16] = "", what[96]; /* vendor, model and their separators */
         format_size(t->size, sz);
         describe_disk(t, what, sizeof(what));
         fprintf(stderr, "Erase everything on %s (%s%s)? [y/N] ", t->path, what, sz);
