@@ -184,6 +184,19 @@ expect_error "a --host file's value refused at its line, in its own spelling" "w
 expect_error "an option over a --host file refused as an option" "options: invalid gateway 'x'" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --host "$T/where.yml" \
   --ip 192.168.1.10/24 --gateway x
+# examples/host.yml, as its comment says to use it (the key beside it)
+mkdir -p "$T/ex" && cp "$TOP/examples/host.yml" "$T/ex/host.yml" && cp "$T/key.pub" "$T/ex/id_ed25519.pub"
+if "$DIMIMAGE" build --role observability --base "$base" --host "$T/ex/host.yml" -o "$T/ex.img" \
+  --set OPENOBSERVE_PASSWORD="$OOPW" --quiet 2>"$T/ex.log"; then
+  [[ $(rcat "$T/ex.img" /etc/hostname) == dimdim-app && $(rcat "$T/ex.img" /etc/timezone) == Europe/London ]] \
+    && ok "examples/host.yml builds, its hostname and time zone applied" \
+    || fail "examples/host.yml: hostname $(rcat "$T/ex.img" /etc/hostname), timezone $(rcat "$T/ex.img" /etc/timezone)"
+  rcat "$T/ex.img" /home/pi/.ssh/authorized_keys | grep -qF "$(cut -d' ' -f2 "$T/key.pub")" \
+    && ok "examples/host.yml: the key beside it authorized" || fail "examples/host.yml: key not authorized"
+else
+  fail "examples/host.yml builds"; sed 's/^/    /' "$T/ex.log"
+fi
+rm -f "$T"/ex.img*
 # A base that ships the lists (as Raspberry Pi OS does) has its locale, Wi-Fi
 # country and keymap checked against them; the locale.gen line takes its charmap.
 mkdir -p "$T/i18n/usr/share/i18n" "$T/i18n/usr/share/zoneinfo" "$T/i18n/etc" "$T/i18n/usr/share/X11/xkb/rules"
