@@ -94,23 +94,12 @@ static int phase_inputs(struct build_ctx *c) {
         int r;
         _cleanup_free_ char *ppath = profile_path_for(j->role);
         if (access(ppath, R_OK) < 0) {
-                size_t n = 0;
-                char **roles = profile_list_roles(&n);
-                struct buf b = {0};
-                for (size_t i = 0; i < n; i++) {
-                        buf_printf(&b, "%s%s", i ? ", " : "", roles[i]);
-                        free(roles[i]);
-                }
-                free(roles);
+                _cleanup_free_ char *roles = profile_roles_text();
                 /* a misspelt --role is a usage error; a profile file that is
                  * not there, or no profiles at all, an input missing */
-                bool is_path = strchr(j->role, '/') || str_has_suffix(j->role, ".yml") ||
-                               str_has_suffix(j->role, ".yaml");
-                int err = is_path || n == 0 ? ENOENT : j->host_label ? EINVAL : EUSAGE;
-                r = log_error(err, j->host_label ? j->host_label : "build", "unknown role '%s'; available roles: %s",
-                              j->role, b.len ? (char *)b.data : "(none found)");
-                buf_free(&b);
-                return r;
+                int err = profile_names_file(j->role) || !roles ? ENOENT : j->host_label ? EINVAL : EUSAGE;
+                return log_error(err, j->host_label ? j->host_label : "build", "unknown role '%s'; available roles: %s",
+                                 j->role, roles ? roles : "(none found)");
         }
         if ((r = profile_load(ppath, &c->profile)) < 0)
                 return r;

@@ -133,10 +133,6 @@ static const struct key_type *key_type_find(const char *name, size_t len) {
         return NULL;
 }
 
-static uint32_t get_be32(const uint8_t *p) {
-        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* authorized_keys options (from="a b",no-pty) before the type: up to the
  * first blank outside quotes, as sshd reads them. */
 static const char *skip_key_options(const char *p) {
@@ -252,6 +248,25 @@ static int check_key(const char *file, unsigned line, const char *k) {
                             why);
 }
 
+/* map's key, a string, into *dst (a path: relative to file), with its
+ * line kept as field f's place; 0 when the key is absent too. */
+static int take_string(const char *file, const struct ynode *map, const char *key, const char *name, char **dst,
+                       bool path, struct host_settings *hs, enum host_field f) {
+        const struct ynode *v = ynode_get(map, key);
+        if (!v)
+                return 0;
+        int r = ynode_string(file, name, v, dst);
+        if (r < 0)
+                return r;
+        if (path) {
+                char *rel = relative_to(file, *dst);
+                free(*dst);
+                *dst = rel;
+        }
+        set_where(hs, f, file, v->line);
+        return 0;
+}
+
 int host_from_yaml(const char *file, const struct ynode *n, struct host_settings *hs) {
         int r = ynode_check_keys(file, "host", n, host_keys);
         if (r < 0)
@@ -267,23 +282,12 @@ int host_from_yaml(const char *file, const struct ynode *n, struct host_settings
                 {"locale", &hs->locale, HF_LOCALE}, {"keymap", &hs->keymap, HF_KEYMAP},
                 {"model", &hs->model, HF_MODEL},
         };
-        for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
-                struct ynode *v = ynode_get(n, strs[i].key);
-                if (!v)
-                        continue;
-                if ((r = ynode_string(file, strs[i].key, v, strs[i].dst)) < 0)
+        for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
+                if ((r = take_string(file, n, strs[i].key, strs[i].key, strs[i].dst, false, hs, strs[i].f)) < 0)
                         return r;
-                set_where(hs, strs[i].f, file, v->line);
-        }
-        struct ynode *v = ynode_get(n, "password_file");
-        if (v) {
-                _cleanup_free_ char *p = NULL;
-                if ((r = ynode_string(file, "password_file", v, &p)) < 0)
-                        return r;
-                free(hs->password_file);
-                hs->password_file = relative_to(file, p);
-                set_where(hs, HF_PASSWORD, file, v->line);
-        }
+        if ((r = take_string(file, n, "password_file", "password_file", &hs->password_file, true, hs,
+                             HF_PASSWORD)) < 0)
+                return r;
         /* checked here, where each key's line is known */
         const struct ynode *keys = ynode_get(n, "ssh_keys");
         size_t nkeys = hs->nssh_keys;
@@ -310,33 +314,22 @@ int host_from_yaml(const char *file, const struct ynode *n, struct host_settings
         free(files);
         if (r < 0)
                 return r;
-        if ((v = ynode_get(n, "dns"))) {
-                if ((r = ynode_strings(file, "dns", v, &hs->dns, &hs->ndns)) < 0)
+        const struct ynode *dns = ynode_get(n, "dns");
+        if (dns) {
+                if ((r = ynode_strings(file, "dns", dns, &hs->dns, &hs->ndns)) < 0)
                         return r;
-                set_where(hs, HF_DNS, file, v->line);
+                set_where(hs, HF_DNS, file, dns->line);
         }
         struct ynode *w = ynode_get(n, "wifi");
         if (w) {
                 if ((r = ynode_check_keys(file, "wifi", w, wifi_keys)) < 0)
                         return r;
-                if ((v = ynode_get(w, "ssid"))) {
-                        if ((r = ynode_string(file, "wifi.ssid", v, &hs->wifi_ssid)) < 0)
-                                return r;
-                        set_where(hs, HF_WIFI_SSID, file, v->line);
-                }
-                if ((v = ynode_get(w, "country"))) {
-                        if ((r = ynode_string(file, "wifi.country", v, &hs->wifi_country)) < 0)
-                                return r;
-                        set_where(hs, HF_WIFI_COUNTRY, file, v->line);
-                }
-                if ((v = ynode_get(w, "psk_file"))) {
-                        _cleanup_free_ char *p = NULL;
-                        if ((r = ynode_string(file, "wifi.psk_file", v, &p)) < 0)
-                                return r;
-                        free(hs->wifi_psk_file);
-                        hs->wifi_psk_file = relative_to(file, p);
-                        set_where(hs, HF_WIFI_PSK, file, v->line);
-                }
+                if ((r = take_string(file, w, "ssid", "wifi.ssid", &hs->wifi_ssid, false, hs, HF_WIFI_SSID)) < 0 ||
+                    (r = take_string(file, w, "country", "wifi.country", &hs->wifi_country, false, hs,
+                                     HF_WIFI_COUNTRY)) < 0 ||
+                    (r = take_string(file, w, "psk_file", "wifi.psk_file", &hs->wifi_psk_file, true, hs,
+                                     HF_WIFI_PSK)) < 0)
+                        return r;
         }
         /* no origin: each value read knows its line, and one from the
          * command line merged in later must not be blamed on this file */
@@ -509,14 +502,13 @@ static void ipv4_str(uint32_t a, char out[INET_ADDRSTRLEN]) {
  * on the link.  A /31 (RFC 3021) has neither of those addresses, both are
  * hosts; a /32 has no subnet to share, so its gateway is outside by
  * necessity and NetworkManager routes to it on-link. */
-/* cidr as given, a and p as host_parse_cidr read it; gateway valid IPv4. */
+/* hs->ip as given, a and p as host_parse_cidr read it; hs->gateway, if any,
+ * valid IPv4. */
 static int check_subnet(const struct host_settings *hs, const char *a, unsigned p) {
         const char *cidr = hs->ip, *gateway = hs->gateway;
         const char *wi = host_where(hs, HF_IP), *wg = host_where(hs, HF_GATEWAY);
         struct in_addr ia;
-        if (inet_pton(AF_INET, a, &ia) != 1)
-                return log_error(EINVAL, wi, "invalid %s '%s': expected ADDRESS/PREFIX, e.g. 192.168.1.101/24",
-                                 field_name(hs, HF_IP), cidr);
+        (void)inet_pton(AF_INET, a, &ia); /* host_parse_cidr found it valid */
         uint32_t addr = ntohl(ia.s_addr);
         uint32_t mask = (uint32_t)(0xffffffffULL << (32 - p));
         uint32_t net = addr & mask, bcast = net | ~mask;
@@ -533,8 +525,7 @@ static int check_subnet(const struct host_settings *hs, const char *a, unsigned 
         if (!gateway)
                 return 0;
         struct in_addr ig;
-        if (inet_pton(AF_INET, gateway, &ig) != 1)
-                return log_error(EINVAL, wg, "invalid gateway '%s'", gateway);
+        (void)inet_pton(AF_INET, gateway, &ig); /* host_valid_ipv4 found it valid */
         uint32_t gw = ntohl(ig.s_addr);
         if (gw == addr)
                 return log_error(EINVAL, wg,
@@ -652,11 +643,11 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
                 strv_push(&hs->dns, &hs->ndns, hs->gateway);
         }
         if (hs->wifi_ssid || hs->wifi_psk_file) {
-                if (!hs->wifi_ssid || !hs->wifi_psk_file)
-                        return log_error(EINVAL, host_where(hs, hs->wifi_ssid ? HF_WIFI_SSID : HF_WIFI_PSK),
-                                         "Wi-Fi needs both %s and %s",
-                                         name_as(hs, HF_WIFI_SSID, hs->wifi_ssid ? HF_WIFI_SSID : HF_WIFI_PSK),
-                                         name_as(hs, HF_WIFI_PSK, hs->wifi_ssid ? HF_WIFI_SSID : HF_WIFI_PSK));
+                if (!hs->wifi_ssid || !hs->wifi_psk_file) {
+                        enum host_field given = hs->wifi_ssid ? HF_WIFI_SSID : HF_WIFI_PSK;
+                        return log_error(EINVAL, host_where(hs, given), "Wi-Fi needs both %s and %s",
+                                         name_as(hs, HF_WIFI_SSID, given), name_as(hs, HF_WIFI_PSK, given));
+                }
                 size_t sl = strlen(hs->wifi_ssid);
                 if (sl == 0 || sl > 32)
                         return log_error(EINVAL, host_where(hs, HF_WIFI_SSID), "Wi-Fi SSID must be 1 to 32 bytes");

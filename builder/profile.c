@@ -504,8 +504,12 @@ const char *data_dir(void) {
         return tree ? tree : DIMIMAGE_DATADIR;
 }
 
+bool profile_names_file(const char *role) {
+        return strchr(role, '/') || str_has_suffix(role, ".yml") || str_has_suffix(role, ".yaml");
+}
+
 char *profile_path_for(const char *role) {
-        if (strchr(role, '/') || str_has_suffix(role, ".yml") || str_has_suffix(role, ".yaml"))
+        if (profile_names_file(role))
                 return xstrdup(role);
         return xasprintf("%s/profiles/%s.yml", data_dir(), role);
 }
@@ -544,21 +548,23 @@ void profile_roles_free(char **roles) {
         free(roles);
 }
 
+char *profile_roles_text(void) {
+        size_t n = 0;
+        char **roles = profile_list_roles(&n);
+        struct buf b = {0};
+        for (size_t i = 0; i < n; i++)
+                buf_printf(&b, "%s%s", i ? ", " : "", roles[i]);
+        profile_roles_free(roles);
+        return (char *)b.data;
+}
+
 int profile_load_role(const char *role, struct profile *out) {
         memset(out, 0, sizeof(*out));
         _cleanup_free_ char *path = profile_path_for(role);
-        bool is_path = strchr(role, '/') || str_has_suffix(role, ".yml") || str_has_suffix(role, ".yaml");
-        if (!is_path && (!valid_role_name(role) || access(path, F_OK) < 0)) {
-                size_t n = 0;
-                char **roles = profile_list_roles(&n);
-                struct buf b = {0};
-                for (size_t i = 0; i < n; i++)
-                        buf_printf(&b, "%s%s", i ? ", " : "", roles[i]);
-                int rc = log_error(ENOENT, NULL, "unknown role '%s' (no %s); available roles: %s", role,
-                                   valid_role_name(role) ? path : "such profile", n ? (char *)b.data : "none");
-                buf_free(&b);
-                profile_roles_free(roles);
-                return rc;
+        if (!profile_names_file(role) && (!valid_role_name(role) || access(path, F_OK) < 0)) {
+                _cleanup_free_ char *roles = profile_roles_text();
+                return log_error(ENOENT, NULL, "unknown role '%s' (no %s); available roles: %s", role,
+                                 valid_role_name(role) ? path : "such profile", roles ? roles : "none");
         }
         return profile_load(path, out);
 }

@@ -71,9 +71,15 @@ const struct profile_env *profile_env_find(const struct profile *p, const char *
 /* Where profiles/ and overlays/ live: $DIMIMAGE_DATADIR, else beside the
  * binary's source tree (build/../), else the installed DATADIR. */
 const char *data_dir(void);
+/* Whether role names a profile file (a path, or a .yml/.yaml name) rather
+ * than a role of data_dir()/profiles. */
+bool profile_names_file(const char *role);
 /* data_dir()/profiles/<role>.yml, or role itself if it names a file. */
 char *profile_path_for(const char *role);
 /* Sorted role names found in data_dir()/profiles (*.yml), NULL-terminated;
  * free with profile_roles_free(). */
 char **profile_list_roles(size_t *n);
 void profile_roles_free(char **roles);
+/* Those roles as "app, observability, ..." (caller frees); NULL when there
+ * are none. */
+char *profile_roles_text(void);

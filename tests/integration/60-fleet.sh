@@ -117,27 +117,24 @@ expect_error "--dry-run of a text file as base" "fleet.yml: this is not a disk i
   --base "$T/fleet.yml" -o "$T/dry.img"
 [[ ! -e $T/dry && ! -e $T/dry.img ]] && ok "refused dry runs wrote nothing" || fail "refused dry runs wrote something"
 
+# fleet_refused NAME WHAT PATTERN YAML: the fleet file $T/NAME.yml holding YAML
+# is refused with one error matching PATTERN.
+fleet_refused() {
+  printf '%s\n' "$4" >"$T/$1.yml"
+  expect_error "$2" "$3" "$DIMIMAGE" build --fleet "$T/$1.yml" --base "$base" -o "$T/bad" "${common[@]}"
+}
 # a fleet whose app has no observability host to ship logs to
-cat > "$T/noobs.yml" <<YAML
-user: pi
+fleet_refused noobs "missing observability host named" "role 'observability'" \
+"user: pi
 ssh_key_files: [$T/key.pub]
 hosts:
-  - {name: lonely, role: app, address: 10.0.0.5}
-YAML
-expect_error "missing observability host named" "role 'observability'" \
-  "$DIMIMAGE" build --fleet "$T/noobs.yml" --base "$base" -o "$T/bad" "${common[@]}"
-cat > "$T/badrole.yml" <<YAML
-hosts:
-  - {name: x, role: databass, address: 10.0.0.5}
-YAML
-expect_error "unknown role named with its line" "badrole\.yml:2.*databass" \
-  "$DIMIMAGE" build --fleet "$T/badrole.yml" --base "$base" -o "$T/bad" "${common[@]}"
-cat > "$T/small.yml" <<YAML
-hosts:
-  - {name: tiny, role: all, address: 10.0.0.5, model: pi3b+}
-YAML
-expect_error "role all refused on a Pi 3B+ with the reason" "pi3b\+.*cannot run role 'all'" \
-  "$DIMIMAGE" build --fleet "$T/small.yml" --base "$base" -o "$T/bad" "${common[@]}"
+  - {name: lonely, role: app, address: 10.0.0.5}"
+fleet_refused badrole "unknown role named with its line" "badrole\.yml:2.*databass" \
+"hosts:
+  - {name: x, role: databass, address: 10.0.0.5}"
+fleet_refused small "role all refused on a Pi 3B+ with the reason" "pi3b\+.*cannot run role 'all'" \
+"hosts:
+  - {name: tiny, role: all, address: 10.0.0.5, model: pi3b+}"
 cat > "$T/tight.yml" <<YAML
 user: pi
 ssh_key_files: [$T/key.pub]
@@ -146,30 +143,20 @@ hosts:
 YAML
 "$DIMIMAGE" build --fleet "$T/tight.yml" --base "$base" -o "$T/tight" "${common[@]}" >"$T/tight.log" 2>&1
 grep -q 'warning:.*tight fit' "$T/tight.log" && [[ -f $T/tight/snug.img ]] && ok "a tight fit is warned, still built" || { fail "tight fit"; cat "$T/tight.log"; }
-cat > "$T/dup.yml" <<YAML
-hosts:
+fleet_refused dup "duplicate address refused" "same address" \
+"hosts:
   - {name: a, role: observability, address: 10.0.0.5}
-  - {name: b, role: observability, address: 10.0.0.5}
-YAML
-expect_error "duplicate address refused" "same address" \
-  "$DIMIMAGE" build --fleet "$T/dup.yml" --base "$base" -o "$T/bad" "${common[@]}"
-cat > "$T/dupcase.yml" <<YAML
-hosts:
+  - {name: b, role: observability, address: 10.0.0.5}"
+fleet_refused dupcase "host names differing only in case refused" "dupcase\.yml:3: host name DimDim-Obs is used twice \(names ignore case\)" \
+"hosts:
   - {name: dimdim-obs, role: observability, address: 10.0.0.5}
-  - {name: DimDim-Obs, role: observability, address: 10.0.0.6}
-YAML
-expect_error "host names differing only in case refused" "dupcase\.yml:3: host name DimDim-Obs is used twice \(names ignore case\)" \
-  "$DIMIMAGE" build --fleet "$T/dupcase.yml" --base "$base" -o "$T/bad" "${common[@]}"
+  - {name: DimDim-Obs, role: observability, address: 10.0.0.6}"
 # An app wired to "the" observability host, with two of them: not a guess.
-cat > "$T/twoobs.yml" <<YAML
-hosts:
+fleet_refused twoobs "an app with two observability hosts to choose from refused" "twoobs\.yml:4: host app \(role app\): OPENOBSERVE_URL needs the host with role 'observability', and the fleet has more than one \(obs-b" \
+"hosts:
   - {name: app, role: app, address: 10.0.0.4}
   - {name: obs-a, role: observability, address: 10.0.0.5}
-  - {name: obs-b, role: observability, address: 10.0.0.6}
-YAML
-expect_error "an app with two observability hosts to choose from refused" \
-  "twoobs\.yml:4: host app \(role app\): OPENOBSERVE_URL needs the host with role 'observability', and the fleet has more than one \(obs-b" \
-  "$DIMIMAGE" build --fleet "$T/twoobs.yml" --base "$base" -o "$T/bad" "${common[@]}"
+  - {name: obs-b, role: observability, address: 10.0.0.6}"
 # Three hosts: each commit runs beside the next host's, two at a time; every
 # image must still be whole, with its own hostname, and nothing hidden left.
 cat > "$T/three.yml" <<YAML
