@@ -229,12 +229,15 @@ static int root_need(const struct apply_opts *o, const struct disk_layout *l, co
         return ext4_close(fs);
 }
 
-int apply_payload(const struct apply_opts *o, struct disk_layout *l, const struct payload *p) {
+/* How much the root filesystem grows for the payload: --grow, or what it
+ * needs beyond the free space (refused with --no-grow), in 4 MiB steps. */
+static int root_growth(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p,
+                       uint64_t *grow) {
         uint64_t need, avail;
         int r = root_need(o, l, p, &need, &avail);
         if (r < 0)
                 return r;
-        uint64_t grow = o->grow;
+        uint64_t g = o->grow;
         if (need > avail) {
                 char a[32], b[32], c[32];
                 format_size(need - avail, a);
@@ -246,11 +249,39 @@ int apply_payload(const struct apply_opts *o, struct disk_layout *l, const struc
                                          "use --grow SIZE",
                                          a, b, c);
                 uint64_t shortfall = need - avail + GROW_MARGIN;
-                if (grow < shortfall)
-                        grow = shortfall;
+                if (g < shortfall)
+                        g = shortfall;
         }
+        *grow = DIV_ROUND_UP(g, 4 * MIB) * 4 * MIB;
+        return 0;
+}
+
+static int check_boot_room(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p) {
+        uint64_t boot_need = payload_bytes(p, PART_BOOT);
+        if (!boot_need)
+                return 0;
+        struct fat_fs *fs = NULL;
+        const struct disk_part *bp = boot_part(l);
+        int r = fat_open(o->fd, disk_part_offset(bp), disk_part_bytes(bp), o->name, &fs);
+        if (r < 0)
+                return r;
+        uint64_t fat_avail = fat_free_bytes(fs);
+        fat_close(fs);
+        if (boot_need > fat_avail) {
+                char a[32], b[32];
+                format_size(boot_need, a);
+                format_size(fat_avail, b);
+                return log_error(ENOROOM, o->name, "boot partition has %s free, the payload needs %s", b, a);
+        }
+        return 0;
+}
+
+int apply_payload(const struct apply_opts *o, struct disk_layout *l, const struct payload *p) {
+        uint64_t grow;
+        int r = root_growth(o, l, p, &grow);
+        if (r < 0)
+                return r;
         if (grow) {
-                grow = DIV_ROUND_UP(grow, 4 * MIB) * 4 * MIB;
                 char g[32];
                 format_size(grow, g);
                 log_info("Growing the root filesystem by %s", g);
@@ -260,24 +291,43 @@ int apply_payload(const struct apply_opts *o, struct disk_layout *l, const struc
                 if ((r = ext4_grow(o->image, disk_part_offset(rp), disk_part_bytes(rp))) < 0)
                         return r;
         }
-        uint64_t boot_need = payload_bytes(p, PART_BOOT);
-        if (boot_need) {
-                struct fat_fs *fs = NULL;
-                const struct disk_part *bp = boot_part(l);
-                if ((r = fat_open(o->fd, disk_part_offset(bp), disk_part_bytes(bp), o->name, &fs)) < 0)
-                        return r;
-                uint64_t fat_avail = fat_free_bytes(fs);
-                fat_close(fs);
-                if (boot_need > fat_avail) {
-                        char a[32], b[32];
-                        format_size(boot_need, a);
-                        format_size(fat_avail, b);
-                        return log_error(ENOROOM, o->name, "boot partition has %s free, the payload needs %s", b, a);
-                }
-        }
+        if ((r = check_boot_room(o, l, p)) < 0)
+                return r;
         if ((r = apply_boot(o, l, p)) < 0)
                 return r;
         return apply_root(o, l, p);
+}
+
+/* apply_root's refusal, ahead of it: a symlink whose target must exist
+ * (the time zone's) and is neither in the base nor in the payload. */
+static int check_targets(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p) {
+        struct ext4_fs *fs = NULL;
+        const struct disk_part *rp = root_part(l);
+        int r = ext4_open_as(o->image, o->name, disk_part_offset(rp), disk_part_bytes(rp), EXT4_REQUIRE_CLEAN, &fs);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < p->n && r >= 0; i++) {
+                const struct payload_entry *e = &p->v[i];
+                if (e->part != PART_ROOT || e->type != ENTRY_SYMLINK || !e->target_hint)
+                        continue;
+                const struct payload_entry *t = payload_find(p, PART_ROOT, e->target);
+                struct ext4_stat st;
+                if ((t && t->type != ENTRY_UNLINK) || ext4_lstat(fs, e->target, &st) == 0)
+                        continue;
+                r = log_error(EINVAL, o->name, "%s would point to %s, which this base does not have; %s", e->path,
+                              e->target, e->target_hint);
+        }
+        int k = ext4_close(fs);
+        return r < 0 ? r : k;
+}
+
+int apply_check(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p, uint64_t *grow) {
+        int r = root_growth(o, l, p, grow);
+        if (r < 0)
+                return r;
+        if ((r = check_boot_room(o, l, p)) < 0)
+                return r;
+        return check_targets(o, l, p);
 }
 
 int apply_locate(const struct apply_opts *o, const struct disk_layout *l, const char *path, uint64_t off,

@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include "apply.h"
+#include "cache.h"
 #include "compose.h"
+#include "decoder.h"
 #include "disk.h"
 #include "fleet.h"
 #include "imager.h"
@@ -92,15 +94,11 @@ static int phase_inputs(struct build_ctx *c) {
         struct build_job *j = c->job;
         const struct build_opts *o = c->o;
         int r;
-        _cleanup_free_ char *ppath = profile_path_for(j->role);
-        if (access(ppath, R_OK) < 0) {
-                _cleanup_free_ char *roles = profile_roles_text();
-                /* a misspelt --role is a usage error; a profile file that is
-                 * not there, or no profiles at all, an input missing */
-                int err = profile_names_file(j->role) || !roles ? ENOENT : j->host_label ? EINVAL : EUSAGE;
-                return log_error(err, j->host_label ? j->host_label : "build", "unknown role '%s'; available roles: %s",
-                                 j->role, roles ? roles : "(none found)");
-        }
+        _cleanup_free_ char *ppath = NULL;
+        /* a misspelt --role is a usage error, a host's a data error */
+        if ((r = profile_find(j->role, j->host_label ? j->host_label : "build", 0, NULL,
+                              j->host_label ? EINVAL : EUSAGE, &ppath)) < 0)
+                return r;
         if ((r = profile_load(ppath, &c->profile)) < 0)
                 return r;
         if (!j->host_checked && ((r = host_finalize(&j->host, c->o->allow_weak)) < 0 ||
@@ -505,6 +503,87 @@ static void copy_final_env(const struct build_ctx *c) {
         }
 }
 
+/* ---- a dry run's look at the base ---- */
+
+/* What a dry run can read of the base without decompressing it: the base
+ * itself when raw, else the decompressed copy the cache holds.  Its path
+ * (caller frees) and, where known, its sha256; NULL for neither. */
+static char *readable_base(const struct build_ctx *c, char sum[65], bool *cached) {
+        struct stat st;
+        uint64_t size;
+        enum fmt fmt;
+        struct cache_entry e;
+        *cached = false;
+        int fd = decoder_open_file(c->o->base, &st, &size, &fmt);
+        if (fd < 0)
+                return NULL;
+        close(fd);
+        if (fmt == FMT_RAW) {
+                if (!c->o->no_cache && cache_lookup_sum(c->o->base, &st, &e) > 0) {
+                        memcpy(sum, e.sha256, 65);
+                        cache_entry_free(&e);
+                }
+                return xstrdup(c->o->base);
+        }
+        if (c->o->no_cache || cache_lookup(c->o->base, &st, &e) <= 0)
+                return NULL;
+        char *path = xstrdup(e.image);
+        memcpy(sum, e.sha256, 65);
+        cache_entry_free(&e);
+        *cached = true;
+        return path;
+}
+
+/* The checks a build makes once the base is read (time zone, locale,
+ * Wi-Fi country and keymap against its lists, Compose v1 on Bookworm, room
+ * in both partitions), made on the base in place when that costs no
+ * decompression; the base's own edits join the payload the dry run prints. */
+static int dry_run_base(struct build_ctx *c) {
+        char sum[65] = "";
+        bool cached;
+        _cleanup_free_ char *path = readable_base(c, sum, &cached);
+        if (!path) {
+                log_info("%s is compressed and not in the cache: what depends on its contents (time zone, locale, "
+                         "free space) is checked by the build",
+                         c->o->base);
+                return 0;
+        }
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return log_error(input_err(-errno), path, "cannot open: %s", strerror(errno));
+        struct build_base b = {.path = path, .fd = fd, .name = c->o->base};
+        /* A damaged cache entry is the build's to notice (it reads the
+         * base again then), not a reason to refuse the dry run. */
+        if (cached)
+                log_hold();
+        int r = probe_into(&b, &c->layout, &c->base, &c->os);
+        if (cached)
+                log_release(r >= 0);
+        if (r < 0 && cached) {
+                log_info("the cached copy of %s cannot be read: what depends on its contents is checked by the build",
+                         c->o->base);
+                close(fd);
+                return 0;
+        }
+        struct plan_input in;
+        plan_input_init(c, &in);
+        in.base_sha256 = sum;
+        in.base_sha256_pending = !*sum;
+        if (r >= 0)
+                r = plan_base_edits(&in, &c->payload);
+        uint64_t grow = 0;
+        struct apply_opts ao = {.image = path, .fd = fd, .name = c->o->base, .grow = c->o->grow, .no_grow = c->o->no_grow};
+        if (r >= 0)
+                r = apply_check(&ao, &c->layout, &c->payload, &grow);
+        if (r >= 0 && grow) {
+                char g[32];
+                format_size(grow, g);
+                log_info("The root filesystem would grow by %s", g);
+        }
+        close(fd);
+        return r;
+}
+
 int build_run(struct build_job *job) {
         struct build_ctx *c = xcalloc(1, sizeof(*c));
         *c = (struct build_ctx){.job = job, .o = job->opts};
@@ -515,6 +594,8 @@ int build_run(struct build_job *job) {
         /* a dry run checks OUT as the build would, without creating it */
         if (r >= 0 && c->o->dry_run && !job->fleet_name)
                 r = output_check(job->out, c->o->base, c->o->force);
+        if (r >= 0 && c->o->dry_run)
+                r = dry_run_base(c);
         if (r >= 0 && c->o->dry_run) {
                 payload_sort(&c->payload);
                 payload_dump(&c->payload, stdout);

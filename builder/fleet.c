@@ -702,13 +702,9 @@ int fleet_build(const struct build_opts *o) {
          * models, refs. */
         for (size_t i = 0; i < f.nhosts; i++) {
                 struct fleet_host *h = &f.hosts[i];
-                _cleanup_free_ char *path = profile_path_for(h->role);
-                if (access(path, R_OK) < 0) {
-                        r = log_error_at(ENOENT, o->fleet, h->line, "host %s: unknown role '%s' (see `dimimage profiles`)",
-                                         h->name, h->role);
-                        goto out;
-                }
-                if ((r = profile_load(path, &h->profile)) < 0)
+                _cleanup_free_ char *path = NULL, *label = xasprintf("host %s", h->name);
+                if ((r = profile_find(h->role, o->fleet, h->line, label, EINVAL, &path)) < 0 ||
+                    (r = profile_load(path, &h->profile)) < 0)
                         goto out;
                 h->out = xasprintf("%s/%s.%s", o->out, h->name, f.format ? f.format : "img");
                 if ((r = settle_host(o, &f, &defaults, h)) < 0 ||

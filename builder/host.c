@@ -72,16 +72,12 @@ static const struct {
 };
 
 const char *host_where(const struct host_settings *hs, enum host_field f) {
-        return hs->where[f] ? hs->where[f] : hs->origin ? hs->origin : "options";
+        return hs->where[f] ? hs->where[f] : hs->origin ? hs->origin : field_names[f].option;
 }
 
 /* f's name spelt as field `like` was: "ip" beside a YAML gateway. */
 static const char *name_as(const struct host_settings *hs, enum host_field f, enum host_field like) {
         return hs->where[like] ? field_names[f].key : field_names[f].option;
-}
-
-static const char *field_name(const struct host_settings *hs, enum host_field f) {
-        return name_as(hs, f, f);
 }
 
 static void set_where(struct host_settings *hs, enum host_field f, const char *file, unsigned line) {
@@ -615,11 +611,12 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
         unsigned ip_prefix = 0;
         if (hs->ip && !host_parse_cidr(hs->ip, ip_addr, &ip_prefix))
                 return log_error(EINVAL, host_where(hs, HF_IP),
-                                 "invalid %s '%s': expected ADDRESS/PREFIX, e.g. 192.168.1.101/24",
-                                 field_name(hs, HF_IP), hs->ip);
+                                 "invalid static address '%s': expected ADDRESS/PREFIX, e.g. 192.168.1.101/24",
+                                 hs->ip);
         if (hs->gateway && !hs->ip)
-                return log_error(EINVAL, host_where(hs, HF_GATEWAY), "%s needs %s", field_name(hs, HF_GATEWAY),
-                                 name_as(hs, HF_IP, HF_GATEWAY));
+                return log_error(EINVAL, host_where(hs, HF_GATEWAY),
+                                 "a gateway needs a static address: add %s ADDRESS/PREFIX",
+                                 hs->where[HF_GATEWAY] ? "ip:" : "--ip");
         /* First boot installs Docker and pulls images: a static address
          * without a route out, or without a resolver, never gets there
          * (the Pi stays reachable on its own subnet, so only a warning). */

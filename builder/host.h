@@ -55,7 +55,7 @@ void host_merge(struct host_settings *hs, const struct host_settings *over);
  * password from password_file warns instead of failing. */
 int host_finalize(struct host_settings *hs, bool allow_weak);
 /* What a message about field f names: its file:line, else the origin,
- * else "options". */
+ * else the option that sets it ("--gateway"). */
 const char *host_where(const struct host_settings *hs, enum host_field f);
 void host_free(struct host_settings *hs);
 

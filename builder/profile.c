@@ -558,13 +558,15 @@ char *profile_roles_text(void) {
         return (char *)b.data;
 }
 
-int profile_load_role(const char *role, struct profile *out) {
-        memset(out, 0, sizeof(*out));
-        _cleanup_free_ char *path = profile_path_for(role);
-        if (!profile_names_file(role) && (!valid_role_name(role) || access(path, F_OK) < 0)) {
-                _cleanup_free_ char *roles = profile_roles_text();
-                return log_error(ENOENT, NULL, "unknown role '%s' (no %s); available roles: %s", role,
-                                 valid_role_name(role) ? path : "such profile", roles ? roles : "none");
-        }
-        return profile_load(path, out);
+int profile_find(const char *role, const char *where, unsigned line, const char *label, int unknown_err,
+                 char **path) {
+        *path = profile_path_for(role);
+        if (access(*path, R_OK) == 0)
+                return 0;
+        free(*path);
+        *path = NULL;
+        _cleanup_free_ char *roles = profile_roles_text();
+        int err = profile_names_file(role) || !roles ? ENOENT : unknown_err;
+        return log_error_at(err, where, line, "%s%sunknown role '%s'; available roles: %s", label ? label : "",
+                            label ? ": " : "", role, roles ? roles : "(none found)");
 }

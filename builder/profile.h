@@ -62,9 +62,12 @@ struct profile {
 int profile_load(const char *path, struct profile *out);
 /* The same from memory; name is used in messages and as out->path. */
 int profile_parse(const char *name, const char *text, size_t len, struct profile *out);
-/* profile_path_for(role) + profile_load(), with an unknown role reported as
- * one error listing the available roles. */
-int profile_load_role(const char *role, struct profile *out);
+/* The profile file role names (profile_path_for), in *path (caller frees),
+ * when it is there.  Else one error at where (and line; prefixed by label
+ * when not NULL) listing the available roles: -unknown_err for a misspelt
+ * role, -ENOENT for a profile file that is missing or no profiles at all. */
+int profile_find(const char *role, const char *where, unsigned line, const char *label, int unknown_err,
+                 char **path);
 void profile_free(struct profile *p);
 const struct profile_env *profile_env_find(const struct profile *p, const char *key);
 

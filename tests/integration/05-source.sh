@@ -69,12 +69,18 @@ retried() {
   check "$what: no error line" bash -c '! grep -q "^dimimage: error:" "$1"' _ "$log"
   check "$what: read the base again" grep -q "phase plan" <(sed -n "\|$warning|,\$p" "$log")
 }
+# A dry run reads no compressed base: what depends on it waits for the build.
+"$DIMIMAGE" build "${ARGS[@]}" --base "$T/in/base.img.xz" -o "$T/dry.img" --dry-run --timezone Europe/Berln >/dev/null 2>"$T/dry.err" \
+  && grep -q 'is compressed and not in the cache' "$T/dry.err" && ok "--dry-run from an uncached .xz: not decompressed, says so" \
+  || fail "--dry-run from an uncached .xz: $(cat "$T/dry.err")"
 check "first build from .xz fills the cache" build --base "$T/in/base.img.xz" -o "$T/c1.img"
 check "cache holds base-<sha256 of the raw base>.img" test -f "$XDG_CACHE_HOME/dimimage/base-$sum.img"
 check "the cached image is byte-identical to the raw base" cmp "$XDG_CACHE_HOME/dimimage/base-$sum.img" "$raw"
 check "cache list names the base" bash -c '"$1" cache list | grep -q "base.img.xz (xz)"' _ "$DIMIMAGE"
 check "second build (from the cache)" build --base "$T/in/base.img.xz" -o "$T/c2.img"
 check "cache hit gives identical bytes" cmp "$T/c1.img" "$T/c2.img"
+expect_error "--dry-run from a cached .xz checks the base's time zone" "Europe/Berln, which this base does not have" \
+  "$DIMIMAGE" build "${ARGS[@]}" --base "$T/in/base.img.xz" -o "$T/dry.img" --dry-run --timezone Europe/Berln
 printf 'XXXXXXXX' | dd of="$XDG_CACHE_HOME/dimimage/base-$sum.img" bs=1 seek=$((8192 * 512 + 4096)) conv=notrunc status=none
 "$DIMIMAGE" build "${ARGS[@]}" --base "$T/in/base.img.xz" -o "$T/c3.img" >"$T/c3.log" 2>&1
 check "damaged cache entry: build still succeeds" test -s "$T/c3.img"
@@ -86,6 +92,9 @@ check "damaged cache entry replaced by a good one" cmp "$XDG_CACHE_HOME/dimimage
 # breaks the copy's root filesystem (its superblock's magic) fails the edits,
 # and that error must give way to the check's verdict and a second try.
 printf 'XX' | dd of="$XDG_CACHE_HOME/dimimage/base-$sum.img" bs=1 seek=$((532480 * 512 + 1024 + 56)) conv=notrunc status=none
+"$DIMIMAGE" build "${ARGS[@]}" --base "$T/in/base.img.xz" -o "$T/dry.img" --dry-run >/dev/null 2>"$T/dry.err" \
+  && grep -q 'cached copy of .* cannot be read' "$T/dry.err" && ! grep -q '^dimimage: error:' "$T/dry.err" \
+  && ok "--dry-run from a damaged cache entry: no error, leaves it to the build" || fail "--dry-run, damaged entry: $(cat "$T/dry.err")"
 "$DIMIMAGE" build "${ARGS[@]}" --verbose --base "$T/in/base.img.xz" -o "$T/c3b.img" >"$T/c3b.log" 2>&1
 retried "entry with a broken root fs" "$T/c3b.log" damaged "$T/c3b.img"
 check "entry with a broken root fs: output identical" cmp "$T/c1.img" "$T/c3b.img"

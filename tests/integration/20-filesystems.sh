@@ -259,6 +259,15 @@ expect_rc "--no-grow on a full root fs is bad input data, not a full disk" 65
 grep -Eiq 'missing|more|short|need|does not fit|room' "$T/.err" && ok "--no-grow error says what is missing: $(cat "$T/.err")" \
   || fail "--no-grow error: $(cat "$T/.err")"
 check "no output after --no-grow" no_output "$T/nogrow.img"
+# A dry run reads a raw base in place: the same refusal, and the growth a
+# build would make, before anything is written.
+expect_error "--dry-run --no-grow on a full root fs refused as the build is" 'root filesystem is .* short' \
+  build "$T/nogrow.img" "$base" --no-grow --dry-run
+"$DIMIMAGE" build --role app --base "$base" -o "$T/dry.img" --dry-run --hostname dimdim-fs --user pi \
+  --set DB_PASSWORD="$DBPW" --set DIMDIM_API_IMAGE=x/api:1 --set DIMDIM_WORKER_IMAGE=x/worker:1 >/dev/null 2>"$T/dry.err" \
+  && grep -q 'The root filesystem would grow by [0-9]' "$T/dry.err" \
+  && ok "--dry-run on a full root fs says it would grow it" || fail "--dry-run growth: $(cat "$T/dry.err")"
+check "no output after --dry-run" no_output "$T/dry.img"
 [[ $(sha256sum <"$base") == "$before" ]] && ok "root-full: base unchanged" || fail "root-full: base changed"
 
 summary

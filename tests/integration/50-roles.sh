@@ -178,10 +178,16 @@ expect_error "an RFC 4716 key refused with the command that converts it" "rfc471
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --user pi --ssh-key "$T/rfc4716.pub" --set OPENOBSERVE_PASSWORD="$OOPW"
 expect_error "a time zone the base does not have refused" "/etc/localtime would point to /usr/share/zoneinfo/Europe/Berln, which this base does not have; check the time zone's spelling" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone Europe/Berln
+expect_error "--dry-run on a raw base checks the time zone in it" "Europe/Berln, which this base does not have" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone Europe/Berln --dry-run
+"$DIMIMAGE" build --role observability --base "$base" -o "$T/dry.img" --set OPENOBSERVE_PASSWORD="$OOPW" --user pi --dry-run \
+  >"$T/dry.out" 2>"$T/dry.err" && grep -q '^root file /etc/passwd 0644 0:0 ' "$T/dry.out" && grep -q '^root file /etc/shadow 0640 0:42 <secret>$' "$T/dry.out" \
+  && ok "--dry-run on a raw base prints the base's own edits (passwd, shadow as <secret>)" || fail "--dry-run base edits: $(cat "$T/dry.err")"
+[[ ! -e $T/dry.img ]] && ok "--dry-run on a raw base writes nothing" || fail "--dry-run wrote $T/dry.img"
 printf 'user: pi\n\ntimezone: Europe/Berln\ngateway: 192.168.1.1\n' >"$T/where.yml"
-expect_error "a --host file's value refused at its line, in its own spelling" "where\.yml:4: gateway needs ip$" \
+expect_error "a --host file's value refused at its line, in its own spelling" "where\.yml:4: a gateway needs a static address: add ip: ADDRESS/PREFIX$" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --host "$T/where.yml"
-expect_error "an option over a --host file refused as an option" "options: invalid gateway 'x'" \
+expect_error "an option over a --host file refused as an option" "^dimimage: error: --gateway: invalid gateway 'x'" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --host "$T/where.yml" \
   --ip 192.168.1.10/24 --gateway x
 # examples/host.yml, as its comment says to use it (the key beside it)
@@ -206,8 +212,10 @@ printf '# en_GB.UTF-8 UTF-8\n# de_DE@euro ISO-8859-15\n' >"$T/i18n/etc/locale.ge
 printf 'C.UTF-8 UTF-8\nde_DE@euro ISO-8859-15\nen_GB.UTF-8 UTF-8\nen_US.UTF-8 UTF-8\n' >"$T/i18n/usr/share/i18n/SUPPORTED"
 printf '# ISO 3166 alpha-2 country codes\nDE\tGermany\nGB\tBritain (UK)\n' >"$T/i18n/usr/share/zoneinfo/iso3166.tab"
 i18n=$(fixture i18n --extra-root "$T/i18n") || exit 1
-expect_error "a locale the base cannot compile refused" "options: locale 'en_UK\.UTF-8' is not one this base can compile" \
+expect_error "a locale the base cannot compile refused" "error: --locale: locale 'en_UK\.UTF-8' is not one this base can compile" \
   "$DIMIMAGE" build --role observability --base "$i18n" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --locale en_UK.UTF-8
+expect_error "--dry-run: a locale the base cannot compile refused" "error: --locale: locale 'en_UK\.UTF-8' is not one this base can compile" \
+  "$DIMIMAGE" build --role observability --base "$i18n" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --locale en_UK.UTF-8 --dry-run
 expect_error "a Wi-Fi country that is no ISO 3166 code refused, with the right one" "Wi-Fi country 'UK' is not an ISO 3166 code .*: the United Kingdom's is GB" \
   "$DIMIMAGE" build --role observability --base "$i18n" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --wifi-country UK
 expect_error "a keymap that is no keyboard layout refused" "keymap 'uk' is not a keyboard layout this base knows .*: the United Kingdom's is gb" \

@@ -129,9 +129,10 @@ fleet_refused noobs "missing observability host named" "role 'observability'" \
 ssh_key_files: [$T/key.pub]
 hosts:
   - {name: lonely, role: app, address: 10.0.0.5}"
-fleet_refused badrole "unknown role named with its line" "badrole\.yml:2.*databass" \
+fleet_refused badrole "unknown role named with its line and the roles there are" "badrole\.yml:2: host x: unknown role 'databass'; available roles: .*observability" \
 "hosts:
   - {name: x, role: databass, address: 10.0.0.5}"
+expect_rc "an unknown role in a fleet file is bad input data" 65
 fleet_refused small "role all refused on a Pi 3B+ with the reason" "pi3b\+.*cannot run role 'all'" \
 "hosts:
   - {name: tiny, role: all, address: 10.0.0.5, model: pi3b+}"

@@ -376,12 +376,12 @@ static void test_host_checked_against_base(void **state) {
         static const struct {
                 const char *locale, *country, *want;
         } cases[] = {
-                {"en_UK.UTF-8", NULL, "options: locale 'en_UK.UTF-8' is not one this base can compile"},
-                {"en_GB.utf8", "UK", "options: Wi-Fi country 'UK' is not an ISO 3166 code (see the base's "
+                {"en_UK.UTF-8", NULL, "--locale: locale 'en_UK.UTF-8' is not one this base can compile"},
+                {"en_GB.utf8", "UK", "--wifi-country: Wi-Fi country 'UK' is not an ISO 3166 code (see the base's "
                                      "/usr/share/zoneinfo/iso3166.tab): the United Kingdom's is GB"},
                 {"de_DE@euro", "DE", NULL},
                 {"C.UTF-8", "GB", NULL},
-                {"en_GB.UTF-8", "GB", "options: keymap 'uk' is not a keyboard layout this base knows"},
+                {"en_GB.UTF-8", "GB", "--keymap: keymap 'uk' is not a keyboard layout this base knows"},
         };
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
                 struct fixture f = {0};

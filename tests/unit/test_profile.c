@@ -287,16 +287,17 @@ static void test_data_dir(void **state) {
         assert_null(roles[2]);
         profile_roles_free(roles);
 
-        struct profile p;
-        assert_int_equal(profile_load_role("zeta", &p), 0);
-        profile_free(&p);
+        char *found = NULL;
+        assert_int_equal(profile_find("zeta", "build", 0, NULL, EUSAGE, &found), 0);
+        assert_string_equal(found, want);
+        free(found);
 
         /* unknown role: one error listing what exists */
         fflush(stderr);
         int saved = dup(2);
         FILE *tmp = tmpfile();
         dup2(fileno(tmp), 2);
-        int rc = profile_load_role("nosuch", &p);
+        int rc = profile_find("nosuch", "fleet.yml", 7, "host h", EINVAL, &found);
         fflush(stderr);
         dup2(saved, 2);
         close(saved);
@@ -305,10 +306,9 @@ static void test_data_dir(void **state) {
         size_t got = fread(msg, 1, sizeof(msg) - 1, tmp);
         (void)got;
         fclose(tmp);
-        assert_true(rc < 0);
-        assert_non_null(strstr(msg, "unknown role 'nosuch'"));
-        assert_non_null(strstr(msg, "available roles: alpha, zeta"));
-        profile_free(&p);
+        assert_int_equal(rc, -EINVAL);
+        assert_null(found);
+        assert_non_null(strstr(msg, "fleet.yml:7: host h: unknown role 'nosuch'; available roles: alpha, zeta"));
 
         unlink(f1);
         unlink(f2);
