@@ -5,15 +5,19 @@
  * SIGINT/SIGTERM/SIGHUP. */
 #include "output.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bmap.h"
@@ -143,6 +147,9 @@ int output_create_temp(const char *path, char **tmp) {
                 char *t = xasprintf("%s/.%s.%s.tmp", dir, path_basename(path), suffix);
                 int fd = open(t, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
                 if (fd >= 0) {
+                        /* held while fd is open: output_sweep's sign that
+                         * this build is alive (a new file, nobody else's) */
+                        (void)flock(fd, LOCK_EX | LOCK_NB);
                         output_track_temp(t);
                         *tmp = t;
                         return fd;
@@ -156,6 +163,51 @@ int output_create_temp(const char *path, char **tmp) {
                                          "cannot create a temporary file here: %s", strerror(err));
         }
         return log_error(EEXIST, dir, "cannot find a free temporary file name");
+}
+
+/* output_create_temp's names for path: ".NAME" + anything + ".XXXXXX.tmp". */
+static bool temp_of(const char *entry, const char *name) {
+        size_t el = strlen(entry), nl = strlen(name);
+        if (entry[0] != '.' || strncmp(entry + 1, name, nl) != 0 || el < 1 + nl + 11 ||
+            !str_has_suffix(entry, ".tmp") || entry[el - 11] != '.')
+                return false;
+        for (size_t i = el - 10; i < el - 4; i++)
+                if (!isalnum((unsigned char)entry[i]))
+                        return false;
+        return true;
+}
+
+/* A build killed outright (SIGKILL, the OOM killer, a power cut) leaves its
+ * temporaries: the next build of the same OUT removes them.  A live build
+ * holds its image's temporary locked, and its small ones live for less
+ * than a second, so only an unlocked temporary untouched for a minute is
+ * taken for dead.  Best effort: nothing here fails a build. */
+#define SWEEP_AGE 60
+
+void output_sweep(const char *path) {
+        _cleanup_free_ char *dir = path_dirname(path);
+        const char *name = path_basename(path);
+        DIR *d = opendir(dir);
+        if (!d)
+                return;
+        time_t now = time(NULL);
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                struct stat st;
+                if (!temp_of(de->d_name, name) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISREG(st.st_mode) || st.st_uid != geteuid() || now - st.st_mtime < SWEEP_AGE)
+                        continue;
+                int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dirfd(d), de->d_name, 0) == 0) {
+                        char size[32];
+                        format_size((uint64_t)st.st_blocks * 512, size);
+                        log_info("Removed %s/%s (%s), left by a build that was killed", dir, de->d_name, size);
+                }
+                close(fd);
+        }
+        closedir(d);
 }
 
 static void remove_temp(char **tmp) {
@@ -303,6 +355,7 @@ int output_begin(struct output *o, const char *path, const char *base, bool forc
         if (r < 0)
                 return r;
         output_install_signal_handlers();
+        output_sweep(path);
         o->path = xstrdup(path);
         r = output_create_temp(path, &o->tmp_raw);
         if (r < 0) {

@@ -99,6 +99,9 @@ int output_commit(struct output *o);
 void output_abort(struct output *o);
 /* SIGINT/SIGTERM remove registered temporaries, then re-raise. */
 void output_install_signal_handlers(void);
+/* Remove the temporaries a killed build of path left beside it (logged,
+ * never fails); output_begin does it for its OUT. */
+void output_sweep(const char *path);
 /* Register/unregister an extra temporary path for signal cleanup. */
 void output_track_temp(const char *path);
 void output_untrack_temp(const char *path);

@@ -23,8 +23,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# left DIR: what a failed build left in DIR (hidden files included).
-left() { ls -A "$1"; }
+# left DIR: what a failed build left in DIR (hidden files included; nothing
+# when DIR itself is gone).
+left() { [[ ! -e $1 ]] || ls -A "$1"; }
 # cache_temps: temporaries left in the decompressed-base cache.
 cache_temps() { find "$T/cache" \( -name '.*' -o -name 'tmp-*' \) -type f 2>/dev/null; find "$T/cache" -name '*.tmp' 2>/dev/null; }
 
@@ -154,6 +155,33 @@ if strace -f -o /dev/null -e trace=rename true 2>/dev/null; then
   rm -rf "$T/re"
 else
   ok "skipped: the commit's faults need strace"
+fi
+
+# A build killed outright runs no handler and leaves its temporaries; the
+# next build of the same OUT removes them, but not one a live build holds
+# (locked) nor one just written.
+if strace -f -o /dev/null -e trace=fdatasync true 2>/dev/null; then
+  mkdir -p "$T/sw"
+  (strace -f -o /dev/null -e trace=fdatasync -e inject=fdatasync:signal=SIGKILL:when=1 \
+    "$DIMIMAGE" build "${gargs[@]}" -o "$T/sw/out.img" || true) >/dev/null 2>&1
+  killed=$(find "$T/sw" -name '.out.img.*.tmp' | wc -l)
+  ((killed >= 1)) && ok "a build killed at its sync leaves its temporaries ($killed)" || fail "killed build left: $(ls -A "$T/sw")"
+  touch -d '2 minutes ago' "$T/sw"/.out.img.*.tmp
+  exec 9>"$T/sw/.out.img.LIVE01.tmp"
+  flock -x 9
+  touch -d '2 minutes ago' "$T/sw/.out.img.LIVE01.tmp"
+  : >"$T/sw/.out.img.FRESH1.tmp"
+  "$DIMIMAGE" build "${gargs[@]}" -o "$T/sw/out.img" >/dev/null 2>"$T/sw.err" || fail "build after a killed one: $(cat "$T/sw.err")"
+  exec 9>&-
+  grep -q "^Removed $T/sw/\.out\.img\..*\.tmp (.*), left by a build that was killed" "$T/sw.err" \
+    && ok "the next build removes a killed build's temporaries, saying so" || fail "no removal said: $(cat "$T/sw.err")"
+  kept=$(cd "$T/sw" && find . -name '.out.img.*.tmp' -printf '%f\n' | sort | tr '\n' ' ')
+  [[ $kept == ".out.img.FRESH1.tmp .out.img.LIVE01.tmp " ]] && ok "a locked and a fresh temporary kept, the rest removed" \
+    || fail "temporaries left: $kept"
+  check "the build after a killed one writes a good image" test -s "$T/sw/out.img"
+  rm -rf "$T/sw"
+else
+  ok "skipped: killing a build needs strace"
 fi
 
 # SIGINT while the decoded base is copied into the cache: the cache's
