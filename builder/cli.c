@@ -9,6 +9,7 @@
 
 #include "compress.h"
 #include "log.h"
+#include "profile.h"
 #include "model.h"
 #include "output.h"
 #include "util.h"
@@ -289,9 +290,10 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                 return usage_error("%s", "-o OUT is required");
         if (o->fleet && o->role)
                 return usage_error("%s", "--fleet and --role do not go together: the fleet names each host's role");
-        if (!o->fleet && !o->role)
-                return usage_error("%s", "--role ROLE is required (app, observability, all, app-standalone; see "
-                                         "`dimimage profiles`)");
+        if (!o->fleet && !o->role) {
+                _cleanup_free_ char *roles = profile_roles_text();
+                return usage_error("--role ROLE is required: one of %s", roles ? roles : "(no profiles found)");
+        }
         if (o->grow && o->no_grow)
                 return usage_error("%s", "--grow and --no-grow contradict each other");
         /* a fleet's format comes from its file: checked once that is read */

@@ -641,7 +641,6 @@ static int flash(const char *image, const char *device, const struct flash_opts 
                 b.blocks_count = DIV_ROUND_UP(b.image_size, b.block_size);
                 if (b.blocks_count)
                         bmap_add_range(&b, 0, b.blocks_count - 1);
-                log_info("%s: no bmap found; writing every block", image);
         }
 
         if ((r = check_image_head(image, compressed)) < 0)
@@ -655,6 +654,9 @@ static int flash(const char *image, const char *device, const struct flash_opts 
                 r = log_error(ENOROOM, device, "the device is smaller than the image (%s < %s)", a, c);
                 goto out;
         }
+        /* said once the device is known good, so an error stays alone */
+        if (!j.have_bmap)
+                log_info("%s: no bmap found; writing every block", image);
         if ((r = confirm(&t, o)) < 0)
                 goto out;
 
