@@ -312,7 +312,9 @@ static int phase_base(struct build_ctx *c) {
         c->out.precommit = check_base;
         c->out.precommit_arg = c;
         c->out.no_bmap = c->o->no_bmap;
-        c->out.track_committed = j->fleet_name != NULL;
+        /* a signal before output_finished undoes OUT (a fleet's: all its
+         * hosts' images), so an interrupted run leaves none */
+        c->out.track_committed = true;
         c->out.compression_level = c->o->compression_level;
         /* A compressed output's OUT.sha256 covers the compressed file; the
          * raw image's hash is only wanted for a Raspberry Pi Imager entry. */
@@ -443,6 +445,8 @@ static int phase_finish(struct build_ctx *c) {
         }
         if ((r = output_commit(&c->out)) < 0)
                 return r;
+        if (!j->fleet_name)
+                output_finished(); /* a fleet's host is not the last output */
         if (secrets)
                 log_info("Generated secrets saved to %s (keep it safe)", secrets);
         if (j->imager_item) {

@@ -276,24 +276,16 @@ static bool image_exists(const char *dir, const struct ref *ref, const void *arg
         return access(image, F_OK) == 0;
 }
 
-/* A build killed outright (SIGKILL, a power cut) leaves its half-written
- * tmp-XXXXXX behind, up to a whole decompressed base; one untouched for an
- * hour is no live build's. */
-static void drop_stale_temps(const char *dir) {
-        DIR *d = opendir(dir);
-        if (!d)
-                return;
-        time_t now = time(NULL);
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                struct stat st;
-                if (str_has_prefix(de->d_name, "tmp-") &&
-                    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-                    st.st_mtime < now - 3600 && unlinkat(dirfd(d), de->d_name, 0) == 0)
-                        log_debug("cache: removed %s/%s, left by an interrupted build", dir, de->d_name);
-        }
-        closedir(d);
+static bool cache_temp(const char *name, const void *arg) { return str_has_prefix(name, "tmp-"); }
+
+static void report_removed(const char *dir, const char *name, uint64_t bytes) {
+        log_debug("cache: removed %s/%s, left by an interrupted build", dir, name);
 }
+
+/* A build killed outright leaves its half-written tmp-XXXXXX, up to a whole
+ * decompressed base; a live one locks it (temp_lock), and one untouched
+ * for an hour is no live build's either. */
+static void drop_stale_temps(const char *dir) { sweep_stale(dir, cache_temp, NULL, 3600, report_removed); }
 
 /* Make room for `need` more bytes under max, oldest first. */
 static void evict(const char *dir, uint64_t need, uint64_t max) {
@@ -327,6 +319,7 @@ static int write_ref(const char *dir, bool sum, const char *key, const char *sou
         int fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
                 return -errno;
+        temp_lock(fd);
         output_track_temp(tmp);
         struct buf b = {0};
         buf_printf(&b, "dimimage-cache 1\nkey %s\nsha256 %s\nbytes %" PRIu64 "\nformat %s\nsource ", key,
@@ -399,6 +392,7 @@ void cache_store(const char *base, const struct stat *st, int fd, const struct s
                         return;
                 }
                 /* an interrupted build leaves no half copy to fill the cache */
+                temp_lock(tfd);
                 output_track_temp(tmp);
                 r = clone_range(fd, tfd, info->bytes, false);
                 if (close(tfd) < 0 && r == 0)

@@ -824,9 +824,11 @@ out:
         drop_hidden(first_fd, first_tmp);
         if (r < 0)
                 undo(&run); /* a failed fleet leaves no images behind */
-        else /* the fleet's now: an interrupt no longer removes them */
+        else { /* the fleet's now: an interrupt no longer removes them */
+                output_finished();
                 for (size_t i = 0; i < run.nwritten; i++)
                         output_untrack_temp(run.written[i]);
+        }
         if (made_dir) {
                 output_untrack_temp(o->out);
                 /* nor the directory it made for them; rmdir removes only an

@@ -6,18 +6,15 @@
 #include "output.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
-#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sysexits.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bmap.h"
@@ -34,32 +31,56 @@
  * async-signal-safe functions (unlink) and must not touch malloc'd lists
  * that the main program could be resizing when the signal lands. */
 #define MAX_TRACKED 64
-enum { TRACK_FREE, TRACK_TEMP, TRACK_OUTPUT, TRACK_DIR };
+/* TRACK_FINAL: a file renamed into place, removed only while it is still
+ * the one renamed (its device and inode), so it can be tracked before its
+ * rename without a signal in between removing the file it replaces;
+ * TRACK_OUTPUT: such an OUT, with its companions. */
+enum { TRACK_FREE, TRACK_TEMP, TRACK_FINAL, TRACK_OUTPUT, TRACK_DIR };
 static char tracked[MAX_TRACKED][PATH_MAX];
+static struct {
+        dev_t dev;
+        ino_t ino;
+} tracked_id[MAX_TRACKED];
 static volatile sig_atomic_t tracked_used[MAX_TRACKED]; /* TRACK_* */
 static volatile sig_atomic_t handlers_installed;
 
-/* OUT.bmap, OUT.sha256 of a tracked OUT, named in buf (the handler's own:
+/* OUT's companions (output_companions), named in buf (the handler's own:
  * the tracked name stays as it is).  Only memcpy and unlink, both
- * async-signal-safe. */
+ * async-signal-safe; they are OUT's own, since the commit removes the
+ * previous ones before OUT takes its name. */
 static void unlink_companions(const char *path) {
-        static const char *const ours[] = { ".bmap", ".sha256" };
-        char buf[PATH_MAX + 8];
+        char buf[PATH_MAX + 16];
         size_t n = strlen(path);
         memcpy(buf, path, n + 1);
-        for (size_t i = 0; i < ARRAY_SIZE(ours); i++) {
-                memcpy(buf + n, ours[i], strlen(ours[i]) + 1);
+        for (const char *const *c = output_companions; *c; c++) {
+                memcpy(buf + n, *c, strlen(*c) + 1);
                 unlink(buf);
         }
 }
 
+/* lstat is async-signal-safe too */
+static bool still_ours(int i) {
+        struct stat st;
+        return lstat(tracked[i], &st) == 0 && st.st_dev == tracked_id[i].dev && st.st_ino == tracked_id[i].ino;
+}
+
+/* Set once everything is in place (output_finished): from then on there is
+ * nothing to undo, and dying of the signal would report as interrupted a
+ * run whose outputs are all there. */
+static volatile sig_atomic_t finished;
+
 static void on_fatal_signal(int sig) {
-        for (int i = 0; i < MAX_TRACKED; i++)
-                if (tracked_used[i] == TRACK_TEMP || tracked_used[i] == TRACK_OUTPUT) {
+        if (finished)
+                return;
+        for (int i = 0; i < MAX_TRACKED; i++) {
+                if (tracked_used[i] == TRACK_TEMP) {
+                        unlink(tracked[i]);
+                } else if ((tracked_used[i] == TRACK_FINAL || tracked_used[i] == TRACK_OUTPUT) && still_ours(i)) {
                         unlink(tracked[i]);
                         if (tracked_used[i] == TRACK_OUTPUT)
                                 unlink_companions(tracked[i]);
                 }
+        }
         /* directories after the files in them; rmdir removes only an empty one */
         for (int i = 0; i < MAX_TRACKED; i++)
                 if (tracked_used[i] == TRACK_DIR)
@@ -67,6 +88,8 @@ static void on_fatal_signal(int sig) {
         signal(sig, SIG_DFL);
         raise(sig);
 }
+
+void output_finished(void) { finished = 1; }
 
 void output_install_signal_handlers(void) {
         if (handlers_installed)
@@ -86,13 +109,15 @@ void output_install_signal_handlers(void) {
 /* Between threads (a fleet's detached commits): the handler needs no lock. */
 static pthread_mutex_t tracked_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void track(const char *path, int kind) {
+static void track_as(const char *path, int kind, const struct stat *id) {
         if (strlen(path) >= PATH_MAX)
                 return;
         pthread_mutex_lock(&tracked_lock);
         for (int i = 0; i < MAX_TRACKED; i++)
                 if (tracked_used[i] == TRACK_FREE) {
                         memcpy(tracked[i], path, strlen(path) + 1);
+                        tracked_id[i].dev = id ? id->st_dev : 0;
+                        tracked_id[i].ino = id ? id->st_ino : 0;
                         __atomic_signal_fence(__ATOMIC_SEQ_CST);
                         tracked_used[i] = kind;
                         pthread_mutex_unlock(&tracked_lock);
@@ -102,13 +127,21 @@ static void track(const char *path, int kind) {
         log_warn(path, "too many files to track; it may be left behind on interrupt");
 }
 
-void output_track_temp(const char *path) { track(path, TRACK_TEMP); }
+void output_track_temp(const char *path) { track_as(path, TRACK_TEMP, NULL); }
 
-void output_track_committed(const char *path) { track(path, TRACK_OUTPUT); }
+/* path, once tmp is renamed to it (tracked before the rename: see
+ * TRACK_FINAL).  0, or -errno when tmp is not there. */
+static int track_final(const char *path, const char *tmp, int kind) {
+        struct stat st;
+        if (stat(tmp, &st) < 0)
+                return -errno;
+        track_as(path, kind, &st);
+        return 0;
+}
 
 void output_track_dir(const char *path) {
         output_install_signal_handlers();
-        track(path, TRACK_DIR);
+        track_as(path, TRACK_DIR, NULL);
 }
 
 void output_untrack_temp(const char *path) {
@@ -147,9 +180,7 @@ int output_create_temp(const char *path, char **tmp) {
                 char *t = xasprintf("%s/.%s.%s.tmp", dir, path_basename(path), suffix);
                 int fd = open(t, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
                 if (fd >= 0) {
-                        /* held while fd is open: output_sweep's sign that
-                         * this build is alive (a new file, nobody else's) */
-                        (void)flock(fd, LOCK_EX | LOCK_NB);
+                        temp_lock(fd); /* output_sweep's sign that this build lives */
                         output_track_temp(t);
                         *tmp = t;
                         return fd;
@@ -177,37 +208,20 @@ static bool temp_of(const char *entry, const char *name) {
         return true;
 }
 
-/* A build killed outright (SIGKILL, the OOM killer, a power cut) leaves its
- * temporaries: the next build of the same OUT removes them.  A live build
- * holds its image's temporary locked, and its small ones live for less
- * than a second, so only an unlocked temporary untouched for a minute is
- * taken for dead.  Best effort: nothing here fails a build. */
-#define SWEEP_AGE 60
+static bool temp_of_arg(const char *entry, const void *name) { return temp_of(entry, name); }
 
+static void report_removed(const char *dir, const char *name, uint64_t bytes) {
+        char size[32];
+        format_size(bytes, size);
+        log_info("Removed %s/%s (%s), left by a build that was killed", dir, name, size);
+}
+
+/* A live build locks the temporaries it keeps open (the image's, the
+ * compressed output's), and the ones it closes before their rename live
+ * for milliseconds: a minute untouched and unlocked is a dead build's. */
 void output_sweep(const char *path) {
         _cleanup_free_ char *dir = path_dirname(path);
-        const char *name = path_basename(path);
-        DIR *d = opendir(dir);
-        if (!d)
-                return;
-        time_t now = time(NULL);
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                struct stat st;
-                if (!temp_of(de->d_name, name) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                    !S_ISREG(st.st_mode) || st.st_uid != geteuid() || now - st.st_mtime < SWEEP_AGE)
-                        continue;
-                int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-                if (fd < 0)
-                        continue;
-                if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dirfd(d), de->d_name, 0) == 0) {
-                        char size[32];
-                        format_size((uint64_t)st.st_blocks * 512, size);
-                        log_info("Removed %s/%s (%s), left by a build that was killed", dir, de->d_name, size);
-                }
-                close(fd);
-        }
-        closedir(d);
+        sweep_stale(dir, temp_of_arg, path_basename(path), 60, report_removed);
 }
 
 static void remove_temp(char **tmp) {
@@ -683,6 +697,8 @@ static int rename_into_place(char **tmp, const char *path) {
 
 static void aux_cleanup(struct output_file *a, bool failed) {
         remove_temp(&a->tmp);
+        if (failed && a->tracked)
+                output_untrack_temp(a->path);
         if (failed && a->renamed)
                 unlink(a->path);
         free(a->path);
@@ -704,6 +720,16 @@ static int unlink_stale(const char *path) {
  * of the image being replaced, not of this one. */
 const char *const output_companions[] = { ".bmap", ".sha256", ".secrets.env", NULL };
 
+static bool is_companion(const char *out, const char *path) {
+        size_t n = strlen(out);
+        if (strncmp(out, path, n) != 0)
+                return false;
+        for (const char *const *c = output_companions; *c; c++)
+                if (strcmp(path + n, *c) == 0)
+                        return true;
+        return false;
+}
+
 static int commit_files(struct output *o, struct output_file *aux, size_t naux) {
         int r = 0;
         for (const char *const *c = output_companions; *c && r == 0; c++) {
@@ -715,13 +741,20 @@ static int commit_files(struct output *o, struct output_file *aux, size_t naux) 
         if (r < 0)
                 return r;
         char **final_tmp = o->tmp_out ? &o->tmp_out : &o->tmp_raw;
-        if ((r = rename_into_place(final_tmp, o->path)) < 0)
-                return r;
-        if (o->track_committed)
-                output_track_committed(o->path);
-        for (size_t i = 0; i < naux; i++) {
-                if ((r = rename_into_place(&aux[i].tmp, aux[i].path)) < 0) {
+        bool tracked_out = o->track_committed && *final_tmp && track_final(o->path, *final_tmp, TRACK_OUTPUT) == 0;
+        if ((r = rename_into_place(final_tmp, o->path)) < 0) {
+                if (tracked_out)
                         output_untrack_temp(o->path);
+                return r;
+        }
+        for (size_t i = 0; i < naux; i++) {
+                /* what is not OUT's companion (an Imager list) is tracked
+                 * on its own, and left tracked: a single build's last files */
+                if (o->track_committed && !is_companion(o->path, aux[i].path) && aux[i].tmp)
+                        aux[i].tracked = track_final(aux[i].path, aux[i].tmp, TRACK_FINAL) == 0;
+                if ((r = rename_into_place(&aux[i].tmp, aux[i].path)) < 0) {
+                        if (tracked_out)
+                                output_untrack_temp(o->path);
                         unlink(o->path);
                         return r;
                 }

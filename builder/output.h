@@ -33,6 +33,7 @@ struct output_patch {
 struct output_file {
         char *path, *tmp;
         bool renamed;
+        bool tracked; /* for a signal, as itself once renamed */
 };
 
 struct output {
@@ -47,7 +48,8 @@ struct output {
          * the whole image less beside the compressor. */
         bool no_raw_sha256;
         /* OUT stays tracked for signal cleanup once renamed into place
-         * (output_track_committed): a fleet undoes its images when
+         * (tracked just before its rename) until output_finished: an interrupted
+         * run leaves no image, and a fleet undoes its images when
          * interrupted as when it fails. */
         bool track_committed;
         int compression_level; /* -1: format default */
@@ -99,16 +101,17 @@ int output_commit(struct output *o);
 void output_abort(struct output *o);
 /* SIGINT/SIGTERM remove registered temporaries, then re-raise. */
 void output_install_signal_handlers(void);
+/* The run's outputs are all in place: a signal now is ignored (the run
+ * ends with 0 and its outputs, not "interrupted" beside them).  Call it
+ * where the last output is committed, before untracking what a signal
+ * would otherwise have removed. */
+void output_finished(void);
 /* Remove the temporaries a killed build of path left beside it (logged,
  * never fails); output_begin does it for its OUT. */
 void output_sweep(const char *path);
 /* Register/unregister an extra temporary path for signal cleanup. */
 void output_track_temp(const char *path);
 void output_untrack_temp(const char *path);
-/* Register a committed OUT: a signal removes it with OUT.bmap and
- * OUT.sha256 (a fleet's images, until the whole fleet is done); undone by
- * output_untrack_temp(OUT). */
-void output_track_committed(const char *path);
 /* Register a directory this run created: a signal removes it, once the
  * tracked files are gone, if it is empty.  Undone by output_untrack_temp. */
 void output_track_dir(const char *path);

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static void oom(void) {
@@ -316,4 +319,28 @@ void format_size(uint64_t bytes, char out[32]) {
                 snprintf(out, 32, "%" PRIu64 " B", bytes);
         else
                 snprintf(out, 32, "%.1f %s", v, units[u]);
+}
+
+void temp_lock(int fd) { (void)flock(fd, LOCK_EX | LOCK_NB); }
+
+void sweep_stale(const char *dir, bool (*match)(const char *name, const void *arg), const void *arg, time_t min_age,
+                 void (*removed)(const char *dir, const char *name, uint64_t bytes)) {
+        DIR *d = opendir(dir);
+        if (!d)
+                return;
+        time_t now = time(NULL);
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                struct stat st;
+                if (!match(de->d_name, arg) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISREG(st.st_mode) || st.st_uid != geteuid() || now - st.st_mtime < min_age)
+                        continue;
+                int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dirfd(d), de->d_name, 0) == 0)
+                        removed(dir, de->d_name, (uint64_t)st.st_blocks * 512);
+                close(fd);
+        }
+        closedir(d);
 }

@@ -117,3 +117,12 @@ bool mem_is_zero(const void *p, size_t n);
 int parse_size(const char *s, uint64_t *bytes);
 /* Format bytes as "1.5 GiB" into out. */
 void format_size(uint64_t bytes, char out[32]);
+
+/* Temporaries a process killed outright (SIGKILL, the OOM killer, a power
+ * cut) left: a live one holds an flock on each temporary it writes
+ * (temp_lock, released when fd closes).  sweep_stale removes the regular
+ * files of this user in dir that match(name, arg), untouched for min_age
+ * seconds and not locked, passing each to removed().  Best effort. */
+void temp_lock(int fd);
+void sweep_stale(const char *dir, bool (*match)(const char *name, const void *arg), const void *arg, time_t min_age,
+                 void (*removed)(const char *dir, const char *name, uint64_t bytes));

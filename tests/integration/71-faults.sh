@@ -152,6 +152,34 @@ if strace -f -o /dev/null -e trace=rename true 2>/dev/null; then
     "$DIMIMAGE" build "${gargs[@]}" -o "$T/re/out.img" >/dev/null 2>&1 || fail "build for the next rebuild"
     old=$(sums "$T/re")
   done
+  # SIGINT at each rename: OUT stays tracked until the run is finished, so
+  # whatever of its set is in place goes with the temporaries.
+  for n in 1 2 3 4; do
+    rm -rf "$T/re"; mkdir -p "$T/re"
+    rc=0
+    strace -f -o /dev/null -e trace=rename,renameat,renameat2 -e inject=rename,renameat,renameat2:signal=SIGINT:when="$n" \
+      "$DIMIMAGE" build "${gargs[@]}" -o "$T/re/out.img" >/dev/null 2>&1 || rc=$?
+    [[ $rc == 130 && -z $(left "$T/re") ]] && ok "SIGINT at rename $n of the commit: exit 130, nothing left" \
+      || fail "SIGINT at rename $n of the commit: exit $rc, left $(left "$T/re" | tr '\n' ' ')"
+    "$DIMIMAGE" build "${gargs[@]}" -o "$T/re/out.img" >/dev/null 2>&1 || fail "build for the interrupted rebuild"
+    old=$(sums "$T/re")
+    rc=0
+    strace -f -o /dev/null -e trace=rename,renameat,renameat2 -e inject=rename,renameat,renameat2:signal=SIGINT:when="$n" \
+      "$DIMIMAGE" build "${gargs[@]}" -o "$T/re/out.img" --force >/dev/null 2>&1 || rc=$?
+    bad=$(consistent "$T/re" "$old")
+    [[ $rc == 130 && -z $bad && -z $(find "$T/re" -name '.*.tmp') ]] \
+      && ok "SIGINT at rename $n of a --force rebuild: exit 130, no temporary, nothing of one build beside the other's" \
+      || fail "SIGINT at rename $n of a --force rebuild: exit $rc; $bad $(find "$T/re" -name '.*.tmp')"
+  done
+  # an Imager list is renamed with OUT's files, and goes with them
+  for n in 1 2 3 4 5; do
+    rm -rf "$T/re"; mkdir -p "$T/re"
+    rc=0
+    strace -f -o /dev/null -e trace=rename,renameat,renameat2 -e inject=rename,renameat,renameat2:signal=SIGINT:when="$n" \
+      "$DIMIMAGE" build "${gargs[@]}" -o "$T/re/out.img" --imager-json "$T/re/list.json" >/dev/null 2>&1 || rc=$?
+    [[ $rc == 130 && -z $(left "$T/re") ]] && ok "SIGINT at rename $n of a commit with --imager-json: exit 130, nothing left" \
+      || fail "SIGINT at rename $n of a commit with --imager-json: exit $rc, left $(left "$T/re" | tr '\n' ' ')"
+  done
   rm -rf "$T/re"
 else
   ok "skipped: the commit's faults need strace"
