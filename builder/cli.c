@@ -9,9 +9,9 @@
 
 #include "compress.h"
 #include "log.h"
-#include "profile.h"
 #include "model.h"
 #include "output.h"
+#include "profile.h"
 #include "util.h"
 
 enum {

@@ -180,6 +180,12 @@ if strace -f -o /dev/null -e trace=rename true 2>/dev/null; then
     [[ $rc == 130 && -z $(left "$T/re") ]] && ok "SIGINT at rename $n of a commit with --imager-json: exit 130, nothing left" \
       || fail "SIGINT at rename $n of a commit with --imager-json: exit $rc, left $(left "$T/re" | tr '\n' ' ')"
   done
+  # the Imager list's rename, the commit's last, failing: the renamed rest goes
+  rm -rf "$T/re"; mkdir -p "$T/re"
+  expect_error "the commit's last rename (the Imager list) failing" "cannot rename" \
+    strace -f -o /dev/null -e trace=rename,renameat,renameat2 -e inject=rename,renameat,renameat2:error=EIO:when=5 \
+    "$DIMIMAGE" build "${gargs[@]}" -o "$T/re/out.img" --imager-json "$T/re/list.json"
+  [[ -z $(left "$T/re") ]] && ok "the commit's last rename failing: nothing left" || fail "last rename failing: left $(left "$T/re" | tr '\n' ' ')"
   rm -rf "$T/re"
 else
   ok "skipped: the commit's faults need strace"
