@@ -18,6 +18,16 @@
 static const struct disk_part *boot_part(const struct disk_layout *l) { return &l->parts[l->boot]; }
 static const struct disk_part *root_part(const struct disk_layout *l) { return &l->parts[l->root]; }
 
+static int open_root(const struct apply_opts *o, const struct disk_layout *l, unsigned flags, struct ext4_fs **fs) {
+        const struct disk_part *rp = root_part(l);
+        return ext4_open_as(o->image, o->name, disk_part_offset(rp), disk_part_bytes(rp), flags, fs);
+}
+
+static int open_boot(const struct apply_opts *o, const struct disk_layout *l, struct fat_fs **fs) {
+        const struct disk_part *bp = boot_part(l);
+        return fat_open(o->fd, disk_part_offset(bp), disk_part_bytes(bp), o->name, fs);
+}
+
 static char *read_text_ext4(struct ext4_fs *fs, const char *path) {
         uint8_t *data = NULL;
         size_t len;
@@ -67,8 +77,7 @@ void base_files_free(struct base_files *bf) {
 
 int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, struct base_files *bf) {
         struct ext4_fs *e = NULL;
-        const struct disk_part *rp = root_part(l);
-        int r = ext4_open_as(o->image, o->name, disk_part_offset(rp), disk_part_bytes(rp), EXT4_REQUIRE_CLEAN, &e);
+        int r = open_root(o, l, EXT4_REQUIRE_CLEAN, &e);
         if (r < 0)
                 return r;
         bf->os_release = read_text_ext4(e, "/etc/os-release");
@@ -88,8 +97,7 @@ int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, str
         if (r < 0)
                 return r;
         struct fat_fs *f = NULL;
-        const struct disk_part *bp = boot_part(l);
-        r = fat_open(o->fd, disk_part_offset(bp), disk_part_bytes(bp), o->name, &f);
+        r = open_boot(o, l, &f);
         if (r < 0)
                 return r;
         bf->config_txt = read_text_fat(f, "/config.txt");
@@ -111,8 +119,7 @@ static int load_content(const struct payload_entry *e, uint8_t **data, size_t *l
 
 static int apply_boot(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p) {
         struct fat_fs *fs = NULL;
-        const struct disk_part *bp = boot_part(l);
-        int r = fat_open(o->fd, disk_part_offset(bp), disk_part_bytes(bp), o->name, &fs);
+        int r = open_boot(o, l, &fs);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < p->n && r >= 0; i++) {
@@ -161,8 +168,7 @@ static int ensure_parent(struct ext4_fs *fs, const char *path) {
 
 static int apply_root(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p) {
         struct ext4_fs *fs = NULL;
-        const struct disk_part *rp = root_part(l);
-        int r = ext4_open_as(o->image, o->name, disk_part_offset(rp), disk_part_bytes(rp), EXT4_RW, &fs);
+        int r = open_root(o, l, EXT4_RW, &fs);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < p->n && r >= 0; i++) {
@@ -210,8 +216,7 @@ static int apply_root(const struct apply_opts *o, const struct disk_layout *l, c
 static int root_need(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p,
                      uint64_t *need, uint64_t *free_bytes) {
         struct ext4_fs *fs = NULL;
-        const struct disk_part *rp = root_part(l);
-        int r = ext4_open_as(o->image, o->name, disk_part_offset(rp), disk_part_bytes(rp), EXT4_REQUIRE_CLEAN, &fs);
+        int r = open_root(o, l, EXT4_REQUIRE_CLEAN, &fs);
         if (r < 0)
                 return r;
         uint64_t n = 0;
@@ -261,8 +266,7 @@ static int check_boot_room(const struct apply_opts *o, const struct disk_layout 
         if (!boot_need)
                 return 0;
         struct fat_fs *fs = NULL;
-        const struct disk_part *bp = boot_part(l);
-        int r = fat_open(o->fd, disk_part_offset(bp), disk_part_bytes(bp), o->name, &fs);
+        int r = open_boot(o, l, &fs);
         if (r < 0)
                 return r;
         uint64_t fat_avail = fat_free_bytes(fs);
@@ -302,8 +306,7 @@ int apply_payload(const struct apply_opts *o, struct disk_layout *l, const struc
  * (the time zone's) and is neither in the base nor in the payload. */
 static int check_targets(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p) {
         struct ext4_fs *fs = NULL;
-        const struct disk_part *rp = root_part(l);
-        int r = ext4_open_as(o->image, o->name, disk_part_offset(rp), disk_part_bytes(rp), EXT4_REQUIRE_CLEAN, &fs);
+        int r = open_root(o, l, EXT4_REQUIRE_CLEAN, &fs);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < p->n && r >= 0; i++) {
@@ -333,9 +336,8 @@ int apply_check(const struct apply_opts *o, const struct disk_layout *l, const s
 int apply_locate(const struct apply_opts *o, const struct disk_layout *l, const char *path, uint64_t off,
                  uint64_t len, struct ext4_span *v, size_t max, size_t *n) {
         struct ext4_fs *fs = NULL;
-        const struct disk_part *rp = root_part(l);
         *n = 0;
-        int r = ext4_open_as(o->image, o->name, disk_part_offset(rp), disk_part_bytes(rp), 0, &fs);
+        int r = open_root(o, l, 0, &fs);
         if (r < 0)
                 return r;
         r = ext4_map(fs, path, off, len, v, max, n);
