@@ -126,6 +126,22 @@ static uint64_t zstd_size_at_least(int fd) {
         return size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR ? 0 : size;
 }
 
+/* A .gz's last member ends with ISIZE, that member's decoded size modulo
+ * 2^32: no more than the member's size, so no more than the image's. */
+static uint64_t gzip_size_at_least(int fd, uint64_t file_size) {
+        uint8_t m[2], isize[4];
+        if (file_size < 18 || pread(fd, m, sizeof(m), 0) != (ssize_t)sizeof(m) || m[0] != 0x1f || m[1] != 0x8b ||
+            pread(fd, isize, sizeof(isize), (off_t)(file_size - 4)) != (ssize_t)sizeof(isize))
+                return 0;
+        return get_le32(isize);
+}
+
+/* What the decoded image holds at least, when its size is not known. */
+static uint64_t size_at_least(int fd, uint64_t file_size) {
+        uint64_t z = zstd_size_at_least(fd);
+        return z ? z : gzip_size_at_least(fd, file_size);
+}
+
 static char *find_bmap(const char *image) {
         char *p = xasprintf("%s.bmap", image);
         if (access(p, F_OK) == 0)
@@ -632,10 +648,11 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         } else {
                 /* No bmap: every byte is written; the image's size is known
                  * up front when it is raw or an .xz (its index says: what is
-                 * not an .xz fails that), and bounded below for most .zst. */
+                 * not an .xz fails that), and bounded below for most .zst
+                 * and every .gz. */
                 uint64_t size = (uint64_t)ist.st_size;
                 j.known_size = !compressed || xz_decoded_size(ifd, (uint64_t)ist.st_size, &size) == 0;
-                at_least = j.known_size ? size : zstd_size_at_least(ifd);
+                at_least = j.known_size ? size : size_at_least(ifd, (uint64_t)ist.st_size);
                 b.block_size = BMAP_BLOCK_SIZE;
                 b.image_size = j.known_size ? size : UINT64_MAX / 2;
                 b.blocks_count = DIV_ROUND_UP(b.image_size, b.block_size);

@@ -64,11 +64,20 @@ expect_error ".img.zst without a bmap onto a smaller device" "small2: the device
   "$DIMIMAGE" flash --yes "$T/nobmap.img.zst" "$T/small2"
 [[ $(sha256sum <"$T/small2") == "$before" ]] && ok ".img.zst without a bmap: the small device untouched" \
   || fail ".img.zst without a bmap: the small device was written"
-# A .gz's size is found only when the device runs out.  The partition table
-# is written last, so the card is left with none, not with a valid one over
-# half-written filesystems (the MBR of an earlier image was there).
+# A .gz's last member ends with its size (modulo 4 GiB): a lower bound.
 head -c "$((size / 2))" "$img" >"$T/small3"
 gzip -1 -c "$img" >"$T/nobmap.img.gz"
+before=$(sha256sum <"$T/small3")
+expect_error ".img.gz without a bmap onto a smaller device, refused before writing" \
+  "small3: the device is smaller than the image \(.* < $((size / 1048576)).0 MiB\)" \
+  "$DIMIMAGE" flash --yes "$T/nobmap.img.gz" "$T/small3"
+[[ $(sha256sum <"$T/small3") == "$before" ]] && ok ".img.gz without a bmap: the small device untouched" \
+  || fail ".img.gz without a bmap: the small device was written"
+# A .gz whose last member is empty says nothing of the size: found only when
+# the device runs out.  The partition table is written last, so the card is
+# left with none, not with a valid one over half-written filesystems (the
+# MBR of an earlier image was there).
+{ gzip -1 -c "$img"; gzip -1 -c </dev/null; } >"$T/nobmap.img.gz"
 check "the smaller device holds a partition table before" sfdisk -d "$T/small3"
 expect_error ".img.gz without a bmap onto a smaller device" "small3: the device is smaller than the image" \
   "$DIMIMAGE" flash --yes "$T/nobmap.img.gz" "$T/small3"
