@@ -278,6 +278,8 @@ int decoder_open(struct decoder *d, int fd, const char *path, uint64_t size, enu
                         d->a = NULL;
                         return r;
                 }
+                if (i == index && fmt == FMT_ZIP && archive_entry_size_is_set(e) && archive_entry_size(e) > 0)
+                        d->entry_size = (uint64_t)archive_entry_size(e);
         }
         return 0;
 }
@@ -366,6 +368,8 @@ int source_stream_open(const char *path, struct source_stream **ret) {
 long long source_stream_read(struct source_stream *s, void *buf, size_t n) {
         return decoder_read(&s->d, buf, n);
 }
+
+uint64_t source_stream_size_hint(const struct source_stream *s) { return s->d.entry_size; }
 
 void source_stream_close(struct source_stream *s) {
         if (!s)

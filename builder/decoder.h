@@ -33,6 +33,7 @@ struct decoder {
         struct xzmt *xz;
         uint32_t crc;      /* FMT_GZIP: of the data so far */
         uint64_t out;      /* decoded bytes so far */
+        uint64_t entry_size; /* FMT_ZIP: the image's size as its header says, or 0 */
         bool checked;
 };
 

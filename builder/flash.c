@@ -96,8 +96,9 @@ static bool is_compressed(const char *path, int fd) {
 /* Before the device is touched: an empty file, a text file or a download
  * cut short to nothing is refused rather than "written and verified".  A
  * raw image is checked as a build checks its base; a compressed one by its
- * first decoded bytes. */
-static int check_image_head(const char *image, bool compressed) {
+ * first decoded bytes, and *at_least raised to the size its container
+ * states (a .zip's). */
+static int check_image_head(const char *image, bool compressed, uint64_t *at_least) {
         if (!compressed)
                 return source_probe(image);
         uint8_t head[4096];
@@ -106,6 +107,7 @@ static int check_image_head(const char *image, bool compressed) {
         if (r < 0)
                 return r;
         long long n = source_stream_read(s, head, sizeof(head));
+        *at_least = MAX(*at_least, source_stream_size_hint(s));
         source_stream_close(s);
         if (n < 0)
                 return (int)n;
@@ -660,7 +662,7 @@ static int flash(const char *image, const char *device, const struct flash_opts 
                         bmap_add_range(&b, 0, b.blocks_count - 1);
         }
 
-        if ((r = check_image_head(image, compressed)) < 0)
+        if ((r = check_image_head(image, compressed, &at_least)) < 0)
                 goto out;
         if ((r = open_target(&t, image, o)) < 0)
                 goto out;

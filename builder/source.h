@@ -97,6 +97,8 @@ int source_clone(int from_fd, int to_fd, uint64_t bytes, bool writeback);
 struct source_stream;
 int source_stream_open(const char *path, struct source_stream **ret);
 long long source_stream_read(struct source_stream *s, void *buf, size_t n);
+/* The decoded size a container states up front (a .zip's entry), or 0. */
+uint64_t source_stream_size_hint(const struct source_stream *s);
 /* 0 when the first n bytes of an image b (decoded, when compressed) start
  * like a disk image: an MBR/FAT boot signature or a bare ext2/3/4
  * superblock; else logs "not a disk image" for path, -EINVAL. */

@@ -73,6 +73,13 @@ expect_error ".img.gz without a bmap onto a smaller device, refused before writi
   "$DIMIMAGE" flash --yes "$T/nobmap.img.gz" "$T/small3"
 [[ $(sha256sum <"$T/small3") == "$before" ]] && ok ".img.gz without a bmap: the small device untouched" \
   || fail ".img.gz without a bmap: the small device was written"
+# A .zip's entry states its size.
+(cd "$T" && ln -sf "$img" nobmap.img && zip -q -1 nobmap.zip nobmap.img && rm nobmap.img)
+expect_error ".zip without a bmap onto a smaller device, refused before writing" \
+  "small3: the device is smaller than the image \(.* < $((size / 1048576)).0 MiB\)" \
+  "$DIMIMAGE" flash --yes "$T/nobmap.zip" "$T/small3"
+[[ $(sha256sum <"$T/small3") == "$before" ]] && ok ".zip without a bmap: the small device untouched" \
+  || fail ".zip without a bmap: the small device was written"
 # A .gz whose last member is empty says nothing of the size: found only when
 # the device runs out.  The partition table is written last, so the card is
 # left with none, not with a valid one over half-written filesystems (the
