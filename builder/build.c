@@ -592,6 +592,10 @@ int build_run(struct build_job *job) {
         struct build_ctx *c = xcalloc(1, sizeof(*c));
         *c = (struct build_ctx){.job = job, .o = job->opts};
         job->pending = NULL;
+        /* the input's warnings wait until it is known good (the edits
+         * made, or the dry run's checks passed) */
+        log_defer(true);
+        bool flushed = false;
         int r = phase(c, "inputs", phase_inputs);
         if (r >= 0)
                 r = phase(c, "plan", phase_plan);
@@ -600,6 +604,8 @@ int build_run(struct build_job *job) {
                 r = output_check(job->out, c->o->base, c->o->force);
         if (r >= 0 && c->o->dry_run)
                 r = dry_run_base(c);
+        if (c->o->dry_run)
+                log_flush(r >= 0);
         if (r >= 0 && c->o->dry_run) {
                 payload_sort(&c->payload);
                 payload_dump(&c->payload, stdout);
@@ -607,11 +613,17 @@ int build_run(struct build_job *job) {
                 ctx_free(c);
                 return 0;
         }
+        /* what the base and the cache have to say, they say at once */
+        log_defer(false);
         for (;;) {
                 if (r >= 0)
                         r = phase(c, "base", phase_base);
                 if (r >= 0)
                         r = phase(c, "edit", phase_edit);
+                if (r >= 0 && !flushed) {
+                        log_flush(true);
+                        flushed = true;
+                }
                 if (r >= 0 && !job->detach_finish)
                         r = phase(c, "finish", phase_finish);
                 /* Whatever failed, a damaged cache hit (or a base that is not
@@ -627,6 +639,8 @@ int build_run(struct build_job *job) {
                 c->rebuilt = true;
                 r = phase(c, "plan", phase_plan);
         }
+        if (!flushed)
+                log_flush(r >= 0);
         if (r >= 0)
                 copy_final_env(c);
         if (r >= 0 && job->detach_finish) {

@@ -15,13 +15,18 @@ static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool holding;
 static struct buf held;
 static unsigned held_errors;
+/* log_defer's warnings */
+static bool deferring;
+static struct buf deferred;
 
-/* One finished line: printed, or kept while holding. */
+/* One finished line: printed, or kept while holding (or deferring). */
 static void emit(const struct buf *b, bool error) {
         pthread_mutex_lock(&hold_lock);
         if (holding) {
                 buf_append(&held, b->data, b->len);
                 held_errors += error;
+        } else if (deferring && !error) {
+                buf_append(&deferred, b->data, b->len);
         } else {
                 fwrite(b->data, 1, b->len, stderr);
                 errors += error;
@@ -112,6 +117,21 @@ void log_release(bool print) {
         buf_free(&held);
         held_errors = 0;
         holding = false;
+        pthread_mutex_unlock(&hold_lock);
+}
+
+void log_defer(bool on) {
+        pthread_mutex_lock(&hold_lock);
+        deferring = on;
+        pthread_mutex_unlock(&hold_lock);
+}
+
+void log_flush(bool print) {
+        pthread_mutex_lock(&hold_lock);
+        if (print && deferred.len)
+                fwrite(deferred.data, 1, deferred.len, stderr);
+        buf_free(&deferred);
+        deferring = false;
         pthread_mutex_unlock(&hold_lock);
 }
 

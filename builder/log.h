@@ -37,6 +37,14 @@ void log_debug(const char *fmt, ...) _printf_(1, 2);
 void log_hold(void);
 void log_release(bool print);
 
+/* log_defer(true): keep warnings back (errors still print at once) until
+ * log_flush, which prints them when print is true and drops them
+ * otherwise, so input that is refused gets its one error line, not the
+ * warnings that came before it.  log_defer(false): print new warnings at
+ * once again, still keeping those kept so far for log_flush. */
+void log_defer(bool on);
+void log_flush(bool print);
+
 /* How many errors were logged so far (tests check there is exactly one). */
 unsigned log_error_count(void);
 

@@ -318,6 +318,11 @@ expect_error "a weak secret on an app build" "DB_PASSWORD is a well-known defaul
   "$DIMIMAGE" build --role app --base "$base" -o "$T/weak2.img" --set DB_PASSWORD=changeme \
   --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
 check_fails "the refused environment's error comes without the OpenObserve warning" grep -q warning "$T/.err"
+# nor one refused later, by the base (warnings wait for the edits)
+expect_error "a time zone the base lacks, on an app build without the OpenObserve password" "Europe/Berln, which this base does not have" \
+  "$DIMIMAGE" build --role app --base "$base" -o "$T/late.img" --timezone Europe/Berln \
+  --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+check_fails "the error found in the base comes without the OpenObserve warning" grep -q warning "$T/.err"
 
 # ---- keys the stack never names: a typo is named, a pasted secret is not -----
 pasted=q8XTk2Lm9zQwR7vT1pYb3Hs0uJc5eNa6dWf4gKi8oM
