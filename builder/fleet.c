@@ -755,11 +755,12 @@ int fleet_build(const struct build_opts *o) {
                 goto out;
         if (o->imager_json)
                 items = xcalloc(f.nhosts, sizeof(*items));
-        /* A dry run prints each host's payload: the base only probed (by
-         * cmd_build), nothing written. */
         /* before the base takes its room: a killed fleet's copies may hold it */
         for (size_t i = 0; i < f.nhosts && !o->dry_run; i++)
                 output_sweep(f.hosts[i].out);
+        /* A dry run prints each host's payload, nothing written: the base
+         * is never decoded (each host's dry run reads a raw or cached one
+         * in place). */
         if (!o->dry_run && (r = extract_shared_base(o, &f, &base_fd, &base_tmp, &first_fd, &first_tmp, &src)) < 0)
                 goto out;
 
