@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* log.c's deferred warnings (log_defer/log_flush) and held lines
+ * (log_hold/log_release), and util.c's sweep of what a killed process left
+ * (sweep_stale, temp_lock), on a real directory. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+#include "test_util.h"
+#include "util.h"
+
+/* The lines logged by fn, and how many errors among them. */
+static char *logged(void (*fn)(void), unsigned *errors) {
+        struct tu_capture c;
+        tu_capture_begin(&c);
+        fn();
+        return tu_capture_end(&c, errors);
+}
+
+static void deferred_then_refused(void) {
+        log_defer(true);
+        log_warn("a.env", "first warning");
+        log_error(EINVAL, "a.env", "the refusal");
+        log_warn("a.env", "second warning");
+        log_flush(false);
+}
+
+static void deferred_then_passed(void) {
+        log_defer(true);
+        log_warn("a.env", "kept back");
+        log_defer(false);
+        log_warn("base.img", "said at once");
+        log_flush(true);
+        log_warn("out.img", "after the flush");
+}
+
+static void test_defer(void **state) {
+        (void)state;
+        unsigned errors;
+        _cleanup_free_ char *refused = logged(deferred_then_refused, &errors);
+        assert_int_equal(errors, 1);
+        assert_string_equal(refused, "dimimage: error: a.env: the refusal\n");
+
+        _cleanup_free_ char *passed = logged(deferred_then_passed, &errors);
+        assert_int_equal(errors, 0);
+        assert_string_equal(passed, "dimimage: warning: base.img: said at once\n"
+                                    "dimimage: warning: a.env: kept back\n"
+                                    "dimimage: warning: out.img: after the flush\n");
+}
+
+static void held_and_dropped(void) {
+        log_hold();
+        log_error(EIO, "cache", "damaged");
+        log_release(false);
+        log_hold();
+        log_warn("cache", "kept");
+        log_release(true);
+}
+
+static void test_hold(void **state) {
+        (void)state;
+        unsigned errors;
+        _cleanup_free_ char *out = logged(held_and_dropped, &errors);
+        assert_int_equal(errors, 0); /* a dropped error is not counted */
+        assert_string_equal(out, "dimimage: warning: cache: kept\n");
+}
+
+/* ---- sweep_stale ---- */
+
+static bool tmp_named(const char *name, const void *prefix) { return str_has_prefix(name, prefix); }
+
+static unsigned nremoved;
+static void count_removed(const char *dir, const char *name, uint64_t bytes) { nremoved++; }
+
+static void make_file(const char *dir, const char *name, time_t age) {
+        _cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
+        int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "x", 1), 1);
+        close(fd);
+        struct timespec t[2] = {{.tv_sec = time(NULL) - age}, {.tv_sec = time(NULL) - age}};
+        assert_int_equal(utimensat(AT_FDCWD, p, t, 0), 0);
+}
+
+static bool exists(const char *dir, const char *name) {
+        _cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
+        return access(p, F_OK) == 0;
+}
+
+static void test_sweep(void **state) {
+        (void)state;
+        char dir[] = "/tmp/dimimage-sweep-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        make_file(dir, "tmp-dead", 120);   /* old, unlocked: a killed process's */
+        make_file(dir, "tmp-fresh", 0);    /* just written */
+        make_file(dir, "tmp-locked", 120); /* old, but a live process holds it */
+        make_file(dir, "other-old", 120);  /* not ours to judge */
+        _cleanup_free_ char *lp = xasprintf("%s/tmp-locked", dir);
+        int lfd = open(lp, O_RDONLY | O_CLOEXEC);
+        assert_true(lfd >= 0);
+        temp_lock(lfd);
+        _cleanup_free_ char *link = xasprintf("%s/tmp-link", dir);
+        assert_int_equal(symlink("tmp-fresh", link), 0); /* never followed, never removed */
+
+        nremoved = 0;
+        sweep_stale(dir, tmp_named, "tmp-", 60, count_removed);
+        assert_int_equal(nremoved, 1);
+        assert_false(exists(dir, "tmp-dead"));
+        assert_true(exists(dir, "tmp-fresh"));
+        assert_true(exists(dir, "tmp-locked"));
+        assert_true(exists(dir, "other-old"));
+        assert_true(exists(dir, "tmp-link"));
+
+        /* the lock goes with its holder: then the file is a dead one's */
+        close(lfd);
+        sweep_stale(dir, tmp_named, "tmp-", 60, count_removed);
+        assert_int_equal(nremoved, 2);
+        assert_false(exists(dir, "tmp-locked"));
+
+        const char *rest[] = {"tmp-fresh", "other-old", "tmp-link"};
+        for (size_t i = 0; i < ARRAY_SIZE(rest); i++) {
+                _cleanup_free_ char *p = xasprintf("%s/%s", dir, rest[i]);
+                assert_int_equal(unlink(p), 0);
+        }
+        assert_int_equal(rmdir(dir), 0);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_defer),
+                cmocka_unit_test(test_hold),
+                cmocka_unit_test(test_sweep),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
