@@ -282,14 +282,12 @@ static void report_removed(const char *dir, const char *name, uint64_t bytes) {
         log_debug("cache: removed %s/%s, left by an interrupted build", dir, name);
 }
 
-/* A build killed outright leaves its half-written tmp-XXXXXX, up to a whole
- * decompressed base; a live one locks it (temp_lock), and one untouched
- * for an hour is no live build's either. */
-static void drop_stale_temps(const char *dir) { sweep_stale(dir, cache_temp, NULL, 3600, report_removed); }
-
 /* Make room for `need` more bytes under max, oldest first. */
 static void evict(const char *dir, uint64_t need, uint64_t max) {
-        drop_stale_temps(dir);
+        /* A build killed outright leaves its half-written tmp-XXXXXX, up to
+         * a whole decompressed base; a live one locks it (temp_lock), and
+         * one untouched for an hour is no live build's either. */
+        sweep_stale(dir, cache_temp, NULL, 3600, report_removed);
         struct image *v;
         size_t n;
         if (list_images(dir, &v, &n) < 0)

@@ -204,6 +204,13 @@ static int read_sysfs(const char *path, char *buf, size_t n) {
         return 0;
 }
 
+/* The block device rdev's sysfs attribute attr ("size", "device/model"). */
+static int read_dev_attr(dev_t rdev, const char *attr, char *buf, size_t n) {
+        char path[128];
+        snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s", major(rdev), minor(rdev), attr);
+        return read_sysfs(path, buf, n);
+}
+
 /* "MAJOR:MINOR" at s (sysfs dev files, mountinfo's third field), digits
  * only: strtoul alone would also take blanks and signs.  *end is left just
  * after MINOR. */
@@ -353,18 +360,15 @@ static int check_block_device(struct target *t, const struct flash_opts *o) {
         free(part);
         if (is_part && !o->force)
                 return log_error(EINVAL, t->path, "is a partition; give the whole disk (or --force)");
-        char *rm = xasprintf("%s/removable", sys);
-        bool removable = read_sysfs(rm, v, sizeof(v)) == 0 && strcmp(v, "1") == 0;
-        free(rm);
+        bool removable = read_dev_attr(t->rdev, "removable", v, sizeof(v)) == 0 && strcmp(v, "1") == 0;
         char *real = realpath(sys, NULL);
         if (real && strstr(real, "/usb"))
                 removable = true;
         else if (real && strstr(path_basename(real), "mmcblk")) {
                 /* An SD card, unless the MMC core says eMMC: soldered to the
                  * board (a CM4, a laptop), and maybe what it boots from. */
-                char *tp = xasprintf("%s/device/type", sys);
-                removable = removable || read_sysfs(tp, v, sizeof(v)) < 0 || strcmp(v, "MMC") != 0;
-                free(tp);
+                removable = removable || read_dev_attr(t->rdev, "device/type", v, sizeof(v)) < 0 ||
+                            strcmp(v, "MMC") != 0;
         }
         free(real);
         if (!removable && !o->force) {
@@ -399,9 +403,8 @@ static int open_target(struct target *t, const char *image, const struct flash_o
                 t->rdev = st.st_rdev;
                 /* Check before opening: the refusals must not depend on
                  * whether we may open the device at all. */
-                char sizep[64], v[32];
-                snprintf(sizep, sizeof(sizep), "/sys/dev/block/%u:%u/size", major(t->rdev), minor(t->rdev));
-                if (read_sysfs(sizep, v, sizeof(v)) == 0)
+                char v[32];
+                if (read_dev_attr(t->rdev, "size", v, sizeof(v)) == 0)
                         t->size = strtoull(v, NULL, 10) * 512;
                 int r = check_block_device(t, o);
                 if (r < 0)
@@ -447,16 +450,12 @@ static void trim(char *s) {
 /* "Vendor Model, " from sysfs, so that the prompt names the card reader or
  * stick a user recognises ("" when sysfs does not say). */
 static void describe_disk(const struct target *t, char *out, size_t n) {
-        char path[96], vendor[32] = "", model[48] = "";
-        snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/device/vendor", major(t->rdev), minor(t->rdev));
-        (void)read_sysfs(path, vendor, sizeof(vendor));
-        snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/device/model", major(t->rdev), minor(t->rdev));
-        (void)read_sysfs(path, model, sizeof(model));
+        char vendor[32] = "", model[48] = "";
+        (void)read_dev_attr(t->rdev, "device/vendor", vendor, sizeof(vendor));
+        (void)read_dev_attr(t->rdev, "device/model", model, sizeof(model));
         /* SCSI pads both with blanks; an SD card has a name instead */
-        if (!*model) {
-                snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/device/name", major(t->rdev), minor(t->rdev));
-                (void)read_sysfs(path, model, sizeof(model));
-        }
+        if (!*model)
+                (void)read_dev_attr(t->rdev, "device/name", model, sizeof(model));
         trim(vendor);
         trim(model);
         snprintf(out, n, "%s%s%s%s", vendor, *vendor && *model ? " " : "", model, *vendor || *model ? ", " : "");

@@ -196,8 +196,10 @@ int output_create_temp(const char *path, char **tmp) {
         return log_error(EEXIST, dir, "cannot find a free temporary file name");
 }
 
-/* output_create_temp's names for path: ".NAME" + anything + ".XXXXXX.tmp". */
-static bool temp_of(const char *entry, const char *name) {
+/* output_create_temp's names for a path named name: ".NAME" + anything +
+ * ".XXXXXX.tmp" (sweep_stale's match). */
+static bool temp_of(const char *entry, const void *arg) {
+        const char *name = arg;
         size_t el = strlen(entry), nl = strlen(name);
         if (entry[0] != '.' || strncmp(entry + 1, name, nl) != 0 || el < 1 + nl + 11 ||
             !str_has_suffix(entry, ".tmp") || entry[el - 11] != '.')
@@ -207,8 +209,6 @@ static bool temp_of(const char *entry, const char *name) {
                         return false;
         return true;
 }
-
-static bool temp_of_arg(const char *entry, const void *name) { return temp_of(entry, name); }
 
 static void report_removed(const char *dir, const char *name, uint64_t bytes) {
         char size[32];
@@ -221,7 +221,7 @@ static void report_removed(const char *dir, const char *name, uint64_t bytes) {
  * for milliseconds: a minute untouched and unlocked is a dead build's. */
 void output_sweep(const char *path) {
         _cleanup_free_ char *dir = path_dirname(path);
-        sweep_stale(dir, temp_of_arg, path_basename(path), 60, report_removed);
+        sweep_stale(dir, temp_of, path_basename(path), 60, report_removed);
 }
 
 static void remove_temp(char **tmp) {
