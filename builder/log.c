@@ -15,8 +15,11 @@ static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool holding;
 static struct buf held;
 static unsigned held_errors;
-/* log_defer's warnings */
+/* log_defer's warnings: only its caller's.  A fleet's detached commit of
+ * the host before logs from its own thread meanwhile; its warnings are not
+ * the input's, and must not wait for (or be dropped with) the next host's. */
 static bool deferring;
+static pthread_t deferrer;
 static struct buf deferred;
 
 /* One finished line: printed, or kept while holding (or deferring). */
@@ -25,7 +28,7 @@ static void emit(const struct buf *b, bool error) {
         if (holding) {
                 buf_append(&held, b->data, b->len);
                 held_errors += error;
-        } else if (deferring && !error) {
+        } else if (deferring && !error && pthread_equal(pthread_self(), deferrer)) {
                 buf_append(&deferred, b->data, b->len);
         } else {
                 fwrite(b->data, 1, b->len, stderr);
@@ -123,6 +126,8 @@ void log_release(bool print) {
 void log_defer(bool on) {
         pthread_mutex_lock(&hold_lock);
         deferring = on;
+        if (on)
+                deferrer = pthread_self();
         pthread_mutex_unlock(&hold_lock);
 }
 

@@ -40,7 +40,8 @@ void log_release(bool print);
 /* log_defer(true): keep warnings back (errors still print at once) until
  * log_flush, which prints them when print is true and drops them
  * otherwise, so input that is refused gets its one error line, not the
- * warnings that came before it.  log_defer(false): print new warnings at
+ * warnings that came before it.  Only the calling thread's warnings are
+ * kept; other threads' print at once.  log_defer(false): print new warnings at
  * once again, still keeping those kept so far for log_flush. */
 void log_defer(bool on);
 void log_flush(bool print);

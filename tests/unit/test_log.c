@@ -4,6 +4,7 @@
  * (sweep_stale, temp_lock), on a real directory. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -46,6 +47,24 @@ static void deferred_then_passed(void) {
         log_warn("out.img", "after the flush");
 }
 
+static void *warn_from_thread(void *arg) {
+        (void)arg;
+        log_warn("out-1.img", "from the commit thread");
+        return NULL;
+}
+
+/* A fleet's detached commit of the host before warns from its own thread
+ * while the next host's input is deferred, and that input is refused. */
+static void deferred_beside_a_thread(void) {
+        log_defer(true);
+        log_warn("b.env", "the input's warning");
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, warn_from_thread, NULL), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        log_error(EINVAL, "b.env", "the refusal");
+        log_flush(false);
+}
+
 static void test_defer(void **state) {
         (void)state;
         unsigned errors;
@@ -58,6 +77,11 @@ static void test_defer(void **state) {
         assert_string_equal(passed, "dimimage: warning: base.img: said at once\n"
                                     "dimimage: warning: a.env: kept back\n"
                                     "dimimage: warning: out.img: after the flush\n");
+
+        _cleanup_free_ char *beside = logged(deferred_beside_a_thread, &errors);
+        assert_int_equal(errors, 1);
+        assert_string_equal(beside, "dimimage: warning: out-1.img: from the commit thread\n"
+                                    "dimimage: error: b.env: the refusal\n");
 }
 
 static void held_and_dropped(void) {
