@@ -69,14 +69,16 @@ static void usage(FILE *f) {
               "  -b, --bmap FILE  use this bmap instead of looking beside IMAGE\n"
               "      --no-verify  skip checksum checks while writing and the read-back\n"
               "  -f, --force      write to a non-removable disk or a partition\n"
-              "  -y, --yes        do not ask for confirmation before writing a block device\n"
+              "  -y, --yes        do not ask before writing a block device or a file\n"
+              "                   that holds data\n"
               "  -q, --quiet      no progress\n"
               "  -h, --help       this text\n"
               "\n"
               "Refuses a mounted device, the disk holding the running system, a device\n"
               "smaller than the image and (without --force) a non-removable disk.  The\n"
               "partition table is written last: a flash cut short leaves none.\n"
-              "A regular file works as DEVICE and is treated as a disk of its size.\n"
+              "A regular file works as DEVICE and is treated as a disk of its size\n"
+              "(asked about first when it holds data).\n"
               "\n"
               "Examples:\n"
               "  dimimage flash dimdim-app.img.xz /dev/mmcblk0\n"
@@ -461,15 +463,25 @@ static void describe_disk(const struct target *t, char *out, size_t n) {
         snprintf(out, n, "%s%s%s%s", vendor, *vendor && *model ? " " : "", model, *vendor || *model ? ", " : "");
 }
 
+/* A block device is always asked about; a regular file only when it holds
+ * data (a file fresh from truncate has none), which a slip of the tab key
+ * (another image, the .xz beside this one) would otherwise lose. */
 static int confirm(const struct target *t, const struct flash_opts *o) {
-        if (!t->is_blk || o->yes)
+        if (o->yes)
                 return 0;
+        if (!t->is_blk && lseek(t->fd, 0, SEEK_DATA) < 0)
+                return 0; /* ENXIO: holes only, nothing to lose */
+        const char *what_it_is = t->is_blk ? "erasing this device" : "overwriting this file, which holds data";
         if (!isatty(STDIN_FILENO))
-                return log_error(ECANCELED, t->path, "not on a terminal: pass --yes to confirm erasing this device");
+                return log_error(EUSAGE, t->path, "not on a terminal: pass --yes to confirm %s", what_it_is);
         char sz[32], ans[16] = "", what[96]; /* vendor, model and their separators */
         format_size(t->size, sz);
-        describe_disk(t, what, sizeof(what));
-        fprintf(stderr, "Erase everything on %s (%s%s)? [y/N] ", t->path, what, sz);
+        if (t->is_blk) {
+                describe_disk(t, what, sizeof(what));
+                fprintf(stderr, "Erase everything on %s (%s%s)? [y/N] ", t->path, what, sz);
+        } else {
+                fprintf(stderr, "Overwrite %s (a file of %s that holds data)? [y/N] ", t->path, sz);
+        }
         if (!fgets(ans, sizeof(ans), stdin) || (ans[0] != 'y' && ans[0] != 'Y'))
                 return log_error(ECANCELED, t->path, "not confirmed; nothing written");
         return 0;

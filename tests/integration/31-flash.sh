@@ -30,7 +30,26 @@ check "the file equals the image" cmp "$img" "$T/dev1"
 
 # A used "card": old data in the unmapped blocks must not survive on a file.
 head -c "$size" /dev/urandom >"$T/dev2"
-check "flash over old data" "$DIMIMAGE" flash --quiet "$img" "$T/dev2"
+before=$(sha256sum <"$T/dev2")
+expect_error "a file that holds data, without --yes and not on a terminal" \
+  "dev2: not on a terminal: pass --yes to confirm overwriting this file, which holds data" \
+  "$DIMIMAGE" flash --quiet "$img" "$T/dev2"
+expect_rc "a file that holds data, not confirmed" 64
+[[ $(sha256sum <"$T/dev2") == "$before" ]] && ok "a file not confirmed is untouched" \
+  || fail "a file not confirmed was written"
+if command -v script >/dev/null; then
+  rc=0
+  printf 'n\n' | script -qec "$(printf '%q ' "$DIMIMAGE" flash "$img" "$T/dev2")" /dev/null >"$T/prompt.out" 2>&1 \
+    || rc=$?
+  check "the prompt names the file and its size" grep -q "Overwrite $T/dev2 (a file of .* that holds data)? \\[y/N\\]" \
+    "$T/prompt.out"
+  check "answering no writes nothing" test "$(sha256sum <"$T/dev2")" = "$before"
+  check "answering no exits non-zero" test "$rc" -ne 0
+  head -c "$size" /dev/urandom >"$T/dev2y"
+  printf 'y\n' | script -qec "$(printf '%q ' "$DIMIMAGE" flash --quiet "$img" "$T/dev2y")" /dev/null >/dev/null 2>&1
+  check "answering yes writes the file" cmp "$img" "$T/dev2y"
+fi
+check "flash over old data" "$DIMIMAGE" flash --quiet --yes "$img" "$T/dev2"
 check "the used file equals the image" cmp "$img" "$T/dev2"
 
 truncate -s "$((size + 64 * 1048576))" "$T/dev3"
@@ -41,8 +60,8 @@ mv "$img.bmap" "$T/saved.bmap"
 truncate -s "$size" "$T/dev4"
 check "flash without a bmap writes every block" "$DIMIMAGE" flash --quiet "$img" "$T/dev4"
 check "no-bmap flash equals the image" cmp "$img" "$T/dev4"
-check "--bmap FILE" "$DIMIMAGE" flash --quiet --bmap "$T/saved.bmap" "$img" "$T/dev4"
-check "options after IMAGE and DEVICE" "$DIMIMAGE" flash "$img" "$T/dev4" --bmap "$T/saved.bmap" --quiet
+check "--bmap FILE" "$DIMIMAGE" flash --quiet --yes --bmap "$T/saved.bmap" "$img" "$T/dev4"
+check "options after IMAGE and DEVICE" "$DIMIMAGE" flash "$img" "$T/dev4" --bmap "$T/saved.bmap" --quiet -y
 mv "$T/saved.bmap" "$img.bmap"
 
 # ---- refusals ----------------------------------------------------------------
@@ -117,9 +136,9 @@ cp "$img.bmap" "$T/bad.img.bmap"
 off=$(part_offset "$img" 1)
 printf 'X' | dd of="$T/bad.img" bs=1 seek="$((off + 3))" conv=notrunc status=none
 check "the device holds a partition table before" sfdisk -d "$T/dev1"
-expect_error "image that does not match its bmap" "do not match the bmap" "$DIMIMAGE" flash "$T/bad.img" "$T/dev1"
+expect_error "image that does not match its bmap" "do not match the bmap" "$DIMIMAGE" flash --yes "$T/bad.img" "$T/dev1"
 check_fails "a flash stopped by a bad checksum leaves no partition table" sfdisk -d "$T/dev1"
-check "--no-verify writes it anyway" "$DIMIMAGE" flash --quiet --no-verify "$T/bad.img" "$T/dev1"
+check "--no-verify writes it anyway" "$DIMIMAGE" flash --quiet --yes --no-verify "$T/bad.img" "$T/dev1"
 
 sed 's/<ImageSize> [0-9]*/<ImageSize> 4096/' "$img.bmap" >"$T/odd.bmap"
 expect_error "bmap with a broken file checksum" "checksum mismatch|bad" "$DIMIMAGE" flash --bmap "$T/odd.bmap" "$img" "$T/dev1"
