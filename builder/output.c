@@ -26,22 +26,32 @@
 #define READ_CHUNK (4u << 20)
 
 /* The one global beyond options and logging: a signal handler has no
- * context argument, so the paths it must unlink live in static storage.
- * Fixed size and plain char arrays, because the handler may only call
- * async-signal-safe functions (unlink) and must not touch malloc'd lists
- * that the main program could be resizing when the signal lands. */
-#define MAX_TRACKED 64
+ * context argument, so the paths it must unlink live in a table it reaches
+ * through a static pointer.  Plain char arrays, because the handler may only
+ * call async-signal-safe functions (unlink) and must not follow anything
+ * the program could be freeing when the signal lands: a full table is
+ * replaced by a copy twice its size, published with one atomic store, and
+ * the old one is never freed (a handler on another thread may be walking
+ * it).  A fleet keeps each host's image (and Imager list) tracked until it
+ * is done, so a fixed table would overflow with a few dozen hosts. */
+#define TRACKED_FIRST 64
 /* TRACK_FINAL: a file renamed into place, removed only while it is still
  * the one renamed (its device and inode), so it can be tracked before its
  * rename without a signal in between removing the file it replaces;
  * TRACK_OUTPUT: such an OUT, with its companions. */
 enum { TRACK_FREE, TRACK_TEMP, TRACK_FINAL, TRACK_OUTPUT, TRACK_DIR };
-static char tracked[MAX_TRACKED][PATH_MAX];
-static struct {
+struct tracked_slot {
+        char path[PATH_MAX];
         dev_t dev;
         ino_t ino;
-} tracked_id[MAX_TRACKED];
-static volatile sig_atomic_t tracked_used[MAX_TRACKED]; /* TRACK_* */
+        volatile sig_atomic_t used; /* TRACK_* */
+};
+struct tracked_table {
+        struct tracked_table *older; /* kept reachable, never freed */
+        size_t n;
+        struct tracked_slot slot[];
+};
+static struct tracked_table *tracked;
 static volatile sig_atomic_t handlers_installed;
 
 /* OUT's companions (output_companions), named in buf (the handler's own:
@@ -59,9 +69,9 @@ static void unlink_companions(const char *path) {
 }
 
 /* lstat is async-signal-safe too */
-static bool still_ours(int i) {
+static bool still_ours(const struct tracked_slot *s) {
         struct stat st;
-        return lstat(tracked[i], &st) == 0 && st.st_dev == tracked_id[i].dev && st.st_ino == tracked_id[i].ino;
+        return lstat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino;
 }
 
 /* Set once everything is in place (output_finished): from then on there is
@@ -72,19 +82,21 @@ static volatile sig_atomic_t finished;
 static void on_fatal_signal(int sig) {
         if (finished)
                 return;
-        for (int i = 0; i < MAX_TRACKED; i++) {
-                if (tracked_used[i] == TRACK_TEMP) {
-                        unlink(tracked[i]);
-                } else if ((tracked_used[i] == TRACK_FINAL || tracked_used[i] == TRACK_OUTPUT) && still_ours(i)) {
-                        unlink(tracked[i]);
-                        if (tracked_used[i] == TRACK_OUTPUT)
-                                unlink_companions(tracked[i]);
+        struct tracked_table *t = __atomic_load_n(&tracked, __ATOMIC_ACQUIRE);
+        for (size_t i = 0; t && i < t->n; i++) {
+                struct tracked_slot *s = &t->slot[i];
+                if (s->used == TRACK_TEMP) {
+                        unlink(s->path);
+                } else if ((s->used == TRACK_FINAL || s->used == TRACK_OUTPUT) && still_ours(s)) {
+                        unlink(s->path);
+                        if (s->used == TRACK_OUTPUT)
+                                unlink_companions(s->path);
                 }
         }
         /* directories after the files in them; rmdir removes only an empty one */
-        for (int i = 0; i < MAX_TRACKED; i++)
-                if (tracked_used[i] == TRACK_DIR)
-                        rmdir(tracked[i]);
+        for (size_t i = 0; t && i < t->n; i++)
+                if (t->slot[i].used == TRACK_DIR)
+                        rmdir(t->slot[i].path);
         signal(sig, SIG_DFL);
         raise(sig);
 }
@@ -109,22 +121,46 @@ void output_install_signal_handlers(void) {
 /* Between threads (a fleet's detached commits): the handler needs no lock. */
 static pthread_mutex_t tracked_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* A table of n free slots holding old's used ones (under tracked_lock). */
+static struct tracked_table *tracked_grow(struct tracked_table *old, size_t n) {
+        struct tracked_table *t = xcalloc(1, sizeof(*t) + n * sizeof(t->slot[0]));
+        t->older = old;
+        t->n = n;
+        for (size_t i = 0; old && i < old->n; i++) {
+                const struct tracked_slot *s = &old->slot[i];
+                memcpy(t->slot[i].path, s->path, strlen(s->path) + 1);
+                t->slot[i].dev = s->dev;
+                t->slot[i].ino = s->ino;
+                t->slot[i].used = s->used;
+        }
+        return t;
+}
+
 static void track_as(const char *path, int kind, const struct stat *id) {
-        if (strlen(path) >= PATH_MAX)
+        if (strlen(path) >= PATH_MAX) {
+                log_warn(path, "too long a name to track; it may be left behind on interrupt");
                 return;
+        }
         pthread_mutex_lock(&tracked_lock);
-        for (int i = 0; i < MAX_TRACKED; i++)
-                if (tracked_used[i] == TRACK_FREE) {
-                        memcpy(tracked[i], path, strlen(path) + 1);
-                        tracked_id[i].dev = id ? id->st_dev : 0;
-                        tracked_id[i].ino = id ? id->st_ino : 0;
-                        __atomic_signal_fence(__ATOMIC_SEQ_CST);
-                        tracked_used[i] = kind;
-                        pthread_mutex_unlock(&tracked_lock);
-                        return;
-                }
+        struct tracked_table *t = tracked;
+        struct tracked_slot *s = NULL;
+        for (size_t i = 0; t && i < t->n && !s; i++)
+                if (t->slot[i].used == TRACK_FREE)
+                        s = &t->slot[i];
+        if (!s) {
+                size_t n = t ? t->n : 0;
+                t = tracked_grow(t, n ? 2 * n : TRACKED_FIRST);
+                __atomic_store_n(&tracked, t, __ATOMIC_RELEASE);
+                s = &t->slot[n];
+        }
+        memcpy(s->path, path, strlen(path) + 1);
+        s->dev = id ? id->st_dev : 0;
+        s->ino = id ? id->st_ino : 0;
+        /* the handler reads the name only once the slot says it is used */
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        s->used = kind;
         pthread_mutex_unlock(&tracked_lock);
-        log_warn(path, "too many files to track; it may be left behind on interrupt");
 }
 
 void output_track_temp(const char *path) { track_as(path, TRACK_TEMP, NULL); }
@@ -146,9 +182,10 @@ void output_track_dir(const char *path) {
 
 void output_untrack_temp(const char *path) {
         pthread_mutex_lock(&tracked_lock);
-        for (int i = 0; i < MAX_TRACKED; i++)
-                if (tracked_used[i] != TRACK_FREE && strcmp(tracked[i], path) == 0) {
-                        tracked_used[i] = TRACK_FREE;
+        struct tracked_table *t = tracked;
+        for (size_t i = 0; t && i < t->n; i++)
+                if (t->slot[i].used != TRACK_FREE && strcmp(t->slot[i].path, path) == 0) {
+                        t->slot[i].used = TRACK_FREE;
                         break;
                 }
         pthread_mutex_unlock(&tracked_lock);

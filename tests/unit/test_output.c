@@ -505,6 +505,51 @@ static void test_sigterm_removes_temporaries(void **state) {
         close(pfd[0]);
 }
 
+/* A fleet keeps every host's image tracked until it is done: far more than
+ * the table's first 64 slots.  SIGTERM then removes every tracked file
+ * (and the directory, emptied), and only those. */
+static void test_sigterm_many_tracked(void **state) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                output_install_signal_handlers();
+                char *fleet = p("fleet");
+                if (mkdir(fleet, 0755) < 0)
+                        _exit(2);
+                output_track_dir(fleet);
+                for (int i = 0; i < 300; i++) {
+                        char *f = xasprintf("%s/host-%03d.img", fleet, i);
+                        int fd = open(f, O_WRONLY | O_CREAT | O_EXCL, 0644);
+                        if (fd < 0)
+                                _exit(3);
+                        close(fd);
+                        output_track_temp(f);
+                        if (i % 7 == 0) /* slots freed between the others */
+                                output_untrack_temp(f), unlink(f);
+                        free(f);
+                }
+                char *kept = p("kept.img");
+                int fd = open(kept, O_WRONLY | O_CREAT | O_EXCL, 0644);
+                if (fd < 0)
+                        _exit(4);
+                close(fd);
+                output_track_temp(kept);
+                output_untrack_temp(kept);
+                raise(SIGTERM);
+                _exit(5);
+        }
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFSIGNALED(st));
+        assert_int_equal(WTERMSIG(st), SIGTERM);
+        char *l = listing();
+        assert_string_equal(l, "kept.img");
+        free(l);
+        char *kept = p("kept.img");
+        unlink(kept);
+        free(kept);
+}
+
 int main(void) {
         setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
         const struct CMUnitTest tests[] = {
@@ -519,6 +564,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_force_replaces_and_drops_stale_bmap, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_imager_json, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sigterm_removes_temporaries, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sigterm_many_tracked, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_big_raw, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_patch, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_big_zstd, setup, teardown),
