@@ -44,18 +44,24 @@ static char *read_text_ext4(struct ext4_fs *fs, const char *path) {
         return (char *)data;
 }
 
-static char *read_text_fat(struct fat_fs *fs, const char *path) {
+/* *text NULL when path is not there.  One that is there but cannot be read
+ * (a broken cluster chain, a directory, a NUL byte) fails the build: the
+ * plan would otherwise drop the edit it makes to it without a word. */
+static int read_text_fat(struct fat_fs *fs, const char *name, const char *path, char **text) {
         uint8_t *data = NULL;
         size_t len;
-        if (fat_read(fs, path, &data, &len) < 0)
-                return NULL;
-        uint8_t *s = xmemdup(data, len);
-        free(data);
-        if (memchr(s, 0, len)) {
-                free(s);
-                return NULL;
+        *text = NULL;
+        int r = fat_read(fs, path, &data, &len);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (memchr(data, 0, len)) {
+                free(data);
+                return log_error(EINVAL, name, "boot partition: %s holds a NUL byte; it is not a text file", path);
         }
-        return (char *)s;
+        *text = (char *)data; /* fat_read ends it with a NUL */
+        return 0;
 }
 
 void base_files_free(struct base_files *bf) {
@@ -100,9 +106,11 @@ int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, str
         r = open_boot(o, l, &f);
         if (r < 0)
                 return r;
-        bf->config_txt = read_text_fat(f, "/config.txt");
-        bf->cmdline_txt = read_text_fat(f, "/cmdline.txt");
-        return fat_close(f);
+        r = read_text_fat(f, o->name, "/config.txt", &bf->config_txt);
+        if (r >= 0)
+                r = read_text_fat(f, o->name, "/cmdline.txt", &bf->cmdline_txt);
+        int rc = fat_close(f);
+        return r < 0 ? r : rc;
 }
 
 static int load_content(const struct payload_entry *e, uint8_t **data, size_t *len) {
@@ -261,21 +269,46 @@ static int root_growth(const struct apply_opts *o, const struct disk_layout *l, 
         return 0;
 }
 
+/* The clusters the boot payload takes beyond those of the files it
+ * replaces: a config.txt rewritten in place on a full partition may need
+ * none.  A directory that has to grow is not counted; fat_write says so
+ * when it cannot. */
+static int boot_clusters_needed(struct fat_fs *fs, const struct payload *p, uint64_t *need) {
+        uint64_t cs = fat_cluster_bytes(fs);
+        *need = 0;
+        for (size_t i = 0; i < p->n; i++) {
+                const struct payload_entry *e = &p->v[i];
+                if (e->part != PART_BOOT || e->type != ENTRY_FILE)
+                        continue;
+                struct fat_stat st;
+                int r = fat_stat(fs, e->path, &st);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                uint64_t old = r == 0 && !st.is_dir ? st.size : 0;
+                uint64_t want = DIV_ROUND_UP((e->append ? old : 0) + e->len, cs), have = DIV_ROUND_UP(old, cs);
+                if (want > have)
+                        *need += want - have;
+        }
+        return 0;
+}
+
 static int check_boot_room(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p) {
-        uint64_t boot_need = payload_bytes(p, PART_BOOT);
-        if (!boot_need)
+        if (!payload_bytes(p, PART_BOOT))
                 return 0;
         struct fat_fs *fs = NULL;
         int r = open_boot(o, l, &fs);
         if (r < 0)
                 return r;
-        uint64_t fat_avail = fat_free_bytes(fs);
+        uint64_t need, avail = fat_free_bytes(fs), cs = fat_cluster_bytes(fs);
+        r = boot_clusters_needed(fs, p, &need);
         fat_close(fs);
-        if (boot_need > fat_avail) {
+        if (r < 0)
+                return r;
+        if (need * cs > avail) {
                 char a[32], b[32];
-                format_size(boot_need, a);
-                format_size(fat_avail, b);
-                return log_error(ENOROOM, o->name, "boot partition has %s free, the payload needs %s", b, a);
+                format_size(need * cs, a);
+                format_size(avail, b);
+                return log_error(ENOROOM, o->name, "boot partition has %s free, the payload needs %s more", b, a);
         }
         return 0;
 }

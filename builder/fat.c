@@ -76,7 +76,8 @@ struct fat_fs {
         uint32_t bps, spc, cs; /* bytes/sector, sectors/cluster, bytes/cluster */
         uint32_t fat_start, fat_sectors, nfats;
         bool mirror;         /* FAT32 ext_flags bit 7 clear: all copies in use */
-        uint32_t active_fat; /* the copy read (and the only one written when !mirror) */
+        uint32_t active_fat; /* the copy read */
+        bool copies_same;    /* !mirror: every copy was given the whole active FAT */
         uint32_t root_sector, root_entries; /* FAT16 fixed root */
         uint32_t root_cluster;              /* FAT32 */
         uint64_t data_sector;
@@ -798,6 +799,7 @@ int fat_list(struct fat_fs *fs, const char *path, int (*fn)(const char *name, co
 }
 
 uint64_t fat_free_bytes(const struct fat_fs *fs) { return (uint64_t)fs->free * fs->cs; }
+uint32_t fat_cluster_bytes(const struct fat_fs *fs) { return fs->cs; }
 
 unsigned fat_bits(const struct fat_fs *fs) { return fs->bits; }
 
@@ -836,19 +838,26 @@ static int parse_boot(struct fat_fs *fs, const uint8_t *boot) {
                                  "FAT filesystem (%" PRIu64 " bytes) is larger than its partition (%" PRIu64 " bytes)",
                                  total * fs->bps, fs->size);
         uint64_t clusters = (total - fs->data_sector) / fs->spc;
-        /* Microsoft's rule: the cluster count alone decides the FAT type. */
-        if (clusters < 4085)
+        /* FAT32 is the boot sector without a 16-bit FAT size, as Linux's
+         * vfat, fsck.fat and mtools decide: mkfs.fat -F 32 on a small
+         * partition makes one with fewer than 65525 clusters, which
+         * Microsoft's rule (the cluster count alone) would call FAT16.
+         * Otherwise the count tells FAT12 from FAT16. */
+        fs->bits = get_le16(b->fat_size16) == 0 ? 32 : 16;
+        if (fs->bits == 16 && clusters < 4085)
                 return log_error(ENOTSUP, fs->name, "boot partition is FAT12; only FAT16 and FAT32 are supported");
-        fs->bits = clusters < 65525 ? 16 : 32;
+        if (fs->bits == 16 && clusters >= 65525)
+                return log_error(EINVAL, fs->name, "invalid FAT16 boot sector: %" PRIu64 " clusters, more than FAT16 has",
+                                 clusters);
         if (fs->bits == 32 && clusters > 0x0FFFFFF5u)
                 return log_error(EINVAL, fs->name, "invalid FAT32: too many clusters");
         fs->nclusters = (uint32_t)clusters;
         if (fs->bits == 16) {
-                if (fs->root_entries == 0 || get_le16(b->fat_size16) == 0)
-                        return log_error(EINVAL, fs->name, "invalid FAT16 boot sector: no root directory or FAT size");
+                if (fs->root_entries == 0)
+                        return log_error(EINVAL, fs->name, "invalid FAT16 boot sector: no root directory");
         } else {
-                if (fs->root_entries != 0 || get_le16(b->fat_size16) != 0)
-                        return log_error(EINVAL, fs->name, "invalid FAT32 boot sector: FAT16 fields are set");
+                if (fs->root_entries != 0)
+                        return log_error(EINVAL, fs->name, "invalid FAT32 boot sector: it has a FAT16 root directory");
                 uint16_t flags = get_le16(x->ext_flags);
                 fs->mirror = !(flags & 0x80);
                 fs->active_fat = fs->mirror ? 0 : (flags & 0x0F);
@@ -919,12 +928,18 @@ fail:
 static int flush(struct fat_fs *fs) {
         if (!fs->changed)
                 return 0;
+        /* FAT32 with mirroring off (ext_flags) keeps only its active FAT, by
+         * the spec; but Linux's vfat and fsck.fat ignore the flag and read
+         * FAT #0.  So every copy gets the whole active FAT, once, and whoever
+         * reads finds the files written. */
+        if (!fs->mirror && !fs->copies_same) {
+                memset(fs->fat_dirty, 1, fs->fat_nsect);
+                fs->copies_same = true;
+        }
         for (uint32_t s = 0; s < fs->fat_nsect; s++) {
                 if (!fs->fat_dirty[s])
                         continue;
                 for (uint32_t k = 0; k < fs->nfats; k++) {
-                        if (!fs->mirror && k != fs->active_fat)
-                                continue;
                         uint64_t sector = (uint64_t)fs->fat_start + (uint64_t)k * fs->fat_sectors + s;
                         int r = win_write(fs, fs->fat + (size_t)s * fs->bps, fs->bps, sector * fs->bps);
                         if (r < 0)

@@ -41,4 +41,5 @@ int fat_unlink(struct fat_fs *fs, const char *path); /* files and empty director
 int fat_list(struct fat_fs *fs, const char *path, int (*fn)(const char *name, const struct fat_stat *st, void *u),
              void *userdata);
 uint64_t fat_free_bytes(const struct fat_fs *fs);
+uint32_t fat_cluster_bytes(const struct fat_fs *fs);
 unsigned fat_bits(const struct fat_fs *fs); /* 16 or 32 */

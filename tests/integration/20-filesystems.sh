@@ -202,6 +202,101 @@ expect_rc "FAT16 full root directory is bad input data" 65
 check "no output after a full root directory" no_output "$T/full.img"
 [[ $(sha256sum <"$base") == "$before" ]] && ok "FAT16 full: base unchanged" || fail "FAT16 full: base changed"
 
+# ---- room: a boot partition with no free cluster ----
+# fill_boot IMG KEEP: fill IMG's boot partition (mtools) so KEEP bytes stay free.
+fill_boot() {
+  local at free
+  at=$(part_offset "$1" 1)
+  free=$(MTOOLS_SKIP_CHECK=1 mdir -i "$1@@$at" :: | awk '/bytes free/ { gsub(/[^0-9]/, ""); print }')
+  head -c "$((free - $2))" /dev/zero >"$T/fill.bin"
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$1@@$at" "$T/fill.bin" ::FILL.BIN
+  rm -f "$T/fill.bin"
+}
+# Bookworm's boot payload is config.txt, rewritten within its own clusters,
+# and an empty ssh: no new cluster, so a full partition takes it.
+cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/bootfull.img"
+fill_boot "$T/bootfull.img" 0
+if build "$T/bootfull-out.img" "$T/bootfull.img" >"$T/build.log" 2>&1; then
+  ok "a full boot partition takes config.txt rewritten in place"
+  check_image "boot full" "$T/bootfull-out.img"
+  bcat "$T/bootfull-out.img" /config.txt | grep -q '^gpu_mem=' && ok "boot full: config.txt rewritten" \
+    || fail "boot full: config.txt lacks gpu_mem"
+else
+  fail "a full boot partition takes config.txt rewritten in place"; sed 's/^/    /' "$T/build.log"
+fi
+rm -f "$T/bootfull"*
+# Trixie's adds three cloud-init files: three clusters, with one free.
+cp --sparse=always "$(fixture trixie-small --flavour trixie "${SMALL[@]}")" "$T/bootfull.img"
+fill_boot "$T/bootfull.img" 512
+expect_error "a boot partition one cluster short refused before writing" \
+  "bootfull.img: boot partition has 512 B free, the payload needs 1.5 KiB more" build "$T/bootfull-out.img" "$T/bootfull.img"
+expect_rc "a boot partition too full" 65
+check "no output after a full boot partition" no_output "$T/bootfull-out.img"
+rm -f "$T/bootfull"*
+
+# FAT32 as Linux, fsck.fat and mtools tell it (no 16-bit FAT size) with
+# fewer than 65525 clusters, which mkfs.fat -F 32 makes on a small partition:
+# taken as FAT32.  Trixie's cloud-init files take clusters.  (mtools will not
+# write such a volume, so fsck.fat checks it and lists what is on it.)
+cp --sparse=always "$(fixture trixie-small --flavour trixie "${SMALL[@]}")" "$T/fewfat32.img"
+start=$(sfdisk -J "$T/fewfat32.img" | python3 -c 'import json,sys; print(json.load(sys.stdin)["partitiontable"]["partitions"][0]["start"])')
+mkfs.vfat -F 32 -s 2 -S 512 -n bootfs --offset "$start" --mbr=n "$T/fewfat32.img" 65536 >/dev/null 2>&1
+boot_bytes "$T/fewfat32.img" "$T/fewfat32.boot"
+fsck.fat -n "$T/fewfat32.boot" 2>&1 | grep -q 'only [0-9]* clusters, less than the required minimum of 65525' \
+  && ok "fixture: FAT32 with fewer than 65525 clusters" || fail "fixture: not a FAT32 with few clusters"
+if build "$T/fewfat32-out.img" "$T/fewfat32.img" >"$T/build.log" 2>&1; then
+  ok "FAT32 with fewer than 65525 clusters: build"
+  boot_bytes "$T/fewfat32-out.img" "$T/fewfat32.boot"
+  check "FAT32 with few clusters: fsck.fat -n clean" fsck.fat -n "$T/fewfat32.boot"
+  check "FAT32 with few clusters: the cloud-init files are there" \
+    bash -c 'fsck.fat -n -l "$1" | grep -c "^Checking file /\(USER-D~1\|META-D~1\|NETWOR~1\|user-data\|meta-data\|network-config\)" | grep -qx 3' _ "$T/fewfat32.boot"
+else
+  fail "FAT32 with fewer than 65525 clusters: build"; sed 's/^/    /' "$T/build.log"
+fi
+rm -f "$T/fewfat32"*
+
+# FAT32 with mirroring off (ext_flags 0x81: FAT #1 active): Linux's vfat and
+# fsck.fat read FAT #0 all the same, so both copies must hold the new files.
+cp --sparse=always "$(fixture trixie-small --flavour trixie "${SMALL[@]}")" "$T/nomirror.img"
+at=$(part_offset "$T/nomirror.img" 1)
+for s in 0 6; do printf '\x81\x00' | dd of="$T/nomirror.img" bs=1 seek=$((at + s * 512 + 40)) conv=notrunc status=none; done
+if build "$T/nomirror-out.img" "$T/nomirror.img" >"$T/build.log" 2>&1; then
+  check_image "FAT32 mirroring off" "$T/nomirror-out.img"
+  boot_bytes "$T/nomirror-out.img" "$T/nomirror.boot"
+  check "FAT32 mirroring off: both FAT copies hold the same" python3 - "$T/nomirror.boot" <<'PY'
+import struct, sys
+d = open(sys.argv[1], 'rb').read()
+bps, _, res, nfats = struct.unpack_from('<HBHB', d, 11)
+fatsz = struct.unpack_from('<I', d, 36)[0] * bps
+fats = [d[(res * bps) + i * fatsz:(res * bps) + (i + 1) * fatsz] for i in range(nfats)]
+sys.exit(nfats != 2 or fats[0] != fats[1])
+PY
+  bcat "$T/nomirror-out.img" /user-data | grep -q '^#cloud-config' && ok "FAT32 mirroring off: user-data reads back" \
+    || fail "FAT32 mirroring off: user-data"
+else
+  fail "FAT32 mirroring off: build"; sed 's/^/    /' "$T/build.log"
+fi
+rm -f "$T/nomirror"*
+
+# A cmdline.txt that cannot be read (its size beyond its cluster chain) is
+# refused: the build used to print the error, drop the edit and succeed.
+cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/badcmd.img"
+python3 - "$T/badcmd.img" "$(part_offset "$T/badcmd.img" 1)" <<'PY'
+import sys
+with open(sys.argv[1], 'r+b') as f:
+    at = int(sys.argv[2])
+    f.seek(at)
+    d = f.read(4 << 20)
+    i = d.index(b'CMDLINE TXT')
+    f.seek(at + i + 28)
+    f.write((5000).to_bytes(4, 'little'))
+PY
+expect_error "an unreadable cmdline.txt refused" "badcmd.img: /cmdline.txt: cluster chain is shorter than the file size" \
+  build "$T/badcmd-out.img" "$T/badcmd.img" --wifi-country DE
+expect_rc "an unreadable cmdline.txt" 65
+check "no output after an unreadable cmdline.txt" no_output "$T/badcmd-out.img"
+rm -f "$T/badcmd"*
+
 # ---- room: a root filesystem with no free blocks ----
 # p N IMG FIELD: a field of partition N from sfdisk -J.
 p() { sfdisk -J "$2" | python3 -c 'import json,sys; t=json.load(sys.stdin)["partitiontable"]; print(t["partitions"][int(sys.argv[1])-1][sys.argv[2]])' "$1" "$3"; }
