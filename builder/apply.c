@@ -2,6 +2,7 @@
 #include "apply.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,20 +29,44 @@ static int open_boot(const struct apply_opts *o, const struct disk_layout *l, st
         return fat_open(o->fd, disk_part_offset(bp), disk_part_bytes(bp), o->name, fs);
 }
 
-static char *read_text_ext4(struct ext4_fs *fs, const char *path) {
+/* NULL when path is not a regular text file; why says what it is instead
+ * (static text), when asked. */
+static char *read_text_ext4_why(struct ext4_fs *fs, const char *path, const char **why) {
         uint8_t *data = NULL;
         size_t len;
         struct ext4_stat st;
-        if (ext4_lstat(fs, path, &st) < 0 || !S_ISREG(st.mode))
-                return NULL;
-        if (ext4_read(fs, path, 4 << 20, &data, &len) < 0)
-                return NULL;
+        const char *w = NULL;
+        if (ext4_lstat(fs, path, &st) < 0)
+                w = "is missing";
+        else if (S_ISLNK(st.mode))
+                w = "is a symbolic link";
+        else if (!S_ISREG(st.mode))
+                w = "is not a regular file";
+        else if (ext4_read(fs, path, 4 << 20, &data, &len) < 0)
+                w = "cannot be read";
         /* text only: a NUL would silently cut what the plan rewrites */
-        if (memchr(data, 0, len)) {
+        else if (memchr(data, 0, len))
+                w = "holds a NUL byte";
+        if (w) {
                 free(data);
-                return NULL;
+                data = NULL;
         }
+        if (why)
+                *why = w;
         return (char *)data;
+}
+
+static char *read_text_ext4(struct ext4_fs *fs, const char *path) { return read_text_ext4_why(fs, path, NULL); }
+
+/* The account files are rewritten in place: a regular text file each. */
+static char *read_account_file(struct ext4_fs *fs, const char *path, struct base_files *bf) {
+        const char *why;
+        char *text = read_text_ext4_why(fs, path, &why);
+        if (!text && !bf->accounts_why) {
+                bf->accounts_why = why;
+                bf->accounts_path = path;
+        }
+        return text;
 }
 
 /* *text NULL when path is not there.  One that is there but cannot be read
@@ -89,9 +114,9 @@ int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, str
         bf->os_release = read_text_ext4(e, "/etc/os-release");
         if (!bf->os_release)
                 bf->os_release = read_text_ext4(e, "/usr/lib/os-release");
-        bf->passwd = read_text_ext4(e, "/etc/passwd");
-        bf->group = read_text_ext4(e, "/etc/group");
-        bf->shadow = read_text_ext4(e, "/etc/shadow");
+        bf->passwd = read_account_file(e, "/etc/passwd", bf);
+        bf->group = read_account_file(e, "/etc/group", bf);
+        bf->shadow = read_account_file(e, "/etc/shadow", bf);
         bf->gshadow = read_text_ext4(e, "/etc/gshadow");
         bf->hosts = read_text_ext4(e, "/etc/hosts");
         bf->locale_gen = read_text_ext4(e, "/etc/locale.gen");
@@ -166,11 +191,14 @@ static int apply_boot(const struct apply_opts *o, const struct disk_layout *l, c
         return r < 0 ? r : k;
 }
 
+/* ext4_lstat has said why when it fails otherwise than ENOENT: that error
+ * is the build's, not a cue to go on and fail again with a second line. */
 static int ensure_parent(struct ext4_fs *fs, const char *path) {
         _cleanup_free_ char *parent = path_dirname(path);
         struct ext4_stat st;
-        if (ext4_lstat(fs, parent, &st) == 0)
-                return 0;
+        int r = ext4_lstat(fs, parent, &st);
+        if (r != -ENOENT)
+                return r;
         return ext4_mkdir_p(fs, parent, 0755, 0, 0);
 }
 
@@ -202,15 +230,20 @@ static int apply_root(const struct apply_opts *o, const struct disk_layout *l, c
                                               e->path, e->target, e->target_hint);
                                 break;
                         }
-                        if (ext4_lstat(fs, e->path, &st) == 0 && (r = ext4_unlink(fs, e->path)) < 0)
-                                break;
-                        r = ext4_symlink(fs, e->path, e->target, e->uid, e->gid);
+                        r = ext4_lstat(fs, e->path, &st);
+                        if (r == 0)
+                                r = ext4_unlink(fs, e->path);
+                        if (r == 0 || r == -ENOENT)
+                                r = ext4_symlink(fs, e->path, e->target, e->uid, e->gid);
                         break;
                 }
                 case ENTRY_UNLINK: {
                         struct ext4_stat st;
-                        if (ext4_lstat(fs, e->path, &st) == 0)
+                        r = ext4_lstat(fs, e->path, &st);
+                        if (r == 0)
                                 r = ext4_unlink(fs, e->path);
+                        else if (r == -ENOENT)
+                                r = 0;
                         break;
                 }
                 }
@@ -219,51 +252,72 @@ static int apply_root(const struct apply_opts *o, const struct disk_layout *l, c
         return r < 0 ? r : k;
 }
 
-/* Bytes the root payload may take, counted as if nothing were replaced:
- * an estimate that errs on the side of growing. */
+/* What the root payload may take, counted as if nothing were replaced (an
+ * estimate that errs on the side of growing), and what there is. */
+struct root_room {
+        uint64_t need, avail;  /* bytes */
+        uint64_t inodes;       /* the payload's, and the directories made for it */
+        uint64_t fs_bytes;
+        struct ext4_inode_room ir;
+};
+
 static int root_need(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p,
-                     uint64_t *need, uint64_t *free_bytes) {
+                     struct root_room *rr) {
         struct ext4_fs *fs = NULL;
         int r = open_root(o, l, EXT4_REQUIRE_CLEAN, &fs);
         if (r < 0)
                 return r;
-        uint64_t n = 0;
+        /* ensure_parent may make a directory or two the payload does not list */
+        *rr = (struct root_room){.inodes = 8};
         for (size_t i = 0; i < p->n; i++) {
                 const struct payload_entry *e = &p->v[i];
-                if (e->part != PART_ROOT)
+                if (e->part != PART_ROOT || e->type == ENTRY_UNLINK)
                         continue;
-                if (e->type == ENTRY_FILE)
-                        n += ext4_cost(fs, e->len);
-                else if (e->type == ENTRY_DIR || e->type == ENTRY_SYMLINK)
-                        n += ext4_block_size(fs);
+                rr->need += e->type == ENTRY_FILE ? ext4_cost(fs, e->len) : ext4_block_size(fs);
+                rr->inodes++;
         }
-        *need = n;
-        *free_bytes = ext4_free_bytes(fs);
+        rr->avail = ext4_free_bytes(fs);
+        rr->fs_bytes = ext4_size_bytes(fs);
+        ext4_inode_room(fs, &rr->ir);
         return ext4_close(fs);
 }
 
 /* How much the root filesystem grows for the payload: --grow, or what it
- * needs beyond the free space (refused with --no-grow), in 4 MiB steps. */
+ * needs beyond the free space and free inodes (refused with --no-grow), in
+ * 4 MiB steps. */
 static int root_growth(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p,
                        uint64_t *grow) {
-        uint64_t need, avail;
-        int r = root_need(o, l, p, &need, &avail);
+        struct root_room rr;
+        int r = root_need(o, l, p, &rr);
         if (r < 0)
                 return r;
         uint64_t g = o->grow;
-        if (need > avail) {
+        if (rr.need > rr.avail) {
                 char a[32], b[32], c[32];
-                format_size(need - avail, a);
-                format_size(avail, b);
-                format_size(need, c);
+                format_size(rr.need - rr.avail, a);
+                format_size(rr.avail, b);
+                format_size(rr.need, c);
                 if (o->no_grow)
                         return log_error(ENOROOM, o->name,
                                          "root filesystem is %s short (%s free, about %s needed); drop --no-grow or "
                                          "use --grow SIZE",
                                          a, b, c);
-                uint64_t shortfall = need - avail + GROW_MARGIN;
+                uint64_t shortfall = rr.need - rr.avail + GROW_MARGIN;
                 if (g < shortfall)
                         g = shortfall;
+        }
+        if (rr.inodes > rr.ir.free) {
+                if (o->no_grow)
+                        return log_error(ENOROOM, o->name,
+                                         "root filesystem has %" PRIu64 " free inodes, the payload needs about %" PRIu64
+                                         "; drop --no-grow or use --grow SIZE",
+                                         rr.ir.free, rr.inodes);
+                /* resize2fs adds inodes only with new block groups: grow to
+                 * whole groups, as many more as the inodes need */
+                uint64_t groups = DIV_ROUND_UP(rr.inodes - rr.ir.free, rr.ir.per_group);
+                uint64_t target = (rr.ir.groups + groups) * rr.ir.group_bytes;
+                if (target > rr.fs_bytes && g < target - rr.fs_bytes)
+                        g = target - rr.fs_bytes;
         }
         *grow = DIV_ROUND_UP(g, 4 * MIB) * 4 * MIB;
         return 0;
@@ -322,10 +376,10 @@ int apply_payload(const struct apply_opts *o, struct disk_layout *l, const struc
                 char g[32];
                 format_size(grow, g);
                 log_info("Growing the root filesystem by %s", g);
-                if ((r = disk_grow_last(o->image, l, l->image_bytes + grow)) < 0)
+                if ((r = disk_grow_last(o->image, o->name, l, l->image_bytes + grow)) < 0)
                         return r;
                 const struct disk_part *rp = root_part(l); /* the layout changed */
-                if ((r = ext4_grow(o->image, disk_part_offset(rp), disk_part_bytes(rp))) < 0)
+                if ((r = ext4_grow(o->image, o->name, disk_part_offset(rp), disk_part_bytes(rp))) < 0)
                         return r;
         }
         if ((r = check_boot_room(o, l, p)) < 0)
@@ -360,6 +414,8 @@ static int check_targets(const struct apply_opts *o, const struct disk_layout *l
 int apply_check(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p, uint64_t *grow) {
         int r = root_growth(o, l, p, grow);
         if (r < 0)
+                return r;
+        if (*grow && (r = disk_grow_check(o->name, l, l->image_bytes + *grow)) < 0)
                 return r;
         if ((r = check_boot_room(o, l, p)) < 0)
                 return r;

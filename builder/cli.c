@@ -235,6 +235,9 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                 case OPT_GROW:
                         if (parse_size(optarg, &o->grow) < 0 || o->grow == 0)
                                 return usage_error("--grow: '%s' is not a size such as 512M or 2G", optarg);
+                        /* an MBR partition ends within 2 TiB; more would only overflow */
+                        if (o->grow > (2ull << 40))
+                                return usage_error("--grow: '%s' is more than an MBR disk holds (2T)", optarg);
                         /* "--grow 512" is 512 bytes to parse_size, never what was meant */
                         if (o->grow < (1u << 20) && isdigit((unsigned char)optarg[strlen(optarg) - 1]))
                                 return usage_error("--grow: '%s' is that many bytes; give a unit, such as 512M or 2G",

@@ -487,13 +487,13 @@ static void lba_to_chs(uint64_t lba, uint8_t chs[3]) {
         chs[2] = (uint8_t)(c & 0xff);
 }
 
-int disk_grow_last(const char *image, struct disk_layout *l, uint64_t new_image_bytes) {
+int disk_grow_check(const char *image, const struct disk_layout *l, uint64_t new_image_bytes) {
         if (strcmp(l->table, "dos") != 0)
                 return log_error(EINVAL, image, "can only grow partitions in an MBR (dos) partition table, not %s",
                                  l->table[0] ? l->table : "none");
         if (l->root < 0 || (unsigned)l->root >= l->n)
                 return log_error(EINVAL, image, "no ext4 root partition to grow");
-        struct disk_part *root = &l->parts[l->root];
+        const struct disk_part *root = &l->parts[l->root];
         for (unsigned i = 0; i < l->n; i++)
                 if (l->parts[i].start + l->parts[i].sectors > root->start + root->sectors)
                         return log_error(EINVAL, image,
@@ -515,18 +515,26 @@ int disk_grow_last(const char *image, struct disk_layout *l, uint64_t new_image_
         if (root->start + new_sectors > UINT32_MAX)
                 return log_error(EFBIG, image, "an MBR partition cannot end beyond 2 TiB (sector %llu)",
                                  (unsigned long long)(root->start + new_sectors));
+        return 0;
+}
 
+int disk_grow_last(const char *image, const char *name, struct disk_layout *l, uint64_t new_image_bytes) {
+        int r = disk_grow_check(name, l, new_image_bytes);
+        if (r < 0)
+                return r;
+        struct disk_part *root = &l->parts[l->root];
+        uint64_t new_sectors = new_image_bytes / SECTOR - root->start;
         _cleanup_close_ int fd = open(image, O_RDWR | O_CLOEXEC);
         if (fd < 0)
-                return log_error(errno, image, "cannot open for writing: %m");
+                return log_error(errno, name, "cannot open for writing: %m");
         uint8_t s0[SECTOR];
-        int r = pread_full(fd, s0, SECTOR, 0);
+        r = pread_full(fd, s0, SECTOR, 0);
         if (r < 0)
-                return log_error(r, image, "cannot read the partition table: %s", strerror(-r));
+                return log_error(r, name, "cannot read the partition table: %s", strerror(-r));
         struct mbr_entry *e = (struct mbr_entry *)(s0 + MBR_TABLE_OFF) + (root->number - 1);
         if (s0[MBR_SIG_OFF] != 0x55 || s0[MBR_SIG_OFF + 1] != 0xaa || get_le32(e->lba_start) != root->start ||
             get_le32(e->lba_sectors) != root->sectors)
-                return log_error(EINVAL, image, "the partition table changed since it was read (partition %u)",
+                return log_error(EINVAL, name, "the partition table changed since it was read (partition %u)",
                                  root->number);
         /* The layout lists partitions we can use; an extended container or
          * an entry of type 0 with sectors is not among them, and the kernel
@@ -537,7 +545,7 @@ int disk_grow_last(const char *image, struct disk_layout *l, uint64_t new_image_
                 if (i + 1 == root->number || !n)
                         continue;
                 if (start + n > root->start && start < root->start + new_sectors)
-                        return log_error(EINVAL, image,
+                        return log_error(EINVAL, name,
                                          "cannot grow: partition %u (type 0x%02x, sectors %llu-%llu) lies after the "
                                          "root partition %u",
                                          i + 1, o->type, (unsigned long long)start,
@@ -545,15 +553,15 @@ int disk_grow_last(const char *image, struct disk_layout *l, uint64_t new_image_
         }
         struct stat st;
         if (fstat(fd, &st) < 0)
-                return log_error(errno, image, "cannot stat: %m");
+                return log_error(errno, name, "cannot stat: %m");
         if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < new_image_bytes &&
             ftruncate(fd, (off_t)new_image_bytes) < 0)
-                return log_error(errno, image, "cannot enlarge to %llu bytes: %m", (unsigned long long)new_image_bytes);
+                return log_error(errno, name, "cannot enlarge to %llu bytes: %m", (unsigned long long)new_image_bytes);
         put_le32(e->lba_sectors, (uint32_t)new_sectors);
         lba_to_chs(root->start + new_sectors - 1, e->chs_last);
         r = pwrite_full(fd, s0, SECTOR, 0);
         if (r < 0)
-                return log_error(r, image, "cannot write the partition table: %s", strerror(-r));
+                return log_error(r, name, "cannot write the partition table: %s", strerror(-r));
         root->sectors = new_sectors;
         l->image_bytes = new_image_bytes;
         return 0;

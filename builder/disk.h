@@ -53,4 +53,6 @@ static inline uint64_t disk_part_bytes(const struct disk_part *p) { return p->se
 /* Enlarge the image file to new_image_bytes and move the end of the last
  * partition (which must be the root partition) to the end of the image,
  * rewriting only that MBR entry so the disk id and boot code survive. */
-int disk_grow_last(const char *image, struct disk_layout *l, uint64_t new_image_bytes);
+int disk_grow_last(const char *image, const char *name, struct disk_layout *l, uint64_t new_image_bytes);
+/* disk_grow_last's refusals alone (a dry run's), naming name. */
+int disk_grow_check(const char *name, const struct disk_layout *l, uint64_t new_image_bytes);

@@ -83,6 +83,32 @@ static int errno_of(errcode_t code) {
                 return -EINVAL;
         case EXT2_ET_NO_MEMORY:
                 return -ENOMEM;
+        /* a damaged base is bad input (65), not an I/O error (74) */
+        case EXT2_ET_DIR_CORRUPTED:
+        case EXT2_ET_CORRUPT_SUPERBLOCK:
+        case EXT2_ET_RESIZE_INODE_CORRUPT:
+        case EXT2_ET_FILESYSTEM_CORRUPTED:
+        case EXT2_ET_INODE_CORRUPTED:
+        case EXT2_ET_EA_INODE_CORRUPTED:
+        case EXT2_ET_EXTENT_HEADER_BAD:
+        case EXT2_ET_EXTENT_INDEX_BAD:
+        case EXT2_ET_EXTENT_LEAF_BAD:
+        case EXT2_ET_BAD_INODE_NUM:
+        case EXT2_ET_BAD_BLOCK_NUM:
+        case EXT2_ET_BAD_IND_BLOCK:
+        case EXT2_ET_BAD_DIND_BLOCK:
+        case EXT2_ET_BAD_TIND_BLOCK:
+        case EXT2_ET_BAD_EA_BLOCK_NUM:
+        case EXT2_ET_BAD_EA_HEADER:
+        case EXT2_ET_BAD_EA_HASH:
+        case EXT2_ET_INODE_CSUM_INVALID:
+        case EXT2_ET_INODE_BITMAP_CSUM_INVALID:
+        case EXT2_ET_BLOCK_BITMAP_CSUM_INVALID:
+        case EXT2_ET_EXTENT_CSUM_INVALID:
+        case EXT2_ET_DIR_CSUM_INVALID:
+        case EXT2_ET_EXT_ATTR_CSUM_INVALID:
+        case EXT2_ET_SB_CSUM_INVALID:
+                return -EUCLEAN;
         default:
                 return -EIO;
         }
@@ -134,6 +160,12 @@ int ext4_open_as(const char *image, const char *name, uint64_t offset, uint64_t 
                               "ext4 filesystem at offset %" PRIu64 " uses incompat features 0x%x this tool cannot "
                               "edit safely",
                               offset, sb->s_feature_incompat & ~(uint32_t)SUPPORTED_INCOMPAT);
+        /* mounted read-only by the kernel and refused by e2fsprogs' writers */
+        else if (rw && ext2fs_has_feature_readonly(sb))
+                r = log_error(-EROFS, name,
+                              "ext4 filesystem at offset %" PRIu64 " is marked read-only (feature read-only); "
+                              "clear it first: tune2fs -O ^read-only '%s?offset=%" PRIu64 "'",
+                              offset, name, offset);
         /* libext2fs writes files without charging them to a quota, and
          * e2fsck then finds the usage wrong. */
         else if (rw && (ext2fs_has_feature_quota(sb) || ext2fs_has_feature_project(sb)))
@@ -659,10 +691,33 @@ int ext4_mkdir_p(struct ext4_fs *e, const char *path, uint32_t mode, uint32_t ui
                  * retry): given the name, 1.47.0's ext2fs_mkdir writes the
                  * inode first and, when linking fails, frees its block and
                  * bitmap bit but leaves the inode claiming them. */
+                struct ext2_inode_large pin;
+                code = read_ino(e, cur, &pin);
+                if (code)
+                        return fail(e, code, path, "reading the parent directory");
+                uint16_t parent_links = pin.i_links_count;
+                if (parent_links >= EXT2_LINK_MAX && !ext2fs_has_feature_dir_nlink(e->fs->super))
+                        return log_error(-EMLINK, e->image, "ext4 %s: its parent has %u subdirectories, the most "
+                                         "without the dir_nlink feature", path, (unsigned)parent_links - 2);
                 code = ext2fs_mkdir(e->fs, cur, ino, NULL);
                 if (code) {
                         forget_inode(e, ino);
                         return fail(e, code, path, "creating directory");
+                }
+                /* 1.47.0's ext2fs_mkdir counts the parent's new link
+                 * blindly; with dir_nlink a count of 1 means more
+                 * subdirectories than EXT2_LINK_MAX, and stays 1, as the
+                 * kernel keeps it (ext4_inc_count). */
+                if (parent_links == 1 || parent_links >= EXT2_LINK_MAX) {
+                        code = read_ino(e, cur, &pin);
+                        if (!code) {
+                                pin.i_links_count = 1;
+                                code = write_ino(e, cur, &pin);
+                        }
+                        if (code) {
+                                unmake_dir(e, cur, ino);
+                                return fail(e, code, path, "creating directory");
+                        }
                 }
                 code = link_entry(e, cur, c, ino, EXT2_FT_DIR);
                 if (code) {
@@ -932,6 +987,16 @@ uint32_t ext4_block_size(const struct ext4_fs *e) {
         return e->fs->blocksize;
 }
 
+void ext4_inode_room(const struct ext4_fs *e, struct ext4_inode_room *room) {
+        const struct ext2_super_block *sb = e->fs->super;
+        *room = (struct ext4_inode_room){
+                .free = sb->s_free_inodes_count,
+                .per_group = sb->s_inodes_per_group,
+                .group_bytes = (uint64_t)sb->s_blocks_per_group * e->fs->blocksize,
+                .groups = e->fs->group_desc_count,
+        };
+}
+
 uint64_t ext4_dir_cost(const struct ext4_fs *e) {
         return e->fs->blocksize;
 }
@@ -940,12 +1005,16 @@ uint64_t ext4_cost(const struct ext4_fs *e, uint64_t len) {
         uint64_t bs = e->fs->blocksize;
         uint64_t blocks = DIV_ROUND_UP(len, bs), meta = 0;
         if (ext2fs_has_feature_extents(e->fs->super)) {
-                /* One extent maps up to 32768 blocks; assume free space is
-                 * fragmented into runs of a quarter of that.  Four extents
-                 * fit in the inode, beyond that index blocks. */
-                uint64_t extents = DIV_ROUND_UP(blocks, 8192);
-                if (extents > 4)
-                        meta = DIV_ROUND_UP(extents, (bs - 12) / 12);
+                /* Free space may be in runs of one block (a base whose
+                 * files were deleted in between): then every block is an
+                 * extent.  Four fit in the inode, beyond that tree blocks of
+                 * (bs - 12) / 12 entries each, level upon level.  The worst
+                 * case costs 0.3% of the file with 4 KiB blocks. */
+                uint64_t per = (bs - 12) / 12, level = blocks;
+                while (level > 4) {
+                        level = DIV_ROUND_UP(level, per);
+                        meta += level;
+                }
         } else {
                 uint64_t per = bs / 4, rest = blocks > 12 ? blocks - 12 : 0;
                 if (rest) {

@@ -64,8 +64,9 @@ uint32_t ext4_block_size(const struct ext4_fs *fs);
 uint64_t ext4_cost(const struct ext4_fs *fs, uint64_t len);
 
 /* Grow the (closed) filesystem at offset to exactly new_bytes, which must
- * not exceed its partition.  Runs resize2fs with an explicit size. */
-int ext4_grow(const char *image, uint64_t offset, uint64_t new_bytes);
+ * not exceed its partition.  Runs resize2fs with an explicit size; messages
+ * name name (the base, not the temporary image). */
+int ext4_grow(const char *image, const char *name, uint64_t offset, uint64_t new_bytes);
 
 /* Additions. */
 /* Like ext4_read, but a symlink as last component is followed inside the
@@ -73,6 +74,12 @@ int ext4_grow(const char *image, uint64_t offset, uint64_t new_bytes);
 int ext4_read_follow(struct ext4_fs *fs, const char *path, size_t max, uint8_t **data, size_t *len);
 /* The target of a symlink (caller frees). -EINVAL when not a symlink. */
 int ext4_readlink(struct ext4_fs *fs, const char *path, char **target);
+/* Inodes: free ones, and what a block group (the unit growth adds them
+ * in) brings: its inodes, its bytes; how many groups there are. */
+struct ext4_inode_room {
+        uint64_t free, per_group, group_bytes, groups;
+};
+void ext4_inode_room(const struct ext4_fs *fs, struct ext4_inode_room *room);
 /* Bytes a new directory costs (one block); add it to ext4_cost per mkdir. */
 uint64_t ext4_dir_cost(const struct ext4_fs *fs);
 

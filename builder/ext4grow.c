@@ -34,9 +34,9 @@ static char *find_tool(const char *name) {
         return NULL;
 }
 
-int ext4_grow(const char *image, uint64_t offset, uint64_t new_bytes) {
+int ext4_grow(const char *image, const char *name, uint64_t offset, uint64_t new_bytes) {
         struct ext4_fs *e;
-        int r = ext4_open_as(image, image, offset, 0, 0, &e);
+        int r = ext4_open_as(image, name, offset, 0, 0, &e);
         if (r < 0)
                 return r;
         uint64_t bs = ext4_block_size(e), cur = ext4_size_bytes(e) / bs;
@@ -45,25 +45,25 @@ int ext4_grow(const char *image, uint64_t offset, uint64_t new_bytes) {
         if (r < 0)
                 return r;
         if (!clean)
-                return log_error(-EUCLEAN, image,
+                return log_error(-EUCLEAN, name,
                                  "ext4 filesystem at offset %" PRIu64 " is not clean; run e2fsck -fy '%s?offset=%" PRIu64
                                  "' before growing it",
-                                 offset, image, offset);
+                                 offset, name, offset);
         uint64_t want = new_bytes / bs;
         if (want == cur)
                 return 0;
         if (want < cur)
-                return log_error(-EINVAL, image,
+                return log_error(-EINVAL, name,
                                  "ext4 filesystem at offset %" PRIu64 " has %" PRIu64 " blocks; refusing to shrink it "
                                  "to %" PRIu64,
                                  offset, cur, want);
 
         _cleanup_free_ char *tool = find_tool("resize2fs");
         if (!tool)
-                return log_error(-ENOENT, image, "resize2fs not found (install e2fsprogs) to grow the root filesystem");
+                return log_error(-ENOENT, name, "resize2fs not found (install e2fsprogs) to grow the root filesystem");
         struct stat before;
         if (stat(image, &before) < 0)
-                return log_error(-errno, image, "cannot stat: %m");
+                return log_error(-errno, name, "cannot stat: %m");
         _cleanup_free_ char *dev = xasprintf("%s?offset=%" PRIu64, image, offset);
         /* In KiB: without an explicit size resize2fs grows to the end of the
          * file, past the partition. */
@@ -85,7 +85,7 @@ int ext4_grow(const char *image, uint64_t offset, uint64_t new_bytes) {
         int pipefd[2];
         if (pipe2(pipefd, O_CLOEXEC) < 0) {
                 free(envp);
-                return log_error(-errno, image, "pipe: %m");
+                return log_error(-errno, name, "pipe: %m");
         }
         posix_spawn_file_actions_t fa;
         posix_spawn_file_actions_init(&fa);
@@ -104,7 +104,7 @@ int ext4_grow(const char *image, uint64_t offset, uint64_t new_bytes) {
         close(pipefd[1]);
         if (err) {
                 close(pipefd[0]);
-                return log_error(-err, image, "cannot run %s: %s", tool, strerror(err));
+                return log_error(-err, name, "cannot run %s: %s", tool, strerror(err));
         }
         struct buf out = {0};
         char chunk[4096];
@@ -122,7 +122,7 @@ int ext4_grow(const char *image, uint64_t offset, uint64_t new_bytes) {
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR) {
                         buf_free(&out);
-                        return log_error(-errno, image, "waiting for resize2fs: %m");
+                        return log_error(-errno, name, "waiting for resize2fs: %m");
                 }
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                 /* The last non-empty line of its output says why. */
@@ -131,7 +131,7 @@ int ext4_grow(const char *image, uint64_t offset, uint64_t new_bytes) {
                 while (l && (s[l - 1] == '\n' || s[l - 1] == ' '))
                         s[--l] = '\0';
                 char *last = strrchr(s, '\n');
-                r = log_error(-EIO, image, "resize2fs %s %s failed (%s %d): %s", dev, size,
+                r = log_error(-EIO, name, "resize2fs %s %s failed (%s %d): %s", dev, size,
                               WIFEXITED(status) ? "exit" : "signal",
                               WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), last ? last + 1 : s);
                 buf_free(&out);
@@ -140,9 +140,9 @@ int ext4_grow(const char *image, uint64_t offset, uint64_t new_bytes) {
         buf_free(&out);
         struct stat after;
         if (stat(image, &after) < 0)
-                return log_error(-errno, image, "cannot stat: %m");
+                return log_error(-errno, name, "cannot stat: %m");
         if (after.st_size < before.st_size)
-                return log_error(-EIO, image,
+                return log_error(-EIO, name,
                                  "resize2fs truncated the image from %lld to %lld bytes (a resize2fs bug with "
                                  "?offset=); the root filesystem was not grown safely",
                                  (long long)before.st_size, (long long)after.st_size);

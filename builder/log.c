@@ -173,6 +173,8 @@ int exit_code_for(int r) {
         case EOVERFLOW:
         case ENOTSUP:
         case EUCLEAN:
+        case ENOTEMPTY: /* a directory in the base where a file goes */
+        case EMLINK:
                 return EX_DATAERR;
         case EEXIST: /* an existing output without --force */
         case EACCES:

@@ -443,7 +443,9 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
         if (!h->user)
                 return 0;
         if (!bf->passwd || !bf->group || !bf->shadow)
-                return log_error(EINVAL, in->base_name, "the base has no /etc/passwd, /etc/group or /etc/shadow");
+                return log_error(EINVAL, in->base_name, "the base's %s %s; --user edits it in place and needs a "
+                                 "regular text file", bf->accounts_path ? bf->accounts_path : "/etc/passwd",
+                                 bf->accounts_why ? bf->accounts_why : "is missing");
         struct ids ids = pick_ids(bf, h->user);
         const char *u = h->user;
         /* Only a login account may be taken over (pi on older images): a

@@ -19,6 +19,10 @@ enum os_flavour { OS_UNKNOWN, OS_BOOKWORM, OS_TRIXIE };
 struct base_files {
         char *os_release;
         char *passwd, *group, *shadow, *gshadow;
+        /* why the first of passwd, group, shadow is NULL: "is missing", "is a
+         * symbolic link", ... (static text) */
+        const char *accounts_why;
+        const char *accounts_path;
         char *hosts;
         char *config_txt;   /* boot partition */
         char *cmdline_txt;  /* boot partition */

@@ -112,7 +112,7 @@ printf '\x55\xaa' | dd of="$ext" bs=1 seek=$(((rstart + rsize) * 512 + 510)) con
 mkdir -p "$T/out"
 before=$(sha256sum <"$ext")
 expect_error "--grow over an extended partition after root refused" \
-  'grown\.img.*: cannot grow: partition 3 \(type 0x05, sectors [0-9]+-[0-9]+\) lies after the root partition 2' \
+  'ext-after\.img: cannot grow: partition 3 \(type 0x05, sectors [0-9]+-[0-9]+\) lies after the root partition 2' \
   "$DIMIMAGE" build "${build_args[@]}" --grow 64M --base "$ext" -o "$T/out/grown.img"
 check "--grow over an extended partition: no output left" test -z "$(ls -A "$T/out")"
 [[ $(sha256sum <"$ext") == "$before" ]] && ok "--grow over an extended partition: base unchanged" || fail "base changed"

@@ -364,5 +364,69 @@ expect_error "--dry-run --no-grow on a full root fs refused as the build is" 'ro
   && ok "--dry-run on a full root fs says it would grow it" || fail "--dry-run growth: $(cat "$T/dry.err")"
 check "no output after --dry-run" no_output "$T/dry.img"
 [[ $(sha256sum <"$base") == "$before" ]] && ok "root-full: base unchanged" || fail "root-full: base changed"
+expect_error "--dry-run --grow beyond what an MBR partition can hold refused" "an MBR partition cannot end beyond 2 TiB" \
+  build "$T/dry.img" "$base" --dry-run --grow 2T
+usage_error_grow() { expect_error "$1" "$2" build "$T/dry.img" "$base" --grow "$3"; expect_rc "$1" 64; }
+usage_error_grow "--grow more than 2T" "--grow: '3T' is more than an MBR disk holds" 3T
+usage_error_grow "--grow of 2^64-1 bytes" "--grow: '18446744073709551615' is more than" 18446744073709551615
+
+# ---- room: a root filesystem with blocks free but no inodes ----
+# 64 MiB of 4 KiB blocks is one (partial) block group of 128 MiB: new
+# inodes come only with a second group.
+many_dir() {
+  local dir=$FIXTURES/many-files-3330
+  if [[ ! -d $dir ]]; then
+    mkdir -p "$dir.tmp/var/many"
+    (cd "$dir.tmp/var/many" && seq -f 'f%05g' 1 3330 | xargs touch -d "@$SOURCE_DATE_EPOCH")
+    mv "$dir.tmp" "$dir"
+  fi
+  echo "$dir"
+}
+if base=$(fixture few-inodes --root-size 64 --boot-size 64 --cluster 512 --extra-root "$(many_dir)"); then
+  inodes=$(dumpe2fs -h "$(rootfs "$base")" 2>/dev/null | awk -F: '/^Free inodes:/ { gsub(/ /, "", $2); print $2 }')
+  blocks=$(dumpe2fs -h "$(rootfs "$base")" 2>/dev/null | awk -F: '/^Free blocks:/ { gsub(/ /, "", $2); print $2 }')
+  ((inodes < 40 && blocks > 4000)) && ok "few-inodes fixture: $inodes free inodes, $blocks free blocks" \
+    || fail "few-inodes fixture: $inodes free inodes, $blocks free blocks"
+  expect_error "--no-grow with too few free inodes refused" "root filesystem has $inodes free inodes, the payload needs about [0-9]+" \
+    build "$T/inodes.img" "$base" --no-grow
+  expect_rc "--no-grow with too few free inodes" 65
+  expect_error "--dry-run --no-grow with too few free inodes refused too" "root filesystem has $inodes free inodes" \
+    build "$T/inodes.img" "$base" --no-grow --dry-run
+  if build "$T/inodes.img" "$base" >"$T/build.log" 2>&1; then
+    ok "too few free inodes: the build grows the filesystem by a block group"
+    check_grown "too few inodes" "$base" "$T/inodes.img" $((64 << 20))
+  else
+    fail "too few free inodes: build"; sed 's/^/    /' "$T/build.log"
+  fi
+  # --grow too small to add a group is raised to one
+  if build "$T/inodes2.img" "$base" --grow 8M >"$T/build.log" 2>&1; then
+    ok "too few free inodes: --grow 8M raised to a block group"
+    check "too few inodes, --grow 8M: e2fsck -fn and fsck.fat -n clean" fsck_image "$T/inodes2.img"
+  else
+    fail "too few free inodes: --grow 8M"; sed 's/^/    /' "$T/build.log"
+  fi
+  rm -f "$T/inodes"*
+else
+  fail "few-inodes: fixture"
+fi
+
+# A directory in the base where a file goes is bad input data (65).
+cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/tzdir.img"
+printf 'rm /etc/localtime\nmkdir /etc/localtime\nwrite /etc/hostname /etc/localtime/x\n' |
+  debugfs -w -f - "$T/tzdir.img?offset=$(part_offset "$T/tzdir.img" 2)" >/dev/null 2>&1
+expect_error "a non-empty directory where /etc/localtime goes" "/etc/localtime: directory not empty" \
+  build "$T/tzdir-out.img" "$T/tzdir.img" --timezone Europe/Berlin
+expect_rc "a non-empty directory where a file goes" 65
+check "no output after a non-empty directory in the way" no_output "$T/tzdir-out.img"
+rm -f "$T/tzdir"*
+
+# /etc/passwd a symlink: named as such (it used to be "the base has no /etc/passwd").
+cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/pwlink.img"
+printf 'rm /etc/passwd\nsymlink /etc/passwd ../usr/lib/passwd\n' |
+  debugfs -w -f - "$T/pwlink.img?offset=$(part_offset "$T/pwlink.img" 2)" >/dev/null 2>&1
+expect_error "/etc/passwd a symbolic link" "pwlink.img: the base's /etc/passwd is a symbolic link; --user edits it in place" \
+  build "$T/pwlink-out.img" "$T/pwlink.img"
+expect_rc "/etc/passwd a symbolic link" 65
+rm -f "$T/pwlink"*
 
 summary

@@ -315,7 +315,7 @@ static void test_logical_root(void **state) {
         assert_string_equal(l.parts[1].partuuid, "2a7c1d5e-05");
         assert_int_equal(l.root, 1);
         unsigned before = log_error_count();
-        assert_int_equal(disk_grow_last(img, &l, l.image_bytes + (1 << 20)), -EINVAL);
+        assert_int_equal(disk_grow_last(img, img, &l, l.image_bytes + (1 << 20)), -EINVAL);
         assert_int_equal(log_error_count(), before + 1);
         struct stat st;
         assert_int_equal(stat(img, &st), 0);
@@ -367,10 +367,10 @@ static void test_grow(void **state) {
         uint64_t old = l.image_bytes;
         uint64_t want = old + (64ull << 20);
         unsigned before_err = log_error_count();
-        assert_int_equal(disk_grow_last(img, &l, want - 512 * 3 + 1), -EINVAL); /* not sector-aligned */
-        assert_int_equal(disk_grow_last(img, &l, old - 512), -EINVAL);          /* shrink */
+        assert_int_equal(disk_grow_last(img, img, &l, want - 512 * 3 + 1), -EINVAL); /* not sector-aligned */
+        assert_int_equal(disk_grow_last(img, img, &l, old - 512), -EINVAL);          /* shrink */
         assert_int_equal(log_error_count(), before_err + 2);
-        assert_int_equal(disk_grow_last(img, &l, want), 0);
+        assert_int_equal(disk_grow_last(img, img, &l, want), 0);
         assert_int_equal(l.image_bytes, want);
         assert_int_equal(l.parts[1].sectors, 655360 + 131072);
 
@@ -403,12 +403,12 @@ static void test_grow(void **state) {
         assert_string_equal(again.parts[1].uuid, l.parts[1].uuid);
 
         /* the same image again: a no-op grow is fine */
-        assert_int_equal(disk_grow_last(img, &again, want), 0);
+        assert_int_equal(disk_grow_last(img, img, &again, want), 0);
         /* a GPT layout cannot be grown */
         struct disk_layout g;
         assert_int_equal(disk_probe_any(fx_gpt, &g), 0);
         before_err = log_error_count();
-        assert_int_equal(disk_grow_last(fx_gpt, &g, g.image_bytes + (1 << 20)), -EINVAL);
+        assert_int_equal(disk_grow_last(fx_gpt, fx_gpt, &g, g.image_bytes + (1 << 20)), -EINVAL);
         assert_int_equal(log_error_count(), before_err + 1);
 }
 
@@ -418,7 +418,7 @@ static void test_grow_chs_matches_sfdisk(void **state) {
         struct disk_layout l;
         assert_int_equal(disk_probe(img, &l), 0);
         uint64_t want = l.image_bytes + (8ull << 20);
-        assert_int_equal(disk_grow_last(img, &l, want), 0);
+        assert_int_equal(disk_grow_last(img, img, &l, want), 0);
         uint8_t ours[512], theirs[512];
         int fd = open(img, O_RDONLY);
         assert_int_equal(pread_full(fd, ours, 512, 0), 0);

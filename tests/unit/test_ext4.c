@@ -452,6 +452,9 @@ static void test_fragmented_extent_tree(void **state) {
         size_t n = 2u << 20;
         uint8_t *big = tu_pattern(n, 9);
         assert_int_equal(ext4_write(fs, "/frag", big, n, 0644, 0, 0), 0);
+        /* what the build's room check counts covers the tree blocks too */
+        assert_true(free0 - ext4_free_bytes(fs) <= ext4_cost(fs, n));
+        assert_true(free0 - ext4_free_bytes(fs) > n);
         assert_int_equal(ext4_close(fs), 0);
         fsck_ok(img);
         char *out = dbg(img, "ex /frag");
@@ -601,6 +604,55 @@ static void test_refuse_unknown_incompat(void **state) {
         struct ext4_fs *fs;
         assert_int_equal(ext4_open(img, OFF, 64u << 20, &fs), -EOPNOTSUPP);
         free(img);
+}
+
+/* e2fsprogs' writers refuse RO_COMPAT_READONLY, and the kernel mounts it
+ * read-only: a build must not edit it. */
+static void test_refuse_readonly(void **state) {
+        (void)state;
+        char *img = make_image("readonly", NULL, 16);
+        free(dbg_w(img, "feature read-only"));
+        struct ext4_fs *fs;
+        assert_int_equal(ext4_open(img, OFF, 16u << 20, &fs), -EROFS);
+        assert_int_equal(ext4_open_ro(img, OFF, 16u << 20, &fs), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        free(img);
+}
+
+/* dir_nlink: a directory with more than EXT2_LINK_MAX subdirectories counts
+ * 1 link, and keeps 1 as more are made (ext2fs_mkdir alone counted on). */
+static void test_mkdir_many_links(void **state) {
+        (void)state;
+        char *img = make_image("nlink", NULL, 16);
+        struct ext4_fs *fs = open_rw(img, 16);
+        assert_int_equal(ext4_mkdir_p(fs, "/many/a", 0755, 0, 0), 0);
+        assert_int_equal(ext4_mkdir_p(fs, "/full/a", 0755, 0, 0), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        free(dbg_w(img, "sif /many links_count 1"));
+        free(dbg_w(img, "sif /full links_count 65000"));
+        fs = open_rw(img, 16);
+        assert_int_equal(ext4_mkdir_p(fs, "/many/b/c", 0755, 0, 0), 0);
+        assert_int_equal(ext4_mkdir_p(fs, "/full/b", 0755, 0, 0), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        struct dstat s;
+        dstat(img, "/many", &s);
+        assert_non_null(strstr(s.text, "Links: 1 "));
+        dstat(img, "/many/b", &s); /* a fresh parent counts as usual */
+        assert_non_null(strstr(s.text, "Links: 3 "));
+        dstat(img, "/full", &s);
+        assert_non_null(strstr(s.text, "Links: 1 "));
+        /* without dir_nlink, 65000 is as many as there may be */
+        char *img2 = make_image("nlink2", "^dir_nlink", 16);
+        fs = open_rw(img2, 16);
+        assert_int_equal(ext4_mkdir_p(fs, "/full/a", 0755, 0, 0), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        free(dbg_w(img2, "sif /full links_count 65000"));
+        fs = open_rw(img2, 16);
+        unsigned before = log_error_count();
+        assert_int_equal(ext4_mkdir_p(fs, "/full/b", 0755, 0, 0), -EMLINK);
+        assert_int_equal(log_error_count(), before + 1);
+        assert_int_equal(ext4_close(fs), 0);
+        free(img), free(img2);
 }
 
 static void test_full_enospc(void **state) {
@@ -812,7 +864,7 @@ static void test_grow(void **state) {
         char *img = make_image("grow", NULL, 32);
         /* room for 64 MiB after the offset */
         assert_int_equal(truncate(img, (off_t)(OFF + (64u << 20) + (1u << 20))), 0);
-        assert_int_equal(ext4_grow(img, OFF, 64u << 20), 0);
+        assert_int_equal(ext4_grow(img, img, OFF, 64u << 20), 0);
         fsck_ok(img);
         char *d = dev(img), *out = NULL;
         assert_int_equal(RUN(&out, "dumpe2fs", "-h", d), 0);
@@ -824,8 +876,8 @@ static void test_grow(void **state) {
         assert_int_equal(blocks * bs, 64ull << 20);
         free(out);
         /* no-op at the same size; shrink refused */
-        assert_int_equal(ext4_grow(img, OFF, 64u << 20), 0);
-        assert_int_equal(ext4_grow(img, OFF, 16u << 20), -EINVAL);
+        assert_int_equal(ext4_grow(img, img, OFF, 64u << 20), 0);
+        assert_int_equal(ext4_grow(img, img, OFF, 16u << 20), -EINVAL);
         /* still writable and consistent */
         struct ext4_fs *fs = open_rw(img, 64);
         uint8_t *big = tu_pattern(40u << 20, 8);
@@ -963,6 +1015,8 @@ int main(void) {
                 cmocka_unit_test(test_refuse_error_state),
                 cmocka_unit_test(test_refuse_bigger_than_partition),
                 cmocka_unit_test(test_refuse_unknown_incompat),
+                cmocka_unit_test(test_refuse_readonly),
+                cmocka_unit_test(test_mkdir_many_links),
                 cmocka_unit_test(test_full_enospc),
                 cmocka_unit_test(test_mkdir_full),
                 cmocka_unit_test(test_refuse_not_clean),
