@@ -801,6 +801,11 @@ int fat_list(struct fat_fs *fs, const char *path, int (*fn)(const char *name, co
 uint64_t fat_free_bytes(const struct fat_fs *fs) { return (uint64_t)fs->free * fs->cs; }
 uint32_t fat_cluster_bytes(const struct fat_fs *fs) { return fs->cs; }
 
+void fat_settle_fsinfo(struct fat_fs *fs) {
+        if (fs->fsinfo && get_le32(((const struct fat_fsinfo *)fs->fsinfo)->free_count) != fs->free)
+                fs->changed = true;
+}
+
 unsigned fat_bits(const struct fat_fs *fs) { return fs->bits; }
 
 /* ---- open / close ---- */

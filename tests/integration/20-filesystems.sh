@@ -279,6 +279,28 @@ else
 fi
 rm -f "$T/nomirror"*
 
+# An FSInfo free count that is wrong in the base (fsck.fat -n fails on it):
+# right in the output even when, as on Bookworm, no cluster changes hands.
+cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/fsinfo.img"
+python3 - "$T/fsinfo.img" "$(part_offset "$T/fsinfo.img" 1)" <<'PY'
+import struct, sys
+with open(sys.argv[1], 'r+b') as f:
+    at = int(sys.argv[2])
+    f.seek(at)
+    sector = struct.unpack_from('<H', f.read(512), 48)[0]
+    f.seek(at + sector * 512 + 488)
+    f.write(struct.pack('<I', 1234))
+PY
+boot_bytes "$T/fsinfo.img" "$T/fsinfo.boot"
+check_fails "fixture: the base's FSInfo free count is wrong" fsck.fat -n "$T/fsinfo.boot"
+if build "$T/fsinfo-out.img" "$T/fsinfo.img" >"$T/build.log" 2>&1; then
+  boot_bytes "$T/fsinfo-out.img" "$T/fsinfo.boot"
+  check "a wrong FSInfo free count is put right" fsck.fat -n "$T/fsinfo.boot"
+else
+  fail "a base with a wrong FSInfo free count: build"; sed 's/^/    /' "$T/build.log"
+fi
+rm -f "$T/fsinfo"*
+
 # A cmdline.txt that cannot be read (its size beyond its cluster chain) is
 # refused: the build used to print the error, drop the edit and succeed.
 cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/badcmd.img"
