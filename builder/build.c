@@ -90,6 +90,22 @@ static char *find_compose(const struct build_ctx *c, const char *rel) {
         return NULL;
 }
 
+/* OpenObserve's arm64 image needs the CPU's AES instructions, which a Pi 3
+ * or 4 lacks: there it exits at start with code 132, every restart
+ * (openobserve/openobserve#3910).  Said when the model is given and the
+ * image is still the profile's default. */
+static void warn_no_aes(const struct build_ctx *c) {
+        const char *model = c->job->host.model;
+        const struct env_var *v = env_find(&c->env, "OPENOBSERVE_IMAGE");
+        if (!model || model_has_aes(model) || !v || v->origin != ORIGIN_DEFAULT)
+                return;
+        log_warn(c->job->host_label ? c->job->host_label : "build",
+                 "a %s has no AES instructions, which OpenObserve's image %s needs: it would exit at start (code 132); "
+                 "set OPENOBSERVE_IMAGE to a build for it (an '-arm64-pi' tag of public.ecr.aws/zinclabs/openobserve) "
+                 "or use a Pi 5",
+                 model, v->value);
+}
+
 static int phase_inputs(struct build_ctx *c) {
         struct build_job *j = c->job;
         const struct build_opts *o = c->o;
@@ -135,7 +151,10 @@ static int phase_inputs(struct build_ctx *c) {
                 .ncompose = c->ncompose,
                 .allow_weak = o->allow_weak,
         };
-        return stackenv_resolve(&si, &c->env, j->generated);
+        int r2 = stackenv_resolve(&si, &c->env, j->generated);
+        if (r2 >= 0)
+                warn_no_aes(c);
+        return r2;
 }
 
 /* ---- phase: plan ---- */

@@ -2,6 +2,7 @@
 #include "model.h"
 
 #include <errno.h>
+#include <string.h>
 #include <strings.h>
 
 #include "log.h"
@@ -37,6 +38,14 @@ unsigned model_memory_mb(const char *model) {
 const char *model_imager_device(const char *model) {
         int i = find(model);
         return i < 0 ? NULL : models[i].imager;
+}
+
+/* The Pi 5 and 500's Cortex-A76 has the ARMv8 crypto extensions; the
+ * Cortex-A53 and A72 of the Pi 3, Zero 2 W, Pi 4, 400 and CM4 lack them
+ * (their /proc/cpuinfo says "fp asimd evtstrm crc32 cpuid"). */
+bool model_has_aes(const char *model) {
+        int i = find(model);
+        return i < 0 || !strcmp(models[i].imager, "pi5-64bit");
 }
 
 const char *model_names(void) {

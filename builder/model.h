@@ -3,6 +3,8 @@
  * to refuse a role a Pi cannot run before an image is written for it. */
 #pragma once
 
+#include <stdbool.h>
+
 #include "profile.h"
 
 /* Memory in MiB of a model name such as "pi4-4gb", or 0 when unknown. */
@@ -13,5 +15,7 @@ int model_check(const char *what, const char *model, const struct profile *p);
 /* Raspberry Pi Imager's device tag for the model ("pi4-64bit"), or NULL
  * when unknown (or model is NULL). */
 const char *model_imager_device(const char *model);
+/* Whether the model's CPU has the AES instructions (true when unknown). */
+bool model_has_aes(const char *model);
 /* "pi3b+, pi4-2gb, ..." for help and errors. */
 const char *model_names(void);

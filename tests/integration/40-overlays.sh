@@ -174,8 +174,20 @@ if [[ \$1 == update ]]; then
   n=\$(cat "$T/update-failures" 2>/dev/null || echo 0)
   if ((n > 0)); then echo \$((n - 1)) >"$T/update-failures"; echo "Temporary failure resolving" >&2; exit 100; fi
 fi
-if [[ \$1 == install ]]; then cp "$T/docker.real" "$bin/docker"; rm -f "$T/dpkg-interrupted" "$T/dpkg-needs-dep"; fi
+# Trixie ($T/trixie): the docker command is in docker-cli, which docker.io
+# only recommends, and --no-install-recommends leaves it out.
+if [[ \$1 == install ]]; then
+  if [[ ! -e $T/trixie || " \$* " == *" docker-cli "* ]]; then cp "$T/docker.real" "$bin/docker"; fi
+  rm -f "$T/dpkg-interrupted" "$T/dpkg-needs-dep"
+fi
 exit 0
+EOF
+cat >"$bin/apt-cache" <<EOF
+#!/bin/bash
+echo "apt-cache \$*" >>"$calls"
+[[ \$1 == show && -e $T/trixie && \$2 =~ ^docker-(cli|buildx)\$ ]] && exit 0
+echo "E: No packages found" >&2
+exit 100
 EOF
 # dpkg --audit reports a half-done install while $T/dpkg-interrupted exists;
 # dpkg --configure -a finishes it, unless a dependency is missing
@@ -255,7 +267,8 @@ check "compose failures are retried" grep -q 'attempt 3 failed: compose up faile
 want_sleeps=$'sleep 5\nsleep 10\nsleep 5\nsleep 10\nsleep 20'
 got_sleeps=$(grep '^sleep' "$calls" | grep -v '^sleep 2$')
 if [[ $got_sleeps == "$want_sleeps" ]]; then ok "backoff 5 s doubling"; else fail "backoff: $(tr '\n' ' ' <<<"$got_sleeps")"; fi
-check "installs docker.io and docker-compose" grep -q 'apt-get install -y -f --no-install-recommends .*docker.io docker-compose' "$calls"
+check "installs docker.io and docker-compose (bookworm: nothing else)" \
+  grep -q 'apt-get install -y -f --no-install-recommends .*docker.io docker-compose$' "$calls"
 check "apt-get update fails when no mirror answers (Error-Mode=any)" grep -qx 'apt-get update -o APT::Update::Error-Mode=any' "$calls"
 check "a conffile question cannot stop the install" grep -q 'apt-get install .*-o Dpkg::Options::=--force-confold' "$calls"
 check_fails "no interrupted install: dpkg --configure not run" grep -q '^dpkg --configure' "$calls"
@@ -277,6 +290,23 @@ rc=0
 if [[ $rc == 0 ]]; then ok "dimdim-status exits 0 when provisioned"; else fail "dimdim-status rc=$rc"; cat "$T/st1"; fi
 check "dimdim-status shows role and services" grep -q 'role:        app' "$T/st1"
 check "dimdim-status lists the stack" grep -q 'services:' "$T/st1"
+# An observability Pi whose CPU has no AES (a Pi 4): OpenObserve's standard
+# image cannot run there, and while it does not answer the status says why.
+# (Nothing answers on :5080 here: port 1 of the test host is not used.)
+sed 's/^DIMDIM_ROLE=app$/DIMDIM_ROLE=observability/' "$T/fb/etc/stack.conf" >"$T/obs.conf"
+cp -r "$T/fb/state" "$T/obs-state"
+sed -i 's/^ROLE=.*/ROLE=observability/' "$T/obs-state/status"
+printf 'processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 cpuid\n' >"$T/cpuinfo-pi4"
+printf 'processor\t: 0\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics\n' >"$T/cpuinfo-pi5"
+if command -v curl >/dev/null 2>&1; then
+  DIMDIM_STACK_CONF=$T/obs.conf DIMDIM_STATE_DIR=$T/obs-state DIMDIM_CPUINFO=$T/cpuinfo-pi4 "$status" >"$T/st-aes" 2>&1 || true
+  check "observability without AES: the status says the CPU has none" grep -q "this CPU has no AES instructions" "$T/st-aes"
+  check "observability without AES: ... and names OPENOBSERVE_IMAGE" \
+    grep -q "OPENOBSERVE_IMAGE in /opt/dimdim-health/.env names an '-arm64-pi' build" "$T/st-aes"
+  DIMDIM_STACK_CONF=$T/obs.conf DIMDIM_STATE_DIR=$T/obs-state DIMDIM_CPUINFO=$T/cpuinfo-pi5 "$status" >"$T/st-aes5" 2>&1 || true
+  check "observability with AES: no such hint" grep -q 'openobserve: not answering' "$T/st-aes5"
+  check_fails "observability with AES: no AES hint" grep -q 'no AES' "$T/st-aes5"
+fi
 echo failed >"$T/unit-state"
 rc=0
 "$status" >"$T/st1b" 2>&1 || rc=$?
@@ -316,6 +346,19 @@ timeout 20 "$firstboot" >"$T/fb5.out" 2>&1 || rc=$?
 if [[ $rc == 0 ]]; then ok "a missing dependency: provisioning completes"; else fail "missing dependency rc=$rc"; sed 's/^/    /' "$T/fb5.out"; fi
 check "a missing dependency: apt-get install -f fixes it" grep -q '^apt-get install -y -f ' "$calls"
 check_fails "a missing dependency: no failed attempt" grep -q 'attempt [0-9]* failed' "$T/fb5.out"
+
+# Trixie's split: docker-cli (the docker command) and docker-buildx named,
+# where apt knows them; Bookworm's install above named neither.
+rm -f "$T/fb/state/firstboot.done" "$T/dpkg-interrupted" "$T/dpkg-needs-dep" "$bin/docker"
+touch "$T/trixie"
+: >"$calls"
+rc=0
+timeout 20 "$firstboot" >"$T/fb6.out" 2>&1 || rc=$?
+if [[ $rc == 0 ]]; then ok "trixie: provisioning completes"; else fail "trixie rc=$rc"; sed 's/^/    /' "$T/fb6.out"; fi
+check "trixie: installs docker-cli and docker-buildx too" \
+  grep -q 'apt-get install -y -f --no-install-recommends .*docker.io docker-compose docker-cli docker-buildx$' "$calls"
+check_fails "trixie: no failed attempt" grep -q 'attempt [0-9]* failed' "$T/fb6.out"
+rm -f "$T/trixie"
 
 # A locale that does not compile is reported once, not retried: it must not
 # hold back Docker and the stack.

@@ -163,6 +163,16 @@ expect_rc "a missing profile file is a missing input" 66
 expect_error "role all refused on a Pi 3B+" "pi3b\+.*all" \
   "$DIMIMAGE" build --role all --model pi3b+ --base "$base" -o "$T/bad.img" --set DB_PASSWORD="$DBPW" \
   --set OPENOBSERVE_PASSWORD="$OOPW" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+# OpenObserve's standard arm64 image needs AES, which a Pi 4 has not: said at
+# build time while the image is the default.
+obs_dry() { "$DIMIMAGE" build --role observability --base "$base" -o "$T/aes.img" --dry-run --set OPENOBSERVE_PASSWORD="$OOPW" "$@"; }
+obs_dry --model pi4-4gb >/dev/null 2>"$T/aes.err"
+check "observability on a Pi 4: a warning names AES and OPENOBSERVE_IMAGE" \
+  grep -q "warning: build: a pi4-4gb has no AES instructions, which OpenObserve's image public.ecr.aws/zinclabs/openobserve:latest needs.*set OPENOBSERVE_IMAGE" "$T/aes.err"
+obs_dry --model pi5-4gb >/dev/null 2>"$T/aes.err"
+check_fails "observability on a Pi 5: no AES warning" grep -q "AES" "$T/aes.err"
+obs_dry --model pi4-4gb --set OPENOBSERVE_IMAGE=public.ecr.aws/zinclabs/openobserve:v0.15.0-rc5-arm64-pi >/dev/null 2>"$T/aes.err"
+check_fails "observability on a Pi 4 with OPENOBSERVE_IMAGE set: no AES warning" grep -q "AES" "$T/aes.err"
 expect_error "private key passed as --ssh-key refused" "private key" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --user pi --ssh-key "$T/key" --set OPENOBSERVE_PASSWORD="$OOPW"
 # A public key that cannot log anyone in locks the user out of a headless
