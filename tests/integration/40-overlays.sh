@@ -160,6 +160,7 @@ echo "docker \$*" >>"$calls"
 case "\$*" in
   version|info|"compose version") exit 0 ;;
   *" up -d "*)
+    if [[ -e $T/up-hang ]]; then /bin/sleep 4; fi
     n=\$(cat "$T/up-failures" 2>/dev/null || echo 0)
     if ((n > 0)); then echo \$((n - 1)) >"$T/up-failures"; echo "pull access denied" >&2; exit 1; fi
     exit 0 ;;
@@ -353,11 +354,11 @@ rm -f "$T/fb/state/firstboot.done" "$T/dpkg-interrupted" "$T/dpkg-needs-dep" "$b
 touch "$T/trixie"
 : >"$calls"
 rc=0
-timeout 20 "$firstboot" >"$T/fb6.out" 2>&1 || rc=$?
-if [[ $rc == 0 ]]; then ok "trixie: provisioning completes"; else fail "trixie rc=$rc"; sed 's/^/    /' "$T/fb6.out"; fi
+timeout 20 "$firstboot" >"$T/fb7.out" 2>&1 || rc=$?
+if [[ $rc == 0 ]]; then ok "trixie: provisioning completes"; else fail "trixie rc=$rc"; sed 's/^/    /' "$T/fb7.out"; fi
 check "trixie: installs docker-cli and docker-buildx too" \
   grep -q 'apt-get install -y -f --no-install-recommends .*docker.io docker-compose docker-cli docker-buildx$' "$calls"
-check_fails "trixie: no failed attempt" grep -q 'attempt [0-9]* failed' "$T/fb6.out"
+check_fails "trixie: no failed attempt" grep -q 'attempt [0-9]* failed' "$T/fb7.out"
 rm -f "$T/trixie"
 
 # A locale that does not compile is reported once, not retried: it must not
@@ -385,6 +386,16 @@ rc=0
 "$status" >"$T/st2" 2>&1 || rc=$?
 if [[ $rc == 1 ]]; then ok "dimdim-status exits 1 while retrying"; else fail "dimdim-status while retrying: rc=$rc"; fi
 check "dimdim-status shows the last error" grep -q 'last error:  compose up failed' "$T/st2"
+
+# An error of an earlier step is not shown beside a later one still running
+# (step 2 failed once; step 3's compose up is slow, not failing).
+rm -f "$T/fb/state/firstboot.done" "$T/up-failures" "$bin/docker"
+echo 1 >"$T/update-failures"
+touch "$T/up-hang"
+timeout -k 1 2 "$firstboot" >"$T/fb8.out" 2>&1
+rm -f "$T/up-hang"
+check "a slow step 3 after a failed step 2: the status is step 3's" grep -q "^STEP=.*3/4: stack" "$T/fb/state/status"
+check "... and shows no last error" grep -qx "LAST_ERROR=''" "$T/fb/state/status"
 
 # stack: refuses a missing .env; prints the up line.
 rm -f "$T/up-failures"
