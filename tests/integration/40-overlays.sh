@@ -157,6 +157,7 @@ calls=$T/calls.log
 cat >"$T/docker.real" <<EOF
 #!/bin/bash
 echo "docker \$*" >>"$calls"
+if [[ \$* == *" up -d "* ]]; then echo "buildkit \${DOCKER_BUILDKIT:-unset} \${COMPOSE_DOCKER_CLI_BUILD:-unset}" >>"$calls"; fi
 case "\$*" in
   version|info|"compose version") exit 0 ;;
   *" up -d "*)
@@ -268,6 +269,8 @@ check "compose failures are retried" grep -q 'attempt 3 failed: compose up faile
 want_sleeps=$'sleep 5\nsleep 10\nsleep 5\nsleep 10\nsleep 20'
 got_sleeps=$(grep '^sleep' "$calls" | grep -v '^sleep 2$')
 if [[ $got_sleeps == "$want_sleeps" ]]; then ok "backoff 5 s doubling"; else fail "backoff: $(tr '\n' ' ' <<<"$got_sleeps")"; fi
+check "compose up runs with BuildKit (Compose v1 through the docker CLI too)" grep -qx 'buildkit 1 1' "$calls"
+check_fails "compose up never runs without BuildKit" grep -q '^buildkit .*unset' "$calls"
 check "installs docker.io and docker-compose (bookworm: nothing else)" \
   grep -q 'apt-get install -y -f --no-install-recommends .*docker.io docker-compose$' "$calls"
 check "apt-get update fails when no mirror answers (Error-Mode=any)" grep -qx 'apt-get update -o APT::Update::Error-Mode=any' "$calls"
