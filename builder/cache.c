@@ -47,18 +47,18 @@ uint64_t cache_max_bytes(uint64_t max) {
 }
 
 /* The identity of a base file, hashed: no read of its contents needed.
- * with_ctime for a raw base's sum, which stands for the bytes themselves:
- * touch -d can set an mtime back, nothing but the clock sets a ctime. */
-static int base_key(const char *base, const struct stat *st, bool with_ctime, char key[65], char **real) {
+ * With the ctime, which only a write moves: touch -d, cp -p and rsync -t
+ * can put an mtime back, and a compressed base rewritten in place at the
+ * same size and mtime would otherwise get the decoded copy of the old one
+ * (checked against its own sha256, which it matches). */
+static int base_key(const char *base, const struct stat *st, char key[65], char **real) {
         char *rp = realpath(base, NULL);
         if (!rp)
                 return -errno;
         struct buf b = {0};
-        buf_printf(&b, "%s\n%" PRIu64 " %lld.%09ld %" PRIu64 " %" PRIu64, rp, (uint64_t)st->st_size,
+        buf_printf(&b, "%s\n%" PRIu64 " %lld.%09ld %" PRIu64 " %" PRIu64 " ctime %lld.%09ld", rp, (uint64_t)st->st_size,
                    (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec, (uint64_t)st->st_ino,
-                   (uint64_t)st->st_dev);
-        if (with_ctime)
-                buf_printf(&b, " ctime %lld.%09ld", (long long)st->st_ctim.tv_sec, (long)st->st_ctim.tv_nsec);
+                   (uint64_t)st->st_dev, (long long)st->st_ctim.tv_sec, (long)st->st_ctim.tv_nsec);
         sha256_hex(b.data, b.len, key);
         buf_free(&b);
         *real = rp;
@@ -127,7 +127,7 @@ static int find_ref(const char *base, const struct stat *st, bool sum, struct re
                 return 0;
         char key[65];
         _cleanup_free_ char *rp = NULL;
-        if (base_key(base, st, sum, key, &rp) < 0)
+        if (base_key(base, st, key, &rp) < 0)
                 return 0;
         char *p = xasprintf("%s/%s-%s", dir, sum ? "sum" : "ref", key);
         if (ref_read(p, ref) < 0 || strcmp(ref->key, key) != 0) {
@@ -368,7 +368,7 @@ void cache_store(const char *base, const struct stat *st, int fd, const struct s
         }
         char key[65];
         _cleanup_free_ char *real = NULL;
-        int r = base_key(base, st, false, key, &real);
+        int r = base_key(base, st, key, &real);
         if (r < 0)
                 return;
         r = mkdir_p(dir, 0700);
@@ -423,7 +423,7 @@ void cache_remember(const char *base, const struct stat *st, const struct source
                 return;
         char key[65];
         _cleanup_free_ char *real = NULL;
-        if (base_key(base, st, true, key, &real) < 0 || !real)
+        if (base_key(base, st, key, &real) < 0 || !real)
                 return;
         int r = mkdir_p(dir, 0700);
         if (r == 0) {

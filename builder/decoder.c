@@ -235,18 +235,20 @@ static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
 
 /* ---- one reader over every format ---- */
 
-/* The last member's trailer (CRC-32, size mod 2^32) against the data.  A
- * multi-member .gz (cat a.gz b.gz) cannot be checked this way: when the size
- * does not match either, it is let through unchecked. */
+/* The last member's trailer (CRC-32, size mod 2^32) against the data.
+ * What it cannot cover is refused, not let through: a multi-member .gz (cat
+ * a.gz b.gz), whose members libarchive joins without checking any, a
+ * damaged size, or bytes after the end, which gzip -t fails too. */
 static int gzip_check(struct decoder *d) {
         uint8_t t[8];
         int r = pread_full(d->fd, t, sizeof(t), d->size - sizeof(t));
         if (r < 0)
                 return log_error(r, d->path, "cannot read: %s", strerror(-r));
-        if (get_le32(t + 4) != (uint32_t)d->out) {
-                log_debug("%s: gzip trailer size differs (several members?): CRC not checked", d->path);
-                return 0;
-        }
+        if (get_le32(t + 4) != (uint32_t)d->out)
+                return log_error(EBADMSG, d->path,
+                                 "cannot verify this gzip file: its trailer does not cover the data (several "
+                                 "members, a damaged size or bytes after the end); check it with 'gzip -t' and "
+                                 "give the decompressed .img, or recompress it with 'gzip -c'");
         if (get_le32(t) != d->crc)
                 return log_error(EBADMSG, d->path, "corrupt or truncated gzip data: CRC mismatch");
         return 0;

@@ -398,8 +398,10 @@ static int extract_decoded(int fd, const char *path, uint64_t size, enum fmt fmt
         return finish_output(out_fd, o, *bytes);
 }
 
-static void drop_damaged(struct cache_entry *e, const char *base) {
-        if (e->is_base)
+static void drop_damaged(struct cache_entry *e, const char *base, bool moved) {
+        if (e->is_base && moved)
+                log_warn(base, "changed while it was read; reading it again");
+        else if (e->is_base)
                 log_warn(base, "does not match the sha256 remembered for it; reading it again");
         else
                 log_warn(e->image, "cached copy of %s is damaged; dropping it and decompressing again", base);
@@ -417,9 +419,10 @@ struct source_check {
         char *base;
         int fd;
         bool match;
+        bool moved; /* the base's size, mtime or ctime moved while it was read */
         bool compute;
         bool remember;  /* compute: remember the sum once it is known */
-        struct stat st; /* compute: the base as it was opened */
+        struct stat st; /* the base as it was opened */
         atomic_bool stop; /* source_drop: nobody waits for the result */
 };
 
@@ -475,20 +478,22 @@ static void *check_entry(void *arg) {
 
 /* fd: the base, already open (its own descriptor is taken), so the check
  * reads the file that was copied even if the path is replaced meanwhile;
- * -1: open the cache entry's image.  compute: the base as it was opened,
- * whose sha256 is to be computed (NULL: checked against e->sha256);
- * remember: then remember it. */
+ * -1: open the cache entry's image.  st: the base as it was opened (NULL:
+ * as it is now).  compute: its sha256 is to be computed (else checked
+ * against e->sha256); remember: then remember it. */
 static struct source_check *check_start(const struct cache_entry *e, const char *base, int fd,
-                                        const struct stat *compute, bool remember) {
+                                        const struct stat *st, bool compute, bool remember) {
         fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : open(e->image, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return NULL;
         struct source_check *k = xmalloc(sizeof(*k));
         *k = (struct source_check){
-                .e = *e, .base = xstrdup(base), .fd = fd, .compute = compute != NULL, .remember = remember};
+                .e = *e, .base = xstrdup(base), .fd = fd, .compute = compute, .remember = remember};
         atomic_init(&k->stop, false);
-        if (compute)
-                k->st = *compute;
+        if (st)
+                k->st = *st;
+        else if (fstat(fd, &k->st) < 0)
+                k->st = (struct stat){0}; /* never unchanged: the check fails */
         if (pthread_create(&k->thread, NULL, check_entry, k) != 0)
                 abort();
         return k;
@@ -498,9 +503,15 @@ static struct source_check *check_start(const struct cache_entry *e, const char 
  * copy of the caller's entry). */
 static bool check_wait(struct source_check *k) {
         pthread_join(k->thread, NULL);
-        /* at the verdict: a base written at any time since it was opened */
-        if (k->compute && !unchanged(k->fd, &k->st))
+        /* at the verdict: a base written at any time since it was opened may
+         * have handed the copy and the check different bytes (one with a
+         * remembered sum, rewritten in place mid-build, was "checked out").
+         * Not a cache entry: written once, and touched (utimensat) by every
+         * build that uses it, so its ctime moves under a parallel build. */
+        if ((k->compute || k->e.is_base) && !unchanged(k->fd, &k->st)) {
                 k->match = false;
+                k->moved = true;
+        }
         close(k->fd);
         return k->match;
 }
@@ -549,7 +560,7 @@ int source_verify(struct source_info *info) {
                         log_debug("%s: %s checked out", k->base,
                                   k->e.is_base ? "its remembered sha256" : "the cached decompressed image");
                 else
-                        drop_damaged(&k->e, k->base);
+                        drop_damaged(&k->e, k->base, k->moved);
         }
         check_free(k, true);
         return info->damaged;
@@ -596,7 +607,7 @@ static int try_cache(const char *base, const struct stat *st, int out_fd, const 
          * opens (another build, cache clean) was copied and never checked. */
         int cfd = open(e.image, O_RDONLY | O_CLOEXEC);
         /* started first, so the check overlaps the copy too */
-        struct source_check *k = cfd >= 0 && o->verify_later ? check_start(&e, base, cfd, NULL, false) : NULL;
+        struct source_check *k = cfd >= 0 && o->verify_later ? check_start(&e, base, cfd, NULL, false, false) : NULL;
         int r = 1;
         char hex[65] = "";
         if (cfd >= 0) {
@@ -618,7 +629,7 @@ static int try_cache(const char *base, const struct stat *st, int out_fd, const 
                 cache_entry_free(&e);
                 return 1;
         }
-        drop_damaged(&e, base);
+        drop_damaged(&e, base, false);
         cache_entry_free(&e);
         r = finish_output(out_fd, o, 0); /* emptied for the decoding */
         return r < 0 ? r : 0;
@@ -632,7 +643,7 @@ static int try_sum(const char *base, const struct stat *st, int fd, int out_fd, 
         struct cache_entry e;
         if (cache_lookup_sum(base, st, &e) <= 0)
                 return 0;
-        struct source_check *k = check_start(&e, base, fd, NULL, false);
+        struct source_check *k = check_start(&e, base, fd, st, false, false);
         if (!k) {
                 cache_entry_free(&e);
                 return 0;
@@ -656,7 +667,7 @@ static int hash_beside(const char *base, const struct stat *st, int fd, uint64_t
                        const struct source_opts *o, bool remember, struct source_info *info) {
         struct cache_entry e = {.image = xstrdup(base), .bytes = size, .is_base = true};
         snprintf(e.format, sizeof(e.format), "%s", decoder_fmt_name(FMT_RAW));
-        struct source_check *k = check_start(&e, base, fd, st, remember);
+        struct source_check *k = check_start(&e, base, fd, st, true, remember);
         if (!k) {
                 cache_entry_free(&e);
                 return 0;

@@ -55,6 +55,15 @@ accept() {
 gzip -1 -c "$T/in/base.img" >"$T/in/full.img.gz"
 head -c $(($(stat -c %s "$T/in/full.img.gz") / 2)) "$T/in/full.img.gz" >"$T/in/trunc.img.gz"
 refuse "truncated .gz" 'trunc\.img\.gz.*(corrupt|truncated)' "$T/in/trunc.img.gz" "${args[@]}"
+# What the last trailer cannot vouch for is refused, as gzip -t fails it:
+# a second member (whose corruption libarchive would not see) and bytes
+# after the end.
+gzip -c </dev/null >"$T/in/empty.gz"
+cat "$T/in/full.img.gz" "$T/in/empty.gz" >"$T/in/multi.img.gz"
+refuse "a multi-member .gz" 'multi\.img\.gz: cannot verify this gzip file: its trailer does not cover the data' \
+  "$T/in/multi.img.gz" "${args[@]}"
+{ cat "$T/in/full.img.gz"; printf 'GARBAGE!'; } >"$T/in/garbage.img.gz"
+refuse "a .gz with bytes after its end" 'garbage\.img\.gz: cannot verify this gzip file' "$T/in/garbage.img.gz" "${args[@]}"
 xz -T0 -1 -c "$T/in/base.img" >"$T/in/flip.img.xz"
 printf '\xff\x00\xff\x00\xff\x00\xff\x00' | dd of="$T/in/flip.img.xz" bs=1 seek=$(($(stat -c %s "$T/in/flip.img.xz") / 2)) conv=notrunc status=none
 refuse "corrupt .xz (bytes flipped mid-stream)" 'flip\.img\.xz.*(corrupt|truncated)' "$T/in/flip.img.xz" "${args[@]}"

@@ -384,6 +384,19 @@ static void test_cache(void **state) {
         o = extract(zst, out2, false);
         assert_false(o.info.from_cache);
 
+        /* a base rewritten in place with its mtime put back (touch -d, cp
+         * -p, rsync -t) is a different key too: its ctime moved */
+        assert_int_equal(stat(zst, &st), 0);
+        o = extract(zst, out2, false);
+        assert_true(o.info.from_cache);
+        size_t zn;
+        _cleanup_free_ uint8_t *z = slurp(zst, &zn);
+        write_bytes(zst, z, zn);
+        struct timespec back[2] = {st.st_atim, st.st_mtim};
+        assert_int_equal(utimensat(AT_FDCWD, zst, back, 0), 0);
+        o = extract(zst, out2, false);
+        assert_false(o.info.from_cache);
+
         /* list shows the entry; clean empties the cache */
         _cleanup_free_ char *listing = tpath("list.txt");
         FILE *f = fopen(listing, "w");
@@ -488,6 +501,8 @@ static char *sum_file(void) {
         return found;
 }
 
+static void scribble(const char *base);
+
 /* A raw base's sha256, remembered by one build, lets the next copy it at
  * once and check it beside the build; a wrong sum costs the sum, never the
  * base. */
@@ -567,6 +582,16 @@ static void test_remembered_sum(void **state) {
         assert_int_equal(cache_clean(), 0);
         _cleanup_free_ char *none = sum_file();
         assert_null(none);
+
+        /* a base written while it is read, its sum remembered: the check
+         * may have hashed the old bytes and the copy the new (or the other
+         * way round), so the verdict is "read it again", never "checked out" */
+        o = extract_opts(raw, out, false, true);
+        assert_false(o.pending);
+        o = extract_late(raw, out, false, true, false, scribble);
+        assert_true(o.pending);
+        assert_int_equal(o.verdict, 1);
+        assert_non_null(strstr(o.err, "changed while it was read; reading it again"));
         assert_int_equal(unlink(raw), 0);
 }
 
