@@ -71,7 +71,8 @@ static int detect(int fd, const char *path, uint64_t size, enum fmt *fmt) {
                 *fmt = FMT_XZ;
         else if (m[0] == 0x1f && m[1] == 0x8b)
                 *fmt = FMT_GZIP;
-        else if (!memcmp(m, "\x28\xb5\x2f\xfd", 4))
+        /* a zstd frame, or a skippable frame (0x184D2A5?) before one */
+        else if (!memcmp(m, "\x28\xb5\x2f\xfd", 4) || ((m[0] & 0xf0) == 0x50 && !memcmp(m + 1, "\x2a\x4d\x18", 3)))
                 *fmt = FMT_ZSTD;
         else if (!memcmp(m, "PK\x03\x04", 4) || !memcmp(m, "PK\x05\x06", 4))
                 *fmt = FMT_ZIP;

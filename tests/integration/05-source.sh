@@ -30,6 +30,8 @@ xz -T2 --block-size=8MiB -1 -c "$raw" >"$T/in/base.img.xz"
 xz -T1 -1 -c "$raw" >"$T/in/single.img.xz"
 gzip -1 -c "$raw" >"$T/in/base.img.gz"
 zstd -q -c "$raw" >"$T/in/base.img.zst"
+# A skippable frame first (zstd -dc passes over it): still zstd.
+{ printf 'P*M\030\004\000\000\000abcd'; cat "$T/in/base.img.zst"; } >"$T/in/skippable.img.zst"
 (cd "$T/in" && zip -q base.zip base.img)
 cp "$T/in/base.img.xz" "$T/in/misnamed.img"
 before=$(cd "$T/in" && sha256sum -- *)
@@ -44,7 +46,7 @@ manifest_sum() { "$DIMIMAGE" inspect --json "$1" | python3 -c 'import json,sys; 
 # must give what the raw image gives.
 "$DIMIMAGE" inspect --json "$T/in/base.img" >"$T/raw.json" 2>/dev/null
 check "inspect --json of the raw base" test -s "$T/raw.json"
-for f in base.img.xz single.img.xz base.img.gz base.img.zst base.zip misnamed.img; do
+for f in base.img.xz single.img.xz base.img.gz base.img.zst skippable.img.zst base.zip misnamed.img; do
   check "inspect --json of $f equals the raw base's" bash -c '"$1" inspect --json "$2" | cmp - "$3"' _ "$DIMIMAGE" "$T/in/$f" "$T/raw.json"
 done
 for f in base.img base.img.xz; do
