@@ -256,6 +256,9 @@ check_provisioned() {
   has "$log" "$name: sshd enabled and running" '(^|: )e2e-report: unit ssh\.service: enabled=enabled active=active'
   check "$name: /opt/dimdim-health/.env is 0600 root:root" test "$(rmode "$img" /opt/dimdim-health/.env)" = "600 0 0"
   if [[ $flavour == trixie ]]; then
+    # Debian 13 keeps the docker command in docker-cli, which docker.io only
+    # recommends (the stand-in repository splits them the same way).
+    check "$name: docker-cli installed (trixie's docker command)" grep -qx 'Package: docker-cli' <(rcat "$img" /var/lib/dpkg/status)
     has "$log" "$name: cloud-init ran from the NoCloud seed on the boot partition" '(^|: )e2e-report: cloud-init: detail: +DataSourceNoCloud.*/boot/firmware'
     has "$log" "$name: cloud-init finished without errors" '(^|: )e2e-report: cloud-init: status: done'
   fi
