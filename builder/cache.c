@@ -513,7 +513,7 @@ int cache_clean(void) {
         struct dirent *de;
         while ((de = readdir(d))) {
                 if (!str_has_prefix(de->d_name, "base-") && !str_has_prefix(de->d_name, "ref-") &&
-                    !str_has_prefix(de->d_name, "sum-") && !str_has_prefix(de->d_name, "tmp-"))
+                    !str_has_prefix(de->d_name, "sum-"))
                         continue;
                 if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
                         if (r == 0)
@@ -522,6 +522,9 @@ int cache_clean(void) {
                         removed++;
         }
         closedir(d);
+        /* tmp- files only when no live build holds them (temp_lock): one
+         * running beside the clean would lose the base it is storing */
+        sweep_stale(dir, cache_temp, NULL, 0, report_removed);
         if (r == 0)
                 log_info("removed %u cache file%s from %s", removed, removed == 1 ? "" : "s", dir);
         return r;

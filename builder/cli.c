@@ -133,7 +133,8 @@ void cli_build_usage(FILE *f) {
               "Generated secrets are saved, never printed, to OUT.secrets.env (0600).\n"
               "Exit status: 0 on success, 64 usage, 65 bad input data, 66 missing or\n"
               "unreadable input, 73 cannot create output (an existing OUT without --force,\n"
-              "a full disk), 74 I/O error, 130 interrupted.\n",
+              "a full disk), 74 I/O error, 75 the base changed while it was read (try\n"
+              "again), 130 interrupted.\n",
               f);
 }
 

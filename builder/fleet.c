@@ -384,9 +384,22 @@ static int derive(struct fleet *f, struct fleet_host *h, struct env *derived) {
 struct fleet_run {
         char **written;
         size_t nwritten;
+        struct stat *ids; /* each one's device and inode, once renamed */
 };
 
-static void remember(struct fleet_run *run, const char *path) { strv_push(&run->written, &run->nwritten, path); }
+/* Right after its commit, path is this fleet's file: its device and inode
+ * say so later, when another run may have replaced it (--force). */
+static void remember(struct fleet_run *run, const char *path) {
+        run->ids = xrealloc(run->ids, (run->nwritten + 1) * sizeof(*run->ids));
+        if (lstat(path, &run->ids[run->nwritten]) < 0)
+                run->ids[run->nwritten] = (struct stat){0};
+        strv_push(&run->written, &run->nwritten, path);
+}
+
+static bool still_mine(const struct fleet_run *run, size_t i) {
+        struct stat st;
+        return lstat(run->written[i], &st) == 0 && st.st_dev == run->ids[i].st_dev && st.st_ino == run->ids[i].st_ino;
+}
 
 /* One host's build, kept until its commit (detached, build_join) is done:
  * the job and the options it points to are the commit's too. */
@@ -579,14 +592,21 @@ static int write_secrets(const char *dir, struct fleet *f, struct fleet_run *run
         return r;
 }
 
+/* Only what is still this fleet's: another fleet into the same directory
+ * (--force) may have replaced an image since, and that one is not ours to
+ * remove; its companions came with it, in one commit (output.c). */
 static void undo(struct fleet_run *run) {
         static const char *const suffixes[] = {"", ".bmap", ".sha256", NULL};
         for (size_t i = 0; i < run->nwritten; i++) {
+                output_untrack_temp(run->written[i]);
+                if (!still_mine(run, i)) {
+                        log_info("Kept %s: another build replaced it", run->written[i]);
+                        continue;
+                }
                 for (const char *const *s = suffixes; *s; s++) {
                         _cleanup_free_ char *p = xasprintf("%s%s", run->written[i], *s);
                         unlink(p);
                 }
-                output_untrack_temp(run->written[i]);
                 /* a host's "Wrote" may come after another's error */
                 log_info("Removed %s: the fleet failed", run->written[i]);
         }
@@ -842,6 +862,7 @@ out:
                 imager_item_free(&items[i]);
         free(items);
         strv_free(run.written, run.nwritten);
+        free(run.ids);
         fleet_free(&f);
         return r;
 }

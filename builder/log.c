@@ -191,6 +191,8 @@ int exit_code_for(int r) {
         case EBUSY:
         case ENODEV:
                 return EX_UNAVAILABLE;
+        case EAGAIN: /* an input that changed while it was read: try again */
+                return EX_TEMPFAIL;
         case ENOMEM:
                 return EX_OSERR;
         default:

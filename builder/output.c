@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sysexits.h>
@@ -767,8 +768,27 @@ static bool is_companion(const char *out, const char *path) {
         return false;
 }
 
-static int commit_files(struct output *o, struct output_file *aux, size_t naux) {
+/* Another build of the same OUT may commit at the same moment (a script
+ * running builds in parallel, two fleets into one directory): the
+ * directory's flock makes each commit whole, so OUT and its companions
+ * always come from one build, and without --force an OUT that appeared
+ * since output_begin checked is refused, not replaced.  -1: no lock to be
+ * had (the commit goes on, as it would have before). */
+static int lock_out_dir(const char *path) {
+        _cleanup_free_ char *dir = path_dirname(path);
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
+                close(fd);
+                fd = -1;
+        }
+        return fd;
+}
+
+static int commit_locked(struct output *o, struct output_file *aux, size_t naux) {
         int r = 0;
+        struct stat st;
+        if (!o->force && lstat(o->path, &st) == 0)
+                return log_error(EEXIST, o->path, "exists (written by another build meanwhile); use --force to overwrite");
         for (const char *const *c = output_companions; *c && r == 0; c++) {
                 _cleanup_free_ char *stale = xasprintf("%s%s", o->path, *c);
                 r = unlink_stale(stale);
@@ -798,6 +818,14 @@ static int commit_files(struct output *o, struct output_file *aux, size_t naux) 
                 aux[i].renamed = true;
         }
         return 0;
+}
+
+static int commit_files(struct output *o, struct output_file *aux, size_t naux) {
+        int dfd = lock_out_dir(o->path);
+        int r = commit_locked(o, aux, naux);
+        if (dfd >= 0)
+                close(dfd); /* and the lock with it */
+        return r;
 }
 
 int output_commit(struct output *o) {

@@ -694,6 +694,16 @@ static bool cache_acceptable(const char *base, const struct source_opts *o) {
         return r >= 0;
 }
 
+/* Read in one pass, the base's bytes and their sha256 agree with each
+ * other, but not with any version of a file something was writing
+ * meanwhile (cp over it, a download still running): refused, not built. */
+static int still_as_opened(int fd, const char *base, const struct stat *st) {
+        if (!S_ISREG(st->st_mode) || unchanged(fd, st))
+                return 0;
+        return log_error(EAGAIN, base, "changed while it was read (is something writing it?); nothing was built "
+                         "from it: try again once it is complete");
+}
+
 int source_extract(const char *base, int out_fd, const struct source_opts *o, struct source_info *info) {
         static const struct source_opts defaults = {0};
         if (!o)
@@ -716,6 +726,8 @@ int source_extract(const char *base, int out_fd, const struct source_opts *o, st
                         goto out;
                 r = extract_raw(fd, base, path_basename(base), size, out_fd, o, false, info->sha256);
                 info->bytes = size;
+                if (r == 0)
+                        r = still_as_opened(fd, base, &st);
                 if (r == 0 && use_cache)
                         cache_remember(base, &st, info);
                 goto out;
@@ -729,6 +741,8 @@ int source_extract(const char *base, int out_fd, const struct source_opts *o, st
         struct source_opts so = *o;
         so.cloned |= use_cache;
         r = extract_decoded(fd, base, size, fmt, out_fd, &so, info->sha256, &info->bytes);
+        if (r == 0)
+                r = still_as_opened(fd, base, &st);
         if (r == 0 && use_cache && cache_acceptable(base, o))
                 cache_store(base, &st, out_fd, info, o->cache_max);
 out:

@@ -174,4 +174,32 @@ check "existing --imager-json with --force" jbuild -o "$T/j/out.img" --imager-js
 check "--force'd --imager-json is the new list" grep -q '"os_list"' "$T/j/list.json"
 check "no temporaries beside --imager-json" bash -c '! ls -A "$1" | grep -q "^\."' _ "$T/j"
 
+# ---- two builds of one OUT at once (a script running builds in parallel) --
+# Without --force exactly one wins (the other is refused, at its start or at
+# its commit, and replaces nothing); with it, OUT and its companions still
+# come from one build (each commit holds the directory's flock).
+mkdir -p "$T/par"
+for round in 1 2 3; do
+  rm -f "$T/par/"*
+  rc1=0 rc2=0
+  build -o "$T/par/out.img" --user pa 2>"$T/par1.err" & p1=$!
+  build -o "$T/par/out.img" --user pb 2>"$T/par2.err" & p2=$!
+  wait "$p1" || rc1=$?
+  wait "$p2" || rc2=$?
+  if [[ $rc1,$rc2 == 0,73 || $rc1,$rc2 == 73,0 ]]; then ok "parallel builds of one OUT, round $round: one wins, one exits 73"
+  else fail "parallel builds of one OUT, round $round: exits $rc1 and $rc2"; cat "$T/par1.err" "$T/par2.err"; fi
+  check "parallel builds of one OUT, round $round: the loser says OUT exists" grep -qh "out.img: exists" "$T/par1.err" "$T/par2.err"
+  check "parallel builds of one OUT, round $round: OUT.sha256 is OUT's" bash -c 'cd "$1" && sha256sum -c --status out.img.sha256' _ "$T/par"
+  rc1=0 rc2=0
+  build -o "$T/par/out.img" --user pc --force 2>"$T/par1.err" & p1=$!
+  build -o "$T/par/out.img" --user pd --force 2>"$T/par2.err" & p2=$!
+  wait "$p1" || rc1=$?
+  wait "$p2" || rc2=$?
+  [[ $rc1,$rc2 == 0,0 ]] && ok "parallel --force builds of one OUT, round $round: both succeed" \
+    || fail "parallel --force builds, round $round: exits $rc1 and $rc2"
+  check "parallel --force builds, round $round: OUT.sha256 is OUT's" bash -c 'cd "$1" && sha256sum -c --status out.img.sha256' _ "$T/par"
+  check "parallel --force builds, round $round: OUT.bmap is OUT's" bmaptool copy --bmap "$T/par/out.img.bmap" "$T/par/out.img" "$T/par/copy.raw"
+  check "parallel builds, round $round: no temporaries left" bash -c '! ls -A "$1" | grep -q "^\."' _ "$T/par"
+done
+
 summary

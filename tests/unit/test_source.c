@@ -503,6 +503,30 @@ static char *sum_file(void) {
 
 static void scribble(const char *base);
 
+/* A base written while it is read (a cp over it, a download still running)
+ * is refused, -EAGAIN (exit 75), not built from.  The writer here is the
+ * extraction itself, its output being the base: the same bytes, so the
+ * copy succeeds, but new times, as any writer leaves them. */
+static void test_changed_while_read(void **state) {
+        _cleanup_free_ char *raw = tpath("moving.img");
+        write_bytes(raw, image, IMG_SIZE);
+        int fd = open(raw, O_RDWR | O_CLOEXEC);
+        assert_true(fd >= 0);
+        struct timespec past[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+        assert_int_equal(futimens(fd, past), 0); /* so any write moves them */
+        struct source_opts opts = {.no_cache = true, .quiet = true};
+        struct source_info info;
+        char err[4096];
+        int saved = stderr_capture();
+        int r = source_extract(raw, fd, &opts, &info);
+        stderr_restore(saved, err, sizeof(err));
+        assert_int_equal(r, -EAGAIN);
+        assert_non_null(strstr(err, "moving.img: changed while it was read (is something writing it?)"));
+        assert_string_equal(info.sha256, "");
+        close(fd);
+        assert_int_equal(unlink(raw), 0);
+}
+
 /* A raw base's sha256, remembered by one build, lets the next copy it at
  * once and check it beside the build; a wrong sum costs the sum, never the
  * base. */
@@ -823,6 +847,7 @@ int main(void) {
                 cmocka_unit_test(test_cache),
                 cmocka_unit_test(test_cache_verify_later),
                 cmocka_unit_test(test_remembered_sum),
+                cmocka_unit_test(test_changed_while_read),
                 cmocka_unit_test(test_sum_beside),
                 cmocka_unit_test(test_cache_bound),
                 cmocka_unit_test(test_stream),
