@@ -279,18 +279,25 @@ else
 fi
 rm -f "$T/nomirror"*
 
-# An FSInfo free count that is wrong in the base (fsck.fat -n fails on it):
-# right in the output even when, as on Bookworm, no cluster changes hands.
-cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/fsinfo.img"
-python3 - "$T/fsinfo.img" "$(part_offset "$T/fsinfo.img" 1)" <<'PY'
+# boot_patched NAME CODE: $T/NAME.img, a copy of the small fixture whose
+# boot partition CODE edits (python: f open r+b at the partition's start,
+# which is at).
+boot_patched() {
+  cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/$1.img"
+  python3 - "$T/$1.img" "$(part_offset "$T/$1.img" 1)" "$2" <<'PY'
 import struct, sys
 with open(sys.argv[1], 'r+b') as f:
     at = int(sys.argv[2])
     f.seek(at)
-    sector = struct.unpack_from('<H', f.read(512), 48)[0]
-    f.seek(at + sector * 512 + 488)
-    f.write(struct.pack('<I', 1234))
+    exec(sys.argv[3])
 PY
+}
+
+# An FSInfo free count that is wrong in the base (fsck.fat -n fails on it):
+# right in the output even when, as on Bookworm, no cluster changes hands.
+boot_patched fsinfo 'sector = struct.unpack_from("<H", f.read(512), 48)[0]
+f.seek(at + sector * 512 + 488)
+f.write(struct.pack("<I", 1234))'
 boot_bytes "$T/fsinfo.img" "$T/fsinfo.boot"
 check_fails "fixture: the base's FSInfo free count is wrong" fsck.fat -n "$T/fsinfo.boot"
 if build "$T/fsinfo-out.img" "$T/fsinfo.img" >"$T/build.log" 2>&1; then
@@ -303,17 +310,9 @@ rm -f "$T/fsinfo"*
 
 # A cmdline.txt that cannot be read (its size beyond its cluster chain) is
 # refused: the build used to print the error, drop the edit and succeed.
-cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/badcmd.img"
-python3 - "$T/badcmd.img" "$(part_offset "$T/badcmd.img" 1)" <<'PY'
-import sys
-with open(sys.argv[1], 'r+b') as f:
-    at = int(sys.argv[2])
-    f.seek(at)
-    d = f.read(4 << 20)
-    i = d.index(b'CMDLINE TXT')
-    f.seek(at + i + 28)
-    f.write((5000).to_bytes(4, 'little'))
-PY
+boot_patched badcmd 'd = f.read(4 << 20)
+f.seek(at + d.index(b"CMDLINE TXT") + 28)
+f.write((5000).to_bytes(4, "little"))'
 expect_error "an unreadable cmdline.txt refused" "badcmd.img: /cmdline.txt: cluster chain is shorter than the file size" \
   build "$T/badcmd-out.img" "$T/badcmd.img" --wifi-country DE
 expect_rc "an unreadable cmdline.txt" 65
