@@ -154,7 +154,13 @@ static struct archive *archive_open(int fd, const char *path) {
 
 static int archive_fail(struct archive *a, const char *path, enum fmt fmt) {
         const char *msg = archive_error_string(a);
-        return log_error(EBADMSG, path, "corrupt or truncated %s data: %s", names[fmt], msg ? msg : "unknown error");
+        /* an encrypted zip is not damaged: say what to do instead */
+        if (fmt == FMT_ZIP && msg && strcasestr(msg, "passphrase"))
+                return log_error(EINVAL, path, "the zip archive is encrypted: unzip it (with its password) and give "
+                                 "the .img");
+        /* libarchive says nothing when the stream just stops */
+        return log_error(EBADMSG, path, "corrupt or truncated %s data: %s", names[fmt],
+                         msg ? msg : "it ends before its data does (cut short?)");
 }
 
 static bool is_image_name(const char *name) {

@@ -64,6 +64,9 @@ refuse "a multi-member .gz" 'multi\.img\.gz: cannot verify this gzip file: its t
   "$T/in/multi.img.gz" "${args[@]}"
 { cat "$T/in/full.img.gz"; printf 'GARBAGE!'; } >"$T/in/garbage.img.gz"
 refuse "a .gz with bytes after its end" 'garbage\.img\.gz: cannot verify this gzip file' "$T/in/garbage.img.gz" "${args[@]}"
+(cd "$T/in" && zip -q -P secret enc.zip base.img)
+refuse "an encrypted zip, named as such" 'enc\.zip: the zip archive is encrypted: unzip it \(with its password\)' \
+  "$T/in/enc.zip" "${args[@]}"
 xz -T0 -1 -c "$T/in/base.img" >"$T/in/flip.img.xz"
 printf '\xff\x00\xff\x00\xff\x00\xff\x00' | dd of="$T/in/flip.img.xz" bs=1 seek=$(($(stat -c %s "$T/in/flip.img.xz") / 2)) conv=notrunc status=none
 refuse "corrupt .xz (bytes flipped mid-stream)" 'flip\.img\.xz.*(corrupt|truncated)' "$T/in/flip.img.xz" "${args[@]}"
