@@ -124,6 +124,9 @@ int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, str
         bf->iso3166 = read_text_ext4(e, "/usr/share/zoneinfo/iso3166.tab");
         bf->xkb_rules = read_text_ext4(e, "/usr/share/X11/xkb/rules/evdev.lst");
         bf->nm_state = read_text_ext4(e, NM_STATE);
+        struct ext4_stat st;
+        bf->armhf = ext4_lstat(e, "/usr/lib/arm-linux-gnueabihf", &st) == 0 &&
+                    ext4_lstat(e, "/usr/lib/aarch64-linux-gnu", &st) == -ENOENT;
         r = ext4_close(e);
         if (r < 0)
                 return r;

@@ -411,7 +411,17 @@ static int defer_base_sum(struct build_ctx *c, const struct apply_opts *ao) {
         return 0;
 }
 
+/* OpenObserve publishes amd64 and arm64 images only: on a 32-bit base its
+ * container would never start ("no matching manifest").  Once the base is
+ * read: by the edits, or a dry run's checks. */
+static void warn_armhf(const struct build_ctx *c) {
+        if (c->base.armhf && env_find(&c->env, "OPENOBSERVE_IMAGE"))
+                log_warn(c->o->base, "a 32-bit (armhf) Raspberry Pi OS, for which OpenObserve publishes no image: role "
+                         "'%s' would never start it; use the 64-bit Raspberry Pi OS", c->profile.name);
+}
+
 static int phase_edit(struct build_ctx *c) {
+        warn_armhf(c);
         struct plan_input in;
         plan_input_init(c, &in);
         int r = plan_base_edits(&in, &c->payload);
@@ -592,8 +602,10 @@ static int dry_run_base(struct build_ctx *c) {
         plan_input_init(c, &in);
         in.base_sha256 = sum;
         in.base_sha256_pending = !*sum;
-        if (r >= 0)
+        if (r >= 0) {
+                warn_armhf(c);
                 r = plan_base_edits(&in, &c->payload);
+        }
         uint64_t grow = 0;
         struct apply_opts ao = {.image = path, .fd = fd, .name = c->o->base, .grow = c->o->grow, .no_grow = c->o->no_grow};
         if (r >= 0)

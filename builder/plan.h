@@ -23,6 +23,8 @@ struct base_files {
          * symbolic link", ... (static text) */
         const char *accounts_why;
         const char *accounts_path;
+        /* a 32-bit userland: arm-linux-gnueabihf libraries and no aarch64 ones */
+        bool armhf;
         char *hosts;
         char *config_txt;   /* boot partition */
         char *cmdline_txt;  /* boot partition */

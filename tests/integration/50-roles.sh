@@ -221,6 +221,25 @@ printf '! model\n  pc105           Generic 105-key PC\n\n! layout\n  us         
 printf '# en_GB.UTF-8 UTF-8\n# de_DE@euro ISO-8859-15\n' >"$T/i18n/etc/locale.gen"
 printf 'C.UTF-8 UTF-8\nde_DE@euro ISO-8859-15\nen_GB.UTF-8 UTF-8\nen_US.UTF-8 UTF-8\n' >"$T/i18n/usr/share/i18n/SUPPORTED"
 printf '# ISO 3166 alpha-2 country codes\nDE\tGermany\nGB\tBritain (UK)\n' >"$T/i18n/usr/share/zoneinfo/iso3166.tab"
+# A 32-bit base (armhf libraries, no aarch64 ones): OpenObserve has no image
+# for it, which a build of observability says and one of app does not.
+mkdir -p "$T/armhf/usr/lib/arm-linux-gnueabihf"
+touch -d "@$SOURCE_DATE_EPOCH" "$T/armhf/usr/lib/arm-linux-gnueabihf" "$T/armhf/usr/lib" "$T/armhf/usr" "$T/armhf"
+if armhf=$(fixture armhf --extra-root "$T/armhf"); then
+  "$DIMIMAGE" build --role observability --base "$armhf" -o "$T/armhf.img" --dry-run --set OPENOBSERVE_PASSWORD="$OOPW" \
+    >/dev/null 2>"$T/armhf.err"
+  check "a 32-bit base: a build of observability warns that OpenObserve has no image for it" \
+    grep -q "armhf.*: a 32-bit (armhf) Raspberry Pi OS, for which OpenObserve publishes no image: role 'observability'" "$T/armhf.err"
+  "$DIMIMAGE" build --role app --base "$armhf" -o "$T/armhf.img" --dry-run --set DB_PASSWORD="$DBPW" \
+    --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c --set OPENOBSERVE_PASSWORD="$OOPW" >/dev/null 2>"$T/armhf.err"
+  check_fails "a 32-bit base: app (no OpenObserve) gets no such warning" grep -q "32-bit" "$T/armhf.err"
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/armhf.img" --dry-run --set OPENOBSERVE_PASSWORD="$OOPW" \
+    >/dev/null 2>"$T/armhf.err"
+  check_fails "a 64-bit base: no 32-bit warning" grep -q "32-bit" "$T/armhf.err"
+else
+  fail "armhf: fixture"
+fi
+
 i18n=$(fixture i18n --extra-root "$T/i18n") || exit 1
 expect_error "a locale the base cannot compile refused" "error: --locale: locale 'en_UK\.UTF-8' is not one this base can compile" \
   "$DIMIMAGE" build --role observability --base "$i18n" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --locale en_UK.UTF-8
