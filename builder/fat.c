@@ -77,7 +77,6 @@ struct fat_fs {
         uint32_t fat_start, fat_sectors, nfats;
         bool mirror;         /* FAT32 ext_flags bit 7 clear: all copies in use */
         uint32_t active_fat; /* the copy read */
-        bool copies_same;    /* !mirror: every copy was given the whole active FAT */
         uint32_t root_sector, root_entries; /* FAT16 fixed root */
         uint32_t root_cluster;              /* FAT32 */
         uint64_t data_sector;
@@ -935,12 +934,10 @@ static int flush(struct fat_fs *fs) {
                 return 0;
         /* FAT32 with mirroring off (ext_flags) keeps only its active FAT, by
          * the spec; but Linux's vfat and fsck.fat ignore the flag and read
-         * FAT #0.  So every copy gets the whole active FAT, once, and whoever
-         * reads finds the files written. */
-        if (!fs->mirror && !fs->copies_same) {
+         * FAT #0.  So every copy gets the whole active FAT (flush runs once,
+         * at fat_close), and whoever reads finds the files written. */
+        if (!fs->mirror)
                 memset(fs->fat_dirty, 1, fs->fat_nsect);
-                fs->copies_same = true;
-        }
         for (uint32_t s = 0; s < fs->fat_nsect; s++) {
                 if (!fs->fat_dirty[s])
                         continue;

@@ -396,10 +396,6 @@ static void remember(struct fleet_run *run, const char *path) {
         strv_push(&run->written, &run->nwritten, path);
 }
 
-static bool still_mine(const struct fleet_run *run, size_t i) {
-        struct stat st;
-        return lstat(run->written[i], &st) == 0 && st.st_dev == run->ids[i].st_dev && st.st_ino == run->ids[i].st_ino;
-}
 
 /* One host's build, kept until its commit (detached, build_join) is done:
  * the job and the options it points to are the commit's too. */
@@ -599,7 +595,7 @@ static void undo(struct fleet_run *run) {
         static const char *const suffixes[] = {"", ".bmap", ".sha256", NULL};
         for (size_t i = 0; i < run->nwritten; i++) {
                 output_untrack_temp(run->written[i]);
-                if (!still_mine(run, i)) {
+                if (!path_is(run->written[i], run->ids[i].st_dev, run->ids[i].st_ino)) {
                         log_info("Kept %s: another build replaced it", run->written[i]);
                         continue;
                 }

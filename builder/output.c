@@ -69,12 +69,6 @@ static void unlink_companions(const char *path) {
         }
 }
 
-/* lstat is async-signal-safe too */
-static bool still_ours(const struct tracked_slot *s) {
-        struct stat st;
-        return lstat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino;
-}
-
 /* Set once everything is in place (output_finished): from then on there is
  * nothing to undo, and dying of the signal would report as interrupted a
  * run whose outputs are all there. */
@@ -88,7 +82,7 @@ static void on_fatal_signal(int sig) {
                 struct tracked_slot *s = &t->slot[i];
                 if (s->used == TRACK_TEMP) {
                         unlink(s->path);
-                } else if ((s->used == TRACK_FINAL || s->used == TRACK_OUTPUT) && still_ours(s)) {
+                } else if ((s->used == TRACK_FINAL || s->used == TRACK_OUTPUT) && path_is(s->path, s->dev, s->ino)) {
                         unlink(s->path);
                         if (s->used == TRACK_OUTPUT)
                                 unlink_companions(s->path);

@@ -478,9 +478,10 @@ static void *check_entry(void *arg) {
 
 /* fd: the base, already open (its own descriptor is taken), so the check
  * reads the file that was copied even if the path is replaced meanwhile;
- * -1: open the cache entry's image.  st: the base as it was opened (NULL:
- * as it is now).  compute: its sha256 is to be computed (else checked
- * against e->sha256); remember: then remember it. */
+ * -1: open the cache entry's image.  st: the base as it was opened (a
+ * base's check, e->is_base; NULL for a cache entry's).  compute: its sha256
+ * is to be computed (else checked against e->sha256); remember: then
+ * remember it. */
 static struct source_check *check_start(const struct cache_entry *e, const char *base, int fd,
                                         const struct stat *st, bool compute, bool remember) {
         fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : open(e->image, O_RDONLY | O_CLOEXEC);
@@ -492,8 +493,6 @@ static struct source_check *check_start(const struct cache_entry *e, const char 
         atomic_init(&k->stop, false);
         if (st)
                 k->st = *st;
-        else if (fstat(fd, &k->st) < 0)
-                k->st = (struct stat){0}; /* never unchanged: the check fails */
         if (pthread_create(&k->thread, NULL, check_entry, k) != 0)
                 abort();
         return k;
@@ -508,7 +507,7 @@ static bool check_wait(struct source_check *k) {
          * remembered sum, rewritten in place mid-build, was "checked out").
          * Not a cache entry: written once, and touched (utimensat) by every
          * build that uses it, so its ctime moves under a parallel build. */
-        if ((k->compute || k->e.is_base) && !unchanged(k->fd, &k->st)) {
+        if (k->e.is_base && !unchanged(k->fd, &k->st)) {
                 k->match = false;
                 k->moved = true;
         }

@@ -321,6 +321,11 @@ void format_size(uint64_t bytes, char out[32]) {
                 snprintf(out, 32, "%.1f %s", v, units[u]);
 }
 
+bool path_is(const char *path, dev_t dev, ino_t ino) {
+        struct stat st;
+        return lstat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
 void temp_lock(int fd) { (void)flock(fd, LOCK_EX | LOCK_NB); }
 
 void sweep_stale(const char *dir, bool (*match)(const char *name, const void *arg), const void *arg, time_t min_age,

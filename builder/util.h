@@ -118,6 +118,11 @@ int parse_size(const char *s, uint64_t *bytes);
 /* Format bytes as "1.5 GiB" into out. */
 void format_size(uint64_t bytes, char out[32]);
 
+/* Whether path (not followed) is still the file of that device and inode,
+ * the one a run renamed there (another run may have replaced it since).
+ * Only lstat: safe in a signal handler. */
+bool path_is(const char *path, dev_t dev, ino_t ino);
+
 /* Temporaries a process killed outright (SIGKILL, the OOM killer, a power
  * cut) left: a live one holds an flock on each temporary it writes
  * (temp_lock, released when fd closes).  sweep_stale removes the regular
