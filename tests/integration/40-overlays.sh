@@ -159,9 +159,11 @@ cat >"$T/docker.real" <<EOF
 echo "docker \$*" >>"$calls"
 if [[ \$* == *" up -d "* ]]; then echo "buildkit \${DOCKER_BUILDKIT:-unset} \${COMPOSE_DOCKER_CLI_BUILD:-unset}" >>"$calls"; fi
 case "\$*" in
-  version|info|"compose version") exit 0 ;;
+  version|info) [[ ! -e $T/daemon-down ]] ;;
+  "compose version") exit 0 ;;
   *" up -d "*)
     if [[ -e $T/up-hang ]]; then /bin/sleep 4; fi
+    if [[ -e $T/up-stall-once ]]; then rm -f "$T/up-stall-once"; /bin/sleep 30; fi
     n=\$(cat "$T/up-failures" 2>/dev/null || echo 0)
     if ((n > 0)); then echo \$((n - 1)) >"$T/up-failures"; echo "pull access denied" >&2; exit 1; fi
     exit 0 ;;
@@ -179,6 +181,7 @@ fi
 # Trixie ($T/trixie): the docker command is in docker-cli, which docker.io
 # only recommends, and --no-install-recommends leaves it out.
 if [[ \$1 == install ]]; then
+  if [[ -e $T/dpkg-other-broken ]]; then echo "E: Sub-process /usr/bin/dpkg returned an error code (1)" >&2; exit 100; fi
   if [[ ! -e $T/trixie || " \$* " == *" docker-cli "* ]]; then cp "$T/docker.real" "$bin/docker"; fi
   rm -f "$T/dpkg-interrupted" "$T/dpkg-needs-dep"
 fi
@@ -198,8 +201,11 @@ cat >"$bin/dpkg" <<EOF
 #!/bin/bash
 echo "dpkg \$*" >>"$calls"
 case \$1 in
-  --audit) [[ -e $T/dpkg-interrupted ]] && echo " docker-compose   (half configured)" ;;
+  --audit)
+    [[ -e $T/dpkg-interrupted ]] && echo " docker-compose   (half configured)"
+    [[ -e $T/dpkg-other-broken ]] && echo " foo-dkms   (half configured)" ;;
   --configure)
+    if [[ -e $T/dpkg-other-broken ]]; then echo "foo-dkms: post-installation script returned error exit status 1" >&2; exit 1; fi
     if [[ -e $T/dpkg-needs-dep ]]; then echo "dependency problems - leaving unconfigured" >&2; exit 1; fi
     rm -f "$T/dpkg-interrupted" ;;
 esac
@@ -209,6 +215,7 @@ EOF
 cat >"$bin/systemctl" <<EOF
 #!/bin/bash
 echo "systemctl \$*" >>"$calls"
+if [[ \$* == "start docker.service" ]]; then rm -f "$T/daemon-down"; fi
 if [[ \$1 == is-active && -e $T/unit-state ]]; then
   s=\$(cat "$T/unit-state"); echo "\$s"; [[ \$s == active ]]; exit
 fi
@@ -350,6 +357,31 @@ timeout 20 "$firstboot" >"$T/fb5.out" 2>&1 || rc=$?
 if [[ $rc == 0 ]]; then ok "a missing dependency: provisioning completes"; else fail "missing dependency rc=$rc"; sed 's/^/    /' "$T/fb5.out"; fi
 check "a missing dependency: apt-get install -f fixes it" grep -q '^apt-get install -y -f ' "$calls"
 check_fails "a missing dependency: no failed attempt" grep -q 'attempt [0-9]* failed' "$T/fb5.out"
+
+# Docker installed, its daemon stopped, and a package of no concern to it
+# broken for good (dpkg --configure -a and apt-get install fail every time):
+# starting docker.service is enough, and is tried.
+rm -f "$T/fb/state/firstboot.done" "$T/dpkg-interrupted" "$T/dpkg-needs-dep"
+cp "$T/docker.real" "$bin/docker"
+touch "$T/daemon-down" "$T/dpkg-other-broken"
+: >"$calls"
+rc=0
+timeout 20 "$firstboot" >"$T/fb9.out" 2>&1 || rc=$?
+if [[ $rc == 0 ]]; then ok "another package broken: Docker is started, provisioning completes"; else fail "another package broken rc=$rc"; sed 's/^/    /' "$T/fb9.out"; fi
+check "another package broken: docker.service started" grep -qx 'systemctl start docker.service' "$calls"
+check_fails "another package broken: no failed attempt" grep -q 'attempt [0-9]* failed' "$T/fb9.out"
+rm -f "$T/daemon-down" "$T/dpkg-other-broken"
+
+# A compose up that stalls is killed after DIMDIM_UP_TIMEOUT and retried.
+rm -f "$T/fb/state/firstboot.done"
+touch "$T/up-stall-once"
+: >"$calls"
+rc=0
+DIMDIM_UP_TIMEOUT=1 timeout 25 "$firstboot" >"$T/fb10.out" 2>&1 || rc=$?
+if [[ $rc == 0 ]]; then ok "a stalled compose up: provisioning completes"; else fail "stalled up rc=$rc"; sed 's/^/    /' "$T/fb10.out"; fi
+check "a stalled compose up is named and retried" \
+  grep -qx 'dimdim-firstboot: attempt 1 failed: compose up did not finish in 1 s (stalled pull or build? see '"$T"'/fb/log/firstboot.log); retrying in 5 s' "$T/fb10.out"
+rm -f "$T/up-stall-once"
 
 # Trixie's split: docker-cli (the docker command) and docker-buildx named,
 # where apt knows them; Bookworm's install above named neither.
