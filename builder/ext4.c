@@ -224,6 +224,7 @@ int ext4_close(struct ext4_fs *e) {
         int r = 0;
         if (e->fs->flags & EXT2_FLAG_RW) {
                 e->fs->super->s_wtime = (uint32_t)e->now;
+                e->fs->super->s_wtime_hi = (uint8_t)((uint64_t)e->now >> 32);
                 ext2fs_mark_super_dirty(e->fs);
         }
         /* No fsync here: the image is synced once, at the commit, beside the
@@ -266,26 +267,30 @@ static void set_owner(struct ext2_inode_large *in, uint32_t uid, uint32_t gid) {
         in->osd2.linux2.l_i_gid_high = (uint16_t)(gid >> 16);
 }
 
-/* Every inode we touch gets the build time, nanoseconds zero; the epoch
- * bits carry times past 2038 where the inode has room for them. */
+/* A time field and, where the inode has room, its epoch bits.  Without
+ * them the field holds a signed 32-bit time: a build time past 2038 is
+ * clamped to its last second, as the kernel clamps (a wrapped value would
+ * read as 1901). */
+static void set_time(uint32_t *lo, uint32_t *extra, int64_t t) {
+        if (!extra) {
+                *lo = (uint32_t)(t > INT32_MAX ? INT32_MAX : t);
+                return;
+        }
+        *lo = (uint32_t)t;
+        *extra = (uint32_t)(((t - (int64_t)(int32_t)*lo) >> 32) & EXT4_EPOCH_MASK);
+}
+
+/* Every inode we touch gets the build time, nanoseconds zero. */
 static void stamp(const struct ext4_fs *e, struct ext2_inode_large *in, bool created) {
         int64_t t = (int64_t)e->now;
-        uint32_t lo = (uint32_t)t;
-        uint32_t extra = (uint32_t)(((t - (int64_t)(int32_t)lo) >> 32) & EXT4_EPOCH_MASK);
-        in->i_atime = in->i_mtime = in->i_ctime = lo;
-        if (EXT2_INODE_SIZE(e->fs->super) <= EXT2_GOOD_OLD_INODE_SIZE)
-                return;
-        size_t have = EXT2_GOOD_OLD_INODE_SIZE + in->i_extra_isize;
-        if (inode_includes(have, i_ctime_extra))
-                in->i_ctime_extra = extra;
-        if (inode_includes(have, i_mtime_extra))
-                in->i_mtime_extra = extra;
-        if (inode_includes(have, i_atime_extra))
-                in->i_atime_extra = extra;
-        if (created && inode_includes(have, i_crtime_extra)) {
-                in->i_crtime = lo;
-                in->i_crtime_extra = extra;
-        }
+        size_t have = EXT2_INODE_SIZE(e->fs->super) <= EXT2_GOOD_OLD_INODE_SIZE
+                              ? EXT2_GOOD_OLD_INODE_SIZE
+                              : EXT2_GOOD_OLD_INODE_SIZE + in->i_extra_isize;
+        set_time(&in->i_ctime, inode_includes(have, i_ctime_extra) ? &in->i_ctime_extra : NULL, t);
+        set_time(&in->i_mtime, inode_includes(have, i_mtime_extra) ? &in->i_mtime_extra : NULL, t);
+        set_time(&in->i_atime, inode_includes(have, i_atime_extra) ? &in->i_atime_extra : NULL, t);
+        if (created && inode_includes(have, i_crtime_extra))
+                set_time(&in->i_crtime, &in->i_crtime_extra, t);
 }
 
 static errcode_t touch(struct ext4_fs *e, ext2_ino_t ino) {

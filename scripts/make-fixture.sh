@@ -16,6 +16,7 @@ usage: make-fixture.sh -o OUT [options]
   --cluster BYTES        FAT cluster size (default 2048 for FAT32, mkfs.fat's choice for FAT16)
   --fat-root-entries N   FAT12/16 root directory entries (mkfs.fat -r)
   --ext4-features LIST   passed to mkfs.ext4 -O (e.g. ^64bit,orphan_file)
+  --inode-size N         ext4 inode size (default 256; 128 has no room for times past 2038)
   --ext4-size-fill MiB   add /var/cache/fill.bin of MiB (non-zero data) to the root fs
   --root-free-kib N      fill the root fs so about N KiB stay free
   --disk-id HEX          MBR disk id (default 2a7c1d5e)
@@ -30,7 +31,7 @@ EOF
 die() { echo "make-fixture.sh: $*" >&2; exit 1; }
 
 out="" flavour=bookworm boot_mib=256 root_mib=320 fat=32 cluster="" root_entries=""
-features="" fill_mib=0 free_kib="" disk_id=2a7c1d5e table=dos upper83=0 extra_root="" extra_boot=""
+features="" inode_size=256 fill_mib=0 free_kib="" disk_id=2a7c1d5e table=dos upper83=0 extra_root="" extra_boot=""
 while (($#)); do
   case $1 in
     -o) out=${2:?}; shift ;;
@@ -41,6 +42,7 @@ while (($#)); do
     --cluster) cluster=${2:?}; shift ;;
     --fat-root-entries) root_entries=${2:?}; shift ;;
     --ext4-features) features=${2:?}; shift ;;
+    --inode-size) inode_size=${2:?}; shift ;;
     --ext4-size-fill) fill_mib=${2:?}; shift ;;
     --root-free-kib) free_kib=${2:?}; shift ;;
     --disk-id) disk_id=${2:?}; shift ;;
@@ -412,7 +414,7 @@ done
 
 ext4_opts=offset=$root_off,root_owner=0:0,hash_seed=6c0a8e5f-2b1d-4e7a-9c3f-${disk_id}0000
 mkext4() {
-  local args=(-q -F -t ext4 -T default -b 4096 -I 256 -L rootfs -U "$fs_uuid" -E "$ext4_opts" -d "$root")
+  local args=(-q -F -t ext4 -T default -b 4096 -I "$inode_size" -L rootfs -U "$fs_uuid" -E "$ext4_opts" -d "$root")
   [[ -n $features ]] && args+=(-O "$features")
   mkfs.ext4 "${args[@]}" "$img" "$((root_sectors / 2))k"
 }

@@ -432,6 +432,28 @@ else
   fail "few-inodes: fixture"
 fi
 
+# A build time past 2038 (2100-01-01): 256-byte inodes carry it in their
+# epoch bits; 128-byte ones have no room for it and get 2038's last second,
+# as the kernel clamps, not a time wrapped to 1901.
+mtime_of() { debugfs -R "stat $2" "$(rootfs "$1")" 2>/dev/null | sed -n 's/^ *mtime: [^ ]* -- //p'; }
+for isz in 128 256; do
+  if ((isz == 128)); then base=$(fixture small128 "${SMALL[@]}" --inode-size 128); else base=$(fixture small "${SMALL[@]}"); fi
+  want="Tue Jan 19 03:14:07 2038"
+  ((isz == 256)) && want="Fri Jan  1 00:00:00 2100"
+  if SOURCE_DATE_EPOCH=4102444800 build "$T/y2100.img" "$base" >"$T/build.log" 2>&1; then
+    check "a build in 2100, $isz-byte inodes: e2fsck -fn and fsck.fat -n clean" fsck_image "$T/y2100.img"
+    got=$(mtime_of "$T/y2100.img" /etc/hostname)
+    [[ $got == "$want" ]] && ok "a build in 2100, $isz-byte inodes: /etc/hostname's mtime $got" \
+      || fail "a build in 2100, $isz-byte inodes: /etc/hostname's mtime '$got', want '$want'"
+    got=$(mtime_of "$T/y2100.img" /opt/dimdim-health/.env)
+    [[ $got == "$want" ]] && ok "a build in 2100, $isz-byte inodes: a new file's mtime $got" \
+      || fail "a build in 2100, $isz-byte inodes: .env's mtime '$got', want '$want'"
+  else
+    fail "a build in 2100, $isz-byte inodes"; sed 's/^/    /' "$T/build.log"
+  fi
+  rm -f "$T/y2100"*
+done
+
 # A directory in the base where a file goes is bad input data (65).
 cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/tzdir.img"
 printf 'rm /etc/localtime\nmkdir /etc/localtime\nwrite /etc/hostname /etc/localtime/x\n' |
