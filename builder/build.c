@@ -145,6 +145,9 @@ static int phase_inputs(struct build_ctx *c) {
                 .nsets = o->nsets,
                 .sets_file = o->sets_file,
                 .set_lines = o->set_lines,
+                .env_file_shared = o->env_file_shared,
+                .set_shared = o->set_shared,
+                .dropped = j->dropped,
                 .derived = j->derived,
                 .fixed_secrets = j->fixed_secrets,
                 .compose = c->compose,
@@ -182,6 +185,20 @@ static bool is_build_path(const struct compose_path *cp) {
         return cp->kind == PATH_BUILD_CONTEXT || cp->kind == PATH_DOCKERFILE;
 }
 
+/* The application source this build puts into the image.  A fleet's
+ * source, given for every host, goes only to the hosts that build from it
+ * (the app, not the OpenObserve Pi). */
+static const char *job_source(const struct build_ctx *c) {
+        const char *s = c->job->source ? c->job->source : c->o->source;
+        if (!s || !c->job->source_shared)
+                return s;
+        for (size_t i = 0; i < c->ncompose; i++)
+                if (c->compose[i].has_build)
+                        return s;
+        log_debug("role %s builds nothing: %s left out of this host's image", c->job->role, s);
+        return NULL;
+}
+
 /* A service to build with nothing to build it from: one line for all such
  * services, saying both ways out, so fixing the api does not just move the
  * error to the worker. */
@@ -198,7 +215,7 @@ static int log_unbuildable(const struct build_ctx *c, const struct compose_info 
                         if (!sets.data || !strstr((char *)sets.data, set)) /* a service has two build paths */
                                 buf_puts(&sets, set);
                 }
-        const char *source = c->job->source ? c->job->source : c->o->source;
+        const char *source = job_source(c);
         int r;
         if (source)
                 r = log_error_at(EINVAL, ci->file, cp->line,
@@ -246,7 +263,7 @@ static void plan_input_init(const struct build_ctx *c, struct plan_input *in) {
                 .env = &c->env,
                 .host = &c->job->host,
                 .data_dir = data_dir(),
-                .source = c->job->source ? c->job->source : c->o->source,
+                .source = job_source(c),
                 .build_time = build_time(),
                 .os = c->os,
                 .base_name = c->o->base,

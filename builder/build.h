@@ -35,7 +35,11 @@ struct build_job {
         const char *fleet_name;
         const char *host_label;               /* "FLEET.yml: host dimdim-app" for messages */
         const char *source;                   /* --source for this job (overrides opts) */
+        bool source_shared;                   /* fleet: source is every host's, so left out of
+                                               * a host whose compose files build nothing */
         struct env *final_env;                /* if set: receives the resolved environment */
+        struct env *dropped;                  /* fleet: receives the shared keys this role does
+                                               * not use (stackenv_input.dropped), or NULL */
         struct imager_item *imager_item;      /* fleet: filled by the commit, for the
                                                * fleet's Imager list, or NULL */
         bool detach_finish;                   /* fleet (shared base, so no cache check): the

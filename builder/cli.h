@@ -21,6 +21,9 @@ struct build_opts {
         const char *sets_file;  /* fleet hosts: the fleet file, for set_lines */
         unsigned *set_lines;    /* fleet hosts: parallel to sets, the fleet file's line
                                  * of each value, 0 for one from --set; else NULL */
+        const bool *env_file_shared; /* fleet hosts: parallel to env_files, whether the
+                                      * file is every host's (fleet file, --env); else NULL */
+        const bool *set_shared;      /* fleet hosts: the same for sets */
         char *source;           /* --source DIR|ARCHIVE */
         char *host_file;        /* --host */
         char *fleet;            /* --fleet */

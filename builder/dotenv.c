@@ -81,6 +81,7 @@ void env_set(struct env *env, const char *key, const char *value, enum env_origi
         v->origin = origin;
         v->line = line;
         v->unused = false;
+        v->shared = false;
 }
 
 static void env_var_free(struct env_var *v) {

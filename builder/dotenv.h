@@ -18,6 +18,7 @@ struct env_var {
         char *file;     /* where it came from (file path, "--set", profile path) */
         unsigned line;  /* 0 when not from a file */
         bool unused;    /* named by neither the profile nor a compose file: kept out of the manifest */
+        bool shared;    /* a fleet's value for every host: left out where the host's stack does not use it */
 };
 
 struct env {

@@ -18,6 +18,7 @@
 #include "output.h"
 #include "profile.h"
 #include "source.h"
+#include "stackenv.h"
 #include "util.h"
 #include "yamltree.h"
 
@@ -35,6 +36,7 @@ struct fleet_host {
         struct profile profile;
         struct env final_env;
         struct env generated;
+        struct env dropped;     /* shared keys its role does not use */
         char *label;
         char *out;
         bool built;
@@ -85,6 +87,7 @@ static void fleet_free(struct fleet *f) {
                 profile_free(&h->profile);
                 env_free(&h->final_env);
                 env_free(&h->generated);
+                env_free(&h->dropped);
                 free(h->label);
                 free(h->out);
         }
@@ -404,6 +407,7 @@ struct host_run {
         char **files, **sets;
         size_t nfiles, nsets;
         unsigned *set_lines;
+        bool *file_shared, *set_shared; /* parallel to files and sets */
         struct build_job job;
 };
 
@@ -412,6 +416,8 @@ static void host_run_free(struct host_run *hr) {
         strv_free(hr->files, hr->nfiles);
         strv_free(hr->sets, hr->nsets);
         free(hr->set_lines);
+        free(hr->file_shared);
+        free(hr->set_shared);
         free(hr);
 }
 
@@ -426,11 +432,25 @@ static int host_run_join(struct host_run *hr, struct fleet_run *run) {
         return r;
 }
 
-/* Append n KEY=VALUE settings, with their fleet file lines (NULL: 0). */
-static void add_sets(struct host_run *hr, char *const *sets, const unsigned *lines, size_t n) {
+static void push_flag(bool **v, size_t n, bool flag) {
+        *v = xrealloc(*v, (n + 1) * sizeof **v);
+        (*v)[n] = flag;
+}
+
+/* Append n KEY=VALUE settings, with their fleet file lines (NULL: 0);
+ * shared: every host's, not this host's own. */
+static void add_sets(struct host_run *hr, char *const *sets, const unsigned *lines, size_t n, bool shared) {
         for (size_t i = 0; i < n; i++) {
                 push_line(&hr->set_lines, hr->nsets, lines ? lines[i] : 0);
+                push_flag(&hr->set_shared, hr->nsets, shared);
                 strv_push(&hr->sets, &hr->nsets, sets[i]);
+        }
+}
+
+static void add_files(struct host_run *hr, char *const *files, size_t n, bool shared) {
+        for (size_t i = 0; i < n; i++) {
+                push_flag(&hr->file_shared, hr->nfiles, shared);
+                strv_push(&hr->files, &hr->nfiles, files[i]);
         }
 }
 
@@ -500,21 +520,20 @@ static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_
         *ret = NULL;
         /* command-line values apply to every host, fleet values below them */
         hr->ho = *o;
-        for (size_t i = 0; i < f->nenv_files; i++)
-                strv_push(&hr->files, &hr->nfiles, f->env_files[i]);
-        for (size_t i = 0; i < h->nenv_files; i++)
-                strv_push(&hr->files, &hr->nfiles, h->env_files[i]);
-        for (size_t i = 0; i < o->nenv_files; i++)
-                strv_push(&hr->files, &hr->nfiles, o->env_files[i]);
-        add_sets(hr, f->sets, f->set_lines, f->nsets);
-        add_sets(hr, h->sets, h->set_lines, h->nsets);
-        add_sets(hr, o->sets, NULL, o->nsets); /* --set: no line */
+        add_files(hr, f->env_files, f->nenv_files, true);
+        add_files(hr, h->env_files, h->nenv_files, false);
+        add_files(hr, o->env_files, o->nenv_files, true);
+        add_sets(hr, f->sets, f->set_lines, f->nsets, true);
+        add_sets(hr, h->sets, h->set_lines, h->nsets, false);
+        add_sets(hr, o->sets, NULL, o->nsets, true); /* --set: no line */
         hr->ho.env_files = hr->files;
         hr->ho.nenv_files = hr->nfiles;
+        hr->ho.env_file_shared = hr->file_shared;
         hr->ho.sets = hr->sets;
         hr->ho.nsets = hr->nsets;
         hr->ho.sets_file = f->file;
         hr->ho.set_lines = hr->set_lines;
+        hr->ho.set_shared = hr->set_shared;
         hr->ho.imager_json = NULL;
 
         hr->job = (struct build_job){
@@ -531,7 +550,9 @@ static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_
                 .fleet_name = f->name ? f->name : path_basename(f->file),
                 .host_label = h->label,
                 .source = h->source ? h->source : (o->source ? o->source : f->source),
+                .source_shared = !h->source,
                 .final_env = &h->final_env,
+                .dropped = &h->dropped,
                 .imager_item = item,
                 .detach_finish = true,
         };
@@ -685,6 +706,37 @@ static int check_imager_json(const struct build_opts *o, const struct fleet *f) 
         return r;
 }
 
+/* A shared value left out of every host (stackenv_input.dropped) reached
+ * no container at all: said once, as a single build says it, unless a host
+ * already named what it was likely meant to be. */
+static void warn_used_by_none(const struct fleet *f) {
+        if (!f->nhosts)
+                return;
+        const struct env *first = &f->hosts[0].dropped;
+        for (size_t i = 0; i < first->n; i++) {
+                const struct env_var *v = &first->v[i];
+                bool warned = *v->value != '\0', everywhere = true;
+                for (size_t k = 1; k < f->nhosts && everywhere; k++) {
+                        const struct env_var *o = env_find(&f->hosts[k].dropped, v->key);
+                        everywhere = o != NULL;
+                        warned = warned || (o && *o->value);
+                }
+                if (!everywhere || warned)
+                        continue;
+                char where[512];
+                if (v->file && v->line)
+                        snprintf(where, sizeof where, "%s:%u", v->file, v->line);
+                else
+                        snprintf(where, sizeof where, "%s", v->file ? v->file : "--set");
+                if (stackenv_reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
+                        log_warn(where, "%s is used by no host's role (no profile or compose file names it); a typo?",
+                                 v->key);
+                else
+                        log_warn(where, "a variable no host's role uses, not named here since it does not read as a "
+                                 "variable name (a pasted secret?); it is left out of every image");
+        }
+}
+
 int fleet_build(const struct build_opts *o) {
         if (sets_per_host(&o->host))
                 return log_error(EUSAGE, o->fleet,
@@ -760,12 +812,18 @@ int fleet_build(const struct build_opts *o) {
         /* Made here, not before: a refused fleet file leaves no trace.
          * Before --imager-json's check, which compares paths in DIR. */
         if (make_dir) {
-                if (mkdir(o->out, 0755) < 0) {
-                        r = log_error(errno, o->out, "cannot create the output directory: %s", strerror(errno));
+                output_install_signal_handlers();
+                sigset_t saved;
+                output_create_begin(&saved);
+                int made = mkdir(o->out, 0755), err = errno;
+                if (made == 0)
+                        output_track_dir(o->out);
+                output_create_end(&saved);
+                if (made < 0) {
+                        r = log_error(err, o->out, "cannot create the output directory: %s", strerror(err));
                         goto out;
                 }
                 made_dir = true;
-                output_track_dir(o->out);
         }
         if (o->imager_json && (r = check_imager_json(o, &f)) < 0)
                 goto out;
@@ -821,6 +879,8 @@ int fleet_build(const struct build_opts *o) {
         }
         r = host_run_join(pending, &run);
         pending = NULL;
+        if (r >= 0)
+                warn_used_by_none(&f);
         if (r >= 0 && o->dry_run)
                 goto out;
         if (r >= 0)

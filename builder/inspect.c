@@ -357,14 +357,20 @@ static char *temp_dir_for(const char *image, uint64_t compressed_bytes) {
 static int decompress(const char *image, const struct stat *st, char **ret_path) {
         _cleanup_free_ char *dir = temp_dir_for(image, (uint64_t)st->st_size);
         char *tmp = xasprintf("%s/.dimimage-inspect.XXXXXX", dir);
+        output_install_signal_handlers();
+        sigset_t saved;
+        output_create_begin(&saved);
         int fd = mkostemp(tmp, O_CLOEXEC);
+        int err = errno;
+        if (fd >= 0)
+                output_track_temp(tmp);
+        output_create_end(&saved);
         if (fd < 0) {
-                int r = log_error(errno, dir, "cannot create a temporary file to decompress %s into: %m", image);
+                int r = log_error(err, dir, "cannot create a temporary file to decompress %s into: %s", image,
+                                  strerror(err));
                 free(tmp);
                 return r;
         }
-        output_install_signal_handlers();
-        output_track_temp(tmp);
         struct source_opts o = { .no_cache = true, .quiet = true };
         struct source_info info;
         int r = source_extract(image, fd, &o, &info);

@@ -74,9 +74,21 @@ static void unlink_companions(const char *path) {
  * run whose outputs are all there. */
 static volatile sig_atomic_t finished;
 
+/* Files being created and not yet tracked (output_create_begin), and
+ * whether the handler has started: see there. */
+static int creating;
+static int dying;
+
 static void on_fatal_signal(int sig) {
         if (finished)
                 return;
+        __atomic_store_n(&dying, 1, __ATOMIC_SEQ_CST);
+        /* Bounded: a creation waiting for a lock this thread was
+         * interrupted holding (malloc's, say) would never end. */
+        for (int ms = 0; ms < 2000 && __atomic_load_n(&creating, __ATOMIC_SEQ_CST); ms++) {
+                struct timespec one = {.tv_nsec = 1000000};
+                nanosleep(&one, NULL);
+        }
         struct tracked_table *t = __atomic_load_n(&tracked, __ATOMIC_ACQUIRE);
         for (size_t i = 0; t && i < t->n; i++) {
                 struct tracked_slot *s = &t->slot[i];
@@ -98,15 +110,40 @@ static void on_fatal_signal(int sig) {
 
 void output_finished(void) { finished = 1; }
 
+static void fatal_set(sigset_t *s) {
+        sigemptyset(s);
+        sigaddset(s, SIGINT);
+        sigaddset(s, SIGTERM);
+        sigaddset(s, SIGHUP);
+}
+
+/* The signals are held on this thread, so the handler cannot run between
+ * the two here; on another thread (a fleet's commit runs beside the next
+ * host's build) it waits for the creations under way, and a creation begun
+ * once it started never happens: that thread waits for the process to die. */
+void output_create_begin(sigset_t *saved) {
+        sigset_t fatal;
+        fatal_set(&fatal);
+        pthread_sigmask(SIG_BLOCK, &fatal, saved);
+        __atomic_add_fetch(&creating, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&dying, __ATOMIC_SEQ_CST)) {
+                __atomic_sub_fetch(&creating, 1, __ATOMIC_SEQ_CST);
+                for (;;)
+                        pause();
+        }
+}
+
+void output_create_end(const sigset_t *saved) {
+        __atomic_sub_fetch(&creating, 1, __ATOMIC_SEQ_CST);
+        pthread_sigmask(SIG_SETMASK, saved, NULL);
+}
+
 void output_install_signal_handlers(void) {
         if (handlers_installed)
                 return;
         struct sigaction sa = { .sa_handler = on_fatal_signal };
-        sigemptyset(&sa.sa_mask);
         /* Block the other two while cleaning up so the unlinks finish. */
-        sigaddset(&sa.sa_mask, SIGINT);
-        sigaddset(&sa.sa_mask, SIGTERM);
-        sigaddset(&sa.sa_mask, SIGHUP);
+        fatal_set(&sa.sa_mask);
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGHUP, &sa, NULL);
@@ -210,14 +247,18 @@ int output_create_temp(const char *path, char **tmp) {
                         suffix[i] = alnum[rnd[i] % (sizeof(alnum) - 1)];
                 suffix[6] = 0;
                 char *t = xasprintf("%s/.%s.%s.tmp", dir, path_basename(path), suffix);
+                sigset_t saved;
+                output_create_begin(&saved);
                 int fd = open(t, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+                int err = errno;
+                if (fd >= 0)
+                        output_track_temp(t);
+                output_create_end(&saved);
                 if (fd >= 0) {
                         temp_lock(fd); /* output_sweep's sign that this build lives */
-                        output_track_temp(t);
                         *tmp = t;
                         return fd;
                 }
-                int err = errno;
                 free(t);
                 /* whatever the reason, an output that cannot be created is
                  * EX_CANTCREAT, not a missing input (ENOENT in /proc) */

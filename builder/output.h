@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 
 enum out_format { OUT_RAW, OUT_XZ, OUT_ZSTD, OUT_GZIP, OUT_UNKNOWN };
@@ -111,6 +112,10 @@ void output_finished(void);
 void output_sweep(const char *path);
 /* Register/unregister an extra temporary path for signal cleanup. */
 void output_track_temp(const char *path);
+/* Around creating a file and tracking it: a fatal signal in between, on
+ * this thread or another, would leave the file behind. */
+void output_create_begin(sigset_t *saved);
+void output_create_end(const sigset_t *saved);
 void output_untrack_temp(const char *path);
 /* Register a directory this run created: a signal removes it, once the
  * tracked files are gone, if it is empty.  Undone by output_untrack_temp. */

@@ -53,7 +53,7 @@ static bool named_by_stack(const struct stackenv_input *in, const char *key) {
 
 /* Upper case and digits with an underscore: what compose variables look
  * like, and what a pasted base64 or hex secret does not. */
-static bool reads_as_name(const char *k) {
+bool stackenv_reads_as_name(const char *k) {
         bool underscore = false;
         for (const char *c = k; *c; c++) {
                 if (*c == '_')
@@ -115,24 +115,55 @@ static const char *likely_meant(const struct stackenv_input *in, const char *key
 
 /* A key the stack never names reaches no container: a typo (then the real
  * key silently keeps its default or is generated), or a secret pasted on a
- * line of its own whose '=' made it a key.  Warned about, named only when
- * it reads as a variable name, and kept out of the world-readable manifest;
- * it stays in .env, as compose would read it. */
+ * line of its own whose '=' made it a key. */
+static bool unused_key(const struct stackenv_input *in, const struct env_var *v) {
+        return (v->origin == ORIGIN_FILE || v->origin == ORIGIN_SET) && !named_by_stack(in, v->key);
+}
+
+/* A key this close to a known name is that name mistyped, not a pasted
+ * secret: it can be named. */
+static const char *warn_mistyped(const struct stackenv_input *in, const struct env_var *v, const char *where) {
+        const char *meant = likely_meant(in, v->key);
+        if (meant)
+                log_warn(where, "%s is not used by role '%s'; did you mean %s?%s", v->key, in->profile->name, meant,
+                         strcasecmp(meant, v->key) ? "" : " (names are case-sensitive)");
+        return meant;
+}
+
+/* A fleet's shared value is meant for the hosts whose stack uses it (the
+ * app's database password is not the OpenObserve Pi's business): left out
+ * of this host's, before its secrets are judged, and whether any host used
+ * it is the fleet's to say (in->dropped). */
+static void drop_shared_unused(const struct stackenv_input *in, struct env *env) {
+        for (size_t i = env->n; i-- > 0;) {
+                const struct env_var *v = &env->v[i];
+                if (!v->shared || !unused_key(in, v))
+                        continue;
+                char where[512];
+                describe(v, where, sizeof where);
+                const char *meant = warn_mistyped(in, v, where);
+                if (in->dropped)
+                        env_set(in->dropped, v->key, meant ? "warned" : "", v->origin, v->file, v->line);
+                log_debug("%s: a shared value role '%s' does not use, left out of this host's .env", where,
+                          in->profile->name);
+                env_unset(env, env->v[i].key);
+        }
+}
+
+/* Warned about, named only when it reads as a variable name, and kept out
+ * of the world-readable manifest; it stays in .env, as compose would read
+ * it. */
 static void flag_unused(const struct stackenv_input *in, struct env *env) {
         for (size_t i = 0; i < env->n; i++) {
                 struct env_var *v = &env->v[i];
-                if ((v->origin != ORIGIN_FILE && v->origin != ORIGIN_SET) || named_by_stack(in, v->key))
+                if (!unused_key(in, v))
                         continue;
                 v->unused = true;
                 char where[512];
                 describe(v, where, sizeof where);
-                /* a key this close to a known name is that name mistyped,
-                 * not a pasted secret: it can be named */
-                const char *meant = likely_meant(in, v->key);
-                if (meant)
-                        log_warn(where, "%s is not used by role '%s'; did you mean %s?%s", v->key, in->profile->name,
-                                 meant, strcasecmp(meant, v->key) ? "" : " (names are case-sensitive)");
-                else if (reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
+                if (warn_mistyped(in, v, where))
+                        continue;
+                if (stackenv_reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
                         log_warn(where, "%s is not used by role '%s' (neither its profile nor its compose files name it); "
                                  "a typo?", v->key, in->profile->name);
                 else
@@ -148,13 +179,25 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
         for (size_t i = 0; i < p->nenv; i++)
                 if (p->env[i].def)
                         env_set(env, p->env[i].key, p->env[i].def, ORIGIN_DEFAULT, p->path, p->env[i].line);
-        for (size_t i = 0; i < in->nenv_files; i++)
+        for (size_t i = 0; i < in->nenv_files; i++) {
                 if ((r = dotenv_parse_file(in->env_files[i], env)) < 0)
                         return r;
+                /* what this file set, and no later one has yet */
+                for (size_t k = 0; in->env_file_shared && in->env_file_shared[i] && k < env->n; k++)
+                        if (env->v[k].origin == ORIGIN_FILE && env->v[k].file &&
+                            !strcmp(env->v[k].file, in->env_files[i]))
+                                env->v[k].shared = true;
+        }
         for (size_t i = 0; i < in->nsets; i++) {
                 unsigned line = in->set_lines ? in->set_lines[i] : 0;
                 if ((r = env_set_assignment(env, in->sets[i], line ? in->sets_file : "--set", line)) < 0)
                         return r;
+                if (in->set_shared && in->set_shared[i]) {
+                        _cleanup_free_ char *key = xstrndup(in->sets[i], strcspn(in->sets[i], "="));
+                        for (size_t k = 0; k < env->n; k++)
+                                if (!strcmp(env->v[k].key, key))
+                                        env->v[k].shared = true;
+                }
         }
         if (in->derived)
                 for (size_t i = 0; i < in->derived->n; i++) {
@@ -209,6 +252,7 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
                 }
         }
 
+        drop_shared_unused(in, env);
         for (size_t i = 0; i < env->n; i++) {
                 const struct env_var *v = &env->v[i];
                 if (!is_secret(p, v->key))

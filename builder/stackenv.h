@@ -20,6 +20,12 @@ struct stackenv_input {
         const char *sets_file;            /* the fleet file that set_lines refer to */
         const unsigned *set_lines;        /* parallel to sets, may be NULL: the fleet file's
                                            * line of each value, 0 for one from --set */
+        const bool *env_file_shared;      /* parallel to env_files, may be NULL: a fleet's file
+                                           * for every host (not this host's own) */
+        const bool *set_shared;           /* the same, parallel to sets */
+        struct env *dropped;              /* may be NULL: receives the keys (values empty, or
+                                           * "warned") of shared values this role does not use,
+                                           * which are left out of env */
         const struct env *derived;        /* fleet wiring, may be NULL */
         const struct env *fixed_secrets;  /* secrets generated earlier (fleet), may be NULL */
         const struct compose_info *compose;
@@ -27,5 +33,12 @@ struct stackenv_input {
         bool allow_weak;
 };
 
-/* Fills env; keys generated here are also copied to generated. */
+/* Upper case and digits with an underscore: what compose variables look
+ * like, and what a pasted base64 or hex secret does not (so one that does
+ * not may be named in a message). */
+bool stackenv_reads_as_name(const char *key);
+
+/* Fills env; keys generated here are also copied to generated.  A shared
+ * value (a fleet's, for every host) that the role's stack never names is
+ * left out of env: one host's secrets are not written into another's image. */
 int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct env *generated);

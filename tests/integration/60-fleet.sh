@@ -101,6 +101,46 @@ grep -qx "OPENOBSERVE_PASSWORD=$OOPW" <<<"$env_app" && grep -qx "OPENOBSERVE_EMA
   && grep -qx "OPENOBSERVE_URL=http://10.1.0.12:5080" <<<"$env_app" \
   && ok "app derives URL and credentials from the observability host" || fail "derived wiring: $(grep OPENOBSERVE <<<"$env_app" | cut -d= -f1 | tr '\n' ' ')"
 
+# Shared values go only where they are used: the app's database password,
+# from a fleet-wide env file, is not written into the OpenObserve Pi's image
+# (nor the app's image names); a shared key no host uses is said once.
+shpw=Sh4red-db-pass-$$-never-on-obs
+printf 'DB_PASSWORD=%s\n' "$shpw" >"$T/common.env"
+cat > "$T/shared.yml" <<YAML
+user: pi
+ssh_key_files: [$T/key.pub]
+env: {DIMDIM_API_IMAGE: example/api:1, DIMDIM_WORKER_IMAGE: example/worker:1, NOT_A_STACK_VAR: x}
+env_files: [common.env]
+source: appsrc
+hosts:
+  - {name: pi-app, role: app, address: 10.1.0.11}
+  - {name: pi-obs, role: observability, address: 10.1.0.12, env: {OPENOBSERVE_PASSWORD: "$OOPW", STRAY_OBS_VAR: y}}
+YAML
+mkdir -p "$T/appsrc/deploy"
+printf '[package]\nname = "marker-app-source"\n' >"$T/appsrc/Cargo.toml"
+printf 'FROM scratch\n' | tee "$T/appsrc/deploy/Dockerfile.api" >"$T/appsrc/deploy/Dockerfile.worker"
+if "$DIMIMAGE" build --fleet "$T/shared.yml" --base "$base" -o "$T/shared" >"$T/shared.log" 2>&1; then
+  ok "fleet with shared env and env_files builds"
+  check "shared env file: the app gets DB_PASSWORD" grep -qx "DB_PASSWORD=$shpw" <(rcat "$T/shared/pi-app.img" /opt/dimdim-health/.env)
+  env_obs=$(rcat "$T/shared/pi-obs.img" /opt/dimdim-health/.env)
+  grep -q '^OPENOBSERVE_PASSWORD=' <<<"$env_obs" && ok "observability .env read back" || fail "observability .env: unreadable"
+  check_fails "shared env file: the observability host's .env has no DB_PASSWORD" grep -q '^DB_PASSWORD=' <<<"$env_obs"
+  check_fails "shared env: the observability host's .env has no DIMDIM_API_IMAGE" grep -q '^DIMDIM_API_IMAGE=' <<<"$env_obs"
+  check_fails "the app's password is nowhere in the observability image" grep -qaF "$shpw" "$T/shared/pi-obs.img"
+  check "the fleet's source goes to the app" grep -q marker-app-source <(rcat "$T/shared/pi-app.img" /opt/dimdim-health/Cargo.toml)
+  check_fails "... and not to the observability host, which builds nothing" \
+    grep -q marker-app-source <(rcat "$T/shared/pi-obs.img" /opt/dimdim-health/Cargo.toml)
+  check "a host's own unused key is still kept and warned" grep -q '^STRAY_OBS_VAR=' <<<"$env_obs"
+  check "... with its file and line" grep -q "shared.yml:8: .*STRAY_OBS_VAR is not used by role 'observability'" "$T/shared.log"
+  check "a shared key no host uses is warned about once, at its line" \
+    grep -q "shared.yml:3: .*NOT_A_STACK_VAR is used by no host's role" "$T/shared.log"
+  [[ $(grep -c NOT_A_STACK_VAR "$T/shared.log") == 1 ]] && ok "... and only once" || fail "NOT_A_STACK_VAR said $(grep -c NOT_A_STACK_VAR "$T/shared.log") times"
+  check_fails "no warning for shared keys one host uses" grep -qE 'DB_PASSWORD|DIMDIM_API_IMAGE' "$T/shared.log"
+else
+  fail "fleet with shared env and env_files builds"; sed 's/^/    /' "$T/shared.log"
+fi
+rm -rf "$T/shared"
+
 # --dry-run: each host's payload printed; no base read, nothing written
 "$DIMIMAGE" build --fleet "$T/fleet.yml" --dry-run --base "$base" -o "$T/dry" "${common[@]}" >"$T/dry.out" 2>"$T/dry.err" \
   && ok "fleet --dry-run succeeds" || { fail "fleet --dry-run"; cat "$T/dry.err"; }
