@@ -207,6 +207,19 @@ static int ensure_parent(struct ext4_fs *fs, const char *path) {
         return ext4_mkdir_p(fs, parent, 0755, 0, 0);
 }
 
+
+/* Why a symlink that must lead somewhere (the time zone's) would not, in
+ * the base: NULL when its target is there and not a directory (zoneinfo's
+ * "Europe" would leave the Pi on UTC as surely as a misspelling). */
+static const char *missing_target(struct ext4_fs *fs, const char *target) {
+        struct ext4_stat st;
+        if (ext4_lstat(fs, target, &st) < 0)
+                return "which this base does not have";
+        if (S_ISDIR(st.mode))
+                return "which is a directory in this base";
+        return NULL;
+}
+
 static int apply_root(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p) {
         struct ext4_fs *fs = NULL;
         int r = open_root(o, l, EXT4_RW, &fs);
@@ -230,9 +243,10 @@ static int apply_root(const struct apply_opts *o, const struct disk_layout *l, c
                         break;
                 case ENTRY_SYMLINK: {
                         struct ext4_stat st;
-                        if (e->target_hint && ext4_lstat(fs, e->target, &st) < 0) {
-                                r = log_error(EINVAL, o->name, "%s would point to %s, which this base does not have; %s",
-                                              e->path, e->target, e->target_hint);
+                        const char *why = e->target_hint ? missing_target(fs, e->target) : NULL;
+                        if (why) {
+                                r = log_error(EINVAL, o->name, "%s would point to %s, %s; %s", e->path, e->target, why,
+                                              e->target_hint);
                                 break;
                         }
                         r = ext4_lstat(fs, e->path, &st);
@@ -406,11 +420,10 @@ static int check_targets(const struct apply_opts *o, const struct disk_layout *l
                 if (e->part != PART_ROOT || e->type != ENTRY_SYMLINK || !e->target_hint)
                         continue;
                 const struct payload_entry *t = payload_find(p, PART_ROOT, e->target);
-                struct ext4_stat st;
-                if ((t && t->type != ENTRY_UNLINK) || ext4_lstat(fs, e->target, &st) == 0)
-                        continue;
-                r = log_error(EINVAL, o->name, "%s would point to %s, which this base does not have; %s", e->path,
-                              e->target, e->target_hint);
+                const char *why = t && t->type != ENTRY_UNLINK ? NULL : missing_target(fs, e->target);
+                if (why)
+                        r = log_error(EINVAL, o->name, "%s would point to %s, %s; %s", e->path, e->target, why,
+                                      e->target_hint);
         }
         int k = ext4_close(fs);
         return r < 0 ? r : k;

@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "compress.h"
 #include "log.h"
@@ -278,13 +279,25 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                 case OPT_MODEL: again = set_once(&h->model, optarg); break;
                 case 'h': cli_build_usage(stdout); return 1;
                 case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
-                default: return usage_error("unknown option '%s'", argv[optind - 1]);
+                default: {
+                        /* "--pasword=VALUE": the value may be a secret */
+                        _cleanup_free_ char *opt = xstrndup(argv[optind - 1], strcspn(argv[optind - 1], "="));
+                        return usage_error("unknown option '%s'", opt);
+                }
                 }
                 if (again)
                         return usage_error("--%s given twice; give it once", option_name(c));
         }
+        /* "--set DB_PASSWORD s3cret" leaves the secret here: named only
+         * when it is a file (a base given without --base, say) */
+        if (optind < argc && access(argv[optind], F_OK) == 0)
+                return usage_error("unexpected argument '%s': every value goes with its option (--base IMAGE?)",
+                                   argv[optind]);
         if (optind < argc)
-                return usage_error("unexpected argument '%s'", argv[optind]);
+                return usage_error("%s", "an unexpected argument (not shown: it may be a secret): every value goes "
+                                         "with its option, and --set takes KEY=VALUE in one argument");
+        if (o->host.password_hash && o->host.password_file)
+                return usage_error("%s", "--password-hash and --password-file both give the password: give one");
         int r = check_file_args(o);
         if (r < 0)
                 return r;

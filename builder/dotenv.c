@@ -574,6 +574,19 @@ static int log_bad_key(const char *file, unsigned line, const char *k) {
                             rule);
 }
 
+/* Upper case and digits with an underscore: what compose variables look
+ * like, and what a pasted base64 or hex secret does not. */
+bool env_key_reads_as_name(const char *k) {
+        bool underscore = false;
+        for (const char *c = k; *c; c++) {
+                if (*c == '_')
+                        underscore = true;
+                else if (!((*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+                        return false;
+        }
+        return underscore && strlen(k) <= 64;
+}
+
 static int parse_statement(struct parser *ps) {
         unsigned line = ps->line;
         /* `export KEY=...` as in a shell script */
@@ -619,8 +632,8 @@ static int parse_statement(struct parser *ps) {
          * gone wrong: say so, without either value. */
         const struct env_var *prev = env_find(ps->env, key);
         if (prev && prev->line && prev->file && strcmp(prev->file, ps->name) == 0)
-                log_warn_at(ps->name, line, "%s is set again (first on line %u): the later value is used", key,
-                            prev->line);
+                log_warn_at(ps->name, line, "%s is set again (first on line %u): the later value is used",
+                            env_key_reads_as_name(key) ? key : "a key not named here (a pasted secret?)", prev->line);
         env_set(ps->env, key, value, ps->origin, ps->name, line);
         return 0;
 }

@@ -40,6 +40,10 @@ void env_set(struct env *env, const char *key, const char *value, enum env_origi
 const char *env_get(const struct env *env, const char *key);
 const struct env_var *env_find(const struct env *env, const char *key);
 bool env_key_valid(const char *key);
+/* Upper case and digits with an underscore: what compose variables look
+ * like, and what a pasted base64 or hex secret does not (so one that does
+ * not may be named in a message). */
+bool env_key_reads_as_name(const char *key);
 void env_unset(struct env *env, const char *key);
 void env_free(struct env *env);
 /* Sorted by key; values single-quoted when they need it so that docker

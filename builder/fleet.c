@@ -158,7 +158,9 @@ static int env_map(const char *file, const char *what, const struct ynode *n, ch
                 if (!env_key_valid(n->keys[i]))
                         return log_error_at(EINVAL, file, n->key_lines[i], "%s: '%s' is not a valid variable name",
                                             what, n->keys[i]);
-                _cleanup_free_ char *kv = xasprintf("%s=%s", n->keys[i], n->items[i]->scalar);
+                /* `KEY: ~` is YAML's null, as `KEY:` is: empty, not "~" */
+                const char *v = ynode_is_null(n->items[i]) ? "" : n->items[i]->scalar;
+                _cleanup_free_ char *kv = xasprintf("%s=%s", n->keys[i], v);
                 push_line(lines, *nsets, n->key_lines[i]);
                 strv_push(sets, nsets, kv);
         }
@@ -728,7 +730,7 @@ static void warn_used_by_none(const struct fleet *f) {
                         snprintf(where, sizeof where, "%s:%u", v->file, v->line);
                 else
                         snprintf(where, sizeof where, "%s", v->file ? v->file : "--set");
-                if (stackenv_reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
+                if (env_key_reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
                         log_warn(where, "%s is used by no host's role (no profile or compose file names it); a typo?",
                                  v->key);
                 else

@@ -72,7 +72,12 @@ static const struct {
 };
 
 const char *host_where(const struct host_settings *hs, enum host_field f) {
-        return hs->where[f] ? hs->where[f] : hs->origin ? hs->origin : field_names[f].option;
+        if (hs->where[f] || hs->origin)
+                return hs->where[f] ? hs->where[f] : hs->origin;
+        /* one field, two options */
+        if (f == HF_PASSWORD && hs->password_hash && !hs->password_file)
+                return "--password-hash";
+        return field_names[f].option;
 }
 
 /* f's name spelt as field `like` was: "ip" beside a YAML gateway. */
@@ -153,6 +158,13 @@ static bool key_problem(const char *k, char *why, size_t size) {
                 snprintf(why, size, "spans more than one line");
                 return true;
         }
+        /* a terminal's colour codes pasted into the comment, say: YAML
+         * (cloud-init's user-data) takes no control characters at all */
+        for (const unsigned char *c = (const unsigned char *)k; *c; c++)
+                if ((*c < 0x20 && *c != '\t') || *c == 0x7f) {
+                        snprintf(why, size, "holds a control character (byte 0x%02x)", *c);
+                        return true;
+                }
         const char *type = k;
         size_t tlen = strcspn(type, " \t");
         const struct key_type *kt = key_type_find(type, tlen);
@@ -281,6 +293,9 @@ int host_from_yaml(const char *file, const struct ynode *n, struct host_settings
         for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
                 if ((r = take_string(file, n, strs[i].key, strs[i].key, strs[i].dst, false, hs, strs[i].f)) < 0)
                         return r;
+        if (ynode_get(n, "password_hash") && ynode_get(n, "password_file"))
+                return log_error_at(EINVAL, file, ynode_get(n, "password_file")->line,
+                                    "password_hash and password_file both give the password: keep one");
         if ((r = take_string(file, n, "password_file", "password_file", &hs->password_file, true, hs,
                              HF_PASSWORD)) < 0)
                 return r;
@@ -433,12 +448,19 @@ bool host_parse_cidr(const char *s, char addr[16], unsigned *prefix) {
                 return false;
         memcpy(addr, s, (size_t)(slash - s));
         addr[slash - s] = 0;
-        char *end;
-        errno = 0;
-        unsigned long p = strtoul(slash + 1, &end, 10);
-        if (errno || end == slash + 1 || *end || p < 1 || p > 32)
+        /* digits only: strtoul would take " 24" or "+24", which the line
+         * written into NetworkManager's keyfile then carries, and NM
+         * refuses the address (the Pi comes up unreachable) */
+        const char *d = slash + 1;
+        size_t nd = strspn(d, "0123456789");
+        if (nd < 1 || nd > 2 || d[nd] || (nd == 2 && d[0] == '0'))
                 return false;
-        *prefix = (unsigned)p;
+        unsigned p = (unsigned)(d[0] - '0');
+        if (nd == 2)
+                p = p * 10 + (unsigned)(d[1] - '0');
+        if (p < 1 || p > 32)
+                return false;
+        *prefix = p;
         return host_valid_ipv4(addr);
 }
 
@@ -548,6 +570,12 @@ static int read_secret_line(const char *file, const char *what, char **out) {
                 return log_error(input_err(r), file, "cannot read %s: %s", what, strerror(-r));
         if (memchr(data, 0, len))
                 return log_error(EINVAL, file, "%s file contains a NUL byte", what);
+        /* Notepad's UTF-8 byte order mark is no part of it either: hashed
+         * with it, the password could never be typed */
+        if (len >= 3 && !memcmp(data, "\xef\xbb\xbf", 3)) {
+                memmove(data, data + 3, len - 3 + 1);
+                len -= 3;
+        }
         /* one line; the trailing newline an editor adds is not part of it */
         while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
                 data[--len] = 0;
@@ -681,7 +709,8 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
         }
         if (hs->timezone) {
                 const char *t = hs->timezone;
-                bool ok = *t && *t != '/' && !strstr(t, "..") && strlen(t) < 64;
+                size_t n = strlen(t);
+                bool ok = n && n < 64 && *t != '/' && t[n - 1] != '/' && !strstr(t, "..") && !strstr(t, "//");
                 for (const char *c = t; *c && ok; c++)
                         ok = isalnum((unsigned char)*c) || strchr("/_-+", *c);
                 if (!ok)

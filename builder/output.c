@@ -249,7 +249,12 @@ int output_create_temp(const char *path, char **tmp) {
                 char *t = xasprintf("%s/.%s.%s.tmp", dir, path_basename(path), suffix);
                 sigset_t saved;
                 output_create_begin(&saved);
-                int fd = open(t, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+                /* 0600, whatever the umask: an image holds the stack's
+                 * secrets and the Wi-Fi key, and OUT.secrets.env them
+                 * alone; a reader that opens a file keeps it after any
+                 * chmod, so a narrower mode must be there from the start
+                 * (write_temp widens the companions' to 0644) */
+                int fd = open(t, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
                 int err = errno;
                 if (fd >= 0)
                         output_track_temp(t);
@@ -315,8 +320,8 @@ static int fsync_dir_of(const char *path) {
 }
 
 /* A new temporary beside path holding data, with mode set before the first
- * byte is written (secrets are never readable by others, not even for a
- * moment), synced.  *tmp names it, also on failure.  Logs, -errno. */
+ * byte is written (created 0600: secrets are never readable by others, not
+ * even for a moment), synced.  *tmp names it, also on failure.  Logs, -errno. */
 static int write_temp(const char *path, const void *data, size_t len, unsigned mode, char **tmp) {
         int fd = output_create_temp(path, tmp);
         if (fd < 0)

@@ -457,6 +457,18 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
                 return log_error(EINVAL, in->base_name,
                                  "user '%s' is a system account in this base (uid %u, shell %s); choose another --user",
                                  u, ids.uid, ids.shell[0] ? ids.shell : "none");
+        /* A new user gets a group of its own name: taking over a system
+         * group (video, sudo, users) would renumber it, and files with its
+         * old id would lose their group.  adduser refuses it too. */
+        if (!ids.exists)
+                FOR_LINES(bf->group, l) if (line_is(l, u)) {
+                        char gid[32] = "?";
+                        (void)field_n(l, 2, gid, sizeof gid);
+                        return log_error(EINVAL, in->base_name,
+                                         "this base has a group named '%s' (gid %s) and no such user; a new user's "
+                                         "group would take its place: choose another --user",
+                                         u, gid);
+                }
         long days = (long)(in->build_time / 86400);
         struct buf b = {0};
 
@@ -629,18 +641,24 @@ static void plan_boot(const struct plan_input *in, struct payload *p) {
                 sha256_hex(seed, strlen(seed), id);
                 struct buf b = {0};
                 buf_printf(&b, "instance-id: dimimage-%.16s\n", id);
+                /* quoted: a host named "true", "null" or "0x1f" would
+                 * otherwise be read as a boolean, null or number */
                 if (h->hostname)
-                        buf_printf(&b, "local-hostname: %s\n", h->hostname);
+                        yaml_single_quoted(&b, "local-hostname: ", h->hostname);
                 add_text(p, PART_BOOT, "/meta-data", 0755, &b);
                 buf_free(&b);
                 buf_puts(&b, "#cloud-config\n# Written by dimimage. The root filesystem already holds these settings;\n"
                              "# this keeps cloud-init in agreement with them.\n");
-                if (h->hostname)
-                        buf_printf(&b, "hostname: %s\nmanage_etc_hosts: false\n", h->hostname);
+                if (h->hostname) {
+                        yaml_single_quoted(&b, "hostname: ", h->hostname);
+                        buf_puts(&b, "manage_etc_hosts: false\n");
+                }
                 if (h->timezone)
-                        buf_printf(&b, "timezone: %s\n", h->timezone);
+                        yaml_single_quoted(&b, "timezone: ", h->timezone);
                 if (h->user) {
-                        buf_printf(&b, "users:\n  - name: %s\n    shell: /bin/bash\n    lock_passwd: false\n", h->user);
+                        buf_puts(&b, "users:\n");
+                        yaml_single_quoted(&b, "  - name: ", h->user);
+                        buf_puts(&b, "    shell: /bin/bash\n    lock_passwd: false\n");
                         if (h->nssh_keys) {
                                 buf_puts(&b, "    ssh_authorized_keys:\n");
                                 for (size_t i = 0; i < h->nssh_keys; i++)

@@ -51,19 +51,6 @@ static bool named_by_stack(const struct stackenv_input *in, const char *key) {
         return false;
 }
 
-/* Upper case and digits with an underscore: what compose variables look
- * like, and what a pasted base64 or hex secret does not. */
-bool stackenv_reads_as_name(const char *k) {
-        bool underscore = false;
-        for (const char *c = k; *c; c++) {
-                if (*c == '_')
-                        underscore = true;
-                else if (!((*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
-                        return false;
-        }
-        return underscore && strlen(k) <= 64;
-}
-
 /* Levenshtein distance ignoring case, or UINT_MAX for names too long to
  * be worth it (keys are checked to be at most a line of text anyway). */
 static unsigned name_distance(const char *a, const char *b) {
@@ -163,7 +150,7 @@ static void flag_unused(const struct stackenv_input *in, struct env *env) {
                 describe(v, where, sizeof where);
                 if (warn_mistyped(in, v, where))
                         continue;
-                if (stackenv_reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
+                if (env_key_reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
                         log_warn(where, "%s is not used by role '%s' (neither its profile nor its compose files name it); "
                                  "a typo?", v->key, in->profile->name);
                 else

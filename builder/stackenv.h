@@ -33,11 +33,6 @@ struct stackenv_input {
         bool allow_weak;
 };
 
-/* Upper case and digits with an underscore: what compose variables look
- * like, and what a pasted base64 or hex secret does not (so one that does
- * not may be named in a message). */
-bool stackenv_reads_as_name(const char *key);
-
 /* Fills env; keys generated here are also copied to generated.  A shared
  * value (a fleet's, for every host) that the role's stack never names is
  * left out of env: one host's secrets are not written into another's image. */

@@ -27,6 +27,24 @@ build() { "$DIMIMAGE" build "${ARGS[@]}" "$@"; }
 check "build raw .img" build -o "$T/a/out.img"
 check "OUT.bmap and OUT.sha256 beside the raw output" test -s "$T/a/out.img.bmap" -a -s "$T/a/out.img.sha256"
 check "sha256sum -c passes beside the output" bash -c 'cd "$1" && sha256sum -c --status out.img.sha256' _ "$T/a"
+# The image holds the stack's secrets: 0600 whatever the umask, and so is
+# every temporary from its creation (a reader that opens a file keeps it
+# after a chmod); the bmap and the sums are for anyone.
+[[ $(stat -c %a "$T/a/out.img") == 600 && $(stat -c %a "$T/a/out.img.bmap") == 644 && $(stat -c %a "$T/a/out.img.sha256") == 644 ]] \
+  && ok "OUT 0600, OUT.bmap and OUT.sha256 0644" \
+  || fail "modes: $(stat -c '%n %a' "$T/a/out.img" "$T/a/out.img.bmap" "$T/a/out.img.sha256" | tr '\n' ' ')"
+if strace -f -o /dev/null -e trace=openat true 2>/dev/null; then
+  (umask 000 && strace -f -qq -e trace=openat -o "$T/open.trace" "$DIMIMAGE" build --role app --base "$base" \
+    --hostname m --quiet --set DIMDIM_API_IMAGE=x/api:1 --set DIMDIM_WORKER_IMAGE=x/worker:1 \
+    --set OPENOBSERVE_PASSWORD=Tg5Hn8Kq2Lp7Vz3Xc9Bm4Wd6 -o "$T/modes.img" >"$T/modes.log" 2>&1)
+  created=$(grep -c "\"$T/.*O_CREAT" "$T/open.trace" || true)
+  wide=$(grep "\"$T/.*O_CREAT" "$T/open.trace" | grep -v ', 0600)' || true)
+  [[ $created -ge 3 && -z $wide ]] && ok "umask 000: every file a build creates is created 0600 ($created files)" \
+    || fail "umask 000: created ${created} files, not 0600: $wide"
+  [[ $(stat -c %a "$T/modes.img") == 600 && $(stat -c %a "$T/modes.img.secrets.env") == 600 ]] \
+    && ok "umask 000: OUT and OUT.secrets.env 0600" || fail "umask 000: $(stat -c '%n %a' "$T/modes.img"*)"
+  rm -f "$T/modes.img"*
+fi
 check "raw output is sparse" bash -c '(( $(stat -c %b "$1") * 512 < $(stat -c %s "$1") ))' _ "$T/a/out.img"
 check "bmaptool copy with our bmap" bmaptool -q copy --bmap "$T/a/out.img.bmap" "$T/a/out.img" "$T/copy.img"
 check "bmaptool's copy equals the image" cmp "$T/a/out.img" "$T/copy.img"

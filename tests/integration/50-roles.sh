@@ -62,7 +62,8 @@ print(s["api"]["environment"].get("DB_PASSWORD"), s["worker"]["environment"].get
     if grep -aqF -e "$DBPW" -e "$OOPW" "$T/boot.bin"; then fail "$flavour/$role: a secret on the FAT partition"; else ok "$flavour/$role: no secret on the FAT partition"; fi
     rcat "$out" /etc/dimimage/manifest.json | grep -qF -e "$DBPW" -e "$OOPW" && fail "$flavour/$role: secret in manifest" || ok "$flavour/$role: manifest has no secret"
     if [[ $flavour == trixie ]]; then
-      bcat "$out" /user-data | grep -q '^#cloud-config' && bcat "$out" /meta-data | grep -q "local-hostname: dimdim-$role" \
+      bcat "$out" /user-data | grep -q '^#cloud-config' \
+        && [[ $(bcat "$out" /meta-data | python3 -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["local-hostname"])') == "dimdim-$role" ]] \
         && ok "$flavour/$role: cloud-init NoCloud files" || fail "$flavour/$role: cloud-init files"
     else
       MTOOLS_SKIP_CHECK=1 mdir -i "$(bootfs "$out")" ::/ssh >/dev/null 2>&1 && ok "$flavour/$role: ssh switch file" || fail "$flavour/$role: no ssh file"
@@ -105,6 +106,19 @@ for flavour in bookworm trixie; do
     got=$(bcat "$out" /user-data | python3 -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["users"][0]["ssh_authorized_keys"][0])' 2>&1)
     [[ $got == "$keyline" ]] && ok "$flavour: user-data parses and holds the key with its options" \
       || fail "$flavour: user-data key: $got"
+    # Names YAML would read as a boolean, null or number stay strings
+    # (cloud-init fails on a hostname that is not one).
+    if "$DIMIMAGE" build --role observability --base "$base" -o "$T/yamlish.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+        --hostname true --user off --ssh-key "$T/key.pub" --timezone Etc/UTC --quiet 2>"$T/yamlish.log"; then
+      got=$(bcat "$T/yamlish.img" /user-data | python3 -c 'import sys, yaml; d = yaml.safe_load(sys.stdin); print(repr(d["hostname"]), repr(d["users"][0]["name"]), repr(d["timezone"]))')
+      [[ $got == "'true' 'off' 'Etc/UTC'" ]] && ok "$flavour: user-data's hostname 'true' and user 'off' read as strings" \
+        || fail "$flavour: user-data read as $got"
+      got=$(bcat "$T/yamlish.img" /meta-data | python3 -c 'import sys, yaml; print(repr(yaml.safe_load(sys.stdin)["local-hostname"]))')
+      [[ $got == "'true'" ]] && ok "$flavour: meta-data's local-hostname a string" || fail "$flavour: meta-data: $got"
+    else
+      fail "$flavour: build with hostname true"; sed 's/^/    /' "$T/yamlish.log"
+    fi
+    rm -f "$T/yamlish.img"*
   else
     [[ $(rlink "$out" /etc/systemd/system/getty.target.wants/getty@tty1.service) == /lib/systemd/system/getty@.service ]] \
       && ok "$flavour: console login on tty1 enabled again" || fail "$flavour: getty@tty1 not enabled"
@@ -114,6 +128,9 @@ for flavour in bookworm trixie; do
   expect_error "$flavour: a system account as --user refused" "user 'man' is a system account.*uid 6" \
     "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
     --user man --ssh-key "$T/key.pub"
+  expect_error "$flavour: a new user named as a system group refused" "group named 'video' \(gid 44\) and no such user" \
+    "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+    --user video --ssh-key "$T/key.pub"
 done
 "$DIMIMAGE" build --role observability --base "$base" -o "$T/nogw.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
   --ip 192.168.1.102/24 >"$T/nogw.log" 2>&1
@@ -188,6 +205,12 @@ expect_error "an RFC 4716 key refused with the command that converts it" "rfc471
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --user pi --ssh-key "$T/rfc4716.pub" --set OPENOBSERVE_PASSWORD="$OOPW"
 expect_error "a time zone the base does not have refused" "/etc/localtime would point to /usr/share/zoneinfo/Europe/Berln, which this base does not have; check the time zone's spelling" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone Europe/Berln
+expect_error "a time zone that is a directory refused" "/usr/share/zoneinfo/Europe, which is a directory in this base" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone Europe
+for tz in Europe/ Europe//Berlin; do
+  expect_error "time zone '$tz' refused" "invalid time zone '$tz'" \
+    "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone "$tz"
+done
 expect_error "--dry-run on a raw base checks the time zone in it" "Europe/Berln, which this base does not have" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone Europe/Berln --dry-run
 "$DIMIMAGE" build --role observability --base "$base" -o "$T/dry.img" --set OPENOBSERVE_PASSWORD="$OOPW" --user pi --dry-run \
@@ -275,6 +298,42 @@ check "a SHA-256-crypt --password-hash accepted" "$DIMIMAGE" build --role observ
 expect_error "an MD5-crypt --password-hash refused, naming what to use" 'mkpasswd -m yescrypt' \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
   --user pi --password-hash '$1$abcdefgh$0123456789012345678901'
+# shellcheck disable=SC2016
+expect_error "an MD5-crypt --password-hash alone is named as --password-hash" '^dimimage: error: --password-hash: ' \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+  --user pi --password-hash '$1$abcdefgh$0123456789012345678901'
+# shellcheck disable=SC2016
+expect_error "--password-hash with --password-file: a usage error" '--password-hash and --password-file both give the password' \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+  --user pi --password-file "$T/weak.pass" --password-hash '$5$BECTNYIsMUMVZtYQ$EQWkdXCxbDEdYkqOo2jjYEXMrUMcuOE7rpr2V4yGbaD'
+expect_rc "--password-hash with --password-file" 64
+# A Windows editor's byte order mark is no part of the password.
+printf '\xef\xbb\xbfHorse-Battery-Staple-42\r\n' >"$T/bom.pass"
+if "$DIMIMAGE" build --role observability --base "$base" -o "$T/bom.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+    --user pi --password-file "$T/bom.pass" --quiet 2>"$T/bom.log"; then
+  hash=$(rcat "$T/bom.img" /etc/shadow | awk -F: '$1 == "pi" { print $2 }')
+  got=$(python3 -c 'import crypt, sys; print(crypt.crypt(sys.argv[1], sys.argv[2]) == sys.argv[2])' "Horse-Battery-Staple-42" "$hash" 2>/dev/null ||
+        perl -e 'print crypt($ARGV[0], $ARGV[1]) eq $ARGV[1] ? "True" : "False"' "Horse-Battery-Staple-42" "$hash")
+  [[ $got == True ]] && ok "a password file with a BOM: the password without it opens the account" \
+    || fail "a password file with a BOM: hash does not match the password ($got)"
+else
+  fail "a password file with a BOM"; sed 's/^/    /' "$T/bom.log"
+fi
+rm -f "$T/bom.img"*
+# A secret after --set KEY (a space for the '=') or in a mistyped option
+# is never echoed.
+expect_error "a stray argument is not echoed" 'an unexpected argument \(not shown' \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD "Hunter2-very-secret-x"
+check_fails "... the secret appears nowhere" grep -q Hunter2 "$T/.err" "$T/.out"
+expect_error "a mistyped option's value is not echoed" "unknown option '--pasword'" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --pasword="Hunter2-very-secret-x"
+check_fails "... the secret appears nowhere" grep -q Hunter2 "$T/.err" "$T/.out"
+expect_error "a stray file argument is named" "unexpected argument '$base'" \
+  "$DIMIMAGE" build --role observability "$base" -o "$T/bad.img"
+# NetworkManager's keyfile takes the prefix as digits only.
+expect_error "an --ip prefix with a space refused" "invalid static address '10.0.0.5/ 24'" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+  --ip '10.0.0.5/ 24' --gateway 10.0.0.1
 # Static settings NetworkManager takes but the Pi cannot use; a /32 routes
 # to a gateway outside it on-link, which is the only way it can.
 expect_error "a gateway outside the --ip subnet refused" 'gateway 10\.0\.0\.1 is outside the Pi.s subnet 192\.168\.1\.0/24' \

@@ -47,7 +47,7 @@ check "fleet rebuilt with --force and every secret given" "$DIMIMAGE" build --fl
 # The example as the docs run it: README.md's fleet commands, word for
 # word but for the base and the path into the checkout, run with a
 # generated key as ~/.ssh/id_ed25519.pub in a directory holding what they
-# expect from the user (the password in obs.pw, the application source as
+# expect from the user (the password in obs.env, the application source as
 # an archive).  docs/fleet.md shows the same commands.
 doc_cmds() {
   awk '/^```sh/ { b = 1; s = ""; next } /^```/ { if (b && s ~ /--fleet/) printf "%s", s; b = 0; next }
@@ -65,7 +65,7 @@ echo 'FROM scratch' >"$T/ex/src/deploy/Dockerfile.api"
 echo 'FROM scratch' >"$T/ex/src/deploy/Dockerfile.worker"
 echo 'fn main() {}' >"$T/ex/src/src/main.rs"
 tar -C "$T/ex" -czf "$T/ex/dimdim-health.tar.gz" --transform 's,^src,dimdim-health,' src
-printf '%s\n' "$OOPW" >"$T/ex/obs.pw"
+printf 'OPENOBSERVE_PASSWORD=%s\n' "$OOPW" >"$T/ex/obs.env"
 run_example() { (cd "$T/ex" && HOME=$T/ex/home bash -euc "$cmds"); }
 check "the example fleet builds as documented" run_example
 if [[ -f $T/ex/fleet/dimdim-app.img && -f $T/ex/fleet/dimdim-obs.img ]]; then
@@ -114,7 +114,7 @@ env_files: [common.env]
 source: appsrc
 hosts:
   - {name: pi-app, role: app, address: 10.1.0.11}
-  - {name: pi-obs, role: observability, address: 10.1.0.12, env: {OPENOBSERVE_PASSWORD: "$OOPW", STRAY_OBS_VAR: y}}
+  - {name: pi-obs, role: observability, address: 10.1.0.12, env: {OPENOBSERVE_PASSWORD: "$OOPW", STRAY_OBS_VAR: y, OPENOBSERVE_IMAGE: ~}}
 YAML
 mkdir -p "$T/appsrc/deploy"
 printf '[package]\nname = "marker-app-source"\n' >"$T/appsrc/Cargo.toml"
@@ -131,6 +131,7 @@ if "$DIMIMAGE" build --fleet "$T/shared.yml" --base "$base" -o "$T/shared" >"$T/
   check_fails "... and not to the observability host, which builds nothing" \
     grep -q marker-app-source <(rcat "$T/shared/pi-obs.img" /opt/dimdim-health/Cargo.toml)
   check "a host's own unused key is still kept and warned" grep -q '^STRAY_OBS_VAR=' <<<"$env_obs"
+  check "KEY: ~ is YAML's null, an empty value" grep -qxE "OPENOBSERVE_IMAGE=('')?" <<<"$env_obs"
   check "... with its file and line" grep -q "shared.yml:8: .*STRAY_OBS_VAR is not used by role 'observability'" "$T/shared.log"
   check "a shared key no host uses is warned about once, at its line" \
     grep -q "shared.yml:3: .*NOT_A_STACK_VAR is used by no host's role" "$T/shared.log"

@@ -225,6 +225,10 @@ static void test_keys_refused(void **state) {
                 {"ssh-ed25519", "no key data"},
                 {"ssh-dss AAAAB3NzaC1kc3MAAACBAP", "key type"},
                 {"AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3dQinyOoYg5FW/gizqbtdeL5CRNM+7", "key type"},
+                /* colour codes pasted with the comment: cloud-init's YAML takes none */
+                {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3dQinyOoYg5FW/gizqbtdeL5CRNM+7 me\x1b[31m@x",
+                 "control character (byte 0x1b)"},
+                {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3dQinyOoYg5FW/gizqbtdeL5CRNM+7 me\x7f", "byte 0x7f"},
         };
         for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
                 _cleanup_free_ char *text = xasprintf("# first a comment\n%s\n", bad[i].key);
@@ -327,6 +331,14 @@ static void test_network(void **state) {
                 {"10.0.0.5/32", "10.1.1.1", NULL},
                 {"10.0.0.5/32", NULL, NULL},
                 {"10.0.0.5/32", "10.0.0.5", "the Pi's own address"},
+                /* the prefix as NetworkManager's keyfile reads it: digits only */
+                {"10.0.0.5/ 24", "10.0.0.1", "ADDRESS/PREFIX"},
+                {"10.0.0.5/+24", "10.0.0.1", "ADDRESS/PREFIX"},
+                {"10.0.0.5/\t24", "10.0.0.1", "ADDRESS/PREFIX"},
+                {"10.0.0.5/024", "10.0.0.1", "ADDRESS/PREFIX"},
+                {"10.0.0.5/33", "10.0.0.1", "ADDRESS/PREFIX"},
+                {"10.0.0.5/0", "10.0.0.1", "ADDRESS/PREFIX"},
+                {"10.0.0.5/", "10.0.0.1", "ADDRESS/PREFIX"},
         };
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
                 struct host_settings hs = {.ip = xstrdup(cases[i].ip)};
