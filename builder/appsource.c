@@ -197,6 +197,12 @@ static int add_archive(struct payload *p, const char *source, const char *dest) 
                 if (!v[i].path[first] && v[i].type != AE_IFDIR)
                         single = false;
         }
+        /* ... unless that directory is one the tree itself has at its top
+         * (an archive of deploy/ alone) */
+        static const char *const own[] = {"deploy", "config"};
+        for (size_t i = 0; i < ARRAY_SIZE(own) && single; i++)
+                if (first == strlen(own[i]) && !strncmp(v[0].path, own[i], first))
+                        single = false;
         if (single)
                 strip = first + 1;
         for (size_t i = 0; i < n; i++) {

@@ -44,6 +44,16 @@ static struct payload_entry *slot(struct payload *p, enum part part, const char 
         return e;
 }
 
+struct payload_entry *payload_move(struct payload *p, struct payload_entry *from) {
+        struct payload_entry *e = slot(p, from->part, from->path);
+        char *path = e->path;
+        free(from->path);
+        *e = *from;
+        e->path = path;
+        *from = (struct payload_entry){0};
+        return e;
+}
+
 struct payload_entry *payload_add_file(struct payload *p, enum part part, const char *path, uint32_t mode,
                                        uint32_t uid, uint32_t gid, const void *data, size_t len) {
         struct payload_entry *e = slot(p, part, path);

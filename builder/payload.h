@@ -46,6 +46,9 @@ struct payload_entry *payload_add_file_from(struct payload *p, enum part part, c
 struct payload_entry *payload_add_dir(struct payload *p, enum part part, const char *path, uint32_t mode,
                                       uint32_t uid, uint32_t gid);
 struct payload_entry *payload_add_symlink(struct payload *p, enum part part, const char *path, const char *target);
+/* Another payload's entry, taken over (from is left empty): replaces p's
+ * entry at its path, as an add would. */
+struct payload_entry *payload_move(struct payload *p, struct payload_entry *from);
 struct payload_entry *payload_add_unlink(struct payload *p, enum part part, const char *path);
 const struct payload_entry *payload_find(const struct payload *p, enum part part, const char *path);
 

@@ -244,8 +244,7 @@ static void plan_ssh(const struct plan_input *in, struct payload *p) {
  * source, and .env with it) to the builder, and a Dockerfile's `COPY . .`
  * would put the stack's secrets into an image layer, to be pushed with it.
  * The source's own .dockerignore is kept, .env added to it. */
-static int plan_dockerignore(struct payload *out) {
-        static const char path[] = DIMDIM_HOME "/.dockerignore";
+static int add_dockerignore(struct payload *out, const char *path) {
         const struct payload_entry *e = payload_find(out, PART_ROOT, path);
         struct buf b = {0};
         if (e && e->type == ENTRY_FILE) {
@@ -265,6 +264,38 @@ static int plan_dockerignore(struct payload *out) {
         payload_add_file(out, PART_ROOT, path, 0644, 0, 0, b.data, b.len);
         buf_free(&b);
         return 0;
+}
+
+/* The build context's .dockerignore, and every Dockerfile's own
+ * (Dockerfile.api.dockerignore beside it), which BuildKit reads instead
+ * when there is one: each keeps .env out. */
+static int plan_dockerignore(struct payload *out) {
+        int r = add_dockerignore(out, DIMDIM_HOME "/.dockerignore");
+        for (size_t i = 0; i < out->n && r >= 0; i++) {
+                const struct payload_entry *e = &out->v[i];
+                if (e->type == ENTRY_FILE && str_has_prefix(e->path, DIMDIM_HOME "/") &&
+                    str_has_suffix(e->path, ".dockerignore") && strcmp(e->path, DIMDIM_HOME "/.dockerignore")) {
+                        _cleanup_free_ char *path = xstrdup(e->path); /* the entry is replaced */
+                        r = add_dockerignore(out, path);
+                }
+        }
+        return r;
+}
+
+/* The source's modes, made safe for a tree root owns: no setuid, setgid
+ * or sticky bit, nothing writable by group or others (any account on the
+ * Pi could edit what root's Docker builds into the api's image, and it
+ * runs with the stack's secrets); executables stay executable. */
+static void tame_source_modes(struct payload *out) {
+        for (size_t i = 0; i < out->n; i++) {
+                struct payload_entry *e = &out->v[i];
+                if (!str_has_prefix(e->path, DIMDIM_HOME "/"))
+                        continue;
+                if (e->type == ENTRY_DIR)
+                        e->mode = 0755;
+                else if (e->type == ENTRY_FILE)
+                        e->mode = e->mode & 0111 ? 0755 : 0644;
+        }
 }
 
 /* The stack's .env.  Bookworm's docker-compose is Compose v1, which reads it
@@ -287,18 +318,52 @@ static int plan_env_file(const struct plan_input *in, struct payload *out) {
         return 0;
 }
 
+/* What the overlays bring only for a source without its own: the
+ * application's configuration and its database's first-start script are
+ * the application's (the guide mounts the repository's), ours a stand-in. */
+static bool source_may_keep(const char *path) {
+        static const char *const dirs[] = {DIMDIM_HOME "/config/", DIMDIM_HOME "/deploy/scripts/"};
+        for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+                if (str_has_prefix(path, dirs[i]))
+                        return true;
+        return false;
+}
+
+/* An overlay's entry laid over the payload, where the source has put
+ * its files. */
+static void overlay_entry(struct payload *out, struct payload_entry *e) {
+        const struct payload_entry *had = payload_find(out, e->part, e->path);
+        if (had && had->type == ENTRY_FILE && e->type == ENTRY_FILE) {
+                if (source_may_keep(e->path)) {
+                        log_info("%s: the application source's own, kept", e->path);
+                        return;
+                }
+                log_info("%s: dimimage's replaces the application source's", e->path);
+        }
+        payload_move(out, e);
+}
+
 int plan_payload(const struct plan_input *in, struct payload *out) {
         const struct profile *pr = in->profile;
         int r;
         /* The application source first: our adapted compose files and
          * overlays are laid over it, so the appliance's deploy/ wins. */
-        if (in->source && ((r = appsource_add(out, in->source, DIMDIM_HOME)) < 0 || (r = plan_dockerignore(out)) < 0))
-                return r;
-        for (size_t i = 0; i < pr->noverlays; i++) {
-                _cleanup_free_ char *dir = xasprintf("%s/overlays/%s", in->data_dir, pr->overlays[i]);
-                if ((r = payload_add_tree(out, PART_ROOT, dir, "/", 0, 0)) < 0)
+        if (in->source) {
+                if ((r = appsource_add(out, in->source, DIMDIM_HOME)) < 0 || (r = plan_dockerignore(out)) < 0)
                         return r;
+                tame_source_modes(out);
         }
+        struct payload ov = {0};
+        r = 0;
+        for (size_t i = 0; i < pr->noverlays && r >= 0; i++) {
+                _cleanup_free_ char *dir = xasprintf("%s/overlays/%s", in->data_dir, pr->overlays[i]);
+                r = payload_add_tree(&ov, PART_ROOT, dir, "/", 0, 0);
+        }
+        for (size_t i = 0; i < ov.n && r >= 0; i++)
+                overlay_entry(out, &ov.v[i]);
+        payload_free(&ov);
+        if (r < 0)
+                return r;
         /* Directories the overlay trees imply must not take the checkout's
          * modes: /etc, /usr, /opt keep whatever the base has. */
         for (size_t i = 0; i < out->n; i++) {

@@ -361,11 +361,40 @@ check "build --source DIR" "$DIMIMAGE" build --role app --base "$base" -o "$T/sr
 rcat "$T/src-dir.img" /opt/dimdim-health/.dockerignore | grep -qx '.env' \
   && ok ".dockerignore keeps .env out of the build context" || fail ".dockerignore: $(rcat "$T/src-dir.img" /opt/dimdim-health/.dockerignore)"
 printf 'target' >"$src/.dockerignore" # the source's own, without a final newline
-tar -C "$T" -czf "$T/src.tar.gz" --transform 's,^src,dimdim-health-1.0,' src/deploy src/src src/.dockerignore
+# The application's own database script and configuration (the guide
+# mounts the repository's) are kept; its compose file is replaced by ours.
+mkdir -p "$src/deploy/scripts" "$src/config" "$src/bin"
+printf '#!/bin/sh\n# the application own schema\n' >"$src/deploy/scripts/init-db.sh"
+printf '# the application own config\n' >"$src/config/default.toml"
+printf '# theirs\nservices: {}\n' >"$src/deploy/docker-compose.app.yml"
+printf 'target\n' >"$src/deploy/Dockerfile.api.dockerignore"
+cp /bin/true "$src/bin/suid-tool" && chmod 4755 "$src/bin/suid-tool"
+chmod 0666 "$src/deploy/Dockerfile.worker"
+chmod 2777 "$src/bin"
+tar -C "$T" -czf "$T/src.tar.gz" --transform 's,^src,dimdim-health-1.0,' src/deploy src/src src/.dockerignore src/config src/bin
+chmod 0644 "$src/deploy/Dockerfile.worker"
+chmod 0755 "$src/bin"
 check "build --source ARCHIVE (top directory stripped)" "$DIMIMAGE" build --role app --base "$base" -o "$T/src-tar.img" --quiet --set DB_PASSWORD="$DBPW" --source "$T/src.tar.gz"
 [[ $(rcat "$T/src-tar.img" /opt/dimdim-health/deploy/Dockerfile.api) == 'FROM scratch' ]] && ok "archive Dockerfile injected" || fail "archive Dockerfile missing"
 di=$(rcat "$T/src-tar.img" /opt/dimdim-health/.dockerignore)
 grep -qx 'target' <<<"$di" && grep -qx '.env' <<<"$di" && ok "the source's .dockerignore kept, .env added" || fail ".dockerignore: $di"
+di=$(rcat "$T/src-tar.img" /opt/dimdim-health/deploy/Dockerfile.api.dockerignore)
+grep -qx 'target' <<<"$di" && grep -qx '.env' <<<"$di" \
+  && ok "a Dockerfile's own .dockerignore (BuildKit reads it instead) keeps .env out too" || fail "Dockerfile.api.dockerignore: $di"
+grep -q 'the application own schema' <(rcat "$T/src-tar.img" /opt/dimdim-health/deploy/scripts/init-db.sh) \
+  && ok "the source's own deploy/scripts/init-db.sh kept" || fail "init-db.sh replaced"
+grep -q 'the application own config' <(rcat "$T/src-tar.img" /opt/dimdim-health/config/default.toml) \
+  && ok "the source's own config/default.toml kept" || fail "config/default.toml replaced"
+check_fails "the source's compose file replaced by dimimage's" grep -q theirs <(rcat "$T/src-tar.img" /opt/dimdim-health/deploy/docker-compose.app.yml)
+[[ $(rstat "$T/src-tar.img" /opt/dimdim-health/bin/suid-tool) == "0755 0 0 regular" ]] \
+  && ok "a setuid file from the source loses the bit" || fail "suid-tool: $(rstat "$T/src-tar.img" /opt/dimdim-health/bin/suid-tool)"
+[[ $(rstat "$T/src-tar.img" /opt/dimdim-health/bin) == "0755 0 0 directory" ]] \
+  && ok "a world-writable setgid directory from the source made 0755" || fail "bin: $(rstat "$T/src-tar.img" /opt/dimdim-health/bin)"
+[[ $(rstat "$T/src-tar.img" /opt/dimdim-health/deploy/Dockerfile.worker) == "0644 0 0 regular" ]] \
+  && ok "a world-writable file from the source made 0644" || fail "Dockerfile.worker: $(rstat "$T/src-tar.img" /opt/dimdim-health/deploy/Dockerfile.worker)"
+tar -C "$src" -czf "$T/deploy-only.tar.gz" deploy/Dockerfile.api deploy/Dockerfile.worker
+check "an archive of deploy/ alone: deploy/ is not taken for a wrapper" "$DIMIMAGE" build --role app --base "$base" \
+  -o "$T/src-deploy.img" --quiet --dry-run --set DB_PASSWORD="$DBPW" --source "$T/deploy-only.tar.gz"
 mkdir -p "$T/evil"
 ln -s /etc/shadow "$T/evil/leak"
 tar -C "$T/evil" -cf "$T/evil.tar" leak
