@@ -373,6 +373,9 @@ int plan_payload(const struct plan_input *in, struct payload *out) {
                         e->mode = 0755;
         }
         payload_add_dir(out, PART_ROOT, DIMDIM_HOME, 0755, 0, 0);
+        /* the stack by hand (sudo dimdim-stack ps|up|down|pull), as the
+         * docs and dimdim-status name it */
+        payload_add_symlink(out, PART_ROOT, "/usr/local/bin/dimdim-stack", "/usr/local/lib/dimdim/stack");
         if ((r = plan_env_file(in, out)) < 0)
                 return r;
 

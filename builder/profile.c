@@ -151,7 +151,7 @@ static bool valid_compose_path(const char *s) {
 static int parse_env_entry(const char *file, const char *key, unsigned key_line, const struct ynode *v,
                            struct profile_env *e) {
         static const char *const keys[] = {"required", "secret", "generate", "length", "default",
-                                           "description", "fleet", "warn_unset", NULL};
+                                           "description", "fleet", "warn_unset", "format", NULL};
         e->key = xstrdup(key);
         e->line = key_line;
         e->length = GENERATE_DEFAULT_LENGTH;
@@ -193,6 +193,13 @@ static int parse_env_entry(const char *file, const char *key, unsigned key_line,
                         rc = ynode_string(file, w, val, &e->description);
                 else if (!strcmp(name, "warn_unset"))
                         rc = ynode_string(file, w, val, &e->warn_unset);
+                else if (!strcmp(name, "format")) {
+                        _cleanup_free_ char *f = NULL;
+                        rc = ynode_string(file, w, val, &f);
+                        if (rc >= 0 && strcmp(f, "url"))
+                                rc = log_error_at(EINVAL, file, val->line, "%s: the only format is 'url'", w);
+                        e->url = rc >= 0;
+                }
                 else if (!strcmp(name, "fleet")) {
                         rc = ynode_string(file, w, val, &e->fleet);
                         if (rc >= 0 && !valid_fleet_template(e->fleet))

@@ -24,6 +24,10 @@ struct profile_env {
          * optional key whose absence the build can live with but the Pi
          * will feel.  NULL when none. */
         char *warn_unset;
+        /* "url": the value must be an http(s) URL with a host, checked
+         * before the build (a placeholder such as http://<Pi2-IP>:5080 from
+         * the guide's .env would otherwise reach the Pi). */
+        bool url;
         unsigned line;
 };
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -25,6 +26,26 @@ static void describe(const struct env_var *v, char *out, size_t n) {
                 snprintf(out, n, "%s", v->file);
         else
                 snprintf(out, n, "%s", env_origin_name(v->origin));
+}
+
+/* Why v is not an http(s) URL with a host, or NULL: a placeholder left
+ * from the guide (http://<Pi2-IP>:5080), a scheme forgotten. */
+static const char *url_problem(const char *v) {
+        const char *host = str_has_prefix(v, "http://") ? v + 7 : str_has_prefix(v, "https://") ? v + 8 : NULL;
+        if (!host)
+                return "does not start with http:// or https://";
+        if (strpbrk(v, "<>{}\"' \t\\"))
+                return "holds a character no URL has (a placeholder such as <Pi2-IP> left in?)";
+        size_t n = strcspn(host, ":/?#");
+        if (!n)
+                return "names no host";
+        if (host[n] == ':') {
+                const char *port = host + n + 1;
+                size_t np = strspn(port, "0123456789");
+                if (!np || np > 5 || (port[np] && port[np] != '/') || strtoul(port, NULL, 10) > 65535)
+                        return "has no valid port after the host's ':'";
+        }
+        return NULL;
 }
 
 /* Whether compose evaluates reference i of a compose file: one nested in a
@@ -224,6 +245,16 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
                                             "use --set %s=...",
                                             pe->key, p->name, pe->key);
         }
+        for (size_t i = 0; i < p->nenv; i++) {
+                const struct profile_env *pe = &p->env[i];
+                const struct env_var *v = env_find(env, pe->key);
+                const char *why = pe->url && v && *v->value ? url_problem(v->value) : NULL;
+                if (!why)
+                        continue;
+                char where[512];
+                describe(v, where, sizeof where);
+                return log_error(EINVAL, where, "%s %s; e.g. http://192.168.1.102:5080", pe->key, why);
+        }
         for (size_t c = 0; c < in->ncompose; c++) {
                 const struct compose_info *ci = &in->compose[c];
                 for (size_t i = 0; i < ci->nvars; i++) {
@@ -254,10 +285,9 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
                 char where[512];
                 describe(v, where, sizeof where);
                 if (!in->allow_weak)
-                        return log_error(EINVAL, where,
-                                         "%s %s; use a strong value (or omit it to have one generated), or "
-                                         "pass --allow-weak-secrets",
-                                         v->key, why);
+                        return log_error(EINVAL, where, "%s %s; use a strong value%s, or pass --allow-weak-secrets",
+                                         v->key, why,
+                                         pe && pe->generate ? " (or omit it to have one generated)" : "");
                 log_warn(where, "%s %s; kept because of --allow-weak-secrets", v->key, why);
         }
         flag_unused(in, env);

@@ -55,6 +55,8 @@ print(s["api"]["environment"].get("DB_PASSWORD"), s["worker"]["environment"].get
       && ok "$flavour/$role: authorized_keys" || fail "$flavour/$role: authorized_keys"
     rcat "$out" /etc/passwd | grep -q '^pi:x:1000:1000:' && ok "$flavour/$role: user pi in /etc/passwd" || fail "$flavour/$role: /etc/passwd"
     [[ $(rlink "$out" /etc/localtime) == /usr/share/zoneinfo/Europe/Berlin ]] && ok "$flavour/$role: timezone" || fail "$flavour/$role: timezone"
+    [[ $(rlink "$out" /usr/local/bin/dimdim-stack) == /usr/local/lib/dimdim/stack ]] \
+      && ok "$flavour/$role: dimdim-stack on the PATH" || fail "$flavour/$role: no /usr/local/bin/dimdim-stack"
     cmd=$(bcat "$out" /cmdline.txt)
     [[ $(printf '%s' "$cmd" | wc -l) -le 1 && $cmd == *"root=PARTUUID=2a7c1d5e-02"* ]] \
       && ok "$flavour/$role: cmdline.txt one line with root=PARTUUID" || fail "$flavour/$role: cmdline.txt: $cmd"
@@ -347,6 +349,19 @@ check "a /32 address with a gateway outside it accepted" "$DIMIMAGE" build --rol
 check "no output after the refusals" no_output
 [[ $(sha256sum < "$base") == "$before" ]] && ok "base unchanged by refused builds" || fail "base changed"
 
+# The guide's .env for Pi 1 holds a placeholder URL: refused at its line.
+printf 'DB_PASSWORD=%s\nOPENOBSERVE_URL=http://<Pi2-IP>:5080\n' "$DBPW" >"$T/guide.env"
+expect_error "the guide's placeholder OPENOBSERVE_URL refused at its line" \
+  "guide\.env:2: OPENOBSERVE_URL holds a character no URL has \(a placeholder" \
+  "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" --env "$T/guide.env" --dry-run \
+  --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+expect_error "an OPENOBSERVE_URL without a scheme refused" "OPENOBSERVE_URL does not start with http:// or https://" \
+  "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" --set DB_PASSWORD="$DBPW" --dry-run \
+  --set OPENOBSERVE_URL=192.168.1.102:5080 --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+check "an https OPENOBSERVE_URL with a path accepted" "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" \
+  --set DB_PASSWORD="$DBPW" --dry-run --quiet --set OPENOBSERVE_URL=https://logs.example.org:443/x \
+  --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+
 # ---- --source: a directory and a tarball land in /opt/dimdim-health ----
 src=$T/src
 mkdir -p "$src/deploy" "$src/src" "$src/.git"
@@ -435,6 +450,10 @@ expect_error "a weak secret on an app build" "DB_PASSWORD is a well-known defaul
   "$DIMIMAGE" build --role app --base "$base" -o "$T/weak2.img" --set DB_PASSWORD=changeme \
   --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
 check_fails "the refused environment's error comes without the OpenObserve warning" grep -q warning "$T/.err"
+check "a weak generated secret: omitting it is offered" grep -q 'or omit it to have one generated' "$T/.err"
+expect_error "a weak OPENOBSERVE_PASSWORD (required, never generated)" "OPENOBSERVE_PASSWORD is a well-known default" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/weak2.img" --set OPENOBSERVE_PASSWORD=changeme
+check_fails "... and omitting it is not offered" grep -q 'omit it' "$T/.err"
 # nor one refused later, by the base (warnings wait for the edits)
 expect_error "a time zone the base lacks, on an app build without the OpenObserve password" "Europe/Berln, which this base does not have" \
   "$DIMIMAGE" build --role app --base "$base" -o "$T/late.img" --timezone Europe/Berln \

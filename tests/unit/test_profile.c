@@ -189,6 +189,7 @@ static void test_errors(void **state) {
         expect_refused(BASE "environment:\n  S: {default: x, warn_unset: why}\n",
                        "t.yml:6: environment.S: 'warn_unset' is for an optional key with no default");
         expect_refused(BASE "environment:\n  S: {warn_unset: [why]}\n", "t.yml:6: environment.S: 'warn_unset' must be a string");
+        expect_refused(BASE "environment:\n  U: {format: uri}\n", "t.yml:6: environment.U: 'format': the only format is 'url'");
         expect_refused(BASE "environment:\n  1BAD: {}\n", "t.yml:6: environment.1BAD: not a valid variable name");
         expect_refused(BASE "environment:\n  U: {fleet: '${observability.secret}'}\n",
                        "t.yml:6: environment.U: 'fleet': only ${ROLE.host} and ${ROLE.env.KEY}");
