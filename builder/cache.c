@@ -43,6 +43,8 @@ uint64_t cache_max_bytes(uint64_t max) {
         uint64_t v;
         if (env && *env && parse_size(env, &v) == 0)
                 return v;
+        if (env && *env)
+                log_warn("DIMIMAGE_CACHE_MAX", "'%s' is not a size (e.g. 20G); the default bound is used", env);
         return CACHE_DEFAULT_MAX;
 }
 

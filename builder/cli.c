@@ -128,7 +128,8 @@ void cli_build_usage(FILE *f) {
               "\n"
               "Example:\n"
               "  dimimage build --role app --base raspios-trixie-arm64-lite.img.xz \\\n"
-              "      --env app.env --hostname dimdim-app --user pi --ssh-key ~/.ssh/id_ed25519.pub \\\n"
+              "      --env app.env --source dimdim-health.tar.gz --hostname dimdim-app \\\n"
+              "      --user pi --ssh-key ~/.ssh/id_ed25519.pub \\\n"
               "      --ip 192.168.1.101/24 --gateway 192.168.1.1 -o dimdim-app.img\n"
               "\n"
               "Generated secrets are saved, never printed, to OUT.secrets.env (0600).\n"
@@ -223,6 +224,10 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                 case OPT_SET: {
                         /* the options-once rule, per key (a bad one is env_set_assignment's to report) */
                         size_t k = strcspn(optarg, "=");
+                        /* not shown: "--set s3cret" is a secret given as a key */
+                        if (!optarg[k])
+                                return usage_error("%s", "--set takes KEY=VALUE in one argument (this one has no "
+                                                         "'='; it is not shown, in case it is a secret)");
                         for (size_t i = 0; i < o->nsets && optarg[k]; i++)
                                 if (strncmp(o->sets[i], optarg, k + 1) == 0) {
                                         _cleanup_free_ char *key = xstrndup(optarg, k);

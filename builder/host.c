@@ -706,6 +706,16 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
                 if (strlen(c) != 2 || !isupper((unsigned char)c[0]) || !isupper((unsigned char)c[1]))
                         return log_error(EINVAL, host_where(hs, HF_WIFI_COUNTRY),
                                          "Wi-Fi country must be a two-letter ISO 3166 code, e.g. GB");
+                /* the usual slips (the EU's codes), refused even where the
+                 * base has no iso3166.tab to look them up in */
+                static const struct {
+                        const char *code, *right;
+                } slips[] = {{"UK", "the United Kingdom's is GB"}, {"EL", "Greece's is GR"}};
+                for (size_t i = 0; i < ARRAY_SIZE(slips); i++)
+                        if (!strcmp(c, slips[i].code))
+                                return log_error(EINVAL, host_where(hs, HF_WIFI_COUNTRY),
+                                                 "Wi-Fi country '%s' is not an ISO 3166 code (the EU's own): %s", c,
+                                                 slips[i].right);
         }
         if (hs->timezone) {
                 const char *t = hs->timezone;

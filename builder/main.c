@@ -32,7 +32,8 @@ static void usage(FILE *f) {
               "\n"
               "Example:\n"
               "  dimimage build --role app --base raspios-lite.img.xz --env app.env \\\n"
-              "      --hostname dimdim-app --user pi --ssh-key ~/.ssh/id_ed25519.pub -o app.img\n"
+              "      --source dimdim-health.tar.gz --hostname dimdim-app --user pi \\\n"
+              "      --ssh-key ~/.ssh/id_ed25519.pub -o app.img\n"
               "  dimimage flash app.img /dev/sdX\n",
               f);
 }

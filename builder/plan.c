@@ -807,11 +807,8 @@ static int plan_check_host(const struct plan_input *in) {
         if (h->wifi_country && in->base->iso3166 && !has_country(in->base->iso3166, h->wifi_country))
                 return log_error(EINVAL, host_where(h, HF_WIFI_COUNTRY),
                                  "Wi-Fi country '%s' is not an ISO 3166 code (see the base's "
-                                 "/usr/share/zoneinfo/iso3166.tab)%s",
-                                 h->wifi_country,
-                                 strcmp(h->wifi_country, "UK") == 0 ? ": the United Kingdom's is GB"
-                                 : strcmp(h->wifi_country, "EL") == 0 ? ": Greece's is GR"
-                                                                      : "");
+                                 "/usr/share/zoneinfo/iso3166.tab)",
+                                 h->wifi_country);
         if (h->keymap && in->base->xkb_rules && !has_layout(in->base->xkb_rules, h->keymap))
                 return log_error(EINVAL, host_where(h, HF_KEYMAP),
                                  "keymap '%s' is not a keyboard layout this base knows (see the \"! layout\" list of "

@@ -570,10 +570,14 @@ int profile_find(const char *role, const char *where, unsigned line, const char 
         *path = profile_path_for(role);
         if (access(*path, R_OK) == 0)
                 return 0;
+        int err = errno;
         free(*path);
         *path = NULL;
         _cleanup_free_ char *roles = profile_roles_text();
-        int err = profile_names_file(role) || !roles ? ENOENT : unknown_err;
-        return log_error_at(err, where, line, "%s%sunknown role '%s'; available roles: %s", label ? label : "",
-                            label ? ": " : "", role, roles ? roles : "(none found)");
+        if (profile_names_file(role))
+                return log_error_at(input_err(-err), where, line, "%s%sprofile %s: %s; a role is a profile file or one "
+                                    "of: %s", label ? label : "", label ? ": " : "", role, strerror(err),
+                                    roles ? roles : "(none found)");
+        return log_error_at(roles ? unknown_err : ENOENT, where, line, "%s%sunknown role '%s'; available roles: %s",
+                            label ? label : "", label ? ": " : "", role, roles ? roles : "(none found)");
 }

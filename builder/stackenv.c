@@ -239,6 +239,12 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
         for (size_t i = 0; i < p->nenv; i++) {
                 const struct profile_env *pe = &p->env[i];
                 const char *v = env_get(env, pe->key);
+                const struct env_var *given = env_find(env, pe->key);
+                if (pe->required && given && !*given->value && given->origin != ORIGIN_DEFAULT) {
+                        char where[512];
+                        describe(given, where, sizeof where);
+                        return log_error(EINVAL, where, "%s is empty, and role '%s' needs a value", pe->key, p->name);
+                }
                 if (pe->required && (!v || !*v))
                         return log_error_at(EINVAL, p->path, pe->line,
                                             "%s is required for role '%s' but not set: add it to an --env file or "

@@ -79,6 +79,8 @@ check "first build from .xz fills the cache" build --base "$T/in/base.img.xz" -o
 check "cache holds base-<sha256 of the raw base>.img" test -f "$XDG_CACHE_HOME/dimimage/base-$sum.img"
 check "the cached image is byte-identical to the raw base" cmp "$XDG_CACHE_HOME/dimimage/base-$sum.img" "$raw"
 check "cache list names the base" bash -c '"$1" cache list | grep -q "base.img.xz (xz)"' _ "$DIMIMAGE"
+DIMIMAGE_CACHE_MAX=lots "$DIMIMAGE" cache list >/dev/null 2>"$T/cm.err"
+check "an invalid DIMIMAGE_CACHE_MAX is warned about" grep -q "warning: DIMIMAGE_CACHE_MAX: 'lots' is not a size" "$T/cm.err"
 check "second build (from the cache)" build --base "$T/in/base.img.xz" -o "$T/c2.img"
 check "cache hit gives identical bytes" cmp "$T/c1.img" "$T/c2.img"
 expect_error "--dry-run from a cached .xz checks the base's time zone" "Europe/Berln, which this base does not have" \

@@ -176,7 +176,7 @@ expect_error "a --source without the Dockerfiles is named" \
 expect_error "unknown role lists the roles" "unknown role 'nope'.*app" \
   "$DIMIMAGE" build --role nope --base "$base" -o "$T/bad.img"
 expect_rc "an unknown role is a usage error" 64
-expect_error "a missing profile file named as --role" "unknown role '\./nope\.yml'" \
+expect_error "a missing profile file named as --role" "profile \./nope\.yml: No such file or directory; a role is a profile file or one of" \
   "$DIMIMAGE" build --role ./nope.yml --base "$base" -o "$T/bad.img"
 expect_rc "a missing profile file is a missing input" 66
 expect_error "role all refused on a Pi 3B+" "pi3b\+.*all" \
@@ -272,6 +272,8 @@ expect_error "--dry-run: a locale the base cannot compile refused" "error: --loc
   "$DIMIMAGE" build --role observability --base "$i18n" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --locale en_UK.UTF-8 --dry-run
 expect_error "a Wi-Fi country that is no ISO 3166 code refused, with the right one" "Wi-Fi country 'UK' is not an ISO 3166 code .*: the United Kingdom's is GB" \
   "$DIMIMAGE" build --role observability --base "$i18n" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --wifi-country UK
+expect_error "Wi-Fi country UK refused on a base without iso3166.tab too" "Wi-Fi country 'UK' is not an ISO 3166 code .*: the United Kingdom's is GB" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --wifi-country UK --dry-run
 expect_error "a keymap that is no keyboard layout refused" "keymap 'uk' is not a keyboard layout this base knows .*: the United Kingdom's is gb" \
   "$DIMIMAGE" build --role observability --base "$i18n" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --keymap uk
 [[ -e $T/bad.img ]] && fail "a refused locale left an image" || ok "a refused locale leaves no image"
@@ -325,11 +327,18 @@ rm -f "$T/bom.img"*
 # A secret after --set KEY (a space for the '=') or in a mistyped option
 # is never echoed.
 expect_error "a stray argument is not echoed" 'an unexpected argument \(not shown' \
-  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD "Hunter2-very-secret-x"
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --hostname obs "Hunter2-very-secret-x"
 check_fails "... the secret appears nowhere" grep -q Hunter2 "$T/.err" "$T/.out"
 expect_error "a mistyped option's value is not echoed" "unknown option '--pasword'" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --pasword="Hunter2-very-secret-x"
 check_fails "... the secret appears nowhere" grep -q Hunter2 "$T/.err" "$T/.out"
+expect_error "--set without '=' is a usage error, the argument not shown" "--set takes KEY=VALUE in one argument" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set "Hunter2-very-secret-x"
+expect_rc "--set without '='" 64
+check_fails "... the secret appears nowhere" grep -q Hunter2 "$T/.err" "$T/.out"
+expect_error "--set KEY= for a required key: empty, named as --set's" "^dimimage: error: --set: OPENOBSERVE_URL is empty" \
+  "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" --set OPENOBSERVE_URL= --set DIMDIM_API_IMAGE=a/b \
+  --set DIMDIM_WORKER_IMAGE=a/c
 expect_error "a stray file argument is named" "unexpected argument '$base'" \
   "$DIMIMAGE" build --role observability "$base" -o "$T/bad.img"
 # NetworkManager's keyfile takes the prefix as digits only.
