@@ -36,6 +36,7 @@ struct report {
         bool have_os;
         struct os_release os;
         char *manifest;        /* verbatim JSON text, NULL when none */
+        bool manifest_bad;     /* there is one, but it is not one JSON object */
 };
 
 static void os_release_free(struct os_release *o) {
@@ -100,19 +101,6 @@ static void os_release_parse(const char *text, size_t len, struct os_release *o)
                 }
                 p = nl ? nl + 1 : end;
         }
-}
-
-/* A manifest is embedded verbatim, so it must at least look like one JSON
- * object: text, no NUL, braces at both ends. */
-static bool manifest_plausible(const uint8_t *d, size_t n) {
-        if (memchr(d, '\0', n))
-                return false;
-        size_t a = 0, b = n;
-        while (a < b && strchr(" \t\r\n", d[a]))
-                a++;
-        while (b > a && strchr(" \t\r\n", d[b - 1]))
-                b--;
-        return b - a >= 2 && d[a] == '{' && d[b - 1] == '}';
 }
 
 /* Top-level "key": "string" or number from the manifest, for the human
@@ -206,10 +194,16 @@ static void read_root(const char *path, struct report *rep) {
                 uint8_t *d = NULL;
                 size_t n = 0;
                 if (ext4_read(fs, "/etc/dimimage/manifest.json", MANIFEST_MAX, &d, &n) == 0) {
-                        if (manifest_plausible(d, n))
+                        /* pasted into --json's output as it is, so it must be
+                         * exactly one object: anything else could add keys
+                         * of its own or break the output */
+                        if (json_is_object((const char *)d, n))
                                 rep->manifest = xstrndup((const char *)d, n);
-                        else
-                                log_warn(rep->image, "/etc/dimimage/manifest.json is not a JSON object; ignored");
+                        else {
+                                rep->manifest_bad = true;
+                                log_warn(rep->image,
+                                         "/etc/dimimage/manifest.json is not one valid JSON object; reported as null");
+                        }
                 }
                 free(d);
         }
@@ -319,7 +313,9 @@ static void print_human(const struct report *rep) {
                         when = manifest_field(rep->manifest, "built");
                 printf("Built by dimimage: role %s, hostname %s, built %s\n", role ? role : "?", host ? host : "?",
                        when ? when : "?");
-        } else
+        } else if (rep->manifest_bad)
+                printf("Built by dimimage: unknown (/etc/dimimage/manifest.json is unreadable: not valid JSON)\n");
+        else
                 printf("Built by dimimage: no (no /etc/dimimage/manifest.json)\n");
 }
 

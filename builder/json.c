@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 static void indent(struct json *j) {
         buf_puts(&j->out, "\n");
@@ -114,4 +115,147 @@ void json_raw(struct json *j, const char *text) {
 char *json_finish(struct json *j, size_t *len) {
         buf_puts(&j->out, "\n");
         return (char *)buf_steal(&j->out, len);
+}
+
+/* ---- validation: a recursive-descent reader that only says yes or no ----
+ * No library we link parses JSON (libyaml takes much that is not JSON), and
+ * what inspect pastes into its own output must be exactly one value. */
+
+struct reader {
+        const unsigned char *p, *end;
+        unsigned depth;
+};
+
+static void skip_ws(struct reader *r) {
+        while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+                r->p++;
+}
+
+static bool eat(struct reader *r, char c) {
+        if (r->p < r->end && *r->p == (unsigned char)c) {
+                r->p++;
+                return true;
+        }
+        return false;
+}
+
+static bool is_digit(const struct reader *r) { return r->p < r->end && *r->p >= '0' && *r->p <= '9'; }
+
+static bool read_string(struct reader *r) {
+        if (!eat(r, '"'))
+                return false;
+        while (r->p < r->end) {
+                unsigned char c = *r->p;
+                if (c == '"') {
+                        r->p++;
+                        return true;
+                }
+                if (c < 0x20)
+                        return false;
+                if (c == '\\') {
+                        r->p++;
+                        if (r->p >= r->end)
+                                return false;
+                        c = *r->p++;
+                        if (c == 'u') {
+                                for (int i = 0; i < 4; i++, r->p++)
+                                        if (r->p >= r->end || !*r->p || !strchr("0123456789abcdefABCDEF", *r->p))
+                                                return false;
+                        } else if (!c || !strchr("\"\\/bfnrt", c))
+                                return false;
+                        continue;
+                }
+                size_t n = utf8_len(r->p, (size_t)(r->end - r->p));
+                if (!n)
+                        return false;
+                r->p += n;
+        }
+        return false;
+}
+
+static bool read_number(struct reader *r) {
+        eat(r, '-');
+        if (eat(r, '0')) {
+                /* no leading zeros */
+        } else if (is_digit(r)) {
+                while (is_digit(r))
+                        r->p++;
+        } else
+                return false;
+        if (eat(r, '.')) {
+                if (!is_digit(r))
+                        return false;
+                while (is_digit(r))
+                        r->p++;
+        }
+        if (eat(r, 'e') || eat(r, 'E')) {
+                if (!eat(r, '+'))
+                        eat(r, '-');
+                if (!is_digit(r))
+                        return false;
+                while (is_digit(r))
+                        r->p++;
+        }
+        return true;
+}
+
+static bool read_literal(struct reader *r, const char *word) {
+        size_t n = strlen(word);
+        if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n) != 0)
+                return false;
+        r->p += n;
+        return true;
+}
+
+static bool read_value(struct reader *r);
+
+/* '{' or '[' already seen: members or elements up to the closing one. */
+static bool read_container(struct reader *r, bool object) {
+        if (++r->depth > JSON_MAX_DEPTH)
+                return false;
+        char last = object ? '}' : ']';
+        skip_ws(r);
+        if (!eat(r, last)) {
+                do {
+                        skip_ws(r);
+                        if (object) {
+                                if (!read_string(r))
+                                        return false;
+                                skip_ws(r);
+                                if (!eat(r, ':'))
+                                        return false;
+                                skip_ws(r);
+                        }
+                        if (!read_value(r))
+                                return false;
+                        skip_ws(r);
+                } while (eat(r, ','));
+                if (!eat(r, last))
+                        return false;
+        }
+        r->depth--;
+        return true;
+}
+
+static bool read_value(struct reader *r) {
+        if (r->p >= r->end)
+                return false;
+        switch (*r->p) {
+        case '{': r->p++; return read_container(r, true);
+        case '[': r->p++; return read_container(r, false);
+        case '"': return read_string(r);
+        case 't': return read_literal(r, "true");
+        case 'f': return read_literal(r, "false");
+        case 'n': return read_literal(r, "null");
+        default: return read_number(r);
+        }
+}
+
+bool json_is_object(const char *text, size_t n) {
+        struct reader r = { .p = (const unsigned char *)text, .end = (const unsigned char *)text + n };
+        skip_ws(&r);
+        if (r.p >= r.end || *r.p != '{' || !read_value(&r))
+                return false;
+        skip_ws(&r);
+        return r.p == r.end;
 }

@@ -27,5 +27,11 @@ void json_bool(struct json *j, bool v);
 void json_null(struct json *j);
 /* Insert already-valid JSON text verbatim (re-indentation not attempted). */
 void json_raw(struct json *j, const char *text);
+/* Whether text[0..n) is exactly one JSON object (RFC 8259), whitespace
+ * around it allowed: what json_raw may be given when the text comes from
+ * outside (an image's manifest).  Strict: valid UTF-8, no NUL, nesting at
+ * most JSON_MAX_DEPTH deep. */
+#define JSON_MAX_DEPTH 64
+bool json_is_object(const char *text, size_t n);
 /* Finish and return the text (NUL-terminated, trailing newline); caller frees. */
 char *json_finish(struct json *j, size_t *len);

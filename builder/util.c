@@ -307,6 +307,39 @@ int parse_size(const char *s, uint64_t *bytes) {
         return 0;
 }
 
+size_t utf8_len(const unsigned char *s, size_t n) {
+        if (!n)
+                return 0;
+        unsigned c = s[0];
+        if (c < 0x80)
+                return 1;
+        size_t len;
+        uint32_t cp;
+        /* 0xc0, 0xc1 and 0xf5-0xff never start a sequence */
+        if (c >= 0xc2 && c <= 0xdf) {
+                len = 2;
+                cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+                len = 3;
+                cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+                len = 4;
+                cp = c & 0x07;
+        } else
+                return 0;
+        if (n < len)
+                return 0;
+        for (size_t i = 1; i < len; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = cp << 6 | (s[i] & 0x3f);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return len;
+}
+
 void format_size(uint64_t bytes, char out[32]) {
         static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
         double v = (double)bytes;

@@ -118,6 +118,12 @@ int parse_size(const char *s, uint64_t *bytes);
 /* Format bytes as "1.5 GiB" into out. */
 void format_size(uint64_t bytes, char out[32]);
 
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when it is
+ * not one: a stray continuation byte, a truncated sequence, an overlong
+ * form, a surrogate (U+D800-DFFF) or a code point past U+10FFFF.  JSON and a
+ * terminal both need exactly this much to be true of a byte string. */
+size_t utf8_len(const unsigned char *s, size_t n);
+
 /* Whether path (not followed) is still the file of that device and inode,
  * the one a run renamed there (another run may have replaced it since).
  * Only lstat: safe in a signal handler. */

@@ -114,6 +114,33 @@ fi
 "$DIMIMAGE" inspect "$built" >"$T/built.txt" 2>&1 || true
 check "human output shows the manifest role and hostname" grep -q 'role app, hostname dimdim-app' "$T/built.txt"
 
+# a manifest that is not exactly one JSON object is reported as null with a
+# warning, never pasted in: it could add keys of its own or break the output
+evil_manifest() { # NAME TEXT: a copy of $built whose manifest is TEXT
+  cp --sparse=always "$built" "$T/$1.img"
+  printf '%s' "$2" >"$T/$1.json"
+  debugfs -w -R "rm /etc/dimimage/manifest.json" "$(rootfs "$T/$1.img")" >/dev/null 2>&1
+  debugfs -w -R "write $T/$1.json /etc/dimimage/manifest.json" "$(rootfs "$T/$1.img")" >/dev/null 2>&1
+  rcat "$T/$1.img" /etc/dimimage/manifest.json | cmp -s - "$T/$1.json"
+}
+for pair in 'inject:{"x": 1}, "table": "gpt", "partitions": [], "y": {}' 'bare:{ "role": "app", oops }' \
+            'trailing:{"role": "app"} {}'; do
+  name=${pair%%:*}
+  check "manifest $name written with debugfs" evil_manifest "$name" "${pair#*:}"
+  if "$DIMIMAGE" inspect --json "$T/$name.img" >"$T/$name.out" 2>"$T/$name.err"; then
+    check "inspect --json with manifest $name is valid JSON with manifest null" python3 -c '
+import json,sys; j=json.load(open(sys.argv[1]))
+assert list(j) == ["table", "disk_id", "image_bytes", "partitions", "os_release", "manifest"], list(j)
+assert j["table"] == "dos" and len(j["partitions"]) == 2 and j["manifest"] is None, j' "$T/$name.out"
+    check "inspect --json python3 -m json.tool accepts manifest $name" python3 -m json.tool "$T/$name.out"
+    check "manifest $name: one warning, no error" grep -q 'warning: .*manifest.json is not one valid JSON object' "$T/$name.err"
+  else
+    fail "inspect --json with manifest $name exited non-zero"; sed 's/^/    /' "$T/$name.err"
+  fi
+  "$DIMIMAGE" inspect "$T/$name.img" >"$T/$name.txt" 2>/dev/null || true
+  check "human output says manifest $name is unreadable" grep -q 'Built by dimimage: unknown (.*unreadable' "$T/$name.txt"
+done
+
 # non-image input: one error line, non-zero exit
 printf 'just some text\n' >"$T/notes.txt"
 expect_error "inspect a text file" 'text file' "$DIMIMAGE" inspect "$T/notes.txt"

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* json.c: the validator inspect checks an image's manifest with
+ * (json_is_object), each verdict compared with Python's json module where
+ * that module is strict enough to be the reference. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "json.h"
+#include "test_util.h"
+#include "util.h"
+
+struct vcase {
+        const char *text;
+        size_t len; /* 0: strlen */
+        bool valid;
+        /* Python accepts more than RFC 8259 here (lone surrogates through
+         * surrogatepass, nesting past our limit): our verdict stands alone */
+        bool ours_only;
+};
+
+static const struct vcase cases[] = {
+        { "{}", 0, true, false },
+        { " \r\n\t{ }\n", 0, true, false },
+        { "{\"role\": \"app\", \"n\": -12.5e+3, \"a\": [true, false, null, {}, []], \"z\": 0}", 0, true, false },
+        { "{\"s\": \"\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\uD83D\\uDE00\"}", 0, true, false },
+        { "{\"utf8\": \"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}", 0, true, false },
+        { "{\"d\": 0.5, \"e\": 1E9, \"f\": -0}", 0, true, false },
+        /* the review's: keys injected into inspect's own object */
+        { "{\"x\": 1}, \"table\": \"gpt\", \"partitions\": [], \"y\": {}", 0, false, false },
+        { "{ \"role\": \"app\", oops }", 0, false, false },
+        { "", 0, false, false },
+        { "[]", 0, false, false },
+        { "\"text\"", 0, false, false },
+        { "{} {}", 0, false, false },
+        { "{", 0, false, false },
+        { "{\"a\": 1,}", 0, false, false },
+        { "{\"a\" 1}", 0, false, false },
+        { "{a: 1}", 0, false, false },
+        { "{'a': 1}", 0, false, false },
+        { "{\"a\": 01}", 0, false, false },
+        { "{\"a\": 1.}", 0, false, false },
+        { "{\"a\": .5}", 0, false, false },
+        { "{\"a\": 1e}", 0, false, false },
+        { "{\"a\": +1}", 0, false, false },
+        { "{\"a\": tru}", 0, false, false },
+        { "{\"a\": nulll}", 0, false, false },
+        { "{\"a\": [1 2]}", 0, false, false },
+        { "{\"a\": \"\\x41\"}", 0, false, false },
+        { "{\"a\": \"\\u12g4\"}", 0, false, false },
+        { "{\"a\": \"\\u12\"}", 0, false, false },
+        { "{\"a\": \"tab\there\"}", 0, false, false },
+        { "{\"a\": \"unterminated}", 0, false, false },
+        { "{\"a\": 1}\x00", 9, false, false },
+        { "{\"a\": \"\x00\"}", 9, false, false },
+        { "{\"a\": \"\xff\"}", 0, false, false },
+        { "{\"a\": \"\xc0\xaf\"}", 0, false, false },         /* overlong '/' */
+        { "{\"a\": \"\xe0\x80\xaf\"}", 0, false, false },     /* overlong, 3 bytes */
+        { "{\"a\": \"\xf4\x90\x80\x80\"}", 0, false, false }, /* past U+10FFFF */
+        { "{\"a\": \"\xc3\"}", 0, false, false },             /* cut short */
+        { "{\"a\": \"\xed\xa0\x80\"}", 0, false, true },      /* U+D800 encoded */
+        { "{\"a\": NaN}", 0, false, true },
+        { "{\"a\": Infinity}", 0, false, true },
+};
+
+/* Python's verdict: 0 when json.loads takes the bytes as one object. */
+static int python_verdict(const char *dir, const char *text, size_t len) {
+        _cleanup_free_ char *path = xasprintf("%s/case.json", dir);
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(text, 1, len, f), len);
+        assert_int_equal(fclose(f), 0);
+        const char *argv[] = { "python3", "-c",
+                               "import json,sys\n"
+                               "d = json.loads(open(sys.argv[1], 'rb').read())\n"
+                               "sys.exit(0 if isinstance(d, dict) else 1)\n",
+                               path, NULL };
+        return tu_run(argv, NULL, TU_STDERR_NULL);
+}
+
+static void test_is_object(void **state) {
+        (void)state;
+        char dir[4096];
+        assert_int_equal(tu_mkdtemp(dir, sizeof(dir), "test_json"), 0);
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                const struct vcase *c = &cases[i];
+                size_t len = c->len ? c->len : strlen(c->text);
+                bool got = json_is_object(c->text, len);
+                if (got != c->valid)
+                        fail_msg("case %zu (%s): json_is_object says %d", i, c->text, got);
+                if (!c->ours_only) {
+                        int py = python_verdict(dir, c->text, len);
+                        if ((py == 0) != c->valid)
+                                fail_msg("case %zu (%s): python3 exits %d", i, c->text, py);
+                }
+        }
+        tu_rm_rf(dir);
+}
+
+/* As deep as the limit is fine, one more is refused (not a stack overflow
+ * for a manifest of a million brackets either). */
+static void test_depth(void **state) {
+        (void)state;
+        struct buf b = { 0 };
+        buf_puts(&b, "{\"a\": ");
+        for (int i = 1; i < JSON_MAX_DEPTH; i++)
+                buf_puts(&b, "[");
+        for (int i = 1; i < JSON_MAX_DEPTH; i++)
+                buf_puts(&b, "]");
+        buf_puts(&b, "}");
+        assert_true(json_is_object((const char *)b.data, b.len));
+        buf_free(&b);
+
+        buf_puts(&b, "{\"a\": ");
+        for (int i = 0; i < JSON_MAX_DEPTH; i++)
+                buf_puts(&b, "[");
+        for (int i = 0; i < JSON_MAX_DEPTH; i++)
+                buf_puts(&b, "]");
+        buf_puts(&b, "}");
+        assert_false(json_is_object((const char *)b.data, b.len));
+        buf_free(&b);
+
+        size_t n = 1000000;
+        char *deep = xmalloc(n);
+        memset(deep, '[', n);
+        memcpy(deep, "{\"a\":", 5);
+        assert_false(json_is_object(deep, n));
+        free(deep);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_is_object),
+                cmocka_unit_test(test_depth),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
