@@ -44,7 +44,21 @@ void json_end_array(struct json *j) { close_(j, "]"); }
 
 static void put_string(struct json *j, const char *s) {
         buf_puts(&j->out, "\"");
-        for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        size_t left = strlen(s);
+        for (const unsigned char *c = (const unsigned char *)s; *c; c++, left--) {
+                /* JSON is UTF-8: a byte that starts no valid sequence (a
+                 * Latin-1 file name, an overlong or surrogate form) becomes
+                 * U+FFFD, as a decoder that replaces would make it */
+                if (*c >= 0x80) {
+                        size_t n = utf8_len(c, left);
+                        if (n) {
+                                buf_append(&j->out, c, n);
+                                c += n - 1;
+                                left -= n - 1;
+                        } else
+                                buf_puts(&j->out, "\\ufffd");
+                        continue;
+                }
                 switch (*c) {
                 case '"': buf_puts(&j->out, "\\\""); break;
                 case '\\': buf_puts(&j->out, "\\\\"); break;

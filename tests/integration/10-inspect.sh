@@ -141,6 +141,26 @@ assert j["table"] == "dos" and len(j["partitions"]) == 2 and j["manifest"] is No
   check "human output says manifest $name is unreadable" grep -q 'Built by dimimage: unknown (.*unreadable' "$T/$name.txt"
 done
 
+# a base whose name is not UTF-8 (Latin-1 bytes): the manifest written into
+# the image and inspect's output stay valid JSON (U+FFFD for each bad byte)
+# strict_json FILE EXPR: print the JSON file's value at EXPR (e.g. '["a"]'),
+# failing unless the file is UTF-8 and JSON
+strict_json() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1], "rb").read().decode("utf-8", "strict"))'"$2)" "$1"; }
+latin1="$T/base-caf"$'\xe9\xff'".img"
+cp --sparse=always "$small" "$latin1"
+if "$DIMIMAGE" build --role app --base "$latin1" --hostname latin1 --set DIMDIM_API_IMAGE=x/api:1 \
+     --set DIMDIM_WORKER_IMAGE=x/worker:1 -o "$T/latin1.img" >/dev/null 2>"$T/latin1.err"; then
+  rcat "$T/latin1.img" /etc/dimimage/manifest.json >"$T/latin1-manifest.json"
+  check "a base named in Latin-1: the built image's manifest is valid JSON" \
+    test "$(strict_json "$T/latin1-manifest.json" '["base"]["name"]')" = "base-caf"$'\ufffd\ufffd'".img"
+  "$DIMIMAGE" inspect --json "$T/latin1.img" >"$T/latin1-inspect.json" 2>/dev/null || true
+  check "a base named in Latin-1: inspect --json embeds that manifest" \
+    test "$(strict_json "$T/latin1-inspect.json" '["manifest"]["base"]["name"]')" = "base-caf"$'\ufffd\ufffd'".img"
+  rm -f "$T/latin1.img"*
+else
+  fail "a build from a base named in Latin-1 failed"; sed 's/^/    /' "$T/latin1.err"
+fi
+
 # non-image input: one error line, non-zero exit
 printf 'just some text\n' >"$T/notes.txt"
 expect_error "inspect a text file" 'text file' "$DIMIMAGE" inspect "$T/notes.txt"

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* json.c: the validator inspect checks an image's manifest with
+/* json.c: strings written as valid UTF-8 whatever bytes they are given, and
+ * the validator inspect checks an image's manifest with
  * (json_is_object), each verdict compared with Python's json module where
  * that module is strict enough to be the reference. */
 #include <setjmp.h>
@@ -135,10 +136,60 @@ static void test_depth(void **state) {
         free(deep);
 }
 
+/* What json_string writes for bytes that are not UTF-8: each byte that
+ * starts no valid sequence is one U+FFFD; valid sequences pass as they are. */
+static const struct {
+        const char *in, *out;
+} strings[] = {
+        { "plain", "\"plain\"" },
+        { "caf\xc3\xa9 \xf0\x9f\x98\x80", "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"" },
+        { "base\xff.img", "\"base\\ufffd.img\"" },
+        { "\xc0\xaf", "\"\\ufffd\\ufffd\"" },                 /* overlong '/' */
+        { "\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\"" },       /* overlong, 3 bytes */
+        { "\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"" },       /* U+D800 */
+        { "\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"" }, /* past U+10FFFF */
+        { "a\xe2\x82", "\"a\\ufffd\\ufffd\"" },                /* cut short at the end */
+        { "a\xe2\x82" "b", "\"a\\ufffd\\ufffdb\"" },
+        { "\x80x", "\"\\ufffdx\"" },                           /* a stray continuation */
+        { "tab\tesc\x1b", "\"tab\\tesc\\u001b\"" },
+};
+
+static void test_string_utf8(void **state) {
+        (void)state;
+        char dir[4096];
+        assert_int_equal(tu_mkdtemp(dir, sizeof(dir), "test_json"), 0);
+        _cleanup_free_ char *path = xasprintf("%s/strings.json", dir);
+        struct json all = { 0 };
+        json_begin_array(&all);
+        for (size_t i = 0; i < ARRAY_SIZE(strings); i++) {
+                struct json j = { 0 };
+                json_string(&j, strings[i].in);
+                _cleanup_free_ char *got = json_finish(&j, NULL);
+                _cleanup_free_ char *want = xasprintf("%s\n", strings[i].out);
+                assert_string_equal(got, want);
+                json_string(&all, strings[i].in);
+        }
+        json_end_array(&all);
+        size_t len;
+        _cleanup_free_ char *text = json_finish(&all, &len);
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(text, 1, len, f), len);
+        assert_int_equal(fclose(f), 0);
+        /* strict UTF-8 (no surrogatepass) and a strict parser */
+        const char *argv[] = { "python3", "-c",
+                               "import json,sys\n"
+                               "json.loads(open(sys.argv[1], 'rb').read().decode('utf-8', 'strict'))\n",
+                               path, NULL };
+        assert_int_equal(tu_run(argv, NULL, TU_STDERR_KEEP), 0);
+        tu_rm_rf(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_is_object),
                 cmocka_unit_test(test_depth),
+                cmocka_unit_test(test_string_utf8),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
