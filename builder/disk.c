@@ -352,17 +352,24 @@ static int assign_roles(const char *image, struct disk_layout *l, bool strict) {
 }
 
 int disk_open_image(const char *path, const char *name, struct stat *st) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        /* O_NONBLOCK so a FIFO cannot hang us before we refuse it */
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return log_error(errno, name, "cannot open: %m");
-        if (fstat(fd, st) < 0) {
-                int r = log_error(errno, name, "cannot stat: %m");
+        int r = 0;
+        if (fstat(fd, st) < 0)
+                r = log_error(errno, name, "cannot stat: %m");
+        else if (S_ISDIR(st->st_mode))
+                r = log_error(EISDIR, name, "is a directory, not a disk image");
+        /* a pipe, a socket, a character device such as /dev/zero: their
+         * "size" is not an image's, and reading one may never end */
+        else if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode))
+                r = log_error(EINVAL, name, "not a regular file or block device");
+        else if (fcntl(fd, F_SETFL, 0) < 0)
+                r = log_error(errno, name, "cannot open: %m");
+        if (r < 0) {
                 close(fd);
                 return r;
-        }
-        if (S_ISDIR(st->st_mode)) {
-                close(fd);
-                return log_error(EISDIR, name, "is a directory, not a disk image");
         }
         return fd;
 }

@@ -639,12 +639,17 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         int r;
         bool headless = false; /* the device holds zeros where its partition table goes */
 
-        _cleanup_close_ int ifd = open(image, O_RDONLY | O_CLOEXEC);
+        /* O_NONBLOCK so a FIFO cannot hang us before we refuse it */
+        _cleanup_close_ int ifd = open(image, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (ifd < 0)
                 return log_error(errno, image, "cannot open image: %m");
         struct stat ist;
-        if (fstat(ifd, &ist) < 0 || !S_ISREG(ist.st_mode))
-                return log_error(EINVAL, image, "not a regular file");
+        if (fstat(ifd, &ist) < 0)
+                return log_error(errno, image, "cannot stat: %m");
+        if (!S_ISREG(ist.st_mode))
+                return log_error(EINVAL, image, "not a regular file%s", S_ISBLK(ist.st_mode) ? "" : " or block device");
+        if (fcntl(ifd, F_SETFL, 0) < 0)
+                return log_error(errno, image, "cannot open image: %m");
         bool compressed = is_compressed(image, ifd);
 
         bmap_path = o->bmap_path ? xstrdup(o->bmap_path) : find_bmap(image);

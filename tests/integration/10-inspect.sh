@@ -171,6 +171,16 @@ head -c $(($(stat -c %s "$T/base.img.xz") / 2)) "$T/base.img.xz" >"$T/trunc.img.
 rm -rf "$tmpdir" && mkdir -p "$tmpdir"
 expect_error "inspect a truncated .xz" 'trunc\.img\.xz' env TMPDIR="$tmpdir" "$DIMIMAGE" inspect "$T/trunc.img.xz"
 check "a failed decompression leaves no temporary file" test -z "$(ls -A "$tmpdir")"
+# what is neither a file nor a block device is refused at once, as build
+# --base refuses it (a FIFO hung in open before; timeout makes a hang 124)
+mkfifo "$T/fifo.img"
+expect_error "inspect a FIFO" "fifo\.img: not a regular file or block device" timeout 10 "$DIMIMAGE" inspect "$T/fifo.img"
+expect_rc "inspect a FIFO" 65
+expect_error "build --base a FIFO" "fifo\.img: not a regular file or block device" timeout 10 "$DIMIMAGE" build --role app \
+  --base "$T/fifo.img" -o "$T/fifo-out.img"
+expect_rc "build --base a FIFO" 65
+expect_error "inspect /dev/zero" "/dev/zero: not a regular file or block device" timeout 10 "$DIMIMAGE" inspect /dev/zero
+expect_rc "inspect /dev/zero" 65
 expect_error "inspect without an image is a usage error" "no image given" "$DIMIMAGE" inspect
 expect_rc "inspect without an image" 64
 

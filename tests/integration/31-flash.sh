@@ -126,6 +126,10 @@ for f in empty.img empty.img.xz text.img; do
   [[ $(sha256sum <"$T/dev5") == "$before" ]] && ok "flash $f: device untouched" || fail "flash $f: device written"
 done
 expect_error "missing image" "img-missing.img: cannot open image" "$DIMIMAGE" flash "$T/img-missing.img" "$T/dev1"
+# a FIFO as IMAGE is refused at once (it hung in open before); timeout turns a hang into 124
+mkfifo "$T/fifo.img"
+expect_error "a FIFO as image" "fifo\.img: not a regular file or block device" timeout 10 "$DIMIMAGE" flash --yes "$T/fifo.img" "$T/dev1"
+expect_rc "a FIFO as image, as build --base refuses one" 65
 expect_error "missing device" "no such device" "$DIMIMAGE" flash "$img" "$T/nodev"
 expect_error "character device" "neither a block device nor a regular file" "$DIMIMAGE" flash "$img" /dev/null
 expect_error "image onto itself" "image itself" "$DIMIMAGE" flash "$img" "$img"
