@@ -37,6 +37,7 @@ struct report {
         struct os_release os;
         char *manifest;        /* verbatim JSON text, NULL when none */
         bool manifest_bad;     /* there is one, but it is not one JSON object */
+        bool root_unreadable;  /* there is a root filesystem, but it could not be read */
 };
 
 static void os_release_free(struct os_release *o) {
@@ -157,32 +158,37 @@ static bool root_fits(const char *path, const struct report *rep, const struct d
         return true;
 }
 
-static void read_root(const char *path, struct report *rep) {
-        const struct disk_layout *l = &rep->l;
-        if (l->root < 0)
-                return;
-        const struct disk_part *p = &l->parts[l->root];
-        if (!root_fits(path, rep, p))
-                return;
+/* A lookup that failed for another reason than an absent path means the
+ * filesystem itself is damaged: looking further would only say so again. */
+static bool absent(int r) { return r == -ENOENT || r == -ENOTDIR; }
+
+static void read_root_fs(const char *path, struct report *rep, const struct disk_part *p) {
         struct ext4_fs *fs = NULL;
-        /* A root fs that cannot be opened (e.g. a journal needing recovery)
-         * is reported by ext4.c; inspect still shows the partitions. */
-        if (ext4_open_ro(path, disk_part_offset(p), disk_part_bytes(p), &fs) < 0)
+        if (ext4_open_ro(path, disk_part_offset(p), disk_part_bytes(p), &fs) < 0) {
+                rep->root_unreadable = true;
                 return;
+        }
 
         struct ext4_stat st;
         const char *os_path = NULL;
         bool follow = false;
-        if (ext4_lstat(fs, "/etc/os-release", &st) == 0) {
+        int r = ext4_lstat(fs, "/etc/os-release", &st);
+        if (r == 0) {
                 os_path = "/etc/os-release";
                 follow = (st.mode & S_IFMT) == S_IFLNK;
-        } else if (ext4_lstat(fs, "/usr/lib/os-release", &st) == 0 && (st.mode & S_IFMT) == S_IFREG)
+        } else if (absent(r) && (r = ext4_lstat(fs, "/usr/lib/os-release", &st)) == 0 &&
+                   (st.mode & S_IFMT) == S_IFREG)
                 os_path = "/usr/lib/os-release";
+        if (r < 0 && !absent(r)) {
+                rep->root_unreadable = true;
+                ext4_close(fs);
+                return;
+        }
         if (os_path) {
                 uint8_t *d = NULL;
                 size_t n = 0;
-                int r = follow ? ext4_read_follow(fs, os_path, OS_RELEASE_MAX, &d, &n)
-                               : ext4_read(fs, os_path, OS_RELEASE_MAX, &d, &n);
+                r = follow ? ext4_read_follow(fs, os_path, OS_RELEASE_MAX, &d, &n)
+                           : ext4_read(fs, os_path, OS_RELEASE_MAX, &d, &n);
                 if (r == 0) {
                         os_release_parse((const char *)d, n, &rep->os);
                         rep->have_os = true;
@@ -190,24 +196,43 @@ static void read_root(const char *path, struct report *rep) {
                 free(d);
         }
 
-        if (ext4_lstat(fs, "/etc/dimimage/manifest.json", &st) == 0 && (st.mode & S_IFMT) == S_IFREG) {
+        r = ext4_lstat(fs, "/etc/dimimage/manifest.json", &st);
+        if (r == 0 && (st.mode & S_IFMT) == S_IFREG) {
                 uint8_t *d = NULL;
                 size_t n = 0;
-                if (ext4_read(fs, "/etc/dimimage/manifest.json", MANIFEST_MAX, &d, &n) == 0) {
-                        /* pasted into --json's output as it is, so it must be
-                         * exactly one object: anything else could add keys
-                         * of its own or break the output */
-                        if (json_is_object((const char *)d, n))
-                                rep->manifest = xstrndup((const char *)d, n);
-                        else {
-                                rep->manifest_bad = true;
-                                log_warn(rep->image,
-                                         "/etc/dimimage/manifest.json is not one valid JSON object; reported as null");
-                        }
+                if (ext4_read(fs, "/etc/dimimage/manifest.json", MANIFEST_MAX, &d, &n) < 0)
+                        rep->manifest_bad = true;
+                /* pasted into --json's output as it is, so it must be
+                 * exactly one object: anything else could add keys of its
+                 * own or break the output */
+                else if (json_is_object((const char *)d, n))
+                        rep->manifest = xstrndup((const char *)d, n);
+                else {
+                        rep->manifest_bad = true;
+                        log_warn(rep->image,
+                                 "/etc/dimimage/manifest.json is not one valid JSON object; reported as null");
                 }
                 free(d);
-        }
+        } else if (r < 0 && !absent(r))
+                rep->manifest_bad = true;
         ext4_close(fs);
+}
+
+/* inspect is a report: damage inside the root filesystem is said as a
+ * warning (by ext4.c, demoted) and the rest is still shown, exit 0.  Only
+ * an image unreadable as a whole (disk_probe_any_named) is an error. */
+static void read_root(const char *path, struct report *rep) {
+        const struct disk_layout *l = &rep->l;
+        if (l->root < 0)
+                return;
+        const struct disk_part *p = &l->parts[l->root];
+        if (!root_fits(path, rep, p)) {
+                rep->root_unreadable = true;
+                return;
+        }
+        log_demote(true);
+        read_root_fs(path, rep, p);
+        log_demote(false);
 }
 
 static const char *role_of(const struct disk_layout *l, unsigned i) {
@@ -304,7 +329,9 @@ static void print_human(const struct report *rep) {
         const char *pretty = rep->have_os ? os_get(&rep->os, "PRETTY_NAME") : NULL;
         if (!pretty && rep->have_os)
                 pretty = os_get(&rep->os, "NAME");
-        printf("OS: %s\n", pretty ? pretty : "unknown (no os-release found)");
+        printf("OS: %s\n", pretty                 ? pretty
+                            : rep->root_unreadable ? "unknown (root filesystem not readable)"
+                                                   : "unknown (no os-release found)");
         if (rep->manifest) {
                 _cleanup_free_ char *role = manifest_field(rep->manifest, "role");
                 _cleanup_free_ char *host = manifest_field(rep->manifest, "hostname");
@@ -313,8 +340,10 @@ static void print_human(const struct report *rep) {
                         when = manifest_field(rep->manifest, "built");
                 printf("Built by dimimage: role %s, hostname %s, built %s\n", role ? role : "?", host ? host : "?",
                        when ? when : "?");
-        } else if (rep->manifest_bad)
-                printf("Built by dimimage: unknown (/etc/dimimage/manifest.json is unreadable: not valid JSON)\n");
+        } else if (rep->root_unreadable)
+                printf("Built by dimimage: unknown (root filesystem not readable)\n");
+        else if (rep->manifest_bad)
+                printf("Built by dimimage: unknown (/etc/dimimage/manifest.json is unreadable)\n");
         else
                 printf("Built by dimimage: no (no /etc/dimimage/manifest.json)\n");
 }

@@ -21,6 +21,9 @@ static unsigned held_errors;
 static bool deferring;
 static pthread_t deferrer;
 static struct buf deferred;
+/* log_demote's thread */
+static bool demoting;
+static pthread_t demoter;
 
 /* One finished line: printed, or kept while holding (or deferring). */
 static void emit(const struct buf *b, bool error) {
@@ -37,7 +40,18 @@ static void emit(const struct buf *b, bool error) {
         pthread_mutex_unlock(&hold_lock);
 }
 
+static bool demoted(void) {
+        pthread_mutex_lock(&hold_lock);
+        bool d = demoting && pthread_equal(pthread_self(), demoter);
+        pthread_mutex_unlock(&hold_lock);
+        return d;
+}
+
 static void vlog(bool error, const char *kind, const char *file, unsigned line, const char *fmt, va_list ap) {
+        if (error && demoted()) {
+                error = false;
+                kind = "warning";
+        }
         /* Build the whole line first so concurrent writers never interleave. */
         struct buf b = {0};
         buf_printf(&b, "dimimage: %s: ", kind);
@@ -128,6 +142,14 @@ void log_defer(bool on) {
         deferring = on;
         if (on)
                 deferrer = pthread_self();
+        pthread_mutex_unlock(&hold_lock);
+}
+
+void log_demote(bool on) {
+        pthread_mutex_lock(&hold_lock);
+        demoting = on;
+        if (on)
+                demoter = pthread_self();
         pthread_mutex_unlock(&hold_lock);
 }
 

@@ -46,6 +46,13 @@ void log_release(bool print);
 void log_defer(bool on);
 void log_flush(bool print);
 
+/* log_demote(true): the calling thread's errors print as warnings (and are
+ * not counted) until log_demote(false).  For a read-only report (inspect)
+ * over a part of its input that is damaged: the modules it calls log what
+ * they found as they would for a build, and the report goes on with the
+ * rest. */
+void log_demote(bool on);
+
 /* How many errors were logged so far (tests check there is exactly one). */
 unsigned log_error_count(void);
 

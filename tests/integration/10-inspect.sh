@@ -141,6 +141,33 @@ assert j["table"] == "dos" and len(j["partitions"]) == 2 and j["manifest"] is No
   check "human output says manifest $name is unreadable" grep -q 'Built by dimimage: unknown (.*unreadable' "$T/$name.txt"
 done
 
+# a root filesystem that cannot be read is a report's warning, not an error:
+# the partitions are still shown, exit 0, and 'Built by dimimage' says
+# unknown rather than no (docs/hardening.md)
+damaged_root() { # NAME HOW...: a copy of $built damaged by HOW (a command run on the copy)
+  local name=$1
+  shift
+  cp --sparse=always "$built" "$T/$name.img"
+  "$@" "$T/$name.img"
+}
+no_inode_table() { debugfs -w -R "set_bg 0 inode_table 0" "$(rootfs "$1")" >/dev/null 2>&1; }
+bad_sb_csum() { printf 'X' | dd of="$1" bs=1 seek=$(($(part_offset "$1" 2) + 1024 + 0x78)) conv=notrunc status=none; }
+for how in no_inode_table bad_sb_csum; do
+  damaged_root "$how" "$how"
+  check "$how: e2fsck finds the root filesystem damaged" check_fails e2fsck -fn "$(rootfs "$T/$how.img")"
+  rc=0
+  "$DIMIMAGE" inspect "$T/$how.img" >"$T/$how.txt" 2>"$T/$how.err" || rc=$?
+  check "$how: inspect exits 0" test "$rc" = 0
+  check "$how: no error line" test "$(grep -c '^dimimage: error:' "$T/$how.err")" = 0
+  check "$how: a warning says why" grep -q "^dimimage: warning: .*$how.img: " "$T/$how.err"
+  check "$how: the partitions are still listed" grep -Eq '^2 +.*ext4 .*root$' "$T/$how.txt"
+  check "$how: Built by dimimage is unknown, not no" grep -qx 'Built by dimimage: unknown (root filesystem not readable)' "$T/$how.txt"
+  "$DIMIMAGE" inspect --json "$T/$how.img" >"$T/$how.json" 2>/dev/null
+  check "$how: --json is valid, with no os_release and no manifest" python3 -c '
+import json,sys; j=json.load(open(sys.argv[1]))
+assert len(j["partitions"]) == 2 and j["os_release"] is None and j["manifest"] is None, j' "$T/$how.json"
+done
+
 # a base whose name is not UTF-8 (Latin-1 bytes): the manifest written into
 # the image and inspect's output stay valid JSON (U+FFFD for each bad byte)
 # strict_json FILE EXPR: print the JSON file's value at EXPR (e.g. '["a"]'),

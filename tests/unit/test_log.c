@@ -65,6 +65,35 @@ static void deferred_beside_a_thread(void) {
         log_flush(false);
 }
 
+static void *error_from_thread(void *arg) {
+        (void)arg;
+        log_error(EIO, "out-1.img", "another thread's error");
+        return NULL;
+}
+
+/* inspect over a damaged root filesystem: ext4.c's errors become warnings,
+ * only the demoting thread's, and only until it stops. */
+static void demoted_errors(void) {
+        log_demote(true);
+        int r = log_error(EIO, "c.img", "ext4 /etc/os-release: looking up");
+        assert_int_equal(r, -EIO);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, error_from_thread, NULL), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        log_demote(false);
+        log_error(EINVAL, "c.img", "after");
+}
+
+static void test_demote(void **state) {
+        (void)state;
+        unsigned errors;
+        _cleanup_free_ char *out = logged(demoted_errors, &errors);
+        assert_int_equal(errors, 2);
+        assert_string_equal(out, "dimimage: warning: c.img: ext4 /etc/os-release: looking up\n"
+                                 "dimimage: error: out-1.img: another thread's error\n"
+                                 "dimimage: error: c.img: after\n");
+}
+
 static void test_defer(void **state) {
         (void)state;
         unsigned errors;
@@ -164,6 +193,7 @@ static void test_sweep(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defer),
+                cmocka_unit_test(test_demote),
                 cmocka_unit_test(test_hold),
                 cmocka_unit_test(test_sweep),
         };
