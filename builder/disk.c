@@ -12,6 +12,7 @@
  * the firstboot resize expects ext4). */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <parted/parted.h>
 #include <blkid/blkid.h>
 #include <stdio.h>
@@ -43,8 +44,10 @@ _Static_assert(sizeof(struct mbr_entry) == 16, "MBR partition entry is 16 bytes"
 static bool mbr_type_is_extended(uint8_t t) { return t == 0x05 || t == 0x0f || t == 0x85; }
 
 /* libparted reports problems through a global handler without user data, so
- * the last message is kept here (the one piece of state it forces on us). */
+ * the last message is kept here, with whether this is inspect's lenient
+ * reading (the one piece of state it forces on us). */
 static char parted_msg[256];
+static bool parted_lenient;
 
 static PedExceptionOption parted_handler(PedException *ex) {
         snprintf(parted_msg, sizeof(parted_msg), "%s", ex->message ? ex->message : "unknown libparted error");
@@ -56,6 +59,14 @@ static PedExceptionOption parted_handler(PedException *ex) {
                 if (ex->options & PED_EXCEPTION_OK)
                         return PED_EXCEPTION_OK;
         }
+        /* "The primary GPT table is corrupt, but the backup appears OK, so
+         * that will be used": OK reads the backup, as sfdisk does.  libparted
+         * would only write the repair on a commit, which we never make, and
+         * it reads a shadow copy anyway (parted_shadow).  A build still
+         * refuses such an image: it edits the table. */
+        if (parted_lenient && ex->type == PED_EXCEPTION_ERROR && (ex->options & PED_EXCEPTION_OK) &&
+            ex->message && strstr(ex->message, "backup appears OK"))
+                return PED_EXCEPTION_OK;
         if (ex->options & PED_EXCEPTION_CANCEL)
                 return PED_EXCEPTION_CANCEL;
         return PED_EXCEPTION_UNHANDLED;
@@ -169,6 +180,7 @@ static int parted_list(const char *path, const char *image, struct disk_layout *
                 handler_set = true;
         }
         parted_msg[0] = '\0';
+        parted_lenient = !strict;
 
         PedDevice *dev = ped_device_get(path);
         if (!dev)
@@ -196,10 +208,18 @@ static int parted_list(const char *path, const char *image, struct disk_layout *
                 if (strict)
                         r = log_error(EINVAL, image, "cannot read the %s partition table: %s", type->name,
                                       parted_msg[0] ? parted_msg : "unknown libparted error");
-                else
+                else {
+                        /* what follows is the MBR's primary entries: say why */
+                        log_warn(image, "libparted cannot read the %s partition table: %s", type->name,
+                                 parted_msg[0] ? parted_msg : "unknown libparted error");
                         r = 1;
+                }
                 goto out_close;
         }
+        /* a table libparted read after a complaint (the backup GPT used)
+         * is not quite the image's: say what it said */
+        if (!strict && parted_msg[0])
+                log_warn(image, "libparted: %s", parted_msg);
         snprintf(l->table, sizeof(l->table), "%s", strcmp(type->name, "msdos") == 0 ? "dos" : type->name);
         uint64_t scale = (uint64_t)dev->sector_size / SECTOR;
         if (scale == 0)
@@ -214,6 +234,8 @@ static int parted_list(const char *path, const char *image, struct disk_layout *
                                 r = log_error(EINVAL, image, "more than %d partitions", DISK_MAX_PARTS);
                                 goto out_close;
                         }
+                        log_warn(image, "more than %d partitions; only the first %d are shown", DISK_MAX_PARTS,
+                                 DISK_MAX_PARTS);
                         break;
                 }
                 l->parts[l->n++] = (struct disk_part){
@@ -462,8 +484,16 @@ static int probe(const char *path, const char *image, struct disk_layout *ret, b
                 return log_error(EINVAL, image, "%s partition tables are not supported: Raspberry Pi OS uses MBR",
                                  ret->table[0] ? ret->table : "this kind of");
 
-        for (unsigned i = 0; i < ret->n; i++)
+        for (unsigned i = 0; i < ret->n; i++) {
+                const struct disk_part *p = &ret->parts[i];
+                /* a build refuses this (check_mbr); inspect shows it, but
+                 * says so: it is how a truncated download looks */
+                if (!strict && disk_part_offset(p) + disk_part_bytes(p) > size)
+                        log_warn(image, "partition %u ends past the end of the image (%" PRIu64 " > %" PRIu64
+                                        " bytes): the image looks truncated",
+                                 p->number, disk_part_offset(p) + disk_part_bytes(p), size);
                 blkid_fs(fd, &ret->parts[i], size);
+        }
         return assign_roles(image, ret, strict);
 }
 

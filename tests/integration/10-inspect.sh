@@ -100,6 +100,41 @@ else
   fail "inspect on a GPT image exited non-zero"; sed 's/^/    /' "$T/gpt.err"
 fi
 
+# a GPT whose primary header is corrupt: the backup is read, as sfdisk reads
+# it, with libparted's complaint as a warning, and the image is not repaired
+# (0 partitions and no word before)
+cp --sparse=always "$gpt" "$T/gpt-bad.img"
+printf '\xff' | dd of="$T/gpt-bad.img" bs=1 seek=528 conv=notrunc status=none
+sum=$(sha256sum <"$T/gpt-bad.img")
+if "$DIMIMAGE" inspect --json "$T/gpt-bad.img" >"$T/gpt-bad.json" 2>"$T/gpt-bad.err"; then
+  check "a corrupt primary GPT: the backup's partitions, as sfdisk reads them" python3 -c '
+import json,subprocess,sys; j=json.load(open(sys.argv[1]))
+sf = json.loads(subprocess.check_output(["sfdisk", "-J", sys.argv[2]], stderr=subprocess.DEVNULL))["partitiontable"]
+got = [(p["start_sector"], p["sectors"]) for p in j["partitions"]]
+want = [(p["start"], p["size"]) for p in sf["partitions"]]
+assert got == want and len(got) == 2, (got, want)' "$T/gpt-bad.json" "$T/gpt-bad.img"
+  check "a corrupt primary GPT: libparted's message as a warning" \
+    grep -q '^dimimage: warning: .*gpt-bad.img: libparted: The primary GPT table is corrupt' "$T/gpt-bad.err"
+else
+  fail "inspect on a GPT with a corrupt primary header exited non-zero"; sed 's/^/    /' "$T/gpt-bad.err"
+fi
+check "a corrupt primary GPT is left as it was" test "$sum" = "$(sha256sum <"$T/gpt-bad.img")"
+"$DIMIMAGE" inspect "$gpt" >/dev/null 2>"$T/gpt.err"
+check "an intact GPT: no warning" test ! -s "$T/gpt.err"
+
+# a partition past the end of the file (a cut-off download) is shown with a
+# warning; more partitions than inspect lists are said to be cut off
+cp --sparse=always "$small" "$T/short.img"
+truncate -s $(($(stat -c %s "$small") - 1048576)) "$T/short.img"
+"$DIMIMAGE" inspect "$T/short.img" >/dev/null 2>"$T/short.err"
+check "a truncated image: partition 2 ends past the end" \
+  grep -q '^dimimage: warning: .*short.img: partition 2 ends past the end of the image' "$T/short.err"
+truncate -s 64M "$T/many.img"
+{ echo "label: gpt"; for _ in $(seq 20); do echo "size=1MiB"; done; } | sfdisk -q "$T/many.img"
+"$DIMIMAGE" inspect --json "$T/many.img" >"$T/many.json" 2>"$T/many.err"
+check "20 partitions: sfdisk lists 20" test "$(sfdisk -J "$T/many.img" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["partitiontable"]["partitions"]))')" = 20
+check "20 partitions: 16 shown, with a warning" grep -q 'more than 16 partitions; only the first 16 are shown' "$T/many.err"
+
 # a built image's manifest is embedded verbatim
 mkdir -p "$T/extra/etc/dimimage"
 printf '{\n  "role": "app",\n  "hostname": "dimdim-app",\n  "build_time": "2025-01-01T00:00:00Z"\n}\n' >"$T/extra/etc/dimimage/manifest.json"
