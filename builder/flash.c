@@ -444,9 +444,7 @@ static void trim(char *s) {
                 n--;
         memmove(s, s + a, n - a);
         s[n - a] = 0;
-        for (; *s; s++)
-                if (!isprint((unsigned char)*s))
-                        *s = '?';
+        str_printable(s);
 }
 
 /* "Vendor Model, " from sysfs, so that the prompt names the card reader or

@@ -303,11 +303,31 @@ static char *render_json(const struct report *rep) {
         return json_finish(&j, NULL);
 }
 
-static void print_human(const struct report *rep) {
+/* Everything but numbers in the human output comes from the image (or its
+ * name): made printable, so a label or PRETTY_NAME cannot send the terminal
+ * escape sequences.  --json needs no such care: it escapes controls. */
+static void make_printable(struct report *rep) {
+        struct disk_layout *l = &rep->l;
+        str_printable(l->table);
+        str_printable(l->disk_id);
+        for (unsigned i = 0; i < l->n; i++) {
+                str_printable(l->parts[i].fs_type);
+                str_printable(l->parts[i].fs_version);
+                str_printable(l->parts[i].label);
+                str_printable(l->parts[i].uuid);
+        }
+        for (unsigned i = 0; i < rep->os.n; i++)
+                str_printable(rep->os.value[i]);
+}
+
+static void print_human(struct report *rep) {
+        make_printable(rep);
         const struct disk_layout *l = &rep->l;
         char sz[32];
         format_size(l->image_bytes, sz);
-        printf("%s: %llu bytes (%s)\n", rep->image, (unsigned long long)l->image_bytes, sz);
+        _cleanup_free_ char *name = xstrdup(rep->image);
+        str_printable(name);
+        printf("%s: %llu bytes (%s)\n", name, (unsigned long long)l->image_bytes, sz);
         printf("Partition table: %s, disk id %s\n", l->table[0] ? l->table : "none",
                l->disk_id[0] ? l->disk_id : "-");
         printf("%-3s %-10s %-10s %-10s %-4s %-6s %-8s %-12s %-36s %s\n", "#", "START", "SECTORS", "SIZE", "TYPE",
@@ -338,6 +358,9 @@ static void print_human(const struct report *rep) {
                 _cleanup_free_ char *when = manifest_field(rep->manifest, "build_time");
                 if (!when)
                         when = manifest_field(rep->manifest, "built");
+                for (char *f[] = { role, host, when }, **p = f; p < f + 3; p++)
+                        if (*p)
+                                str_printable(*p);
                 printf("Built by dimimage: role %s, hostname %s, built %s\n", role ? role : "?", host ? host : "?",
                        when ? when : "?");
         } else if (rep->root_unreadable)

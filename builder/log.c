@@ -74,6 +74,9 @@ static void vlog(bool error, const char *kind, const char *file, unsigned line, 
                 buf_puts(&b, msg);
                 free(msg);
         }
+        /* file names and messages carry text from outside (archive entry
+         * names, labels): no escape sequence may reach the terminal */
+        str_printable((char *)b.data);
         buf_puts(&b, "\n");
         emit(&b, error);
         buf_free(&b);

@@ -340,6 +340,23 @@ size_t utf8_len(const unsigned char *s, size_t n) {
         return len;
 }
 
+void str_printable(char *s) {
+        size_t left = strlen(s);
+        unsigned char *c = (unsigned char *)s;
+        while (*c) {
+                size_t n = utf8_len(c, left);
+                /* U+0080-U+009F is 0xc2 0x80-0x9f: the 8-bit controls */
+                bool control = n == 1 ? (*c < 0x20 && *c != '\t') || *c == 0x7f : n == 2 && c[0] == 0xc2 && c[1] < 0xa0;
+                if (!n || control) {
+                        size_t bad = n ? n : 1;
+                        memset(c, '?', bad);
+                        n = bad;
+                }
+                c += n;
+                left -= n;
+        }
+}
+
 void format_size(uint64_t bytes, char out[32]) {
         static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
         double v = (double)bytes;

@@ -124,6 +124,13 @@ void format_size(uint64_t bytes, char out[32]);
  * terminal both need exactly this much to be true of a byte string. */
 size_t utf8_len(const unsigned char *s, size_t n);
 
+/* For text from outside (an image's labels and os-release, archive entry
+ * names, sysfs) about to reach a terminal: every byte of a control
+ * character (C0, DEL, C1 such as U+009B, a CSI) or of an invalid UTF-8
+ * sequence becomes '?', in place, so no escape sequence gets through;
+ * tabs and valid printable UTF-8 stay. */
+void str_printable(char *s);
+
 /* Whether path (not followed) is still the file of that device and inode,
  * the one a run renamed there (another run may have replaced it since).
  * Only lstat: safe in a signal handler. */

@@ -203,6 +203,27 @@ import json,sys; j=json.load(open(sys.argv[1]))
 assert len(j["partitions"]) == 2 and j["os_release"] is None and j["manifest"] is None, j' "$T/$how.json"
 done
 
+# escape sequences from the image (an ext4 label, os-release's PRETTY_NAME)
+# or an archive (a zip entry's name) never reach the terminal raw
+cp --sparse=always "$built" "$T/esc.img"
+debugfs -w -R "ssv volume_name $(printf 'r\033]0;pwn\007')" "$(rootfs "$T/esc.img")" >/dev/null 2>&1
+printf 'PRETTY_NAME="Evil \033[2J\033]8;;http://x\033\\ OS \302\23331m"\nID=debian\n' >"$T/esc-os-release"
+debugfs -w -R "rm /etc/os-release" "$(rootfs "$T/esc.img")" >/dev/null 2>&1
+debugfs -w -R "write $T/esc-os-release /etc/os-release" "$(rootfs "$T/esc.img")" >/dev/null 2>&1
+check "an ext4 label with an OSC sequence, written with debugfs" \
+  test "$(blkid -p -o value -s LABEL --offset "$(part_offset "$T/esc.img" 2)" "$T/esc.img")" = "r"$'\033]0;pwn\007'
+python3 -c "import zipfile; z = zipfile.ZipFile('$T/esc.zip', 'w'); z.writestr('a\x1b[2Jb.txt', 'x'); z.close()"
+"$DIMIMAGE" inspect "$T/esc.img" >"$T/esc.txt" 2>&1 || true
+"$DIMIMAGE" inspect "$T/esc.zip" >"$T/esc-zip.txt" 2>&1 || true
+no_controls() { python3 -c '
+import re,sys; b=open(sys.argv[1], "rb").read()
+bad = re.findall(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]", b)
+sys.exit("control bytes: %r in %r" % (bad, b) if bad else 0)' "$1"; }
+check "human inspect prints no control bytes from a label or PRETTY_NAME" no_controls "$T/esc.txt"
+check "human inspect still shows them, made printable" grep -q '^OS: Evil ?\[2J?\]8;;http://x?\\ OS ??31m$' "$T/esc.txt"
+check "a zip entry's name in an error prints no control bytes" no_controls "$T/esc-zip.txt"
+check "the zip entry's name made printable" grep -q 'a?\[2Jb.txt' "$T/esc-zip.txt"
+
 # a base whose name is not UTF-8 (Latin-1 bytes): the manifest written into
 # the image and inspect's output stay valid JSON (U+FFFD for each bad byte)
 # strict_json FILE EXPR: print the JSON file's value at EXPR (e.g. '["a"]'),

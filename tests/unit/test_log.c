@@ -94,6 +94,37 @@ static void test_demote(void **state) {
                                  "dimimage: error: c.img: after\n");
 }
 
+/* No escape sequence from outside reaches a terminal: C0, DEL, C1 and
+ * invalid UTF-8 bytes become '?', printable UTF-8 and tabs stay. */
+static void test_printable(void **state) {
+        (void)state;
+        static const struct {
+                const char *in, *out;
+        } cases[] = {
+                { "plain caf\xc3\xa9 \xe2\x82\xac\tx", "plain caf\xc3\xa9 \xe2\x82\xac\tx" },
+                { "\x1b[31mred\x1b[0m", "?[31mred?[0m" },
+                { "\x1b]0;title\x07", "?]0;title?" },
+                { "csi\xc2\x9b" "31m", "csi??31m" },
+                { "del\x7f", "del?" },
+                { "bad\xff\xc0\xaf", "bad???" },
+                { "nbsp\xc2\xa0", "nbsp\xc2\xa0" },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                _cleanup_free_ char *s = xstrdup(cases[i].in);
+                str_printable(s);
+                assert_string_equal(s, cases[i].out);
+        }
+}
+
+static void escape_in_a_name(void) { log_error(EINVAL, "x.zip", "holds no *.img file (a\x1b[2Jb)"); }
+
+static void test_log_printable(void **state) {
+        (void)state;
+        unsigned errors;
+        _cleanup_free_ char *out = logged(escape_in_a_name, &errors);
+        assert_string_equal(out, "dimimage: error: x.zip: holds no *.img file (a?[2Jb)\n");
+}
+
 static void test_defer(void **state) {
         (void)state;
         unsigned errors;
@@ -194,6 +225,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defer),
                 cmocka_unit_test(test_demote),
+                cmocka_unit_test(test_printable),
+                cmocka_unit_test(test_log_printable),
                 cmocka_unit_test(test_hold),
                 cmocka_unit_test(test_sweep),
         };
