@@ -140,10 +140,14 @@ static uint64_t gzip_size_at_least(int fd, uint64_t file_size) {
         return get_le32(isize);
 }
 
-/* What the decoded image holds at least, when its size is not known. */
-static uint64_t size_at_least(int fd, uint64_t file_size) {
+/* What the decoded image holds at least, when its size is not known.
+ * *from_gzip: it is what a .gz's last 4 bytes say, and those are whatever
+ * bytes a cut-off download happens to end with. */
+static uint64_t size_at_least(int fd, uint64_t file_size, bool *from_gzip) {
         uint64_t z = zstd_size_at_least(fd);
-        return z ? z : gzip_size_at_least(fd, file_size);
+        uint64_t g = z ? 0 : gzip_size_at_least(fd, file_size);
+        *from_gzip = g != 0;
+        return z ? z : g;
 }
 
 static char *find_bmap(const char *image) {
@@ -636,6 +640,7 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         uint64_t at_least = 0; /* the image's size, or a lower bound on it */
         int r;
         bool headless = false; /* the device holds zeros where its partition table goes */
+        bool from_gzip = false; /* at_least is a gzip trailer's ISIZE */
 
         /* O_NONBLOCK so a FIFO cannot hang us before we refuse it */
         _cleanup_close_ int ifd = open(image, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -658,7 +663,8 @@ static int flash(const char *image, const char *device, const struct flash_opts 
                 at_least = b.image_size;
                 if (!compressed && b.image_size != (uint64_t)ist.st_size) {
                         r = log_error(EINVAL, bmap_path, "describes a %" PRIu64 "-byte image, but %s has %" PRIu64
-                                      " bytes; pass the right --bmap", b.image_size, image, (uint64_t)ist.st_size);
+                                      " bytes; pass the right --bmap, or the image is truncated", b.image_size,
+                              image, (uint64_t)ist.st_size);
                         goto out;
                 }
         } else {
@@ -668,7 +674,7 @@ static int flash(const char *image, const char *device, const struct flash_opts 
                  * and every .gz. */
                 uint64_t size = (uint64_t)ist.st_size;
                 j.known_size = !compressed || xz_decoded_size(ifd, (uint64_t)ist.st_size, &size) == 0;
-                at_least = j.known_size ? size : size_at_least(ifd, (uint64_t)ist.st_size);
+                at_least = j.known_size ? size : size_at_least(ifd, (uint64_t)ist.st_size, &from_gzip);
                 b.block_size = BMAP_BLOCK_SIZE;
                 b.image_size = j.known_size ? size : UINT64_MAX / 2;
                 b.blocks_count = DIV_ROUND_UP(b.image_size, b.block_size);
@@ -684,7 +690,14 @@ static int flash(const char *image, const char *device, const struct flash_opts 
                 char a[32], c[32];
                 format_size(t.size, a);
                 format_size(at_least, c);
-                r = log_error(ENOROOM, device, "the device is smaller than the image (%s < %s)", a, c);
+                if (from_gzip)
+                        r = log_error(ENOROOM, device,
+                                      "the device is smaller than the image (%s < %s, the size %s's gzip trailer "
+                                      "states; a truncated download ends in bytes that look the same: check it "
+                                      "with gzip -t %s)",
+                                      a, c, image, image);
+                else
+                        r = log_error(ENOROOM, device, "the device is smaller than the image (%s < %s)", a, c);
                 goto out;
         }
         /* said once the device is known good, so an error stays alone */

@@ -88,10 +88,24 @@ head -c "$((size / 2))" "$img" >"$T/small3"
 gzip -1 -c "$img" >"$T/nobmap.img.gz"
 before=$(sha256sum <"$T/small3")
 expect_error ".img.gz without a bmap onto a smaller device, refused before writing" \
-  "small3: the device is smaller than the image \(.* < $((size / 1048576)).0 MiB\)" \
+  "small3: the device is smaller than the image \(.* < $((size / 1048576)).0 MiB, the size .*gzip trailer states" \
   "$DIMIMAGE" flash --yes "$T/nobmap.img.gz" "$T/small3"
 [[ $(sha256sum <"$T/small3") == "$before" ]] && ok ".img.gz without a bmap: the small device untouched" \
   || fail ".img.gz without a bmap: the small device was written"
+# A .gz cut off mid-download: its last 4 bytes are then compressed data,
+# not ISIZE; the refusal says where the size came from and how to tell
+gzip -1 -c "$img" | head -c 300000 >"$T/cut.img.gz"
+check_fails "gzip -t fails the cut-off .gz" gzip -t "$T/cut.img.gz"
+truncate -s 1M "$T/small4"
+expect_error "a cut-off .img.gz: the size is the gzip trailer's, which a truncated download fakes" \
+  "small4: the device is smaller than the image \(.*the size .*cut\.img\.gz's gzip trailer states; a truncated download .*gzip -t .*cut\.img\.gz\)" \
+  "$DIMIMAGE" flash --yes "$T/cut.img.gz" "$T/small4"
+# A raw image shorter than its bmap says: a wrong bmap, or a truncated image
+head -c "$((size / 2))" "$img" >"$T/half.img"
+check_fails "bmaptool refuses the truncated image with its bmap too" \
+  bmaptool copy --bmap "$img.bmap" "$T/half.img" "$T/half-copy.img"
+expect_error "a truncated raw image with its bmap" "pass the right --bmap, or the image is truncated" \
+  "$DIMIMAGE" flash --yes --bmap "$img.bmap" "$T/half.img" "$T/dev1"
 # A .zip's entry states its size.
 (cd "$T" && ln -sf "$img" nobmap.img && zip -q -1 nobmap.zip nobmap.img && rm nobmap.img)
 expect_error ".zip without a bmap onto a smaller device, refused before writing" \
