@@ -246,10 +246,14 @@ static int parse_ranges(const char *path, const char *text, bool sha256, struct 
                 if (parse_u64(s, &first) < 0 || parse_u64(dash ? dash + 1 : s, &last) < 0 || last < first ||
                     last >= b->blocks_count || (b->n > 0 && first <= b->v[b->n - 1].last))
                         return log_error_at(EBADMSG, path, line_of(text, r), "bad block range");
-                size_t before = b->n;
-                bmap_add_range(b, first, last);
-                if (b->n == before) /* merged: adjacent ranges keep separate checksums */
-                        return log_error_at(EBADMSG, path, line_of(text, r), "ranges must not touch");
+                /* not bmap_add_range: ranges that touch (bmaptool writes
+                 * none, but reads them) keep their own checksums */
+                if (b->n == b->cap) {
+                        b->cap = b->cap ? b->cap * 2 : 64;
+                        b->v = xrealloc(b->v, b->cap * sizeof(*b->v));
+                }
+                b->v[b->n++] = (struct bmap_range){.first = first, .last = last};
+                b->mapped_blocks += last - first + 1;
                 const char *ck = strstr(attrs, "chksum=\"");
                 if (sha256 && ck) {
                         ck += 8;
@@ -284,10 +288,17 @@ int bmap_parse(const char *path, const char *text, size_t len, struct bmap *b) {
         _cleanup_free_ char *orig = xstrndup(text, len);
         _cleanup_free_ char *t = xstrdup(orig);
         blank_comments(t);
-        const char *v = strstr(t, "<bmap version=\"");
+        /* version="MAJOR.MINOR", either quote, as an XML reader takes it */
+        const char *v = strstr(t, "<bmap version=");
         if (!v)
                 return log_error(EBADMSG, path, "not a bmap file: no <bmap version=...>");
-        if (v[15] != '1' && v[15] != '2')
+        v += strlen("<bmap version=");
+        char quote = *v;
+        size_t major = (quote == '"' || quote == '\'') ? strspn(v + 1, "0123456789") : 0;
+        size_t minor = major && v[1 + major] == '.' ? strspn(v + 2 + major, "0123456789") : 0;
+        if (!minor || v[2 + major + minor] != quote)
+                return log_error(EBADMSG, path, "not a bmap file: its version is not MAJOR.MINOR");
+        if (major != 1 || (v[1] != '1' && v[1] != '2'))
                 return log_error(ENOTSUP, path, "unsupported bmap version (only 1.x and 2.x)");
         _cleanup_free_ char *size = tag_text(t, "ImageSize"), *bs = tag_text(t, "BlockSize"),
                             *count = tag_text(t, "BlocksCount"), *type = tag_text(t, "ChecksumType"),
@@ -298,6 +309,8 @@ int bmap_parse(const char *path, const char *text, size_t len, struct bmap *b) {
             b->blocks_count != DIV_ROUND_UP(b->image_size, block_size))
                 return log_error(EBADMSG, path, "bad ImageSize, BlockSize or BlocksCount");
         b->block_size = (uint32_t)block_size;
+        /* 1.0 to 1.3 name none: their checksums are SHA-1 */
+        snprintf(b->checksum_type, sizeof b->checksum_type, "%s", type ? type : "sha1");
         bool sha256 = type && strcmp(type, "sha256") == 0;
         if (sha256 && fsum) {
                 char *at = strstr(orig, fsum);

@@ -21,6 +21,9 @@ struct bmap {
         uint64_t mapped_blocks;
         struct bmap_range *v;
         size_t n, cap;
+        /* bmap_parse: the file's ChecksumType ("sha1" for a 1.x file that
+         * names none); its checksums are verified only when it is sha256 */
+        char checksum_type[16];
 };
 
 /* Byte extent of range r: [*start, *end), the end clipped to the image size. */

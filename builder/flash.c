@@ -659,6 +659,14 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         if (bmap_path) {
                 if ((r = bmap_load(bmap_path, &b)) < 0)
                         return r;
+                /* nothing of it would be checked while "verified" is said */
+                if (strcmp(b.checksum_type, "sha256") && !o->no_verify) {
+                        r = log_error(ENOTSUP, bmap_path,
+                                      "its checksums are %s, which flash does not verify: make a bmap with sha256 "
+                                      "(bmaptool create -o IMAGE.bmap IMAGE), or pass --no-verify",
+                                      b.checksum_type);
+                        goto out;
+                }
                 j.have_bmap = j.known_size = true;
                 at_least = b.image_size;
                 if (!compressed && b.image_size != (uint64_t)ist.st_size) {

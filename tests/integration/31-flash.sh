@@ -28,6 +28,17 @@ truncate -s "$size" "$T/dev1"
 check "flash raw image with bmap onto a file" "$DIMIMAGE" flash --quiet "$img" "$T/dev1"
 check "the file equals the image" cmp "$img" "$T/dev1"
 
+# A bmap whose checksums are not SHA-256 (nothing of it could be checked) is
+# refused unless --no-verify says checking is not wanted.
+sed 's|<ChecksumType> *sha256 *</ChecksumType>|<ChecksumType> md5 </ChecksumType>|' "$img.bmap" >"$T/md5.bmap"
+grep -q '<ChecksumType> md5 </ChecksumType>' "$T/md5.bmap" || fail "md5 bmap: ChecksumType not rewritten"
+truncate -s "$size" "$T/dev-md5"
+expect_error "a bmap with md5 checksums refused: flash would verify nothing" "md5.bmap: its checksums are md5, which flash does not verify" \
+  "$DIMIMAGE" flash --quiet --bmap "$T/md5.bmap" "$img" "$T/dev-md5"
+check "... and written with --no-verify" "$DIMIMAGE" flash --quiet --no-verify --bmap "$T/md5.bmap" "$img" "$T/dev-md5"
+check "... equal to the image" cmp "$img" "$T/dev-md5"
+rm -f "$T/dev-md5"
+
 # A used "card": old data in the unmapped blocks must not survive on a file.
 head -c "$size" /dev/urandom >"$T/dev2"
 before=$(sha256sum <"$T/dev2")

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -133,8 +134,40 @@ static void test_parse_rejects(void **state) {
         assert_int_equal(bmap_parse("x.bmap", ok, strlen(ok), &b), 0);
         assert_int_equal(b.n, 1);
         assert_string_equal(b.v[0].sha256, "");
+        /* a 1.x file naming no ChecksumType has SHA-1 ones, which flash
+         * must know it cannot check */
+        assert_string_equal(b.checksum_type, "sha1");
         bmap_free(&b);
+        /* only MAJOR.MINOR, 1 or 2: "10.0" is not 1.x */
+        const char *v10 = "<bmap version=\"10.0\"><ImageSize>8192</ImageSize><BlockSize>4096</BlockSize>"
+                          "<BlocksCount>2</BlocksCount><BlockMap><Range> 1 </Range></BlockMap></bmap>";
+        assert_int_equal(bmap_parse("x.bmap", v10, strlen(v10), &b), -ENOTSUP);
+        const char *v2 = "<bmap version=\"2\"><ImageSize>8192</ImageSize></bmap>";
+        assert_int_equal(bmap_parse("x.bmap", v2, strlen(v2), &b), -EBADMSG);
         free(golden);
+}
+
+/* What bmaptool reads, this reads: single-quoted attributes, ranges that
+ * touch (each with its own checksum), any ChecksumType named. */
+static void test_parse_like_bmaptool(void **state) {
+        (void)state;
+        struct bmap b;
+        const char *t = "<?xml version='1.0'?><bmap version='2.0'><ImageSize>40960</ImageSize>"
+                        "<BlockSize>4096</BlockSize><BlocksCount>10</BlocksCount><ChecksumType>md5</ChecksumType>"
+                        "<BlockMap><Range chksum=\"00\"> 0-1 </Range><Range chksum=\"01\"> 2-3 </Range>"
+                        "<Range chksum=\"02\"> 4 </Range></BlockMap></bmap>";
+        assert_int_equal(bmap_parse("x.bmap", t, strlen(t), &b), 0);
+        assert_int_equal(b.n, 3);
+        assert_int_equal(b.v[1].first, 2);
+        assert_int_equal(b.v[1].last, 3);
+        assert_int_equal(b.mapped_blocks, 5);
+        assert_string_equal(b.checksum_type, "md5");
+        bmap_free(&b);
+        /* overlapping or out of order stays refused */
+        const char *o = "<bmap version=\"2.0\"><ImageSize>40960</ImageSize><BlockSize>4096</BlockSize>"
+                        "<BlocksCount>10</BlocksCount><BlockMap><Range> 0-2 </Range><Range> 2-3 </Range>"
+                        "</BlockMap></bmap>";
+        assert_int_equal(bmap_parse("x.bmap", o, strlen(o), &b), -EBADMSG);
 }
 
 int main(void) {
@@ -143,6 +176,7 @@ int main(void) {
                 cmocka_unit_test(test_format_matches_golden),
                 cmocka_unit_test(test_parse_golden),
                 cmocka_unit_test(test_parse_rejects),
+                cmocka_unit_test(test_parse_like_bmaptool),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
