@@ -118,8 +118,7 @@ static int phase_inputs(struct build_ctx *c) {
         if ((r = profile_load(ppath, &c->profile)) < 0)
                 return r;
         if (!j->host_checked && ((r = host_finalize(&j->host, c->o->allow_weak)) < 0 ||
-                                 (r = model_check(j->host_label ? j->host_label : "build", j->host.model,
-                                                  &c->profile)) < 0))
+                                 (r = model_check(host_where(&j->host, HF_MODEL), j->host.model, &c->profile)) < 0))
                 return r;
 
         c->compose = xcalloc(c->profile.ncompose, sizeof *c->compose);

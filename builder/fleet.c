@@ -47,6 +47,7 @@ struct fleet {
         char *name;
         unsigned long long prefix;
         char *gateway;
+        char *gateway_where, *dns_where; /* "FILE:LINE" of network's keys, or NULL */
         char **dns;
         size_t ndns;
         char *format;           /* "img", "img.xz", "img.zst", "img.gz" */
@@ -99,6 +100,8 @@ static void fleet_free(struct fleet *f) {
         host_free(&f->shared);
         strv_free(f->sets, f->nsets);
         free(f->set_lines);
+        free(f->gateway_where);
+        free(f->dns_where);
         strv_free(f->env_files, f->nenv_files);
         free(f->source);
 }
@@ -255,10 +258,19 @@ static int fleet_parse(const char *file, struct fleet *f) {
                         goto out;
                 if ((v = ynode_get(net, "prefix")) && (r = ynode_uint(file, "network.prefix", v, 32, &f->prefix)) < 0)
                         goto out;
+                if (v && !f->prefix) {
+                        r = log_error_at(EINVAL, file, v->line, "network.prefix must be 1 to 32 (24 for a home network)");
+                        goto out;
+                }
                 if ((v = ynode_get(net, "gateway")) && (r = ynode_string(file, "network.gateway", v, &f->gateway)) < 0)
                         goto out;
-                if ((r = ynode_strings(file, "network.dns", ynode_get(net, "dns"), &f->dns, &f->ndns)) < 0)
+                if (v)
+                        f->gateway_where = xasprintf("%s:%u", file, v->line);
+                v = ynode_get(net, "dns");
+                if ((r = ynode_strings(file, "network.dns", v, &f->dns, &f->ndns)) < 0)
                         goto out;
+                if (v)
+                        f->dns_where = xasprintf("%s:%u", file, v->line);
         }
         if ((v = ynode_get(root, "source"))) {
                 _cleanup_free_ char *s = NULL;
@@ -479,6 +491,8 @@ static int settle_host(const struct build_opts *o, const struct fleet *f, const 
                        struct fleet_host *h) {
         struct host_settings *hs = &h->settings;
         struct host_settings net = {.gateway = f->gateway, .dns = f->dns, .ndns = f->ndns};
+        net.where[HF_GATEWAY] = f->gateway_where;
+        net.where[HF_DNS] = f->dns_where;
         host_merge(hs, defaults);
         host_merge(hs, &net); /* only read: f's own strings */
         host_merge(hs, &f->shared);
@@ -778,7 +792,7 @@ int fleet_build(const struct build_opts *o) {
                         goto out;
                 h->out = xasprintf("%s/%s.%s", o->out, h->name, f.format ? f.format : "img");
                 if ((r = settle_host(o, &f, &defaults, h)) < 0 ||
-                    (r = model_check(h->label, h->settings.model, &h->profile)) < 0)
+                    (r = model_check(host_where(&h->settings, HF_MODEL), h->settings.model, &h->profile)) < 0)
                         goto out;
         }
         /* every host has the fleet's one format */

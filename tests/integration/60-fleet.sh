@@ -274,7 +274,19 @@ hosts:
     role: observability
     address: 10.0.0.5
     timezone: Mars Base"
-settings_refused "a model too small for its role" "pi3b\+.*cannot run role 'all'" \
+settings_refused "network.prefix 0, at its line" "set\.yml:2: network\.prefix must be 1 to 32" \
+"network:
+  prefix: 0
+hosts:
+  - {name: pi-a, role: observability, address: 10.0.0.5}"
+settings_refused "a shared gateway outside a host's subnet, at network.gateway's line" \
+  "set\.yml:3: host pi-a: gateway 192\.168\.9\.1 is outside the Pi's subnet" \
+"network:
+  prefix: 24
+  gateway: 192.168.9.1
+hosts:
+  - {name: pi-a, role: observability, address: 10.0.0.5}"
+settings_refused "a model too small for its role, at its line" "set\.yml:2: host tiny: a pi3b\+.*cannot run role 'all'" \
 "hosts:
   - {name: tiny, role: all, address: 10.0.0.5, model: pi3b+}"
 
@@ -295,6 +307,9 @@ check "fleet with --host FILE builds" "$DIMIMAGE" build --fleet "$T/hostfile.yml
 rcat "$T/hf/pi-h.img" /etc/default/keyboard | grep -qx 'XKBLAYOUT="gb"' && ok "the fleet file's keymap wins over the --host file's" \
   || fail "keymap: $(rcat "$T/hf/pi-h.img" /etc/default/keyboard | grep XKBLAYOUT)"
 rm -rf "$T/hf"
+printf 'model: pi9\n' >"$T/badmodel.yml"
+expect_error "an unknown model in a --host file, at its line" "badmodel\.yml:1: unknown Pi model 'pi9'" \
+  "$DIMIMAGE" build --role observability --host "$T/badmodel.yml" --base "$base" -o "$T/bm.img" --set OPENOBSERVE_PASSWORD="$OOPW"
 printf 'timezone: Bad Zone\n' >"$T/badtz.yml"
 expect_error "--host file's invalid time zone refused with --fleet, at its line" "badtz\.yml:1: host pi-h: invalid time zone 'Bad Zone'" \
   "$DIMIMAGE" build --fleet "$T/hostfile.yml" --host "$T/badtz.yml" --base "$T/undecodable.img.xz" -o "$T/hf"
