@@ -109,7 +109,7 @@ static void plan_stack_conf(const struct plan_input *in, struct payload *p) {
         buf_puts(&b, "\nDIMDIM_PROJECT=dimdim-health\n");
         buf_printf(&b, "DIMDIM_USER=%s\n", in->host->user ? in->host->user : "");
         buf_printf(&b, "DIMDIM_LOCALE_GEN=%s\n", in->host->locale ? "1" : "0");
-        payload_add_dir(p, PART_ROOT, "/etc/dimimage", 0755, 0, 0);
+        payload_add_dir(p, PART_ROOT, "/etc/dimimage", 0755, 0, 0)->own_dir = true;
         add_text(p, PART_ROOT, "/etc/dimimage/stack.conf", 0644, &b);
         buf_free(&b);
 }
@@ -149,7 +149,7 @@ static void plan_network(const struct plan_input *in, struct payload *p) {
                            uuid);
                 nm_ipv4(&b, h);
                 buf_puts(&b, "\n[ipv6]\naddr-gen-mode=default\nmethod=auto\n\n[proxy]\n");
-                payload_add_dir(p, PART_ROOT, dir, 0755, 0, 0);
+                payload_add_dir(p, PART_ROOT, dir, 0755, 0, 0)->own_dir = true;
                 struct payload_entry *e = payload_add_file(p, PART_ROOT, "/etc/NetworkManager/system-connections/dimdim-eth.nmconnection",
                                                            0600, 0, 0, b.data, b.len);
                 e->secret = false;
@@ -180,7 +180,7 @@ static void plan_network(const struct plan_input *in, struct payload *p) {
                 buf_printf(&b, "\n\n[wifi-security]\nkey-mgmt=wpa-psk\npsk=%s\n", h->wifi_psk_hex);
                 nm_ipv4(&b, h);
                 buf_puts(&b, "\n[ipv6]\naddr-gen-mode=default\nmethod=auto\n\n[proxy]\n");
-                payload_add_dir(p, PART_ROOT, dir, 0755, 0, 0);
+                payload_add_dir(p, PART_ROOT, dir, 0755, 0, 0)->own_dir = true;
                 struct payload_entry *e = payload_add_file(
                         p, PART_ROOT, "/etc/NetworkManager/system-connections/dimdim-wifi.nmconnection", 0600, 0, 0,
                         b.data, b.len);
@@ -365,14 +365,18 @@ int plan_payload(const struct plan_input *in, struct payload *out) {
         if (r < 0)
                 return r;
         /* Directories the overlay trees imply must not take the checkout's
-         * modes: /etc, /usr, /opt keep whatever the base has. */
+         * modes: /etc, /usr, /opt keep whatever the base has.  Ours are
+         * made ours even where the base has them. */
         for (size_t i = 0; i < out->n; i++) {
                 struct payload_entry *e = &out->v[i];
-                if (e->type == ENTRY_DIR && e->part == PART_ROOT && !str_has_prefix(e->path, DIMDIM_HOME) &&
-                    !str_has_prefix(e->path, "/usr/local/lib/dimdim"))
+                if (e->type != ENTRY_DIR || e->part != PART_ROOT)
+                        continue;
+                if (str_has_prefix(e->path, DIMDIM_HOME "/") || str_has_prefix(e->path, "/usr/local/lib/dimdim"))
+                        e->own_dir = true;
+                else
                         e->mode = 0755;
         }
-        payload_add_dir(out, PART_ROOT, DIMDIM_HOME, 0755, 0, 0);
+        payload_add_dir(out, PART_ROOT, DIMDIM_HOME, 0755, 0, 0)->own_dir = true;
         /* the stack by hand (sudo dimdim-stack ps|up|down|pull), as the
          * docs and dimdim-status name it */
         payload_add_symlink(out, PART_ROOT, "/usr/local/bin/dimdim-stack", "/usr/local/lib/dimdim/stack");
@@ -585,7 +589,8 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
         if (h->nssh_keys) {
                 _cleanup_free_ char *ssh = xasprintf("%s/.ssh", home);
                 _cleanup_free_ char *ak = xasprintf("%s/.ssh/authorized_keys", home);
-                payload_add_dir(p, PART_ROOT, ssh, 0700, ids.uid, ids.gid);
+                /* sshd ignores keys under a .ssh others can write */
+                payload_add_dir(p, PART_ROOT, ssh, 0700, ids.uid, ids.gid)->own_dir = true;
                 for (size_t i = 0; i < h->nssh_keys; i++)
                         buf_printf(&b, "%s\n", h->ssh_keys[i]);
                 payload_add_file(p, PART_ROOT, ak, 0600, ids.uid, ids.gid, b.data, b.len);
@@ -958,7 +963,7 @@ static void plan_manifest(const struct plan_input *in, struct payload *p) {
         json_end_object(&j);
         size_t len;
         _cleanup_free_ char *text = json_finish(&j, &len);
-        payload_add_dir(p, PART_ROOT, "/etc/dimimage", 0755, 0, 0);
+        payload_add_dir(p, PART_ROOT, "/etc/dimimage", 0755, 0, 0)->own_dir = true;
         payload_add_file(p, PART_ROOT, PLAN_MANIFEST, 0644, 0, 0, text, len);
         p->pending_sum_at = sum_at;
 }

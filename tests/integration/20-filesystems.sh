@@ -454,6 +454,26 @@ for isz in 128 256; do
   rm -f "$T/y2100"*
 done
 
+# Directories dimimage owns are made its own where the base has them
+# already: a world-writable /opt/dimdim-health or system-connections would
+# let any account swap what root reads there.
+cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/perm.img"
+printf '%s\n' 'mkdir /opt/dimdim-health' 'sif /opt/dimdim-health mode 040777' 'sif /opt/dimdim-health uid 1000' \
+  'mkdir /etc/NetworkManager' 'mkdir /etc/NetworkManager/system-connections' \
+  'sif /etc/NetworkManager/system-connections mode 040777' |
+  debugfs -w -f - "$T/perm.img?offset=$(part_offset "$T/perm.img" 2)" >/dev/null 2>&1
+[[ $(rstat "$T/perm.img" /opt/dimdim-health) == "0777 1000 0 directory" ]] || fail "perm fixture: $(rstat "$T/perm.img" /opt/dimdim-health)"
+if build "$T/perm-out.img" "$T/perm.img" >"$T/build.log" 2>&1; then
+  for d in /opt/dimdim-health /etc/NetworkManager/system-connections; do
+    [[ $(rstat "$T/perm-out.img" "$d") == "0755 0 0 directory" ]] && ok "the base's world-writable $d made 0755 root" \
+      || fail "$d: $(rstat "$T/perm-out.img" "$d")"
+  done
+  check "world-writable directories made ours: e2fsck -fn clean" fsck_image "$T/perm-out.img"
+else
+  fail "build over world-writable directories"; sed 's/^/    /' "$T/build.log"
+fi
+rm -f "$T/perm"*
+
 # A directory in the base where a file goes is bad input data (65).
 cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/tzdir.img"
 printf 'rm /etc/localtime\nmkdir /etc/localtime\nwrite /etc/hostname /etc/localtime/x\n' |
