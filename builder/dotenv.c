@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "log.h"
@@ -120,6 +121,15 @@ const char *env_origin_name(enum env_origin o) {
                 return "derived";
         }
         return "unknown";
+}
+
+void env_var_where(const struct env_var *v, char *out, size_t n) {
+        if (v->file && v->line)
+                snprintf(out, n, "%s:%u", v->file, v->line);
+        else if (v->file)
+                snprintf(out, n, "%s", v->file);
+        else
+                snprintf(out, n, "%s", env_origin_name(v->origin));
 }
 
 /* ---- ${...} references ---------------------------------------------------- */

@@ -55,6 +55,9 @@ char *env_serialize(const struct env *env, size_t *len);
  * and where it came from, never the value.  Logs, -errno. */
 int env_serialize_for(const struct env *env, bool compose_v1, char **text, size_t *len);
 const char *env_origin_name(enum env_origin o);
+/* Where v's value came from ("FILE:LINE", "--set", "default"...), for
+ * messages that must not quote it. */
+void env_var_where(const struct env_var *v, char *out, size_t n);
 
 /* Compose-style interpolation of one string: $VAR, ${VAR}, ${VAR:-def},
  * ${VAR-def}, ${VAR:?msg}, ${VAR?msg}, ${VAR:+alt}, ${VAR+alt}, $$.

@@ -18,7 +18,6 @@
 #include "output.h"
 #include "profile.h"
 #include "source.h"
-#include "stackenv.h"
 #include "util.h"
 #include "yamltree.h"
 
@@ -740,10 +739,7 @@ static void warn_used_by_none(const struct fleet *f) {
                 if (!everywhere || warned)
                         continue;
                 char where[512];
-                if (v->file && v->line)
-                        snprintf(where, sizeof where, "%s:%u", v->file, v->line);
-                else
-                        snprintf(where, sizeof where, "%s", v->file ? v->file : "--set");
+                env_var_where(v, where, sizeof where);
                 if (env_key_reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
                         log_warn(where, "%s is used by no host's role (no profile or compose file names it); a typo?",
                                  v->key);

@@ -18,15 +18,6 @@ static bool is_secret(const struct profile *p, const char *key) {
         return (pe && pe->secret) || secret_key_is_sensitive(key);
 }
 
-/* Where a key's value came from, for messages that must not quote it. */
-static void describe(const struct env_var *v, char *out, size_t n) {
-        if (v->file && v->line)
-                snprintf(out, n, "%s:%u", v->file, v->line);
-        else if (v->file)
-                snprintf(out, n, "%s", v->file);
-        else
-                snprintf(out, n, "%s", env_origin_name(v->origin));
-}
 
 /* Why v is not an http(s) URL with a host, or NULL: a placeholder left
  * from the guide (http://<Pi2-IP>:5080), a scheme forgotten. */
@@ -148,7 +139,7 @@ static void drop_shared_unused(const struct stackenv_input *in, struct env *env)
                 if (!v->shared || !unused_key(in, v))
                         continue;
                 char where[512];
-                describe(v, where, sizeof where);
+                env_var_where(v, where, sizeof where);
                 const char *meant = warn_mistyped(in, v, where);
                 if (in->dropped)
                         env_set(in->dropped, v->key, meant ? "warned" : "", v->origin, v->file, v->line);
@@ -168,7 +159,7 @@ static void flag_unused(const struct stackenv_input *in, struct env *env) {
                         continue;
                 v->unused = true;
                 char where[512];
-                describe(v, where, sizeof where);
+                env_var_where(v, where, sizeof where);
                 if (warn_mistyped(in, v, where))
                         continue;
                 if (env_key_reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
@@ -242,7 +233,7 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
                 const struct env_var *given = env_find(env, pe->key);
                 if (pe->required && given && !*given->value && given->origin != ORIGIN_DEFAULT) {
                         char where[512];
-                        describe(given, where, sizeof where);
+                        env_var_where(given, where, sizeof where);
                         return log_error(EINVAL, where, "%s is empty, and role '%s' needs a value", pe->key, p->name);
                 }
                 if (pe->required && (!v || !*v))
@@ -258,7 +249,7 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
                 if (!why)
                         continue;
                 char where[512];
-                describe(v, where, sizeof where);
+                env_var_where(v, where, sizeof where);
                 return log_error(EINVAL, where, "%s %s; e.g. http://192.168.1.102:5080", pe->key, why);
         }
         for (size_t c = 0; c < in->ncompose; c++) {
@@ -289,7 +280,7 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
                 if (!why)
                         continue;
                 char where[512];
-                describe(v, where, sizeof where);
+                env_var_where(v, where, sizeof where);
                 if (!in->allow_weak)
                         return log_error(EINVAL, where, "%s %s; use a strong value%s, or pass --allow-weak-secrets",
                                          v->key, why,
