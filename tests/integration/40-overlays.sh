@@ -251,6 +251,14 @@ export DIMDIM_STACK=$T/fb/stack DIMDIM_LOCK=$T/fb/lock DIMDIM_APP_DIR=$T/fb/app 
 status=$OV/common/usr/local/bin/dimdim-status
 firstboot=$OV/common/usr/local/lib/dimdim/firstboot
 
+# provision NAME WHAT: a first boot run to its end (20 s at most), its
+# output in $T/NAME.out; ok WHAT when it completes.
+provision() {
+  local rc=0
+  timeout 20 "$firstboot" >"$T/$1.out" 2>&1 || rc=$?
+  if [[ $rc == 0 ]]; then ok "$2"; else fail "$2: rc=$rc"; sed 's/^/    /' "$T/$1.out"; fi
+}
+
 rc=0
 "$status" >"$T/st0" 2>&1 || rc=$?
 if [[ $rc == 2 ]]; then ok "dimdim-status exits 2 before first boot"; else fail "dimdim-status before first boot: rc=$rc"; fi
@@ -336,9 +344,7 @@ check "second run does nothing" test ! -s "$calls"
 # everything and the docker group would be missing, so dpkg finishes first.
 rm -f "$T/fb/state/firstboot.done" "$bin/docker"
 touch "$T/dpkg-interrupted"
-rc=0
-timeout 20 "$firstboot" >"$T/fb4.out" 2>&1 || rc=$?
-if [[ $rc == 0 ]]; then ok "an interrupted install: provisioning completes"; else fail "interrupted install rc=$rc"; sed 's/^/    /' "$T/fb4.out"; fi
+provision fb4 "an interrupted install: provisioning completes"
 check "an interrupted install is finished first" \
   grep -qx 'dimdim-firstboot: finishing an interrupted package installation (dpkg --configure -a)' "$T/fb4.out"
 cfg=$(grep -n -m 1 '^dpkg --configure -a' "$calls" | cut -d: -f1)
@@ -352,9 +358,7 @@ printf '#!/bin/bash\necho "docker $*" >>"%s"\n[[ $* == "compose version" ]]\n' "
 chmod +x "$bin/docker"
 touch "$T/dpkg-interrupted" "$T/dpkg-needs-dep"
 : >"$calls"
-rc=0
-timeout 20 "$firstboot" >"$T/fb5.out" 2>&1 || rc=$?
-if [[ $rc == 0 ]]; then ok "a missing dependency: provisioning completes"; else fail "missing dependency rc=$rc"; sed 's/^/    /' "$T/fb5.out"; fi
+provision fb5 "a missing dependency: provisioning completes"
 check "a missing dependency: apt-get install -f fixes it" grep -q '^apt-get install -y -f ' "$calls"
 check_fails "a missing dependency: no failed attempt" grep -q 'attempt [0-9]* failed' "$T/fb5.out"
 
@@ -365,9 +369,7 @@ rm -f "$T/fb/state/firstboot.done" "$T/dpkg-interrupted" "$T/dpkg-needs-dep"
 cp "$T/docker.real" "$bin/docker"
 touch "$T/daemon-down" "$T/dpkg-other-broken"
 : >"$calls"
-rc=0
-timeout 20 "$firstboot" >"$T/fb9.out" 2>&1 || rc=$?
-if [[ $rc == 0 ]]; then ok "another package broken: Docker is started, provisioning completes"; else fail "another package broken rc=$rc"; sed 's/^/    /' "$T/fb9.out"; fi
+provision fb9 "another package broken: Docker is started, provisioning completes"
 check "another package broken: docker.service started" grep -qx 'systemctl start docker.service' "$calls"
 check_fails "another package broken: no failed attempt" grep -q 'attempt [0-9]* failed' "$T/fb9.out"
 rm -f "$T/daemon-down" "$T/dpkg-other-broken"
@@ -376,9 +378,7 @@ rm -f "$T/daemon-down" "$T/dpkg-other-broken"
 rm -f "$T/fb/state/firstboot.done"
 touch "$T/up-stall-once"
 : >"$calls"
-rc=0
-DIMDIM_UP_TIMEOUT=1 timeout 25 "$firstboot" >"$T/fb10.out" 2>&1 || rc=$?
-if [[ $rc == 0 ]]; then ok "a stalled compose up: provisioning completes"; else fail "stalled up rc=$rc"; sed 's/^/    /' "$T/fb10.out"; fi
+DIMDIM_UP_TIMEOUT=1 provision fb10 "a stalled compose up: provisioning completes"
 check "a stalled compose up is named and retried" \
   grep -qx 'dimdim-firstboot: attempt 1 failed: compose up did not finish in 1 s (stalled pull or build? see '"$T"'/fb/log/firstboot.log); retrying in 5 s' "$T/fb10.out"
 rm -f "$T/up-stall-once"
@@ -388,9 +388,7 @@ rm -f "$T/up-stall-once"
 rm -f "$T/fb/state/firstboot.done" "$T/dpkg-interrupted" "$T/dpkg-needs-dep" "$bin/docker"
 touch "$T/trixie"
 : >"$calls"
-rc=0
-timeout 20 "$firstboot" >"$T/fb7.out" 2>&1 || rc=$?
-if [[ $rc == 0 ]]; then ok "trixie: provisioning completes"; else fail "trixie rc=$rc"; sed 's/^/    /' "$T/fb7.out"; fi
+provision fb7 "trixie: provisioning completes"
 check "trixie: installs docker-cli and docker-buildx too" \
   grep -q 'apt-get install -y -f --no-install-recommends .*docker.io docker-compose docker-cli docker-buildx$' "$calls"
 check_fails "trixie: no failed attempt" grep -q 'attempt [0-9]* failed' "$T/fb7.out"
@@ -406,9 +404,7 @@ echo "xx_YY.UTF-8: no such locale" >&2
 exit 1
 ' "$calls" >"$bin/locale-gen"
 : >"$calls"
-rc=0
-timeout 20 "$firstboot" >"$T/fb6.out" 2>&1 || rc=$?
-if [[ $rc == 0 ]]; then ok "a failing locale-gen: provisioning completes"; else fail "failing locale-gen rc=$rc"; sed 's/^/    /' "$T/fb6.out"; fi
+provision fb6 "a failing locale-gen: provisioning completes"
 check "a failing locale-gen is reported" grep -q '^dimdim-firstboot: locale-gen failed (see .*); going on without that locale' "$T/fb6.out"
 [[ $(grep -c '^locale-gen' "$calls") == 1 ]] && ok "a failing locale-gen runs once" || fail "locale-gen ran $(grep -c '^locale-gen' "$calls") times"
 cp "$T/locale-gen.ok" "$bin/locale-gen"
