@@ -71,13 +71,17 @@ static const struct vcase cases[] = {
         { "{\"a\": Infinity}", 0, false, true },
 };
 
-/* Python's verdict: 0 when json.loads takes the bytes as one object. */
-static int python_verdict(const char *dir, const char *text, size_t len) {
-        _cleanup_free_ char *path = xasprintf("%s/case.json", dir);
+static void write_bytes(const char *path, const char *text, size_t len) {
         FILE *f = fopen(path, "wb");
         assert_non_null(f);
         assert_int_equal(fwrite(text, 1, len, f), len);
         assert_int_equal(fclose(f), 0);
+}
+
+/* Python's verdict: 0 when json.loads takes the bytes as one object. */
+static int python_verdict(const char *dir, const char *text, size_t len) {
+        _cleanup_free_ char *path = xasprintf("%s/case.json", dir);
+        write_bytes(path, text, len);
         const char *argv[] = { "python3", "-c",
                                "import json,sys\n"
                                "d = json.loads(open(sys.argv[1], 'rb').read())\n"
@@ -170,10 +174,7 @@ static void test_string_utf8(void **state) {
         json_end_array(&all);
         size_t len;
         _cleanup_free_ char *text = json_finish(&all, &len);
-        FILE *f = fopen(path, "wb");
-        assert_non_null(f);
-        assert_int_equal(fwrite(text, 1, len, f), len);
-        assert_int_equal(fclose(f), 0);
+        write_bytes(path, text, len);
         /* strict UTF-8 (no surrogatepass) and a strict parser */
         const char *argv[] = { "python3", "-c",
                                "import json,sys\n"
