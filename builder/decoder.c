@@ -106,7 +106,7 @@ int source_check_head(const char *path, const uint8_t *b, size_t n, bool compres
          * packed with tar before compressing */
         if (n >= 262 && memcmp(b + 257, "ustar", 5) == 0)
                 return log_error(EINVAL, path, "%s is a tar archive, not a disk image: extract the .img from it and "
-                                 "give that (or the .img.xz of it) as --base",
+                                 "give that (or the .img.xz of it) instead",
                                  compressed ? "the decompressed data" : "this");
         return log_error(EINVAL, path, "%s is not a disk image: no partition table or filesystem signature at its start",
                          compressed ? "the decompressed data" : "this");
