@@ -20,6 +20,9 @@
 #define DOTENV_MAX_SIZE (16u << 20)
 /* ${A:-${B:-${C}}} nesting; deeper is hostile and would recurse on our stack. */
 #define INTERP_MAX_DEPTH 32
+/* No stack has a fraction of this; a file with more is something else, and
+ * looking keys up one by one in it would take hours. */
+#define DOTENV_MAX_KEYS 10000
 
 /* ---- the variable set ---------------------------------------------------- */
 
@@ -286,6 +289,7 @@ static int interp(const struct env *env, const char *s, struct buf *out, const c
                 return log_too_deep(file, line);
         size_t lit = 0; /* start of the pending literal run */
         size_t i = 0;
+        bool warned = false; /* one line per value, however many unset references it has */
         while (s[i]) {
                 if (s[i] != '$') {
                         i++;
@@ -312,14 +316,15 @@ static int interp(const struct env *env, const char *s, struct buf *out, const c
                         case ENV_REF_PLAIN:
                                 /* In a .env value the "name" may be a piece of a
                                  * password that happens to contain '$': don't show it. */
-                                if (!v && key)
+                                if (!v && !warned && key)
                                         log_warn_at(file, line,
                                                     "the value of %s refers to an unset variable, which becomes "
                                                     "empty (write $$ for a literal $)",
                                                     key);
-                                else if (!v)
+                                else if (!v && !warned)
                                         log_warn_at(file, line, "variable %s is not set, using an empty string",
                                                     name);
+                                warned = warned || !v;
                                 break;
                         case ENV_REF_DEFAULT:
                                 if (!set)
@@ -641,6 +646,9 @@ static int parse_statement(struct parser *ps) {
         /* Compose takes the later one too, but a repeat is usually a paste
          * gone wrong: say so, without either value. */
         const struct env_var *prev = env_find(ps->env, key);
+        if (!prev && ps->env->n >= DOTENV_MAX_KEYS)
+                return log_error_at(EINVAL, ps->name, line, "more than %d variables; is this really an environment file?",
+                                    DOTENV_MAX_KEYS);
         if (prev && prev->line && prev->file && strcmp(prev->file, ps->name) == 0)
                 log_warn_at(ps->name, line, "%s is set again (first on line %u): the later value is used",
                             env_key_reads_as_name(key) ? key : "a key not named here (a pasted secret?)", prev->line);

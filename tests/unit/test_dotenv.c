@@ -686,6 +686,40 @@ static void test_golden_compose_sample(void **state) {
         env_free(&e);
 }
 
+/* Hostile sizes: past 10000 keys the file is refused at the key's line
+ * (looking each one up would take hours for the 16 MiB allowed), and a
+ * value with many unset references warns once, not once per reference. */
+static void test_hostile_counts(void **state) {
+        (void)state;
+        struct buf b = {0};
+        for (int i = 0; i <= 10000; i++)
+                buf_printf(&b, "K%d=v\n", i);
+        struct env e = {0};
+        struct tu_capture c;
+        tu_capture_begin(&c);
+        int r = dotenv_parse("many.env", (const char *)b.data, b.len, &e, ORIGIN_FILE);
+        unsigned errors;
+        _cleanup_free_ char *out = tu_capture_end(&c, &errors);
+        assert_int_equal(r, -EINVAL);
+        assert_int_equal(errors, 1);
+        assert_non_null(strstr(out, "many.env:10001: more than 10000 variables"));
+        env_free(&e);
+        buf_free(&b);
+
+        buf_puts(&b, "A=");
+        for (int i = 0; i < 1000; i++)
+                buf_puts(&b, "x${NOPE}");
+        buf_puts(&b, "\n");
+        tu_capture_begin(&c);
+        r = dotenv_parse("refs.env", (const char *)b.data, b.len, &e, ORIGIN_FILE);
+        _cleanup_free_ char *out2 = tu_capture_end(&c, &errors);
+        assert_int_equal(r, 0);
+        assert_int_equal(count_lines_with(out2, "warning:"), 1);
+        assert_int_equal(strlen(env_get(&e, "A")), 1000);
+        env_free(&e);
+        buf_free(&b);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_table),
@@ -705,6 +739,7 @@ int main(void) {
                 cmocka_unit_test(test_roundtrip_v1),
                 cmocka_unit_test(test_serialize_golden),
                 cmocka_unit_test(test_golden_compose_sample),
+                cmocka_unit_test(test_hostile_counts),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
