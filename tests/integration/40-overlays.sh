@@ -161,7 +161,14 @@ if [[ \$* == *" up -d "* ]]; then echo "buildkit \${DOCKER_BUILDKIT:-unset} \${C
 case "\$*" in
   version|info) [[ ! -e $T/daemon-down ]] ;;
   "compose version") exit 0 ;;
+  *" ps") [[ ! -e $T/daemon-down ]] || { echo "Cannot connect to the Docker daemon" >&2; exit 1; } ;;
   *" up -d "*)
+    # compose-go's error for a .env edited by hand quotes the rest of it
+    if [[ -e $T/env-typo ]]; then
+      printf 'failed to read %s: line 3: unexpected character "-" in variable name near "- OPENOBSERVE_IMAGE=x\\\\nDB_PASSWORD=%s\\\\n"\n' "$T/fb/app/.env" "\$(sed -n 's/^DB_PASSWORD=//p' "$T/fb/app/.env")" >&2
+      printf 'unterminated quoted value %s\n' "\$(sed -n 's/^DB_PASSWORD=//p' "$T/fb/app/.env")" >&2
+      exit 1
+    fi
     if [[ -e $T/up-hang ]]; then /bin/sleep 4; fi
     if [[ -e $T/up-stall-once ]]; then rm -f "$T/up-stall-once"; /bin/sleep 30; fi
     n=\$(cat "$T/up-failures" 2>/dev/null || echo 0)
@@ -332,6 +339,15 @@ rc=0
 if [[ $rc == 3 ]]; then ok "dimdim-status exits 3 when provisioned but the stack unit failed"; else fail "dimdim-status, stack failed: rc=$rc"; cat "$T/st1b"; fi
 check "dimdim-status says the stack unit failed" grep -q '^stack unit:  failed (systemctl status dimdim-stack' "$T/st1b"
 rm -f "$T/unit-state"
+# The unit (a oneshot) stays active while the daemon is down: the services
+# that cannot be listed by one who may are what says so.
+touch "$T/daemon-down"
+rc=0
+"$status" >"$T/st1c" 2>&1 || rc=$?
+rm -f "$T/daemon-down"
+if [[ $rc == 3 ]]; then ok "dimdim-status exits 3 when the services cannot be listed"; else fail "dimdim-status, daemon down: rc=$rc"; cat "$T/st1c"; fi
+check "... and says so" grep -q '^stack:       its services cannot be listed' "$T/st1c"
+check_fails "... without the sudo hint to one who may list them" grep -q 'sudo dimdim-status' "$T/st1c"
 
 # Second run: idempotent, nothing re-done.
 : >"$calls"
@@ -374,14 +390,27 @@ check "another package broken: docker.service started" grep -qx 'systemctl start
 check_fails "another package broken: no failed attempt" grep -q 'attempt [0-9]* failed' "$T/fb9.out"
 rm -f "$T/daemon-down" "$T/dpkg-other-broken"
 
-# A compose up that stalls is killed after DIMDIM_UP_TIMEOUT and retried.
+# A compose up that says nothing for DIMDIM_UP_IDLE is stopped, with what
+# it started (its session), and retried.
 rm -f "$T/fb/state/firstboot.done"
 touch "$T/up-stall-once"
 : >"$calls"
-DIMDIM_UP_TIMEOUT=1 provision fb10 "a stalled compose up: provisioning completes"
+DIMDIM_UP_IDLE=2 provision fb10 "a stalled compose up: provisioning completes"
 check "a stalled compose up is named and retried" \
-  grep -qx 'dimdim-firstboot: attempt 1 failed: compose up did not finish in 1 s (stalled pull or build? see '"$T"'/fb/log/firstboot.log); retrying in 5 s' "$T/fb10.out"
+  grep -qx 'dimdim-firstboot: attempt 1 failed: compose up said nothing for 2 s, stopped (a stalled pull or build? see '"$T"'/fb/log/firstboot.log); retrying in 5 s' "$T/fb10.out"
+check_fails "... and nothing of it is left running" pgrep -f "$T/docker.real|/bin/sleep 30"
 rm -f "$T/up-stall-once"
+
+# A .env edited by hand with a typo: compose's error quotes the file, and
+# neither the console, the log nor the status shows the secret.
+rm -f "$T/fb/state/firstboot.done"
+touch "$T/env-typo"
+timeout 3 "$firstboot" >"$T/fb11.out" 2>&1
+rm -f "$T/env-typo"
+check "compose's error about .env is shown, cut" grep -q 'in variable name near (the rest of .env, not shown)' "$T/fb11.out"
+grep -rF "$secret" "$T/fb11.out" "$T/fb/log" "$T/fb/state" | head -3 >&2
+check_fails "... without the secret (console, log, status)" grep -rqF "$secret" "$T/fb11.out" "$T/fb/log" "$T/fb/state"
+[[ $(stat -c %a "$T/fb/log/firstboot.log") == 640 ]] && ok "the log is 0640" || fail "log mode $(stat -c %a "$T/fb/log/firstboot.log")"
 
 # Trixie's split: docker-cli (the docker command) and docker-buildx named,
 # where apt knows them; Bookworm's install above named neither.
