@@ -234,8 +234,8 @@ static int apply_root(const struct apply_opts *o, const struct disk_layout *l, c
                 switch (e->type) {
                 case ENTRY_DIR:
                         r = ext4_mkdir_p(fs, e->path, e->mode, e->uid, e->gid);
-                        if (r >= 0 && e->own_dir && (r = ext4_chmod(fs, e->path, e->mode)) >= 0)
-                                r = ext4_chown(fs, e->path, e->uid, e->gid);
+                        if (r >= 0 && e->own_dir)
+                                r = ext4_own_dir(fs, e->path, e->mode, e->uid, e->gid);
                         break;
                 case ENTRY_FILE:
                         if (e->source)

@@ -254,10 +254,14 @@ static int parse_ranges(const char *path, const char *text, bool sha256, struct 
                 }
                 b->v[b->n++] = (struct bmap_range){.first = first, .last = last};
                 b->mapped_blocks += last - first + 1;
-                const char *ck = strstr(attrs, "chksum=\"");
-                if (sha256 && ck) {
-                        ck += 8;
-                        const char *q = strchr(ck, '"');
+                /* either quote, as an XML reader takes it */
+                const char *ck = strstr(attrs, "chksum=");
+                if (sha256 && !ck) /* flash would call it verified, having checked nothing */
+                        return log_error_at(EBADMSG, path, line_of(text, r), "a range without its checksum");
+                if (sha256) {
+                        ck += 7;
+                        char quote = *ck++;
+                        const char *q = quote == '"' || quote == '\'' ? strchr(ck, quote) : NULL;
                         if (!q || q - ck != 64 || strspn(ck, "0123456789abcdefABCDEF") < 64)
                                 return log_error_at(EBADMSG, path, line_of(text, r), "bad range checksum");
                         for (int i = 0; i < 64; i++)

@@ -285,6 +285,12 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                 case 'h': cli_build_usage(stdout); return 1;
                 case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
                 default: {
+                        /* "-Zx" in a cluster: getopt has the letter; argv
+                         * there may be the option before, or its value */
+                        if (optopt) {
+                                char opt[3] = {'-', (char)optopt, 0};
+                                return usage_error("unknown option '%s'", opt);
+                        }
                         /* "--pasword=VALUE": the value may be a secret */
                         _cleanup_free_ char *opt = xstrndup(argv[optind - 1], strcspn(argv[optind - 1], "="));
                         return usage_error("unknown option '%s'", opt);

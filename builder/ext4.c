@@ -980,6 +980,28 @@ int ext4_chown(struct ext4_fs *e, const char *path, uint32_t uid, uint32_t gid) 
         return change(e, path, false, 0, true, uid, gid);
 }
 
+int ext4_own_dir(struct ext4_fs *e, const char *path, uint32_t mode, uint32_t uid, uint32_t gid) {
+        ext2_ino_t ino;
+        struct ext2_inode_large in;
+        /* followed: a link to elsewhere is where the files went (mkdir_p
+         * follows it too), and a link's own mode means nothing */
+        int r = find_inode(e, path, false, true, &ino, &in);
+        if (r < 0)
+                return r;
+        if (!LINUX_S_ISDIR(in.i_mode))
+                return log_error(ENOTDIR, e->image, "ext4 %s: not a directory", path);
+        uint32_t want = (in.i_mode & 07777 & mode) & ~(uint32_t)07022;
+        if ((in.i_mode & 07777) == want && ino_uid(&in) == uid && ino_gid(&in) == gid)
+                return 0;
+        in.i_mode = (uint16_t)((in.i_mode & ~07777) | want);
+        set_owner(&in, uid, gid);
+        stamp(e, &in, false);
+        errcode_t code = write_ino(e, ino, &in);
+        if (code)
+                return fail(e, code, path, "writing inode");
+        return 0;
+}
+
 /* ---- space -------------------------------------------------------------- */
 
 /* All free blocks: libext2fs allocates from the root reserve too, as root

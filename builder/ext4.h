@@ -54,6 +54,10 @@ int ext4_symlink(struct ext4_fs *fs, const char *path, const char *target, uint3
 int ext4_unlink(struct ext4_fs *fs, const char *path); /* files, symlinks, empty dirs; -ENOENT ok to ignore */
 int ext4_chmod(struct ext4_fs *fs, const char *path, uint32_t mode);
 int ext4_chown(struct ext4_fs *fs, const char *path, uint32_t uid, uint32_t gid);
+/* An existing directory made ours (symlinks followed): owner uid:gid, mode
+ * narrowed to at most mode and never writable by group or others; one the
+ * base keeps stricter (system-connections 0700) stays so. */
+int ext4_own_dir(struct ext4_fs *fs, const char *path, uint32_t mode, uint32_t uid, uint32_t gid);
 uint64_t ext4_free_bytes(const struct ext4_fs *fs);
 /* Not marked with errors and no journal to recover. */
 bool ext4_is_clean(const struct ext4_fs *fs);

@@ -285,16 +285,17 @@ static int plan_dockerignore(struct payload *out) {
 /* The source's modes, made safe for a tree root owns: no setuid, setgid
  * or sticky bit, nothing writable by group or others (any account on the
  * Pi could edit what root's Docker builds into the api's image, and it
- * runs with the stack's secrets); executables stay executable. */
+ * runs with the stack's secrets).  Nothing is opened up either: a file the
+ * source keeps private (0600) stays so; a directory stays root's to enter. */
 static void tame_source_modes(struct payload *out) {
         for (size_t i = 0; i < out->n; i++) {
                 struct payload_entry *e = &out->v[i];
                 if (!str_has_prefix(e->path, DIMDIM_HOME "/"))
                         continue;
                 if (e->type == ENTRY_DIR)
-                        e->mode = 0755;
+                        e->mode = (e->mode & 0755) | 0700;
                 else if (e->type == ENTRY_FILE)
-                        e->mode = e->mode & 0111 ? 0755 : 0644;
+                        e->mode &= 0755;
         }
 }
 

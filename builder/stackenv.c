@@ -22,19 +22,34 @@ static bool is_secret(const struct profile *p, const char *key) {
 /* Why v is not an http(s) URL with a host, or NULL: a placeholder left
  * from the guide (http://<Pi2-IP>:5080), a scheme forgotten. */
 static const char *url_problem(const char *v) {
-        const char *host = str_has_prefix(v, "http://") ? v + 7 : str_has_prefix(v, "https://") ? v + 8 : NULL;
+        const char *host = !strncasecmp(v, "http://", 7) ? v + 7 : !strncasecmp(v, "https://", 8) ? v + 8 : NULL;
         if (!host)
                 return "does not start with http:// or https://";
         if (strpbrk(v, "<>{}\"' \t\\"))
                 return "holds a character no URL has (a placeholder such as <Pi2-IP> left in?)";
-        size_t n = strcspn(host, ":/?#");
+        /* user:password@ before the host */
+        size_t authority = strcspn(host, "/?#");
+        const char *at = memrchr(host, '@', authority);
+        if (at)
+                host = at + 1;
+        size_t n;
+        if (*host == '[') { /* an IPv6 literal */
+                const char *close = strchr(host, ']');
+                if (!close || close - host < 3)
+                        return "has an IPv6 address without its closing ']'";
+                n = (size_t)(close - host) + 1;
+        } else {
+                n = strcspn(host, ":/?#");
+        }
         if (!n)
                 return "names no host";
         if (host[n] == ':') {
                 const char *port = host + n + 1;
                 size_t np = strspn(port, "0123456789");
-                if (!np || np > 5 || (port[np] && port[np] != '/') || strtoul(port, NULL, 10) > 65535)
+                if (!np || np > 5 || (port[np] && !strchr("/?#", port[np])) || strtoul(port, NULL, 10) > 65535)
                         return "has no valid port after the host's ':'";
+        } else if (host[n] && !strchr("/?#", host[n])) {
+                return "has something after its host that is neither a port nor a path";
         }
         return NULL;
 }
@@ -54,6 +69,10 @@ static bool ref_evaluated(const struct compose_info *ci, size_t i, const struct 
 }
 
 static bool named_by_stack(const struct stackenv_input *in, const char *key) {
+        /* Compose reads its own settings (COMPOSE_PARALLEL_LIMIT,
+         * DOCKER_DEFAULT_PLATFORM...) from the same file */
+        if (str_has_prefix(key, "COMPOSE_") || str_has_prefix(key, "DOCKER_"))
+                return true;
         if (profile_env_find(in->profile, key))
                 return true;
         for (size_t c = 0; c < in->ncompose; c++)

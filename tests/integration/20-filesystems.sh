@@ -473,6 +473,25 @@ else
   fail "build over world-writable directories"; sed 's/^/    /' "$T/build.log"
 fi
 rm -f "$T/perm"*
+# ... through a symlink to where the base keeps it (the directory, not the
+# link, is made ours), and a stricter one stays stricter.
+cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/perm.img"
+printf '%s\n' 'mkdir /srv' 'mkdir /srv/x' 'sif /srv/x mode 040777' 'sif /srv/x uid 1000' \
+  'symlink /opt/dimdim-health /srv/x' 'mkdir /etc/NetworkManager' 'mkdir /etc/NetworkManager/system-connections' \
+  'sif /etc/NetworkManager/system-connections mode 040700' |
+  debugfs -w -f - "$T/perm.img?offset=$(part_offset "$T/perm.img" 2)" >/dev/null 2>&1
+if build "$T/perm-out.img" "$T/perm.img" >"$T/build.log" 2>&1; then
+  [[ $(rstat "$T/perm-out.img" /srv/x) == "0755 0 0 directory" ]] && ok "a world-writable directory behind a symlink made 0755 root" \
+    || fail "/srv/x: $(rstat "$T/perm-out.img" /srv/x)"
+  [[ $(rlink "$T/perm-out.img" /opt/dimdim-health) == /srv/x ]] && rcat "$T/perm-out.img" /srv/x/.env | grep -q '^DB_PASSWORD=' \
+    && ok "... the link kept, the files behind it" || fail "/opt/dimdim-health: $(rstat "$T/perm-out.img" /opt/dimdim-health)"
+  [[ $(rstat "$T/perm-out.img" /etc/NetworkManager/system-connections) == "0700 0 0 directory" ]] \
+    && ok "a stricter system-connections (0700) stays so" || fail "system-connections: $(rstat "$T/perm-out.img" /etc/NetworkManager/system-connections)"
+  check "symlinked and strict directories: e2fsck -fn clean" fsck_image "$T/perm-out.img"
+else
+  fail "build over a symlinked /opt/dimdim-health"; sed 's/^/    /' "$T/build.log"
+fi
+rm -f "$T/perm"*
 
 # A directory in the base where a file goes is bad input data (65).
 cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/tzdir.img"

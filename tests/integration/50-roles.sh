@@ -332,6 +332,9 @@ check_fails "... the secret appears nowhere" grep -q Hunter2 "$T/.err" "$T/.out"
 expect_error "a mistyped option's value is not echoed" "unknown option '--pasword'" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --pasword="Hunter2-very-secret-x"
 check_fails "... the secret appears nowhere" grep -q Hunter2 "$T/.err" "$T/.out"
+expect_error "an unknown short option in a cluster is named by its letter" "unknown option '-Z'" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD=Hunter2-very-secret-x -Zx
+check_fails "... not by the argument before it" grep -q Hunter2 "$T/.err" "$T/.out"
 expect_error "--set without '=' is a usage error, the argument not shown" "--set takes KEY=VALUE in one argument" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set "Hunter2-very-secret-x"
 expect_rc "--set without '='" 64
@@ -367,9 +370,15 @@ expect_error "the guide's placeholder OPENOBSERVE_URL refused at its line" \
 expect_error "an OPENOBSERVE_URL without a scheme refused" "OPENOBSERVE_URL does not start with http:// or https://" \
   "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" --set DB_PASSWORD="$DBPW" --dry-run \
   --set OPENOBSERVE_URL=192.168.1.102:5080 --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
-check "an https OPENOBSERVE_URL with a path accepted" "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" \
-  --set DB_PASSWORD="$DBPW" --dry-run --quiet --set OPENOBSERVE_URL=https://logs.example.org:443/x \
-  --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+for url in https://logs.example.org:443/x 'http://[fd00::1]:5080' 'http://[fd00::1]/' 'http://ops:pw@obs.lan:5080' \
+  'HTTP://obs.lan:5080?x=1#f'; do
+  check "OPENOBSERVE_URL $url accepted" "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" \
+    --set DB_PASSWORD="$DBPW" --dry-run --quiet --set OPENOBSERVE_URL="$url" \
+    --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+done
+expect_error "an OPENOBSERVE_URL with a bad port refused" "OPENOBSERVE_URL has no valid port" \
+  "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" --set DB_PASSWORD="$DBPW" --dry-run \
+  --set OPENOBSERVE_URL=http://obs.lan:50x80 --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
 
 # ---- --source: a directory and a tarball land in /opt/dimdim-health ----
 src=$T/src

@@ -105,7 +105,7 @@ grep -qx "OPENOBSERVE_PASSWORD=$OOPW" <<<"$env_app" && grep -qx "OPENOBSERVE_EMA
 # from a fleet-wide env file, is not written into the OpenObserve Pi's image
 # (nor the app's image names); a shared key no host uses is said once.
 shpw=Sh4red-db-pass-$$-never-on-obs
-printf 'DB_PASSWORD=%s\n' "$shpw" >"$T/common.env"
+printf 'DB_PASSWORD=%s\nCOMPOSE_PARALLEL_LIMIT=2\n' "$shpw" >"$T/common.env"
 cat > "$T/shared.yml" <<YAML
 user: pi
 ssh_key_files: [$T/key.pub]
@@ -131,6 +131,7 @@ if "$DIMIMAGE" build --fleet "$T/shared.yml" --base "$base" -o "$T/shared" >"$T/
   check_fails "... and not to the observability host, which builds nothing" \
     grep -q marker-app-source <(rcat "$T/shared/pi-obs.img" /opt/dimdim-health/Cargo.toml)
   check "a host's own unused key is still kept and warned" grep -q '^STRAY_OBS_VAR=' <<<"$env_obs"
+  check "Compose's own settings from a shared file reach every host" grep -qx "COMPOSE_PARALLEL_LIMIT=2" <<<"$env_obs"
   check "KEY: ~ is YAML's null, an empty value" grep -qxE "OPENOBSERVE_IMAGE=('')?" <<<"$env_obs"
   check "... with its file and line" grep -q "shared.yml:8: .*STRAY_OBS_VAR is not used by role 'observability'" "$T/shared.log"
   check "a shared key no host uses is warned about once, at its line" \

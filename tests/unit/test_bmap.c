@@ -163,6 +163,20 @@ static void test_parse_like_bmaptool(void **state) {
         assert_int_equal(b.mapped_blocks, 5);
         assert_string_equal(b.checksum_type, "md5");
         bmap_free(&b);
+        /* sha256: a checksum in single quotes is read; a range without one
+         * is refused (flash would say verified, having checked nothing) */
+        char sq[1024];
+        snprintf(sq, sizeof sq,
+                 "<bmap version='2.0'><ImageSize>40960</ImageSize><BlockSize>4096</BlockSize>"
+                 "<BlocksCount>10</BlocksCount><ChecksumType>sha256</ChecksumType><BlockMap>"
+                 "<Range chksum='%064d'> 0-1 </Range></BlockMap></bmap>", 7);
+        assert_int_equal(bmap_parse("x.bmap", sq, strlen(sq), &b), 0);
+        assert_int_equal(b.v[0].sha256[63], '7');
+        bmap_free(&b);
+        const char *none = "<bmap version=\"2.0\"><ImageSize>40960</ImageSize><BlockSize>4096</BlockSize>"
+                           "<BlocksCount>10</BlocksCount><ChecksumType>sha256</ChecksumType><BlockMap>"
+                           "<Range> 0-1 </Range></BlockMap></bmap>";
+        assert_int_equal(bmap_parse("x.bmap", none, strlen(none), &b), -EBADMSG);
         /* overlapping or out of order stays refused */
         const char *o = "<bmap version=\"2.0\"><ImageSize>40960</ImageSize><BlockSize>4096</BlockSize>"
                         "<BlocksCount>10</BlocksCount><BlockMap><Range> 0-2 </Range><Range> 2-3 </Range>"
