@@ -722,25 +722,30 @@ static int check_imager_json(const struct build_opts *o, const struct fleet *f) 
 }
 
 /* A shared value left out of every host (stackenv_input.dropped) reached
- * no container at all: said once, as a single build says it, unless a host
- * already named what it was likely meant to be. */
+ * no container at all: said once, as a single build says it, with the
+ * name a host's role knows close to it if there is one. */
 static void warn_used_by_none(const struct fleet *f) {
         if (!f->nhosts)
                 return;
         const struct env *first = &f->hosts[0].dropped;
         for (size_t i = 0; i < first->n; i++) {
                 const struct env_var *v = &first->v[i];
-                bool warned = *v->value != '\0', everywhere = true;
+                const char *meant = *v->value ? v->value : NULL;
+                bool everywhere = true;
                 for (size_t k = 1; k < f->nhosts && everywhere; k++) {
                         const struct env_var *o = env_find(&f->hosts[k].dropped, v->key);
                         everywhere = o != NULL;
-                        warned = warned || (o && *o->value);
+                        if (o && *o->value && !meant)
+                                meant = o->value;
                 }
-                if (!everywhere || warned)
+                if (!everywhere)
                         continue;
                 char where[512];
                 env_var_where(v, where, sizeof where);
-                if (env_key_reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
+                if (meant)
+                        log_warn(where, "%s is used by no host's role; did you mean %s?%s", v->key, meant,
+                                 strcasecmp(meant, v->key) ? "" : " (names are case-sensitive)");
+                else if (env_key_reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
                         log_warn(where, "%s is used by no host's role (no profile or compose file names it); a typo?",
                                  v->key);
                 else

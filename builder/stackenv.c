@@ -159,9 +159,11 @@ static void drop_shared_unused(const struct stackenv_input *in, struct env *env)
                         continue;
                 char where[512];
                 env_var_where(v, where, sizeof where);
-                const char *meant = warn_mistyped(in, v, where);
+                /* another host may use it: a typo only if none does, said
+                 * once by the fleet, with the name this role knows close to it */
+                const char *meant = likely_meant(in, v->key);
                 if (in->dropped)
-                        env_set(in->dropped, v->key, meant ? "warned" : "", v->origin, v->file, v->line);
+                        env_set(in->dropped, v->key, meant ? meant : "", v->origin, v->file, v->line);
                 log_debug("%s: a shared value role '%s' does not use, left out of this host's .env", where,
                           in->profile->name);
                 env_unset(env, env->v[i].key);

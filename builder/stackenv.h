@@ -23,9 +23,10 @@ struct stackenv_input {
         const bool *env_file_shared;      /* parallel to env_files, may be NULL: a fleet's file
                                            * for every host (not this host's own) */
         const bool *set_shared;           /* the same, parallel to sets */
-        struct env *dropped;              /* may be NULL: receives the keys (values empty, or
-                                           * "warned") of shared values this role does not use,
-                                           * which are left out of env */
+        struct env *dropped;              /* may be NULL: receives the keys of shared values
+                                           * this role does not use, which are left out of env;
+                                           * each one's value is the name the role knows that it
+                                           * is likely a typo of, or empty */
         const struct env *derived;        /* fleet wiring, may be NULL */
         const struct env *fixed_secrets;  /* secrets generated earlier (fleet), may be NULL */
         const struct compose_info *compose;

@@ -109,7 +109,7 @@ printf 'DB_PASSWORD=%s\nCOMPOSE_PARALLEL_LIMIT=2\n' "$shpw" >"$T/common.env"
 cat > "$T/shared.yml" <<YAML
 user: pi
 ssh_key_files: [$T/key.pub]
-env: {DIMDIM_API_IMAGE: example/api:1, DIMDIM_WORKER_IMAGE: example/worker:1, NOT_A_STACK_VAR: x}
+env: {DIMDIM_API_IMAGE: example/api:1, DIMDIM_WORKER_IMAGE: example/worker:1, NOT_A_STACK_VAR: x, OPENOBSERVE_PASWORD: y}
 env_files: [common.env]
 source: appsrc
 hosts:
@@ -138,6 +138,9 @@ if "$DIMIMAGE" build --fleet "$T/shared.yml" --base "$base" -o "$T/shared" >"$T/
     grep -q "shared.yml:3: .*NOT_A_STACK_VAR is used by no host's role" "$T/shared.log"
   [[ $(grep -c NOT_A_STACK_VAR "$T/shared.log") == 1 ]] && ok "... and only once" || fail "NOT_A_STACK_VAR said $(grep -c NOT_A_STACK_VAR "$T/shared.log") times"
   check_fails "no warning for shared keys one host uses" grep -qE 'DB_PASSWORD|DIMDIM_API_IMAGE' "$T/shared.log"
+  [[ $(grep -c 'OPENOBSERVE_PASWORD' "$T/shared.log") == 1 ]] \
+    && grep -q "shared.yml:3: OPENOBSERVE_PASWORD is used by no host's role; did you mean OPENOBSERVE_PASSWORD?" "$T/shared.log" \
+    && ok "a shared typo: said once, with the name meant" || fail "shared typo: $(grep OPENOBSERVE_PASWORD "$T/shared.log")"
 else
   fail "fleet with shared env and env_files builds"; sed 's/^/    /' "$T/shared.log"
 fi
