@@ -163,12 +163,18 @@ case "\$*" in
   "compose version") exit 0 ;;
   *" ps") [[ ! -e $T/daemon-down ]] || { echo "Cannot connect to the Docker daemon" >&2; exit 1; } ;;
   *" up -d "*)
-    # compose-go's error for a .env edited by hand quotes the rest of it
+    # compose-go's errors for a .env edited by hand quote it: the line
+    # (current), the rest of the file (before 1.9), the value
     if [[ -e $T/env-typo ]]; then
-      printf 'failed to read %s: line 3: unexpected character "-" in variable name near "- OPENOBSERVE_IMAGE=x\\\\nDB_PASSWORD=%s\\\\n"\n' "$T/fb/app/.env" "\$(sed -n 's/^DB_PASSWORD=//p' "$T/fb/app/.env")" >&2
-      printf 'unterminated quoted value %s\n' "\$(sed -n 's/^DB_PASSWORD=//p' "$T/fb/app/.env")" >&2
+      pw=\$(sed -n 's/^DB_PASSWORD=//p' "$T/fb/app/.env")
+      printf 'failed to read %s: line 3: unexpected character "!" in variable name "DB_PASSWORD!=%s"\n' "$T/fb/app/.env" "\$pw" >&2
+      printf 'failed to read %s: Invalid template: "%s\${x"\n' "$T/fb/app/.env" "\$pw" >&2
+      printf 'failed to read %s: line 3: unexpected character "-" in variable name near "- X=1\\\\nDB_PASSWORD=%s"\n' "$T/fb/app/.env" "\$pw" >&2
+      printf 'unterminated quoted value %s\n' "\$pw" >&2
       exit 1
     fi
+    # a slow build: quiet for less than the idle limit at a time, longer in all
+    if [[ -e $T/up-slow ]]; then for i in 1 2 3 4 5 6; do echo "step \$i" >&2; /bin/sleep 0.7; done; fi
     if [[ -e $T/up-hang ]]; then /bin/sleep 4; fi
     if [[ -e $T/up-stall-once ]]; then rm -f "$T/up-stall-once"; /bin/sleep 30; fi
     n=\$(cat "$T/up-failures" 2>/dev/null || echo 0)
@@ -400,6 +406,13 @@ check "a stalled compose up is named and retried" \
   grep -qx 'dimdim-firstboot: attempt 1 failed: compose up said nothing for 2 s, stopped (a stalled pull or build? see '"$T"'/fb/log/firstboot.log); retrying in 5 s' "$T/fb10.out"
 check_fails "... and nothing of it is left running" pgrep -f "$T/docker.real|/bin/sleep 30"
 rm -f "$T/up-stall-once"
+# Silence, not time: an up that talks more often than the limit runs on,
+# however long it takes in all (its lines come through the stack's redact).
+rm -f "$T/fb/state/firstboot.done"
+touch "$T/up-slow"
+DIMDIM_UP_IDLE=2 provision fb12 "a slow compose up that keeps talking: provisioning completes"
+rm -f "$T/up-slow"
+check_fails "... without being stopped" grep -q 'said nothing' "$T/fb12.out"
 
 # A .env edited by hand with a typo: compose's error quotes the file, and
 # neither the console, the log nor the status shows the secret.
@@ -407,9 +420,16 @@ rm -f "$T/fb/state/firstboot.done"
 touch "$T/env-typo"
 timeout 3 "$firstboot" >"$T/fb11.out" 2>&1
 rm -f "$T/env-typo"
-check "compose's error about .env is shown, cut" grep -q 'in variable name near (the rest of .env, not shown)' "$T/fb11.out"
-grep -rF "$secret" "$T/fb11.out" "$T/fb/log" "$T/fb/state" | head -3 >&2
+check "compose's error about .env is shown, cut" grep -q 'unexpected character (rest not shown)' "$T/fb11.out"
 check_fails "... without the secret (console, log, status)" grep -rqF "$secret" "$T/fb11.out" "$T/fb/log" "$T/fb/state"
+# ... and dimdim-stack alone (dimdim-stack.service's journal) cuts them too,
+# its own line after compose's
+touch "$T/env-typo"
+"$T/fb/stack" up >"$T/st-typo.out" 2>&1
+rm -f "$T/env-typo"
+check_fails "dimdim-stack: compose's error without the secret" grep -qF "$secret" "$T/st-typo.out"
+[[ $(tail -n 1 "$T/st-typo.out") == "dimdim-stack: compose up failed"* ]] \
+  && ok "dimdim-stack: its own line after compose's, not before" || fail "dimdim-stack's output: $(tr '\n' '|' <"$T/st-typo.out")"
 [[ $(stat -c %a "$T/fb/log/firstboot.log") == 640 ]] && ok "the log is 0640" || fail "log mode $(stat -c %a "$T/fb/log/firstboot.log")"
 
 # Trixie's split: docker-cli (the docker command) and docker-buildx named,
