@@ -954,6 +954,15 @@ int ext4_unlink(struct ext4_fs *e, const char *path) {
         return remove_entry(e, dir, base, ino, path);
 }
 
+/* An inode whose mode or owner was changed, written back with the time. */
+static int put_changed(struct ext4_fs *e, ext2_ino_t ino, struct ext2_inode_large *in, const char *path) {
+        stamp(e, in, false);
+        errcode_t code = write_ino(e, ino, in);
+        if (code)
+                return fail(e, code, path, "writing inode");
+        return 0;
+}
+
 static int change(struct ext4_fs *e, const char *path, bool set_mode, uint32_t mode, bool set_own, uint32_t uid,
                   uint32_t gid) {
         ext2_ino_t ino;
@@ -965,11 +974,7 @@ static int change(struct ext4_fs *e, const char *path, bool set_mode, uint32_t m
                 in.i_mode = (uint16_t)((in.i_mode & ~07777) | (mode & 07777));
         if (set_own)
                 set_owner(&in, uid, gid);
-        stamp(e, &in, false);
-        errcode_t code = write_ino(e, ino, &in);
-        if (code)
-                return fail(e, code, path, "writing inode");
-        return 0;
+        return put_changed(e, ino, &in, path);
 }
 
 int ext4_chmod(struct ext4_fs *e, const char *path, uint32_t mode) {
@@ -995,11 +1000,7 @@ int ext4_own_dir(struct ext4_fs *e, const char *path, uint32_t mode, uint32_t ui
                 return 0;
         in.i_mode = (uint16_t)((in.i_mode & ~07777) | want);
         set_owner(&in, uid, gid);
-        stamp(e, &in, false);
-        errcode_t code = write_ino(e, ino, &in);
-        if (code)
-                return fail(e, code, path, "writing inode");
-        return 0;
+        return put_changed(e, ino, &in, path);
 }
 
 /* ---- space -------------------------------------------------------------- */
