@@ -207,7 +207,6 @@ static int ensure_parent(struct ext4_fs *fs, const char *path) {
         return ext4_mkdir_p(fs, parent, 0755, 0, 0);
 }
 
-
 /* Why a symlink that must lead somewhere (the time zone's) would not, in
  * the base: NULL when its target is there and not a directory (zoneinfo's
  * "Europe" would leave the Pi on UTC as surely as a misspelling). */

@@ -19,6 +19,16 @@ void bmap_range_bytes(const struct bmap *b, const struct bmap_range *r, uint64_t
         *end = MIN((r->last + 1) * b->block_size, b->image_size);
 }
 
+/* A range of its own, whatever comes before it. */
+static void push_range(struct bmap *b, uint64_t first, uint64_t last) {
+        if (b->n == b->cap) {
+                b->cap = b->cap ? b->cap * 2 : 64;
+                b->v = xrealloc(b->v, b->cap * sizeof(*b->v));
+        }
+        b->v[b->n++] = (struct bmap_range){ .first = first, .last = last };
+        b->mapped_blocks += last - first + 1;
+}
+
 void bmap_add_range(struct bmap *b, uint64_t first, uint64_t last) {
         if (b->n > 0 && b->v[b->n - 1].last + 1 >= first) {
                 struct bmap_range *prev = &b->v[b->n - 1];
@@ -28,12 +38,7 @@ void bmap_add_range(struct bmap *b, uint64_t first, uint64_t last) {
                 }
                 return;
         }
-        if (b->n == b->cap) {
-                b->cap = b->cap ? b->cap * 2 : 64;
-                b->v = xrealloc(b->v, b->cap * sizeof(*b->v));
-        }
-        b->v[b->n++] = (struct bmap_range){ .first = first, .last = last };
-        b->mapped_blocks += last - first + 1;
+        push_range(b, first, last);
 }
 
 int bmap_scan(int fd, uint64_t size, const char *path, struct bmap *b) {
@@ -248,12 +253,7 @@ static int parse_ranges(const char *path, const char *text, bool sha256, struct 
                         return log_error_at(EBADMSG, path, line_of(text, r), "bad block range");
                 /* not bmap_add_range: ranges that touch (bmaptool writes
                  * none, but reads them) keep their own checksums */
-                if (b->n == b->cap) {
-                        b->cap = b->cap ? b->cap * 2 : 64;
-                        b->v = xrealloc(b->v, b->cap * sizeof(*b->v));
-                }
-                b->v[b->n++] = (struct bmap_range){.first = first, .last = last};
-                b->mapped_blocks += last - first + 1;
+                push_range(b, first, last);
                 /* either quote, as an XML reader takes it */
                 const char *ck = strstr(attrs, "chksum=");
                 if (sha256 && !ck) /* flash would call it verified, having checked nothing */

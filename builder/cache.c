@@ -316,15 +316,9 @@ static void evict(const char *dir, uint64_t need, uint64_t max) {
 /* ref-<key>, or with sum, sum-<key> */
 static int write_ref(const char *dir, bool sum, const char *key, const char *source, const struct source_info *info) {
         _cleanup_free_ char *tmp = xasprintf("%s/tmp-XXXXXX", dir);
-        sigset_t saved;
-        output_create_begin(&saved);
-        int fd = mkostemp(tmp, O_CLOEXEC);
-        int err = errno;
-        if (fd >= 0)
-                output_track_temp(tmp);
-        output_create_end(&saved);
+        int fd = output_mkstemp(tmp);
         if (fd < 0)
-                return -err;
+                return fd;
         temp_lock(fd);
         struct buf b = {0};
         buf_printf(&b, "dimimage-cache 1\nkey %s\nsha256 %s\nbytes %" PRIu64 "\nformat %s\nsource ", key,
@@ -391,16 +385,10 @@ void cache_store(const char *base, const struct stat *st, int fd, const struct s
         } else {
                 evict(dir, need, max);
                 _cleanup_free_ char *tmp = xasprintf("%s/tmp-XXXXXX", dir);
-                sigset_t saved;
-                output_create_begin(&saved);
-                int tfd = mkostemp(tmp, O_CLOEXEC);
-                int err = errno;
-                /* an interrupted build leaves no half copy to fill the cache */
-                if (tfd >= 0)
-                        output_track_temp(tmp);
-                output_create_end(&saved);
+                /* tracked: an interrupted build leaves no half copy to fill the cache */
+                int tfd = output_mkstemp(tmp);
                 if (tfd < 0) {
-                        log_warn(dir, "cannot write to the cache: %s; not caching", strerror(err));
+                        log_warn(dir, "cannot write to the cache: %s; not caching", strerror(-tfd));
                         return;
                 }
                 temp_lock(tfd);

@@ -829,15 +829,8 @@ int fleet_build(const struct build_opts *o) {
         /* Made here, not before: a refused fleet file leaves no trace.
          * Before --imager-json's check, which compares paths in DIR. */
         if (make_dir) {
-                output_install_signal_handlers();
-                sigset_t saved;
-                output_create_begin(&saved);
-                int made = mkdir(o->out, 0755), err = errno;
-                if (made == 0)
-                        output_track_dir(o->out);
-                output_create_end(&saved);
-                if (made < 0) {
-                        r = log_error(err, o->out, "cannot create the output directory: %s", strerror(err));
+                if ((r = output_mkdir(o->out, 0755)) < 0) {
+                        r = log_error(-r, o->out, "cannot create the output directory: %s", strerror(-r));
                         goto out;
                 }
                 made_dir = true;

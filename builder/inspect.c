@@ -406,16 +406,10 @@ static int decompress(const char *image, const struct stat *st, char **ret_path)
         _cleanup_free_ char *dir = temp_dir_for(image, (uint64_t)st->st_size);
         char *tmp = xasprintf("%s/.dimimage-inspect.XXXXXX", dir);
         output_install_signal_handlers();
-        sigset_t saved;
-        output_create_begin(&saved);
-        int fd = mkostemp(tmp, O_CLOEXEC);
-        int err = errno;
-        if (fd >= 0)
-                output_track_temp(tmp);
-        output_create_end(&saved);
+        int fd = output_mkstemp(tmp);
         if (fd < 0) {
-                int r = log_error(err, dir, "cannot create a temporary file to decompress %s into: %s", image,
-                                  strerror(err));
+                int r = log_error(-fd, dir, "cannot create a temporary file to decompress %s into: %s", image,
+                                  strerror(-fd));
                 free(tmp);
                 return r;
         }

@@ -74,7 +74,7 @@ static void unlink_companions(const char *path) {
  * run whose outputs are all there. */
 static volatile sig_atomic_t finished;
 
-/* Files being created and not yet tracked (output_create_begin), and
+/* Files being created and not yet tracked (create_begin), and
  * whether the handler has started: see there. */
 static int creating;
 static int dying;
@@ -121,7 +121,7 @@ static void fatal_set(sigset_t *s) {
  * the two here; on another thread (a fleet's commit runs beside the next
  * host's build) it waits for the creations under way, and a creation begun
  * once it started never happens: that thread waits for the process to die. */
-void output_create_begin(sigset_t *saved) {
+static void create_begin(sigset_t *saved) {
         sigset_t fatal;
         fatal_set(&fatal);
         pthread_sigmask(SIG_BLOCK, &fatal, saved);
@@ -133,7 +133,7 @@ void output_create_begin(sigset_t *saved) {
         }
 }
 
-void output_create_end(const sigset_t *saved) {
+static void create_end(const sigset_t *saved) {
         __atomic_sub_fetch(&creating, 1, __ATOMIC_SEQ_CST);
         pthread_sigmask(SIG_SETMASK, saved, NULL);
 }
@@ -212,6 +212,27 @@ void output_track_dir(const char *path) {
         track_as(path, TRACK_DIR, NULL);
 }
 
+int output_mkstemp(char *tmpl) {
+        sigset_t saved;
+        create_begin(&saved);
+        int fd = mkostemp(tmpl, O_CLOEXEC);
+        int err = errno;
+        if (fd >= 0)
+                output_track_temp(tmpl);
+        create_end(&saved);
+        return fd >= 0 ? fd : -err;
+}
+
+int output_mkdir(const char *path, mode_t mode) {
+        sigset_t saved;
+        create_begin(&saved);
+        int r = mkdir(path, mode) == 0 ? 0 : -errno;
+        if (r == 0)
+                output_track_dir(path);
+        create_end(&saved);
+        return r;
+}
+
 void output_untrack_temp(const char *path) {
         pthread_mutex_lock(&tracked_lock);
         struct tracked_table *t = tracked;
@@ -248,7 +269,7 @@ int output_create_temp(const char *path, char **tmp) {
                 suffix[6] = 0;
                 char *t = xasprintf("%s/.%s.%s.tmp", dir, path_basename(path), suffix);
                 sigset_t saved;
-                output_create_begin(&saved);
+                create_begin(&saved);
                 /* 0600, whatever the umask: an image holds the stack's
                  * secrets and the Wi-Fi key, and OUT.secrets.env them
                  * alone; a reader that opens a file keeps it after any
@@ -258,7 +279,7 @@ int output_create_temp(const char *path, char **tmp) {
                 int err = errno;
                 if (fd >= 0)
                         output_track_temp(t);
-                output_create_end(&saved);
+                create_end(&saved);
                 if (fd >= 0) {
                         temp_lock(fd); /* output_sweep's sign that this build lives */
                         *tmp = t;

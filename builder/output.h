@@ -5,7 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <signal.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 enum out_format { OUT_RAW, OUT_XZ, OUT_ZSTD, OUT_GZIP, OUT_UNKNOWN };
@@ -112,16 +112,18 @@ void output_finished(void);
 void output_sweep(const char *path);
 /* Register/unregister an extra temporary path for signal cleanup. */
 void output_track_temp(const char *path);
-/* Around creating a file and tracking it: a fatal signal in between, on
- * this thread or another, would leave the file behind. */
-void output_create_begin(sigset_t *saved);
-void output_create_end(const sigset_t *saved);
+/* mkostemp(tmpl, O_CLOEXEC) and output_track_temp as one step: a fatal
+ * signal in between, on this thread or another, would leave the file
+ * behind.  The fd, or -errno. */
+int output_mkstemp(char *tmpl);
 void output_untrack_temp(const char *path);
 /* Register a directory this run created: a signal removes it, once the
  * tracked files are gone, if it is empty.  Undone by output_untrack_temp. */
 void output_track_dir(const char *path);
+/* mkdir and output_track_dir as one step (see output_mkstemp); 0 or -errno. */
+int output_mkdir(const char *path, mode_t mode);
 /* A new hidden temporary beside path: "DIR/.BASE.XXXXXX.tmp", created with
- * O_EXCL and mode 0644 (less the umask), tracked for signal cleanup.
+ * O_EXCL and mode 0600 whatever the umask, tracked for signal cleanup.
  * Returns the fd, *tmp gets the name.  Logs, -errno. */
 int output_create_temp(const char *path, char **tmp);
 

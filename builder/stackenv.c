@@ -18,7 +18,6 @@ static bool is_secret(const struct profile *p, const char *key) {
         return (pe && pe->secret) || secret_key_is_sensitive(key);
 }
 
-
 /* Why v is not an http(s) URL with a host, or NULL: a placeholder left
  * from the guide (http://<Pi2-IP>:5080), a scheme forgotten. */
 static const char *url_problem(const char *v) {
@@ -138,16 +137,6 @@ static bool unused_key(const struct stackenv_input *in, const struct env_var *v)
         return (v->origin == ORIGIN_FILE || v->origin == ORIGIN_SET) && !named_by_stack(in, v->key);
 }
 
-/* A key this close to a known name is that name mistyped, not a pasted
- * secret: it can be named. */
-static const char *warn_mistyped(const struct stackenv_input *in, const struct env_var *v, const char *where) {
-        const char *meant = likely_meant(in, v->key);
-        if (meant)
-                log_warn(where, "%s is not used by role '%s'; did you mean %s?%s", v->key, in->profile->name, meant,
-                         strcasecmp(meant, v->key) ? "" : " (names are case-sensitive)");
-        return meant;
-}
-
 /* A fleet's shared value is meant for the hosts whose stack uses it (the
  * app's database password is not the OpenObserve Pi's business): left out
  * of this host's, before its secrets are judged, and whether any host used
@@ -181,9 +170,13 @@ static void flag_unused(const struct stackenv_input *in, struct env *env) {
                 v->unused = true;
                 char where[512];
                 env_var_where(v, where, sizeof where);
-                if (warn_mistyped(in, v, where))
-                        continue;
-                if (env_key_reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
+                /* a key this close to a known name is that name mistyped,
+                 * not a pasted secret: it can be named */
+                const char *meant = likely_meant(in, v->key);
+                if (meant)
+                        log_warn(where, "%s is not used by role '%s'; did you mean %s?%s", v->key, in->profile->name,
+                                 meant, strcasecmp(meant, v->key) ? "" : " (names are case-sensitive)");
+                else if (env_key_reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
                         log_warn(where, "%s is not used by role '%s' (neither its profile nor its compose files name it); "
                                  "a typo?", v->key, in->profile->name);
                 else
@@ -250,14 +243,13 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
         /* Required: by the profile, and by ${VAR:?msg} in a compose file. */
         for (size_t i = 0; i < p->nenv; i++) {
                 const struct profile_env *pe = &p->env[i];
-                const char *v = env_get(env, pe->key);
                 const struct env_var *given = env_find(env, pe->key);
                 if (pe->required && given && !*given->value && given->origin != ORIGIN_DEFAULT) {
                         char where[512];
                         env_var_where(given, where, sizeof where);
                         return log_error(EINVAL, where, "%s is empty, and role '%s' needs a value", pe->key, p->name);
                 }
-                if (pe->required && (!v || !*v))
+                if (pe->required && (!given || !*given->value))
                         return log_error_at(EINVAL, p->path, pe->line,
                                             "%s is required for role '%s' but not set: add it to an --env file or "
                                             "use --set %s=...",
