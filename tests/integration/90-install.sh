@@ -38,4 +38,31 @@ done
   || fail "completion --model lacks:$missing (known: $known)"
 [[ -z $(complete_words dimimage build --hostname '') ]] && ok "completion: nothing offered for a free value" \
   || fail "completion offers something for --hostname"
+# File names are offered as bash offers them (compopt -o filenames: quoted,
+# a directory gets its '/'), else "my base.img" is two words and a directory
+# ends the word.  compopt is a builtin only a live completion may call: here
+# a function stands in for it, printing what it was asked.
+complete_opts() { # WORDS...: prints compopt's arguments, then COMPREPLY
+  PATH=$dest/usr/bin:$PATH bash -c 'source "$1"; shift; compopt() { echo "compopt $*"; }
+    COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=(); _dimimage; printf "%s\n" "${COMPREPLY[@]}"' \
+    _ "$dest/usr/share/bash-completion/completions/dimimage" "$@"
+}
+mkdir -p "$T/files/a dir" && : >"$T/files/my base.img"
+for words in "build --base" "build --env" "build -o" "inspect" "flash" "flash -b"; do
+  # shellcheck disable=SC2086 # the words are the arguments
+  got=$(cd "$T/files" && complete_opts dimimage $words my)
+  [[ $got == $'compopt -o filenames\nmy base.img' ]] && ok "completion: $words completes file names as file names" \
+    || fail "completion $words: $got"
+done
+if [[ -f /usr/share/zoneinfo/Europe/Berlin ]]; then
+  got=$(complete_opts dimimage build --timezone Europ)
+  [[ $got == $'compopt -o nospace\nEurope/' ]] && ok "completion: --timezone Europ gives Europe/, no space" \
+    || fail "completion --timezone Europ: $got"
+  [[ $(complete_opts dimimage build --timezone Europe/Berli) == Europe/Berlin ]] && ok "completion: --timezone Europe/Berlin" \
+    || fail "completion --timezone Europe/Berli: $(complete_opts dimimage build --timezone Europe/Berli)"
+else
+  ok "skipped: completion of --timezone (no /usr/share/zoneinfo/Europe/Berlin here)"
+fi
+[[ -z $(complete_words dimimage cache list '') ]] && ok "completion: nothing after cache list" \
+  || fail "completion after cache list: $(complete_words dimimage cache list '')"
 summary
