@@ -324,6 +324,12 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
         }
         if (o->grow && o->no_grow)
                 return usage_error("%s", "--grow and --no-grow contradict each other");
+        const char *sde = source_date_epoch_malformed();
+        if (sde)
+                return log_error(EUSAGE, "SOURCE_DATE_EPOCH",
+                                 "'%s' is not a number of seconds since 1970 (as `date +%%s` prints, such as "
+                                 "1700000000); fix it or unset it",
+                                 sde);
         /* a fleet's format comes from its file: checked once that is read */
         if (!o->fleet && compress_check_level(output_format_for(o->out), o->compression_level, o->out) < 0)
                 return -EUSAGE;

@@ -212,23 +212,29 @@ const char *write_hint(int err) {
         return err == ENOSPC || err == EDQUOT ? " (free some space there, or give -o a place with room)" : "";
 }
 
-static int sde_state = -1; /* -1 unknown, 0 unset, 1 set */
+static int sde_state = -1; /* -1 unknown, 0 unset, 1 set, 2 set but not a time */
 static time_t sde_value;
 
 static void sde_load(void) {
         if (sde_state >= 0)
                 return;
         const char *s = getenv("SOURCE_DATE_EPOCH");
-        char *end;
+        char *end = NULL;
         errno = 0;
-        long long v = s && *s ? strtoll(s, &end, 10) : -1;
-        if (s && *s && !errno && !*end && v >= 0) {
+        /* digits only, as `date +%s` prints them: strtoll would take " 17" or "+17" */
+        long long v = s && *s >= '0' && *s <= '9' ? strtoll(s, &end, 10) : -1;
+        if (v >= 0 && !errno && !*end) {
                 sde_value = (time_t)v;
                 sde_state = 1;
         } else {
                 sde_value = time(NULL);
-                sde_state = 0;
+                sde_state = s && *s ? 2 : 0;
         }
+}
+
+const char *source_date_epoch_malformed(void) {
+        sde_load();
+        return sde_state == 2 ? getenv("SOURCE_DATE_EPOCH") : NULL;
 }
 
 time_t build_time(void) {

@@ -105,6 +105,10 @@ const char *write_hint(int err);
 /* SOURCE_DATE_EPOCH when set and valid, else the current time; read once. */
 time_t build_time(void);
 bool source_date_epoch_set(void);
+/* SOURCE_DATE_EPOCH's value when it is set (not empty) but not a number of
+ * seconds since 1970, else NULL: a build refuses it rather than be quietly
+ * not reproducible (reproducible-builds.org's specification says so too). */
+const char *source_date_epoch_malformed(void);
 
 bool str_has_suffix(const char *s, const char *suffix);
 bool str_has_prefix(const char *s, const char *prefix);

@@ -79,6 +79,15 @@ for f in out.img out.img.xz; do
     check "reproducible: $f$s" cmp "$T/a/$f$s" "$T/b/$f$s"
   done
 done
+# A SOURCE_DATE_EPOCH that is not a time would make a build quietly not
+# reproducible (the current time instead): refused, as the specification asks.
+for sde in 2023-11-14 ' 1700000000' 1.7e9 -1; do
+  expect_error "SOURCE_DATE_EPOCH='$sde' refused" "SOURCE_DATE_EPOCH: '$sde' is not a number of seconds since 1970" \
+    env SOURCE_DATE_EPOCH="$sde" "$DIMIMAGE" build "${ARGS[@]}" -o "$T/b/sde.img"
+  expect_rc "SOURCE_DATE_EPOCH='$sde'" 64
+done
+check_fails "no output after a bad SOURCE_DATE_EPOCH" test -e "$T/b/sde.img"
+check "an empty SOURCE_DATE_EPOCH is unset" env SOURCE_DATE_EPOCH= "$DIMIMAGE" build "${ARGS[@]}" -o "$T/b/sde.img" --dry-run
 
 # ---- options and refusals --------------------------------------------------
 check "--no-bmap" build -o "$T/b/nb.img" --no-bmap
