@@ -351,6 +351,7 @@ static int phase_base(struct build_ctx *c) {
          * hosts' images), so an interrupted run leaves none */
         c->out.track_committed = true;
         c->out.compression_level = c->o->compression_level;
+        c->out.progress = !j->detach_finish;
         /* A compressed output's OUT.sha256 covers the compressed file; the
          * raw image's hash is only wanted for a Raspberry Pi Imager entry. */
         c->out.no_raw_sha256 = !c->o->imager_json && !j->imager_item;

@@ -22,6 +22,7 @@
 #include "compress.h"
 #include "hash.h"
 #include "log.h"
+#include "progress.h"
 #include "util.h"
 
 #define READ_CHUNK (4u << 20)
@@ -528,6 +529,7 @@ struct pass {
         struct compressor *c;
         struct sha256 whole, range;
         bool range_open;
+        struct progress pr; /* of the image's bytes handed on (o->progress) */
         /* the output's patch (output.h): filled yet, and bytes put */
         bool filled;
         uint8_t fill[OUTPUT_PATCH_BYTES];
@@ -626,6 +628,23 @@ static int put_hole(struct pass *p, uint64_t n) {
         return 0;
 }
 
+/* The hole from..to, in pieces: the compressor takes ~0.2 s per 32 MiB of
+ * zeros (xz), and an image's last hole can be most of it, so the progress
+ * line moves on through a hole too. */
+#define HOLE_PIECE (32u << 20)
+
+static int put_holes(struct pass *p, uint64_t from, uint64_t to) {
+        while (from < to) {
+                uint64_t n = MIN(to - from, HOLE_PIECE);
+                int r = put_hole(p, n);
+                if (r != 0)
+                        return r;
+                from += n;
+                progress_update(&p->pr, from);
+        }
+        return 0;
+}
+
 /* Put the patch's bytes that fall in buf (len bytes of the image from off)
  * into buf, and into the image: the file on disk must say what was hashed. */
 static int patch_chunk(struct pass *p, const struct output *o, uint8_t *buf, uint64_t off, size_t len) {
@@ -664,7 +683,7 @@ static int produce(struct pass *p, const struct output *o) {
         for (size_t i = 0; i < b->n; i++) {
                 uint64_t start, end;
                 bmap_range_bytes(b, &b->v[i], &start, &end);
-                int r = put_hole(p, start - pos);
+                int r = put_holes(p, pos, start);
                 if (r != 0)
                         return r;
                 for (uint64_t off = start; off < end;) {
@@ -682,13 +701,14 @@ static int produce(struct pass *p, const struct output *o) {
                                               .range_end = off + n == end };
                         pass_put(p);
                         off += n;
+                        progress_update(&p->pr, off);
                 }
                 pos = end;
         }
         /* in a hole, or past the end: hashed as whatever is there */
         if (p->patched != patch_bytes(&o->patch))
                 return log_error(EIO, o->tmp_raw, "internal error: bytes to fill in are not in the image's data");
-        return put_hole(p, b->image_size - pos);
+        return put_holes(p, pos, b->image_size);
 }
 
 /* Whole-image sha256 into o->raw_sha256 (unless o->no_raw_sha256 for a
@@ -711,6 +731,11 @@ static int run_pass(struct output *o, struct bmap *b, struct compressor *c) {
                 if (p.on[u] && pthread_create(&w[u].thread, NULL, consumer, &w[u]) != 0)
                         abort();
         }
+        /* the reader is at most PASS_SLOTS chunks ahead of the compressor:
+         * its position is the compressor's, near enough */
+        _cleanup_free_ char *what = c && o->progress ? xasprintf("Compressing %s", path_basename(o->path)) : NULL;
+        if (what)
+                progress_begin(&p.pr, what, b->image_size);
         int r = produce(&p, o);
         pthread_mutex_lock(&p.lock);
         p.closing = true;
@@ -719,6 +744,7 @@ static int run_pass(struct output *o, struct bmap *b, struct compressor *c) {
         for (int u = 0; u < NUSES; u++)
                 if (p.on[u])
                         pthread_join(w[u].thread, NULL);
+        progress_end(&p.pr);
         if (r >= 0 && p.err < 0)
                 r = p.err;
         if (r > 0) /* a consumer stopped us; it has set p.err */

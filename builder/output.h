@@ -54,6 +54,10 @@ struct output {
          * interrupted as when it fails. */
         bool track_committed;
         int compression_level; /* -1: format default */
+        /* A progress line while a compressed OUT is compressed (minutes for a
+         * real base's .img.xz; on a terminal, without --quiet).  Not for a
+         * fleet's commits: they run beside the next host's build and log. */
+        bool progress;
         char sha256[65];       /* of the final OUT file, after commit */
         uint64_t raw_bytes;
         /* Filled by output_begin/output_commit; callers only read them. */

@@ -89,6 +89,34 @@ done
 check_fails "no output after a bad SOURCE_DATE_EPOCH" test -e "$T/b/sde.img"
 check "an empty SOURCE_DATE_EPOCH is unset" env SOURCE_DATE_EPOCH= "$DIMIMAGE" build "${ARGS[@]}" -o "$T/b/sde.img" --dry-run
 
+# ---- progress --------------------------------------------------------------
+# Compressing a real base's .img.xz takes minutes (bench: ~100 s): on a
+# terminal a progress line says so, cleared before the next line; piped or
+# with --quiet, none.  script(1) gives the build a terminal; xz -6 makes this
+# small image's compression take a second or two, several redraws.
+ARGS_LOUD=()
+for a in "${ARGS[@]}"; do [[ $a == --quiet ]] || ARGS_LOUD+=("$a"); done
+if script -qc true /dev/null >/dev/null 2>&1; then
+  pty_build() { # OUT [OPTIONS...]: the build's terminal output in $T/pty.out
+    local cmd
+    printf -v cmd '%q ' "$DIMIMAGE" build "${ARGS_LOUD[@]}" --compression-level 6 --force -o "$@"
+    script -qc "$cmd" /dev/null >"$T/pty.out" 2>&1 </dev/null
+  }
+  pty_build "$T/b/pg.img.xz"
+  if grep -aEq $'\rCompressing pg.img.xz +[0-9]+%' "$T/pty.out" && grep -aq $'\r\e\[K' "$T/pty.out"; then
+    ok "a terminal sees 'Compressing OUT  N%', cleared after"
+  else
+    fail "no compression progress on a terminal: $(tr '\r' '|' <"$T/pty.out" | head -c 400)"
+  fi
+  pty_build "$T/b/pg.img.xz" --quiet
+  check_fails "--quiet on a terminal: no progress" grep -aq Compressing "$T/pty.out"
+else
+  ok "skipped: compression progress on a terminal (no script(1))"
+fi
+"$DIMIMAGE" build "${ARGS_LOUD[@]}" -o "$T/b/pg.img.xz" --force --compression-level 6 2>"$T/pipe.err" | cat
+check "piped: the build says what it wrote" grep -q 'Wrote .*pg.img.xz' "$T/pipe.err"
+check_fails "piped: no progress" grep -aq Compressing "$T/pipe.err"
+
 # ---- options and refusals --------------------------------------------------
 check "--no-bmap" build -o "$T/b/nb.img" --no-bmap
 check_fails "--no-bmap writes no bmap" test -e "$T/b/nb.img.bmap"
