@@ -591,9 +591,11 @@ int disk_grow_last(const char *image, const char *name, struct disk_layout *l, u
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return log_error(errno, name, "cannot stat: %m");
+        /* the output's own limit (FAT32's 4 GiB, ulimit -f): named as the
+         * output, where a write past it would be */
         if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < new_image_bytes &&
             ftruncate(fd, (off_t)new_image_bytes) < 0)
-                return log_error(errno, name, "cannot enlarge to %llu bytes: %m", (unsigned long long)new_image_bytes);
+                return log_output_error(errno, image, "enlarge the image for the larger root partition");
         put_le32(e->lba_sectors, (uint32_t)new_sectors);
         lba_to_chs(root->start + new_sectors - 1, e->chs_last);
         r = pwrite_full(fd, s0, SECTOR, 0);

@@ -64,7 +64,9 @@ unsigned log_error_count(void);
 #define ENOROOM EFBIG
 
 /* "FILE: cannot VERB: <strerror>" for an output being written or synced,
- * with what to do next when its disk is full (write_hint).  Returns -errno. */
+ * with what to do next when its disk is full (write_hint).  Returns -errno,
+ * but -ENOSPC for EFBIG (a file past what the filesystem or ulimit -f
+ * holds: no room there, not the ENOROOM of bad input). */
 int log_output_error(int err, const char *file, const char *verb);
 
 /* Map a -errno result to a sysexits.h exit code. */

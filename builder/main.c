@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Command dispatch: each command owns its options and --help. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,10 @@ static int cmd_cache(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+        /* A file grown past `ulimit -f` raises SIGXFSZ, whose default kills
+         * us with the temporaries beside OUT left behind; ignored, the write
+         * fails with EFBIG instead, which is reported and cleaned up after. */
+        signal(SIGXFSZ, SIG_IGN);
         if (argc < 2) {
                 usage(stderr);
                 return EX_USAGE;

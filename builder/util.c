@@ -209,6 +209,10 @@ int write_full(int fd, const void *buf, size_t n) {
 
 const char *write_hint(int err) {
         err = err < 0 ? -err : err;
+        if (err == EFBIG)
+                return " (more than the filesystem there holds in one file, 4 GiB on FAT32, or than `ulimit -f` "
+                       "allows; the raw image is made beside OUT even when OUT is compressed: give -o a place on "
+                       "another filesystem)";
         return err == ENOSPC || err == EDQUOT ? " (free some space there, or give -o a place with room)" : "";
 }
 

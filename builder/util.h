@@ -98,7 +98,8 @@ int pwrite_pieces(int fd, const void *buf, size_t n, uint64_t off, size_t piece)
 int write_full(int fd, const void *buf, size_t n);
 
 /* What to do next after a write or sync of an output failed with err
- * (errno, either sign): for a full filesystem or quota a hint to append
+ * (errno, either sign): for a full filesystem or quota, or a file too large
+ * for it (EFBIG), a hint to append
  * to the error, else "". */
 const char *write_hint(int err);
 

@@ -96,6 +96,23 @@ else
   ok "skipped: unwritable output directory: cannot remount a tmpfs read-only"
 fi
 
+# ---- a file size limit -------------------------------------------------------------------
+# OUT larger than its filesystem holds in one file (FAT32: 4 GiB) or than
+# `ulimit -f` allows: EFBIG, an output that cannot be created (73), with what
+# to do next and nothing left.  SIGXFSZ, which ulimit -f raises first, would
+# kill the build (exit 153) with its temporaries beside OUT.
+mkdir -p "$T/lim"
+kb=$(($(stat -c %s "$small") / 1024))
+for c in "out.img 10000" "out.img.zst 10000" "out.img $((kb + 1024)) --grow 64M"; do
+  read -r out lim grow <<<"$c"
+  # shellcheck disable=SC2086,SC2016 # $grow is two words or none; the quoted `ulimit` and $1 are literal
+  expect_error "ulimit -f $lim, -o $out${grow:+ $grow}: one error, what to do next" \
+    'File too large \(more than the filesystem there holds in one file, 4 GiB on FAT32, or than `ulimit -f` allows' \
+    bash -c 'ulimit -f "$1"; shift; exec "$@"' _ "$lim" "$DIMIMAGE" build "${args[@]}" --base "$small" -o "$T/lim/$out" $grow
+  expect_rc "ulimit -f $lim, -o $out${grow:+ $grow}: an output that cannot be created" 73
+  [[ -z $(left "$T/lim") ]] && ok "ulimit -f $lim, -o $out: nothing left" || fail "ulimit -f $lim, -o $out: left $(left "$T/lim")"
+done
+
 # ---- a build cut short in its commit ------------------------------------------------------
 # OUT.secrets.env, OUT.bmap and OUT.sha256 describe one OUT: a --force'd
 # rebuild that fails keeps the old set whole, and one stopped between two
