@@ -285,6 +285,10 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                 case 'h': cli_build_usage(stdout); return 1;
                 case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
                 default: {
+                        /* "--force=yes": getopt has the option (a letter
+                         * here is never unknown: "-f" is --force) */
+                        if (optopt && strcmp(option_name(optopt), "?") != 0)
+                                return usage_error("--%s takes no value", option_name(optopt));
                         /* "-Zx" in a cluster: getopt has the letter; argv
                          * there may be the option before, or its value */
                         if (optopt) {

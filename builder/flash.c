@@ -765,8 +765,10 @@ out:
 }
 
 int cmd_flash(int argc, char **argv) {
+        /* not a letter: getopt's optopt then tells "-n" (unknown) from "--no-verify=x" */
+        enum { OPT_NO_VERIFY = 1000 };
         static const struct option longopts[] = {
-                { "force", no_argument, NULL, 'f' },   { "no-verify", no_argument, NULL, 'n' },
+                { "force", no_argument, NULL, 'f' },   { "no-verify", no_argument, NULL, OPT_NO_VERIFY },
                 { "bmap", required_argument, NULL, 'b' }, { "quiet", no_argument, NULL, 'q' },
                 { "yes", no_argument, NULL, 'y' },     { "help", no_argument, NULL, 'h' },
                 { NULL, 0, NULL, 0 },
@@ -775,12 +777,12 @@ int cmd_flash(int argc, char **argv) {
         int c;
         optind = 1;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "fb:qyh", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, ":fb:qyh", longopts, NULL)) != -1) {
                 switch (c) {
                 case 'f':
                         o.force = true;
                         break;
-                case 'n':
+                case OPT_NO_VERIFY:
                         o.no_verify = true;
                         break;
                 case 'b':
@@ -795,9 +797,20 @@ int cmd_flash(int argc, char **argv) {
                 case 'h':
                         usage(stdout);
                         return 0;
+                case ':':
+                        return log_error(EUSAGE, "flash", "option '%s' needs a value (see dimimage flash --help)",
+                                         argv[optind - 1]);
                 default:
-                        return log_error(EUSAGE, NULL,
-                                         "flash: unknown option or missing argument: %s (see dimimage flash --help)",
+                        /* "--yes=1": getopt has the option (its letter is never unknown) */
+                        for (const struct option *l = longopts; optopt && l->name; l++)
+                                if (l->val == optopt)
+                                        return log_error(EUSAGE, "flash", "--%s takes no value (see dimimage flash "
+                                                         "--help)", l->name);
+                        /* "-xy": getopt has the letter; argv there may be the word before */
+                        if (optopt)
+                                return log_error(EUSAGE, "flash", "unknown option -%c (see dimimage flash --help)",
+                                                 optopt);
+                        return log_error(EUSAGE, "flash", "unknown option %s (see dimimage flash --help)",
                                          argv[optind - 1]);
                 }
         }

@@ -457,26 +457,43 @@ int cmd_inspect(int argc, char **argv) {
                 case 'h':
                         usage(stdout);
                         return 0;
+                case '?':
+                        /* "--json=yes": getopt has the option */
+                        if (optopt == 'j' || optopt == 'h')
+                                return log_error(EUSAGE, "inspect", "--%s takes no value (see `dimimage inspect "
+                                                 "--help`)", optopt == 'j' ? "json" : "help");
+                        /* "-x.img": getopt has the letter; argv there may be the word before */
+                        if (optopt)
+                                return log_error(EUSAGE, "inspect", "unknown option -%c (see `dimimage inspect "
+                                                 "--help`; `dimimage inspect -- -x.img` for a file named so)",
+                                                 optopt);
+                        return log_error(EUSAGE, "inspect", "unknown option %s (see `dimimage inspect --help`)",
+                                         argv[optind - 1]);
                 default:
                         return log_error(EUSAGE, "inspect", "unknown option %s (see `dimimage inspect --help`)",
                                          argv[optind - 1]);
                 }
         }
-        /* Options after the image name are fine too (`inspect x.img --json`). */
+        /* Options after the image name are fine too (`inspect x.img --json`),
+         * until a "--": after it (getopt's, or one of these) every word is a
+         * file name, so `inspect -- -x.img` reads the file "-x.img". */
         const char *image = NULL;
+        bool names_only = optind > 1 && strcmp(argv[optind - 1], "--") == 0;
         for (int i = optind; i < argc; i++) {
-                if (strcmp(argv[i], "--json") == 0)
+                const char *a = argv[i];
+                if (names_only || a[0] != '-' || !a[1]) {
+                        if (image)
+                                return log_error(EUSAGE, "inspect", "more than one image given: %s, %s", image, a);
+                        image = a;
+                } else if (strcmp(a, "--") == 0)
+                        names_only = true;
+                else if (strcmp(a, "--json") == 0)
                         as_json = true;
-                else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+                else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
                         usage(stdout);
                         return 0;
-                } else if (argv[i][0] == '-' && argv[i][1])
-                        return log_error(EUSAGE, "inspect", "unknown option %s (see `dimimage inspect --help`)",
-                                         argv[i]);
-                else if (!image)
-                        image = argv[i];
-                else
-                        return log_error(EUSAGE, "inspect", "more than one image given: %s, %s", image, argv[i]);
+                } else
+                        return log_error(EUSAGE, "inspect", "unknown option %s (see `dimimage inspect --help`)", a);
         }
         if (!image)
                 return log_error(EUSAGE, "inspect", "no image given (usage: dimimage inspect IMAGE [--json])");

@@ -276,7 +276,26 @@ usage_error() { # DESC PATTERN ARGS...
 }
 usage_error "inspect: an unknown option named" "unknown option --bogus" inspect --bogus
 usage_error "inspect: an unknown option after the image named" "unknown option --bogus" inspect "$T/zero.img" --bogus
-usage_error "flash: an unknown option named" "unknown option or missing argument: --bogus" flash --bogus a b
+usage_error "flash: an unknown option named" "flash: unknown option --bogus" flash --bogus a b
+# An option given a value it does not take is named as such, and a letter
+# in a cluster as that letter: getopt's optopt, not the word before it
+# (which was "inspect", "flash" or "-f" for --force=yes).
+usage_error "build --force=yes" "build: --force takes no value" build --force=yes --role app --base "$T/zero.img" -o "$T/x.img"
+usage_error "build --no-cache=1" "build: --no-cache takes no value" build --no-cache=1 --role app --base "$T/zero.img" -o "$T/x.img"
+usage_error "inspect --json=yes" "inspect: --json takes no value" inspect --json=yes "$T/zero.img"
+usage_error "inspect -x.img" "inspect: unknown option -x .*dimimage inspect -- -x.img" inspect -x.img
+usage_error "flash --yes=1" "flash: --yes takes no value" flash --yes=1 a b
+usage_error "flash --no-verify=1" "flash: --no-verify takes no value" flash --no-verify=1 a b
+usage_error "flash -n" "flash: unknown option -n " flash -n a b
+usage_error "flash -yx" "flash: unknown option -x " flash -yx a b
+usage_error "flash -b with no value" "flash: option '-b' needs a value" flash a b -b
+# After "--" every word is a file name: "inspect -- -x.img" reads "-x.img".
+cp "$T/zero.img" "$T/-dash.img"
+in_T() { (cd "$T" && "$@"); }
+expect_error "inspect -- -dash.img reads the file" "error: -dash.img: image is empty" in_T "$DIMIMAGE" inspect -- -dash.img
+expect_rc "inspect -- -dash.img: the file's error, not a usage error" 65
+expect_error "inspect IMAGE -- --json: a second file name" "more than one image given: .*zero.img, --json" \
+  "$DIMIMAGE" inspect "$T/zero.img" -- --json
 usage_error "flash without a device" "need IMAGE and DEVICE" flash a
 usage_error "cache without a command" "cache list.*cache clean" cache
 usage_error "profiles takes no arguments" "takes no arguments: --bogus" profiles --bogus
