@@ -744,6 +744,10 @@ int cmd_build(int argc, char **argv) {
         }
         output_install_signal_handlers();
         if (o.fleet) {
+                /* "-o fleet/", as the README writes it: every path made from
+                 * it reads "fleet/dimdim-app.img", not "fleet//dimdim-app.img" */
+                for (size_t n = strlen(o.out); n > 1 && o.out[n - 1] == '/';)
+                        o.out[--n] = '\0';
                 r = fleet_build(&o);
                 cli_free(&o);
                 return r;

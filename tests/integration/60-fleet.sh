@@ -11,6 +11,11 @@ common=(--set OPENOBSERVE_PASSWORD="$OOPW" --set DIMDIM_API_IMAGE=example/api:1 
 
 check "example fleet builds" "$DIMIMAGE" build --fleet "$T/fleet.yml" --base "$base" -o "$T/fleet" --quiet "${common[@]}"
 app=$T/fleet/dimdim-app.img obs=$T/fleet/dimdim-obs.img
+# "-o fleet/", as the README writes it: paths said as "fleet/NAME", not "fleet//NAME".
+"$DIMIMAGE" build --fleet "$T/fleet.yml" --base "$base" -o "$T/slash/" "${common[@]}" >"$T/slash.log" 2>&1
+grep -q "^Wrote $T/slash/dimdim-app.img$" "$T/slash.log" && ! grep -q '//' "$T/slash.log" \
+  && ok "-o DIR/: no '//' in what the fleet says" || fail "-o DIR/: $(grep -m2 "$T/slash" "$T/slash.log")"
+rm -rf "$T/slash"
 for img in "$app" "$obs"; do
   check "$(basename "$img"): fsck clean" fsck_image "$img"
   hosts=$(rcat "$img" /etc/hosts)
