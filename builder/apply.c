@@ -158,8 +158,9 @@ static int apply_boot(const struct apply_opts *o, const struct disk_layout *l, c
         int r = open_boot(o, l, &fs);
         if (r < 0)
                 return r;
-        /* the output must pass fsck.fat -n, whatever the base's FSInfo said */
-        fat_settle_fsinfo(fs);
+        /* the output must pass fsck.fat -n, whatever the base's FSInfo
+         * and FAT copies said */
+        r = fat_settle(fs);
         for (size_t i = 0; i < p->n && r >= 0; i++) {
                 const struct payload_entry *e = &p->v[i];
                 if (e->part != PART_BOOT)

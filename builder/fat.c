@@ -800,9 +800,38 @@ int fat_list(struct fat_fs *fs, const char *path, int (*fn)(const char *name, co
 uint64_t fat_free_bytes(const struct fat_fs *fs) { return (uint64_t)fs->free * fs->cs; }
 uint32_t fat_cluster_bytes(const struct fat_fs *fs) { return fs->cs; }
 
-void fat_settle_fsinfo(struct fat_fs *fs) {
+/* A FAT copy that differs from the active one makes fsck.fat -n fail
+ * ("FATs differ") although nothing is lost: the copies are only ever made
+ * to agree by a write, which touches the sectors it changes.  Every sector
+ * of another copy that differs gets the active one's at fat_close, as
+ * fsck.fat itself would repair it ("Using first FAT"): the active copy is
+ * the one every read here went by. */
+static int settle_copies(struct fat_fs *fs) {
+        enum { CHUNK = 64 };
+        _cleanup_free_ uint8_t *buf = xmalloc((size_t)CHUNK * fs->bps);
+        for (uint32_t k = 0; k < fs->nfats; k++) {
+                if (k == fs->active_fat)
+                        continue;
+                for (uint32_t s = 0; s < fs->fat_nsect; s += CHUNK) {
+                        uint32_t n = MIN((uint32_t)CHUNK, fs->fat_nsect - s);
+                        uint64_t sector = (uint64_t)fs->fat_start + (uint64_t)k * fs->fat_sectors + s;
+                        int r = win_read(fs, buf, (size_t)n * fs->bps, sector * fs->bps);
+                        if (r < 0)
+                                return r;
+                        for (uint32_t i = 0; i < n; i++)
+                                if (memcmp(buf + (size_t)i * fs->bps, fs->fat + (size_t)(s + i) * fs->bps, fs->bps)) {
+                                        fs->fat_dirty[s + i] = 1;
+                                        fs->changed = true;
+                                }
+                }
+        }
+        return 0;
+}
+
+int fat_settle(struct fat_fs *fs) {
         if (fs->fsinfo && get_le32(((const struct fat_fsinfo *)fs->fsinfo)->free_count) != fs->free)
                 fs->changed = true;
+        return settle_copies(fs);
 }
 
 unsigned fat_bits(const struct fat_fs *fs) { return fs->bits; }

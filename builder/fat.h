@@ -42,8 +42,9 @@ int fat_list(struct fat_fs *fs, const char *path, int (*fn)(const char *name, co
              void *userdata);
 uint64_t fat_free_bytes(const struct fat_fs *fs);
 uint32_t fat_cluster_bytes(const struct fat_fs *fs);
-/* For a filesystem being written: an FSInfo free count that is not the
- * real one (fsck.fat -n fails on it) is put right at fat_close even when no
- * cluster changes hands. */
-void fat_settle_fsinfo(struct fat_fs *fs);
+/* For a filesystem being written: what fsck.fat -n fails on in a base
+ * whose files are intact is put right at fat_close, even when no cluster
+ * changes hands: an FSInfo free count that is not the real one, and FAT
+ * copies that differ from the active one (they get its sectors). */
+int fat_settle(struct fat_fs *fs);
 unsigned fat_bits(const struct fat_fs *fs); /* 16 or 32 */

@@ -308,6 +308,23 @@ else
 fi
 rm -f "$T/fsinfo"*
 
+# FAT copies that differ (fsck.fat -n: "FATs differ") in a sector no file
+# of the build touches: the output's copies agree, the first one's kept.
+boot_patched fatcopies 'b = f.read(512)
+bps, _, res, nfats = struct.unpack_from("<HBHB", b, 11)
+fatsz = struct.unpack_from("<I", b, 36)[0] * bps
+f.seek(at + res * bps + fatsz + fatsz // 2)
+f.write(struct.pack("<I", 0x0FFFFFFF))'
+boot_bytes "$T/fatcopies.img" "$T/fatcopies.boot"
+check_fails "fixture: the base's FAT copies differ" fsck.fat -n "$T/fatcopies.boot"
+if build "$T/fatcopies-out.img" "$T/fatcopies.img" >"$T/build.log" 2>&1; then
+  boot_bytes "$T/fatcopies-out.img" "$T/fatcopies.boot"
+  check "FAT copies that differ are made to agree" fsck.fat -n "$T/fatcopies.boot"
+else
+  fail "a base whose FAT copies differ: build"; sed 's/^/    /' "$T/build.log"
+fi
+rm -f "$T/fatcopies"*
+
 # A cmdline.txt that cannot be read (its size beyond its cluster chain) is
 # refused: the build used to print the error, drop the edit and succeed.
 boot_patched badcmd 'd = f.read(4 << 20)
