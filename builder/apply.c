@@ -98,6 +98,8 @@ void base_files_free(struct base_files *bf) {
         free(bf->hosts);
         free(bf->config_txt);
         free(bf->cmdline_txt);
+        free(bf->user_data);
+        free(bf->network_config);
         free(bf->locale_gen);
         free(bf->locales_supported);
         free(bf->iso3166);
@@ -137,6 +139,18 @@ int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, str
         r = read_text_fat(f, o->name, "/config.txt", &bf->config_txt);
         if (r >= 0)
                 r = read_text_fat(f, o->name, "/cmdline.txt", &bf->cmdline_txt);
+        if (r >= 0)
+                r = read_text_fat(f, o->name, "/user-data", &bf->user_data);
+        if (r >= 0)
+                r = read_text_fat(f, o->name, "/network-config", &bf->network_config);
+        /* what the plan must not build over: see plan_check_boot */
+        static const char *const custom[] = {"custom.toml", "rpi-preseed.toml", "userconf.txt", "userconf"};
+        for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(custom) && !bf->boot_custom; i++) {
+                _cleanup_free_ char *path = xasprintf("/%s", custom[i]);
+                struct fat_stat fst;
+                if (fat_stat(f, path, &fst) == 0 && !fst.is_dir)
+                        bf->boot_custom = custom[i];
+        }
         int rc = fat_close(f);
         return r < 0 ? r : rc;
 }

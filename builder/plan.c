@@ -662,6 +662,11 @@ static void yaml_single_quoted(struct buf *b, const char *prefix, const char *s)
         buf_puts(b, "'\n");
 }
 
+/* How dimimage's user-data begins, and its network-config (plan_check_boot
+ * knows them again in a built image). */
+#define USER_DATA_HEAD "#cloud-config\n# Written by dimimage."
+#define NETWORK_CONFIG "network:\n  config: disabled\n"
+
 static void plan_boot(const struct plan_input *in, struct payload *p) {
         const struct host_settings *h = in->host;
         const struct profile *pr = in->profile;
@@ -721,7 +726,7 @@ static void plan_boot(const struct plan_input *in, struct payload *p) {
                         yaml_single_quoted(&b, "local-hostname: ", h->hostname);
                 add_text(p, PART_BOOT, "/meta-data", 0755, &b);
                 buf_free(&b);
-                buf_puts(&b, "#cloud-config\n# Written by dimimage. The root filesystem already holds these settings;\n"
+                buf_puts(&b, USER_DATA_HEAD " The root filesystem already holds these settings;\n"
                              "# this keeps cloud-init in agreement with them.\n");
                 if (h->hostname) {
                         yaml_single_quoted(&b, "hostname: ", h->hostname);
@@ -742,7 +747,7 @@ static void plan_boot(const struct plan_input *in, struct payload *p) {
                 }
                 add_text(p, PART_BOOT, "/user-data", 0755, &b);
                 buf_free(&b);
-                add_str(p, PART_BOOT, "/network-config", 0755, "network:\n  config: disabled\n");
+                add_str(p, PART_BOOT, "/network-config", 0755, NETWORK_CONFIG);
         }
 }
 
@@ -821,6 +826,84 @@ static int plan_check_host(const struct plan_input *in) {
                                  "its /usr/share/X11/xkb/rules/evdev.lst)%s",
                                  h->keymap,
                                  strcmp(h->keymap, "uk") == 0 ? ": the United Kingdom's is gb" : ": e.g. gb, us, de");
+        return 0;
+}
+
+/* The value of the first word of cmdline's first line that starts with
+ * key ("systemd.run="), or NULL; caller frees. */
+static char *cmdline_word(const char *cmdline, const char *key) {
+        _cleanup_free_ char *line = xstrndup(cmdline, strcspn(cmdline, "\r\n"));
+        char *save = NULL;
+        for (char *w = strtok_r(line, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
+                if (str_has_prefix(w, key))
+                        return xstrdup(w + strlen(key));
+        return NULL;
+}
+
+/* Whether a cloud-init seed file says anything: a line that is neither
+ * blank nor a comment.  Raspberry Pi OS ships user-data and network-config
+ * as comments only (pi-gen stage2/04-cloud-init); ours counts as nothing,
+ * so that a built image can be built again. */
+static bool seed_says_something(const char *text, const char *ours_prefix) {
+        if (!text || str_has_prefix(text, ours_prefix))
+                return false;
+        if (str_has_prefix(text, "\xEF\xBB\xBF"))
+                text += 3;
+        FOR_LINES(text, l) {
+                const char *c = l + strspn(l, " \t\r");
+                if (*c && *c != '\n' && *c != '#')
+                        return true;
+        }
+        return false;
+}
+
+/* A base whose boot partition already sets up its first boot some other
+ * way: Raspberry Pi Imager's customisation (firstrun.sh run by systemd.run=
+ * on bookworm, cloud-init's user-data and network-config on trixie,
+ * rpi-preseed.toml), raspberrypi-sys-mods' custom.toml, userconf-pi's
+ * userconf.txt.  Built over, the two fight: firstrun.sh renames the first
+ * user, sets its host name and Wi-Fi over this build's and cuts cmdline.txt
+ * from its systemd.run= on (the Wi-Fi country with it); dimimage's
+ * user-data and network-config silently replace Imager's user and Wi-Fi;
+ * a userconf.txt next to --user is never read, and its password hash stays
+ * on the FAT.  Refused, in one line saying which file. */
+static int plan_check_boot(const struct plan_input *in) {
+        const struct base_files *bf = in->base;
+        const char *how = "start from the unmodified Raspberry Pi OS image and give dimimage those settings";
+        _cleanup_free_ char *run = bf->cmdline_txt ? cmdline_word(bf->cmdline_txt, "systemd.run=") : NULL;
+        if (run)
+                return log_error(EINVAL, in->base_name,
+                                 "boot partition: cmdline.txt runs %s at first boot (systemd.run=, Raspberry Pi "
+                                 "Imager's customisation), which would set the user, host name and Wi-Fi over "
+                                 "this build's: %s",
+                                 run, how);
+        const char *f = bf->boot_custom;
+        if (f && !strcmp(f, "rpi-preseed.toml"))
+                return log_error(EINVAL, in->base_name,
+                                 "boot partition: rpi-preseed.toml (Raspberry Pi Imager's customisation) would be "
+                                 "applied at first boot over this build's settings: %s",
+                                 how);
+        if (f && !strcmp(f, "custom.toml") && in->os == OS_BOOKWORM)
+                return log_error(EINVAL, in->base_name,
+                                 "boot partition: custom.toml would be applied at first boot over this build's "
+                                 "settings: %s",
+                                 how);
+        if (f && str_has_prefix(f, "userconf") && in->os == OS_BOOKWORM && in->host->user)
+                return log_error(EINVAL, in->base_name,
+                                 "boot partition: %s would be ignored: with --user, dimimage sets up the user and "
+                                 "turns userconf-pi off; remove the file or leave out --user",
+                                 f);
+        if (in->os == OS_TRIXIE) {
+                const char *seed = seed_says_something(bf->user_data, USER_DATA_HEAD) ? "user-data"
+                                   : seed_says_something(bf->network_config, NETWORK_CONFIG) ? "network-config"
+                                                                                             : NULL;
+                if (seed)
+                        return log_error(EINVAL, in->base_name,
+                                         "boot partition: %s holds cloud-init settings (Raspberry Pi Imager's "
+                                         "customisation?), which this build's user-data and network-config would "
+                                         "replace: %s",
+                                         seed, how);
+        }
         return 0;
 }
 
@@ -971,6 +1054,8 @@ static void plan_manifest(const struct plan_input *in, struct payload *p) {
 
 int plan_base_edits(const struct plan_input *in, struct payload *out) {
         int r = plan_check_host(in);
+        if (r >= 0)
+                r = plan_check_boot(in);
         if (r < 0)
                 return r;
         r = plan_user(in, out);

@@ -28,6 +28,13 @@ struct base_files {
         char *hosts;
         char *config_txt;   /* boot partition */
         char *cmdline_txt;  /* boot partition */
+        /* boot partition: cloud-init's seed, which trixie ships as comments
+         * only and dimimage rewrites */
+        char *user_data, *network_config;
+        /* the first boot-partition file present by which something else
+         * sets up the first boot (custom.toml, rpi-preseed.toml, userconf.txt
+         * ...), static text; NULL when none is */
+        const char *boot_custom;
         char *locale_gen;
         char *locales_supported; /* /usr/share/i18n/SUPPORTED: what locale-gen can compile */
         char *iso3166;           /* /usr/share/zoneinfo/iso3166.tab: the country codes */

@@ -141,6 +141,55 @@ refuse "/opt/dimdim-health a regular file in the base" '/opt/dimdim-health.*not 
   "$T/in/opt-file.img" "${args[@]}"
 rm -f "$T/in/fat12.img" "$T/in/exfat.img" "$T/in/recover.img" "$T/in/errors.img" "$T/in/opt-file.img"
 
+# ---- boot partitions that set up the first boot some other way ---------------------
+# Raspberry Pi Imager's customisation (firstrun.sh run by systemd.run= on
+# bookworm, cloud-init's seed on trixie), userconf.txt beside --user: built
+# over, the two fight at first boot (firstrun.sh renames the user, sets its
+# host name and cuts cmdline.txt from systemd.run= on, the Wi-Fi country
+# dimimage appended with it) or dimimage's user-data silently drops
+# Imager's user and Wi-Fi.  Raspberry Pi OS's own comment-only seed files
+# and a built image's own build.
+mcopy_boot() { # mcopy_boot IMG FILE...: onto the boot partition's root
+  local img=$1
+  shift
+  MTOOLS_SKIP_CHECK=1 mcopy -o -i "$img@@$(part_offset "$img" 1)" "$@" ::/
+}
+mkdir -p "$T/imager"
+make_key
+printf '%s systemd.run=/boot/firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target' \
+  "$(head -n 1 "$T/cmdline.txt")" >"$T/imager/cmdline.txt"
+printf '#!/bin/bash\nset +e\nrm -f /boot/firstrun.sh\nsed -i "s| systemd.run.*||g" /boot/cmdline.txt\nexit 0\n' \
+  >"$T/imager/firstrun.sh"
+cp --sparse=always "$good" "$T/in/imager.img"
+mcopy_boot "$T/in/imager.img" "$T/imager/cmdline.txt" "$T/imager/firstrun.sh"
+refuse "bookworm customised by Imager (firstrun.sh)" \
+  'imager\.img: boot partition: cmdline\.txt runs /boot/firstrun\.sh at first boot' \
+  "$T/in/imager.img" "${args[@]}" --wifi-country DE
+# shellcheck disable=SC2016 # a crypt hash, not an expansion
+printf 'bob:$y$j9T$Q8yQ0kS1d1G5rG0lKx0ZP.$0Xz4w6tQ\n' >"$T/imager/userconf.txt"
+cp --sparse=always "$good" "$T/in/userconf.img"
+mcopy_boot "$T/in/userconf.img" "$T/imager/userconf.txt"
+refuse "userconf.txt beside --user" 'userconf\.img: boot partition: userconf\.txt would be ignored' \
+  "$T/in/userconf.img" "${args[@]}" --user pi --ssh-key "$T/key.pub"
+accept "userconf.txt without --user (userconf-pi reads it)" "$T/in/userconf.img" "${args[@]}"
+rm -f "$T/out/ok.img"*
+trixie=$(fixture trixie-small --flavour trixie --boot-size 64 --cluster 512 --root-size 200) || exit 1
+printf '#cloud-config\n# set up by Raspberry Pi Imager\n\nusers:\n- name: bob\n  lock_passwd: false\n' \
+  >"$T/imager/user-data"
+cp --sparse=always "$trixie" "$T/in/cloudinit.img"
+mcopy_boot "$T/in/cloudinit.img" "$T/imager/user-data"
+refuse "trixie customised by Imager (user-data)" \
+  'cloudinit\.img: boot partition: user-data holds cloud-init settings' "$T/in/cloudinit.img" "${args[@]}"
+printf '#cloud-config\n# comments only, as Raspberry Pi OS ships it\n#users:\n#- name: bob\n' >"$T/imager/user-data"
+printf '# netplan\n#network:\n#  version: 2\n' >"$T/imager/network-config"
+cp --sparse=always "$trixie" "$T/in/stockseed.img"
+mcopy_boot "$T/in/stockseed.img" "$T/imager/user-data" "$T/imager/network-config"
+if accept "trixie with comment-only seed files" "$T/in/stockseed.img" "${args[@]}" --user pi --ssh-key "$T/key.pub"; then
+  mv "$T/out/ok.img" "$T/in/built.img"
+  accept "a built trixie image built again (its own user-data)" "$T/in/built.img" "${args[@]}"
+fi
+rm -f "$T/in/imager.img" "$T/in/userconf.img" "$T/in/cloudinit.img" "$T/in/stockseed.img" "$T/in/built.img"* "$T/out/"*
+
 # ---- overlays and source archives escaping their tree ------------------------------
 data=$T/data
 mkdir -p "$data"

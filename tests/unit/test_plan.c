@@ -100,6 +100,8 @@ static void teardown_inputs(struct fixture *f) {
         free(f->base.hosts);
         free(f->base.config_txt);
         free(f->base.cmdline_txt);
+        free(f->base.user_data);
+        free(f->base.network_config);
         free(f->base.locale_gen);
         free(f->base.nm_state);
         free(f->base.locales_supported);
@@ -458,6 +460,75 @@ static void test_keymap_drops_the_cache(void **state) {
         teardown_inputs(&f);
 }
 
+/* A boot partition that sets up its first boot some other way (Raspberry
+ * Pi Imager, custom.toml, userconf.txt) is refused in one line naming the
+ * file: built over, the two would fight at first boot, or dimimage's files
+ * would silently drop the other's user and Wi-Fi.  Raspberry Pi OS's own
+ * comment-only seed files and a built image's own are not. */
+static void test_customised_boot_refused(void **state) {
+        static const char stock_user_data[] = "#cloud-config\n\n# This is the user-data configuration file\n"
+                                              "#hostname: raspberrypi\n#users:\n#- default\n";
+        static const char stock_network[] = "# netplan-compatible configuration\n\n#network:\n#  version: 2\n";
+        static const struct {
+                enum os_flavour os;
+                bool user;
+                const char *cmdline_extra, *user_data, *network_config, *custom, *want;
+        } cases[] = {
+                {OS_BOOKWORM, true, " systemd.run=/boot/firstrun.sh systemd.run_success_action=reboot", NULL, NULL, NULL,
+                 "boot partition: cmdline.txt runs /boot/firstrun.sh at first boot (systemd.run="},
+                {OS_BOOKWORM, false, " systemd.run=/boot/firstrun.sh", NULL, NULL, NULL, "runs /boot/firstrun.sh"},
+                {OS_TRIXIE, true, NULL, NULL, NULL, "rpi-preseed.toml", "boot partition: rpi-preseed.toml"},
+                {OS_BOOKWORM, true, NULL, NULL, NULL, "custom.toml", "boot partition: custom.toml would be applied"},
+                {OS_TRIXIE, true, NULL, NULL, NULL, "custom.toml", NULL},
+                {OS_BOOKWORM, true, NULL, NULL, NULL, "userconf.txt", "boot partition: userconf.txt would be ignored"},
+                {OS_BOOKWORM, false, NULL, NULL, NULL, "userconf.txt", NULL},
+                {OS_TRIXIE, true, " ds=nocloud;i=rpi-imager-1", "#cloud-config\nusers:\n- name: bob\n", NULL, NULL,
+                 "boot partition: user-data holds cloud-init settings"},
+                {OS_TRIXIE, false, NULL, "\xEF\xBB\xBF#cloud-config\r\n  hostname: x\r\n", NULL, NULL,
+                 "user-data holds cloud-init settings"},
+                {OS_TRIXIE, true, NULL, stock_user_data, "network:\n  version: 2\n", NULL,
+                 "boot partition: network-config holds cloud-init settings"},
+                {OS_TRIXIE, true, NULL, stock_user_data, stock_network, NULL, NULL},
+                {OS_TRIXIE, true, NULL, "#cloud-config\n# Written by dimimage. The root filesystem ...\nhostname: 'a'\n",
+                 "network:\n  config: disabled\n", NULL, NULL},
+                {OS_BOOKWORM, true, NULL, "#cloud-config\nhostname: x\n", NULL, NULL, NULL},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                struct fixture f = {0};
+                setup_inputs(&f, "app");
+                if (!cases[i].user) {
+                        free(f.host.user);
+                        f.host.user = NULL;
+                }
+                if (cases[i].cmdline_extra) {
+                        free(f.base.cmdline_txt);
+                        f.base.cmdline_txt = xasprintf("%.*s%s\n", (int)strcspn(cmdline_txt, "\n"), cmdline_txt,
+                                                       cases[i].cmdline_extra);
+                }
+                f.base.user_data = cases[i].user_data ? xstrdup(cases[i].user_data) : NULL;
+                f.base.network_config = cases[i].network_config ? xstrdup(cases[i].network_config) : NULL;
+                f.base.boot_custom = cases[i].custom;
+                struct plan_input in = {.profile = &f.profile, .env = &f.env, .host = &f.host, .data_dir = ".",
+                                        .build_time = 1764547200, .os = cases[i].os, .base_name = "base.img",
+                                        .base_sha256 = PLAN_SUM_PLACEHOLDER, .disk_id = "2a7c1d5e", .base = &f.base};
+                assert_int_equal(plan_payload(&in, &f.payload), 0);
+                struct tu_capture c;
+                tu_capture_begin(&c);
+                int r = plan_base_edits(&in, &f.payload);
+                unsigned errors;
+                _cleanup_free_ char *out = tu_capture_end(&c, &errors);
+                if (cases[i].want) {
+                        assert_int_equal(r, -EINVAL);
+                        assert_int_equal(errors, 1);
+                        if (!strstr(out, cases[i].want) || !strstr(out, "base.img: "))
+                                fail_msg("case %zu: %s", i, out);
+                } else if (r != 0 || errors) {
+                        fail_msg("case %zu refused: %s", i, out);
+                }
+                teardown_inputs(&f);
+        }
+}
+
 int main(void) {
         log_level = LOG_QUIET;
         const struct CMUnitTest tests[] = {
@@ -468,6 +539,7 @@ int main(void) {
                 cmocka_unit_test(test_locale_utf8_spellings), cmocka_unit_test(test_host_checked_against_base),
                 cmocka_unit_test(test_key_options_quoted_in_user_data),
                 cmocka_unit_test(test_bookworm_console_login_back), cmocka_unit_test(test_keymap_drops_the_cache),
+                cmocka_unit_test(test_customised_boot_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
