@@ -675,6 +675,8 @@ static void plan_boot(const struct plan_input *in, struct payload *p) {
                 const char *marker = "# dimimage: headless tuning";
                 const char *old = in->base->config_txt;
                 const char *cut = strstr(old, marker);
+                while (cut && cut != old && cut[-1] != '\n')
+                        cut = strstr(cut + 1, marker);
                 size_t keep = cut ? (size_t)(cut - old) : strlen(old);
                 buf_append(&b, old, keep);
                 if (keep && old[keep - 1] != '\n')
@@ -682,6 +684,24 @@ static void plan_boot(const struct plan_input *in, struct payload *p) {
                 /* config.txt: the last setting wins, and [all] ends any
                  * model filter left open above. */
                 buf_printf(&b, "%s (profile '%s')\n[all]\ngpu_mem=%u\n", marker, pr->name, pr->gpu_mem_mb);
+                /* A built image built again: its block is replaced where it
+                 * stands, and what was added after it by hand (an overlay,
+                 * enable_uart=1) is kept, still after our [all]. */
+                if (cut) {
+                        const char *rest = cut + strcspn(cut, "\n");
+                        rest += *rest == '\n';
+                        /* the block's own two lines, when they follow */
+                        static const char *const ours[] = {"[all]", "gpu_mem="};
+                        for (size_t i = 0; i < ARRAY_SIZE(ours); i++) {
+                                size_t n = strcspn(rest, "\r\n");
+                                if (!str_has_prefix(rest, ours[i]) || (i == 0 && n != 5))
+                                        break;
+                                rest += n;
+                                rest += *rest == '\r';
+                                rest += *rest == '\n';
+                        }
+                        buf_puts(&b, rest);
+                }
                 add_text(p, PART_BOOT, "/config.txt", 0755, &b);
                 buf_free(&b);
         }

@@ -529,6 +529,27 @@ static void test_customised_boot_refused(void **state) {
         }
 }
 
+/* A built image built again: dimimage's config.txt block is replaced where
+ * it stands; what was added after it by hand is kept, after its [all]. */
+static void test_config_txt_rebuilt_keeps_additions(void **state) {
+        static const char *const tails[] = {"", "dtoverlay=i2c-rtc,ds3231\n[pi4]\narm_boost=0\n"};
+        for (size_t i = 0; i < ARRAY_SIZE(tails); i++) {
+                struct fixture f = {0};
+                setup_inputs(&f, "app");
+                free(f.base.config_txt);
+                f.base.config_txt = xasprintf("dtparam=audio=on\n[cm4]\notg_mode=1\n# dimimage: headless tuning "
+                                              "(profile 'observability')\r\n[all]\r\ngpu_mem=64\r\n%s",
+                                              tails[i]);
+                run_plan(&f, OS_BOOKWORM);
+                _cleanup_free_ char *want =
+                        xasprintf("dtparam=audio=on\n[cm4]\notg_mode=1\n# dimimage: headless tuning (profile 'app')\n"
+                                  "[all]\ngpu_mem=%u\n%s",
+                                  f.profile.gpu_mem_mb, tails[i]);
+                assert_string_equal(file_text(&f, PART_BOOT, "/config.txt"), want);
+                teardown_inputs(&f);
+        }
+}
+
 int main(void) {
         log_level = LOG_QUIET;
         const struct CMUnitTest tests[] = {
@@ -539,7 +560,7 @@ int main(void) {
                 cmocka_unit_test(test_locale_utf8_spellings), cmocka_unit_test(test_host_checked_against_base),
                 cmocka_unit_test(test_key_options_quoted_in_user_data),
                 cmocka_unit_test(test_bookworm_console_login_back), cmocka_unit_test(test_keymap_drops_the_cache),
-                cmocka_unit_test(test_customised_boot_refused),
+                cmocka_unit_test(test_customised_boot_refused), cmocka_unit_test(test_config_txt_rebuilt_keeps_additions),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
