@@ -211,13 +211,17 @@ static int apply_boot(const struct apply_opts *o, const struct disk_layout *l, c
         return r < 0 ? r : k;
 }
 
-/* ext4_lstat has said why when it fails otherwise than ENOENT: that error
- * is the build's, not a cue to go on and fail again with a second line. */
+/* ext4_lstat does not log an unreachable path: ext4_mkdir_p says what is
+ * in the way (a file, a symlink loop), or makes what is missing.  Other
+ * failures it has said why itself: that error is the build's, not a cue to
+ * go on and fail again with a second line. */
+static bool unreachable(int r) { return r == -ENOENT || r == -ENOTDIR || r == -ELOOP; }
+
 static int ensure_parent(struct ext4_fs *fs, const char *path) {
         _cleanup_free_ char *parent = path_dirname(path);
         struct ext4_stat st;
         int r = ext4_lstat(fs, parent, &st);
-        if (r != -ENOENT)
+        if (!unreachable(r))
                 return r;
         return ext4_mkdir_p(fs, parent, 0755, 0, 0);
 }
@@ -277,7 +281,7 @@ static int apply_root(const struct apply_opts *o, const struct disk_layout *l, c
                         r = ext4_lstat(fs, e->path, &st);
                         if (r == 0)
                                 r = ext4_unlink(fs, e->path);
-                        else if (r == -ENOENT)
+                        else if (unreachable(r)) /* nothing there to remove */
                                 r = 0;
                         break;
                 }

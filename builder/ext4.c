@@ -373,9 +373,19 @@ static void unmake_dir(struct ext4_fs *e, ext2_ino_t parent, ext2_ino_t ino) {
 
 /* ---- paths -------------------------------------------------------------- */
 
+/* A leading component that is missing, not a directory or a symlink loop
+ * leaves the path unreachable: absent, as lstat(2) reports it (ENOENT,
+ * ENOTDIR, ELOOP), not a damaged filesystem. */
+static bool unreachable(errcode_t code) {
+        return code == EXT2_ET_FILE_NOT_FOUND || code == EXT2_ET_NO_DIRECTORY || code == EXT2_ET_SYMLINK_LOOP;
+}
+
 /* Absolute path -> parent directory inode (leading symlinks followed inside
- * the image) and a malloc'd last component; "/" gives base NULL. */
-static int split(struct ext4_fs *e, const char *path, ext2_ino_t *dir, char **base, bool quiet_enoent) {
+ * the image) and a malloc'd last component; "/" gives base NULL.  quiet:
+ * an unreachable path is a bare -errno, unlogged (callers that probe take
+ * it as absence, and must not leave an error line behind a build that
+ * goes on to succeed). */
+static int split(struct ext4_fs *e, const char *path, ext2_ino_t *dir, char **base, bool quiet) {
         if (!path || path[0] != '/')
                 return log_error(-EINVAL, e->image, "ext4 path '%s' is not absolute", path ? path : "(null)");
         _cleanup_free_ char *norm = xstrdup(path);
@@ -399,8 +409,8 @@ static int split(struct ext4_fs *e, const char *path, ext2_ino_t *dir, char **ba
                 if (!code)
                         code = ext2fs_check_directory(e->fs, *dir);
                 if (code) {
-                        if (quiet_enoent && code == EXT2_ET_FILE_NOT_FOUND)
-                                return -ENOENT;
+                        if (quiet && unreachable(code))
+                                return errno_of(code);
                         return fail(e, code, path, "looking up its directory");
                 }
         }
@@ -495,21 +505,21 @@ static int remove_entry(struct ext4_fs *e, ext2_ino_t dir, const char *name, ext
 }
 
 /* path -> its inode number and inode.  Failures are logged, except an
- * absent path with quiet_enoent, which is a bare -ENOENT. */
-static int find_inode(struct ext4_fs *e, const char *path, bool quiet_enoent, bool follow, ext2_ino_t *ino,
+ * absent or unreachable path with quiet, which is a bare -errno (split). */
+static int find_inode(struct ext4_fs *e, const char *path, bool quiet, bool follow, ext2_ino_t *ino,
                       struct ext2_inode_large *in) {
         /* defined on every path, for callers and the static analyzer alike */
         *ino = 0;
         memset(in, 0, sizeof *in);
         ext2_ino_t dir;
         _cleanup_free_ char *base = NULL;
-        int r = split(e, path, &dir, &base, quiet_enoent);
+        int r = split(e, path, &dir, &base, quiet);
         if (r < 0)
                 return r;
         errcode_t code = base && follow ? ext2fs_namei_follow(e->fs, EXT2_ROOT_INO, dir, base, ino)
                                         : lookup(e, dir, base, ino);
-        if (code == EXT2_ET_FILE_NOT_FOUND && quiet_enoent)
-                return -ENOENT;
+        if (quiet && unreachable(code))
+                return errno_of(code);
         if (code)
                 return fail(e, code, path, "looking up");
         code = read_ino(e, *ino, in);

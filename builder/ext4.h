@@ -36,7 +36,9 @@ int ext4_open_ro(const char *image, uint64_t offset, uint64_t part_size, struct 
 /* Writes back bitmaps, group descriptors and superblock, then frees. */
 int ext4_close(struct ext4_fs *fs);
 
-int ext4_lstat(struct ext4_fs *fs, const char *path, struct ext4_stat *st); /* -ENOENT when absent */
+/* Unlogged: -ENOENT when absent, -ENOTDIR or -ELOOP when a leading component
+ * is not a directory or loops (unreachable, as lstat(2) says). */
+int ext4_lstat(struct ext4_fs *fs, const char *path, struct ext4_stat *st);
 /* Regular files only; the last component is not followed (a symlink is
  * -EINVAL); symlinks in the leading directories resolve inside the image. */
 int ext4_read(struct ext4_fs *fs, const char *path, size_t max, uint8_t **data, size_t *len);
@@ -51,7 +53,9 @@ int ext4_write(struct ext4_fs *fs, const char *path, const void *data, size_t le
 int ext4_write_from(struct ext4_fs *fs, const char *path, const char *host_file, uint32_t mode, uint32_t uid,
                     uint32_t gid);
 int ext4_symlink(struct ext4_fs *fs, const char *path, const char *target, uint32_t uid, uint32_t gid);
-int ext4_unlink(struct ext4_fs *fs, const char *path); /* files, symlinks, empty dirs; -ENOENT ok to ignore */
+/* files, symlinks, empty dirs; an absent or unreachable path is an unlogged
+ * -ENOENT, -ENOTDIR or -ELOOP (as ext4_lstat), ok to ignore */
+int ext4_unlink(struct ext4_fs *fs, const char *path);
 int ext4_chmod(struct ext4_fs *fs, const char *path, uint32_t mode);
 int ext4_chown(struct ext4_fs *fs, const char *path, uint32_t uid, uint32_t gid);
 /* An existing directory made ours (symlinks followed): owner uid:gid, mode

@@ -158,9 +158,10 @@ static bool root_fits(const char *path, const struct report *rep, const struct d
         return true;
 }
 
-/* A lookup that failed for another reason than an absent path means the
- * filesystem itself is damaged: looking further would only say so again. */
-static bool absent(int r) { return r == -ENOENT || r == -ENOTDIR; }
+/* A lookup that failed for another reason than an absent (or unreachable)
+ * path means the filesystem itself is damaged: looking further would only
+ * say so again. */
+static bool absent(int r) { return r == -ENOENT || r == -ENOTDIR || r == -ELOOP; }
 
 static void read_root_fs(const char *path, struct report *rep, const struct disk_part *p) {
         struct ext4_fs *fs = NULL;

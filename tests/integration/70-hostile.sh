@@ -44,6 +44,11 @@ accept() {
   shift 2
   rm -f "$T/out/ok.img"*
   if "$DIMIMAGE" build --base "$base" -o "$T/out/ok.img" --quiet "$@" >"$T/accept.log" 2>&1; then
+    # an error line belongs to a failed build only
+    if grep -q '^dimimage: error:' "$T/accept.log"; then
+      fail "$what: succeeded with an error line"; sed 's/^/    /' "$T/accept.log" | tail -n 10
+      return 1
+    fi
     ok "$what"
     return 0
   fi
@@ -139,7 +144,17 @@ optfile=$(fixture opt-file "${small[@]}" --extra-root "$T/extra") || exit 1
 cp --sparse=always "$optfile" "$T/in/opt-file.img"
 refuse "/opt/dimdim-health a regular file in the base" '/opt/dimdim-health.*not a directory' \
   "$T/in/opt-file.img" "${args[@]}"
-rm -f "$T/in/fat12.img" "$T/in/exfat.img" "$T/in/recover.img" "$T/in/errors.img" "$T/in/opt-file.img"
+# Paths the build only probes (keyboard layouts, locales), unreachable in
+# the base behind a file or a symlink loop: absent, as lstat says, not an
+# error line in front of a build that succeeds.
+mkdir -p "$T/odd/usr/share"
+echo 'not a directory' >"$T/odd/usr/share/X11"
+ln -s i18n "$T/odd/usr/share/i18n"
+oddbase=$(fixture odd-share "${small[@]}" --extra-root "$T/odd") || exit 1
+if accept "probed paths behind a file or a symlink loop" "$oddbase" "${args[@]}"; then
+  check "probed paths unreachable: e2fsck -fn clean" e2fsck -fn "$(rootfs "$T/out/ok.img")"
+fi
+rm -f "$T/in/fat12.img" "$T/in/exfat.img" "$T/in/recover.img" "$T/in/errors.img" "$T/in/opt-file.img" "$T/out/ok.img"*
 
 # ---- boot partitions that set up the first boot some other way ---------------------
 # Raspberry Pi Imager's customisation (firstrun.sh run by systemd.run= on
