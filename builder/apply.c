@@ -272,7 +272,8 @@ static int apply_root(const struct apply_opts *o, const struct disk_layout *l, c
                         r = ext4_lstat(fs, e->path, &st);
                         if (r == 0)
                                 r = ext4_unlink(fs, e->path);
-                        if (r == 0 || r == -ENOENT)
+                        /* unreachable: ext4_symlink says what is in the way */
+                        if (r == 0 || unreachable(r))
                                 r = ext4_symlink(fs, e->path, e->target, e->uid, e->gid);
                         break;
                 }

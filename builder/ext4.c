@@ -380,6 +380,19 @@ static bool unreachable(errcode_t code) {
         return code == EXT2_ET_FILE_NOT_FOUND || code == EXT2_ET_NO_DIRECTORY || code == EXT2_ET_SYMLINK_LOOP;
 }
 
+/* A directory on the way to path that the base has as something else: a
+ * file, a symlink loop, a symlink to nothing.  Bad input data, as a
+ * directory where a file goes is (-ENOTEMPTY), not a missing input file. */
+static int in_the_way(const struct ext4_fs *e, const char *path, const char *dir, errcode_t code) {
+        if (!unreachable(code))
+                return fail(e, code, path, "looking up its directory");
+        const char *what = code == EXT2_ET_NO_DIRECTORY    ? "is not a directory (nor a symlink to one)"
+                           : code == EXT2_ET_SYMLINK_LOOP ? "is a symlink loop"
+                                                          : "is a symlink to nothing";
+        return log_error(-EINVAL, e->image, "ext4 %s: %s %s in the base, where a directory is needed", path, dir,
+                         what);
+}
+
 /* Absolute path -> parent directory inode (leading symlinks followed inside
  * the image) and a malloc'd last component; "/" gives base NULL.  quiet:
  * an unreachable path is a bare -errno, unlogged (callers that probe take
@@ -411,7 +424,7 @@ static int split(struct ext4_fs *e, const char *path, ext2_ino_t *dir, char **ba
                 if (code) {
                         if (quiet && unreachable(code))
                                 return errno_of(code);
-                        return fail(e, code, path, "looking up its directory");
+                        return in_the_way(e, path, norm, code);
                 }
         }
         *base = xstrdup(b);
@@ -690,8 +703,10 @@ int ext4_mkdir_p(struct ext4_fs *e, const char *path, uint32_t mode, uint32_t ui
                         code = ext2fs_namei_follow(e->fs, EXT2_ROOT_INO, cur, c, &ino);
                         if (!code)
                                 code = ext2fs_check_directory(e->fs, ino);
-                        if (code)
-                                return fail(e, code, path, "existing component is not a directory");
+                        if (code) {
+                                _cleanup_free_ char *dir = xstrndup(path, (size_t)(c - copy) + strlen(c));
+                                return in_the_way(e, path, dir, code);
+                        }
                         cur = ino;
                         continue;
                 }

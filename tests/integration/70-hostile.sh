@@ -142,8 +142,18 @@ mkdir -p "$T/extra/opt"
 echo 'not a directory' >"$T/extra/opt/dimdim-health"
 optfile=$(fixture opt-file "${small[@]}" --extra-root "$T/extra") || exit 1
 cp --sparse=always "$optfile" "$T/in/opt-file.img"
-refuse "/opt/dimdim-health a regular file in the base" '/opt/dimdim-health.*not a directory' \
+refuse "/opt/dimdim-health a regular file in the base" '/opt/dimdim-health is not a directory .*in the base' \
   "$T/in/opt-file.img" "${args[@]}"
+expect_rc "a file in the base where a directory goes is bad input data" 65
+# The same for the directory of a symlink the build makes (Bookworm, --user:
+# getty@tty1 re-enabled), found behind the path, not at it.
+mkdir -p "$T/wants/etc/systemd/system"
+echo 'not a directory' >"$T/wants/etc/systemd/system/getty.target.wants"
+wantsfile=$(fixture getty-wants-file "${small[@]}" --extra-root "$T/wants") || exit 1
+refuse "getty.target.wants a regular file in the base" \
+  'getty@tty1\.service: /etc/systemd/system/getty\.target\.wants is not a directory .*in the base' \
+  "$wantsfile" "${args[@]}" --user pi
+expect_rc "a file in the base where a symlink's directory goes" 65
 # Paths the build only probes (keyboard layouts, locales), unreachable in
 # the base behind a file or a symlink loop: absent, as lstat says, not an
 # error line in front of a build that succeeds.

@@ -317,7 +317,8 @@ static void test_mkdir_p(void **state) {
         assert_int_equal(ext4_mkdir_p(fs, "/lib/systemd/system", 0755, 0, 0), 0);
         assert_int_equal(ext4_write(fs, "/lib/systemd/system/x.service", "[Unit]\n", 7, 0644, 0, 0), 0);
         unsigned before = log_error_count();
-        assert_int_equal(ext4_mkdir_p(fs, "/etc/hostname/x", 0755, 0, 0), -ENOTDIR);
+        /* a file in the base where a directory goes: bad input data (65) */
+        assert_int_equal(ext4_mkdir_p(fs, "/etc/hostname/x", 0755, 0, 0), -EINVAL);
         assert_int_equal(log_error_count(), before + 1);
         assert_int_equal(ext4_close(fs), 0);
         fsck_ok(img);
@@ -410,11 +411,11 @@ static void test_unreachable_quiet(void **state) {
         free(tu_capture_end(&cap, &errors));
         assert_int_equal(errors, 0);
         tu_capture_begin(&cap);
-        assert_true(ext4_write(fs, "/etc/hostname/x", "x", 1, 0644, 0, 0) < 0);
+        assert_int_equal(ext4_write(fs, "/etc/hostname/x", "x", 1, 0644, 0, 0), -EINVAL);
         free(tu_capture_end(&cap, &errors));
         assert_int_equal(errors, 1);
         tu_capture_begin(&cap);
-        assert_true(ext4_mkdir_p(fs, "/loop/x", 0755, 0, 0) < 0);
+        assert_int_equal(ext4_mkdir_p(fs, "/loop/x", 0755, 0, 0), -EINVAL);
         free(tu_capture_end(&cap, &errors));
         assert_int_equal(errors, 1);
         assert_int_equal(ext4_close(fs), 0);
