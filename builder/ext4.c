@@ -384,7 +384,10 @@ static bool unreachable(errcode_t code) {
  * file, a symlink loop, a symlink to nothing.  Bad input data, as a
  * directory where a file goes is (-ENOTEMPTY), not a missing input file. */
 static int in_the_way(const struct ext4_fs *e, const char *path, const char *dir, errcode_t code) {
-        if (!unreachable(code))
+        ext2_ino_t ino;
+        /* not found: a symlink to nothing if dir itself is there */
+        if (!unreachable(code) ||
+            (code == EXT2_ET_FILE_NOT_FOUND && ext2fs_namei(e->fs, EXT2_ROOT_INO, EXT2_ROOT_INO, dir, &ino)))
                 return fail(e, code, path, "looking up its directory");
         const char *what = code == EXT2_ET_NO_DIRECTORY    ? "is not a directory (nor a symlink to one)"
                            : code == EXT2_ET_SYMLINK_LOOP ? "is a symlink loop"

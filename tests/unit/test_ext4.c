@@ -397,6 +397,7 @@ static void test_unreachable_quiet(void **state) {
         char *img = make_image("unreach", NULL, 16);
         free(dbg_w(img, "symlink /loop /loop2"));
         free(dbg_w(img, "symlink /loop2 /loop"));
+        free(dbg_w(img, "symlink /dangling /nowhere/at/all"));
         struct ext4_fs *fs = open_rw(img, 16);
         struct ext4_stat st;
         struct tu_capture cap;
@@ -418,6 +419,22 @@ static void test_unreachable_quiet(void **state) {
         assert_int_equal(ext4_mkdir_p(fs, "/loop/x", 0755, 0, 0), -EINVAL);
         free(tu_capture_end(&cap, &errors));
         assert_int_equal(errors, 1);
+        /* a symlink to nothing is named as such; a plain missing directory
+         * is not one */
+        tu_capture_begin(&cap);
+        assert_int_equal(ext4_write(fs, "/dangling/x", "x", 1, 0644, 0, 0), -EINVAL);
+        char *msg = tu_capture_end(&cap, &errors);
+        assert_int_equal(errors, 1);
+        assert_non_null(strstr(msg, "/dangling is a symlink to nothing in the base"));
+        free(msg);
+        uint8_t *d;
+        size_t n;
+        tu_capture_begin(&cap);
+        assert_int_equal(ext4_read(fs, "/nowhere/x", 10, &d, &n), -ENOENT);
+        msg = tu_capture_end(&cap, &errors);
+        assert_int_equal(errors, 1);
+        assert_null(strstr(msg, "symlink to nothing"));
+        free(msg);
         assert_int_equal(ext4_close(fs), 0);
         fsck_ok(img);
         free(img);
