@@ -18,18 +18,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ext4_private.h"
 #include "ext4io.h"
 #include "log.h"
 #include "util.h"
 
 extern char **environ;
-
-struct ext4_fs {
-        ext2_filsys fs;
-        char *image;
-        uint64_t offset;
-        time_t now;
-};
 
 /* Incompat features whose on-disk effects this module understands.  Others
  * (encrypt, casefold, mmp, ea_inode, journal_dev, compression...) change
@@ -39,7 +33,6 @@ struct ext4_fs {
          EXT4_FEATURE_INCOMPAT_FLEX_BG | EXT2_FEATURE_INCOMPAT_META_BG | EXT4_FEATURE_INCOMPAT_INLINE_DATA | \
          EXT4_FEATURE_INCOMPAT_CSUM_SEED | EXT4_FEATURE_INCOMPAT_LARGEDIR | EXT3_FEATURE_INCOMPAT_RECOVER)
 
-#define CHUNK (1u << 20)
 
 /* The filesystem inside the image is full, as opposed to the disk under
  * the image file (a plain ENOSPC passed through). */
@@ -115,7 +108,7 @@ static int errno_of(errcode_t code) {
 }
 
 /* One place that turns a libext2fs failure into a logged -errno. */
-static int fail(const struct ext4_fs *e, errcode_t code, const char *path, const char *what) {
+int ext4_fail(const struct ext4_fs *e, errcode_t code, const char *path, const char *what) {
         int r = errno_of(code);
         if (fs_full(code))
                 return log_error(r, e->image, "ext4 %s: %s: %s (the root filesystem is full: grow it with --grow)",
@@ -243,7 +236,7 @@ int ext4_close(struct ext4_fs *e) {
 
 /* ---- inodes ------------------------------------------------------------- */
 
-static errcode_t read_ino(struct ext4_fs *e, ext2_ino_t ino, struct ext2_inode_large *in) {
+errcode_t ext4_read_ino(struct ext4_fs *e, ext2_ino_t ino, struct ext2_inode_large *in) {
         memset(in, 0, sizeof *in);
         return ext2fs_read_inode_full(e->fs, ino, (struct ext2_inode *)in, sizeof *in);
 }
@@ -254,10 +247,10 @@ static errcode_t write_ino(struct ext4_fs *e, ext2_ino_t ino, struct ext2_inode_
         return ext2fs_write_inode_full(e->fs, ino, (struct ext2_inode *)in, sizeof *in);
 }
 
-static uint32_t ino_uid(const struct ext2_inode_large *in) {
+uint32_t ext4_ino_uid(const struct ext2_inode_large *in) {
         return in->i_uid | (uint32_t)in->osd2.linux2.l_i_uid_high << 16;
 }
-static uint32_t ino_gid(const struct ext2_inode_large *in) {
+uint32_t ext4_ino_gid(const struct ext2_inode_large *in) {
         return in->i_gid | (uint32_t)in->osd2.linux2.l_i_gid_high << 16;
 }
 static void set_owner(struct ext2_inode_large *in, uint32_t uid, uint32_t gid) {
@@ -295,7 +288,7 @@ static void stamp(const struct ext4_fs *e, struct ext2_inode_large *in, bool cre
 
 static errcode_t touch(struct ext4_fs *e, ext2_ino_t ino) {
         struct ext2_inode_large in;
-        errcode_t code = read_ino(e, ino, &in);
+        errcode_t code = ext4_read_ino(e, ino, &in);
         if (code)
                 return code;
         stamp(e, &in, false);
@@ -321,7 +314,7 @@ static int release_cb(ext2_filsys fs, blk64_t *blk, e2_blkcnt_t cnt, blk64_t ref
  * the bitmap bit. */
 static errcode_t free_inode(struct ext4_fs *e, ext2_ino_t ino) {
         struct ext2_inode_large in;
-        errcode_t code = read_ino(e, ino, &in);
+        errcode_t code = ext4_read_ino(e, ino, &in);
         if (code)
                 return code;
         bool dir = LINUX_S_ISDIR(in.i_mode);
@@ -333,7 +326,7 @@ static errcode_t free_inode(struct ext4_fs *e, ext2_ino_t ino) {
                 if (code)
                         return code;
         }
-        code = read_ino(e, ino, &in);
+        code = ext4_read_ino(e, ino, &in);
         if (code)
                 return code;
         in.i_links_count = 0;
@@ -352,7 +345,7 @@ static errcode_t free_inode(struct ext4_fs *e, ext2_ino_t ino) {
  * inode it already wrote still has links, and e2fsck counts it in use. */
 static void forget_inode(struct ext4_fs *e, ext2_ino_t ino) {
         struct ext2_inode_large in;
-        if (ext2fs_test_inode_bitmap2(e->fs->inode_map, ino) || read_ino(e, ino, &in) || !in.i_links_count)
+        if (ext2fs_test_inode_bitmap2(e->fs->inode_map, ino) || ext4_read_ino(e, ino, &in) || !in.i_links_count)
                 return;
         in.i_links_count = 0;
         in.i_dtime = (uint32_t)e->now;
@@ -365,7 +358,7 @@ static void forget_inode(struct ext4_fs *e, ext2_ino_t ino) {
 static void unmake_dir(struct ext4_fs *e, ext2_ino_t parent, ext2_ino_t ino) {
         struct ext2_inode_large pin;
         free_inode(e, ino);
-        if (!read_ino(e, parent, &pin) && pin.i_links_count > 2) {
+        if (!ext4_read_ino(e, parent, &pin) && pin.i_links_count > 2) {
                 pin.i_links_count--;
                 write_ino(e, parent, &pin);
         }
@@ -388,7 +381,7 @@ static int in_the_way(const struct ext4_fs *e, const char *path, const char *dir
         /* not found: a symlink to nothing if dir itself is there */
         if (!unreachable(code) ||
             (code == EXT2_ET_FILE_NOT_FOUND && ext2fs_namei(e->fs, EXT2_ROOT_INO, EXT2_ROOT_INO, dir, &ino)))
-                return fail(e, code, path, "looking up its directory");
+                return ext4_fail(e, code, path, "looking up its directory");
         const char *what = code == EXT2_ET_NO_DIRECTORY    ? "is not a directory (nor a symlink to one)"
                            : code == EXT2_ET_SYMLINK_LOOP ? "is a symlink loop"
                                                           : "is a symlink to nothing";
@@ -451,7 +444,7 @@ static errcode_t link_entry(struct ext4_fs *e, ext2_ino_t dir, const char *name,
                 if (code != EXT2_ET_DIR_NO_SPACE || tries >= 2)
                         return code;
                 struct ext2_inode_large in;
-                code = read_ino(e, dir, &in);
+                code = ext4_read_ino(e, dir, &in);
                 if (code)
                         return code;
                 if (in.i_flags & EXT2_INDEX_FL)
@@ -480,22 +473,22 @@ static int empty_cb(ext2_ino_t d, int entry, struct ext2_dir_entry *de, int offs
 /* Removes name (inode ino) from dir; directories only when empty. */
 static int remove_entry(struct ext4_fs *e, ext2_ino_t dir, const char *name, ext2_ino_t ino, const char *path) {
         struct ext2_inode_large in;
-        errcode_t code = read_ino(e, ino, &in);
+        errcode_t code = ext4_read_ino(e, ino, &in);
         if (code)
-                return fail(e, code, path, "reading inode");
+                return ext4_fail(e, code, path, "reading inode");
         bool isdir = LINUX_S_ISDIR(in.i_mode);
         if (isdir) {
                 struct empty_ctx c = {true};
                 code = ext2fs_dir_iterate2(e->fs, ino, 0, NULL, empty_cb, &c);
                 if (code)
-                        return fail(e, code, path, "reading directory");
+                        return ext4_fail(e, code, path, "reading directory");
                 if (!c.empty)
                         return log_error(-ENOTEMPTY, e->image, "ext4 %s: directory not empty, refusing to remove it",
                                          path);
         }
         code = ext2fs_unlink(e->fs, dir, name, ino, 0);
         if (code)
-                return fail(e, code, path, "removing directory entry");
+                return ext4_fail(e, code, path, "removing directory entry");
         if (isdir || in.i_links_count <= 1) {
                 code = free_inode(e, ino);
         } else {
@@ -504,9 +497,9 @@ static int remove_entry(struct ext4_fs *e, ext2_ino_t dir, const char *name, ext
                 code = write_ino(e, ino, &in);
         }
         if (code)
-                return fail(e, code, path, "releasing inode");
+                return ext4_fail(e, code, path, "releasing inode");
         struct ext2_inode_large pin;
-        code = read_ino(e, dir, &pin);
+        code = ext4_read_ino(e, dir, &pin);
         if (!code) {
                 /* A link count of 1 on a directory means "too many to count"
                  * (dir_nlink); leave it alone then. */
@@ -516,13 +509,12 @@ static int remove_entry(struct ext4_fs *e, ext2_ino_t dir, const char *name, ext
                 code = write_ino(e, dir, &pin);
         }
         if (code)
-                return fail(e, code, path, "updating parent directory");
+                return ext4_fail(e, code, path, "updating parent directory");
         return 0;
 }
 
-/* path -> its inode number and inode.  Failures are logged, except an
- * absent or unreachable path with quiet, which is a bare -errno (split). */
-static int find_inode(struct ext4_fs *e, const char *path, bool quiet, bool follow, ext2_ino_t *ino,
+/* Quiet failures are split's bare -errno. */
+int ext4_find_inode(struct ext4_fs *e, const char *path, bool quiet, bool follow, ext2_ino_t *ino,
                       struct ext2_inode_large *in) {
         /* defined on every path, for callers and the static analyzer alike */
         *ino = 0;
@@ -537,151 +529,10 @@ static int find_inode(struct ext4_fs *e, const char *path, bool quiet, bool foll
         if (quiet && unreachable(code))
                 return errno_of(code);
         if (code)
-                return fail(e, code, path, "looking up");
-        code = read_ino(e, *ino, in);
+                return ext4_fail(e, code, path, "looking up");
+        code = ext4_read_ino(e, *ino, in);
         if (code)
-                return fail(e, code, path, "reading inode");
-        return 0;
-}
-
-/* ---- queries ------------------------------------------------------------ */
-
-int ext4_lstat(struct ext4_fs *e, const char *path, struct ext4_stat *st) {
-        ext2_ino_t ino;
-        struct ext2_inode_large in;
-        int r = find_inode(e, path, true, false, &ino, &in);
-        if (r < 0)
-                return r;
-        *st = (struct ext4_stat){
-                .ino = ino,
-                .mode = in.i_mode,
-                .uid = ino_uid(&in),
-                .gid = ino_gid(&in),
-                .size = EXT2_I_SIZE(&in),
-                .nlink = in.i_links_count,
-        };
-        return 0;
-}
-
-int ext4_map(struct ext4_fs *e, const char *path, uint64_t off, uint64_t len, struct ext4_span *v, size_t max,
-             size_t *n) {
-        *n = 0;
-        ext2_ino_t ino;
-        struct ext2_inode_large in;
-        int r = find_inode(e, path, false, false, &ino, &in);
-        if (r < 0)
-                return r;
-        /* inline data lives in the inode, under its checksum: not bytes
-         * anyone may patch later */
-        if (!LINUX_S_ISREG(in.i_mode) || (in.i_flags & EXT4_INLINE_DATA_FL) || off + len < off ||
-            off + len > EXT2_I_SIZE(&in))
-                return log_error(-EINVAL, e->image, "ext4 %s: bytes %" PRIu64 "-%" PRIu64 " are not in its data blocks",
-                                 path, off, off + len);
-        uint32_t bs = e->fs->blocksize;
-        const uint64_t from = off, to = off + len;
-        while (len > 0) {
-                blk64_t pblk = 0;
-                int flags = 0;
-                errcode_t code = ext2fs_bmap2(e->fs, ino, (struct ext2_inode *)&in, NULL, 0, off / bs, &flags, &pblk);
-                if (code)
-                        return fail(e, code, path, "mapping a block");
-                if (pblk == 0 || (flags & BMAP_RET_UNINIT))
-                        return log_error(-EINVAL, e->image, "ext4 %s: byte %" PRIu64 " is in a hole", path, off);
-                uint64_t within = off % bs, k = MIN(len, bs - within);
-                uint64_t at = e->offset + (uint64_t)pblk * bs + within;
-                if (*n > 0 && v[*n - 1].image_off + v[*n - 1].len == at)
-                        v[*n - 1].len += k;
-                else if (*n == max)
-                        return log_error(-E2BIG, e->image,
-                                         "ext4 %s: bytes %" PRIu64 "-%" PRIu64 " lie in more than %zu extents", path,
-                                         from, to, max);
-                else
-                        v[(*n)++] = (struct ext4_span){.image_off = at, .len = k, .file_off = off};
-                off += k;
-                len -= k;
-        }
-        return 0;
-}
-
-/* Reads exactly i_size bytes: 1.47.0's inline-data read returns the whole
- * inline area (past i_size) when asked for more. */
-static int read_ino_data(struct ext4_fs *e, ext2_ino_t ino, const char *path, size_t max, uint8_t **data,
-                         size_t *len) {
-        struct ext2_inode_large in;
-        errcode_t code = read_ino(e, ino, &in);
-        if (code)
-                return fail(e, code, path, "reading inode");
-        uint64_t size = EXT2_I_SIZE(&in);
-        if (size > max)
-                return log_error(-EFBIG, e->image, "ext4 %s: %" PRIu64 " bytes, more than the %zu allowed", path,
-                                 size, max);
-        ext2_file_t f;
-        code = ext2fs_file_open2(e->fs, ino, (struct ext2_inode *)&in, 0, &f);
-        if (code)
-                return fail(e, code, path, "opening");
-        uint8_t *buf = xmalloc((size_t)size + 1);
-        size_t got = 0;
-        while (got < size) {
-                unsigned int want = (unsigned int)MIN(size - got, (uint64_t)CHUNK), n = 0;
-                code = ext2fs_file_read(f, buf + got, want, &n);
-                if (code || n == 0)
-                        break;
-                got += n;
-        }
-        errcode_t cc = ext2fs_file_close(f);
-        if (!code && got < size)
-                code = EXT2_ET_SHORT_READ;
-        if (!code)
-                code = cc;
-        if (code) {
-                free(buf);
-                return fail(e, code, path, "reading");
-        }
-        buf[got] = 0;
-        *data = buf;
-        *len = got;
-        return 0;
-}
-
-static int read_common(struct ext4_fs *e, const char *path, size_t max, uint8_t **data, size_t *len, bool follow) {
-        ext2_ino_t ino;
-        struct ext2_inode_large in;
-        int r = find_inode(e, path, false, follow, &ino, &in);
-        if (r < 0)
-                return r;
-        if (LINUX_S_ISDIR(in.i_mode))
-                return log_error(-EISDIR, e->image, "ext4 %s: is a directory, not a file", path);
-        if (!LINUX_S_ISREG(in.i_mode))
-                return log_error(-EINVAL, e->image, "ext4 %s: not a regular file (mode %06o)", path, in.i_mode);
-        return read_ino_data(e, ino, path, max, data, len);
-}
-
-int ext4_read(struct ext4_fs *e, const char *path, size_t max, uint8_t **data, size_t *len) {
-        return read_common(e, path, max, data, len, false);
-}
-
-int ext4_read_follow(struct ext4_fs *e, const char *path, size_t max, uint8_t **data, size_t *len) {
-        return read_common(e, path, max, data, len, true);
-}
-
-int ext4_readlink(struct ext4_fs *e, const char *path, char **target) {
-        ext2_ino_t ino;
-        struct ext2_inode_large in;
-        int r = find_inode(e, path, false, false, &ino, &in);
-        if (r < 0)
-                return r;
-        if (!LINUX_S_ISLNK(in.i_mode))
-                return log_error(-EINVAL, e->image, "ext4 %s: not a symlink", path);
-        if (ext2fs_is_fast_symlink((struct ext2_inode *)&in)) {
-                *target = xstrndup((const char *)in.i_block, EXT2_I_SIZE(&in));
-                return 0;
-        }
-        uint8_t *data = NULL;
-        size_t len;
-        r = read_ino_data(e, ino, path, e->fs->blocksize, &data, &len);
-        if (r < 0)
-                return r;
-        *target = (char *)data;
+                return ext4_fail(e, code, path, "reading inode");
         return 0;
 }
 
@@ -714,20 +565,20 @@ int ext4_mkdir_p(struct ext4_fs *e, const char *path, uint32_t mode, uint32_t ui
                         continue;
                 }
                 if (code != EXT2_ET_FILE_NOT_FOUND)
-                        return fail(e, code, path, "looking up");
+                        return ext4_fail(e, code, path, "looking up");
                 if (strcmp(c, "..") == 0)
                         return log_error(-EINVAL, e->image, "ext4 %s: '..' in a path to create", path);
                 code = ext2fs_new_inode(e->fs, cur, LINUX_S_IFDIR | 0755, NULL, &ino);
                 if (code)
-                        return fail(e, code, path, "allocating inode");
+                        return ext4_fail(e, code, path, "allocating inode");
                 /* Made without a name and linked after (link_entry's expand
                  * retry): given the name, 1.47.0's ext2fs_mkdir writes the
                  * inode first and, when linking fails, frees its block and
                  * bitmap bit but leaves the inode claiming them. */
                 struct ext2_inode_large pin;
-                code = read_ino(e, cur, &pin);
+                code = ext4_read_ino(e, cur, &pin);
                 if (code)
-                        return fail(e, code, path, "reading the parent directory");
+                        return ext4_fail(e, code, path, "reading the parent directory");
                 uint16_t parent_links = pin.i_links_count;
                 if (parent_links >= EXT2_LINK_MAX && !ext2fs_has_feature_dir_nlink(e->fs->super))
                         return log_error(-EMLINK, e->image, "ext4 %s: its parent has %u subdirectories, the most "
@@ -735,30 +586,30 @@ int ext4_mkdir_p(struct ext4_fs *e, const char *path, uint32_t mode, uint32_t ui
                 code = ext2fs_mkdir(e->fs, cur, ino, NULL);
                 if (code) {
                         forget_inode(e, ino);
-                        return fail(e, code, path, "creating directory");
+                        return ext4_fail(e, code, path, "creating directory");
                 }
                 /* 1.47.0's ext2fs_mkdir counts the parent's new link
                  * blindly; with dir_nlink a count of 1 means more
                  * subdirectories than EXT2_LINK_MAX, and stays 1, as the
                  * kernel keeps it (ext4_inc_count). */
                 if (parent_links == 1 || parent_links >= EXT2_LINK_MAX) {
-                        code = read_ino(e, cur, &pin);
+                        code = ext4_read_ino(e, cur, &pin);
                         if (!code) {
                                 pin.i_links_count = 1;
                                 code = write_ino(e, cur, &pin);
                         }
                         if (code) {
                                 unmake_dir(e, cur, ino);
-                                return fail(e, code, path, "creating directory");
+                                return ext4_fail(e, code, path, "creating directory");
                         }
                 }
                 code = link_entry(e, cur, c, ino, EXT2_FT_DIR);
                 if (code) {
                         unmake_dir(e, cur, ino);
-                        return fail(e, code, path, "creating directory");
+                        return ext4_fail(e, code, path, "creating directory");
                 }
                 struct ext2_inode_large in;
-                code = read_ino(e, ino, &in);
+                code = ext4_read_ino(e, ino, &in);
                 if (!code) {
                         in.i_mode = (uint16_t)(LINUX_S_IFDIR | (mode & 07777));
                         set_owner(&in, uid, gid);
@@ -768,7 +619,7 @@ int ext4_mkdir_p(struct ext4_fs *e, const char *path, uint32_t mode, uint32_t ui
                 if (!code)
                         code = touch(e, cur);
                 if (code)
-                        return fail(e, code, path, "setting up new directory");
+                        return ext4_fail(e, code, path, "setting up new directory");
                 cur = ino;
         }
         return 0;
@@ -829,7 +680,7 @@ static int fill_file(struct ext4_fs *e, ext2_ino_t ino, struct source *s, const 
         ext2_file_t f;
         errcode_t code = ext2fs_file_open(e->fs, ino, EXT2_FILE_WRITE, &f);
         if (code)
-                return fail(e, code, path, "opening for writing");
+                return ext4_fail(e, code, path, "opening for writing");
         int host_err = 0;
         code = copy_in(f, s, &host_err);
         errcode_t cc = ext2fs_file_close(f);
@@ -838,7 +689,7 @@ static int fill_file(struct ext4_fs *e, ext2_ino_t ino, struct source *s, const 
         if (host_err)
                 return log_error(host_err, s->host, "reading (to copy to %s): %s", path, strerror(-host_err));
         if (code)
-                return fail(e, code, path, "writing");
+                return ext4_fail(e, code, path, "writing");
         return 0;
 }
 
@@ -858,7 +709,7 @@ static int clear_way(struct ext4_fs *e, const char *path, ext2_ino_t *dir, char 
         if (code == 0)
                 return remove_entry(e, *dir, *base, ino, path);
         if (code != EXT2_ET_FILE_NOT_FOUND)
-                return fail(e, code, path, "looking up");
+                return ext4_fail(e, code, path, "looking up");
         return 0;
 }
 
@@ -871,7 +722,7 @@ static int write_common(struct ext4_fs *e, const char *path, struct source *s, u
                 return r;
         errcode_t code = ext2fs_new_inode(e->fs, dir, LINUX_S_IFREG | 0644, NULL, &ino);
         if (code)
-                return fail(e, code, path, "allocating inode");
+                return ext4_fail(e, code, path, "allocating inode");
         struct ext2_inode_large in = {0};
         in.i_mode = (uint16_t)(LINUX_S_IFREG | (mode & 07777));
         set_owner(&in, uid, gid);
@@ -882,22 +733,22 @@ static int write_common(struct ext4_fs *e, const char *path, struct source *s, u
                 ext2_extent_handle_t h;
                 code = ext2fs_extent_open2(e->fs, ino, (struct ext2_inode *)&in, &h);
                 if (code)
-                        return fail(e, code, path, "setting up extents");
+                        return ext4_fail(e, code, path, "setting up extents");
                 ext2fs_extent_free(h);
         }
         code = ext2fs_write_new_inode(e->fs, ino, (struct ext2_inode *)&in);
         if (code)
-                return fail(e, code, path, "writing new inode");
+                return ext4_fail(e, code, path, "writing new inode");
         /* ext2fs_new_inode only picks a number; the bitmap is ours to set. */
         ext2fs_inode_alloc_stats2(e->fs, ino, +1, 0);
-        code = read_ino(e, ino, &in);
+        code = ext4_read_ino(e, ino, &in);
         if (!code) {
                 stamp(e, &in, true);
                 code = write_ino(e, ino, &in);
         }
         if (code) {
                 free_inode(e, ino);
-                return fail(e, code, path, "writing new inode");
+                return ext4_fail(e, code, path, "writing new inode");
         }
         r = fill_file(e, ino, s, path);
         if (r < 0) {
@@ -909,7 +760,7 @@ static int write_common(struct ext4_fs *e, const char *path, struct source *s, u
                 code = touch(e, dir);
         if (code) {
                 free_inode(e, ino);
-                return fail(e, code, path, "adding directory entry");
+                return ext4_fail(e, code, path, "adding directory entry");
         }
         return 0;
 }
@@ -943,13 +794,13 @@ int ext4_symlink(struct ext4_fs *e, const char *path, const char *target, uint32
                 return r;
         errcode_t code = ext2fs_new_inode(e->fs, dir, LINUX_S_IFLNK | 0777, NULL, &ino);
         if (code)
-                return fail(e, code, path, "allocating inode");
+                return ext4_fail(e, code, path, "allocating inode");
         /* No name: the entry is added below, with expand_dir retries. */
         code = ext2fs_symlink(e->fs, dir, ino, NULL, target);
         if (code)
-                return fail(e, code, path, "creating symlink");
+                return ext4_fail(e, code, path, "creating symlink");
         struct ext2_inode_large in;
-        code = read_ino(e, ino, &in);
+        code = ext4_read_ino(e, ino, &in);
         if (!code) {
                 set_owner(&in, uid, gid);
                 stamp(e, &in, true);
@@ -961,7 +812,7 @@ int ext4_symlink(struct ext4_fs *e, const char *path, const char *target, uint32
                 code = touch(e, dir);
         if (code) {
                 free_inode(e, ino);
-                return fail(e, code, path, "creating symlink");
+                return ext4_fail(e, code, path, "creating symlink");
         }
         return 0;
 }
@@ -978,7 +829,7 @@ int ext4_unlink(struct ext4_fs *e, const char *path) {
         if (code == EXT2_ET_FILE_NOT_FOUND)
                 return -ENOENT; /* callers treat a missing path as done */
         if (code)
-                return fail(e, code, path, "looking up");
+                return ext4_fail(e, code, path, "looking up");
         return remove_entry(e, dir, base, ino, path);
 }
 
@@ -987,7 +838,7 @@ static int put_changed(struct ext4_fs *e, ext2_ino_t ino, struct ext2_inode_larg
         stamp(e, in, false);
         errcode_t code = write_ino(e, ino, in);
         if (code)
-                return fail(e, code, path, "writing inode");
+                return ext4_fail(e, code, path, "writing inode");
         return 0;
 }
 
@@ -995,7 +846,7 @@ static int change(struct ext4_fs *e, const char *path, bool set_mode, uint32_t m
                   uint32_t gid) {
         ext2_ino_t ino;
         struct ext2_inode_large in;
-        int r = find_inode(e, path, false, false, &ino, &in);
+        int r = ext4_find_inode(e, path, false, false, &ino, &in);
         if (r < 0)
                 return r;
         if (set_mode)
@@ -1018,81 +869,15 @@ int ext4_own_dir(struct ext4_fs *e, const char *path, uint32_t mode, uint32_t ui
         struct ext2_inode_large in;
         /* followed: a link to elsewhere is where the files went (mkdir_p
          * follows it too), and a link's own mode means nothing */
-        int r = find_inode(e, path, false, true, &ino, &in);
+        int r = ext4_find_inode(e, path, false, true, &ino, &in);
         if (r < 0)
                 return r;
         if (!LINUX_S_ISDIR(in.i_mode))
                 return log_error(ENOTDIR, e->image, "ext4 %s: not a directory", path);
         uint32_t want = (in.i_mode & 07777 & mode) & ~(uint32_t)07022;
-        if ((in.i_mode & 07777) == want && ino_uid(&in) == uid && ino_gid(&in) == gid)
+        if ((in.i_mode & 07777) == want && ext4_ino_uid(&in) == uid && ext4_ino_gid(&in) == gid)
                 return 0;
         in.i_mode = (uint16_t)((in.i_mode & ~07777) | want);
         set_owner(&in, uid, gid);
         return put_changed(e, ino, &in, path);
-}
-
-/* ---- space -------------------------------------------------------------- */
-
-/* All free blocks: libext2fs allocates from the root reserve too, as root
- * would on a mounted filesystem. */
-uint64_t ext4_free_bytes(const struct ext4_fs *e) {
-        return ext2fs_free_blocks_count(e->fs->super) * (uint64_t)e->fs->blocksize;
-}
-
-uint32_t ext4_block_size(const struct ext4_fs *e) {
-        return e->fs->blocksize;
-}
-
-void ext4_inode_room(const struct ext4_fs *e, struct ext4_inode_room *room) {
-        const struct ext2_super_block *sb = e->fs->super;
-        *room = (struct ext4_inode_room){
-                .free = sb->s_free_inodes_count,
-                .per_group = sb->s_inodes_per_group,
-                .group_bytes = (uint64_t)sb->s_blocks_per_group * e->fs->blocksize,
-                .groups = e->fs->group_desc_count,
-        };
-}
-
-uint64_t ext4_dir_cost(const struct ext4_fs *e) {
-        return e->fs->blocksize;
-}
-
-uint64_t ext4_cost(const struct ext4_fs *e, uint64_t len) {
-        uint64_t bs = e->fs->blocksize;
-        uint64_t blocks = DIV_ROUND_UP(len, bs), meta = 0;
-        if (ext2fs_has_feature_extents(e->fs->super)) {
-                /* Free space may be in runs of one block (a base whose
-                 * files were deleted in between): then every block is an
-                 * extent.  Four fit in the inode, beyond that tree blocks of
-                 * (bs - 12) / 12 entries each, level upon level.  The worst
-                 * case costs 0.3% of the file with 4 KiB blocks. */
-                uint64_t per = (bs - 12) / 12, level = blocks;
-                while (level > 4) {
-                        level = DIV_ROUND_UP(level, per);
-                        meta += level;
-                }
-        } else {
-                uint64_t per = bs / 4, rest = blocks > 12 ? blocks - 12 : 0;
-                if (rest) {
-                        meta++; /* single indirect */
-                        rest = rest > per ? rest - per : 0;
-                }
-                if (rest) {
-                        meta += 1 + DIV_ROUND_UP(MIN(rest, per * per), per); /* double */
-                        rest = rest > per * per ? rest - per * per : 0;
-                }
-                if (rest)
-                        meta += 1 + DIV_ROUND_UP(rest, per * per) + DIV_ROUND_UP(rest, per); /* triple */
-        }
-        return (blocks + meta) * bs;
-}
-
-bool ext4_is_clean(const struct ext4_fs *e) {
-        struct ext2_super_block *sb = e->fs->super;
-        return (sb->s_state & EXT2_VALID_FS) && !(sb->s_state & EXT2_ERROR_FS) &&
-               !ext2fs_has_feature_journal_needs_recovery(sb);
-}
-
-uint64_t ext4_size_bytes(const struct ext4_fs *e) {
-        return ext2fs_blocks_count(e->fs->super) * (uint64_t)e->fs->blocksize;
 }

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* What ext4.c and ext4query.c share: the handle and the helpers both
+ * sides of the module need.  Not for other modules: they see ext4.h. */
+#pragma once
+
+#include <ext2fs/ext2_fs.h>
+#include <ext2fs/ext2fs.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "ext4.h"
+
+/* Files are read and written a MiB at a time. */
+#define CHUNK (1u << 20)
+
+struct ext4_fs {
+        ext2_filsys fs;
+        char *image;
+        uint64_t offset;
+        time_t now;
+};
+
+/* A libext2fs failure as a logged -errno naming path and what was done. */
+int ext4_fail(const struct ext4_fs *e, errcode_t code, const char *path, const char *what);
+errcode_t ext4_read_ino(struct ext4_fs *e, ext2_ino_t ino, struct ext2_inode_large *in);
+uint32_t ext4_ino_uid(const struct ext2_inode_large *in);
+uint32_t ext4_ino_gid(const struct ext2_inode_large *in);
+/* path -> its inode number and inode.  Failures are logged, except an
+ * absent or unreachable path with quiet, which is a bare -errno. */
+int ext4_find_inode(struct ext4_fs *e, const char *path, bool quiet, bool follow, ext2_ino_t *ino,
+                    struct ext2_inode_large *in);
