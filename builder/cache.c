@@ -86,7 +86,7 @@ struct ref {
 static int ref_read(const char *path, struct ref *ref) {
         uint8_t *data;
         size_t len;
-        int r = read_file(path, REF_MAX, &data, &len);
+        int r = read_regular_file(path, REF_MAX, &data, &len);
         if (r < 0)
                 return r;
         *ref = (struct ref){0};

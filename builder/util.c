@@ -122,15 +122,7 @@ uint8_t *buf_steal(struct buf *b, size_t *len) {
         return p;
 }
 
-int read_file(const char *path, size_t max, uint8_t **data, size_t *len) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (S_ISDIR(st.st_mode))
-                return -EISDIR;
+static int read_all(int fd, size_t max, uint8_t **data, size_t *len) {
         struct buf b = {0};
         uint8_t chunk[65536];
         for (;;) {
@@ -152,6 +144,32 @@ int read_file(const char *path, size_t max, uint8_t **data, size_t *len) {
         }
         *data = buf_steal(&b, len);
         return 0;
+}
+
+int read_file(const char *path, size_t max, uint8_t **data, size_t *len) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        return read_all(fd, max, data, len);
+}
+
+int read_regular_file(const char *path, size_t max, uint8_t **data, size_t *len) {
+        /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+         * writer that never comes; O_NOFOLLOW: a symlink is not the file */
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+        return read_all(fd, max, data, len);
 }
 
 int pread_full(int fd, void *buf, size_t n, uint64_t off) {

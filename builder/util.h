@@ -82,6 +82,10 @@ uint8_t *buf_steal(struct buf *b, size_t *len);
 
 /* Whole-file read, refusing files larger than max bytes (-EFBIG). -errno. */
 int read_file(const char *path, size_t max, uint8_t **data, size_t *len);
+/* The same for a file only this program writes (the cache's): anything but
+ * a regular file (a FIFO, a symlink, a device) is -EINVAL (-EISDIR for a
+ * directory), refused without waiting on it. */
+int read_regular_file(const char *path, size_t max, uint8_t **data, size_t *len);
 int pread_full(int fd, void *buf, size_t n, uint64_t off);
 /* Into the page cache in pieces of at most this much.  Linux 6.x gives ext4
  * large folios for large writes, and on this project's VMs the copy into

@@ -103,6 +103,16 @@ printf 'XX' | dd of="$XDG_CACHE_HOME/dimimage/base-$sum.img" bs=1 seek=$((532480
 retried "entry with a broken root fs" "$T/c3b.log" damaged "$T/c3b.img"
 check "entry with a broken root fs: output identical" cmp "$T/c1.img" "$T/c3b.img"
 check "entry with a broken root fs: replaced by a good one" cmp "$XDG_CACHE_HOME/dimimage/base-$sum.img" "$raw"
+# A FIFO where a ref belongs (a stray mkfifo, a hostile cache): opening it
+# to read would wait for a writer forever. The lookup, cache list and the
+# store's pruning pass over it; the store puts a ref there again.
+ref=$(grep -l "^sha256 $sum$" "$XDG_CACHE_HOME"/dimimage/ref-* | head -n 1)
+rm -f "$ref" && mkfifo "$ref"
+check "a FIFO as the cache ref: cache list does not wait on it" timeout 20 "$DIMIMAGE" cache list
+check "a FIFO as the cache ref: the build does not wait on it" timeout 60 "$DIMIMAGE" build "${ARGS[@]}" --quiet \
+  --base "$T/in/base.img.xz" -o "$T/c3c.img"
+check "a FIFO as the cache ref: output identical" cmp "$T/c1.img" "$T/c3c.img"
+check "a FIFO as the cache ref: a ref file there again" test -f "$ref"
 # A base whose last sector, holding data, lies past the last 4 KiB boundary:
 # the zero-grain writes and the cache's copy must keep it.
 cp --sparse=always "$raw" "$T/odd.img"
@@ -158,6 +168,12 @@ got=$(manifest_sum "$T/r3.img" 2>/dev/null || true)
 if [[ $got == "$sum" ]]; then ok "wrong remembered sha256: manifest has the real one"; else fail "wrong remembered sha256: manifest says '$got'"; fi
 check "wrong remembered sha256: base still there" cmp "$T/in/base.img" "$raw"
 check "wrong remembered sha256: replaced by the real one" grep -q "^sha256 $sum$" "$XDG_CACHE_HOME"/dimimage/sum-*
+sumfile=$(ls "$XDG_CACHE_HOME"/dimimage/sum-*)
+rm -f "$sumfile" && mkfifo "$sumfile"
+check "a FIFO as the remembered sha256: the build does not wait on it" timeout 60 "$DIMIMAGE" build "${ARGS[@]}" \
+  --quiet --base "$T/in/base.img" -o "$T/r4.img"
+check "a FIFO as the remembered sha256: output identical" cmp "$T/r1.img" "$T/r4.img"
+check "a FIFO as the remembered sha256: a sum file there again" grep -q "^sha256 $sum$" "$sumfile"
 rm -f "$T"/r?.img* "$T"/r?.log
 check "cache clean" "$DIMIMAGE" cache clean
 check "cache empty after clean" bash -c '! ls "$1"/dimimage/ | grep -q .' _ "$XDG_CACHE_HOME"
