@@ -598,21 +598,25 @@ static int dry_run_base(struct build_ctx *c) {
                          c->o->base);
                 return 0;
         }
+        /* A damaged cache entry, or one removed since the lookup (cache
+         * clean, another build's eviction), is the build's to notice (it
+         * reads the base again then), not a reason to refuse the dry run. */
         int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return log_error(input_err(-errno), path, "cannot open: %s", strerror(errno));
+        int r = fd < 0 ? -errno : 0;
+        if (r < 0 && !cached)
+                return log_error(input_err(r), path, "cannot open: %s", strerror(-r));
         struct build_base b = {.path = path, .fd = fd, .name = c->o->base};
-        /* A damaged cache entry is the build's to notice (it reads the
-         * base again then), not a reason to refuse the dry run. */
         if (cached)
                 log_hold();
-        int r = probe_into(&b, &c->layout, &c->base, &c->os);
+        if (r == 0)
+                r = probe_into(&b, &c->layout, &c->base, &c->os);
         if (cached)
                 log_release(r >= 0);
         if (r < 0 && cached) {
                 log_info("the cached copy of %s cannot be read: what depends on its contents is checked by the build",
                          c->o->base);
-                close(fd);
+                if (fd >= 0)
+                        close(fd);
                 return 0;
         }
         struct plan_input in;

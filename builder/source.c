@@ -605,6 +605,14 @@ static int try_cache(const char *base, const struct stat *st, int out_fd, const 
         /* One open for the copy and the check: an entry replaced between two
          * opens (another build, cache clean) was copied and never checked. */
         int cfd = open(e.image, O_RDONLY | O_CLOEXEC);
+        if (cfd < 0 && errno == ENOENT) {
+                /* Removed since the lookup (cache clean, another build's
+                 * eviction): a miss, not damage, and whatever has its name
+                 * by the time we would drop it is another build's entry. */
+                log_debug("cache: %s went away before it could be read", e.image);
+                cache_entry_free(&e);
+                return 0;
+        }
         /* started first, so the check overlaps the copy too */
         struct source_check *k = cfd >= 0 && o->verify_later ? check_start(&e, base, cfd, NULL, false, false) : NULL;
         int r = 1;

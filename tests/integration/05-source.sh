@@ -113,6 +113,24 @@ check "a FIFO as the cache ref: the build does not wait on it" timeout 60 "$DIMI
   --base "$T/in/base.img.xz" -o "$T/c3c.img"
 check "a FIFO as the cache ref: output identical" cmp "$T/c1.img" "$T/c3c.img"
 check "a FIFO as the cache ref: a ref file there again" test -f "$ref"
+# An entry removed between the lookup and the open (cache clean or another
+# build's eviction, in another terminal): a miss, not a damaged entry, and
+# what has its name by then is not dropped. strace makes that open fail.
+entry=$XDG_CACHE_HOME/dimimage/base-$sum.img
+if strace -f -o /dev/null -e trace=openat true 2>/dev/null; then
+  ino=$(stat -c %i "$entry")
+  gone() { strace -f -o /dev/null -P "$entry" -e trace=openat -e inject=openat:error=ENOENT:when=1 "$@"; }
+  gone "$DIMIMAGE" build "${ARGS[@]}" --base "$T/in/base.img.xz" -o "$T/c3d.img" >"$T/c3d.log" 2>&1
+  check "entry gone before its open: build succeeds" cmp "$T/c1.img" "$T/c3d.img"
+  check "entry gone before its open: not called damaged" bash -c '! grep -q "damaged" "$1"' _ "$T/c3d.log"
+  check "entry gone before its open: the entry there now is kept" test "$(stat -c %i "$entry")" = "$ino"
+  gone "$DIMIMAGE" build "${ARGS[@]}" --base "$T/in/base.img.xz" -o "$T/dry.img" --dry-run >/dev/null 2>"$T/dry.err" \
+    && grep -q 'cached copy of .* cannot be read' "$T/dry.err" && ! grep -q '^dimimage: error:' "$T/dry.err" \
+    && ok "--dry-run, entry gone before its open: no error, leaves it to the build" \
+    || fail "--dry-run, entry gone before its open: $(cat "$T/dry.err")"
+else
+  ok "skipped: an entry gone before its open needs strace"
+fi
 # A base whose last sector, holding data, lies past the last 4 KiB boundary:
 # the zero-grain writes and the cache's copy must keep it.
 cp --sparse=always "$raw" "$T/odd.img"
