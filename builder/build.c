@@ -350,6 +350,7 @@ static int phase_base(struct build_ctx *c) {
         /* a signal before output_finished undoes OUT (a fleet's: all its
          * hosts' images), so an interrupted run leaves none */
         c->out.track_committed = true;
+        c->out.dir_locked = j->dir_locked;
         c->out.compression_level = c->o->compression_level;
         c->out.progress = !j->detach_finish;
         /* A compressed output's OUT.sha256 covers the compressed file; the

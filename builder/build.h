@@ -42,6 +42,8 @@ struct build_job {
                                                * not use (stackenv_input.dropped), or NULL */
         struct imager_item *imager_item;      /* fleet: filled by the commit, for the
                                                * fleet's Imager list, or NULL */
+        bool dir_locked;                      /* fleet: OUT's directory is locked for the whole
+                                               * fleet (output.dir_locked) */
         bool detach_finish;                   /* fleet (shared base, so no cache check): the
                                                * commit runs on a thread and build_run returns
                                                * once it started; build_join has its result */

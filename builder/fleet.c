@@ -401,6 +401,12 @@ struct fleet_run {
         char **written;
         size_t nwritten;
         struct stat *ids; /* each one's device and inode, once renamed */
+        /* DIR's lock (output_lock_dir), held from before the base is read
+         * until the fleet is done or undone, or -1: two fleets into one
+         * directory (--force) would otherwise interleave their images and
+         * secrets.env, each file whole but one fleet's secrets beside the
+         * other's images.  Each host's commit then takes no lock of its own. */
+        int dir_lock;
 };
 
 /* Right after its commit, path is this fleet's file: its device and inode
@@ -530,7 +536,7 @@ static int settle_host(const struct build_opts *o, const struct fleet *f, const 
  * with adopt as that very file. */
 static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_host *h, int base_fd,
                       const char *base_path, bool adopt, const struct source_info *src, struct env *derived,
-                      struct imager_item *item, struct host_run **ret) {
+                      struct imager_item *item, bool dir_locked, struct host_run **ret) {
         struct host_run *hr = xcalloc(1, sizeof(*hr));
         *ret = NULL;
         /* command-line values apply to every host, fleet values below them */
@@ -569,6 +575,7 @@ static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_
                 .final_env = &h->final_env,
                 .dropped = &h->dropped,
                 .imager_item = item,
+                .dir_locked = dir_locked,
                 .detach_finish = true,
         };
         struct build_job *job = &hr->job;
@@ -759,7 +766,7 @@ int fleet_build(const struct build_opts *o) {
                 return log_error(EUSAGE, o->fleet,
                                  "--hostname, --ip, --gateway and --model are per host: set them in the fleet file");
         struct fleet f = {0};
-        struct fleet_run run = {0};
+        struct fleet_run run = {.dir_lock = -1};
         struct host_run *pending = NULL; /* the last host whose commit may still run */
         struct imager_item *items = NULL; /* --imager-json: one per host, in the file's order */
         int base_fd = -1, first_fd = -1, r;
@@ -839,6 +846,8 @@ int fleet_build(const struct build_opts *o) {
                 goto out;
         if (o->imager_json)
                 items = xcalloc(f.nhosts, sizeof(*items));
+        if (!o->dry_run)
+                run.dir_lock = output_lock_dir(o->out);
         /* before the base takes its room: a killed fleet's copies may hold it */
         for (size_t i = 0; i < f.nhosts && !o->dry_run; i++)
                 output_sweep(f.hosts[i].out);
@@ -868,7 +877,7 @@ int fleet_build(const struct build_opts *o) {
                         if (r >= 0)
                                 r = build_host(o, &f, h, first ? first_fd : base_fd, first ? first_tmp : base_tmp,
                                                first || done == f.nhosts - 1, &src, &derived,
-                                               items ? &items[i] : NULL, &hr);
+                                               items ? &items[i] : NULL, run.dir_lock >= 0, &hr);
                         env_free(&derived);
                         if (r < 0)
                                 goto out;
@@ -916,6 +925,8 @@ out:
                 for (size_t i = 0; i < run.nwritten; i++)
                         output_untrack_temp(run.written[i]);
         }
+        if (run.dir_lock >= 0)
+                close(run.dir_lock); /* and the lock with it */
         if (made_dir) {
                 output_untrack_temp(o->out);
                 /* nor the directory it made for them; rmdir removes only an

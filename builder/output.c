@@ -861,14 +861,26 @@ static bool is_companion(const char *out, const char *path) {
  * always come from one build, and without --force an OUT that appeared
  * since output_begin checked is refused, not replaced.  -1: no lock to be
  * had (the commit goes on, as it would have before). */
-static int lock_out_dir(const char *path) {
-        _cleanup_free_ char *dir = path_dirname(path);
+int output_lock_dir(const char *dir) {
         int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
+        if (fd < 0)
+                return -1;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+                return fd;
+        /* a commit holds it for moments, a fleet for its whole run: say
+         * why nothing happens meanwhile */
+        if (errno == EWOULDBLOCK)
+                log_info("Waiting for another dimimage run writing into %s", dir);
+        if (flock(fd, LOCK_EX) < 0) {
                 close(fd);
-                fd = -1;
+                return -1;
         }
         return fd;
+}
+
+static int lock_out_dir(const char *path) {
+        _cleanup_free_ char *dir = path_dirname(path);
+        return output_lock_dir(dir);
 }
 
 static int commit_locked(struct output *o, struct output_file *aux, size_t naux) {
@@ -908,7 +920,7 @@ static int commit_locked(struct output *o, struct output_file *aux, size_t naux)
 }
 
 static int commit_files(struct output *o, struct output_file *aux, size_t naux) {
-        int dfd = lock_out_dir(o->path);
+        int dfd = o->dir_locked ? -1 : lock_out_dir(o->path);
         int r = commit_locked(o, aux, naux);
         if (dfd >= 0)
                 close(dfd); /* and the lock with it */

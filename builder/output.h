@@ -53,6 +53,10 @@ struct output {
          * run leaves no image, and a fleet undoes its images when
          * interrupted as when it fails. */
         bool track_committed;
+        /* The caller holds the lock of OUT's directory (output_lock_dir: a
+         * fleet, for its whole run), so the commit does not take it: a
+         * second flock of the directory would wait for the first. */
+        bool dir_locked;
         int compression_level; /* -1: format default */
         /* A progress line while a compressed OUT is compressed (minutes for a
          * real base's .img.xz; on a terminal, without --quiet).  Not for a
@@ -114,6 +118,10 @@ void output_finished(void);
 /* Remove the temporaries a killed build of path left beside it (logged,
  * never fails); output_begin does it for its OUT. */
 void output_sweep(const char *path);
+/* The lock each commit takes on OUT's directory (flock), so OUT and its
+ * companions come from one run; waits for it, saying so.  The descriptor
+ * to close to release it, or -1 when none can be had. */
+int output_lock_dir(const char *dir);
 /* Register/unregister an extra temporary path for signal cleanup. */
 void output_track_temp(const char *path);
 /* mkostemp(tmpl, O_CLOEXEC) and output_track_temp as one step: a fatal

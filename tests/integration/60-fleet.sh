@@ -376,6 +376,35 @@ else
   ok "skipped: interrupting a fleet at a chosen point needs strace"
 fi
 
+# Two fleets into one directory (--force, a CI job run twice): each file is
+# whole either way, but secrets.env must be the fleet's whose images are
+# there. Fleet A is held (strace delays its look at the app image just
+# committed, before it writes secrets.env) while fleet B runs: B waits for
+# A's directory lock, then replaces all of it.
+if strace -f -o /dev/null -e trace=newfstatat true 2>/dev/null; then
+  rm -rf "$T/two"
+  mkdir "$T/two"
+  held=newfstatat,lstat,stat,statx
+  strace -f -o /dev/null -P "$T/two/dimdim-app.img" -e trace="$held" -e inject="$held":delay_exit=3000000 \
+    "$DIMIMAGE" build --fleet "$T/fleet.yml" --no-cache --base "$base" -o "$T/two" --force --quiet "${common[@]}" \
+    >"$T/twoA.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 200); do [[ -e $T/two/dimdim-app.img ]] && break; sleep 0.1; done
+  "$DIMIMAGE" build --fleet "$T/fleet.yml" --no-cache --base "$base" -o "$T/two" --force "${common[@]}" >"$T/twoB.log" 2>&1 \
+    || fail "second fleet into one directory: $(cat "$T/twoB.log")"
+  wait "$pid" || fail "first fleet into one directory: $(cat "$T/twoA.log")"
+  check "second fleet into one directory: waited for the first, saying so" grep -q "Waiting for another dimimage run writing into" "$T/twoB.log"
+  a=$(rcat "$T/two/dimdim-app.img" /opt/dimdim-health/.env | grep '^DB_PASSWORD=' | tr -d "'")
+  s=$(grep '^DB_PASSWORD=' "$T/two/secrets.env" | tr -d "'")
+  [[ -n $a && $a == "$s" ]] && ok "two fleets into one directory: secrets.env is the app image's" \
+    || fail "two fleets into one directory: secrets.env does not hold the app image's DB_PASSWORD"
+  check "two fleets into one directory: every image matches its .sha256" \
+    bash -c 'cd "$1" && sha256sum -c --quiet dimdim-app.img.sha256 dimdim-obs.img.sha256' _ "$T/two"
+  rm -rf "$T/two"
+else
+  ok "skipped: holding a fleet at a chosen point needs strace"
+fi
+
 # --imager-json may name none of the fleet's inputs or outputs, checked
 # before the base is read.
 yml=$(cat "$T/three.yml")
