@@ -222,9 +222,10 @@ expect_error "a missing base is named before a bad .env" "nope.img.xz: cannot op
 expect_error "a directory as the base" "in: is a directory, not an image file" build --base "$T/in" -o "$T/e.img"
 expect_rc "a directory as the base" 66
 # An unreadable base is missing input (66), not an output that cannot be
-# created (73, what EACCES means for -o). Root reads anything: drop to nobody,
-# with a copy of the binary where nobody can run it.
-mkdir -p "$T/perm" && cp "$T/in/base.img" "$T/perm/locked.img" && chmod 0600 "$T/perm/locked.img"
+# created (73, what EACCES means for -o). Mode 0000: its owner cannot read it
+# either. Root reads anything: drop to nobody, with a copy of the binary where
+# nobody can run it.
+mkdir -p "$T/perm" && cp "$T/in/base.img" "$T/perm/locked.img" && chmod 0000 "$T/perm/locked.img"
 if ((EUID != 0)); then
   expect_error "an unreadable base" "locked.img: cannot open: Permission denied" build --base "$T/perm/locked.img" -o "$T/e.img"
   expect_rc "an unreadable base" 66
