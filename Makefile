@@ -143,6 +143,7 @@ install: build/dimimage
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
 	install -m 0755 build/dimimage $(DESTDIR)$(BINDIR)/dimimage
 	cp -R profiles overlays $(DESTDIR)$(DATADIR)/
+	chmod -R u=rwX,go=rX $(DESTDIR)$(DATADIR)/profiles $(DESTDIR)$(DATADIR)/overlays
 	install -m 0644 docs/dimimage.1 $(DESTDIR)$(MANDIR)/man1/dimimage.1
 	install -m 0644 scripts/dimimage.bash-completion $(DESTDIR)$(BASHCOMPDIR)/dimimage
 

@@ -331,8 +331,14 @@ static bool source_may_keep(const char *path) {
 }
 
 /* An overlay's entry laid over the payload, where the source has put
- * its files. */
+ * its files.  Its mode is what git keeps, not the checkout's: git records
+ * only whether a file is executable, and a clone made under umask 077 has
+ * 0600 units and a 0700 dimdim-status that the Pi's user could not run. */
 static void overlay_entry(struct payload *out, struct payload_entry *e) {
+        if (e->type == ENTRY_DIR)
+                e->mode = 0755;
+        else if (e->type == ENTRY_FILE)
+                e->mode = e->mode & 0100 ? 0755 : 0644;
         const struct payload_entry *had = payload_find(out, e->part, e->path);
         if (had && had->type == ENTRY_FILE && e->type == ENTRY_FILE) {
                 if (source_may_keep(e->path)) {

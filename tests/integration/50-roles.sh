@@ -160,6 +160,21 @@ check "no output after a malformed .env" no_output
 data=$T/data
 mkdir -p "$data"
 cp -r "$TOP/profiles" "$TOP/overlays" "$data/"
+# A clone made under umask 077 has 0600 files and 0700 directories: the image
+# has git's modes all the same (dimdim-status is the Pi user's to run too, the
+# database's init script the postgres user's to read).
+chmod -R go-rwx "$data"
+check "a data directory with a umask-077 checkout's modes" env DIMIMAGE_DATADIR="$data" "$DIMIMAGE" build --role app \
+  --base "$base" -o "$T/u077.img" --quiet --set DB_PASSWORD="$DBPW" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+for want in "/usr/local/bin/dimdim-status 0755 regular" "/etc/systemd/system/dimdim-firstboot.service 0644 regular" \
+  "/usr/local/lib/dimdim 0755 directory" "/usr/local/lib/dimdim/firstboot 0755 regular" \
+  "/opt/dimdim-health/deploy 0755 directory" "/opt/dimdim-health/deploy/docker-compose.app.yml 0644 regular" \
+  "/opt/dimdim-health/deploy/scripts/init-db.sh 0755 regular" "/opt/dimdim-health/config/default.toml 0644 regular"; do
+  p=${want%% *} w=${want#* }
+  got=$(rstat "$T/u077.img" "$p")
+  [[ $got == "${w% *} 0 0 ${w#* }" ]] && ok "umask-077 checkout: $p is ${w% *}" || fail "umask-077 checkout: $p is $got, want $w"
+done
+rm -f "$T"/u077.img*
 rm "$data/overlays/app/opt/dimdim-health/deploy/scripts/init-db.sh"
 expect_error "missing bind-mount source refused naming the service" "service 'db'.*init-db\.sh" \
   env DIMIMAGE_DATADIR="$data" "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" \
