@@ -77,7 +77,7 @@ check-asan: build/asan/dimimage $(ASAN_UNITS)
 		scripts/run-units.sh $(ASAN_UNITS)
 
 check-integration: build/dimimage
-	@DIMIMAGE=$(CURDIR)/build/dimimage tests/run-integration.sh
+	@DIMIMAGE="$(CURDIR)/build/dimimage" tests/run-integration.sh
 
 check-lint:
 	@scripts/lint.sh
@@ -90,7 +90,7 @@ check: deps
 
 check-e2e: build/dimimage
 	@if [ "$${SKIP_E2E:-0}" = 1 ]; then echo "e2e: skipped (SKIP_E2E=1)"; \
-	else DIMIMAGE=$(CURDIR)/build/dimimage tests/e2e/run.sh; fi
+	else DIMIMAGE="$(CURDIR)/build/dimimage" tests/e2e/run.sh; fi
 
 check-all: all
 	@scripts/check.sh check-lint check-unit check-asan check-fuzz check-integration check-e2e
@@ -132,7 +132,7 @@ fuzz: $(FUZZERS)
 
 e2e: build/dimimage
 	@scripts/install-deps.sh --e2e
-	@DIMIMAGE=$(CURDIR)/build/dimimage tests/e2e/run.sh
+	@DIMIMAGE="$(CURDIR)/build/dimimage" tests/e2e/run.sh
 
 demo: 
 	scripts/install-deps.sh
