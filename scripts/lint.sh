@@ -3,10 +3,19 @@
 # completion, which is sourced: no #!, a "# shellcheck shell=" line instead).
 set -u
 cd "$(dirname "$0")/.." || exit 1
-mapfile -t files < <(git ls-files -co --exclude-standard -- '*.sh' 'scripts/*' 'overlays/**' '.ci/run' \
-  | while read -r f; do [[ -f $f ]] && { head -c 64 "$f" | grep -Eq '^#!.*(ba)?sh' \
-      || head -n 3 "$f" | grep -q '^# shellcheck shell='; } && echo "$f"; done | sort -u)
+# candidates: what git tracks or would (build/ and the bench cache are
+# ignored); by name when git will not list them (a tarball of the tree, or a
+# checkout another user owns: git's safe.directory refuses it, and nothing
+# would have been checked).
+candidates() {
+  git ls-files -co --exclude-standard -- '*.sh' 'scripts/*' 'overlays/**' '.ci/run' 2>/dev/null && return
+  find . \( -path ./.git -o -path ./build -o -path ./bench/.cache \) -prune -o -type f \
+    \( -name '*.sh' -o -path './scripts/*' -o -path './overlays/*' -o -path ./.ci/run \) -print | sed 's|^\./||'
+}
+mapfile -t files < <(candidates | while read -r f; do [[ -f $f ]] && { head -c 64 "$f" | grep -Eq '^#!.*(ba)?sh' \
+    || head -n 3 "$f" | grep -q '^# shellcheck shell='; } && echo "$f"; done | LC_ALL=C sort -u)
 failed=0
+((${#files[@]})) || { echo "FAIL - shellcheck: no shell scripts found"; failed=1; }
 for f in "${files[@]}"; do
   if shellcheck -x "$f"; then echo "ok - shellcheck $f"; else echo "FAIL - shellcheck $f"; failed=$((failed + 1)); fi
 done
