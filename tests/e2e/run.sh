@@ -23,11 +23,25 @@
 source "$(dirname "$0")/../lib.sh"
 
 E2E=$TOP/tests/e2e
-CACHE=${DIMIMAGE_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dimimage-e2e}
 LOGDIR=${E2E_LOGDIR:-$TOP/build/e2e-logs}
 BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-600}
 read -r -a FLAVOURS <<<"${E2E_FLAVOURS:-trixie bookworm}"
-mkdir -p "$CACHE" "$LOGDIR"
+mkdir -p "$LOGDIR"
+# Outside the work tree, shared by fresh clones; in build/ when there is no
+# HOME to put it in, or it cannot be written (a CI user whose HOME is
+# /nonexistent). make-bootable-fixture.sh is told which one.
+CACHE=${DIMIMAGE_E2E_CACHE:-}
+if [[ -z $CACHE ]]; then
+  if [[ ${XDG_CACHE_HOME:-} == /* ]]; then CACHE=$XDG_CACHE_HOME/dimimage-e2e
+  elif [[ ${HOME:-} == /* ]]; then CACHE=$HOME/.cache/dimimage-e2e
+  fi
+  if [[ -z $CACHE ]] || ! mkdir -p "$CACHE" 2>/dev/null || [[ ! -w $CACHE ]]; then
+    echo "# e2e: ${CACHE:-no HOME or XDG_CACHE_HOME}: not writable; the fixtures are cached in build/e2e-cache" >&2
+    CACHE=$TOP/build/e2e-cache
+  fi
+fi
+mkdir -p "$CACHE"
+export DIMIMAGE_E2E_CACHE=$CACHE
 
 # Values the secret checks look for: random per run, so a hit cannot be stale.
 rnd=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
@@ -96,10 +110,14 @@ install_report() {
 # --- fixtures ----------------------------------------------------------------
 # fixture_img FLAVOUR: path of the cached bootable base (rebuilt when its
 # scripts change; the slow rootfs tarball is cached separately by the script).
-fixture_img() {
-  local flavour=$1 key img t0
+fixture_path() {
+  local key
   key=$(cat "$TOP/scripts/make-bootable-fixture.sh" "$TOP/scripts/e2e-docker-standin" | sha256sum | cut -c1-12)
-  img=$CACHE/bootable-$flavour-$key.img
+  echo "$CACHE/bootable-$1-$key.img"
+}
+fixture_img() {
+  local flavour=$1 img t0
+  img=$(fixture_path "$flavour")
   if [[ ! -f $img ]]; then
     t0=$(date +%s)
     "$TOP/scripts/make-bootable-fixture.sh" --flavour "$flavour" -o "$img" >"$LOGDIR/fixture-$flavour.log" 2>&1 || {
@@ -309,6 +327,21 @@ ONLY=${E2E_ONLY:-app obs}
 # --- 1. role app: first boot, then second boot of the same disk ---------------
 F1=${FLAVOURS[0]}
 F2=${FLAVOURS[1]:-$F1}
+# Booting needs no privilege; making a fixture does (mmdebstrap --mode=root,
+# and the rootfs's owners kept by tar and mkfs.ext4 -d). Not root and not
+# made yet: skipped, saying how to get them.
+if ((EUID != 0)); then
+  need=()
+  [[ " $ONLY " == *" app "* ]] && need+=("$F1")
+  [[ " $ONLY " == *" obs "* ]] && need+=("$F2")
+  for f in "${need[@]}"; do
+    if [[ ! -f $(fixture_path "$f") ]]; then
+      ok "skipped: the QEMU boot test as uid $EUID: the bootable $f fixture is not in $CACHE, and making it needs root (run make e2e once as root with DIMIMAGE_E2E_CACHE set to a directory this user can read)"
+      summary
+      exit
+    fi
+  done
+fi
 # A first run builds each flavour's rootfs under qemu-user, one single-threaded
 # dpkg each: the second flavour's is built beside the first's (and beside the
 # first scenario's boots) instead of after them.
