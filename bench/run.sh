@@ -20,6 +20,9 @@
 #   BENCH_SMALL=1          0: skip the 1 GiB base (peak RSS against base size)
 #   DIMIMAGE=build/dimimage
 set -euo pipefail
+# Numbers are sorted, divided and printed here: with a decimal comma
+# (LANG=de_DE.UTF-8) sort -n read "12.5" as 125 and awk printed "1,50".
+export LC_ALL=C
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 DIMIMAGE=${DIMIMAGE:-$TOP/build/dimimage}
