@@ -12,6 +12,12 @@ PASSED=0
 FAILED=0
 T=$(mktemp -d "${TMPDIR:-/tmp}/dimimage-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
+# dimimage's cache of decompressed bases (and its remembered sums) is the
+# test's own, not the caller's ~/.cache: nothing left behind in it, nothing
+# found there, and the same whether HOME is unset, unwritable or shared.
+# (The caller's stays in OUTER_XDG_CACHE_HOME, for the e2e fixtures.)
+OUTER_XDG_CACHE_HOME=${XDG_CACHE_HOME:-}
+export XDG_CACHE_HOME=$T/xdg-cache
 
 ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }

@@ -32,7 +32,7 @@ mkdir -p "$LOGDIR"
 # /nonexistent). make-bootable-fixture.sh is told which one.
 CACHE=${DIMIMAGE_E2E_CACHE:-}
 if [[ -z $CACHE ]]; then
-  if [[ ${XDG_CACHE_HOME:-} == /* ]]; then CACHE=$XDG_CACHE_HOME/dimimage-e2e
+  if [[ $OUTER_XDG_CACHE_HOME == /* ]]; then CACHE=$OUTER_XDG_CACHE_HOME/dimimage-e2e
   elif [[ ${HOME:-} == /* ]]; then CACHE=$HOME/.cache/dimimage-e2e
   fi
   if [[ -z $CACHE ]] || ! mkdir -p "$CACHE" 2>/dev/null || [[ ! -w $CACHE ]]; then
