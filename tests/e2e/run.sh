@@ -85,7 +85,7 @@ rput() {
 
 # install_file IMG SRC DEST MODE: a root-owned file (parent directories must exist)
 install_file() {
-  printf 'write %s %s\nsif %s mode 0%o\nsif %s uid 0\nsif %s gid 0\n' \
+  printf 'write "%s" %s\nsif %s mode 0%o\nsif %s uid 0\nsif %s gid 0\n' \
     "$2" "$3" "$3" $((0100000 | 8#$4)) "$3" "$3" | rput "$1"
 }
 mkdir_root() {
@@ -196,7 +196,7 @@ collect() {
   rcat "$img" /var/log/docker-standin.log >"$T/standin-$name.log"
   cp "$T/standin-$name.log" "$LOGDIR/$name.docker-standin.log"
   rm -rf "$j" && mkdir -p "$j"
-  debugfs -R "rdump /var/log/journal $j" "$img?offset=$(root_off "$img")" >/dev/null 2>&1
+  debugfs -R "rdump /var/log/journal \"$j\"" "$img?offset=$(root_off "$img")" >/dev/null 2>&1
   local files=()
   while IFS= read -r f; do files+=(--file "$f"); done < <(find "$j" -type f -name '*.journal*')
   {

@@ -177,7 +177,7 @@ static void read_equals(const char *img, unsigned size_m, const char *path, cons
 static void dump_equals(const char *img, const char *path, const void *data, size_t len) {
         char *host = xasprintf("%s/dump.bin", tmp);
         unlink(host);
-        char *req = xasprintf("dump %s %s", path, host);
+        char *req = xasprintf("dump %s \"%s\"", path, host);
         free(dbg(img, req));
         uint8_t *got;
         size_t n;

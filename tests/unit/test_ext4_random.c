@@ -308,7 +308,7 @@ static void run_world(const char *name, const char *features, bool seed_files) {
         free(out);
         char *outdir = xasprintf("%s/%s.out", tmp, name);
         assert_int_equal(mkdir(outdir, 0755), 0);
-        char *req = xasprintf("rdump / %s", outdir);
+        char *req = xasprintf("rdump / \"%s\"", outdir);
         rc = RUN(&out, "debugfs", "-R", req, dev);
         assert_int_equal(rc, 0);
         free(out), free(req);
