@@ -10,7 +10,9 @@ packages=(
   libarchive-dev libyaml-dev libparted-dev libblkid-dev libext2fs-dev
   liblzma-dev libzstd-dev libssl-dev libcrypt-dev
   # unit tests, sanitizers, fuzzing, lint
-  libcmocka-dev clang libclang-rt-14-dev libfuzzer-14-dev cppcheck clang-tidy valgrind
+  # (libclang-rt-dev: the sanitizer and libFuzzer runtimes of the default
+  # clang, whatever its version; Debian 13 has no libclang-rt-14-dev)
+  libcmocka-dev clang libclang-rt-dev cppcheck clang-tidy valgrind
   # integration tests: the real tools that check our outputs
   dosfstools mtools fdisk e2fsprogs bmap-tools xz-utils zstd gzip zip unzip
   shellcheck systemd python3 python3-yaml util-linux time file man-db groff-base openssh-client
