@@ -37,8 +37,10 @@ if strace -f -o /dev/null -e trace=openat true 2>/dev/null; then
   (umask 000 && strace -f -qq -e trace=openat -o "$T/open.trace" "$DIMIMAGE" build --role app --base "$base" \
     --hostname m --quiet --set DIMDIM_API_IMAGE=x/api:1 --set DIMDIM_WORKER_IMAGE=x/worker:1 \
     --set OPENOBSERVE_PASSWORD=Tg5Hn8Kq2Lp7Vz3Xc9Bm4Wd6 -o "$T/modes.img" >"$T/modes.log" 2>&1)
-  created=$(grep -c "\"$T/.*O_CREAT" "$T/open.trace" || true)
-  wide=$(grep "\"$T/.*O_CREAT" "$T/open.trace" | grep -v ', 0600)' || true)
+  # every file it creates, wherever (strace writes a path's non-ASCII bytes
+  # as octal escapes, so a path with an "ß" in TMPDIR would not match $T)
+  created=$(grep -c 'O_CREAT' "$T/open.trace" || true)
+  wide=$(grep 'O_CREAT' "$T/open.trace" | grep -v ', 0600)' || true)
   [[ $created -ge 3 && -z $wide ]] && ok "umask 000: every file a build creates is created 0600 ($created files)" \
     || fail "umask 000: created ${created} files, not 0600: $wide"
   [[ $(stat -c %a "$T/modes.img") == 600 && $(stat -c %a "$T/modes.img.secrets.env") == 600 ]] \
@@ -178,18 +180,19 @@ check "no temporaries after refusals" bash -c '! ls -A "$1" "$2" | grep -q "^\."
 if build -o "$T/b/im.img.xz" --model pi4-8gb --imager-json "$T/b/os_list.json" 2>"$T/im.err"; then
   raw_sha=$(xz -dc "$T/b/im.img.xz" | sha256sum | cut -d' ' -f1)
   check "imager json fields" python3 - "$T/b/os_list.json" "$T/b/im.img.xz" "$raw_sha" <<'PY'
-import json, os, sys, hashlib
+import json, os, sys, hashlib, pathlib
 j = json.load(open(sys.argv[1]))
 e = j["os_list"][0]
 img = sys.argv[2]
-assert e["url"] == "file://" + os.path.realpath(img), e["url"]
+url = pathlib.Path(os.path.realpath(img)).as_uri()  # percent-encoded: a space is %20
+assert e["url"] == url, e["url"]
 assert e["image_download_size"] == os.path.getsize(img)
 assert e["image_download_sha256"] == hashlib.sha256(open(img, "rb").read()).hexdigest()
 assert e["extract_sha256"] == sys.argv[3]
 assert e["release_date"] == "2023-11-14", e["release_date"]
 assert e["init_format"] == "none"
 assert e["devices"] == ["pi4-64bit"], e["devices"]  # --model pi4-8gb
-assert e["bmap_url"] == "file://" + os.path.realpath(img) + ".bmap"
+assert e["bmap_url"] == url + ".bmap", e["bmap_url"]
 for k in ("name", "description", "extract_size"):
     assert k in e, k
 PY

@@ -159,13 +159,13 @@ cat >"$T/docker.real" <<EOF
 echo "docker \$*" >>"$calls"
 if [[ \$* == *" up -d "* ]]; then echo "buildkit \${DOCKER_BUILDKIT:-unset} \${COMPOSE_DOCKER_CLI_BUILD:-unset}" >>"$calls"; fi
 case "\$*" in
-  version|info) [[ ! -e $T/daemon-down ]] ;;
+  version|info) [[ ! -e "$T/daemon-down" ]] ;;
   "compose version") exit 0 ;;
-  *" ps") [[ ! -e $T/daemon-down ]] || { echo "Cannot connect to the Docker daemon" >&2; exit 1; } ;;
+  *" ps") [[ ! -e "$T/daemon-down" ]] || { echo "Cannot connect to the Docker daemon" >&2; exit 1; } ;;
   *" up -d "*)
     # compose-go's errors for a .env edited by hand quote it: the line
     # (current), the rest of the file (before 1.9), the value
-    if [[ -e $T/env-typo ]]; then
+    if [[ -e "$T/env-typo" ]]; then
       pw=\$(sed -n 's/^DB_PASSWORD=//p' "$T/fb/app/.env")
       printf 'failed to read %s: line 3: unexpected character "!" in variable name "DB_PASSWORD!=%s"\n' "$T/fb/app/.env" "\$pw" >&2
       printf 'failed to read %s: Invalid template: "%s\${x"\n' "$T/fb/app/.env" "\$pw" >&2
@@ -174,9 +174,9 @@ case "\$*" in
       exit 1
     fi
     # a slow build: quiet for less than the idle limit at a time, longer in all
-    if [[ -e $T/up-slow ]]; then for i in 1 2 3 4 5 6; do echo "step \$i" >&2; /bin/sleep 0.7; done; fi
-    if [[ -e $T/up-hang ]]; then /bin/sleep 4; fi
-    if [[ -e $T/up-stall-once ]]; then rm -f "$T/up-stall-once"; /bin/sleep 30; fi
+    if [[ -e "$T/up-slow" ]]; then for i in 1 2 3 4 5 6; do echo "step \$i" >&2; /bin/sleep 0.7; done; fi
+    if [[ -e "$T/up-hang" ]]; then /bin/sleep 4; fi
+    if [[ -e "$T/up-stall-once" ]]; then rm -f "$T/up-stall-once"; /bin/sleep 30; fi
     n=\$(cat "$T/up-failures" 2>/dev/null || echo 0)
     if ((n > 0)); then echo \$((n - 1)) >"$T/up-failures"; echo "pull access denied" >&2; exit 1; fi
     exit 0 ;;
@@ -194,8 +194,8 @@ fi
 # Trixie ($T/trixie): the docker command is in docker-cli, which docker.io
 # only recommends, and --no-install-recommends leaves it out.
 if [[ \$1 == install ]]; then
-  if [[ -e $T/dpkg-other-broken ]]; then echo "E: Sub-process /usr/bin/dpkg returned an error code (1)" >&2; exit 100; fi
-  if [[ ! -e $T/trixie || " \$* " == *" docker-cli "* ]]; then cp "$T/docker.real" "$bin/docker"; fi
+  if [[ -e "$T/dpkg-other-broken" ]]; then echo "E: Sub-process /usr/bin/dpkg returned an error code (1)" >&2; exit 100; fi
+  if [[ ! -e "$T/trixie" || " \$* " == *" docker-cli "* ]]; then cp "$T/docker.real" "$bin/docker"; fi
   rm -f "$T/dpkg-interrupted" "$T/dpkg-needs-dep"
 fi
 exit 0
@@ -203,7 +203,7 @@ EOF
 cat >"$bin/apt-cache" <<EOF
 #!/bin/bash
 echo "apt-cache \$*" >>"$calls"
-[[ \$1 == show && -e $T/trixie && \$2 =~ ^docker-(cli|buildx)\$ ]] && exit 0
+[[ \$1 == show && -e "$T/trixie" && \$2 =~ ^docker-(cli|buildx)\$ ]] && exit 0
 echo "E: No packages found" >&2
 exit 100
 EOF
@@ -215,11 +215,11 @@ cat >"$bin/dpkg" <<EOF
 echo "dpkg \$*" >>"$calls"
 case \$1 in
   --audit)
-    [[ -e $T/dpkg-interrupted ]] && echo " docker-compose   (half configured)"
-    [[ -e $T/dpkg-other-broken ]] && echo " foo-dkms   (half configured)" ;;
+    [[ -e "$T/dpkg-interrupted" ]] && echo " docker-compose   (half configured)"
+    [[ -e "$T/dpkg-other-broken" ]] && echo " foo-dkms   (half configured)" ;;
   --configure)
-    if [[ -e $T/dpkg-other-broken ]]; then echo "foo-dkms: post-installation script returned error exit status 1" >&2; exit 1; fi
-    if [[ -e $T/dpkg-needs-dep ]]; then echo "dependency problems - leaving unconfigured" >&2; exit 1; fi
+    if [[ -e "$T/dpkg-other-broken" ]]; then echo "foo-dkms: post-installation script returned error exit status 1" >&2; exit 1; fi
+    if [[ -e "$T/dpkg-needs-dep" ]]; then echo "dependency problems - leaving unconfigured" >&2; exit 1; fi
     rm -f "$T/dpkg-interrupted" ;;
 esac
 exit 0
@@ -229,7 +229,7 @@ cat >"$bin/systemctl" <<EOF
 #!/bin/bash
 echo "systemctl \$*" >>"$calls"
 if [[ \$* == "start docker.service" ]]; then rm -f "$T/daemon-down"; fi
-if [[ \$1 == is-active && -e $T/unit-state ]]; then
+if [[ \$1 == is-active && -e "$T/unit-state" ]]; then
   s=\$(cat "$T/unit-state"); echo "\$s"; [[ \$s == active ]]; exit
 fi
 exit 0
