@@ -92,8 +92,11 @@ check-e2e: build/dimimage
 	@if [ "$${SKIP_E2E:-0}" = 1 ]; then echo "e2e: skipped (SKIP_E2E=1)"; \
 	else DIMIMAGE="$(CURDIR)/build/dimimage" tests/e2e/run.sh; fi
 
+# check.sh runs make for each suite: '+' hands it the jobserver, so that
+# make -j2 check builds in parallel there too (without it each inner make
+# warned "jobserver unavailable" and ran -j1).
 check-all: all
-	@scripts/check.sh check-lint check-unit check-asan check-fuzz check-integration check-e2e
+	+@scripts/check.sh check-lint check-unit check-asan check-fuzz check-integration check-e2e
 
 # make check boots both releases, as `make e2e` does: app on Trixie (first and
 # second boot), the failure path on Bookworm.  A fresh machine builds the two
