@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -273,16 +274,22 @@ static void set_time(uint32_t *lo, uint32_t *extra, int64_t t) {
         *extra = (uint32_t)(((t - (int64_t)(int32_t)*lo) >> 32) & EXT4_EPOCH_MASK);
 }
 
+/* Whether an inode of SIZE bytes has FIELD: e2fsprogs' inode_includes,
+ * which 1.47.1 renamed ext2fs_inode_includes (Debian 13 has only the new
+ * name, Debian 12 only the old): ours builds with both. */
+#define INODE_HAS(size, field) \
+        ((size) >= offsetof(struct ext2_inode_large, field) + sizeof(((struct ext2_inode_large *)0)->field))
+
 /* Every inode we touch gets the build time, nanoseconds zero. */
 static void stamp(const struct ext4_fs *e, struct ext2_inode_large *in, bool created) {
         int64_t t = (int64_t)e->now;
         size_t have = EXT2_INODE_SIZE(e->fs->super) <= EXT2_GOOD_OLD_INODE_SIZE
                               ? EXT2_GOOD_OLD_INODE_SIZE
                               : EXT2_GOOD_OLD_INODE_SIZE + in->i_extra_isize;
-        set_time(&in->i_ctime, inode_includes(have, i_ctime_extra) ? &in->i_ctime_extra : NULL, t);
-        set_time(&in->i_mtime, inode_includes(have, i_mtime_extra) ? &in->i_mtime_extra : NULL, t);
-        set_time(&in->i_atime, inode_includes(have, i_atime_extra) ? &in->i_atime_extra : NULL, t);
-        if (created && inode_includes(have, i_crtime_extra))
+        set_time(&in->i_ctime, INODE_HAS(have, i_ctime_extra) ? &in->i_ctime_extra : NULL, t);
+        set_time(&in->i_mtime, INODE_HAS(have, i_mtime_extra) ? &in->i_mtime_extra : NULL, t);
+        set_time(&in->i_atime, INODE_HAS(have, i_atime_extra) ? &in->i_atime_extra : NULL, t);
+        if (created && INODE_HAS(have, i_crtime_extra))
                 set_time(&in->i_crtime, &in->i_crtime_extra, t);
 }
 
