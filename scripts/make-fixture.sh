@@ -81,6 +81,9 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
 export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH E2FSCK_TIME=$SOURCE_DATE_EPOCH
 export MTOOLS_SKIP_CHECK=1 MTOOLS_NO_VFAT=0 TZ=UTC LC_ALL=C
 umask 022
+# sfdisk, mkfs.vfat, mkfs.ext4, debugfs, e2fsck are in /usr/sbin, which a
+# user other than root does not have on PATH on Debian.
+export PATH=$PATH:/usr/sbin:/sbin
 
 boot_sectors=$((boot_mib * 2048))
 root_start=$((boot_start + boot_sectors))
@@ -420,10 +423,10 @@ mkext4() {
 }
 mkext4
 free_blocks() {
-  dumpe2fs -h "$img?offset=$root_off" 2>/dev/null | awk -F: '/^Free blocks:/ { gsub(/ /, "", $2); print $2 }'
+  tune2fs -l "$img?offset=$root_off" 2>/dev/null | awk -F: '/^Free blocks:/ { gsub(/ /, "", $2); print $2 }'
 }
 block_size() {
-  dumpe2fs -h "$img?offset=$root_off" 2>/dev/null | awk -F: '/^Block size:/ { gsub(/ /, "", $2); print $2 }'
+  tune2fs -l "$img?offset=$root_off" 2>/dev/null | awk -F: '/^Block size:/ { gsub(/ /, "", $2); print $2 }'
 }
 if [[ -n $free_kib ]]; then
   # Two passes: measure, then refill so about free_kib stay free.

@@ -5,6 +5,9 @@
 set -u
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The checking tools (e2fsck, debugfs, fsck.fat, sfdisk, tune2fs, mkfs.*)
+# are in /usr/sbin, not on a Debian user's PATH unless root.
+export PATH=$PATH:/usr/sbin:/sbin
 DIMIMAGE=${DIMIMAGE:-$TOP/build/dimimage}
 FIXTURES=${FIXTURES:-$TOP/build/fixtures}
 export DIMIMAGE_DATADIR=${DIMIMAGE_DATADIR:-$TOP}
