@@ -113,7 +113,7 @@ for feat in default ^64bit orphan_file metadata_csum_seed inline_data; do
   opts=("${SMALL[@]}")
   [[ $feat != default ]] && opts+=(--ext4-features "$feat")
   base=$(fixture "ext4-$feat" "${opts[@]}") || { fail "$feat: fixture"; continue; }
-  features=$(dumpe2fs -h "$(rootfs "$base")" 2>/dev/null | sed -n 's/^Filesystem features: *//p')
+  features=$(tune2fs -l "$(rootfs "$base")" 2>/dev/null | sed -n 's/^Filesystem features: *//p')
   case $feat in
     default) [[ " $features " == *" 64bit "* && " $features " == *" metadata_csum "* ]] ;;
     ^64bit) [[ " $features " != *" 64bit "* ]] ;;
@@ -341,7 +341,7 @@ rm -f "$T/badcmd"*
 p() { sfdisk -J "$2" | python3 -c 'import json,sys; t=json.load(sys.stdin)["partitiontable"]; print(t["partitions"][int(sys.argv[1])-1][sys.argv[2]])' "$1" "$3"; }
 label_id() { sfdisk -J "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["partitiontable"]["id"])'; }
 fs_bytes() {
-  dumpe2fs -h "$(rootfs "$1")" 2>/dev/null |
+  tune2fs -l "$(rootfs "$1")" 2>/dev/null |
     awk -F: '/^Block count:/ { gsub(/ /, "", $2); c = $2 } /^Block size:/ { gsub(/ /, "", $2); b = $2 } END { print c * b }'
 }
 check_grown() { # check_grown WHAT BASE OUT MIN_GROWTH_BYTES
@@ -368,7 +368,7 @@ if ! base=$(fixture root-full "${SMALL[@]}" --root-free-kib 0); then
   summary
   exit
 fi
-freeb=$(dumpe2fs -h "$(rootfs "$base")" 2>/dev/null | awk -F: '/^Free blocks:/ { gsub(/ /, "", $2); print $2 }')
+freeb=$(tune2fs -l "$(rootfs "$base")" 2>/dev/null | awk -F: '/^Free blocks:/ { gsub(/ /, "", $2); print $2 }')
 ((freeb < 64)) && ok "root-full fixture: $freeb free blocks" || fail "root-full fixture: $freeb free blocks"
 before=$(sha256sum <"$base")
 out=$T/grow-auto.img
@@ -422,8 +422,8 @@ many_dir() {
   echo "$dir"
 }
 if base=$(fixture few-inodes --root-size 64 --boot-size 64 --cluster 512 --extra-root "$(many_dir)"); then
-  inodes=$(dumpe2fs -h "$(rootfs "$base")" 2>/dev/null | awk -F: '/^Free inodes:/ { gsub(/ /, "", $2); print $2 }')
-  blocks=$(dumpe2fs -h "$(rootfs "$base")" 2>/dev/null | awk -F: '/^Free blocks:/ { gsub(/ /, "", $2); print $2 }')
+  inodes=$(tune2fs -l "$(rootfs "$base")" 2>/dev/null | awk -F: '/^Free inodes:/ { gsub(/ /, "", $2); print $2 }')
+  blocks=$(tune2fs -l "$(rootfs "$base")" 2>/dev/null | awk -F: '/^Free blocks:/ { gsub(/ /, "", $2); print $2 }')
   ((inodes < 40 && blocks > 4000)) && ok "few-inodes fixture: $inodes free inodes, $blocks free blocks" \
     || fail "few-inodes fixture: $inodes free inodes, $blocks free blocks"
   expect_error "--no-grow with too few free inodes refused" "root filesystem has $inodes free inodes, the payload needs about [0-9]+" \

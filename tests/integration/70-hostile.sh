@@ -132,7 +132,7 @@ else
 fi
 cp --sparse=always "$good" "$T/in/errors.img"
 debugfs -w -R 'ssv state 2' "$(rootfs "$T/in/errors.img")" >/dev/null 2>&1
-if dumpe2fs -h "$(rootfs "$T/in/errors.img")" 2>/dev/null | grep -q 'state:.*with errors'; then
+if tune2fs -l "$(rootfs "$T/in/errors.img")" 2>/dev/null | grep -q 'state:.*with errors'; then
   refuse "ext4 marked with errors" 'not clean \(it is marked as having errors\).*e2fsck' "$T/in/errors.img" "${args[@]}"
 else
   fail "could not mark the root fs with errors"

@@ -921,7 +921,8 @@ static void test_grow(void **state) {
         assert_int_equal(ext4_grow(img, img, OFF, 64u << 20), 0);
         fsck_ok(img);
         char *d = dev(img), *out = NULL;
-        assert_int_equal(RUN(&out, "dumpe2fs", "-h", d), 0);
+        /* tune2fs -l, not dumpe2fs -h: 1.47.2's cannot open "FILE?offset=N" */
+        assert_int_equal(RUN(&out, "tune2fs", "-l", d), 0);
         const char *p = strstr(out, "Block count:");
         assert_non_null(p);
         unsigned long long blocks = strtoull(p + strlen("Block count:"), NULL, 10);
