@@ -222,13 +222,19 @@ static int list_images(const char *dir, struct image **ret, size_t *n) {
         *n = 0;
         if (!d)
                 return errno == ENOENT ? 0 : -errno;
+        int dfd = dirfd(d);
+        if (dfd < 0) {
+                int r = -errno;
+                closedir(d);
+                return r;
+        }
         size_t cap = 0;
         struct dirent *de;
         while ((de = readdir(d))) {
                 if (!str_has_prefix(de->d_name, "base-") || !str_has_suffix(de->d_name, ".img"))
                         continue;
                 struct stat st;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
                         continue;
                 if (*n == cap) {
                         cap = cap ? 2 * cap : 16;
@@ -508,6 +514,12 @@ int cache_clean(void) {
         DIR *d = opendir(dir);
         if (!d)
                 return errno == ENOENT ? 0 : log_error(errno, dir, "cannot read the cache directory: %m");
+        int dfd = dirfd(d);
+        if (dfd < 0) {
+                int r = log_error(errno, dir, "cannot read the cache directory: %m");
+                closedir(d);
+                return r;
+        }
         int r = 0;
         unsigned removed = 0;
         struct dirent *de;
@@ -515,7 +527,7 @@ int cache_clean(void) {
                 if (!str_has_prefix(de->d_name, "base-") && !str_has_prefix(de->d_name, "ref-") &&
                     !str_has_prefix(de->d_name, "sum-"))
                         continue;
-                if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
+                if (unlinkat(dfd, de->d_name, 0) < 0) {
                         if (r == 0)
                                 r = log_error(errno, dir, "cannot remove %s: %m", de->d_name);
                 } else

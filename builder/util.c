@@ -33,10 +33,10 @@ void *xcalloc(size_t n, size_t size) {
 }
 
 void *xrealloc(void *p, size_t n) {
-        p = realloc(p, n ? n : 1);
-        if (!p)
+        void *q = realloc(p, n ? n : 1);
+        if (!q)
                 oom();
-        return p;
+        return q;
 }
 
 void *xmemdup(const void *p, size_t n) {
@@ -411,17 +411,22 @@ void sweep_stale(const char *dir, bool (*match)(const char *name, const void *ar
         DIR *d = opendir(dir);
         if (!d)
                 return;
+        int dfd = dirfd(d);
+        if (dfd < 0) {
+                closedir(d);
+                return;
+        }
         time_t now = time(NULL);
         struct dirent *de;
         while ((de = readdir(d))) {
                 struct stat st;
-                if (!match(de->d_name, arg) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                if (!match(de->d_name, arg) || fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
                     !S_ISREG(st.st_mode) || st.st_uid != geteuid() || now - st.st_mtime < min_age)
                         continue;
-                int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                int fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
                 if (fd < 0)
                         continue;
-                if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dirfd(d), de->d_name, 0) == 0)
+                if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dfd, de->d_name, 0) == 0)
                         removed(dir, de->d_name, (uint64_t)st.st_blocks * 512);
                 close(fd);
         }

@@ -26,7 +26,10 @@ total=${#files[@]}
 total=$((total + 1))
 # duplicateAssignExpression is a style check that cppcheck 2.10 reports even
 # without --enable=style; two variables starting equal is not a bug.
+# normalCheckLevelMaxBranches is cppcheck 2.17's (Debian 13) note that it
+# limits its analysis, and it sets the error exit code: not a finding.
 if cppcheck --enable=warning,portability,performance --error-exitcode=1 --inline-suppr -q --suppress=duplicateAssignExpression \
+  --suppress=normalCheckLevelMaxBranches \
   -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DDIMIMAGE_VERSION='"lint"' -DDIMIMAGE_DATADIR='"/"' -Ibuilder builder/*.c; then
   echo "ok - cppcheck builder/*.c"
 else
