@@ -61,9 +61,13 @@ doc_cmds() {
 cmds=$(doc_cmds "$TOP/README.md")
 [[ -n $cmds && $cmds == "$(doc_cmds "$TOP/docs/fleet.md")" ]] && ok "README.md and docs/fleet.md show the same fleet commands" \
   || fail "fleet commands differ: README.md: $cmds; docs/fleet.md: $(doc_cmds "$TOP/docs/fleet.md")"
-cmds=${cmds//examples\/fleet.yml/$TOP/examples/fleet.yml}
-cmds=${cmds//raspios-trixie-arm64-lite.img.xz/$base}
-cmds=${cmds//dimimage build/$DIMIMAGE build}
+# (as variables the commands expand: the paths may hold spaces)
+# shellcheck disable=SC2016
+cmds=${cmds//examples\/fleet.yml/'"$EX_FLEET"'}
+# shellcheck disable=SC2016
+cmds=${cmds//raspios-trixie-arm64-lite.img.xz/'"$EX_BASE"'}
+# shellcheck disable=SC2016
+cmds=${cmds//dimimage build/'"$DIMIMAGE"' build}
 mkdir -p "$T/ex/src/deploy" "$T/ex/src/src" "$T/ex/home/.ssh"
 cp "$T/key.pub" "$T/ex/home/.ssh/id_ed25519.pub"
 echo 'FROM scratch' >"$T/ex/src/deploy/Dockerfile.api"
@@ -71,7 +75,7 @@ echo 'FROM scratch' >"$T/ex/src/deploy/Dockerfile.worker"
 echo 'fn main() {}' >"$T/ex/src/src/main.rs"
 tar -C "$T/ex" -czf "$T/ex/dimdim-health.tar.gz" --transform 's,^src,dimdim-health,' src
 printf 'OPENOBSERVE_PASSWORD=%s\n' "$OOPW" >"$T/ex/obs.env"
-run_example() { (cd "$T/ex" && HOME=$T/ex/home bash -euc "$cmds"); }
+run_example() { (cd "$T/ex" && HOME=$T/ex/home DIMIMAGE=$DIMIMAGE EX_FLEET=$TOP/examples/fleet.yml EX_BASE=$base bash -euc "$cmds"); }
 check "the example fleet builds as documented" run_example
 if [[ -f $T/ex/fleet/dimdim-app.img && -f $T/ex/fleet/dimdim-obs.img ]]; then
   ok "the example: both images"
@@ -237,14 +241,15 @@ done
 # --imager-json with a fleet: one os_list entry per host, in the file's order,
 # offered to the host's model only (to the default three without one)
 check "fleet of three: Imager list of every host" python3 - "$T/three.json" "$T/three" "${raw_sums[@]}" <<'PY'
-import hashlib, json, os, sys
+import hashlib, json, os, pathlib, sys
 entries = json.load(open(sys.argv[1]))["os_list"]
 assert len(entries) == 3, len(entries)
 for n, (e, raw) in enumerate(zip(entries, sys.argv[3:]), 1):
     img = os.path.realpath(os.path.join(sys.argv[2], "obs-%d.img.zst" % n))
     assert e["name"] == "obs-%d (observability)" % n, e["name"]
-    assert e["url"] == "file://" + img, e["url"]
-    assert e["bmap_url"] == "file://" + img + ".bmap", e["bmap_url"]
+    url = pathlib.Path(img).as_uri()  # percent-encoded: a space is %20
+    assert e["url"] == url, e["url"]
+    assert e["bmap_url"] == url + ".bmap", e["bmap_url"]
     assert e["image_download_size"] == os.path.getsize(img)
     assert e["image_download_sha256"] == hashlib.sha256(open(img, "rb").read()).hexdigest()
     assert e["extract_sha256"] == raw, (e["extract_sha256"], raw)
