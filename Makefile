@@ -142,13 +142,14 @@ demo:
 	$(MAKE) all
 	scripts/demo.sh
 
+# (DESTDIR quoted: a staging directory may have a space in its path)
 install: build/dimimage
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
-	install -m 0755 build/dimimage $(DESTDIR)$(BINDIR)/dimimage
-	cp -R profiles overlays $(DESTDIR)$(DATADIR)/
-	chmod -R u=rwX,go=rX $(DESTDIR)$(DATADIR)/profiles $(DESTDIR)$(DATADIR)/overlays
-	install -m 0644 docs/dimimage.1 $(DESTDIR)$(MANDIR)/man1/dimimage.1
-	install -m 0644 scripts/dimimage.bash-completion $(DESTDIR)$(BASHCOMPDIR)/dimimage
+	install -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(DATADIR)" "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(BASHCOMPDIR)"
+	install -m 0755 build/dimimage "$(DESTDIR)$(BINDIR)/dimimage"
+	cp -R profiles overlays "$(DESTDIR)$(DATADIR)/"
+	chmod -R u=rwX,go=rX "$(DESTDIR)$(DATADIR)/profiles" "$(DESTDIR)$(DATADIR)/overlays"
+	install -m 0644 docs/dimimage.1 "$(DESTDIR)$(MANDIR)/man1/dimimage.1"
+	install -m 0644 scripts/dimimage.bash-completion "$(DESTDIR)$(BASHCOMPDIR)/dimimage"
 
 clean:
 	rm -rf build
