@@ -293,20 +293,26 @@ with open(sys.argv[1], 'r+b') as f:
 PY
 }
 
+# fat_put_right NAME FAULT FIXED: $T/NAME.img (boot_patched) fails
+# fsck.fat -n with FAULT; its build's boot partition passes it.
+fat_put_right() {
+  boot_bytes "$T/$1.img" "$T/$1.boot"
+  check_fails "fixture: $2" fsck.fat -n "$T/$1.boot"
+  if build "$T/$1-out.img" "$T/$1.img" >"$T/build.log" 2>&1; then
+    boot_bytes "$T/$1-out.img" "$T/$1.boot"
+    check "$3" fsck.fat -n "$T/$1.boot"
+  else
+    fail "$3: the build failed"; sed 's/^/    /' "$T/build.log"
+  fi
+  rm -f "$T/$1"*
+}
+
 # An FSInfo free count that is wrong in the base (fsck.fat -n fails on it):
 # right in the output even when, as on Bookworm, no cluster changes hands.
 boot_patched fsinfo 'sector = struct.unpack_from("<H", f.read(512), 48)[0]
 f.seek(at + sector * 512 + 488)
 f.write(struct.pack("<I", 1234))'
-boot_bytes "$T/fsinfo.img" "$T/fsinfo.boot"
-check_fails "fixture: the base's FSInfo free count is wrong" fsck.fat -n "$T/fsinfo.boot"
-if build "$T/fsinfo-out.img" "$T/fsinfo.img" >"$T/build.log" 2>&1; then
-  boot_bytes "$T/fsinfo-out.img" "$T/fsinfo.boot"
-  check "a wrong FSInfo free count is put right" fsck.fat -n "$T/fsinfo.boot"
-else
-  fail "a base with a wrong FSInfo free count: build"; sed 's/^/    /' "$T/build.log"
-fi
-rm -f "$T/fsinfo"*
+fat_put_right fsinfo "the base's FSInfo free count is wrong" "a wrong FSInfo free count is put right"
 
 # FAT copies that differ (fsck.fat -n: "FATs differ") in a sector no file
 # of the build touches: the output's copies agree, the first one's kept.
@@ -315,15 +321,7 @@ bps, _, res, nfats = struct.unpack_from("<HBHB", b, 11)
 fatsz = struct.unpack_from("<I", b, 36)[0] * bps
 f.seek(at + res * bps + fatsz + fatsz // 2)
 f.write(struct.pack("<I", 0x0FFFFFFF))'
-boot_bytes "$T/fatcopies.img" "$T/fatcopies.boot"
-check_fails "fixture: the base's FAT copies differ" fsck.fat -n "$T/fatcopies.boot"
-if build "$T/fatcopies-out.img" "$T/fatcopies.img" >"$T/build.log" 2>&1; then
-  boot_bytes "$T/fatcopies-out.img" "$T/fatcopies.boot"
-  check "FAT copies that differ are made to agree" fsck.fat -n "$T/fatcopies.boot"
-else
-  fail "a base whose FAT copies differ: build"; sed 's/^/    /' "$T/build.log"
-fi
-rm -f "$T/fatcopies"*
+fat_put_right fatcopies "the base's FAT copies differ" "FAT copies that differ are made to agree"
 
 # A cmdline.txt that cannot be read (its size beyond its cluster chain) is
 # refused: the build used to print the error, drop the edit and succeed.

@@ -273,6 +273,19 @@ static void test_uuid_deterministic(void **state) {
         assert_int_equal(a[14], '4');
 }
 
+/* plan_payload, then plan_base_edits with its log captured: its result in
+ * *r, its error lines in *errors; returns what it logged. */
+static char *edits_captured(struct fixture *f, enum os_flavour os, int *r, unsigned *errors) {
+        struct plan_input in = {.profile = &f->profile, .env = &f->env, .host = &f->host, .data_dir = ".",
+                                .build_time = 1764547200, .os = os, .base_name = "base.img",
+                                .base_sha256 = PLAN_SUM_PLACEHOLDER, .disk_id = "2a7c1d5e", .base = &f->base};
+        assert_int_equal(plan_payload(&in, &f->payload), 0);
+        struct tu_capture c;
+        tu_capture_begin(&c);
+        *r = plan_base_edits(&in, &f->payload);
+        return tu_capture_end(&c, errors);
+}
+
 static const struct payload_entry *entry(const struct fixture *f, enum part part, const char *path,
                                          enum entry_type type) {
         const struct payload_entry *e = payload_find(&f->payload, part, path);
@@ -398,15 +411,9 @@ static void test_host_checked_against_base(void **state) {
                 free(f.host.locale);
                 f.host.locale = xstrdup(cases[i].locale);
                 f.host.wifi_country = cases[i].country ? xstrdup(cases[i].country) : NULL;
-                struct plan_input in = {.profile = &f.profile, .env = &f.env, .host = &f.host, .data_dir = ".",
-                                        .build_time = 1764547200, .os = OS_BOOKWORM, .base_name = "base.img",
-                                        .base_sha256 = PLAN_SUM_PLACEHOLDER, .disk_id = "2a7c1d5e", .base = &f.base};
-                assert_int_equal(plan_payload(&in, &f.payload), 0);
-                struct tu_capture c;
-                tu_capture_begin(&c);
-                int r = plan_base_edits(&in, &f.payload);
+                int r;
                 unsigned errors;
-                _cleanup_free_ char *out = tu_capture_end(&c, &errors);
+                _cleanup_free_ char *out = edits_captured(&f, OS_BOOKWORM, &r, &errors);
                 if (cases[i].want) {
                         assert_int_equal(r, -EINVAL);
                         assert_int_equal(errors, 1);
@@ -508,15 +515,9 @@ static void test_customised_boot_refused(void **state) {
                 f.base.user_data = cases[i].user_data ? xstrdup(cases[i].user_data) : NULL;
                 f.base.network_config = cases[i].network_config ? xstrdup(cases[i].network_config) : NULL;
                 f.base.boot_custom = cases[i].custom;
-                struct plan_input in = {.profile = &f.profile, .env = &f.env, .host = &f.host, .data_dir = ".",
-                                        .build_time = 1764547200, .os = cases[i].os, .base_name = "base.img",
-                                        .base_sha256 = PLAN_SUM_PLACEHOLDER, .disk_id = "2a7c1d5e", .base = &f.base};
-                assert_int_equal(plan_payload(&in, &f.payload), 0);
-                struct tu_capture c;
-                tu_capture_begin(&c);
-                int r = plan_base_edits(&in, &f.payload);
+                int r;
                 unsigned errors;
-                _cleanup_free_ char *out = tu_capture_end(&c, &errors);
+                _cleanup_free_ char *out = edits_captured(&f, cases[i].os, &r, &errors);
                 if (cases[i].want) {
                         assert_int_equal(r, -EINVAL);
                         assert_int_equal(errors, 1);
