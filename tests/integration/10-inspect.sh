@@ -225,7 +225,8 @@ check "a zip entry's name in an error prints no control bytes" no_controls "$T/e
 check "the zip entry's name made printable" grep -q 'a?\[2Jb.txt' "$T/esc-zip.txt"
 
 # a base whose name is not UTF-8 (Latin-1 bytes): the manifest written into
-# the image and inspect's output stay valid JSON (U+FFFD for each bad byte)
+# the image and inspect's output stay valid JSON (U+FFFD for each bad byte,
+# spelled as its UTF-8 bytes: bash's \u escapes need a UTF-8 locale, not LC_ALL=C)
 # strict_json FILE EXPR: print the JSON file's value at EXPR (e.g. '["a"]'),
 # failing unless the file is UTF-8 and JSON
 strict_json() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1], "rb").read().decode("utf-8", "strict"))'"$2)" "$1"; }
@@ -235,10 +236,10 @@ if "$DIMIMAGE" build --role app --base "$latin1" --hostname latin1 --set DIMDIM_
      --set DIMDIM_WORKER_IMAGE=x/worker:1 -o "$T/latin1.img" >/dev/null 2>"$T/latin1.err"; then
   rcat "$T/latin1.img" /etc/dimimage/manifest.json >"$T/latin1-manifest.json"
   check "a base named in Latin-1: the built image's manifest is valid JSON" \
-    test "$(strict_json "$T/latin1-manifest.json" '["base"]["name"]')" = "base-caf"$'\ufffd\ufffd'".img"
+    test "$(strict_json "$T/latin1-manifest.json" '["base"]["name"]')" = "base-caf"$'\xef\xbf\xbd\xef\xbf\xbd'".img"
   "$DIMIMAGE" inspect --json "$T/latin1.img" >"$T/latin1-inspect.json" 2>/dev/null || true
   check "a base named in Latin-1: inspect --json embeds that manifest" \
-    test "$(strict_json "$T/latin1-inspect.json" '["manifest"]["base"]["name"]')" = "base-caf"$'\ufffd\ufffd'".img"
+    test "$(strict_json "$T/latin1-inspect.json" '["manifest"]["base"]["name"]')" = "base-caf"$'\xef\xbf\xbd\xef\xbf\xbd'".img"
   rm -f "$T/latin1.img"*
 else
   fail "a build from a base named in Latin-1 failed"; sed 's/^/    /' "$T/latin1.err"
