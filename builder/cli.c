@@ -154,11 +154,16 @@ static bool set_once(char **dst, const char *val) {
         return again;
 }
 
-static const char *option_name(int c) {
-        for (const struct option *opt = options; opt->name; opt++)
-                if (opt->val == c)
+const char *cli_long_option(const struct option *opts, int val) {
+        for (const struct option *opt = opts; val && opt->name; opt++)
+                if (opt->val == val)
                         return opt->name;
-        return "?";
+        return NULL;
+}
+
+static const char *option_name(int c) {
+        const char *name = cli_long_option(options, c);
+        return name ? name : "?";
 }
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -287,7 +292,7 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                 default: {
                         /* "--force=yes": getopt has the option (a letter
                          * here is never unknown: "-f" is --force) */
-                        if (optopt && strcmp(option_name(optopt), "?") != 0)
+                        if (cli_long_option(options, optopt))
                                 return usage_error("--%s takes no value", option_name(optopt));
                         /* "-Zx" in a cluster: getopt has the letter; argv
                          * there may be the option before, or its value */

@@ -3,6 +3,7 @@
  * for form here; their meaning (files, keys) is checked by the phases. */
 #pragma once
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,3 +45,7 @@ struct build_opts {
 int cli_parse_build(int argc, char **argv, struct build_opts *o);
 void cli_free(struct build_opts *o);
 void cli_build_usage(FILE *f);
+/* The long name of the option getopt returns as val in opts, or NULL (also
+ * for 0): after a '?', optopt naming one means "--NAME=VALUE" was given to
+ * an option that takes none, rather than an unknown option. */
+const char *cli_long_option(const struct option *opts, int val);

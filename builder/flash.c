@@ -21,6 +21,7 @@
 #include <zstd.h>
 
 #include "bmap.h"
+#include "cli.h"
 #include "hash.h"
 #include "log.h"
 #include "progress.h"
@@ -802,10 +803,9 @@ int cmd_flash(int argc, char **argv) {
                                          argv[optind - 1]);
                 default:
                         /* "--yes=1": getopt has the option (its letter is never unknown) */
-                        for (const struct option *l = longopts; optopt && l->name; l++)
-                                if (l->val == optopt)
-                                        return log_error(EUSAGE, "flash", "--%s takes no value (see dimimage flash "
-                                                         "--help)", l->name);
+                        if (cli_long_option(longopts, optopt))
+                                return log_error(EUSAGE, "flash", "--%s takes no value (see dimimage flash --help)",
+                                                 cli_long_option(longopts, optopt));
                         /* "-xy": getopt has the letter; argv there may be the word before */
                         if (optopt)
                                 return log_error(EUSAGE, "flash", "unknown option -%c (see dimimage flash --help)",

@@ -11,6 +11,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "disk.h"
 #include "ext4.h"
 #include "inspect.h"
@@ -460,9 +461,9 @@ int cmd_inspect(int argc, char **argv) {
                         return 0;
                 case '?':
                         /* "--json=yes": getopt has the option */
-                        if (optopt == 'j' || optopt == 'h')
+                        if (cli_long_option(opts, optopt))
                                 return log_error(EUSAGE, "inspect", "--%s takes no value (see `dimimage inspect "
-                                                 "--help`)", optopt == 'j' ? "json" : "help");
+                                                 "--help`)", cli_long_option(opts, optopt));
                         /* "-x.img": getopt has the letter; argv there may be the word before */
                         if (optopt)
                                 return log_error(EUSAGE, "inspect", "unknown option -%c (see `dimimage inspect "
