@@ -262,6 +262,10 @@ int output_pass(struct output *o, struct bmap *b, struct compressor *c) {
         for (int u = 0; u < NUSES; u++)
                 if (p.on[u])
                         pthread_join(w[u].thread, NULL);
+        /* The reader hands a small image's data on at once and the line
+         * then waits on the compressor: drawn once more as it finishes, so a
+         * compression that took a while is always seen to have. */
+        progress_update(&p.pr, p.pr.done);
         progress_end(&p.pr);
         if (r >= 0 && p.err < 0)
                 r = p.err;
