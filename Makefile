@@ -8,6 +8,8 @@ BINDIR  := $(PREFIX)/bin
 DATADIR := $(PREFIX)/share/dimimage
 MANDIR  := $(PREFIX)/share/man
 BASHCOMPDIR := $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  := $(PREFIX)/share/zsh/vendor-completions
+FISHCOMPDIR := $(PREFIX)/share/fish/vendor_completions.d
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 PKGS    := libarchive yaml-0.1 libparted blkid ext2fs com_err liblzma libzstd libcrypto libxcrypt
@@ -144,12 +146,15 @@ demo:
 
 # (DESTDIR quoted: a staging directory may have a space in its path)
 install: build/dimimage
-	install -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(DATADIR)" "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(BASHCOMPDIR)"
+	install -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(DATADIR)" "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(BASHCOMPDIR)" \
+		"$(DESTDIR)$(ZSHCOMPDIR)" "$(DESTDIR)$(FISHCOMPDIR)"
 	install -m 0755 build/dimimage "$(DESTDIR)$(BINDIR)/dimimage"
 	cp -R profiles overlays "$(DESTDIR)$(DATADIR)/"
 	chmod -R u=rwX,go=rX "$(DESTDIR)$(DATADIR)/profiles" "$(DESTDIR)$(DATADIR)/overlays"
 	install -m 0644 docs/dimimage.1 "$(DESTDIR)$(MANDIR)/man1/dimimage.1"
 	install -m 0644 scripts/dimimage.bash-completion "$(DESTDIR)$(BASHCOMPDIR)/dimimage"
+	install -m 0644 scripts/dimimage.zsh-completion "$(DESTDIR)$(ZSHCOMPDIR)/_dimimage"
+	install -m 0644 scripts/dimimage.fish "$(DESTDIR)$(FISHCOMPDIR)/dimimage.fish"
 
 clean:
 	rm -rf build

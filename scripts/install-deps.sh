@@ -18,6 +18,7 @@ packages=(
   shellcheck systemd python3 python3-yaml util-linux time file man-db groff-base openssh-client
   python3-dotenv  # Compose v1's .env reader: 70-hostile.sh reads a bookworm image's .env with it
   xfsprogs  # a filesystem that shares extents (FICLONE), loop-mounted by 25-reflink.sh
+  zsh fish  # the shells whose completions lint.sh and 90-install.sh drive (bash's: already here)
 )
 
 if [[ ${1:-} == --e2e ]]; then

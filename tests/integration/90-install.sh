@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# make install puts the binary, profiles, overlays, man page and completion
+# make install puts the binary, profiles, overlays, man page and completions
 # in place, and the installed binary finds its profiles and overlays.
 source "$(dirname "$0")/../lib.sh"
 unset DIMIMAGE_DATADIR
 dest=$T/stage
 check "make install DESTDIR=... PREFIX=/usr" make -s -C "$TOP" install DESTDIR="$dest" PREFIX=/usr
 for f in usr/bin/dimimage usr/share/dimimage/profiles/app.yml usr/share/dimimage/overlays/common/usr/local/lib/dimdim/firstboot \
-         usr/share/man/man1/dimimage.1 usr/share/bash-completion/completions/dimimage; do
+         usr/share/man/man1/dimimage.1 usr/share/bash-completion/completions/dimimage \
+         usr/share/zsh/vendor-completions/_dimimage usr/share/fish/vendor_completions.d/dimimage.fish; do
   [[ -e $dest/$f ]] && ok "installed $f" || fail "missing $f"
 done
 "$dest/usr/bin/dimimage" profiles > "$T/profiles.txt" 2>&1
@@ -69,4 +70,56 @@ else
 fi
 [[ -z $(complete_words dimimage cache list '') ]] && ok "completion: nothing after cache list" \
   || fail "completion after cache list: $(complete_words dimimage cache list '')"
+
+# The installed zsh and fish completions, driven by the shells themselves
+# (scripts/complete.sh: fish's complete -C, zsh's line editor on a pty):
+# the same offers.  (scripts/lint.sh checks their options against --help.)
+declare -A comp_file=([zsh]=usr/share/zsh/vendor-completions/_dimimage [fish]=usr/share/fish/vendor_completions.d/dimimage.fish)
+shell_words() { # SHELL WORDS...: what SHELL's installed completion offers, sorted, on one line
+  local sh=$1
+  shift
+  PATH=$dest/usr/bin:$PATH "$TOP/scripts/complete.sh" "$sh" "$dest/${comp_file[$sh]}" "$@" | LC_ALL=C sort | tr '\n' ' '
+}
+for sh in zsh fish; do
+  got=$(shell_words "$sh" dimimage build --ro)
+  [[ $got == "--role " ]] && ok "$sh completion: build --ro gives --role" || fail "$sh completion build --ro: $got"
+  got=$(shell_words "$sh" dimimage build --role app)
+  [[ $got == "app app-standalone " ]] && ok "$sh completion: --role lists the installed roles" || fail "$sh completion --role app: $got"
+  got=$(mkdir -p "$T/empty" && cd "$T/empty" && shell_words "$sh" dimimage build --role '') # no .yml file among them
+  [[ $got == "all app app-standalone observability " ]] && ok "$sh completion: --role '' lists every role" \
+    || fail "$sh completion --role '': $got"
+  got=$(shell_words "$sh" dimimage build --role=obs)
+  [[ $got == *observability* ]] && ok "$sh completion: --role=VALUE" || fail "$sh completion --role=obs: $got"
+  models=$(shell_words "$sh" dimimage build --model '')
+  missing=
+  for m in ${known//,/ }; do
+    [[ $m == *..* ]] && continue
+    [[ " $models" == *" $m "* ]] || missing+=" $m"
+  done
+  [[ -n $known && -z $missing ]] && ok "$sh completion: --model offers every model the binary knows" \
+    || fail "$sh completion --model lacks:$missing (offers: $models)"
+  [[ -z $(shell_words "$sh" dimimage build --hostname '') ]] && ok "$sh completion: nothing offered for a free value" \
+    || fail "$sh completion offers something for --hostname: $(shell_words "$sh" dimimage build --hostname '')"
+  got=$(shell_words "$sh" dimimage '')
+  [[ $got == "build cache flash inspect profiles version " ]] && ok "$sh completion: the commands" || fail "$sh completion of commands: $got"
+  got=$(shell_words "$sh" dimimage cache '')
+  [[ $got == "clean list " ]] && ok "$sh completion: cache list|clean" || fail "$sh completion after cache: $got"
+  [[ -z $(shell_words "$sh" dimimage cache list '') ]] && ok "$sh completion: nothing after cache list" \
+    || fail "$sh completion after cache list: $(shell_words "$sh" dimimage cache list '')"
+  # a file name with a space is one match (zsh gives it quoted, as it inserts it)
+  want="my base.img "
+  [[ $sh == zsh ]] && want='my\ base.img '
+  for words in "build --base" "build -o" "inspect" "flash" "flash -b"; do
+    # shellcheck disable=SC2086 # the words are the arguments
+    got=$(cd "$T/files" && shell_words "$sh" dimimage $words my)
+    [[ $got == "$want" ]] && ok "$sh completion: $words completes file names" || fail "$sh completion $words my: $got"
+  done
+  if [[ -f /usr/share/zoneinfo/Europe/Berlin ]]; then
+    # zsh offers the path's last part (and completes the rest of the word)
+    want=Europe/Berlin
+    [[ $sh == zsh ]] && want=Berlin
+    got=$(shell_words "$sh" dimimage build --timezone Europe/Berli)
+    [[ $got == "$want " ]] && ok "$sh completion: --timezone Europe/Berlin" || fail "$sh completion --timezone Europe/Berli: $got"
+  fi
+done
 summary
