@@ -81,7 +81,7 @@ check-asan: build/asan/dimimage $(ASAN_UNITS)
 check-integration: build/dimimage
 	@DIMIMAGE="$(CURDIR)/build/dimimage" tests/run-integration.sh
 
-check-lint:
+check-lint: build/dimimage
 	@scripts/lint.sh
 
 deps:

@@ -66,5 +66,72 @@ for f in "${cfiles[@]}"; do
 done
 rm -rf "$tidy_out"
 
+# The completions (bash, zsh, fish) parse, and offer exactly what each
+# command's --help names: its options (-h/--help too, which every command
+# takes) and its words (the commands; cache's list and clean).  So an option
+# added to the C and its --help, or dropped, fails here until every
+# completion knows it.  complete.sh asks each shell itself, here in an empty
+# directory (no file names among the offers); dimimage is $DIMIMAGE, else build/dimimage.
+bin=${DIMIMAGE:-$PWD/build/dimimage}
+declare -A comp_file=([bash]=scripts/dimimage.bash-completion [zsh]=scripts/dimimage.zsh-completion [fish]=scripts/dimimage.fish)
+total=$((total + 2))
+if zsh -n "${comp_file[zsh]}"; then echo "ok - zsh -n ${comp_file[zsh]}"; else echo "FAIL - zsh -n ${comp_file[zsh]}"; failed=$((failed + 1)); fi
+if fish --no-execute "${comp_file[fish]}"; then echo "ok - fish --no-execute ${comp_file[fish]}"
+else echo "FAIL - fish --no-execute ${comp_file[fish]}"; failed=$((failed + 1)); fi
+commands=(build inspect flash profiles cache version)
+# help_names CMD WHAT: the options (WHAT=options) or words (WHAT=words) that
+# `dimimage CMD --help` names (CMD '' for dimimage's own), examples aside.
+# An option is a word starting with '-' after a space, ',', '(', '[', '`' or
+# the line's start, save one after another command's name ("build
+# --no-cache" in cache's text names build's option); a word is one at the
+# start of a two-column line ("  list   show cached bases ...").
+help_names() {
+  local others
+  others=$(printf '%s\n' "${commands[@]}" | grep -vx -- "$1" | paste -sd'|')
+  # shellcheck disable=SC2086 # no CMD: no word
+  "$bin" $1 --help | sed -E '/^[Ee]xamples?:/,$d' | if [[ $2 == options ]]; then
+    sed -E "s/(^|[^a-z])($others) --?[a-z][a-z0-9-]*//g" | grep -oE '(^|[][ ,(`])--?[a-z][a-z0-9-]*' | sed -E 's/^[^-]+//'
+  else
+    sed -nE 's/^  ([a-z][a-z0-9-]*)  .*/\1/p'
+  fi | LC_ALL=C sort -u
+}
+# offered SHELL CMD WHAT: the options (after "-") or words (a new word) the
+# SHELL completion offers after `dimimage CMD`
+offered() {
+  local prefix=- pick='^-'
+  [[ $3 == words ]] && prefix='' pick='^[^-]'
+  # shellcheck disable=SC2086 # no CMD: no word
+  (cd "$comp_dir" && PATH=${bin%/*}:$PATH DIMIMAGE_DATADIR=$OLDPWD "$OLDPWD/scripts/complete.sh" "$1" "$OLDPWD/${comp_file[$1]}" \
+    dimimage $2 "$prefix") | sed 's/=$//' | grep -E -- "$pick" | LC_ALL=C sort -u
+}
+comp_dir=$(mktemp -d)
+if [[ ! -x $bin ]]; then
+  total=$((total + 1)); failed=$((failed + 1)); echo "FAIL - completions against --help: no $bin (run make)"
+else
+  for cmd in '' "${commands[@]}"; do
+    for sh in bash zsh fish; do
+      total=$((total + 1))
+      problems=
+      for what in options words; do
+        # every command takes -h/--help; dimimage itself --version too (main.c)
+        allowed=$'-h\n--help'
+        [[ -n $cmd ]] || allowed+=$'\n--version'
+        named=$(help_names "$cmd" "$what")
+        got=$(offered "$sh" "$cmd" "$what")
+        missing=$(LC_ALL=C comm -23 <(echo "$named") <(echo "$got") | grep . | paste -sd' ')
+        unknown=$(LC_ALL=C comm -13 <(echo "$named") <(echo "$got") | grep . | grep -vxF -- "$allowed" | paste -sd' ')
+        problems+=${missing:+ lacks $missing;}${unknown:+ offers $unknown, unknown to --help;}
+      done
+      if [[ -z $problems ]]; then
+        echo "ok - $sh completion: dimimage${cmd:+ $cmd}'s options and words as its --help names them"
+      else
+        echo "FAIL - $sh completion of dimimage${cmd:+ $cmd}:${problems%;}"
+        failed=$((failed + 1))
+      fi
+    done
+  done
+fi
+rm -rf "$comp_dir"
+
 echo "lint: $((total - failed)) passed, $failed failed"
 ((failed == 0))
