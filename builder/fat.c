@@ -277,6 +277,26 @@ static void dirent_touch(struct fat_dirent *de, time_t mtime) {
         fat_datetime(mtime, unused, de->adate, NULL);
 }
 
+/* LFN entries right before a free slot belong to no live entry: a tool
+ * deleted only the 8.3 entry after them, or crashed before writing it.
+ * Left there, they would be read (by Linux, mtools, fsck.fat and us) as
+ * the long name of a plain 8.3 entry written into that slot whenever
+ * their checksum happens to match its name, 1 in 256; and fsck.fat -n
+ * reports them.  Returns the first of them (== first when there are none),
+ * marked free as fsck.fat's own repair marks them. */
+static size_t dir_drop_orphan_lfn(struct dir *d, size_t first) {
+        size_t i = first;
+        while (i > 0) {
+                const uint8_t *p = d->data + (i - 1) * 32;
+                if (p[0] == 0 || p[0] == DELETED || (p[11] & 0x3F) != ATTR_LFN)
+                        break;
+                i--;
+        }
+        for (size_t k = i; k < first; k++)
+                d->data[k * 32] = DELETED;
+        return i;
+}
+
 /* Adds an entry (with LFN entries when the name needs them). */
 static int dir_add(struct fat_fs *fs, struct dir *d, const char *path, const char *name, uint8_t attr,
                    uint32_t cluster, uint32_t size, time_t mtime, size_t *ret_idx) {
@@ -302,7 +322,8 @@ static int dir_add(struct fat_fs *fs, struct dir *d, const char *path, const cha
         put_le32(de->size, size);
         if (ret_idx)
                 *ret_idx = first + nlfn;
-        return dir_flush(fs, d, first, nlfn + 1);
+        size_t from = dir_drop_orphan_lfn(d, first);
+        return dir_flush(fs, d, from, first - from + nlfn + 1);
 }
 
 /* ---- paths ---- */

@@ -328,6 +328,83 @@ static void test_orphan_lfn_ignored(void **state) {
         free(img);
 }
 
+static uint8_t lfn_checksum(const char raw[11]) {
+        uint8_t sum = 0;
+        for (int i = 0; i < 11; i++)
+                sum = (uint8_t)(((sum & 1) << 7) + (sum >> 1) + (uint8_t)raw[i]);
+        return sum;
+}
+
+/* LFN entries right before a free slot are orphans (a tool deleted only
+ * their 8.3 entry, or crashed before writing it).  Their checksum is made
+ * to match NEW.TXT, the 1-in-256 case where Linux, mtools and fsck.fat
+ * read them as the long name of a plain 8.3 entry written into that slot:
+ * the new file must not take it, and the orphans end up freed as fsck.fat
+ * would free them.  The slot is the deleted 8.3 entry or the end marker;
+ * the new name plain 8.3 or long. */
+static void test_orphan_lfn_before_free_slot(void **state) {
+        char *empty = xasprintf("%s/empty", tmpdir);
+        int efd = open(empty, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        assert_true(efd >= 0);
+        close(efd);
+        for (int k = 0; k < 8; k++) {
+                int bits = k & 1 ? 32 : 16;
+                bool end_marker = k & 2, plain = !(k & 4);
+                const char *name = plain ? "/new.txt" : "/A New Long Name.txt";
+                char iname[32];
+                snprintf(iname, sizeof iname, "orphan-slot%d.img", k);
+                char *img = make_image(iname, 64, bits, bits == 32 ? 1 : 0);
+                const char *cp[] = {"mcopy", "-i", img, empty, "::/Some Long Name.txt", NULL};
+                assert_int_equal(tu_run(cp, NULL, TU_STDERR_KEEP), 0);
+                uint8_t ents[512];
+                uint64_t root = read_root(img, ents);
+                int nlfn = 0, slot = -1;
+                for (int i = 0; i < 16; i++) {
+                        uint8_t *e = ents + i * 32;
+                        if (e[11] == 0x0F) {
+                                e[13] = lfn_checksum("NEW     TXT");
+                                nlfn++;
+                        } else if (!memcmp(e, "SOMELO~1TXT", 11)) {
+                                if (end_marker)
+                                        memset(e, 0, 32);
+                                else
+                                        e[0] = 0xE5;
+                                slot = i;
+                        }
+                }
+                assert_int_equal(nlfn, 2);
+                assert_int_equal(slot, 3); /* after the volume label and the two LFN entries */
+                write_root(img, ents, root);
+                const char *fsck[] = {"fsck.fat", "-n", img, NULL};
+                char *out;
+                tu_run_capture(fsck, &out);
+                assert_non_null(strstr(out, "Orphaned long file name part \"Some Long Name.txt\""));
+                free(out);
+
+                int fd;
+                struct fat_fs *fs = open_fs(img, &fd, 0, 0);
+                assert_int_equal(fat_write(fs, name, "new", 3, 1700000000), 0);
+                struct names nm = {0};
+                assert_int_equal(fat_list(fs, "/", collect, &nm), 0);
+                assert_int_equal(nm.n, 1);
+                assert_string_equal(nm.list[0], name + 1);
+                close_fs(fs, fd);
+                read_root(img, ents);
+                if (plain)
+                        assert_memory_equal(ents + slot * 32, "NEW     TXT", 11); /* the orphans' neighbour */
+                assert_image_ok(img);
+                assert_mtools_content(img, name, "new", 3);
+                assert_null(mtools_read(img, "/Some Long Name.txt", &(size_t){0}));
+                const char *dir[] = {"mdir", "-i", img, "::/", NULL};
+                assert_int_equal(tu_run_capture(dir, &out), 0);
+                assert_null(strstr(out, "Some Long Name"));
+                assert_non_null(strstr(out, plain ? "new      txt" : "A New Long Name.txt"));
+                free(out);
+                free(img);
+        }
+        free(empty);
+}
+
 /* On FAT16 an entry's cluster_hi is reserved (OS/2 stored an extended
  * attribute handle there): Linux, fsck.fat and mtools ignore it, so must we. */
 static void test_fat16_cluster_hi_ignored(void **state) {
@@ -704,6 +781,7 @@ int main(void) {
                 cmocka_unit_test(test_cmdline_keeps_83_name),
                 cmocka_unit_test(test_long_names_and_aliases),
                 cmocka_unit_test(test_orphan_lfn_ignored),
+                cmocka_unit_test(test_orphan_lfn_before_free_slot),
                 cmocka_unit_test(test_subdirectories),
                 cmocka_unit_test(test_fat16_cluster_hi_ignored),
                 cmocka_unit_test(test_fat16_root_full),
