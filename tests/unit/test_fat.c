@@ -271,6 +271,86 @@ static void test_long_names_and_aliases(void **state) {
 }
 
 
+struct short_names {
+        char (*list)[13];
+        size_t n;
+};
+
+static int collect_short(const char *name, const struct fat_stat *st, void *u) {
+        struct short_names *sn = u;
+        sn->list = xrealloc(sn->list, (sn->n + 1) * sizeof *sn->list);
+        memcpy(sn->list[sn->n++], st->short_name, 13);
+        return 0;
+}
+
+static int cmp_short(const void *a, const void *b) { return strcmp(a, b); }
+
+/* 1200 long names sharing one basis: tails of one to four digits, the
+ * basis cut to make room (LONGFI~9, LONGF~10, LONG~100, LON~1000), an 8.3
+ * name that looks like an alias skipped, freed tails used again, every
+ * alias unique, and fsck.fat and mtools content with the result. */
+static void test_many_aliases(void **state) {
+        char *img = make_image("aliases.img", 64, 32, 1);
+        int fd;
+        struct fat_fs *fs = open_fs(img, &fd, 0, 0);
+        enum { N = 1200 };
+        char p[96];
+        assert_int_equal(fat_mkdir(fs, "/dir", 1700000000), 0);
+        assert_int_equal(fat_write(fs, "/dir/LONGFI~3.TXT", "plain", 5, 1700000000), 0);
+        for (int i = 0; i < N; i++) {
+                snprintf(p, sizeof p, "/dir/long file name number %04d.txt", i);
+                assert_int_equal(fat_write(fs, p, p, strlen(p), 1700000000), 0);
+        }
+        struct fat_stat st;
+        const struct {
+                int i;
+                const char *alias;
+        } want[] = {{0, "LONGFI~1.TXT"}, {2, "LONGFI~4.TXT"}, {7, "LONGFI~9.TXT"},    {8, "LONGF~10.TXT"},
+                    {97, "LONGF~99.TXT"}, {98, "LONG~100.TXT"}, {997, "LONG~999.TXT"}, {998, "LON~1000.TXT"},
+                    {N - 1, "LON~1201.TXT"}};
+        for (size_t k = 0; k < ARRAY_SIZE(want); k++) {
+                snprintf(p, sizeof p, "/dir/long file name number %04d.txt", want[k].i);
+                assert_int_equal(fat_stat(fs, p, &st), 0);
+                assert_string_equal(st.short_name, want[k].alias);
+        }
+        /* Freed tails are the smallest free ones: taken again, in order. */
+        assert_int_equal(fat_unlink(fs, "/dir/long file name number 0500.txt"), 0); /* LONG~502 */
+        assert_int_equal(fat_unlink(fs, "/dir/long file name number 0003.txt"), 0); /* LONGFI~5 */
+        assert_int_equal(fat_write(fs, "/dir/long file name again 1.txt", "a", 1, 1700000000), 0);
+        assert_int_equal(fat_write(fs, "/dir/long file name again 2.txt", "b", 1, 1700000000), 0);
+        assert_int_equal(fat_write(fs, "/dir/long file name again 3.txt", "c", 1, 1700000000), 0);
+        assert_int_equal(fat_stat(fs, "/dir/long file name again 1.txt", &st), 0);
+        assert_string_equal(st.short_name, "LONGFI~5.TXT");
+        assert_int_equal(fat_stat(fs, "/dir/long file name again 2.txt", &st), 0);
+        assert_string_equal(st.short_name, "LONG~502.TXT");
+        assert_int_equal(fat_stat(fs, "/dir/long file name again 3.txt", &st), 0);
+        assert_string_equal(st.short_name, "LON~1202.TXT");
+        struct short_names sn = {0};
+        assert_int_equal(fat_list(fs, "/dir", collect_short, &sn), 0);
+        assert_int_equal(sn.n, N + 2);
+        qsort(sn.list, sn.n, sizeof *sn.list, cmp_short);
+        for (size_t k = 1; k < sn.n; k++)
+                if (!strcmp(sn.list[k - 1], sn.list[k]))
+                        fail_msg("alias %s twice", sn.list[k]);
+        free(sn.list);
+        close_fs(fs, fd);
+        assert_image_ok(img);
+        const char *dir[] = {"mdir", "-i", img, "::/dir", NULL};
+        char *out;
+        assert_int_equal(tu_run_capture(dir, &out), 0);
+        for (int i = 0; i < N; i++) {
+                snprintf(p, sizeof p, "long file name number %04d.txt\n", i);
+                if ((i == 500 || i == 3) != !strstr(out, p))
+                        fail_msg("mdir: %s%s", p, i == 500 || i == 3 ? " listed" : " missing");
+        }
+        assert_non_null(strstr(out, "LON~1202 TXT"));
+        free(out);
+        assert_mtools_content(img, "/dir/long file name number 1199.txt", "/dir/long file name number 1199.txt", 35);
+        assert_mtools_content(img, "/dir/long file name again 2.txt", "b", 1);
+        assert_mtools_content(img, "/dir/LONGFI~3.TXT", "plain", 5);
+        free(img);
+}
+
 /* LFN entries whose checksum does not match their 8.3 entry are orphans:
  * ignored, the 8.3 name is what remains. */
 /* The first 16 entries of the root directory, and where they are: after the
@@ -780,6 +860,7 @@ int main(void) {
                 cmocka_unit_test(test_fat16),
                 cmocka_unit_test(test_cmdline_keeps_83_name),
                 cmocka_unit_test(test_long_names_and_aliases),
+                cmocka_unit_test(test_many_aliases),
                 cmocka_unit_test(test_orphan_lfn_ignored),
                 cmocka_unit_test(test_orphan_lfn_before_free_slot),
                 cmocka_unit_test(test_subdirectories),
