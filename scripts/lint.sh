@@ -132,6 +132,16 @@ else
   done
 fi
 rm -rf "$comp_dir"
+# Unit tests and fuzzers keep their scratch files under $TMPDIR (test_util.h's
+# tu_mkdtemp, tu_mkstemp, tu_tmpfile): no /tmp of their own, and no tmpfile(),
+# which glibc puts in /tmp whatever TMPDIR says.
+total=$((total + 1))
+if hits=$(grep -nE '"/tmp/|(^|[^_[:alnum:]])tmpfile\(' tests/unit/*.[ch] tests/fuzz/*.[ch]); then
+  echo "FAIL - tests use /tmp, not \$TMPDIR"; failed=$((failed + 1))
+  printf '    %s\n' "${hits//$'\n'/$'\n'    }"
+else
+  echo "ok - tests keep to \$TMPDIR"
+fi
 
 echo "lint: $((total - failed)) passed, $failed failed"
 ((failed == 0))

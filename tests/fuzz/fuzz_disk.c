@@ -5,6 +5,7 @@
  * "past the end" and large-table paths are reachable.  Must not crash, leak,
  * hang or prompt. */
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,13 +15,17 @@
 #include "fuzz_common.h"
 #include "util.h"
 
-static char path[64];
+static char path[PATH_MAX];
 
 static void remove_image(void) { unlink(path); }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!path[0]) {
-                snprintf(path, sizeof(path), "/tmp/fuzz_disk.%d.img", (int)getpid());
+                /* Under $TMPDIR, as every test's scratch files. */
+                const char *t = getenv("TMPDIR");
+                if ((size_t)snprintf(path, sizeof(path), "%s/fuzz_disk.%d.img", t && *t ? t : "/tmp", (int)getpid()) >=
+                    sizeof(path))
+                        abort();
                 atexit(remove_image);
         }
         uint64_t extra = 0;

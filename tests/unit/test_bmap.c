@@ -20,8 +20,8 @@
 
 /* The golden image (tu_golden_image); regenerate GOLDEN with
  * BMAP_GOLDEN_IMAGE=path, which leaves the image there. */
-static int make_image(char *path) {
-        int fd = mkstemp(path);
+static int make_image(char path[PATH_MAX]) {
+        int fd = tu_mkstemp(path, PATH_MAX, "test_bmap");
         assert_true(fd >= 0);
         tu_golden_image(fd);
         return fd;
@@ -39,7 +39,7 @@ static void fill_checksums(int fd, struct bmap *b) {
 }
 
 static void test_scan_ranges(void **state) {
-        char path[] = "/tmp/test_bmap.XXXXXX";
+        char path[PATH_MAX];
         int fd = make_image(path);
         struct bmap b;
         assert_int_equal(bmap_scan(fd, IMG_SIZE, path, &b), 0);
@@ -62,7 +62,7 @@ static void test_scan_ranges(void **state) {
 }
 
 static void test_format_matches_golden(void **state) {
-        char path[] = "/tmp/test_bmap.XXXXXX";
+        char path[PATH_MAX];
         int fd = make_image(path);
         struct bmap b;
         assert_int_equal(bmap_scan(fd, IMG_SIZE, path, &b), 0);

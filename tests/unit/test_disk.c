@@ -21,7 +21,7 @@
 #include "test_util.h"
 #include "util.h"
 
-static char dir[] = "/tmp/dimimage-test-disk.XXXXXX";
+static char dir[PATH_MAX];
 static char *fx_bookworm, *fx_trixie, *fx_gpt;
 
 /* Run argv, stdout into out_path (or /dev/null); returns the exit status. */
@@ -57,7 +57,7 @@ static char *copy_image(const char *src, const char *name) {
 }
 
 static int setup(void **state) {
-        if (!mkdtemp(dir))
+        if (tu_mkdtemp(dir, sizeof dir, "dimimage-test-disk") < 0)
                 return -1;
         fx_bookworm = make_fixture("bookworm", NULL, NULL);
         fx_trixie = make_fixture("trixie", "--flavour", "trixie");

@@ -281,8 +281,8 @@ static void test_too_large(void **state) {
 
 static void test_parse_file(void **state) {
         (void)state;
-        char path[] = "/tmp/test_dotenv_XXXXXX";
-        int fd = mkstemp(path);
+        char path[PATH_MAX];
+        int fd = tu_mkstemp(path, sizeof path, "test_dotenv");
         assert_true(fd >= 0);
         const char *t = "DB_PASSWORD=from-file\n";
         assert_int_equal(write_full(fd, t, strlen(t)), 0);

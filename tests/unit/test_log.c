@@ -185,8 +185,8 @@ static bool exists(const char *dir, const char *name) {
 
 static void test_sweep(void **state) {
         (void)state;
-        char dir[] = "/tmp/dimimage-sweep-XXXXXX";
-        assert_non_null(mkdtemp(dir));
+        char dir[PATH_MAX];
+        assert_int_equal(tu_mkdtemp(dir, sizeof dir, "dimimage-sweep"), 0);
         make_file(dir, "tmp-dead", 120);   /* old, unlocked: a killed process's */
         make_file(dir, "tmp-fresh", 0);    /* just written */
         make_file(dir, "tmp-locked", 120); /* old, but a live process holds it */

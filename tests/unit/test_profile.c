@@ -16,13 +16,14 @@
 #include "log.h"
 #include "profile.h"
 #include "hash.h"
+#include "test_util.h"
 
 /* Run profile_parse on text with stderr captured; returns the rc and the
  * captured text in err (caller frees). */
 static int parse_capture(const char *text, struct profile *p, char **err) {
         fflush(stderr);
         int saved = dup(2);
-        FILE *tmp = tmpfile();
+        FILE *tmp = tu_tmpfile();
         assert_non_null(tmp);
         dup2(fileno(tmp), 2);
         unsigned before = log_error_count();
@@ -253,8 +254,8 @@ static void test_sha256(void **state) {
 
 static void test_data_dir(void **state) {
         (void)state;
-        char tmpl[] = "/tmp/test_profile.XXXXXX";
-        assert_non_null(mkdtemp(tmpl));
+        char tmpl[PATH_MAX];
+        assert_int_equal(tu_mkdtemp(tmpl, sizeof tmpl, "test_profile"), 0);
         _cleanup_free_ char *prof = xasprintf("%s/profiles", tmpl);
         assert_int_equal(mkdir(prof, 0755), 0);
         _cleanup_free_ char *f1 = xasprintf("%s/zeta.yml", prof);
@@ -296,7 +297,7 @@ static void test_data_dir(void **state) {
         /* unknown role: one error listing what exists */
         fflush(stderr);
         int saved = dup(2);
-        FILE *tmp = tmpfile();
+        FILE *tmp = tu_tmpfile();
         dup2(fileno(tmp), 2);
         int rc = profile_find("nosuch", "fleet.yml", 7, "host h", EINVAL, &found);
         fflush(stderr);

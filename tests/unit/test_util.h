@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -97,12 +98,39 @@ __attribute__((noinline, unused)) static int tu_run_capture(const char *const ar
         return rc;
 }
 
-/* A new directory "$TMPDIR/NAME.XXXXXX" (/tmp without TMPDIR) into dir;
- * 0 or -1. */
-static __attribute__((unused)) int tu_mkdtemp(char *dir, size_t size, const char *name) {
+/* Scratch files go under $TMPDIR, /tmp without it: a test run must be
+ * able to keep out of /tmp (and to have a space in the path). */
+static __attribute__((unused)) const char *tu_tmpdir(void) {
         const char *t = getenv("TMPDIR");
-        snprintf(dir, size, "%s/%s.XXXXXX", t && *t ? t : "/tmp", name);
+        return t && *t ? t : "/tmp";
+}
+
+/* A new directory "$TMPDIR/NAME.XXXXXX" into dir; 0 or -1. */
+static __attribute__((unused)) int tu_mkdtemp(char *dir, size_t size, const char *name) {
+        if ((size_t)snprintf(dir, size, "%s/%s.XXXXXX", tu_tmpdir(), name) >= size)
+                return -1;
         return mkdtemp(dir) ? 0 : -1;
+}
+
+/* A new file "$TMPDIR/NAME.XXXXXX" (its path into path), open read-write;
+ * the fd or -1. */
+static __attribute__((unused)) int tu_mkstemp(char *path, size_t size, const char *name) {
+        if ((size_t)snprintf(path, size, "%s/%s.XXXXXX", tu_tmpdir(), name) >= size)
+                return -1;
+        return mkstemp(path);
+}
+
+/* As tmpfile, but under $TMPDIR: glibc's always takes /tmp. */
+static __attribute__((unused)) FILE *tu_tmpfile(void) {
+        char path[PATH_MAX];
+        int fd = tu_mkstemp(path, sizeof path, "dimimage-test");
+        if (fd < 0)
+                return NULL;
+        unlink(path);
+        FILE *f = fdopen(fd, "w+");
+        if (!f)
+                close(fd);
+        return f;
 }
 
 /* rm -rf dir, kept when DIMIMAGE_KEEP_TMP is set (to look at a failure). */
@@ -123,7 +151,7 @@ struct tu_capture {
 
 static __attribute__((unused)) void tu_capture_begin(struct tu_capture *c) {
         fflush(stderr);
-        c->tmp = tmpfile();
+        c->tmp = tu_tmpfile();
         assert_non_null(c->tmp);
         c->saved = dup(2);
         assert_true(c->saved >= 0);

@@ -218,8 +218,8 @@ static void test_limits(void **state) {
 
 static void test_files(void **state) {
         (void)state;
-        char path[] = "/tmp/test_yamltree.XXXXXX";
-        int fd = mkstemp(path);
+        char path[PATH_MAX];
+        int fd = tu_mkstemp(path, sizeof path, "test_yamltree");
         assert_true(fd >= 0);
         const char *text = "hostname: pi\n";
         assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
