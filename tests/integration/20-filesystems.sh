@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 3: builds over fixtures with each ext4 feature set, FAT16 (8.3
 # upper-case names, a crowded and a full root directory) and FAT32 (512-byte
-# and 4 KiB clusters); every output fsck-clean with the contracted files,
+# and 4 KiB clusters, orphaned long-name entries); every output fsck-clean with the contracted files,
 # modes and owners (debugfs, mtools).  Room: a full root filesystem is grown
 # (automatically and with --grow) or refused with --no-grow.
 source "$(dirname "$0")/../lib.sh"
@@ -233,6 +233,44 @@ expect_error "a boot partition one cluster short refused before writing" \
 expect_rc "a boot partition too full" 65
 check "no output after a full boot partition" no_output "$T/bootfull-out.img"
 rm -f "$T/bootfull"*
+
+# ---- orphaned long-name entries before the slot a new entry takes ----
+# A tool that deleted only the 8.3 entry of "Some Long Name.txt" left its two
+# LFN entries behind; their checksum is made SSH's, the 1-in-256 case in
+# which Linux, mtools and fsck.fat read them as the long name of Bookworm's
+# new ssh file, written into the freed slot right after them.
+cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/orphan.img"
+: >"$T/empty"
+MTOOLS_SKIP_CHECK=1 mcopy -i "$(bootfs "$T/orphan.img")" "$T/empty" "::/Some Long Name.txt"
+python3 - "$T/orphan.img" "$(part_offset "$T/orphan.img" 1)" <<'PY'
+import sys
+sum_ = 0
+for b in b'SSH        ':
+    sum_ = (((sum_ & 1) << 7) + (sum_ >> 1) + b) & 0xFF
+with open(sys.argv[1], 'r+b') as f:
+    f.seek(int(sys.argv[2]))
+    part = f.read(64 << 20)
+    at = next(i for i in range(0, len(part), 32) if part[i:i + 11] == b'SOMELO~1TXT')
+    assert all(part[at - k * 32 + 11] == 0x0F for k in (1, 2))
+    for k in (1, 2):
+        f.seek(int(sys.argv[2]) + at - k * 32 + 13)
+        f.write(bytes([sum_]))
+    f.seek(int(sys.argv[2]) + at)
+    f.write(b'\xe5')
+PY
+boot_bytes "$T/orphan.img" "$T/orphan.boot"
+fsck.fat -n "$T/orphan.boot" 2>&1 | grep -q 'Orphaned long file name part "Some Long Name.txt"' \
+  && ok "fixture: orphaned LFN entries before a free slot" || fail "fixture: no orphaned LFN entries"
+if build "$T/orphan-out.img" "$T/orphan.img" >"$T/build.log" 2>&1; then
+  ok "orphaned LFN entries: build"
+  check "orphaned LFN entries: e2fsck -fn and fsck.fat -n clean" fsck_image "$T/orphan-out.img"
+  listing=$(MTOOLS_SKIP_CHECK=1 mdir -i "$(bootfs "$T/orphan-out.img")" ::/)
+  grep -Eq '^ssh +0 ' <<<"$listing" && ! grep -q 'Some Long Name' <<<"$listing" \
+    && ok "orphaned LFN entries: ssh listed under its own name" || { fail "orphaned LFN entries: ssh took their name"; printf '    %s\n' "$listing"; }
+else
+  fail "orphaned LFN entries: build"; sed 's/^/    /' "$T/build.log"
+fi
+rm -f "$T/orphan"* "$T/empty"
 
 # FAT32 as Linux, fsck.fat and mtools tell it (no 16-bit FAT size) with
 # fewer than 65525 clusters, which mkfs.fat -F 32 makes on a small partition:
