@@ -4,6 +4,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -166,17 +168,51 @@ static const char *option_name(int c) {
         return name ? name : "?";
 }
 
-static int usage_error(const char *fmt, const char *arg) {
-        struct buf b = {0};
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-        buf_printf(&b, fmt, arg);
-#pragma GCC diagnostic pop
-        buf_puts(&b, " (see `dimimage build --help`)");
-        int r = log_error(EUSAGE, "build", "%s", (char *)b.data);
-        buf_free(&b);
-        return r;
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *msg = NULL;
+        if (vasprintf(&msg, fmt, ap) < 0)
+                abort();
+        va_end(ap);
+        return log_error(EUSAGE, cmd, "%s (see `dimimage %s%s--help`)", msg, cmd ? cmd : "", cmd ? " " : "");
 }
+
+int cli_unknown_option(const char *cmd, const char *word, bool operands) {
+        /* "--pasword=VALUE": the value may be a secret */
+        int n = (int)strcspn(word, "=");
+        /* a file name that starts with '-' ("-x.img") reads as options */
+        if (operands)
+                return cli_usage_error(cmd, "unknown option '%.*s'; put `--` before a file name that starts with '-'",
+                                       n, word);
+        return cli_usage_error(cmd, "unknown option '%.*s'", n, word);
+}
+
+int cli_getopt_error(const char *cmd, const struct option *opts, int c, char **argv, bool operands) {
+        /* A long option's word is at argv[optind - 1]; a letter may be in
+         * a cluster ("-yb", "-Zx"), and the word there may then be the one
+         * before it, or the option's value: the letter is named alone. */
+        const char *word = argv[optind - 1];
+        bool is_long = word[0] == '-' && word[1] == '-';
+        if (c == ':') {
+                if (is_long)
+                        return cli_usage_error(cmd, "option '%.*s' needs a value", (int)strcspn(word, "="), word);
+                return cli_usage_error(cmd, "option '-%c' needs a value", optopt);
+        }
+        /* "--force=yes": getopt has the option (a letter is never unknown
+         * when its long option is known: "-f" is --force) */
+        const char *name = cli_long_option(opts, optopt);
+        if (name)
+                return cli_usage_error(cmd, "option '--%s' takes no value", name);
+        if (optopt) {
+                char letter[3] = {'-', (char)optopt, 0};
+                return cli_unknown_option(cmd, letter, operands);
+        }
+        return cli_unknown_option(cmd, word, operands);
+}
+
+/* build's usage errors */
+#define usage_error(...) cli_usage_error("build", __VA_ARGS__)
 
 /* A file option's value: "" is no name, and "-" is not standard input here
  * (a base is read more than once, outputs are renamed into place), where
@@ -288,22 +324,8 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                 case OPT_KEYMAP: again = set_once(&h->keymap, optarg); break;
                 case OPT_MODEL: again = set_once(&h->model, optarg); break;
                 case 'h': cli_build_usage(stdout); return 1;
-                case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
-                default: {
-                        /* "--force=yes": getopt has the option (a letter
-                         * here is never unknown: "-f" is --force) */
-                        if (cli_long_option(options, optopt))
-                                return usage_error("--%s takes no value", option_name(optopt));
-                        /* "-Zx" in a cluster: getopt has the letter; argv
-                         * there may be the option before, or its value */
-                        if (optopt) {
-                                char opt[3] = {'-', (char)optopt, 0};
-                                return usage_error("unknown option '%s'", opt);
-                        }
-                        /* "--pasword=VALUE": the value may be a secret */
-                        _cleanup_free_ char *opt = xstrndup(argv[optind - 1], strcspn(argv[optind - 1], "="));
-                        return usage_error("unknown option '%s'", opt);
-                }
+                case ':':
+                default: return cli_getopt_error("build", options, c, argv, false);
                 }
                 if (again)
                         return usage_error("--%s given twice; give it once", option_name(c));

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "host.h"
+#include "util.h"
 
 struct build_opts {
         char *role;             /* --role: a profile name or a profile file */
@@ -49,3 +50,16 @@ void cli_build_usage(FILE *f);
  * for 0): after a '?', optopt naming one means "--NAME=VALUE" was given to
  * an option that takes none, rather than an unknown option. */
 const char *cli_long_option(const struct option *opts, int val);
+
+/* Every command's usage errors, worded one way: "CMD: MESSAGE (see
+ * `dimimage CMD --help`)" (cmd NULL: the top level's), logged; returns
+ * -EUSAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
+/* "unknown option 'WORD'", WORD cut at its '=' (a value there may be a
+ * secret).  operands: the command takes file names, and says how to give
+ * one that starts with '-'. */
+int cli_unknown_option(const char *cmd, const char *word, bool operands);
+/* After getopt_long (opterr 0, optstring starting with ':') returned c,
+ * '?' or ':': an unknown option, an option with no value, or a value given
+ * to one that takes none ("--force=yes"), as cli_usage_error. */
+int cli_getopt_error(const char *cmd, const struct option *opts, int c, char **argv, bool operands);

@@ -787,6 +787,16 @@ int cmd_flash(int argc, char **argv) {
                         o.no_verify = true;
                         break;
                 case 'b':
+                        /* as build's options that take one value: a second
+                         * one is a guess at which was meant */
+                        if (o.bmap_path)
+                                return cli_usage_error("flash", "--bmap given twice; give it once");
+                        /* as build's file options: "" names nothing, and the
+                         * bmap is not read from standard input */
+                        if (!*optarg)
+                                return cli_usage_error("flash", "--bmap: empty file name");
+                        if (!strcmp(optarg, "-"))
+                                return cli_usage_error("flash", "--bmap: '-' is not read as standard input; give a file");
                         o.bmap_path = optarg;
                         break;
                 case 'q':
@@ -799,30 +809,19 @@ int cmd_flash(int argc, char **argv) {
                         usage(stdout);
                         return 0;
                 case ':':
-                        return log_error(EUSAGE, "flash", "option '%s' needs a value (see dimimage flash --help)",
-                                         argv[optind - 1]);
                 default:
-                        /* "--yes=1": getopt has the option (its letter is never unknown) */
-                        if (cli_long_option(longopts, optopt))
-                                return log_error(EUSAGE, "flash", "--%s takes no value (see dimimage flash --help)",
-                                                 cli_long_option(longopts, optopt));
-                        /* "-xy": getopt has the letter; argv there may be the word before */
-                        if (optopt)
-                                return log_error(EUSAGE, "flash", "unknown option -%c (see dimimage flash --help)",
-                                                 optopt);
-                        return log_error(EUSAGE, "flash", "unknown option %s (see dimimage flash --help)",
-                                         argv[optind - 1]);
+                        return cli_getopt_error("flash", longopts, c, argv, true);
                 }
         }
         if (argc - optind != 2)
-                return log_error(EUSAGE, NULL, "flash: need IMAGE and DEVICE (see dimimage flash --help)");
+                return cli_usage_error("flash", "need IMAGE and DEVICE");
         /* The image is read twice (write, then verify), so "-" cannot be a pipe. */
         for (int i = 0; i < 2; i++) {
                 const char *what = i ? "DEVICE" : "IMAGE", *v = argv[optind + i];
                 if (!*v || !strcmp(v, "-"))
-                        return log_error(EUSAGE, "flash", "%s '%s' is not a file or device; standard input and output "
-                                         "are not used (see dimimage flash --help)",
-                                         what, v);
+                        return cli_usage_error("flash", "%s '%s' is not a file or device; standard input and output "
+                                               "are not used",
+                                               what, v);
         }
         if (o.quiet)
                 log_level = LOG_QUIET;

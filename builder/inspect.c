@@ -459,21 +459,8 @@ int cmd_inspect(int argc, char **argv) {
                 case 'h':
                         usage(stdout);
                         return 0;
-                case '?':
-                        /* "--json=yes": getopt has the option */
-                        if (cli_long_option(opts, optopt))
-                                return log_error(EUSAGE, "inspect", "--%s takes no value (see `dimimage inspect "
-                                                 "--help`)", cli_long_option(opts, optopt));
-                        /* "-x.img": getopt has the letter; argv there may be the word before */
-                        if (optopt)
-                                return log_error(EUSAGE, "inspect", "unknown option -%c (see `dimimage inspect "
-                                                 "--help`; `dimimage inspect -- -x.img` for a file named so)",
-                                                 optopt);
-                        return log_error(EUSAGE, "inspect", "unknown option %s (see `dimimage inspect --help`)",
-                                         argv[optind - 1]);
                 default:
-                        return log_error(EUSAGE, "inspect", "unknown option %s (see `dimimage inspect --help`)",
-                                         argv[optind - 1]);
+                        return cli_getopt_error("inspect", opts, c, argv, true);
                 }
         }
         /* Options after the image name are fine too (`inspect x.img --json`),
@@ -485,7 +472,7 @@ int cmd_inspect(int argc, char **argv) {
                 const char *a = argv[i];
                 if (names_only || a[0] != '-' || !a[1]) {
                         if (image)
-                                return log_error(EUSAGE, "inspect", "more than one image given: %s, %s", image, a);
+                                return cli_usage_error("inspect", "more than one image given: %s, %s", image, a);
                         image = a;
                 } else if (strcmp(a, "--") == 0)
                         names_only = true;
@@ -494,13 +481,16 @@ int cmd_inspect(int argc, char **argv) {
                 else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
                         usage(stdout);
                         return 0;
-                } else
-                        return log_error(EUSAGE, "inspect", "unknown option %s (see `dimimage inspect --help`)", a);
+                } else if (strncmp(a, "--json=", 7) == 0 || strncmp(a, "--help=", 7) == 0)
+                        /* as getopt's "--json=yes" before the image */
+                        return cli_usage_error("inspect", "option '%.*s' takes no value", (int)strcspn(a, "="), a);
+                else
+                        return cli_unknown_option("inspect", a, true);
         }
         if (!image)
-                return log_error(EUSAGE, "inspect", "no image given (usage: dimimage inspect IMAGE [--json])");
+                return cli_usage_error("inspect", "no image given");
         if (!*image || !strcmp(image, "-"))
-                return log_error(EUSAGE, "inspect", "'%s' is not an image file; standard input is not read", image);
+                return cli_usage_error("inspect", "'%s' is not an image file; standard input is not read", image);
 
         struct report rep = { .image = image };
         _cleanup_free_ char *tmp = NULL;

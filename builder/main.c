@@ -9,6 +9,7 @@
 
 #include "build.h"
 #include "cache.h"
+#include "cli.h"
 #include "flash.h"
 #include "inspect.h"
 #include "log.h"
@@ -43,6 +44,14 @@ static bool is_help(const char *arg) {
         return !strcmp(arg, "--help") || !strcmp(arg, "-h");
 }
 
+/* A word after a command that takes none: an option of its own it does not
+ * have, or an argument. */
+static int no_arguments(const char *cmd, const char *arg) {
+        if (arg[0] == '-' && arg[1])
+                return cli_unknown_option(cmd, arg, false);
+        return cli_usage_error(cmd, "takes no arguments: %s", arg);
+}
+
 static int cmd_profiles(int argc, char **argv) {
         if (argc == 2 && is_help(argv[1])) {
                 puts("Usage: dimimage profiles\n\nList the roles `dimimage build --role` accepts, from "
@@ -50,8 +59,7 @@ static int cmd_profiles(int argc, char **argv) {
                 return 0;
         }
         if (argc > 1)
-                return log_error(EUSAGE, "profiles", "takes no arguments: %s (see `dimimage profiles --help`)",
-                                 argv[1]);
+                return no_arguments("profiles", argv[1]);
         size_t n = 0;
         char **roles = profile_list_roles(&n);
         int r = 0;
@@ -72,13 +80,12 @@ static int cmd_profiles(int argc, char **argv) {
 }
 
 static int cmd_cache(int argc, char **argv) {
-        if (argc == 2 && !strcmp(argv[1], "list"))
-                return cache_list(stdout);
-        if (argc == 2 && !strcmp(argv[1], "clean"))
-                return cache_clean();
+        if (argc < 2)
+                return cli_usage_error("cache", "expected `dimimage cache list` or `dimimage cache clean`");
+        const char *sub = argv[1];
+        bool known = !strcmp(sub, "list") || !strcmp(sub, "clean");
         /* "cache --help", and "cache list --help" as for every other command */
-        if ((argc == 2 || (argc == 3 && (!strcmp(argv[1], "list") || !strcmp(argv[1], "clean")))) &&
-            is_help(argv[argc - 1])) {
+        if ((argc == 2 || (argc == 3 && known)) && is_help(argv[argc - 1])) {
                 puts("Usage: dimimage cache list|clean\n\n"
                      "Compressed bases are kept decompressed under $XDG_CACHE_HOME/dimimage\n"
                      "(~/.cache/dimimage), so rebuilding from the same .img.xz is a copy.\n"
@@ -87,7 +94,41 @@ static int cmd_cache(int argc, char **argv) {
                      "DIMIMAGE_CACHE_MAX bounds the cache size (default 8G); build --no-cache skips it.");
                 return 0;
         }
-        return log_error(EUSAGE, "cache", "expected `dimimage cache list` or `dimimage cache clean`");
+        if (sub[0] == '-' && sub[1])
+                return cli_unknown_option("cache", sub, false);
+        if (!known)
+                return cli_usage_error("cache", "expected `dimimage cache list` or `dimimage cache clean`");
+        if (argc > 2 && argv[2][0] == '-' && argv[2][1])
+                return cli_unknown_option("cache", argv[2], false);
+        if (argc > 2)
+                return cli_usage_error("cache", "%s takes no arguments: %s", sub, argv[2]);
+        return !strcmp(sub, "list") ? cache_list(stdout) : cache_clean();
+}
+
+static int cmd_version(int argc, char **argv) {
+        if (argc == 2 && is_help(argv[1])) {
+                puts("Usage: dimimage version\n\nPrint dimimage's version.");
+                return 0;
+        }
+        if (argc > 1)
+                return no_arguments("version", argv[1]);
+        puts("dimimage " DIMIMAGE_VERSION);
+        return 0;
+}
+
+static const struct command {
+        const char *name;
+        int (*run)(int argc, char **argv);
+} commands[] = {
+        {"build", cmd_build},       {"inspect", cmd_inspect}, {"flash", cmd_flash},
+        {"profiles", cmd_profiles}, {"cache", cmd_cache},     {"version", cmd_version},
+};
+
+static const struct command *find_command(const char *name) {
+        for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+                if (!strcmp(commands[i].name, name))
+                        return &commands[i];
+        return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -101,36 +142,18 @@ int main(int argc, char **argv) {
         }
         const char *cmd = argv[1];
         int r;
-        if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        const struct command *c = find_command(cmd);
+        if (c)
+                r = c->run(argc - 1, argv + 1);
+        else if (is_help(cmd) || !strcmp(cmd, "help")) {
                 usage(stdout);
-                return 0;
-        }
-        if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-                if (argc == 3 && is_help(argv[2])) {
-                        puts("Usage: dimimage version\n\nPrint dimimage's version.");
-                        return 0;
-                }
-                if (argc > 2) {
-                        log_error(EUSAGE, NULL, "%s takes no arguments: %s", cmd, argv[2]);
-                        return EX_USAGE;
-                }
-                puts("dimimage " DIMIMAGE_VERSION);
-                return 0;
-        }
-        if (!strcmp(cmd, "build"))
-                r = cmd_build(argc - 1, argv + 1);
-        else if (!strcmp(cmd, "inspect"))
-                r = cmd_inspect(argc - 1, argv + 1);
-        else if (!strcmp(cmd, "flash"))
-                r = cmd_flash(argc - 1, argv + 1);
-        else if (!strcmp(cmd, "profiles"))
-                r = cmd_profiles(argc - 1, argv + 1);
-        else if (!strcmp(cmd, "cache"))
-                r = cmd_cache(argc - 1, argv + 1);
-        else {
-                log_error(EINVAL, NULL, "unknown command '%s' (see `dimimage --help`)", cmd);
-                return EX_USAGE;
-        }
+                r = 0;
+        } else if (!strcmp(cmd, "--version"))
+                r = cmd_version(argc - 1, argv + 1);
+        else if (cmd[0] == '-' && cmd[1])
+                r = cli_unknown_option(NULL, cmd, false);
+        else
+                r = log_error(EUSAGE, NULL, "unknown command '%s' (see `dimimage --help`)", cmd);
         if (r >= 0)
                 return 0;
         return exit_code_for(r);

@@ -275,21 +275,45 @@ usage_error() { # DESC PATTERN ARGS...
   expect_error "$what" "$pattern" "$DIMIMAGE" "$@"
   expect_rc "$what" 64
 }
-usage_error "inspect: an unknown option named" "unknown option --bogus" inspect --bogus
-usage_error "inspect: an unknown option after the image named" "unknown option --bogus" inspect "$T/zero.img" --bogus
-usage_error "flash: an unknown option named" "flash: unknown option --bogus" flash --bogus a b
+usage_error "inspect: an unknown option named" "inspect: unknown option '--bogus'" inspect --bogus
+usage_error "inspect: an unknown option after the image named" "inspect: unknown option '--bogus'" inspect "$T/zero.img" --bogus
+usage_error "flash: an unknown option named" "flash: unknown option '--bogus'" flash --bogus a b
 # An option given a value it does not take is named as such, and a letter
 # in a cluster as that letter: getopt's optopt, not the word before it
 # (which was "inspect", "flash" or "-f" for --force=yes).
-usage_error "build --force=yes" "build: --force takes no value" build --force=yes --role app --base "$T/zero.img" -o "$T/x.img"
-usage_error "build --no-cache=1" "build: --no-cache takes no value" build --no-cache=1 --role app --base "$T/zero.img" -o "$T/x.img"
-usage_error "inspect --json=yes" "inspect: --json takes no value" inspect --json=yes "$T/zero.img"
-usage_error "inspect -x.img" "inspect: unknown option -x .*dimimage inspect -- -x.img" inspect -x.img
-usage_error "flash --yes=1" "flash: --yes takes no value" flash --yes=1 a b
-usage_error "flash --no-verify=1" "flash: --no-verify takes no value" flash --no-verify=1 a b
-usage_error "flash -n" "flash: unknown option -n " flash -n a b
-usage_error "flash -yx" "flash: unknown option -x " flash -yx a b
+usage_error "build --force=yes" "build: option '--force' takes no value" build --force=yes --role app --base "$T/zero.img" -o "$T/x.img"
+usage_error "build --no-cache=1" "build: option '--no-cache' takes no value" build --no-cache=1 --role app --base "$T/zero.img" -o "$T/x.img"
+usage_error "inspect --json=yes" "inspect: option '--json' takes no value" inspect --json=yes "$T/zero.img"
+usage_error "inspect IMAGE --json=yes" "inspect: option '--json' takes no value" inspect "$T/zero.img" --json=yes
+usage_error "inspect -x.img" "inspect: unknown option '-x'; put \`--\` before a file name that starts with '-'" inspect -x.img
+usage_error "flash --yes=1" "flash: option '--yes' takes no value" flash --yes=1 a b
+usage_error "flash --no-verify=1" "flash: option '--no-verify' takes no value" flash --no-verify=1 a b
+usage_error "flash -n" "flash: unknown option '-n'" flash -n a b
+usage_error "flash -yx" "flash: unknown option '-x'" flash -yx a b
 usage_error "flash -b with no value" "flash: option '-b' needs a value" flash a b -b
+usage_error "flash -yb with no value: the letter, not the cluster" "flash: option '-b' needs a value" flash a b -yb
+usage_error "flash --bmap with no value" "flash: option '--bmap' needs a value" flash a b --bmap
+usage_error "build --role with no value" "build: option '--role' needs a value" build --base "$T/zero.img" -o "$T/x.img" --role
+# Every command says the same thing the same way: "CMD: unknown option
+# 'WORD'" (no value shown), then where to look; the commands that take file
+# names say how to give one that starts with '-'.
+for cmd in build flash inspect cache profiles version; do
+  hint=
+  [[ $cmd == flash || $cmd == inspect ]] && hint="; put \`--\` before a file name that starts with '-'"
+  usage_error "$cmd --bogus=s3cret: one wording" "^dimimage: error: $cmd: unknown option '--bogus'$hint \(see \`dimimage $cmd --help\`\)$" \
+    "$cmd" --bogus=s3cret
+  usage_error "$cmd -Z: one wording" "^dimimage: error: $cmd: unknown option '-Z'$hint \(see \`dimimage $cmd --help\`\)$" "$cmd" -Z
+done
+usage_error "an unknown top-level option" "^dimimage: error: unknown option '--bogus' \(see \`dimimage --help\`\)$" --bogus
+usage_error "cache list -Z" "^dimimage: error: cache: unknown option '-Z'" cache list -Z
+usage_error "cache list extra" "cache: list takes no arguments: extra" cache list extra
+# flash --bmap takes one file, as build's file options do: named once, not
+# empty, not standard input
+: >"$T/one.bmap"
+usage_error "flash --bmap=''" "flash: --bmap: empty file name" flash --bmap= "$T/zero.img" "$T/dev"
+usage_error "flash --bmap -" "flash: --bmap: '-' is not read as standard input" flash --bmap - "$T/zero.img" "$T/dev"
+usage_error "flash --bmap twice" "flash: --bmap given twice; give it once" flash -b "$T/one.bmap" --bmap "$T/one.bmap" "$T/zero.img" "$T/dev"
+check_fails "... no device file made" test -e "$T/dev"
 # After "--" every word is a file name: "inspect -- -x.img" reads "-x.img".
 cp "$T/zero.img" "$T/-dash.img"
 in_T() { (cd "$T" && "$@"); }
@@ -299,7 +323,7 @@ expect_error "inspect IMAGE -- --json: a second file name" "more than one image 
   "$DIMIMAGE" inspect "$T/zero.img" -- --json
 usage_error "flash without a device" "need IMAGE and DEVICE" flash a
 usage_error "cache without a command" "cache list.*cache clean" cache
-usage_error "profiles takes no arguments" "takes no arguments: --bogus" profiles --bogus
+usage_error "profiles takes no arguments" "profiles: takes no arguments: extra" profiles extra
 usage_error "version takes no arguments" "takes no arguments: extra" version extra
 usage_error "an unknown command" "unknown command 'bogus'" bogus
 usage_error "inspect -" "'-' is not an image file" inspect -
