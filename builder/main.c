@@ -29,8 +29,10 @@ static void usage(FILE *f) {
               "  profiles   list the roles that can be built\n"
               "  cache      list or clean the decompressed-base cache\n"
               "  version    print the version\n"
+              "  help       this text, or with a COMMAND, that command's help\n"
               "\n"
-              "Run `dimimage COMMAND --help` for a command's options; `man dimimage` for more.\n"
+              "Run `dimimage help COMMAND` (or `dimimage COMMAND --help`) for a command's\n"
+              "options; `man dimimage` for more.\n"
               "\n"
               "Example:\n"
               "  dimimage build --role app --base raspios-lite.img.xz --env app.env \\\n"
@@ -131,6 +133,22 @@ static const struct command *find_command(const char *name) {
         return NULL;
 }
 
+/* "dimimage help COMMAND" is "dimimage COMMAND --help", as git and
+ * systemctl have it; "dimimage help" (or "help help") is the overview. */
+static int cmd_help(int argc, char **argv) {
+        if (argc > 2)
+                return log_error(EUSAGE, "help", "takes one command, not also '%s' (see `dimimage --help`)", argv[2]);
+        if (argc < 2 || is_help(argv[1]) || !strcmp(argv[1], "help")) {
+                usage(stdout);
+                return 0;
+        }
+        const struct command *c = find_command(argv[1]);
+        if (!c)
+                return log_error(EUSAGE, "help", "unknown command '%s' (see `dimimage --help`)", argv[1]);
+        char *args[] = {(char *)c->name, (char *)"--help", NULL};
+        return c->run(2, args);
+}
+
 int main(int argc, char **argv) {
         /* A file grown past `ulimit -f` raises SIGXFSZ, whose default kills
          * us with the temporaries beside OUT left behind; ignored, the write
@@ -145,7 +163,9 @@ int main(int argc, char **argv) {
         const struct command *c = find_command(cmd);
         if (c)
                 r = c->run(argc - 1, argv + 1);
-        else if (is_help(cmd) || !strcmp(cmd, "help")) {
+        else if (!strcmp(cmd, "help"))
+                r = cmd_help(argc - 1, argv + 1);
+        else if (is_help(cmd)) {
                 usage(stdout);
                 r = 0;
         } else if (!strcmp(cmd, "--version"))

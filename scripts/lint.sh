@@ -142,6 +142,15 @@ if hits=$(grep -nE '"/tmp/|(^|[^_[:alnum:]])tmpfile\(' tests/unit/*.[ch] tests/f
 else
   echo "ok - tests keep to \$TMPDIR"
 fi
+# The man page: groff's every warning (-ww), and man's own check.
+total=$((total + 1))
+man_warn=$( { groff -ww -man -z docs/dimimage.1; man --warnings -l docs/dimimage.1 >/dev/null; } 2>&1)
+if [[ -z $man_warn ]]; then
+  echo "ok - man page docs/dimimage.1 renders without warnings"
+else
+  echo "FAIL - man page docs/dimimage.1"; failed=$((failed + 1))
+  printf '    %s\n' "$man_warn"
+fi
 
 echo "lint: $((total - failed)) passed, $failed failed"
 ((failed == 0))

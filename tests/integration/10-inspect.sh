@@ -348,6 +348,25 @@ for args in "version --help" "cache list --help" "cache clean -h" "profiles --he
     fail "$args: $(head -c 300 "$T/h.err")"
   fi
 done
+# "help COMMAND" is "COMMAND --help" (git's and systemctl's way), for every
+# command the overview lists; "help" alone is the overview.
+cmds=$("$DIMIMAGE" --help | awk '/^Commands:/ { on = 1; next } on && /^$/ { exit } on { print $1 }' | grep -vx help)
+[[ $(wc -w <<<"$cmds") -ge 6 ]] && ok "the overview lists the commands: ${cmds//$'\n'/ }" || fail "commands listed: $cmds"
+for cmd in $cmds; do
+  "$DIMIMAGE" help "$cmd" >"$T/h1.out" 2>"$T/h1.err"
+  rc=$?
+  "$DIMIMAGE" "$cmd" --help >"$T/h2.out" 2>&1
+  if ((rc == 0)) && [[ ! -s $T/h1.err ]] && grep -q "^Usage: dimimage $cmd" "$T/h1.out" && cmp -s "$T/h1.out" "$T/h2.out"; then
+    ok "help $cmd prints what $cmd --help prints"
+  else
+    fail "help $cmd (exit $rc): $(head -c 300 "$T/h1.out" "$T/h1.err")"
+  fi
+done
+"$DIMIMAGE" help >"$T/h1.out" 2>&1 && "$DIMIMAGE" --help >"$T/h2.out" 2>&1 && cmp -s "$T/h1.out" "$T/h2.out" \
+  && ok "help alone is the overview" || fail "help alone: $(head -c 300 "$T/h1.out")"
+usage_error "help of an unknown command" "^dimimage: error: help: unknown command 'nosuch' \(see \`dimimage --help\`\)$" help nosuch
+check_fails "... and nothing on standard output" test -s "$T/.out"
+usage_error "help of two commands" "help: takes one command, not also 'flash'" help build flash
 long=$(printf 'x%.0s' {1..5000})
 expect_error "a 5000-character file name" "cannot open" "$DIMIMAGE" inspect "$T/$long.img"
 expect_rc "a 5000-character file name is a missing input, not an internal error" 66

@@ -21,6 +21,14 @@ unreadable=$(find "$dest/usr/share/dimimage" ! -type l \( ! -perm -0444 -o -type
 [[ -d $dest/usr/share/dimimage/overlays && -z $unreadable ]] && ok "installed profiles and overlays: readable by all, writable by root alone" \
   || fail "installed modes: $unreadable"
 man -l "$dest/usr/share/man/man1/dimimage.1" >/dev/null 2>&1 && ok "man page renders" || fail "man page"
+# without a warning from groff or man, and with an entry for each option
+# every command has (-h/--help, --version, help COMMAND)
+warn=$( { groff -ww -man -z "$dest/usr/share/man/man1/dimimage.1"; man --warnings -l "$dest/usr/share/man/man1/dimimage.1" >/dev/null; } 2>&1)
+[[ -z $warn ]] && ok "man page: no warnings" || fail "man page warnings: $warn"
+page=$(MANWIDTH=100 man -l "$dest/usr/share/man/man1/dimimage.1" 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g; s/.\x08//g')
+for entry in '-h, --help' '--version, version' 'help [COMMAND]'; do
+  grep -Fxq -- "       $entry" <<<"$page" && ok "man page: an entry for $entry" || fail "man page: no entry for $entry"
+done
 
 # The installed completion, driven as bash would: roles from the installed
 # binary, every model the binary knows, nothing offered for a free value.
@@ -68,6 +76,11 @@ if [[ -f /usr/share/zoneinfo/Europe/Berlin ]]; then
 else
   ok "skipped: completion of --timezone (no /usr/share/zoneinfo/Europe/Berlin here)"
 fi
+[[ $(complete_words dimimage help '' | sort | tr '\n' ' ') == "build cache flash inspect profiles version " ]] \
+  && ok "completion: help offers the commands" || fail "completion help: $(complete_words dimimage help '')"
+[[ $(complete_words dimimage he) == help ]] && ok "completion: he gives help" || fail "completion he: $(complete_words dimimage he)"
+[[ -z $(complete_words dimimage help build '') ]] && ok "completion: nothing after help COMMAND" \
+  || fail "completion after help build: $(complete_words dimimage help build '')"
 [[ -z $(complete_words dimimage cache list '') ]] && ok "completion: nothing after cache list" \
   || fail "completion after cache list: $(complete_words dimimage cache list '')"
 
