@@ -351,7 +351,9 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                 return usage_error("%s", "--fleet and --role do not go together: the fleet names each host's role");
         if (!o->fleet && !o->role) {
                 _cleanup_free_ char *roles = profile_roles_text();
-                return usage_error("--role ROLE is required: one of %s", roles ? roles : "(no profiles found)");
+                _cleanup_free_ char *none = roles ? NULL : profile_none_text();
+                return roles ? usage_error("--role ROLE is required: one of %s", roles)
+                             : usage_error("--role ROLE is required, but there are no roles: %s", none);
         }
         if (o->grow && o->no_grow)
                 return usage_error("%s", "--grow and --no-grow contradict each other");

@@ -76,8 +76,10 @@ static int cmd_profiles(int argc, char **argv) {
                 free(roles[i]);
         }
         free(roles);
-        if (!n)
-                return log_error(ENOENT, data_dir(), "no profiles found");
+        if (!n) {
+                _cleanup_free_ char *none = profile_none_text();
+                return log_error(ENOENT, NULL, "%s", none);
+        }
         return r;
 }
 

@@ -565,6 +565,20 @@ char *profile_roles_text(void) {
         return (char *)b.data;
 }
 
+char *profile_none_text(void) {
+        _cleanup_free_ char *dir = xasprintf("%s/profiles", data_dir());
+        const char *env = getenv("DIMIMAGE_DATADIR");
+        /* the commonest cause: a DIMIMAGE_DATADIR left pointing elsewhere
+         * (a moved checkout), so it is named either way */
+        _cleanup_free_ char *from = env && *env ? xasprintf("DIMIMAGE_DATADIR=%s", env)
+                                                : xstrdup("DIMIMAGE_DATADIR is unset");
+        DIR *d = opendir(dir);
+        if (!d)
+                return xasprintf("no profiles in %s (%s): %s", dir, from, strerror(errno));
+        closedir(d);
+        return xasprintf("no profiles in %s (%s): no .yml file there", dir, from);
+}
+
 int profile_find(const char *role, const char *where, unsigned line, const char *label, int unknown_err,
                  char **path) {
         *path = profile_path_for(role);
@@ -574,10 +588,16 @@ int profile_find(const char *role, const char *where, unsigned line, const char 
         free(*path);
         *path = NULL;
         _cleanup_free_ char *roles = profile_roles_text();
+        _cleanup_free_ char *none = roles ? NULL : profile_none_text();
+        if (profile_names_file(role) && !roles)
+                return log_error_at(input_err(-err), where, line, "%s%sprofile %s: %s (and there are no roles either: %s)",
+                                    label ? label : "", label ? ": " : "", role, strerror(err), none);
         if (profile_names_file(role))
                 return log_error_at(input_err(-err), where, line, "%s%sprofile %s: %s; a role is a profile file or one "
-                                    "of: %s", label ? label : "", label ? ": " : "", role, strerror(err),
-                                    roles ? roles : "(none found)");
-        return log_error_at(roles ? unknown_err : ENOENT, where, line, "%s%sunknown role '%s'; available roles: %s",
-                            label ? label : "", label ? ": " : "", role, roles ? roles : "(none found)");
+                                    "of: %s", label ? label : "", label ? ": " : "", role, strerror(err), roles);
+        if (!roles)
+                return log_error_at(ENOENT, where, line, "%s%sunknown role '%s': %s", label ? label : "",
+                                    label ? ": " : "", role, none);
+        return log_error_at(unknown_err, where, line, "%s%sunknown role '%s'; available roles: %s",
+                            label ? label : "", label ? ": " : "", role, roles);
 }

@@ -90,3 +90,6 @@ void profile_roles_free(char **roles);
 /* Those roles as "app, observability, ..." (caller frees); NULL when there
  * are none. */
 char *profile_roles_text(void);
+/* Why there are none, for an error: "no profiles in DIR/profiles
+ * (DIMIMAGE_DATADIR=DIR): No such file or directory" (caller frees). */
+char *profile_none_text(void);

@@ -367,6 +367,23 @@ done
 usage_error "help of an unknown command" "^dimimage: error: help: unknown command 'nosuch' \(see \`dimimage --help\`\)$" help nosuch
 check_fails "... and nothing on standard output" test -s "$T/.out"
 usage_error "help of two commands" "help: takes one command, not also 'flash'" help build flash
+# A DIMIMAGE_DATADIR with no profiles/ (a moved checkout) or an empty one:
+# the error names the variable and the directory it looked in.
+mkdir -p "$T/nodata/profiles"
+for dd in "$T/missing-data" "$T/nodata"; do
+  why='No such file or directory'
+  [[ $dd == "$T/nodata" ]] && why='no \.yml file there'
+  where="no profiles in $dd/profiles \(DIMIMAGE_DATADIR=$dd\): $why"
+  expect_error "DIMIMAGE_DATADIR=${dd##*/}: profiles" "^dimimage: error: $where$" env DIMIMAGE_DATADIR="$dd" "$DIMIMAGE" profiles
+  expect_rc "DIMIMAGE_DATADIR=${dd##*/}: profiles" 66
+  expect_error "DIMIMAGE_DATADIR=${dd##*/}: build --role app" "build: unknown role 'app': $where$" \
+    env DIMIMAGE_DATADIR="$dd" "$DIMIMAGE" build --role app --base "$img" -o "$T/dd.img"
+  expect_rc "DIMIMAGE_DATADIR=${dd##*/}: build --role app" 66
+  expect_error "DIMIMAGE_DATADIR=${dd##*/}: build without --role" "--role ROLE is required, but there are no roles: $where" \
+    env DIMIMAGE_DATADIR="$dd" "$DIMIMAGE" build --base "$img" -o "$T/dd.img"
+  expect_rc "DIMIMAGE_DATADIR=${dd##*/}: build without --role" 64
+  check_fails "DIMIMAGE_DATADIR=${dd##*/}: no output" test -e "$T/dd.img"
+done
 long=$(printf 'x%.0s' {1..5000})
 expect_error "a 5000-character file name" "cannot open" "$DIMIMAGE" inspect "$T/$long.img"
 expect_rc "a 5000-character file name is a missing input, not an internal error" 66
