@@ -415,7 +415,7 @@ static int decompress(const char *image, const struct stat *st, char **ret_path)
                 free(tmp);
                 return r;
         }
-        struct source_opts o = { .no_cache = true, .quiet = true };
+        struct source_opts o = { .no_cache = true, .quiet = true, .scratch = true };
         struct source_info info;
         int r = source_extract(image, fd, &o, &info);
         close(fd);

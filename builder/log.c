@@ -173,7 +173,11 @@ unsigned log_error_count(void) {
 }
 
 int log_output_error(int err, const char *file, const char *verb) {
-        int r = log_error(err, file, "cannot %s: %s%s", verb, strerror(err < 0 ? -err : err), write_hint(err));
+        return log_output_error_hint(err, file, verb, write_hint(err));
+}
+
+int log_output_error_hint(int err, const char *file, const char *verb, const char *hint) {
+        int r = log_error(err, file, "cannot %s: %s%s", verb, strerror(err < 0 ? -err : err), hint);
         /* A file larger than the output's filesystem or `ulimit -f` allows:
          * no room for OUT there, as a full disk (EX_CANTCREAT); EFBIG itself
          * is ENOROOM, a payload too big for its partition (bad input). */

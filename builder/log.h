@@ -68,6 +68,8 @@ unsigned log_error_count(void);
  * but -ENOSPC for EFBIG (a file past what the filesystem or ulimit -f
  * holds: no room there, not the ENOROOM of bad input). */
 int log_output_error(int err, const char *file, const char *verb);
+/* The same with hint (" (...)" or "") in place of write_hint's. */
+int log_output_error_hint(int err, const char *file, const char *verb, const char *hint);
 
 /* Map a -errno result to a sysexits.h exit code. */
 int exit_code_for(int r);

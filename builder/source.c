@@ -207,9 +207,17 @@ static void fd_name(int fd, char *name, size_t n) {
                 name[k] = 0;
 }
 
-static int output_error(int fd, int err) {
+static int output_error(int fd, int err, const struct source_opts *o) {
         char name[4096];
         fd_name(fd, name, sizeof(name));
+        /* a scratch file is unlinked by its owner once this returns: its
+         * directory is what the hint is about */
+        if (o && o->scratch) {
+                char *slash = strrchr(name, '/');
+                if (slash && slash > name)
+                        *slash = '\0';
+                return log_output_error_hint(err, name, "write", scratch_write_hint(err));
+        }
         /* our hidden temporary (DIR/.OUT.XXXXXX.tmp) is gone by the time
          * the error is read: name DIR/OUT, the file being written */
         char *slash = strrchr(name, '/');
@@ -333,9 +341,9 @@ static int produce_decoded(struct pipeline *p, struct decoder *d, struct progres
 /* out_fd, and the tee if any, made exactly `bytes` long (their tails holes) */
 static int finish_output(int out_fd, const struct source_opts *o, uint64_t bytes) {
         if (ftruncate(out_fd, (off_t)bytes) < 0)
-                return output_error(out_fd, -errno);
+                return output_error(out_fd, -errno, o);
         if (o->tee && ftruncate(o->tee_fd, (off_t)bytes) < 0)
-                return output_error(o->tee_fd, -errno);
+                return output_error(o->tee_fd, -errno, o);
         return 0;
 }
 
@@ -369,7 +377,7 @@ static int extract_raw(int fd, const char *path, const char *label, uint64_t siz
         if (r < 0 && !from_cache)
                 return r;
         if (w < 0)
-                return output_error(p.err_fd, w);
+                return output_error(p.err_fd, w, o);
         if (r < 0)
                 return 1;
         return finish_output(out_fd, o, size);
@@ -394,7 +402,7 @@ static int extract_decoded(int fd, const char *path, uint64_t size, enum fmt fmt
         if (r < 0)
                 return r;
         if (w < 0)
-                return output_error(p.err_fd, w);
+                return output_error(p.err_fd, w, o);
         return finish_output(out_fd, o, *bytes);
 }
 
@@ -834,5 +842,5 @@ int clone_range(int from_fd, int to_fd, uint64_t bytes, bool writeback) {
 
 int source_clone(int from_fd, int to_fd, uint64_t bytes, bool writeback) {
         int r = clone_range(from_fd, to_fd, bytes, writeback);
-        return r < 0 ? output_error(to_fd, r) : 0;
+        return r < 0 ? output_error(to_fd, r, NULL) : 0;
 }

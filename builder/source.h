@@ -38,6 +38,8 @@ struct source_opts {
                                  * writeback: a fleet's first host's image, written
                                  * beside the decoding instead of copied after it */
         int tee_fd;
+        bool scratch;           /* out_fd is a scratch file in $TMPDIR (inspect's), not an
+                                 * output beside -o: a full disk there is TMPDIR's to fix */
         uint64_t cache_max;     /* cache size bound in bytes; 0: $DIMIMAGE_CACHE_MAX or 8 GiB */
         bool verify_later;      /* a cache hit (or a raw base with a remembered
                                  * sha256) is copied at once and checked on a

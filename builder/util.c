@@ -234,6 +234,16 @@ const char *write_hint(int err) {
         return err == ENOSPC || err == EDQUOT ? " (free some space there, or give -o a place with room)" : "";
 }
 
+const char *scratch_write_hint(int err) {
+        err = err < 0 ? -err : err;
+        if (err == EFBIG)
+                return " (more than the filesystem there holds in one file, or than `ulimit -f` allows; a compressed "
+                       "IMAGE is decompressed there to be read: set TMPDIR to a directory on another filesystem)";
+        return err == ENOSPC || err == EDQUOT ? " (free some space there, or set TMPDIR to a directory with room: a "
+                                                "compressed IMAGE is decompressed there to be read)"
+                                              : "";
+}
+
 static int sde_state = -1; /* -1 unknown, 0 unset, 1 set, 2 set but not a time */
 static time_t sde_value;
 

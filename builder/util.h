@@ -106,6 +106,9 @@ int write_full(int fd, const void *buf, size_t n);
  * for it (EFBIG), a hint to append
  * to the error, else "". */
 const char *write_hint(int err);
+/* The same for a scratch file in $TMPDIR (inspect's decompressed image),
+ * which no -o places: TMPDIR is what to change. */
+const char *scratch_write_hint(int err);
 
 /* SOURCE_DATE_EPOCH when set and valid, else the current time; read once. */
 time_t build_time(void);

@@ -255,6 +255,15 @@ head -c $(($(stat -c %s "$T/base.img.xz") / 2)) "$T/base.img.xz" >"$T/trunc.img.
 rm -rf "$tmpdir" && mkdir -p "$tmpdir"
 expect_error "inspect a truncated .xz" 'trunc\.img\.xz' env TMPDIR="$tmpdir" "$DIMIMAGE" inspect "$T/trunc.img.xz"
 check "a failed decompression leaves no temporary file" test -z "$(ls -A "$tmpdir")"
+# A decompressed IMAGE larger than `ulimit -f` (or the filesystem) allows in
+# TMPDIR: what to do next is TMPDIR's, not -o's (inspect has no -o)
+# shellcheck disable=SC2016 # the single-quoted script expands its own $1
+expect_error "inspect: EFBIG in TMPDIR names TMPDIR, not -o" \
+  "^dimimage: error: $tmpdir: cannot write: File too large \(.*set TMPDIR to a directory on another filesystem\)$" \
+  bash -c 'ulimit -f "$1"; shift; exec "$@"' _ 10000 env TMPDIR="$tmpdir" "$DIMIMAGE" inspect "$T/base.img.xz"
+expect_rc "inspect: EFBIG in TMPDIR" 73
+check_fails "... no -o in its hint" grep -q -- ' -o ' "$T/.err"
+check "... and no temporary file left" test -z "$(ls -A "$tmpdir")"
 # what is neither a file nor a block device is refused at once, as build
 # --base refuses it (a FIFO hung in open before; timeout makes a hang 124)
 mkfifo "$T/fifo.img"

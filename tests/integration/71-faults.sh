@@ -49,6 +49,15 @@ if mount_tmpfs "$T/full" 20m; then
     [[ -z $(left "$T/full") ]] && ok "ENOSPC ($out): nothing left" || fail "ENOSPC ($out): left $(left "$T/full")"
     rm -rf "${T:?}/full/"{*,.[!.]*}
   done
+  # inspect decompresses a compressed IMAGE into TMPDIR: a full one is
+  # TMPDIR's to fix (inspect has no -o), and nothing is left in it
+  zstd -q -1 -c "$big" >"$T/big.img.zst"
+  expect_error "ENOSPC: inspect of a .zst into a full TMPDIR says to set TMPDIR" \
+    "^dimimage: error: $T/full: cannot write: No space left on device \(free some space there, or set TMPDIR to a directory with room" \
+    env TMPDIR="$T/full" "$DIMIMAGE" inspect "$T/big.img.zst"
+  expect_rc "ENOSPC: inspect into a full TMPDIR" 73
+  [[ -z $(left "$T/full") ]] && ok "ENOSPC (inspect): nothing left" || fail "ENOSPC (inspect): left $(left "$T/full")"
+  rm -f "$T/big.img.zst"
   [[ $(df --output=used -B1 "$T/full" | tail -n 1) -lt 1048576 ]] && ok "ENOSPC: space freed again" || fail "ENOSPC: space still used: $(df -h "$T/full" | tail -n 1)"
 else
   ok "skipped: ENOSPC needs a small tmpfs and mounting one needs root (uid $EUID)"
