@@ -251,9 +251,8 @@ int output_pass(struct output *o, struct bmap *b, struct compressor *c) {
         }
         /* the reader is at most PASS_SLOTS chunks ahead of the compressor:
          * its position is the compressor's, near enough */
-        _cleanup_free_ char *what = c && o->progress ? xasprintf("Compressing %s", path_basename(o->path)) : NULL;
-        if (what)
-                progress_begin(&p.pr, what, b->image_size);
+        if (c && o->progress)
+                progress_begin_named(&p.pr, "Compressing", path_basename(o->path), b->image_size);
         int r = produce(&p, o);
         pthread_mutex_lock(&p.lock);
         p.closing = true;

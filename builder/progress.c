@@ -2,6 +2,8 @@
 #include "progress.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,39 +15,94 @@ static double now(void) {
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void progress_begin(struct progress *p, const char *what, uint64_t total) {
+void progress_begin_named(struct progress *p, const char *verb, const char *name, uint64_t total) {
         *p = (struct progress){
-                .what = what,
+                .verb = verb,
+                .what = name,
                 .total = total,
                 .enabled = log_level >= LOG_NORMAL && isatty(STDERR_FILENO),
         };
         p->start = p->last = now();
 }
 
+void progress_begin(struct progress *p, const char *what, uint64_t total) {
+        progress_begin_named(p, NULL, what, total);
+}
+
+/* The terminal's width in columns; 0 when it cannot say (then the line is
+ * drawn whole). */
+static size_t term_columns(void) {
+        struct winsize ws;
+        if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) < 0)
+                return 0;
+        return ws.ws_col;
+}
+
+/* Columns of valid UTF-8 s, one per character (a wide East Asian one is
+ * counted as one: no locale is set to ask wcwidth). */
+static size_t columns(const char *s) {
+        size_t n = 0;
+        for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+                n += (*c & 0xc0) != 0x80;
+        return n;
+}
+
+/* s after its first skip characters */
+static const char *skip_chars(const char *s, size_t skip) {
+        const unsigned char *c = (const unsigned char *)s;
+        for (; *c && skip; skip--)
+                do
+                        c++;
+                while ((*c & 0xc0) == 0x80);
+        return (const char *)c;
+}
+
 static void draw(struct progress *p, double t) {
         double elapsed = t - p->start;
         double rate = elapsed > 0 ? (double)p->done / elapsed : 0;
         double shown_rate = elapsed > 0 && p->bytes ? (double)p->bytes / elapsed : rate;
-        char line[160];
-        int n = snprintf(line, sizeof(line), "\r%s", p->what ? p->what : "");
+        char figures[96];
+        int n;
         if (p->total) {
                 double frac = (double)p->done / (double)p->total;
                 if (frac > 1)
                         frac = 1;
-                n += snprintf(line + n, sizeof(line) - (size_t)n, "  %3d%%", (int)(frac * 100));
+                n = snprintf(figures, sizeof(figures), "  %3d%%", (int)(frac * 100));
         } else {
                 char sz[32];
                 format_size(p->bytes ? p->bytes : p->done, sz);
-                n += snprintf(line + n, sizeof(line) - (size_t)n, "  %s", sz);
+                n = snprintf(figures, sizeof(figures), "  %s", sz);
         }
-        n += snprintf(line + n, sizeof(line) - (size_t)n, "  %.1f MB/s", shown_rate / 1e6);
+        n += snprintf(figures + n, sizeof(figures) - (size_t)n, "  %.1f MB/s", shown_rate / 1e6);
         if (p->total && rate > 0 && p->done < p->total) {
                 unsigned eta = (unsigned)((double)(p->total - p->done) / rate + 0.5);
-                n += snprintf(line + n, sizeof(line) - (size_t)n, "  ETA %u:%02u", eta / 60, eta % 60);
+                snprintf(figures + n, sizeof(figures) - (size_t)n, "  ETA %u:%02u", eta / 60, eta % 60);
         }
-        /* Clear the rest of the line: a shorter redraw must not leave debris. */
-        snprintf(line + n, sizeof(line) - (size_t)n, "\033[K");
-        fputs(line, stderr);
+        /* A file name is text from outside: no escape sequence of its may
+         * reach the terminal (and, valid UTF-8, it is cut between
+         * characters). */
+        _cleanup_free_ char *name = xstrdup(p->what ? p->what : "");
+        str_printable(name);
+        const char *shown = name, *cut = "";
+        /* Wider than the terminal, the line would wrap, and each redraw
+         * (from a carriage return) would start a new one: the name's start
+         * gives way, keeping its end (".img.xz") and the figures.  The last
+         * column is left blank: some terminals wrap as soon as it is
+         * written. */
+        size_t cols = term_columns();
+        if (cols) {
+                size_t fixed = (p->verb ? columns(p->verb) + 1 : 0) + strlen(figures);
+                size_t room = cols - 1 > fixed ? cols - 1 - fixed : 0;
+                size_t len = columns(name);
+                if (len > room) {
+                        size_t keep = room > 3 ? room - 3 : 0;
+                        cut = keep ? "..." : "";
+                        shown = skip_chars(name, len - keep);
+                }
+        }
+        /* one write; the rest of the line cleared, so a shorter redraw
+         * leaves no debris */
+        fprintf(stderr, "\r%s%s%s%s%s\033[K", p->verb ? p->verb : "", p->verb ? " " : "", cut, shown, figures);
         fflush(stderr);
         p->shown = 1;
 }

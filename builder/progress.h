@@ -5,7 +5,8 @@
 #include <stdint.h>
 
 struct progress {
-        const char *what;
+        const char *verb; /* "Compressing": never cut; or NULL */
+        const char *what; /* a file name: its start gives way on a narrow terminal */
         uint64_t total;   /* 0 when unknown */
         uint64_t done;
         double start, last;
@@ -16,6 +17,9 @@ struct progress {
 
 /* Enabled only when stderr is a terminal and log_level >= LOG_NORMAL. */
 void progress_begin(struct progress *p, const char *what, uint64_t total);
+/* "VERB NAME  12%  ...": on a terminal narrower than that, NAME is cut to
+ * its end ("...ng-name.img.xz"), never VERB or the figures. */
+void progress_begin_named(struct progress *p, const char *verb, const char *name, uint64_t total);
 /* Cheap to call often: redraws at most ~4 times a second. */
 void progress_update(struct progress *p, uint64_t done);
 /* For compressed input: percentage and ETA from done (compressed bytes

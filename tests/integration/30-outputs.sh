@@ -103,7 +103,7 @@ if script -qc true /dev/null >/dev/null 2>&1; then
   pty_build() { # OUT [OPTIONS...]: the build's terminal output in $T/pty.out
     local cmd
     printf -v cmd '%q ' "$DIMIMAGE" build "${ARGS_LOUD[@]}" --compression-level 6 --force -o "$@"
-    script -qc "$cmd" /dev/null >"$T/pty.out" 2>&1 </dev/null
+    script -qc "${PTY_STTY:-}$cmd" /dev/null >"$T/pty.out" 2>&1 </dev/null
   }
   pty_build "$T/b/pg.img.xz"
   if grep -aEq $'\rCompressing pg.img.xz +[0-9]+%' "$T/pty.out" && grep -aq $'\r\e\[K' "$T/pty.out"; then
@@ -113,6 +113,37 @@ if script -qc true /dev/null >/dev/null 2>&1; then
   fi
   pty_build "$T/b/pg.img.xz" --quiet
   check_fails "--quiet on a terminal: no progress" grep -aq Compressing "$T/pty.out"
+  # OUT's name wider than the terminal: the line is cut to the width (the
+  # last column left blank), giving up the name's start, never the
+  # figures; each redraw stays on its one line.  A terminal that does not
+  # say its width (0 columns) gets the line whole.
+  long=an-output-name-much-longer-than-a-narrow-terminal-is-wide-0123456789.img.xz
+  progress_lines() { tr '\r' '\n' <"$T/pty.out" | sed 's/\x1b\[K//g' | grep -a '^Compressing '; }
+  PTY_STTY='stty cols 60; ' pty_build "$T/b/$long"
+  lines=$(progress_lines)
+  widest=$(awk '{ print length($0) }' <<<"$lines" | sort -n | tail -n 1)
+  # each: "Compressing ...", the end of the name, then all the figures
+  cut=0
+  while IFS= read -r l; do
+    kept=${l#Compressing ...}
+    kept=${kept%% *}
+    [[ $l =~ ^Compressing\ \.\.\.[^\ ]+\ +[0-9]+%\ \ [0-9.]+\ MB/s(\ \ ETA\ [0-9]+:[0-9]{2})?$ && $long == *?"$kept" \
+      && $kept == *.img.xz ]] && cut=$((cut + 1))
+  done <<<"$lines"
+  [[ -n $lines && ${widest:-99} -le 59 && $cut == $(wc -l <<<"$lines") ]] \
+    && ok "a 60-column terminal: 'Compressing ...END-OF-NAME  N%  R MB/s' in 59 columns ($(wc -l <<<"$lines") redraws)" \
+    || fail "60 columns: widest $widest, $cut of $(wc -l <<<"$lines") cut right: $(head -c 400 <<<"$lines")"
+  PTY_STTY='stty cols 0; ' pty_build "$T/b/$long"
+  grep -aEq $'\rCompressing '"${long//./\\.}"' +[0-9]+%' "$T/pty.out" && ok "a terminal of no known width: the name whole" \
+    || fail "no width: $(progress_lines | head -c 400)"
+  rm -f "$T/b/$long"*
+  # a name's control characters are not written to the terminal
+  esc=$'col\e]0;owned\aor.img.xz'
+  pty_build "$T/b/$esc"
+  lines=$(progress_lines)
+  [[ -n $lines ]] && ! grep -aq $'[\e\a]' <<<"$lines" && grep -aq '^Compressing col?\]0;owned?or\.img\.xz ' <<<"$lines" \
+    && ok "a name's control characters are shown as '?' on the progress line" || fail "control characters: $(cat -v <<<"$lines" | head -c 300)"
+  rm -f "$T/b/$esc"*
 else
   ok "skipped: compression progress on a terminal (no script(1))"
 fi
