@@ -101,7 +101,9 @@ static int cmd_cache(int argc, char **argv) {
         if (sub[0] == '-' && sub[1])
                 return cli_unknown_option("cache", sub, false);
         if (!known)
-                return cli_usage_error("cache", "expected `dimimage cache list` or `dimimage cache clean`");
+                return cli_usage_error("cache", "unknown subcommand '%s': expected `dimimage cache list` or "
+                                                "`dimimage cache clean`",
+                                       sub);
         if (argc > 2 && argv[2][0] == '-' && argv[2][1])
                 return cli_unknown_option("cache", argv[2], false);
         if (argc > 2)

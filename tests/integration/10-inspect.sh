@@ -316,6 +316,7 @@ done
 usage_error "an unknown top-level option" "^dimimage: error: unknown option '--bogus' \(see \`dimimage --help\`\)$" --bogus
 usage_error "cache list -Z" "^dimimage: error: cache: unknown option '-Z'" cache list -Z
 usage_error "cache list extra" "cache: list takes no arguments: extra" cache list extra
+usage_error "cache nosuch" "cache: unknown subcommand 'nosuch': expected \`dimimage cache list\` or" cache nosuch
 # flash --bmap takes one file, as build's file options do: named once, not
 # empty, not standard input
 : >"$T/one.bmap"
