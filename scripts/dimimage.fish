@@ -40,7 +40,7 @@ function __dimimage_flash_has_image
     return 1
 end
 
-set -l commands build inspect flash profiles cache version
+set -l commands build inspect flash profiles cache version help
 # No file names unless an option or argument takes one.
 complete -c dimimage -f
 complete -c dimimage -n "not __fish_seen_subcommand_from $commands" -a build -d 'write an image for a role (or every host of a fleet)'
@@ -49,7 +49,10 @@ complete -c dimimage -n "not __fish_seen_subcommand_from $commands" -a flash -d 
 complete -c dimimage -n "not __fish_seen_subcommand_from $commands" -a profiles -d 'list the roles that can be built'
 complete -c dimimage -n "not __fish_seen_subcommand_from $commands" -a cache -d 'list or clean the decompressed-base cache'
 complete -c dimimage -n "not __fish_seen_subcommand_from $commands" -a version -d 'print the version'
+complete -c dimimage -n "not __fish_seen_subcommand_from $commands" -a help -d "print a command's help, as COMMAND --help does"
 complete -c dimimage -n "not __fish_seen_subcommand_from $commands" -l help -d 'show the commands'
+# help COMMAND: one command, whose help it prints
+complete -c dimimage -n "__fish_seen_subcommand_from help; and not __fish_seen_subcommand_from $commands[1..-2]" -a "$commands[1..-2]"
 complete -c dimimage -n "not __fish_seen_subcommand_from $commands" -l version -d 'print the version'
 
 # build
