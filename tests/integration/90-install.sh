@@ -114,7 +114,7 @@ for sh in zsh fish; do
   [[ -z $(shell_words "$sh" dimimage build --hostname '') ]] && ok "$sh completion: nothing offered for a free value" \
     || fail "$sh completion offers something for --hostname: $(shell_words "$sh" dimimage build --hostname '')"
   got=$(shell_words "$sh" dimimage '')
-  [[ $got == "build cache flash inspect profiles version " ]] && ok "$sh completion: the commands" || fail "$sh completion of commands: $got"
+  [[ $got == "build cache flash help inspect profiles version " ]] && ok "$sh completion: the commands" || fail "$sh completion of commands: $got"
   got=$(shell_words "$sh" dimimage cache '')
   [[ $got == "clean list " ]] && ok "$sh completion: cache list|clean" || fail "$sh completion after cache: $got"
   [[ -z $(shell_words "$sh" dimimage cache list '') ]] && ok "$sh completion: nothing after cache list" \
