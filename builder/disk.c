@@ -335,8 +335,13 @@ static void blkid_fs(int fd, struct disk_part *p, uint64_t image_bytes) {
         if (blkid_probe_set_device(pr, fd, (blkid_loff_t)off, (blkid_loff_t)size) == 0) {
                 blkid_probe_enable_partitions(pr, 0);
                 blkid_probe_enable_superblocks(pr, 1);
+                /* BADCSUM: libblkid 2.41 (Debian 13), unlike 2.38, names no
+                 * ext4 whose superblock checksum is wrong, and a damaged
+                 * root would read as none ("no ext4 root partition", "not
+                 * built by dimimage"); named, it reaches libext2fs, whose
+                 * refusal says what is wrong. */
                 blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_LABEL | BLKID_SUBLKS_UUID | BLKID_SUBLKS_TYPE |
-                                                              BLKID_SUBLKS_VERSION);
+                                                              BLKID_SUBLKS_VERSION | BLKID_SUBLKS_BADCSUM);
                 if (blkid_do_safeprobe(pr) == 0) {
                         copy_value(pr, "TYPE", p->fs_type, sizeof(p->fs_type));
                         copy_value(pr, "LABEL", p->label, sizeof(p->label));
