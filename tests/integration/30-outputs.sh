@@ -52,7 +52,23 @@ check "raw output is sparse" bash -c '(( $(stat -c %b "$1") * 512 < $(stat -c %s
 check "bmaptool copy with our bmap" bmaptool -q copy --bmap "$T/a/out.img.bmap" "$T/a/out.img" "$T/copy.img"
 check "bmaptool's copy equals the image" cmp "$T/a/out.img" "$T/copy.img"
 rm -f "$T/copy.img"
-check "our bmap equals bmaptool create's" bash -c 'bmaptool create "$1" | cmp - "$1.bmap"' _ "$T/a/out.img"
+# Ours is worded as bmaptool 3.6 (Debian 12) words its comments; 3.9 (Debian 13)
+# corrected some of them ("The block map is", "has to be zero"), so the
+# data (the comments and the file's own checksum over them set aside) is
+# compared everywhere, the bytes where bmaptool still writes the old words.
+# bmaptool copy above checked our file's checksum.
+bmap_data() {
+  python3 -c 'import re, sys; s = open(sys.argv[1]).read(); s = re.sub(r"<!--.*?-->", "", s, flags=re.S)
+print(re.sub(r"<BmapFileChecksum>.*?</BmapFileChecksum>", "", s))' "$1"
+}
+bmaptool create -o "$T/ref.bmap" "$T/a/out.img"
+check "our bmap's data equals bmaptool create's" cmp <(bmap_data "$T/ref.bmap") <(bmap_data "$T/a/out.img.bmap")
+if grep -q 'the checksum has be zero' "$T/ref.bmap"; then
+  check "our bmap equals bmaptool create's, byte for byte" cmp "$T/ref.bmap" "$T/a/out.img.bmap"
+else
+  ok "skipped: our bmap byte for byte: $(bmaptool --version 2>&1) words its comments anew"
+fi
+rm -f "$T/ref.bmap"
 check "no temporaries left" bash -c '! ls -A "$1" | grep -q "^\."' _ "$T/a"
 
 # ---- compressed ------------------------------------------------------------
