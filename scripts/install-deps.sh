@@ -19,6 +19,7 @@ packages=(
   python3-dotenv  # Compose v1's .env reader: 70-hostile.sh reads a bookworm image's .env with it
   xfsprogs  # a filesystem that shares extents (FICLONE), loop-mounted by 25-reflink.sh
   zsh fish  # the shells whose completions lint.sh and 90-install.sh drive (bash's: already here)
+  strace  # fault injection (05-source, 30-outputs, 60-fleet, 71-faults): without it those checks only say skipped
 )
 
 if [[ ${1:-} == --e2e ]]; then
