@@ -379,7 +379,7 @@ static int boot_clusters_needed(struct fat_fs *fs, const struct payload *p, uint
                 if (r < 0 && r != -ENOENT)
                         return r;
                 uint64_t old = r == 0 && !st.is_dir ? st.size : 0;
-                uint64_t want = DIV_ROUND_UP((e->append ? old : 0) + e->len, cs), have = DIV_ROUND_UP(old, cs);
+                uint64_t want = DIV_ROUND_UP(e->len, cs), have = DIV_ROUND_UP(old, cs);
                 if (want > have)
                         *need += want - have;
         }

@@ -302,8 +302,6 @@ void payload_dump(const struct payload *p, FILE *f) {
                                 sha256_hex(e->data, e->len, hex);
                                 fprintf(f, " %zu sha256:%.16s", e->len, hex);
                         }
-                        if (e->append)
-                                fputs(" append", f);
                 }
                 fputc('\n', f);
         }

@@ -23,7 +23,6 @@ struct payload_entry {
         char *source;         /* ENTRY_FILE: copy this host file instead of data */
         char *target;         /* ENTRY_SYMLINK */
         bool secret;          /* never logged, dumped or put on the FAT partition */
-        bool append;          /* ENTRY_FILE: append to the existing file (e.g. /etc/hosts) */
         bool own_dir;         /* ENTRY_DIR: dimimage's, so one already in the base gets this mode
                                * and owner too (a world-writable one would let anyone swap the
                                * files root reads there); else an existing one is left alone */
