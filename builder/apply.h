@@ -28,8 +28,9 @@ void base_files_free(struct base_files *bf);
 
 int apply_payload(const struct apply_opts *o, struct disk_layout *l, const struct payload *p);
 /* What apply_payload would refuse, found without writing (a dry run, on
- * the base itself): room in either partition, symlink targets the plan
- * needs in the base.  *grow: bytes the root filesystem would grow by. */
+ * the base itself): room in either partition, the base's immutable or
+ * append-only files and directories it would change, symlink targets the
+ * plan needs in the base.  *grow: bytes the root filesystem would grow by. */
 int apply_check(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p, uint64_t *grow);
 
 /* Where len bytes of a root filesystem file (from off) lie in the image,

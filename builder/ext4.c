@@ -477,12 +477,25 @@ static int empty_cb(ext2_ino_t d, int entry, struct ext2_dir_entry *de, int offs
         return DIRENT_ABORT;
 }
 
-/* Removes name (inode ino) from dir; directories only when empty. */
-static int remove_entry(struct ext4_fs *e, ext2_ino_t dir, const char *name, ext2_ino_t ino, const char *path) {
-        struct ext2_inode_large in;
+/* Removes name (inode ino) from dir; directories only when empty.
+ * replacing: a new entry takes its place (for messages). */
+static int remove_entry(struct ext4_fs *e, ext2_ino_t dir, const char *name, ext2_ino_t ino, const char *path,
+                        bool replacing) {
+        struct ext2_inode_large in, pin;
         errcode_t code = ext4_read_ino(e, ino, &in);
+        if (!code)
+                code = ext4_read_ino(e, dir, &pin);
         if (code)
                 return ext4_fail(e, code, path, "reading inode");
+        int r = ext4_flags_refuse(e, path, NULL, &in, EXT2_IMMUTABLE_FL | EXT2_APPEND_FL,
+                                  replacing ? "replaces it" : "removes it");
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *dpath = path_dirname(path);
+        r = ext4_flags_refuse(e, path, dpath, &pin, EXT2_IMMUTABLE_FL | EXT2_APPEND_FL,
+                              replacing ? "replaces a name in it" : "removes a name from it");
+        if (r < 0)
+                return r;
         bool isdir = LINUX_S_ISDIR(in.i_mode);
         if (isdir) {
                 struct empty_ctx c = {true};
@@ -505,7 +518,6 @@ static int remove_entry(struct ext4_fs *e, ext2_ino_t dir, const char *name, ext
         }
         if (code)
                 return ext4_fail(e, code, path, "releasing inode");
-        struct ext2_inode_large pin;
         code = ext4_read_ino(e, dir, &pin);
         if (!code) {
                 /* A link count of 1 on a directory means "too many to count"
@@ -575,6 +587,18 @@ int ext4_mkdir_p(struct ext4_fs *e, const char *path, uint32_t mode, uint32_t ui
                         return ext4_fail(e, code, path, "looking up");
                 if (strcmp(c, "..") == 0)
                         return log_error(-EINVAL, e->image, "ext4 %s: '..' in a path to create", path);
+                struct ext2_inode_large pin;
+                code = ext4_read_ino(e, cur, &pin);
+                if (code)
+                        return ext4_fail(e, code, path, "reading the parent directory");
+                size_t dl = (size_t)(c - copy); /* copy is path, cut at its slashes */
+                while (dl > 1 && path[dl - 1] == '/')
+                        dl--;
+                _cleanup_free_ char *pdir = xstrndup(path, dl);
+                int r = ext4_flags_refuse(e, path, pdir, &pin, EXT2_IMMUTABLE_FL, "adds a name to it");
+                if (r < 0)
+                        return r;
+                /* ext2fs_new_inode only picks a number: nothing to undo */
                 code = ext2fs_new_inode(e->fs, cur, LINUX_S_IFDIR | 0755, NULL, &ino);
                 if (code)
                         return ext4_fail(e, code, path, "allocating inode");
@@ -582,10 +606,6 @@ int ext4_mkdir_p(struct ext4_fs *e, const char *path, uint32_t mode, uint32_t ui
                  * retry): given the name, 1.47.0's ext2fs_mkdir writes the
                  * inode first and, when linking fails, frees its block and
                  * bitmap bit but leaves the inode claiming them. */
-                struct ext2_inode_large pin;
-                code = ext4_read_ino(e, cur, &pin);
-                if (code)
-                        return ext4_fail(e, code, path, "reading the parent directory");
                 uint16_t parent_links = pin.i_links_count;
                 if (parent_links >= EXT2_LINK_MAX && !ext2fs_has_feature_dir_nlink(e->fs->super))
                         return log_error(-EMLINK, e->image, "ext4 %s: its parent has %u subdirectories, the most "
@@ -714,10 +734,15 @@ static int clear_way(struct ext4_fs *e, const char *path, ext2_ino_t *dir, char 
         ext2_ino_t ino;
         errcode_t code = lookup(e, *dir, *base, &ino);
         if (code == 0)
-                return remove_entry(e, *dir, *base, ino, path);
+                return remove_entry(e, *dir, *base, ino, path, true);
         if (code != EXT2_ET_FILE_NOT_FOUND)
                 return ext4_fail(e, code, path, "looking up");
-        return 0;
+        struct ext2_inode_large pin;
+        code = ext4_read_ino(e, *dir, &pin);
+        if (code)
+                return ext4_fail(e, code, path, "reading the parent directory");
+        _cleanup_free_ char *dpath = path_dirname(path);
+        return ext4_flags_refuse(e, path, dpath, &pin, EXT2_IMMUTABLE_FL, "adds a name to it");
 }
 
 static int write_common(struct ext4_fs *e, const char *path, struct source *s, uint32_t mode, uint32_t uid,
@@ -837,7 +862,7 @@ int ext4_unlink(struct ext4_fs *e, const char *path) {
                 return -ENOENT; /* callers treat a missing path as done */
         if (code)
                 return ext4_fail(e, code, path, "looking up");
-        return remove_entry(e, dir, base, ino, path);
+        return remove_entry(e, dir, base, ino, path, false);
 }
 
 /* An inode whose mode or owner was changed, written back with the time. */
@@ -856,6 +881,9 @@ static int change(struct ext4_fs *e, const char *path, bool set_mode, uint32_t m
         int r = ext4_find_inode(e, path, false, false, &ino, &in);
         if (r < 0)
                 return r;
+        if ((r = ext4_flags_refuse(e, path, NULL, &in, EXT2_IMMUTABLE_FL | EXT2_APPEND_FL,
+                                   set_mode ? "changes its mode" : "changes its owner")) < 0)
+                return r;
         if (set_mode)
                 in.i_mode = (uint16_t)((in.i_mode & ~07777) | (mode & 07777));
         if (set_own)
@@ -871,6 +899,16 @@ int ext4_chown(struct ext4_fs *e, const char *path, uint32_t uid, uint32_t gid) 
         return change(e, path, false, 0, true, uid, gid);
 }
 
+/* At most mode, never writable by group or others, and never wider than
+ * the base has it. */
+static uint32_t own_dir_mode(const struct ext2_inode_large *in, uint32_t mode) {
+        return (in->i_mode & 07777 & mode) & ~(uint32_t)07022;
+}
+
+bool ext4_own_dir_changes(const struct ext2_inode_large *in, uint32_t mode, uint32_t uid, uint32_t gid) {
+        return (in->i_mode & 07777) != own_dir_mode(in, mode) || ext4_ino_uid(in) != uid || ext4_ino_gid(in) != gid;
+}
+
 int ext4_own_dir(struct ext4_fs *e, const char *path, uint32_t mode, uint32_t uid, uint32_t gid) {
         ext2_ino_t ino;
         struct ext2_inode_large in;
@@ -881,10 +919,12 @@ int ext4_own_dir(struct ext4_fs *e, const char *path, uint32_t mode, uint32_t ui
                 return r;
         if (!LINUX_S_ISDIR(in.i_mode))
                 return log_error(ENOTDIR, e->image, "ext4 %s: not a directory", path);
-        uint32_t want = (in.i_mode & 07777 & mode) & ~(uint32_t)07022;
-        if ((in.i_mode & 07777) == want && ext4_ino_uid(&in) == uid && ext4_ino_gid(&in) == gid)
+        if (!ext4_own_dir_changes(&in, mode, uid, gid))
                 return 0;
-        in.i_mode = (uint16_t)((in.i_mode & ~07777) | want);
+        if ((r = ext4_flags_refuse(e, path, NULL, &in, EXT2_IMMUTABLE_FL | EXT2_APPEND_FL,
+                                   "changes its mode and owner")) < 0)
+                return r;
+        in.i_mode = (uint16_t)((in.i_mode & ~07777) | own_dir_mode(&in, mode));
         set_owner(&in, uid, gid);
         return put_changed(e, ino, &in, path);
 }

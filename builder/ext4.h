@@ -44,9 +44,10 @@ int ext4_lstat(struct ext4_fs *fs, const char *path, struct ext4_stat *st);
 int ext4_read(struct ext4_fs *fs, const char *path, size_t max, uint8_t **data, size_t *len);
 /* mkdir -p; existing directories keep their mode/owner; new ones get these. */
 int ext4_mkdir_p(struct ext4_fs *fs, const char *path, uint32_t mode, uint32_t uid, uint32_t gid);
-/* Create or replace a regular file.  Replacing truncates in place, so the
- * inode and its xattrs survive; mode/owner are set as asked.  A path that
- * exists as another type is removed first. */
+/* Create or replace a regular file, as install(1) does: whatever is at
+ * path (a file too, its xattrs with it) is removed first and the file is a
+ * new inode with mode/owner as asked.  An immutable or append-only file or
+ * directory in the way is refused (ext4_check_edit). */
 int ext4_write(struct ext4_fs *fs, const char *path, const void *data, size_t len, uint32_t mode, uint32_t uid,
                uint32_t gid);
 /* Same, streaming the content from a host file. */
@@ -62,6 +63,19 @@ int ext4_chown(struct ext4_fs *fs, const char *path, uint32_t uid, uint32_t gid)
  * narrowed to at most mode and never writable by group or others; one the
  * base keeps stricter (system-connections 0700) stays so. */
 int ext4_own_dir(struct ext4_fs *fs, const char *path, uint32_t mode, uint32_t uid, uint32_t gid);
+/* An edit, as apply.c makes it: write (or replace) a file or symlink,
+ * unlink, mkdir -p, mkdir -p and ext4_own_dir. */
+enum ext4_edit { EXT4_EDIT_WRITE, EXT4_EDIT_UNLINK, EXT4_EDIT_MKDIR, EXT4_EDIT_OWN_DIR };
+/* Refuses (logged, -EINVAL), without writing anything, an edit of path that
+ * the base's immutable or append-only flags (chattr +i, +a) forbid, as the
+ * kernel would with EPERM: replacing, removing or changing the mode of such
+ * an inode, adding a name to an immutable directory, removing one from an
+ * append-only one.  The edits themselves refuse the same, but only on
+ * getting there: this asks before any of them.  mode, uid, gid: those of
+ * EXT4_EDIT_OWN_DIR.  Anything else wrong with path is left to the edit
+ * (0). */
+int ext4_check_edit(struct ext4_fs *fs, const char *path, enum ext4_edit what, uint32_t mode, uint32_t uid,
+                    uint32_t gid);
 uint64_t ext4_free_bytes(const struct ext4_fs *fs);
 /* Not marked with errors and no journal to recover. */
 bool ext4_is_clean(const struct ext4_fs *fs);

@@ -30,3 +30,12 @@ uint32_t ext4_ino_gid(const struct ext2_inode_large *in);
  * absent or unreachable path with quiet, which is a bare -errno. */
 int ext4_find_inode(struct ext4_fs *e, const char *path, bool quiet, bool follow, ext2_ino_t *ino,
                     struct ext2_inode_large *in);
+
+/* 0 when in's flags (the inode of path itself, or with dir that of the
+ * directory path is in) have none of forbid's EXT2_IMMUTABLE_FL and
+ * EXT2_APPEND_FL; else a logged -EINVAL saying which flag stands in the way
+ * of what the build does ("replaces it").  ext4flags.c. */
+int ext4_flags_refuse(const struct ext4_fs *e, const char *path, const char *dir, const struct ext2_inode_large *in,
+                      uint32_t forbid, const char *doing);
+/* Whether ext4_own_dir would change this directory inode. */
+bool ext4_own_dir_changes(const struct ext2_inode_large *in, uint32_t mode, uint32_t uid, uint32_t gid);

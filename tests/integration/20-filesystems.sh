@@ -576,4 +576,54 @@ expect_error "/etc/passwd a symbolic link" "pwlink.img: the base's /etc/passwd i
 expect_rc "/etc/passwd a symbolic link" 65
 rm -f "$T/pwlink"*
 
+# The base's immutable and append-only flags (chattr +i, +a): what the build
+# would replace or remove under them is refused before anything is written,
+# as cp onto an immutable file fails; the flags stay on what it leaves alone.
+# chattr_img IMG PATH BITS: the inode's flags ORed with BITS (extents kept).
+chattr_img() {
+  local dev flags
+  dev="$1?offset=$(part_offset "$1" 2)"
+  flags=$(debugfs -R "stat $2" "$dev" 2>/dev/null | sed -n 's/.*Flags: \(0x[0-9a-f]*\).*/\1/p')
+  debugfs -w -R "sif $2 flags $(printf '0x%x' $((flags | $3)))" "$dev" >/dev/null 2>&1
+}
+flags_of() { debugfs -R "stat $2" "$(rootfs "$1")" 2>/dev/null | sed -n 's/.*Flags: \(0x[0-9a-f]*\).*/\1/p'; }
+mkdir -p "$T/flags-out"
+cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/imm.img"
+chattr_img "$T/imm.img" /etc/hostname 0x10
+expect_error "an immutable /etc/hostname" \
+  "imm.img: ext4 /etc/hostname is immutable \\(chattr \\+i\\) in the base, and this build replaces it; clear the flag first \\(chattr -i\\)$" \
+  build "$T/flags-out/out.img" "$T/imm.img"
+expect_rc "an immutable /etc/hostname" 65
+check "an immutable /etc/hostname: nothing left in the output directory" test -z "$(ls -A "$T/flags-out")"
+expect_error "an immutable /etc/hostname, --dry-run" "ext4 /etc/hostname is immutable" \
+  build "$T/flags-out/out.img" "$T/imm.img" --dry-run
+expect_rc "an immutable /etc/hostname, --dry-run" 65
+rm -f "$T/imm.img"
+cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/imm.img"
+chattr_img "$T/imm.img" /etc/systemd/system 0x10
+expect_error "an immutable /etc/systemd/system" \
+  "ext4 /etc/systemd/system/[^ ]+: its directory /etc/systemd/system is immutable \\(chattr \\+i\\) in the base, and this build (adds|replaces) a name" \
+  build "$T/flags-out/out.img" "$T/imm.img"
+expect_rc "an immutable /etc/systemd/system" 65
+check "an immutable /etc/systemd/system: nothing left in the output directory" test -z "$(ls -A "$T/flags-out")"
+rm -f "$T/imm.img"
+# An append-only directory takes new names; a flagged file nobody touches
+# keeps its flag.
+cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/imm.img"
+printf '%s\n' 'mkdir /opt' 'mkdir /opt/dimdim-health' |
+  debugfs -w -f - "$T/imm.img?offset=$(part_offset "$T/imm.img" 2)" >/dev/null 2>&1
+chattr_img "$T/imm.img" /opt/dimdim-health 0x20
+chattr_img "$T/imm.img" /etc/rpi-issue 0x10
+if build "$T/flags-out/out.img" "$T/imm.img" >"$T/build.log" 2>&1; then
+  check "flags the build leaves alone: e2fsck -fn and fsck.fat -n clean" fsck_image "$T/flags-out/out.img"
+  (( $(flags_of "$T/flags-out/out.img" /opt/dimdim-health) & 0x20 )) && rcat "$T/flags-out/out.img" /opt/dimdim-health/.env | grep -q '^DB_PASSWORD=' \
+    && ok "an append-only /opt/dimdim-health takes the new files and stays append-only" \
+    || fail "append-only /opt/dimdim-health: flags $(flags_of "$T/flags-out/out.img" /opt/dimdim-health)"
+  (( $(flags_of "$T/flags-out/out.img" /etc/rpi-issue) & 0x10 )) && ok "an immutable file the build does not touch stays immutable" \
+    || fail "/etc/rpi-issue: flags $(flags_of "$T/flags-out/out.img" /etc/rpi-issue)"
+else
+  fail "build over an append-only /opt/dimdim-health"; sed 's/^/    /' "$T/build.log"
+fi
+rm -rf "$T/imm.img" "$T/flags-out"
+
 summary

@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The base's immutable and append-only flags (chattr +i, +a, set here with
+ * debugfs) against the ext4 module: what the kernel refuses with EPERM is
+ * refused with one error line, by ext4_check_edit ahead of time and by each
+ * edit itself; the filesystem stays e2fsck-clean, the flagged files as they
+ * were, flags included; and what the flags allow (a new name in an
+ * append-only directory) still works. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ext4.h"
+#include "log.h"
+#include "test_util.h"
+#include "util.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
+
+#define OFF 1048576ull
+#define SIZE_M 16u
+#define IMM 0x10u /* EXT2_IMMUTABLE_FL */
+#define APP 0x20u /* EXT2_APPEND_FL */
+
+static char tmp[256];
+
+#define RUN(out, ...) tu_run_capture((const char *const[]){__VA_ARGS__, NULL}, (out))
+
+static void write_host(const char *path, const char *content) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(content, f);
+        fclose(f);
+}
+
+/* /etc/hostname, /etc/small, /etc/dir/f, /lnkdir -> etc/dir, in a 16 MiB
+ * filesystem at OFF. */
+static char *make_image(const char *name) {
+        char *img = xasprintf("%s/%s.img", tmp, name);
+        char *src = xasprintf("%s/%s.src", tmp, name);
+        char *p;
+        mkdir(src, 0755);
+        p = xasprintf("%s/etc", src), mkdir(p, 0755), free(p);
+        p = xasprintf("%s/etc/hostname", src), write_host(p, "raspberrypi\n"), free(p);
+        p = xasprintf("%s/etc/small", src), write_host(p, "tiny\n"), free(p);
+        p = xasprintf("%s/etc/dir", src), mkdir(p, 0755), free(p);
+        p = xasprintf("%s/etc/dir/f", src), write_host(p, "in dir\n"), free(p);
+        p = xasprintf("%s/lnkdir", src), symlink("etc/dir", p), free(p);
+        int fd = open(img, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, (off_t)((SIZE_M + 2) * 1048576ull)), 0);
+        close(fd);
+        char *opt = xasprintf("offset=%llu,root_owner=0:0", OFF);
+        char *out = NULL;
+        int rc = RUN(&out, "mkfs.ext4", "-q", "-F", "-E", opt, "-d", src, img, "16M");
+        if (rc != 0)
+                fprintf(stderr, "mkfs: %s\n", out);
+        assert_int_equal(rc, 0);
+        free(out), free(opt), free(src);
+        return img;
+}
+
+static char *dbg(const char *img, const char *req, bool rw) {
+        char *d = xasprintf("%s?offset=%llu", img, OFF), *out = NULL;
+        int rc = rw ? RUN(&out, "debugfs", "-w", "-R", req, d) : RUN(&out, "debugfs", "-R", req, d);
+        assert_int_equal(rc, 0);
+        free(d);
+        return out;
+}
+
+static unsigned flags_of(const char *img, const char *path) {
+        char *req = xasprintf("stat %s", path);
+        char *out = dbg(img, req, false);
+        const char *p = strstr(out, "Flags: ");
+        assert_non_null(p);
+        unsigned flags = 0;
+        sscanf(p, "Flags: %x", &flags);
+        free(out), free(req);
+        return flags;
+}
+
+/* chattr +flags, by debugfs: the inode's other flags (extents) kept */
+static void add_flags(const char *img, const char *path, unsigned flags) {
+        char *req = xasprintf("sif %s flags 0x%x", path, flags_of(img, path) | flags);
+        free(dbg(img, req, true));
+        free(req);
+        assert_int_equal(flags_of(img, path) & flags, flags);
+}
+
+static void fsck_ok(const char *img) {
+        char *d = xasprintf("%s?offset=%llu", img, OFF), *out = NULL;
+        int rc = RUN(&out, "e2fsck", "-fn", d);
+        if (rc != 0)
+                fprintf(stderr, "e2fsck -fn %s: rc %d\n%s\n", d, rc, out);
+        assert_int_equal(rc, 0);
+        free(out), free(d);
+}
+
+/* The file's content, by debugfs. */
+static bool content_is(const char *img, const char *path, const char *want) {
+        char *req = xasprintf("cat %s", path);
+        char *out = dbg(img, req, false);
+        bool ok = strstr(out, want) != NULL;
+        free(out), free(req);
+        return ok;
+}
+
+static struct ext4_fs *open_rw(const char *img) {
+        struct ext4_fs *fs = NULL;
+        assert_int_equal(ext4_open(img, OFF, SIZE_M * 1048576ull, &fs), 0);
+        return fs;
+}
+
+/* r is a refusal with exactly one error line, which has needle in it. */
+static struct tu_capture cap;
+static void begin(void) { tu_capture_begin(&cap); }
+static void refused(int r, const char *needle) {
+        unsigned errors;
+        char *err = tu_capture_end(&cap, &errors);
+        if (r != -EINVAL || errors != 1 || !strstr(err, needle))
+                fprintf(stderr, "r=%d errors=%u, want /%s/ in:\n%s", r, errors, needle, err);
+        assert_int_equal(r, -EINVAL);
+        assert_int_equal(errors, 1);
+        assert_non_null(strstr(err, needle));
+        free(err);
+}
+#define REFUSED(call, needle) (begin(), refused((call), (needle)))
+
+static void test_immutable_file(void **state) {
+        (void)state;
+        char *img = make_image("immfile");
+        add_flags(img, "/etc/hostname", IMM);
+        struct ext4_fs *fs = open_rw(img);
+        const char *imm = "ext4 /etc/hostname is immutable (chattr +i) in the base, and this build";
+        REFUSED(ext4_check_edit(fs, "/etc/hostname", EXT4_EDIT_WRITE, 0, 0, 0), imm);
+        REFUSED(ext4_check_edit(fs, "/etc/hostname", EXT4_EDIT_UNLINK, 0, 0, 0), "removes it");
+        REFUSED(ext4_write(fs, "/etc/hostname", "pi\n", 3, 0644, 0, 0), "replaces it; clear the flag first (chattr -i)");
+        REFUSED(ext4_symlink(fs, "/etc/hostname", "/x", 0, 0), imm);
+        REFUSED(ext4_unlink(fs, "/etc/hostname"), "removes it");
+        REFUSED(ext4_chmod(fs, "/etc/hostname", 0600), "changes its mode");
+        REFUSED(ext4_chown(fs, "/etc/hostname", 1000, 1000), "changes its owner");
+        /* its neighbours are not held by it */
+        assert_int_equal(ext4_check_edit(fs, "/etc/new", EXT4_EDIT_WRITE, 0, 0, 0), 0);
+        assert_int_equal(ext4_check_edit(fs, "/etc/small", EXT4_EDIT_WRITE, 0, 0, 0), 0);
+        assert_int_equal(ext4_write(fs, "/etc/small", "other\n", 6, 0644, 0, 0), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        assert_true(content_is(img, "/etc/hostname", "raspberrypi"));
+        assert_int_equal(flags_of(img, "/etc/hostname") & IMM, IMM);
+        assert_true(content_is(img, "/etc/small", "other"));
+        free(img);
+}
+
+static void test_append_only_file(void **state) {
+        (void)state;
+        char *img = make_image("appfile");
+        add_flags(img, "/etc/small", APP);
+        struct ext4_fs *fs = open_rw(img);
+        const char *app = "ext4 /etc/small is append-only (chattr +a) in the base, and this build replaces it; "
+                          "clear the flag first (chattr -a)";
+        REFUSED(ext4_check_edit(fs, "/etc/small", EXT4_EDIT_WRITE, 0, 0, 0), app);
+        REFUSED(ext4_write(fs, "/etc/small", "x", 1, 0644, 0, 0), app);
+        REFUSED(ext4_unlink(fs, "/etc/small"), "append-only (chattr +a) in the base, and this build removes it");
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        assert_true(content_is(img, "/etc/small", "tiny"));
+        assert_int_equal(flags_of(img, "/etc/small") & APP, APP);
+        free(img);
+}
+
+static void test_immutable_dir(void **state) {
+        (void)state;
+        char *img = make_image("immdir");
+        add_flags(img, "/etc/dir", IMM);
+        struct ext4_fs *fs = open_rw(img);
+        const char *add = "ext4 /etc/dir/new: its directory /etc/dir is immutable (chattr +i) in the base, and this "
+                          "build adds a name to it";
+        REFUSED(ext4_check_edit(fs, "/etc/dir/new", EXT4_EDIT_WRITE, 0, 0, 0), add);
+        REFUSED(ext4_write(fs, "/etc/dir/new", "x", 1, 0644, 0, 0), add);
+        REFUSED(ext4_symlink(fs, "/etc/dir/new", "/x", 0, 0), add);
+        /* through a symlink to it, and a directory made there */
+        REFUSED(ext4_check_edit(fs, "/lnkdir/new", EXT4_EDIT_WRITE, 0, 0, 0), "its directory /lnkdir is immutable");
+        REFUSED(ext4_check_edit(fs, "/etc/dir/a/b", EXT4_EDIT_MKDIR, 0755, 0, 0), "adds a name to it");
+        REFUSED(ext4_check_edit(fs, "/etc/dir/a/b", EXT4_EDIT_WRITE, 0644, 0, 0), "its directory /etc/dir is immutable");
+        REFUSED(ext4_mkdir_p(fs, "/etc/dir/a/b", 0755, 0, 0), "its directory /etc/dir is immutable");
+        /* a name in it, replaced or removed */
+        REFUSED(ext4_check_edit(fs, "/etc/dir/f", EXT4_EDIT_WRITE, 0, 0, 0), "replaces a name in it");
+        REFUSED(ext4_write(fs, "/etc/dir/f", "x", 1, 0644, 0, 0), "replaces a name in it");
+        REFUSED(ext4_unlink(fs, "/etc/dir/f"), "removes a name from it");
+        /* the directory itself: there already, and ours only if that
+         * changes nothing */
+        assert_int_equal(ext4_check_edit(fs, "/etc/dir", EXT4_EDIT_MKDIR, 0755, 0, 0), 0);
+        assert_int_equal(ext4_mkdir_p(fs, "/etc/dir", 0755, 0, 0), 0);
+        assert_int_equal(ext4_check_edit(fs, "/etc/dir", EXT4_EDIT_OWN_DIR, 0755, 0, 0), 0);
+        assert_int_equal(ext4_own_dir(fs, "/etc/dir", 0755, 0, 0), 0);
+        const char *own = "ext4 /etc/dir is immutable (chattr +i) in the base, and this build changes its mode and owner";
+        REFUSED(ext4_check_edit(fs, "/etc/dir", EXT4_EDIT_OWN_DIR, 0700, 1000, 1000), own);
+        REFUSED(ext4_own_dir(fs, "/etc/dir", 0700, 1000, 1000), own);
+        /* nothing to remove: nothing refused */
+        assert_int_equal(ext4_check_edit(fs, "/etc/dir/absent", EXT4_EDIT_UNLINK, 0, 0, 0), 0);
+        assert_int_equal(ext4_check_edit(fs, "/etc/other/x", EXT4_EDIT_WRITE, 0, 0, 0), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        char *ls = dbg(img, "ls /etc/dir", false);
+        assert_null(strstr(ls, "new"));
+        assert_null(strstr(ls, " a "));
+        free(ls);
+        assert_true(content_is(img, "/etc/dir/f", "in dir"));
+        assert_int_equal(flags_of(img, "/etc/dir") & IMM, IMM);
+        free(img);
+}
+
+/* Append-only: a name may be added, none removed or replaced. */
+static void test_append_only_dir(void **state) {
+        (void)state;
+        char *img = make_image("appdir");
+        add_flags(img, "/etc/dir", APP);
+        struct ext4_fs *fs = open_rw(img);
+        assert_int_equal(ext4_check_edit(fs, "/etc/dir/new", EXT4_EDIT_WRITE, 0, 0, 0), 0);
+        assert_int_equal(ext4_write(fs, "/etc/dir/new", "new\n", 4, 0644, 0, 0), 0);
+        assert_int_equal(ext4_check_edit(fs, "/etc/dir/sub/x", EXT4_EDIT_WRITE, 0, 0, 0), 0);
+        assert_int_equal(ext4_mkdir_p(fs, "/etc/dir/sub", 0755, 0, 0), 0);
+        const char *repl = "ext4 /etc/dir/f: its directory /etc/dir is append-only (chattr +a) in the base, and this "
+                           "build replaces a name in it; clear the flag first (chattr -a)";
+        REFUSED(ext4_check_edit(fs, "/etc/dir/f", EXT4_EDIT_WRITE, 0, 0, 0), repl);
+        REFUSED(ext4_write(fs, "/etc/dir/f", "x", 1, 0644, 0, 0), repl);
+        REFUSED(ext4_check_edit(fs, "/etc/dir/f", EXT4_EDIT_UNLINK, 0, 0, 0), "removes a name from it");
+        REFUSED(ext4_unlink(fs, "/etc/dir/f"), "removes a name from it");
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        assert_true(content_is(img, "/etc/dir/new", "new"));
+        assert_true(content_is(img, "/etc/dir/f", "in dir"));
+        assert_int_equal(flags_of(img, "/etc/dir") & APP, APP);
+        free(img);
+}
+
+static int setup_all(void **state) {
+        (void)state;
+        assert_int_equal(tu_mkdtemp(tmp, sizeof tmp, "test_ext4_flags"), 0);
+        return 0;
+}
+
+static int teardown_all(void **state) {
+        (void)state;
+        tu_rm_rf(tmp);
+        return 0;
+}
+
+int main(void) {
+        setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
+        umask(022);
+        const char *path = getenv("PATH");
+        char *np = xasprintf("%s:/usr/sbin:/sbin", path ? path : "/usr/bin:/bin");
+        setenv("PATH", np, 1);
+        free(np);
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_immutable_file),
+                cmocka_unit_test(test_append_only_file),
+                cmocka_unit_test(test_immutable_dir),
+                cmocka_unit_test(test_append_only_dir),
+        };
+        return cmocka_run_group_tests(tests, setup_all, teardown_all);
+}
