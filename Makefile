@@ -12,7 +12,7 @@ ZSHCOMPDIR  := $(PREFIX)/share/zsh/vendor-completions
 FISHCOMPDIR := $(PREFIX)/share/fish/vendor_completions.d
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
-PKGS    := libarchive yaml-0.1 libparted blkid ext2fs com_err liblzma libzstd libcrypto libxcrypt
+PKGS    := libarchive yaml-0.1 libparted blkid ext2fs e2p com_err liblzma libzstd libcrypto libxcrypt
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 

@@ -33,6 +33,18 @@ extern char **environ;
         (EXT2_FEATURE_INCOMPAT_FILETYPE | EXT3_FEATURE_INCOMPAT_EXTENTS | EXT4_FEATURE_INCOMPAT_64BIT |      \
          EXT4_FEATURE_INCOMPAT_FLEX_BG | EXT2_FEATURE_INCOMPAT_META_BG | EXT4_FEATURE_INCOMPAT_INLINE_DATA | \
          EXT4_FEATURE_INCOMPAT_CSUM_SEED | EXT4_FEATURE_INCOMPAT_LARGEDIR | EXT3_FEATURE_INCOMPAT_RECOVER)
+/* Read-only compatible features: anyone may read past the others, but a
+ * writer must know them (shared_blocks: freeing a block another inode
+ * shares would corrupt that file; replica, snapshots).  Checked where a
+ * build opens the filesystem; bigalloc, quota, project and read-only have
+ * refusals of their own, saying what to do. */
+#define SUPPORTED_RO_COMPAT                                                                                    \
+        (EXT2_FEATURE_RO_COMPAT_SPARSE_SUPER | EXT2_FEATURE_RO_COMPAT_LARGE_FILE |                             \
+         EXT4_FEATURE_RO_COMPAT_HUGE_FILE | EXT4_FEATURE_RO_COMPAT_GDT_CSUM | EXT4_FEATURE_RO_COMPAT_DIR_NLINK | \
+         EXT4_FEATURE_RO_COMPAT_EXTRA_ISIZE | EXT4_FEATURE_RO_COMPAT_METADATA_CSUM |                           \
+         EXT4_FEATURE_RO_COMPAT_ORPHAN_PRESENT | EXT4_FEATURE_RO_COMPAT_VERITY |                               \
+         EXT4_FEATURE_RO_COMPAT_BIGALLOC | EXT4_FEATURE_RO_COMPAT_QUOTA | EXT4_FEATURE_RO_COMPAT_PROJECT |     \
+         EXT4_FEATURE_RO_COMPAT_READONLY)
 
 
 /* The filesystem inside the image is full, as opposed to the disk under
@@ -133,6 +145,16 @@ int ext4_open_as(const char *image, const char *name, uint64_t offset, uint64_t 
         ext2_filsys fs = NULL;
         int lib_flags = EXT2_FLAG_64BITS | (rw ? EXT2_FLAG_RW : 0);
         errcode_t code = ext2fs_open2(image, opts, lib_flags, 0, 0, ext4io_manager, &fs);
+        /* libext2fs refuses features it does not know without naming them:
+         * opened again past that check, read-only, for the checks below to
+         * refuse them by name */
+        errcode_t unsupp = 0;
+        if (code == EXT2_ET_UNSUPP_FEATURE || code == EXT2_ET_RO_UNSUPP_FEATURE) {
+                unsupp = code;
+                code = ext2fs_open2(image, opts, EXT2_FLAG_64BITS | EXT2_FLAG_FORCE, 0, 0, ext4io_manager, &fs);
+                if (code)
+                        code = unsupp;
+        }
         if (code)
                 return log_error(errno_of(code) == -ENOENT ? -ENOENT : -EINVAL, name,
                                  "no usable ext2/3/4 filesystem at offset %" PRIu64 ": %s", offset,
@@ -140,6 +162,8 @@ int ext4_open_as(const char *image, const char *name, uint64_t offset, uint64_t 
 
         struct ext2_super_block *sb = fs->super;
         uint64_t bytes = ext2fs_blocks_count(sb) * (uint64_t)fs->blocksize;
+        uint32_t incompat = sb->s_feature_incompat & ~(uint32_t)SUPPORTED_INCOMPAT;
+        uint32_t ro_compat = sb->s_feature_ro_compat & ~(uint32_t)SUPPORTED_RO_COMPAT;
         int r = 0;
         if (part_size && bytes > part_size)
                 r = log_error(-EINVAL, name,
@@ -147,26 +171,27 @@ int ext4_open_as(const char *image, const char *name, uint64_t offset, uint64_t 
                               "partition (%" PRIu64 " bytes); the image is truncated or the partition table is wrong",
                               offset, bytes, part_size);
         else if (ext2fs_has_feature_bigalloc(sb))
-                r = log_error(-EOPNOTSUPP, name,
-                              "ext4 filesystem at offset %" PRIu64 " uses bigalloc, which this tool cannot edit", offset);
-        else if (sb->s_feature_incompat & ~(uint32_t)SUPPORTED_INCOMPAT)
-                r = log_error(-EOPNOTSUPP, name,
-                              "ext4 filesystem at offset %" PRIu64 " uses incompat features 0x%x this tool cannot "
-                              "edit safely",
-                              offset, sb->s_feature_incompat & ~(uint32_t)SUPPORTED_INCOMPAT);
+                r = ext4_refuse_features(name, offset, E2P_FEATURE_RO_INCOMPAT, EXT4_FEATURE_RO_COMPAT_BIGALLOC);
+        else if (incompat)
+                r = ext4_refuse_features(name, offset, E2P_FEATURE_INCOMPAT, incompat);
         /* mounted read-only by the kernel and refused by e2fsprogs' writers */
-        else if (rw && ext2fs_has_feature_readonly(sb))
+        else if (strict && ext2fs_has_feature_readonly(sb))
                 r = log_error(-EROFS, name,
                               "ext4 filesystem at offset %" PRIu64 " is marked read-only (feature read-only); "
                               "clear it first: tune2fs -O ^read-only '%s?offset=%" PRIu64 "'",
                               offset, name, offset);
         /* libext2fs writes files without charging them to a quota, and
          * e2fsck then finds the usage wrong. */
-        else if (rw && (ext2fs_has_feature_quota(sb) || ext2fs_has_feature_project(sb)))
+        else if (strict && (ext2fs_has_feature_quota(sb) || ext2fs_has_feature_project(sb)))
                 r = log_error(-EOPNOTSUPP, name,
                               "ext4 filesystem at offset %" PRIu64 " keeps quotas, which this tool cannot update; "
                               "turn them off first: tune2fs -O ^quota,^project '%s?offset=%" PRIu64 "'",
                               offset, name, offset);
+        else if ((strict || unsupp) && ro_compat)
+                r = ext4_refuse_features(name, offset, E2P_FEATURE_RO_INCOMPAT, ro_compat);
+        else if (unsupp) /* what the library refused and the masks above took */
+                r = log_error(-EOPNOTSUPP, name, "no usable ext2/3/4 filesystem at offset %" PRIu64 ": %s", offset,
+                              error_message(unsupp));
         else if (ext2fs_has_feature_journal_needs_recovery(sb) || (sb->s_state & EXT2_ERROR_FS) ||
                  !(sb->s_state & EXT2_VALID_FS) || ext2fs_has_feature_orphan_present(sb) || sb->s_last_orphan) {
                 const char *why = ext2fs_has_feature_journal_needs_recovery(sb) ? "its journal needs recovery"

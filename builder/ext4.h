@@ -26,8 +26,10 @@ struct ext4_stat {
 int ext4_open(const char *image, uint64_t offset, uint64_t part_size, struct ext4_fs **ret);
 /* The general form: name is what messages call the image (the base, when
  * image is our temporary copy of it).  Without EXT4_RW the filesystem is
- * opened read-only, and an unclean one only warned about unless
- * EXT4_REQUIRE_CLEAN. */
+ * opened read-only, and an unclean one only warned about, and one with
+ * features only writing cannot take (quotas, read-only, shared_blocks)
+ * opened, unless EXT4_REQUIRE_CLEAN: the build's looks before it writes,
+ * refusing all EXT4_RW would. */
 enum { EXT4_RW = 1, EXT4_REQUIRE_CLEAN = 2 };
 int ext4_open_as(const char *image, const char *name, uint64_t offset, uint64_t part_size, unsigned flags,
                  struct ext4_fs **ret);

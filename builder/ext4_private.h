@@ -3,6 +3,7 @@
  * sides of the module need.  Not for other modules: they see ext4.h. */
 #pragma once
 
+#include <e2p/e2p.h>
 #include <ext2fs/ext2_fs.h>
 #include <ext2fs/ext2fs.h>
 #include <stdbool.h>
@@ -39,3 +40,8 @@ int ext4_flags_refuse(const struct ext4_fs *e, const char *path, const char *dir
                       uint32_t forbid, const char *doing);
 /* Whether ext4_own_dir would change this directory inode. */
 bool ext4_own_dir_changes(const struct ext2_inode_large *in, uint32_t mode, uint32_t uid, uint32_t gid);
+/* A logged -EOPNOTSUPP naming the features in mask (of e2p's kind compat:
+ * E2P_FEATURE_INCOMPAT, E2P_FEATURE_RO_INCOMPAT) as e2fsprogs names them,
+ * "uses ext4 feature 'casefold' which dimimage cannot edit safely".
+ * name: the image, for messages.  ext4flags.c. */
+int ext4_refuse_features(const char *name, uint64_t offset, int compat, uint32_t mask);

@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* The base's immutable and append-only inode flags (chattr +i, +a), and
- * what they forbid a build, as the kernel forbids it with EPERM: `cp` or
- * `install` onto an immutable file fails, and so does adding a name to an
- * immutable directory or removing one from an append-only one.
+/* What the base's flags forbid a build, said in their own names: the
+ * filesystem's features it cannot edit ('casefold', as e2fsprogs calls
+ * them), and its files' immutable and append-only flags.
+ *
+ * The immutable and append-only inode flags (chattr +i, +a) forbid a build
+ * what the kernel forbids with EPERM: `cp` or `install` onto an immutable
+ * file fails, and so does adding a name to an immutable directory or
+ * removing one from an append-only one.
  *
  * Refused, not carried over: a replaced file is a new inode, so going on
  * would drop the flag without a word, and keeping it on the new inode
@@ -13,12 +17,34 @@
  * ext4_check_edit for every root entry before the image is written, so a
  * refusal leaves nothing half done. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ext4_private.h"
 #include "log.h"
 #include "util.h"
+
+int ext4_refuse_features(const char *name, uint64_t offset, int compat, uint32_t mask) {
+        struct buf b = {0};
+        unsigned n = 0;
+        for (unsigned bit = 0; bit < 32; bit++) {
+                if (!(mask & (1u << bit)))
+                        continue;
+                /* into our buffer: e2p_feature2string's is static, and a
+                 * fleet opens filesystems on more than one thread */
+                char f[64];
+                e2p_feature_to_string(compat, 1u << bit, f, sizeof f);
+                buf_printf(&b, "%s'%s'", n++ ? ", " : "", f);
+        }
+        buf_append(&b, "", 0);
+        int r = log_error(-EOPNOTSUPP, name,
+                          "ext4 filesystem at offset %" PRIu64 " uses ext4 feature%s %s which dimimage cannot edit "
+                          "safely",
+                          offset, n > 1 ? "s" : "", (const char *)b.data);
+        buf_free(&b);
+        return r;
+}
 
 int ext4_flags_refuse(const struct ext4_fs *e, const char *path, const char *dir, const struct ext2_inode_large *in,
                       uint32_t forbid, const char *doing) {

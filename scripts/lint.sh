@@ -38,7 +38,7 @@ fi
 
 # clang-tidy with the checked-in .clang-tidy, two files at a time.
 # scripts/lint-analyzer.h tells the analyzer what log_error returns.
-mapfile -t pkg_cflags < <(pkg-config --cflags libarchive yaml-0.1 libparted blkid ext2fs com_err liblzma libzstd libcrypto libxcrypt | tr ' ' '\n' | grep .)
+mapfile -t pkg_cflags < <(pkg-config --cflags libarchive yaml-0.1 libparted blkid ext2fs e2p com_err liblzma libzstd libcrypto libxcrypt | tr ' ' '\n' | grep .)
 tidy_flags=(-std=c17 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 '-DDIMIMAGE_VERSION="lint"' '-DDIMIMAGE_DATADIR="/"' -Ibuilder "${pkg_cflags[@]}")
 tidy_out=$(mktemp -d)
 # tidy_one FILE: clang-tidy on one file (run by xargs in a child bash, so

@@ -576,6 +576,24 @@ expect_error "/etc/passwd a symbolic link" "pwlink.img: the base's /etc/passwd i
 expect_rc "/etc/passwd a symbolic link" 65
 rm -f "$T/pwlink"*
 
+# ext4 features a build cannot edit are named as e2fsprogs names them (they
+# were a hex mask), before anything is written: casefold (incompat, set by
+# tune2fs) and shared_blocks (read-only compatible: libext2fs writes past it,
+# and freeing a block another file shares would corrupt that file).
+mkdir -p "$T/feat-out"
+for feat in casefold shared_blocks; do
+  cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/feat.img"
+  if [[ $feat == casefold ]]; then tune2fs -O casefold "$(rootfs "$T/feat.img")" >/dev/null 2>&1
+  else debugfs -w -R "feature $feat" "$(rootfs "$T/feat.img")" >/dev/null 2>&1; fi
+  tune2fs -l "$(rootfs "$T/feat.img")" 2>/dev/null | grep -q "^Filesystem features:.* $feat" || fail "$feat: fixture lacks it"
+  expect_error "a base with $feat" "feat.img: ext4 filesystem at offset [0-9]+ uses ext4 feature '$feat' which dimimage cannot edit safely$" \
+    build "$T/feat-out/out.img" "$T/feat.img"
+  expect_rc "a base with $feat" 65
+  check "a base with $feat: nothing left in the output directory" test -z "$(ls -A "$T/feat-out")"
+  rm -f "$T/feat.img"
+done
+rm -rf "$T/feat-out"
+
 # The base's immutable and append-only flags (chattr +i, +a): what the build
 # would replace or remove under them is refused before anything is written,
 # as cp onto an immutable file fails; the flags stay on what it leaves alone.

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* The base's immutable and append-only flags (chattr +i, +a, set here with
- * debugfs) against the ext4 module: what the kernel refuses with EPERM is
- * refused with one error line, by ext4_check_edit ahead of time and by each
- * edit itself; the filesystem stays e2fsck-clean, the flagged files as they
+/* The base's flags against the ext4 module.  Features it cannot edit
+ * (made by mkfs.ext4 -O, or set by debugfs) are refused in one line naming
+ * them as e2fsprogs does.  The immutable and append-only flags (chattr +i,
+ * +a, set here with debugfs): what the kernel refuses with EPERM is refused
+ * with one error line, by ext4_check_edit ahead of time and by each edit
+ * itself; the filesystem stays e2fsck-clean, the flagged files as they
  * were, flags included; and what the flags allow (a new name in an
  * append-only directory) still works. */
 #include <errno.h>
@@ -44,8 +46,8 @@ static void write_host(const char *path, const char *content) {
 }
 
 /* /etc/hostname, /etc/small, /etc/dir/f, /lnkdir -> etc/dir, in a 16 MiB
- * filesystem at OFF. */
-static char *make_image(const char *name) {
+ * filesystem at OFF; feat: mkfs.ext4 -O's list, or NULL. */
+static char *make_image_with(const char *name, const char *feat) {
         char *img = xasprintf("%s/%s.img", tmp, name);
         char *src = xasprintf("%s/%s.src", tmp, name);
         char *p;
@@ -62,13 +64,16 @@ static char *make_image(const char *name) {
         close(fd);
         char *opt = xasprintf("offset=%llu,root_owner=0:0", OFF);
         char *out = NULL;
-        int rc = RUN(&out, "mkfs.ext4", "-q", "-F", "-E", opt, "-d", src, img, "16M");
+        int rc = feat ? RUN(&out, "mkfs.ext4", "-q", "-F", "-O", feat, "-E", opt, "-d", src, img, "16M")
+                      : RUN(&out, "mkfs.ext4", "-q", "-F", "-E", opt, "-d", src, img, "16M");
         if (rc != 0)
                 fprintf(stderr, "mkfs: %s\n", out);
         assert_int_equal(rc, 0);
         free(out), free(opt), free(src);
         return img;
 }
+
+static char *make_image(const char *name) { return make_image_with(name, NULL); }
 
 static char *dbg(const char *img, const char *req, bool rw) {
         char *d = xasprintf("%s?offset=%llu", img, OFF), *out = NULL;
@@ -135,6 +140,65 @@ static void refused(int r, const char *needle) {
         free(err);
 }
 #define REFUSED(call, needle) (begin(), refused((call), (needle)))
+
+/* ext4_open's refusal: -EOPNOTSUPP, one line, with want in it. */
+static void open_refused(const char *img, const char *want) {
+        struct ext4_fs *fs = NULL;
+        begin();
+        int r = ext4_open(img, OFF, SIZE_M * 1048576ull, &fs);
+        unsigned errors;
+        char *err = tu_capture_end(&cap, &errors);
+        if (r != -EOPNOTSUPP || errors != 1 || !strstr(err, want))
+                fprintf(stderr, "r=%d errors=%u, want /%s/ in:\n%s", r, errors, want, err);
+        assert_int_equal(r, -EOPNOTSUPP);
+        assert_int_equal(errors, 1);
+        assert_non_null(strstr(err, want));
+        free(err);
+}
+
+static void test_feature_names(void **state) {
+        (void)state;
+        char *img = make_image_with("casefold", "casefold");
+        open_refused(img, "ext4 filesystem at offset 1048576 uses ext4 feature 'casefold' which dimimage cannot edit "
+                          "safely");
+        free(img);
+        img = make_image_with("encrypt", "encrypt,casefold");
+        open_refused(img, "uses ext4 features 'encrypt', 'casefold' which dimimage cannot edit safely");
+        free(img);
+        img = make_image_with("bigalloc", "bigalloc");
+        open_refused(img, "uses ext4 feature 'bigalloc' which");
+        free(img);
+        /* read-only compatible: libext2fs writes past shared_blocks (and
+         * would free a block another file still has); replica it refuses
+         * to write, unnamed ("unsupported read-only feature(s)") */
+        img = make_image("shared");
+        free(dbg(img, "feature shared_blocks", true));
+        open_refused(img, "uses ext4 feature 'shared_blocks' which dimimage cannot edit safely");
+        struct ext4_fs *fs = NULL;
+        assert_int_equal(ext4_open_ro(img, OFF, SIZE_M * 1048576ull, &fs), 0); /* inspect reads it */
+        assert_int_equal(ext4_close(fs), 0);
+        /* a build's read-only looks at the base refuse it too, before it
+         * writes anything (and a dry run's) */
+        begin();
+        assert_int_equal(ext4_open_as(img, img, OFF, SIZE_M * 1048576ull, EXT4_REQUIRE_CLEAN, &fs), -EOPNOTSUPP);
+        unsigned errors;
+        free(tu_capture_end(&cap, &errors));
+        assert_int_equal(errors, 1);
+        free(dbg(img, "feature replica", true));
+        open_refused(img, "uses ext4 features 'replica', 'shared_blocks' which");
+        free(img);
+        /* quotas, likewise: refused where a build first looks */
+        img = make_image_with("quota", "quota");
+        begin();
+        assert_int_equal(ext4_open_as(img, img, OFF, SIZE_M * 1048576ull, EXT4_REQUIRE_CLEAN, &fs), -EOPNOTSUPP);
+        char *err = tu_capture_end(&cap, &errors);
+        assert_int_equal(errors, 1);
+        assert_non_null(strstr(err, "keeps quotas"));
+        free(err);
+        assert_int_equal(ext4_open_ro(img, OFF, SIZE_M * 1048576ull, &fs), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        free(img);
+}
 
 static void test_immutable_file(void **state) {
         (void)state;
@@ -264,6 +328,7 @@ int main(void) {
         setenv("PATH", np, 1);
         free(np);
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_feature_names),
                 cmocka_unit_test(test_immutable_file),
                 cmocka_unit_test(test_append_only_file),
                 cmocka_unit_test(test_immutable_dir),
