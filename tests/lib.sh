@@ -112,6 +112,10 @@ summary() {
 # Offline readers for built images, using only real tools.
 # rootfs IMG: "IMG?offset=N" for debugfs/e2fsck (partition 2).
 rootfs() { echo "$1?offset=$(part_offset "$1" 2)"; }
+# dbgq HOSTPATH: a host path as one argument of a debugfs request ("dump
+# /etc/x $(dbgq "$T/x")"): in double quotes, a '"' in it doubled, as
+# debugfs' parser (libss) reads it; spaces and commas need nothing more.
+dbgq() { local q='"'; printf '"%s"' "${1//$q/$q$q}"; }
 # rcat IMG PATH: a file's content from the root filesystem.
 rcat() { debugfs -R "cat $2" "$(rootfs "$1")" 2>/dev/null; }
 # rstat IMG PATH: "MODE UID GID TYPE" of a root filesystem path (MODE octal, 4 digits).

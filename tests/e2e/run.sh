@@ -85,8 +85,8 @@ rput() {
 
 # install_file IMG SRC DEST MODE: a root-owned file (parent directories must exist)
 install_file() {
-  printf 'write "%s" %s\nsif %s mode 0%o\nsif %s uid 0\nsif %s gid 0\n' \
-    "$2" "$3" "$3" $((0100000 | 8#$4)) "$3" "$3" | rput "$1"
+  printf 'write %s %s\nsif %s mode 0%o\nsif %s uid 0\nsif %s gid 0\n' \
+    "$(dbgq "$2")" "$3" "$3" $((0100000 | 8#$4)) "$3" "$3" | rput "$1"
 }
 mkdir_root() {
   local d
@@ -147,7 +147,7 @@ boot() {
   timeout "$BOOT_TIMEOUT" nice -n 10 qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 \
     -display none -monitor none -serial "file:$log" -no-reboot \
     -kernel "$dir/kernel8.img" -initrd "$dir/initramfs8" -append "$(head -n 1 "$dir/cmdline.txt")" \
-    -drive "file=$img,if=none,format=raw,id=disk0" -device virtio-blk-pci,drive=disk0 \
+    -drive "file=${img//,/,,},if=none,format=raw,id=disk0" -device virtio-blk-pci,drive=disk0 \
     -netdev user,id=net0,restrict=on -device virtio-net-pci,netdev=net0,romfile= >"$T/qemu-$name.out" 2>&1 || BOOT_RC=$?
   note "time: boot $name $(elapsed "$t0") s (qemu exit $BOOT_RC, serial log $log)"
   [[ -f $log ]] && sed -i 's/\r$//' "$log"
@@ -196,7 +196,7 @@ collect() {
   rcat "$img" /var/log/docker-standin.log >"$T/standin-$name.log"
   cp "$T/standin-$name.log" "$LOGDIR/$name.docker-standin.log"
   rm -rf "$j" && mkdir -p "$j"
-  debugfs -R "rdump /var/log/journal \"$j\"" "$img?offset=$(root_off "$img")" >/dev/null 2>&1
+  debugfs -R "rdump /var/log/journal $(dbgq "$j")" "$img?offset=$(root_off "$img")" >/dev/null 2>&1
   local files=()
   while IFS= read -r f; do files+=(--file "$f"); done < <(find "$j" -type f -name '*.journal*')
   {

@@ -155,7 +155,7 @@ evil_manifest() { # NAME TEXT: a copy of $built whose manifest is TEXT
   cp --sparse=always "$built" "$T/$1.img"
   printf '%s' "$2" >"$T/$1.json"
   debugfs -w -R "rm /etc/dimimage/manifest.json" "$(rootfs "$T/$1.img")" >/dev/null 2>&1
-  debugfs -w -R "write \"$T/$1.json\" /etc/dimimage/manifest.json" "$(rootfs "$T/$1.img")" >/dev/null 2>&1
+  debugfs -w -R "write $(dbgq "$T/$1.json") /etc/dimimage/manifest.json" "$(rootfs "$T/$1.img")" >/dev/null 2>&1
   rcat "$T/$1.img" /etc/dimimage/manifest.json | cmp -s - "$T/$1.json"
 }
 for pair in 'inject:{"x": 1}, "table": "gpt", "partitions": [], "y": {}' 'bare:{ "role": "app", oops }' \
@@ -209,7 +209,7 @@ cp --sparse=always "$built" "$T/esc.img"
 debugfs -w -R "ssv volume_name $(printf 'r\033]0;pwn\007')" "$(rootfs "$T/esc.img")" >/dev/null 2>&1
 printf 'PRETTY_NAME="Evil \033[2J\033]8;;http://x\033\\ OS \302\23331m"\nID=debian\n' >"$T/esc-os-release"
 debugfs -w -R "rm /etc/os-release" "$(rootfs "$T/esc.img")" >/dev/null 2>&1
-debugfs -w -R "write \"$T/esc-os-release\" /etc/os-release" "$(rootfs "$T/esc.img")" >/dev/null 2>&1
+debugfs -w -R "write $(dbgq "$T/esc-os-release") /etc/os-release" "$(rootfs "$T/esc.img")" >/dev/null 2>&1
 check "an ext4 label with an OSC sequence, written with debugfs" \
   test "$(blkid -p -o value -s LABEL --offset "$(part_offset "$T/esc.img" 2)" "$T/esc.img")" = "r"$'\033]0;pwn\007'
 python3 -c "import zipfile; z = zipfile.ZipFile('$T/esc.zip', 'w'); z.writestr('a\x1b[2Jb.txt', 'x'); z.close()"

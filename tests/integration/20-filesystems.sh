@@ -57,7 +57,7 @@ check_image() {
   local cmds=("ls -p $S" "ls -p $W") f
   for f in "${paths[@]}"; do cmds+=("stat $f"); done
   rm -rf "$T/dump" && mkdir "$T/dump"
-  for f in .env hostname hosts manifest.json authorized_keys; do cmds+=("dump $(printf '%s\n' "${paths[@]}" | grep -m1 "/$f\$") \"$T/dump/$f\""); done
+  for f in .env hostname hosts manifest.json authorized_keys; do cmds+=("dump $(printf '%s\n' "${paths[@]}" | grep -m1 "/$f\$") $(dbgq "$T/dump/$f")"); done
   snap "$img" "${cmds[@]}"
   local units wants
   units=$(snap_ls $S | grep ' dimdim-.*\.service$')

@@ -153,32 +153,37 @@ fi
 bin=$T/bin
 mkdir -p "$bin" "$T/fb/etc" "$T/fb/app/deploy" "$T/fb/state" "$T/fb/log"
 calls=$T/calls.log
+# The stand-ins find $T and the rest through variables set in their first
+# lines (printf %q), not pasted into their quotes: a TMPDIR with a '"' in
+# it would end the quote.
+vars() { printf 'T=%q calls=%q bin=%q' "$T" "$calls" "$bin"; }
 # docker is "installed" by apt-get install: it copies docker.real into bin.
 cat >"$T/docker.real" <<EOF
 #!/bin/bash
-echo "docker \$*" >>"$calls"
-if [[ \$* == *" up -d "* ]]; then echo "buildkit \${DOCKER_BUILDKIT:-unset} \${COMPOSE_DOCKER_CLI_BUILD:-unset}" >>"$calls"; fi
+$(vars)
+echo "docker \$*" >>"\$calls"
+if [[ \$* == *" up -d "* ]]; then echo "buildkit \${DOCKER_BUILDKIT:-unset} \${COMPOSE_DOCKER_CLI_BUILD:-unset}" >>"\$calls"; fi
 case "\$*" in
-  version|info) [[ ! -e "$T/daemon-down" ]] ;;
+  version|info) [[ ! -e "\$T/daemon-down" ]] ;;
   "compose version") exit 0 ;;
-  *" ps") [[ ! -e "$T/daemon-down" ]] || { echo "Cannot connect to the Docker daemon" >&2; exit 1; } ;;
+  *" ps") [[ ! -e "\$T/daemon-down" ]] || { echo "Cannot connect to the Docker daemon" >&2; exit 1; } ;;
   *" up -d "*)
     # compose-go's errors for a .env edited by hand quote it: the line
     # (current), the rest of the file (before 1.9), the value
-    if [[ -e "$T/env-typo" ]]; then
-      pw=\$(sed -n 's/^DB_PASSWORD=//p' "$T/fb/app/.env")
-      printf 'failed to read %s: line 3: unexpected character "!" in variable name "DB_PASSWORD!=%s"\n' "$T/fb/app/.env" "\$pw" >&2
-      printf 'failed to read %s: Invalid template: "%s\${x"\n' "$T/fb/app/.env" "\$pw" >&2
-      printf 'failed to read %s: line 3: unexpected character "-" in variable name near "- X=1\\\\nDB_PASSWORD=%s"\n' "$T/fb/app/.env" "\$pw" >&2
+    if [[ -e "\$T/env-typo" ]]; then
+      pw=\$(sed -n 's/^DB_PASSWORD=//p' "\$T/fb/app/.env")
+      printf 'failed to read %s: line 3: unexpected character "!" in variable name "DB_PASSWORD!=%s"\n' "\$T/fb/app/.env" "\$pw" >&2
+      printf 'failed to read %s: Invalid template: "%s\${x"\n' "\$T/fb/app/.env" "\$pw" >&2
+      printf 'failed to read %s: line 3: unexpected character "-" in variable name near "- X=1\\\\nDB_PASSWORD=%s"\n' "\$T/fb/app/.env" "\$pw" >&2
       printf 'unterminated quoted value %s\n' "\$pw" >&2
       exit 1
     fi
     # a slow build: quiet for less than the idle limit at a time, longer in all
-    if [[ -e "$T/up-slow" ]]; then for i in 1 2 3 4 5 6; do echo "step \$i" >&2; /bin/sleep 0.7; done; fi
-    if [[ -e "$T/up-hang" ]]; then /bin/sleep 4; fi
-    if [[ -e "$T/up-stall-once" ]]; then rm -f "$T/up-stall-once"; /bin/sleep 30; fi
-    n=\$(cat "$T/up-failures" 2>/dev/null || echo 0)
-    if ((n > 0)); then echo \$((n - 1)) >"$T/up-failures"; echo "pull access denied" >&2; exit 1; fi
+    if [[ -e "\$T/up-slow" ]]; then for i in 1 2 3 4 5 6; do echo "step \$i" >&2; /bin/sleep 0.7; done; fi
+    if [[ -e "\$T/up-hang" ]]; then /bin/sleep 4; fi
+    if [[ -e "\$T/up-stall-once" ]]; then rm -f "\$T/up-stall-once"; /bin/sleep 30; fi
+    n=\$(cat "\$T/up-failures" 2>/dev/null || echo 0)
+    if ((n > 0)); then echo \$((n - 1)) >"\$T/up-failures"; echo "pull access denied" >&2; exit 1; fi
     exit 0 ;;
   *) exit 0 ;;
 esac
@@ -186,24 +191,26 @@ EOF
 chmod +x "$T/docker.real"
 cat >"$bin/apt-get" <<EOF
 #!/bin/bash
-echo "apt-get \$*" >>"$calls"
+$(vars)
+echo "apt-get \$*" >>"\$calls"
 if [[ \$1 == update ]]; then
-  n=\$(cat "$T/update-failures" 2>/dev/null || echo 0)
-  if ((n > 0)); then echo \$((n - 1)) >"$T/update-failures"; echo "Temporary failure resolving" >&2; exit 100; fi
+  n=\$(cat "\$T/update-failures" 2>/dev/null || echo 0)
+  if ((n > 0)); then echo \$((n - 1)) >"\$T/update-failures"; echo "Temporary failure resolving" >&2; exit 100; fi
 fi
 # Trixie ($T/trixie): the docker command is in docker-cli, which docker.io
 # only recommends, and --no-install-recommends leaves it out.
 if [[ \$1 == install ]]; then
-  if [[ -e "$T/dpkg-other-broken" ]]; then echo "E: Sub-process /usr/bin/dpkg returned an error code (1)" >&2; exit 100; fi
-  if [[ ! -e "$T/trixie" || " \$* " == *" docker-cli "* ]]; then cp "$T/docker.real" "$bin/docker"; fi
-  rm -f "$T/dpkg-interrupted" "$T/dpkg-needs-dep"
+  if [[ -e "\$T/dpkg-other-broken" ]]; then echo "E: Sub-process /usr/bin/dpkg returned an error code (1)" >&2; exit 100; fi
+  if [[ ! -e "\$T/trixie" || " \$* " == *" docker-cli "* ]]; then cp "\$T/docker.real" "\$bin/docker"; fi
+  rm -f "\$T/dpkg-interrupted" "\$T/dpkg-needs-dep"
 fi
 exit 0
 EOF
 cat >"$bin/apt-cache" <<EOF
 #!/bin/bash
-echo "apt-cache \$*" >>"$calls"
-[[ \$1 == show && -e "$T/trixie" && \$2 =~ ^docker-(cli|buildx)\$ ]] && exit 0
+$(vars)
+echo "apt-cache \$*" >>"\$calls"
+[[ \$1 == show && -e "\$T/trixie" && \$2 =~ ^docker-(cli|buildx)\$ ]] && exit 0
 echo "E: No packages found" >&2
 exit 100
 EOF
@@ -212,30 +219,33 @@ EOF
 # ($T/dpkg-needs-dep: only apt-get -f install can bring it).
 cat >"$bin/dpkg" <<EOF
 #!/bin/bash
-echo "dpkg \$*" >>"$calls"
+$(vars)
+echo "dpkg \$*" >>"\$calls"
 case \$1 in
   --audit)
-    [[ -e "$T/dpkg-interrupted" ]] && echo " docker-compose   (half configured)"
-    [[ -e "$T/dpkg-other-broken" ]] && echo " foo-dkms   (half configured)" ;;
+    [[ -e "\$T/dpkg-interrupted" ]] && echo " docker-compose   (half configured)"
+    [[ -e "\$T/dpkg-other-broken" ]] && echo " foo-dkms   (half configured)" ;;
   --configure)
-    if [[ -e "$T/dpkg-other-broken" ]]; then echo "foo-dkms: post-installation script returned error exit status 1" >&2; exit 1; fi
-    if [[ -e "$T/dpkg-needs-dep" ]]; then echo "dependency problems - leaving unconfigured" >&2; exit 1; fi
-    rm -f "$T/dpkg-interrupted" ;;
+    if [[ -e "\$T/dpkg-other-broken" ]]; then echo "foo-dkms: post-installation script returned error exit status 1" >&2; exit 1; fi
+    if [[ -e "\$T/dpkg-needs-dep" ]]; then echo "dependency problems - leaving unconfigured" >&2; exit 1; fi
+    rm -f "\$T/dpkg-interrupted" ;;
 esac
 exit 0
 EOF
 # systemctl is-active answers from $T/unit-state when it exists.
 cat >"$bin/systemctl" <<EOF
 #!/bin/bash
-echo "systemctl \$*" >>"$calls"
-if [[ \$* == "start docker.service" ]]; then rm -f "$T/daemon-down"; fi
-if [[ \$1 == is-active && -e "$T/unit-state" ]]; then
-  s=\$(cat "$T/unit-state"); echo "\$s"; [[ \$s == active ]]; exit
+$(vars)
+echo "systemctl \$*" >>"\$calls"
+if [[ \$* == "start docker.service" ]]; then rm -f "\$T/daemon-down"; fi
+if [[ \$1 == is-active && -e "\$T/unit-state" ]]; then
+  s=\$(cat "\$T/unit-state"); echo "\$s"; [[ \$s == active ]]; exit
 fi
 exit 0
 EOF
 for c in usermod ssh-keygen sleep locale-gen; do
-  printf '#!/bin/bash\necho "%s $*" >>"%s"\n' "$c" "$calls" >"$bin/$c"
+  # shellcheck disable=SC2016 # $* and $calls are the stand-in's, at its run
+  printf '#!/bin/bash\n%s\necho "%s $*" >>"$calls"\n' "$(vars)" "$c" >"$bin/$c"
 done
 printf '#!/bin/bash\nexit 0\n' >"$bin/getent"
 chmod +x "$bin"/*
@@ -420,7 +430,9 @@ rm -f "$T/fb/state/firstboot.done"
 touch "$T/env-typo"
 timeout 3 "$firstboot" >"$T/fb11.out" 2>&1
 rm -f "$T/env-typo"
-check "compose's error about .env is shown, cut" grep -q 'unexpected character (rest not shown)' "$T/fb11.out"
+# (cut at the first quote: in the file's path, when $T has one)
+if [[ $T == *[\"\']* ]]; then cut="failed to read ${T%%[\"\']*}(rest not shown)"; else cut='unexpected character (rest not shown)'; fi
+check "compose's error about .env is shown, cut" grep -qF -- "$cut" "$T/fb11.out"
 check_fails "... without the secret (console, log, status)" grep -rqF "$secret" "$T/fb11.out" "$T/fb/log" "$T/fb/state"
 # ... and dimdim-stack alone (dimdim-stack.service's journal) cuts them too,
 # its own line after compose's
@@ -447,11 +459,13 @@ rm -f "$T/trixie"
 # hold back Docker and the stack.
 rm -f "$T/fb/state/firstboot.done" "$T/dpkg-interrupted" "$T/dpkg-needs-dep"
 cp "$bin/locale-gen" "$T/locale-gen.ok"
+# shellcheck disable=SC2016 # $* and $calls are the stand-in's, at its run
 printf '#!/bin/bash
-echo "locale-gen $*" >>"%s"
+%s
+echo "locale-gen $*" >>"$calls"
 echo "xx_YY.UTF-8: no such locale" >&2
 exit 1
-' "$calls" >"$bin/locale-gen"
+' "$(vars)" >"$bin/locale-gen"
 : >"$calls"
 provision fb6 "a failing locale-gen: provisioning completes"
 check "a failing locale-gen is reported" grep -q '^dimdim-firstboot: locale-gen failed (see .*); going on without that locale' "$T/fb6.out"
