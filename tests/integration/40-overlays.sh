@@ -269,6 +269,10 @@ export PATH="$bin:/usr/bin:/bin:/usr/sbin:/sbin"
 if command -v docker >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; then
   fail "docker in /usr/bin on this host: the install path cannot be tested"
 fi
+# firstboot's temporary output files go where $T's trap removes them: one
+# that timeout(1) kills (the stalled and .env-typo runs) leaves its own
+# behind, which landed in the caller's /tmp.
+export TMPDIR=$T
 export DIMDIM_STACK_CONF=$T/fb/etc/stack.conf DIMDIM_STATE_DIR=$T/fb/state DIMDIM_LOG=$T/fb/log/firstboot.log
 export DIMDIM_STACK=$T/fb/stack DIMDIM_LOCK=$T/fb/lock DIMDIM_APP_DIR=$T/fb/app DIMDIM_DOCKER_WAIT=2
 status=$OV/common/usr/local/bin/dimdim-status
