@@ -144,9 +144,13 @@ boot() {
   t0=$(date +%s)
   BOOT_RC=0
   # restrict=on: the guest reaches nothing but QEMU's own user-mode network.
+  # The image's own cmdline, plus longer device waits: an emulated CPU on a
+  # loaded machine once took more than systemd's 90 s to see the boot
+  # partition and the boot stopped in emergency mode (bookworm's systemd
+  # takes the start timeout for devices, trixie's its own setting).
   timeout "$BOOT_TIMEOUT" nice -n 10 qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 \
     -display none -monitor none -serial "file:$log" -no-reboot \
-    -kernel "$dir/kernel8.img" -initrd "$dir/initramfs8" -append "$(head -n 1 "$dir/cmdline.txt")" \
+    -kernel "$dir/kernel8.img" -initrd "$dir/initramfs8" -append "$(head -n 1 "$dir/cmdline.txt") systemd.default_timeout_start_sec=300 systemd.default_device_timeout_sec=300" \
     -drive "file=${img//,/,,},if=none,format=raw,id=disk0" -device virtio-blk-pci,drive=disk0 \
     -netdev user,id=net0,restrict=on -device virtio-net-pci,netdev=net0,romfile= >"$T/qemu-$name.out" 2>&1 || BOOT_RC=$?
   note "time: boot $name $(elapsed "$t0") s (qemu exit $BOOT_RC, serial log $log)"
