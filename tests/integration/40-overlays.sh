@@ -492,6 +492,12 @@ echo 1 >"$T/update-failures"
 touch "$T/up-hang"
 timeout -k 1 2 "$firstboot" >"$T/fb8.out" 2>&1
 rm -f "$T/up-hang"
+# Stopped mid-command (timeout's SIGTERM, as systemctl stop sends): compose,
+# in a session of its own, is stopped with it, and its output file removed.
+for _ in 1 2 3 4 5 6 7 8 9 10; do pgrep -f -- "$T/" >/dev/null || break; sleep 0.2; done
+check_fails "firstboot stopped mid-command: the command's session is stopped too" pgrep -f -- "$T/"
+left=$(find "$T" -maxdepth 1 -name 'dimdim-firstboot.*')
+[[ -z $left ]] && ok "... and its output file is removed" || fail "firstboot stopped left $left"
 check "a slow step 3 after a failed step 2: the status is step 3's" grep -q "^STEP=.*3/4: stack" "$T/fb/state/status"
 check "... and shows no last error" grep -qx "LAST_ERROR=''" "$T/fb/state/status"
 
