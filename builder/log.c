@@ -47,6 +47,29 @@ static bool demoted(void) {
         return d;
 }
 
+/* The message, then the newline: one line, always (a newline inside a
+ * message would let untrusted input forge extra lines), and printable, as
+ * file names and messages carry text from outside (archive entry names,
+ * labels): no escape sequence may reach the terminal. */
+static void append_line(struct buf *b, const char *fmt, va_list ap) {
+        va_list aq;
+        va_copy(aq, ap);
+        int n = vsnprintf(NULL, 0, fmt, aq);
+        va_end(aq);
+        if (n > 0) {
+                char *msg = xmalloc((size_t)n + 1);
+                vsnprintf(msg, (size_t)n + 1, fmt, ap);
+                for (char *c = msg; *c; c++)
+                        if (*c == '\n' || *c == '\r')
+                                *c = ' ';
+                buf_puts(b, msg);
+                free(msg);
+        }
+        buf_puts(b, ""); /* data, even for an empty line */
+        str_printable((char *)b->data);
+        buf_puts(b, "\n");
+}
+
 static void vlog(bool error, const char *kind, const char *file, unsigned line, const char *fmt, va_list ap) {
         if (error && demoted()) {
                 error = false;
@@ -59,25 +82,7 @@ static void vlog(bool error, const char *kind, const char *file, unsigned line, 
                 buf_printf(&b, "%s:%u: ", file, line);
         else if (file)
                 buf_printf(&b, "%s: ", file);
-        va_list aq;
-        va_copy(aq, ap);
-        int n = vsnprintf(NULL, 0, fmt, aq);
-        va_end(aq);
-        if (n > 0) {
-                char *msg = xmalloc((size_t)n + 1);
-                vsnprintf(msg, (size_t)n + 1, fmt, ap);
-                /* One line, always: a newline inside a message would let
-                 * untrusted input forge extra lines. */
-                for (char *c = msg; *c; c++)
-                        if (*c == '\n' || *c == '\r')
-                                *c = ' ';
-                buf_puts(&b, msg);
-                free(msg);
-        }
-        /* file names and messages carry text from outside (archive entry
-         * names, labels): no escape sequence may reach the terminal */
-        str_printable((char *)b.data);
-        buf_puts(&b, "\n");
+        append_line(&b, fmt, ap);
         emit(&b, error);
         buf_free(&b);
 }
@@ -101,14 +106,24 @@ void log_warn_at(const char *file, unsigned line, const char *fmt, ...) {
         va_end(ap);
 }
 
+/* An info or debug line, printed at once (never held): made printable as
+ * vlog's are, since "Wrote OUT" and "Reading BASE" carry names from outside
+ * too, and written whole so threads' lines never interleave. */
+static void vlog_plain(const char *prefix, const char *fmt, va_list ap) {
+        struct buf b = {0};
+        buf_puts(&b, prefix);
+        append_line(&b, fmt, ap);
+        fwrite(b.data, 1, b.len, stderr);
+        buf_free(&b);
+}
+
 void log_info(const char *fmt, ...) {
         if (log_level < LOG_NORMAL)
                 return;
         va_list ap;
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        vlog_plain("", fmt, ap);
         va_end(ap);
-        fputc('\n', stderr);
 }
 
 void log_debug(const char *fmt, ...) {
@@ -116,10 +131,8 @@ void log_debug(const char *fmt, ...) {
                 return;
         va_list ap;
         va_start(ap, fmt);
-        fputs("dimimage: debug: ", stderr);
-        vfprintf(stderr, fmt, ap);
+        vlog_plain("dimimage: debug: ", fmt, ap);
         va_end(ap);
-        fputc('\n', stderr);
 }
 
 void log_hold(void) {

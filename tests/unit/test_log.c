@@ -125,6 +125,24 @@ static void test_log_printable(void **state) {
         assert_string_equal(out, "dimimage: error: x.zip: holds no *.img file (a?[2Jb)\n");
 }
 
+/* "Wrote OUT" and "Reading BASE": names from outside in info and debug
+ * lines too, and an escape sequence there would reach the terminal */
+static void escape_in_info(void) {
+        enum log_level was = log_level;
+        log_level = LOG_VERBOSE;
+        log_info("Wrote %s", "fleet/a\x1b]0;owned\x07" "b.img");
+        log_debug("reading %s", "c\x1b[2Jd\ne.img");
+        log_level = was;
+}
+
+static void test_info_printable(void **state) {
+        (void)state;
+        unsigned errors;
+        _cleanup_free_ char *out = logged(escape_in_info, &errors);
+        assert_string_equal(out, "Wrote fleet/a?]0;owned?b.img\ndimimage: debug: reading c?[2Jd e.img\n");
+        assert_int_equal(errors, 0);
+}
+
 static void test_defer(void **state) {
         (void)state;
         unsigned errors;
@@ -227,6 +245,7 @@ int main(void) {
                 cmocka_unit_test(test_demote),
                 cmocka_unit_test(test_printable),
                 cmocka_unit_test(test_log_printable),
+                cmocka_unit_test(test_info_printable),
                 cmocka_unit_test(test_hold),
                 cmocka_unit_test(test_sweep),
         };
