@@ -76,6 +76,16 @@ if [[ -f /usr/share/zoneinfo/Europe/Berlin ]]; then
 else
   ok "skipped: completion of --timezone (no /usr/share/zoneinfo/Europe/Berlin here)"
 fi
+# flash's DEVICE: the whole disks lsblk names (a stand-in here), beside files
+mkdir -p "$T/lsblk-bin"
+# (named where no file is, so only lsblk's names can match)
+printf '#!/bin/sh\necho "%s/disk/sdz 29.7G Card Reader"\necho "%s/disk/nvme9n1 1.8T Some SSD"\n' "$T" "$T" >"$T/lsblk-bin/lsblk"
+chmod +x "$T/lsblk-bin/lsblk"
+got=$(cd "$T/files" && PATH=$T/lsblk-bin:$PATH complete_words dimimage flash "my base.img" "$T/disk/s")
+[[ $got == "$T/disk/sdz" ]] && ok "completion: flash IMAGE DEVICE offers the disks" || fail "completion flash IMAGE $T/disk/s: $got"
+got=$(cd "$T/files" && PATH=$T/lsblk-bin:$PATH complete_words dimimage flash -b x.bmap "$T/disk/s")
+[[ -z $got ]] && ok "completion: flash's IMAGE is not offered disks (--bmap's value is no IMAGE)" \
+  || fail "completion flash -b x.bmap $T/disk/s: $got"
 [[ $(complete_words dimimage help '' | sort | tr '\n' ' ') == "build cache flash inspect profiles version " ]] \
   && ok "completion: help offers the commands" || fail "completion help: $(complete_words dimimage help '')"
 [[ $(complete_words dimimage he) == help ]] && ok "completion: he gives help" || fail "completion he: $(complete_words dimimage he)"
