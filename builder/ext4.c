@@ -174,9 +174,11 @@ int ext4_open_as(const char *image, const char *name, uint64_t offset, uint64_t 
                 r = ext4_refuse_features(name, offset, E2P_FEATURE_RO_INCOMPAT, EXT4_FEATURE_RO_COMPAT_BIGALLOC);
         else if (incompat)
                 r = ext4_refuse_features(name, offset, E2P_FEATURE_INCOMPAT, incompat);
-        /* mounted read-only by the kernel and refused by e2fsprogs' writers */
+        /* mounted read-only by the kernel and refused by e2fsprogs' writers;
+         * a base to change (EX_DATAERR), not an output that cannot be
+         * written (EROFS would say EX_CANTCREAT) */
         else if (strict && ext2fs_has_feature_readonly(sb))
-                r = log_error(-EROFS, name,
+                r = log_error(-EOPNOTSUPP, name,
                               "ext4 filesystem at offset %" PRIu64 " is marked read-only (feature read-only); "
                               "clear it first: tune2fs -O ^read-only '%s?offset=%" PRIu64 "'",
                               offset, name, offset);
