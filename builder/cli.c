@@ -199,9 +199,15 @@ int cli_getopt_error(const char *cmd, const struct option *opts, int c, char **a
                         return cli_usage_error(cmd, "option '%.*s' needs a value", (int)strcspn(word, "="), word);
                 return cli_usage_error(cmd, "option '-%c' needs a value", optopt);
         }
-        /* "--force=yes": getopt has the option (a letter is never unknown
-         * when its long option is known: "-f" is --force) */
+        /* "--force=yes": getopt has the option in optopt, and the word is
+         * that option's (an abbreviation of it) with a value.  Only then: a
+         * letter that is no option ("-j") has its value in optopt too, which
+         * a long option without that short form may share (inspect's
+         * --json is 'j'), and the word may be the one before the letter's. */
         const char *name = cli_long_option(opts, optopt);
+        size_t wn = strcspn(word, "=");
+        if (name && (!is_long || !word[wn] || wn < 3 || strncmp(name, word + 2, wn - 2)))
+                name = NULL;
         if (name)
                 return cli_usage_error(cmd, "option '--%s' takes no value", name);
         if (optopt) {

@@ -295,6 +295,10 @@ usage_error "build --no-cache=1" "build: option '--no-cache' takes no value" bui
 usage_error "inspect --json=yes" "inspect: option '--json' takes no value" inspect --json=yes "$T/zero.img"
 usage_error "inspect IMAGE --json=yes" "inspect: option '--json' takes no value" inspect "$T/zero.img" --json=yes
 usage_error "inspect -x.img" "inspect: unknown option '-x'; put \`--\` before a file name that starts with '-'" inspect -x.img
+# a letter that is no option is unknown, even when a long option without a
+# short form has it as its value (inspect's --json is 'j' inside)
+usage_error "inspect -j.img: unknown, not --json given a value" "inspect: unknown option '-j'; put \`--\` before" inspect -j.img
+usage_error "inspect --json -jq: the letter, not the option before it" "inspect: unknown option '-j'" inspect --json -jq x.img
 usage_error "flash --yes=1" "flash: option '--yes' takes no value" flash --yes=1 a b
 usage_error "flash --no-verify=1" "flash: option '--no-verify' takes no value" flash --no-verify=1 a b
 usage_error "flash -n" "flash: unknown option '-n'" flash -n a b
