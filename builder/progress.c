@@ -83,6 +83,11 @@ static void draw(struct progress *p, double t) {
          * characters). */
         _cleanup_free_ char *name = xstrdup(p->what ? p->what : "");
         str_printable(name);
+        /* a tab, which str_printable keeps, is as wide as the terminal
+         * makes it: the width below could not count it */
+        for (char *c = name; *c; c++)
+                if (*c == '\t')
+                        *c = '?';
         const char *shown = name, *cut = "";
         /* Wider than the terminal, the line would wrap, and each redraw
          * (from a carriage return) would start a new one: the name's start
@@ -100,9 +105,16 @@ static void draw(struct progress *p, double t) {
                         shown = skip_chars(name, len - keep);
                 }
         }
+        _cleanup_free_ char *line = xasprintf("%s%s%s%s%s", p->verb ? p->verb : "", p->verb ? " " : "", cut, shown,
+                                              figures);
+        /* Narrower than even the verb and the figures (a split pane of 30
+         * columns): the line itself gives way at the width, its end first,
+         * so that it still redraws over itself rather than wrapping. */
+        if (cols && columns(line) > cols - 1)
+                *(char *)skip_chars(line, cols - 1) = '\0';
         /* one write; the rest of the line cleared, so a shorter redraw
          * leaves no debris */
-        fprintf(stderr, "\r%s%s%s%s%s\033[K", p->verb ? p->verb : "", p->verb ? " " : "", cut, shown, figures);
+        fprintf(stderr, "\r%s\033[K", line);
         fflush(stderr);
         p->shown = 1;
 }

@@ -18,7 +18,8 @@ struct progress {
 /* Enabled only when stderr is a terminal and log_level >= LOG_NORMAL. */
 void progress_begin(struct progress *p, const char *what, uint64_t total);
 /* "VERB NAME  12%  ...": on a terminal narrower than that, NAME is cut to
- * its end ("...ng-name.img.xz"), never VERB or the figures. */
+ * its end ("...ng-name.img.xz"); VERB and the figures only on one too
+ * narrow for them, where the line is cut at the width. */
 void progress_begin_named(struct progress *p, const char *verb, const char *name, uint64_t total);
 /* Cheap to call often: redraws at most ~4 times a second. */
 void progress_update(struct progress *p, uint64_t done);

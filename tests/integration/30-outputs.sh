@@ -152,6 +152,14 @@ if script -qc true /dev/null >/dev/null 2>&1; then
   PTY_STTY='stty cols 0; ' pty_build "$T/b/$long"
   grep -aEq $'\rCompressing '"${long//./\\.}"' +[0-9]+%' "$T/pty.out" && ok "a terminal of no known width: the name whole" \
     || fail "no width: $(progress_lines | head -c 400)"
+  # Narrower than even the verb and the figures: the line itself is cut at
+  # the width (its end giving way), so each redraw still stays on one line
+  PTY_STTY='stty cols 20; ' pty_build "$T/b/$long"
+  lines=$(progress_lines)
+  widest=$(awk '{ print length($0) }' <<<"$lines" | sort -n | tail -n 1)
+  [[ -n $lines && ${widest:-99} -le 19 ]] && grep -aEq '^Compressing +[0-9]+%' <<<"$lines" \
+    && ok "a 20-column terminal: the line cut to 19 columns ($(wc -l <<<"$lines") redraws)" \
+    || fail "20 columns: widest ${widest:-none}: $(head -c 400 <<<"$lines")"
   rm -f "$T/b/$long"*
   # a name's control characters are not written to the terminal
   esc=$'col\e]0;owned\aor.img.xz'
@@ -160,6 +168,13 @@ if script -qc true /dev/null >/dev/null 2>&1; then
   [[ -n $lines ]] && ! grep -aq $'[\e\a]' <<<"$lines" && grep -aq '^Compressing col?\]0;owned?or\.img\.xz ' <<<"$lines" \
     && ok "a name's control characters are shown as '?' on the progress line" || fail "control characters: $(cat -v <<<"$lines" | head -c 300)"
   rm -f "$T/b/$esc"*
+  # a tab too: its width is the terminal's, which the cut cannot count
+  tab=$'tab\there.img.xz'
+  pty_build "$T/b/$tab"
+  lines=$(progress_lines)
+  [[ -n $lines ]] && ! grep -aq $'\t' <<<"$lines" && grep -aq '^Compressing tab?here\.img\.xz ' <<<"$lines" \
+    && ok "a tab in the name is shown as '?' on the progress line" || fail "tab: $(cat -A <<<"$lines" | head -c 300)"
+  rm -f "$T/b/$tab"*
 else
   ok "skipped: compression progress on a terminal (no script(1))"
 fi
