@@ -48,6 +48,15 @@ static bool is_help(const char *arg) {
 
 /* A word after a command that takes none: an option of its own it does not
  * have, or an argument. */
+/* -h or --help anywhere among args, as getopt finds it for the commands
+ * that take options: "profiles x --help" is help, not an error. */
+static bool wants_help(int argc, char **argv) {
+        for (int i = 1; i < argc; i++)
+                if (is_help(argv[i]))
+                        return true;
+        return false;
+}
+
 static int no_arguments(const char *cmd, const char *arg) {
         if (arg[0] == '-' && arg[1])
                 return cli_unknown_option(cmd, arg, false);
@@ -55,7 +64,7 @@ static int no_arguments(const char *cmd, const char *arg) {
 }
 
 static int cmd_profiles(int argc, char **argv) {
-        if (argc == 2 && is_help(argv[1])) {
+        if (wants_help(argc, argv)) {
                 puts("Usage: dimimage profiles\n\nList the roles `dimimage build --role` accepts, from "
                      "the profiles directory.");
                 return 0;
@@ -88,8 +97,8 @@ static int cmd_cache(int argc, char **argv) {
                 return cli_usage_error("cache", "expected `dimimage cache list` or `dimimage cache clean`");
         const char *sub = argv[1];
         bool known = !strcmp(sub, "list") || !strcmp(sub, "clean");
-        /* "cache --help", and "cache list --help" as for every other command */
-        if ((argc == 2 || (argc == 3 && known)) && is_help(argv[argc - 1])) {
+        /* "cache --help", "cache list --help", as for every other command */
+        if (wants_help(argc, argv)) {
                 puts("Usage: dimimage cache list|clean\n\n"
                      "Compressed bases are kept decompressed under $XDG_CACHE_HOME/dimimage\n"
                      "(~/.cache/dimimage), so rebuilding from the same .img.xz is a copy.\n"
@@ -112,7 +121,7 @@ static int cmd_cache(int argc, char **argv) {
 }
 
 static int cmd_version(int argc, char **argv) {
-        if (argc == 2 && is_help(argv[1])) {
+        if (wants_help(argc, argv)) {
                 puts("Usage: dimimage version\n\nPrint dimimage's version.");
                 return 0;
         }

@@ -340,6 +340,11 @@ usage_error "cache without a command" "cache list.*cache clean" cache
 usage_error "profiles takes no arguments" "profiles: takes no arguments: extra" profiles extra
 usage_error "version takes no arguments" "takes no arguments: extra" version extra
 usage_error "an unknown command" "unknown command 'bogus'" bogus
+# --help among other words is help, as getopt finds it for build (GNU's way)
+for words in "profiles --help extra" "version extra -h" "cache list -h extra" "cache nosuch --help"; do
+  # shellcheck disable=SC2086 # the words are the arguments
+  out=$("$DIMIMAGE" $words 2>&1) && [[ $out == Usage:* ]] && ok "$words prints help" || fail "$words: $out"
+done
 usage_error "inspect -" "'-' is not an image file" inspect -
 usage_error "build --base -" "--base: '-' is not read as standard input" build --role app --base - -o "$T/x.img"
 usage_error "build --env -" "--env: '-' is not read as standard input" build --role app --base "$T/zero.img" -o "$T/x.img" --env -
