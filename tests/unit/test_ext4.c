@@ -1055,10 +1055,7 @@ int main(void) {
         /* make_image's source tree has the modes the tests expect to find in
          * the image, whatever the caller's umask (077 would make them 0700). */
         umask(022);
-        const char *path = getenv("PATH");
-        char *np = xasprintf("%s:/usr/sbin:/sbin", path ? path : "/usr/bin:/bin");
-        setenv("PATH", np, 1);
-        free(np);
+        tu_path_with_sbin();
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ext4io),
                 cmocka_unit_test(test_write_new_and_read),

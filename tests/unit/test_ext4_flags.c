@@ -323,10 +323,7 @@ static int teardown_all(void **state) {
 int main(void) {
         setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
         umask(022);
-        const char *path = getenv("PATH");
-        char *np = xasprintf("%s:/usr/sbin:/sbin", path ? path : "/usr/bin:/bin");
-        setenv("PATH", np, 1);
-        free(np);
+        tu_path_with_sbin();
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_feature_names),
                 cmocka_unit_test(test_immutable_file),

@@ -358,10 +358,7 @@ int main(void) {
         fflush(stdout);
         setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
         umask(022);
-        const char *path = getenv("PATH");
-        char *np = xasprintf("%s:/usr/sbin:/sbin", path ? path : "/usr/bin:/bin");
-        setenv("PATH", np, 1);
-        free(np);
+        tu_path_with_sbin();
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_random_default),
                 cmocka_unit_test(test_random_inline),

@@ -134,6 +134,15 @@ static __attribute__((unused)) FILE *tu_tmpfile(void) {
 }
 
 /* rm -rf dir, kept when DIMIMAGE_KEEP_TMP is set (to look at a failure). */
+/* mkfs.ext4, debugfs and mkfs.vfat live in /usr/sbin, which Debian leaves
+ * off a user's PATH. */
+static __attribute__((unused)) void tu_path_with_sbin(void) {
+        const char *path = getenv("PATH");
+        char *np = xasprintf("%s:/usr/sbin:/sbin", path ? path : "/usr/bin:/bin");
+        setenv("PATH", np, 1);
+        free(np);
+}
+
 static __attribute__((unused)) void tu_rm_rf(const char *dir) {
         if (!dir[0] || getenv("DIMIMAGE_KEEP_TMP"))
                 return;
