@@ -441,6 +441,19 @@ static void usage(FILE *f) {
               f);
 }
 
+/* a's name (before any '=') is opt or an abbreviation of it, as getopt
+ * takes "--js" for --json before the image: inspect's two long options
+ * share no letter after "--", so any abbreviation is unambiguous */
+static bool name_as_getopt(const char *a, const char *opt) {
+        size_t n = strcspn(a, "=");
+        return n > 2 && n <= strlen(opt) && strncmp(a, opt, n) == 0;
+}
+
+/* ... and given no value */
+static bool long_option_as_getopt(const char *a, const char *opt) {
+        return !a[strcspn(a, "=")] && name_as_getopt(a, opt);
+}
+
 int cmd_inspect(int argc, char **argv) {
         static const struct option opts[] = {
                 { "json", no_argument, NULL, 'j' },
@@ -476,14 +489,15 @@ int cmd_inspect(int argc, char **argv) {
                         image = a;
                 } else if (strcmp(a, "--") == 0)
                         names_only = true;
-                else if (strcmp(a, "--json") == 0)
+                else if (long_option_as_getopt(a, "--json"))
                         as_json = true;
-                else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+                else if (strcmp(a, "-h") == 0 || long_option_as_getopt(a, "--help")) {
                         usage(stdout);
                         return 0;
-                } else if (strncmp(a, "--json=", 7) == 0 || strncmp(a, "--help=", 7) == 0)
+                } else if (name_as_getopt(a, "--json") || name_as_getopt(a, "--help"))
                         /* as getopt's "--json=yes" before the image */
-                        return cli_usage_error("inspect", "option '%.*s' takes no value", (int)strcspn(a, "="), a);
+                        return cli_usage_error("inspect", "option '%s' takes no value",
+                                               name_as_getopt(a, "--json") ? "--json" : "--help");
                 else
                         return cli_unknown_option("inspect", a, true);
         }

@@ -56,6 +56,10 @@ for pair in "bookworm:$bookworm" "trixie:$trixie"; do
     fail "inspect --json $flavour .img exited non-zero"; sed 's/^/    /' "$T/$flavour.err"
   fi
   check "inspect leaves $flavour .img unchanged" test "$sum" = "$(sha256sum "$img")"
+  # an abbreviation after the image, as getopt takes one before it
+  "$DIMIMAGE" inspect "$img" --js >"$T/$flavour.js.json" 2>&1 \
+    && check "inspect IMAGE --js is --json, as inspect --js IMAGE" cmp -s "$T/$flavour.json" "$T/$flavour.js.json" \
+    || fail "inspect $flavour IMAGE --js: $(head -c 300 "$T/$flavour.js.json")"
 done
 
 # compressed forms of a small fixture (compressing 600 MiB four times is slow)
