@@ -188,6 +188,11 @@ int cli_unknown_option(const char *cmd, const char *word, bool operands) {
         return cli_usage_error(cmd, "unknown option '%.*s'", n, word);
 }
 
+bool cli_word_names(const char *word, const char *name) {
+        size_t n = strcspn(word, "=");
+        return n > 2 && word[0] == '-' && word[1] == '-' && n - 2 <= strlen(name) && !strncmp(word + 2, name, n - 2);
+}
+
 int cli_getopt_error(const char *cmd, const struct option *opts, int c, char **argv, bool operands) {
         /* A long option's word is at argv[optind - 1]; a letter may be in
          * a cluster ("-yb", "-Zx"), and the word there may then be the one
@@ -205,10 +210,7 @@ int cli_getopt_error(const char *cmd, const struct option *opts, int c, char **a
          * a long option without that short form may share (inspect's
          * --json is 'j'), and the word may be the one before the letter's. */
         const char *name = cli_long_option(opts, optopt);
-        size_t wn = strcspn(word, "=");
-        if (name && (!is_long || !word[wn] || wn < 3 || strncmp(name, word + 2, wn - 2)))
-                name = NULL;
-        if (name)
+        if (name && strchr(word, '=') && cli_word_names(word, name))
                 return cli_usage_error(cmd, "option '--%s' takes no value", name);
         if (optopt) {
                 char letter[3] = {'-', (char)optopt, 0};
@@ -220,19 +222,19 @@ int cli_getopt_error(const char *cmd, const struct option *opts, int c, char **a
 /* build's usage errors */
 #define usage_error(...) cli_usage_error("build", __VA_ARGS__)
 
-/* A file option's value: "" is no name, and "-" is not standard input here
- * (a base is read more than once, outputs are renamed into place), where
- * tools that stream would take it so. */
-static int check_file_arg(const char *opt, const char *v) {
+int cli_check_file_arg(const char *cmd, const char *opt, const char *v, const char *hint) {
         if (!v)
                 return 0;
         if (!*v)
-                return usage_error("%s: empty file name", opt);
+                return cli_usage_error(cmd, "%s: empty file name", opt);
         if (!strcmp(v, "-"))
-                return usage_error("%s: '-' is not read as standard input; give a file (a .env or key file may "
-                                   "be /dev/stdin)",
-                                   opt);
+                return cli_usage_error(cmd, "%s: '-' is not read as standard input; give a file%s", opt, hint);
         return 0;
+}
+
+/* build's: a secret may still come from a pipe, named so */
+static int check_file_arg(const char *opt, const char *v) {
+        return cli_check_file_arg("build", opt, v, " (a .env or key file may be /dev/stdin)");
 }
 
 static int check_file_args(const struct build_opts *o) {

@@ -50,6 +50,14 @@ void cli_build_usage(FILE *f);
  * for 0): after a '?', optopt naming one means "--NAME=VALUE" was given to
  * an option that takes none, rather than an unknown option. */
 const char *cli_long_option(const struct option *opts, int val);
+/* word, up to any '=', is --name or an abbreviation of it, as getopt_long
+ * takes one ("--js" for --json). */
+bool cli_word_names(const char *word, const char *name);
+/* A file option's value: "" is no name, and "-" is not standard input here
+ * (a base is read more than once, outputs are renamed into place), where
+ * tools that stream would take it so; hint is appended to the latter
+ * (" (...)" or ""). */
+int cli_check_file_arg(const char *cmd, const char *opt, const char *v, const char *hint);
 
 /* Every command's usage errors, worded one way: "CMD: MESSAGE (see
  * `dimimage CMD --help`)" (cmd NULL: the top level's), logged; returns

@@ -514,13 +514,8 @@ static int remove_entry(struct ext4_fs *e, ext2_ino_t dir, const char *name, ext
                 code = ext4_read_ino(e, dir, &pin);
         if (code)
                 return ext4_fail(e, code, path, "reading inode");
-        int r = ext4_flags_refuse(e, path, NULL, &in, EXT2_IMMUTABLE_FL | EXT2_APPEND_FL,
-                                  replacing ? "replaces it" : "removes it");
-        if (r < 0)
-                return r;
         _cleanup_free_ char *dpath = path_dirname(path);
-        r = ext4_flags_refuse(e, path, dpath, &pin, EXT2_IMMUTABLE_FL | EXT2_APPEND_FL,
-                              replacing ? "replaces a name in it" : "removes a name from it");
+        int r = ext4_refuse_unlink(e, path, dpath, &in, &pin, replacing);
         if (r < 0)
                 return r;
         bool isdir = LINUX_S_ISDIR(in.i_mode);
@@ -618,10 +613,8 @@ int ext4_mkdir_p(struct ext4_fs *e, const char *path, uint32_t mode, uint32_t ui
                 code = ext4_read_ino(e, cur, &pin);
                 if (code)
                         return ext4_fail(e, code, path, "reading the parent directory");
-                size_t dl = (size_t)(c - copy); /* copy is path, cut at its slashes */
-                while (dl > 1 && path[dl - 1] == '/')
-                        dl--;
-                _cleanup_free_ char *pdir = xstrndup(path, dl);
+                /* copy is path, cut at its slashes */
+                _cleanup_free_ char *pdir = ext4_dir_of(path, (size_t)(c - copy));
                 int r = ext4_flags_refuse(e, path, pdir, &pin, EXT2_IMMUTABLE_FL, "adds a name to it");
                 if (r < 0)
                         return r;

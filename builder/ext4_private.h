@@ -38,6 +38,15 @@ int ext4_find_inode(struct ext4_fs *e, const char *path, bool quiet, bool follow
  * of what the build does ("replaces it").  ext4flags.c. */
 int ext4_flags_refuse(const struct ext4_fs *e, const char *path, const char *dir, const struct ext2_inode_large *in,
                       uint32_t forbid, const char *doing);
+/* Removing (or, replacing, replacing) the inode in of path from its
+ * directory pin, whose path is dir: ext4_flags_refuse for both.
+ * ext4flags.c. */
+int ext4_refuse_unlink(const struct ext4_fs *e, const char *path, const char *dir, const struct ext2_inode_large *in,
+                       const struct ext2_inode_large *pin, bool replacing);
+/* The directory an entry of path is in, path[0..end) with its trailing
+ * slashes gone ("/" for the root's), for messages.  Caller frees.
+ * ext4flags.c. */
+char *ext4_dir_of(const char *path, size_t end);
 /* Whether ext4_own_dir would change this directory inode. */
 bool ext4_own_dir_changes(const struct ext2_inode_large *in, uint32_t mode, uint32_t uid, uint32_t gid);
 /* A logged -EOPNOTSUPP naming the features in mask (of e2p's kind compat:

@@ -65,12 +65,20 @@ int ext4_flags_refuse(const struct ext4_fs *e, const char *path, const char *dir
                          path, what, c, doing, c);
 }
 
-/* The directory an entry of path is in, as path names it ("/" for the
- * root's), for messages.  Caller frees. */
-static char *dir_of(const char *path, size_t end) {
+char *ext4_dir_of(const char *path, size_t end) {
         while (end > 0 && path[end - 1] == '/')
                 end--;
         return end ? xstrndup(path, end) : xstrdup("/");
+}
+
+int ext4_refuse_unlink(const struct ext4_fs *e, const char *path, const char *dir, const struct ext2_inode_large *in,
+                       const struct ext2_inode_large *pin, bool replacing) {
+        int r = ext4_flags_refuse(e, path, NULL, in, EXT2_IMMUTABLE_FL | EXT2_APPEND_FL,
+                                  replacing ? "replaces it" : "removes it");
+        if (r < 0)
+                return r;
+        return ext4_flags_refuse(e, path, dir, pin, EXT2_IMMUTABLE_FL | EXT2_APPEND_FL,
+                                 replacing ? "replaces a name in it" : "removes a name from it");
 }
 
 /* The last component exists (ino, not followed) in directory cur, whose
@@ -89,16 +97,10 @@ static int check_existing(struct ext4_fs *e, const char *path, size_t dirlen, ex
                 return ext4_flags_refuse(e, path, NULL, &in, EXT2_IMMUTABLE_FL | EXT2_APPEND_FL,
                                          "changes its mode and owner");
         }
-        bool write = what == EXT4_EDIT_WRITE;
         if (ext4_read_ino(e, ino, &in) || ext4_read_ino(e, cur, &pin))
                 return 0; /* a damaged inode: the edit reports it */
-        int r = ext4_flags_refuse(e, path, NULL, &in, EXT2_IMMUTABLE_FL | EXT2_APPEND_FL,
-                                  write ? "replaces it" : "removes it");
-        if (r < 0)
-                return r;
-        _cleanup_free_ char *dir = dir_of(path, dirlen);
-        return ext4_flags_refuse(e, path, dir, &pin, EXT2_IMMUTABLE_FL | EXT2_APPEND_FL,
-                                 write ? "replaces a name in it" : "removes a name from it");
+        _cleanup_free_ char *dir = ext4_dir_of(path, dirlen);
+        return ext4_refuse_unlink(e, path, dir, &in, &pin, what == EXT4_EDIT_WRITE);
 }
 
 int ext4_check_edit(struct ext4_fs *e, const char *path, enum ext4_edit what, uint32_t mode, uint32_t uid,
@@ -129,7 +131,7 @@ int ext4_check_edit(struct ext4_fs *e, const char *path, enum ext4_edit what, ui
                         struct ext2_inode_large pin;
                         if (what == EXT4_EDIT_UNLINK || ext4_read_ino(e, cur, &pin))
                                 return 0;
-                        _cleanup_free_ char *dir = dir_of(path, (size_t)(p - path));
+                        _cleanup_free_ char *dir = ext4_dir_of(path, (size_t)(p - path));
                         return ext4_flags_refuse(e, path, dir, &pin, EXT2_IMMUTABLE_FL, "adds a name to it");
                 }
                 if (code)

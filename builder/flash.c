@@ -786,19 +786,18 @@ int cmd_flash(int argc, char **argv) {
                 case OPT_NO_VERIFY:
                         o.no_verify = true;
                         break;
-                case 'b':
+                case 'b': {
                         /* as build's options that take one value: a second
                          * one is a guess at which was meant */
                         if (o.bmap_path)
                                 return cli_usage_error("flash", "--bmap given twice; give it once");
-                        /* as build's file options: "" names nothing, and the
-                         * bmap is not read from standard input */
-                        if (!*optarg)
-                                return cli_usage_error("flash", "--bmap: empty file name");
-                        if (!strcmp(optarg, "-"))
-                                return cli_usage_error("flash", "--bmap: '-' is not read as standard input; give a file");
+                        /* as build's file options */
+                        int r = cli_check_file_arg("flash", "--bmap", optarg, "");
+                        if (r < 0)
+                                return r;
                         o.bmap_path = optarg;
                         break;
+                }
                 case 'q':
                         o.quiet = true;
                         break;

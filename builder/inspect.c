@@ -441,17 +441,10 @@ static void usage(FILE *f) {
               f);
 }
 
-/* a's name (before any '=') is opt or an abbreviation of it, as getopt
- * takes "--js" for --json before the image: inspect's two long options
- * share no letter after "--", so any abbreviation is unambiguous */
-static bool name_as_getopt(const char *a, const char *opt) {
-        size_t n = strcspn(a, "=");
-        return n > 2 && n <= strlen(opt) && strncmp(a, opt, n) == 0;
-}
-
-/* ... and given no value */
-static bool long_option_as_getopt(const char *a, const char *opt) {
-        return !a[strcspn(a, "=")] && name_as_getopt(a, opt);
+/* a is --opt (or an abbreviation, as getopt takes one before the image)
+ * given no value */
+static bool names_option(const char *a, const char *opt) {
+        return !strchr(a, '=') && cli_word_names(a, opt);
 }
 
 int cmd_inspect(int argc, char **argv) {
@@ -489,15 +482,15 @@ int cmd_inspect(int argc, char **argv) {
                         image = a;
                 } else if (strcmp(a, "--") == 0)
                         names_only = true;
-                else if (long_option_as_getopt(a, "--json"))
+                else if (names_option(a, "json"))
                         as_json = true;
-                else if (strcmp(a, "-h") == 0 || long_option_as_getopt(a, "--help")) {
+                else if (strcmp(a, "-h") == 0 || names_option(a, "help")) {
                         usage(stdout);
                         return 0;
-                } else if (name_as_getopt(a, "--json") || name_as_getopt(a, "--help"))
+                } else if (cli_word_names(a, "json") || cli_word_names(a, "help"))
                         /* as getopt's "--json=yes" before the image */
                         return cli_usage_error("inspect", "option '%s' takes no value",
-                                               name_as_getopt(a, "--json") ? "--json" : "--help");
+                                               cli_word_names(a, "json") ? "--json" : "--help");
                 else
                         return cli_unknown_option("inspect", a, true);
         }

@@ -46,8 +46,6 @@ static bool is_help(const char *arg) {
         return !strcmp(arg, "--help") || !strcmp(arg, "-h");
 }
 
-/* A word after a command that takes none: an option of its own it does not
- * have, or an argument. */
 /* -h or --help anywhere among args, as getopt finds it for the commands
  * that take options: "profiles x --help" is help, not an error. */
 static bool wants_help(int argc, char **argv) {
@@ -57,6 +55,8 @@ static bool wants_help(int argc, char **argv) {
         return false;
 }
 
+/* A word after a command that takes none: an option of its own it does not
+ * have, or an argument. */
 static int no_arguments(const char *cmd, const char *arg) {
         if (arg[0] == '-' && arg[1])
                 return cli_unknown_option(cmd, arg, false);
@@ -186,7 +186,7 @@ int main(int argc, char **argv) {
         else if (cmd[0] == '-' && cmd[1])
                 r = cli_unknown_option(NULL, cmd, false);
         else
-                r = log_error(EUSAGE, NULL, "unknown command '%s' (see `dimimage --help`)", cmd);
+                r = cli_usage_error(NULL, "unknown command '%s'", cmd);
         if (r >= 0)
                 return 0;
         return exit_code_for(r);

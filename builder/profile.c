@@ -589,15 +589,15 @@ int profile_find(const char *role, const char *where, unsigned line, const char 
         *path = NULL;
         _cleanup_free_ char *roles = profile_roles_text();
         _cleanup_free_ char *none = roles ? NULL : profile_none_text();
-        if (profile_names_file(role) && !roles)
-                return log_error_at(input_err(-err), where, line, "%s%sprofile %s: %s (and there are no roles either: %s)",
-                                    label ? label : "", label ? ": " : "", role, strerror(err), none);
+        const char *lab = label ? label : "", *sep = label ? ": " : "";
         if (profile_names_file(role))
-                return log_error_at(input_err(-err), where, line, "%s%sprofile %s: %s; a role is a profile file or one "
-                                    "of: %s", label ? label : "", label ? ": " : "", role, strerror(err), roles);
-        if (!roles)
-                return log_error_at(ENOENT, where, line, "%s%sunknown role '%s': %s", label ? label : "",
-                                    label ? ": " : "", role, none);
-        return log_error_at(unknown_err, where, line, "%s%sunknown role '%s'; available roles: %s",
-                            label ? label : "", label ? ": " : "", role, roles);
+                return roles ? log_error_at(input_err(-err), where, line,
+                                            "%s%sprofile %s: %s; a role is a profile file or one of: %s", lab, sep,
+                                            role, strerror(err), roles)
+                             : log_error_at(input_err(-err), where, line,
+                                            "%s%sprofile %s: %s (and there are no roles either: %s)", lab, sep, role,
+                                            strerror(err), none);
+        return roles ? log_error_at(unknown_err, where, line, "%s%sunknown role '%s'; available roles: %s", lab, sep,
+                                    role, roles)
+                     : log_error_at(ENOENT, where, line, "%s%sunknown role '%s': %s", lab, sep, role, none);
 }
