@@ -301,12 +301,36 @@ struct root_room {
         struct ext4_inode_room ir;
 };
 
+/* apply_root's refusals for the base's immutable and append-only files
+ * (chattr +i, +a), ahead of any write: the edits refuse them too, but by
+ * then the boot partition is written and the filesystem maybe grown. */
+static int check_root_flags(struct ext4_fs *fs, const struct payload *p) {
+        int r = 0;
+        for (size_t i = 0; i < p->n && r >= 0; i++) {
+                const struct payload_entry *e = &p->v[i];
+                if (e->part != PART_ROOT)
+                        continue;
+                enum ext4_edit what = e->type == ENTRY_UNLINK ? EXT4_EDIT_UNLINK
+                                      : e->type != ENTRY_DIR  ? EXT4_EDIT_WRITE
+                                      : e->own_dir            ? EXT4_EDIT_OWN_DIR
+                                                              : EXT4_EDIT_MKDIR;
+                r = ext4_check_edit(fs, e->path, what, e->mode, e->uid, e->gid);
+        }
+        return r;
+}
+
 static int root_need(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p,
                      struct root_room *rr) {
         struct ext4_fs *fs = NULL;
         int r = open_root(o, l, EXT4_REQUIRE_CLEAN, &fs);
         if (r < 0)
                 return r;
+        /* the build's read-only look at the root before it writes: the
+         * flags first, then the room */
+        if ((r = check_root_flags(fs, p)) < 0) {
+                ext4_close(fs);
+                return r;
+        }
         /* ensure_parent may make a directory or two the payload does not list */
         *rr = (struct root_room){.inodes = 8};
         for (size_t i = 0; i < p->n; i++) {
@@ -407,34 +431,10 @@ static int check_boot_room(const struct apply_opts *o, const struct disk_layout 
         return 0;
 }
 
-/* apply_root's refusals for the base's immutable and append-only files
- * (chattr +i, +a), ahead of any write: the edits refuse them too, but by
- * then the boot partition is written and the filesystem maybe grown. */
-static int check_root_flags(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p) {
-        struct ext4_fs *fs = NULL;
-        int r = open_root(o, l, EXT4_REQUIRE_CLEAN, &fs);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < p->n && r >= 0; i++) {
-                const struct payload_entry *e = &p->v[i];
-                if (e->part != PART_ROOT)
-                        continue;
-                enum ext4_edit what = e->type == ENTRY_UNLINK ? EXT4_EDIT_UNLINK
-                                      : e->type != ENTRY_DIR  ? EXT4_EDIT_WRITE
-                                      : e->own_dir            ? EXT4_EDIT_OWN_DIR
-                                                              : EXT4_EDIT_MKDIR;
-                r = ext4_check_edit(fs, e->path, what, e->mode, e->uid, e->gid);
-        }
-        int k = ext4_close(fs);
-        return r < 0 ? r : k;
-}
-
 int apply_payload(const struct apply_opts *o, struct disk_layout *l, const struct payload *p) {
         uint64_t grow;
-        int r = check_root_flags(o, l, p);
+        int r = root_growth(o, l, p, &grow);
         if (r < 0)
-                return r;
-        if ((r = root_growth(o, l, p, &grow)) < 0)
                 return r;
         if (grow) {
                 char g[32];
@@ -475,10 +475,8 @@ static int check_targets(const struct apply_opts *o, const struct disk_layout *l
 }
 
 int apply_check(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p, uint64_t *grow) {
-        int r = check_root_flags(o, l, p);
+        int r = root_growth(o, l, p, grow);
         if (r < 0)
-                return r;
-        if ((r = root_growth(o, l, p, grow)) < 0)
                 return r;
         if (*grow && (r = disk_grow_check(o->name, l, l->image_bytes + *grow)) < 0)
                 return r;
