@@ -119,7 +119,9 @@ if script -qc true /dev/null >/dev/null 2>&1; then
   pty_build() { # OUT [OPTIONS...]: the build's terminal output in $T/pty.out
     local cmd
     printf -v cmd '%q ' "$DIMIMAGE" build "${ARGS_LOUD[@]}" --compression-level 6 --force -o "$@"
-    script -qc "${PTY_STTY:-}$cmd" /dev/null >"$T/pty.out" 2>&1 </dev/null
+    # script(1) runs the command with $SHELL -c: printf %q's $'...' for a
+    # name's control characters needs bash, and CI's SHELL may be unset (sh)
+    SHELL=$BASH script -qc "${PTY_STTY:-}$cmd" /dev/null >"$T/pty.out" 2>&1 </dev/null
   }
   pty_build "$T/b/pg.img.xz"
   if grep -aEq $'\rCompressing pg.img.xz +[0-9]+%' "$T/pty.out" && grep -aq $'\r\e\[K' "$T/pty.out"; then
