@@ -113,8 +113,12 @@ void buf_free(struct buf *b) {
 }
 
 uint8_t *buf_steal(struct buf *b, size_t *len) {
-        if (!b->data)
+        /* an empty buffer (an empty file read) is still "" for the caller:
+         * the reserve alone left its first byte whatever malloc gave */
+        if (!b->data) {
                 buf_reserve(b, 0);
+                b->data[0] = 0;
+        }
         uint8_t *p = b->data;
         if (len)
                 *len = b->len;

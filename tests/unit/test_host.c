@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,6 +248,27 @@ static void test_keys_refused(void **state) {
         }
 }
 
+/* An empty .pub (`> id.pub` by mistake, a failed copy) has no key to name.
+ * M_PERTURB fills fresh allocations with non-zero bytes, as ASan does, so a
+ * read buffer left unterminated shows up as garbage instead of passing by
+ * luck on zeroed memory. */
+static void test_key_file_empty(void **state) {
+        (void)state;
+        mallopt(M_PERTURB, 0x55);
+        char *path = NULL, *err = NULL;
+        unsigned errors = 0;
+        size_t n = 0;
+        int r = finalize_keys("", &path, &err, &errors, &n);
+        mallopt(M_PERTURB, 0);
+        assert_int_equal(r, -EINVAL);
+        assert_int_equal(errors, 1);
+        _cleanup_free_ char *want = xasprintf("%s: no SSH public key in file", path);
+        if (!strstr(err, want))
+                fail_msg("want '%s' in: %s", want, err);
+        free(path);
+        free(err);
+}
+
 static void test_key_other_formats(void **state) {
         (void)state;
         static const struct {
@@ -426,6 +448,7 @@ int main(void) {
                 cmocka_unit_test(test_password_hash_kinds),
                 cmocka_unit_test(test_keys_accepted),
                 cmocka_unit_test(test_keys_refused),
+                cmocka_unit_test(test_key_file_empty),
                 cmocka_unit_test(test_key_other_formats),
                 cmocka_unit_test(test_key_in_host_yaml),
                 cmocka_unit_test(test_network),
