@@ -97,7 +97,13 @@ static int read_archive(const char *source, struct item **out, size_t *count) {
         size_t n = 0;
         uint64_t total = 0;
         if (archive_read_open_filename(a, source, 1 << 16) != ARCHIVE_OK) {
-                r = log_error(EINVAL, source, "not a readable tar or zip archive: %s", archive_error_string(a));
+                /* a file we may not read is missing input, not a bad archive */
+                int e = archive_errno(a);
+                if (e == EACCES || e == EPERM)
+                        r = log_error(input_err(-e), source, "cannot read --source: %s", strerror(e));
+                else
+                        r = log_error(EINVAL, source, "not a readable tar or zip archive: %s",
+                                      archive_error_string(a));
                 goto out;
         }
         struct archive_entry *ae;

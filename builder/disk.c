@@ -382,7 +382,7 @@ int disk_open_image(const char *path, const char *name, struct stat *st) {
         /* O_NONBLOCK so a FIFO cannot hang us before we refuse it */
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
-                return log_error(errno, name, "cannot open: %m");
+                return log_error(input_err(-errno), name, "cannot open: %m");
         int r = 0;
         if (fstat(fd, st) < 0)
                 r = log_error(errno, name, "cannot stat: %m");

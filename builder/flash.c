@@ -646,7 +646,7 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         /* O_NONBLOCK so a FIFO cannot hang us before we refuse it */
         _cleanup_close_ int ifd = open(image, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (ifd < 0)
-                return log_error(errno, image, "cannot open image: %m");
+                return log_error(input_err(-errno), image, "cannot open image: %m");
         struct stat ist;
         if (fstat(ifd, &ist) < 0)
                 return log_error(errno, image, "cannot stat: %m");

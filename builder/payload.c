@@ -170,7 +170,7 @@ static int add_tree_rec(struct payload *p, enum part part, const char *hostdir, 
         _cleanup_free_ char *dirpath = xasprintf("%s%s", hostdir, rel);
         DIR *d = opendir(dirpath);
         if (!d)
-                return log_error(errno, dirpath, "cannot read overlay directory: %s", strerror(errno));
+                return log_error(input_err(-errno), dirpath, "cannot read overlay directory: %s", strerror(errno));
         char **names = NULL;
         size_t n = 0, cap = 0;
         struct dirent *de;

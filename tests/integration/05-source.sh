@@ -235,6 +235,22 @@ elif command -v setpriv >/dev/null; then
     setpriv --reuid=65534 --regid=65534 --clear-groups -- "$T/perm/dimimage" build "${ARGS[@]}" --quiet \
     --base "$T/perm/locked.img" -o "$T/perm/e.img"
   expect_rc "an unreadable base (as nobody)" 66
+  # The same for every other command and input that reads one: inspect's
+  # and flash's IMAGE, --source as a directory or an archive.
+  nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$T/perm/dimimage" "$@"; }
+  expect_error "inspect of an unreadable image (as nobody)" "locked.img: cannot open: Permission denied" \
+    nobody inspect "$T/perm/locked.img"
+  expect_rc "inspect of an unreadable image (as nobody)" 66
+  truncate -s 1G "$T/perm/card.raw" && chmod 0666 "$T/perm/card.raw"
+  expect_error "flash of an unreadable image (as nobody)" "locked.img: cannot open image: Permission denied" \
+    nobody flash --yes "$T/perm/locked.img" "$T/perm/card.raw"
+  expect_rc "flash of an unreadable image (as nobody)" 66
+  mkdir -p "$T/perm/src" && tar -cf "$T/perm/src.tar" -C "$T/perm" src && chmod 0000 "$T/perm/src" "$T/perm/src.tar"
+  for s in src src.tar; do
+    expect_error "an unreadable --source $s (as nobody)" "$s: cannot read.*Permission denied" \
+      nobody build "${ARGS[@]}" --quiet --dry-run --base "$T/in/base.img" --source "$T/perm/$s" -o "$T/perm/e.img"
+    expect_rc "an unreadable --source $s (as nobody)" 66
+  done
   chmod o-x "$T"
 else
   ok "skipped: an unreadable base needs setpriv to drop root"
