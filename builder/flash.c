@@ -401,8 +401,13 @@ static int same_as_checked(const struct target *t, const struct stat *checked) {
 
 static int open_target(struct target *t, const char *image, const struct flash_opts *o) {
         struct stat st, ist;
-        if (stat(t->path, &st) < 0)
+        if (stat(t->path, &st) < 0) {
+                /* /dev/sdX copied from the docs: the hint for a file would
+                 * have root truncate a regular file into /dev (RAM) */
+                if (!strncmp(t->path, "/dev/", 5))
+                        return log_error(errno, t->path, "no such device: %m (lsblk lists the disks)");
                 return log_error(errno, t->path, "no such device: %m (a regular file must exist: truncate -s SIZE)");
+        }
         if (stat(image, &ist) == 0 && ist.st_dev == st.st_dev && ist.st_ino == st.st_ino)
                 return log_error(EINVAL, t->path, "is the image itself");
         if (S_ISBLK(st.st_mode)) {

@@ -158,6 +158,11 @@ mkfifo "$T/fifo.img"
 expect_error "a FIFO as image" "fifo\.img: not a regular file or block device" timeout 10 "$DIMIMAGE" flash --yes "$T/fifo.img" "$T/dev1"
 expect_rc "a FIFO as image, as build --base refuses one" 65
 expect_error "missing device" "no such device" "$DIMIMAGE" flash "$img" "$T/nodev"
+# /dev/sdX as the docs write it: the disks are what to look for, not a
+# regular file to create (as root, truncate would put one in /dev's RAM)
+expect_error "missing /dev/ device" "/dev/dimimage-no-disk: no such device: .*\(lsblk lists the disks\)" \
+  "$DIMIMAGE" flash "$img" /dev/dimimage-no-disk
+check_fails "missing /dev/ device: no advice to truncate it" grep -q truncate "$T/.err"
 expect_error "character device" "neither a block device nor a regular file" "$DIMIMAGE" flash "$img" /dev/null
 expect_error "image onto itself" "image itself" "$DIMIMAGE" flash "$img" "$img"
 expect_error "no arguments" "need IMAGE and DEVICE" "$DIMIMAGE" flash
