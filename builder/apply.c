@@ -265,8 +265,8 @@ static int apply_root(const struct apply_opts *o, const struct disk_layout *l, c
                         struct ext4_stat st;
                         const char *why = e->target_hint ? missing_target(fs, e->target) : NULL;
                         if (why) {
-                                r = log_error(EINVAL, o->name, "%s would point to %s, %s; %s", e->path, e->target, why,
-                                              e->target_hint);
+                                r = log_error(EINVAL, e->target_where ? e->target_where : o->name,
+                                              "%s would point to %s, %s; %s", e->path, e->target, why, e->target_hint);
                                 break;
                         }
                         r = ext4_lstat(fs, e->path, &st);
@@ -467,8 +467,8 @@ static int check_targets(const struct apply_opts *o, const struct disk_layout *l
                 const struct payload_entry *t = payload_find(p, PART_ROOT, e->target);
                 const char *why = t && t->type != ENTRY_UNLINK ? NULL : missing_target(fs, e->target);
                 if (why)
-                        r = log_error(EINVAL, o->name, "%s would point to %s, %s; %s", e->path, e->target, why,
-                                      e->target_hint);
+                        r = log_error(EINVAL, e->target_where ? e->target_where : o->name,
+                                      "%s would point to %s, %s; %s", e->path, e->target, why, e->target_hint);
         }
         int k = ext4_close(fs);
         return r < 0 ? r : k;

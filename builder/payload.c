@@ -22,6 +22,7 @@ static void entry_clear(struct payload_entry *e) {
         free(e->data); /* NOLINT(clang-analyzer-unix.Malloc): see above */
         free(e->source);
         free(e->target);
+        free(e->target_where);
         *e = (struct payload_entry){0};
 }
 

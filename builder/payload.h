@@ -29,6 +29,9 @@ struct payload_entry {
         /* ENTRY_SYMLINK: the target must be in the base; static text saying
          * what to check when it is not.  NULL: any target. */
         const char *target_hint;
+        /* ...and who asked for that target ("host.yml:22", "--timezone"),
+         * named by the refusal in place of the base; NULL: the base. */
+        char *target_where;
 };
 
 struct payload {

@@ -199,8 +199,9 @@ static void plan_locale(const struct host_settings *h, struct payload *p) {
         if (h->timezone) {
                 _cleanup_free_ char *t = xasprintf("/usr/share/zoneinfo/%s", h->timezone);
                 /* a dangling /etc/localtime is UTC, silently */
-                payload_add_symlink(p, PART_ROOT, "/etc/localtime", t)->target_hint =
-                        "check the time zone's spelling (timedatectl list-timezones)";
+                struct payload_entry *e = payload_add_symlink(p, PART_ROOT, "/etc/localtime", t);
+                e->target_hint = "check the time zone's spelling (timedatectl list-timezones)";
+                e->target_where = xstrdup(host_where(h, HF_TIMEZONE));
                 _cleanup_free_ char *z = xasprintf("%s\n", h->timezone);
                 plan_add_str(p, PART_ROOT, "/etc/timezone", 0644, z);
         }

@@ -220,7 +220,7 @@ expect_error "ssh-rsa with an Ed25519 key's data refused" "mixed\.pub:2: .*says 
 ssh-keygen -e -f "$T/key.pub" >"$T/rfc4716.pub"
 expect_error "an RFC 4716 key refused with the command that converts it" "rfc4716\.pub: .*ssh-keygen -i -f .*rfc4716\.pub" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --user pi --ssh-key "$T/rfc4716.pub" --set OPENOBSERVE_PASSWORD="$OOPW"
-expect_error "a time zone the base does not have refused" "/etc/localtime would point to /usr/share/zoneinfo/Europe/Berln, which this base does not have; check the time zone's spelling" \
+expect_error "a time zone the base does not have refused" "^dimimage: error: --timezone: /etc/localtime would point to /usr/share/zoneinfo/Europe/Berln, which this base does not have; check the time zone's spelling" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone Europe/Berln
 expect_error "a time zone that is a directory refused" "/usr/share/zoneinfo/Europe, which is a directory in this base" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone Europe
@@ -237,6 +237,14 @@ expect_error "--dry-run on a raw base checks the time zone in it" "Europe/Berln,
 printf 'user: pi\n\ntimezone: Europe/Berln\ngateway: 192.168.1.1\n' >"$T/where.yml"
 expect_error "a --host file's value refused at its line, in its own spelling" "where\.yml:4: a gateway needs a static address: add ip: ADDRESS/PREFIX$" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --host "$T/where.yml"
+# The time zone is checked against the base, but the mistake is in the file:
+# its line is named, as for every other host setting (the base was before)
+printf 'user: pi\ntimezone: Europe/Berln\n' >"$T/tz.yml"
+for dry in "" --dry-run; do
+  expect_error "a --host file's time zone the base does not have refused at its line ${dry:-(build)}" \
+    "^dimimage: error: [^ ]*tz\.yml:2: /etc/localtime would point to /usr/share/zoneinfo/Europe/Berln, which this base does not have" \
+    "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --host "$T/tz.yml" $dry
+done
 expect_error "an option over a --host file refused as an option" "^dimimage: error: --gateway: invalid gateway 'x'" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --host "$T/where.yml" \
   --ip 192.168.1.10/24 --gateway x
