@@ -11,6 +11,8 @@
 
 struct loader {
         const char *file;
+        const char *text; /* the input, for what libyaml's message leaves out */
+        size_t len;
         yaml_parser_t parser;
         unsigned nodes;
 };
@@ -34,16 +36,34 @@ void ynode_free(struct ynode *n) {
         free(n);
 }
 
+/* Whether the indentation of line (0-based) holds a tab. */
+static bool tab_indented(const struct loader *l, size_t line) {
+        const char *s = l->text, *end = l->text + l->len;
+        for (size_t n = 0; n < line && s < end; n++) {
+                const char *nl = memchr(s, '\n', (size_t)(end - s));
+                s = nl ? nl + 1 : end;
+        }
+        for (; s < end && (*s == ' ' || *s == '\t'); s++)
+                if (*s == '\t')
+                        return true;
+        return false;
+}
+
 /* libyaml's problem, plus the construct it was reading when the problem is
- * far from where that construct started (an unclosed bracket). */
+ * far from where that construct started (an unclosed bracket).  An editor's
+ * tab in the indentation is the usual cause of its "found character that
+ * cannot start any token", which does not say so. */
 static int parse_error(struct loader *l) {
         const yaml_parser_t *p = &l->parser;
         unsigned line = (unsigned)p->problem_mark.line + 1;
         const char *problem = p->problem ? p->problem : "parse error";
+        const char *tab = !strstr(problem, "tab") && tab_indented(l, p->problem_mark.line)
+                                  ? "; a tab indents this line: YAML indents with spaces only"
+                                  : "";
         if (p->context)
-                return log_error_at(EINVAL, l->file, line, "malformed YAML: %s (%s, line %u)", problem, p->context,
-                                    (unsigned)p->context_mark.line + 1);
-        return log_error_at(EINVAL, l->file, line, "malformed YAML: %s", problem);
+                return log_error_at(EINVAL, l->file, line, "malformed YAML: %s (%s, line %u)%s", problem, p->context,
+                                    (unsigned)p->context_mark.line + 1, tab);
+        return log_error_at(EINVAL, l->file, line, "malformed YAML: %s%s", problem, tab);
 }
 
 /* Every event passes here, so what a hand-written configuration never needs
@@ -330,6 +350,8 @@ int yaml_load(const char *file, const char *text, size_t len, struct ynode **roo
                 text += 3;
                 len -= 3;
         }
+        l.text = text;
+        l.len = len;
         yaml_parser_set_input_string(&l.parser, (const unsigned char *)text, len);
         yaml_parser_set_encoding(&l.parser, YAML_UTF8_ENCODING);
         struct ynode *doc = NULL;

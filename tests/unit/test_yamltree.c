@@ -141,6 +141,22 @@ static void test_refusals(void **state) {
         refused("a: 1\nb: [1, 2\n", "f.yml:3: malformed YAML: did not find expected ',' or ']' "
                                     "(while parsing a flow sequence, line 2)");
         refused("a: 1\n  b: 2\n", "f.yml:2: malformed YAML: mapping values are not allowed");
+        /* an editor's tab, which libyaml's message does not name */
+        refused("hosts:\n\t- name: a\n", "f.yml:2: malformed YAML: found character that cannot start any token "
+                                        "(while scanning for the next token, line 2); a tab indents this line: "
+                                        "YAML indents with spaces only");
+        refused("\xEF\xBB\xBF\r\n \tuser: pi\r\n", "f.yml:2: malformed YAML: found character that cannot start "
+                                                 "any token (while scanning for the next token, line 2); a tab "
+                                                 "indents this line");
+        /* ...and only when one does */
+        {
+                static const char text[] = "a: b: c\n\t# x\n";
+                struct ynode *root = NULL;
+                _cleanup_free_ char *err = NULL;
+                assert_true(load_len(text, strlen(text), &root, &err) < 0);
+                if (!strstr(err, "f.yml:1: malformed YAML: mapping values") || strstr(err, "tab"))
+                        fail_msg("want line 1's error and no tab in: %s", err);
+        }
         refused("a: \"\\0\"\n", "f.yml:1: value contains a NUL byte");
         refused("\"k\\0\": 1\n", "f.yml:1: value contains a NUL byte");
         refused_len("a: 1\nb: 2\nc: x\0y\n", 16, "f.yml:3: contains a NUL byte");
