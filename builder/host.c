@@ -657,9 +657,15 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
                 return log_error(EINVAL, host_where(hs, HF_GATEWAY), "invalid gateway '%s'", hs->gateway);
         if (hs->ip && (r = check_subnet(hs, ip_addr, ip_prefix)) < 0)
                 return r;
-        for (size_t i = 0; i < hs->ndns; i++)
-                if (!host_valid_ipv4(hs->dns[i]))
-                        return log_error(EINVAL, host_where(hs, HF_DNS), "invalid DNS server '%s'", hs->dns[i]);
+        for (size_t i = 0; i < hs->ndns; i++) {
+                if (host_valid_ipv4(hs->dns[i]))
+                        continue;
+                /* "1.1.1.1,8.8.8.8", as NetworkManager's dns= takes them */
+                const char *several = !strpbrk(hs->dns[i], ", ;") ? ""
+                                      : hs->where[HF_DNS]   ? ": one address per item; list several as [A, B]"
+                                                            : ": one address per --dns; give it once for each";
+                return log_error(EINVAL, host_where(hs, HF_DNS), "invalid DNS server '%s'%s", hs->dns[i], several);
+        }
         if (hs->ip && hs->gateway && !hs->ndns) {
                 /* NetworkManager asks no one when a manual address lists no
                  * DNS server; home routers answer DNS on their own address. */

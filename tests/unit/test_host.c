@@ -379,6 +379,38 @@ static void test_network(void **state) {
         }
 }
 
+/* Several servers in one value, as NetworkManager's dns= takes them: the
+ * error says how to give them, in the spelling of where they came from. */
+static void test_dns_several(void **state) {
+        (void)state;
+        _cleanup_free_ char *yml = put("dns.yml", "user: pi\ndns: 192.168.1.1, 8.8.8.8\n");
+        static const struct {
+                const char *cli, *want; /* cli NULL: dns.yml's */
+        } cases[] = {
+                {NULL, "dns.yml:2: invalid DNS server '192.168.1.1, 8.8.8.8': one address per item; list several "
+                       "as [A, B]"},
+                {"1.1.1.1,8.8.8.8", "--dns: invalid DNS server '1.1.1.1,8.8.8.8': one address per --dns; give it "
+                                    "once for each"},
+                {"8.8.8", "--dns: invalid DNS server '8.8.8'\n"},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                struct host_settings hs = {0};
+                if (cases[i].cli) {
+                        hs.dns = xcalloc(1, sizeof(char *));
+                        hs.dns[0] = xstrdup(cases[i].cli);
+                        hs.ndns = 1;
+                } else
+                        assert_int_equal(host_load_file(yml, &hs), 0);
+                char *err = NULL;
+                unsigned errors = 0;
+                int r = finalize(&hs, &err, &errors);
+                if (r != -EINVAL || errors != 1 || !strstr(err, cases[i].want))
+                        fail_msg("case %zu: want one error with \"%s\", got %d: %s", i, cases[i].want, r, err);
+                free(err);
+                host_free(&hs);
+        }
+}
+
 /* ---- where a refused value is named ---- */
 
 /* A --host file's value at its line and in its own spelling; the same
@@ -452,6 +484,7 @@ int main(void) {
                 cmocka_unit_test(test_key_other_formats),
                 cmocka_unit_test(test_key_in_host_yaml),
                 cmocka_unit_test(test_network),
+                cmocka_unit_test(test_dns_several),
                 cmocka_unit_test(test_value_named_at_its_line),
                 cmocka_unit_test(test_case_normalized),
         };
