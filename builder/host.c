@@ -421,21 +421,26 @@ bool host_valid_hostname(const char *s) {
         return true;
 }
 
-bool host_valid_username(const char *s) {
-        /* Debian's adduser default NAME_REGEX */
+/* Debian's adduser default NAME_REGEX */
+static bool username_shape_ok(const char *s) {
         size_t n = strlen(s);
         if (n == 0 || n > 32 || !(islower((unsigned char)s[0]) || s[0] == '_'))
                 return false;
         for (const char *c = s; *c; c++)
                 if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '_' || *c == '-'))
                         return false;
+        return true;
+}
+
+static bool username_reserved(const char *s) {
         static const char *const reserved[] = {"root", "daemon", "bin", "sys", "sync", "nobody", "sshd",
                                                "messagebus", "systemd-network", "docker", NULL};
         for (const char *const *r = reserved; *r; r++)
                 if (!strcmp(*r, s))
-                        return false;
-        return true;
+                        return true;
+        return false;
 }
+
 
 bool host_valid_ipv4(const char *s) {
         struct in_addr a;
@@ -593,10 +598,14 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
         if (hs->hostname && !host_valid_hostname(hs->hostname))
                 return log_error(EINVAL, host_where(hs, HF_HOSTNAME),
                                  "invalid hostname '%s': use 1-63 letters, digits and '-'", hs->hostname);
-        if (hs->user && !host_valid_username(hs->user))
+        /* 'root' has the right letters: saying which letters to use
+         * would not tell what is wrong with it */
+        if (hs->user && !username_shape_ok(hs->user))
                 return log_error(EINVAL, host_where(hs, HF_USER),
-                                 "invalid or reserved user name '%s': use lower-case letters, digits, '_' and '-'",
-                                 hs->user);
+                                 "invalid user name '%s': use lower-case letters, digits, '_' and '-'", hs->user);
+        if (hs->user && username_reserved(hs->user))
+                return log_error(EINVAL, host_where(hs, HF_USER),
+                                 "user name '%s' is reserved for the system; choose another, such as pi", hs->user);
         if ((hs->password_hash || hs->password_file || hs->nssh_keys || hs->nssh_key_files) && !hs->user) {
                 enum host_field f = hs->password_hash || hs->password_file ? HF_PASSWORD : HF_SSH_KEYS;
                 return log_error(EINVAL, host_where(hs, f), "a password or SSH key needs a user: add %s",

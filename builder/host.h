@@ -60,7 +60,6 @@ const char *host_where(const struct host_settings *hs, enum host_field f);
 void host_free(struct host_settings *hs);
 
 bool host_valid_hostname(const char *s);
-bool host_valid_username(const char *s);
 /* "a.b.c.d/p" -> address and prefix; false when malformed. */
 bool host_parse_cidr(const char *s, char addr[16], unsigned *prefix);
 bool host_valid_ipv4(const char *s);

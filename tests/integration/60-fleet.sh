@@ -271,7 +271,7 @@ settings_refused() { # WHAT PATTERN YAML
   grep -q 'Reading' "$T/.err" && fail "$1: the base was read first" || ok "$1: the base not read"
   [[ ! -e $T/set ]] && ok "$1: no directory" || fail "$1: $T/set created"
 }
-settings_refused "a shared invalid user name, at its line" "set\.yml:1: host pi-b: invalid or reserved user name 'Pi'" \
+settings_refused "a shared invalid user name, at its line" "set\.yml:1: host pi-b: invalid user name 'Pi'" \
 "user: Pi
 hosts:
   - {name: pi-a, role: observability, address: 10.0.0.5, user: pi}

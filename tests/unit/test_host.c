@@ -379,6 +379,29 @@ static void test_network(void **state) {
         }
 }
 
+/* A system account's name is spelt right: what is wrong is that it is taken. */
+static void test_user_names(void **state) {
+        (void)state;
+        static const struct {
+                const char *user, *want;
+        } cases[] = {
+                {"root", "--user: user name 'root' is reserved for the system; choose another, such as pi\n"},
+                {"docker", "--user: user name 'docker' is reserved for the system"},
+                {"Pi", "--user: invalid user name 'Pi': use lower-case letters, digits, '_' and '-'\n"},
+                {"p i", "--user: invalid user name 'p i'"},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                struct host_settings hs = {.user = xstrdup(cases[i].user)};
+                char *err = NULL;
+                unsigned errors = 0;
+                int r = finalize(&hs, &err, &errors);
+                if (r != -EINVAL || errors != 1 || !strstr(err, cases[i].want))
+                        fail_msg("want one error with \"%s\", got %d: %s", cases[i].want, r, err);
+                free(err);
+                host_free(&hs);
+        }
+}
+
 /* Several servers in one value, as NetworkManager's dns= takes them: the
  * error says how to give them, in the spelling of where they came from. */
 static void test_dns_several(void **state) {
@@ -485,6 +508,7 @@ int main(void) {
                 cmocka_unit_test(test_key_in_host_yaml),
                 cmocka_unit_test(test_network),
                 cmocka_unit_test(test_dns_several),
+                cmocka_unit_test(test_user_names),
                 cmocka_unit_test(test_value_named_at_its_line),
                 cmocka_unit_test(test_case_normalized),
         };
