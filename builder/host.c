@@ -441,7 +441,6 @@ static bool username_reserved(const char *s) {
         return false;
 }
 
-
 bool host_valid_ipv4(const char *s) {
         struct in_addr a;
         return inet_pton(AF_INET, s, &a) == 1;
