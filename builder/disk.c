@@ -393,7 +393,7 @@ int disk_open_image(const char *path, const char *name, struct stat *st) {
         else if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode))
                 r = log_error(EINVAL, name, "not a regular file or block device");
         else if (fcntl(fd, F_SETFL, 0) < 0)
-                r = log_error(errno, name, "cannot open: %m");
+                r = log_error(input_err(-errno), name, "cannot open: %m");
         if (r < 0) {
                 close(fd);
                 return r;

@@ -658,7 +658,7 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         if (!S_ISREG(ist.st_mode))
                 return log_error(EINVAL, image, "not a regular file%s", S_ISBLK(ist.st_mode) ? "" : " or block device");
         if (fcntl(ifd, F_SETFL, 0) < 0)
-                return log_error(errno, image, "cannot open image: %m");
+                return log_error(input_err(-errno), image, "cannot open image: %m");
         bool compressed = is_compressed(image, ifd);
 
         bmap_path = o->bmap_path ? xstrdup(o->bmap_path) : find_bmap(image);

@@ -278,6 +278,20 @@ expect_error "build --base a FIFO" "fifo\.img: not a regular file or block devic
 expect_rc "build --base a FIFO" 65
 expect_error "inspect /dev/zero" "/dev/zero: not a regular file or block device" timeout 10 "$DIMIMAGE" inspect /dev/zero
 expect_rc "inspect /dev/zero" 65
+# An image that may not be read is a missing input (66), as build --base
+# says of one, not an output that cannot be created (73).
+mkdir -p "$T/perm"
+cp --sparse=always "$small" "$T/perm/locked.img" && chmod 0000 "$T/perm/locked.img"
+xz -T2 -0 -c "$small" >"$T/perm/locked.img.xz" && chmod 0000 "$T/perm/locked.img.xz"
+if unprivileged "$T/perm"; then
+  for f in locked.img locked.img.xz; do
+    expect_error "inspect an unreadable $f" "$f: cannot open: Permission denied" "${UNPRIV[@]}" inspect "$T/perm/$f"
+    expect_rc "inspect an unreadable $f" 66
+  done
+else
+  ok "skipped: an unreadable image needs setpriv to drop root"
+fi
+rm -rf "$T/perm"
 expect_error "inspect without an image is a usage error" "no image given" "$DIMIMAGE" inspect
 expect_rc "inspect without an image" 64
 

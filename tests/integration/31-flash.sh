@@ -78,6 +78,30 @@ check "options after IMAGE and DEVICE" "$DIMIMAGE" flash "$img" "$T/dev4" --bmap
 mv "$T/saved.bmap" "$img.bmap"
 
 # ---- refusals ----------------------------------------------------------------
+# What file modes refuse: an image that may not be read is a missing input
+# (66), as build --base says of one; a device that may not be written, an
+# output that cannot be made (73).  Neither is touched.
+mkdir -p "$T/perm"
+cp --sparse=always "$img" "$T/perm/ok.img" && cp "$img.bmap" "$T/perm/ok.img.bmap"
+cp --sparse=always "$img" "$T/perm/locked.img" && chmod 0000 "$T/perm/locked.img"
+truncate -s "$size" "$T/perm/dev" && chmod 0666 "$T/perm/dev"
+head -c 4096 /dev/urandom >"$T/perm/rodev" && truncate -s "$size" "$T/perm/rodev" && chmod 0444 "$T/perm/rodev"
+if unprivileged "$T/perm"; then
+  expect_error "an unreadable image" "locked.img: cannot open image: Permission denied" \
+    "${UNPRIV[@]}" flash --yes "$T/perm/locked.img" "$T/perm/dev"
+  expect_rc "an unreadable image" 66
+  [[ -z $(tr -d '\0' <"$T/perm/dev" | head -c 1) ]] && ok "an unreadable image: the device untouched" \
+    || fail "an unreadable image: the device was written"
+  before=$(sha256sum <"$T/perm/rodev")
+  expect_error "a device that may not be written" "rodev: cannot open: Permission denied" \
+    "${UNPRIV[@]}" flash --yes "$T/perm/ok.img" "$T/perm/rodev"
+  expect_rc "a device that may not be written" 73
+  [[ $(sha256sum <"$T/perm/rodev") == "$before" ]] && ok "a device that may not be written: untouched" \
+    || fail "a device that may not be written: it changed"
+else
+  ok "skipped: unreadable images and unwritable devices need setpriv to drop root"
+fi
+rm -rf "$T/perm"
 truncate -s "$((size / 2))" "$T/small"
 expect_error "device smaller than the image" "smaller than the image" "$DIMIMAGE" flash "$img" "$T/small"
 expect_rc "device smaller than the image" 65
