@@ -163,7 +163,7 @@ static int load_content(const struct payload_entry *e, uint8_t **data, size_t *l
         }
         int r = read_file(e->source, 64 << 20, data, len);
         if (r < 0)
-                return log_error(r, e->source, "cannot read: %s", strerror(-r));
+                return log_error(input_err(r), e->source, "cannot read: %s", strerror(-r));
         return 0;
 }
 

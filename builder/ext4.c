@@ -827,7 +827,7 @@ int ext4_write_from(struct ext4_fs *e, const char *path, const char *host_file, 
                     uint32_t gid) {
         _cleanup_close_ int fd = open(host_file, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-                return log_error(-errno, host_file, "cannot open (to copy to %s): %m", path);
+                return log_error(input_err(-errno), host_file, "cannot open (to copy to %s): %m", path);
         struct source s = {.fd = fd, .host = host_file};
         return write_common(e, path, &s, mode, uid, gid);
 }

@@ -171,7 +171,7 @@ static int add_tree_rec(struct payload *p, enum part part, const char *hostdir, 
         _cleanup_free_ char *dirpath = xasprintf("%s%s", hostdir, rel);
         DIR *d = opendir(dirpath);
         if (!d)
-                return log_error(input_err(-errno), dirpath, "cannot read overlay directory: %s", strerror(errno));
+                return log_error(input_err(-errno), dirpath, "cannot read directory: %s", strerror(errno));
         char **names = NULL;
         size_t n = 0, cap = 0;
         struct dirent *de;
@@ -194,7 +194,7 @@ static int add_tree_rec(struct payload *p, enum part part, const char *hostdir, 
                 _cleanup_free_ char *in = strcmp(dest, "/") == 0 ? xasprintf("%s", hrel) : xasprintf("%s%s", dest, hrel);
                 struct stat st;
                 if (lstat(host, &st) < 0) {
-                        r = log_error(errno, host, "cannot stat: %s", strerror(errno));
+                        r = log_error(input_err(-errno), host, "cannot stat: %s", strerror(errno));
                         break;
                 }
                 if (!payload_path_ok(in)) {
@@ -205,12 +205,19 @@ static int add_tree_rec(struct payload *p, enum part part, const char *hostdir, 
                         payload_add_dir(p, part, in, st.st_mode & 07777, uid, gid);
                         r = add_tree_rec(p, part, hostdir, hrel, dest, uid, gid, depth + 1);
                 } else if (S_ISREG(st.st_mode)) {
+                        /* read only as the image is written: one we may
+                         * not read is refused now, before any output
+                         * exists, and by --dry-run */
+                        if (faccessat(AT_FDCWD, host, R_OK, AT_EACCESS) < 0) {
+                                r = log_error(input_err(-errno), host, "cannot read: %s", strerror(errno));
+                                break;
+                        }
                         payload_add_file_from(p, part, in, st.st_mode & 07777, uid, gid, host);
                 } else if (S_ISLNK(st.st_mode)) {
                         char target[PATH_MAX];
                         ssize_t tl = readlink(host, target, sizeof target - 1);
                         if (tl < 0) {
-                                r = log_error(errno, host, "cannot read symlink: %s", strerror(errno));
+                                r = log_error(input_err(-errno), host, "cannot read symlink: %s", strerror(errno));
                                 break;
                         }
                         target[tl] = 0;

@@ -416,6 +416,34 @@ check "build --source DIR" "$DIMIMAGE" build --role app --base "$base" -o "$T/sr
 # The build context is /opt/dimdim-health, .env in it: never sent into an image.
 rcat "$T/src-dir.img" /opt/dimdim-health/.dockerignore | grep -qx '.env' \
   && ok ".dockerignore keeps .env out of the build context" || fail ".dockerignore: $(rcat "$T/src-dir.img" /opt/dimdim-health/.dockerignore)"
+# A file or directory in --source that may not be read (a build's output
+# left by a container as root, say) is a missing input (66), named before
+# any output exists, by --dry-run too.  Root reads anything: as root, the
+# builds run as nobody, with what they read copied where nobody may.
+mkdir -p "$T/perm/out" "$T/perm/data"
+cp -R "$TOP/profiles" "$TOP/overlays" "$T/perm/data/"
+cp --sparse=always "$base" "$T/perm/base.img"
+cp -R "$src" "$T/perm/src"
+chmod -R a+rX "$T/perm" && chmod 0777 "$T/perm/out"
+if unprivileged "$T/perm"; then
+  unpriv_build() { env DIMIMAGE_DATADIR="$T/perm/data" "${UNPRIV[@]}" build --role app --base "$T/perm/base.img" \
+    -o "$T/perm/out/x.img" --quiet --set DB_PASSWORD="$DBPW" --source "$T/perm/src" "$@"; }
+  chmod 0000 "$T/perm/src/src/main.rs"
+  for dry in "" --dry-run; do
+    expect_error "an unreadable file in --source ${dry:-(build)}" "src/src/main\.rs: cannot read: Permission denied" unpriv_build ${dry:+"$dry"}
+    expect_rc "an unreadable file in --source ${dry:-(build)}" 66
+  done
+  chmod 0644 "$T/perm/src/src/main.rs"
+  mkdir -m 0000 "$T/perm/src/target"
+  expect_error "an unreadable directory in --source" "src/target: cannot read directory: Permission denied" unpriv_build
+  expect_rc "an unreadable directory in --source" 66
+  rmdir "$T/perm/src/target"
+  [[ -z $(ls -A "$T/perm/out") ]] && ok "unreadable --source: nothing written" || fail "unreadable --source: left $(ls -A "$T/perm/out")"
+  check "... and readable again, it builds" unpriv_build --dry-run
+else
+  ok "skipped: an unreadable --source needs setpriv to drop root"
+fi
+rm -rf "$T/perm"
 printf 'target' >"$src/.dockerignore" # the source's own, without a final newline
 # The application's own database script and configuration (the guide
 # mounts the repository's) are kept; its compose file is replaced by ours.
