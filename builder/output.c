@@ -410,14 +410,28 @@ static int check_not_base(const char *path, const char *base) {
         return 0;
 }
 
+/* In a sticky directory (/tmp) only a file's owner, the directory's or
+ * root may remove or rename over it (CAP_FOWNER: root is what holds it).
+ * The build finds that out only as it commits, after all its work: asked
+ * first, here.  0, or an error naming path and what to do. */
+static int check_replaceable(const char *path, const char *dir, const struct stat *dst, const char *what) {
+        struct stat st;
+        uid_t me = geteuid();
+        if (!(dst->st_mode & S_ISVTX) || me == 0 || dst->st_uid == me || lstat(path, &st) < 0 || st.st_uid == me)
+                return 0;
+        return log_error(EPERM, path, "%s%sbelongs to another user (uid %u) in the sticky directory %s, where only "
+                         "its owner may replace it; choose another %s", what ? what : "", what ? " " : "",
+                         (unsigned)st.st_uid, dir, what ? what : "-o");
+}
+
 /* A file the build will create: its directory there and writable, and
- * path itself absent or (with force) a regular file.  what: the option
- * naming a file beside OUT, or NULL for OUT itself. */
+ * path itself absent or (with force) a regular file we may replace.  what:
+ * the option naming a file beside OUT, or NULL for OUT itself. */
 static int check_target(const char *path, const char *what, bool force) {
         _cleanup_free_ char *dir = path_dirname(path);
-        struct stat st;
+        struct stat dst, st;
         /* EACCES for both so the exit code is EX_CANTCREAT. */
-        if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+        if (stat(dir, &dst) < 0 || !S_ISDIR(dst.st_mode))
                 return what ? log_error(EACCES, dir, "directory for %s does not exist; create it first", what)
                             : log_error(EACCES, dir, "output directory does not exist; create it first");
         if (access(dir, W_OK | X_OK) < 0)
@@ -431,7 +445,14 @@ static int check_target(const char *path, const char *what, bool force) {
                 if (!force)
                         return log_error(EEXIST, path, "%sexists; use --force to overwrite", what ? "" : "output ");
         }
-        return 0;
+        int r = check_replaceable(path, dir, &dst, what);
+        /* OUT's companions from an earlier build go at the commit, --force
+         * or not: each must be ours to remove too */
+        for (const char *const *c = output_companions; !what && *c && r == 0; c++) {
+                _cleanup_free_ char *comp = xasprintf("%s%s", path, *c);
+                r = check_replaceable(comp, dir, &dst, NULL);
+        }
+        return r;
 }
 
 int output_check_extra(const char *path, const char *what, const char *const *others, size_t n, bool force) {

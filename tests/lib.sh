@@ -81,16 +81,19 @@ expect_rc() {
 # unprivileged DIR: sets UNPRIV to a command that runs dimimage as a user
 # whom file modes refuse, for files in DIR.  Not root: ourselves, the user
 # those refusals are for.  Root reads and writes anything, so: nobody, by
-# setpriv, with a copy of the binary in DIR, which (and $T above it) nobody
-# may enter.  Returns 1 when root has no setpriv.
+# setpriv, with copies of the binary and of its profiles and overlays in
+# DIR, which (and $T above it) nobody may enter: the tree may be in /root.
+# Returns 1 when root has no setpriv.
 unprivileged() {
   if ((EUID != 0)); then
     UNPRIV=("$DIMIMAGE")
     return 0
   fi
   command -v setpriv >/dev/null || return 1
-  cp "$DIMIMAGE" "$1/dimimage" && chmod 0755 "$1/dimimage" "$1" && chmod o+x "$T" || return 1
-  UNPRIV=(setpriv --reuid=65534 --regid=65534 --clear-groups -- "$1/dimimage")
+  mkdir -p "$1/data" && cp -R "$DIMIMAGE_DATADIR/profiles" "$DIMIMAGE_DATADIR/overlays" "$1/data/" &&
+    cp "$DIMIMAGE" "$1/dimimage" && chmod -R a+rX "$1/data" && chmod 0755 "$1/dimimage" "$1" &&
+    chmod o+x "$T" || return 1
+  UNPRIV=(env DIMIMAGE_DATADIR="$1/data" setpriv --reuid=65534 --regid=65534 --clear-groups -- "$1/dimimage")
 }
 
 # fixture NAME [make-fixture options...]: path of a cached fixture image

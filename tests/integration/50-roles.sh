@@ -420,13 +420,12 @@ rcat "$T/src-dir.img" /opt/dimdim-health/.dockerignore | grep -qx '.env' \
 # left by a container as root, say) is a missing input (66), named before
 # any output exists, by --dry-run too.  Root reads anything: as root, the
 # builds run as nobody, with what they read copied where nobody may.
-mkdir -p "$T/perm/out" "$T/perm/data"
-cp -R "$TOP/profiles" "$TOP/overlays" "$T/perm/data/"
+mkdir -p "$T/perm/out"
 cp --sparse=always "$base" "$T/perm/base.img"
 cp -R "$src" "$T/perm/src"
 chmod -R a+rX "$T/perm" && chmod 0777 "$T/perm/out"
 if unprivileged "$T/perm"; then
-  unpriv_build() { env DIMIMAGE_DATADIR="$T/perm/data" "${UNPRIV[@]}" build --role app --base "$T/perm/base.img" \
+  unpriv_build() { "${UNPRIV[@]}" build --role app --base "$T/perm/base.img" \
     -o "$T/perm/out/x.img" --quiet --set DB_PASSWORD="$DBPW" --source "$T/perm/src" "$@"; }
   chmod 0000 "$T/perm/src/src/main.rs"
   for dry in "" --dry-run; do

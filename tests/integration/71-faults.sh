@@ -105,6 +105,34 @@ else
   ok "skipped: unwritable output directory: cannot remount a tmpfs read-only"
 fi
 
+# ---- another user's OUT in a sticky directory ------------------------------------------------
+# In /tmp and its like only a file's owner may replace it: --force or not,
+# such an OUT (or a companion the commit would remove) is refused before the
+# build starts, not by the rename at its end.  Making another user's file
+# takes root: as root the builds run as nobody.
+mkdir -p "$T/perm/sticky" && cp --sparse=always "$small" "$T/perm/base.img"
+if ((EUID == 0)) && unprivileged "$T/perm"; then
+  chmod 1777 "$T/perm/sticky" && chmod a+r "$T/perm/base.img"
+  echo theirs >"$T/perm/sticky/o.img"
+  echo theirs >"$T/perm/sticky/p.img.bmap"
+  before=$(cd "$T/perm/sticky" && sha256sum ./*)
+  expect_error "another user's OUT in a sticky directory, --force" \
+    "sticky/o\.img: belongs to another user \(uid 0\) in the sticky directory .*sticky, where only its owner may replace it; choose another -o" \
+    "${UNPRIV[@]}" build "${args[@]}" --force --base "$T/perm/base.img" -o "$T/perm/sticky/o.img"
+  expect_rc "another user's OUT in a sticky directory" 73
+  expect_error "another user's OUT.bmap in a sticky directory" "sticky/p\.img\.bmap: belongs to another user \(uid 0\)" \
+    "${UNPRIV[@]}" build "${args[@]}" --base "$T/perm/base.img" -o "$T/perm/sticky/p.img"
+  expect_rc "another user's OUT.bmap in a sticky directory" 73
+  [[ $(cd "$T/perm/sticky" && sha256sum ./*) == "$before" ]] && ok "sticky directory: nothing left, nothing replaced" \
+    || fail "sticky directory: $(ls -A "$T/perm/sticky")"
+  chown 65534:65534 "$T/perm/sticky/o.img"
+  check "... and one's own OUT there is replaced with --force" \
+    "${UNPRIV[@]}" build "${args[@]}" --quiet --force --base "$T/perm/base.img" -o "$T/perm/sticky/o.img"
+else
+  ok "skipped: another user's OUT needs root to make it (uid $EUID)"
+fi
+rm -rf "$T/perm"
+
 # ---- a file size limit -------------------------------------------------------------------
 # OUT larger than its filesystem holds in one file (FAT32: 4 GiB) or than
 # `ulimit -f` allows: EFBIG, an output that cannot be created (73), with what
