@@ -238,6 +238,22 @@ static const char *missing_target(struct ext4_fs *fs, const char *target) {
         return NULL;
 }
 
+/* The refusal of a symlink whose target must be in the base (the time
+ * zone's) and is not, named by who asked for it.  A target spelt in
+ * another case (Europe/berlin) is the usual slip: what the base has then
+ * is said. */
+static int refuse_target(const struct apply_opts *o, struct ext4_fs *fs, const struct payload_entry *e,
+                         const char *why) {
+        _cleanup_free_ char *spelt = ext4_spelling(fs, e->target);
+        struct ext4_stat st;
+        _cleanup_free_ char *has = spelt && strcmp(spelt, e->target) && ext4_lstat(fs, spelt, &st) == 0 &&
+                                                   !S_ISDIR(st.mode)
+                                           ? xasprintf(" (it has %s)", spelt)
+                                           : NULL;
+        return log_error(EINVAL, e->target_where ? e->target_where : o->name, "%s would point to %s, %s%s; %s",
+                         e->path, e->target, why, has ? has : "", e->target_hint);
+}
+
 static int apply_root(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p) {
         struct ext4_fs *fs = NULL;
         int r = open_root(o, l, EXT4_RW, &fs);
@@ -265,8 +281,7 @@ static int apply_root(const struct apply_opts *o, const struct disk_layout *l, c
                         struct ext4_stat st;
                         const char *why = e->target_hint ? missing_target(fs, e->target) : NULL;
                         if (why) {
-                                r = log_error(EINVAL, e->target_where ? e->target_where : o->name,
-                                              "%s would point to %s, %s; %s", e->path, e->target, why, e->target_hint);
+                                r = refuse_target(o, fs, e, why);
                                 break;
                         }
                         r = ext4_lstat(fs, e->path, &st);
@@ -467,8 +482,7 @@ static int check_targets(const struct apply_opts *o, const struct disk_layout *l
                 const struct payload_entry *t = payload_find(p, PART_ROOT, e->target);
                 const char *why = t && t->type != ENTRY_UNLINK ? NULL : missing_target(fs, e->target);
                 if (why)
-                        r = log_error(EINVAL, e->target_where ? e->target_where : o->name,
-                                      "%s would point to %s, %s; %s", e->path, e->target, why, e->target_hint);
+                        r = refuse_target(o, fs, e, why);
         }
         int k = ext4_close(fs);
         return r < 0 ? r : k;

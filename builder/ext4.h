@@ -98,6 +98,11 @@ int ext4_grow(const char *image, const char *name, uint64_t offset, uint64_t new
 int ext4_read_follow(struct ext4_fs *fs, const char *path, size_t max, uint8_t **data, size_t *len);
 /* The target of a symlink (caller frees). -EINVAL when not a symlink. */
 int ext4_readlink(struct ext4_fs *fs, const char *path, char **target);
+/* path as this filesystem spells it when each of its components is there
+ * in one spelling only, regardless of case ("/usr/share/zoneinfo/europe/
+ * berlin" -> ".../Europe/Berlin"), for a suggestion; else NULL.  Caller
+ * frees.  Symlinks are not followed. */
+char *ext4_spelling(struct ext4_fs *fs, const char *path);
 /* Inodes: free ones, and what a block group (the unit growth adds them
  * in) brings: its inodes, its bytes; how many groups there are. */
 struct ext4_inode_room {

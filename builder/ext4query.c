@@ -153,6 +153,62 @@ int ext4_readlink(struct ext4_fs *e, const char *path, char **target) {
         return 0;
 }
 
+/* ---- spelling ----------------------------------------------------------- */
+
+struct nocase_ctx {
+        const char *name;
+        size_t len;
+        char *found; /* the one entry spelt as name is, case aside */
+        ext2_ino_t ino;
+        unsigned matches;
+        bool exact;
+};
+
+static int nocase_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int offset, int blocksize, char *buf,
+                     void *priv) {
+        (void)dir, (void)entry, (void)offset, (void)blocksize, (void)buf;
+        struct nocase_ctx *c = priv;
+        size_t len = (size_t)ext2fs_dirent_name_len(de);
+        if (de->inode == 0 || len != c->len || strncasecmp(de->name, c->name, len) != 0)
+                return 0;
+        bool exact = memcmp(de->name, c->name, len) == 0;
+        if (c->exact && !exact)
+                return 0;
+        if (exact && !c->exact) /* the name itself beats any other case */
+                c->matches = 0;
+        c->exact = exact;
+        c->matches++;
+        free(c->found);
+        c->found = xstrndup(de->name, len);
+        c->ino = de->inode;
+        return exact ? DIRENT_ABORT : 0;
+}
+
+char *ext4_spelling(struct ext4_fs *e, const char *path) {
+        if (!path || path[0] != '/')
+                return NULL;
+        _cleanup_free_ char *copy = xstrdup(path);
+        struct buf out = {0};
+        ext2_ino_t cur = EXT2_ROOT_INO;
+        char *save = NULL;
+        for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+                struct nocase_ctx n = {.name = c, .len = strlen(c)};
+                struct ext2_inode_large in;
+                /* a directory must be one, not a symlink: this only
+                 * suggests, and need not follow links to do it */
+                if (ext4_read_ino(e, cur, &in) || !LINUX_S_ISDIR(in.i_mode) ||
+                    ext2fs_dir_iterate2(e->fs, cur, 0, NULL, nocase_cb, &n) || n.matches != 1) {
+                        free(n.found);
+                        buf_free(&out);
+                        return NULL;
+                }
+                buf_printf(&out, "/%s", n.found);
+                free(n.found);
+                cur = n.ino;
+        }
+        return (char *)buf_steal(&out, NULL);
+}
+
 /* ---- space -------------------------------------------------------------- */
 
 /* All free blocks: libext2fs allocates from the root reserve too, as root

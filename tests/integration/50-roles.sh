@@ -222,6 +222,11 @@ expect_error "an RFC 4716 key refused with the command that converts it" "rfc471
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --user pi --ssh-key "$T/rfc4716.pub" --set OPENOBSERVE_PASSWORD="$OOPW"
 expect_error "a time zone the base does not have refused" "^dimimage: error: --timezone: /etc/localtime would point to /usr/share/zoneinfo/Europe/Berln, which this base does not have; check the time zone's spelling" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone Europe/Berln
+# spelt in another case, the usual slip: the base's own spelling is named
+expect_error "a time zone in the wrong case: the base's spelling named" "^dimimage: error: --timezone: /etc/localtime would point to /usr/share/zoneinfo/europe/berlin, which this base does not have \\(it has /usr/share/zoneinfo/Europe/Berlin\\); check" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone europe/berlin
+expect_error "the wrong case, --dry-run" "\\(it has /usr/share/zoneinfo/Europe/Berlin\\)" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone EUROPE/Berlin --dry-run
 expect_error "a time zone that is a directory refused" "/usr/share/zoneinfo/Europe, which is a directory in this base" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone Europe
 for tz in Europe/ Europe//Berlin; do

@@ -341,6 +341,32 @@ static void test_mkdir_p(void **state) {
         free(img);
 }
 
+static void test_spelling(void **state) {
+        (void)state;
+        char *img = make_image("spelling", NULL, 64);
+        struct ext4_fs *fs = open_rw(img, 64);
+        assert_int_equal(ext4_mkdir_p(fs, "/usr/share/zoneinfo/Europe", 0755, 0, 0), 0);
+        assert_int_equal(ext4_write(fs, "/usr/share/zoneinfo/Europe/Berlin", "TZif", 4, 0644, 0, 0), 0);
+        assert_int_equal(ext4_write(fs, "/etc/Twin", "a", 1, 0644, 0, 0), 0);
+        assert_int_equal(ext4_write(fs, "/etc/TWIN", "b", 1, 0644, 0, 0), 0);
+        char *s = ext4_spelling(fs, "/usr/share/zoneinfo/europe/BERLIN");
+        assert_string_equal(s, "/usr/share/zoneinfo/Europe/Berlin");
+        free(s);
+        /* the name itself, though another case of it is there too */
+        s = ext4_spelling(fs, "/etc/TWIN");
+        assert_string_equal(s, "/etc/TWIN");
+        free(s);
+        /* two other spellings: no guess */
+        assert_null(ext4_spelling(fs, "/etc/twin"));
+        assert_null(ext4_spelling(fs, "/usr/share/zoneinfo/Europe/Paris"));
+        /* through a file, or a symlink (/lib -> usr/lib), nothing is found */
+        assert_null(ext4_spelling(fs, "/etc/hostname/x"));
+        assert_null(ext4_spelling(fs, "/lib/x"));
+        assert_null(ext4_spelling(fs, "relative"));
+        assert_int_equal(ext4_close(fs), 0);
+        free(img);
+}
+
 static void test_symlinks(void **state) {
         (void)state;
         char *img = make_image("sym", NULL, 64);
@@ -1062,6 +1088,7 @@ int main(void) {
                 cmocka_unit_test(test_write_from_streams),
                 cmocka_unit_test(test_replace_new_inode),
                 cmocka_unit_test(test_replace_other_types),
+                cmocka_unit_test(test_spelling),
                 cmocka_unit_test(test_mkdir_p),
                 cmocka_unit_test(test_symlinks),
                 cmocka_unit_test(test_unreachable_quiet),
