@@ -232,10 +232,11 @@ if unprivileged "$T/perm"; then
   check "an unreadable base: nothing written" bash -c '! ls "$1"/e.img* 2>/dev/null | grep -q .' _ "$T/perm"
   # The same for --source, a directory or an archive (inspect's and flash's
   # IMAGE: 10-inspect, 31-flash).
+  cp "$T/in/base.img" "$T/perm/ok.img" && chmod a+r "$T/perm/ok.img"
   mkdir -p "$T/perm/src" && tar -cf "$T/perm/src.tar" -C "$T/perm" src && chmod 0000 "$T/perm/src" "$T/perm/src.tar"
   for s in src src.tar; do
     expect_error "an unreadable --source $s" "$s: cannot read.*Permission denied" \
-      "${UNPRIV[@]}" build "${ARGS[@]}" --quiet --dry-run --base "$T/in/base.img" --source "$T/perm/$s" -o "$T/perm/e.img"
+      "${UNPRIV[@]}" build "${ARGS[@]}" --quiet --dry-run --base "$T/perm/ok.img" --source "$T/perm/$s" -o "$T/perm/e.img"
     expect_rc "an unreadable --source $s" 66
   done
 else

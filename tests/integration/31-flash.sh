@@ -83,6 +83,7 @@ mv "$T/saved.bmap" "$img.bmap"
 # output that cannot be made (73).  Neither is touched.
 mkdir -p "$T/perm"
 cp --sparse=always "$img" "$T/perm/ok.img" && cp "$img.bmap" "$T/perm/ok.img.bmap"
+chmod a+r "$T/perm/ok.img" "$T/perm/ok.img.bmap" # whatever the caller's umask
 cp --sparse=always "$img" "$T/perm/locked.img" && chmod 0000 "$T/perm/locked.img"
 truncate -s "$size" "$T/perm/dev" && chmod 0666 "$T/perm/dev"
 head -c 4096 /dev/urandom >"$T/perm/rodev" && truncate -s "$size" "$T/perm/rodev" && chmod 0444 "$T/perm/rodev"
