@@ -25,15 +25,24 @@
 
 #define REF_MAX 8192
 
-char *cache_dir(void) {
+/* The cache directory; *home is $HOME when it is under it, else NULL. */
+static char *cache_dir_in(const char **home) {
         const char *xdg = getenv("XDG_CACHE_HOME");
+        *home = NULL;
         /* The XDG spec says relative values are to be ignored. */
         if (xdg && xdg[0] == '/')
                 return xasprintf("%s/dimimage", xdg);
-        const char *home = getenv("HOME");
-        if (home && home[0] == '/')
-                return xasprintf("%s/.cache/dimimage", home);
+        const char *h = getenv("HOME");
+        if (h && h[0] == '/') {
+                *home = h;
+                return xasprintf("%s/.cache/dimimage", h);
+        }
         return NULL;
+}
+
+char *cache_dir(void) {
+        const char *home;
+        return cache_dir_in(&home);
 }
 
 uint64_t cache_max_bytes(uint64_t max) {
@@ -360,6 +369,21 @@ static int mkdir_p(const char *path, mode_t mode) {
         return mkdir(path, mode) == 0 || errno == EEXIST ? 0 : -errno;
 }
 
+/* cache_dir's directory, made 0700 with its parents as needed (the XDG
+ * spec's way), all but $HOME itself: a HOME that does not exist (sbuild's
+ * /nonexistent, a service account's) says there is no place for a cache,
+ * and root would otherwise make one there. */
+static int cache_mkdir(const char *dir) {
+        const char *home;
+        free(cache_dir_in(&home));
+        struct stat st;
+        if (home && stat(home, &st) < 0)
+                return -errno;
+        if (home && !S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        return mkdir_p(dir, 0700);
+}
+
 void cache_store(const char *base, const struct stat *st, int fd, const struct source_info *info, uint64_t max) {
         _cleanup_free_ char *dir = cache_dir();
         if (!dir)
@@ -378,7 +402,7 @@ void cache_store(const char *base, const struct stat *st, int fd, const struct s
         int r = base_key(base, st, key, &real);
         if (r < 0)
                 return;
-        r = mkdir_p(dir, 0700);
+        r = cache_mkdir(dir);
         if (r < 0) {
                 log_warn(dir, "cannot create the cache directory: %s; not caching", strerror(-r));
                 return;
@@ -431,7 +455,7 @@ void cache_remember(const char *base, const struct stat *st, const struct source
         _cleanup_free_ char *real = NULL;
         if (base_key(base, st, key, &real) < 0 || !real)
                 return;
-        int r = mkdir_p(dir, 0700);
+        int r = cache_mkdir(dir);
         if (r == 0) {
                 prune_refs(dir, "sum-", other_base, real);
                 r = write_ref(dir, true, key, real, info);

@@ -197,6 +197,23 @@ check "cache clean" "$DIMIMAGE" cache clean
 check "cache empty after clean" bash -c '! ls "$1"/dimimage/ | grep -q .' _ "$XDG_CACHE_HOME"
 rm -f "$T"/c?.img* "$T"/odd.img*
 
+# ---- where the cache is --------------------------------------------------------
+# lib.sh gives every test its own XDG_CACHE_HOME, so the HOME fallback is
+# tried here on purpose.  Without XDG_CACHE_HOME the cache is HOME/.cache/
+# dimimage, made as needed; a HOME that does not exist (sbuild's and many
+# service accounts' /nonexistent) is not made: the build runs uncached.
+mkdir -p "$T/cache-home"
+check "no XDG_CACHE_HOME: a build from .xz succeeds" env -u XDG_CACHE_HOME HOME="$T/cache-home" \
+  "$DIMIMAGE" build "${ARGS[@]}" --quiet --base "$T/in/base.img.xz" -o "$T/h1.img"
+check "no XDG_CACHE_HOME: the cache is HOME/.cache/dimimage" test -f "$T/cache-home/.cache/dimimage/base-$sum.img"
+for b in base.img.xz base.img; do
+  check "a HOME that does not exist, base $b: the build succeeds" env -u XDG_CACHE_HOME HOME="$T/gone/home" \
+    "$DIMIMAGE" build "${ARGS[@]}" --quiet --base "$T/in/$b" -o "$T/h2.img"
+  check "a HOME that does not exist, base $b: not made" test ! -e "$T/gone"
+  rm -rf "$T/gone" "$T"/h2.img*
+done
+rm -rf "$T/cache-home" "$T"/h1.img*
+
 # ---- refusals ------------------------------------------------------------------
 head -c $(($(stat -c %s "$T/in/base.img.xz") / 2)) "$T/in/base.img.xz" >"$T/in/trunc.img.xz"
 expect_error "truncated .xz" "trunc.img.xz: corrupt or truncated xz data" build --base "$T/in/trunc.img.xz" -o "$T/e.img"
