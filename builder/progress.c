@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,12 +16,21 @@ static double now(void) {
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* As git and most progress-drawing tools take it: without TERM, or with
+ * TERM=dumb, nothing says the terminal reads an escape sequence, and one
+ * that does not shows "^[[K" after every redraw. */
+static int term_is_dumb(void) {
+        const char *t = getenv("TERM");
+        return !t || !*t || strcmp(t, "dumb") == 0;
+}
+
 void progress_begin_named(struct progress *p, const char *verb, const char *name, uint64_t total) {
         *p = (struct progress){
                 .verb = verb,
                 .what = name,
                 .total = total,
                 .enabled = log_level >= LOG_NORMAL && isatty(STDERR_FILENO),
+                .dumb = term_is_dumb(),
         };
         p->start = p->last = now();
 }
@@ -113,9 +123,15 @@ static void draw(struct progress *p, double t) {
         if (cols && columns(line) > cols - 1)
                 *(char *)skip_chars(line, cols - 1) = '\0';
         /* one write; the rest of the line cleared, so a shorter redraw
-         * leaves no debris */
-        fprintf(stderr, "\r%s\033[K", line);
+         * leaves no debris (on a dumb terminal, by spaces over what the
+         * last one drew) */
+        size_t w = columns(line);
+        if (p->dumb)
+                fprintf(stderr, "\r%s%*s", line, p->drawn > w ? (int)(p->drawn - w) : 0, "");
+        else
+                fprintf(stderr, "\r%s\033[K", line);
         fflush(stderr);
+        p->drawn = w;
         p->shown = 1;
 }
 
@@ -137,7 +153,10 @@ void progress_update_bytes(struct progress *p, uint64_t done, uint64_t bytes) {
 
 void progress_end(struct progress *p) {
         if (p->enabled && p->shown) {
-                fputs("\r\033[K", stderr);
+                if (p->dumb)
+                        fprintf(stderr, "\r%*s\r", (int)p->drawn, "");
+                else
+                        fputs("\r\033[K", stderr);
                 fflush(stderr);
         }
         p->shown = 0;

@@ -2,6 +2,7 @@
 /* A progress line with rate and ETA on a terminal; silent otherwise. */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct progress {
@@ -13,9 +14,13 @@ struct progress {
         int enabled;
         int shown;        /* a line is on screen and needs clearing */
         uint64_t bytes;   /* for the rate when it differs from done (0: use done) */
+        int dumb;         /* TERM unset or "dumb": no escape sequences, spaces clear */
+        size_t drawn;     /* columns of the line on screen */
 };
 
-/* Enabled only when stderr is a terminal and log_level >= LOG_NORMAL. */
+/* Enabled only when stderr is a terminal and log_level >= LOG_NORMAL.  A
+ * terminal that TERM does not name, or names "dumb" (Emacs' shell, a CI
+ * log's pty), gets no escape sequence: the line is cleared with spaces. */
 void progress_begin(struct progress *p, const char *what, uint64_t total);
 /* "VERB NAME  12%  ...": on a terminal narrower than that, NAME is cut to
  * its end ("...ng-name.img.xz"); VERB and the figures only on one too

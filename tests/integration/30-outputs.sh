@@ -120,8 +120,13 @@ if script -qc true /dev/null >/dev/null 2>&1; then
     local cmd
     printf -v cmd '%q ' "$DIMIMAGE" build "${ARGS_LOUD[@]}" --compression-level 6 --force -o "$@"
     # script(1) runs the command with $SHELL -c: printf %q's $'...' for a
-    # name's control characters needs bash, and CI's SHELL may be unset (sh)
-    SHELL=$BASH script -qc "${PTY_STTY:-}$cmd" /dev/null >"$T/pty.out" 2>&1 </dev/null
+    # name's control characters needs bash, and CI's SHELL may be unset (sh).
+    # The terminal is an xterm unless PTY_TERM says (a TERM, or "unset"):
+    # what the checks look for is drawn for one, and the caller's TERM may
+    # be unset or dumb.
+    local term=(TERM="${PTY_TERM:-xterm}")
+    [[ ${PTY_TERM:-} == unset ]] && term=(-u TERM)
+    SHELL=$BASH env "${term[@]}" script -qc "${PTY_STTY:-}$cmd" /dev/null >"$T/pty.out" 2>&1 </dev/null
   }
   pty_build "$T/b/pg.img.xz"
   if grep -aEq $'\rCompressing pg.img.xz +[0-9]+%' "$T/pty.out" && grep -aq $'\r\e\[K' "$T/pty.out"; then
@@ -129,6 +134,18 @@ if script -qc true /dev/null >/dev/null 2>&1; then
   else
     fail "no compression progress on a terminal: $(tr '\r' '|' <"$T/pty.out" | head -c 400)"
   fi
+  # A terminal TERM does not name, or names dumb (Emacs' shell), may not
+  # read escape sequences: none is written, a redraw and the clearing
+  # after are spaces over the last line.
+  for term in dumb unset; do
+    PTY_TERM=$term pty_build "$T/b/pg.img.xz"
+    if grep -aEq $'\rCompressing pg.img.xz +[0-9]+%' "$T/pty.out" && ! grep -aq $'\e' "$T/pty.out" \
+      && grep -aEq $'\r +\r' "$T/pty.out"; then
+      ok "TERM $term: the progress line without escape sequences, cleared with spaces"
+    else
+      fail "TERM $term: $(cat -v "$T/pty.out" | head -c 400)"
+    fi
+  done
   pty_build "$T/b/pg.img.xz" --quiet
   check_fails "--quiet on a terminal: no progress" grep -aq Compressing "$T/pty.out"
   # OUT's name wider than the terminal: the line is cut to the width (the
