@@ -98,6 +98,17 @@ for f in out.img out.img.xz; do
     check "reproducible: $f$s" cmp "$T/a/$f$s" "$T/b/$f$s"
   done
 done
+# The caller's time zone, locale and umask reach no byte: the FAT times,
+# the ext4 times and the manifest's build time are SOURCE_DATE_EPOCH in
+# UTC.  The zone is a POSIX TZ string, 14 hours east (another date too),
+# so that it needs no tzdata; the second build above ran in the same
+# environment as the first, and would not see a local time.
+mkdir -p "$T/tz"
+(umask 077 && TZ=KIR-14 LC_ALL=POSIX build -o "$T/tz/out.img") >"$T/tz.log" 2>&1
+for s in "" .bmap .sha256; do
+  check "reproducible in another time zone, locale and umask: out.img$s" cmp "$T/a/out.img$s" "$T/tz/out.img$s"
+done
+rm -rf "$T/tz"
 # A SOURCE_DATE_EPOCH that is not a time would make a build quietly not
 # reproducible (the current time instead): refused, as the specification asks.
 for sde in 2023-11-14 ' 1700000000' 1.7e9 -1; do
