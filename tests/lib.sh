@@ -13,7 +13,10 @@ FIXTURES=${FIXTURES:-$TOP/build/fixtures}
 export DIMIMAGE_DATADIR=${DIMIMAGE_DATADIR:-$TOP}
 PASSED=0
 FAILED=0
-T=$(mktemp -d "${TMPDIR:-/tmp}/dimimage-test.XXXXXX")
+# --tmpdir, not "$TMPDIR/...": a TMPDIR ending in "/" made T hold a "//",
+# which dimimage's messages (naming the same file) do not, and the checks
+# matching $T in them failed.
+T=$(mktemp -d --tmpdir dimimage-test.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 # dimimage's cache of decompressed bases (and its remembered sums) is the
 # test's own, not the caller's ~/.cache: nothing left behind in it, nothing
