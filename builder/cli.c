@@ -373,7 +373,8 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                                  "1700000000); fix it or unset it",
                                  sde);
         /* a fleet's format comes from its file: checked once that is read */
-        if (!o->fleet && compress_check_level(output_format_for(o->out), o->compression_level, o->out) < 0)
+        if (!o->fleet && (output_check_name(o->out) < 0 ||
+                          compress_check_level(output_format_for(o->out), o->compression_level, o->out) < 0))
                 return -EUSAGE;
         return 0;
 }

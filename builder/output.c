@@ -465,14 +465,20 @@ int output_check_extra(const char *path, const char *what, const char *const *ot
         return check_target(path, what, force);
 }
 
-int output_check(const char *path, const char *base, bool force) {
+int output_check_name(const char *path) {
         struct stat st;
-        if (output_format_for(path) == OUT_UNKNOWN && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        if (output_format_for(path) != OUT_UNKNOWN)
+                return 0;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
                 return log_error(EUSAGE, path, "is a directory; -o names the image to write (%s/NAME.img), or "
                                  "a fleet's directory with --fleet", path);
-        if (output_format_for(path) == OUT_UNKNOWN)
-                return log_error(EINVAL, path, "unknown output extension; use .img, .img.xz, .img.zst or .img.gz");
-        int r = check_not_base(path, base);
+        return log_error(EUSAGE, path, "unknown output extension; use .img, .img.xz, .img.zst or .img.gz");
+}
+
+int output_check(const char *path, const char *base, bool force) {
+        int r = output_check_name(path);
+        if (r >= 0)
+                r = check_not_base(path, base);
         return r < 0 ? r : check_target(path, NULL, force);
 }
 

@@ -95,6 +95,9 @@ extern const char *const output_companions[];
 /* What output_begin refuses, without creating anything (a dry run's check):
  * an unknown extension, OUT naming the base, a missing or unwritable
  * directory, an existing OUT without force.  Logs, -errno. */
+/* -o's name alone: an image extension (.img, .img.xz, ...), not a
+ * directory.  A usage error, before any work. */
+int output_check_name(const char *path);
 int output_check(const char *path, const char *base, bool force);
 
 /* OUT_UNKNOWN for an extension other than .img, .img.xz, .img.zst, .img.gz. */

@@ -265,6 +265,11 @@ expect_error "OUT is the base" "base image" "$DIMIMAGE" build "${ARGS[@]/$base/$
 ln -s base.img "$T/link.img"
 expect_error "OUT is a symlink to the base" "base image" "$DIMIMAGE" build "${ARGS[@]/$base/$T/base.img}" -o "$T/link.img" --force
 expect_error "unknown extension" "unknown output extension" build -o "$T/b/out.iso"
+# -o's own spelling is a usage error, named before any input is read (a
+# missing --base here)
+expect_rc "unknown extension" 64
+expect_error "unknown extension, before the inputs" "out\.iso: unknown output extension" \
+  "$DIMIMAGE" build --role observability --base "$T/nonexistent.img" -o "$T/b/out.iso"
 rc=0
 build -o "$T/nonexistent/out.img" 2>/dev/null || rc=$?
 if ((rc == 73)); then ok "missing output directory: EX_CANTCREAT"; else fail "missing output directory: rc=$rc"; fi
