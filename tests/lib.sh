@@ -81,6 +81,17 @@ expect_rc() {
   [[ ${LAST_RC:-} == "$2" ]] && ok "$1: exit $2" || fail "$1: exit ${LAST_RC:-unset}, not $2"
 }
 
+# on_pty CMD [ARG...]: CMD on a terminal of its own (script(1)), both its
+# streams on stdout, its exit status returned; PTY_STTY, when set, is run
+# first ("stty cols 60; ").  script runs its command with $SHELL -c, and
+# CI's SHELL may be unset (sh): the quoting printf %q writes, $'...' for a
+# control character, is bash's.
+on_pty() {
+  local cmd
+  printf -v cmd '%q ' "$@"
+  SHELL=$BASH script -qec "${PTY_STTY:-}$cmd" /dev/null
+}
+
 # unprivileged DIR: sets UNPRIV to a command that runs dimimage as a user
 # whom file modes refuse, for files in DIR.  Not root: ourselves, the user
 # those refusals are for.  Root reads and writes anything, so: nobody, by

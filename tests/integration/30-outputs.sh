@@ -129,16 +129,13 @@ ARGS_LOUD=()
 for a in "${ARGS[@]}"; do [[ $a == --quiet ]] || ARGS_LOUD+=("$a"); done
 if script -qc true /dev/null >/dev/null 2>&1; then
   pty_build() { # OUT [OPTIONS...]: the build's terminal output in $T/pty.out
-    local cmd
-    printf -v cmd '%q ' "$DIMIMAGE" build "${ARGS_LOUD[@]}" --compression-level 6 --force -o "$@"
-    # script(1) runs the command with $SHELL -c: printf %q's $'...' for a
-    # name's control characters needs bash, and CI's SHELL may be unset (sh).
     # The terminal is an xterm unless PTY_TERM says (a TERM, or "unset"):
     # what the checks look for is drawn for one, and the caller's TERM may
     # be unset or dumb.
     local term=(TERM="${PTY_TERM:-xterm}")
     [[ ${PTY_TERM:-} == unset ]] && term=(-u TERM)
-    SHELL=$BASH env "${term[@]}" script -qc "${PTY_STTY:-}$cmd" /dev/null >"$T/pty.out" 2>&1 </dev/null
+    on_pty env "${term[@]}" "$DIMIMAGE" build "${ARGS_LOUD[@]}" --compression-level 6 --force -o "$@" \
+      >"$T/pty.out" 2>&1 </dev/null || true
   }
   pty_build "$T/b/pg.img.xz"
   if grep -aEq $'\rCompressing pg.img.xz +[0-9]+%' "$T/pty.out" && grep -aq $'\r\e\[K' "$T/pty.out"; then

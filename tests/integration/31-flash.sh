@@ -48,18 +48,15 @@ expect_error "a file that holds data, without --yes and not on a terminal" \
 expect_rc "a file that holds data, not confirmed" 64
 [[ $(sha256sum <"$T/dev2") == "$before" ]] && ok "a file not confirmed is untouched" \
   || fail "a file not confirmed was written"
-# script(1) runs its command with $SHELL -c, and CI's SHELL may be unset
-# (sh): the quoting printf %q writes is bash's.
 if command -v script >/dev/null; then
   rc=0
-  printf 'n\n' | SHELL=$BASH script -qec "$(printf '%q ' "$DIMIMAGE" flash "$img" "$T/dev2")" /dev/null >"$T/prompt.out" 2>&1 \
-    || rc=$?
+  printf 'n\n' | on_pty "$DIMIMAGE" flash "$img" "$T/dev2" >"$T/prompt.out" 2>&1 || rc=$?
   check "the prompt names the file and its size" grep -q "Overwrite $T/dev2 (a file of .* that holds data)? \\[y/N\\]" \
     "$T/prompt.out"
   check "answering no writes nothing" test "$(sha256sum <"$T/dev2")" = "$before"
   check "answering no exits non-zero" test "$rc" -ne 0
   head -c "$size" /dev/urandom >"$T/dev2y"
-  printf 'y\n' | SHELL=$BASH script -qec "$(printf '%q ' "$DIMIMAGE" flash --quiet "$img" "$T/dev2y")" /dev/null >/dev/null 2>&1
+  printf 'y\n' | on_pty "$DIMIMAGE" flash --quiet "$img" "$T/dev2y" >/dev/null 2>&1
   check "answering yes writes the file" cmp "$img" "$T/dev2y"
 fi
 check "flash over old data" "$DIMIMAGE" flash --quiet --yes "$img" "$T/dev2"
@@ -240,7 +237,7 @@ if [[ $(id -u) == 0 ]] && command -v losetup >/dev/null && loop=$(losetup -f --s
   # and anything but y writes nothing.
   if command -v script >/dev/null; then
     rc=0
-    printf 'n\n' | SHELL=$BASH script -qec "$(printf '%q ' "$DIMIMAGE" flash --force "$img" "$loop")" /dev/null >"$T/prompt.out" 2>&1 || rc=$?
+    printf 'n\n' | on_pty "$DIMIMAGE" flash --force "$img" "$loop" >"$T/prompt.out" 2>&1 || rc=$?
     grep -Eq "Erase everything on $loop \(([^)]*, )?[0-9.]+ MiB\)\? \[y/N\]" "$T/prompt.out" && ok "the prompt names the device and its size" \
       || { fail "prompt"; sed 's/^/    /' "$T/prompt.out"; }
     [[ $rc == 130 ]] && ok "declined at the prompt: exit 130" || fail "declined at the prompt: exit $rc"
