@@ -501,6 +501,29 @@ left=$(find "$T" -maxdepth 1 -name 'dimdim-firstboot.*')
 check "a slow step 3 after a failed step 2: the status is step 3's" grep -q "^STEP=.*3/4: stack" "$T/fb/state/status"
 check "... and shows no last error" grep -qx "LAST_ERROR=''" "$T/fb/state/status"
 
+# Stopped while mktemp makes a command's output file (CI once caught it
+# there): the file is removed all the same.  This mktemp stops its caller
+# once, before making the file, so the stop is trapped only after it ran.
+real_mktemp=$(command -v mktemp)
+cat >"$bin/mktemp" <<EOF
+#!/bin/bash
+if [[ \$1 != -u && -e $(printf %q "$T/mktemp-stop") ]]; then
+  rm -f $(printf %q "$T/mktemp-stop")
+  kill -TERM "\$PPID"
+fi
+exec $(printf %q "$real_mktemp") "\$@"
+EOF
+chmod +x "$bin/mktemp"
+rm -f "$T/fb/state/firstboot.done"
+touch "$T/mktemp-stop"
+rc=0
+{ timeout -k 1 20 "$firstboot" >"$T/fb10.out" 2>&1 || rc=$?; } 2>/dev/null  # not "Terminated"
+rm -f "$bin/mktemp"
+check_fails "stopped while mktemp ran: the stop was taken" test -e "$T/mktemp-stop"
+[[ $rc == 143 ]] && ok "... as a stop (TERM)" || fail "stopped while mktemp ran: rc=$rc"
+left=$(find "$T" -maxdepth 1 -name 'dimdim-firstboot*')
+[[ -z $left ]] && ok "... and the output file is removed" || fail "stopped while mktemp ran, left $left"
+
 # stack: refuses a missing .env; prints the up line.
 rm -f "$T/up-failures"
 check "stack up prints its files" bash -c "'$T/fb/stack' up | grep -qx 'dimdim-stack: up (deploy/docker-compose.app.yml deploy/docker-compose.log-shipping.yml)'"
