@@ -652,6 +652,13 @@ int build_run(struct build_job *job) {
         int r = phase(c, "inputs", phase_inputs);
         if (r >= 0)
                 r = phase(c, "plan", phase_plan);
+        if (job->check_only) {
+                log_flush(false);
+                if (r >= 0)
+                        copy_final_env(c);
+                ctx_free(c);
+                return r;
+        }
         /* a dry run checks OUT as the build would, without creating it */
         if (r >= 0 && c->o->dry_run && !job->fleet_name)
                 r = output_check(job->out, c->o->base, c->o->force);

@@ -25,7 +25,8 @@ struct build_job {
                                                * against the role already (every host is, before
                                                * the base is read) */
         const struct env *derived;            /* fleet wiring, or NULL */
-        const struct env *fixed_secrets;      /* fleet: secrets generated once, or NULL */
+        const struct env *fixed_secrets;      /* fleet: secrets generated once (check_only), or
+                                               * NULL */
         struct env *generated;                /* where generated secrets are collected */
         bool write_secrets_file;              /* OUT.secrets.env (single builds) */
         int shared_base_fd;                   /* fleet: extracted base to clone, or -1 */
@@ -44,6 +45,9 @@ struct build_job {
                                                * fleet's Imager list, or NULL */
         bool dir_locked;                      /* fleet: OUT's directory is locked for the whole
                                                * fleet (output.dir_locked) */
+        bool check_only;                      /* fleet: the inputs and the plan only, before the
+                                               * base is read; warnings dropped (the build says
+                                               * them) */
         bool detach_finish;                   /* fleet (shared base, so no cache check): the
                                                * commit runs on a thread and build_run returns
                                                * once it started; build_join has its result */

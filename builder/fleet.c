@@ -427,11 +427,13 @@ struct host_run {
         size_t nfiles, nsets;
         unsigned *set_lines;
         bool *file_shared, *set_shared; /* parallel to files and sets */
+        struct env unused;              /* the build's generated: none, check_hosts made them */
         struct build_job job;
 };
 
 static void host_run_free(struct host_run *hr) {
         host_free(&hr->job.host);
+        env_free(&hr->unused);
         strv_free(hr->files, hr->nfiles);
         strv_free(hr->sets, hr->nsets);
         free(hr->set_lines);
@@ -531,15 +533,12 @@ static int settle_host(const struct build_opts *o, const struct fleet *f, const 
         return host_finalize(hs, o->allow_weak);
 }
 
-/* Build host h up to its commit, which goes on running on its own thread
- * (*ret, for host_run_join).  Its image starts as a copy of base_fd, or
- * with adopt as that very file. */
-static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_host *h, int base_fd,
-                      const char *base_path, bool adopt, const struct source_info *src, struct env *derived,
-                      struct imager_item *item, bool dir_locked, struct host_run **ret) {
+/* Host h's job, as the check before the base is read and its build both
+ * run it: command-line values apply to every host, fleet values below
+ * them.  Its settings are the caller's to give (job.host). */
+static struct host_run *host_run_new(const struct build_opts *o, struct fleet *f, struct fleet_host *h,
+                                     const struct env *derived) {
         struct host_run *hr = xcalloc(1, sizeof(*hr));
-        *ret = NULL;
-        /* command-line values apply to every host, fleet values below them */
         hr->ho = *o;
         add_files(hr, f->env_files, f->nenv_files, true);
         add_files(hr, h->env_files, h->nenv_files, false);
@@ -556,34 +555,49 @@ static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_
         hr->ho.set_lines = hr->set_lines;
         hr->ho.set_shared = hr->set_shared;
         hr->ho.imager_json = NULL;
-
         hr->job = (struct build_job){
                 .opts = &hr->ho,
                 .role = h->role,
                 .out = h->out,
                 .derived = derived,
-                .generated = &h->generated,
-                .write_secrets_file = false,
-                .shared_base_fd = base_fd,
-                .shared_base_path = base_path,
-                .adopt_base = adopt,
-                .shared_src = src,
+                .host_checked = true, /* settle_host */
+                .shared_base_fd = -1,
                 .fleet_name = f->name ? f->name : path_basename(f->file),
                 .host_label = h->label,
                 .source = h->source ? h->source : (o->source ? o->source : f->source),
                 .source_shared = !h->source,
                 .final_env = &h->final_env,
-                .dropped = &h->dropped,
-                .imager_item = item,
-                .dir_locked = dir_locked,
-                .detach_finish = true,
         };
+        return hr;
+}
+
+/* Build host h up to its commit, which goes on running on its own thread
+ * (*ret, for host_run_join).  Its image starts as a copy of base_fd, or
+ * with adopt as that very file. */
+static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_host *h, int base_fd,
+                      const char *base_path, bool adopt, const struct source_info *src, struct env *derived,
+                      struct imager_item *item, bool dir_locked, struct host_run **ret) {
+        struct host_run *hr = host_run_new(o, f, h, derived);
         struct build_job *job = &hr->job;
-        /* merged and checked before the base was read (settle_host); each
-         * host is built once, so its job takes them over */
+        *ret = NULL;
+        /* with a dry run there was no check before: this is it */
+        if (o->dry_run)
+                job->generated = &h->generated;
+        else {
+                job->fixed_secrets = &h->generated;
+                job->generated = &hr->unused;
+        }
+        job->shared_base_fd = base_fd;
+        job->shared_base_path = base_path;
+        job->adopt_base = adopt;
+        job->shared_src = src;
+        job->dropped = &h->dropped;
+        job->imager_item = item;
+        job->dir_locked = dir_locked;
+        job->detach_finish = true;
+        /* each host is built once: its job takes its settings over */
         job->host = h->settings;
         h->settings = (struct host_settings){0};
-        job->host_checked = true;
         log_info("== %s (%s, %s)", h->name, h->role, h->address);
         int r = build_run(job);
         job->derived = NULL; /* the caller's, and only the inputs phase reads it */
@@ -593,6 +607,77 @@ static int build_host(const struct build_opts *o, struct fleet *f, struct fleet_
         }
         *ret = hr;
         return 0;
+}
+
+/* Hosts in build order: a host whose wiring needs another host's final
+ * values (derive: -EAGAIN) waits for it, each round in the file's order. */
+struct host_order {
+        size_t next, given;
+        bool progress;
+};
+
+/* The next host to go, its wiring in *derived (the caller frees it); NULL
+ * once every host was given.  The caller marks it built before asking
+ * again. */
+static int next_host(struct fleet *f, struct host_order *it, struct fleet_host **h, struct env *derived) {
+        *h = NULL;
+        while (it->given < f->nhosts) {
+                if (it->next == f->nhosts) {
+                        if (!it->progress)
+                                return log_error(EINVAL, f->file, "hosts' wiring refers to each other in a cycle");
+                        it->next = 0;
+                        it->progress = false;
+                }
+                struct fleet_host *c = &f->hosts[it->next++];
+                if (c->built)
+                        continue;
+                int r = derive(f, c, derived);
+                if (r == -EAGAIN) {
+                        env_free(derived);
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+                it->progress = true;
+                it->given++;
+                *h = c;
+                return 0;
+        }
+        return 0;
+}
+
+/* Every host's inputs and plan (its .env files, --source, compose files),
+ * in build order, before the base is read: a host that cannot be built is
+ * found before the hosts ahead of it have cost a build each.  Its secrets
+ * are generated here, once; its build takes them over (fixed_secrets).
+ * Quietly: the build says it all again. */
+static int check_hosts(const struct build_opts *o, struct fleet *f) {
+        struct host_order it = {0};
+        struct fleet_host *h;
+        struct env derived = {0};
+        int r;
+        log_quiet(true);
+        while ((r = next_host(f, &it, &h, &derived)) >= 0 && h) {
+                struct host_run *hr = host_run_new(o, f, h, &derived);
+                hr->job.check_only = true;
+                hr->job.generated = &h->generated;
+                hr->job.host = h->settings; /* lent */
+                r = build_run(&hr->job);
+                hr->job.host = (struct host_settings){0};
+                host_run_free(hr);
+                env_free(&derived);
+                if (r < 0)
+                        break;
+                h->built = true;
+        }
+        env_free(&derived);
+        log_quiet(false);
+        /* as they were: the build derives each host's wiring again */
+        for (size_t i = 0; i < f->nhosts; i++) {
+                f->hosts[i].built = false;
+                env_free(&f->hosts[i].final_env);
+        }
+        return r;
 }
 
 static int write_secrets(const char *dir, struct fleet *f, struct fleet_run *run, bool force) {
@@ -833,6 +918,10 @@ int fleet_build(const struct build_opts *o) {
                 }
         }
 
+        /* a dry run makes the same checks as it goes, and builds nothing */
+        if (!o->dry_run && (r = check_hosts(o, &f)) < 0)
+                goto out;
+
         /* Made here, not before: a refused fleet file leaves no trace.
          * Before --imager-json's check, which compares paths in DIR. */
         if (make_dir) {
@@ -857,45 +946,31 @@ int fleet_build(const struct build_opts *o) {
         if (!o->dry_run && (r = extract_shared_base(o, &f, &base_fd, &base_tmp, &first_fd, &first_tmp, &src)) < 0)
                 goto out;
 
-        /* Hosts whose wiring needs another host's final values wait for it. */
-        size_t done = 0;
-        while (done < f.nhosts) {
-                bool progress = false;
-                for (size_t i = 0; i < f.nhosts; i++) {
-                        struct fleet_host *h = &f.hosts[i];
-                        if (h->built)
-                                continue;
-                        struct env derived = {0};
-                        r = derive(&f, h, &derived);
-                        if (r == -EAGAIN) {
-                                env_free(&derived);
-                                continue;
-                        }
-                        struct host_run *hr = NULL;
-                        /* the first host built takes the second copy over */
-                        bool first = done == 0 && first_fd >= 0;
-                        if (r >= 0)
-                                r = build_host(o, &f, h, first ? first_fd : base_fd, first ? first_tmp : base_tmp,
-                                               first || done == f.nhosts - 1, &src, &derived,
-                                               items ? &items[i] : NULL, run.dir_lock >= 0, &hr);
-                        env_free(&derived);
-                        if (r < 0)
-                                goto out;
-                        /* Two commits at a time: this host's has started, the
-                         * one before it must end before the next host starts. */
-                        r = host_run_join(pending, &run);
-                        pending = hr;
-                        if (r < 0)
-                                goto out;
-                        h->built = true;
-                        progress = true;
-                        done++;
-                }
-                if (!progress) {
-                        r = log_error(EINVAL, o->fleet, "hosts' wiring refers to each other in a cycle");
-                        goto out;
-                }
+        struct host_order order = {0};
+        struct fleet_host *h;
+        struct env derived = {0};
+        while ((r = next_host(&f, &order, &h, &derived)) >= 0 && h) {
+                struct host_run *hr = NULL;
+                /* the first host built takes the second copy over, the
+                 * last the first */
+                bool first = order.given == 1 && first_fd >= 0;
+                r = build_host(o, &f, h, first ? first_fd : base_fd, first ? first_tmp : base_tmp,
+                               first || order.given == f.nhosts, &src, &derived,
+                               items ? &items[h - f.hosts] : NULL, run.dir_lock >= 0, &hr);
+                env_free(&derived);
+                if (r < 0)
+                        break;
+                /* Two commits at a time: this host's has started, the one
+                 * before it must end before the next host starts. */
+                r = host_run_join(pending, &run);
+                pending = hr;
+                if (r < 0)
+                        break;
+                h->built = true;
         }
+        env_free(&derived);
+        if (r < 0)
+                goto out;
         r = host_run_join(pending, &run);
         pending = NULL;
         if (r >= 0)

@@ -21,9 +21,9 @@ static unsigned held_errors;
 static bool deferring;
 static pthread_t deferrer;
 static struct buf deferred;
-/* log_demote's thread */
-static bool demoting;
-static pthread_t demoter;
+/* log_demote's thread, and log_quiet's */
+static bool demoting, quieting;
+static pthread_t demoter, quieter;
 
 /* One finished line: printed, or kept while holding (or deferring). */
 static void emit(const struct buf *b, bool error) {
@@ -45,6 +45,13 @@ static bool demoted(void) {
         bool d = demoting && pthread_equal(pthread_self(), demoter);
         pthread_mutex_unlock(&hold_lock);
         return d;
+}
+
+static bool quieted(void) {
+        pthread_mutex_lock(&hold_lock);
+        bool q = quieting && pthread_equal(pthread_self(), quieter);
+        pthread_mutex_unlock(&hold_lock);
+        return q;
 }
 
 /* The message, then the newline: one line, always (a newline inside a
@@ -118,7 +125,7 @@ static void vlog_plain(const char *prefix, const char *fmt, va_list ap) {
 }
 
 void log_info(const char *fmt, ...) {
-        if (log_level < LOG_NORMAL)
+        if (log_level < LOG_NORMAL || quieted())
                 return;
         va_list ap;
         va_start(ap, fmt);
@@ -166,6 +173,14 @@ void log_demote(bool on) {
         demoting = on;
         if (on)
                 demoter = pthread_self();
+        pthread_mutex_unlock(&hold_lock);
+}
+
+void log_quiet(bool on) {
+        pthread_mutex_lock(&hold_lock);
+        quieting = on;
+        if (on)
+                quieter = pthread_self();
         pthread_mutex_unlock(&hold_lock);
 }
 

@@ -33,6 +33,10 @@ rcat "$app" /etc/NetworkManager/system-connections/dimdim-eth.nmconnection | gre
 [[ $(stat -c %a "$T/fleet/secrets.env") == 600 ]] && grep -q '^DB_PASSWORD=' "$T/fleet/secrets.env" \
   && ok "secrets.env 0600 with the generated DB_PASSWORD" || fail "secrets.env"
 [[ $(grep -c '^DB_PASSWORD=' "$T/fleet/secrets.env") == 1 ]] && ok "each generated secret once" || fail "secrets repeated"
+# generated once, before the base is read, and taken over by the build
+[[ $(sed -n 's/^DB_PASSWORD=//p' "$T/fleet/secrets.env" | tr -d "'") == \
+   "$(rcat "$app" /opt/dimdim-health/.env | sed -n 's/^DB_PASSWORD=//p' | tr -d "'")" ]] \
+  && ok "secrets.env holds the DB_PASSWORD the app's image has" || fail "secrets.env's DB_PASSWORD is not the image's"
 rcat "$app" /etc/dimimage/manifest.json | grep -q '"origin": "derived"' && ok "manifest marks derived keys" || fail "manifest derived"
 # The last host built takes the shared base over (renamed, not copied): no
 # hidden base or temporary is left, and each image has only its own edits.
@@ -143,6 +147,7 @@ if "$DIMIMAGE" build --fleet "$T/shared.yml" --base "$base" -o "$T/shared" >"$T/
   check "Compose's own settings from a shared file reach every host" grep -qx "COMPOSE_PARALLEL_LIMIT=2" <<<"$env_obs"
   check "KEY: ~ is YAML's null, an empty value" grep -qxE "OPENOBSERVE_IMAGE=('')?" <<<"$env_obs"
   check "... with its file and line" grep -q "shared.yml:8: .*STRAY_OBS_VAR is not used by role 'observability'" "$T/shared.log"
+  [[ $(grep -c STRAY_OBS_VAR "$T/shared.log") == 1 ]] && ok "... said once" || fail "STRAY_OBS_VAR said $(grep -c STRAY_OBS_VAR "$T/shared.log") times"
   check "a shared key no host uses is warned about once, at its line" \
     grep -q "shared.yml:3: .*NOT_A_STACK_VAR is used by no host's role" "$T/shared.log"
   [[ $(grep -c NOT_A_STACK_VAR "$T/shared.log") == 1 ]] && ok "... and only once" || fail "NOT_A_STACK_VAR said $(grep -c NOT_A_STACK_VAR "$T/shared.log") times"
@@ -336,28 +341,42 @@ expect_error "--host file's per-host hostname refused with --fleet" "perhost\.ym
 expect_rc "--host file's per-host hostname refused with --fleet" 64
 [[ ! -e $T/hf ]] && ok "refused --host files: no directory" || fail "refused --host files: $T/hf created"
 
-# The first host's commit runs on while the second fails: it is waited for,
-# then undone.
+# A host whose inputs are refused (here a weak secret) is refused before
+# the base is read, not after the hosts before it are built.
 cat > "$T/weak.yml" <<YAML
 hosts:
   - {name: first, role: observability, address: 10.0.0.5, env: {OPENOBSERVE_PASSWORD: $OOPW}}
   - {name: second, role: observability, address: 10.0.0.6, env: {OPENOBSERVE_PASSWORD: short}}
 YAML
-expect_error "second host's weak secret refused after the first host's edits, naming its line" "weak\.yml:3: OPENOBSERVE_PASSWORD is shorter" \
+expect_error "second host's weak secret refused, naming its line" "weak\.yml:3: OPENOBSERVE_PASSWORD is shorter" \
   "$DIMIMAGE" build --fleet "$T/weak.yml" --base "$base" -o "$T/bad"
+check_fails "... before the base is read" grep -q "^Reading " "$T/.err"
+check_fails "... and before the first host is built" grep -q "^== first" "$T/.err"
+[[ ! -e $T/bad ]] && ok "... and no directory made" || fail "a fleet refused before the base made $T/bad"
+check "... in one error line" test "$(grep -c 'error:' "$T/.err")" -eq 1
+
+# The first host's commit runs on while the second fails (a time zone the
+# base lacks, found once it is read): it is waited for, then undone.
+cat > "$T/late.yml" <<YAML
+hosts:
+  - {name: first, role: observability, address: 10.0.0.5, env: {OPENOBSERVE_PASSWORD: $OOPW}}
+  - {name: second, role: observability, address: 10.0.0.6, timezone: Mars/Olympus, env: {OPENOBSERVE_PASSWORD: $OOPW}}
+YAML
+expect_error "second host's time zone refused after the first host's edits, naming its line" "late\.yml:3: host second: /etc/localtime would point to .*Mars/Olympus" \
+  "$DIMIMAGE" build --fleet "$T/late.yml" --base "$base" -o "$T/bad"
 grep -q "Removed $T/bad/first.img: the fleet failed" "$T/.out" "$T/.err" \
   && ok "the first host's image, committed meanwhile, removed with a word" || fail "first image's removal not said"
 [[ -z $(ls -A "$T/bad" 2>/dev/null) ]] && ok "no images left by refused fleets" || fail "leftovers: $(ls "$T/bad")"
 [[ ! -e $T/bad ]] && ok "a failed fleet removes the directory it created" || fail "a failed fleet left $T/bad"
 # ... but never one it did not create, nor what is in it
 mkdir "$T/mine" && touch "$T/mine/keep.txt"
-expect_error "failed fleet into an existing directory" "weak\.yml:3: OPENOBSERVE_PASSWORD is shorter" \
-  "$DIMIMAGE" build --fleet "$T/weak.yml" --base "$base" -o "$T/mine"
+expect_error "failed fleet into an existing directory" "late\.yml:3: host second: /etc/localtime" \
+  "$DIMIMAGE" build --fleet "$T/late.yml" --base "$base" -o "$T/mine"
 [[ $(ls -A "$T/mine") == keep.txt ]] && ok "a failed fleet keeps a directory it did not create, and its files" \
   || fail "existing directory: $(ls -A "$T/mine" 2>&1)"
 rm "$T/mine/keep.txt"
-expect_error "failed fleet into an existing empty directory" "weak\.yml:3: OPENOBSERVE_PASSWORD is shorter" \
-  "$DIMIMAGE" build --fleet "$T/weak.yml" --base "$base" -o "$T/mine"
+expect_error "failed fleet into an existing empty directory" "late\.yml:3: host second: /etc/localtime" \
+  "$DIMIMAGE" build --fleet "$T/late.yml" --base "$base" -o "$T/mine"
 [[ -d $T/mine ]] && ok "a failed fleet keeps an empty directory it did not create" || fail "existing empty directory removed"
 
 # SIGINT as the first host's commit renames its last file (strace counts
