@@ -140,6 +140,8 @@ static int phase_inputs(struct build_ctx *c) {
                 .profile = &c->profile,
                 .env_files = o->env_files,
                 .nenv_files = o->nenv_files,
+                .env_texts = o->env_texts,
+                .nenv_texts = o->nenv_texts,
                 .sets = o->sets,
                 .nsets = o->nsets,
                 .sets_file = o->sets_file,

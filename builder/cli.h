@@ -12,6 +12,8 @@
 #include "host.h"
 #include "util.h"
 
+struct dotenv_text;
+
 struct build_opts {
         char *role;             /* --role: a profile name or a profile file */
         char *base;             /* --base */
@@ -26,6 +28,9 @@ struct build_opts {
         const bool *env_file_shared; /* fleet hosts: parallel to env_files, whether the
                                       * file is every host's (fleet file, --env); else NULL */
         const bool *set_shared;      /* fleet hosts: the same for sets */
+        const struct dotenv_text *env_texts; /* fleet hosts: every env file's text, read once
+                                              * for the fleet (stackenv_input); else NULL */
+        size_t nenv_texts;
         char *source;           /* --source DIR|ARCHIVE */
         char *host_file;        /* --host */
         char *fleet;            /* --fleet */

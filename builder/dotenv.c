@@ -698,16 +698,34 @@ int dotenv_parse(const char *name, const char *text, size_t len, struct env *env
         }
 }
 
-int dotenv_parse_file(const char *path, struct env *env) {
-        _cleanup_free_ uint8_t *data = NULL;
-        size_t len = 0;
-        int r = read_file(path, DOTENV_MAX_SIZE, &data, &len);
+int dotenv_read_file(const char *path, char **text, size_t *len) {
+        uint8_t *data = NULL;
+        *len = 0;
+        int r = read_file(path, DOTENV_MAX_SIZE, &data, len);
         if (r == -EFBIG)
                 return log_error(r, path, "larger than %u MiB; is this really an environment file?",
                                  DOTENV_MAX_SIZE >> 20);
         if (r < 0)
                 return log_error(input_err(r), path, "cannot read environment file: %s", strerror(-r));
-        return dotenv_parse(path, (const char *)data, len, env, ORIGIN_FILE);
+        *text = (char *)data;
+        return 0;
+}
+
+void dotenv_text_free(struct dotenv_text *t) {
+        if (t->text)
+                explicit_bzero(t->text, t->len);
+        free(t->text);
+        free(t->path);
+        *t = (struct dotenv_text){0};
+}
+
+int dotenv_parse_file(const char *path, struct env *env) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = dotenv_read_file(path, &text, &len);
+        if (r < 0)
+                return r;
+        return dotenv_parse(path, text, len, env, ORIGIN_FILE);
 }
 
 int env_set_assignment(struct env *env, const char *assignment, const char *what, unsigned line) {

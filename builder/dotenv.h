@@ -31,6 +31,17 @@ struct env {
  * unterminated quotes, a BOM is skipped, CRLF accepted.  Logs, -errno. */
 int dotenv_parse(const char *name, const char *text, size_t len, struct env *env, enum env_origin origin);
 int dotenv_parse_file(const char *path, struct env *env);
+/* An environment file's text, read once for readers that each parse it (a
+ * fleet's hosts: a pipe such as /dev/stdin gives its text to one read
+ * only).  dotenv_read_file logs as dotenv_parse_file does, -errno;
+ * dotenv_text_free wipes the text (it may hold secrets). */
+struct dotenv_text {
+        char *path;
+        char *text;
+        size_t len;
+};
+int dotenv_read_file(const char *path, char **text, size_t *len);
+void dotenv_text_free(struct dotenv_text *t);
 /* "KEY=VALUE" from --set (what "--set", line 0) or a fleet file's env: map
  * (its file and line, for messages); value taken literally. */
 int env_set_assignment(struct env *env, const char *assignment, const char *what, unsigned line);

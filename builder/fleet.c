@@ -59,6 +59,8 @@ struct fleet {
         char *source;
         struct fleet_host *hosts;
         size_t nhosts;
+        struct dotenv_text *env_texts; /* every env file's, read once (read_env_files) */
+        size_t nenv_texts;
 };
 
 static void strv_free(char **v, size_t n) {
@@ -103,6 +105,9 @@ static void fleet_free(struct fleet *f) {
         free(f->dns_where);
         strv_free(f->env_files, f->nenv_files);
         free(f->source);
+        for (size_t i = 0; i < f->nenv_texts; i++)
+                dotenv_text_free(&f->env_texts[i]);
+        free(f->env_texts);
 }
 
 /* A view of map n holding only the keys not in skip, for host_from_yaml. */
@@ -533,6 +538,40 @@ static int settle_host(const struct build_opts *o, const struct fleet *f, const 
         return host_finalize(hs, o->allow_weak);
 }
 
+/* The files not read yet, read into f->env_texts. */
+static int read_env_list(struct fleet *f, char *const *files, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                bool have = false;
+                for (size_t k = 0; k < f->nenv_texts && !have; k++)
+                        have = !strcmp(f->env_texts[k].path, files[i]);
+                if (have)
+                        continue;
+                struct dotenv_text t = {0};
+                int r = dotenv_read_file(files[i], &t.text, &t.len);
+                if (r < 0)
+                        return r;
+                t.path = xstrdup(files[i]);
+                f->env_texts = xrealloc(f->env_texts, (f->nenv_texts + 1) * sizeof(*f->env_texts));
+                f->env_texts[f->nenv_texts++] = t;
+        }
+        return 0;
+}
+
+/* Every env file a host reads (the fleet's, each host's, --env), read once
+ * for the whole fleet: each host parses the same text, and so does
+ * check_hosts before them.  A pipe (--env /dev/stdin) gives its text to one
+ * read only: read per host, the first reader took the secrets and the
+ * others found them unset (generated one nobody was told of, or refused a
+ * required one after the base was read). */
+static int read_env_files(const struct build_opts *o, struct fleet *f) {
+        int r = read_env_list(f, f->env_files, f->nenv_files);
+        for (size_t i = 0; i < f->nhosts && r >= 0; i++)
+                r = read_env_list(f, f->hosts[i].env_files, f->hosts[i].nenv_files);
+        if (r >= 0)
+                r = read_env_list(f, o->env_files, o->nenv_files);
+        return r;
+}
+
 /* Host h's job, as the check before the base is read and its build both
  * run it: command-line values apply to every host, fleet values below
  * them.  Its settings are the caller's to give (job.host). */
@@ -554,6 +593,8 @@ static struct host_run *host_run_new(const struct build_opts *o, struct fleet *f
         hr->ho.sets_file = f->file;
         hr->ho.set_lines = hr->set_lines;
         hr->ho.set_shared = hr->set_shared;
+        hr->ho.env_texts = f->env_texts;
+        hr->ho.nenv_texts = f->nenv_texts;
         hr->ho.imager_json = NULL;
         hr->job = (struct build_job){
                 .opts = &hr->ho,
@@ -918,6 +959,8 @@ int fleet_build(const struct build_opts *o) {
                 }
         }
 
+        if ((r = read_env_files(o, &f)) < 0)
+                goto out;
         /* a dry run makes the same checks as it goes, and builds nothing */
         if (!o->dry_run && (r = check_hosts(o, &f)) < 0)
                 goto out;

@@ -186,6 +186,13 @@ static void flag_unused(const struct stackenv_input *in, struct env *env) {
         }
 }
 
+static int parse_env_file(const struct stackenv_input *in, const char *path, struct env *env) {
+        for (size_t i = 0; i < in->nenv_texts; i++)
+                if (!strcmp(in->env_texts[i].path, path))
+                        return dotenv_parse(path, in->env_texts[i].text, in->env_texts[i].len, env, ORIGIN_FILE);
+        return dotenv_parse_file(path, env);
+}
+
 int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct env *generated) {
         const struct profile *p = in->profile;
         int r;
@@ -193,7 +200,7 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
                 if (p->env[i].def)
                         env_set(env, p->env[i].key, p->env[i].def, ORIGIN_DEFAULT, p->path, p->env[i].line);
         for (size_t i = 0; i < in->nenv_files; i++) {
-                if ((r = dotenv_parse_file(in->env_files[i], env)) < 0)
+                if ((r = parse_env_file(in, in->env_files[i], env)) < 0)
                         return r;
                 /* what this file set, and no later one has yet */
                 for (size_t k = 0; in->env_file_shared && in->env_file_shared[i] && k < env->n; k++)

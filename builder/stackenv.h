@@ -15,6 +15,10 @@ struct stackenv_input {
         const struct profile *profile;
         char *const *env_files;
         size_t nenv_files;
+        const struct dotenv_text *env_texts; /* may be NULL: env files' texts already read (a
+                                              * fleet's, once for every host), by path; a file
+                                              * not among them is read here */
+        size_t nenv_texts;
         char *const *sets;
         size_t nsets;
         const char *sets_file;            /* the fleet file that set_lines refer to */

@@ -160,6 +160,40 @@ else
 fi
 rm -rf "$T/shared"
 
+# Secrets from a pipe (--env /dev/stdin, as build's usage error suggests):
+# a pipe gives its text once, and every host (and the check before the
+# base is read) must see it.  A fleet of one: the given DB_PASSWORD, not a
+# generated one nobody was told of.
+pipepw=Piped-db-pass-$$-given
+cat > "$T/piped1.yml" <<YAML
+hosts:
+  - {name: solo, role: app-standalone, address: 10.1.0.21}
+YAML
+if printf 'DB_PASSWORD=%s\n' "$pipepw" | "$DIMIMAGE" build --fleet "$T/piped1.yml" --base "$base" -o "$T/piped1" --quiet \
+    --set DIMDIM_API_IMAGE=example/api:1 --set DIMDIM_WORKER_IMAGE=example/worker:1 --env /dev/stdin >"$T/piped1.log" 2>&1; then
+  check "a fleet of one: DB_PASSWORD from --env /dev/stdin is the image's" \
+    grep -qx "DB_PASSWORD=$pipepw" <(rcat "$T/piped1/solo.img" /opt/dimdim-health/.env)
+  [[ ! -e $T/piped1/secrets.env ]] && ok "... and nothing generated" || fail "a fleet of one generated a secret over a piped one"
+else
+  fail "a fleet of one with --env /dev/stdin: $(cat "$T/piped1.log")"
+fi
+# Two hosts, each needing a value of the one pipe.
+cat > "$T/piped2.yml" <<YAML
+hosts:
+  - {name: pa, role: app-standalone, address: 10.1.0.21}
+  - {name: po, role: observability, address: 10.1.0.22}
+YAML
+if printf 'DB_PASSWORD=%s\nOPENOBSERVE_PASSWORD=%s\n' "$pipepw" "$OOPW" | "$DIMIMAGE" build --fleet "$T/piped2.yml" \
+    --base "$base" -o "$T/piped2" --quiet --set DIMDIM_API_IMAGE=example/api:1 --set DIMDIM_WORKER_IMAGE=example/worker:1 \
+    --env /dev/stdin >"$T/piped2.log" 2>&1; then
+  check "two hosts, one pipe: the app's DB_PASSWORD" grep -qx "DB_PASSWORD=$pipepw" <(rcat "$T/piped2/pa.img" /opt/dimdim-health/.env)
+  check "... and the observability host's OPENOBSERVE_PASSWORD" \
+    grep -qx "OPENOBSERVE_PASSWORD=$OOPW" <(rcat "$T/piped2/po.img" /opt/dimdim-health/.env)
+else
+  fail "two hosts with --env /dev/stdin: $(cat "$T/piped2.log")"
+fi
+rm -rf "$T/piped1" "$T/piped2"
+
 # --dry-run: each host's payload printed; no base read, nothing written
 "$DIMIMAGE" build --fleet "$T/fleet.yml" --dry-run --base "$base" -o "$T/dry" "${common[@]}" >"$T/dry.out" 2>"$T/dry.err" \
   && ok "fleet --dry-run succeeds" || { fail "fleet --dry-run"; cat "$T/dry.err"; }
