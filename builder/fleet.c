@@ -703,7 +703,10 @@ static int check_hosts(const struct build_opts *o, struct fleet *f) {
                 hr->job.check_only = true;
                 hr->job.generated = &h->generated;
                 hr->job.host = h->settings; /* lent */
+                _cleanup_free_ char *line = xasprintf("== %s (%s, %s)", h->name, h->role, h->address);
+                log_quiet_context(line);
                 r = build_run(&hr->job);
+                log_quiet_context(NULL);
                 hr->job.host = (struct host_settings){0};
                 host_run_free(hr);
                 env_free(&derived);

@@ -21,13 +21,23 @@ static unsigned held_errors;
 static bool deferring;
 static pthread_t deferrer;
 static struct buf deferred;
-/* log_demote's thread, and log_quiet's */
+/* log_demote's thread, and log_quiet's (and the line its next error
+ * follows, log_quiet_context) */
 static bool demoting, quieting;
 static pthread_t demoter, quieter;
+static struct buf quiet_context;
 
 /* One finished line: printed, or kept while holding (or deferring). */
 static void emit(const struct buf *b, bool error) {
         pthread_mutex_lock(&hold_lock);
+        /* where the error goes, not deferred with the warnings */
+        if (error && quieting && quiet_context.len && pthread_equal(pthread_self(), quieter)) {
+                if (holding)
+                        buf_append(&held, quiet_context.data, quiet_context.len);
+                else
+                        fwrite(quiet_context.data, 1, quiet_context.len, stderr);
+                buf_free(&quiet_context);
+        }
         if (holding) {
                 buf_append(&held, b->data, b->len);
                 held_errors += error;
@@ -181,6 +191,20 @@ void log_quiet(bool on) {
         quieting = on;
         if (on)
                 quieter = pthread_self();
+        else
+                buf_free(&quiet_context);
+        pthread_mutex_unlock(&hold_lock);
+}
+
+void log_quiet_context(const char *line) {
+        pthread_mutex_lock(&hold_lock);
+        buf_free(&quiet_context);
+        /* an info line: not with --quiet */
+        if (line && log_level >= LOG_NORMAL) {
+                buf_puts(&quiet_context, line);
+                str_printable((char *)quiet_context.data);
+                buf_puts(&quiet_context, "\n");
+        }
         pthread_mutex_unlock(&hold_lock);
 }
 

@@ -57,6 +57,11 @@ void log_demote(bool on);
  * log_quiet(false).  For a fleet's look at every host before the base is
  * read: the build that follows says it all again. */
 void log_quiet(bool on);
+/* While quiet, line (an info line; NULL: none) is printed just before the
+ * thread's next error, once: for an error that does not say which of the
+ * fleet's hosts it is about (a compose file's, every app host's), as the
+ * build's "== HOST" line before it would have. */
+void log_quiet_context(const char *line);
 
 /* How many errors were logged so far (tests check there is exactly one). */
 unsigned log_error_count(void);

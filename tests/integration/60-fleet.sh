@@ -388,6 +388,19 @@ check_fails "... before the base is read" grep -q "^Reading " "$T/.err"
 check_fails "... and before the first host is built" grep -q "^== first" "$T/.err"
 [[ ! -e $T/bad ]] && ok "... and no directory made" || fail "a fleet refused before the base made $T/bad"
 check "... in one error line" test "$(grep -c 'error:' "$T/.err")" -eq 1
+# An error that names no host (a compose file's, every app host's) still
+# says whose it is: that host's line comes before it, as in its build.
+cat > "$T/nosrc.yml" <<YAML
+hosts:
+  - {name: app-a, role: app-standalone, address: 10.0.0.5, env: {DIMDIM_API_IMAGE: a/b:1, DIMDIM_WORKER_IMAGE: a/c:1}}
+  - {name: app-b, role: app-standalone, address: 10.0.0.6}
+YAML
+expect_error "a host with no source nor images refused before the base is read" "service 'api': .* will not exist in the image" \
+  "$DIMIMAGE" build --fleet "$T/nosrc.yml" --base "$base" -o "$T/bad"
+[[ $(grep -v '^dimimage: warning:' "$T/.err" | grep -B1 '^dimimage: error:' | head -n 1) == "== app-b (app-standalone, 10.0.0.6)" ]] \
+  && ok "... after the line of the host it is about" || fail "no host named before the error: $(cat "$T/.err")"
+check_fails "... and of no other host" grep -q '^== app-a' "$T/.err"
+[[ ! -e $T/bad ]] && ok "... and no directory made" || fail "a fleet refused before the base made $T/bad"
 
 # The first host's commit runs on while the second fails (a time zone the
 # base lacks, found once it is read): it is waited for, then undone.

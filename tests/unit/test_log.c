@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* log.c's deferred warnings (log_defer/log_flush) and held lines
- * (log_hold/log_release), and util.c's sweep of what a killed process left
- * (sweep_stale, temp_lock), on a real directory. */
+/* log.c's deferred warnings (log_defer/log_flush), held lines
+ * (log_hold/log_release) and quiet checks (log_quiet), and util.c's sweep
+ * of what a killed process left (sweep_stale, temp_lock), on a real
+ * directory. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -179,6 +180,40 @@ static void test_hold(void **state) {
         assert_string_equal(out, "dimimage: warning: cache: kept\n");
 }
 
+/* A fleet's check of every host before the base is read: its info lines
+ * and (deferred) warnings dropped, its host's line said before its error
+ * only, once, and never before an error once the host is done. */
+static void quiet_check(void) {
+        log_quiet(true);
+        log_quiet_context("== a (app, 10.0.0.5)");
+        log_defer(true);
+        log_info("Writing 3 entries");
+        log_warn("a.env", "a warning");
+        log_flush(false);
+        log_quiet_context("== b (app, 10.0.0.6)");
+        log_defer(true);
+        log_warn("b.env", "a warning");
+        log_error(EINVAL, "compose.yml", "the refusal");
+        log_error(EINVAL, "compose.yml", "another");
+        log_flush(false);
+        log_quiet_context(NULL);
+        log_error(EINVAL, "fleet.yml", "no host's");
+        log_quiet(false);
+        log_info("said again");
+}
+
+static void test_quiet(void **state) {
+        (void)state;
+        unsigned errors;
+        _cleanup_free_ char *out = logged(quiet_check, &errors);
+        assert_int_equal(errors, 3);
+        assert_string_equal(out, "== b (app, 10.0.0.6)\n"
+                                 "dimimage: error: compose.yml: the refusal\n"
+                                 "dimimage: error: compose.yml: another\n"
+                                 "dimimage: error: fleet.yml: no host's\n"
+                                 "said again\n");
+}
+
 /* ---- sweep_stale ---- */
 
 static bool tmp_named(const char *name, const void *prefix) { return str_has_prefix(name, prefix); }
@@ -247,6 +282,7 @@ int main(void) {
                 cmocka_unit_test(test_log_printable),
                 cmocka_unit_test(test_info_printable),
                 cmocka_unit_test(test_hold),
+                cmocka_unit_test(test_quiet),
                 cmocka_unit_test(test_sweep),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
