@@ -524,6 +524,59 @@ check_fails "stopped while mktemp ran: the stop was taken" test -e "$T/mktemp-st
 left=$(find "$T" -maxdepth 1 -name 'dimdim-firstboot*')
 [[ -z $left ]] && ok "... and the output file is removed" || fail "stopped while mktemp ran, left $left"
 
+# A stop between two commands signals no session: the command before is
+# reaped, and its pid, its session's id, may be another process's by then.
+# locale-gen leaves a process in its session to show it, which must live on
+# when firstboot is stopped in the next command's mktemp, or in the redact
+# of locale-gen's output.
+real_sed=$(command -v sed)
+cp "$bin/locale-gen" "$T/locale-gen.ok"
+cat >"$bin/locale-gen" <<EOF
+#!/bin/bash
+$(vars)
+echo "locale-gen \$*" >>"\$calls"
+(exec -a "\$T/leftover" /bin/sleep 30) </dev/null >/dev/null 2>&1 &
+echo \$! >"\$T/leftover.pid"
+EOF
+# stand_in CMD REAL WHEN: CMD stops its caller once, when WHEN holds (its
+# arguments are firstboot's output file's, or redact's) after locale-gen ran
+stand_in() {
+  cat >"$bin/$1" <<EOF
+#!/bin/bash
+$(vars)
+if [[ $3 && -e "\$T/stop-in-$1" && -e "\$T/leftover.pid" ]]; then
+  rm -f "\$T/stop-in-$1"
+  kill -TERM "\$PPID"
+fi
+exec $(printf %q "$2") "\$@"
+EOF
+}
+# shellcheck disable=SC2016 # $1 is the stand-in's, at its run
+stand_in mktemp "$real_mktemp" '$1 != -u'
+# shellcheck disable=SC2016
+stand_in sed "$real_sed" '$1 == -u'
+chmod +x "$bin/locale-gen" "$bin/mktemp" "$bin/sed"
+for c in mktemp sed; do
+  rm -f "$T/fb/state/firstboot.done" "$T/leftover.pid"
+  touch "$T/stop-in-$c"
+  rc=0
+  { timeout -k 1 20 "$firstboot" >"$T/fb13.out" 2>&1 || rc=$?; } 2>/dev/null
+  check_fails "stopped in $c after a command: the stop was taken" test -e "$T/stop-in-$c"
+  [[ $rc == 143 ]] && ok "... as a stop (TERM)" || fail "stopped in $c after a command: rc=$rc"
+  /bin/sleep 0.3 # a process signalled is gone by then (a zombie, where nothing reaps it)
+  lp=$(cat "$T/leftover.pid" 2>/dev/null || true)
+  if [[ -n $lp && $(cut -d' ' -f3 "/proc/$lp/stat" 2>/dev/null) == [RSD] ]]; then
+    ok "... and the command before's session is not signalled"
+    kill "$lp"
+  else
+    fail "stopped in $c after a command: the command before's session was signalled"
+  fi
+done
+rm -f "$bin/mktemp" "$bin/sed"
+cp "$T/locale-gen.ok" "$bin/locale-gen"
+left=$(find "$T" -maxdepth 1 -name 'dimdim-firstboot*')
+[[ -z $left ]] && ok "... and no output file is left" || fail "stopped after a command, left $left"
+
 # stack: refuses a missing .env; prints the up line.
 rm -f "$T/up-failures"
 check "stack up prints its files" bash -c "'$T/fb/stack' up | grep -qx 'dimdim-stack: up (deploy/docker-compose.app.yml deploy/docker-compose.log-shipping.yml)'"
