@@ -750,18 +750,20 @@ int cmd_build(int argc, char **argv) {
                 cli_free(&o);
                 return r > 0 ? 0 : r;
         }
+        /* "-o fleet/", as the README writes it: every path made from it
+         * reads "fleet/dimdim-app.img", not "fleet//dimdim-app.img" */
+        for (size_t n = strlen(o.out); o.fleet && n > 1 && o.out[n - 1] == '/';)
+                o.out[--n] = '\0';
+        /* from here a stop undoes the run, and says so */
+        output_install_signal_handlers();
+        output_on_interrupt(o.out, o.fleet ? "fleet not written; none of its images kept" : "not written");
         /* The base first: a mistyped path is the likeliest mistake, and
          * nothing else can be checked against an image that is not there. */
         if ((r = source_probe(o.base)) < 0) {
                 cli_free(&o);
                 return r;
         }
-        output_install_signal_handlers();
         if (o.fleet) {
-                /* "-o fleet/", as the README writes it: every path made from
-                 * it reads "fleet/dimdim-app.img", not "fleet//dimdim-app.img" */
-                for (size_t n = strlen(o.out); n > 1 && o.out[n - 1] == '/';)
-                        o.out[--n] = '\0';
                 r = fleet_build(&o);
                 cli_free(&o);
                 return r;

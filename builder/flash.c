@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "hash.h"
 #include "log.h"
+#include "output.h"
 #include "progress.h"
 #include "source.h"
 #include "util.h"
@@ -636,6 +637,9 @@ static int verify(struct target *t, struct job *j, uint8_t *buf) {
         return r;
 }
 
+/* what a flash stopped while writing leaves: its warning, and a signal's */
+#define HEADLESS "left without a partition table (its first 64 KiB stay zero until a flash completes); flash it again"
+
 static int flash(const char *image, const char *device, const struct flash_opts *o) {
         struct reader rd = { .path = image, .fd = -1 };
         struct target t = { .path = device, .fd = -1 };
@@ -647,6 +651,10 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         int r;
         bool headless = false; /* the device holds zeros where its partition table goes */
         bool from_gzip = false; /* at_least is a gzip trailer's ISIZE */
+
+        /* a stop says what it leaves on the device, as an error does */
+        output_install_signal_handlers();
+        output_on_interrupt(device, "nothing written");
 
         /* O_NONBLOCK so a FIFO cannot hang us before we refuse it */
         _cleanup_close_ int ifd = open(image, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -732,6 +740,7 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         j.written = xcalloc(b.n ? b.n : 1, sizeof(*j.written));
         j.head = xcalloc(1, HEAD);
         headless = true;
+        output_on_interrupt(device, HEADLESS);
         if ((r = write_ranges(&rd, &t, &j, o, buf)) < 0)
                 goto out;
         if (!t.is_blk && j.have_bmap)
@@ -743,6 +752,7 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         if ((r = write_head(&t, &j)) < 0)
                 goto out;
         headless = false;
+        output_on_interrupt(device, o->no_verify ? "written" : "written, not verified");
         /* Drop cached pages so the read-back comes from the medium. */
         if (t.is_blk)
                 (void)ioctl(t.fd, BLKFLSBUF, 0);
@@ -753,12 +763,12 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         format_size(b.mapped_blocks * b.block_size, mapped);
         format_size(b.image_size, total);
         log_info("%s: wrote %s of %s%s", device, mapped, total, o->no_verify ? "" : ", verified");
+        output_finished(); /* a stop now changes nothing */
         r = 0;
 out:
         /* what the error leaves on the device, so nobody boots it wondering */
         if (r < 0 && headless)
-                log_warn(device, "left without a partition table (its first 64 KiB stay zero until a flash "
-                         "completes); flash it again");
+                log_warn(device, HEADLESS);
         if (rd.s)
                 source_stream_close(rd.s);
         if (t.fd >= 0)

@@ -79,10 +79,55 @@ static volatile sig_atomic_t finished;
 static int creating;
 static int dying;
 
+/* The line a stopping signal says, "dimimage: interrupted: FILE: NOTE",
+ * from pieces made before it (the handler may not format, allocate or use
+ * stdio): FILE made printable once per run, NOTE a string that outlives the
+ * run, swapped in one store.  Without a note, "dimimage: interrupted". */
+static char interrupt_file[PATH_MAX];
+static const char *interrupt_note;
+/* What clears a progress line first, when stderr is a terminal (fixed
+ * when the handlers are installed; isatty is not async-signal-safe). */
+static const char *interrupt_clear = "";
+
+void output_on_interrupt(const char *file, const char *note) {
+        if (!__atomic_load_n(&interrupt_note, __ATOMIC_ACQUIRE)) {
+                snprintf(interrupt_file, sizeof(interrupt_file), "%s", file);
+                str_printable(interrupt_file);
+        }
+        __atomic_store_n(&interrupt_note, note, __ATOMIC_RELEASE);
+}
+
+/* s after buf's first *n bytes, keeping room for the newline */
+static void append(char *buf, size_t size, size_t *n, const char *s) {
+        for (; *s && *n + 1 < size; s++)
+                buf[(*n)++] = *s;
+}
+
+/* One write(2), so it cannot interleave with another thread's line. */
+static void say_interrupted(void) {
+        char buf[PATH_MAX + 256];
+        size_t n = 0;
+        const char *note = __atomic_load_n(&interrupt_note, __ATOMIC_ACQUIRE);
+        append(buf, sizeof(buf), &n, interrupt_clear);
+        append(buf, sizeof(buf), &n, "dimimage: interrupted");
+        if (note) {
+                append(buf, sizeof(buf), &n, ": ");
+                append(buf, sizeof(buf), &n, interrupt_file);
+                append(buf, sizeof(buf), &n, ": ");
+                append(buf, sizeof(buf), &n, note);
+        }
+        buf[n++] = '\n';
+        (void)!write(STDERR_FILENO, buf, n);
+}
+
 static void on_fatal_signal(int sig) {
         if (finished)
                 return;
-        __atomic_store_n(&dying, 1, __ATOMIC_SEQ_CST);
+        /* One undo, and one line: a second signal, delivered to another
+         * thread meanwhile, waits for this one to end the process. */
+        if (__atomic_exchange_n(&dying, 1, __ATOMIC_SEQ_CST))
+                for (;;)
+                        pause();
         /* Bounded: a creation waiting for a lock this thread was
          * interrupted holding (malloc's, say) would never end. */
         for (int ms = 0; ms < 2000 && __atomic_load_n(&creating, __ATOMIC_SEQ_CST); ms++) {
@@ -104,6 +149,7 @@ static void on_fatal_signal(int sig) {
         for (size_t i = 0; t && i < t->n; i++)
                 if (t->slot[i].used == TRACK_DIR)
                         rmdir(t->slot[i].path);
+        say_interrupted();
         signal(sig, SIG_DFL);
         raise(sig);
 }
@@ -141,6 +187,11 @@ static void create_end(const sigset_t *saved) {
 void output_install_signal_handlers(void) {
         if (handlers_installed)
                 return;
+        /* as progress_end clears its line (a dumb terminal: under it) */
+        if (isatty(STDERR_FILENO)) {
+                const char *term = getenv("TERM");
+                interrupt_clear = !term || !*term || strcmp(term, "dumb") == 0 ? "\n" : "\r\033[K";
+        }
         struct sigaction sa = { .sa_handler = on_fatal_signal };
         /* Block the other two while cleaning up so the unlinks finish. */
         fatal_set(&sa.sa_mask);

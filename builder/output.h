@@ -111,8 +111,14 @@ int output_commit(struct output *o);
 /* Remove every temporary file and release o's memory; safe to call twice.
  * Call it after a successful commit too (it then only frees). */
 void output_abort(struct output *o);
-/* SIGINT/SIGTERM remove registered temporaries, then re-raise. */
+/* SIGINT/SIGTERM/SIGHUP remove registered temporaries, say so in one line
+ * (output_on_interrupt), then re-raise. */
 void output_install_signal_handlers(void);
+/* What that line says from now on: "dimimage: interrupted: FILE: NOTE".
+ * FILE is taken at the first call (a run is about one output, directory or
+ * device); NOTE must outlive the run (a string literal), since the handler
+ * reads it where it is. */
+void output_on_interrupt(const char *file, const char *note);
 /* The run's outputs are all in place: a signal now is ignored (the run
  * ends with 0 and its outputs, not "interrupted" beside them).  Call it
  * where the last output is committed, before untracking what a signal

@@ -66,6 +66,29 @@ truncate -s "$((size + 64 * 1048576))" "$T/dev3"
 check "flash .img.xz (bmap found without .xz) onto a larger file" "$DIMIMAGE" flash --quiet "$T/cimg.img.xz" "$T/dev3"
 check "the larger file starts with the image" cmp -n "$size" "$img" "$T/dev3"
 
+# Stopped by a signal, flash says in one line what it leaves: nothing
+# written (at the device's open), a device without a partition table (at
+# its first write), or one written and not verified (at the read-back's
+# fadvise).  strace -P: only the device's calls are counted.
+if strace -f -o /dev/null -e trace=openat true 2>/dev/null; then
+  for c in "openat nothing written" \
+    "pwrite64 left without a partition table (its first 64 KiB stay zero until a flash completes); flash it again" \
+    "fadvise64 written, not verified"; do
+    read -r call said <<<"$c"
+    truncate -s "$size" "$T/dev5"
+    rc=0
+    strace -f -o /dev/null -P "$T/dev5" -e trace="$call" -e inject="$call":signal=SIGINT:when=1 \
+      "$DIMIMAGE" flash --yes "$img" "$T/dev5" >/dev/null 2>"$T/int.err" || rc=$?
+    n=$(grep -cxF "dimimage: interrupted: $T/dev5: $said" "$T/int.err")
+    [[ $rc == 130 && $n == 1 && $(grep -c '^dimimage:' "$T/int.err") == 1 ]] \
+      && ok "SIGINT at the device's $call: exit 130, one line: $said" \
+      || { fail "SIGINT at the device's $call: exit $rc, said $n times"; sed 's/^/    /' "$T/int.err"; }
+  done
+  rm -f "$T/dev5"
+else
+  echo "skip - interrupting a flash at a chosen point needs strace"
+fi
+
 mv "$img.bmap" "$T/saved.bmap"
 truncate -s "$size" "$T/dev4"
 check "flash without a bmap writes every block" "$DIMIMAGE" flash --quiet "$img" "$T/dev4"

@@ -432,8 +432,12 @@ expect_error "failed fleet into an existing empty directory" "late\.yml:3: host 
 if strace -f -o /dev/null -e trace=rename true 2>/dev/null; then
   rc=0
   strace -f -o /dev/null -e trace=rename -e inject=rename:signal=SIGINT:when=3 \
-    "$DIMIMAGE" build --fleet "$T/fleet.yml" --no-cache --base "$base" -o "$T/int" --quiet "${common[@]}" >/dev/null 2>&1 || rc=$?
+    "$DIMIMAGE" build --fleet "$T/fleet.yml" --no-cache --base "$base" -o "$T/int/" --quiet "${common[@]}" >/dev/null 2>"$T/int.err" || rc=$?
   ((rc == 130)) && ok "fleet interrupted after a host's commit: exit 130" || fail "fleet interrupted: exit $rc"
+  # one line for the fleet, naming DIR as given (its trailing / dropped)
+  n=$(grep -cxF "dimimage: interrupted: $T/int: fleet not written; none of its images kept" "$T/int.err")
+  [[ $n == 1 && $(grep -c '^dimimage:' "$T/int.err") == 1 ]] && ok "fleet interrupted: one line says so" \
+    || { fail "fleet interrupted: said $n times"; sed 's/^/    /' "$T/int.err"; }
   [[ -z $(ls -A "$T/int" 2>/dev/null) ]] && ok "fleet interrupted after a host's commit: no image left" \
     || fail "fleet interrupted after a host's commit: left $(ls -A "$T/int")"
   [[ ! -e $T/int ]] && ok "fleet interrupted after a host's commit: the directory it created removed" \

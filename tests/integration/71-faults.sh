@@ -26,6 +26,13 @@ trap cleanup EXIT
 # left DIR: what a failed build left in DIR (hidden files included; nothing
 # when DIR itself is gone).
 left() { [[ ! -e $1 ]] || ls -A "$1"; }
+# said_stop LOG OUT: LOG holds the one line a stopped build says, once
+# (and no error), empty otherwise with what it holds instead.
+said_stop() {
+  local n
+  n=$(grep -cxF "dimimage: interrupted: $2: not written" "$1")
+  [[ $n == 1 ]] && ! grep -q '^dimimage: error:' "$1" || { echo "said $n times:"; grep '^dimimage:' "$1"; }
+}
 # cache_temps: temporaries left in the decompressed-base cache.
 cache_temps() { find "$T/cache" \( -name '.*' -o -name 'tmp-*' \) -type f 2>/dev/null; find "$T/cache" -name '*.tmp' 2>/dev/null; }
 
@@ -212,9 +219,12 @@ if strace -f -o /dev/null -e trace=rename true 2>/dev/null; then
     rm -rf "$T/re"; mkdir -p "$T/re"
     rc=0
     strace -f -o /dev/null -e trace=rename,renameat,renameat2 -e inject=rename,renameat,renameat2:signal=SIGINT:when="$n" \
-      "$DIMIMAGE" build "${gargs[@]}" -o "$T/re/out.img" >/dev/null 2>&1 || rc=$?
+      "$DIMIMAGE" build "${gargs[@]}" -o "$T/re/out.img" >/dev/null 2>"$T/int.err" || rc=$?
     [[ $rc == 130 && -z $(left "$T/re") ]] && ok "SIGINT at rename $n of the commit: exit 130, nothing left" \
       || fail "SIGINT at rename $n of the commit: exit $rc, left $(left "$T/re" | tr '\n' ' ')"
+    said=$(said_stop "$T/int.err" "$T/re/out.img")
+    [[ -z $said ]] && ok "SIGINT at rename $n of the commit: one line says OUT is not written" \
+      || fail "SIGINT at rename $n of the commit: $said"
     "$DIMIMAGE" build "${gargs[@]}" -o "$T/re/out.img" >/dev/null 2>&1 || fail "build for the interrupted rebuild"
     old=$(sums "$T/re")
     rc=0
@@ -280,8 +290,11 @@ if strace -f -o /dev/null -e trace=rename true 2>/dev/null; then
   mkdir -p "$T/ci"
   rc=0
   strace -f -o /dev/null -e trace=copy_file_range -e inject=copy_file_range:signal=SIGINT:when=1 \
-    "$DIMIMAGE" build "${args[@]}" --base "$T/small.img.zst" -o "$T/ci/out.img" >/dev/null 2>&1 || rc=$?
+    "$DIMIMAGE" build "${args[@]}" --base "$T/small.img.zst" -o "$T/ci/out.img" >/dev/null 2>"$T/int.err" || rc=$?
   ((rc == 130)) && ok "SIGINT while caching the base: exit 130" || fail "SIGINT while caching the base: exit $rc"
+  said=$(said_stop "$T/int.err" "$T/ci/out.img")
+  [[ -z $said ]] && ok "SIGINT while caching the base: one line says OUT is not written" \
+    || fail "SIGINT while caching the base: $said"
   [[ -z $(cache_temps) && -z $(left "$T/ci") ]] && ok "SIGINT while caching the base: no cache temporary, nothing left" \
     || fail "SIGINT while caching the base: left $(cache_temps) $(left "$T/ci")"
   rm -rf "${T:?}/cache/"* "$T/ci" "$T/small.img.zst"
@@ -319,6 +332,14 @@ interrupt() {
     ok "$what: exit $rc (last said: $(grep -v '^$' "$T/sig.log" | tail -n 1 | cut -c1-60))"
   else
     fail "$what: exit $rc (a crash?)"; sed 's/^/    /' "$T/sig.log" | tail -n 5
+  fi
+  # Stopped by the signal, it says so, once.  Not checked at the earliest
+  # delay: on a busy machine the signal may land before main runs, where
+  # there is nothing to undo and nothing is said.
+  local said
+  said=$(said_stop "$T/sig.log" "$T/sig/$out")
+  if ((rc == want)) && [[ $delay != 0.05 ]]; then
+    [[ -z $said ]] && ok "$what: one line says OUT is not written" || fail "$what: $said"
   fi
   [[ -z $(left "$T/sig") ]] && ok "$what: nothing left" || { fail "$what: left $(left "$T/sig")"; rm -rf "${T:?}/sig/"{*,.[!.]*}; }
   [[ -z $(cache_temps) ]] && ok "$what: no cache temporaries" || { fail "$what: cache temporaries $(cache_temps)"; }
