@@ -15,6 +15,7 @@
 #include "model.h"
 #include "output.h"
 #include "profile.h"
+#include "secret.h"
 #include "util.h"
 
 enum {
@@ -376,6 +377,13 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
         if (!o->fleet && (output_check_name(o->out) < 0 ||
                           compress_check_level(output_format_for(o->out), o->compression_level, o->out) < 0))
                 return -EUSAGE;
+        /* the files holding secrets, once the command line is good */
+        for (size_t i = 0; i < o->nenv_files; i++)
+                secret_file_check_mode(o->env_files[i]);
+        if (o->host.password_file)
+                secret_file_check_mode(o->host.password_file);
+        if (o->host.wifi_psk_file)
+                secret_file_check_mode(o->host.wifi_psk_file);
         return 0;
 }
 

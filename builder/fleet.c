@@ -17,6 +17,7 @@
 #include "model.h"
 #include "output.h"
 #include "profile.h"
+#include "secret.h"
 #include "source.h"
 #include "util.h"
 #include "yamltree.h"
@@ -181,6 +182,7 @@ static int file_list(const char *file, const char *what, const struct ynode *n, 
         for (size_t i = 0; i < k; i++) {
                 if (r >= 0) {
                         _cleanup_free_ char *p = relative_to(file, v[i]);
+                        secret_file_check_mode(p); /* an env file: it holds secrets */
                         strv_push(out, count, p);
                 }
                 free(v[i]);

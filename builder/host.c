@@ -342,6 +342,11 @@ int host_from_yaml(const char *file, const struct ynode *n, struct host_settings
                                      HF_WIFI_PSK)) < 0)
                         return r;
         }
+        /* the files this one names, once it is good */
+        if (ynode_get(n, "password_file"))
+                secret_file_check_mode(hs->password_file);
+        if (w && ynode_get(w, "psk_file"))
+                secret_file_check_mode(hs->wifi_psk_file);
         /* no origin: each value read knows its line, and one from the
          * command line merged in later must not be blamed on this file */
         return 0;

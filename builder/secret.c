@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Secrets never leave this file in a message: callers get -errno or a fixed
- * reason string and name the key themselves. */
+ * reason string and name the key themselves (secret_file_check_mode names
+ * only a file and its mode). */
 #include "secret.h"
 
 #include <crypt.h>
@@ -10,7 +11,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "util.h"
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -168,4 +172,32 @@ const char *secret_weakness(const char *value) {
                 if (strcasestr(value, stems[i]))
                         return "is based on a well-known default";
         return NULL;
+}
+
+/* file as a command's operand in a shell, so the command said can be
+ * pasted: in single quotes (each ' as '\'') unless every character is one
+ * a shell takes as it is, and after "./" when it would read as an option */
+static char *shell_word(const char *file) {
+        const char *dot = file[0] == '-' ? "./" : "";
+        if (*file && file[strspn(file, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+,:@%=")] == 0)
+                return xasprintf("%s%s", dot, file);
+        struct buf b = {0};
+        buf_printf(&b, "'%s", dot);
+        for (const char *c = file; *c; c++)
+                if (*c == '\'')
+                        buf_puts(&b, "'\\''");
+                else
+                        buf_append(&b, c, 1);
+        buf_puts(&b, "'");
+        return (char *)buf_steal(&b, NULL);
+}
+
+void secret_file_check_mode(const char *file) {
+        struct stat st;
+        if (stat(file, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+            !(st.st_mode & (S_IRGRP | S_IROTH)))
+                return;
+        _cleanup_free_ char *word = shell_word(file);
+        log_warn(file, "holds secrets, yet %s may read it (mode %04o): chmod 600 %s",
+                 st.st_mode & S_IROTH ? "every user" : "its group", (unsigned)(st.st_mode & 07777), word);
 }

@@ -21,3 +21,10 @@ bool secret_key_is_sensitive(const char *key);
 /* Why a secret value is weak (empty, shorter than 12, a known default such as
  * changeme/password/admin/secret, one repeated character), or NULL. */
 const char *secret_weakness(const char *value);
+/* Warn when file, a regular file this user owns that holds secrets (an
+ * --env file, a password or Wi-Fi passphrase file), may be read by its
+ * group or by everyone, saying how to fix it (as ssh does for a key).
+ * Only a warning: the build goes on.  Silent for what cannot be read, is
+ * no regular file (a pipe from a password manager) or is another user's
+ * (this user cannot chmod it; made 0600, it would be unreadable here). */
+void secret_file_check_mode(const char *file);

@@ -352,6 +352,48 @@ else
   fail "a password file with a BOM"; sed 's/^/    /' "$T/bom.log"
 fi
 rm -f "$T/bom.img"*
+# A file of secrets others may read is used, with one warning naming it, its
+# mode and the chmod that fixes it, as ssh says of a key; nothing is said of
+# one that is 0600, nor of another user's (this user cannot chmod it).
+printf 'OPENOBSERVE_PASSWORD=%s\n' "$OOPW" >"$T/modes.env"
+printf 'Horse-Battery-Staple-42\n' >"$T/modes.pass"
+printf 'Wifi-Passphrase-1234\n' >"$T/modes.psk"
+printf 'user: pi\npassword_file: modes.pass\nwifi:\n  ssid: home\n  psk_file: modes.psk\n  country: GB\n' >"$T/modes.yml"
+# modes_said WHAT ARGS...: a dry run with ARGS; the lines it warned about a
+# file's mode are in $T/modes.said
+modes_said() {
+  local what=$1
+  shift
+  if "$DIMIMAGE" build --role observability --base "$base" -o "$T/modes.img" --dry-run "$@" >/dev/null 2>"$T/modes.log"; then
+    grep 'holds secrets' "$T/modes.log" >"$T/modes.said"
+  else
+    fail "$what: the build"; sed 's/^/    /' "$T/modes.log"; : >"$T/modes.said"
+  fi
+}
+chmod 644 "$T/modes.env"
+modes_said "--env FILE 0644" --env "$T/modes.env"
+[[ $(cat "$T/modes.said") == "dimimage: warning: $T/modes.env: holds secrets, yet every user may read it (mode 0644): chmod 600 $T/modes.env" ]] \
+  && ok "an --env file every user may read: one warning, its mode and the chmod" || fail "--env 0644: $(cat "$T/modes.said")"
+chmod 640 "$T/modes.pass"
+modes_said "--password-file 0640" --set OPENOBSERVE_PASSWORD="$OOPW" --user pi --password-file "$T/modes.pass"
+[[ $(cat "$T/modes.said") == "dimimage: warning: $T/modes.pass: holds secrets, yet its group may read it (mode 0640): chmod 600 $T/modes.pass" ]] \
+  && ok "a --password-file its group may read: one warning" || fail "--password-file 0640: $(cat "$T/modes.said")"
+chmod 604 "$T/modes.pass"
+modes_said "a --host file's password and Wi-Fi files" --set OPENOBSERVE_PASSWORD="$OOPW" --host "$T/modes.yml"
+[[ $(grep -c "$T/modes.pass: .*(mode 0604): chmod 600 $T/modes.pass$" "$T/modes.said") == 1 &&
+   $(grep -c "$T/modes.psk: .*(mode 0644): chmod 600 $T/modes.psk$" "$T/modes.said") == 1 && $(wc -l <"$T/modes.said") == 2 ]] \
+  && ok "a --host file's password_file and wifi.psk_file: one warning each" || fail "--host files: $(cat "$T/modes.said")"
+chmod 600 "$T/modes.env" "$T/modes.pass" "$T/modes.psk"
+modes_said "0600 files" --env "$T/modes.env" --host "$T/modes.yml"
+[[ ! -s $T/modes.said ]] && ok "0600 files: no warning" || fail "0600 files: $(cat "$T/modes.said")"
+if ((EUID == 0)); then
+  # root reads another user's file, which only its owner should chmod
+  chown 65534 "$T/modes.env" && chmod 644 "$T/modes.env"
+  modes_said "another user's --env file" --env "$T/modes.env"
+  [[ ! -s $T/modes.said ]] && ok "another user's --env file: no warning" || fail "another user's file: $(cat "$T/modes.said")"
+else
+  echo "skip - another user's file takes root to make"
+fi
 # A secret after --set KEY (a space for the '=') or in a mistyped option
 # is never echoed.
 expect_error "a stray argument is not echoed" 'an unexpected argument \(not shown' \

@@ -119,6 +119,7 @@ grep -qx "OPENOBSERVE_PASSWORD=$OOPW" <<<"$env_app" && grep -qx "OPENOBSERVE_EMA
 # (nor the app's image names); a shared key no host uses is said once.
 shpw=Sh4red-db-pass-$$-never-on-obs
 printf 'DB_PASSWORD=%s\nCOMPOSE_PARALLEL_LIMIT=2\n' "$shpw" >"$T/common.env"
+chmod 644 "$T/common.env" # every user may read it: said once, not per host
 cat > "$T/shared.yml" <<YAML
 user: pi
 ssh_key_files: [$T/key.pub]
@@ -152,6 +153,10 @@ if "$DIMIMAGE" build --fleet "$T/shared.yml" --base "$base" -o "$T/shared" >"$T/
     grep -q "shared.yml:3: .*NOT_A_STACK_VAR is used by no host's role" "$T/shared.log"
   [[ $(grep -c NOT_A_STACK_VAR "$T/shared.log") == 1 ]] && ok "... and only once" || fail "NOT_A_STACK_VAR said $(grep -c NOT_A_STACK_VAR "$T/shared.log") times"
   check_fails "no warning for shared keys one host uses" grep -qE 'DB_PASSWORD|DIMDIM_API_IMAGE' "$T/shared.log"
+  [[ $(grep -c 'holds secrets' "$T/shared.log") == 1 ]] &&
+    grep -qxF "dimimage: warning: $T/common.env: holds secrets, yet every user may read it (mode 0644): chmod 600 $T/common.env" "$T/shared.log" \
+    && ok "an env_files file every user may read: one warning for the fleet, with the chmod" \
+    || fail "env_files 0644: $(grep 'holds secrets' "$T/shared.log")"
   [[ $(grep -c 'OPENOBSERVE_PASWORD' "$T/shared.log") == 1 ]] \
     && grep -q "shared.yml:3: OPENOBSERVE_PASWORD is used by no host's role; did you mean OPENOBSERVE_PASSWORD?" "$T/shared.log" \
     && ok "a shared typo: said once, with the name meant" || fail "shared typo: $(grep OPENOBSERVE_PASWORD "$T/shared.log")"
