@@ -218,6 +218,12 @@ static int parse_host(struct fleet *f, const struct ynode *n, struct fleet_host 
                 return v ? r : log_error_at(EINVAL, file, n->line, "host %s has no role", h->name);
         if (!(v = ynode_get(n, "address")) || (r = ynode_string(file, "address", v, &h->address)) < 0)
                 return v ? r : log_error_at(EINVAL, file, n->line, "host %s has no address", h->name);
+        /* "10.0.0.5/24", as --ip takes it: the fleet's hosts share one prefix */
+        if (strchr(h->address, '/'))
+                return log_error_at(EINVAL, file, v->line,
+                                    "host %s: address '%s': give the address alone; the prefix length of every "
+                                    "host's is network.prefix (24 unless set)",
+                                    h->name, h->address);
         if (!host_valid_ipv4(h->address))
                 return log_error_at(EINVAL, file, v->line, "host %s: '%s' is not an IPv4 address", h->name,
                                     h->address);
@@ -262,7 +268,22 @@ static int fleet_parse(const char *file, struct fleet *f) {
         if (net) {
                 if ((r = ynode_check_keys(file, "network", net, network_keys)) < 0)
                         goto out;
-                if ((v = ynode_get(net, "prefix")) && (r = ynode_uint(file, "network.prefix", v, 32, &f->prefix)) < 0)
+                v = ynode_get(net, "prefix");
+                int mask = v && v->kind == Y_SCALAR ? host_netmask_prefix(v->scalar) : -ENOENT;
+                if (mask >= 1) {
+                        r = log_error_at(EINVAL, file, v->line,
+                                         "network.prefix is the prefix length, not the netmask: prefix: %d (%s is /%d)",
+                                         mask, v->scalar, mask);
+                        goto out;
+                }
+                if (mask != -ENOENT) {
+                        r = log_error_at(EINVAL, file, v->line,
+                                         "network.prefix is the prefix length, 1 to 32: 24 for netmask 255.255.255.0 "
+                                         "(%s %s)",
+                                         v->scalar, mask == 0 ? "would be /0" : "is no netmask: its 1 bits must all come first");
+                        goto out;
+                }
+                if (v && (r = ynode_uint(file, "network.prefix", v, 32, &f->prefix)) < 0)
                         goto out;
                 if (v && !f->prefix) {
                         r = log_error_at(EINVAL, file, v->line, "network.prefix must be 1 to 32 (24 for a home network)");

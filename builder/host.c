@@ -473,6 +473,39 @@ bool host_parse_cidr(const char *s, char addr[16], unsigned *prefix) {
         return host_valid_ipv4(addr);
 }
 
+int host_netmask_prefix(const char *s) {
+        struct in_addr a;
+        if (inet_pton(AF_INET, s, &a) != 1)
+                return -ENOENT;
+        uint32_t m = ntohl(a.s_addr);
+        /* contiguous: what follows the 1 bits is all 0, so ~m + 1 is a power of two */
+        if ((~m & (~m + 1)) != 0)
+                return -EINVAL;
+        return __builtin_popcount(m);
+}
+
+/* The error for an --ip (or ip:) host_parse_cidr refused. */
+static int log_bad_cidr(const struct host_settings *hs) {
+        const char *ip = hs->ip, *slash = strchr(ip, '/');
+        _cleanup_free_ char *addr = slash ? xstrndup(ip, (size_t)(slash - ip)) : NULL;
+        /* "192.168.1.10/255.255.255.0", as ifconfig and Windows take it */
+        int p = slash && host_valid_ipv4(addr) ? host_netmask_prefix(slash + 1) : -ENOENT;
+        if (p >= 1)
+                return log_error(EINVAL, host_where(hs, HF_IP),
+                                 "invalid static address '%s': give the prefix length, not the netmask: %s/%d "
+                                 "(%s is /%d)",
+                                 ip, addr, p, slash + 1, p);
+        if (p != -ENOENT)
+                return log_error(EINVAL, host_where(hs, HF_IP),
+                                 "invalid static address '%s': give the prefix length after the '/', e.g. %s/24 for "
+                                 "netmask 255.255.255.0 (%s %s)",
+                                 ip, addr, slash + 1,
+                                 p == 0 ? "would be /0, which no static address can have"
+                                        : "is no netmask: its 1 bits must all come first");
+        return log_error(EINVAL, host_where(hs, HF_IP),
+                         "invalid static address '%s': expected ADDRESS/PREFIX, e.g. 192.168.1.101/24", ip);
+}
+
 /* One public key per line; comments and blank lines skipped; private keys
  * refused loudly, since copying one into an image would leak it. */
 static int read_keys(const char *file, struct host_settings *hs) {
@@ -651,9 +684,7 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
         char ip_addr[16] = "";
         unsigned ip_prefix = 0;
         if (hs->ip && !host_parse_cidr(hs->ip, ip_addr, &ip_prefix))
-                return log_error(EINVAL, host_where(hs, HF_IP),
-                                 "invalid static address '%s': expected ADDRESS/PREFIX, e.g. 192.168.1.101/24",
-                                 hs->ip);
+                return log_bad_cidr(hs);
         if (hs->gateway && !hs->ip)
                 return log_error(EINVAL, host_where(hs, HF_GATEWAY),
                                  "a gateway needs a static address: add %s ADDRESS/PREFIX",

@@ -62,4 +62,8 @@ void host_free(struct host_settings *hs);
 bool host_valid_hostname(const char *s);
 /* "a.b.c.d/p" -> address and prefix; false when malformed. */
 bool host_parse_cidr(const char *s, char addr[16], unsigned *prefix);
+/* The prefix length netmask s stands for ("255.255.255.0": 24; 0 to 32),
+ * -ENOENT when s is no dotted IPv4 address, -EINVAL when it is one whose
+ * 1 bits do not all come first (no netmask). */
+int host_netmask_prefix(const char *s);
 bool host_valid_ipv4(const char *s);

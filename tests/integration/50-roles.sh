@@ -418,6 +418,22 @@ expect_error "a stray file argument is named" "unexpected argument '$base'" \
 expect_error "an --ip prefix with a space refused" "invalid static address '10.0.0.5/ 24'" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
   --ip '10.0.0.5/ 24' --gateway 10.0.0.1
+# A netmask where the prefix length goes (as ifconfig takes it): the prefix
+# it stands for is named, and a mask that is none is said to be none.
+expect_error "an --ip with a netmask: the prefix length it stands for named" \
+  "^dimimage: error: --ip: invalid static address '192\.168\.1\.10/255\.255\.252\.0': give the prefix length, not the netmask: 192\.168\.1\.10/22 \(255\.255\.252\.0 is /22\)$" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+  --ip 192.168.1.10/255.255.252.0 --gateway 192.168.1.1 --dry-run
+expect_rc "an --ip with a netmask" 65
+expect_error "an --ip with a mask that is no netmask: said so, with an example" \
+  "invalid static address '192\.168\.1\.10/255\.0\.255\.0': give the prefix length after the '/', e\.g\. 192\.168\.1\.10/24 for netmask 255\.255\.255\.0 \(255\.0\.255\.0 is no netmask" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+  --ip 192.168.1.10/255.0.255.0 --gateway 192.168.1.1 --dry-run
+printf 'ip: 192.168.1.10/255.255.255.0\ngateway: 192.168.1.1\n' >"$T/mask.yml"
+expect_error "a --host file's ip: with a netmask, at its line" \
+  "mask\.yml:1: invalid static address '192\.168\.1\.10/255\.255\.255\.0': give the prefix length, not the netmask: 192\.168\.1\.10/24 " \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+  --host "$T/mask.yml" --dry-run
 # Static settings NetworkManager takes but the Pi cannot use; a /32 routes
 # to a gateway outside it on-link, which is the only way it can.
 expect_error "a gateway outside the --ip subnet refused" 'gateway 10\.0\.0\.1 is outside the Pi.s subnet 192\.168\.1\.0/24' \

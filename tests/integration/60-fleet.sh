@@ -332,6 +332,16 @@ hosts:
     role: observability
     address: 10.0.0.5
     timezone: Mars Base"
+settings_refused "network.prefix given as a netmask: the prefix it stands for named" \
+  "set\.yml:2: network\.prefix is the prefix length, not the netmask: prefix: 22 \(255\.255\.252\.0 is /22\)" \
+"network:
+  prefix: 255.255.252.0
+hosts:
+  - {name: pi-a, role: observability, address: 10.0.0.5}"
+settings_refused "a host's address with a prefix: the fleet's is network.prefix" \
+  "set\.yml:2: host pi-a: address '10\.0\.0\.5/255\.255\.255\.0': give the address alone; the prefix length of every host's is network\.prefix" \
+"hosts:
+  - {name: pi-a, role: observability, address: 10.0.0.5/255.255.255.0}"
 settings_refused "network.prefix 0, at its line" "set\.yml:2: network\.prefix must be 1 to 32" \
 "network:
   prefix: 0

@@ -361,6 +361,13 @@ static void test_network(void **state) {
                 {"10.0.0.5/33", "10.0.0.1", "ADDRESS/PREFIX"},
                 {"10.0.0.5/0", "10.0.0.1", "ADDRESS/PREFIX"},
                 {"10.0.0.5/", "10.0.0.1", "ADDRESS/PREFIX"},
+                /* a netmask where the prefix goes: the prefix it stands for */
+                {"10.0.0.5/255.255.255.0", "10.0.0.1", "not the netmask: 10.0.0.5/24 (255.255.255.0 is /24)"},
+                {"10.0.0.5/255.255.255.255", "10.0.0.1", "not the netmask: 10.0.0.5/32 "},
+                {"10.0.0.5/128.0.0.0", "10.0.0.1", "not the netmask: 10.0.0.5/1 "},
+                {"10.0.0.5/255.255.0.255", "10.0.0.1", "e.g. 10.0.0.5/24 for netmask 255.255.255.0 (255.255.0.255 is no netmask"},
+                {"10.0.0.5/0.0.0.0", "10.0.0.1", "(0.0.0.0 would be /0"},
+                {"10.0.0.500/255.255.255.0", "10.0.0.1", "expected ADDRESS/PREFIX"},
         };
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
                 struct host_settings hs = {.ip = xstrdup(cases[i].ip)};
