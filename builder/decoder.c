@@ -94,12 +94,27 @@ int decoder_open_file(const char *path, struct stat *st, uint64_t *size, enum fm
         return fd;
 }
 
+bool source_is_iso9660(const uint8_t *b, size_t n) {
+        return n >= SOURCE_ISO9660_HEAD && !memcmp(b + SOURCE_ISO9660_MAGIC_OFF, SOURCE_ISO9660_MAGIC, 5);
+}
+
+int source_refuse_iso9660(const char *path, bool compressed) {
+        return log_error(EINVAL, path,
+                         "%s an ISO 9660 (CD/DVD or installer) image, not a Raspberry Pi OS disk image: the "
+                         "Raspberry Pi OS downloads are .img.xz files (such as raspios-trixie-arm64-lite.img.xz)",
+                         compressed ? "decompresses to" : "is");
+}
+
 /* A disk image starts with an MBR/protective-MBR/FAT boot signature or is a
  * bare ext2/3/4 filesystem; anything else (a text file, garbage) is refused
- * here rather than as a confusing partition-table error later. */
+ * here rather than as a confusing partition-table error later.  An ISO
+ * with an MBR (a hybrid one) is a disk image to flash; the base and inspect
+ * refuse it when they read its partitions (disk.c). */
 int source_check_head(const char *path, const uint8_t *b, size_t n, bool compressed) {
         if (n >= 512 && b[510] == 0x55 && b[511] == 0xaa)
                 return 0;
+        if (source_is_iso9660(b, n))
+                return source_refuse_iso9660(path, compressed);
         if (n >= 1082 && get_le16(b + 1080) == 0xef53)
                 return 0;
         /* the mistake a user makes most: the download's .tar.xz, or an image
@@ -113,8 +128,8 @@ int source_check_head(const char *path, const uint8_t *b, size_t n, bool compres
 }
 
 int decoder_check_raw_head(int fd, const char *path, uint64_t size) {
-        uint8_t head[4096];
-        size_t n = (size_t)MIN(size, sizeof(head));
+        size_t n = (size_t)MIN(size, (uint64_t)SOURCE_ISO9660_HEAD);
+        _cleanup_free_ uint8_t *head = xmalloc(SOURCE_ISO9660_HEAD);
         int r = pread_full(fd, head, n, 0);
         if (r < 0)
                 return log_error(r, path, "cannot read: %s", strerror(-r));

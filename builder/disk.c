@@ -23,6 +23,7 @@
 
 #include "disk.h"
 #include "log.h"
+#include "source.h"
 #include "util.h"
 
 #define SECTOR 512u
@@ -120,6 +121,11 @@ static int check_content(const char *image, int fd, uint64_t size, const uint8_t
                 return log_error(r, image, "cannot read: %s", strerror(-r));
         if (looks_like_text(head, n))
                 return log_error(EINVAL, image, "is a text file, not a disk image");
+        /* a hybrid ISO has an MBR too, whose partitions are the ISO's */
+        uint8_t magic[5];
+        if (size >= SOURCE_ISO9660_HEAD && pread_full(fd, magic, sizeof(magic), SOURCE_ISO9660_MAGIC_OFF) == 0 &&
+            !memcmp(magic, SOURCE_ISO9660_MAGIC, sizeof(magic)))
+                return source_refuse_iso9660(image, false);
         if (size < MIN_IMAGE_BYTES)
                 return log_error(EINVAL, image, "too small to be a disk image (%llu bytes)",
                                  (unsigned long long)size);

@@ -105,12 +105,13 @@ static bool is_compressed(const char *path, int fd) {
 static int check_image_head(const char *image, bool compressed, uint64_t *at_least) {
         if (!compressed)
                 return source_probe(image);
-        uint8_t head[4096];
+        /* as far as an ISO 9660's signature, to name one */
+        _cleanup_free_ uint8_t *head = xmalloc(SOURCE_ISO9660_HEAD);
         struct source_stream *s = NULL;
         int r = source_stream_open(image, &s);
         if (r < 0)
                 return r;
-        long long n = source_stream_read(s, head, sizeof(head));
+        long long n = source_stream_read(s, head, SOURCE_ISO9660_HEAD);
         *at_least = MAX(*at_least, source_stream_size_hint(s));
         source_stream_close(s);
         if (n < 0)

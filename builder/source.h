@@ -105,4 +105,14 @@ uint64_t source_stream_size_hint(const struct source_stream *s);
  * like a disk image: an MBR/FAT boot signature or a bare ext2/3/4
  * superblock; else logs "not a disk image" for path, -EINVAL. */
 int source_check_head(const char *path, const uint8_t *b, size_t n, bool compressed);
+/* ISO 9660 (a CD/DVD or installer image): its first volume descriptor, at
+ * 32 KiB, holds "CD001" after its type byte.  Where, the bytes needed from
+ * an image's start to tell, and whether b (n of them from the start) is one. */
+#define SOURCE_ISO9660_MAGIC "CD001"
+#define SOURCE_ISO9660_MAGIC_OFF 0x8001
+#define SOURCE_ISO9660_HEAD (SOURCE_ISO9660_MAGIC_OFF + 5)
+bool source_is_iso9660(const uint8_t *b, size_t n);
+/* Logs that path is (or decompresses to) an ISO 9660 image, not a
+ * Raspberry Pi OS disk image; -EINVAL. */
+int source_refuse_iso9660(const char *path, bool compressed);
 void source_stream_close(struct source_stream *s);

@@ -131,6 +131,31 @@ fixture() {
   echo "$img"
 }
 
+# make_iso OUT [hybrid]: an ISO 9660 image at OUT, made by the first of
+# xorriso, genisoimage or mkisofs installed; without any, its volume
+# descriptors are written by hand (type 1, "CD001", version 1 at 32 KiB, the
+# set terminator after it), which is what tells an ISO 9660 image by its
+# content.  hybrid: with an MBR boot signature too, as isohybrid leaves one
+# (an installer ISO that can also be dd'd to a stick).  ISO_TOOL says which.
+make_iso() {
+  local out=$1 dir
+  dir=$(mktemp -d --tmpdir="$T" iso.XXXXXX) && echo "an installer's file" >"$dir/README.TXT"
+  if command -v xorriso >/dev/null; then
+    ISO_TOOL=xorriso; xorriso -as mkisofs -quiet -o "$out" "$dir" >/dev/null 2>&1
+  elif command -v genisoimage >/dev/null; then
+    ISO_TOOL=genisoimage; genisoimage -quiet -o "$out" "$dir" >/dev/null 2>&1
+  elif command -v mkisofs >/dev/null; then
+    ISO_TOOL=mkisofs; mkisofs -quiet -o "$out" "$dir" >/dev/null 2>&1
+  else
+    ISO_TOOL="printf and dd (no xorriso, genisoimage or mkisofs here)"
+    rm -f "$out" && truncate -s 2M "$out" &&
+      printf '\001CD001\001' | dd of="$out" bs=1 seek=32768 conv=notrunc status=none &&
+      printf '\377CD001\001' | dd of="$out" bs=1 seek=34816 conv=notrunc status=none
+  fi || return 1
+  rm -rf "$dir"
+  [[ ${2:-} != hybrid ]] || printf '\125\252' | dd of="$out" bs=1 seek=510 conv=notrunc status=none
+}
+
 # Byte offset of partition N of an image (from sfdisk, not from dimimage).
 part_offset() {
   sfdisk -J "$1" | python3 -c 'import json,sys; t=json.load(sys.stdin)["partitiontable"]; print(t["partitions"][int(sys.argv[1])-1]["start"]*512)' "$2"

@@ -254,6 +254,14 @@ printf 'just some text\n' >"$T/notes.txt"
 expect_error "inspect a text file" 'text file' "$DIMIMAGE" inspect "$T/notes.txt"
 truncate -s 16M "$T/zero.img"
 expect_error "inspect an all-zero image" 'empty \(all zero\)' "$DIMIMAGE" inspect "$T/zero.img"
+# an ISO 9660 image, plain or hybrid (with an MBR), named as one
+make_iso "$T/cd.iso" && make_iso "$T/hybrid.iso" hybrid || fail "make_iso"
+echo "# ISO images made by $ISO_TOOL"
+for f in cd.iso hybrid.iso; do
+  expect_error "inspect an ISO 9660 image ($f)" \
+    "^dimimage: error: $T/$f: is an ISO 9660 \(CD/DVD or installer\) image, not a Raspberry Pi OS disk image: the Raspberry Pi OS downloads are \.img\.xz" \
+    "$DIMIMAGE" inspect "$T/$f"
+done
 expect_error "inspect a missing file" 'missing\.img' "$DIMIMAGE" inspect "$T/missing.img"
 head -c $(($(stat -c %s "$T/base.img.xz") / 2)) "$T/base.img.xz" >"$T/trunc.img.xz"
 rm -rf "$tmpdir" && mkdir -p "$tmpdir"

@@ -85,6 +85,18 @@ xz -1 -c "$T/bad/packed.img" >"$T/bad/packed-xz.img.xz"
 refuse packed.img 'packed\.img: this is a tar archive, not a disk image: extract the \.img'
 refuse packed-xz.img.xz 'packed-xz\.img\.xz: the decompressed data is a tar archive'
 
+# An ISO 9660 image (a CD or an installer, perhaps a hybrid one with an
+# MBR) is named as such, with what a Raspberry Pi OS download looks like.
+make_iso "$T/bad/installer.iso" || fail "make_iso"
+make_iso "$T/bad/hybrid.iso" hybrid || fail "make_iso hybrid"
+xz -1 -c "$T/bad/installer.iso" >"$T/bad/installer.iso.xz"
+iso_said="an ISO 9660 \(CD/DVD or installer\) image, not a Raspberry Pi OS disk image: the Raspberry Pi OS downloads are \.img\.xz files"
+echo "# ISO images made by $ISO_TOOL"
+refuse installer.iso "installer\.iso: is $iso_said"
+expect_rc "an ISO 9660 base: bad data" 65
+refuse hybrid.iso "hybrid\.iso: is $iso_said"
+refuse installer.iso.xz "installer\.iso\.xz: decompresses to $iso_said"
+
 # A compressed base every build would refuse is not kept in the cache:
 # gigabytes of a real one would stay in ~/.cache after the error.
 xz -T0 -1 -c "$T/bad/gpt.img" >"$T/bad/gpt.img.xz"

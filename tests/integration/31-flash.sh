@@ -197,6 +197,20 @@ for f in empty.img empty.img.xz text.img; do
   check_fails "flash $f: no warning about a device it did not touch" grep -q "left without a partition table" "$T/.err"
   [[ $(sha256sum <"$T/dev5") == "$before" ]] && ok "flash $f: device untouched" || fail "flash $f: device written"
 done
+# An ISO 9660 image without an MBR is no disk image, named as what it is
+# (raw, and by its decoded start when compressed); a hybrid one, which has
+# an MBR, is still written, as any disk image is.
+make_iso "$T/cd.iso" && make_iso "$T/hybrid.iso" hybrid || fail "make_iso"
+echo "# ISO images made by $ISO_TOOL"
+xz -1 -c "$T/cd.iso" >"$T/cd.iso.xz"
+for f in cd.iso cd.iso.xz; do
+  before=$(sha256sum <"$T/dev5")
+  expect_error "flash $f refused as an ISO 9660 image" "$f: (is|decompresses to) an ISO 9660 \(CD/DVD or installer\) image" \
+    "$DIMIMAGE" flash --yes "$T/$f" "$T/dev5"
+  [[ $(sha256sum <"$T/dev5") == "$before" ]] && ok "flash $f: device untouched" || fail "flash $f: device written"
+done
+check "a hybrid ISO (with an MBR) is flashed" "$DIMIMAGE" flash --quiet --yes "$T/hybrid.iso" "$T/dev5"
+check "... and the device starts with it" cmp -n "$(stat -c %s "$T/hybrid.iso")" "$T/hybrid.iso" "$T/dev5"
 expect_error "missing image" "img-missing.img: cannot open image" "$DIMIMAGE" flash "$T/img-missing.img" "$T/dev1"
 # a FIFO as IMAGE is refused at once (it hung in open before); timeout turns a hang into 124
 mkfifo "$T/fifo.img"
