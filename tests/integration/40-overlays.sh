@@ -503,13 +503,23 @@ check "... and shows no last error" grep -qx "LAST_ERROR=''" "$T/fb/state/status
 
 # Stopped while mktemp makes a command's output file (CI once caught it
 # there): the file is removed all the same.  This mktemp stops its caller
-# once, before making the file, so the stop is trapped only after it ran.
+# once, before making the file, so the stop is trapped only after it ran;
+# or ($T/mktemp-kill) makes the file, then stops its caller and itself
+# before saying its name, as systemctl stop, which signals every process
+# of the unit, may.
 real_mktemp=$(command -v mktemp)
 cat >"$bin/mktemp" <<EOF
 #!/bin/bash
 if [[ \$1 != -u && -e $(printf %q "$T/mktemp-stop") ]]; then
   rm -f $(printf %q "$T/mktemp-stop")
   kill -TERM "\$PPID"
+fi
+if [[ \$1 != -u && -e $(printf %q "$T/mktemp-kill") ]]; then
+  rm -f $(printf %q "$T/mktemp-kill")
+  name=\$($(printf %q "$real_mktemp") "\$@") || exit
+  kill -TERM "\$PPID" "\$\$"
+  printf '%s\n' "\$name"
+  exit 0
 fi
 exec $(printf %q "$real_mktemp") "\$@"
 EOF
@@ -518,11 +528,19 @@ rm -f "$T/fb/state/firstboot.done"
 touch "$T/mktemp-stop"
 rc=0
 { timeout -k 1 20 "$firstboot" >"$T/fb10.out" 2>&1 || rc=$?; } 2>/dev/null  # not "Terminated"
-rm -f "$bin/mktemp"
 check_fails "stopped while mktemp ran: the stop was taken" test -e "$T/mktemp-stop"
 [[ $rc == 143 ]] && ok "... as a stop (TERM)" || fail "stopped while mktemp ran: rc=$rc"
 left=$(find "$T" -maxdepth 1 -name 'dimdim-firstboot*')
 [[ -z $left ]] && ok "... and the output file is removed" || fail "stopped while mktemp ran, left $left"
+find "$T" -maxdepth 1 -name 'dimdim-firstboot*' -delete
+touch "$T/mktemp-kill"
+rc=0
+{ timeout -k 1 20 "$firstboot" >"$T/fb13.out" 2>&1 || rc=$?; } 2>/dev/null
+rm -f "$bin/mktemp"
+check_fails "stopped with mktemp, after it made the file: the stop was taken" test -e "$T/mktemp-kill"
+[[ $rc == 143 ]] && ok "... as a stop (TERM)" || fail "stopped with mktemp: rc=$rc"
+left=$(find "$T" -maxdepth 1 -name 'dimdim-firstboot*')
+[[ -z $left ]] && ok "... and the file mktemp made is removed" || fail "stopped with mktemp, left $left"
 
 # A stop between two commands signals no session: the command before is
 # reaped, and its pid, its session's id, may be another process's by then.
