@@ -719,6 +719,13 @@ void dotenv_text_free(struct dotenv_text *t) {
         *t = (struct dotenv_text){0};
 }
 
+const struct dotenv_text *dotenv_text_find(const struct dotenv_text *v, size_t n, const char *path) {
+        for (size_t i = 0; i < n; i++)
+                if (!strcmp(v[i].path, path))
+                        return &v[i];
+        return NULL;
+}
+
 int dotenv_parse_file(const char *path, struct env *env) {
         _cleanup_free_ char *text = NULL;
         size_t len;

@@ -42,6 +42,8 @@ struct dotenv_text {
 };
 int dotenv_read_file(const char *path, char **text, size_t *len);
 void dotenv_text_free(struct dotenv_text *t);
+/* The text read for path among v's n, or NULL. */
+const struct dotenv_text *dotenv_text_find(const struct dotenv_text *v, size_t n, const char *path);
 /* "KEY=VALUE" from --set (what "--set", line 0) or a fleet file's env: map
  * (its file and line, for messages); value taken literally. */
 int env_set_assignment(struct env *env, const char *assignment, const char *what, unsigned line);

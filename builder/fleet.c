@@ -564,10 +564,7 @@ static int settle_host(const struct build_opts *o, const struct fleet *f, const 
 /* The files not read yet, read into f->env_texts. */
 static int read_env_list(struct fleet *f, char *const *files, size_t n) {
         for (size_t i = 0; i < n; i++) {
-                bool have = false;
-                for (size_t k = 0; k < f->nenv_texts && !have; k++)
-                        have = !strcmp(f->env_texts[k].path, files[i]);
-                if (have)
+                if (dotenv_text_find(f->env_texts, f->nenv_texts, files[i]))
                         continue;
                 struct dotenv_text t = {0};
                 int r = dotenv_read_file(files[i], &t.text, &t.len);

@@ -187,10 +187,8 @@ static void flag_unused(const struct stackenv_input *in, struct env *env) {
 }
 
 static int parse_env_file(const struct stackenv_input *in, const char *path, struct env *env) {
-        for (size_t i = 0; i < in->nenv_texts; i++)
-                if (!strcmp(in->env_texts[i].path, path))
-                        return dotenv_parse(path, in->env_texts[i].text, in->env_texts[i].len, env, ORIGIN_FILE);
-        return dotenv_parse_file(path, env);
+        const struct dotenv_text *t = dotenv_text_find(in->env_texts, in->nenv_texts, path);
+        return t ? dotenv_parse(path, t->text, t->len, env, ORIGIN_FILE) : dotenv_parse_file(path, env);
 }
 
 int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct env *generated) {
