@@ -518,6 +518,41 @@ left=$(find "$T" -maxdepth 1 -name 'dimdim-firstboot.*')
 check "a slow step 3 after a failed step 2: the status is step 3's" grep -q "^STEP=.*3/4: stack" "$T/fb/state/status"
 check "... and shows no last error" grep -qx "LAST_ERROR=''" "$T/fb/state/status"
 
+# Stopped twice (timeout(1) signals its child, then its group; CI caught the
+# second one landing in the clean-up): the second stop must not cut it
+# short.  This rm, the clean-up's, stops its caller again first and removes
+# nothing if that killed it, as a second stop a moment earlier would have.
+real_rm=$(command -v rm)
+cat >"$bin/rm" <<EOF
+#!/bin/bash
+if [[ \$1 == -f && \$2 == -- && -e $(printf %q "$T/rm-stop") ]]; then
+  $(printf %q "$real_rm") -f $(printf %q "$T/rm-stop")
+  kill -TERM "\$PPID"
+  /bin/sleep 0.5
+  read -r _ _ state _ <"/proc/\$PPID/stat" 2>/dev/null || exit 0
+  [[ \$state != Z ]] || exit 0
+fi
+exec $(printf %q "$real_rm") "\$@"
+EOF
+chmod +x "$bin/rm"
+rm -f "$T/fb/state/firstboot.done"
+touch "$T/up-hang"
+timeout -k 10 60 "$firstboot" >"$T/fb14.out" 2>&1 &
+pid=$!
+for _ in $(seq 150); do [[ -e $T/up-started ]] && break; /bin/sleep 0.2; done
+touch "$T/rm-stop"
+kill -TERM "$pid"
+rc=0
+{ wait "$pid" || rc=$?; } 2>/dev/null
+"$real_rm" -f "$bin/rm" "$T/up-hang" "$T/up-started"
+check_fails "stopped twice: the clean-up was reached" test -e "$T/rm-stop"
+[[ $rc == 143 ]] && ok "... and the stop taken as one (TERM)" || fail "stopped twice: rc=$rc"
+left=$(find "$T" -maxdepth 1 -name 'dimdim-firstboot.*')
+[[ -z $left ]] && ok "... and the output file is removed" || fail "stopped twice, left $left"
+find "$T" -maxdepth 1 -name 'dimdim-firstboot*' -delete
+# the hanging up, and this rm if it outlived its caller, which holds the lock
+for _ in $(seq 50); do pgrep -f -- "$T/" >/dev/null || break; /bin/sleep 0.2; done
+
 # Stopped while mktemp makes a command's output file (CI once caught it
 # there): the file is removed all the same.  This mktemp stops its caller
 # once, before making the file, so the stop is trapped only after it ran;
