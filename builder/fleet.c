@@ -744,6 +744,20 @@ static int check_hosts(const struct build_opts *o, struct fleet *f) {
         return r;
 }
 
+static bool has_generated(const struct fleet *f) {
+        for (size_t i = 0; i < f->nhosts; i++)
+                if (f->hosts[i].generated.n)
+                        return true;
+        return false;
+}
+
+static int check_secrets_file(const char *dir, const struct fleet *f) {
+        _cleanup_free_ char *path = xasprintf("%s/secrets.env", dir);
+        if (has_generated(f) && access(path, F_OK) == 0)
+                return log_error(EEXIST, path, "exists; use --force to overwrite");
+        return 0;
+}
+
 static int write_secrets(const char *dir, struct fleet *f, struct fleet_run *run, bool force) {
         struct buf b = {0};
         for (size_t i = 0; i < f->nhosts; i++) {
@@ -765,11 +779,13 @@ static int write_secrets(const char *dir, struct fleet *f, struct fleet_run *run
                         return log_error(errno, path, "cannot remove the previous fleet's secrets: %m");
                 return 0;
         }
-        if (!force && access(path, F_OK) == 0) {
+        int r = force ? 0 : check_secrets_file(dir, f);
+        if (r < 0) {
+                explicit_bzero(b.data, b.len);
                 buf_free(&b);
-                return log_error(EEXIST, path, "exists; use --force to overwrite");
+                return r;
         }
-        int r = output_write_file_atomic(path, b.data, b.len, 0600);
+        r = output_write_file_atomic(path, b.data, b.len, 0600);
         explicit_bzero(b.data, b.len);
         buf_free(&b);
         if (r >= 0) {
@@ -948,6 +964,10 @@ int fleet_build(const struct build_opts *o) {
                     (r = profile_load(path, &h->profile)) < 0)
                         goto out;
                 h->out = xasprintf("%s/%s.%s", o->out, h->name, f.format ? f.format : "img");
+                /* an image left by an earlier fleet is refused now, not
+                 * once the base has been read (a new DIR holds none) */
+                if (!make_dir && !o->dry_run && (r = output_check(h->out, o->base, o->force)) < 0)
+                        goto out;
                 if ((r = settle_host(o, &f, &defaults, h)) < 0 ||
                     (r = model_check(host_where(&h->settings, HF_MODEL), h->settings.model, &h->profile)) < 0)
                         goto out;
@@ -986,6 +1006,9 @@ int fleet_build(const struct build_opts *o) {
                 goto out;
         /* a dry run makes the same checks as it goes, and builds nothing */
         if (!o->dry_run && (r = check_hosts(o, &f)) < 0)
+                goto out;
+        /* write_secrets' refusal, before the fleet is built for nothing */
+        if (!o->dry_run && !make_dir && !o->force && (r = check_secrets_file(o->out, &f)) < 0)
                 goto out;
 
         /* Made here, not before: a refused fleet file leaves no trace.

@@ -44,6 +44,21 @@ left=$(find "$T/fleet" -mindepth 1 -printf '%f\n' | sort | tr '\n' ' ')
 [[ $left == "dimdim-app.img dimdim-app.img.bmap dimdim-app.img.sha256 dimdim-obs.img dimdim-obs.img.bmap dimdim-obs.img.sha256 secrets.env " ]] \
   && ok "fleet directory holds the images and nothing hidden" || fail "fleet directory: $left"
 (cd "$T/fleet" && sha256sum -c --quiet dimdim-app.img.sha256 dimdim-obs.img.sha256) && ok "both images match their .sha256" || fail "fleet .sha256"
+# Built again without --force: what is in DIR is refused before the base is
+# read (a real base takes a build's time to read), and left as it was.
+sums=$(cd "$T/fleet" && sha256sum -- *)
+again() { "$DIMIMAGE" build --fleet "$T/fleet.yml" --base "$base" -o "$T/fleet" "${common[@]}" >"$T/again.log" 2>&1; }
+rc=0; again || rc=$?
+[[ $rc == 73 ]] && grep -q "^dimimage: error: $T/fleet/dimdim-[a-z]*\.img: output exists; use --force to overwrite$" "$T/again.log" \
+  && ok "built again without --force: an image there is refused (73)" || fail "again without --force: rc=$rc $(head -c 300 "$T/again.log")"
+check_fails "... before the base is read" grep -q '^Reading\|^== ' "$T/again.log"
+mkdir "$T/keep" && mv "$T/fleet"/*.img* "$T/keep/"
+rc=0; again || rc=$?
+[[ $rc == 73 ]] && grep -q "^dimimage: error: $T/fleet/secrets.env: exists; use --force to overwrite$" "$T/again.log" \
+  && ok "... and the secrets.env of the fleet before, once its images are gone" || fail "again, secrets.env: rc=$rc $(head -c 300 "$T/again.log")"
+check_fails "... before the base is read" grep -q '^Reading\|^== ' "$T/again.log"
+mv "$T/keep"/* "$T/fleet/" && rmdir "$T/keep"
+[[ $(cd "$T/fleet" && sha256sum -- *) == "$sums" ]] && ok "... and DIR left as it was" || fail "a refused fleet changed DIR"
 # Rebuilt with every secret given: the old secrets.env held the replaced
 # images' secrets, so it goes.
 gen=$(sed -n 's/^DB_PASSWORD=//p' "$T/fleet/secrets.env" | tr -d "'")
