@@ -521,9 +521,10 @@ static int check_host_defaults(const char *file, const struct host_settings *d) 
  * read, every value checked) into h->settings, as its build will use them:
  * done for every host before the base is read, so that a bad value costs
  * no decompression.  --host file < fleet file (network:, then the shared
- * keys) < host entry < command line; the name and address are the entry's. */
+ * keys) < host entry < command line (given); the name and address are the
+ * entry's. */
 static int settle_host(const struct build_opts *o, const struct fleet *f, const struct host_settings *defaults,
-                       struct fleet_host *h) {
+                       const struct host_settings *given, struct fleet_host *h) {
         struct host_settings *hs = &h->settings;
         struct host_settings net = {.gateway = f->gateway, .dns = f->dns, .ndns = f->ndns};
         net.where[HF_GATEWAY] = f->gateway_where;
@@ -532,7 +533,7 @@ static int settle_host(const struct build_opts *o, const struct fleet *f, const 
         host_merge(hs, &net); /* only read: f's own strings */
         host_merge(hs, &f->shared);
         host_merge(hs, &h->hs);
-        host_merge(hs, &o->host);
+        host_merge(hs, given);
         free(hs->hostname);
         hs->hostname = xstrdup(h->name);
         free(hs->ip);
@@ -938,11 +939,21 @@ int fleet_build(const struct build_opts *o) {
         _cleanup_free_ char *base_tmp = NULL, *first_tmp = NULL;
         struct source_info src = {0};
         struct host_settings defaults = {0}; /* --host FILE: every host's, below the fleet file's */
+        struct host_settings given = {0};    /* the command line's, above every host's */
         bool make_dir = false, made_dir = false;
         if ((r = fleet_parse(o->fleet, &f)) < 0)
                 goto out;
         if (o->host_file &&
             ((r = host_load_file(o->host_file, &defaults)) < 0 || (r = check_host_defaults(o->host_file, &defaults)) < 0))
+                goto out;
+        /* What every host may share is read once, not once per host: a
+         * password or key given as /dev/stdin reaches the first read only
+         * (and a weak password's warning is said once).  Its hash is then
+         * the same in each image.  A Wi-Fi passphrase file is not: its key
+         * is derived with the SSID, which a host may set. */
+        host_merge(&given, &o->host);
+        if ((r = host_read_files(&given, o->allow_weak)) < 0 || (r = host_read_files(&defaults, o->allow_weak)) < 0 ||
+            (r = host_read_files(&f.shared, o->allow_weak)) < 0)
                 goto out;
         struct stat st;
         if (stat(o->out, &st) < 0) {
@@ -968,7 +979,7 @@ int fleet_build(const struct build_opts *o) {
                  * once the base has been read (a new DIR holds none) */
                 if (!make_dir && !o->dry_run && (r = output_check(h->out, o->base, o->force)) < 0)
                         goto out;
-                if ((r = settle_host(o, &f, &defaults, h)) < 0 ||
+                if ((r = settle_host(o, &f, &defaults, &given, h)) < 0 ||
                     (r = model_check(host_where(&h->settings, HF_MODEL), h->settings.model, &h->profile)) < 0)
                         goto out;
         }
@@ -1099,6 +1110,7 @@ out:
                         log_warn(o->out, "cannot remove the output directory this fleet created: %s", strerror(errno));
         }
         host_free(&defaults);
+        host_free(&given);
         for (size_t i = 0; items && i < f.nhosts; i++)
                 imager_item_free(&items[i]);
         free(items);

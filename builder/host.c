@@ -630,28 +630,8 @@ static int read_secret_line(const char *file, const char *what, char **out) {
         return 0;
 }
 
-int host_finalize(struct host_settings *hs, bool allow_weak) {
+int host_read_files(struct host_settings *hs, bool allow_weak) {
         int r;
-        if (hs->hostname && !host_valid_hostname(hs->hostname))
-                return log_error(EINVAL, host_where(hs, HF_HOSTNAME),
-                                 "invalid hostname '%s': use 1-63 letters, digits and '-'", hs->hostname);
-        /* 'root' has the right letters: saying which letters to use
-         * would not tell what is wrong with it */
-        if (hs->user && !username_shape_ok(hs->user))
-                return log_error(EINVAL, host_where(hs, HF_USER),
-                                 "invalid user name '%s': use lower-case letters, digits, '_' and '-'", hs->user);
-        if (hs->user && username_reserved(hs->user))
-                return log_error(EINVAL, host_where(hs, HF_USER),
-                                 "user name '%s' is reserved for the system; choose another, such as pi", hs->user);
-        if ((hs->password_hash || hs->password_file || hs->nssh_keys || hs->nssh_key_files) && !hs->user) {
-                enum host_field f = hs->password_hash || hs->password_file ? HF_PASSWORD : HF_SSH_KEYS;
-                return log_error(EINVAL, host_where(hs, f), "a password or SSH key needs a user: add %s",
-                                 hs->where[f] ? "user: NAME" : "--user NAME");
-        }
-        if (hs->password_hash && !secret_hash_valid(hs->password_hash))
-                return log_error(EINVAL, host_where(hs, HF_PASSWORD),
-                                 "the password hash is not a crypt(3) hash of a kind accepted here (yescrypt $y$, "
-                                 "$gy$, SHA-512 $6$, SHA-256 $5$ or bcrypt $2b$); make one with: mkpasswd -m yescrypt");
         if (hs->password_file) {
                 _cleanup_free_ char *pw = NULL;
                 if ((r = read_secret_line(hs->password_file, "password", &pw)) < 0)
@@ -681,6 +661,33 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
                 if ((r = read_keys(hs->ssh_key_files[i], hs)) < 0)
                         return r;
         strv_free(&hs->ssh_key_files, &hs->nssh_key_files);
+        return 0;
+}
+
+int host_finalize(struct host_settings *hs, bool allow_weak) {
+        int r;
+        if (hs->hostname && !host_valid_hostname(hs->hostname))
+                return log_error(EINVAL, host_where(hs, HF_HOSTNAME),
+                                 "invalid hostname '%s': use 1-63 letters, digits and '-'", hs->hostname);
+        /* 'root' has the right letters: saying which letters to use
+         * would not tell what is wrong with it */
+        if (hs->user && !username_shape_ok(hs->user))
+                return log_error(EINVAL, host_where(hs, HF_USER),
+                                 "invalid user name '%s': use lower-case letters, digits, '_' and '-'", hs->user);
+        if (hs->user && username_reserved(hs->user))
+                return log_error(EINVAL, host_where(hs, HF_USER),
+                                 "user name '%s' is reserved for the system; choose another, such as pi", hs->user);
+        if ((hs->password_hash || hs->password_file || hs->nssh_keys || hs->nssh_key_files) && !hs->user) {
+                enum host_field f = hs->password_hash || hs->password_file ? HF_PASSWORD : HF_SSH_KEYS;
+                return log_error(EINVAL, host_where(hs, f), "a password or SSH key needs a user: add %s",
+                                 hs->where[f] ? "user: NAME" : "--user NAME");
+        }
+        if (hs->password_hash && !secret_hash_valid(hs->password_hash))
+                return log_error(EINVAL, host_where(hs, HF_PASSWORD),
+                                 "the password hash is not a crypt(3) hash of a kind accepted here (yescrypt $y$, "
+                                 "$gy$, SHA-512 $6$, SHA-256 $5$ or bcrypt $2b$); make one with: mkpasswd -m yescrypt");
+        if ((r = host_read_files(hs, allow_weak)) < 0)
+                return r;
         char ip_addr[16] = "";
         unsigned ip_prefix = 0;
         if (hs->ip && !host_parse_cidr(hs->ip, ip_addr, &ip_prefix))

@@ -53,6 +53,10 @@ void host_merge(struct host_settings *hs, const struct host_settings *over);
  * Afterwards password_file and wifi_psk_file are consumed.  allow_weak
  * (--allow-weak-secrets, a policy rather than a host's setting): a weak
  * password from password_file warns instead of failing. */
+/* The password file and the SSH key files, read into the hash and the keys
+ * they give (host_finalize does it too).  A fleet reads the settings every
+ * host shares once: a pipe such as /dev/stdin gives its text to one read. */
+int host_read_files(struct host_settings *hs, bool allow_weak);
 int host_finalize(struct host_settings *hs, bool allow_weak);
 /* What a message about field f names: its file:line, else the origin,
  * else the option that sets it ("--gateway"). */

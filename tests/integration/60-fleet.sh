@@ -212,7 +212,20 @@ if printf 'DB_PASSWORD=%s\nOPENOBSERVE_PASSWORD=%s\n' "$pipepw" "$OOPW" | "$DIMI
 else
   fail "two hosts with --env /dev/stdin: $(cat "$T/piped2.log")"
 fi
-rm -rf "$T/piped1" "$T/piped2"
+# A password and a key every host shares, from pipes: read once for the
+# fleet, not once per host (the second read found the pipe empty).
+if printf '%s\n' "$pipepw" | "$DIMIMAGE" build --fleet "$T/piped2.yml" --base "$base" -o "$T/piped3" --quiet \
+    --set DIMDIM_API_IMAGE=example/api:1 --set DIMDIM_WORKER_IMAGE=example/worker:1 --set OPENOBSERVE_PASSWORD="$OOPW" \
+    --user pi --password-file /dev/stdin --ssh-key <(cat "$T/key.pub") >"$T/piped3.log" 2>&1; then
+  for h in pa po; do
+    check "a piped --password-file and --ssh-key, both hosts: $h's password" \
+      grep -q '^pi:\$y\$' <(rcat "$T/piped3/$h.img" /etc/shadow)
+    check "... and $h's key" grep -qF "$(cut -d' ' -f2 "$T/key.pub")" <(bcat "$T/piped3/$h.img" /user-data)
+  done
+else
+  fail "a fleet with --password-file /dev/stdin and --ssh-key <(...): $(cat "$T/piped3.log")"
+fi
+rm -rf "$T/piped1" "$T/piped2" "$T/piped3"
 
 # --dry-run: each host's payload printed; no base read, nothing written
 "$DIMIMAGE" build --fleet "$T/fleet.yml" --dry-run --base "$base" -o "$T/dry" "${common[@]}" >"$T/dry.out" 2>"$T/dry.err" \
