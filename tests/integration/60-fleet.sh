@@ -219,7 +219,7 @@ if printf '%s\n' "$pipepw" | "$DIMIMAGE" build --fleet "$T/piped2.yml" --base "$
     --user pi --password-file /dev/stdin --ssh-key <(cat "$T/key.pub") >"$T/piped3.log" 2>&1; then
   for h in pa po; do
     check "a piped --password-file and --ssh-key, both hosts: $h's password" \
-      grep -q '^pi:\$y\$' <(rcat "$T/piped3/$h.img" /etc/shadow)
+      grep -q '^pi:[$]y[$]' <(rcat "$T/piped3/$h.img" /etc/shadow)
     check "... and $h's key" grep -qF "$(cut -d' ' -f2 "$T/key.pub")" <(bcat "$T/piped3/$h.img" /user-data)
   done
 else
