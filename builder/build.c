@@ -395,20 +395,14 @@ static int phase_base(struct build_ctx *c) {
 
 /* ---- phase: edit ---- */
 
-static double now_s(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* output_commit's reader, at the manifest's placeholder for the base's
  * sha256: the sum computed beside the build, once it is known. */
 static int fill_base_sum(void *arg, uint8_t data[OUTPUT_PATCH_BYTES]) {
         struct build_ctx *c = arg;
-        double t0 = now_s();
+        double t0 = monotonic_s();
         if (source_verify(&c->src))
                 return -ESTALE;
-        log_debug("the commit waited %.2f s for the base's sha256", now_s() - t0);
+        log_debug("the commit waited %.2f s for the base's sha256", monotonic_s() - t0);
         memcpy(data, c->src.sha256, OUTPUT_PATCH_BYTES);
         return 0;
 }
@@ -512,10 +506,10 @@ static int phase_finish(struct build_ctx *c) {
 /* Run one phase, reporting its duration with --verbose.  A failed phase
  * reports nothing: its error line stays the last line. */
 static int phase(struct build_ctx *c, const char *name, int (*fn)(struct build_ctx *)) {
-        double t0 = now_s();
+        double t0 = monotonic_s();
         int r = fn(c);
         if (r >= 0)
-                log_debug("phase %s: %.2f s", name, now_s() - t0);
+                log_debug("phase %s: %.2f s", name, monotonic_s() - t0);
         return r;
 }
 

@@ -718,6 +718,7 @@ static int check_hosts(const struct build_opts *o, struct fleet *f) {
         struct fleet_host *h;
         struct env derived = {0};
         int r;
+        double t0 = monotonic_s();
         log_quiet(true);
         while ((r = next_host(f, &it, &h, &derived)) >= 0 && h) {
                 struct host_run *hr = host_run_new(o, f, h, &derived);
@@ -737,6 +738,8 @@ static int check_hosts(const struct build_opts *o, struct fleet *f) {
         }
         env_free(&derived);
         log_quiet(false);
+        if (r >= 0)
+                log_debug("every host's inputs and plan checked: %.2f s", monotonic_s() - t0);
         /* as they were: the build derives each host's wiring again */
         for (size_t i = 0; i < f->nhosts; i++) {
                 f->hosts[i].built = false;

@@ -143,8 +143,10 @@ void log_info(const char *fmt, ...) {
         va_end(ap);
 }
 
+/* log_quiet's pass says its timings once, for the whole pass: the build
+ * after it says each phase's again. */
 void log_debug(const char *fmt, ...) {
-        if (log_level < LOG_VERBOSE)
+        if (log_level < LOG_VERBOSE || quieted())
                 return;
         va_list ap;
         va_start(ap, fmt);

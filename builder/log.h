@@ -53,7 +53,7 @@ void log_flush(bool print);
  * rest. */
 void log_demote(bool on);
 
-/* log_quiet(true): the calling thread's info lines are dropped until
+/* log_quiet(true): the calling thread's info and debug lines are dropped until
  * log_quiet(false).  For a fleet's look at every host before the base is
  * read: the build that follows says it all again. */
 void log_quiet(bool on);

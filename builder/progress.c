@@ -5,16 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
-
-static double now(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* As git and most progress-drawing tools take it: without TERM, or with
  * TERM=dumb, nothing says the terminal reads an escape sequence, and one
@@ -32,7 +25,7 @@ void progress_begin_named(struct progress *p, const char *verb, const char *name
                 .enabled = log_level >= LOG_NORMAL && isatty(STDERR_FILENO),
                 .dumb = term_is_dumb(),
         };
-        p->start = p->last = now();
+        p->start = p->last = monotonic_s();
 }
 
 void progress_begin(struct progress *p, const char *what, uint64_t total) {
@@ -139,7 +132,7 @@ void progress_update(struct progress *p, uint64_t done) {
         p->done = done;
         if (!p->enabled)
                 return;
-        double t = now();
+        double t = monotonic_s();
         if (t - p->last < 0.25)
                 return;
         p->last = t;

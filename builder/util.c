@@ -273,6 +273,12 @@ const char *source_date_epoch_malformed(void) {
         return sde_state == 2 ? getenv("SOURCE_DATE_EPOCH") : NULL;
 }
 
+double monotonic_s(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 time_t build_time(void) {
         sde_load();
         return sde_value;

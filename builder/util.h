@@ -110,6 +110,10 @@ const char *write_hint(int err);
  * which no -o places: TMPDIR is what to change. */
 const char *scratch_write_hint(int err);
 
+/* Seconds on the monotonic clock: for durations (progress rates, --verbose
+ * timings), which the wall clock's jumps must not disturb. */
+double monotonic_s(void);
+
 /* SOURCE_DATE_EPOCH when set and valid, else the current time; read once. */
 time_t build_time(void);
 bool source_date_epoch_set(void);

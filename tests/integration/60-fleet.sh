@@ -124,6 +124,12 @@ YAML
   && ! grep -q 'copied the fleet' "$T/wired.log" \
   && ok "two hosts: each takes over a copy decoded beside the other, none is copied" \
   || fail "base take-over: $(grep -c 'took over' "$T/wired.log") taken over, $(grep -c 'copied the fleet' "$T/wired.log") copied"
+# --verbose: each host's phases once (its build's), not again for the check
+# before the base is read, which says its time in one line of its own
+[[ $(grep -c 'debug: phase inputs:' "$T/wired.log") == 2 ]] \
+  && [[ $(grep -c "debug: every host's inputs and plan checked:" "$T/wired.log") == 1 ]] \
+  && ok "--verbose: each host's phase timings once, and the check's in one line" \
+  || fail "--verbose: $(grep -c 'phase inputs' "$T/wired.log") 'phase inputs' lines, $(grep -c 'plan checked' "$T/wired.log") for the check"
 env_app=$(rcat "$T/wired/pi-app.img" /opt/dimdim-health/.env)
 grep -qx "OPENOBSERVE_PASSWORD=$OOPW" <<<"$env_app" && grep -qx "OPENOBSERVE_EMAIL=ops@example.org" <<<"$env_app" \
   && grep -qx "OPENOBSERVE_URL=http://10.1.0.12:5080" <<<"$env_app" \
