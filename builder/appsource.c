@@ -32,6 +32,21 @@ static void items_free(struct item *v, size_t n) {
         free(v);
 }
 
+struct appsource_archive {
+        char *source;
+        struct item *v;
+        size_t n;
+};
+
+void appsource_cache_free(struct appsource_cache *cache) {
+        for (size_t i = 0; i < cache->n; i++) {
+                free(cache->v[i].source);
+                items_free(cache->v[i].v, cache->v[i].n);
+        }
+        free(cache->v);
+        *cache = (struct appsource_cache){0};
+}
+
 /* "./a//b/" -> "a/b"; NULL when absolute or with "..". */
 static char *normalise(const char *raw) {
         if (!raw || raw[0] == '/')
@@ -181,14 +196,38 @@ out:
         return 0;
 }
 
-static int add_archive(struct payload *p, const char *source, const char *dest) {
+/* source's items, read now or (with a cache) before; *owned: the caller
+ * frees them. */
+static int archive_items(const char *source, struct appsource_cache *cache, struct item **v, size_t *n,
+                         bool *owned) {
+        for (size_t i = 0; cache && i < cache->n; i++)
+                if (!strcmp(cache->v[i].source, source)) {
+                        *v = cache->v[i].v;
+                        *n = cache->v[i].n;
+                        *owned = false;
+                        return 0;
+                }
+        int r = read_archive(source, v, n);
+        if (r < 0)
+                return r;
+        *owned = !cache;
+        if (cache) {
+                cache->v = xrealloc(cache->v, (cache->n + 1) * sizeof *cache->v);
+                cache->v[cache->n++] = (struct appsource_archive){.source = xstrdup(source), .v = *v, .n = *n};
+        }
+        return 0;
+}
+
+static int add_archive(struct payload *p, const char *source, const char *dest, struct appsource_cache *cache) {
         struct item *v = NULL;
         size_t n = 0;
-        int r = read_archive(source, &v, &n);
+        bool owned;
+        int r = archive_items(source, cache, &v, &n, &owned);
         if (r < 0)
                 return r;
         if (!n) {
-                items_free(v, n);
+                if (owned)
+                        items_free(v, n);
                 return log_error(EINVAL, source, "archive is empty");
         }
         /* git archive --prefix=x/ and GitHub tarballs wrap everything in one
@@ -233,17 +272,18 @@ static int add_archive(struct payload *p, const char *source, const char *dest) 
                 else
                         payload_add_file(p, PART_ROOT, path, v[i].mode ? v[i].mode : 0644, 0, 0, v[i].data, v[i].len);
         }
-        items_free(v, n);
+        if (owned)
+                items_free(v, n);
         return r;
 }
 
-int appsource_add(struct payload *p, const char *source, const char *dest) {
+int appsource_add(struct payload *p, const char *source, const char *dest, struct appsource_cache *cache) {
         struct stat st;
         if (stat(source, &st) < 0)
                 return log_error(input_err(-errno), source, "cannot open --source: %s", strerror(errno));
         payload_add_dir(p, PART_ROOT, dest, 0755, 0, 0);
         if (!S_ISDIR(st.st_mode))
-                return add_archive(p, source, dest);
+                return add_archive(p, source, dest, cache);
         int r = payload_add_tree(p, PART_ROOT, source, dest, 0, 0);
         if (r < 0)
                 return r;

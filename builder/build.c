@@ -265,6 +265,7 @@ static void plan_input_init(const struct build_ctx *c, struct plan_input *in) {
                 .host = &c->job->host,
                 .data_dir = data_dir(),
                 .source = job_source(c),
+                .source_cache = c->job->source_cache,
                 .build_time = build_time(),
                 .os = c->os,
                 .base_name = c->o->base,

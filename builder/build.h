@@ -13,6 +13,7 @@
 #include "host.h"
 #include "source.h"
 
+struct appsource_cache;
 struct imager_item;
 
 struct build_job {
@@ -38,6 +39,7 @@ struct build_job {
         const char *source;                   /* --source for this job (overrides opts) */
         bool source_shared;                   /* fleet: source is every host's, so left out of
                                                * a host whose compose files build nothing */
+        struct appsource_cache *source_cache; /* fleet: its archives, read once, or NULL */
         struct env *final_env;                /* if set: receives the resolved environment */
         struct env *dropped;                  /* fleet: receives the shared keys this role does
                                                * not use (stackenv_input.dropped), or NULL */

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "appsource.h"
 #include "build.h"
 #include "compress.h"
 #include "host.h"
@@ -62,6 +63,7 @@ struct fleet {
         size_t nhosts;
         struct dotenv_text *env_texts; /* every env file's, read once (read_env_files) */
         size_t nenv_texts;
+        struct appsource_cache sources; /* --source archives, read once for every host */
 };
 
 static void strv_free(char **v, size_t n) {
@@ -109,6 +111,7 @@ static void fleet_free(struct fleet *f) {
         for (size_t i = 0; i < f->nenv_texts; i++)
                 dotenv_text_free(&f->env_texts[i]);
         free(f->env_texts);
+        appsource_cache_free(&f->sources);
 }
 
 /* A view of map n holding only the keys not in skip, for host_from_yaml. */
@@ -628,6 +631,7 @@ static struct host_run *host_run_new(const struct build_opts *o, struct fleet *f
                 .host_label = h->label,
                 .source = h->source ? h->source : (o->source ? o->source : f->source),
                 .source_shared = !h->source,
+                .source_cache = &f->sources,
                 .final_env = &h->final_env,
         };
         return hr;

@@ -352,7 +352,7 @@ int plan_payload(const struct plan_input *in, struct payload *out) {
         /* The application source first: our adapted compose files and
          * overlays are laid over it, so the appliance's deploy/ wins. */
         if (in->source) {
-                if ((r = appsource_add(out, in->source, DIMDIM_HOME)) < 0 || (r = plan_dockerignore(out)) < 0)
+                if ((r = appsource_add(out, in->source, DIMDIM_HOME, in->source_cache)) < 0 || (r = plan_dockerignore(out)) < 0)
                         return r;
                 tame_source_modes(out);
         }

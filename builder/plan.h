@@ -12,6 +12,8 @@
 #include "payload.h"
 #include "profile.h"
 
+struct appsource_cache;
+
 enum os_flavour { OS_UNKNOWN, OS_BOOKWORM, OS_TRIXIE };
 
 /* Files read from the base image before planning edits to them (NUL-
@@ -48,6 +50,7 @@ struct plan_input {
         const struct host_settings *host;    /* finalized */
         const char *data_dir;                /* where overlays/ live */
         const char *source;                  /* --source DIR|ARCHIVE or NULL */
+        struct appsource_cache *source_cache; /* fleet: archives read once for every host, or NULL */
         time_t build_time;
         /* known after the base is extracted; used by plan_base_edits */
         enum os_flavour os;

@@ -103,6 +103,17 @@ if [[ -f $T/ex/fleet/dimdim-app.img && -f $T/ex/fleet/dimdim-obs.img ]]; then
 else
   fail "the example: $(ls -A "$T/ex/fleet" 2>&1)"
 fi
+# The source from a pipe: read once for the fleet (each host's check and
+# build read it again before, and found the pipe empty), and the app's
+# image has it.  A pipe, not '<': /dev/stdin opened on a file reads it anew.
+# shellcheck disable=SC2002
+if cat "$T/ex/dimdim-health.tar.gz" | "$DIMIMAGE" build --fleet "$T/fleet.yml" --base "$base" -o "$T/ex/piped" \
+    --quiet --set OPENOBSERVE_PASSWORD="$OOPW" --source /dev/stdin >"$T/ex/piped.log" 2>&1; then
+  check "--source /dev/stdin in a fleet: the app's image has the source" \
+    grep -qx 'FROM scratch' <(rcat "$T/ex/piped/dimdim-app.img" /opt/dimdim-health/deploy/Dockerfile.api)
+else
+  fail "a fleet with --source /dev/stdin: $(cat "$T/ex/piped.log")"
+fi
 rm -rf "$T/ex"
 
 # credentials given only to the observability host reach the app
