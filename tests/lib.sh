@@ -125,8 +125,11 @@ fixture() {
           done) | sha256sum | cut -c1-12)
   local img="$FIXTURES/$name-$key.img"
   if [[ ! -f $img ]]; then
-    "$TOP/scripts/make-fixture.sh" "$@" -o "$img.tmp" >/dev/null || { echo "fixture $name failed" >&2; return 1; }
-    mv "$img.tmp" "$img"
+    # this shell's own: two runs making the same fixture at once (two
+    # checkouts sharing the cache) must not write into one file
+    local tmp="$img.$BASHPID.tmp"
+    "$TOP/scripts/make-fixture.sh" "$@" -o "$tmp" >/dev/null || { rm -f "$tmp"; echo "fixture $name failed" >&2; return 1; }
+    mv "$tmp" "$img"
   fi
   echo "$img"
 }
