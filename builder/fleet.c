@@ -954,10 +954,10 @@ int fleet_build(const struct build_opts *o) {
             ((r = host_load_file(o->host_file, &defaults)) < 0 || (r = check_host_defaults(o->host_file, &defaults)) < 0))
                 goto out;
         /* What every host may share is read once, not once per host: a
-         * password or key given as /dev/stdin reaches the first read only
-         * (and a weak password's warning is said once).  Its hash is then
-         * the same in each image.  A Wi-Fi passphrase file is not: its key
-         * is derived with the SSID, which a host may set. */
+         * password, key or Wi-Fi passphrase given as /dev/stdin reaches the
+         * first read only (and a weak password's warning is said once).
+         * The password's hash is then the same in each image; the Wi-Fi key
+         * is derived for each host, with its SSID. */
         host_merge(&given, &o->host);
         if ((r = host_read_files(&given, o->allow_weak)) < 0 || (r = host_read_files(&defaults, o->allow_weak)) < 0 ||
             (r = host_read_files(&f.shared, o->allow_weak)) < 0)

@@ -27,6 +27,13 @@ static void strv_free(char ***v, size_t *n) {
         *n = 0;
 }
 
+/* A secret's copy in memory is wiped before it is freed. */
+static void free_secret(char *s) {
+        if (s)
+                explicit_bzero(s, strlen(s));
+        free(s);
+}
+
 void host_free(struct host_settings *hs) {
         free(hs->hostname);
         free(hs->user);
@@ -39,7 +46,8 @@ void host_free(struct host_settings *hs) {
         strv_free(&hs->dns, &hs->ndns);
         free(hs->wifi_ssid);
         free(hs->wifi_psk_file);
-        free(hs->wifi_psk_hex);
+        free_secret(hs->wifi_pass);
+        free_secret(hs->wifi_psk_hex);
         free(hs->wifi_country);
         free(hs->timezone);
         free(hs->locale);
@@ -405,6 +413,11 @@ void host_merge(struct host_settings *hs, const struct host_settings *o) {
                         strv_push(&hs->dns, &hs->ndns, o->dns[i]);
         }
         over(hs, o, HF_WIFI_SSID, &hs->wifi_ssid, o->wifi_ssid);
+        if (o->wifi_psk_file) {
+                /* the file and, once read, its passphrase go together */
+                free_secret(hs->wifi_pass);
+                hs->wifi_pass = o->wifi_pass ? xstrdup(o->wifi_pass) : NULL;
+        }
         over(hs, o, HF_WIFI_PSK, &hs->wifi_psk_file, o->wifi_psk_file);
         over(hs, o, HF_WIFI_COUNTRY, &hs->wifi_country, o->wifi_country);
         over(hs, o, HF_TIMEZONE, &hs->timezone, o->timezone);
@@ -630,7 +643,7 @@ static int read_secret_line(const char *file, const char *what, char **out) {
         return 0;
 }
 
-int host_read_files(struct host_settings *hs, bool allow_weak) {
+static int read_password_and_keys(struct host_settings *hs, bool allow_weak) {
         int r;
         if (hs->password_file) {
                 _cleanup_free_ char *pw = NULL;
@@ -664,6 +677,17 @@ int host_read_files(struct host_settings *hs, bool allow_weak) {
         return 0;
 }
 
+static int read_wifi_pass(struct host_settings *hs) {
+        if (!hs->wifi_psk_file || hs->wifi_pass)
+                return 0;
+        return read_secret_line(hs->wifi_psk_file, "Wi-Fi passphrase", &hs->wifi_pass);
+}
+
+int host_read_files(struct host_settings *hs, bool allow_weak) {
+        int r = read_password_and_keys(hs, allow_weak);
+        return r < 0 ? r : read_wifi_pass(hs);
+}
+
 int host_finalize(struct host_settings *hs, bool allow_weak) {
         int r;
         if (hs->hostname && !host_valid_hostname(hs->hostname))
@@ -686,7 +710,7 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
                 return log_error(EINVAL, host_where(hs, HF_PASSWORD),
                                  "the password hash is not a crypt(3) hash of a kind accepted here (yescrypt $y$, "
                                  "$gy$, SHA-512 $6$, SHA-256 $5$ or bcrypt $2b$); make one with: mkpasswd -m yescrypt");
-        if ((r = host_read_files(hs, allow_weak)) < 0)
+        if ((r = read_password_and_keys(hs, allow_weak)) < 0)
                 return r;
         char ip_addr[16] = "";
         unsigned ip_prefix = 0;
@@ -737,16 +761,16 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
                         return log_error(EINVAL, host_where(hs, HF_WIFI_SSID),
                                          "Wi-Fi needs %s (e.g. GB): the radio stays off without it",
                                          name_as(hs, HF_WIFI_COUNTRY, HF_WIFI_SSID));
-                _cleanup_free_ char *pass = NULL;
-                if ((r = read_secret_line(hs->wifi_psk_file, "Wi-Fi passphrase", &pass)) < 0)
+                if ((r = read_wifi_pass(hs)) < 0)
                         return r;
                 char hex[65];
-                r = secret_wifi_psk(hs->wifi_ssid, pass, hex);
-                explicit_bzero(pass, strlen(pass));
+                r = secret_wifi_psk(hs->wifi_ssid, hs->wifi_pass, hex);
+                free_secret(hs->wifi_pass);
+                hs->wifi_pass = NULL;
                 if (r < 0)
                         return log_error(r, hs->wifi_psk_file,
                                          "Wi-Fi passphrase must be 8 to 63 printable ASCII characters (or the 64-hex-digit key)");
-                free(hs->wifi_psk_hex);
+                free_secret(hs->wifi_psk_hex);
                 hs->wifi_psk_hex = xstrdup(hex);
                 explicit_bzero(hex, sizeof hex);
                 free(hs->wifi_psk_file);

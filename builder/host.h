@@ -30,6 +30,8 @@ struct host_settings {
         size_t ndns;
         char *wifi_ssid;
         char *wifi_psk_file;
+        char *wifi_pass;        /* wifi_psk_file's passphrase once read (host_read_files):
+                                 * the file stays, to name in messages */
         char *wifi_psk_hex;     /* derived PBKDF2 key: the only form stored */
         char *wifi_country;
         char *timezone;
@@ -53,9 +55,11 @@ void host_merge(struct host_settings *hs, const struct host_settings *over);
  * Afterwards password_file and wifi_psk_file are consumed.  allow_weak
  * (--allow-weak-secrets, a policy rather than a host's setting): a weak
  * password from password_file warns instead of failing. */
-/* The password file and the SSH key files, read into the hash and the keys
- * they give (host_finalize does it too).  A fleet reads the settings every
- * host shares once: a pipe such as /dev/stdin gives its text to one read. */
+/* The password file, the SSH key files and the Wi-Fi passphrase file, read
+ * into the hash, the keys and the passphrase (whose key needs the SSID,
+ * which may come later); host_finalize does it too.  A fleet reads the
+ * settings every host shares once: a pipe such as /dev/stdin gives its text
+ * to one read. */
 int host_read_files(struct host_settings *hs, bool allow_weak);
 int host_finalize(struct host_settings *hs, bool allow_weak);
 /* What a message about field f names: its file:line, else the origin,

@@ -229,20 +229,43 @@ if printf 'DB_PASSWORD=%s\nOPENOBSERVE_PASSWORD=%s\n' "$pipepw" "$OOPW" | "$DIMI
 else
   fail "two hosts with --env /dev/stdin: $(cat "$T/piped2.log")"
 fi
-# A password and a key every host shares, from pipes: read once for the
-# fleet, not once per host (the second read found the pipe empty).
+# A password, a key and a Wi-Fi passphrase every host shares, from pipes:
+# read once for the fleet, not once per host (the second read found the
+# pipe empty).
+want_psk=$(python3 -c 'import hashlib; print(hashlib.pbkdf2_hmac("sha1", b"piped wifi passphrase", b"Fleet Wifi", 4096, 32).hex())')
+kf=/etc/NetworkManager/system-connections/dimdim-wifi.nmconnection
 if printf '%s\n' "$pipepw" | "$DIMIMAGE" build --fleet "$T/piped2.yml" --base "$base" -o "$T/piped3" --quiet \
     --set DIMDIM_API_IMAGE=example/api:1 --set DIMDIM_WORKER_IMAGE=example/worker:1 --set OPENOBSERVE_PASSWORD="$OOPW" \
-    --user pi --password-file /dev/stdin --ssh-key <(cat "$T/key.pub") >"$T/piped3.log" 2>&1; then
+    --user pi --password-file /dev/stdin --ssh-key <(cat "$T/key.pub") \
+    --wifi-ssid 'Fleet Wifi' --wifi-country GB --wifi-psk-file <(echo 'piped wifi passphrase') >"$T/piped3.log" 2>&1; then
   for h in pa po; do
-    check "a piped --password-file and --ssh-key, both hosts: $h's password" \
+    check "a piped --password-file, --ssh-key and --wifi-psk-file, both hosts: $h's password" \
       grep -q '^pi:[$]y[$]' <(rcat "$T/piped3/$h.img" /etc/shadow)
     check "... and $h's key" grep -qF "$(cut -d' ' -f2 "$T/key.pub")" <(bcat "$T/piped3/$h.img" /user-data)
+    check "... and $h's Wi-Fi key" grep -qx "psk=$want_psk" <(rcat "$T/piped3/$h.img" "$kf")
   done
 else
-  fail "a fleet with --password-file /dev/stdin and --ssh-key <(...): $(cat "$T/piped3.log")"
+  fail "a fleet with --password-file /dev/stdin, --ssh-key <(...) and --wifi-psk-file <(...): $(cat "$T/piped3.log")"
 fi
-rm -rf "$T/piped1" "$T/piped2" "$T/piped3"
+# ... and with each host's own SSID: its key derived from the one passphrase
+# with that SSID.
+cat > "$T/piped4.yml" <<YAML
+hosts:
+  - {name: pa, role: app-standalone, address: 10.1.0.21, wifi: {ssid: Upstairs}}
+  - {name: po, role: observability, address: 10.1.0.22, wifi: {ssid: Downstairs}}
+YAML
+if "$DIMIMAGE" build --fleet "$T/piped4.yml" --base "$base" -o "$T/piped4" --quiet \
+    --set DIMDIM_API_IMAGE=example/api:1 --set DIMDIM_WORKER_IMAGE=example/worker:1 --set OPENOBSERVE_PASSWORD="$OOPW" \
+    --wifi-country GB --wifi-psk-file <(echo 'piped wifi passphrase') >"$T/piped4.log" 2>&1; then
+  for hs in pa:Upstairs po:Downstairs; do
+    want_psk=$(python3 -c 'import hashlib, sys; print(hashlib.pbkdf2_hmac("sha1", b"piped wifi passphrase", sys.argv[1].encode(), 4096, 32).hex())' "${hs#*:}")
+    check "one piped passphrase, each host's SSID: ${hs%%:*}'s key is its SSID's" \
+      grep -qx "psk=$want_psk" <(rcat "$T/piped4/${hs%%:*}.img" "$kf")
+  done
+else
+  fail "a fleet with per-host SSIDs and --wifi-psk-file <(...): $(cat "$T/piped4.log")"
+fi
+rm -rf "$T/piped1" "$T/piped2" "$T/piped3" "$T/piped4"
 
 # --dry-run: each host's payload printed; no base read, nothing written
 "$DIMIMAGE" build --fleet "$T/fleet.yml" --dry-run --base "$base" -o "$T/dry" "${common[@]}" >"$T/dry.out" 2>"$T/dry.err" \
