@@ -904,6 +904,28 @@ static int check_imager_json(const struct build_opts *o, const struct fleet *f) 
 /* A shared value left out of every host (stackenv_input.dropped) reached
  * no container at all: said once, as a single build says it, with the
  * name a host's role knows close to it if there is one. */
+/* Whether sets gives key (KEY=VALUE strings). */
+static bool sets_give(char *const *sets, size_t n, const char *key) {
+        size_t kl = strlen(key);
+        for (size_t i = 0; i < n; i++)
+                if (!strncmp(sets[i], key, kl) && sets[i][kl] == '=')
+                        return true;
+        return false;
+}
+
+/* Whether the fleet file's own env: maps give a value some host's profile
+ * holds secret: then the file holds a secret, as an --env file would. */
+static bool fleet_file_has_secret(const struct fleet *f) {
+        for (size_t i = 0; i < f->nhosts; i++) {
+                const struct fleet_host *h = &f->hosts[i];
+                for (size_t k = 0; k < h->profile.nenv; k++)
+                        if (h->profile.env[k].secret && (sets_give(f->sets, f->nsets, h->profile.env[k].key) ||
+                                                         sets_give(h->sets, h->nsets, h->profile.env[k].key)))
+                                return true;
+        }
+        return false;
+}
+
 static void warn_used_by_none(const struct fleet *f) {
         if (!f->nhosts)
                 return;
@@ -990,6 +1012,8 @@ int fleet_build(const struct build_opts *o) {
                     (r = model_check(host_where(&h->settings, HF_MODEL), h->settings.model, &h->profile)) < 0)
                         goto out;
         }
+        if (fleet_file_has_secret(&f))
+                secret_file_check_mode(o->fleet);
         /* every host has the fleet's one format */
         if (f.nhosts && (r = compress_check_level(output_format_for(f.hosts[0].out), o->compression_level,
                                                   f.hosts[0].out)) < 0)

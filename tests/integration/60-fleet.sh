@@ -7,6 +7,7 @@ export SOURCE_DATE_EPOCH=1764547200
 base=$(fixture trixie --flavour trixie)
 OOPW='Kx9-qu4ntum-obs-T0ken'
 sed "s|\[id_ed25519.pub\]|[$T/key.pub]|" "$TOP/examples/fleet.yml" > "$T/fleet.yml"
+chmod 644 "$T/fleet.yml" # every user may read it; it holds no secret
 common=(--set OPENOBSERVE_PASSWORD="$OOPW" --set DIMDIM_API_IMAGE=example/api:1 --set DIMDIM_WORKER_IMAGE=example/worker:1)
 
 check "example fleet builds" "$DIMIMAGE" build --fleet "$T/fleet.yml" --base "$base" -o "$T/fleet" --quiet "${common[@]}"
@@ -15,6 +16,7 @@ app=$T/fleet/dimdim-app.img obs=$T/fleet/dimdim-obs.img
 "$DIMIMAGE" build --fleet "$T/fleet.yml" --base "$base" -o "$T/slash/" "${common[@]}" >"$T/slash.log" 2>&1
 grep -q "^Wrote $T/slash/dimdim-app.img$" "$T/slash.log" && ! grep -q '//' "$T/slash.log" \
   && ok "-o DIR/: no '//' in what the fleet says" || fail "-o DIR/: $(grep -m2 "$T/slash" "$T/slash.log")"
+check_fails "a fleet file every user may read, with no secret in it: no warning" grep -q 'holds secrets' "$T/slash.log"
 rm -rf "$T/slash"
 for img in "$app" "$obs"; do
   check "$(basename "$img"): fsck clean" fsck_image "$img"
@@ -162,6 +164,7 @@ hosts:
   - {name: pi-app, role: app, address: 10.1.0.11}
   - {name: pi-obs, role: observability, address: 10.1.0.12, env: {OPENOBSERVE_PASSWORD: "$OOPW", STRAY_OBS_VAR: y, OPENOBSERVE_IMAGE: ~}}
 YAML
+chmod 644 "$T/shared.yml" # every user may read it: said once, not per host
 mkdir -p "$T/appsrc/deploy"
 printf '[package]\nname = "marker-app-source"\n' >"$T/appsrc/Cargo.toml"
 printf 'FROM scratch\n' | tee "$T/appsrc/deploy/Dockerfile.api" >"$T/appsrc/deploy/Dockerfile.worker"
@@ -185,10 +188,15 @@ if "$DIMIMAGE" build --fleet "$T/shared.yml" --base "$base" -o "$T/shared" >"$T/
     grep -q "shared.yml:3: .*NOT_A_STACK_VAR is used by no host's role" "$T/shared.log"
   [[ $(grep -c NOT_A_STACK_VAR "$T/shared.log") == 1 ]] && ok "... and only once" || fail "NOT_A_STACK_VAR said $(grep -c NOT_A_STACK_VAR "$T/shared.log") times"
   check_fails "no warning for shared keys one host uses" grep -qE 'DB_PASSWORD|DIMDIM_API_IMAGE' "$T/shared.log"
-  [[ $(grep -c 'holds secrets' "$T/shared.log") == 1 ]] &&
+  [[ $(grep -c 'common.env: holds secrets' "$T/shared.log") == 1 ]] &&
     grep -qxF "dimimage: warning: $T/common.env: holds secrets, yet every user may read it (mode 0644): chmod 600 $T/common.env" "$T/shared.log" \
     && ok "an env_files file every user may read: one warning for the fleet, with the chmod" \
     || fail "env_files 0644: $(grep 'holds secrets' "$T/shared.log")"
+  # the fleet file itself gives pi-obs its OPENOBSERVE_PASSWORD
+  [[ $(grep -c 'shared.yml: holds secrets' "$T/shared.log") == 1 ]] &&
+    grep -qxF "dimimage: warning: $T/shared.yml: holds secrets, yet every user may read it (mode 0644): chmod 600 $T/shared.yml" "$T/shared.log" \
+    && ok "a fleet file with a secret in its env: every user may read: one warning, with the chmod" \
+    || fail "fleet file 0644 with a secret: $(grep 'holds secrets' "$T/shared.log")"
   [[ $(grep -c 'OPENOBSERVE_PASWORD' "$T/shared.log") == 1 ]] \
     && grep -q "shared.yml:3: OPENOBSERVE_PASWORD is used by no host's role; did you mean OPENOBSERVE_PASSWORD?" "$T/shared.log" \
     && ok "a shared typo: said once, with the name meant" || fail "shared typo: $(grep OPENOBSERVE_PASWORD "$T/shared.log")"
