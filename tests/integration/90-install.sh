@@ -67,6 +67,14 @@ for words in "build --base" "build --env" "build -o" "inspect" "flash" "flash -b
   [[ $got == $'compopt -o filenames\nmy base.img' ]] && ok "completion: $words completes file names as file names" \
     || fail "completion $words: $got"
 done
+# --ssh-key offers public keys (a private key there is refused), --fleet and
+# --host YAML files, and directories to go on into: as zsh's and fish's do
+mkdir -p "$T/keys/sub" && : >"$T/keys/id_ed25519" && : >"$T/keys/id_ed25519.pub" && : >"$T/keys/f.yml" && : >"$T/keys/f.txt"
+got=$(cd "$T/keys" && complete_words dimimage build --ssh-key '' | sort | tr '\n' ' ')
+[[ $got == "id_ed25519.pub sub " ]] && ok "completion: --ssh-key offers *.pub and directories, not the private key" \
+  || fail "completion --ssh-key: $got"
+got=$(cd "$T/keys" && complete_words dimimage build --fleet '' | sort | tr '\n' ' ')
+[[ $got == "f.yml sub " ]] && ok "completion: --fleet offers *.yml and directories" || fail "completion --fleet: $got"
 if [[ -f /usr/share/zoneinfo/Europe/Berlin ]]; then
   got=$(complete_opts dimimage build --timezone Europ)
   [[ $got == $'compopt -o nospace\nEurope/' ]] && ok "completion: --timezone Europ gives Europe/, no space" \
