@@ -657,15 +657,20 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         output_install_signal_handlers();
         output_on_interrupt(device, "nothing written");
 
+        /* the arguments swapped: said before an open that only root may make */
+        struct stat ist;
+        if (stat(image, &ist) == 0 && S_ISBLK(ist.st_mode))
+                return log_error(EUSAGE, image,
+                                 "is a block device, not an image file: the image comes first, then the device "
+                                 "(dimimage flash IMAGE DEVICE)");
         /* O_NONBLOCK so a FIFO cannot hang us before we refuse it */
         _cleanup_close_ int ifd = open(image, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (ifd < 0)
                 return log_error(input_err(-errno), image, "cannot open image: %m");
-        struct stat ist;
         if (fstat(ifd, &ist) < 0)
                 return log_error(errno, image, "cannot stat: %m");
         if (!S_ISREG(ist.st_mode))
-                return log_error(EINVAL, image, "not a regular file%s", S_ISBLK(ist.st_mode) ? "" : " or block device");
+                return log_error(EINVAL, image, "not a regular file or block device");
         if (fcntl(ifd, F_SETFL, 0) < 0)
                 return log_error(input_err(-errno), image, "cannot open image: %m");
         bool compressed = is_compressed(image, ifd);

@@ -216,6 +216,18 @@ expect_error "missing image" "img-missing.img: cannot open image" "$DIMIMAGE" fl
 mkfifo "$T/fifo.img"
 expect_error "a FIFO as image" "fifo\.img: not a regular file or block device" timeout 10 "$DIMIMAGE" flash --yes "$T/fifo.img" "$T/dev1"
 expect_rc "a FIFO as image, as build --base refuses one" 65
+# DEVICE IMAGE, the arguments swapped: said so, before the open (only root
+# may open a disk) and before the image, which is not a device, is looked at
+blk=$(find /dev -maxdepth 1 -type b -print -quit 2>/dev/null)
+if [[ -n $blk ]]; then
+  expect_error "the arguments swapped (a block device as IMAGE)" \
+    "^dimimage: error: $blk: is a block device, not an image file: the image comes first, then the device \(dimimage flash IMAGE DEVICE\)$" \
+    "$DIMIMAGE" flash --yes "$blk" "$img"
+  expect_rc "the arguments swapped: a usage error" 64
+  check "... and the image left as it was" cmp -s "$img" "$base"
+else
+  ok "skipped: the arguments swapped (no block device in /dev here)"
+fi
 expect_error "missing device" "no such device" "$DIMIMAGE" flash "$img" "$T/nodev"
 # /dev/sdX as the docs write it: the disks are what to look for, not a
 # regular file to create (as root, truncate would put one in /dev's RAM)
