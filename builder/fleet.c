@@ -901,9 +901,6 @@ static int check_imager_json(const struct build_opts *o, const struct fleet *f) 
         return r;
 }
 
-/* A shared value left out of every host (stackenv_input.dropped) reached
- * no container at all: said once, as a single build says it, with the
- * name a host's role knows close to it if there is one. */
 /* Whether sets gives key (KEY=VALUE strings). */
 static bool sets_give(char *const *sets, size_t n, const char *key) {
         size_t kl = strlen(key);
@@ -926,6 +923,9 @@ static bool fleet_file_has_secret(const struct fleet *f) {
         return false;
 }
 
+/* A shared value left out of every host (stackenv_input.dropped) reached
+ * no container at all: said once, as a single build says it, with the
+ * name a host's role knows close to it if there is one. */
 static void warn_used_by_none(const struct fleet *f) {
         if (!f->nhosts)
                 return;

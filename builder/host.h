@@ -51,16 +51,16 @@ int host_from_yaml(const char *file, const struct ynode *n, struct host_settings
 int host_load_file(const char *file, struct host_settings *hs);
 /* Values set in over replace those in hs; list values are appended. */
 void host_merge(struct host_settings *hs, const struct host_settings *over);
-/* Read key/password/PSK files, derive hashes, validate everything.
- * Afterwards password_file and wifi_psk_file are consumed.  allow_weak
- * (--allow-weak-secrets, a policy rather than a host's setting): a weak
- * password from password_file warns instead of failing. */
 /* The password file, the SSH key files and the Wi-Fi passphrase file, read
  * into the hash, the keys and the passphrase (whose key needs the SSID,
  * which may come later); host_finalize does it too.  A fleet reads the
  * settings every host shares once: a pipe such as /dev/stdin gives its text
  * to one read. */
 int host_read_files(struct host_settings *hs, bool allow_weak);
+/* Read key/password/PSK files, derive hashes, validate everything.
+ * Afterwards password_file and wifi_psk_file are consumed.  allow_weak
+ * (--allow-weak-secrets, a policy rather than a host's setting): a weak
+ * password from password_file warns instead of failing. */
 int host_finalize(struct host_settings *hs, bool allow_weak);
 /* What a message about field f names: its file:line, else the origin,
  * else the option that sets it ("--gateway"). */
