@@ -767,6 +767,17 @@ static int check_secrets_file(const char *dir, const struct fleet *f) {
 }
 
 static int write_secrets(const char *dir, struct fleet *f, struct fleet_run *run, bool force) {
+        _cleanup_free_ char *path = xasprintf("%s/secrets.env", dir);
+        if (!has_generated(f)) {
+                /* an earlier fleet's (the --force check let it be): its
+                 * secrets are those of the images just replaced */
+                if (force && unlink(path) < 0 && errno != ENOENT)
+                        return log_error(errno, path, "cannot remove the previous fleet's secrets: %m");
+                return 0;
+        }
+        int r = force ? 0 : check_secrets_file(dir, f);
+        if (r < 0)
+                return r;
         struct buf b = {0};
         for (size_t i = 0; i < f->nhosts; i++) {
                 struct fleet_host *h = &f->hosts[i];
@@ -778,20 +789,6 @@ static int write_secrets(const char *dir, struct fleet *f, struct fleet_run *run
                 buf_append(&b, text, len);
                 explicit_bzero(text, len);
                 free(text);
-        }
-        _cleanup_free_ char *path = xasprintf("%s/secrets.env", dir);
-        if (!b.len) {
-                /* an earlier fleet's (the --force check let it be): its
-                 * secrets are those of the images just replaced */
-                if (force && unlink(path) < 0 && errno != ENOENT)
-                        return log_error(errno, path, "cannot remove the previous fleet's secrets: %m");
-                return 0;
-        }
-        int r = force ? 0 : check_secrets_file(dir, f);
-        if (r < 0) {
-                explicit_bzero(b.data, b.len);
-                buf_free(&b);
-                return r;
         }
         r = output_write_file_atomic(path, b.data, b.len, 0600);
         explicit_bzero(b.data, b.len);

@@ -188,10 +188,8 @@ void output_install_signal_handlers(void) {
         if (handlers_installed)
                 return;
         /* as progress_end clears its line (a dumb terminal: under it) */
-        if (isatty(STDERR_FILENO)) {
-                const char *term = getenv("TERM");
-                interrupt_clear = !term || !*term || strcmp(term, "dumb") == 0 ? "\n" : "\r\033[K";
-        }
+        if (isatty(STDERR_FILENO))
+                interrupt_clear = progress_term_is_dumb() ? "\n" : "\r\033[K";
         struct sigaction sa = { .sa_handler = on_fatal_signal };
         /* Block the other two while cleaning up so the unlinks finish. */
         fatal_set(&sa.sa_mask);

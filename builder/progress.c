@@ -12,7 +12,7 @@
 /* As git and most progress-drawing tools take it: without TERM, or with
  * TERM=dumb, nothing says the terminal reads an escape sequence, and one
  * that does not shows "^[[K" after every redraw. */
-static int term_is_dumb(void) {
+bool progress_term_is_dumb(void) {
         const char *t = getenv("TERM");
         return !t || !*t || strcmp(t, "dumb") == 0;
 }
@@ -23,7 +23,7 @@ void progress_begin_named(struct progress *p, const char *verb, const char *name
                 .what = name,
                 .total = total,
                 .enabled = log_level >= LOG_NORMAL && isatty(STDERR_FILENO),
-                .dumb = term_is_dumb(),
+                .dumb = progress_term_is_dumb(),
         };
         p->start = p->last = monotonic_s();
 }

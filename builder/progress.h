@@ -2,6 +2,7 @@
 /* A progress line with rate and ETA on a terminal; silent otherwise. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,9 @@ struct progress {
         size_t drawn;     /* columns of the line on screen */
 };
 
+/* Whether the terminal may not read escape sequences (no TERM, or dumb):
+ * a line is then cleared with spaces, or left for the next one. */
+bool progress_term_is_dumb(void);
 /* Enabled only when stderr is a terminal and log_level >= LOG_NORMAL.  A
  * terminal that TERM does not name, or names "dumb" (Emacs' shell, a CI
  * log's pty), gets no escape sequence: the line is cleared with spaces. */
