@@ -594,6 +594,27 @@ check_fails "stopped with mktemp, after it made the file: the stop was taken" te
 left=$(find "$T" -maxdepth 1 -name 'dimdim-firstboot*')
 [[ -z $left ]] && ok "... and the file mktemp made is removed" || fail "stopped with mktemp, left $left"
 
+# Stopped while the status file is written: its temporary goes too.  This
+# date, write_status's, stops its caller first.
+real_date=$(command -v date)
+cat >"$bin/date" <<EOF
+#!/bin/bash
+if [[ \$1 == +%s && -e $(printf %q "$T/date-stop") ]]; then
+  rm -f $(printf %q "$T/date-stop")
+  kill -TERM "\$PPID"
+fi
+exec $(printf %q "$real_date") "\$@"
+EOF
+chmod +x "$bin/date"
+rm -f "$T/fb/state/firstboot.done"
+touch "$T/date-stop"
+rc=0
+{ timeout -k 1 20 "$firstboot" >"$T/fb15.out" 2>&1 || rc=$?; } 2>/dev/null
+rm -f "$bin/date"
+check_fails "stopped while the status was written: the stop was taken" test -e "$T/date-stop"
+[[ $rc == 143 ]] && ok "... as a stop (TERM)" || fail "stopped while the status was written: rc=$rc"
+check_fails "... and status.tmp is removed" test -e "$T/fb/state/status.tmp"
+
 # A stop between two commands signals no session: the command before is
 # reaped, and its pid, its session's id, may be another process's by then.
 # locale-gen leaves a process in its session to show it, which must live on
