@@ -129,6 +129,8 @@ int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, str
         struct ext4_stat st;
         bf->armhf = ext4_lstat(e, "/usr/lib/arm-linux-gnueabihf", &st) == 0 &&
                     ext4_lstat(e, "/usr/lib/aarch64-linux-gnu", &st) == -ENOENT;
+        bf->cloud_init_local = ext4_lstat(e, "/usr/lib/systemd/system/cloud-init-local.service", &st) == 0 ||
+                               ext4_lstat(e, "/lib/systemd/system/cloud-init-local.service", &st) == 0;
         r = ext4_close(e);
         if (r < 0)
                 return r;

@@ -27,6 +27,9 @@ struct base_files {
         const char *accounts_path;
         /* a 32-bit userland: arm-linux-gnueabihf libraries and no aarch64 ones */
         bool armhf;
+        /* cloud-init-local.service is installed: its local stage reads the
+         * NoCloud seed on the boot partition */
+        bool cloud_init_local;
         char *hosts;
         char *config_txt;   /* boot partition */
         char *cmdline_txt;  /* boot partition */

@@ -391,6 +391,25 @@ static void plan_boot(const struct plan_input *in, struct payload *p) {
         }
 }
 
+/* cloud-init's local stage runs before local-fs.target (DefaultDependencies=no),
+ * so on a slow boot it can look for the NoCloud seed before the boot
+ * partition is mounted, find none and fall back to DataSourceNone: the first
+ * boot then ignores the image's user-data, and the next one takes it as a new
+ * instance (canonical/cloud-init#6614, on Raspberry Pi OS trixie).  Ordering
+ * the stage after the mount closes that race; the base's own units are
+ * left as they are. */
+#define CLOUD_INIT_DROPIN_DIR "/etc/systemd/system/cloud-init-local.service.d"
+
+static void plan_cloud_init(const struct plan_input *in, struct payload *p) {
+        if (in->os != OS_TRIXIE || !in->base->cloud_init_local)
+                return;
+        payload_add_dir(p, PART_ROOT, CLOUD_INIT_DROPIN_DIR, 0755, 0, 0);
+        plan_add_str(p, PART_ROOT, CLOUD_INIT_DROPIN_DIR "/dimimage-seed.conf", 0644,
+                     "# Written by dimimage: the NoCloud seed (user-data, meta-data, network-config)\n"
+                     "# is on the boot partition, so cloud-init's local stage waits for its mount.\n"
+                     "[Unit]\nRequiresMountsFor=/boot/firmware\n");
+}
+
 /* The name locale.gen and SUPPORTED list the locale under: the codeset
  * spelled UTF-8 (glibc also takes utf8), the rest as given. */
 static char *locale_name(const char *loc) {
@@ -705,6 +724,7 @@ int plan_base_edits(const struct plan_input *in, struct payload *out) {
                 return r;
         plan_hosts(in, out);
         plan_boot(in, out);
+        plan_cloud_init(in, out);
         plan_locale_gen(in, out);
         plan_nm_state(in, out);
         plan_manifest(in, out);

@@ -240,13 +240,9 @@ no_ssh_fingerprints: true
 ssh_deletekeys: false
 ssh_genkeytypes: []
 EOF
-  # Debian's cloud-init-local runs before local-fs.target (DefaultDependencies=no),
-  # so nothing waits for the boot partition its seed is on: a slow emulated boot
-  # (vfat loaded after 90 s) lost that race, and cloud-init fell back to
-  # DataSourceNone.  Raspberry Pi OS ships a cloud-init of its own build (pi-gen's
-  # cloud-init-custom.deb); here the unit waits for the mount.
-  mkdir -p "$root/etc/systemd/system/cloud-init-local.service.d"
-  printf '[Unit]\nRequiresMountsFor=/boot/firmware\n' > "$root/etc/systemd/system/cloud-init-local.service.d/e2e-boot-firmware.conf"
+  # Like Raspberry Pi OS (canonical/cloud-init#6614), nothing here orders
+  # cloud-init-local (DefaultDependencies=no) after the boot partition's mount:
+  # the drop-in dimimage writes into trixie images does, and the e2e checks it.
   printf 'network:\n  version: 2\n  renderer: NetworkManager\n' > "$root/usr/lib/netplan/00-network-manager-all.yaml"
   chmod 0600 "$root/usr/lib/netplan/00-network-manager-all.yaml"
 fi

@@ -321,6 +321,7 @@ unit systemd-timesyncd.service "Network Time Synchronization" "/usr/lib/systemd/
 if [[ $flavour == trixie ]]; then
   unit rpi-resize.service "Resize root partition" "/usr/lib/raspberrypi-sys-mods/rpi-resize"
   unit cloud-init-main.service "Cloud-init: Single Process" "/usr/bin/cloud-init --all-stages"
+  unit cloud-init-local.service "Cloud-init: Local Stage (pre-network)" "/usr/lib/cloud-init/cloud-init-local"
   mkdir -p "$root/etc/cloud/cloud.cfg.d"
   printf 'datasource_list: [ NoCloud, None ]\n' >"$root/etc/cloud/cloud.cfg.d/99_raspberry-pi.cfg"
 else

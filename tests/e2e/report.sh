@@ -63,6 +63,12 @@ done
 if command -v cloud-init >/dev/null 2>&1; then
   timeout 300 cloud-init status --wait >/dev/null 2>&1
   show cloud-init cloud-init status --long
+  # dimimage's drop-in orders the local stage after the seed's mount
+  after=no
+  systemctl show -p After --value cloud-init-local.service | tr ' ' '\n' | grep -qx boot-firmware.mount && after=yes
+  mounted=$(systemctl show -p ActiveEnterTimestampMonotonic --value boot-firmware.mount)
+  started=$(systemctl show -p InactiveExitTimestampMonotonic --value cloud-init-local.service)
+  say "cloud-init-local: after boot-firmware.mount: $after; started ${started:-?} us, boot partition mounted ${mounted:-?} us"
 fi
 
 say "firstboot.done: $([ -e /var/lib/dimdim/firstboot.done ] && echo yes || echo no)"

@@ -287,6 +287,7 @@ check_provisioned() {
     check "$name: docker-cli installed (trixie's docker command)" grep -qx 'Package: docker-cli' <(rcat "$img" /var/lib/dpkg/status)
     has "$log" "$name: cloud-init ran from the NoCloud seed on the boot partition" '(^|: )e2e-report: cloud-init: detail: +DataSourceNoCloud.*/boot/firmware'
     has "$log" "$name: cloud-init finished without errors" '(^|: )e2e-report: cloud-init: status: done'
+    has "$log" "$name: cloud-init-local ordered after the boot partition's mount (dimimage's drop-in)" '(^|: )e2e-report: cloud-init-local: after boot-firmware.mount: yes;'
   fi
 }
 

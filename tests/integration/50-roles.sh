@@ -7,6 +7,7 @@ make_key
 export SOURCE_DATE_EPOCH=1764547200
 DBPW='Tr0ub4dor-and-3-horses'
 OOPW='Corr3ct-h0rse-battery-staple'
+dropin=/etc/systemd/system/cloud-init-local.service.d/dimimage-seed.conf
 
 for flavour in bookworm trixie; do
   base=$(fixture "$flavour" --flavour "$flavour")
@@ -67,8 +68,28 @@ print(s["api"]["environment"].get("DB_PASSWORD"), s["worker"]["environment"].get
       bcat "$out" /user-data | grep -q '^#cloud-config' \
         && [[ $(bcat "$out" /meta-data | python3 -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["local-hostname"])') == "dimdim-$role" ]] \
         && ok "$flavour/$role: cloud-init NoCloud files" || fail "$flavour/$role: cloud-init files"
+      # cloud-init's local stage runs before local-fs.target: it must wait
+      # for the boot partition that holds its seed (canonical/cloud-init#6614).
+      [[ $(rstat "$out" "$dropin") == "0644 0 0 regular" ]] && rcat "$out" "$dropin" | grep -qx 'RequiresMountsFor=/boot/firmware' \
+        && ok "$flavour/$role: cloud-init-local waits for /boot/firmware (drop-in)" || fail "$flavour/$role: cloud-init drop-in: $(rstat "$out" "$dropin")"
+      # verify reads the drop-in beside a stand-in unit (it names the
+      # drop-in's path when a key is wrong: the second run shows it looked)
+      vroot=$T/verify-$role
+      mkdir -p "$vroot/usr/lib/systemd" "$vroot/${dropin%/*}" "$vroot/bin"
+      cp -a /usr/lib/systemd/system "$vroot/usr/lib/systemd/"
+      cp /bin/true "$vroot/bin/"
+      printf '[Unit]\nDescription=stand-in\n[Service]\nType=oneshot\nExecStart=/bin/true\n' >"$vroot/usr/lib/systemd/system/cloud-init-local.service"
+      rcat "$out" "$dropin" >"$vroot/$dropin"
+      vout=$(systemd-analyze verify --root="$vroot" cloud-init-local.service 2>&1)
+      printf 'Bogus=1\n' >>"$vroot/$dropin"
+      if [[ -z $vout ]] && systemd-analyze verify --root="$vroot" cloud-init-local.service 2>&1 | grep -q "dimimage-seed.conf:.*Bogus"; then
+        ok "$flavour/$role: systemd-analyze verify takes the drop-in"
+      else
+        fail "$flavour/$role: verify: ${vout:-it did not read the drop-in}"
+      fi
     else
       MTOOLS_SKIP_CHECK=1 mdir -i "$(bootfs "$out")" ::/ssh >/dev/null 2>&1 && ok "$flavour/$role: ssh switch file" || fail "$flavour/$role: no ssh file"
+      [[ -z $(rstat "$out" "${dropin%/*}") ]] && ok "$flavour/$role: no cloud-init drop-in" || fail "$flavour/$role: a cloud-init drop-in on bookworm"
     fi
   done
   [[ $(sha256sum < "$base") == "$before" ]] && ok "$flavour: base unchanged" || fail "$flavour: base changed"

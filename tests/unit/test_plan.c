@@ -41,7 +41,7 @@ static const char *const golden_files[] = {
         "/etc/NetworkManager/system-connections/dimdim-eth.nmconnection", "/etc/docker/daemon.json",
         "/etc/systemd/journald.conf.d/dimdim.conf", "/etc/default/locale", "/etc/locale.gen", "/etc/timezone",
         "/etc/ssh/sshd_config.d/10-dimimage.conf", "/etc/sudoers.d/010_dimimage-nopasswd",
-        "/home/pi/.ssh/authorized_keys", NULL,
+        "/home/pi/.ssh/authorized_keys", "/etc/systemd/system/cloud-init-local.service.d/dimimage-seed.conf", NULL,
 };
 static const char *const golden_boot[] = {"/config.txt", "/cmdline.txt", "/user-data", "/meta-data",
                                           "/network-config", NULL};
@@ -85,6 +85,7 @@ static void setup_inputs(struct fixture *f, const char *role) {
                 .config_txt = xstrdup(config_txt),
                 .cmdline_txt = xstrdup(cmdline_txt),
                 .locale_gen = xstrdup(locale_gen),
+                .cloud_init_local = true,
         };
 }
 
@@ -443,6 +444,30 @@ static void test_key_options_quoted_in_user_data(void **state) {
         teardown_inputs(&f);
 }
 
+/* The drop-in that orders cloud-init's local stage after the boot
+ * partition's mount: trixie with cloud-init only. */
+static void test_cloud_init_waits_for_boot_partition(void **state) {
+        static const char dropin[] = "/etc/systemd/system/cloud-init-local.service.d/dimimage-seed.conf";
+        static const struct {
+                enum os_flavour os;
+                bool cloud_init, want;
+        } cases[] = {{OS_TRIXIE, true, true}, {OS_TRIXIE, false, false}, {OS_BOOKWORM, true, false}};
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                struct fixture f = {0};
+                setup_inputs(&f, "app");
+                f.base.cloud_init_local = cases[i].cloud_init;
+                run_plan(&f, cases[i].os);
+                const struct payload_entry *e = payload_find(&f.payload, PART_ROOT, dropin);
+                if (!cases[i].want) {
+                        assert_null(e);
+                } else {
+                        assert_non_null(strstr(file_text(&f, PART_ROOT, dropin), "\n[Unit]\nRequiresMountsFor=/boot/firmware\n"));
+                        assert_int_equal(e->mode, 0644);
+                }
+                teardown_inputs(&f);
+        }
+}
+
 /* Bookworm: what the image's rename-user -f -s did is undone, as
  * userconf-pi's cancel-rename does. */
 static void test_bookworm_console_login_back(void **state) {
@@ -560,6 +585,7 @@ int main(void) {
                 cmocka_unit_test(test_wifi_turns_the_radio_on), cmocka_unit_test(test_system_account_refused),
                 cmocka_unit_test(test_locale_utf8_spellings), cmocka_unit_test(test_host_checked_against_base),
                 cmocka_unit_test(test_key_options_quoted_in_user_data),
+                cmocka_unit_test(test_cloud_init_waits_for_boot_partition),
                 cmocka_unit_test(test_bookworm_console_login_back), cmocka_unit_test(test_keymap_drops_the_cache),
                 cmocka_unit_test(test_customised_boot_refused), cmocka_unit_test(test_config_txt_rebuilt_keeps_additions),
         };
