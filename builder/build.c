@@ -754,7 +754,7 @@ int cmd_build(int argc, char **argv) {
         output_on_interrupt(o.out, o.fleet ? "fleet not written; none of its images kept" : "not written");
         /* The base first: a mistyped path is the likeliest mistake, and
          * nothing else can be checked against an image that is not there. */
-        if ((r = source_probe(o.base)) < 0) {
+        if ((r = source_probe(o.base, true)) < 0) {
                 cli_free(&o);
                 return r;
         }

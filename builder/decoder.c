@@ -108,9 +108,12 @@ int source_refuse_iso9660(const char *path, bool compressed) {
 /* A disk image starts with an MBR/protective-MBR/FAT boot signature or is a
  * bare ext2/3/4 filesystem; anything else (a text file, garbage) is refused
  * here rather than as a confusing partition-table error later.  An ISO
- * with an MBR (a hybrid one) is a disk image to flash; the base and inspect
- * refuse it when they read its partitions (disk.c). */
-int source_check_head(const char *path, const uint8_t *b, size_t n, bool compressed) {
+ * with an MBR (a hybrid one) is a disk image to flash; a base is refused
+ * here, before it is copied or decoded, and inspect when it reads the
+ * partitions (disk.c). */
+int source_check_head(const char *path, const uint8_t *b, size_t n, bool compressed, bool as_base) {
+        if (source_is_iso9660(b, n) && as_base)
+                return source_refuse_iso9660(path, compressed);
         if (n >= 512 && b[510] == 0x55 && b[511] == 0xaa)
                 return 0;
         if (source_is_iso9660(b, n))
@@ -127,22 +130,22 @@ int source_check_head(const char *path, const uint8_t *b, size_t n, bool compres
                          compressed ? "the decompressed data" : "this");
 }
 
-int decoder_check_raw_head(int fd, const char *path, uint64_t size) {
+int decoder_check_raw_head(int fd, const char *path, uint64_t size, bool as_base) {
         size_t n = (size_t)MIN(size, (uint64_t)SOURCE_ISO9660_HEAD);
         _cleanup_free_ uint8_t *head = xmalloc(SOURCE_ISO9660_HEAD);
         int r = pread_full(fd, head, n, 0);
         if (r < 0)
                 return log_error(r, path, "cannot read: %s", strerror(-r));
-        return source_check_head(path, head, n, false);
+        return source_check_head(path, head, n, false, as_base);
 }
 
-int source_probe(const char *base) {
+int source_probe(const char *base, bool as_base) {
         uint64_t size = 0;
         enum fmt fmt;
         int fd = decoder_open_file(base, NULL, &size, &fmt);
         if (fd < 0)
                 return fd;
-        int r = fmt == FMT_RAW ? decoder_check_raw_head(fd, base, size) : 0;
+        int r = fmt == FMT_RAW ? decoder_check_raw_head(fd, base, size, as_base) : 0;
         close(fd);
         return r;
 }

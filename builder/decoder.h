@@ -20,8 +20,8 @@ const char *decoder_fmt_name(enum fmt fmt);
  * st (may be NULL) gets its stat. */
 int decoder_open_file(const char *path, struct stat *st, uint64_t *size, enum fmt *fmt);
 
-/* 0 when a raw base starts like a disk image (source_check_head); logs. */
-int decoder_check_raw_head(int fd, const char *path, uint64_t size);
+/* 0 when a raw image starts like a disk image (source_check_head); logs. */
+int decoder_check_raw_head(int fd, const char *path, uint64_t size, bool as_base);
 
 struct decoder {
         enum fmt fmt;

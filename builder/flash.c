@@ -104,7 +104,7 @@ static bool is_compressed(const char *path, int fd) {
  * states (a .zip's). */
 static int check_image_head(const char *image, bool compressed, uint64_t *at_least) {
         if (!compressed)
-                return source_probe(image);
+                return source_probe(image, false);
         /* as far as an ISO 9660's signature, to name one */
         _cleanup_free_ uint8_t *head = xmalloc(SOURCE_ISO9660_HEAD);
         struct source_stream *s = NULL;
@@ -118,7 +118,7 @@ static int check_image_head(const char *image, bool compressed, uint64_t *at_lea
                 return (int)n;
         if (n == 0)
                 return log_error(EINVAL, image, "the image is empty: nothing to flash");
-        return source_check_head(image, head, (size_t)n, true);
+        return source_check_head(image, head, (size_t)n, true, false);
 }
 
 /* A .zst's first frame header carries its decoded size when the compressor

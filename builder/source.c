@@ -318,7 +318,7 @@ static int produce_decoded(struct pipeline *p, struct decoder *d, struct progres
                 if (n < 0)
                         return (int)n;
                 if (off == 0) {
-                        int r = source_check_head(d->path, s->buf, (size_t)n, true);
+                        int r = source_check_head(d->path, s->buf, (size_t)n, true, true);
                         if (r < 0)
                                 return r;
                 }
@@ -354,7 +354,7 @@ static int finish_output(int out_fd, const struct source_opts *o, uint64_t bytes
 static int extract_raw(int fd, const char *path, const char *label, uint64_t size, int out_fd,
                        const struct source_opts *o, bool from_cache, char hex[65]) {
         if (!from_cache) {
-                int r = decoder_check_raw_head(fd, path, size);
+                int r = decoder_check_raw_head(fd, path, size, true);
                 if (r < 0)
                         return r;
         }

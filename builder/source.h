@@ -62,8 +62,8 @@ struct source_opts {
 };
 
 /* What a dry run asks of the base: that it opens and, if raw, starts like a
- * disk image.  Nothing is decompressed.  Logs, -errno. */
-int source_probe(const char *base);
+ * disk image (a base one, as_base).  Nothing is decompressed.  Logs, -errno. */
+int source_probe(const char *base, bool as_base);
 
 /* Stream base into out_fd (positioned at 0, empty) and ftruncate it to the
  * image size.  Logs, -errno. */
@@ -103,8 +103,9 @@ long long source_stream_read(struct source_stream *s, void *buf, size_t n);
 uint64_t source_stream_size_hint(const struct source_stream *s);
 /* 0 when the first n bytes of an image b (decoded, when compressed) start
  * like a disk image: an MBR/FAT boot signature or a bare ext2/3/4
- * superblock; else logs "not a disk image" for path, -EINVAL. */
-int source_check_head(const char *path, const uint8_t *b, size_t n, bool compressed);
+ * superblock; else logs "not a disk image" for path, -EINVAL.  A hybrid ISO
+ * (an ISO 9660 with an MBR) is a disk image to flash, but no base (as_base). */
+int source_check_head(const char *path, const uint8_t *b, size_t n, bool compressed, bool as_base);
 /* ISO 9660 (a CD/DVD or installer image): its first volume descriptor, at
  * 32 KiB, holds "CD001" after its type byte.  Where, the bytes needed from
  * an image's start to tell, and whether b (n of them from the start) is one. */

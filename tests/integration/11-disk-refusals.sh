@@ -96,6 +96,11 @@ refuse installer.iso "installer\.iso: is $iso_said"
 expect_rc "an ISO 9660 base: bad data" 65
 refuse hybrid.iso "hybrid\.iso: is $iso_said"
 refuse installer.iso.xz "installer\.iso\.xz: decompresses to $iso_said"
+# before it is copied, or decoded further than its first chunk
+xz -1 -c "$T/bad/hybrid.iso" >"$T/bad/hybrid.iso.xz"
+refuse hybrid.iso.xz "hybrid\.iso\.xz: decompresses to $iso_said"
+"$DIMIMAGE" build "${build_args[@]}" --base "$T/bad/hybrid.iso" -o "$T/out/result.img" --verbose >"$T/iso.log" 2>&1
+check_fails "a hybrid ISO refused before it is read (no 'Reading' line)" grep -q '^Reading' "$T/iso.log"
 
 # A compressed base every build would refuse is not kept in the cache:
 # gigabytes of a real one would stay in ~/.cache after the error.
