@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "progress.h"
 
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include "log.h"
 
@@ -41,23 +43,50 @@ static size_t term_columns(void) {
         return ws.ws_col;
 }
 
-/* Columns of valid UTF-8 s, one per character (a wide East Asian one is
- * counted as one: no locale is set to ask wcwidth). */
+/* The columns of the character at *s, valid UTF-8, stepping past it: what
+ * wcwidth says under the calling thread's locale (draw sets C.UTF-8: two
+ * for a wide East Asian character, none for a combining one), else one. */
+static size_t char_columns(const char **s) {
+        const unsigned char *c = (const unsigned char *)*s;
+        size_t len = 1;
+        while ((c[len] & 0xc0) == 0x80)
+                len++;
+        size_t w = 1;
+        wchar_t wc;
+        mbstate_t st = {0};
+        if (*c >= 0x80 && mbrtowc(&wc, *s, len, &st) == len) {
+                int x = wcwidth(wc);
+                w = x < 0 ? 1 : (size_t)x;
+        }
+        *s += len;
+        return w;
+}
+
 static size_t columns(const char *s) {
         size_t n = 0;
-        for (const unsigned char *c = (const unsigned char *)s; *c; c++)
-                n += (*c & 0xc0) != 0x80;
+        while (*s)
+                n += char_columns(&s);
         return n;
 }
 
-/* s after its first skip characters */
-static const char *skip_chars(const char *s, size_t skip) {
-        const unsigned char *c = (const unsigned char *)s;
-        for (; *c && skip; skip--)
-                do
-                        c++;
-                while ((*c & 0xc0) == 0x80);
-        return (const char *)c;
+/* The longest end of s that fits in cols columns */
+static const char *tail_within(const char *s, size_t cols) {
+        size_t n = columns(s);
+        while (*s && n > cols)
+                n -= char_columns(&s);
+        return s;
+}
+
+/* Where s must end to fit in cols columns, between characters */
+static const char *head_within(const char *s, size_t cols) {
+        size_t n = 0;
+        for (const char *c = s; *c;) {
+                const char *at = c;
+                n += char_columns(&c);
+                if (n > cols)
+                        return at;
+        }
+        return s + strlen(s);
 }
 
 static void draw(struct progress *p, double t) {
@@ -98,14 +127,16 @@ static void draw(struct progress *p, double t) {
          * column is left blank: some terminals wrap as soon as it is
          * written. */
         size_t cols = term_columns();
+        /* dimimage sets no locale, and C's counts a byte as a character */
+        locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+        locale_t was = utf8 ? uselocale(utf8) : (locale_t)0;
         if (cols) {
                 size_t fixed = (p->verb ? columns(p->verb) + 1 : 0) + strlen(figures);
                 size_t room = cols - 1 > fixed ? cols - 1 - fixed : 0;
-                size_t len = columns(name);
-                if (len > room) {
+                if (columns(name) > room) {
                         size_t keep = room > 3 ? room - 3 : 0;
                         cut = keep ? "..." : "";
-                        shown = skip_chars(name, len - keep);
+                        shown = tail_within(name, keep);
                 }
         }
         _cleanup_free_ char *line = xasprintf("%s%s%s%s%s", p->verb ? p->verb : "", p->verb ? " " : "", cut, shown,
@@ -113,12 +144,16 @@ static void draw(struct progress *p, double t) {
         /* Narrower than even the verb and the figures (a split pane of 30
          * columns): the line itself gives way at the width, its end first,
          * so that it still redraws over itself rather than wrapping. */
-        if (cols && columns(line) > cols - 1)
-                *(char *)skip_chars(line, cols - 1) = '\0';
+        if (cols)
+                *(char *)head_within(line, cols - 1) = '\0';
         /* one write; the rest of the line cleared, so a shorter redraw
          * leaves no debris (on a dumb terminal, by spaces over what the
          * last one drew) */
         size_t w = columns(line);
+        if (utf8) {
+                uselocale(was);
+                freelocale(utf8);
+        }
         if (p->dumb)
                 fprintf(stderr, "\r%s%*s", line, p->drawn > w ? (int)(p->drawn - w) : 0, "");
         else

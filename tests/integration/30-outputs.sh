@@ -189,6 +189,16 @@ if script -qc true /dev/null >/dev/null 2>&1; then
     && ok "a 20-column terminal: the line cut to 19 columns ($(wc -l <<<"$lines") redraws)" \
     || fail "20 columns: widest ${widest:-none}: $(head -c 400 <<<"$lines")"
   rm -f "$T/b/$long"*
+  # A wide (East Asian) character takes two columns: the cut counts them so
+  long=$(printf '\u5f71\u50cf%.0s' {1..30}).img.xz
+  PTY_STTY='stty cols 60; ' pty_build "$T/b/$long"
+  widest=$(progress_lines | python3 -c '
+import sys, unicodedata
+print(max((sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in l.rstrip("\n")) for l in sys.stdin), default=99))')
+  [[ $widest -le 59 ]] && grep -aq 'Compressing \.\.\..*\.img\.xz ' "$T/pty.out" \
+    && ok "a 60-column terminal, a name of wide characters: the line in $widest columns" \
+    || fail "wide characters, 60 columns: widest $widest: $(progress_lines | head -c 400)"
+  rm -f "$T/b/$long"*
   # a name's control characters are not written to the terminal
   esc=$'col\e]0;owned\aor.img.xz'
   pty_build "$T/b/$esc"
