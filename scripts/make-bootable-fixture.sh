@@ -21,7 +21,13 @@ set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 # Outside the work tree by default, so fresh clones (CI) on the same machine
 # reuse it; entries are keyed by content, so sharing is safe.
-CACHE=${DIMIMAGE_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dimimage-e2e}
+if [[ -n ${DIMIMAGE_E2E_CACHE:-} ]]; then CACHE=$DIMIMAGE_E2E_CACHE
+elif [[ ${XDG_CACHE_HOME:-} == /* ]]; then CACHE=$XDG_CACHE_HOME/dimimage-e2e
+elif [[ ${HOME:-} == /* ]]; then CACHE=$HOME/.cache/dimimage-e2e
+else
+  echo "make-bootable-fixture: error: no cache directory: set DIMIMAGE_E2E_CACHE, XDG_CACHE_HOME or HOME" >&2
+  exit 1
+fi
 MIRROR=${DIMIMAGE_E2E_MIRROR:-http://deb.debian.org/debian}
 # Bump when the mmdebstrap recipe below changes in a way the package list does not show.
 ROOTFS_RECIPE=5
