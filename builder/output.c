@@ -9,10 +9,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sysexits.h>
@@ -473,6 +475,25 @@ static int check_replaceable(const char *path, const char *dir, const struct sta
                          (unsigned)st.st_uid, dir, what ? what : "-o");
 }
 
+/* An immutable or append-only file (chattr +i, +a) cannot be renamed over,
+ * by root neither: the commit would fail after all the work.  0 when path
+ * is not there, is a symbolic link (rename replaces the link) or its flags
+ * cannot be read. */
+static int check_not_immutable(const char *path, const char *what) {
+        int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        int flags = 0;
+        bool stuck = ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && (flags & (FS_IMMUTABLE_FL | FS_APPEND_FL));
+        close(fd);
+        if (!stuck)
+                return 0;
+        return log_error(EPERM, path, "%s%sis %s (chattr +%c), so nothing may replace it: clear that with chattr -%c "
+                         "(as root), or choose another %s",
+                         what ? what : "", what ? " " : "", flags & FS_IMMUTABLE_FL ? "immutable" : "append-only",
+                         flags & FS_IMMUTABLE_FL ? 'i' : 'a', flags & FS_IMMUTABLE_FL ? 'i' : 'a', what ? what : "-o");
+}
+
 /* A file the build will create: its directory there and writable, and
  * path itself absent or (with force) a regular file we may replace.  what:
  * the option naming a file beside OUT, or NULL for OUT itself. */
@@ -495,11 +516,15 @@ static int check_target(const char *path, const char *what, bool force) {
                         return log_error(EEXIST, path, "%sexists; use --force to overwrite", what ? "" : "output ");
         }
         int r = check_replaceable(path, dir, &dst, what);
+        if (r == 0)
+                r = check_not_immutable(path, what);
         /* OUT's companions from an earlier build go at the commit, --force
          * or not: each must be ours to remove too */
         for (const char *const *c = output_companions; !what && *c && r == 0; c++) {
                 _cleanup_free_ char *comp = xasprintf("%s%s", path, *c);
                 r = check_replaceable(comp, dir, &dst, NULL);
+                if (r == 0)
+                        r = check_not_immutable(comp, NULL);
         }
         return r;
 }

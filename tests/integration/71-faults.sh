@@ -140,6 +140,28 @@ else
 fi
 rm -rf "$T/perm"
 
+# ---- an immutable or append-only OUT ----------------------------------------------------
+# chattr +i or +a: not even root may rename over it.  Refused before the
+# build starts (with the flag to clear), not by the rename at its end.
+mkdir -p "$T/imm"
+echo mine >"$T/imm/o.img"
+echo mine >"$T/imm/p.img.bmap"
+if chattr +i "$T/imm/o.img" 2>/dev/null && chattr +a "$T/imm/p.img.bmap" 2>/dev/null; then
+  expect_error "an immutable OUT, --force" \
+    'imm/o\.img: is immutable \(chattr \+i\), so nothing may replace it: clear that with chattr -i \(as root\), or choose another -o' \
+    "$DIMIMAGE" build "${args[@]}" --force --verbose --base "$small" -o "$T/imm/o.img"
+  expect_rc "an immutable OUT" 73
+  check_fails "... refused before the base is read" grep -q "^Reading" "$T/.out" "$T/.err"
+  expect_error "an append-only OUT.bmap" 'imm/p\.img\.bmap: is append-only \(chattr \+a\)' \
+    "$DIMIMAGE" build "${args[@]}" --base "$small" -o "$T/imm/p.img"
+  chattr -i "$T/imm/o.img"; chattr -a "$T/imm/p.img.bmap"
+  [[ $(cat "$T/imm/o.img" "$T/imm/p.img.bmap") == $'mine\nmine' && $(ls -A "$T/imm" | wc -l) == 2 ]] \
+    && ok "immutable OUT: nothing left, nothing replaced" || fail "immutable OUT: $(ls -A "$T/imm")"
+else
+  ok "skipped: chattr +i/+a needs root and a filesystem with the flags (uid $EUID)"
+fi
+rm -rf "$T/imm"
+
 # ---- a file size limit -------------------------------------------------------------------
 # OUT larger than its filesystem holds in one file (FAT32: 4 GiB) or than
 # `ulimit -f` allows: EFBIG, an output that cannot be created (73), with what
