@@ -576,21 +576,22 @@ fi
 exec $(printf %q "$real_mktemp") "\$@"
 EOF
 chmod +x "$bin/mktemp"
-rm -f "$T/fb/state/firstboot.done"
-touch "$T/mktemp-stop"
-rc=0
-{ timeout -k 1 20 "$firstboot" >"$T/fb10.out" 2>&1 || rc=$?; } 2>/dev/null  # not "Terminated"
-check_fails "stopped while mktemp ran: the stop was taken" test -e "$T/mktemp-stop"
-[[ $rc == 143 ]] && ok "... as a stop (TERM)" || fail "stopped while mktemp ran: rc=$rc"
+# stopped_run FLAG LABEL: first boot run afresh until the stand-in that
+# FLAG ($T/FLAG) arms stops it, which must be taken as a stop
+stopped_run() {
+  local rc=0
+  rm -f "$T/fb/state/firstboot.done"
+  touch "$T/$1"
+  { timeout -k 1 20 "$firstboot" >"$T/$1.out" 2>&1 || rc=$?; } 2>/dev/null  # not "Terminated"
+  check_fails "$2: the stop was taken" test -e "$T/$1"
+  [[ $rc == 143 ]] && ok "... as a stop (TERM)" || fail "$2: rc=$rc"
+}
+stopped_run mktemp-stop "stopped while mktemp ran"
 left=$(find "$T" -maxdepth 1 -name 'dimdim-firstboot*')
 [[ -z $left ]] && ok "... and the output file is removed" || fail "stopped while mktemp ran, left $left"
 find "$T" -maxdepth 1 -name 'dimdim-firstboot*' -delete
-touch "$T/mktemp-kill"
-rc=0
-{ timeout -k 1 20 "$firstboot" >"$T/fb13.out" 2>&1 || rc=$?; } 2>/dev/null
+stopped_run mktemp-kill "stopped with mktemp, after it made the file"
 rm -f "$bin/mktemp"
-check_fails "stopped with mktemp, after it made the file: the stop was taken" test -e "$T/mktemp-kill"
-[[ $rc == 143 ]] && ok "... as a stop (TERM)" || fail "stopped with mktemp: rc=$rc"
 left=$(find "$T" -maxdepth 1 -name 'dimdim-firstboot*')
 [[ -z $left ]] && ok "... and the file mktemp made is removed" || fail "stopped with mktemp, left $left"
 
@@ -606,13 +607,8 @@ fi
 exec $(printf %q "$real_date") "\$@"
 EOF
 chmod +x "$bin/date"
-rm -f "$T/fb/state/firstboot.done"
-touch "$T/date-stop"
-rc=0
-{ timeout -k 1 20 "$firstboot" >"$T/fb15.out" 2>&1 || rc=$?; } 2>/dev/null
+stopped_run date-stop "stopped while the status was written"
 rm -f "$bin/date"
-check_fails "stopped while the status was written: the stop was taken" test -e "$T/date-stop"
-[[ $rc == 143 ]] && ok "... as a stop (TERM)" || fail "stopped while the status was written: rc=$rc"
 check_fails "... and status.tmp is removed" test -e "$T/fb/state/status.tmp"
 
 # A stop between two commands signals no session: the command before is
