@@ -112,12 +112,11 @@ int source_refuse_iso9660(const char *path, bool compressed) {
  * here, before it is copied or decoded, and inspect when it reads the
  * partitions (disk.c). */
 int source_check_head(const char *path, const uint8_t *b, size_t n, bool compressed, bool as_base) {
-        if (source_is_iso9660(b, n) && as_base)
+        bool mbr = n >= 512 && b[510] == 0x55 && b[511] == 0xaa;
+        if (source_is_iso9660(b, n) && (as_base || !mbr))
                 return source_refuse_iso9660(path, compressed);
-        if (n >= 512 && b[510] == 0x55 && b[511] == 0xaa)
+        if (mbr)
                 return 0;
-        if (source_is_iso9660(b, n))
-                return source_refuse_iso9660(path, compressed);
         if (n >= 1082 && get_le16(b + 1080) == 0xef53)
                 return 0;
         /* the mistake a user makes most: the download's .tar.xz, or an image

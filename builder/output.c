@@ -488,10 +488,12 @@ static int check_not_immutable(const char *path, const char *what) {
         close(fd);
         if (!stuck)
                 return 0;
+        bool immutable = flags & FS_IMMUTABLE_FL;
+        char letter = immutable ? 'i' : 'a';
         return log_error(EPERM, path, "%s%sis %s (chattr +%c), so nothing may replace it: clear that with chattr -%c "
                          "(as root), or choose another %s",
-                         what ? what : "", what ? " " : "", flags & FS_IMMUTABLE_FL ? "immutable" : "append-only",
-                         flags & FS_IMMUTABLE_FL ? 'i' : 'a', flags & FS_IMMUTABLE_FL ? 'i' : 'a', what ? what : "-o");
+                         what ? what : "", what ? " " : "", immutable ? "immutable" : "append-only", letter, letter,
+                         what ? what : "-o");
 }
 
 /* A file the build will create: its directory there and writable, and
