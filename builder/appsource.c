@@ -196,37 +196,31 @@ out:
         return 0;
 }
 
-/* source's items, read now or (with a cache) before; *owned: the caller
- * frees them. */
-static int archive_items(const char *source, struct appsource_cache *cache, struct item **v, size_t *n,
-                         bool *owned) {
+/* source's items, read now or (with a cache) before: without a cache the
+ * caller frees them, with one the cache does. */
+static int archive_items(const char *source, struct appsource_cache *cache, struct item **v, size_t *n) {
         for (size_t i = 0; cache && i < cache->n; i++)
                 if (!strcmp(cache->v[i].source, source)) {
                         *v = cache->v[i].v;
                         *n = cache->v[i].n;
-                        *owned = false;
                         return 0;
                 }
         int r = read_archive(source, v, n);
-        if (r < 0)
-                return r;
-        *owned = !cache;
-        if (cache) {
+        if (r >= 0 && cache) {
                 cache->v = xrealloc(cache->v, (cache->n + 1) * sizeof *cache->v);
                 cache->v[cache->n++] = (struct appsource_archive){.source = xstrdup(source), .v = *v, .n = *n};
         }
-        return 0;
+        return r;
 }
 
 static int add_archive(struct payload *p, const char *source, const char *dest, struct appsource_cache *cache) {
         struct item *v = NULL;
         size_t n = 0;
-        bool owned;
-        int r = archive_items(source, cache, &v, &n, &owned);
+        int r = archive_items(source, cache, &v, &n);
         if (r < 0)
                 return r;
         if (!n) {
-                if (owned)
+                if (!cache)
                         items_free(v, n);
                 return log_error(EINVAL, source, "archive is empty");
         }
@@ -272,7 +266,7 @@ static int add_archive(struct payload *p, const char *source, const char *dest, 
                 else
                         payload_add_file(p, PART_ROOT, path, v[i].mode ? v[i].mode : 0644, 0, 0, v[i].data, v[i].len);
         }
-        if (owned)
+        if (!cache)
                 items_free(v, n);
         return r;
 }

@@ -421,8 +421,7 @@ static int derive(struct fleet *f, struct fleet_host *h, struct env *derived) {
                         return r;
                 if (v) {
                         env_set(derived, pe->key, v, ORIGIN_DERIVED, f->file, 0);
-                        explicit_bzero(v, strlen(v));
-                        free(v);
+                        free_secret(v);
                 }
         }
         return 0;

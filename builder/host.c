@@ -27,13 +27,6 @@ static void strv_free(char ***v, size_t *n) {
         *n = 0;
 }
 
-/* A secret's copy in memory is wiped before it is freed. */
-static void free_secret(char *s) {
-        if (s)
-                explicit_bzero(s, strlen(s));
-        free(s);
-}
-
 void host_free(struct host_settings *hs) {
         free(hs->hostname);
         free(hs->user);

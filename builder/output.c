@@ -461,24 +461,9 @@ static int check_not_base(const char *path, const char *base) {
         return 0;
 }
 
-/* In a sticky directory (/tmp) only a file's owner, the directory's or
- * root may remove or rename over it (CAP_FOWNER: root is what holds it).
- * The build finds that out only as it commits, after all its work: asked
- * first, here.  0, or an error naming path and what to do. */
-static int check_replaceable(const char *path, const char *dir, const struct stat *dst, const char *what) {
-        struct stat st;
-        uid_t me = geteuid();
-        if (!(dst->st_mode & S_ISVTX) || me == 0 || dst->st_uid == me || lstat(path, &st) < 0 || st.st_uid == me)
-                return 0;
-        return log_error(EPERM, path, "%s%sbelongs to another user (uid %u) in the sticky directory %s, where only "
-                         "its owner may replace it; choose another %s", what ? what : "", what ? " " : "",
-                         (unsigned)st.st_uid, dir, what ? what : "-o");
-}
-
 /* An immutable or append-only file (chattr +i, +a) cannot be renamed over,
- * by root neither: the commit would fail after all the work.  0 when path
- * is not there, is a symbolic link (rename replaces the link) or its flags
- * cannot be read. */
+ * by root neither.  0 when path is not there, is a symbolic link (rename
+ * replaces the link) or its flags cannot be read. */
 static int check_not_immutable(const char *path, const char *what) {
         int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
@@ -494,6 +479,22 @@ static int check_not_immutable(const char *path, const char *what) {
                          "(as root), or choose another %s",
                          what ? what : "", what ? " " : "", immutable ? "immutable" : "append-only", letter, letter,
                          what ? what : "-o");
+}
+
+/* Whether the commit may rename over path (or remove it): the build would
+ * find out only then, after all its work, so it is asked first, here.  In
+ * a sticky directory (/tmp) only a file's owner, the directory's or root
+ * may remove or rename over it (CAP_FOWNER: root is what holds it); and
+ * not even root over an immutable one.  0, or an error naming path and
+ * what to do. */
+static int check_replaceable(const char *path, const char *dir, const struct stat *dst, const char *what) {
+        struct stat st;
+        uid_t me = geteuid();
+        if ((dst->st_mode & S_ISVTX) && me != 0 && dst->st_uid != me && lstat(path, &st) == 0 && st.st_uid != me)
+                return log_error(EPERM, path, "%s%sbelongs to another user (uid %u) in the sticky directory %s, where "
+                                 "only its owner may replace it; choose another %s", what ? what : "",
+                                 what ? " " : "", (unsigned)st.st_uid, dir, what ? what : "-o");
+        return check_not_immutable(path, what);
 }
 
 /* A file the build will create: its directory there and writable, and
@@ -518,15 +519,11 @@ static int check_target(const char *path, const char *what, bool force) {
                         return log_error(EEXIST, path, "%sexists; use --force to overwrite", what ? "" : "output ");
         }
         int r = check_replaceable(path, dir, &dst, what);
-        if (r == 0)
-                r = check_not_immutable(path, what);
         /* OUT's companions from an earlier build go at the commit, --force
          * or not: each must be ours to remove too */
         for (const char *const *c = output_companions; !what && *c && r == 0; c++) {
                 _cleanup_free_ char *comp = xasprintf("%s%s", path, *c);
                 r = check_replaceable(comp, dir, &dst, NULL);
-                if (r == 0)
-                        r = check_not_immutable(comp, NULL);
         }
         return r;
 }

@@ -273,6 +273,12 @@ const char *source_date_epoch_malformed(void) {
         return sde_state == 2 ? getenv("SOURCE_DATE_EPOCH") : NULL;
 }
 
+void free_secret(char *s) {
+        if (s)
+                explicit_bzero(s, strlen(s));
+        free(s);
+}
+
 double monotonic_s(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -32,6 +32,8 @@ char *xasprintf(const char *fmt, ...) _printf_(1, 2);
 
 static inline void freep(void *p) { free(*(void **)p); }
 #define _cleanup_free_ _cleanup_(freep)
+/* A secret's string (a password, a key) wiped before it is freed; NULL is fine. */
+void free_secret(char *s);
 void closep(int *fd);
 #define _cleanup_close_ _cleanup_(closep)
 
