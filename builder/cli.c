@@ -387,18 +387,12 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
         return 0;
 }
 
-static void strv_free(char **v, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                free(v[i]);
-        free(v);
-}
-
 void cli_free(struct build_opts *o) {
         free(o->role);
         free(o->base);
         free(o->out);
-        strv_free(o->env_files, o->nenv_files);
-        strv_free(o->sets, o->nsets);
+        strv_clear(&o->env_files, &o->nenv_files);
+        strv_clear(&o->sets, &o->nsets);
         free(o->source);
         free(o->host_file);
         free(o->fleet);

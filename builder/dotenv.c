@@ -855,8 +855,7 @@ int env_serialize_for(const struct env *env, bool compose_v1, char **text, size_
         }
         free(sorted);
         if (r < 0) {
-                explicit_bzero(b.data, b.len);
-                buf_free(&b);
+                buf_free_secret(&b);
                 return r;
         }
         *text = (char *)buf_steal(&b, len);

@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
+/* `dimimage build --fleet`: every host checked before the base is read,
+ * then built in the order its wiring needs, each from one decoding of the
+ * base, two commits at a time; a fleet that fails is undone whole. */
 #include "fleet.h"
+#include "fleet_private.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,411 +25,6 @@
 #include "secret.h"
 #include "source.h"
 #include "util.h"
-#include "yamltree.h"
-
-struct fleet_host {
-        char *name, *role, *address;
-        unsigned line;
-        struct host_settings hs;        /* the entry's own */
-        struct host_settings settings;  /* merged and finalized (settle_host), for its build */
-        char **sets;            /* env: map as KEY=VALUE */
-        size_t nsets;
-        unsigned *set_lines;    /* each one's line */
-        char **env_files;
-        size_t nenv_files;
-        char *source;
-        struct profile profile;
-        struct env final_env;
-        struct env generated;
-        struct env dropped;     /* shared keys its role does not use */
-        char *label;
-        char *out;
-        bool built;
-};
-
-struct fleet {
-        const char *file;
-        char *name;
-        unsigned long long prefix;
-        char *gateway;
-        char *gateway_where, *dns_where; /* "FILE:LINE" of network's keys, or NULL */
-        char **dns;
-        size_t ndns;
-        char *format;           /* "img", "img.xz", "img.zst", "img.gz" */
-        struct host_settings shared;
-        char **sets;
-        size_t nsets;
-        unsigned *set_lines;
-        char **env_files;
-        size_t nenv_files;
-        char *source;
-        struct fleet_host *hosts;
-        size_t nhosts;
-        struct dotenv_text *env_texts; /* every env file's, read once (read_env_files) */
-        size_t nenv_texts;
-        struct appsource_cache sources; /* --source archives, read once for every host */
-};
-
-static void strv_free(char **v, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                free(v[i]);
-        free(v);
-}
-
-static void strv_push(char ***v, size_t *n, const char *s) {
-        *v = xrealloc(*v, (*n + 1) * sizeof **v);
-        (*v)[(*n)++] = xstrdup(s);
-}
-
-static void fleet_free(struct fleet *f) {
-        for (size_t i = 0; i < f->nhosts; i++) {
-                struct fleet_host *h = &f->hosts[i];
-                free(h->name);
-                free(h->role);
-                free(h->address);
-                host_free(&h->hs);
-                host_free(&h->settings);
-                strv_free(h->sets, h->nsets);
-                free(h->set_lines);
-                strv_free(h->env_files, h->nenv_files);
-                free(h->source);
-                profile_free(&h->profile);
-                env_free(&h->final_env);
-                env_free(&h->generated);
-                env_free(&h->dropped);
-                free(h->label);
-                free(h->out);
-        }
-        free(f->hosts);
-        free(f->name);
-        free(f->gateway);
-        strv_free(f->dns, f->ndns);
-        free(f->format);
-        host_free(&f->shared);
-        strv_free(f->sets, f->nsets);
-        free(f->set_lines);
-        free(f->gateway_where);
-        free(f->dns_where);
-        strv_free(f->env_files, f->nenv_files);
-        free(f->source);
-        for (size_t i = 0; i < f->nenv_texts; i++)
-                dotenv_text_free(&f->env_texts[i]);
-        free(f->env_texts);
-        appsource_cache_free(&f->sources);
-}
-
-/* A view of map n holding only the keys not in skip, for host_from_yaml. */
-static struct ynode *view_without(const struct ynode *n, const char *const *skip) {
-        struct ynode *v = xcalloc(1, sizeof *v);
-        v->kind = Y_MAP;
-        v->line = n->line;
-        v->keys = xcalloc(n->n + 1, sizeof *v->keys);
-        v->key_lines = xcalloc(n->n + 1, sizeof *v->key_lines);
-        v->items = xcalloc(n->n + 1, sizeof *v->items);
-        for (size_t i = 0; i < n->n; i++) {
-                bool skipped = false;
-                for (const char *const *s = skip; *s; s++)
-                        if (!strcmp(*s, n->keys[i]))
-                                skipped = true;
-                if (skipped)
-                        continue;
-                v->keys[v->n] = n->keys[i];
-                v->key_lines[v->n] = n->key_lines[i];
-                v->items[v->n++] = n->items[i];
-        }
-        return v;
-}
-
-static void view_free(struct ynode *v) {
-        free(v->keys);
-        free(v->key_lines);
-        free(v->items);
-        free(v);
-}
-
-static char *relative_to(const char *yaml_file, const char *path) {
-        if (path[0] == '/' || !strchr(yaml_file, '/'))
-                return xstrdup(path);
-        _cleanup_free_ char *dir = path_dirname(yaml_file);
-        return xasprintf("%s/%s", dir, path);
-}
-
-static void push_line(unsigned **lines, size_t n, unsigned line) {
-        *lines = xrealloc(*lines, (n + 1) * sizeof(**lines));
-        (*lines)[n] = line;
-}
-
-/* An env: map as KEY=VALUE strings, each with the line of its key. */
-static int env_map(const char *file, const char *what, const struct ynode *n, char ***sets, size_t *nsets,
-                   unsigned **lines) {
-        if (!n)
-                return 0;
-        if (n->kind != Y_MAP)
-                return log_error_at(EINVAL, file, n->line, "%s: must be a mapping of KEY: value", what);
-        for (size_t i = 0; i < n->n; i++) {
-                if (n->items[i]->kind != Y_SCALAR)
-                        return log_error_at(EINVAL, file, n->items[i]->line, "%s.%s: must be a string", what,
-                                            n->keys[i]);
-                if (!env_key_valid(n->keys[i]))
-                        return log_error_at(EINVAL, file, n->key_lines[i], "%s: '%s' is not a valid variable name",
-                                            what, n->keys[i]);
-                /* `KEY: ~` is YAML's null, as `KEY:` is: empty, not "~" */
-                const char *v = ynode_is_null(n->items[i]) ? "" : n->items[i]->scalar;
-                _cleanup_free_ char *kv = xasprintf("%s=%s", n->keys[i], v);
-                push_line(lines, *nsets, n->key_lines[i]);
-                strv_push(sets, nsets, kv);
-        }
-        return 0;
-}
-
-static int file_list(const char *file, const char *what, const struct ynode *n, char ***out, size_t *count) {
-        char **v = NULL;
-        size_t k = 0;
-        int r = ynode_strings(file, what, n, &v, &k);
-        for (size_t i = 0; i < k; i++) {
-                if (r >= 0) {
-                        _cleanup_free_ char *p = relative_to(file, v[i]);
-                        secret_file_check_mode(p); /* an env file: it holds secrets */
-                        strv_push(out, count, p);
-                }
-                free(v[i]);
-        }
-        free(v);
-        return r;
-}
-
-static const char *const top_keys[] = {"name", "network", "format", "env", "env_files", "source", "hosts",
-                                       /* shared host settings */
-                                       "user", "password_hash", "password_file", "ssh_keys", "ssh_key_files",
-                                       "timezone", "locale", "keymap", "wifi", NULL};
-static const char *const top_only[] = {"name", "network", "format", "env", "env_files", "source", "hosts", NULL};
-static const char *const host_keys[] = {"name", "role", "address", "model", "env", "env_files", "source",
-                                        "user", "password_hash", "password_file", "ssh_keys", "ssh_key_files",
-                                        "timezone", "locale", "keymap", "wifi", NULL};
-static const char *const host_only[] = {"name", "role", "address", "env", "env_files", "source", NULL};
-static const char *const network_keys[] = {"prefix", "gateway", "dns", NULL};
-
-static int parse_host(struct fleet *f, const struct ynode *n, struct fleet_host *h) {
-        const char *file = f->file;
-        int r = ynode_check_keys(file, "hosts[]", n, host_keys);
-        if (r < 0)
-                return r;
-        h->line = n->line;
-        struct ynode *v;
-        if (!(v = ynode_get(n, "name")) || (r = ynode_string(file, "hosts[].name", v, &h->name)) < 0)
-                return v ? r : log_error_at(EINVAL, file, n->line, "host without a name");
-        if (!host_valid_hostname(h->name))
-                return log_error_at(EINVAL, file, v->line, "host name '%s' is not a valid hostname", h->name);
-        h->label = xasprintf("%s: host %s", file, h->name);
-        if (!(v = ynode_get(n, "role")) || (r = ynode_string(file, "role", v, &h->role)) < 0)
-                return v ? r : log_error_at(EINVAL, file, n->line, "host %s has no role", h->name);
-        if (!(v = ynode_get(n, "address")) || (r = ynode_string(file, "address", v, &h->address)) < 0)
-                return v ? r : log_error_at(EINVAL, file, n->line, "host %s has no address", h->name);
-        /* "10.0.0.5/24", as --ip takes it: the fleet's hosts share one prefix */
-        if (strchr(h->address, '/'))
-                return log_error_at(EINVAL, file, v->line,
-                                    "host %s: address '%s': give the address alone; the prefix length of every "
-                                    "host's is network.prefix (24 unless set)",
-                                    h->name, h->address);
-        if (!host_valid_ipv4(h->address))
-                return log_error_at(EINVAL, file, v->line, "host %s: '%s' is not an IPv4 address", h->name,
-                                    h->address);
-        if ((v = ynode_get(n, "source"))) {
-                _cleanup_free_ char *s = NULL;
-                if ((r = ynode_string(file, "source", v, &s)) < 0)
-                        return r;
-                h->source = relative_to(file, s);
-        }
-        if ((r = env_map(file, "env", ynode_get(n, "env"), &h->sets, &h->nsets, &h->set_lines)) < 0)
-                return r;
-        if ((r = file_list(file, "env_files", ynode_get(n, "env_files"), &h->env_files, &h->nenv_files)) < 0)
-                return r;
-        struct ynode *view = view_without(n, host_only);
-        r = host_from_yaml(file, view, &h->hs);
-        view_free(view);
-        return r;
-}
-
-static int fleet_parse(const char *file, struct fleet *f) {
-        struct ynode *root = NULL;
-        f->file = file;
-        int r = yaml_load(file, NULL, 0, &root);
-        if (r < 0)
-                return r;
-        struct ynode *v;
-        if ((r = ynode_check_keys(file, "fleet", root, top_keys)) < 0)
-                goto out;
-        if ((v = ynode_get(root, "name")) && (r = ynode_string(file, "name", v, &f->name)) < 0)
-                goto out;
-        if ((v = ynode_get(root, "format"))) {
-                if ((r = ynode_string(file, "format", v, &f->format)) < 0)
-                        goto out;
-                if (strcmp(f->format, "img") && strcmp(f->format, "img.xz") && strcmp(f->format, "img.zst") &&
-                    strcmp(f->format, "img.gz")) {
-                        r = log_error_at(EINVAL, file, v->line, "format must be img, img.xz, img.zst or img.gz");
-                        goto out;
-                }
-        }
-        f->prefix = 24;
-        struct ynode *net = ynode_get(root, "network");
-        if (net) {
-                if ((r = ynode_check_keys(file, "network", net, network_keys)) < 0)
-                        goto out;
-                v = ynode_get(net, "prefix");
-                int mask = v && v->kind == Y_SCALAR ? host_netmask_prefix(v->scalar) : -ENOENT;
-                if (mask >= 1) {
-                        r = log_error_at(EINVAL, file, v->line,
-                                         "network.prefix is the prefix length, not the netmask: prefix: %d (%s is /%d)",
-                                         mask, v->scalar, mask);
-                        goto out;
-                }
-                if (mask != -ENOENT) {
-                        r = log_error_at(EINVAL, file, v->line,
-                                         "network.prefix is the prefix length, 1 to 32: 24 for netmask 255.255.255.0 "
-                                         "(%s %s)",
-                                         v->scalar, mask == 0 ? "would be /0" : "is no netmask: its 1 bits must all come first");
-                        goto out;
-                }
-                if (v && (r = ynode_uint(file, "network.prefix", v, 32, &f->prefix)) < 0)
-                        goto out;
-                if (v && !f->prefix) {
-                        r = log_error_at(EINVAL, file, v->line, "network.prefix must be 1 to 32 (24 for a home network)");
-                        goto out;
-                }
-                if ((v = ynode_get(net, "gateway")) && (r = ynode_string(file, "network.gateway", v, &f->gateway)) < 0)
-                        goto out;
-                if (v)
-                        f->gateway_where = xasprintf("%s:%u", file, v->line);
-                v = ynode_get(net, "dns");
-                if ((r = ynode_strings(file, "network.dns", v, &f->dns, &f->ndns)) < 0)
-                        goto out;
-                if (v)
-                        f->dns_where = xasprintf("%s:%u", file, v->line);
-        }
-        if ((v = ynode_get(root, "source"))) {
-                _cleanup_free_ char *s = NULL;
-                if ((r = ynode_string(file, "source", v, &s)) < 0)
-                        goto out;
-                f->source = relative_to(file, s);
-        }
-        if ((r = env_map(file, "env", ynode_get(root, "env"), &f->sets, &f->nsets, &f->set_lines)) < 0)
-                goto out;
-        if ((r = file_list(file, "env_files", ynode_get(root, "env_files"), &f->env_files, &f->nenv_files)) < 0)
-                goto out;
-        struct ynode *view = view_without(root, top_only);
-        r = host_from_yaml(file, view, &f->shared);
-        view_free(view);
-        if (r < 0)
-                goto out;
-        struct ynode *hosts = ynode_get(root, "hosts");
-        if (!hosts || hosts->kind != Y_SEQ || hosts->n == 0) {
-                r = log_error_at(EINVAL, file, hosts ? hosts->line : root->line, "hosts: must list at least one host");
-                goto out;
-        }
-        f->hosts = xcalloc(hosts->n, sizeof *f->hosts);
-        for (size_t i = 0; i < hosts->n; i++) {
-                f->nhosts++;
-                if ((r = parse_host(f, hosts->items[i], &f->hosts[i])) < 0)
-                        goto out;
-                for (size_t k = 0; k < i; k++) {
-                        /* host names are case-blind on the network (DNS, /etc/hosts) */
-                        if (!strcasecmp(f->hosts[k].name, f->hosts[i].name)) {
-                                r = log_error_at(EINVAL, file, f->hosts[i].line, "host name %s is used twice%s",
-                                                 f->hosts[i].name,
-                                                 strcmp(f->hosts[k].name, f->hosts[i].name) ? " (names ignore case)"
-                                                                                            : "");
-                                goto out;
-                        }
-                        if (!strcmp(f->hosts[k].address, f->hosts[i].address)) {
-                                r = log_error_at(EINVAL, file, f->hosts[i].line,
-                                                 "hosts %s and %s have the same address %s", f->hosts[k].name,
-                                                 f->hosts[i].name, f->hosts[i].address);
-                                goto out;
-                        }
-                }
-        }
-out:
-        ynode_free(root);
-        return r;
-}
-
-/* The host with role, and in *other a second one if there is one. */
-static struct fleet_host *host_with_role(struct fleet *f, const char *role, struct fleet_host **other) {
-        struct fleet_host *found = NULL;
-        *other = NULL;
-        for (size_t i = 0; i < f->nhosts && !*other; i++)
-                if (!strcmp(f->hosts[i].role, role) || !strcmp(f->hosts[i].profile.name, role)) {
-                        if (found)
-                                *other = &f->hosts[i];
-                        else
-                                found = &f->hosts[i];
-                }
-        return found;
-}
-
-/* Expand a profile's fleet template ("http://${observability.host}:5080",
- * "${observability.env.KEY}").  *value NULL when a referenced env key is
- * unset there (nothing to derive).  -EAGAIN when that host is not built yet. */
-static int expand_template(struct fleet *f, struct fleet_host *h, const char *key, const char *tpl, char **value) {
-        struct buf b = {0};
-        const char *s = tpl;
-        *value = NULL;
-        while (*s) {
-                const char *d = strstr(s, "${");
-                if (!d) {
-                        buf_puts(&b, s);
-                        break;
-                }
-                buf_append(&b, s, (size_t)(d - s));
-                const char *end = strchr(d, '}');
-                _cleanup_free_ char *ref = xstrndup(d + 2, (size_t)(end - d - 2));
-                char *dot = strchr(ref, '.');
-                *dot = 0;
-                struct fleet_host *other; /* none: fleet_build refused a second */
-                struct fleet_host *peer = host_with_role(f, ref, &other);
-                if (!peer) {
-                        buf_free(&b);
-                        return log_error(EINVAL, h->label,
-                                         "%s needs a host with role '%s', and the fleet has none: add one, or use "
-                                         "a role that does not need it (e.g. app-standalone)",
-                                         key, ref);
-                }
-                if (!strcmp(dot + 1, "host"))
-                        buf_puts(&b, peer->address);
-                else {
-                        if (!peer->built) {
-                                buf_free(&b);
-                                return -EAGAIN;
-                        }
-                        const char *pv = env_get(&peer->final_env, dot + 1 + 4);
-                        if (!pv) {
-                                buf_free(&b);
-                                return 0;
-                        }
-                        buf_puts(&b, pv);
-                }
-                s = end + 1;
-        }
-        *value = (char *)buf_steal(&b, NULL);
-        return 0;
-}
-
-static int derive(struct fleet *f, struct fleet_host *h, struct env *derived) {
-        for (size_t i = 0; i < h->profile.nenv; i++) {
-                const struct profile_env *pe = &h->profile.env[i];
-                if (!pe->fleet)
-                        continue;
-                char *v = NULL;
-                int r = expand_template(f, h, pe->key, pe->fleet, &v);
-                if (r < 0)
-                        return r;
-                if (v) {
-                        env_set(derived, pe->key, v, ORIGIN_DERIVED, f->file, 0);
-                        free_secret(v);
-                }
-        }
-        return 0;
-}
 
 struct fleet_run {
         char **written;
@@ -464,8 +63,8 @@ struct host_run {
 static void host_run_free(struct host_run *hr) {
         host_free(&hr->job.host);
         env_free(&hr->unused);
-        strv_free(hr->files, hr->nfiles);
-        strv_free(hr->sets, hr->nsets);
+        strv_clear(&hr->files, &hr->nfiles);
+        strv_clear(&hr->sets, &hr->nsets);
         free(hr->set_lines);
         free(hr->file_shared);
         free(hr->set_shared);
@@ -492,7 +91,7 @@ static void push_flag(bool **v, size_t n, bool flag) {
  * shared: every host's, not this host's own. */
 static void add_sets(struct host_run *hr, char *const *sets, const unsigned *lines, size_t n, bool shared) {
         for (size_t i = 0; i < n; i++) {
-                push_line(&hr->set_lines, hr->nsets, lines ? lines[i] : 0);
+                fleet_push_line(&hr->set_lines, hr->nsets, lines ? lines[i] : 0);
                 push_flag(&hr->set_shared, hr->nsets, shared);
                 strv_push(&hr->sets, &hr->nsets, sets[i]);
         }
@@ -696,7 +295,7 @@ static int next_host(struct fleet *f, struct host_order *it, struct fleet_host *
                 struct fleet_host *c = &f->hosts[it->next++];
                 if (c->built)
                         continue;
-                int r = derive(f, c, derived);
+                int r = fleet_derive(f, c, derived);
                 if (r == -EAGAIN) {
                         env_free(derived);
                         continue;
@@ -790,8 +389,7 @@ static int write_secrets(const char *dir, struct fleet *f, struct fleet_run *run
                 free(text);
         }
         r = output_write_file_atomic(path, b.data, b.len, 0600);
-        explicit_bzero(b.data, b.len);
-        buf_free(&b);
+        buf_free_secret(&b);
         if (r >= 0) {
                 remember(run, path);
                 output_track_temp(path); /* until the fleet is done, like its images */
@@ -893,7 +491,7 @@ static int check_imager_json(const struct build_opts *o, const struct fleet *f) 
         _cleanup_free_ char *secrets = xasprintf("%s/secrets.env", o->out);
         strv_push(&others, &n, secrets);
         int r = output_check_extra(o->imager_json, "--imager-json", (const char *const *)others, n, o->force);
-        strv_free(others, n);
+        strv_clear(&others, &n);
         return r;
 }
 
@@ -966,7 +564,7 @@ int fleet_build(const struct build_opts *o) {
         struct host_settings defaults = {0}; /* --host FILE: every host's, below the fleet file's */
         struct host_settings given = {0};    /* the command line's, above every host's */
         bool make_dir = false, made_dir = false;
-        if ((r = fleet_parse(o->fleet, &f)) < 0)
+        if ((r = fleet_parse(o->fleet, NULL, 0, &f)) < 0)
                 goto out;
         if (o->host_file &&
             ((r = host_load_file(o->host_file, &defaults)) < 0 || (r = check_host_defaults(o->host_file, &defaults)) < 0))
@@ -1014,32 +612,8 @@ int fleet_build(const struct build_opts *o) {
         if (f.nhosts && (r = compress_check_level(output_format_for(f.hosts[0].out), o->compression_level,
                                                   f.hosts[0].out)) < 0)
                 goto out;
-        for (size_t i = 0; i < f.nhosts; i++) {
-                struct fleet_host *h = &f.hosts[i];
-                for (size_t k = 0; k < h->profile.nenv; k++) {
-                        const char *tpl = h->profile.env[k].fleet;
-                        for (const char *d = tpl ? strstr(tpl, "${") : NULL; d; d = strstr(d + 2, "${")) {
-                                _cleanup_free_ char *role = xstrndup(d + 2, strcspn(d + 2, "."));
-                                struct fleet_host *other;
-                                if (!host_with_role(&f, role, &other)) {
-                                        r = log_error_at(EINVAL, o->fleet, h->line,
-                                                         "host %s (role %s): %s needs a host with role '%s', and the "
-                                                         "fleet has none; add one or use role app-standalone",
-                                                         h->name, h->role, h->profile.env[k].key, role);
-                                        goto out;
-                                }
-                                if (other) {
-                                        r = log_error_at(EINVAL, o->fleet, other->line,
-                                                         "host %s (role %s): %s needs the host with role '%s', and "
-                                                         "the fleet has more than one (%s is the second); which is "
-                                                         "meant is a guess: keep one per fleet file",
-                                                         h->name, h->role, h->profile.env[k].key, role, other->name);
-                                        goto out;
-                                }
-                        }
-                }
-        }
-
+        if ((r = fleet_check_wiring(&f)) < 0)
+                goto out;
         if ((r = read_env_files(o, &f)) < 0)
                 goto out;
         /* a dry run makes the same checks as it goes, and builds nothing */
@@ -1141,7 +715,7 @@ out:
         for (size_t i = 0; items && i < f.nhosts; i++)
                 imager_item_free(&items[i]);
         free(items);
-        strv_free(run.written, run.nwritten);
+        strv_clear(&run.written, &run.nwritten);
         free(run.ids);
         fleet_free(&f);
         return r;

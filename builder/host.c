@@ -14,29 +14,16 @@
 #include "secret.h"
 #include "util.h"
 
-static void strv_push(char ***v, size_t *n, const char *s) {
-        *v = xrealloc(*v, (*n + 1) * sizeof **v);
-        (*v)[(*n)++] = xstrdup(s);
-}
-
-static void strv_free(char ***v, size_t *n) {
-        for (size_t i = 0; i < *n; i++)
-                free((*v)[i]);
-        free(*v);
-        *v = NULL;
-        *n = 0;
-}
-
 void host_free(struct host_settings *hs) {
         free(hs->hostname);
         free(hs->user);
         free(hs->password_hash);
         free(hs->password_file);
-        strv_free(&hs->ssh_key_files, &hs->nssh_key_files);
-        strv_free(&hs->ssh_keys, &hs->nssh_keys);
+        strv_clear(&hs->ssh_key_files, &hs->nssh_key_files);
+        strv_clear(&hs->ssh_keys, &hs->nssh_keys);
         free(hs->ip);
         free(hs->gateway);
-        strv_free(&hs->dns, &hs->ndns);
+        strv_clear(&hs->dns, &hs->ndns);
         free(hs->wifi_ssid);
         free(hs->wifi_psk_file);
         free_secret(hs->wifi_pass);
@@ -46,7 +33,7 @@ void host_free(struct host_settings *hs) {
         free(hs->locale);
         free(hs->keymap);
         free(hs->model);
-        strv_free(&hs->extra_hosts, &hs->nextra_hosts);
+        strv_clear(&hs->extra_hosts, &hs->nextra_hosts);
         free(hs->origin);
         for (int f = 0; f < HF_N; f++)
                 free(hs->where[f]);
@@ -401,7 +388,7 @@ void host_merge(struct host_settings *hs, const struct host_settings *o) {
         over(hs, o, HF_GATEWAY, &hs->gateway, o->gateway);
         if (o->ndns) {
                 over_where(hs, o, HF_DNS);
-                strv_free(&hs->dns, &hs->ndns);
+                strv_clear(&hs->dns, &hs->ndns);
                 for (size_t i = 0; i < o->ndns; i++)
                         strv_push(&hs->dns, &hs->ndns, o->dns[i]);
         }
@@ -666,7 +653,7 @@ static int read_password_and_keys(struct host_settings *hs, bool allow_weak) {
         for (size_t i = 0; i < hs->nssh_key_files; i++)
                 if ((r = read_keys(hs->ssh_key_files[i], hs)) < 0)
                         return r;
-        strv_free(&hs->ssh_key_files, &hs->nssh_key_files);
+        strv_clear(&hs->ssh_key_files, &hs->nssh_key_files);
         return 0;
 }
 

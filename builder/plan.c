@@ -180,8 +180,7 @@ static void plan_network(const struct plan_input *in, struct payload *p) {
                         p, PART_ROOT, "/etc/NetworkManager/system-connections/dimdim-wifi.nmconnection", 0600, 0, 0,
                         b.data, b.len);
                 e->secret = true;
-                explicit_bzero(b.data, b.len);
-                buf_free(&b);
+                buf_free_secret(&b);
                 /* RasPiOS keeps Wi-Fi soft-blocked until a country is set. */
                 plan_add_str(p, PART_ROOT, "/etc/systemd/system/dimdim-wifi-unblock.service", 0644,
                         "# Written by dimimage: Raspberry Pi OS soft-blocks Wi-Fi until a country is set.\n"
@@ -310,8 +309,7 @@ int plan_env_file(const struct plan_input *in, struct payload *out) {
         explicit_bzero(envtext, envlen);
         struct payload_entry *e = payload_add_file(out, PART_ROOT, DIMDIM_ENV, 0600, 0, 0, b.data, b.len);
         e->secret = true;
-        explicit_bzero(b.data, b.len);
-        buf_free(&b);
+        buf_free_secret(&b);
         return 0;
 }
 

@@ -185,8 +185,7 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
         put_line(&b, bf->shadow, u, (ids.exists && !h->password_hash) ? NULL : sh);
         struct payload_entry *e = payload_add_file(p, PART_ROOT, "/etc/shadow", 0640, 0, 42, b.data, b.len);
         e->secret = true;
-        explicit_bzero(b.data, b.len);
-        buf_free(&b);
+        buf_free_secret(&b);
         /* keep the base's group for shadow (42 on Debian) when we can tell */
         FOR_LINES(bf->group, l) if (line_is(l, "shadow")) {
                 char f[32];

@@ -62,6 +62,19 @@ char *xasprintf(const char *fmt, ...) {
         return s;
 }
 
+void strv_push(char ***v, size_t *n, const char *s) {
+        *v = xrealloc(*v, (*n + 1) * sizeof **v);
+        (*v)[(*n)++] = xstrdup(s);
+}
+
+void strv_clear(char ***v, size_t *n) {
+        for (size_t i = 0; i < *n; i++)
+                free((*v)[i]);
+        free(*v);
+        *v = NULL;
+        *n = 0;
+}
+
 void closep(int *fd) {
         if (*fd >= 0) {
                 int saved = errno;
@@ -105,6 +118,12 @@ void buf_printf(struct buf *b, const char *fmt, ...) {
         vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
         va_end(ap);
         b->len += (size_t)n;
+}
+
+void buf_free_secret(struct buf *b) {
+        if (b->data)
+                explicit_bzero(b->data, b->cap);
+        buf_free(b);
 }
 
 void buf_free(struct buf *b) {

@@ -35,6 +35,11 @@ static inline void freep(void *p) { free(*(void **)p); }
 /* A secret's string (a password, a key) wiped before it is freed; NULL is fine. */
 void free_secret(char *s);
 void closep(int *fd);
+
+/* A growable array of owned strings: push copies s; clear frees every one
+ * and the array, and leaves both empty. */
+void strv_push(char ***v, size_t *n, const char *s);
+void strv_clear(char ***v, size_t *n);
 #define _cleanup_close_ _cleanup_(closep)
 
 static inline uint16_t get_le16(const void *p) {
@@ -79,6 +84,9 @@ void buf_append(struct buf *b, const void *p, size_t n);
 void buf_puts(struct buf *b, const char *s);
 void buf_printf(struct buf *b, const char *fmt, ...) _printf_(2, 3);
 void buf_free(struct buf *b);
+/* buf_free for a secret's bytes: wiped first (what a realloc left behind
+ * as it grew is not). */
+void buf_free_secret(struct buf *b);
 /* Hand the bytes over to the caller (who frees them) and reset b. */
 uint8_t *buf_steal(struct buf *b, size_t *len);
 
