@@ -23,28 +23,16 @@
 
 #include "ext4.h"
 #include "log.h"
-#include "test_util.h"
 #include "util.h"
+#include "ext4_test_util.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wdangling-pointer"
 #endif
 
-#define OFF 1048576ull
 #define SIZE_M 16u
 #define IMM 0x10u /* EXT2_IMMUTABLE_FL */
 #define APP 0x20u /* EXT2_APPEND_FL */
-
-static char tmp[256];
-
-#define RUN(out, ...) tu_run_capture((const char *const[]){__VA_ARGS__, NULL}, (out))
-
-static void write_host(const char *path, const char *content) {
-        FILE *f = fopen(path, "w");
-        assert_non_null(f);
-        fputs(content, f);
-        fclose(f);
-}
 
 static FILE *sif_out;
 static size_t sif_skip;
@@ -58,7 +46,7 @@ static int sif_root(const char *path, const struct stat *st, int type, struct FT
 
 /* Every inode copied from src, root's (as make-fixture.sh does). */
 static void chown_to_root(const char *img, const char *src) {
-        char *cmds = xasprintf("%s.debugfs", src), *d = xasprintf("%s?offset=%llu", img, OFF), *out = NULL;
+        char *cmds = xasprintf("%s.debugfs", src), *d = dev(img), *out = NULL;
         sif_out = fopen(cmds, "w");
         assert_non_null(sif_out);
         sif_skip = strlen(src);
@@ -105,19 +93,17 @@ static char *make_image_with(const char *name, const char *feat) {
         return img;
 }
 
-static char *make_image(const char *name) { return make_image_with(name, NULL); }
-
-static char *dbg(const char *img, const char *req, bool rw) {
-        char *d = xasprintf("%s?offset=%llu", img, OFF), *out = NULL;
-        int rc = rw ? RUN(&out, "debugfs", "-w", "-R", req, d) : RUN(&out, "debugfs", "-R", req, d);
-        assert_int_equal(rc, 0);
+/* As dbg, but debugfs must succeed. */
+static char *dbg_ok(const char *img, const char *req) {
+        char *d = dev(img), *out = NULL;
+        assert_int_equal(RUN(&out, "debugfs", "-R", req, d), 0);
         free(d);
         return out;
 }
 
 static unsigned flags_of(const char *img, const char *path) {
         char *req = xasprintf("stat %s", path);
-        char *out = dbg(img, req, false);
+        char *out = dbg_ok(img, req);
         const char *p = strstr(out, "Flags: ");
         assert_non_null(p);
         unsigned flags = 0;
@@ -129,33 +115,18 @@ static unsigned flags_of(const char *img, const char *path) {
 /* chattr +flags, by debugfs: the inode's other flags (extents) kept */
 static void add_flags(const char *img, const char *path, unsigned flags) {
         char *req = xasprintf("sif %s flags 0x%x", path, flags_of(img, path) | flags);
-        free(dbg(img, req, true));
+        free(dbg_w(img, req));
         free(req);
         assert_int_equal(flags_of(img, path) & flags, flags);
-}
-
-static void fsck_ok(const char *img) {
-        char *d = xasprintf("%s?offset=%llu", img, OFF), *out = NULL;
-        int rc = RUN(&out, "e2fsck", "-fn", d);
-        if (rc != 0)
-                fprintf(stderr, "e2fsck -fn %s: rc %d\n%s\n", d, rc, out);
-        assert_int_equal(rc, 0);
-        free(out), free(d);
 }
 
 /* The file's content, by debugfs. */
 static bool content_is(const char *img, const char *path, const char *want) {
         char *req = xasprintf("cat %s", path);
-        char *out = dbg(img, req, false);
+        char *out = dbg_ok(img, req);
         bool ok = strstr(out, want) != NULL;
         free(out), free(req);
         return ok;
-}
-
-static struct ext4_fs *open_rw(const char *img) {
-        struct ext4_fs *fs = NULL;
-        assert_int_equal(ext4_open(img, OFF, SIZE_M * 1048576ull, &fs), 0);
-        return fs;
 }
 
 /* r is a refusal with exactly one error line, which has needle in it. */
@@ -203,8 +174,8 @@ static void test_feature_names(void **state) {
         /* read-only compatible: libext2fs writes past shared_blocks (and
          * would free a block another file still has); replica it refuses
          * to write, unnamed ("unsupported read-only feature(s)") */
-        img = make_image("shared");
-        free(dbg(img, "feature shared_blocks", true));
+        img = make_image_with("shared", NULL);
+        free(dbg_w(img, "feature shared_blocks"));
         open_refused(img, "uses ext4 feature 'shared_blocks' which dimimage cannot edit safely");
         struct ext4_fs *fs = NULL;
         assert_int_equal(ext4_open_ro(img, OFF, SIZE_M * 1048576ull, &fs), 0); /* inspect reads it */
@@ -216,7 +187,7 @@ static void test_feature_names(void **state) {
         unsigned errors;
         free(tu_capture_end(&cap, &errors));
         assert_int_equal(errors, 1);
-        free(dbg(img, "feature replica", true));
+        free(dbg_w(img, "feature replica"));
         open_refused(img, "uses ext4 features 'replica', 'shared_blocks' which");
         free(img);
         /* quotas, likewise: refused where a build first looks */
@@ -234,9 +205,9 @@ static void test_feature_names(void **state) {
 
 static void test_immutable_file(void **state) {
         (void)state;
-        char *img = make_image("immfile");
+        char *img = make_image_with("immfile", NULL);
         add_flags(img, "/etc/hostname", IMM);
-        struct ext4_fs *fs = open_rw(img);
+        struct ext4_fs *fs = open_rw(img, SIZE_M);
         const char *imm = "ext4 /etc/hostname is immutable (chattr +i) in the base, and this build";
         REFUSED(ext4_check_edit(fs, "/etc/hostname", EXT4_EDIT_WRITE, 0, 0, 0), imm);
         REFUSED(ext4_check_edit(fs, "/etc/hostname", EXT4_EDIT_UNLINK, 0, 0, 0), "removes it");
@@ -259,9 +230,9 @@ static void test_immutable_file(void **state) {
 
 static void test_append_only_file(void **state) {
         (void)state;
-        char *img = make_image("appfile");
+        char *img = make_image_with("appfile", NULL);
         add_flags(img, "/etc/small", APP);
-        struct ext4_fs *fs = open_rw(img);
+        struct ext4_fs *fs = open_rw(img, SIZE_M);
         const char *app = "ext4 /etc/small is append-only (chattr +a) in the base, and this build replaces it; "
                           "clear the flag first (chattr -a)";
         REFUSED(ext4_check_edit(fs, "/etc/small", EXT4_EDIT_WRITE, 0, 0, 0), app);
@@ -276,9 +247,9 @@ static void test_append_only_file(void **state) {
 
 static void test_immutable_dir(void **state) {
         (void)state;
-        char *img = make_image("immdir");
+        char *img = make_image_with("immdir", NULL);
         add_flags(img, "/etc/dir", IMM);
-        struct ext4_fs *fs = open_rw(img);
+        struct ext4_fs *fs = open_rw(img, SIZE_M);
         const char *add = "ext4 /etc/dir/new: its directory /etc/dir is immutable (chattr +i) in the base, and this "
                           "build adds a name to it";
         REFUSED(ext4_check_edit(fs, "/etc/dir/new", EXT4_EDIT_WRITE, 0, 0, 0), add);
@@ -307,7 +278,7 @@ static void test_immutable_dir(void **state) {
         assert_int_equal(ext4_check_edit(fs, "/etc/other/x", EXT4_EDIT_WRITE, 0, 0, 0), 0);
         assert_int_equal(ext4_close(fs), 0);
         fsck_ok(img);
-        char *ls = dbg(img, "ls /etc/dir", false);
+        char *ls = dbg_ok(img, "ls /etc/dir");
         assert_null(strstr(ls, "new"));
         assert_null(strstr(ls, " a "));
         free(ls);
@@ -319,9 +290,9 @@ static void test_immutable_dir(void **state) {
 /* Append-only: a name may be added, none removed or replaced. */
 static void test_append_only_dir(void **state) {
         (void)state;
-        char *img = make_image("appdir");
+        char *img = make_image_with("appdir", NULL);
         add_flags(img, "/etc/dir", APP);
-        struct ext4_fs *fs = open_rw(img);
+        struct ext4_fs *fs = open_rw(img, SIZE_M);
         assert_int_equal(ext4_check_edit(fs, "/etc/dir/new", EXT4_EDIT_WRITE, 0, 0, 0), 0);
         assert_int_equal(ext4_write(fs, "/etc/dir/new", "new\n", 4, 0644, 0, 0), 0);
         assert_int_equal(ext4_check_edit(fs, "/etc/dir/sub/x", EXT4_EDIT_WRITE, 0, 0, 0), 0);
@@ -340,22 +311,7 @@ static void test_append_only_dir(void **state) {
         free(img);
 }
 
-static int setup_all(void **state) {
-        (void)state;
-        assert_int_equal(tu_mkdtemp(tmp, sizeof tmp, "test_ext4_flags"), 0);
-        return 0;
-}
-
-static int teardown_all(void **state) {
-        (void)state;
-        tu_rm_rf(tmp);
-        return 0;
-}
-
 int main(void) {
-        setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
-        umask(022);
-        tu_path_with_sbin();
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_feature_names),
                 cmocka_unit_test(test_immutable_file),
@@ -363,5 +319,5 @@ int main(void) {
                 cmocka_unit_test(test_immutable_dir),
                 cmocka_unit_test(test_append_only_dir),
         };
-        return cmocka_run_group_tests(tests, setup_all, teardown_all);
+        return cmocka_run_group_tests(tests, ext4_test_setup, ext4_test_teardown);
 }
