@@ -557,6 +557,26 @@ static void ipv4_str(uint32_t a, char out[INET_ADDRSTRLEN]) {
  * necessity and NetworkManager routes to it on-link. */
 /* hs->ip as given, a and p as host_parse_cidr read it; hs->gateway, if any,
  * valid IPv4. */
+/* What an IPv4 address cannot be on a Pi's LAN, whatever the prefix:
+ * NetworkManager takes these in a keyfile, and the Pi then reaches nothing
+ * through them.  NULL: usable.  loopback: whether 127/8 is (a resolver on
+ * the Pi itself, for a DNS server). */
+static const char *unusable_ipv4(const char *s, bool loopback) {
+        struct in_addr in;
+        if (inet_pton(AF_INET, s, &in) != 1)
+                return NULL; /* the callers' own check names it */
+        uint32_t a = ntohl(in.s_addr);
+        if (a >> 24 == 0)
+                return "an unspecified (0.0.0.0/8) address";
+        if (a >> 24 == 127 && !loopback)
+                return "a loopback (127.0.0.0/8) address";
+        if (a >> 28 == 14)
+                return "a multicast (224.0.0.0/4) address";
+        if (a >> 28 == 15)
+                return "a reserved (240.0.0.0/4) address";
+        return NULL;
+}
+
 static int check_subnet(const struct host_settings *hs, const char *a, unsigned p) {
         const char *cidr = hs->ip, *gateway = hs->gateway;
         const char *wi = host_where(hs, HF_IP), *wg = host_where(hs, HF_GATEWAY);
@@ -570,6 +590,9 @@ static int check_subnet(const struct host_settings *hs, const char *a, unsigned 
         ipv4_str(bcast, sbcast);
         ipv4_str(net + 1, first);
         ipv4_str(bcast - 1, last);
+        const char *bad = unusable_ipv4(a, false);
+        if (bad)
+                return log_error(EINVAL, wi, "static address %s is %s, which no host on a network may have", cidr, bad);
         if (p <= 30 && (addr == net || addr == bcast))
                 return log_error(EINVAL, wi,
                                  "static address %s is its subnet's %s address, which no host may have: use one "
@@ -580,6 +603,8 @@ static int check_subnet(const struct host_settings *hs, const char *a, unsigned 
         struct in_addr ig;
         (void)inet_pton(AF_INET, gateway, &ig); /* host_valid_ipv4 found it valid */
         uint32_t gw = ntohl(ig.s_addr);
+        if ((bad = unusable_ipv4(gateway, false)))
+                return log_error(EINVAL, wg, "gateway %s is %s, not a router's", gateway, bad);
         if (gw == addr)
                 return log_error(EINVAL, wg,
                                  "gateway %s is the Pi's own address (%s): give the router's address on that subnet",
@@ -688,8 +713,9 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
         }
         if (hs->password_hash && !secret_hash_valid(hs->password_hash))
                 return log_error(EINVAL, host_where(hs, HF_PASSWORD),
-                                 "the password hash is not a crypt(3) hash of a kind accepted here (yescrypt $y$, "
-                                 "$gy$, SHA-512 $6$, SHA-256 $5$ or bcrypt $2b$); make one with: mkpasswd -m yescrypt");
+                                 "the password hash is not a whole crypt(3) hash of a kind accepted here (yescrypt "
+                                 "$y$, $gy$, SHA-512 $6$, SHA-256 $5$ or bcrypt $2b$), or it was cut short; make one "
+                                 "with: mkpasswd -m yescrypt");
         if ((r = read_password_and_keys(hs, allow_weak)) < 0)
                 return r;
         char ip_addr[16] = "";
@@ -713,6 +739,10 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
         if (hs->ip && (r = check_subnet(hs, ip_addr, ip_prefix)) < 0)
                 return r;
         for (size_t i = 0; i < hs->ndns; i++) {
+                const char *bad = unusable_ipv4(hs->dns[i], true);
+                if (bad)
+                        return log_error(EINVAL, host_where(hs, HF_DNS), "DNS server %s is %s, not a resolver's",
+                                         hs->dns[i], bad);
                 if (host_valid_ipv4(hs->dns[i]))
                         continue;
                 /* "1.1.1.1,8.8.8.8", as NetworkManager's dns= takes them */
@@ -721,6 +751,13 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
                                                             : ": one address per --dns; give it once for each";
                 return log_error(EINVAL, host_where(hs, HF_DNS), "invalid DNS server '%s'%s", hs->dns[i], several);
         }
+        /* With DHCP the network's DNS servers are the Pi's: the keyfile
+         * names servers only beside a static address (as gateway). */
+        if (hs->ndns && !hs->ip)
+                return log_error(EINVAL, host_where(hs, HF_DNS),
+                                 "a DNS server is set with a static address: add %s ADDRESS/PREFIX (with DHCP, the "
+                                 "network's own DNS servers are used)",
+                                 hs->where[HF_DNS] ? "ip:" : "--ip");
         if (hs->ip && hs->gateway && !hs->ndns) {
                 /* NetworkManager asks no one when a manual address lists no
                  * DNS server; home routers answer DNS on their own address. */

@@ -76,6 +76,19 @@ int secret_hash_password(const char *password, char **hash) {
         return 0;
 }
 
+/* The hash proper, after its setting: crypt(3)'s base64, of one length per
+ * method.  crypt_checksalt reads the setting alone, so a hash cut short (a
+ * paste that lost its end) passed, and no password could ever match it: a
+ * Pi without an SSH key would be locked for good. */
+static bool hash_part_complete(const char *hash) {
+        static const char b64[] = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        if (str_has_prefix(hash, "$2b$")) /* "$2b$NN$", 22 of salt, 31 of hash */
+                return strlen(hash) == 60 && strspn(hash + 7, b64) == 53;
+        const char *part = strrchr(hash, '$') + 1;
+        size_t want = str_has_prefix(hash, "$6$") ? 86 : 43; /* SHA-512; SHA-256 and yescrypt */
+        return strlen(part) == want && strspn(part, b64) == want;
+}
+
 bool secret_hash_valid(const char *hash) {
         static const char *const prefixes[] = {"$y$", "$gy$", "$6$", "$5$", "$2b$"};
         if (!hash)
@@ -99,8 +112,9 @@ bool secret_hash_valid(const char *hash) {
          * not what it would make today, but Debian's PAM still verifies
          * them, and the docs promise both. */
         int cs = crypt_checksalt(hash);
-        return cs == CRYPT_SALT_OK ||
-               (cs == CRYPT_SALT_METHOD_LEGACY && (str_has_prefix(hash, "$5$") || str_has_prefix(hash, "$6$")));
+        return (cs == CRYPT_SALT_OK ||
+                (cs == CRYPT_SALT_METHOD_LEGACY && (str_has_prefix(hash, "$5$") || str_has_prefix(hash, "$6$")))) &&
+               hash_part_complete(hash);
 }
 
 int secret_wifi_psk(const char *ssid, const char *pass, char hex[65]) {

@@ -351,6 +351,11 @@ check "a SHA-256-crypt --password-hash accepted" "$DIMIMAGE" build --role observ
 expect_error "an MD5-crypt --password-hash refused, naming what to use" 'mkpasswd -m yescrypt' \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
   --user pi --password-hash '$1$abcdefgh$0123456789012345678901'
+# shellcheck disable=SC2016 # a yescrypt hash without its hash: no password would ever match
+expect_error "a --password-hash cut short refused" 'cut short' \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+  --user pi --password-hash '$y$j9T$yAUSPVuaCY8iAvFIZUFrz1$'
+[[ -e $T/bad.img ]] && fail "a --password-hash cut short: an image left" || ok "a --password-hash cut short: no image"
 # shellcheck disable=SC2016
 expect_error "an MD5-crypt --password-hash alone is named as --password-hash" '^dimimage: error: --password-hash: ' \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \

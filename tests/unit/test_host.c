@@ -349,6 +349,14 @@ static void test_network(void **state) {
                 {"10.0.0.0/31", "10.0.0.1", NULL},
                 {"10.0.0.1/31", "10.0.0.0", NULL},
                 {"10.0.0.5/31", "10.1.1.1", "outside"},
+                /* no host has these, whatever the prefix */
+                {"127.0.0.5/8", "127.0.0.1", "is a loopback (127.0.0.0/8) address"},
+                {"224.0.0.5/24", "224.0.0.1", "is a multicast (224.0.0.0/4) address"},
+                {"255.255.255.254/24", "255.255.255.1", "is a reserved (240.0.0.0/4) address"},
+                {"0.1.2.3/8", NULL, "is an unspecified (0.0.0.0/8) address"},
+                {"10.0.0.5/32", "0.0.0.0", "gateway 0.0.0.0 is an unspecified (0.0.0.0/8) address, not a router's"},
+                {"10.0.0.5/32", "239.1.1.1", "gateway 239.1.1.1 is a multicast"},
+                {"169.254.10.5/16", "169.254.0.1", NULL}, /* link-local: unusual, not wrong */
                 /* a /32's gateway can only be outside it */
                 {"10.0.0.5/32", "10.1.1.1", NULL},
                 {"10.0.0.5/32", NULL, NULL},
@@ -381,6 +389,34 @@ static void test_network(void **state) {
                 if (cases[i].why && (r != -EINVAL || errors != 1 || !strstr(err, cases[i].why)))
                         fail_msg("%s via %s: want one error with '%s', got %d: %s", cases[i].ip, cases[i].gateway,
                                  cases[i].why, r, err);
+                free(err);
+                host_free(&hs);
+        }
+}
+
+/* A DNS server beside a static address: a resolver's address, which may
+ * be on the Pi itself. */
+static void test_dns_addresses(void **state) {
+        (void)state;
+        static const struct {
+                const char *dns, *want; /* want NULL: accepted */
+        } cases[] = {
+                {"127.0.0.1", NULL},
+                {"1.1.1.1", NULL},
+                {"0.0.0.0", "--dns: DNS server 0.0.0.0 is an unspecified (0.0.0.0/8) address, not a resolver's\n"},
+                {"224.0.0.251", "--dns: DNS server 224.0.0.251 is a multicast (224.0.0.0/4) address"},
+                {"255.255.255.255", "--dns: DNS server 255.255.255.255 is a reserved"},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                struct host_settings hs = {.ip = xstrdup("192.168.1.5/24"), .gateway = xstrdup("192.168.1.1")};
+                strv_push(&hs.dns, &hs.ndns, cases[i].dns);
+                char *err = NULL;
+                unsigned errors = 0;
+                int r = finalize(&hs, &err, &errors);
+                if (!cases[i].want && r != 0)
+                        fail_msg("DNS %s refused: %s", cases[i].dns, err);
+                if (cases[i].want && (r != -EINVAL || errors != 1 || !strstr(err, cases[i].want)))
+                        fail_msg("DNS %s: want one error with \"%s\", got %d: %s", cases[i].dns, cases[i].want, r, err);
                 free(err);
                 host_free(&hs);
         }
@@ -422,6 +458,8 @@ static void test_dns_several(void **state) {
                 {"1.1.1.1,8.8.8.8", "--dns: invalid DNS server '1.1.1.1,8.8.8.8': one address per --dns; give it "
                                     "once for each"},
                 {"8.8.8", "--dns: invalid DNS server '8.8.8'\n"},
+                /* with DHCP the network's servers are used: never written */
+                {"1.1.1.1", "--dns: a DNS server is set with a static address: add --ip ADDRESS/PREFIX"},
         };
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
                 struct host_settings hs = {0};
@@ -515,6 +553,7 @@ int main(void) {
                 cmocka_unit_test(test_key_in_host_yaml),
                 cmocka_unit_test(test_network),
                 cmocka_unit_test(test_dns_several),
+                cmocka_unit_test(test_dns_addresses),
                 cmocka_unit_test(test_user_names),
                 cmocka_unit_test(test_value_named_at_its_line),
                 cmocka_unit_test(test_case_normalized),

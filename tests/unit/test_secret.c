@@ -101,7 +101,28 @@ static void test_hash_valid(void **state) {
                 "$y$j9T$salt\nnewline$01234567890123456789012345678901",
                 "$y$ spaces in hash 0123456789012345678901234567890",
                 "$zz$unknownmethod0123456789012345678901234567890",
+                /* cut short: no password matches, and the Pi is locked */
+                "$y$j9T$yAUSPVuaCY8iAvFIZUFrz1$",
+                "$6$saltsaltsaltsalt$",
+                "$y$j9T$yAUSPVuaCY8iAvFIZUFrz1$Qk0wQRTZTbPQWgkS6RsJUpwGTpW9Dkr",
         };
+        /* the same, from hashes libxcrypt made: one character short or long,
+         * or one outside crypt's base64 */
+        for (size_t i = 0; i < ARRAY_SIZE(made); i++) {
+                _cleanup_free_ char *salt = crypt_gensalt_ra(made[i], 0, NULL, 0);
+                memset(&cd, 0, sizeof cd);
+                _cleanup_free_ char *h = xstrdup(crypt_r("pw", salt, &cd));
+                size_t n = strlen(h);
+                _cleanup_free_ char *longer = xasprintf("%sA", h);
+                if (secret_hash_valid(longer))
+                        fail_msg("accepted %s", longer);
+                h[n - 1] = '+';
+                if (secret_hash_valid(h))
+                        fail_msg("accepted %s", h);
+                h[n - 1] = 0;
+                if (secret_hash_valid(h))
+                        fail_msg("accepted %s", h);
+        }
         for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
                 if (secret_hash_valid(bad[i]))
                         fail_msg("accepted [%s]", bad[i]);
