@@ -377,6 +377,7 @@ static int phase_base(struct build_ctx *c) {
                  * (check_base has the verdict); after a damaged one the base
                  * is read again and hashed on the way. */
                 struct source_opts so = {.no_cache = c->o->no_cache,
+                                         .fresh = c->rebuilt,
                                          .quiet = log_level == LOG_QUIET,
                                          .writeback = writeback,
                                          .verify_later = !c->rebuilt,

@@ -57,6 +57,31 @@ uint64_t cache_max_bytes(uint64_t max) {
         return CACHE_DEFAULT_MAX;
 }
 
+/* Whether the cache directory may be trusted with what builds read back
+ * from it: ours, and writable by no one else.  In a shared place
+ * (XDG_CACHE_HOME=/tmp/x, made there by another user, or left writable)
+ * anyone could put in an image with a ref naming that image's own sha256,
+ * which the check before use passes: a build would then be made from it.
+ * 0: trusted, or not there yet (cache_mkdir makes it 0700); -EPERM (said
+ * as a warning with warn, else at debug level), or -errno. */
+static int dir_trusted(const char *dir, bool warn) {
+        struct stat st;
+        if (stat(dir, &st) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        const char *why = !S_ISDIR(st.st_mode)                 ? "it is not a directory"
+                          : st.st_uid != geteuid()             ? "another user owns it"
+                          : st.st_mode & (S_IWGRP | S_IWOTH) ? "other users may write to it"
+                                                               : NULL;
+        if (!why)
+                return 0;
+        if (warn)
+                log_warn(dir, "not used as the cache: %s, so what it holds cannot be trusted (make it yours with "
+                         "mode 700, or point XDG_CACHE_HOME elsewhere)", why);
+        else
+                log_debug("cache: %s not used: %s", dir, why);
+        return -EPERM;
+}
+
 /* The identity of a base file, hashed: no read of its contents needed.
  * With the ctime, which only a write moves: touch -d, cp -p and rsync -t
  * can put an mtime back, and a compressed base rewritten in place at the
@@ -134,7 +159,7 @@ static int ref_read(const char *path, struct ref *ref) {
  * when there is none. */
 static int find_ref(const char *base, const struct stat *st, bool sum, struct ref *ref, char **path, char **real) {
         _cleanup_free_ char *dir = cache_dir();
-        if (!dir)
+        if (!dir || dir_trusted(dir, true) < 0)
                 return 0;
         char key[65];
         _cleanup_free_ char *rp = NULL;
@@ -328,6 +353,22 @@ static void evict(const char *dir, uint64_t need, uint64_t max) {
 
 /* ---- storing ---- */
 
+/* tmp (written with fd, r its verdict so far) renamed to path, and only
+ * then closed: its lock (temp_lock) goes with the close, and cache clean
+ * removes any tmp-* not locked, even a finished copy about to be renamed.
+ * Whatever failed, neither name is left.  0 or -errno. */
+static int rename_locked(int fd, const char *tmp, const char *path, int r) {
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r == 0) {
+                r = -errno;
+                (void)unlink(path); /* a copy that may not be whole */
+        }
+        if (r < 0)
+                (void)unlink(tmp);
+        return r;
+}
+
 /* ref-<key>, or with sum, sum-<key> */
 static int write_ref(const char *dir, bool sum, const char *key, const char *source, const struct source_info *info) {
         _cleanup_free_ char *tmp = xasprintf("%s/tmp-XXXXXX", dir);
@@ -344,13 +385,8 @@ static int write_ref(const char *dir, bool sum, const char *key, const char *sou
         buf_puts(&b, "\n");
         int r = write_full(fd, b.data, b.len);
         buf_free(&b);
-        if (close(fd) < 0 && r == 0)
-                r = -errno;
         _cleanup_free_ char *path = xasprintf("%s/%s-%s", dir, sum ? "sum" : "ref", key);
-        if (r == 0 && rename(tmp, path) < 0)
-                r = -errno;
-        if (r < 0)
-                (void)unlink(tmp);
+        r = rename_locked(fd, tmp, path, r);
         output_untrack_temp(tmp);
         return r;
 }
@@ -370,18 +406,18 @@ static int mkdir_p(const char *path, mode_t mode) {
 }
 
 /* cache_dir's directory, made 0700 with its parents as needed (the XDG
- * spec's way), all but $HOME itself: a HOME that does not exist (sbuild's
- * /nonexistent, a service account's) says there is no place for a cache,
- * and root would otherwise make one there. */
+ * spec's way), all but $HOME itself: a HOME that is not a directory
+ * (sbuild's /nonexistent, a service account's) says there is no place for
+ * a cache (1, nothing to warn of), and root would otherwise make one there.
+ * One already there must be trusted (dir_trusted). */
 static int cache_mkdir(const char *dir) {
         const char *home;
         free(cache_dir_in(&home));
         struct stat st;
-        if (home && stat(home, &st) < 0)
-                return -errno;
-        if (home && !S_ISDIR(st.st_mode))
-                return -ENOTDIR;
-        return mkdir_p(dir, 0700);
+        if (home && (stat(home, &st) < 0 || !S_ISDIR(st.st_mode)))
+                return 1;
+        int r = mkdir_p(dir, 0700);
+        return r < 0 ? r : dir_trusted(dir, false);
 }
 
 void cache_store(const char *base, const struct stat *st, int fd, const struct source_info *info, uint64_t max) {
@@ -395,6 +431,10 @@ void cache_store(const char *base, const struct stat *st, int fd, const struct s
         uint64_t need = (uint64_t)ost.st_blocks * 512;
         if (need > max) {
                 log_debug("cache: %s decompresses to more than the cache may hold; not cached", base);
+                /* a bound lowered since the cache filled takes effect at a
+                 * miss, this one too */
+                if (dir_trusted(dir, false) == 0 && access(dir, F_OK) == 0)
+                        evict(dir, 0, max);
                 return;
         }
         char key[65];
@@ -403,6 +443,8 @@ void cache_store(const char *base, const struct stat *st, int fd, const struct s
         if (r < 0)
                 return;
         r = cache_mkdir(dir);
+        if (r == -EPERM || r == 1) /* said by dir_trusted; no place for one */
+                return;
         if (r < 0) {
                 log_warn(dir, "cannot create the cache directory: %s; not caching", strerror(-r));
                 return;
@@ -422,14 +464,9 @@ void cache_store(const char *base, const struct stat *st, int fd, const struct s
                         return;
                 }
                 temp_lock(tfd);
-                r = clone_range(fd, tfd, info->bytes, false);
-                if (close(tfd) < 0 && r == 0)
-                        r = -errno;
-                if (r == 0 && rename(tmp, image) < 0)
-                        r = -errno;
+                r = rename_locked(tfd, tmp, image, clone_range(fd, tfd, info->bytes, false));
                 output_untrack_temp(tmp);
                 if (r < 0) {
-                        (void)unlink(tmp);
                         log_warn(dir, "cannot write to the cache: %s; not caching", strerror(-r));
                         return;
                 }
@@ -456,6 +493,8 @@ void cache_remember(const char *base, const struct stat *st, const struct source
         if (base_key(base, st, key, &real) < 0 || !real)
                 return;
         int r = cache_mkdir(dir);
+        if (r == 1)
+                return;
         if (r == 0) {
                 prune_refs(dir, "sum-", other_base, real);
                 r = write_ref(dir, true, key, real, info);
@@ -485,6 +524,7 @@ int cache_list(FILE *out) {
                 fprintf(out, "no cache: neither XDG_CACHE_HOME nor HOME is set\n");
                 return 0;
         }
+        (void)dir_trusted(dir, true); /* what builds would say of it */
         struct image *v;
         size_t n;
         int r = list_images(dir, &v, &n);

@@ -5,6 +5,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/fs.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -265,13 +266,18 @@ static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
  * damaged size, or bytes after the end, which gzip -t fails too. */
 static int gzip_check(struct decoder *d) {
         uint8_t t[8];
+        /* a 10-byte header and the trailer: a file cut shorter has no
+         * trailer to read (its offset would be before the start) */
+        if (d->size < 10 + sizeof(t))
+                return log_error(EBADMSG, d->path, "corrupt or truncated gzip data: %" PRIu64
+                                 " bytes, too few for a gzip file", d->size);
         int r = pread_full(d->fd, t, sizeof(t), d->size - sizeof(t));
         if (r < 0)
                 return log_error(r, d->path, "cannot read: %s", strerror(-r));
         if (get_le32(t + 4) != (uint32_t)d->out)
                 return log_error(EBADMSG, d->path,
-                                 "cannot verify this gzip file: its trailer does not cover the data (several "
-                                 "members, a damaged size or bytes after the end); check it with 'gzip -t' and "
+                                 "cannot verify this gzip file: its trailer does not cover the data (damaged or "
+                                 "cut short, several members, or bytes after the end); check it with 'gzip -t' and "
                                  "give the decompressed .img, or recompress it with 'gzip -c'");
         if (get_le32(t) != d->crc)
                 return log_error(EBADMSG, d->path, "corrupt or truncated gzip data: CRC mismatch");

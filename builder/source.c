@@ -747,7 +747,7 @@ int source_extract(const char *base, int out_fd, const struct source_opts *o, st
                         cache_remember(base, &st, info);
                 goto out;
         }
-        if (use_cache) {
+        if (use_cache && !o->fresh) {
                 r = try_cache(base, &st, out_fd, o, info);
                 if (r != 0)
                         goto out;

@@ -25,6 +25,9 @@ struct source_info {
 
 struct source_opts {
         bool no_cache;          /* skip the decompressed-base cache */
+        bool fresh;             /* read the base itself, not a cache hit (a hit just
+                                 * found damaged may not have been removable); the
+                                 * decoded base is still stored */
         bool quiet;             /* no progress */
         bool writeback;         /* out_fd will be synced: start its writeback as it is
                                  * written (not for temporaries nobody syncs) */

@@ -193,6 +193,78 @@ check "a FIFO as the remembered sha256: the build does not wait on it" timeout 6
 check "a FIFO as the remembered sha256: output identical" cmp "$T/r1.img" "$T/r4.img"
 check "a FIFO as the remembered sha256: a sum file there again" grep -q "^sha256 $sum$" "$sumfile"
 rm -f "$T"/r?.img* "$T"/r?.log
+# A cache others may write to (XDG_CACHE_HOME in /tmp, made by another user,
+# or left writable) is not used: a planted image with a ref naming its own
+# sha256 passes the check before use. Here one is planted for base.img.xz:
+# the odd base, under a ref with base.img.xz's key.
+cdir=$XDG_CACHE_HOME/dimimage
+xzref=$(grep -l "^sha256 $sum$" "$cdir"/ref-* | head -n 1)
+sed -i -e "s/^sha256 .*/sha256 $oddsum/" -e "s/^bytes .*/bytes $(stat -c %s "$T/odd.img")/" "$xzref"
+cp --sparse=always "$T/odd.img" "$cdir/base-$oddsum.img"
+planted() { # WHAT WHY: a build from base.img.xz ignores the planted entry
+  local what=$1 why=$2
+  "$DIMIMAGE" build "${ARGS[@]}" --base "$T/in/base.img.xz" -o "$T/p.img" >"$T/p.log" 2>&1
+  check "$what: not used as the cache, and said why" grep -q "dimimage: warning: $cdir: not used as the cache: $why" "$T/p.log"
+  got=$(manifest_sum "$T/p.img" 2>/dev/null || true)
+  if [[ $got == "$sum" ]]; then ok "$what: built from the base itself"; else fail "$what: built from '$got'"; fi
+  check "$what: cache list says it is not used" bash -c '"$1" cache list 2>&1 | grep -q "not used as the cache: $2"' _ "$DIMIMAGE" "$why"
+  rm -f "$T"/p.img*
+}
+chmod 0777 "$cdir"
+planted "a cache every user may write to" "other users may write to it"
+chmod 0700 "$cdir"
+if [[ $(id -u) == 0 ]]; then
+  chown 65534 "$cdir"
+  planted "a cache another user owns" "another user owns it"
+  chown 0 "$cdir"
+else
+  ok "skipped: a cache another user owns needs root to chown"
+fi
+# the same planted entry in a cache of one's own is the user's own doing
+"$DIMIMAGE" build "${ARGS[@]}" --quiet --base "$T/in/base.img.xz" -o "$T/p.img" 2>/dev/null
+got=$(manifest_sum "$T/p.img" 2>/dev/null || true)
+if [[ $got == "$oddsum" ]]; then ok "control: the planted entry is used from a cache of one's own"; else fail "control: planted entry not used ('$got')"; fi
+rm -f "$T"/p.img* "$xzref" "$cdir/base-$oddsum.img"
+# A bound lowered below what is cached takes effect at the next miss, even
+# one too big to be cached itself.
+check "a cached image to evict" build --base "$T/in/base.img.xz" -o "$T/b1.img"
+check "a cached image to evict: there" test -f "$cdir/base-$sum.img"
+DIMIMAGE_CACHE_MAX=4K "$DIMIMAGE" build "${ARGS[@]}" --verbose --base "$T/in/single.img.xz" -o "$T/b2.img" >"$T/b2.log" 2>&1
+check "a base bigger than a lowered bound: not cached" grep -q "more than the cache may hold" "$T/b2.log"
+check "a base bigger than a lowered bound: what was cached evicted" test ! -e "$cdir/base-$sum.img"
+rm -f "$T"/b?.img* "$T/b2.log"
+# A damaged entry that cannot be removed (an immutable directory) is not
+# copied a second time: the build reads the base itself after one warning.
+check "an entry to damage" build --base "$T/in/base.img.xz" -o "$T/d1.img"
+printf 'XXXXXXXX' | dd of="$cdir/base-$sum.img" bs=1 seek=$((8192 * 512 + 4096)) conv=notrunc status=none
+if chattr +i "$cdir" 2>/dev/null; then
+  "$DIMIMAGE" build "${ARGS[@]}" --verbose --base "$T/in/base.img.xz" -o "$T/d2.img" >"$T/d2.log" 2>&1
+  chattr -i "$cdir"
+  check "a damaged entry that cannot be dropped: the build succeeds" cmp "$T/c1.img" "$T/d2.img"
+  check "a damaged entry that cannot be dropped: warned once" test "$(grep -c damaged "$T/d2.log")" = 1
+else
+  ok "skipped: an undeletable damaged entry needs chattr +i (root, a filesystem with flags)"
+fi
+rm -f "$T"/d?.img* "$T/d2.log"
+# cache clean beside a build storing its copy: the finished copy, about to
+# be renamed into place, is still that build's (locked until renamed).
+# strace holds the rename back, cache clean runs meanwhile.
+if strace -f -o /dev/null -e trace=rename true 2>/dev/null; then
+  "$DIMIMAGE" cache clean >/dev/null 2>&1
+  strace -f -o /dev/null -e trace=rename,renameat,renameat2 -e inject=rename,renameat,renameat2:delay_enter=4000000:when=1 \
+    "$DIMIMAGE" build "${ARGS[@]}" --base "$T/in/base.img.xz" -o "$T/k.img" >"$T/k.log" 2>&1 &
+  spid=$!
+  for _ in $(seq 100); do compgen -G "$cdir/tmp-*" >/dev/null && break; sleep 0.1; done
+  sleep 1.5
+  "$DIMIMAGE" cache clean >/dev/null 2>&1
+  wait "$spid"
+  check "cache clean beside a build's store: the build succeeds" test -s "$T/k.img"
+  check "cache clean beside a build's store: its copy kept" cmp "$cdir/base-$sum.img" "$raw"
+  check "cache clean beside a build's store: no cache warning" bash -c '! grep -q "cannot write to the cache" "$1"' _ "$T/k.log"
+  rm -f "$T"/k.img* "$T/k.log"
+else
+  ok "skipped: cache clean beside a store needs strace"
+fi
 check "cache clean" "$DIMIMAGE" cache clean
 check "cache empty after clean" bash -c '! ls "$1"/dimimage/ | grep -q .' _ "$XDG_CACHE_HOME"
 rm -f "$T"/c?.img* "$T"/odd.img*
@@ -210,6 +282,9 @@ for b in base.img.xz base.img; do
   check "a HOME that does not exist, base $b: the build succeeds" env -u XDG_CACHE_HOME HOME="$T/gone/home" \
     "$DIMIMAGE" build "${ARGS[@]}" --quiet --base "$T/in/$b" -o "$T/h2.img"
   check "a HOME that does not exist, base $b: not made" test ! -e "$T/gone"
+  env -u XDG_CACHE_HOME HOME="$T/gone/home" "$DIMIMAGE" build "${ARGS[@]}" --quiet --force --base "$T/in/$b" \
+    -o "$T/h2.img" 2>"$T/h2.err"
+  check "a HOME that does not exist, base $b: no word of a cache" bash -c '! grep -q "cache" "$1"' _ "$T/h2.err"
   rm -rf "$T/gone" "$T"/h2.img*
 done
 rm -rf "$T/cache-home" "$T"/h1.img*

@@ -60,6 +60,10 @@ accept() {
 gzip -1 -c "$T/in/base.img" >"$T/in/full.img.gz"
 head -c $(($(stat -c %s "$T/in/full.img.gz") / 2)) "$T/in/full.img.gz" >"$T/in/trunc.img.gz"
 refuse "truncated .gz" 'trunc\.img\.gz.*(corrupt|truncated)' "$T/in/trunc.img.gz" "${args[@]}"
+# cut before any trailer could be read: not a read error at a negative offset
+head -c 3 "$T/in/full.img.gz" >"$T/in/stub.img.gz"
+refuse "a .gz of 3 bytes" 'stub\.img\.gz: corrupt or truncated gzip data: 3 bytes, too few for a gzip file' \
+  "$T/in/stub.img.gz" "${args[@]}"
 # What the last trailer cannot vouch for is refused, as gzip -t fails it:
 # a second member (whose corruption libarchive would not see) and bytes
 # after the end.
