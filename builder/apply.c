@@ -228,16 +228,44 @@ static int ensure_parent(struct ext4_fs *fs, const char *path) {
         return ext4_mkdir_p(fs, parent, 0755, 0, 0);
 }
 
-/* Why a symlink that must lead somewhere (the time zone's) would not, in
- * the base: NULL when its target is there and not a directory (zoneinfo's
- * "Europe" would leave the Pi on UTC as surely as a misspelling). */
-static const char *missing_target(struct ext4_fs *fs, const char *target) {
-        struct ext4_stat st;
-        if (ext4_lstat(fs, target, &st) < 0)
-                return "which this base does not have";
-        if (S_ISDIR(st.mode))
-                return "which is a directory in this base";
-        return NULL;
+/* Why symlink link, which must lead to a time zone file (the time zone's),
+ * would not with target, in the base: NULL when target, its links followed
+ * as the Pi will, is a TZif file.  zoneinfo's "Europe" (a directory),
+ * "localtime" (a link to /etc/localtime, itself once it is replaced) and
+ * "leapseconds" (text) each leave the Pi on UTC as surely as a
+ * misspelling.  Relative links (US/Eastern -> ../America/New_York) are
+ * taken from their own directory. */
+static const char *missing_target(struct ext4_fs *fs, const char *link, const char *target) {
+        _cleanup_free_ char *path = xstrdup(target);
+        for (unsigned hops = 0; hops < 16; hops++) {
+                struct ext4_stat st;
+                if (!strcmp(path, link))
+                        return "which leads back to it through symbolic links";
+                if (ext4_lstat(fs, path, &st) < 0)
+                        return hops ? "which leads through symbolic links to a file this base does not have"
+                                    : "which this base does not have";
+                if (S_ISDIR(st.mode))
+                        return "which is a directory in this base";
+                if (S_ISLNK(st.mode)) {
+                        char *to = NULL;
+                        if (ext4_readlink(fs, path, &to) < 0)
+                                return "which this base cannot read";
+                        _cleanup_free_ char *dir = path_dirname(path);
+                        char *next = to[0] == '/' ? xstrdup(to) : xasprintf("%s/%s", dir, to);
+                        free(to);
+                        free(path);
+                        path = next;
+                        continue;
+                }
+                uint8_t *data = NULL;
+                size_t len = 0;
+                /* zone files are a few KiB; a big file is no zone's */
+                bool tzif = S_ISREG(st.mode) && st.size >= 4 && st.size <= (1u << 20) &&
+                            ext4_read(fs, path, 1u << 20, &data, &len) == 0 && len >= 4 && !memcmp(data, "TZif", 4);
+                free(data);
+                return tzif ? NULL : "which is not a time zone file (TZif) in this base";
+        }
+        return "which leads through too many symbolic links in this base";
 }
 
 /* The refusal of a symlink whose target must be in the base (the time
@@ -281,7 +309,7 @@ static int apply_root(const struct apply_opts *o, const struct disk_layout *l, c
                         break;
                 case ENTRY_SYMLINK: {
                         struct ext4_stat st;
-                        const char *why = e->target_hint ? missing_target(fs, e->target) : NULL;
+                        const char *why = e->target_hint ? missing_target(fs, e->path, e->target) : NULL;
                         if (why) {
                                 r = refuse_target(o, fs, e, why);
                                 break;
@@ -482,7 +510,7 @@ static int check_targets(const struct apply_opts *o, const struct disk_layout *l
                 if (e->part != PART_ROOT || e->type != ENTRY_SYMLINK || !e->target_hint)
                         continue;
                 const struct payload_entry *t = payload_find(p, PART_ROOT, e->target);
-                const char *why = t && t->type != ENTRY_UNLINK ? NULL : missing_target(fs, e->target);
+                const char *why = t && t->type != ENTRY_UNLINK ? NULL : missing_target(fs, e->path, e->target);
                 if (why)
                         r = refuse_target(o, fs, e, why);
         }

@@ -250,6 +250,27 @@ expect_error "the wrong case, --dry-run" "\\(it has /usr/share/zoneinfo/Europe/B
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone EUROPE/Berlin --dry-run
 expect_error "a time zone that is a directory refused" "/usr/share/zoneinfo/Europe, which is a directory in this base" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone Europe
+# What real tzdata has beside the zones: localtime -> /etc/localtime (a loop
+# once /etc/localtime points at it), leapseconds (text); and zones that are
+# relative links (US/Eastern -> ../America/New_York), which must still work.
+cp --sparse=always "$base" "$T/tz.img"
+printf '%s\n' 'symlink /usr/share/zoneinfo/localtime /etc/localtime' \
+  'write /etc/hostname /usr/share/zoneinfo/leapseconds' 'mkdir /usr/share/zoneinfo/US' \
+  'symlink /usr/share/zoneinfo/US/Central ../Europe/Berlin' 'symlink /usr/share/zoneinfo/US/Gone ../Europe/Gone' |
+  debugfs -w -f - "$(rootfs "$T/tz.img")" >/dev/null 2>&1
+expect_error "time zone 'localtime' (a link to /etc/localtime) refused" \
+  "--timezone: /etc/localtime would point to /usr/share/zoneinfo/localtime, which leads back to it through symbolic links" \
+  "$DIMIMAGE" build --role observability --base "$T/tz.img" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone localtime
+expect_error "time zone 'leapseconds' (no zone file) refused" \
+  "/usr/share/zoneinfo/leapseconds, which is not a time zone file \\(TZif\\) in this base" \
+  "$DIMIMAGE" build --role observability --base "$T/tz.img" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone leapseconds --dry-run
+expect_error "a zone whose link leads nowhere refused" "US/Gone, which leads through symbolic links to a file this base does not have" \
+  "$DIMIMAGE" build --role observability --base "$T/tz.img" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone US/Gone
+check "a zone that is a relative link accepted" "$DIMIMAGE" build --role observability --base "$T/tz.img" -o "$T/tz-out.img" \
+  --quiet --set OPENOBSERVE_PASSWORD="$OOPW" --timezone US/Central
+[[ $(rlink "$T/tz-out.img" /etc/localtime) == /usr/share/zoneinfo/US/Central ]] && ok "a relative zone link: /etc/localtime points at it" \
+  || fail "a relative zone link: /etc/localtime -> $(rlink "$T/tz-out.img" /etc/localtime)"
+rm -f "$T"/tz.img "$T"/tz-out.img*
 for tz in Europe/ Europe//Berlin; do
   expect_error "time zone '$tz' refused" "invalid time zone '$tz'" \
     "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone "$tz"
