@@ -89,6 +89,60 @@ static int read_text_fat(struct fat_fs *fs, const char *name, const char *path, 
         return 0;
 }
 
+/* /etc/skel's bounds: what a home starts with is a few dotfiles; a base
+ * with more is copied no part of (one warning) rather than in part. */
+#define SKEL_MAX_ENTRIES 256
+#define SKEL_MAX_DEPTH 8
+#define SKEL_MAX_BYTES (4u << 20)
+
+/* /etc/skel's tree below rel ("" for itself) into bf->skel, a directory
+ * before its contents; what is not a directory, regular file or symlink is
+ * left out, as useradd leaves it.  0, 1 when past the bounds, -errno when
+ * a file there cannot be read (logged). */
+static int read_skel(struct ext4_fs *fs, const char *rel, unsigned depth, size_t *bytes, struct base_files *bf) {
+        _cleanup_free_ char *dir = xasprintf("/etc/skel%s%s", *rel ? "/" : "", rel);
+        char **names = NULL;
+        size_t n = 0;
+        int r = ext4_list(fs, dir, SKEL_MAX_ENTRIES, &names, &n);
+        if (r == -E2BIG)
+                return 1;
+        if (r < 0) /* none (or no directory): a home starts empty */
+                return r == -ENOENT || r == -ENOTDIR ? 0 : r;
+        for (size_t i = 0; i < n && r == 0; i++) {
+                _cleanup_free_ char *path = xasprintf("%s/%s", dir, names[i]);
+                struct ext4_stat st;
+                if (ext4_lstat(fs, path, &st) < 0 || !(S_ISDIR(st.mode) || S_ISREG(st.mode) || S_ISLNK(st.mode)))
+                        continue;
+                if (bf->nskel == SKEL_MAX_ENTRIES || (S_ISDIR(st.mode) && depth == SKEL_MAX_DEPTH) ||
+                    (S_ISREG(st.mode) && st.size > SKEL_MAX_BYTES - *bytes)) {
+                        r = 1;
+                        break;
+                }
+                struct skel_entry e = {.path = xasprintf("%s%s%s", rel, *rel ? "/" : "", names[i]), .mode = st.mode};
+                if (S_ISREG(st.mode) && (r = ext4_read(fs, path, SKEL_MAX_BYTES, &e.data, &e.len)) == 0)
+                        *bytes += e.len;
+                if (S_ISLNK(st.mode))
+                        r = ext4_readlink(fs, path, &e.target);
+                bf->skel = xrealloc(bf->skel, (bf->nskel + 1) * sizeof(*bf->skel));
+                bf->skel[bf->nskel++] = e;
+                if (r == 0 && S_ISDIR(st.mode))
+                        r = read_skel(fs, e.path, depth + 1, bytes, bf);
+        }
+        strv_clear(&names, &n);
+        return r;
+}
+
+static void skel_free(struct base_files *bf) {
+        for (size_t i = 0; i < bf->nskel; i++) {
+                free(bf->skel[i].path);
+                free(bf->skel[i].data);
+                free(bf->skel[i].target);
+        }
+        free(bf->skel);
+        bf->skel = NULL;
+        bf->nskel = 0;
+}
+
 void base_files_free(struct base_files *bf) {
         free(bf->os_release);
         free(bf->passwd);
@@ -105,6 +159,8 @@ void base_files_free(struct base_files *bf) {
         free(bf->iso3166);
         free(bf->xkb_rules);
         free(bf->nm_state);
+        skel_free(bf);
+        strv_clear(&bf->homes, &bf->nhomes);
         *bf = (struct base_files){0};
 }
 
@@ -131,7 +187,19 @@ int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, str
                     ext4_lstat(e, "/usr/lib/aarch64-linux-gnu", &st) == -ENOENT;
         bf->cloud_init_local = ext4_lstat(e, "/usr/lib/systemd/system/cloud-init-local.service", &st) == 0 ||
                                ext4_lstat(e, "/lib/systemd/system/cloud-init-local.service", &st) == 0;
-        r = ext4_close(e);
+        size_t skel_bytes = 0;
+        r = read_skel(e, "", 0, &skel_bytes, bf);
+        if (r > 0) {
+                log_warn(o->name, "the base's /etc/skel holds more than %u entries, %u levels or %u MiB; a new "
+                         "user's home gets none of it", SKEL_MAX_ENTRIES, SKEL_MAX_DEPTH, SKEL_MAX_BYTES >> 20);
+                skel_free(bf);
+        }
+        if (r >= 0 && ext4_list(e, "/home", 1u << 16, &bf->homes, &bf->nhomes) < 0)
+                bf->nhomes = 0; /* none there, or too many to tell: a new user's home is new */
+        int k = ext4_close(e);
+        if (r < 0)
+                return r;
+        r = k;
         if (r < 0)
                 return r;
         struct fat_fs *f = NULL;

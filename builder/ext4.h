@@ -96,6 +96,11 @@ int ext4_grow(const char *image, const char *name, uint64_t offset, uint64_t new
 /* Like ext4_read, but a symlink as last component is followed inside the
  * image (e.g. /etc/os-release -> ../usr/lib/os-release). */
 int ext4_read_follow(struct ext4_fs *fs, const char *path, size_t max, uint8_t **data, size_t *len);
+/* The names in directory dir but "." and "..", sorted (caller frees each
+ * and the array).  Quiet when dir is missing or no directory (-errno as
+ * ext4_lstat's, -ENOTDIR) or holds more than max (-E2BIG); logs when the
+ * directory cannot be read. */
+int ext4_list(struct ext4_fs *fs, const char *dir, size_t max, char ***names, size_t *n);
 /* The target of a symlink (caller frees). -EINVAL when not a symlink. */
 int ext4_readlink(struct ext4_fs *fs, const char *path, char **target);
 /* path as this filesystem spells it when each of its components is there

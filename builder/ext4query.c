@@ -153,6 +153,57 @@ int ext4_readlink(struct ext4_fs *e, const char *path, char **target) {
         return 0;
 }
 
+/* ---- listing ------------------------------------------------------------ */
+
+struct list_ctx {
+        char **names;
+        size_t n, max;
+        bool over;
+};
+
+static int list_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int offset, int blocksize, char *buf,
+                   void *priv) {
+        (void)dir, (void)entry, (void)offset, (void)blocksize, (void)buf;
+        struct list_ctx *c = priv;
+        size_t len = (size_t)ext2fs_dirent_name_len(de);
+        if (de->inode == 0 || (len == 1 && de->name[0] == '.') || (len == 2 && !memcmp(de->name, "..", 2)))
+                return 0;
+        if (c->n == c->max) {
+                c->over = true;
+                return DIRENT_ABORT;
+        }
+        c->names = xrealloc(c->names, (c->n + 1) * sizeof(*c->names));
+        c->names[c->n++] = xstrndup(de->name, len);
+        return 0;
+}
+
+static int cmp_names(const void *a, const void *b) {
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int ext4_list(struct ext4_fs *e, const char *dir, size_t max, char ***names, size_t *n) {
+        *names = NULL;
+        *n = 0;
+        ext2_ino_t ino;
+        struct ext2_inode_large in;
+        int r = ext4_find_inode(e, dir, true, false, &ino, &in);
+        if (r < 0)
+                return r;
+        if (!LINUX_S_ISDIR(in.i_mode))
+                return -ENOTDIR;
+        struct list_ctx c = {.max = max};
+        errcode_t code = ext2fs_dir_iterate2(e->fs, ino, 0, NULL, list_cb, &c);
+        if (code || c.over) {
+                strv_clear(&c.names, &c.n);
+                return code ? ext4_fail(e, code, dir, "listing") : -E2BIG;
+        }
+        if (c.n) /* qsort of a NULL array is undefined, even of none */
+                qsort(c.names, c.n, sizeof(*c.names), cmp_names);
+        *names = c.names;
+        *n = c.n;
+        return 0;
+}
+
 /* ---- spelling ----------------------------------------------------------- */
 
 struct nocase_ctx {

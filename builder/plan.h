@@ -18,6 +18,16 @@ enum os_flavour { OS_UNKNOWN, OS_BOOKWORM, OS_TRIXIE };
 
 /* Files read from the base image before planning edits to them (NUL-
  * terminated text, NULL when the base lacks them). */
+/* What a new user's home starts with, as useradd -m copies it: a
+ * directory, regular file or symlink of the base's /etc/skel. */
+struct skel_entry {
+        char *path;     /* below /etc/skel: ".bashrc", ".config/x" */
+        uint32_t mode;  /* full st_mode */
+        uint8_t *data;  /* a file's */
+        size_t len;
+        char *target;   /* a symlink's */
+};
+
 struct base_files {
         char *os_release;
         char *passwd, *group, *shadow, *gshadow;
@@ -45,6 +55,10 @@ struct base_files {
         char *iso3166;           /* /usr/share/zoneinfo/iso3166.tab: the country codes */
         char *xkb_rules;         /* /usr/share/X11/xkb/rules/evdev.lst: the keyboard layouts */
         char *nm_state;     /* /var/lib/NetworkManager/NetworkManager.state */
+        struct skel_entry *skel; /* /etc/skel's tree, a directory before its contents */
+        size_t nskel;
+        char **homes;       /* the names in /home: a new user's home there is left alone */
+        size_t nhomes;
 };
 
 struct plan_input {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "hash.h"
 #include "json.h"
@@ -130,6 +131,33 @@ static void add_memberships(struct buf *b, const char *text, const char *user, u
         }
 }
 
+/* A new user's home starts as useradd -m starts it: a copy of the base's
+ * /etc/skel (.bashrc, .profile: the prompt, ~/.local/bin on PATH), the
+ * user's own.  Not for a user the base has (its home is its own), nor over
+ * a home the base already has; cloud-init, seeing the user there, would
+ * not make one either. */
+static void add_skel(struct payload *p, const struct base_files *bf, const char *user, const char *home,
+                     const struct ids *ids) {
+        if (ids->exists)
+                return;
+        for (size_t i = 0; i < bf->nhomes; i++)
+                if (!strcmp(bf->homes[i], user))
+                        return;
+        for (size_t i = 0; i < bf->nskel; i++) {
+                const struct skel_entry *k = &bf->skel[i];
+                _cleanup_free_ char *path = xasprintf("%s/%s", home, k->path);
+                struct payload_entry *e;
+                if (S_ISDIR(k->mode))
+                        e = payload_add_dir(p, PART_ROOT, path, k->mode, ids->uid, ids->gid);
+                else if (S_ISLNK(k->mode))
+                        e = payload_add_symlink(p, PART_ROOT, path, k->target);
+                else
+                        e = payload_add_file(p, PART_ROOT, path, k->mode & 07777, ids->uid, ids->gid, k->data, k->len);
+                e->uid = ids->uid;
+                e->gid = ids->gid;
+        }
+}
+
 static int plan_user(const struct plan_input *in, struct payload *p) {
         const struct host_settings *h = in->host;
         const struct base_files *bf = in->base;
@@ -147,9 +175,9 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
          * in, and it would get sudo. */
         const char *sh_base = strrchr(ids.shell, '/') ? strrchr(ids.shell, '/') + 1 : ids.shell;
         if (ids.exists && (ids.uid < 1000 || ids.uid >= 60000 || !strcmp(sh_base, "nologin") || !strcmp(sh_base, "false")))
-                return log_error(EINVAL, in->base_name,
-                                 "user '%s' is a system account in this base (uid %u, shell %s); choose another --user",
-                                 u, ids.uid, ids.shell[0] ? ids.shell : "none");
+                return log_error(EINVAL, host_where(h, HF_USER),
+                                 "user '%s' is a system account in %s (uid %u, shell %s); choose another user", u,
+                                 path_basename(in->base_name), ids.uid, ids.shell[0] ? ids.shell : "none");
         /* A new user gets a group of its own name: taking over a system
          * group (video, sudo, users) would renumber it, and files with its
          * old id would lose their group.  adduser refuses it too. */
@@ -157,10 +185,10 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
                 FOR_LINES(bf->group, l) if (line_is(l, u)) {
                         char gid[32] = "?";
                         (void)field_n(l, 2, gid, sizeof gid);
-                        return log_error(EINVAL, in->base_name,
-                                         "this base has a group named '%s' (gid %s) and no such user; a new user's "
-                                         "group would take its place: choose another --user",
-                                         u, gid);
+                        return log_error(EINVAL, host_where(h, HF_USER),
+                                         "%s has a group named '%s' (gid %s) and no such user; a new user's group "
+                                         "would take its place: choose another user",
+                                         path_basename(in->base_name), u, gid);
                 }
         long days = (long)(in->build_time / 86400);
         struct buf b = {0};
@@ -206,6 +234,7 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
         _cleanup_free_ char *home = xasprintf("/home/%s", u);
         payload_add_dir(p, PART_ROOT, "/home", 0755, 0, 0);
         payload_add_dir(p, PART_ROOT, home, 0700, ids.uid, ids.gid);
+        add_skel(p, bf, u, home, &ids);
         if (h->nssh_keys) {
                 _cleanup_free_ char *ssh = xasprintf("%s/.ssh", home);
                 _cleanup_free_ char *ak = xasprintf("%s/.ssh/authorized_keys", home);

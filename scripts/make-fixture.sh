@@ -295,6 +295,11 @@ awk -F: '{ printf "%s:*:19683:0:99999:7:::\n", $1 }' "$root/etc/passwd" >"$root/
 awk -F: '{ printf "%s:*::\n", $1 }' "$root/etc/group" >"$root/etc/gshadow"
 chmod 0640 "$root/etc/shadow" "$root/etc/gshadow"
 echo raspberrypi >"$root/etc/hostname"
+# What a new user's home starts with (bash's skeleton files, as in Debian)
+mkdir -p "$root/etc/skel"
+printf '# ~/.bashrc: executed by bash(1) for non-login shells.\n' >"$root/etc/skel/.bashrc"
+printf '# ~/.profile: executed by the command interpreter for login shells.\n' >"$root/etc/skel/.profile"
+printf '# ~/.bash_logout: executed by bash(1) when login shell exits.\n' >"$root/etc/skel/.bash_logout"
 cat >"$root/etc/hosts" <<'EOF'
 127.0.0.1	localhost
 ::1		localhost ip6-localhost ip6-loopback

@@ -55,6 +55,13 @@ print(s["api"]["environment"].get("DB_PASSWORD"), s["worker"]["environment"].get
     [[ $(rstat "$out" /home/pi/.ssh/authorized_keys | cut -d' ' -f1,4) == "0600 regular" ]] && rcat "$out" /home/pi/.ssh/authorized_keys | grep -qF "$(cut -d' ' -f2 "$T/key.pub")" \
       && ok "$flavour/$role: authorized_keys" || fail "$flavour/$role: authorized_keys"
     rcat "$out" /etc/passwd | grep -q '^pi:x:1000:1000:' && ok "$flavour/$role: user pi in /etc/passwd" || fail "$flavour/$role: /etc/passwd"
+    # a new user's home starts from the base's /etc/skel, as useradd -m's
+    skel=ok
+    for f in .bashrc .profile .bash_logout; do
+      [[ $(rstat "$out" "/home/pi/$f") == "0644 1000 1000 regular" && $(rcat "$out" "/home/pi/$f") == "$(rcat "$base" "/etc/skel/$f")" ]] \
+        || skel="/home/pi/$f: $(rstat "$out" "/home/pi/$f")"
+    done
+    [[ $skel == ok ]] && ok "$flavour/$role: the new user's home has /etc/skel's files, theirs" || fail "$flavour/$role: from /etc/skel: $skel"
     [[ $(rlink "$out" /etc/localtime) == /usr/share/zoneinfo/Europe/Berlin ]] && ok "$flavour/$role: timezone" || fail "$flavour/$role: timezone"
     [[ $(rlink "$out" /usr/local/bin/dimdim-stack) == /usr/local/lib/dimdim/stack ]] \
       && ok "$flavour/$role: dimdim-stack on the PATH" || fail "$flavour/$role: no /usr/local/bin/dimdim-stack"
@@ -148,9 +155,14 @@ for flavour in bookworm trixie; do
     [[ -z $(rstat "$out" /etc/ssh/sshd_config.d/rename_user.conf) ]] \
       && ok "$flavour: rename-user's sshd banner removed" || fail "$flavour: rename_user.conf still there"
   fi
-  expect_error "$flavour: a system account as --user refused" "user 'man' is a system account.*uid 6" \
+  expect_error "$flavour: a system account as --user refused" "^dimimage: error: --user: user 'man' is a system account in $flavour-[0-9a-f]*\\.img \\(uid 6" \
     "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
     --user man --ssh-key "$T/key.pub"
+  # named where it was given: a --host file's line
+  printf '# a host\nuser: man\n' >"$T/man.yml"
+  expect_error "$flavour: a system account in a --host file: its line named" "^dimimage: error: $T/man\\.yml:2: user 'man' is a system account" \
+    "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+    --host "$T/man.yml" --ssh-key "$T/key.pub"
   expect_error "$flavour: a new user named as a system group refused" "group named 'video' \(gid 44\) and no such user" \
     "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
     --user video --ssh-key "$T/key.pub"
@@ -271,6 +283,16 @@ check "a zone that is a relative link accepted" "$DIMIMAGE" build --role observa
 [[ $(rlink "$T/tz-out.img" /etc/localtime) == /usr/share/zoneinfo/US/Central ]] && ok "a relative zone link: /etc/localtime points at it" \
   || fail "a relative zone link: /etc/localtime -> $(rlink "$T/tz-out.img" /etc/localtime)"
 rm -f "$T"/tz.img "$T"/tz-out.img*
+# A skeleton past the bounds (257 entries) is copied no part of, with a
+# warning; the user is still made.
+cp --sparse=always "$base" "$T/skel.img"
+for i in $(seq 257); do echo "write /etc/hostname /etc/skel/f$i"; done | debugfs -w -f - "$(rootfs "$T/skel.img")" >/dev/null 2>&1
+"$DIMIMAGE" build --role observability --base "$T/skel.img" -o "$T/skel-out.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
+  --user pi --ssh-key "$T/key.pub" >"$T/skel.log" 2>&1 \
+  && grep -q "warning: .*skel.img: the base's /etc/skel holds more than 256 entries" "$T/skel.log" \
+  && [[ -z $(rstat "$T/skel-out.img" /home/pi/f1) && -n $(rstat "$T/skel-out.img" /home/pi/.ssh/authorized_keys) ]] \
+  && ok "an /etc/skel of 257 entries: warned, none copied, the user made" || fail "an /etc/skel of 257 entries: $(cat "$T/skel.log")"
+rm -f "$T"/skel.img "$T"/skel-out.img* "$T/skel.log"
 for tz in Europe/ Europe//Berlin; do
   expect_error "time zone '$tz' refused" "invalid time zone '$tz'" \
     "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --timezone "$tz"

@@ -198,6 +198,34 @@ static void test_spelling(void **state) {
         free(img);
 }
 
+/* A directory's names, sorted, without "." and ".."; quiet refusals for
+ * what is no directory, missing, or more than asked for. */
+static void test_list(void **state) {
+        (void)state;
+        char *img = make_image("list", NULL, 64);
+        struct ext4_fs *fs = open_rw(img, 64);
+        char **v = NULL;
+        size_t n = 0;
+        assert_int_equal(ext4_list(fs, "/etc", 16, &v, &n), 0);
+        static const char *const want[] = {"dir", "emptydir", "hostname", "small"};
+        assert_int_equal(n, ARRAY_SIZE(want));
+        for (size_t i = 0; i < n; i++)
+                assert_string_equal(v[i], want[i]);
+        strv_clear(&v, &n);
+        assert_int_equal(ext4_list(fs, "/etc/emptydir", 16, &v, &n), 0);
+        assert_int_equal(n, 0);
+        unsigned errors = log_error_count();
+        assert_int_equal(ext4_list(fs, "/etc/hostname", 16, &v, &n), -ENOTDIR);
+        assert_int_equal(ext4_list(fs, "/nowhere", 16, &v, &n), -ENOENT);
+        assert_int_equal(ext4_list(fs, "/etc", 3, &v, &n), -E2BIG);
+        assert_int_equal(ext4_list(fs, "/lib", 16, &v, &n), -ENOTDIR); /* a symlink, not followed */
+        assert_null(v);
+        assert_int_equal(n, 0);
+        assert_int_equal(log_error_count(), errors);
+        assert_int_equal(ext4_close(fs), 0);
+        free(img);
+}
+
 static void test_symlinks(void **state) {
         (void)state;
         char *img = make_image("sym", NULL, 64);
@@ -721,6 +749,7 @@ int main(void) {
                 cmocka_unit_test(test_replace_new_inode),
                 cmocka_unit_test(test_replace_other_types),
                 cmocka_unit_test(test_spelling),
+                cmocka_unit_test(test_list),
                 cmocka_unit_test(test_mkdir_p),
                 cmocka_unit_test(test_symlinks),
                 cmocka_unit_test(test_unreachable_quiet),

@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
+#include "apply.h"
 #include "dotenv.h"
 #include "host.h"
 #include "log.h"
@@ -93,21 +95,7 @@ static void teardown_inputs(struct fixture *f) {
         profile_free(&f->profile);
         env_free(&f->env);
         host_free(&f->host);
-        free(f->base.os_release);
-        free(f->base.passwd);
-        free(f->base.group);
-        free(f->base.shadow);
-        free(f->base.gshadow);
-        free(f->base.hosts);
-        free(f->base.config_txt);
-        free(f->base.cmdline_txt);
-        free(f->base.user_data);
-        free(f->base.network_config);
-        free(f->base.locale_gen);
-        free(f->base.nm_state);
-        free(f->base.locales_supported);
-        free(f->base.iso3166);
-        free(f->base.xkb_rules);
+        base_files_free(&f->base);
         payload_free(&f->payload);
 }
 
@@ -251,6 +239,78 @@ static void test_existing_user_is_reused(void **state) {
         const struct payload_entry *home = payload_find(&f.payload, PART_ROOT, "/home/pi");
         assert_int_equal(home->uid, 1000);
         teardown_inputs(&f);
+}
+
+/* A base's /etc/skel, as apply_read_base gives it. */
+static void give_skel(struct base_files *bf) {
+        static const struct {
+                const char *path, *data, *target;
+                uint32_t mode;
+        } skel[] = {
+                {".bashrc", "# ~/.bashrc\n", NULL, S_IFREG | 0644},
+                {".config", NULL, NULL, S_IFDIR | 0755},
+                {".config/app.conf", "x=1\n", NULL, S_IFREG | 0600},
+                {".profile", "# ~/.profile\n", NULL, S_IFREG | 0644},
+                {".vimrc", NULL, ".config/app.conf", S_IFLNK | 0777},
+        };
+        bf->skel = xcalloc(ARRAY_SIZE(skel), sizeof(*bf->skel));
+        for (size_t i = 0; i < ARRAY_SIZE(skel); i++) {
+                struct skel_entry *e = &bf->skel[bf->nskel++];
+                e->path = xstrdup(skel[i].path);
+                e->mode = skel[i].mode;
+                if (skel[i].data) {
+                        e->len = strlen(skel[i].data);
+                        e->data = xmemdup(skel[i].data, e->len);
+                }
+                if (skel[i].target)
+                        e->target = xstrdup(skel[i].target);
+        }
+}
+
+/* A new user's home starts as useradd -m's: the base's /etc/skel, the
+ * user's own, modes kept; the SSH key still goes in. */
+static void test_new_user_home_from_skel(void **state) {
+        struct fixture f = {0};
+        setup_inputs(&f, "app");
+        give_skel(&f.base);
+        run_plan(&f, OS_TRIXIE);
+        static const struct {
+                const char *path;
+                enum entry_type type;
+                uint32_t mode;
+        } want[] = {
+                {"/home/pi/.bashrc", ENTRY_FILE, 0644},     {"/home/pi/.config", ENTRY_DIR, 0755},
+                {"/home/pi/.config/app.conf", ENTRY_FILE, 0600}, {"/home/pi/.profile", ENTRY_FILE, 0644},
+                {"/home/pi/.vimrc", ENTRY_SYMLINK, 0777},   {"/home/pi/.ssh/authorized_keys", ENTRY_FILE, 0600},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+                const struct payload_entry *e = payload_find(&f.payload, PART_ROOT, want[i].path);
+                if (!e || e->type != want[i].type || e->mode != want[i].mode || e->uid != 1000 || e->gid != 1000)
+                        fail_msg("%s: %s", want[i].path, e ? "wrong type, mode or owner" : "missing");
+        }
+        const struct payload_entry *e = payload_find(&f.payload, PART_ROOT, "/home/pi/.bashrc");
+        assert_memory_equal(e->data, "# ~/.bashrc\n", e->len);
+        assert_string_equal(payload_find(&f.payload, PART_ROOT, "/home/pi/.vimrc")->target, ".config/app.conf");
+        teardown_inputs(&f);
+}
+
+/* Not over a home the base has, nor for a user it has: that home is theirs. */
+static void test_skel_not_over_a_home(void **state) {
+        for (int existing = 0; existing < 2; existing++) {
+                struct fixture f = {0};
+                setup_inputs(&f, "app");
+                give_skel(&f.base);
+                if (existing) {
+                        free(f.base.passwd);
+                        f.base.passwd = xasprintf("%spi:x:1000:1000:,,,:/home/pi:/bin/bash\n", passwd);
+                } else
+                        strv_push(&f.base.homes, &f.base.nhomes, "pi");
+                run_plan(&f, OS_BOOKWORM);
+                assert_null(payload_find(&f.payload, PART_ROOT, "/home/pi/.bashrc"));
+                assert_null(payload_find(&f.payload, PART_ROOT, "/home/pi/.config"));
+                assert_non_null(payload_find(&f.payload, PART_ROOT, "/home/pi/.ssh/authorized_keys"));
+                teardown_inputs(&f);
+        }
 }
 
 static void test_detect_os(void **state) {
@@ -581,6 +641,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_app_bookworm_golden), cmocka_unit_test(test_app_trixie_golden),
                 cmocka_unit_test(test_env_is_secret_and_root_only), cmocka_unit_test(test_existing_user_is_reused),
+                cmocka_unit_test(test_new_user_home_from_skel),
+                cmocka_unit_test(test_skel_not_over_a_home),
                 cmocka_unit_test(test_detect_os), cmocka_unit_test(test_uuid_deterministic),
                 cmocka_unit_test(test_wifi_turns_the_radio_on), cmocka_unit_test(test_system_account_refused),
                 cmocka_unit_test(test_locale_utf8_spellings), cmocka_unit_test(test_host_checked_against_base),
