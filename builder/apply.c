@@ -197,11 +197,8 @@ int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, str
         if (r >= 0 && ext4_list(e, "/home", 1u << 16, &bf->homes, &bf->nhomes) < 0)
                 bf->nhomes = 0; /* none there, or too many to tell: a new user's home is new */
         int k = ext4_close(e);
-        if (r < 0)
-                return r;
-        r = k;
-        if (r < 0)
-                return r;
+        if (r < 0 || k < 0)
+                return r < 0 ? r : k;
         struct fat_fs *f = NULL;
         r = open_boot(o, l, &f);
         if (r < 0)

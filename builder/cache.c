@@ -62,23 +62,27 @@ uint64_t cache_max_bytes(uint64_t max) {
  * (XDG_CACHE_HOME=/tmp/x, made there by another user, or left writable)
  * anyone could put in an image with a ref naming that image's own sha256,
  * which the check before use passes: a build would then be made from it.
- * 0: trusted, or not there yet (cache_mkdir makes it 0700); -EPERM (said
- * as a warning with warn, else at debug level), or -errno. */
+ * 0: trusted, or not there yet (cache_mkdir makes it 0700); -ENOTDIR or
+ * -EPERM, said as a warning with warn (the lookup's; the store is silent
+ * then), or -errno. */
 static int dir_trusted(const char *dir, bool warn) {
         struct stat st;
         if (stat(dir, &st) < 0)
                 return errno == ENOENT ? 0 : -errno;
-        const char *why = !S_ISDIR(st.st_mode)                 ? "it is not a directory"
-                          : st.st_uid != geteuid()             ? "another user owns it"
+        if (!S_ISDIR(st.st_mode)) {
+                if (warn)
+                        log_warn(dir, "not used as the cache: it is not a directory (remove it, or point "
+                                 "XDG_CACHE_HOME elsewhere)");
+                return -ENOTDIR;
+        }
+        const char *why = st.st_uid != geteuid()             ? "another user owns it"
                           : st.st_mode & (S_IWGRP | S_IWOTH) ? "other users may write to it"
-                                                               : NULL;
+                                                             : NULL;
         if (!why)
                 return 0;
         if (warn)
                 log_warn(dir, "not used as the cache: %s, so what it holds cannot be trusted (make it yours with "
                          "mode 700, or point XDG_CACHE_HOME elsewhere)", why);
-        else
-                log_debug("cache: %s not used: %s", dir, why);
         return -EPERM;
 }
 
@@ -409,7 +413,8 @@ static int mkdir_p(const char *path, mode_t mode) {
  * spec's way), all but $HOME itself: a HOME that is not a directory
  * (sbuild's /nonexistent, a service account's) says there is no place for
  * a cache (1, nothing to warn of), and root would otherwise make one there.
- * One already there must be trusted (dir_trusted). */
+ * One already there must be trusted (dir_trusted; 1 too when it is not:
+ * the lookup before said so). */
 static int cache_mkdir(const char *dir) {
         const char *home;
         free(cache_dir_in(&home));
@@ -417,7 +422,7 @@ static int cache_mkdir(const char *dir) {
         if (home && (stat(home, &st) < 0 || !S_ISDIR(st.st_mode)))
                 return 1;
         int r = mkdir_p(dir, 0700);
-        return r < 0 ? r : dir_trusted(dir, false);
+        return r < 0 ? r : dir_trusted(dir, false) < 0 ? 1 : 0;
 }
 
 void cache_store(const char *base, const struct stat *st, int fd, const struct source_info *info, uint64_t max) {
@@ -443,7 +448,7 @@ void cache_store(const char *base, const struct stat *st, int fd, const struct s
         if (r < 0)
                 return;
         r = cache_mkdir(dir);
-        if (r == -EPERM || r == 1) /* said by dir_trusted; no place for one */
+        if (r == 1)
                 return;
         if (r < 0) {
                 log_warn(dir, "cannot create the cache directory: %s; not caching", strerror(-r));

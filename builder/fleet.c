@@ -132,8 +132,8 @@ static int settle_host(const struct build_opts *o, const struct fleet *f, const 
         net.where[HF_DNS] = f->dns_where;
         host_merge(hs, defaults);
         host_merge(hs, &net); /* only read: f's own strings */
-        host_merge(hs, &f->shared);
-        host_merge(hs, &h->hs);
+        host_merge(hs, &f->all.hs);
+        host_merge(hs, &h->own.hs);
         host_merge(hs, given);
         free(hs->hostname);
         hs->hostname = xstrdup(h->name);
@@ -186,9 +186,9 @@ static int read_env_list(struct fleet *f, char *const *files, size_t n) {
  * others found them unset (generated one nobody was told of, or refused a
  * required one after the base was read). */
 static int read_env_files(const struct build_opts *o, struct fleet *f) {
-        int r = read_env_list(f, f->env_files, f->nenv_files);
+        int r = read_env_list(f, f->all.env_files, f->all.nenv_files);
         for (size_t i = 0; i < f->nhosts && r >= 0; i++)
-                r = read_env_list(f, f->hosts[i].env_files, f->hosts[i].nenv_files);
+                r = read_env_list(f, f->hosts[i].own.env_files, f->hosts[i].own.nenv_files);
         if (r >= 0)
                 r = read_env_list(f, o->env_files, o->nenv_files);
         return r;
@@ -201,11 +201,11 @@ static struct host_run *host_run_new(const struct build_opts *o, struct fleet *f
                                      const struct env *derived) {
         struct host_run *hr = xcalloc(1, sizeof(*hr));
         hr->ho = *o;
-        add_files(hr, f->env_files, f->nenv_files, true);
-        add_files(hr, h->env_files, h->nenv_files, false);
+        add_files(hr, f->all.env_files, f->all.nenv_files, true);
+        add_files(hr, h->own.env_files, h->own.nenv_files, false);
         add_files(hr, o->env_files, o->nenv_files, true);
-        add_sets(hr, f->sets, f->set_lines, f->nsets, true);
-        add_sets(hr, h->sets, h->set_lines, h->nsets, false);
+        add_sets(hr, f->all.sets, f->all.set_lines, f->all.nsets, true);
+        add_sets(hr, h->own.sets, h->own.set_lines, h->own.nsets, false);
         add_sets(hr, o->sets, NULL, o->nsets, true); /* --set: no line */
         hr->ho.env_files = hr->files;
         hr->ho.nenv_files = hr->nfiles;
@@ -227,8 +227,8 @@ static struct host_run *host_run_new(const struct build_opts *o, struct fleet *f
                 .shared_base_fd = -1,
                 .fleet_name = f->name ? f->name : path_basename(f->file),
                 .host_label = h->label,
-                .source = h->source ? h->source : (o->source ? o->source : f->source),
-                .source_shared = !h->source,
+                .source = h->own.source ? h->own.source : (o->source ? o->source : f->all.source),
+                .source_shared = !h->own.source,
                 .source_cache = &f->sources,
                 .final_env = &h->final_env,
         };
@@ -478,11 +478,11 @@ static int check_imager_json(const struct build_opts *o, const struct fleet *f) 
                 strv_push(&others, &n, o->host_file);
         for (size_t i = 0; i < o->nenv_files; i++)
                 strv_push(&others, &n, o->env_files[i]);
-        for (size_t i = 0; i < f->nenv_files; i++)
-                strv_push(&others, &n, f->env_files[i]);
+        for (size_t i = 0; i < f->all.nenv_files; i++)
+                strv_push(&others, &n, f->all.env_files[i]);
         for (size_t i = 0; i < f->nhosts; i++) {
-                for (size_t k = 0; k < f->hosts[i].nenv_files; k++)
-                        strv_push(&others, &n, f->hosts[i].env_files[k]);
+                for (size_t k = 0; k < f->hosts[i].own.nenv_files; k++)
+                        strv_push(&others, &n, f->hosts[i].own.env_files[k]);
                 for (size_t k = 0; k < ARRAY_SIZE(ours); k++) {
                         _cleanup_free_ char *p = xasprintf("%s%s", f->hosts[i].out, ours[k]);
                         strv_push(&others, &n, p);
@@ -510,8 +510,8 @@ static bool fleet_file_has_secret(const struct fleet *f) {
         for (size_t i = 0; i < f->nhosts; i++) {
                 const struct fleet_host *h = &f->hosts[i];
                 for (size_t k = 0; k < h->profile.nenv; k++)
-                        if (h->profile.env[k].secret && (sets_give(f->sets, f->nsets, h->profile.env[k].key) ||
-                                                         sets_give(h->sets, h->nsets, h->profile.env[k].key)))
+                        if (h->profile.env[k].secret && (sets_give(f->all.sets, f->all.nsets, h->profile.env[k].key) ||
+                                                         sets_give(h->own.sets, h->own.nsets, h->profile.env[k].key)))
                                 return true;
         }
         return false;
@@ -576,7 +576,7 @@ int fleet_build(const struct build_opts *o) {
          * is derived for each host, with its SSID. */
         host_merge(&given, &o->host);
         if ((r = host_read_files(&given, o->allow_weak)) < 0 || (r = host_read_files(&defaults, o->allow_weak)) < 0 ||
-            (r = host_read_files(&f.shared, o->allow_weak)) < 0)
+            (r = host_read_files(&f.all.hs, o->allow_weak)) < 0)
                 goto out;
         struct stat st;
         if (stat(o->out, &st) < 0) {

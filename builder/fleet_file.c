@@ -14,18 +14,22 @@
 #include "util.h"
 #include "yamltree.h"
 
+static void layer_free(struct fleet_layer *l) {
+        host_free(&l->hs);
+        strv_clear(&l->sets, &l->nsets);
+        free(l->set_lines);
+        strv_clear(&l->env_files, &l->nenv_files);
+        free(l->source);
+}
+
 void fleet_free(struct fleet *f) {
         for (size_t i = 0; i < f->nhosts; i++) {
                 struct fleet_host *h = &f->hosts[i];
                 free(h->name);
                 free(h->role);
                 free(h->address);
-                host_free(&h->hs);
+                layer_free(&h->own);
                 host_free(&h->settings);
-                strv_clear(&h->sets, &h->nsets);
-                free(h->set_lines);
-                strv_clear(&h->env_files, &h->nenv_files);
-                free(h->source);
                 profile_free(&h->profile);
                 env_free(&h->final_env);
                 env_free(&h->generated);
@@ -38,13 +42,9 @@ void fleet_free(struct fleet *f) {
         free(f->gateway);
         strv_clear(&f->dns, &f->ndns);
         free(f->format);
-        host_free(&f->shared);
-        strv_clear(&f->sets, &f->nsets);
-        free(f->set_lines);
+        layer_free(&f->all);
         free(f->gateway_where);
         free(f->dns_where);
-        strv_clear(&f->env_files, &f->nenv_files);
-        free(f->source);
         for (size_t i = 0; i < f->nenv_texts; i++)
                 dotenv_text_free(&f->env_texts[i]);
         free(f->env_texts);
@@ -142,6 +142,26 @@ static const char *const host_keys[] = {"name", "role", "address", "model", "env
 static const char *const host_only[] = {"name", "role", "address", "env", "env_files", "source", NULL};
 static const char *const network_keys[] = {"prefix", "gateway", "dns", NULL};
 
+/* Map n's keys that every level has (source:, env:, env_files: and the
+ * host settings) into l; own: the level's other keys, read by its caller. */
+static int parse_layer(const char *file, const struct ynode *n, const char *const *own, struct fleet_layer *l) {
+        struct ynode *v;
+        int r;
+        if ((v = ynode_get(n, "source"))) {
+                _cleanup_free_ char *s = NULL;
+                if ((r = ynode_string(file, "source", v, &s)) < 0)
+                        return r;
+                l->source = relative_to(file, s);
+        }
+        if ((r = env_map(file, "env", ynode_get(n, "env"), &l->sets, &l->nsets, &l->set_lines)) < 0 ||
+            (r = file_list(file, "env_files", ynode_get(n, "env_files"), &l->env_files, &l->nenv_files)) < 0)
+                return r;
+        struct ynode *view = view_without(n, own);
+        r = host_from_yaml(file, view, &l->hs);
+        view_free(view);
+        return r;
+}
+
 static int parse_host(struct fleet *f, const struct ynode *n, struct fleet_host *h) {
         const char *file = f->file;
         int r = ynode_check_keys(file, "hosts[]", n, host_keys);
@@ -167,20 +187,7 @@ static int parse_host(struct fleet *f, const struct ynode *n, struct fleet_host 
         if (!host_valid_ipv4(h->address))
                 return log_error_at(EINVAL, file, v->line, "host %s: '%s' is not an IPv4 address", h->name,
                                     h->address);
-        if ((v = ynode_get(n, "source"))) {
-                _cleanup_free_ char *s = NULL;
-                if ((r = ynode_string(file, "source", v, &s)) < 0)
-                        return r;
-                h->source = relative_to(file, s);
-        }
-        if ((r = env_map(file, "env", ynode_get(n, "env"), &h->sets, &h->nsets, &h->set_lines)) < 0)
-                return r;
-        if ((r = file_list(file, "env_files", ynode_get(n, "env_files"), &h->env_files, &h->nenv_files)) < 0)
-                return r;
-        struct ynode *view = view_without(n, host_only);
-        r = host_from_yaml(file, view, &h->hs);
-        view_free(view);
-        return r;
+        return parse_layer(file, n, host_only, &h->own);
 }
 
 int fleet_parse(const char *file, const char *text, size_t len, struct fleet *f) {
@@ -239,20 +246,7 @@ int fleet_parse(const char *file, const char *text, size_t len, struct fleet *f)
                 if (v)
                         f->dns_where = xasprintf("%s:%u", file, v->line);
         }
-        if ((v = ynode_get(root, "source"))) {
-                _cleanup_free_ char *s = NULL;
-                if ((r = ynode_string(file, "source", v, &s)) < 0)
-                        goto out;
-                f->source = relative_to(file, s);
-        }
-        if ((r = env_map(file, "env", ynode_get(root, "env"), &f->sets, &f->nsets, &f->set_lines)) < 0)
-                goto out;
-        if ((r = file_list(file, "env_files", ynode_get(root, "env_files"), &f->env_files, &f->nenv_files)) < 0)
-                goto out;
-        struct ynode *view = view_without(root, top_only);
-        r = host_from_yaml(file, view, &f->shared);
-        view_free(view);
-        if (r < 0)
+        if ((r = parse_layer(file, root, top_only, &f->all)) < 0)
                 goto out;
         struct ynode *hosts = ynode_get(root, "hosts");
         if (!hosts || hosts->kind != Y_SEQ || hosts->n == 0) {

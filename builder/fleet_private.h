@@ -11,17 +11,23 @@
 #include "host.h"
 #include "profile.h"
 
+/* What the file's top level gives every host and a host entry gives its
+ * own host: the same keys, the entry's over the top level's. */
+struct fleet_layer {
+        struct host_settings hs;        /* user, ssh_keys, wifi, ... */
+        char **sets;                    /* env: map as KEY=VALUE */
+        size_t nsets;
+        unsigned *set_lines;            /* each one's line */
+        char **env_files;               /* env_files:, relative to the file */
+        size_t nenv_files;
+        char *source;                   /* source:, relative to the file */
+};
+
 struct fleet_host {
         char *name, *role, *address;
         unsigned line;
-        struct host_settings hs;        /* the entry's own */
+        struct fleet_layer own;         /* the entry's keys */
         struct host_settings settings;  /* merged and finalized (settle_host), for its build */
-        char **sets;            /* env: map as KEY=VALUE */
-        size_t nsets;
-        unsigned *set_lines;    /* each one's line */
-        char **env_files;
-        size_t nenv_files;
-        char *source;
         struct profile profile;
         struct env final_env;
         struct env generated;
@@ -40,13 +46,7 @@ struct fleet {
         char **dns;
         size_t ndns;
         char *format;           /* "img", "img.xz", "img.zst", "img.gz" */
-        struct host_settings shared;
-        char **sets;
-        size_t nsets;
-        unsigned *set_lines;
-        char **env_files;
-        size_t nenv_files;
-        char *source;
+        struct fleet_layer all;         /* the top level's keys: every host's */
         struct fleet_host *hosts;
         size_t nhosts;
         struct dotenv_text *env_texts; /* every env file's, read once (read_env_files) */

@@ -177,7 +177,7 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
         if (ids.exists && (ids.uid < 1000 || ids.uid >= 60000 || !strcmp(sh_base, "nologin") || !strcmp(sh_base, "false")))
                 return log_error(EINVAL, host_where(h, HF_USER),
                                  "user '%s' is a system account in %s (uid %u, shell %s); choose another user", u,
-                                 path_basename(in->base_name), ids.uid, ids.shell[0] ? ids.shell : "none");
+                                 in->base_name ? path_basename(in->base_name) : "the base", ids.uid, ids.shell[0] ? ids.shell : "none");
         /* A new user gets a group of its own name: taking over a system
          * group (video, sudo, users) would renumber it, and files with its
          * old id would lose their group.  adduser refuses it too. */
@@ -188,7 +188,7 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
                         return log_error(EINVAL, host_where(h, HF_USER),
                                          "%s has a group named '%s' (gid %s) and no such user; a new user's group "
                                          "would take its place: choose another user",
-                                         path_basename(in->base_name), u, gid);
+                                         in->base_name ? path_basename(in->base_name) : "the base", u, gid);
                 }
         long days = (long)(in->build_time / 86400);
         struct buf b = {0};

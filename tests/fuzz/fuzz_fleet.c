@@ -26,12 +26,12 @@ static void check_fleet(const struct fleet *f) {
                 for (size_t k = 0; k < i; k++)
                         if (!strcasecmp(f->hosts[k].name, h->name) || !strcmp(f->hosts[k].address, h->address))
                                 abort();
-                for (size_t k = 0; k < h->nsets; k++)
-                        if (!strchr(h->sets[k], '=') || !h->set_lines[k])
+                for (size_t k = 0; k < h->own.nsets; k++)
+                        if (!strchr(h->own.sets[k], '=') || !h->own.set_lines[k])
                                 abort();
         }
-        for (size_t k = 0; k < f->nsets; k++)
-                if (!strchr(f->sets[k], '=') || !f->set_lines[k])
+        for (size_t k = 0; k < f->all.nsets; k++)
+                if (!strchr(f->all.sets[k], '=') || !f->all.set_lines[k])
                         abort();
 }
 

@@ -288,6 +288,13 @@ for b in base.img.xz base.img; do
   rm -rf "$T/gone" "$T"/h2.img*
 done
 rm -rf "$T/cache-home" "$T"/h1.img*
+# A file where the cache directory goes: one warning (the lookup's), the
+# build uncached.
+mkdir -p "$T/cf" && : >"$T/cf/dimimage"
+XDG_CACHE_HOME=$T/cf "$DIMIMAGE" build "${ARGS[@]}" --quiet --base "$T/in/base.img.xz" -o "$T/h3.img" 2>"$T/h3.err" \
+  && [[ $(grep -c cache "$T/h3.err") == 1 ]] && grep -q "cf/dimimage: not used as the cache: it is not a directory" "$T/h3.err" \
+  && ok "a file where the cache directory goes: one warning, built uncached" || fail "a file as the cache directory: $(cat "$T/h3.err")"
+rm -rf "$T/cf" "$T"/h3.*
 
 # ---- refusals ------------------------------------------------------------------
 head -c $(($(stat -c %s "$T/in/base.img.xz") / 2)) "$T/in/base.img.xz" >"$T/in/trunc.img.xz"
