@@ -22,7 +22,7 @@ enum {
         OPT_ROLE = 1000, OPT_BASE, OPT_ENV, OPT_SET, OPT_SOURCE, OPT_HOST, OPT_FLEET, OPT_GROW, OPT_NO_GROW,
         OPT_NO_CACHE, OPT_ALLOW_WEAK, OPT_NO_BMAP, OPT_DRY_RUN, OPT_LEVEL,
         OPT_IMAGER, OPT_HOSTNAME, OPT_USER, OPT_PWHASH, OPT_PWFILE, OPT_SSHKEY, OPT_IP, OPT_GATEWAY, OPT_DNS,
-        OPT_WIFI_SSID, OPT_WIFI_PSK, OPT_WIFI_COUNTRY, OPT_TZ, OPT_LOCALE, OPT_KEYMAP, OPT_MODEL,
+        OPT_WIFI_SSID, OPT_WIFI_PSK, OPT_WIFI_COUNTRY, OPT_WIFI_HIDDEN, OPT_TZ, OPT_LOCALE, OPT_KEYMAP, OPT_MODEL,
 };
 
 static const struct option options[] = {
@@ -56,6 +56,7 @@ static const struct option options[] = {
         {"wifi-ssid", required_argument, NULL, OPT_WIFI_SSID},
         {"wifi-psk-file", required_argument, NULL, OPT_WIFI_PSK},
         {"wifi-country", required_argument, NULL, OPT_WIFI_COUNTRY},
+        {"wifi-hidden", no_argument, NULL, OPT_WIFI_HIDDEN},
         {"timezone", required_argument, NULL, OPT_TZ},
         {"locale", required_argument, NULL, OPT_LOCALE},
         {"keymap", required_argument, NULL, OPT_KEYMAP},
@@ -92,6 +93,7 @@ void cli_build_usage(FILE *f) {
               "  --password-hash HASH   --password-file FILE (hashed with yescrypt)\n"
               "  --ip ADDR/PREFIX       --gateway ADDR       --dns ADDR (repeatable)\n"
               "  --wifi-ssid SSID       --wifi-psk-file FILE --wifi-country CC\n"
+              "  --wifi-hidden          the network does not broadcast its SSID\n"
               "  --timezone TZ          --locale LOCALE      --keymap LAYOUT\n"
               "  --model MODEL          Pi model; refuses a role the model cannot run:\n",
               f);
@@ -329,6 +331,7 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                 case OPT_WIFI_SSID: again = set_once(&h->wifi_ssid, optarg); break;
                 case OPT_WIFI_PSK: again = set_once(&h->wifi_psk_file, optarg); break;
                 case OPT_WIFI_COUNTRY: again = set_once(&h->wifi_country, optarg); break;
+                case OPT_WIFI_HIDDEN: h->wifi_hidden = 1; break;
                 case OPT_TZ: again = set_once(&h->timezone, optarg); break;
                 case OPT_LOCALE: again = set_once(&h->locale, optarg); break;
                 case OPT_KEYMAP: again = set_once(&h->keymap, optarg); break;

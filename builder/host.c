@@ -52,6 +52,7 @@ static const struct {
         [HF_WIFI_SSID] = {"wifi.ssid", "--wifi-ssid"},
         [HF_WIFI_PSK] = {"wifi.psk_file", "--wifi-psk-file"},
         [HF_WIFI_COUNTRY] = {"wifi.country", "--wifi-country"},
+        [HF_WIFI_HIDDEN] = {"wifi.hidden", "--wifi-hidden"},
         [HF_TIMEZONE] = {"timezone", "--timezone"},
         [HF_LOCALE] = {"locale", "--locale"},
         [HF_KEYMAP] = {"keymap", "--keymap"},
@@ -82,7 +83,7 @@ static const char *const host_keys[] = {
         "hostname", "user", "password_hash", "password_file", "ssh_keys", "ssh_key_files", "ip", "gateway",
         "dns", "wifi", "timezone", "locale", "keymap", "model", NULL,
 };
-static const char *const wifi_keys[] = {"ssid", "psk_file", "country", NULL};
+static const char *const wifi_keys[] = {"ssid", "psk_file", "country", "hidden", NULL};
 
 /* Relative file names in a YAML file are relative to that file, as a user
  * reading it would expect. */
@@ -329,6 +330,14 @@ int host_from_yaml(const char *file, const struct ynode *n, struct host_settings
                     (r = take_string(file, w, "psk_file", "wifi.psk_file", &hs->wifi_psk_file, true, hs,
                                      HF_WIFI_PSK)) < 0)
                         return r;
+                struct ynode *hidden = ynode_get(w, "hidden");
+                bool yes;
+                if (hidden && (r = ynode_bool(file, "wifi.hidden", hidden, &yes)) < 0)
+                        return r;
+                if (hidden) {
+                        hs->wifi_hidden = yes ? 1 : -1;
+                        set_where(hs, HF_WIFI_HIDDEN, file, hidden->line);
+                }
         }
         /* the files this one names, once it is good */
         if (ynode_get(n, "password_file"))
@@ -400,6 +409,10 @@ void host_merge(struct host_settings *hs, const struct host_settings *o) {
         }
         over(hs, o, HF_WIFI_PSK, &hs->wifi_psk_file, o->wifi_psk_file);
         over(hs, o, HF_WIFI_COUNTRY, &hs->wifi_country, o->wifi_country);
+        if (o->wifi_hidden) {
+                hs->wifi_hidden = o->wifi_hidden;
+                over_where(hs, o, HF_WIFI_HIDDEN);
+        }
         over(hs, o, HF_TIMEZONE, &hs->timezone, o->timezone);
         over(hs, o, HF_LOCALE, &hs->locale, o->locale);
         over(hs, o, HF_KEYMAP, &hs->keymap, o->keymap);
@@ -765,6 +778,9 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
                          hs->origin ? hs->origin : "", hs->gateway);
                 strv_push(&hs->dns, &hs->ndns, hs->gateway);
         }
+        if (hs->wifi_hidden > 0 && !hs->wifi_ssid)
+                return log_error(EINVAL, host_where(hs, HF_WIFI_HIDDEN), "a hidden Wi-Fi network needs its %s",
+                                 name_as(hs, HF_WIFI_SSID, HF_WIFI_HIDDEN));
         if (hs->wifi_ssid || hs->wifi_psk_file) {
                 if (!hs->wifi_ssid || !hs->wifi_psk_file) {
                         enum host_field given = hs->wifi_ssid ? HF_WIFI_SSID : HF_WIFI_PSK;

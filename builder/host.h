@@ -12,6 +12,7 @@
 /* The settings a message may have to place in a file (host_settings.where). */
 enum host_field {
         HF_HOSTNAME, HF_USER, HF_PASSWORD, HF_IP, HF_GATEWAY, HF_DNS, HF_WIFI_SSID, HF_WIFI_PSK, HF_WIFI_COUNTRY,
+        HF_WIFI_HIDDEN,
         HF_TIMEZONE, HF_LOCALE, HF_KEYMAP, HF_MODEL, HF_SSH_KEYS, HF_N,
 };
 
@@ -34,6 +35,8 @@ struct host_settings {
                                  * the file stays, to name in messages */
         char *wifi_psk_hex;     /* derived PBKDF2 key: the only form stored */
         char *wifi_country;
+        int wifi_hidden;        /* 1: the network does not broadcast its SSID (NetworkManager
+                                 * probes for it), -1: it does (said so), 0: not said */
         char *timezone;
         char *locale;
         char *keymap;

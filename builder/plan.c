@@ -172,7 +172,11 @@ static void plan_network(const struct plan_input *in, struct payload *p) {
                 else
                         for (const unsigned char *c = (const unsigned char *)h->wifi_ssid; *c; c++)
                                 buf_printf(&b, "%u;", *c);
-                buf_printf(&b, "\n\n[wifi-security]\nkey-mgmt=wpa-psk\npsk=%s\n", h->wifi_psk_hex);
+                /* a network that does not broadcast its SSID is only found
+                 * by asking for it by name (a probe), which NetworkManager
+                 * does only when told */
+                buf_puts(&b, h->wifi_hidden > 0 ? "\nhidden=true\n" : "\n");
+                buf_printf(&b, "\n[wifi-security]\nkey-mgmt=wpa-psk\npsk=%s\n", h->wifi_psk_hex);
                 nm_ipv4(&b, h);
                 buf_puts(&b, "\n[ipv6]\naddr-gen-mode=default\nmethod=auto\n\n[proxy]\n");
                 payload_add_dir(p, PART_ROOT, dir, 0755, 0, 0)->own_dir = true;

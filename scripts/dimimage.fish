@@ -88,6 +88,7 @@ complete -c dimimage -n $build -l dns -x -d 'a name server'
 complete -c dimimage -n $build -l wifi-ssid -x -d 'Wi-Fi network name'
 complete -c dimimage -n $build -l wifi-psk-file -r -F -d 'a file holding the Wi-Fi passphrase'
 complete -c dimimage -n $build -l wifi-country -x -d 'Wi-Fi regulatory country code'
+complete -c dimimage -n $build -l wifi-hidden -d 'the network does not broadcast its SSID'
 complete -c dimimage -n $build -l timezone -x -a '(__dimimage_timezones)' -d 'time zone'
 complete -c dimimage -n $build -l locale -x -d locale
 complete -c dimimage -n $build -l keymap -x -d 'keyboard layout'

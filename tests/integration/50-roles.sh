@@ -113,9 +113,10 @@ printf '%s\n' "$keyline" >"$T/opts.pub"
 for flavour in bookworm trixie; do
   base=$(fixture "$flavour" --flavour "$flavour")
   out=$T/wifi-$flavour.img
+  hidden=(); [[ $flavour == trixie ]] && hidden=(--wifi-hidden) # a network that does not broadcast its SSID
   if ! "$DIMIMAGE" build --role observability --base "$base" -o "$out" --set OPENOBSERVE_PASSWORD="$OOPW" \
       --hostname dimdim-obs --user pi --ssh-key "$T/opts.pub" --ip 192.168.1.102/24 --gateway 192.168.1.1 \
-      --wifi-ssid ' Cafe Wifi' --wifi-psk-file "$T/wifi.psk" --wifi-country GB >"$T/wifi.log" 2>&1; then
+      --wifi-ssid ' Cafe Wifi' --wifi-psk-file "$T/wifi.psk" --wifi-country GB "${hidden[@]}" >"$T/wifi.log" 2>&1; then
     fail "$flavour: Wi-Fi build"; sed 's/^/    /' "$T/wifi.log"; continue
   fi
   ok "$flavour: Wi-Fi build"
@@ -132,6 +133,12 @@ for flavour in bookworm trixie; do
   rcat "$out" $kf | grep -qx 'ssid=32;67;97;102;101;32;87;105;102;105;' \
     && ok "$flavour/wifi: the SSID's leading space kept (as bytes)" || fail "$flavour/wifi: ssid line: $(rcat "$out" $kf | grep ssid)"
   rcat "$out" $kf | grep -qx 'dns=192.168.1.1;' && ok "$flavour/wifi: dns= the gateway" || fail "$flavour/wifi: no dns line"
+  if ((${#hidden[@]})); then
+    rcat "$out" $kf | sed -n '/^\[wifi\]$/,/^$/p' | grep -qx 'hidden=true' \
+      && ok "$flavour/wifi: --wifi-hidden: hidden=true in [wifi]" || fail "$flavour/wifi: --wifi-hidden: $(rcat "$out" $kf | sed -n '/^\[wifi\]$/,/^$/p')"
+  else
+    rcat "$out" $kf | grep -q '^hidden=' && fail "$flavour/wifi: hidden= without --wifi-hidden" || ok "$flavour/wifi: no hidden= unless asked"
+  fi
   if [[ $flavour == trixie ]]; then
     got=$(bcat "$out" /user-data | python3 -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["users"][0]["ssh_authorized_keys"][0])' 2>&1)
     [[ $got == "$keyline" ]] && ok "$flavour: user-data parses and holds the key with its options" \
@@ -306,6 +313,9 @@ expect_error "--dry-run on a raw base checks the time zone in it" "Europe/Berln,
 printf 'user: pi\n\ntimezone: Europe/Berln\ngateway: 192.168.1.1\n' >"$T/where.yml"
 expect_error "a --host file's value refused at its line, in its own spelling" "where\.yml:4: a gateway needs a static address: add ip: ADDRESS/PREFIX$" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --host "$T/where.yml"
+expect_error "--wifi-hidden without --wifi-ssid refused" "^dimimage: error: --wifi-hidden: a hidden Wi-Fi network needs its --wifi-ssid$" \
+  "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --wifi-hidden
+expect_rc "--wifi-hidden without --wifi-ssid" 65
 # The time zone is checked against the base, but the mistake is in the file:
 # its line is named, as for every other host setting (the base was before)
 printf 'user: pi\ntimezone: Europe/Berln\n' >"$T/tz.yml"

@@ -494,8 +494,9 @@ static void test_value_named_at_its_line(void **state) {
                                                   "  country: GB\n");
         _cleanup_free_ char *tz = put("tz.yml", "user: pi\ntimezone: Mars Base\n");
         _cleanup_free_ char *nouser = put("nouser.yml", "# no user\nssh_keys: [\"" ED25519 " me\"]\n");
+        _cleanup_free_ char *hidden = put("hidden.yml", "user: pi\nwifi:\n  country: GB\n  hidden: true\n");
         static const struct {
-                int file; /* 0 net.yml, 1 tz.yml, 2 nouser.yml */
+                int file; /* 0 net.yml, 1 tz.yml, 2 nouser.yml, 3 hidden.yml */
                 const char *ip, *timezone; /* from the command line */
                 const char *want;          /* after "FILE:" when in_file */
                 bool in_file;
@@ -505,9 +506,11 @@ static void test_value_named_at_its_line(void **state) {
                 {1, NULL, NULL, "2: invalid time zone 'Mars Base'", true},
                 {1, NULL, "Mars/Olympus Mons", "--timezone: invalid time zone 'Mars/Olympus Mons'", false},
                 {2, NULL, NULL, "2: a password or SSH key needs a user: add user: NAME", true},
+                {3, NULL, NULL, "4: a hidden Wi-Fi network needs its wifi.ssid", true},
         };
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-                const char *yml = cases[i].file == 2 ? nouser : cases[i].file ? tz : net;
+                const char *const ymls[] = {net, tz, nouser, hidden};
+                const char *yml = ymls[cases[i].file];
                 struct host_settings hs = {0}, cli = {0};
                 assert_int_equal(host_load_file(yml, &hs), 0);
                 cli.ip = cases[i].ip ? xstrdup(cases[i].ip) : NULL;

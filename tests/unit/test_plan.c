@@ -391,7 +391,15 @@ static void test_wifi_turns_the_radio_on(void **state) {
         run_plan(&f, OS_TRIXIE);
         assert_string_equal(file_text(&f, PART_ROOT, NM_STATE),
                             "[main]\nNetworkingEnabled=true\nWirelessEnabled=true\n[other]\nWirelessEnabled=false\n");
-        assert_non_null(strstr(file_text(&f, PART_ROOT, WIFI_KEYFILE), "\nssid=Cafe\n"));
+        assert_non_null(strstr(file_text(&f, PART_ROOT, WIFI_KEYFILE), "\nssid=Cafe\n\n[wifi-security]\n"));
+        teardown_inputs(&f);
+
+        /* a hidden network: NetworkManager probes for it by name */
+        memset(&f, 0, sizeof f);
+        wifi_inputs(&f, "Cafe", "[main]\nWirelessEnabled=false\n");
+        f.host.wifi_hidden = 1;
+        run_plan(&f, OS_TRIXIE);
+        assert_non_null(strstr(file_text(&f, PART_ROOT, WIFI_KEYFILE), "\nssid=Cafe\nhidden=true\n\n[wifi-security]\n"));
         teardown_inputs(&f);
 
         /* no Wi-Fi asked for: the radio stays as the image has it */
