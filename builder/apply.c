@@ -187,6 +187,8 @@ int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, str
                     ext4_lstat(e, "/usr/lib/aarch64-linux-gnu", &st) == -ENOENT;
         bf->cloud_init_local = ext4_lstat(e, "/usr/lib/systemd/system/cloud-init-local.service", &st) == 0 ||
                                ext4_lstat(e, "/lib/systemd/system/cloud-init-local.service", &st) == 0;
+        bf->rename_pending = ext4_lstat(e, "/etc/ssh/sshd_config.d/rename_user.conf", &st) == 0 ||
+                             ext4_lstat(e, "/etc/systemd/system/multi-user.target.wants/userconfig.service", &st) == 0;
         size_t skel_bytes = 0;
         r = read_skel(e, "", 0, &skel_bytes, bf);
         if (r > 0) {

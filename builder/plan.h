@@ -40,6 +40,10 @@ struct base_files {
         /* cloud-init-local.service is installed: its local stage reads the
          * NoCloud seed on the boot partition */
         bool cloud_init_local;
+        /* pi-gen's `rename-user -f -s` was run on the base: its sshd banner
+         * or an enabled userconfig.service is there (every bookworm image;
+         * a trixie one may have them too) */
+        bool rename_pending;
         char *hosts;
         char *config_txt;   /* boot partition */
         char *cmdline_txt;  /* boot partition */

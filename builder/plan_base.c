@@ -249,13 +249,16 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
         _cleanup_free_ char *sudo = xasprintf("# Written by dimimage\n%s ALL=(ALL) NOPASSWD: ALL\n", u);
         payload_add_dir(p, PART_ROOT, "/etc/sudoers.d", 0755, 0, 0);
         plan_add_str(p, PART_ROOT, "/etc/sudoers.d/010_dimimage-nopasswd", 0440, sudo);
-        if (in->os == OS_BOOKWORM) {
+        if (in->os == OS_BOOKWORM || bf->rename_pending) {
                 /* userconf-pi would otherwise ask for a user name on the
                  * console and wait: mask it, the user exists already.  And
                  * undo what the image's `rename-user -f -s` did for it, as
                  * its cancel-rename does: the console login (what is left
                  * when the network is wrong) and the sshd banner saying
-                 * that SSH may not work until a user is set up. */
+                 * that SSH may not work until a user is set up.  Every
+                 * bookworm image has had it done; a trixie one is undone
+                 * when it shows the marks (cloud-init's user-data names the
+                 * user as well, but would leave the banner and the console). */
                 payload_add_symlink(p, PART_ROOT, "/etc/systemd/system/userconfig.service", "/dev/null");
                 payload_add_unlink(p, PART_ROOT, WANTS "userconfig.service");
                 payload_add_symlink(p, PART_ROOT, "/etc/systemd/system/getty.target.wants/getty@tty1.service",

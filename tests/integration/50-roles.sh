@@ -313,6 +313,25 @@ expect_error "--dry-run on a raw base checks the time zone in it" "Europe/Berln,
 printf 'user: pi\n\ntimezone: Europe/Berln\ngateway: 192.168.1.1\n' >"$T/where.yml"
 expect_error "a --host file's value refused at its line, in its own spelling" "where\.yml:4: a gateway needs a static address: add ip: ADDRESS/PREFIX$" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --host "$T/where.yml"
+# A trixie base on which pi-gen's rename-user -f -s was run: undone as on
+# bookworm (userconf-pi's wizard masked, console login and no sshd banner).
+tbase=$(fixture trixie --flavour trixie)
+cp --sparse=always "$tbase" "$T/renamed.img"
+printf '%s\n' 'mkdir /etc/ssh/sshd_config.d' 'write /etc/hostname /etc/ssh/sshd_config.d/rename_user.conf' \
+  'symlink /etc/systemd/system/multi-user.target.wants/userconfig.service /lib/systemd/system/userconfig.service' |
+  debugfs -w -f - "$(rootfs "$T/renamed.img")" >/dev/null 2>&1
+if "$DIMIMAGE" build --role observability --base "$T/renamed.img" -o "$T/renamed-out.img" --quiet \
+    --set OPENOBSERVE_PASSWORD="$OOPW" --user pi --ssh-key "$T/key.pub" 2>"$T/renamed.log"; then
+  [[ $(rlink "$T/renamed-out.img" /etc/systemd/system/userconfig.service) == /dev/null \
+    && -z $(rstat "$T/renamed-out.img" /etc/systemd/system/multi-user.target.wants/userconfig.service) \
+    && -z $(rstat "$T/renamed-out.img" /etc/ssh/sshd_config.d/rename_user.conf) \
+    && $(rlink "$T/renamed-out.img" /etc/systemd/system/getty.target.wants/getty@tty1.service) == /lib/systemd/system/getty@.service ]] \
+    && ok "trixie with rename-user's marks: undone as on bookworm" || fail "trixie with rename-user's marks: not undone"
+  check "trixie with rename-user's marks: e2fsck -fn and fsck.fat -n clean" fsck_image "$T/renamed-out.img"
+else
+  fail "trixie with rename-user's marks: build"; sed 's/^/    /' "$T/renamed.log"
+fi
+rm -f "$T"/renamed*
 expect_error "--wifi-hidden without --wifi-ssid refused" "^dimimage: error: --wifi-hidden: a hidden Wi-Fi network needs its --wifi-ssid$" \
   "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" --wifi-hidden
 expect_rc "--wifi-hidden without --wifi-ssid" 65

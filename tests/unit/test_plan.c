@@ -549,6 +549,28 @@ static void test_bookworm_console_login_back(void **state) {
         teardown_inputs(&f);
 }
 
+/* Trixie: the same, only when the base shows rename-user's marks. */
+static void test_trixie_rename_undone_when_done(void **state) {
+        for (int pending = 0; pending < 2; pending++) {
+                struct fixture f = {0};
+                setup_inputs(&f, "app");
+                f.base.rename_pending = pending;
+                run_plan(&f, OS_TRIXIE);
+                const struct payload_entry *mask = payload_find(&f.payload, PART_ROOT, "/etc/systemd/system/userconfig.service");
+                const struct payload_entry *banner = payload_find(&f.payload, PART_ROOT, "/etc/ssh/sshd_config.d/rename_user.conf");
+                if (pending) {
+                        assert_non_null(mask);
+                        assert_string_equal(mask->target, "/dev/null");
+                        assert_non_null(banner);
+                        assert_int_equal(banner->type, ENTRY_UNLINK);
+                } else {
+                        assert_null(mask);
+                        assert_null(banner);
+                }
+                teardown_inputs(&f);
+        }
+}
+
 /* keyboard-setup.sh prefers console-setup's cache to /etc/default/keyboard */
 static void test_keymap_drops_the_cache(void **state) {
         struct fixture f = {0};
@@ -649,6 +671,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_app_bookworm_golden), cmocka_unit_test(test_app_trixie_golden),
                 cmocka_unit_test(test_env_is_secret_and_root_only), cmocka_unit_test(test_existing_user_is_reused),
+                cmocka_unit_test(test_trixie_rename_undone_when_done),
                 cmocka_unit_test(test_new_user_home_from_skel),
                 cmocka_unit_test(test_skel_not_over_a_home),
                 cmocka_unit_test(test_detect_os), cmocka_unit_test(test_uuid_deterministic),
