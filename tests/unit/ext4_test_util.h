@@ -67,10 +67,9 @@ static __attribute__((unused)) void write_host(const char *path, const char *con
         fclose(f);
 }
 
-/* A populated filesystem of size_m MiB at OFF inside a file with 1 MiB to
- * spare after it; extra mkfs options in feat (-O list) may be NULL. */
-static __attribute__((unused)) char *make_image(const char *name, const char *feat, unsigned size_m) {
-        char *img = xasprintf("%s/%s.img", tmp, name);
+/* The host tree every test image starts from: /etc/hostname, /etc/small,
+ * /etc/dir/f (caller frees the path). */
+static __attribute__((unused)) char *tree_start(const char *name) {
         char *src = xasprintf("%s/%s.src", tmp, name);
         char *p;
         mkdir(src, 0755);
@@ -79,12 +78,12 @@ static __attribute__((unused)) char *make_image(const char *name, const char *fe
         p = xasprintf("%s/etc/small", src), write_host(p, "tiny\n"), free(p);
         p = xasprintf("%s/etc/dir", src), mkdir(p, 0755), free(p);
         p = xasprintf("%s/etc/dir/f", src), write_host(p, "in dir\n"), free(p);
-        p = xasprintf("%s/etc/emptydir", src), mkdir(p, 0700), free(p);
-        p = xasprintf("%s/lnk", src), symlink("etc/hostname", p), free(p);
-        p = xasprintf("%s/usr", src), mkdir(p, 0755), free(p);
-        p = xasprintf("%s/usr/lib", src), mkdir(p, 0755), free(p);
-        p = xasprintf("%s/usr/lib/os-release", src), write_host(p, "ID=debian\n"), free(p);
-        p = xasprintf("%s/lib", src), symlink("usr/lib", p), free(p);
+        return src;
+}
+
+/* img made of src: a size_m MiB filesystem at OFF inside a file with 1 MiB
+ * to spare after it; extra mkfs options in feat (-O list) may be NULL. */
+static __attribute__((unused)) void mkfs_at(const char *img, const char *src, const char *feat, unsigned size_m) {
         int fd = open(img, O_CREAT | O_TRUNC | O_WRONLY, 0644);
         assert_true(fd >= 0);
         assert_int_equal(ftruncate(fd, (off_t)((size_m + 2) * 1048576ull)), 0);
@@ -97,7 +96,23 @@ static __attribute__((unused)) char *make_image(const char *name, const char *fe
         if (rc != 0)
                 fprintf(stderr, "mkfs: %s\n", out);
         assert_int_equal(rc, 0);
-        free(out), free(opt), free(sz), free(src);
+        free(out), free(opt), free(sz);
+}
+
+/* A populated filesystem of size_m MiB at OFF inside a file with 1 MiB to
+ * spare after it; extra mkfs options in feat (-O list) may be NULL. */
+static __attribute__((unused)) char *make_image(const char *name, const char *feat, unsigned size_m) {
+        char *img = xasprintf("%s/%s.img", tmp, name);
+        char *src = tree_start(name);
+        char *p;
+        p = xasprintf("%s/etc/emptydir", src), mkdir(p, 0700), free(p);
+        p = xasprintf("%s/lnk", src), symlink("etc/hostname", p), free(p);
+        p = xasprintf("%s/usr", src), mkdir(p, 0755), free(p);
+        p = xasprintf("%s/usr/lib", src), mkdir(p, 0755), free(p);
+        p = xasprintf("%s/usr/lib/os-release", src), write_host(p, "ID=debian\n"), free(p);
+        p = xasprintf("%s/lib", src), symlink("usr/lib", p), free(p);
+        mkfs_at(img, src, feat, size_m);
+        free(src);
         return img;
 }
 

@@ -63,27 +63,10 @@ static void chown_to_root(const char *img, const char *src) {
  * filesystem at OFF; feat: mkfs.ext4 -O's list, or NULL. */
 static char *make_image_with(const char *name, const char *feat) {
         char *img = xasprintf("%s/%s.img", tmp, name);
-        char *src = xasprintf("%s/%s.src", tmp, name);
-        char *p;
-        mkdir(src, 0755);
-        p = xasprintf("%s/etc", src), mkdir(p, 0755), free(p);
-        p = xasprintf("%s/etc/hostname", src), write_host(p, "raspberrypi\n"), free(p);
-        p = xasprintf("%s/etc/small", src), write_host(p, "tiny\n"), free(p);
-        p = xasprintf("%s/etc/dir", src), mkdir(p, 0755), free(p);
-        p = xasprintf("%s/etc/dir/f", src), write_host(p, "in dir\n"), free(p);
-        p = xasprintf("%s/lnkdir", src), symlink("etc/dir", p), free(p);
-        int fd = open(img, O_CREAT | O_TRUNC | O_WRONLY, 0644);
-        assert_true(fd >= 0);
-        assert_int_equal(ftruncate(fd, (off_t)((SIZE_M + 2) * 1048576ull)), 0);
-        close(fd);
-        char *opt = xasprintf("offset=%llu,root_owner=0:0", OFF);
-        char *out = NULL;
-        int rc = feat ? RUN(&out, "mkfs.ext4", "-q", "-F", "-O", feat, "-E", opt, "-d", src, img, "16M")
-                      : RUN(&out, "mkfs.ext4", "-q", "-F", "-E", opt, "-d", src, img, "16M");
-        if (rc != 0)
-                fprintf(stderr, "mkfs: %s\n", out);
-        assert_int_equal(rc, 0);
-        free(out), free(opt);
+        char *src = tree_start(name);
+        char *p = xasprintf("%s/lnkdir", src);
+        symlink("etc/dir", p), free(p);
+        mkfs_at(img, src, feat, SIZE_M);
         /* mkfs -d gives every copied inode the caller's uid and gid: root's
          * only when the tests run as root.  A base's /etc is root's, and
          * the tests below ask for root's owner to mean "no change". */
