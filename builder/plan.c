@@ -185,10 +185,15 @@ static void plan_network(const struct plan_input *in, struct payload *p) {
                         b.data, b.len);
                 e->secret = true;
                 buf_free_secret(&b);
-                /* RasPiOS keeps Wi-Fi soft-blocked until a country is set. */
+        }
+        /* RasPiOS keeps Wi-Fi soft-blocked until a country is set; setting
+         * one unblocks it, as raspi-config's do_wifi_country does, with a
+         * network or without (one added later with nmcli then just works).
+         * A network always comes with its country (host_finalize). */
+        if (h->wifi_country) {
                 plan_add_str(p, PART_ROOT, "/etc/systemd/system/dimdim-wifi-unblock.service", 0644,
                         "# Written by dimimage: Raspberry Pi OS soft-blocks Wi-Fi until a country is set.\n"
-                        "[Unit]\nDescription=Unblock Wi-Fi for dimimage's connection\n"
+                        "[Unit]\nDescription=Unblock Wi-Fi, its country being set\n"
                         "DefaultDependencies=no\nBefore=NetworkManager.service\nAfter=systemd-rfkill.service\n"
                         "ConditionPathExists=/usr/sbin/rfkill\n\n"
                         "[Service]\nType=oneshot\nExecStart=/usr/sbin/rfkill unblock wifi\n\n"

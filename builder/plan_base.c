@@ -628,11 +628,11 @@ static void plan_locale_gen(const struct plan_input *in, struct payload *p) {
  * ship NetworkManager.state with WirelessEnabled=false, since NetworkManager
  * would otherwise unblock every radio (pi-gen stage2/02-net-tweaks); NM then
  * keeps Wi-Fi off whatever the keyfiles say.  raspi-config's
- * do_wifi_country turns it back on, as this does when a network is asked
- * for; the file's other keys are kept. */
+ * do_wifi_country turns it back on, as this does when a country is set
+ * (with a network or without); the file's other keys are kept. */
 static void plan_nm_state(const struct plan_input *in, struct payload *p) {
         const char *old = in->base->nm_state;
-        if (!in->host->wifi_ssid || !old)
+        if (!in->host->wifi_country || !old)
                 return;
         struct buf b = {0};
         bool done = false, in_main = false;

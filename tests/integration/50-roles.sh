@@ -402,6 +402,11 @@ if "$DIMIMAGE" build --role observability --base "$i18n" -o "$T/i18n.img" --set 
   --locale de_DE@euro --wifi-country DE --keymap de --quiet 2>"$T/i18n.log"; then
   rcat "$T/i18n.img" /etc/locale.gen | grep -qx 'de_DE@euro ISO-8859-15' && ok "locale.gen gets SUPPORTED's charmap" \
     || fail "locale.gen: $(rcat "$T/i18n.img" /etc/locale.gen)"
+  # a country alone unblocks the radio, as raspi-config's do_wifi_country
+  [[ $(rlink "$T/i18n.img" /etc/systemd/system/multi-user.target.wants/dimdim-wifi-unblock.service) == /etc/systemd/system/dimdim-wifi-unblock.service \
+    && $(rcat "$T/i18n.img" /var/lib/NetworkManager/NetworkManager.state) == *WirelessEnabled=true* \
+    && -z $(rstat "$T/i18n.img" /etc/NetworkManager/system-connections/dimdim-wifi.nmconnection) ]] \
+    && ok "--wifi-country alone: the radio unblocked, no connection made" || fail "--wifi-country alone: radio not unblocked"
 else
   fail "a known locale and country build"; sed 's/^/    /' "$T/i18n.log"
 fi

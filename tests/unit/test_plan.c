@@ -402,11 +402,23 @@ static void test_wifi_turns_the_radio_on(void **state) {
         assert_non_null(strstr(file_text(&f, PART_ROOT, WIFI_KEYFILE), "\nssid=Cafe\nhidden=true\n\n[wifi-security]\n"));
         teardown_inputs(&f);
 
+        /* a country alone turns the radio on too, as raspi-config's
+         * do_wifi_country does: a network added later just works */
+        memset(&f, 0, sizeof f);
+        wifi_inputs(&f, NULL, "[main]\nWirelessEnabled=false\n");
+        f.host.wifi_country = xstrdup("DE");
+        run_plan(&f, OS_BOOKWORM);
+        assert_string_equal(file_text(&f, PART_ROOT, NM_STATE), "[main]\nWirelessEnabled=true\n");
+        assert_non_null(payload_find(&f.payload, PART_ROOT, "/etc/systemd/system/dimdim-wifi-unblock.service"));
+        assert_null(payload_find(&f.payload, PART_ROOT, WIFI_KEYFILE));
+        teardown_inputs(&f);
+
         /* no Wi-Fi asked for: the radio stays as the image has it */
         memset(&f, 0, sizeof f);
         wifi_inputs(&f, NULL, "[main]\nWirelessEnabled=false\n");
         run_plan(&f, OS_BOOKWORM);
         assert_null(payload_find(&f.payload, PART_ROOT, NM_STATE));
+        assert_null(payload_find(&f.payload, PART_ROOT, "/etc/systemd/system/dimdim-wifi-unblock.service"));
         teardown_inputs(&f);
 }
 
