@@ -80,13 +80,6 @@ static void view_free(struct ynode *v) {
         free(v);
 }
 
-static char *relative_to(const char *yaml_file, const char *path) {
-        if (path[0] == '/' || !strchr(yaml_file, '/'))
-                return xstrdup(path);
-        _cleanup_free_ char *dir = path_dirname(yaml_file);
-        return xasprintf("%s/%s", dir, path);
-}
-
 void fleet_push_line(unsigned **lines, size_t n, unsigned line) {
         *lines = xrealloc(*lines, (n + 1) * sizeof(**lines));
         (*lines)[n] = line;
@@ -121,7 +114,7 @@ static int file_list(const char *file, const char *what, const struct ynode *n, 
         int r = ynode_strings(file, what, n, &v, &k);
         for (size_t i = 0; i < k; i++) {
                 if (r >= 0) {
-                        _cleanup_free_ char *p = relative_to(file, v[i]);
+                        _cleanup_free_ char *p = path_relative_to(file, v[i]);
                         secret_file_check_mode(p); /* an env file: it holds secrets */
                         strv_push(out, count, p);
                 }
@@ -151,7 +144,7 @@ static int parse_layer(const char *file, const struct ynode *n, const char *cons
                 _cleanup_free_ char *s = NULL;
                 if ((r = ynode_string(file, "source", v, &s)) < 0)
                         return r;
-                l->source = relative_to(file, s);
+                l->source = path_relative_to(file, s);
         }
         if ((r = env_map(file, "env", ynode_get(n, "env"), &l->sets, &l->nsets, &l->set_lines)) < 0 ||
             (r = file_list(file, "env_files", ynode_get(n, "env_files"), &l->env_files, &l->nenv_files)) < 0)

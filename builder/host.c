@@ -85,14 +85,6 @@ static const char *const host_keys[] = {
 };
 static const char *const wifi_keys[] = {"ssid", "psk_file", "country", "hidden", NULL};
 
-/* Relative file names in a YAML file are relative to that file, as a user
- * reading it would expect. */
-static char *relative_to(const char *yaml_file, const char *path) {
-        if (path[0] == '/' || !strchr(yaml_file, '/'))
-                return xstrdup(path);
-        _cleanup_free_ char *dir = path_dirname(yaml_file);
-        return xasprintf("%s/%s", dir, path);
-}
 
 /* What each key type's blob holds in SSH's wire format (RFC 4253 6.6,
  * PROTOCOL.u2f): how many length-prefixed strings, and what can be checked
@@ -256,7 +248,7 @@ static int take_string(const char *file, const struct ynode *map, const char *ke
         if (r < 0)
                 return r;
         if (path) {
-                char *rel = relative_to(file, *dst);
+                char *rel = path_relative_to(file, *dst);
                 free(*dst);
                 *dst = rel;
         }
@@ -306,7 +298,7 @@ int host_from_yaml(const char *file, const struct ynode *n, struct host_settings
         r = ynode_strings(file, "ssh_key_files", kf, &files, &nfiles);
         for (size_t i = 0; i < nfiles; i++) {
                 if (r >= 0) {
-                        _cleanup_free_ char *p = relative_to(file, files[i]);
+                        _cleanup_free_ char *p = path_relative_to(file, files[i]);
                         strv_push(&hs->ssh_key_files, &hs->nssh_key_files, p);
                 }
                 free(files[i]);
@@ -558,6 +550,22 @@ static int read_keys(const char *file, struct host_settings *hs) {
         return 0;
 }
 
+/* What an IPv4 address (host order) cannot be on a Pi's LAN, whatever the
+ * prefix: NetworkManager takes these in a keyfile, and the Pi then reaches
+ * nothing through them.  NULL: usable.  loopback: whether 127/8 is (a
+ * resolver on the Pi itself, for a DNS server). */
+static const char *unusable_ipv4(uint32_t a, bool loopback) {
+        if (a >> 24 == 0)
+                return "an unspecified (0.0.0.0/8) address";
+        if (a >> 24 == 127 && !loopback)
+                return "a loopback (127.0.0.0/8) address";
+        if (a >> 28 == 14)
+                return "a multicast (224.0.0.0/4) address";
+        if (a >> 28 == 15)
+                return "a reserved (240.0.0.0/4) address";
+        return NULL;
+}
+
 static void ipv4_str(uint32_t a, char out[INET_ADDRSTRLEN]) {
         struct in_addr ia = {.s_addr = htonl(a)};
         inet_ntop(AF_INET, &ia, out, INET_ADDRSTRLEN);
@@ -570,26 +578,6 @@ static void ipv4_str(uint32_t a, char out[INET_ADDRSTRLEN]) {
  * necessity and NetworkManager routes to it on-link. */
 /* hs->ip as given, a and p as host_parse_cidr read it; hs->gateway, if any,
  * valid IPv4. */
-/* What an IPv4 address cannot be on a Pi's LAN, whatever the prefix:
- * NetworkManager takes these in a keyfile, and the Pi then reaches nothing
- * through them.  NULL: usable.  loopback: whether 127/8 is (a resolver on
- * the Pi itself, for a DNS server). */
-static const char *unusable_ipv4(const char *s, bool loopback) {
-        struct in_addr in;
-        if (inet_pton(AF_INET, s, &in) != 1)
-                return NULL; /* the callers' own check names it */
-        uint32_t a = ntohl(in.s_addr);
-        if (a >> 24 == 0)
-                return "an unspecified (0.0.0.0/8) address";
-        if (a >> 24 == 127 && !loopback)
-                return "a loopback (127.0.0.0/8) address";
-        if (a >> 28 == 14)
-                return "a multicast (224.0.0.0/4) address";
-        if (a >> 28 == 15)
-                return "a reserved (240.0.0.0/4) address";
-        return NULL;
-}
-
 static int check_subnet(const struct host_settings *hs, const char *a, unsigned p) {
         const char *cidr = hs->ip, *gateway = hs->gateway;
         const char *wi = host_where(hs, HF_IP), *wg = host_where(hs, HF_GATEWAY);
@@ -603,7 +591,7 @@ static int check_subnet(const struct host_settings *hs, const char *a, unsigned 
         ipv4_str(bcast, sbcast);
         ipv4_str(net + 1, first);
         ipv4_str(bcast - 1, last);
-        const char *bad = unusable_ipv4(a, false);
+        const char *bad = unusable_ipv4(addr, false);
         if (bad)
                 return log_error(EINVAL, wi, "static address %s is %s, which no host on a network may have", cidr, bad);
         if (p <= 30 && (addr == net || addr == bcast))
@@ -616,7 +604,7 @@ static int check_subnet(const struct host_settings *hs, const char *a, unsigned 
         struct in_addr ig;
         (void)inet_pton(AF_INET, gateway, &ig); /* host_valid_ipv4 found it valid */
         uint32_t gw = ntohl(ig.s_addr);
-        if ((bad = unusable_ipv4(gateway, false)))
+        if ((bad = unusable_ipv4(gw, false)))
                 return log_error(EINVAL, wg, "gateway %s is %s, not a router's", gateway, bad);
         if (gw == addr)
                 return log_error(EINVAL, wg,
@@ -752,12 +740,14 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
         if (hs->ip && (r = check_subnet(hs, ip_addr, ip_prefix)) < 0)
                 return r;
         for (size_t i = 0; i < hs->ndns; i++) {
-                const char *bad = unusable_ipv4(hs->dns[i], true);
-                if (bad)
-                        return log_error(EINVAL, host_where(hs, HF_DNS), "DNS server %s is %s, not a resolver's",
-                                         hs->dns[i], bad);
-                if (host_valid_ipv4(hs->dns[i]))
+                struct in_addr in;
+                if (host_valid_ipv4(hs->dns[i]) && inet_pton(AF_INET, hs->dns[i], &in) == 1) {
+                        const char *bad = unusable_ipv4(ntohl(in.s_addr), true);
+                        if (bad)
+                                return log_error(EINVAL, host_where(hs, HF_DNS),
+                                                 "DNS server %s is %s, not a resolver's", hs->dns[i], bad);
                         continue;
+                }
                 /* "1.1.1.1,8.8.8.8", as NetworkManager's dns= takes them */
                 const char *several = !strpbrk(hs->dns[i], ", ;") ? ""
                                       : hs->where[HF_DNS]   ? ": one address per item; list several as [A, B]"

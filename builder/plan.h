@@ -16,8 +16,6 @@ struct appsource_cache;
 
 enum os_flavour { OS_UNKNOWN, OS_BOOKWORM, OS_TRIXIE };
 
-/* Files read from the base image before planning edits to them (NUL-
- * terminated text, NULL when the base lacks them). */
 /* What a new user's home starts with, as useradd -m copies it: a
  * directory, regular file or symlink of the base's /etc/skel. */
 struct skel_entry {
@@ -28,6 +26,8 @@ struct skel_entry {
         char *target;   /* a symlink's */
 };
 
+/* Files read from the base image before planning edits to them (NUL-
+ * terminated text, NULL when the base lacks them). */
 struct base_files {
         char *os_release;
         char *passwd, *group, *shadow, *gshadow;

@@ -146,15 +146,15 @@ static void add_skel(struct payload *p, const struct base_files *bf, const char 
         for (size_t i = 0; i < bf->nskel; i++) {
                 const struct skel_entry *k = &bf->skel[i];
                 _cleanup_free_ char *path = xasprintf("%s/%s", home, k->path);
-                struct payload_entry *e;
                 if (S_ISDIR(k->mode))
-                        e = payload_add_dir(p, PART_ROOT, path, k->mode, ids->uid, ids->gid);
-                else if (S_ISLNK(k->mode))
-                        e = payload_add_symlink(p, PART_ROOT, path, k->target);
-                else
-                        e = payload_add_file(p, PART_ROOT, path, k->mode & 07777, ids->uid, ids->gid, k->data, k->len);
-                e->uid = ids->uid;
-                e->gid = ids->gid;
+                        payload_add_dir(p, PART_ROOT, path, k->mode, ids->uid, ids->gid);
+                else if (S_ISREG(k->mode))
+                        payload_add_file(p, PART_ROOT, path, k->mode & 07777, ids->uid, ids->gid, k->data, k->len);
+                else { /* a symlink: payload_add_symlink makes it root's */
+                        struct payload_entry *e = payload_add_symlink(p, PART_ROOT, path, k->target);
+                        e->uid = ids->uid;
+                        e->gid = ids->gid;
+                }
         }
 }
 
@@ -174,10 +174,11 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
          * elsewhere, so neither the SSH key nor a password would let anyone
          * in, and it would get sudo. */
         const char *sh_base = strrchr(ids.shell, '/') ? strrchr(ids.shell, '/') + 1 : ids.shell;
+        const char *base = in->base_name ? path_basename(in->base_name) : "the base";
         if (ids.exists && (ids.uid < 1000 || ids.uid >= 60000 || !strcmp(sh_base, "nologin") || !strcmp(sh_base, "false")))
                 return log_error(EINVAL, host_where(h, HF_USER),
                                  "user '%s' is a system account in %s (uid %u, shell %s); choose another user", u,
-                                 in->base_name ? path_basename(in->base_name) : "the base", ids.uid, ids.shell[0] ? ids.shell : "none");
+                                 base, ids.uid, ids.shell[0] ? ids.shell : "none");
         /* A new user gets a group of its own name: taking over a system
          * group (video, sudo, users) would renumber it, and files with its
          * old id would lose their group.  adduser refuses it too. */
@@ -188,7 +189,7 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
                         return log_error(EINVAL, host_where(h, HF_USER),
                                          "%s has a group named '%s' (gid %s) and no such user; a new user's group "
                                          "would take its place: choose another user",
-                                         in->base_name ? path_basename(in->base_name) : "the base", u, gid);
+                                         base, u, gid);
                 }
         long days = (long)(in->build_time / 86400);
         struct buf b = {0};

@@ -337,6 +337,13 @@ const char *path_basename(const char *path) {
         return slash ? slash + 1 : path;
 }
 
+char *path_relative_to(const char *file, const char *path) {
+        if (path[0] == '/' || !strchr(file, '/'))
+                return xstrdup(path);
+        _cleanup_free_ char *dir = path_dirname(file);
+        return xasprintf("%s/%s", dir, path);
+}
+
 bool mem_is_zero(const void *p, size_t n) {
         const uint8_t *b = p;
         /* Check a 16-byte head by hand, then compare the block with itself

@@ -137,6 +137,9 @@ bool str_has_prefix(const char *s, const char *prefix);
 /* "/a/b/c" -> "/a/b" (new string); "/a" -> "/". */
 char *path_dirname(const char *path);
 const char *path_basename(const char *path);
+/* path as named in file (a --host or fleet file): a relative one is taken
+ * from file's directory, as a user reading it would expect (caller frees). */
+char *path_relative_to(const char *file, const char *path);
 /* true if the memory block is all zero bytes; fast for large aligned blocks */
 bool mem_is_zero(const void *p, size_t n);
 /* Parse "512M", "2G", "1048576" (binary units) into bytes; -EINVAL when malformed. */
