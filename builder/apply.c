@@ -159,6 +159,7 @@ void base_files_free(struct base_files *bf) {
         free(bf->iso3166);
         free(bf->xkb_rules);
         free(bf->nm_state);
+        free(bf->manifest);
         skel_free(bf);
         strv_clear(&bf->homes, &bf->nhomes);
         *bf = (struct base_files){0};
@@ -189,6 +190,8 @@ int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, str
                                ext4_lstat(e, "/lib/systemd/system/cloud-init-local.service", &st) == 0;
         bf->rename_pending = ext4_lstat(e, "/etc/ssh/sshd_config.d/rename_user.conf", &st) == 0 ||
                              ext4_lstat(e, "/etc/systemd/system/multi-user.target.wants/userconfig.service", &st) == 0;
+        bf->built = ext4_lstat(e, PLAN_MANIFEST, &st) == 0;
+        bf->manifest = bf->built ? read_text_ext4(e, PLAN_MANIFEST) : NULL;
         size_t skel_bytes = 0;
         r = read_skel(e, "", 0, &skel_bytes, bf);
         if (r > 0) {

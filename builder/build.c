@@ -274,6 +274,7 @@ static void plan_input_init(const struct build_ctx *c, struct plan_input *in) {
                 .disk_id = c->layout.disk_id,
                 .base = &c->base,
                 .fleet_name = c->job->fleet_name,
+                .allow_built_base = c->o->allow_built_base,
         };
 }
 

@@ -20,7 +20,7 @@
 
 enum {
         OPT_ROLE = 1000, OPT_BASE, OPT_ENV, OPT_SET, OPT_SOURCE, OPT_HOST, OPT_FLEET, OPT_GROW, OPT_NO_GROW,
-        OPT_NO_CACHE, OPT_ALLOW_WEAK, OPT_NO_BMAP, OPT_DRY_RUN, OPT_LEVEL,
+        OPT_NO_CACHE, OPT_ALLOW_WEAK, OPT_ALLOW_BUILT, OPT_NO_BMAP, OPT_DRY_RUN, OPT_LEVEL,
         OPT_IMAGER, OPT_HOSTNAME, OPT_USER, OPT_PWHASH, OPT_PWFILE, OPT_SSHKEY, OPT_IP, OPT_GATEWAY, OPT_DNS,
         OPT_WIFI_SSID, OPT_WIFI_PSK, OPT_WIFI_COUNTRY, OPT_WIFI_HIDDEN, OPT_TZ, OPT_LOCALE, OPT_KEYMAP, OPT_MODEL,
 };
@@ -38,6 +38,7 @@ static const struct option options[] = {
         {"no-grow", no_argument, NULL, OPT_NO_GROW},
         {"no-cache", no_argument, NULL, OPT_NO_CACHE},
         {"allow-weak-secrets", no_argument, NULL, OPT_ALLOW_WEAK},
+        {"allow-built-base", no_argument, NULL, OPT_ALLOW_BUILT},
         {"force", no_argument, NULL, 'f'},
         {"no-bmap", no_argument, NULL, OPT_NO_BMAP},
         {"quiet", no_argument, NULL, 'q'},
@@ -78,6 +79,8 @@ void cli_build_usage(FILE *f) {
               "                         `dimimage profiles`), or a profile .yml file\n"
               "  --base IMAGE           Raspberry Pi OS image: .img, .img.xz, .img.gz,\n"
               "                         .img.zst or a .zip holding one image\n"
+              "  --allow-built-base     build over an image dimimage built already (refused\n"
+              "                         without it: what that build set would stay)\n"
               "  -o, --output OUT       the image to write; its name ends .img (sparse),\n"
               "                         .img.xz, .img.zst or .img.gz (OUT.bmap, OUT.sha256 beside)\n"
               "  --fleet FLEET.yml      build every host of a fleet into directory OUT\n"
@@ -306,6 +309,7 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                 case OPT_NO_GROW: o->no_grow = true; break;
                 case OPT_NO_CACHE: o->no_cache = true; break;
                 case OPT_ALLOW_WEAK: o->allow_weak = true; break;
+                case OPT_ALLOW_BUILT: o->allow_built_base = true; break;
                 case 'f': o->force = true; break;
                 case OPT_NO_BMAP: o->no_bmap = true; break;
                 case 'q': log_level = LOG_QUIET; break;

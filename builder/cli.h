@@ -38,6 +38,7 @@ struct build_opts {
         bool no_grow;
         bool no_cache;
         bool allow_weak;
+        bool allow_built_base;  /* build over an image dimimage built */
         bool force;
         bool no_bmap;
         bool dry_run;

@@ -107,31 +107,7 @@ static void os_release_parse(const char *text, size_t len, struct os_release *o)
 
 /* Top-level "key": "string" or number from the manifest, for the human
  * summary only (the JSON output embeds the whole manifest). */
-static char *manifest_field(const char *m, const char *key) {
-        _cleanup_free_ char *needle = xasprintf("\"%s\"", key);
-        const char *p = strstr(m, needle);
-        if (!p)
-                return NULL;
-        p += strlen(needle);
-        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-                p++;
-        if (*p != ':')
-                return NULL;
-        p++;
-        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-                p++;
-        if (*p == '"') {
-                const char *e = p + 1;
-                while (*e && *e != '"') {
-                        if (*e == '\\' && e[1])
-                                e++;
-                        e++;
-                }
-                return xstrndup(p + 1, (size_t)(e - p - 1));
-        }
-        size_t n = strspn(p, "0123456789-.");
-        return n ? xstrndup(p, n) : NULL;
-}
+static char *manifest_field(const char *m, const char *key) { return json_lookup(m, strlen(m), &key, 1); }
 
 /* inspect reports; it does not fail over a root filesystem it cannot read.
  * The one refusal ext4_open_ro would log as an error for an otherwise

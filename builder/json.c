@@ -273,3 +273,58 @@ bool json_is_object(const char *text, size_t n) {
         skip_ws(&r);
         return r.p == r.end;
 }
+
+/* ---- lookup: one scalar by its keys, for messages about a manifest ---- */
+
+/* The string at r (its quotes included), escapes undone but for \u, which
+ * stays as written: what it is for is a message, made printable anyway. */
+static char *take_string(struct reader *r) {
+        const unsigned char *start = r->p;
+        if (!read_string(r))
+                return NULL;
+        struct buf b = {0};
+        for (const unsigned char *s = start + 1; s < r->p - 1; s++) {
+                if (*s == '\\' && s[1] != 'u') {
+                        s++;
+                        const char *from = "bfnrt", *to = "\b\f\n\r\t", *at = strchr(from, *s);
+                        buf_append(&b, at ? &to[at - from] : (const char *)s, 1);
+                } else
+                        buf_append(&b, s, 1);
+        }
+        buf_append(&b, "", 1);
+        return (char *)buf_steal(&b, NULL);
+}
+
+char *json_lookup(const char *text, size_t n, const char *const *keys, size_t nkeys) {
+        struct reader r = {.p = (const unsigned char *)text, .end = (const unsigned char *)text + n};
+        for (size_t level = 0; level < nkeys; level++) {
+                skip_ws(&r);
+                if (!eat(&r, '{'))
+                        return NULL;
+                for (bool found = false; !found;) {
+                        skip_ws(&r);
+                        const unsigned char *key = r.p + 1;
+                        if (!read_string(&r))
+                                return NULL;
+                        size_t klen = (size_t)(r.p - 1 - key);
+                        found = klen == strlen(keys[level]) && memcmp(key, keys[level], klen) == 0;
+                        skip_ws(&r);
+                        if (!eat(&r, ':'))
+                                return NULL;
+                        skip_ws(&r);
+                        if (found)
+                                break;
+                        if (!read_value(&r))
+                                return NULL;
+                        skip_ws(&r);
+                        if (!eat(&r, ','))
+                                return NULL; /* the object ended without the key */
+                }
+        }
+        if (r.p < r.end && *r.p == '"')
+                return take_string(&r);
+        const unsigned char *start = r.p;
+        if (r.p < r.end && (*r.p == '-' || (*r.p >= '0' && *r.p <= '9')) && read_number(&r))
+                return xstrndup((const char *)start, (size_t)(r.p - start));
+        return NULL;
+}

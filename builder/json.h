@@ -33,5 +33,11 @@ void json_raw(struct json *j, const char *text);
  * most JSON_MAX_DEPTH deep. */
 #define JSON_MAX_DEPTH 64
 bool json_is_object(const char *text, size_t n);
+/* The string or number at keys[0].keys[1]... of the object in text[0..n)
+ * (the first member of each name; a string's escapes undone but \uXXXX),
+ * or NULL when there is none or the value is of another kind; caller
+ * frees.  Reads only as far as it must: whether the rest is valid is
+ * json_is_object's to say. */
+char *json_lookup(const char *text, size_t n, const char *const *keys, size_t nkeys);
 /* Finish and return the text (NUL-terminated, trailing newline); caller frees. */
 char *json_finish(struct json *j, size_t *len);

@@ -63,6 +63,9 @@ struct base_files {
         size_t nskel;
         char **homes;       /* the names in /home: a new user's home there is left alone */
         size_t nhomes;
+        /* PLAN_MANIFEST is there: dimimage built this image already */
+        bool built;
+        char *manifest; /* its text, when it is a readable text file */
 };
 
 struct plan_input {
@@ -85,6 +88,7 @@ struct plan_input {
         const char *disk_id;
         const struct base_files *base;
         const char *fleet_name;              /* NULL for single builds */
+        bool allow_built_base;               /* --allow-built-base */
 };
 
 #define PLAN_MANIFEST "/etc/dimimage/manifest.json"

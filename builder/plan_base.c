@@ -548,6 +548,54 @@ static bool seed_says_something(const char *text, const char *ours_prefix) {
         return false;
 }
 
+/* A base dimimage built already.  Built over, what that build set and this
+ * one does not replace stays: its first user, with their SSH keys and sudo,
+ * when this build names another user or none; a Wi-Fi network, an address
+ * or a time zone this one does not set; its role's compose files.  A user
+ * rebuilding (a changed secret, the next host) nearly always wants a fresh
+ * build from the Raspberry Pi OS image, and handing a build its own output
+ * by mistake is easy: so it is refused unless asked for, as sdm asks before
+ * customising an image a second time. */
+static int plan_check_built(const struct plan_input *in) {
+        const struct base_files *bf = in->base;
+        if (!bf->built)
+                return 0;
+        const char *m = bf->manifest ? bf->manifest : "";
+        size_t n = strlen(m);
+        _cleanup_free_ char *role = json_lookup(m, n, (const char *const[]){"role"}, 1);
+        _cleanup_free_ char *host = json_lookup(m, n, (const char *const[]){"hostname"}, 1);
+        _cleanup_free_ char *user = json_lookup(m, n, (const char *const[]){"host", "user"}, 2);
+        _cleanup_free_ char *from = json_lookup(m, n, (const char *const[]){"base", "name"}, 2);
+        struct buf what = {0};
+        const char *sep = "";
+        if (role)
+                buf_printf(&what, "%srole %s", sep, role), sep = ", ";
+        if (host)
+                buf_printf(&what, "%shost %s", sep, host), sep = ", ";
+        if (user)
+                buf_printf(&what, "%suser %s", sep, user), sep = ", ";
+        if (from)
+                buf_printf(&what, "%sfrom %s", sep, from), sep = ", ";
+        if (!*sep)
+                buf_printf(&what, "%s says no more", PLAN_MANIFEST);
+        _cleanup_free_ char *desc = (char *)buf_steal(&what, NULL);
+        _cleanup_free_ char *old_user = user && (!in->host->user || strcmp(user, in->host->user) != 0)
+                                                ? xasprintf("user %s with their SSH keys and sudo, ", user)
+                                                : xstrdup("");
+        if (!in->allow_built_base)
+                return log_error(EINVAL, in->base_name,
+                                 "built by dimimage already (%s): a build over it keeps what that build set and "
+                                 "this one does not replace (%sa Wi-Fi network or address this one does not set, "
+                                 "compose files this one does not write); build from the Raspberry Pi OS image "
+                                 "instead, or pass --allow-built-base",
+                                 desc, old_user);
+        log_warn(in->base_name,
+                 "built by dimimage already (%s): what that build set and this one does not replace stays "
+                 "(%sa Wi-Fi network or address this one does not set, compose files this one does not write)",
+                 desc, old_user);
+        return 0;
+}
+
 /* A base whose boot partition already sets up its first boot some other
  * way: Raspberry Pi Imager's customisation (firstrun.sh run by systemd.run=
  * on bookworm, cloud-init's user-data and network-config on trixie,
@@ -744,7 +792,9 @@ static void plan_manifest(const struct plan_input *in, struct payload *p) {
 }
 
 int plan_base_edits(const struct plan_input *in, struct payload *out) {
-        int r = plan_check_host(in);
+        int r = plan_check_built(in);
+        if (r >= 0)
+                r = plan_check_host(in);
         if (r >= 0)
                 r = plan_check_boot(in);
         if (r < 0)

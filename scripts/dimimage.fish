@@ -70,6 +70,7 @@ complete -c dimimage -n $build -l grow -x -d 'add SIZE (e.g. 512M) to the root f
 complete -c dimimage -n $build -l no-grow -d 'refuse instead of growing when the payload does not fit'
 complete -c dimimage -n $build -l no-cache -d 'do not use or fill the base cache'
 complete -c dimimage -n $build -l allow-weak-secrets -d 'accept short or well-known passwords'
+complete -c dimimage -n $build -l allow-built-base -d 'build over an image dimimage built'
 complete -c dimimage -n $build -s f -l force -d 'overwrite OUT'
 complete -c dimimage -n $build -l no-bmap -d 'do not write OUT.bmap'
 complete -c dimimage -n $build -s q -l quiet -d 'print only warnings and errors'

@@ -215,7 +215,22 @@ cp --sparse=always "$trixie" "$T/in/stockseed.img"
 mcopy_boot "$T/in/stockseed.img" "$T/imager/user-data" "$T/imager/network-config"
 if accept "trixie with comment-only seed files" "$T/in/stockseed.img" "${args[@]}" --user pi --ssh-key "$T/key.pub"; then
   mv "$T/out/ok.img" "$T/in/built.img"
-  accept "a built trixie image built again (its own user-data)" "$T/in/built.img" "${args[@]}"
+  rm -f "$T/out/ok.img"*
+  # dimimage's own output as a base: refused, naming that build and what
+  # of it would stay (its user, whom this build does not name), unless
+  # --allow-built-base, which builds over it with that said once
+  refuse "a built image as the base" \
+    'built\.img: built by dimimage already \(role observability, user pi, from stockseed\.img\): a build over it keeps .*\(user pi with their SSH keys and sudo, .*, or pass --allow-built-base$' \
+    "$T/in/built.img" "${args[@]}"
+  if accept "a built trixie image built again with --allow-built-base (its own user-data)" "$T/in/built.img" \
+    "${args[@]}" --allow-built-base; then
+    check "built again: one warning, naming the old user" \
+      test "$(grep -c 'warning: .*built\.img: built by dimimage already (.*user pi with their SSH keys' "$T/accept.log")" = 1
+  fi
+  # the same user again: nothing of theirs is said to stay
+  expect_error "a built image as the base, the same user" 'built by dimimage already \([^)]*\): a build over it keeps what that build set and this one does not replace \(a Wi-Fi' \
+    "$DIMIMAGE" build --base "$T/in/built.img" -o "$T/out/same.img" "${args[@]}" --user pi --ssh-key "$T/key.pub"
+  expect_rc "a built image as the base, the same user" 65
 fi
 rm -f "$T/in/imager.img" "$T/in/userconf.img" "$T/in/cloudinit.img" "$T/in/stockseed.img" "$T/in/built.img"* "$T/out/"*
 

@@ -184,11 +184,47 @@ static void test_string_utf8(void **state) {
         tu_rm_rf(dir);
 }
 
+/* json_lookup: the member at a path, not the first text that looks like
+ * its key (inside a string, or a deeper object's member of the same name). */
+static const struct {
+        const char *text;
+        const char *keys[3];
+        size_t nkeys;
+        const char *want; /* NULL: none */
+} lookups[] = {
+        { "{\"role\": \"app\"}", { "role" }, 1, "app" },
+        { "{\"profile\": {\"name\": \"p.yml\"}, \"base\": {\"name\": \"b.img\"}}", { "base", "name" }, 2, "b.img" },
+        { "{\"profile\": {\"name\": \"p.yml\"}, \"name\": \"top\"}", { "name" }, 1, "top" },
+        { "{\"note\": \"\\\"role\\\": x\", \"role\": \"obs\"}", { "role" }, 1, "obs" },
+        { "{\"a\": [1, {\"role\": \"no\"}], \"role\": \"yes\"}", { "role" }, 1, "yes" },
+        { "{\"host\": {\"user\": \"al\\\"ice\\n\"}}", { "host", "user" }, 2, "al\"ice\n" },
+        { "{\"host\": {\"user\": null}}", { "host", "user" }, 2, NULL },
+        { "{\"host\": {\"ssh_keys\": -12.5e3}}", { "host", "ssh_keys" }, 2, "-12.5e3" },
+        { "{\"host\": \"pi\"}", { "host", "user" }, 2, NULL },
+        { "{\"role\": \"app\"}", { "hostname" }, 1, NULL },
+        { "{\"role\": \"app\"", { "hostname" }, 1, NULL },
+        { "{\"role\": \"ap", { "role" }, 1, NULL },
+        { "[\"role\", \"app\"]", { "role" }, 1, NULL },
+        { "", { "role" }, 1, NULL },
+        { "{\"u\": \"\\u00e9\"}", { "u" }, 1, "\\u00e9" },
+};
+
+static void test_lookup(void **state) {
+        (void)state;
+        for (size_t i = 0; i < ARRAY_SIZE(lookups); i++) {
+                const char *t = lookups[i].text;
+                _cleanup_free_ char *got = json_lookup(t, strlen(t), lookups[i].keys, lookups[i].nkeys);
+                if (!lookups[i].want != !got || (got && strcmp(got, lookups[i].want) != 0))
+                        fail_msg("lookup %zu (%s): got %s", i, t, got ? got : "(none)");
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_is_object),
                 cmocka_unit_test(test_depth),
                 cmocka_unit_test(test_string_utf8),
+                cmocka_unit_test(test_lookup),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
