@@ -512,12 +512,18 @@ void cache_remember(const char *base, const struct stat *st, const struct source
 
 /* ---- cache list / clean ---- */
 
-static unsigned count_sums(const char *dir) {
+/* The files in dir named prefix*, and their blocks' bytes when asked. */
+static unsigned count_named(const char *dir, const char *prefix, uint64_t *allocated) {
         unsigned n = 0;
         DIR *d = opendir(dir);
         struct dirent *de;
+        struct stat st;
         while (d && (de = readdir(d)))
-                n += str_has_prefix(de->d_name, "sum-");
+                if (str_has_prefix(de->d_name, prefix)) {
+                        n++;
+                        if (allocated && fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+                                *allocated += (uint64_t)st.st_blocks * 512;
+                }
         if (d)
                 closedir(d);
         return n;
@@ -568,10 +574,21 @@ int cache_list(FILE *out) {
         format_size(total, tot);
         format_size(cache_max_bytes(0), lim);
         fprintf(out, "%zu image%s, %s on disk (limit %s) in %s\n", n, n == 1 ? "" : "s", tot, lim, dir);
-        unsigned sums = count_sums(dir);
+        unsigned sums = count_named(dir, "sum-", NULL);
         if (sums)
                 fprintf(out, "and the sha256 of %u raw base%s, so that rebuilds from %s need not hash %s first\n", sums,
                         sums == 1 ? "" : "s", sums == 1 ? "it" : "them", sums == 1 ? "it" : "them");
+        /* A build killed outright leaves its copy behind, up to a whole base,
+         * until the next store an hour on: shown, as the space it is. */
+        uint64_t tmp_bytes = 0;
+        unsigned tmps = count_named(dir, "tmp-", &tmp_bytes);
+        if (tmps) {
+                char tb[32];
+                format_size(tmp_bytes, tb);
+                fprintf(out, "and %u unfinished cop%s, %s on disk: being written, or left by a build killed outright "
+                        "(`dimimage cache clean` removes those no build holds)\n",
+                        tmps, tmps == 1 ? "y" : "ies", tb);
+        }
         free_images(v, n);
         return 0;
 }
@@ -605,7 +622,7 @@ int cache_clean(void) {
         closedir(d);
         /* tmp- files only when no live build holds them (temp_lock): one
          * running beside the clean would lose the base it is storing */
-        sweep_stale(dir, cache_temp, NULL, 0, report_removed);
+        removed += sweep_stale(dir, cache_temp, NULL, 0, report_removed);
         if (r == 0)
                 log_info("removed %u cache file%s from %s", removed, removed == 1 ? "" : "s", dir);
         return r;

@@ -458,15 +458,16 @@ bool path_is(const char *path, dev_t dev, ino_t ino) {
 
 void temp_lock(int fd) { (void)flock(fd, LOCK_EX | LOCK_NB); }
 
-void sweep_stale(const char *dir, bool (*match)(const char *name, const void *arg), const void *arg, time_t min_age,
-                 void (*removed)(const char *dir, const char *name, uint64_t bytes)) {
+unsigned sweep_stale(const char *dir, bool (*match)(const char *name, const void *arg), const void *arg,
+                     time_t min_age, void (*removed)(const char *dir, const char *name, uint64_t bytes)) {
+        unsigned n = 0;
         DIR *d = opendir(dir);
         if (!d)
-                return;
+                return 0;
         int dfd = dirfd(d);
         if (dfd < 0) {
                 closedir(d);
-                return;
+                return 0;
         }
         time_t now = time(NULL);
         struct dirent *de;
@@ -478,9 +479,12 @@ void sweep_stale(const char *dir, bool (*match)(const char *name, const void *ar
                 int fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
                 if (fd < 0)
                         continue;
-                if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dfd, de->d_name, 0) == 0)
+                if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dfd, de->d_name, 0) == 0) {
                         removed(dir, de->d_name, (uint64_t)st.st_blocks * 512);
+                        n++;
+                }
                 close(fd);
         }
         closedir(d);
+        return n;
 }

@@ -169,7 +169,8 @@ bool path_is(const char *path, dev_t dev, ino_t ino);
  * cut) left: a live one holds an flock on each temporary it writes
  * (temp_lock, released when fd closes).  sweep_stale removes the regular
  * files of this user in dir that match(name, arg), untouched for min_age
- * seconds and not locked, passing each to removed().  Best effort. */
+ * seconds and not locked, passing each to removed(); returns how many.
+ * Best effort. */
 void temp_lock(int fd);
-void sweep_stale(const char *dir, bool (*match)(const char *name, const void *arg), const void *arg, time_t min_age,
+unsigned sweep_stale(const char *dir, bool (*match)(const char *name, const void *arg), const void *arg, time_t min_age,
                  void (*removed)(const char *dir, const char *name, uint64_t bytes));

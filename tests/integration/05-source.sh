@@ -265,7 +265,14 @@ if strace -f -o /dev/null -e trace=rename true 2>/dev/null; then
 else
   ok "skipped: cache clean beside a store needs strace"
 fi
-check "cache clean" "$DIMIMAGE" cache clean
+# A build killed outright left its copy: cache list shows the space it
+# takes, and cache clean counts it among what it removed.
+head -c 8192 /dev/urandom >"$XDG_CACHE_HOME/dimimage/tmp-KILLED"
+check "cache list shows a killed build's copy" \
+  bash -c '"$1" cache list | grep -q "^and 1 unfinished copy, 8.0 KiB on disk"' _ "$DIMIMAGE"
+n=$(find "$XDG_CACHE_HOME/dimimage" -mindepth 1 -maxdepth 1 | wc -l)
+check "cache clean counts every file it removed ($n)" \
+  bash -c '"$1" cache clean 2>&1 | grep -q "^removed $2 cache files from "' _ "$DIMIMAGE" "$n"
 check "cache empty after clean" bash -c '! ls "$1"/dimimage/ | grep -q .' _ "$XDG_CACHE_HOME"
 rm -f "$T"/c?.img* "$T"/odd.img*
 
