@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -200,6 +202,18 @@ static const char *job_source(const struct build_ctx *c) {
         return NULL;
 }
 
+/* A compose path as resolved, for a message; not when a secret's value
+ * went into it (a path written with ${DB_PASSWORD}: a mistake, and its
+ * value must not reach the terminal). */
+static const char *shown_path(const struct build_ctx *c, const struct compose_path *cp) {
+        for (size_t i = 0; i < c->env.n; i++) {
+                const struct env_var *v = &c->env.v[i];
+                if (*v->value && stackenv_is_secret(&c->profile, v->key) && strstr(cp->resolved, v->value))
+                        return "as resolved not shown: a secret's value is in it";
+        }
+        return cp->resolved;
+}
+
 /* A service to build with nothing to build it from: one line for all such
  * services, saying both ways out, so fixing the api does not just move the
  * error to the worker. */
@@ -222,13 +236,13 @@ static int log_unbuildable(const struct build_ctx *c, const struct compose_info 
                 r = log_error_at(EINVAL, ci->file, cp->line,
                                  "service '%s': %s %s (%s) is not in --source %s; give the application's source "
                                  "tree, or prebuilt images with%s",
-                                 cp->service, compose_path_kind_name(cp->kind), cp->path, cp->resolved, source,
+                                 cp->service, compose_path_kind_name(cp->kind), cp->path, shown_path(c, cp), source,
                                  (char *)sets.data);
         else
                 r = log_error_at(EINVAL, ci->file, cp->line,
                                  "service '%s': %s %s (%s) will not exist in the image; pass the application source "
                                  "with --source DIR|ARCHIVE, or prebuilt images with%s",
-                                 cp->service, compose_path_kind_name(cp->kind), cp->path, cp->resolved,
+                                 cp->service, compose_path_kind_name(cp->kind), cp->path, shown_path(c, cp),
                                  (char *)sets.data);
         buf_free(&sets);
         return r;
@@ -251,8 +265,9 @@ static int check_compose_paths(struct build_ctx *c) {
                                 continue;
                         if (is_build_path(cp))
                                 return log_unbuildable(c, ci, cp);
-                        return log_error_at(EINVAL, ci->file, cp->line, "service '%s': %s %s (%s) will not exist in the image",
-                                            cp->service, compose_path_kind_name(cp->kind), cp->path, cp->resolved);
+                        return log_error_at(EINVAL, ci->file, cp->line,
+                                            "service '%s': %s %s (%s) will not exist in the image", cp->service,
+                                            compose_path_kind_name(cp->kind), cp->path, shown_path(c, cp));
                 }
         }
         return 0;
@@ -741,6 +756,11 @@ static int check_imager_json(const struct build_opts *o) {
 }
 
 int cmd_build(int argc, char **argv) {
+        /* A build holds the stack's secrets and the login password in
+         * memory: no core dump of it (SIGQUIT, a crash) is written, here or
+         * to systemd-coredump or apport, as ssh-agent does. */
+        (void)setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
+        (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         struct build_opts o;
         int r = cli_parse_build(argc, argv, &o);
         if (r != 0) {

@@ -53,6 +53,11 @@ void env_set(struct env *env, const char *key, const char *value, enum env_origi
 const char *env_get(const struct env *env, const char *key);
 const struct env_var *env_find(const struct env *env, const char *key);
 bool env_key_valid(const char *key);
+/* The error for an invalid key (file:line, what before it: "env: " or ""),
+ * saying what is wrong by the class and position of its first bad
+ * character, never its text: a line that is not KEY=VALUE is likely a
+ * pasted secret, whose first '=' made the secret the key.  -EINVAL. */
+int env_log_bad_key(const char *file, unsigned line, const char *what, const char *key);
 /* Upper case and digits with an underscore: what compose variables look
  * like, and what a pasted base64 or hex secret does not (so one that does
  * not may be named in a message). */

@@ -2,7 +2,7 @@
 /* OUT is only ever created by rename(2) of a complete, fsynced temporary in
  * the same directory, so a reader sees either the old OUT or the new one,
  * never half an image; every temporary is removed on error and on
- * SIGINT/SIGTERM/SIGHUP. */
+ * SIGINT/SIGTERM/SIGHUP/SIGQUIT. */
 #include "output.h"
 
 #include <ctype.h>
@@ -163,6 +163,7 @@ static void fatal_set(sigset_t *s) {
         sigaddset(s, SIGINT);
         sigaddset(s, SIGTERM);
         sigaddset(s, SIGHUP);
+        sigaddset(s, SIGQUIT);
 }
 
 /* The signals are held on this thread, so the handler cannot run between
@@ -193,11 +194,15 @@ void output_install_signal_handlers(void) {
         if (isatty(STDERR_FILENO))
                 interrupt_clear = progress_term_is_dumb() ? "\n" : "\r\033[K";
         struct sigaction sa = { .sa_handler = on_fatal_signal };
-        /* Block the other two while cleaning up so the unlinks finish. */
+        /* Block the others while cleaning up so the unlinks finish. */
         fatal_set(&sa.sa_mask);
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGHUP, &sa, NULL);
+        /* ^\ stops a run as ^C does: its temporaries (a build's hold the
+         * secrets) go too; the core dump it would have left, a build never
+         * writes (cmd_build) */
+        sigaction(SIGQUIT, &sa, NULL);
         handlers_installed = 1;
 }
 

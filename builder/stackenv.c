@@ -13,7 +13,7 @@
 #include "secret.h"
 #include "util.h"
 
-static bool is_secret(const struct profile *p, const char *key) {
+bool stackenv_is_secret(const struct profile *p, const char *key) {
         const struct profile_env *pe = profile_env_find(p, key);
         return (pe && pe->secret) || secret_key_is_sensitive(key);
 }
@@ -288,7 +288,7 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
         drop_shared_unused(in, env);
         for (size_t i = 0; i < env->n; i++) {
                 const struct env_var *v = &env->v[i];
-                if (!is_secret(p, v->key))
+                if (!stackenv_is_secret(p, v->key))
                         continue;
                 /* an empty optional secret is "not configured", not weak */
                 const struct profile_env *pe = profile_env_find(p, v->key);
@@ -299,11 +299,16 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
                         continue;
                 char where[512];
                 env_var_where(v, where, sizeof where);
+                /* named as flag_unused names one: a key the profile does not
+                 * know may be a pasted secret whose '=' made it one */
+                const char *key = pe || env_key_reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line)
+                                          ? v->key
+                                          : "the variable here (not named: it does not read as a variable name, a "
+                                            "pasted secret?)";
                 if (!in->allow_weak)
                         return log_error(EINVAL, where, "%s %s; use a strong value%s, or pass --allow-weak-secrets",
-                                         v->key, why,
-                                         pe && pe->generate ? " (or omit it to have one generated)" : "");
-                log_warn(where, "%s %s; kept because of --allow-weak-secrets", v->key, why);
+                                         key, why, pe && pe->generate ? " (or omit it to have one generated)" : "");
+                log_warn(where, "%s %s; kept because of --allow-weak-secrets", key, why);
         }
         flag_unused(in, env);
         /* last, so a refused environment's error is not preceded by it */

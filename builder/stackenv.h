@@ -42,3 +42,6 @@ struct stackenv_input {
  * value (a fleet's, for every host) that the role's stack never names is
  * left out of env: one host's secrets are not written into another's image. */
 int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct env *generated);
+/* key holds a secret: the profile says so, or its name does (PASSWORD,
+ * TOKEN, ...): its value is never printed. */
+bool stackenv_is_secret(const struct profile *p, const char *key);

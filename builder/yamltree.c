@@ -472,6 +472,14 @@ int ynode_strings(const char *file, const char *what, const struct ynode *n, cha
         return 0;
 }
 
+/* A key as one is written (letters, digits, '_' and '-', at most 64): what
+ * else stands where a key goes is a value typed as KEY=VALUE or KEY VALUE,
+ * or a pasted secret, and is not repeated in the message. */
+static bool reads_as_key(const char *k) {
+        size_t n = strspn(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
+        return n && n <= 64 && !k[n];
+}
+
 int ynode_check_keys(const char *file, const char *what, const struct ynode *n, const char *const *allowed) {
         int r = ynode_expect(file, what, n, Y_MAP);
         if (r < 0)
@@ -485,8 +493,17 @@ int ynode_check_keys(const char *file, const char *what, const struct ynode *n, 
                 struct buf known = {0};
                 for (const char *const *a = allowed; *a; a++)
                         buf_printf(&known, "%s%s", a == allowed ? "" : ", ", *a);
-                r = log_error_at(EINVAL, file, n->key_lines[i], "%s: unknown key '%s' (known: %s)", what,
-                                 n->keys[i], known.data ? (char *)known.data : "none");
+                const char *k = n->keys[i];
+                if (reads_as_key(k))
+                        r = log_error_at(EINVAL, file, n->key_lines[i], "%s: unknown key '%s' (known: %s)", what, k,
+                                         known.data ? (char *)known.data : "none");
+                else
+                        r = log_error_at(EINVAL, file, n->key_lines[i],
+                                         "%s: an unknown key, not shown since it does not read as one (%s); known: %s",
+                                         what,
+                                         strpbrk(k, "= \t") ? "written KEY=VALUE rather than KEY: VALUE?"
+                                                            : "a pasted secret?",
+                                         known.data ? (char *)known.data : "none");
                 buf_free(&known);
                 return r;
         }

@@ -220,6 +220,30 @@ expect_error "missing bind-mount source refused naming the service" "service 'db
   env DIMIMAGE_DATADIR="$data" "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" \
   --set DB_PASSWORD="$DBPW" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
 check "no output after a missing bind-mount source" no_output
+# a path written with a secret's variable: where it would resolve is not
+# printed, the secret's value being in it
+mark=Zx9-SECRETMARK-$RANDOM$RANDOM
+printf 'test\n' >"$data/overlays/app/opt/dimdim-health/deploy/scripts/init-db.sh"
+# shellcheck disable=SC2016 # the compose file's own ${DB_PASSWORD}, for the build to expand
+sed -i 's|\./scripts/init-db\.sh:|./${DB_PASSWORD}/init-db.sh:|' "$data/overlays/app/opt/dimdim-health/deploy/docker-compose.app.yml"
+grep -q 'DB_PASSWORD}/init-db' "$data/overlays/app/opt/dimdim-health/deploy/docker-compose.app.yml" \
+  || fail "docker-compose.app.yml: the sed did not apply"
+expect_error "a bind-mount source holding a secret's value: not printed" \
+  "service 'db': bind-mount source \./\\\$\{DB_PASSWORD\}/init-db\.sh \(as resolved not shown: a secret's value is in it\)" \
+  env DIMIMAGE_DATADIR="$data" "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" \
+  --set DB_PASSWORD="$mark" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+check_fails "a bind-mount source holding a secret's value: the value not printed" grep -q SECRETMARK "$T/.err" "$T/.out"
+d=overlays/app/opt/dimdim-health/deploy
+cp -p "$TOP/$d/docker-compose.app.yml" "$data/$d/"
+cp -p "$TOP/$d/scripts/init-db.sh" "$data/$d/scripts/"
+# a secret pasted on a line of its own, whose base64 '=' made it a key, is
+# weak (empty): refused without naming it
+printf 'DB_PASSWORD=%s\n%s_token=\n' "$DBPW" "${mark//-/}" >"$T/pasted.env"
+expect_error "a pasted secret as a weak key: its line, not its text" \
+  'pasted\.env:2: the variable here \(not named: it does not read as a variable name, a pasted secret\?\) is empty' \
+  "$DIMIMAGE" build --role app --base "$base" -o "$T/bad.img" --env "$T/pasted.env" --set DIMDIM_API_IMAGE=a/b \
+  --set DIMDIM_WORKER_IMAGE=a/c
+check_fails "a pasted secret as a weak key: not printed" grep -q SECRETMARK "$T/.err" "$T/.out"
 
 expect_error "missing build context refused without --source" \
   "service 'api'.*--source DIR\\|ARCHIVE, or prebuilt images with --set DIMDIM_API_IMAGE=IMAGE --set DIMDIM_WORKER_IMAGE=IMAGE" \

@@ -460,6 +460,21 @@ expect_error "--host file's invalid time zone refused with --fleet, at its line"
 printf 'timezone: UTC\ntimezon: UTC\n' >"$T/typo.yml"
 expect_error "--host file's unknown key refused with --fleet, with its line" "typo\.yml:2.*timezon" \
   "$DIMIMAGE" build --fleet "$T/hostfile.yml" --host "$T/typo.yml" --base "$base" -o "$T/hf"
+# A value typed KEY=VALUE where KEY: VALUE goes makes the secret part of a
+# key: the error says where and what, never the key's text.
+mark=Zx9-SECRETMARK-pw-$RANDOM
+# shellcheck disable=SC2016 # a crypt hash's literal $ signs
+printf 'user: pi\npassword_hash=$y$j9T$%s:\n' "$mark" >"$T/eqkey.yml"
+expect_error "--host file's KEY=VALUE key: its line, not its text" \
+  'eqkey\.yml:2: host: an unknown key, not shown since it does not read as one \(written KEY=VALUE rather than KEY: VALUE\?\)' \
+  "$DIMIMAGE" build --role observability --host "$T/eqkey.yml" --base "$base" -o "$T/eq.img" --set OPENOBSERVE_PASSWORD="$OOPW"
+check_fails "--host file's KEY=VALUE key: the secret not printed" grep -q SECRETMARK "$T/.err" "$T/.out"
+sed "s|env: {OPENOBSERVE_PASSWORD: |env: {OPENOBSERVE_PASSWORD=$mark|" "$T/hostfile.yml" >"$T/eqenv.yml"
+grep -q "PASSWORD=$mark" "$T/eqenv.yml" || fail "eqenv.yml: the sed did not apply"
+expect_error "fleet env: KEY=VALUE as a key: its line, not its text" \
+  'eqenv\.yml:[0-9]+: env: invalid variable name: its character 21 is punctuation' \
+  "$DIMIMAGE" build --fleet "$T/eqenv.yml" --base "$base" -o "$T/hf"
+check_fails "fleet env: KEY=VALUE as a key: the secret not printed" grep -qF -e SECRETMARK -e "$OOPW" "$T/.err" "$T/.out"
 printf 'hostname: one-for-all\n' >"$T/perhost.yml"
 expect_error "--host file's per-host hostname refused with --fleet" "perhost\.yml: .*per host.*fleet file" \
   "$DIMIMAGE" build --fleet "$T/hostfile.yml" --host "$T/perhost.yml" --base "$base" -o "$T/hf"

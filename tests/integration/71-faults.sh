@@ -257,6 +257,17 @@ if strace -f -o /dev/null -e trace=rename true 2>/dev/null; then
       && ok "SIGINT at rename $n of a --force rebuild: exit 130, no temporary, nothing of one build beside the other's" \
       || fail "SIGINT at rename $n of a --force rebuild: exit $rc; $bad $(find "$T/re" -name '.*.tmp')"
   done
+  # SIGQUIT (^\\) stops a build as SIGINT does, and leaves no core dump of
+  # its memory (the secrets) even where core dumps are allowed
+  rm -rf "$T/re"; mkdir -p "$T/re"
+  rc=0
+  # (the group's stderr takes bash's own "Quit" line)
+  { (cd "$T/re" && ulimit -c unlimited && strace -f -o /dev/null -e trace=rename,renameat,renameat2 \
+    -e inject=rename,renameat,renameat2:signal=SIGQUIT:when=1 "$DIMIMAGE" build "${gargs[@]}" -o "$T/re/out.img") \
+    >/dev/null 2>"$T/quit.err"; } 2>/dev/null || rc=$?
+  [[ $rc == 131 && -z $(left "$T/re") && -z $(find "$T/re" -name 'core*') ]] \
+    && ok "SIGQUIT during the commit: exit 131, nothing left, no core dump" \
+    || fail "SIGQUIT during the commit: exit $rc, left $(find "$T/re" -mindepth 1 | tr '\n' ' ')"
   # an Imager list is renamed with OUT's files, and goes with them
   for n in 1 2 3 4 5; do
     rm -rf "$T/re"; mkdir -p "$T/re"

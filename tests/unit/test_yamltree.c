@@ -368,6 +368,17 @@ static void test_check_keys(void **state) {
         static const char *const none[] = {NULL};
         assert_true(ACCESS("m: {a: 1}\n", "m", ynode_check_keys("f.yml", "m", n, none)) < 0);
         assert_non_null(strstr(err, "m: unknown key 'a' (known: none)"));
+        /* a key that does not read as one is a value typed KEY=VALUE or a
+         * pasted secret: not repeated */
+        assert_true(ACCESS("wifi:\n  psk=Zx9-SECRETMARK-psk:\n", "wifi", ynode_check_keys("f.yml", "wifi", n, allowed)) <
+                    0);
+        assert_non_null(strstr(err, "f.yml:2: wifi: an unknown key, not shown since it does not read as one (written "
+                                    "KEY=VALUE rather than KEY: VALUE?); known: ssid, country"));
+        assert_null(strstr(err, "SECRETMARK"));
+        assert_true(ACCESS("wifi: {Zx9/SECRETMARK+k: 1}\n", "wifi", ynode_check_keys("f.yml", "wifi", n, allowed)) < 0);
+        assert_non_null(strstr(err, "f.yml:1: wifi: an unknown key, not shown since it does not read as one (a pasted "
+                                    "secret?)"));
+        assert_null(strstr(err, "SECRETMARK"));
         free(err);
 }
 
