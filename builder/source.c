@@ -621,14 +621,19 @@ static int try_cache(const char *base, const struct stat *st, int out_fd, const 
                 cache_entry_free(&e);
                 return 0;
         }
-        /* started first, so the check overlaps the copy too */
-        struct source_check *k = cfd >= 0 && o->verify_later ? check_start(&e, base, cfd, NULL, false, false) : NULL;
-        int r = 1;
-        char hex[65] = "";
-        if (cfd >= 0) {
-                r = extract_raw(cfd, e.image, path_basename(base), e.bytes, out_fd, o, true, k ? NULL : hex);
-                close(cfd);
+        if (cfd < 0) {
+                /* not damage: kept (EMFILE passes; the cache is the user's
+                 * to clean), and the base decoded as on a miss */
+                log_warn(e.image, "cannot read the cached copy of %s: %s; decompressing again (dimimage cache "
+                         "clean removes it)", base, strerror(errno));
+                cache_entry_free(&e);
+                return 0;
         }
+        /* started first, so the check overlaps the copy too */
+        struct source_check *k = o->verify_later ? check_start(&e, base, cfd, NULL, false, false) : NULL;
+        char hex[65] = "";
+        int r = extract_raw(cfd, e.image, path_basename(base), e.bytes, out_fd, o, true, k ? NULL : hex);
+        close(cfd);
         if (k && r == 0) {
                 use_entry(info, &e, base, k);
                 return 1;

@@ -128,6 +128,13 @@ if strace -f -o /dev/null -e trace=openat true 2>/dev/null; then
     && grep -q 'cached copy of .* cannot be read' "$T/dry.err" && ! grep -q '^dimimage: error:' "$T/dry.err" \
     && ok "--dry-run, entry gone before its open: no error, leaves it to the build" \
     || fail "--dry-run, entry gone before its open: $(cat "$T/dry.err")"
+  # one that cannot be opened is not damaged either: said so, and kept
+  strace -f -o /dev/null -P "$entry" -e trace=openat -e inject=openat:error=EACCES:when=1 \
+    "$DIMIMAGE" build "${ARGS[@]}" --base "$T/in/base.img.xz" -o "$T/c3e.img" >"$T/c3e.log" 2>&1
+  check "entry that cannot be opened: build succeeds" cmp "$T/c1.img" "$T/c3e.img"
+  check "entry that cannot be opened: said so" grep -q "cannot read the cached copy of .*: Permission denied; decompressing again" "$T/c3e.log"
+  check "entry that cannot be opened: not called damaged" bash -c '! grep -q "damaged" "$1"' _ "$T/c3e.log"
+  check "entry that cannot be opened: kept" test "$(stat -c %i "$entry")" = "$ino"
 else
   ok "skipped: an entry gone before its open needs strace"
 fi
