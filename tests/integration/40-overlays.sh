@@ -167,6 +167,8 @@ case "\$*" in
   version|info) [[ ! -e "\$T/daemon-down" ]] ;;
   "compose version") exit 0 ;;
   *" ps") [[ ! -e "\$T/daemon-down" ]] || { echo "Cannot connect to the Docker daemon" >&2; exit 1; } ;;
+  # the containers, as docker ps -a --format SERVICE|STATUS prints them
+  "ps -a "*) [[ ! -e "\$T/daemon-down" ]] && cat "\$T/containers" ;;
   *" up -d "*)
     # compose-go's errors for a .env edited by hand quote it: the line
     # (current), the rest of the file (before 1.9), the value
@@ -341,9 +343,31 @@ check "status says done" grep -qx 'STATE=done' "$T/fb/state/status"
 check "log file has the progress" grep -q 'dimdim-firstboot: step 3/4' "$T/fb/log/firstboot.log"
 check_fails "the secret appears in no output, log or status" grep -rqF "$secret" "$T/fb.out" "$T/fb/log" "$T/fb/state" "$calls"
 
+printf '%s\n' 'db|Up 2 minutes (healthy)' 'redis|Up 2 minutes (healthy)' 'api|Up 2 minutes (health: starting)' \
+  'worker|Up 2 minutes' >"$T/containers"
 rc=0
 "$status" >"$T/st1" 2>&1 || rc=$?
 if [[ $rc == 0 ]]; then ok "dimdim-status exits 0 when provisioned"; else fail "dimdim-status rc=$rc"; cat "$T/st1"; fi
+check "dimdim-status asks for the project's containers" \
+  grep -qx "docker ps -a --filter label=com.docker.compose.project=dimdim-health --format {{.Label \"com.docker.compose.service\"}}|{{.Status}}" "$calls"
+# The stack's unit stays active, and compose ps exits 0, whatever the
+# containers do: one that crash-loops, is unhealthy or is gone is what says
+# the stack is not up.
+cp "$T/containers" "$T/containers.up"
+for c in 'worker|Restarting (1) 3 seconds ago=worker restarting (1) 3 seconds ago' \
+  'api|Up 5 minutes (unhealthy)=api unhealthy' 'db|Exited (0) 1 minute ago=db exited (0) 1 minute ago' \
+  '=no containers'; do
+  grep -v "^${c%%|*}|" "$T/containers.up" >"$T/containers" || true
+  [[ $c == =* ]] && : >"$T/containers" || printf '%s\n' "${c%%=*}" >>"$T/containers"
+  rc=0
+  "$status" >"$T/st1s" 2>&1 || rc=$?
+  if [[ $rc == 3 ]] && grep -qF "stack:       not up: ${c#*=} (docker logs" "$T/st1s"; then
+    ok "dimdim-status exits 3 and says so: ${c#*=}"
+  else
+    fail "dimdim-status, ${c#*=}: rc=$rc $(cat "$T/st1s")"
+  fi
+done
+cp "$T/containers.up" "$T/containers"
 check "dimdim-status shows role and services" grep -q 'role:        app' "$T/st1"
 check "dimdim-status lists the stack" grep -q 'services:' "$T/st1"
 # An observability Pi whose CPU has no AES (a Pi 4): OpenObserve's standard
