@@ -570,22 +570,29 @@ static int parse_unquoted(struct parser *ps, const char *key, unsigned line, cha
 
 /* never the key's text: see dotenv.h */
 int env_log_bad_key(const char *file, unsigned line, const char *what, const char *k) {
-        static const char rule[] = "a variable name must match [A-Za-z_][A-Za-z0-9_.-]*";
+        char why[64];
         if (!*k)
-                return log_error_at(EINVAL, file, line, "%sinvalid variable name: it is empty; %s", what, rule);
-        if (k[0] >= '0' && k[0] <= '9')
-                return log_error_at(EINVAL, file, line, "%sinvalid variable name: it starts with a digit; %s", what,
-                                    rule);
-        size_t i = 0;
-        while (k[i] && (i == 0 ? key_start((unsigned char)k[i]) : key_char((unsigned char)k[i])))
-                i++;
-        unsigned char c = (unsigned char)k[i];
-        const char *kind = c >= 0x80                ? "not ASCII"
-                           : c == ' ' || c == '\t' ? "a space"
-                           : c < 0x20 || c == 0x7f  ? "a control character"
-                                                    : "punctuation";
-        return log_error_at(EINVAL, file, line, "%sinvalid variable name: its character %zu is %s; %s", what, i + 1,
-                            kind, rule);
+                snprintf(why, sizeof why, "it is empty");
+        else if (k[0] >= '0' && k[0] <= '9')
+                snprintf(why, sizeof why, "it starts with a digit");
+        else {
+                size_t i = 0;
+                while (k[i] && (i == 0 ? key_start((unsigned char)k[i]) : key_char((unsigned char)k[i])))
+                        i++;
+                unsigned char c = (unsigned char)k[i];
+                snprintf(why, sizeof why, "its character %zu is %s", i + 1,
+                         c >= 0x80                ? "not ASCII"
+                         : c == ' ' || c == '\t' ? "a space"
+                         : c < 0x20 || c == 0x7f  ? "a control character"
+                                                  : "punctuation");
+        }
+        return log_error_at(EINVAL, file, line,
+                            "%s%sinvalid variable name: %s; a variable name must match [A-Za-z_][A-Za-z0-9_.-]*",
+                            what ? what : "", what ? ": " : "", why);
+}
+
+bool env_var_nameable(const struct env_var *v) {
+        return env_key_reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line);
 }
 
 /* Upper case and digits with an underscore: what compose variables look
@@ -622,7 +629,7 @@ static int parse_statement(struct parser *ps) {
                 ke -= n;
         _cleanup_free_ char *key = xstrndup(ks, (size_t)(ke - ks));
         if (!env_key_valid(key))
-                return env_log_bad_key(ps->name, line, "", key);
+                return env_log_bad_key(ps->name, line, NULL, key);
         skip_blanks(ps);
         _cleanup_free_ char *value = NULL;
         int r;
@@ -740,7 +747,7 @@ int env_set_assignment(struct env *env, const char *assignment, const char *what
                 return log_error_at(EINVAL, what, line, "expected KEY=VALUE");
         _cleanup_free_ char *key = xstrndup(assignment, (size_t)(eq - assignment));
         if (!env_key_valid(key))
-                return env_log_bad_key(what, line, "", key);
+                return env_log_bad_key(what, line, NULL, key);
         env_set(env, key, eq + 1, ORIGIN_SET, what, line);
         return 0;
 }

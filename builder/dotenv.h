@@ -53,7 +53,7 @@ void env_set(struct env *env, const char *key, const char *value, enum env_origi
 const char *env_get(const struct env *env, const char *key);
 const struct env_var *env_find(const struct env *env, const char *key);
 bool env_key_valid(const char *key);
-/* The error for an invalid key (file:line, what before it: "env: " or ""),
+/* The error for an invalid key (file:line, "what: " before it unless NULL),
  * saying what is wrong by the class and position of its first bad
  * character, never its text: a line that is not KEY=VALUE is likely a
  * pasted secret, whose first '=' made the secret the key.  -EINVAL. */
@@ -62,6 +62,10 @@ int env_log_bad_key(const char *file, unsigned line, const char *what, const cha
  * like, and what a pasted base64 or hex secret does not (so one that does
  * not may be named in a message). */
 bool env_key_reads_as_name(const char *key);
+/* v's key may be named in a message: it reads as a name, or it was typed
+ * whole as --set KEY=VALUE (no line), not read from a file where a pasted
+ * secret's '=' could have made it a key. */
+bool env_var_nameable(const struct env_var *v);
 void env_unset(struct env *env, const char *key);
 void env_free(struct env *env);
 /* Sorted by key; values single-quoted when they need it so that docker

@@ -541,7 +541,7 @@ static void warn_used_by_none(const struct fleet *f) {
                 if (meant)
                         log_warn(where, "%s is used by no host's role; did you mean %s?%s", v->key, meant,
                                  strcasecmp(meant, v->key) ? "" : " (names are case-sensitive)");
-                else if (env_key_reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
+                else if (env_var_nameable(v))
                         log_warn(where, "%s is used by no host's role (no profile or compose file names it); a typo?",
                                  v->key);
                 else

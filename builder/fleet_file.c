@@ -93,10 +93,8 @@ static int env_map(const char *file, const char *what, const struct ynode *n, ch
         if (n->kind != Y_MAP)
                 return log_error_at(EINVAL, file, n->line, "%s: must be a mapping of KEY: value", what);
         for (size_t i = 0; i < n->n; i++) {
-                if (!env_key_valid(n->keys[i])) {
-                        _cleanup_free_ char *prefix = xasprintf("%s: ", what);
-                        return env_log_bad_key(file, n->key_lines[i], prefix, n->keys[i]);
-                }
+                if (!env_key_valid(n->keys[i]))
+                        return env_log_bad_key(file, n->key_lines[i], what, n->keys[i]);
                 if (n->items[i]->kind != Y_SCALAR)
                         return log_error_at(EINVAL, file, n->items[i]->line, "%s.%s: must be a string", what,
                                             n->keys[i]);

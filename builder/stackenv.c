@@ -176,7 +176,7 @@ static void flag_unused(const struct stackenv_input *in, struct env *env) {
                 if (meant)
                         log_warn(where, "%s is not used by role '%s'; did you mean %s?%s", v->key, in->profile->name,
                                  meant, strcasecmp(meant, v->key) ? "" : " (names are case-sensitive)");
-                else if (env_key_reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line))
+                else if (env_var_nameable(v))
                         log_warn(where, "%s is not used by role '%s' (neither its profile nor its compose files name it); "
                                  "a typo?", v->key, in->profile->name);
                 else
@@ -301,10 +301,9 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
                 env_var_where(v, where, sizeof where);
                 /* named as flag_unused names one: a key the profile does not
                  * know may be a pasted secret whose '=' made it one */
-                const char *key = pe || env_key_reads_as_name(v->key) || (v->origin == ORIGIN_SET && !v->line)
-                                          ? v->key
-                                          : "the variable here (not named: it does not read as a variable name, a "
-                                            "pasted secret?)";
+                const char *key = pe || env_var_nameable(v) ? v->key
+                                                            : "the variable here (not named: it does not read as a "
+                                                              "variable name, a pasted secret?)";
                 if (!in->allow_weak)
                         return log_error(EINVAL, where, "%s %s; use a strong value%s, or pass --allow-weak-secrets",
                                          key, why, pe && pe->generate ? " (or omit it to have one generated)" : "");

@@ -493,17 +493,17 @@ int ynode_check_keys(const char *file, const char *what, const struct ynode *n, 
                 struct buf known = {0};
                 for (const char *const *a = allowed; *a; a++)
                         buf_printf(&known, "%s%s", a == allowed ? "" : ", ", *a);
-                const char *k = n->keys[i];
+                const char *k = n->keys[i], *list = known.data ? (char *)known.data : "none";
                 if (reads_as_key(k))
                         r = log_error_at(EINVAL, file, n->key_lines[i], "%s: unknown key '%s' (known: %s)", what, k,
-                                         known.data ? (char *)known.data : "none");
+                                         list);
                 else
                         r = log_error_at(EINVAL, file, n->key_lines[i],
                                          "%s: an unknown key, not shown since it does not read as one (%s); known: %s",
                                          what,
                                          strpbrk(k, "= \t") ? "written KEY=VALUE rather than KEY: VALUE?"
                                                             : "a pasted secret?",
-                                         known.data ? (char *)known.data : "none");
+                                         list);
                 buf_free(&known);
                 return r;
         }
