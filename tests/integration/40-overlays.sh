@@ -356,6 +356,7 @@ check "dimdim-status asks for the project's containers" \
 cp "$T/containers" "$T/containers.up"
 for c in 'worker|Restarting (1) 3 seconds ago=worker restarting (1) 3 seconds ago' \
   'api|Up 5 minutes (unhealthy)=api unhealthy' 'db|Exited (0) 1 minute ago=db exited (0) 1 minute ago' \
+  'redis|Up 5 minutes (Paused)=redis paused' \
   '=no containers'; do
   grep -v "^${c%%|*}|" "$T/containers.up" >"$T/containers" || true
   [[ $c == =* ]] && : >"$T/containers" || printf '%s\n' "${c%%=*}" >>"$T/containers"
