@@ -25,6 +25,7 @@ CPPFLAGS_ALL := -std=c17 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Ibuilder $(PKG_CF
 	-DDIMIMAGE_VERSION='"$(VERSION)"' -DDIMIMAGE_DATADIR='"$(DATADIR)"'
 LDLIBS  := $(PKG_LIBS) -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+TSAN    := -fsanitize=thread -fno-omit-frame-pointer
 
 SRC      := $(sort $(wildcard builder/*.c))
 LIB_SRC  := $(filter-out builder/main.c,$(SRC))
@@ -34,6 +35,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 
 OBJ      := $(LIB_SRC:builder/%.c=build/obj/%.o)
 ASAN_OBJ := $(LIB_SRC:builder/%.c=build/asan/obj/%.o)
+TSAN_OBJ := $(SRC:builder/%.c=build/tsan/obj/%.o)
 UNITS      := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_UNITS := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
@@ -47,6 +49,11 @@ build/asan/obj/%.o: builder/%.c $(HDR) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS_ALL) $(CPPFLAGS) -O1 -g $(SAN) $(WARN) -c -o $@ $<
 
+# ThreadSanitizer's build of the tool, for tests/integration/73-tsan.sh
+build/tsan/obj/%.o: builder/%.c $(HDR) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) $(CPPFLAGS) -O1 -g $(TSAN) $(WARN) -c -o $@ $<
+
 build/libdimimage.a: $(OBJ)
 	rm -f $@ && ar rcs $@ $^
 
@@ -59,6 +66,9 @@ build/dimimage: build/obj/main.o build/libdimimage.a
 build/asan/dimimage: build/asan/obj/main.o build/asan/libdimimage.a
 	$(CC) -g $(SAN) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
+build/tsan/dimimage: $(TSAN_OBJ)
+	$(CC) -g $(TSAN) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
 build/tests/%: tests/unit/%.c build/libdimimage.a $(HDR) $(TEST_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(WARN) -o $@ $< build/libdimimage.a $(LDLIBS) -lcmocka
@@ -69,6 +79,7 @@ build/asan/tests/%: tests/unit/%.c build/asan/libdimimage.a $(HDR) $(TEST_HDR)
 
 units: $(UNITS)
 asan: build/asan/dimimage $(ASAN_UNITS)
+tsan: build/tsan/dimimage
 
 # Unit tests run from the top directory so they find tests/ and scripts/.
 check-unit: $(UNITS)
@@ -78,8 +89,8 @@ check-asan: build/asan/dimimage $(ASAN_UNITS)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:intercept_strchr=0 UBSAN_OPTIONS=print_stacktrace=1 \
 		scripts/run-units.sh $(ASAN_UNITS)
 
-check-integration: build/dimimage
-	@DIMIMAGE="$(CURDIR)/build/dimimage" tests/run-integration.sh
+check-integration: build/dimimage build/tsan/dimimage
+	@DIMIMAGE="$(CURDIR)/build/dimimage" DIMIMAGE_TSAN="$(CURDIR)/build/tsan/dimimage" tests/run-integration.sh
 
 check-lint: build/dimimage
 	@scripts/lint.sh
@@ -159,4 +170,4 @@ install: build/dimimage
 clean:
 	rm -rf build
 
-.PHONY: deps check-all check-e2e fuzzers fuzz check-fuzz all units asan check check-unit check-asan check-integration check-lint e2e demo install clean
+.PHONY: deps check-all check-e2e fuzzers fuzz check-fuzz all units asan tsan check check-unit check-asan check-integration check-lint e2e demo install clean

@@ -47,7 +47,7 @@ struct tracked_slot {
         char path[PATH_MAX];
         dev_t dev;
         ino_t ino;
-        volatile sig_atomic_t used; /* TRACK_* */
+        int used; /* TRACK_*: stored atomically, the signal handler reads it */
 };
 struct tracked_table {
         struct tracked_table *older; /* kept reachable, never freed */
@@ -139,17 +139,18 @@ static void on_fatal_signal(int sig) {
         struct tracked_table *t = __atomic_load_n(&tracked, __ATOMIC_ACQUIRE);
         for (size_t i = 0; t && i < t->n; i++) {
                 struct tracked_slot *s = &t->slot[i];
-                if (s->used == TRACK_TEMP) {
+                int used = __atomic_load_n(&s->used, __ATOMIC_ACQUIRE);
+                if (used == TRACK_TEMP) {
                         unlink(s->path);
-                } else if ((s->used == TRACK_FINAL || s->used == TRACK_OUTPUT) && path_is(s->path, s->dev, s->ino)) {
+                } else if ((used == TRACK_FINAL || used == TRACK_OUTPUT) && path_is(s->path, s->dev, s->ino)) {
                         unlink(s->path);
-                        if (s->used == TRACK_OUTPUT)
+                        if (used == TRACK_OUTPUT)
                                 unlink_companions(s->path);
                 }
         }
         /* directories after the files in them; rmdir removes only an empty one */
         for (size_t i = 0; t && i < t->n; i++)
-                if (t->slot[i].used == TRACK_DIR)
+                if (__atomic_load_n(&t->slot[i].used, __ATOMIC_ACQUIRE) == TRACK_DIR)
                         rmdir(t->slot[i].path);
         say_interrupted();
         signal(sig, SIG_DFL);
@@ -245,9 +246,7 @@ static void track_as(const char *path, int kind, const struct stat *id) {
         s->dev = id ? id->st_dev : 0;
         s->ino = id ? id->st_ino : 0;
         /* the handler reads the name only once the slot says it is used */
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        __atomic_thread_fence(__ATOMIC_RELEASE);
-        s->used = kind;
+        __atomic_store_n(&s->used, kind, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&tracked_lock);
 }
 
@@ -294,7 +293,7 @@ void output_untrack_temp(const char *path) {
         struct tracked_table *t = tracked;
         for (size_t i = 0; t && i < t->n; i++)
                 if (t->slot[i].used != TRACK_FREE && strcmp(t->slot[i].path, path) == 0) {
-                        t->slot[i].used = TRACK_FREE;
+                        __atomic_store_n(&t->slot[i].used, TRACK_FREE, __ATOMIC_RELAXED);
                         break;
                 }
         pthread_mutex_unlock(&tracked_lock);
