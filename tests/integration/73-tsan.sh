@@ -66,6 +66,7 @@ check ".img.zst output decompresses" zstd -tq "$T/z.img.zst"
 tsan_run ".img.xz output from an .xz base" 0 \
   "${RUN[@]}" build --role observability --base "$T/base.img.xz" --no-cache -o "$T/z.img.xz" "${args[@]}"
 check ".img.xz output decompresses" xz -t "$T/z.img.xz"
+tsan_run "inspect of an .img.xz (decoded as a base is)" 0 "${RUN[@]}" inspect "$T/z.img.xz"
 
 cat >"$T/fleet.yml" <<'EOF'
 network: {prefix: 24, gateway: 192.168.1.1}
