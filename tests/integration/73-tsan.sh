@@ -47,19 +47,19 @@ tsan_run() {
   fi
 }
 
-tsan_run "raw base, hashed beside the build" 0 \
-  "${RUN[@]}" build --role app --base "$T/base.img" --no-cache -o "$T/r1.img" "${args[@]}"
-check "raw base: a sound image" fsck_image "$T/r1.img"
-tsan_run "raw base, its sum remembered" 0 "${RUN[@]}" build --role app --base "$T/base.img" -o "$T/r2.img" "${args[@]}"
-tsan_run "raw base again, the remembered sum checked beside the build" 0 \
-  "${RUN[@]}" build --role app --base "$T/base.img" -o "$T/r3.img" "${args[@]}"
-tsan_run ".xz base, multi-threaded decoder" 0 \
-  "${RUN[@]}" build --role app --base "$T/base.img.xz" --no-cache -o "$T/x1.img" "${args[@]}"
-check ".xz base: a sound image" fsck_image "$T/x1.img"
-tsan_run ".xz base into the cache" 0 "${RUN[@]}" build --role app --base "$T/base.img.xz" -o "$T/x2.img" "${args[@]}"
-tsan_run ".xz base from the cache, checked beside the build" 0 \
-  "${RUN[@]}" build --role app --base "$T/base.img.xz" -o "$T/x3.img" "${args[@]}"
-check ".xz base from the cache: a sound image" fsck_image "$T/x3.img"
+# Each base three times: without the cache (a raw base hashed beside the
+# build; an .xz one through the multi-threaded decoder and its writer), then
+# filling the cache (a raw base's sum remembered, an .xz one decoded into
+# it), then from it (checked beside the build).
+for kind in img img.xz; do
+  for run in no-cache fill hit; do
+    opt=()
+    [[ $run != no-cache ]] || opt=(--no-cache)
+    tsan_run ".$kind base, $run" 0 \
+      "${RUN[@]}" build --role app --base "$T/base.$kind" "${opt[@]}" -o "$T/$kind-$run.img" "${args[@]}"
+  done
+  check ".$kind base, hit: a sound image" fsck_image "$T/$kind-hit.img"
+done
 tsan_run ".img.zst output: hash, bmap and compressor threads" 0 \
   "${RUN[@]}" build --role observability --base "$T/base.img" --no-cache -o "$T/z.img.zst" "${args[@]}"
 check ".img.zst output decompresses" zstd -tq "$T/z.img.zst"
