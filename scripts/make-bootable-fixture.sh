@@ -72,8 +72,11 @@ tarball=$CACHE/rootfs-$flavour-$key.tar.zst
 
 # --- qemu-user-static through binfmt_misc, so arm64 maintainer scripts run here
 setup_binfmt() {
+  # The e2e test makes both flavours at once: on a fresh machine both may
+  # find it unmounted, and the second mount then fails ("already mounted").
   if [[ ! -e /proc/sys/fs/binfmt_misc/status ]]; then
-    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null ||
+      [[ -e /proc/sys/fs/binfmt_misc/status ]] || die "cannot mount binfmt_misc on /proc/sys/fs/binfmt_misc"
   fi
   update-binfmts --enable qemu-aarch64 2>/dev/null || true
   arch-test arm64 >/dev/null || die "cannot run arm64 binaries (qemu-user-static + binfmt_misc); install qemu-user-static binfmt-support arch-test"
