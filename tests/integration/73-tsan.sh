@@ -21,7 +21,7 @@ RUN=("$TSAN_BIN")
 if setarch "$(uname -m)" -R true 2>/dev/null; then
   RUN=(setarch "$(uname -m)" -R "$TSAN_BIN")
 fi
-export TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 exitcode=66"
+export TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1"
 # A runtime that cannot start on this machine ("FATAL: ThreadSanitizer:
 # unexpected memory mapping") is no finding about the code; any other failure is.
 if ! "${RUN[@]}" version >/dev/null 2>"$T/probe.err"; then
