@@ -38,6 +38,7 @@ struct build_ctx {
         struct env env;
         struct compose_info *compose;
         size_t ncompose;
+        char *services; /* compose_started_services() */
         struct payload payload;
         struct output out;
         bool out_begun;
@@ -57,6 +58,7 @@ static void ctx_free(struct build_ctx *c) {
         for (size_t i = 0; i < c->ncompose; i++)
                 compose_info_free(&c->compose[i]);
         free(c->compose);
+        free(c->services);
         payload_free(&c->payload);
         base_files_free(&c->base);
         if (c->out_begun)
@@ -138,6 +140,7 @@ static int phase_inputs(struct build_ctx *c) {
                         return r;
                 c->ncompose++;
         }
+        c->services = compose_started_services(c->compose, c->ncompose);
         struct stackenv_input si = {
                 .profile = &c->profile,
                 .env_files = o->env_files,
@@ -280,6 +283,7 @@ static void plan_input_init(const struct build_ctx *c, struct plan_input *in) {
                 .host = &c->job->host,
                 .data_dir = data_dir(),
                 .source = job_source(c),
+                .services = c->services,
                 .source_cache = c->job->source_cache,
                 .build_time = build_time(),
                 .os = c->os,

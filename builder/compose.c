@@ -191,6 +191,20 @@ static void scan_env_file(struct compose_info *ci, const char *service, const st
         }
 }
 
+static bool is_zero(const struct ynode *n) {
+        const char *v = scalar(n);
+        return v && strcmp(v, "0") == 0;
+}
+
+/* Started by `compose up` only when asked for: a service with profiles (none
+ * are activated), or scaled to nothing. */
+static bool optional_service(const struct ynode *svc) {
+        const struct ynode *p = map_get(svc, "profiles");
+        if (p && !ynode_is_null(p) && !(p->kind == Y_SEQ && p->n == 0))
+                return true;
+        return is_zero(map_get(svc, "scale")) || is_zero(map_get(map_get(svc, "deploy"), "replicas"));
+}
+
 static int scan_services(struct compose_info *ci, const struct ynode *services) {
         /* "services:" with nothing after it: a file of networks or volumes only */
         if (ynode_is_null(services))
@@ -203,7 +217,15 @@ static int scan_services(struct compose_info *ci, const struct ynode *services) 
                 if (!name[0])
                         return log_error_at(EINVAL, ci->file, services->key_lines[i],
                                             "a service name must be a string");
+                /* compose's own schema allows no more, and stack.conf lists
+                 * the names space-separated */
+                if (strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(name))
+                        return log_error_at(EINVAL, ci->file, services->key_lines[i],
+                                            "service name '%s': only letters, digits, '.', '_' and '-' are allowed",
+                                            name);
                 ci->services = xrealloc(ci->services, (ci->nservices + 1) * sizeof *ci->services);
+                ci->optional = xrealloc(ci->optional, (ci->nservices + 1) * sizeof *ci->optional);
+                ci->optional[ci->nservices] = optional_service(svc);
                 ci->services[ci->nservices++] = xstrdup(name);
                 if (svc->kind != Y_MAP)
                         continue;
@@ -307,6 +329,34 @@ fail:
         return r;
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static bool made_optional(const struct compose_info *ci, size_t n, const char *name) {
+        for (size_t f = 0; f < n; f++)
+                for (size_t i = 0; i < ci[f].nservices; i++)
+                        if (ci[f].optional[i] && strcmp(ci[f].services[i], name) == 0)
+                                return true;
+        return false;
+}
+
+char *compose_started_services(const struct compose_info *ci, size_t n) {
+        size_t total = 0, k = 0;
+        for (size_t f = 0; f < n; f++)
+                total += ci[f].nservices;
+        const char **names = xcalloc(total ? total : 1, sizeof *names);
+        for (size_t f = 0; f < n; f++)
+                for (size_t i = 0; i < ci[f].nservices; i++)
+                        if (!made_optional(ci, n, ci[f].services[i]))
+                                names[k++] = ci[f].services[i];
+        qsort(names, k, sizeof *names, cmp_str);
+        struct buf b = {0};
+        for (size_t i = 0; i < k; i++)
+                if (i == 0 || strcmp(names[i], names[i - 1]) != 0)
+                        buf_printf(&b, "%s%s", b.len ? " " : "", names[i]);
+        free(names);
+        return (char *)buf_steal(&b, NULL);
+}
+
 const char *compose_path_kind_name(enum compose_path_kind k) {
         switch (k) {
         case PATH_BUILD_CONTEXT:
@@ -385,6 +435,7 @@ void compose_info_free(struct compose_info *ci) {
         for (size_t i = 0; i < ci->nservices; i++)
                 free(ci->services[i]);
         free(ci->services);
+        free(ci->optional);
         for (size_t i = 0; i < ci->nvars; i++) {
                 free(ci->vars[i].name);
                 free(ci->vars[i].arg);

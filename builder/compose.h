@@ -33,6 +33,9 @@ struct compose_path {
 struct compose_info {
         char *file;     /* host path, for messages */
         char **services;
+        /* optional[i]: services[i] has profiles, or scale or deploy.replicas
+         * 0: a plain `compose up` does not start it */
+        bool *optional;
         size_t nservices;
         struct compose_var *vars;
         size_t nvars;
@@ -51,6 +54,10 @@ struct compose_info {
  * files over YAML_MAX_FILE; and an empty file or a top level that is not a
  * mapping.  Logs file:line, -errno. */
 int compose_scan(const char *file, const char *text, size_t len, const char *image_path, struct compose_info *out);
+/* The services a plain `compose up` of all n files starts: the union of
+ * their names, less those any file makes optional, sorted, space-separated
+ * ("" for none).  Caller frees. */
+char *compose_started_services(const struct compose_info *ci, size_t n);
 /* Check every path exists, through exists(resolved, u).  The first missing
  * one is an error naming the service and the path. */
 int compose_check_paths(const struct compose_info *ci, bool (*exists)(const char *resolved, void *u), void *u);

@@ -102,6 +102,9 @@ static void plan_stack_conf(const struct plan_input *in, struct payload *p) {
         for (size_t i = 0; i < in->profile->ncompose; i++)
                 buf_printf(&b, "%s%s", i ? ":" : "", in->profile->compose[i]);
         buf_puts(&b, "\nDIMDIM_PROJECT=dimdim-health\n");
+        /* what dimdim-status expects a container of: edited along with the
+         * compose files, should they be changed on the Pi */
+        buf_printf(&b, "DIMDIM_SERVICES=%s\n", in->services ? in->services : "");
         buf_printf(&b, "DIMDIM_USER=%s\n", in->host->user ? in->host->user : "");
         buf_printf(&b, "DIMDIM_LOCALE_GEN=%s\n", in->host->locale ? "1" : "0");
         payload_add_dir(p, PART_ROOT, "/etc/dimimage", 0755, 0, 0)->own_dir = true;

@@ -74,6 +74,7 @@ struct plan_input {
         const struct host_settings *host;    /* finalized */
         const char *data_dir;                /* where overlays/ live */
         const char *source;                  /* --source DIR|ARCHIVE or NULL */
+        const char *services;                /* compose_started_services() of the role's files, or NULL */
         struct appsource_cache *source_cache; /* fleet: archives read once for every host, or NULL */
         time_t build_time;
         /* known after the base is extracted; used by plan_base_edits */

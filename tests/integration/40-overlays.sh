@@ -270,6 +270,7 @@ cat >"$T/fb/etc/stack.conf" <<EOF
 DIMDIM_ROLE=app
 DIMDIM_COMPOSE_FILES=deploy/docker-compose.app.yml:deploy/docker-compose.log-shipping.yml
 DIMDIM_PROJECT=dimdim-health
+DIMDIM_SERVICES=api db redis worker
 DIMDIM_USER=root
 DIMDIM_LOCALE_GEN=1
 EOF
@@ -368,6 +369,21 @@ for c in 'worker|Restarting (1) 3 seconds ago=worker restarting (1) 3 seconds ag
     fail "dimdim-status, ${c#*=}: rc=$rc $(cat "$T/st1s")"
   fi
 done
+# A container removed by hand (docker rm) is in no list compose ps or
+# docker ps shows: only stack.conf's DIMDIM_SERVICES knows it is missing.
+grep -v '^worker|' "$T/containers.up" >"$T/containers"
+rc=0
+"$status" >"$T/st1m" 2>&1 || rc=$?
+if [[ $rc == 3 ]] && grep -qF 'stack:       not up: worker has no container (docker logs' "$T/st1m"; then
+  ok "dimdim-status exits 3 and says so: a service with no container"
+else
+  fail "dimdim-status, a service with no container: rc=$rc $(cat "$T/st1m")"
+fi
+# an image built before stack.conf listed the services: nothing to miss
+grep -v '^DIMDIM_SERVICES=' "$T/fb/etc/stack.conf" >"$T/old.conf"
+rc=0
+DIMDIM_STACK_CONF=$T/old.conf "$status" >"$T/st1o" 2>&1 || rc=$?
+if [[ $rc == 0 ]]; then ok "dimdim-status without DIMDIM_SERVICES checks the containers there are"; else fail "dimdim-status, no DIMDIM_SERVICES: rc=$rc $(cat "$T/st1o")"; fi
 cp "$T/containers.up" "$T/containers"
 check "dimdim-status shows role and services" grep -q 'role:        app' "$T/st1"
 check "dimdim-status lists the stack" grep -q 'services:' "$T/st1"

@@ -63,6 +63,11 @@ print(s["api"]["environment"].get("DB_PASSWORD"), s["worker"]["environment"].get
     done
     [[ $skel == ok ]] && ok "$flavour/$role: the new user's home has /etc/skel's files, theirs" || fail "$flavour/$role: from /etc/skel: $skel"
     [[ $(rlink "$out" /etc/localtime) == /usr/share/zoneinfo/Europe/Berlin ]] && ok "$flavour/$role: timezone" || fail "$flavour/$role: timezone"
+    # what dimdim-status expects a container of, from the role's compose files
+    services=openobserve; [[ $role == app ]] && services='api db redis worker'
+    rcat "$out" /etc/dimimage/stack.conf | grep -qx "DIMDIM_SERVICES=$services" \
+      && ok "$flavour/$role: stack.conf lists the services compose starts" \
+      || fail "$flavour/$role: stack.conf: $(rcat "$out" /etc/dimimage/stack.conf | grep SERVICES)"
     [[ $(rlink "$out" /usr/local/bin/dimdim-stack) == /usr/local/lib/dimdim/stack ]] \
       && ok "$flavour/$role: dimdim-stack on the PATH" || fail "$flavour/$role: no /usr/local/bin/dimdim-stack"
     cmd=$(bcat "$out" /cmdline.txt)

@@ -337,6 +337,36 @@ static void expect_scan_error(const char *text, size_t len, const char *want) {
         assert_int_equal(strchr(err, '\n') - err + 1, (long)strlen(err)); /* one line */
 }
 
+/* What dimdim-status expects a container of (stack.conf's DIMDIM_SERVICES). */
+static void test_started_services(void **state) {
+        (void)state;
+        struct compose_info ci[3];
+        assert_int_equal(scan_file(APP, APP_IMAGE, &ci[0]), 0);
+        /* an override file names the same services again, and adds one
+         * that only a profile starts */
+        static const char over[] = "services:\n"
+                                   "  api: {logging: {driver: json-file}}\n"
+                                   "  worker: {}\n"
+                                   "  adminer: {image: adminer, profiles: [debug]}\n"
+                                   "  spare: {image: x, scale: 0}\n"
+                                   "  idle: {image: x, deploy: {replicas: 0}}\n"
+                                   "  two: {image: x, deploy: {replicas: 2}, profiles: []}\n";
+        assert_int_equal(compose_scan("over.yml", over, strlen(over), APP_IMAGE, &ci[1]), 0);
+        _cleanup_free_ char *one = compose_started_services(ci, 1);
+        assert_string_equal(one, "api db redis worker");
+        _cleanup_free_ char *two = compose_started_services(ci, 2);
+        assert_string_equal(two, "api db redis two worker");
+        /* a profile given to a service in a later file holds for it all */
+        static const char later[] = "services:\n  redis:\n    profiles: [cache]\n";
+        assert_int_equal(compose_scan("later.yml", later, strlen(later), APP_IMAGE, &ci[2]), 0);
+        _cleanup_free_ char *three = compose_started_services(ci, 3);
+        assert_string_equal(three, "api db two worker");
+        _cleanup_free_ char *none = compose_started_services(ci, 0);
+        assert_string_equal(none, "");
+        for (size_t i = 0; i < ARRAY_SIZE(ci); i++)
+                compose_info_free(&ci[i]);
+}
+
 static void test_hostile(void **state) {
         (void)state;
         static const struct bad_case cases[] = {
@@ -358,6 +388,8 @@ static void test_hostile(void **state) {
                 {"services:\n  s:\n    image: \"${\"\n", "bad.yml:3: invalid ${...}"},
                 {"services:\n  ? [a]\n  : x\n", "bad.yml:2: mapping keys must be plain strings"},
                 {"services:\n  \"\": {image: x}\n", "bad.yml:2: a service name must be a string"},
+                {"services:\n  ok: {image: x}\n  \"my api\": {image: x}\n",
+                 "bad.yml:3: service name 'my api': only letters, digits, '.', '_' and '-' are allowed"},
         };
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
                 expect_scan_error(cases[i].text, strlen(cases[i].text), cases[i].want);
@@ -500,6 +532,7 @@ int main(void) {
                 cmocka_unit_test(test_resolve_error_after_drop),
                 cmocka_unit_test(test_variables),    cmocka_unit_test(test_hostile),
                 cmocka_unit_test(test_kind_names),   cmocka_unit_test(test_required_colon),
+                cmocka_unit_test(test_started_services),
                 cmocka_unit_test(test_required_nested),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -105,6 +105,7 @@ static void run_plan(struct fixture *f, enum os_flavour os) {
                 .env = &f->env,
                 .host = &f->host,
                 .data_dir = ".",
+                .services = "api db redis worker", /* the app role's, as compose_started_services() says */
                 .build_time = 1764547200,
                 .os = os,
                 .base_name = "base.img",
