@@ -761,7 +761,9 @@ static void plan_manifest(const struct plan_input *in, struct payload *p) {
                 json_string(&j, v->key);
                 json_key(&j, "origin");
                 json_string(&j, env_origin_name(v->origin));
-                if (v->origin == ORIGIN_FILE && v->file) {
+                /* a fleet file's env: is a --set with a file and line: it
+                 * names the file too, as an --env file does */
+                if (v->file && (v->origin == ORIGIN_FILE || (v->origin == ORIGIN_SET && v->line))) {
                         json_key(&j, "file");
                         json_string(&j, path_basename(v->file));
                 }
