@@ -113,7 +113,8 @@ check-all: all
 
 # make check boots both releases, as `make e2e` does: app on Trixie (first and
 # second boot), the failure path on Bookworm.  A fresh machine builds the two
-# arm64 rootfs side by side (~11 min for the slower, Trixie); E2E_FLAVOURS=trixie
+# arm64 rootfs side by side (~20 min for the slower, Trixie), from the start of
+# make check, beside the other suites (scripts/check.sh); E2E_FLAVOURS=trixie
 # runs both scenarios on one.
 
 # libFuzzer targets: tests/fuzz/fuzz_<name>.c, corpus in tests/fuzz/corpus/<name>/.

@@ -129,7 +129,17 @@ build_rootfs() {
 }
 
 if [[ ! -f $tarball ]]; then
-  build_rootfs
+  mkdir -p "$CACHE"
+  # One build per tarball: make check starts them early, in the background
+  # (scripts/check.sh), and the e2e test asks for the same ones later; the
+  # second to come waits for the first and takes what it made.
+  exec {lock}>"$tarball.lock"
+  if ! flock -n "$lock"; then
+    say "waiting for the $flavour rootfs build under way ($tarball.lock)"
+    flock "$lock"
+  fi
+  if [[ -f $tarball ]]; then say "using the rootfs just built, $tarball"; else build_rootfs; fi
+  exec {lock}>&-
 else
   say "using cached rootfs $tarball"
 fi
