@@ -90,7 +90,6 @@ stamp() {
 
 # --- the slow part: a Debian arm64 systemd userland with the kernel
 build_rootfs() {
-  mkdir -p "$CACHE"
   setup_binfmt
   local include
   include=$(IFS=,; echo "${packages[*]}")

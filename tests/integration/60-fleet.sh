@@ -40,11 +40,15 @@ rcat "$app" /etc/NetworkManager/system-connections/dimdim-eth.nmconnection | gre
    "$(rcat "$app" /opt/dimdim-health/.env | sed -n 's/^DB_PASSWORD=//p' | tr -d "'")" ]] \
   && ok "secrets.env holds the DB_PASSWORD the app's image has" || fail "secrets.env's DB_PASSWORD is not the image's"
 rcat "$app" /etc/dimimage/manifest.json | grep -q '"origin": "derived"' && ok "manifest marks derived keys" || fail "manifest derived"
-python3 -c '
+# manifest_env IMG KEY: KEY's entry in IMG's manifest, as sorted JSON
+manifest_env() {
+  rcat "$1" /etc/dimimage/manifest.json | python3 -c '
 import json, sys
-e = {e["key"]: e for e in json.load(sys.stdin)["environment"]}["DIMDIM_API_IMAGE"]
-sys.exit(0 if e == {"key": "DIMDIM_API_IMAGE", "origin": "set"} else f"{e}")' < <(rcat "$app" /etc/dimimage/manifest.json) \
-  && ok "manifest: a --set value names no file" || fail "manifest: --set origin"
+print(json.dumps({e["key"]: e for e in json.load(sys.stdin)["environment"]}[sys.argv[1]], sort_keys=True))' "$2"
+}
+got=$(manifest_env "$app" DIMDIM_API_IMAGE)
+[[ $got == '{"key": "DIMDIM_API_IMAGE", "origin": "set"}' ]] \
+  && ok "manifest: a --set value names no file" || fail "manifest: --set origin: $got"
 # The last host built takes the shared base over (renamed, not copied): no
 # hidden base or temporary is left, and each image has only its own edits.
 left=$(find "$T/fleet" -mindepth 1 -printf '%f\n' | sort | tr '\n' ' ')
@@ -149,13 +153,9 @@ YAML
   && ok "--verbose: each host's phase timings once, and the check's in one line" \
   || fail "--verbose: $(grep -c 'phase inputs' "$T/wired.log") 'phase inputs' lines, $(grep -c 'plan checked' "$T/wired.log") for the check"
 # the fleet file's env: values name it in the manifest, --set ones do not
-python3 - "$T/wired/pi-app.img" <(rcat "$T/wired/pi-app.img" /etc/dimimage/manifest.json) <<'PY' \
-  && ok "manifest: a fleet file's env: value is origin set, file wired.yml" || fail "manifest: fleet env: origins"
-import json, sys
-env = {e["key"]: e for e in json.load(open(sys.argv[2]))["environment"]}
-e = env["DIMDIM_API_IMAGE"]
-sys.exit(0 if e["origin"] == "set" and e.get("file") == "wired.yml" else f"{e}")
-PY
+got=$(manifest_env "$T/wired/pi-app.img" DIMDIM_API_IMAGE)
+[[ $got == '{"file": "wired.yml", "key": "DIMDIM_API_IMAGE", "origin": "set"}' ]] \
+  && ok "manifest: a fleet file's env: value is origin set, file wired.yml" || fail "manifest: fleet env: origins: $got"
 env_app=$(rcat "$T/wired/pi-app.img" /opt/dimdim-health/.env)
 grep -qx "OPENOBSERVE_PASSWORD=$OOPW" <<<"$env_app" && grep -qx "OPENOBSERVE_EMAIL=ops@example.org" <<<"$env_app" \
   && grep -qx "OPENOBSERVE_URL=http://10.1.0.12:5080" <<<"$env_app" \
