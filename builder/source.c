@@ -18,6 +18,7 @@
 #include "log.h"
 #include "progress.h"
 #include "util.h"
+#include "writepiece.h"
 
 /* Four 4 MiB buffers between the reader/decoder and the writer/hasher: large
  * enough for few syscalls, small enough to keep memory flat. */
@@ -52,15 +53,21 @@ struct pipeline {
         int err_fd;     /* the output p->err is about */
         bool writeback; /* start each slot's writeback once written */
         bool hash;      /* else only written: a cache hit checked on the side */
-        size_t piece;   /* of each write (source_opts.cloned) */
+        /* the writes' piece size, probed (writepiece.c) unless the output is
+         * copied next (source_opts.cloned): only the thread that writes
+         * the slots (the producer of a raw base, else the writer) uses it */
+        struct write_piece wp;
         struct sha256 sha;
 };
 
 /* Write buf's non-zero ZERO_GRAIN runs at off: all-zero grains stay holes.
  * Each run goes to fd in pieces of `piece`, then to tee_fd (unless -1) in
- * WRITE_PIECEs; *err_fd names the one that failed. */
+ * the same (WRITE_PIECEs for whole ones: the tee is not copied next);
+ * *err_fd names the one that failed, *written (unless NULL) counts the
+ * bytes put. */
 static int write_nonzero_tee(int fd, int tee_fd, const uint8_t *buf, size_t len, uint64_t off, size_t piece,
-                             int *err_fd) {
+                             int *err_fd, uint64_t *written) {
+        size_t tee_piece = piece == SIZE_MAX ? WRITE_PIECE : piece;
         size_t i = 0;
         while (i < len) {
                 size_t g = MIN(ZERO_GRAIN, len - i);
@@ -77,20 +84,31 @@ static int write_nonzero_tee(int fd, int tee_fd, const uint8_t *buf, size_t len,
                         j += g2;
                 }
                 int r = pwrite_pieces(fd, buf + i, j - i, off + i, piece);
-                if (r == 0 && tee_fd >= 0 && (r = pwrite_full(tee_fd, buf + i, j - i, off + i)) < 0)
+                if (r == 0 && tee_fd >= 0 && (r = pwrite_pieces(tee_fd, buf + i, j - i, off + i, tee_piece)) < 0)
                         fd = tee_fd;
                 if (r < 0) {
                         if (err_fd)
                                 *err_fd = fd;
                         return r;
                 }
+                if (written)
+                        *written += j - i;
                 i = j;
         }
         return 0;
 }
 
 static int write_nonzero(int fd, const uint8_t *buf, size_t len, uint64_t off, size_t piece) {
-        return write_nonzero_tee(fd, -1, buf, len, off, piece, NULL);
+        return write_nonzero_tee(fd, -1, buf, len, off, piece, NULL, NULL);
+}
+
+/* A slot's writes, their piece size probed and then chosen (p->wp) */
+static int write_slot(struct pipeline *p, const uint8_t *buf, size_t len, uint64_t off, int *err_fd) {
+        size_t piece = write_piece_next(&p->wp);
+        uint64_t written = 0, t = thread_cpu_ns();
+        int r = write_nonzero_tee(p->out_fd, p->tee_fd, buf, len, off, piece, err_fd, &written);
+        write_piece_account(&p->wp, piece, written, thread_cpu_ns() - t);
+        return r;
 }
 
 /* Start the writeback of [off, off+len) without waiting for it, for an output
@@ -109,9 +127,7 @@ static int consume(struct pipeline *p, const struct slot *s, int *err_fd) {
         }
         if (p->hash)
                 sha256_update(&p->sha, s->buf, s->len);
-        int r = s->write ? write_nonzero_tee(p->out_fd, p->tee_fd, s->buf, (size_t)s->len, s->off, p->piece,
-                                             err_fd)
-                         : 0;
+        int r = s->write ? write_slot(p, s->buf, (size_t)s->len, s->off, err_fd) : 0;
         if (r == 0 && p->writeback) {
                 start_writeback(p->out_fd, s->off, s->len);
                 if (p->tee_fd >= 0)
@@ -152,8 +168,8 @@ static void pipeline_start(struct pipeline *p, int out_fd, const struct source_o
                                .tee_fd = o->tee ? o->tee_fd : -1,
                                .err_fd = out_fd,
                                .writeback = o->writeback,
-                               .hash = hash,
-                               .piece = o->cloned ? SIZE_MAX : WRITE_PIECE};
+                               .hash = hash};
+        write_piece_init(&p->wp, o->cloned ? SIZE_MAX : 0);
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->cond, NULL);
         for (unsigned i = 0; i < NSLOTS; i++)
@@ -189,6 +205,11 @@ static int pipeline_finish(struct pipeline *p, char hex[65]) {
         pthread_cond_broadcast(&p->cond);
         pthread_mutex_unlock(&p->lock);
         pthread_join(p->thread, NULL);
+        if (p->wp.slots[0] + p->wp.slots[1] > 0) {
+                char how[160];
+                write_piece_describe(&p->wp, how, sizeof(how));
+                log_debug("page-cache writes in %s", how);
+        }
         sha256_final_hex(&p->sha, hex ? hex : unused);
         for (unsigned i = 0; i < NSLOTS; i++)
                 free(p->slots[i].buf);
@@ -295,8 +316,7 @@ static int produce_raw(struct pipeline *p, int fd, const char *path, uint64_t si
                                                                     : "cannot read: %s", strerror(-r));
                         *s = (struct slot){.buf = s->buf, .len = n, .off = off};
                         int err_fd = p->out_fd;
-                        if (!shared &&
-                            (r = write_nonzero_tee(p->out_fd, p->tee_fd, s->buf, n, off, p->piece, &err_fd)) < 0) {
+                        if (!shared && (r = write_slot(p, s->buf, n, off, &err_fd)) < 0) {
                                 pipeline_fail(p, r, err_fd);
                                 return 0;
                         }

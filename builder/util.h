@@ -97,12 +97,13 @@ int read_file(const char *path, size_t max, uint8_t **data, size_t *len);
  * directory), refused without waiting on it. */
 int read_regular_file(const char *path, size_t max, uint8_t **data, size_t *len);
 int pread_full(int fd, void *buf, size_t n, uint64_t off);
-/* Into the page cache in pieces of at most this much.  Linux 6.x gives ext4
- * large folios for large writes, and on this project's VMs the copy into
- * fresh high-order pages is slow: writing 1.4 GB took 0.8-2.3 s of system
- * time in 4 MiB writes and 0.33-0.37 s in 32 KiB ones (64 KiB ones are
- * already slow).  bench/README.md has the measurements; the syscalls
- * themselves are cheap next to that. */
+/* Into the page cache in pieces of at most this much, where a write is
+ * small or not worth measuring (a large copy chooses its own, writepiece.c).
+ * Linux 6.x gives ext4 large folios for large writes, and on some of this
+ * project's VMs the copy into fresh high-order pages is slow: writing 1.4 GB
+ * took 0.8-2.3 s of system time in 4 MiB writes and 0.33-0.37 s in 32 KiB
+ * ones (64 KiB ones were already slow).  bench/README.md has the
+ * measurements. */
 #define WRITE_PIECE (32u << 10)
 
 /* pwrite_full writes in WRITE_PIECE pieces; pwrite_pieces chooses the piece
