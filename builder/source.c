@@ -102,9 +102,12 @@ static int write_nonzero(int fd, const uint8_t *buf, size_t len, uint64_t off, s
         return write_nonzero_tee(fd, -1, buf, len, off, piece, NULL, NULL);
 }
 
-/* A slot's writes, their piece size probed and then chosen (p->wp) */
+/* A slot's writes, their piece size probed and then chosen (p->wp): the
+ * clock (a syscall each time) is read only while the probe lasts. */
 static int write_slot(struct pipeline *p, const uint8_t *buf, size_t len, uint64_t off, int *err_fd) {
         size_t piece = write_piece_next(&p->wp);
+        if (!write_piece_probing(&p->wp))
+                return write_nonzero_tee(p->out_fd, p->tee_fd, buf, len, off, piece, err_fd, NULL);
         uint64_t written = 0, t = thread_cpu_ns();
         int r = write_nonzero_tee(p->out_fd, p->tee_fd, buf, len, off, piece, err_fd, &written);
         write_piece_account(&p->wp, piece, written, thread_cpu_ns() - t);
@@ -169,7 +172,7 @@ static void pipeline_start(struct pipeline *p, int out_fd, const struct source_o
                                .err_fd = out_fd,
                                .writeback = o->writeback,
                                .hash = hash};
-        write_piece_init(&p->wp, o->cloned ? SIZE_MAX : 0);
+        write_piece_init(&p->wp, o->cloned);
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->cond, NULL);
         for (unsigned i = 0; i < NSLOTS; i++)

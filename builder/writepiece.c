@@ -22,24 +22,26 @@
 
 static const size_t sizes[2] = {WRITE_PIECE, WRITE_PIECE_LARGE};
 
-void write_piece_init(struct write_piece *w, size_t fixed) {
-        *w = (struct write_piece){.fixed = fixed};
+void write_piece_init(struct write_piece *w, bool whole) {
+        *w = (struct write_piece){.whole = whole};
+}
+
+bool write_piece_probing(const struct write_piece *w) {
+        return !w->whole && !w->chosen;
 }
 
 size_t write_piece_next(const struct write_piece *w) {
-        if (w->fixed)
-                return w->fixed;
+        if (w->whole)
+                return SIZE_MAX;
         if (w->chosen)
                 return w->chosen;
         return sizes[w->slots[0] <= w->slots[1] ? 0 : 1];
 }
 
 void write_piece_account(struct write_piece *w, size_t piece, uint64_t bytes, uint64_t ns) {
-        if (w->fixed || w->chosen || bytes == 0)
+        if (!write_piece_probing(w) || bytes == 0 || (piece != sizes[0] && piece != sizes[1]))
                 return;
-        unsigned i = piece == sizes[0] ? 0 : piece == sizes[1] ? 1 : 2;
-        if (i > 1)
-                return;
+        unsigned i = piece == sizes[1];
         w->slots[i]++;
         w->bytes[i] += bytes;
         w->ns[i] += ns;
@@ -63,10 +65,8 @@ static double per_byte(const struct write_piece *w, unsigned i) {
 }
 
 void write_piece_describe(const struct write_piece *w, char *buf, size_t n) {
-        if (w->fixed == SIZE_MAX)
+        if (w->whole)
                 snprintf(buf, n, "whole slots (to be copied next)");
-        else if (w->fixed)
-                snprintf(buf, n, "%zu KiB (fixed)", w->fixed >> 10);
         else if (!w->chosen)
                 snprintf(buf, n, "both sizes in turn (%u and %u slots: too little data to choose)", w->slots[0],
                          w->slots[1]);

@@ -30,7 +30,7 @@ static void feed(struct write_piece *w, unsigned slots, double small_ns_per_b, d
 static void test_alternates_while_probing(void **state) {
         (void)state;
         struct write_piece w;
-        write_piece_init(&w, 0);
+        write_piece_init(&w, false);
         for (unsigned i = 0; i < 2 * WRITE_PROBE_SLOTS - 1; i++) {
                 size_t want = i % 2 ? WRITE_PIECE_LARGE : WRITE_PIECE;
                 assert_int_equal(write_piece_next(&w), want);
@@ -46,7 +46,7 @@ static void test_alternates_while_probing(void **state) {
 static void test_small_cheaper(void **state) {
         (void)state;
         struct write_piece w;
-        write_piece_init(&w, 0);
+        write_piece_init(&w, false);
         feed(&w, 2 * WRITE_PROBE_SLOTS, 0.25, 1.2);
         assert_int_equal(w.chosen, WRITE_PIECE);
         /* chosen once: later slots, however costly, change nothing */
@@ -60,7 +60,7 @@ static void test_small_cheaper(void **state) {
 static void test_large_cheaper(void **state) {
         (void)state;
         struct write_piece w;
-        write_piece_init(&w, 0);
+        write_piece_init(&w, false);
         feed(&w, 2 * WRITE_PROBE_SLOTS, 0.82, 0.54);
         assert_int_equal(write_piece_next(&w), WRITE_PIECE_LARGE);
         char how[160];
@@ -72,7 +72,7 @@ static void test_large_cheaper(void **state) {
 static void test_per_byte(void **state) {
         (void)state;
         struct write_piece w;
-        write_piece_init(&w, 0);
+        write_piece_init(&w, false);
         for (unsigned i = 0; i < 2 * WRITE_PROBE_SLOTS; i++) {
                 size_t piece = write_piece_next(&w);
                 /* the small size's slots write 1/8 of the bytes at 1/4 of
@@ -89,7 +89,7 @@ static void test_per_byte(void **state) {
 static void test_holes_not_counted(void **state) {
         (void)state;
         struct write_piece w;
-        write_piece_init(&w, 0);
+        write_piece_init(&w, false);
         for (int i = 0; i < 100; i++)
                 write_piece_account(&w, write_piece_next(&w), 0, 5000);
         assert_int_equal(w.slots[0] + w.slots[1], 0);
@@ -102,7 +102,7 @@ static void test_holes_not_counted(void **state) {
 static void test_fixed(void **state) {
         (void)state;
         struct write_piece w;
-        write_piece_init(&w, SIZE_MAX);
+        write_piece_init(&w, true);
         feed(&w, 4 * WRITE_PROBE_SLOTS, 0.1, 9.0);
         assert_true(write_piece_next(&w) == SIZE_MAX);
         assert_int_equal(w.chosen, 0);
