@@ -131,12 +131,12 @@ fixture_img() {
 }
 
 # --- booting -----------------------------------------------------------------
-# boot IMG NAME: boot under QEMU (bounded) with the kernel, initramfs and command
-# line of the image's own FAT partition; serial console to $LOGDIR/NAME.log.
+# boot_once IMG NAME LOG: one bounded QEMU boot with the kernel, initramfs and
+# command line of the image's own FAT partition; serial console to LOG; the
+# exit status in BOOT_RC (124: timed out).
 BOOT_RC=0
-boot() {
-  local img=$1 name=$2 dir=$T/boot-$2 off t0
-  local log=$LOGDIR/$name.log
+boot_once() {
+  local img=$1 name=$2 log=$3 dir=$T/boot-$2 off t0
   mkdir -p "$dir"
   off=$(boot_off "$img")
   mcopy -n -i "$img@@$off" ::kernel8.img ::initramfs8 ::cmdline.txt "$dir/" || return 1
@@ -159,8 +159,50 @@ boot() {
   # land mid-line in front of another program's output and hid a line that
   # starts 'docker-standin:' from the matchers below: kept out of the log.
   [[ -f $log ]] && sed -i -E 's/\r$//; s/\x1b\[[0-9;?!]*[A-Za-z]//g; s/\x1b\][^\x07]*\x07//g' "$log"
+  return 0
+}
+
+# stall LOG: the longest silence between two console lines stamped by the
+# guest's kernel, and the two lines around it. The guest's clock follows the
+# host's, so a guest starved of CPU shows as one long gap, a slow boot as
+# many short ones.
+stall() {
+  awk '
+    match($0, /^\[ *[0-9]+\.[0-9]+\]/) {
+      t = substr($0, 2, RLENGTH - 2) + 0
+      if (seen && t - last > gap) { gap = t - last; from = last; before = prev; after = $0 }
+      seen = 1; last = t; prev = $0
+    }
+    END {
+      if (gap > 0) printf "longest console silence %.0f s (from %.0f s)\n    %s\n    %s\n", gap, from, before, after
+      else print "no console line stamped by the kernel"
+    }
+  ' "$1"
+}
+
+# boot IMG NAME: boot once (boot_once); on a timeout, once more from the disk
+# as it was before the first try. A guest that stops making progress for
+# minutes on a loaded machine (seen once in CI: a second boot reached
+# systemd's early units only at 399 s, 30 s here, on a disk whose first boot
+# had just passed at the usual pace) says nothing about the image; a boot that times out twice does,
+# and fails. The first try's console log is kept as NAME.timeout.log.
+boot() {
+  local img=$1 name=$2 log=$LOGDIR/$2.log saved=$T/$2.before.img
+  cp --sparse=always --reflink=auto "$img" "$saved" || return 1
+  boot_once "$img" "$name" "$log" || { rm -f "$saved"; return 1; }
   if ((BOOT_RC == 124)); then
-    fail "boot $name: powered off within $BOOT_TIMEOUT s (timed out; last lines of $log below)"
+    note "boot $name: timed out after $BOOT_TIMEOUT s; $(stall "$log" | head -n 1)"
+    stall "$log" | tail -n +2 | sed 's/^/#/'
+    note "boot $name: last lines of its console:"
+    tail -n 15 "$log" | sed 's/^/#     /'
+    note "boot $name: booted again, once, from the disk as it was before (first log kept as $LOGDIR/$name.timeout.log)"
+    mv -f "$log" "$LOGDIR/$name.timeout.log"
+    mv -f "$saved" "$img"
+    boot_once "$img" "$name" "$log" || return 1
+  fi
+  rm -f "$saved"
+  if ((BOOT_RC == 124)); then
+    fail "boot $name: powered off within $BOOT_TIMEOUT s (timed out twice; $(stall "$log" | head -n 1); last lines of $log below)"
     tail -n 30 "$log" | sed 's/^/    /'
   elif ((BOOT_RC != 0)); then
     fail "boot $name: qemu exit $BOOT_RC"
@@ -356,7 +398,10 @@ fi
 # first scenario's boots) instead of after them.
 f2_pid=""
 if [[ $F2 != "$F1" && " $ONLY " == *" obs "* ]]; then
-  fixture_img "$F2" >/dev/null &
+  # At the lowest priority: the boots run at nice 10, and a rootfs build
+  # under way (not prefetched by make check) at nice 0 beside them would
+  # take the CPUs they need.
+  (renice -n 19 -p "$BASHPID" >/dev/null; fixture_img "$F2" >/dev/null) &
   f2_pid=$!
 fi
 printf 'OPENOBSERVE_PASSWORD=%s\n' "$SECRET_OO" >"$T/app.env"
