@@ -623,12 +623,25 @@ static int check_subnet(const struct host_settings *hs, const char *a, unsigned 
         return 0;
 }
 
-static int read_secret_line(const char *file, const char *what, char **out) {
-        _cleanup_free_ uint8_t *data = NULL;
+/* A secret file's bytes as read, wiped whatever stops the reading: the
+ * errors below refuse a file whose content may be the secret all the same. */
+struct secret_read {
+        uint8_t *data;
         size_t len;
-        int r = read_file(file, 4096, &data, &len);
+};
+static void secret_read_done(struct secret_read *s) {
+        if (s->data)
+                explicit_bzero(s->data, s->len);
+        free(s->data);
+}
+
+static int read_secret_line(const char *file, const char *what, char **out) {
+        _cleanup_(secret_read_done) struct secret_read raw = {0};
+        int r = read_file(file, 4096, &raw.data, &raw.len);
         if (r < 0)
                 return log_error(input_err(r), file, "cannot read %s: %s", what, strerror(-r));
+        uint8_t *data = raw.data;
+        size_t len = raw.len;
         if (memchr(data, 0, len))
                 return log_error(EINVAL, file, "%s file contains a NUL byte", what);
         /* Notepad's UTF-8 byte order mark is no part of it either: hashed
@@ -645,7 +658,7 @@ static int read_secret_line(const char *file, const char *what, char **out) {
         if (!len)
                 return log_error(EINVAL, file, "%s file is empty", what);
         *out = (char *)data;
-        data = NULL;
+        raw.data = NULL;
         return 0;
 }
 

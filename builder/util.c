@@ -145,25 +145,36 @@ uint8_t *buf_steal(struct buf *b, size_t *len) {
         return p;
 }
 
-static int read_all(int fd, size_t max, uint8_t **data, size_t *len) {
+/* The buffer is sized for the file up front (st_size, bounded by max), so
+ * that the bytes of a secret read this way (a password file, an .env) are
+ * not left behind in the heap by a realloc as it grows; the stack chunk is
+ * wiped for the same reason. A pipe, whose size is not known, still grows. */
+static int read_all(int fd, const struct stat *st, size_t max, uint8_t **data, size_t *len) {
         struct buf b = {0};
         uint8_t chunk[65536];
+        int r = 0;
+        if (st->st_size > 0)
+                buf_reserve(&b, (uint64_t)st->st_size < max ? (size_t)st->st_size : max);
         for (;;) {
                 ssize_t n = read(fd, chunk, sizeof chunk);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        int r = -errno;
-                        buf_free(&b);
-                        return r;
+                        r = -errno;
+                        break;
                 }
                 if (n == 0)
                         break;
                 if (b.len + (size_t)n > max) {
-                        buf_free(&b);
-                        return -EFBIG;
+                        r = -EFBIG;
+                        break;
                 }
                 buf_append(&b, chunk, (size_t)n);
+        }
+        explicit_bzero(chunk, sizeof chunk);
+        if (r < 0) {
+                buf_free_secret(&b);
+                return r;
         }
         *data = buf_steal(&b, len);
         return 0;
@@ -178,7 +189,7 @@ int read_file(const char *path, size_t max, uint8_t **data, size_t *len) {
                 return -errno;
         if (S_ISDIR(st.st_mode))
                 return -EISDIR;
-        return read_all(fd, max, data, len);
+        return read_all(fd, &st, max, data, len);
 }
 
 int read_regular_file(const char *path, size_t max, uint8_t **data, size_t *len) {
@@ -192,7 +203,7 @@ int read_regular_file(const char *path, size_t max, uint8_t **data, size_t *len)
                 return -errno;
         if (!S_ISREG(st.st_mode))
                 return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-        return read_all(fd, max, data, len);
+        return read_all(fd, &st, max, data, len);
 }
 
 int pread_full(int fd, void *buf, size_t n, uint64_t off) {

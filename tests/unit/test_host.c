@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "host.h"
 #include "log.h"
@@ -542,6 +543,45 @@ static void test_case_normalized(void **state) {
         host_free(&hs);
 }
 
+/* ---- read_file, which the secret files go through ---- */
+
+/* Sized up front from the file's size: exactly max is read, one byte more
+ * refused, a file of several read chunks comes back whole, and a pipe
+ * (no size to go by) still reads. */
+static void test_read_file_bounds(void **state) {
+        (void)state;
+        size_t big = 200000;
+        char *text = xmalloc(big + 1);
+        for (size_t i = 0; i < big; i++)
+                text[i] = (char)('a' + i % 26);
+        text[big] = 0;
+        char *path = put("big", text);
+        uint8_t *d = NULL;
+        size_t n = 0;
+        assert_int_equal(read_file(path, big, &d, &n), 0);
+        assert_int_equal(n, big);
+        assert_memory_equal(d, text, big);
+        assert_int_equal(d[n], 0);
+        free(d);
+        d = NULL;
+        assert_int_equal(read_file(path, big - 1, &d, &n), -EFBIG);
+        assert_null(d);
+        free(path);
+
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        assert_int_equal(write(fds[1], "pw-from-a-pipe\n", 15), 15);
+        close(fds[1]);
+        char *fdpath = xasprintf("/proc/self/fd/%d", fds[0]);
+        assert_int_equal(read_file(fdpath, 4096, &d, &n), 0);
+        assert_int_equal(n, 15);
+        assert_memory_equal(d, "pw-from-a-pipe\n", 15);
+        free(d);
+        free(fdpath);
+        close(fds[0]);
+        free(text);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_weak_password_refused),
@@ -560,6 +600,7 @@ int main(void) {
                 cmocka_unit_test(test_user_names),
                 cmocka_unit_test(test_value_named_at_its_line),
                 cmocka_unit_test(test_case_normalized),
+                cmocka_unit_test(test_read_file_bounds),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
