@@ -184,11 +184,15 @@ stall() {
 # as it was before the first try. A guest that stops making progress for
 # minutes on a loaded machine (seen once in CI: a second boot reached
 # systemd's early units only at 399 s, 30 s here, on a disk whose first boot
-# had just passed at the usual pace) says nothing about the image; a boot that times out twice does,
-# and fails. The first try's console log is kept as NAME.timeout.log.
+# had just passed at the usual pace) says nothing about the image; a boot
+# that times out twice does, and fails. The first try's console log is kept
+# as NAME.timeout.log.
 boot() {
   local img=$1 name=$2 log=$LOGDIR/$2.log saved=$T/$2.before.img
-  cp --sparse=always --reflink=auto "$img" "$saved" || return 1
+  if ! cp --sparse=always --reflink=auto "$img" "$saved"; then
+    fail "boot $name: a copy of the disk to boot again from on a timeout ($saved)"
+    return 1
+  fi
   boot_once "$img" "$name" "$log" || { rm -f "$saved"; return 1; }
   if ((BOOT_RC == 124)); then
     note "boot $name: timed out after $BOOT_TIMEOUT s; $(stall "$log" | head -n 1)"
