@@ -623,23 +623,14 @@ static int check_subnet(const struct host_settings *hs, const char *a, unsigned 
         return 0;
 }
 
-/* A secret file's bytes as read, wiped whatever stops the reading: the
- * errors below refuse a file whose content may be the secret all the same. */
-struct secret_read {
-        uint8_t *data;
-        size_t len;
-};
-static void secret_read_done(struct secret_read *s) {
-        if (s->data)
-                explicit_bzero(s->data, s->len);
-        free(s->data);
-}
-
 static int read_secret_line(const char *file, const char *what, char **out) {
-        _cleanup_(secret_read_done) struct secret_read raw = {0};
+        /* wiped whatever stops the reading: the errors below refuse a file
+         * whose content may be the secret all the same */
+        _cleanup_(buf_free_secret) struct buf raw = {0};
         int r = read_file(file, 4096, &raw.data, &raw.len);
         if (r < 0)
                 return log_error(input_err(r), file, "cannot read %s: %s", what, strerror(-r));
+        raw.cap = raw.len + 1; /* the bytes read and their NUL */
         uint8_t *data = raw.data;
         size_t len = raw.len;
         if (memchr(data, 0, len))

@@ -145,16 +145,16 @@ uint8_t *buf_steal(struct buf *b, size_t *len) {
         return p;
 }
 
-/* The buffer is sized for the file up front (st_size, bounded by max), so
+/* The buffer is sized for the file up front (size, bounded by max), so
  * that the bytes of a secret read this way (a password file, an .env) are
  * not left behind in the heap by a realloc as it grows; the stack chunk is
  * wiped for the same reason. A pipe, whose size is not known, still grows. */
-static int read_all(int fd, const struct stat *st, size_t max, uint8_t **data, size_t *len) {
+static int read_all(int fd, off_t size, size_t max, uint8_t **data, size_t *len) {
         struct buf b = {0};
         uint8_t chunk[65536];
         int r = 0;
-        if (st->st_size > 0)
-                buf_reserve(&b, (uint64_t)st->st_size < max ? (size_t)st->st_size : max);
+        if (size > 0)
+                buf_reserve(&b, (uint64_t)size < max ? (size_t)size : max);
         for (;;) {
                 ssize_t n = read(fd, chunk, sizeof chunk);
                 if (n < 0) {
@@ -189,7 +189,7 @@ int read_file(const char *path, size_t max, uint8_t **data, size_t *len) {
                 return -errno;
         if (S_ISDIR(st.st_mode))
                 return -EISDIR;
-        return read_all(fd, &st, max, data, len);
+        return read_all(fd, st.st_size, max, data, len);
 }
 
 int read_regular_file(const char *path, size_t max, uint8_t **data, size_t *len) {
@@ -203,7 +203,7 @@ int read_regular_file(const char *path, size_t max, uint8_t **data, size_t *len)
                 return -errno;
         if (!S_ISREG(st.st_mode))
                 return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-        return read_all(fd, &st, max, data, len);
+        return read_all(fd, st.st_size, max, data, len);
 }
 
 int pread_full(int fd, void *buf, size_t n, uint64_t off) {

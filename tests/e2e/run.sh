@@ -195,8 +195,10 @@ boot() {
   fi
   boot_once "$img" "$name" "$log" || { rm -f "$saved"; return 1; }
   if ((BOOT_RC == 124)); then
-    note "boot $name: timed out after $BOOT_TIMEOUT s; $(stall "$log" | head -n 1)"
-    stall "$log" | tail -n +2 | sed 's/^/#/'
+    local gap
+    mapfile -t gap < <(stall "$log")
+    note "boot $name: timed out after $BOOT_TIMEOUT s; ${gap[0]}"
+    ((${#gap[@]} > 1)) && printf '#%s\n' "${gap[@]:1}"
     note "boot $name: last lines of its console:"
     tail -n 15 "$log" | sed 's/^/#     /'
     note "boot $name: booted again, once, from the disk as it was before (first log kept as $LOGDIR/$name.timeout.log)"
