@@ -77,6 +77,11 @@ build/asan/tests/%: tests/unit/%.c build/asan/libdimimage.a $(HDR) $(TEST_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS_ALL) -O1 -g $(SAN) $(WARN) -o $@ $< build/asan/libdimimage.a $(LDLIBS) -lcmocka
 
+# preloaded into builds by tests/integration/74-freed-secrets.sh
+build/tests/freed-secrets.so: tests/tools/freed_secrets.c Makefile
+	@mkdir -p $(@D)
+	$(CC) -std=c17 -D_GNU_SOURCE $(CFLAGS) $(WARN) -shared -fPIC -o $@ $<
+
 units: $(UNITS)
 asan: build/asan/dimimage $(ASAN_UNITS)
 tsan: build/tsan/dimimage
@@ -89,7 +94,7 @@ check-asan: build/asan/dimimage $(ASAN_UNITS)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:intercept_strchr=0 UBSAN_OPTIONS=print_stacktrace=1 \
 		scripts/run-units.sh $(ASAN_UNITS)
 
-check-integration: build/dimimage build/tsan/dimimage
+check-integration: build/dimimage build/tsan/dimimage build/tests/freed-secrets.so
 	@DIMIMAGE="$(CURDIR)/build/dimimage" DIMIMAGE_TSAN="$(CURDIR)/build/tsan/dimimage" tests/run-integration.sh
 
 check-lint: build/dimimage

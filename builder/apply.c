@@ -374,6 +374,8 @@ static int apply_root(const struct apply_opts *o, const struct disk_layout *l, c
                 case ENTRY_FILE:
                         if (e->source)
                                 r = ext4_write_from(fs, e->path, e->source, e->mode, e->uid, e->gid);
+                        else if (e->secret)
+                                r = ext4_write_secret(fs, e->path, e->data, e->len, e->mode, e->uid, e->gid);
                         else
                                 r = ext4_write(fs, e->path, e->data, e->len, e->mode, e->uid, e->gid);
                         break;

@@ -399,7 +399,7 @@ void cli_free(struct build_opts *o) {
         free(o->base);
         free(o->out);
         strv_clear(&o->env_files, &o->nenv_files);
-        strv_clear(&o->sets, &o->nsets);
+        strv_clear_secret(&o->sets, &o->nsets);
         free(o->source);
         free(o->host_file);
         free(o->fleet);

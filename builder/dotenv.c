@@ -68,7 +68,7 @@ void env_set(struct env *env, const char *key, const char *value, enum env_origi
                 /* value may point into the old value (env_set(e, k, env_get(e, k))) */
                 char *nv = xstrdup(value);
                 char *nf = file ? xstrdup(file) : NULL;
-                free(v->value);
+                free_secret(v->value);
                 free(v->file);
                 v->value = nv;
                 v->file = nf;
@@ -90,7 +90,7 @@ void env_set(struct env *env, const char *key, const char *value, enum env_origi
 
 static void env_var_free(struct env_var *v) {
         free(v->key);
-        free(v->value);
+        free_secret(v->value);
         free(v->file);
 }
 
@@ -369,7 +369,7 @@ static int interp(const struct env *env, const char *s, struct buf *out, const c
 
 static int interpolate_value(const struct env *env, const char *in, char **out, const char *file, unsigned line,
                              const char *key) {
-        struct buf b = {0};
+        struct buf b = { .secret = true };
         buf_append(&b, "", 0);
         int r = interp(env, in, &b, file, line, key, 0);
         if (r < 0) {
@@ -505,7 +505,7 @@ static bool decode_escapes(const char *s, size_t n, struct buf *out) {
 
 static int parse_quoted(struct parser *ps, const char *key, unsigned start_line, char **value) {
         char q = *ps->p++;
-        struct buf raw = {0};
+        struct buf raw = { .secret = true };
         buf_append(&raw, "", 0);
         bool esc = false;
         for (; ps->p < ps->end; ps->p++) {
@@ -534,7 +534,7 @@ static int parse_quoted(struct parser *ps, const char *key, unsigned start_line,
                         *value = (char *)buf_steal(&raw, NULL);
                         return 0;
                 }
-                struct buf dec = {0};
+                struct buf dec = { .secret = true };
                 buf_append(&dec, "", 0);
                 bool ok = decode_escapes((const char *)raw.data, raw.len, &dec);
                 buf_free(&raw);
@@ -564,7 +564,7 @@ static int parse_unquoted(struct parser *ps, const char *key, unsigned line, cha
                 }
         for (size_t n; e > s && (n = uspace_len_before(s, e)) > 0;)
                 e -= n;
-        _cleanup_free_ char *raw = xstrndup(s, (size_t)(e - s));
+        _cleanup_free_secret_ char *raw = xstrndup(s, (size_t)(e - s));
         return interpolate_value(ps->env, raw, value, ps->name, line, key);
 }
 
@@ -631,7 +631,7 @@ static int parse_statement(struct parser *ps) {
         if (!env_key_valid(key))
                 return env_log_bad_key(ps->name, line, NULL, key);
         skip_blanks(ps);
-        _cleanup_free_ char *value = NULL;
+        _cleanup_free_secret_ char *value = NULL;
         int r;
         if (ps->p < ps->end && (*ps->p == '"' || *ps->p == '\'')) {
                 r = parse_quoted(ps, key, line, &value);
@@ -733,12 +733,11 @@ const struct dotenv_text *dotenv_text_find(const struct dotenv_text *v, size_t n
 }
 
 int dotenv_parse_file(const char *path, struct env *env) {
-        _cleanup_free_ char *text = NULL;
-        size_t len;
-        int r = dotenv_read_file(path, &text, &len);
+        _cleanup_(dotenv_text_free) struct dotenv_text t = {0};
+        int r = dotenv_read_file(path, &t.text, &t.len);
         if (r < 0)
                 return r;
-        return dotenv_parse(path, text, len, env, ORIGIN_FILE);
+        return dotenv_parse(path, t.text, t.len, env, ORIGIN_FILE);
 }
 
 int env_set_assignment(struct env *env, const char *assignment, const char *what, unsigned line) {
@@ -834,7 +833,7 @@ int env_serialize_for(const struct env *env, bool compose_v1, char **text, size_
         for (size_t i = 0; i < env->n; i++)
                 sorted[i] = &env->v[i];
         qsort(sorted, env->n, sizeof *sorted, cmp_var);
-        struct buf b = {0};
+        struct buf b = { .secret = true };
         buf_append(&b, "", 0);
         int r = 0;
         for (size_t i = 0; i < env->n && r == 0; i++) {

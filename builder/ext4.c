@@ -677,7 +677,11 @@ struct source {
         size_t len;
         int fd; /* a host file, streamed */
         const char *host;
+        bool secret; /* data goes in through put_secret, zeros first */
 };
+
+/* what a secret's blocks hold until put_secret fills them */
+static const uint8_t secret_stand_in[1u << 16];
 
 /* Streams the source into the open file; returns a libext2fs code, or sets
  * *host_err when the host side failed. */
@@ -698,6 +702,10 @@ static errcode_t copy_in(ext2_file_t f, struct source *s, int *host_err) {
                         }
                         p = buf;
                         n = (size_t)k;
+                } else if (s->secret) {
+                        p = secret_stand_in;
+                        n = MIN(s->len - off, sizeof secret_stand_in);
+                        off += n;
                 } else {
                         p = s->data + off;
                         n = MIN(s->len - off, (size_t)CHUNK);
@@ -765,6 +773,40 @@ static int clear_way(struct ext4_fs *e, const char *path, ext2_ino_t *dir, char 
         return ext4_flags_refuse(e, path, dpath, &pin, EXT2_IMMUTABLE_FL, "adds a name to it");
 }
 
+/* A secret's bytes, put into the blocks fill_file allocated (and filled
+ * with zeros) from a block of ours, wiped after.  Through libext2fs's file
+ * I/O they would stay in the block buffer it frees as it is, for the heap
+ * to hand out again.  Read, filled and written back a block at a time: the
+ * bytes past the end stay as libext2fs left them. */
+static int put_secret(struct ext4_fs *e, ext2_ino_t ino, const struct source *s, const char *path) {
+        const uint32_t bs = e->fs->blocksize;
+        uint8_t *block = xmalloc(bs);
+        int r = 0;
+        for (size_t off = 0; off < s->len && r == 0; off += bs) {
+                blk64_t pblk = 0;
+                int flags = 0;
+                errcode_t code = ext2fs_bmap2(e->fs, ino, NULL, NULL, 0, off / bs, &flags, &pblk);
+                if (code) {
+                        r = ext4_fail(e, code, path, "mapping a block");
+                        break;
+                }
+                if (pblk == 0 || (flags & BMAP_RET_UNINIT)) {
+                        r = log_error(-EIO, e->image, "ext4 %s: internal error: byte %zu is in no block", path, off);
+                        break;
+                }
+                code = io_channel_read_blk64(e->fs->io, pblk, 1, block);
+                if (!code) {
+                        memcpy(block, s->data + off, MIN((size_t)bs, s->len - off));
+                        code = io_channel_write_blk64(e->fs->io, pblk, 1, block);
+                }
+                if (code)
+                        r = ext4_fail(e, code, path, "writing");
+        }
+        explicit_bzero(block, bs);
+        free(block);
+        return r;
+}
+
 static int write_common(struct ext4_fs *e, const char *path, struct source *s, uint32_t mode, uint32_t uid,
                         uint32_t gid) {
         ext2_ino_t dir, ino;
@@ -803,6 +845,8 @@ static int write_common(struct ext4_fs *e, const char *path, struct source *s, u
                 return ext4_fail(e, code, path, "writing new inode");
         }
         r = fill_file(e, ino, s, path);
+        if (r >= 0 && s->secret)
+                r = put_secret(e, ino, s, path);
         if (r < 0) {
                 free_inode(e, ino); /* leave the filesystem consistent */
                 return r;
@@ -820,6 +864,12 @@ static int write_common(struct ext4_fs *e, const char *path, struct source *s, u
 int ext4_write(struct ext4_fs *e, const char *path, const void *data, size_t len, uint32_t mode, uint32_t uid,
                uint32_t gid) {
         struct source s = {.data = data, .len = len, .fd = -1};
+        return write_common(e, path, &s, mode, uid, gid);
+}
+
+int ext4_write_secret(struct ext4_fs *e, const char *path, const void *data, size_t len, uint32_t mode,
+                      uint32_t uid, uint32_t gid) {
+        struct source s = {.data = data, .len = len, .fd = -1, .secret = true};
         return write_common(e, path, &s, mode, uid, gid);
 }
 

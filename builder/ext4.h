@@ -52,6 +52,9 @@ int ext4_mkdir_p(struct ext4_fs *fs, const char *path, uint32_t mode, uint32_t u
  * directory in the way is refused (ext4_check_edit). */
 int ext4_write(struct ext4_fs *fs, const char *path, const void *data, size_t len, uint32_t mode, uint32_t uid,
                uint32_t gid);
+/* Same for a secret's bytes: they never pass through libext2fs's buffers. */
+int ext4_write_secret(struct ext4_fs *fs, const char *path, const void *data, size_t len, uint32_t mode,
+                      uint32_t uid, uint32_t gid);
 /* Same, streaming the content from a host file. */
 int ext4_write_from(struct ext4_fs *fs, const char *path, const char *host_file, uint32_t mode, uint32_t uid,
                     uint32_t gid);

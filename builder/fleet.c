@@ -64,7 +64,7 @@ static void host_run_free(struct host_run *hr) {
         host_free(&hr->job.host);
         env_free(&hr->unused);
         strv_clear(&hr->files, &hr->nfiles);
-        strv_clear(&hr->sets, &hr->nsets);
+        strv_clear_secret(&hr->sets, &hr->nsets);
         free(hr->set_lines);
         free(hr->file_shared);
         free(hr->set_shared);
@@ -376,7 +376,7 @@ static int write_secrets(const char *dir, struct fleet *f, struct fleet_run *run
         int r = force ? 0 : check_secrets_file(dir, f);
         if (r < 0)
                 return r;
-        struct buf b = {0};
+        struct buf b = { .secret = true };
         for (size_t i = 0; i < f->nhosts; i++) {
                 struct fleet_host *h = &f->hosts[i];
                 if (!h->generated.n)

@@ -16,7 +16,7 @@
 
 static void layer_free(struct fleet_layer *l) {
         host_free(&l->hs);
-        strv_clear(&l->sets, &l->nsets);
+        strv_clear_secret(&l->sets, &l->nsets);
         free(l->set_lines);
         strv_clear(&l->env_files, &l->nenv_files);
         free(l->source);
@@ -100,7 +100,7 @@ static int env_map(const char *file, const char *what, const struct ynode *n, ch
                                             n->keys[i]);
                 /* `KEY: ~` is YAML's null, as `KEY:` is: empty, not "~" */
                 const char *v = ynode_is_null(n->items[i]) ? "" : n->items[i]->scalar;
-                _cleanup_free_ char *kv = xasprintf("%s=%s", n->keys[i], v);
+                _cleanup_free_secret_ char *kv = xasprintf("%s=%s", n->keys[i], v);
                 fleet_push_line(lines, *nsets, n->key_lines[i]);
                 strv_push(sets, nsets, kv);
         }

@@ -278,8 +278,11 @@ int output_pass(struct output *o, struct bmap *b, struct compressor *c) {
                 char unused[65];
                 sha256_final_hex(&p.range, unused);
         }
-        for (int i = 0; i < PASS_SLOTS; i++)
+        /* the image's bytes, the stack's .env among them */
+        for (int i = 0; i < PASS_SLOTS; i++) {
+                explicit_bzero(p.chunks[i].buf, PASS_CHUNK);
                 free(p.chunks[i].buf);
+        }
         pthread_mutex_destroy(&p.lock);
         pthread_cond_destroy(&p.cond);
         return r;

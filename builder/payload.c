@@ -19,6 +19,8 @@
  * reports a double free on a second replacement of the same entry. */
 static void entry_clear(struct payload_entry *e) {
         free(e->path);
+        if (e->secret && e->data)
+                explicit_bzero(e->data, e->len);
         free(e->data); /* NOLINT(clang-analyzer-unix.Malloc): see above */
         free(e->source);
         free(e->target);

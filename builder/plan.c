@@ -154,7 +154,7 @@ static void plan_network(const struct plan_input *in, struct payload *p) {
                 buf_free(&b);
         }
         if (wifi) {
-                struct buf b = {0};
+                struct buf b = { .secret = true };
                 _cleanup_free_ char *s = xasprintf("%s/dimdim-wifi", seed);
                 plan_uuid(s, uuid);
                 buf_printf(&b,
@@ -315,7 +315,7 @@ int plan_env_file(const struct plan_input *in, struct payload *out) {
         int r = env_serialize_for(in->env, in->os == OS_BOOKWORM, &envtext, &envlen);
         if (r < 0)
                 return r;
-        struct buf b = {0};
+        struct buf b = { .secret = true };
         buf_puts(&b, "# Written by dimimage. Secrets: keep this file root-only (0600).\n");
         buf_append(&b, envtext, envlen);
         explicit_bzero(envtext, envlen);

@@ -207,10 +207,11 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
         buf_free(&tmp);
         plan_add_text(p, PART_ROOT, "/etc/group", 0644, &b);
         buf_free(&b);
+        b.secret = true; /* /etc/shadow: the password hashes */
 
         /* "*" has no valid password but, unlike "!", does not lock the
          * account, so key logins still work. */
-        _cleanup_free_ char *sh = xasprintf("%s:%s:%ld:0:99999:7:::", u, h->password_hash ? h->password_hash : "*", days);
+        _cleanup_free_secret_ char *sh = xasprintf("%s:%s:%ld:0:99999:7:::", u, h->password_hash ? h->password_hash : "*", days);
         put_line(&b, bf->shadow, u, (ids.exists && !h->password_hash) ? NULL : sh);
         struct payload_entry *e = payload_add_file(p, PART_ROOT, "/etc/shadow", 0640, 0, 42, b.data, b.len);
         e->secret = true;

@@ -51,14 +51,20 @@ char *xstrdup(const char *s) { return xmemdup(s, strlen(s)); }
 
 char *xstrndup(const char *s, size_t n) { return xmemdup(s, strnlen(s, n)); }
 
+/* Measured, then printed into a block of its size: glibc's vasprintf
+ * grows a block of its own and frees it unwiped, and what is formatted may
+ * be a secret (KEY=VALUE, a shadow line). */
 char *xasprintf(const char *fmt, ...) {
         va_list ap;
-        char *s;
         va_start(ap, fmt);
-        int r = vasprintf(&s, fmt, ap);
+        int n = vsnprintf(NULL, 0, fmt, ap);
         va_end(ap);
-        if (r < 0)
+        if (n < 0)
                 oom();
+        char *s = xmalloc((size_t)n + 1);
+        va_start(ap, fmt);
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+        va_end(ap);
         return s;
 }
 
@@ -67,12 +73,19 @@ void strv_push(char ***v, size_t *n, const char *s) {
         (*v)[(*n)++] = xstrdup(s);
 }
 
-void strv_clear(char ***v, size_t *n) {
+static void strv_clear_with(char ***v, size_t *n, void (*drop)(char *)) {
         for (size_t i = 0; i < *n; i++)
-                free((*v)[i]);
+                drop((*v)[i]);
         free(*v);
         *v = NULL;
         *n = 0;
+}
+
+static void drop_string(char *s) { free(s); }
+
+void strv_clear(char ***v, size_t *n) { strv_clear_with(v, n, drop_string); }
+
+void strv_clear_secret(char ***v, size_t *n) { strv_clear_with(v, n, free_secret);
 }
 
 void closep(int *fd) {
@@ -92,7 +105,16 @@ static void buf_reserve(struct buf *b, size_t extra) {
                         oom();
                 cap *= 2;
         }
-        b->data = xrealloc(b->data, cap);
+        if (b->secret && b->data) {
+                /* realloc would free the old block as it is */
+                uint8_t *grown = xmalloc(cap);
+                memcpy(grown, b->data, b->len + 1);
+                explicit_bzero(b->data, b->cap);
+                free(b->data);
+                b->data = grown;
+        } else {
+                b->data = xrealloc(b->data, cap);
+        }
         b->cap = cap;
 }
 
@@ -127,6 +149,8 @@ void buf_free_secret(struct buf *b) {
 }
 
 void buf_free(struct buf *b) {
+        if (b->secret && b->data)
+                explicit_bzero(b->data, b->cap);
         free(b->data);
         *b = (struct buf){0};
 }
@@ -148,9 +172,10 @@ uint8_t *buf_steal(struct buf *b, size_t *len) {
 /* The buffer is sized for the file up front (size, bounded by max), so
  * that the bytes of a secret read this way (a password file, an .env) are
  * not left behind in the heap by a realloc as it grows; the stack chunk is
- * wiped for the same reason. A pipe, whose size is not known, still grows. */
+ * wiped for the same reason. A pipe, whose size is not known, still grows,
+ * and what each growth leaves behind is wiped. */
 static int read_all(int fd, off_t size, size_t max, uint8_t **data, size_t *len) {
-        struct buf b = {0};
+        struct buf b = { .secret = true }; /* a pipe, or a file that grew: wiped as it grows */
         uint8_t chunk[65536];
         int r = 0;
         if (size > 0)

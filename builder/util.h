@@ -34,12 +34,16 @@ static inline void freep(void *p) { free(*(void **)p); }
 #define _cleanup_free_ _cleanup_(freep)
 /* A secret's string (a password, a key) wiped before it is freed; NULL is fine. */
 void free_secret(char *s);
+static inline void free_secretp(char **s) { free_secret(*s); }
+#define _cleanup_free_secret_ _cleanup_(free_secretp)
 void closep(int *fd);
 
 /* A growable array of owned strings: push copies s; clear frees every one
  * and the array, and leaves both empty. */
 void strv_push(char ***v, size_t *n, const char *s);
 void strv_clear(char ***v, size_t *n);
+/* strv_clear for strings that may hold a secret (KEY=VALUE assignments) */
+void strv_clear_secret(char ***v, size_t *n);
 #define _cleanup_close_ _cleanup_(closep)
 
 static inline uint16_t get_le16(const void *p) {
@@ -79,13 +83,16 @@ static inline void put_le64(void *p, uint64_t v) {
 struct buf {
         uint8_t *data;
         size_t len, cap;
+        /* a secret's bytes: the block a growth leaves behind is wiped, and
+         * buf_free wipes too (set it before the first byte goes in) */
+        bool secret;
 };
 void buf_append(struct buf *b, const void *p, size_t n);
 void buf_puts(struct buf *b, const char *s);
 void buf_printf(struct buf *b, const char *fmt, ...) _printf_(2, 3);
 void buf_free(struct buf *b);
-/* buf_free for a secret's bytes: wiped first (what a realloc left behind
- * as it grew is not). */
+/* buf_free for a secret's bytes: wiped first (what a growth left behind is
+ * wiped only when b->secret was set before it grew). */
 void buf_free_secret(struct buf *b);
 /* Hand the bytes over to the caller (who frees them) and reset b. */
 uint8_t *buf_steal(struct buf *b, size_t *len);

@@ -17,6 +17,24 @@ struct loader {
         unsigned nodes;
 };
 
+/* A scalar may be a secret (a fleet's env: value, a Wi-Fi passphrase):
+ * wiped before libyaml frees it, as ynode_free wipes our copy. */
+static void event_drop(yaml_event_t *ev) {
+        if (ev->type == YAML_SCALAR_EVENT && ev->data.scalar.value)
+                explicit_bzero(ev->data.scalar.value, ev->data.scalar.length);
+        yaml_event_delete(ev);
+}
+
+/* The reader's buffers hold the input's text, decoded and not: fields of
+ * the public yaml_parser_t that yaml_parser_delete frees as they are. */
+static void parser_drop(yaml_parser_t *p) {
+        if (p->buffer.start)
+                explicit_bzero(p->buffer.start, (size_t)(p->buffer.end - p->buffer.start));
+        if (p->raw_buffer.start)
+                explicit_bzero(p->raw_buffer.start, (size_t)(p->raw_buffer.end - p->raw_buffer.start));
+        yaml_parser_delete(p);
+}
+
 static unsigned ev_line(const yaml_event_t *ev) {
         return (unsigned)ev->start_mark.line + 1;
 }
@@ -24,10 +42,11 @@ static unsigned ev_line(const yaml_event_t *ev) {
 void ynode_free(struct ynode *n) {
         if (!n)
                 return;
-        free(n->scalar);
+        /* a fleet's env: values, a host's Wi-Fi passphrase */
+        free_secret(n->scalar);
         for (size_t i = 0; i < n->n; i++) {
                 if (n->keys)
-                        free(n->keys[i]);
+                        free_secret(n->keys[i]);
                 ynode_free(n->items[i]);
         }
         free(n->keys);
@@ -73,11 +92,11 @@ static int parse_error(struct loader *l) {
 static int next_event(struct loader *l, yaml_event_t *ev) {
         if (!yaml_parser_parse(&l->parser, ev))
                 return parse_error(l);
-        unsigned line = ev_line(ev); /* yaml_event_delete() clears ev */
+        unsigned line = ev_line(ev); /* event_drop() clears ev */
         const yaml_char_t *anchor = NULL, *tag = NULL;
         switch (ev->type) {
         case YAML_ALIAS_EVENT:
-                yaml_event_delete(ev);
+                event_drop(ev);
                 return log_error_at(EINVAL, l->file, line, "YAML aliases are not allowed");
         case YAML_SCALAR_EVENT:
                 anchor = ev->data.scalar.anchor;
@@ -96,7 +115,7 @@ static int next_event(struct loader *l, yaml_event_t *ev) {
         }
         const char *what = anchor ? "anchors" : tag ? "tags" : NULL;
         if (what) {
-                yaml_event_delete(ev);
+                event_drop(ev);
                 return log_error_at(EINVAL, l->file, line, "YAML %s are not allowed", what);
         }
         return 0;
@@ -156,7 +175,7 @@ static int load_key(struct loader *l, yaml_event_t *ev, char **out) {
                 r = log_error_at(EINVAL, l->file, line, "YAML merge keys ('<<') are not allowed");
         if (r >= 0)
                 r = scalar_value(l, ev, out);
-        yaml_event_delete(ev);
+        event_drop(ev);
         return r;
 }
 
@@ -203,7 +222,7 @@ static int load_children(struct loader *l, struct ynode *n, unsigned depth) {
                 if (r < 0)
                         return r;
                 if (ev.type == YAML_MAPPING_END_EVENT || ev.type == YAML_SEQUENCE_END_EVENT) {
-                        yaml_event_delete(&ev);
+                        event_drop(&ev);
                         return n->kind == Y_MAP ? check_duplicates(l, n) : 0;
                 }
                 char *key = NULL;
@@ -234,7 +253,7 @@ static int load_node(struct loader *l, yaml_event_t *ev, unsigned depth, struct 
         unsigned line = ev_line(ev);
         int r = count_node(l, line);
         if (r < 0) {
-                yaml_event_delete(ev);
+                event_drop(ev);
                 return r;
         }
         struct ynode *n = xcalloc(1, sizeof *n);
@@ -244,19 +263,19 @@ static int load_node(struct loader *l, yaml_event_t *ev, unsigned depth, struct 
                 n->kind = Y_SCALAR;
                 n->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
                 r = scalar_value(l, ev, &n->scalar);
-                yaml_event_delete(ev);
+                event_drop(ev);
                 break;
         case YAML_MAPPING_START_EVENT:
         case YAML_SEQUENCE_START_EVENT:
                 n->kind = ev->type == YAML_MAPPING_START_EVENT ? Y_MAP : Y_SEQ;
-                yaml_event_delete(ev);
+                event_drop(ev);
                 if (depth >= YAML_MAX_DEPTH)
                         r = log_error_at(EINVAL, l->file, line, "nesting deeper than %u levels", YAML_MAX_DEPTH);
                 else
                         r = load_children(l, n, depth + 1);
                 break;
         default:
-                yaml_event_delete(ev);
+                event_drop(ev);
                 r = log_error_at(EINVAL, l->file, line, "unexpected YAML structure");
         }
         if (r < 0) {
@@ -295,7 +314,7 @@ static int load_document(struct loader *l, struct ynode **out) {
                 yaml_event_type_t t = ev.type;
                 unsigned line = ev_line(&ev);
                 if (t == YAML_STREAM_END_EVENT) {
-                        yaml_event_delete(&ev);
+                        event_drop(&ev);
                         *out = doc;
                         return 0;
                 }
@@ -308,7 +327,7 @@ static int load_document(struct loader *l, struct ynode **out) {
                         }
                 } else if (t == YAML_DOCUMENT_START_EVENT) {
                         if (doc) {
-                                yaml_event_delete(&ev);
+                                event_drop(&ev);
                                 ynode_free(doc);
                                 return log_error_at(EINVAL, l->file, line,
                                                     "more than one YAML document (a file holds one)");
@@ -316,18 +335,21 @@ static int load_document(struct loader *l, struct ynode **out) {
                         in_doc = true;
                 } else if (t == YAML_DOCUMENT_END_EVENT)
                         in_doc = false;
-                yaml_event_delete(&ev);
+                event_drop(&ev);
         }
 }
 
 int yaml_load(const char *file, const char *text, size_t len, struct ynode **root) {
-        _cleanup_free_ char *data = NULL;
+        /* wiped: a fleet file may hold env: secrets */
+        _cleanup_(buf_free_secret) struct buf data = {0};
         *root = NULL;
         if (!text) {
-                int r = yaml_read_file(file, &data, &len);
+                int r = yaml_read_file(file, (char **)&data.data, &data.len);
                 if (r < 0)
                         return r;
-                text = data ? data : "";
+                data.cap = data.data ? data.len + 1 : 0;
+                text = data.data ? (const char *)data.data : "";
+                len = data.len;
         }
         if (len > YAML_MAX_FILE)
                 return too_large(file);
@@ -356,7 +378,7 @@ int yaml_load(const char *file, const char *text, size_t len, struct ynode **roo
         yaml_parser_set_encoding(&l.parser, YAML_UTF8_ENCODING);
         struct ynode *doc = NULL;
         int r = load_document(&l, &doc);
-        yaml_parser_delete(&l.parser);
+        parser_drop(&l.parser);
         if (r < 0)
                 return r;
         /* No document, or one holding nothing, is a file with nothing set. */
