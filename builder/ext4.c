@@ -680,8 +680,9 @@ struct source {
         bool secret; /* data goes in through put_secret, zeros first */
 };
 
-/* what a secret's blocks hold until put_secret fills them */
-static const uint8_t secret_stand_in[1u << 16];
+/* what a secret's blocks hold until put_secret fills them (a few KiB: an
+ * .env, a keyfile, /etc/shadow) */
+static const uint8_t secret_stand_in[4096];
 
 /* Streams the source into the open file; returns a libext2fs code, or sets
  * *host_err when the host side failed. */

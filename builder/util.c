@@ -85,8 +85,7 @@ static void drop_string(char *s) { free(s); }
 
 void strv_clear(char ***v, size_t *n) { strv_clear_with(v, n, drop_string); }
 
-void strv_clear_secret(char ***v, size_t *n) { strv_clear_with(v, n, free_secret);
-}
+void strv_clear_secret(char ***v, size_t *n) { strv_clear_with(v, n, free_secret); }
 
 void closep(int *fd) {
         if (*fd >= 0) {

@@ -58,6 +58,36 @@ static void test_write_new_and_read(void **state) {
         free(big), free(img);
 }
 
+/* A secret goes in as zeros through libext2fs and its bytes after
+ * (put_secret): what is read back is the secret, whole blocks and a part
+ * of one, with extents and with indirect maps, replacing a file too. */
+static void write_secret_on(const char *name, const char *features) {
+        char *img = make_image(name, features, 64);
+        struct ext4_fs *fs = open_rw(img, 64);
+        size_t n = 3 * 4096 + 1234;
+        uint8_t *secret = tu_pattern(n, 7);
+        assert_int_equal(ext4_write(fs, "/etc/app.env", "OLD=1\n", 6, 0644, 0, 0), 0);
+        assert_int_equal(ext4_write_secret(fs, "/etc/app.env", secret, n, 0600, 0, 0), 0);
+        assert_int_equal(ext4_write_secret(fs, "/etc/one", "k", 1, 0600, 0, 0), 0);
+        assert_int_equal(ext4_write_secret(fs, "/etc/none", "", 0, 0600, 0, 0), 0);
+        assert_int_equal(ext4_close(fs), 0);
+        fsck_ok(img);
+        dump_equals(img, "/etc/app.env", secret, n);
+        read_equals(img, 64, "/etc/app.env", secret, n);
+        cat_equals(img, "/etc/one", "k", 1);
+        cat_equals(img, "/etc/none", "", 0);
+        struct dstat st;
+        dstat(img, "/etc/app.env", &st);
+        assert_int_equal(st.mode, 0600);
+        free(secret), free(img);
+}
+
+static void test_write_secret(void **state) {
+        (void)state;
+        write_secret_on("secret", NULL);
+        write_secret_on("secret3", "^extents,^64bit,^flex_bg,^metadata_csum");
+}
+
 static void test_write_from_streams(void **state) {
         (void)state;
         char *img = make_image("from", NULL, 64);
@@ -746,6 +776,7 @@ int main(void) {
                 cmocka_unit_test(test_ext4io),
                 cmocka_unit_test(test_write_new_and_read),
                 cmocka_unit_test(test_write_from_streams),
+                cmocka_unit_test(test_write_secret),
                 cmocka_unit_test(test_replace_new_inode),
                 cmocka_unit_test(test_replace_other_types),
                 cmocka_unit_test(test_spelling),
