@@ -67,6 +67,8 @@ int secret_hash_password(const char *password, char **hash) {
         const char *h = crypt_ra(password, salt, &data, &size);
         if (!h || !str_has_prefix(h, "$y$")) {
                 int r = errno ? -errno : -EINVAL;
+                if (data)
+                        explicit_bzero(data, (size_t)size);
                 free(data);
                 return r;
         }
