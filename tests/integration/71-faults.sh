@@ -410,7 +410,7 @@ for sig in INT TERM; do
     interrupt "$sig" "$delay" "$big" out.img
   done
   # During the .img.xz compression of the output.
-  for f in 60 90; do
+  for f in 50 75; do
     interrupt "$sig" "$(part "$xz_ms" "$f")" "$big" out.img.xz --compression-level 1
   done
 done
