@@ -73,19 +73,19 @@ void strv_push(char ***v, size_t *n, const char *s) {
         (*v)[(*n)++] = xstrdup(s);
 }
 
-static void strv_clear_with(char ***v, size_t *n, void (*drop)(char *)) {
+void strv_clear(char ***v, size_t *n) {
         for (size_t i = 0; i < *n; i++)
-                drop((*v)[i]);
+                free((*v)[i]);
         free(*v);
         *v = NULL;
         *n = 0;
 }
 
-static void drop_string(char *s) { free(s); }
-
-void strv_clear(char ***v, size_t *n) { strv_clear_with(v, n, drop_string); }
-
-void strv_clear_secret(char ***v, size_t *n) { strv_clear_with(v, n, free_secret); }
+void strv_clear_secret(char ***v, size_t *n) {
+        for (size_t i = 0; i < *n; i++)
+                explicit_bzero((*v)[i], strlen((*v)[i]));
+        strv_clear(v, n);
+}
 
 void closep(int *fd) {
         if (*fd >= 0) {
@@ -142,8 +142,7 @@ void buf_printf(struct buf *b, const char *fmt, ...) {
 }
 
 void buf_free_secret(struct buf *b) {
-        if (b->data)
-                explicit_bzero(b->data, b->cap);
+        b->secret = true;
         buf_free(b);
 }
 
@@ -174,7 +173,7 @@ uint8_t *buf_steal(struct buf *b, size_t *len) {
  * wiped for the same reason. A pipe, whose size is not known, still grows,
  * and what each growth leaves behind is wiped. */
 static int read_all(int fd, off_t size, size_t max, uint8_t **data, size_t *len) {
-        struct buf b = { .secret = true }; /* a pipe, or a file that grew: wiped as it grows */
+        struct buf b = { .secret = true };
         uint8_t chunk[65536];
         int r = 0;
         if (size > 0)
