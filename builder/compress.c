@@ -11,7 +11,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lzma.h>
+#include <malloc.h>
+#include <string.h>
 #include <unistd.h>
+/* ZSTD_createCCtx_advanced and ZSTD_customMem are in zstd's "experimental"
+ * section, yet exported by the shared library and unchanged since 1.0. */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 #include "hash.h"
@@ -37,6 +42,33 @@ struct compressor {
         struct archive *ar;
         int ar_errno;
 };
+
+/* The encoders' windows and block buffers hold the image, its .env and
+ * /etc/shadow included, and both libraries free them unwiped: they get an
+ * allocator that wipes what it frees, as our own secret buffers are
+ * (docs/hardening.md; 74-freed-secrets looks).  Neither frees with a size, so
+ * malloc_usable_size tells it.  gzip goes through libarchive, which offers no
+ * allocator; its deflate window is 32 KiB. */
+static void *wiped_alloc(void *opaque, size_t n) {
+        (void)opaque;
+        return malloc(n ? n : 1);
+}
+
+static void wiped_free(void *opaque, void *p) {
+        (void)opaque;
+        if (!p)
+                return;
+        explicit_bzero(p, malloc_usable_size(p));
+        free(p);
+}
+
+static void *wiped_lzma_alloc(void *opaque, size_t nmemb, size_t size) {
+        size_t n;
+        return __builtin_mul_overflow(nmemb, size, &n) ? NULL : wiped_alloc(opaque, n);
+}
+
+static const lzma_allocator lzma_wiped = { .alloc = wiped_lzma_alloc, .free = wiped_free };
+static const ZSTD_customMem zstd_wiped = { .customAlloc = wiped_alloc, .customFree = wiped_free };
 
 int compress_default_level(enum out_format f) {
         switch (f) {
@@ -157,6 +189,7 @@ int compressor_open(struct compressor **ret, enum out_format f, int level, uint6
                         .check = LZMA_CHECK_CRC64,
                 };
                 c->xz = (lzma_stream)LZMA_STREAM_INIT;
+                c->xz.allocator = &lzma_wiped;
                 lzma_ret lr = lzma_stream_encoder_mt(&c->xz, &mt);
                 if (lr != LZMA_OK)
                         r = log_error(lr == LZMA_MEM_ERROR ? ENOMEM : EINVAL, path, "cannot start the xz encoder (%d)",
@@ -164,7 +197,7 @@ int compressor_open(struct compressor **ret, enum out_format f, int level, uint6
                 break;
         }
         case OUT_ZSTD: {
-                c->zstd = ZSTD_createCCtx();
+                c->zstd = ZSTD_createCCtx_advanced(zstd_wiped);
                 if (!c->zstd)
                         abort();
                 size_t zr = ZSTD_CCtx_setParameter(c->zstd, ZSTD_c_compressionLevel, level);
@@ -300,6 +333,8 @@ void compressor_free(struct compressor *c) {
                 char hex[65];
                 sha256_final_hex(&c->hash, hex);
         }
+        /* compressed, but a zstd block may carry its literals as they are */
+        explicit_bzero(c->out, OUT_CHUNK);
         free(c->out);
         free(c);
 }

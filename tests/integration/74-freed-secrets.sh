@@ -3,8 +3,10 @@
 # (or leaves behind as realloc moves it) is looked into for the secrets the
 # build was given, by tests/tools/freed_secrets.c preloaded into the run.
 # A block freed unwiped goes back to the heap for whatever asks next, and
-# ends up in a core dump or swap. What a library frees of its own (libext2fs's
-# block buffer of a file it wrote) is listed, not failed: not ours to wipe.
+# ends up in a core dump or swap. What a library frees of its own fails too
+# where dimimage can keep the secret from it or hand it an allocator that
+# wipes (libext2fs's file buffer, the xz and zstd encoders' windows); only
+# zlib's, behind libarchive's gzip filter, which takes no allocator, is listed.
 source "$(dirname "$0")/../lib.sh"
 
 shim=${FREED_SECRETS_SO:-$TOP/build/tests/freed-secrets.so}
@@ -40,10 +42,11 @@ freed() {
     fail "$what: exit $rc"; sed 's/^/    /' "$T/out.log" | tail -n 5
     return
   fi
-  if grep -q '^program ' "$T/report" 2>/dev/null; then
-    fail "$what: dimimage freed blocks holding a secret unwiped:"
+  # a library's free is the report's line and the backtrace's first frame
+  if grep -q '^program ' "$T/report" 2>/dev/null || grep '^library ' "$T/report" 2>/dev/null | grep -vq '/libz\.so'; then
+    fail "$what: blocks holding a secret freed unwiped:"
     # each with the frames of its backtrace that are dimimage's, as functions
-    awk '/^(program|library) /{ show = /^program/ } show' "$T/report" | head -n 40 | while read -r line; do
+    awk '/^(program|library) /{ show = !/libz\.so/ } show' "$T/report" | head -n 40 | while read -r line; do
       if [[ $line =~ \(\+(0x[0-9a-f]+)\) && $line == "$DIMIMAGE"* ]]; then
         echo "      $(addr2line -f -i -p -e "$DIMIMAGE" "$(printf '0x%x' $((BASH_REMATCH[1] - 1)))" 2>/dev/null | head -n 1)"
       elif [[ $line != /* ]]; then
@@ -51,11 +54,11 @@ freed() {
       fi
     done
   else
-    ok "$what: no block of dimimage's freed holding a secret"
+    ok "$what: no block freed holding a secret"
   fi
   local lib
-  lib=$(grep '^library ' "$T/report" 2>/dev/null | sed 's/ of a block.* from /: /' | sort | uniq -c | tr -s ' ' | paste -sd ';' -)
-  [[ -n $lib ]] && echo "# $what: freed by libraries, not ours to wipe: $lib"
+  lib=$(grep '^library .*/libz\.so' "$T/report" 2>/dev/null | sed 's/ of a block.* from /: /' | sort | uniq -c | tr -s ' ' | paste -sd ';' -)
+  [[ -n $lib ]] && echo "# $what: freed by zlib behind libarchive, which takes no allocator: $lib"
   return 0
 }
 
@@ -90,9 +93,12 @@ for base in "$small" "$tbase"; do
   rm -f "$T"/app.img*
 done
 
-freed "build --role observability, the password --set, .img.zst output" build --role observability \
-  --base "$small" -o "$T/obs.img.zst" --no-cache --set "OPENOBSERVE_PASSWORD=$OO"
-rm -f "$T"/obs.img*
+# compressed outputs: the compressor's window holds the image, and so the .env
+for ext in zst xz gz; do
+  freed "build --role observability, the password --set, .img.$ext output" build --role observability \
+    --base "$small" -o "$T/obs.img.$ext" --no-cache --set "OPENOBSERVE_PASSWORD=$OO"
+  rm -f "$T"/obs.img*
+done
 
 # A fleet: env: values in the fleet file, read with libyaml
 cat >"$T/fleet.yml" <<EOF

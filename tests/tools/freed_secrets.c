@@ -9,8 +9,8 @@
  *   FREED_SECRETS_REPORT  appended to: one "program ..." line per block the
  *                         program itself freed holding one, followed by its
  *                         backtrace; one "library ..." line per block a
- *                         library freed (libext2fs's file block, say: not
- *                         dimimage's to wipe)
+ *                         library freed of its own (an encoder's window
+ *                         without the allocator dimimage hands it, say)
  *
  * The check runs inside free, so it uses no stdio and no malloc; a thread
  * already inside it (backtrace's first call loads libgcc) is let through. */
