@@ -158,6 +158,19 @@ static int ref_read(const char *path, struct ref *ref) {
         return 0;
 }
 
+static bool cache_temp(const char *name, const void *arg) { return str_has_prefix(name, "tmp-"); }
+
+static void report_removed(const char *dir, const char *name, uint64_t bytes) {
+        log_debug("cache: removed %s/%s, left by an interrupted build", dir, name);
+}
+
+/* A build killed outright leaves its half-written tmp-XXXXXX, up to a whole
+ * decompressed base.  A live one locks it (temp_lock); the minute, as for
+ * an output's temporaries, covers the instant between its mkstemp and its
+ * lock.  Swept at a hit as at a store, so the space comes back at the
+ * next build that uses the cache. */
+static void sweep_temps(const char *dir) { sweep_stale(dir, cache_temp, NULL, 60, report_removed); }
+
 /* The ref (sum: the sum) naming base as it is now: 1 with *ref, its *path
  * and, unless real is NULL, the base's *real path set (caller frees), 0
  * when there is none. */
@@ -204,6 +217,7 @@ int cache_lookup(const char *base, const struct stat *st, struct cache_entry *e)
         }
         /* The image's mtime is its last use: eviction goes by it. */
         (void)utimensat(AT_FDCWD, image, NULL, 0);
+        sweep_temps(dir);
         entry_from_ref(e, &ref, image, path, false);
         return 1;
 }
@@ -322,18 +336,9 @@ static bool image_exists(const char *dir, const struct ref *ref, const void *arg
         return access(image, F_OK) == 0;
 }
 
-static bool cache_temp(const char *name, const void *arg) { return str_has_prefix(name, "tmp-"); }
-
-static void report_removed(const char *dir, const char *name, uint64_t bytes) {
-        log_debug("cache: removed %s/%s, left by an interrupted build", dir, name);
-}
-
 /* Make room for `need` more bytes under max, oldest first. */
 static void evict(const char *dir, uint64_t need, uint64_t max) {
-        /* A build killed outright leaves its half-written tmp-XXXXXX, up to
-         * a whole decompressed base; a live one locks it (temp_lock), and
-         * one untouched for an hour is no live build's either. */
-        sweep_stale(dir, cache_temp, NULL, 3600, report_removed);
+        sweep_temps(dir);
         struct image *v;
         size_t n;
         if (list_images(dir, &v, &n) < 0)
@@ -579,7 +584,7 @@ int cache_list(FILE *out) {
                 fprintf(out, "and the sha256 of %u raw base%s, so that rebuilds from %s need not hash %s first\n", sums,
                         sums == 1 ? "" : "s", sums == 1 ? "it" : "them", sums == 1 ? "it" : "them");
         /* A build killed outright leaves its copy behind, up to a whole base,
-         * until the next store an hour on: shown, as the space it is. */
+         * until the next build that uses the cache: shown, as the space it is. */
         uint64_t tmp_bytes = 0;
         unsigned tmps = count_named(dir, "tmp-", &tmp_bytes);
         if (tmps) {

@@ -144,17 +144,27 @@ cp --sparse=always "$raw" "$T/odd.img"
 printf 'tail sector\n' | dd of="$T/odd.img" bs=512 seek=$(($(stat -c %s "$raw") / 512)) conv=notrunc,sync status=none
 xz -T2 -1 -c "$T/odd.img" >"$T/odd.img.xz"
 oddsum=$(sha256sum "$T/odd.img" | cut -c1-64)
-# A build killed outright leaves its tmp- copy; the next store drops one
-# untouched for an hour (no live build's), not a fresh one.
-head -c 4096 /dev/urandom >"$XDG_CACHE_HOME/dimimage/tmp-KILLED"
-touch -d '2 hours ago' "$XDG_CACHE_HOME/dimimage/tmp-KILLED"
-head -c 4096 /dev/urandom >"$XDG_CACHE_HOME/dimimage/tmp-LIVE01"
+# A build killed outright leaves its tmp- copy; the next build that uses
+# the cache drops one untouched for a minute and unlocked (no live build's),
+# not a fresh one, nor one a live build holds: at a store, and at a hit.
+cdir=$XDG_CACHE_HOME/dimimage
+head -c 4096 /dev/urandom >"$cdir/tmp-KILLED"
+touch -d '2 minutes ago' "$cdir/tmp-KILLED"
+head -c 4096 /dev/urandom >"$cdir/tmp-LIVE01"
 check "base of 4 KiB + 512 bytes: built and cached" build --base "$T/odd.img.xz" -o "$T/c4.img"
-check "a killed build's hour-old cache temporary removed" test ! -e "$XDG_CACHE_HOME/dimimage/tmp-KILLED"
-check "a fresh cache temporary kept" test -e "$XDG_CACHE_HOME/dimimage/tmp-LIVE01"
-rm -f "$XDG_CACHE_HOME/dimimage/tmp-LIVE01"
-check "base of 4 KiB + 512 bytes: cached image identical to it" cmp "$XDG_CACHE_HOME/dimimage/base-$oddsum.img" "$T/odd.img"
+check "at a store: a killed build's cache temporary removed" test ! -e "$cdir/tmp-KILLED"
+check "at a store: a fresh cache temporary kept" test -e "$cdir/tmp-LIVE01"
+rm -f "$cdir/tmp-LIVE01"
+check "base of 4 KiB + 512 bytes: cached image identical to it" cmp "$cdir/base-$oddsum.img" "$T/odd.img"
+head -c 4096 /dev/urandom >"$cdir/tmp-KILLED"
+exec 9>"$cdir/tmp-LOCKED"
+flock -x 9
+touch -d '2 minutes ago' "$cdir/tmp-KILLED" "$cdir/tmp-LOCKED"
 check "base of 4 KiB + 512 bytes: rebuilt from the cache" build --base "$T/odd.img.xz" -o "$T/c5.img"
+exec 9>&-
+check "at a hit: a killed build's cache temporary removed" test ! -e "$cdir/tmp-KILLED"
+check "at a hit: a temporary a live build holds kept" test -e "$cdir/tmp-LOCKED"
+rm -f "$cdir/tmp-LOCKED"
 check "base of 4 KiB + 512 bytes: rebuild identical" cmp "$T/c4.img" "$T/c5.img"
 # A raw base is not copied into the cache, but its sha256 is remembered: the
 # next build copies it at once and checks it beside the edits.
