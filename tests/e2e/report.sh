@@ -71,6 +71,10 @@ if command -v cloud-init >/dev/null 2>&1; then
   say "cloud-init-local: after boot-firmware.mount: $after; started ${started:-?} us, boot partition mounted ${mounted:-?} us"
 fi
 
+# boot is not held by the stack's `up`: multi-user.target does not wait for it
+waits=no
+systemctl show -p After --value multi-user.target | tr ' ' '\n' | grep -qx dimdim-stack.service && waits=yes
+say "multi-user.target waits for dimdim-stack: $waits"
 say "firstboot.done: $([ -e /var/lib/dimdim/firstboot.done ] && echo yes || echo no)"
 show status-file cat /var/lib/dimdim/status
 for u in dimdim-firstboot.service dimdim-stack.service docker.service ssh.service; do

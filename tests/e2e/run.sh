@@ -430,6 +430,8 @@ if [[ " $ONLY " == *" app "* ]] && build app "$F1" app --ip "$IP_APP/24" --timez
   has "$L2" "app-boot2: firstboot skipped by its condition" '(^|: )e2e-report: unit dimdim-firstboot\.service: .*ConditionResult=no'
   has "$L2" "app-boot2: the stack unit ran compose up" '(^|: )docker-standin: .*compose.* up -d'
   has "$L2" "app-boot2: the stack unit is active" '(^|: )e2e-report: unit dimdim-stack\.service: enabled=enabled active=active'
+  has "$L2" "app-boot2: multi-user.target does not wait for the stack's up" \
+    '(^|: )e2e-report: multi-user.target waits for dimdim-stack: no'
   ups2=$(count "$T/standin-app-boot2.log" 'compose.* up -d')
   check "app-boot2: one more compose up in the stand-in's log ($ups1 -> $ups2)" test "$ups2" -eq $((ups1 + 1))
   has "$L2" "app-boot2: dimdim-status exits 0" '(^|: )e2e-report: dimdim-status exit 0'
