@@ -67,8 +67,8 @@ static void *wiped_lzma_alloc(void *opaque, size_t nmemb, size_t size) {
         return __builtin_mul_overflow(nmemb, size, &n) ? NULL : wiped_alloc(opaque, n);
 }
 
-static const lzma_allocator lzma_wiped = { .alloc = wiped_lzma_alloc, .free = wiped_free };
-static const ZSTD_customMem zstd_wiped = { .customAlloc = wiped_alloc, .customFree = wiped_free };
+static const lzma_allocator lzma_wiped = {.alloc = wiped_lzma_alloc, .free = wiped_free};
+static const ZSTD_customMem zstd_wiped = {.customAlloc = wiped_alloc, .customFree = wiped_free};
 
 int compress_default_level(enum out_format f) {
         switch (f) {
