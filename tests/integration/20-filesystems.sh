@@ -272,6 +272,28 @@ else
 fi
 rm -f "$T/orphan"* "$T/empty"
 
+# ---- read-only, hidden and system attributes on the files the build edits ----
+# (a card once through Windows, say): edited as any other file, the
+# attributes kept, since they are the user's
+cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/ro.img"
+MTOOLS_SKIP_CHECK=1 mattrib -i "$(bootfs "$T/ro.img")" +r +h +s ::/config.txt ::/cmdline.txt
+(umask 077; printf 'correct horse battery\n' >"$T/ro.psk")
+if build "$T/ro-out.img" "$T/ro.img" --wifi-ssid Home --wifi-psk-file "$T/ro.psk" --wifi-country GB >"$T/build.log" 2>&1; then
+  ok "read-only, hidden, system config.txt and cmdline.txt: build"
+  check "read-only, hidden, system: e2fsck -fn and fsck.fat -n clean" fsck_image "$T/ro-out.img"
+  attrs=$(MTOOLS_SKIP_CHECK=1 mattrib -i "$(bootfs "$T/ro-out.img")" ::/config.txt ::/cmdline.txt)
+  [[ $(grep -Ec '^ +A +SHR +::/(config|cmdline)\.txt$' <<<"$attrs") == 2 ]] \
+    && ok "read-only, hidden, system: the attributes kept" || { fail "attributes now:"; printf '    %s\n' "$attrs"; }
+  MTOOLS_SKIP_CHECK=1 mtype -i "$(bootfs "$T/ro-out.img")" ::/cmdline.txt | grep -q 'cfg80211\.ieee80211_regdom=GB' \
+    && ok "read-only, hidden, system: cmdline.txt edited" || fail "read-only cmdline.txt: no regulatory domain"
+  cmp -s <(MTOOLS_SKIP_CHECK=1 mtype -i "$(bootfs "$T/ro.img")" ::/config.txt) \
+    <(MTOOLS_SKIP_CHECK=1 mtype -i "$(bootfs "$T/ro-out.img")" ::/config.txt) \
+    && fail "read-only config.txt: not edited" || ok "read-only, hidden, system: config.txt edited"
+else
+  fail "read-only, hidden, system config.txt and cmdline.txt: build"; sed 's/^/    /' "$T/build.log"
+fi
+rm -f "$T/ro"*
+
 # FAT32 as Linux, fsck.fat and mtools tell it (no 16-bit FAT size) with
 # fewer than 65525 clusters, which mkfs.fat -F 32 makes on a small partition:
 # taken as FAT32.  Trixie's cloud-init files take clusters.  (mtools will not
