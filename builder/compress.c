@@ -51,7 +51,7 @@ struct compressor {
  * allocator; its deflate window is 32 KiB. */
 static void *wiped_alloc(void *opaque, size_t n) {
         (void)opaque;
-        return malloc(n ? n : 1);
+        return malloc(n);
 }
 
 static void wiped_free(void *opaque, void *p) {

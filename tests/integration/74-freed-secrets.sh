@@ -17,7 +17,10 @@ if [[ ! -f $shim ]]; then
 fi
 small=$(fixture small --boot-size 64 --cluster 512 --root-size 64) || exit 1
 # a root filesystem small enough that its files, .env included, lie in the
-# image's last 24 MiB: what the encoders' block buffers still hold at the end
+# image's last 24 MiB: what the encoders' block buffers still hold at the end.
+# For xz that is one of two 12 MiB blocks, and whether the last (8 MiB) one
+# overwrote the .env depends on which thread took it: an xz encoder freeing
+# unwiped is caught in most runs (3 of 4 here), zstd's in every one.
 tiny=$(fixture tiny --boot-size 64 --cluster 512 --root-size 24) || exit 1
 tbase=$(fixture trixie --flavour trixie) || exit 1
 make_key
@@ -33,6 +36,10 @@ printf '%s\n' "$PG" "$REDIS" "$JWT" "$PW" "$OO" "$WIFI" "$PSK" >"$T/secrets"
   printf '%s\n' "$PW" >"$T/pw"
   printf '%s\n' "$WIFI" >"$T/wifi")
 
+# a library's free is the report's line and the backtrace's first frame;
+# zlib's is the one dimimage cannot reach (no allocator through libarchive)
+zlib='/libz[.]so'
+
 # freed NAME ARGS...: dimimage ARGS under the shim (exit 0, or EXPECT_RC);
 # no block of its own freed holding a secret
 freed() {
@@ -45,11 +52,10 @@ freed() {
     fail "$what: exit $rc"; sed 's/^/    /' "$T/out.log" | tail -n 5
     return
   fi
-  # a library's free is the report's line and the backtrace's first frame
-  if grep -q '^program ' "$T/report" 2>/dev/null || grep '^library ' "$T/report" 2>/dev/null | grep -vq '/libz\.so'; then
+  if grep -q '^program ' "$T/report" 2>/dev/null || grep '^library ' "$T/report" 2>/dev/null | grep -vq "$zlib"; then
     fail "$what: blocks holding a secret freed unwiped:"
     # each with the frames of its backtrace that are dimimage's, as functions
-    awk '/^(program|library) /{ show = !/libz\.so/ } show' "$T/report" | head -n 40 | while read -r line; do
+    awk -v zlib="$zlib" '/^(program|library) /{ show = $0 !~ zlib } show' "$T/report" | head -n 40 | while read -r line; do
       if [[ $line =~ \(\+(0x[0-9a-f]+)\) && $line == "$DIMIMAGE"* ]]; then
         echo "      $(addr2line -f -i -p -e "$DIMIMAGE" "$(printf '0x%x' $((BASH_REMATCH[1] - 1)))" 2>/dev/null | head -n 1)"
       elif [[ $line != /* ]]; then
@@ -60,7 +66,7 @@ freed() {
     ok "$what: no block freed holding a secret"
   fi
   local lib
-  lib=$(grep '^library .*/libz\.so' "$T/report" 2>/dev/null | sed 's/ of a block.* from /: /' | sort | uniq -c | tr -s ' ' | paste -sd ';' -)
+  lib=$(grep "^library .*$zlib" "$T/report" 2>/dev/null | sed 's/ of a block.* from /: /' | sort | uniq -c | tr -s ' ' | paste -sd ';' -)
   [[ -n $lib ]] && echo "# $what: freed by zlib behind libarchive, which takes no allocator: $lib"
   return 0
 }
