@@ -110,6 +110,27 @@ static void warn_no_aes(const struct build_ctx *c) {
                  model, v->value);
 }
 
+/* The files this build reads that its commit could replace or remove: an
+ * earlier build's OUT.secrets.env given back as --env is the likely one,
+ * and a rebuild that generates nothing would remove it, the only copy of
+ * the secrets in the image outside it.  The base, output_check names. */
+static int check_inputs_kept(const struct build_ctx *c, const char *profile) {
+        const struct build_opts *o = c->o;
+        const struct host_settings *h = &c->job->host;
+        size_t n = 0;
+        _cleanup_free_ struct output_input *in = xcalloc(5 + o->nenv_files + h->nssh_key_files, sizeof(*in));
+        in[n++] = (struct output_input){profile, "--role"};
+        in[n++] = (struct output_input){o->source, "--source"};
+        in[n++] = (struct output_input){o->host_file, "--host"};
+        in[n++] = (struct output_input){h->password_file, "--password-file"};
+        in[n++] = (struct output_input){h->wifi_psk_file, "--wifi-psk-file"};
+        for (size_t i = 0; i < o->nenv_files; i++)
+                in[n++] = (struct output_input){o->env_files[i], "--env"};
+        for (size_t i = 0; i < h->nssh_key_files; i++)
+                in[n++] = (struct output_input){h->ssh_key_files[i], "--ssh-key"};
+        return output_check_inputs(c->job->out, in, n);
+}
+
 static int phase_inputs(struct build_ctx *c) {
         struct build_job *j = c->job;
         const struct build_opts *o = c->o;
@@ -118,6 +139,8 @@ static int phase_inputs(struct build_ctx *c) {
         /* a misspelt --role is a usage error, a host's a data error */
         if ((r = profile_find(j->role, j->host_label ? j->host_label : "build", 0, NULL,
                               j->host_label ? EINVAL : EUSAGE, &ppath)) < 0)
+                return r;
+        if ((r = check_inputs_kept(c, ppath)) < 0)
                 return r;
         if ((r = profile_load(ppath, &c->profile)) < 0)
                 return r;

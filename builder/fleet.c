@@ -495,6 +495,29 @@ static int check_imager_json(const struct build_opts *o, const struct fleet *f) 
         return r;
 }
 
+/* DIR/secrets.env given back as an env file (the fleet file's or --env):
+ * a fleet that generates nothing removes it, one that does replaces it,
+ * and either way the secrets of the images it held are gone. */
+static int check_secrets_not_input(const struct build_opts *o, const struct fleet *f) {
+        _cleanup_free_ char *path = xasprintf("%s/secrets.env", o->out);
+        const char *hit = NULL, *what = "--env";
+        for (size_t i = 0; i < o->nenv_files && !hit; i++)
+                if (output_same_file(o->env_files[i], path))
+                        hit = o->env_files[i];
+        for (size_t i = 0; i < f->all.nenv_files && !hit; i++)
+                if (output_same_file(f->all.env_files[i], path))
+                        hit = f->all.env_files[i], what = "env_files";
+        for (size_t i = 0; i < f->nhosts && !hit; i++)
+                for (size_t k = 0; k < f->hosts[i].own.nenv_files && !hit; k++)
+                        if (output_same_file(f->hosts[i].own.env_files[k], path))
+                                hit = f->hosts[i].own.env_files[k], what = "env_files";
+        if (!hit)
+                return 0;
+        return log_error(EINVAL, hit, "%s names the fleet's %s, which this build replaces or removes; move it "
+                         "elsewhere first and give its new path, or choose another -o",
+                         what, path);
+}
+
 /* Whether sets gives key (KEY=VALUE strings). */
 static bool sets_give(char *const *sets, size_t n, const char *key) {
         size_t kl = strlen(key);
@@ -614,7 +637,7 @@ int fleet_build(const struct build_opts *o) {
                 goto out;
         if ((r = fleet_check_wiring(&f)) < 0)
                 goto out;
-        if ((r = read_env_files(o, &f)) < 0)
+        if ((r = read_env_files(o, &f)) < 0 || (r = check_secrets_not_input(o, &f)) < 0)
                 goto out;
         /* a dry run makes the same checks as it goes, and builds nothing */
         if (!o->dry_run && (r = check_hosts(o, &f)) < 0)

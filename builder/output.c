@@ -448,6 +448,12 @@ static bool same_file(const char *a, const char *b, const struct stat *bst) {
         return ra && rb && strcmp(ra, rb) == 0;
 }
 
+bool output_same_file(const char *a, const char *b) {
+        struct stat bst;
+        bool have = stat(b, &bst) == 0;
+        return same_file(a, b, have ? &bst : NULL);
+}
+
 static int check_not_base(const char *path, const char *base) {
         if (!base)
                 return 0;
@@ -455,12 +461,33 @@ static int check_not_base(const char *path, const char *base) {
         bool have = stat(base, &bst) == 0;
         if (same_file(path, base, have ? &bst : NULL))
                 return log_error(EINVAL, path, "the output may not be the base image; choose another -o");
-        static const char *const aux[] = { ".bmap", ".sha256" };
-        for (size_t i = 0; i < ARRAY_SIZE(aux); i++) {
-                _cleanup_free_ char *a = xasprintf("%s%s", path, aux[i]);
+        for (const char *const *c = output_companions; *c; c++) {
+                _cleanup_free_ char *a = xasprintf("%s%s", path, *c);
                 if (same_file(a, base, have ? &bst : NULL))
                         return log_error(EINVAL, path, "writing %s would overwrite the base image; choose another -o",
                                          a);
+        }
+        return 0;
+}
+
+int output_check_inputs(const char *path, const struct output_input *in, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                struct stat st;
+                bool have = in[i].path && stat(in[i].path, &st) == 0;
+                if (!have)
+                        continue;
+                if (same_file(path, in[i].path, &st))
+                        return log_error(EINVAL, in[i].path, "%s names the output image; choose another -o", in[i].what);
+                for (const char *const *c = output_companions; *c; c++) {
+                        _cleanup_free_ char *a = xasprintf("%s%s", path, *c);
+                        if (!same_file(a, in[i].path, &st))
+                                continue;
+                        bool alias = strcmp(a, in[i].path) != 0;
+                        return log_error(EINVAL, in[i].path,
+                                         "%s names a file that this build replaces or removes along with %s%s%s%s; "
+                                         "move it elsewhere first and give its new path, or choose another -o",
+                                         in[i].what, path, alias ? " (it is " : "", alias ? a : "", alias ? ")" : "");
+                }
         }
         return 0;
 }

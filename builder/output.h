@@ -92,13 +92,27 @@ struct output {
  * a commit removes the old ones before OUT is replaced. */
 extern const char *const output_companions[];
 
-/* What output_begin refuses, without creating anything (a dry run's check):
- * an unknown extension, OUT naming the base, a missing or unwritable
- * directory, an existing OUT without force.  Logs, -errno. */
 /* -o's name alone: an image extension (.img, .img.xz, ...), not a
  * directory.  A usage error, before any work. */
 int output_check_name(const char *path);
+/* What output_begin refuses, without creating anything (a dry run's check):
+ * an unknown extension, OUT or a companion naming the base, a missing or
+ * unwritable directory, an existing OUT without force.  Logs, -errno. */
 int output_check(const char *path, const char *base, bool force);
+
+/* A file the build reads, and the option that names it. */
+struct output_input {
+        const char *path;
+        const char *what;
+};
+/* Refuse when one of the n inputs is a file that committing path
+ * replaces or removes: path itself or one of its companions (an earlier
+ * build's OUT.secrets.env given as --env, say, which a rebuild that
+ * generates nothing removes).  Logs, -errno. */
+int output_check_inputs(const char *path, const struct output_input *in, size_t n);
+/* Whether a and b name one file: one inode, or one absolute path for
+ * files not there yet. */
+bool output_same_file(const char *a, const char *b);
 
 /* OUT_UNKNOWN for an extension other than .img, .img.xz, .img.zst, .img.gz. */
 enum out_format output_format_for(const char *path);

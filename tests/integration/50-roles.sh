@@ -690,6 +690,20 @@ rcat "$T/gen.img" /opt/dimdim-health/.env | grep -qF -- "$gen" && ok "generated 
 rcat "$T/gen.img" /etc/dimimage/manifest.json | grep -q '"origin": "generated"' && ok "manifest says generated" || fail "manifest origin"
 expect_error "an existing OUT is named before its OUT.secrets.env" "gen\.img: output exists; use --force" \
   "$DIMIMAGE" build --role app --base "$base" -o "$T/gen.img" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+# Given back as --env, OUT.secrets.env is refused, not removed by the
+# rebuild that now generates nothing: it is the secret's only copy.
+sums=$(sha256sum "$T/gen.img" "$T/gen.img.secrets.env")
+expect_error "--env OUT.secrets.env refused: the rebuild would remove it" \
+  "gen\.img\.secrets\.env: --env names a file that this build replaces or removes along with .*gen\.img; move it elsewhere" \
+  "$DIMIMAGE" build --role app --base "$base" -o "$T/gen.img" --force --env "$T/gen.img.secrets.env" \
+  --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+ln -s gen.img.secrets.env "$T/gen-link.env"
+expect_error "... and through a symbolic link, which it names" "gen-link\.env: --env .* [(]it is .*gen\.img\.secrets\.env[)]" \
+  "$DIMIMAGE" build --role app --base "$base" -o "$T/gen.img" --force --env "$T/gen-link.env" --dry-run \
+  --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+rm "$T/gen-link.env"
+[[ $(sha256sum "$T/gen.img" "$T/gen.img.secrets.env") == "$sums" ]] && ok "... OUT and OUT.secrets.env left as they were" \
+  || fail "a refused --env OUT.secrets.env changed OUT or its secrets"
 # Rebuilt with the secret given: the old OUT.secrets.env held the replaced
 # image's secrets, so it goes with it.
 check "rebuilt with --force and the secret given" "$DIMIMAGE" build --role app --base "$base" -o "$T/gen.img" --quiet \

@@ -70,6 +70,14 @@ rc=0; again || rc=$?
 check_fails "... before the base is read" grep -q '^Reading\|^== ' "$T/again.log"
 mv "$T/keep"/* "$T/fleet/" && rmdir "$T/keep"
 [[ $(cd "$T/fleet" && sha256sum -- *) == "$sums" ]] && ok "... and DIR left as it was" || fail "a refused fleet changed DIR"
+# Given back as --env, DIR/secrets.env is refused before anything is
+# read, not removed by a fleet that now generates nothing.
+sums=$(cd "$T/fleet" && sha256sum -- *)
+expect_error "--env DIR/secrets.env refused: the rebuild would remove it" \
+  "fleet/secrets\.env: --env names the fleet's .*secrets\.env, which this build replaces or removes; move it elsewhere" \
+  "$DIMIMAGE" build --fleet "$T/fleet.yml" --base "$base" -o "$T/fleet" --force --env "$T/fleet/secrets.env" "${common[@]}"
+check_fails "... before the base is read" grep -q '^Reading\|^== ' "$T/.out" "$T/.err"
+[[ $(cd "$T/fleet" && sha256sum -- *) == "$sums" ]] && ok "... and DIR left as it was" || fail "a refused --env secrets.env changed DIR"
 # Rebuilt with every secret given: the old secrets.env held the replaced
 # images' secrets, so it goes.
 gen=$(sed -n 's/^DB_PASSWORD=//p' "$T/fleet/secrets.env" | tr -d "'")
