@@ -608,6 +608,26 @@ bool env_key_reads_as_name(const char *k) {
         return underscore && strlen(k) <= 64;
 }
 
+/* Every reader of the .env takes it as UTF-8: Compose v1 decodes the
+ * whole file first, and the stack's Rust services cannot read a variable
+ * that is not (std::env::var).  A file saved as Latin-1 or Windows-1252
+ * would build, and the Pi's stack then fail at every start.  Never the
+ * value (nor the byte) in the message: a password's, likely. */
+static int check_value_utf8(const char *file, unsigned line, const char *key, const char *value) {
+        size_t left = strlen(value);
+        for (const unsigned char *c = (const unsigned char *)value; *c;) {
+                size_t n = *c < 0x80 ? 1 : utf8_len(c, left);
+                if (!n)
+                        return log_error_at(EINVAL, file, line,
+                                            "the value of %s is not UTF-8 text, which docker compose and the stack "
+                                            "need; save the file as UTF-8 (not Latin-1 or Windows-1252)",
+                                            env_key_reads_as_name(key) ? key : "a key not named here");
+                c += n;
+                left -= n;
+        }
+        return 0;
+}
+
 static int parse_statement(struct parser *ps) {
         unsigned line = ps->line;
         /* `export KEY=...` as in a shell script */
@@ -649,6 +669,8 @@ static int parse_statement(struct parser *ps) {
                 if (r < 0)
                         return r;
         }
+        if ((r = check_value_utf8(ps->name, line, key, value)) < 0)
+                return r;
         /* Compose takes the later one too, but a repeat is usually a paste
          * gone wrong: say so, without either value. */
         const struct env_var *prev = env_find(ps->env, key);
@@ -747,6 +769,9 @@ int env_set_assignment(struct env *env, const char *assignment, const char *what
         _cleanup_free_ char *key = xstrndup(assignment, (size_t)(eq - assignment));
         if (!env_key_valid(key))
                 return env_log_bad_key(what, line, NULL, key);
+        int r = check_value_utf8(what, line, key, eq + 1);
+        if (r < 0)
+                return r;
         env_set(env, key, eq + 1, ORIGIN_SET, what, line);
         return 0;
 }

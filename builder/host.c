@@ -139,13 +139,33 @@ static bool key_problem(const char *k, char *why, size_t size) {
                 snprintf(why, size, "spans more than one line");
                 return true;
         }
-        /* a terminal's colour codes pasted into the comment, say: YAML
-         * (cloud-init's user-data) takes no control characters at all */
-        for (const unsigned char *c = (const unsigned char *)k; *c; c++)
+        /* a terminal's colour codes pasted into the comment, or a comment
+         * saved as Latin-1: cloud-init's user-data is YAML, which takes
+         * UTF-8 only and no control characters, C1 (U+0080-009F) included,
+         * nor U+FFFE or U+FFFF.  PyYAML refuses the whole file for one such
+         * character, and with it the user, the keys and the hostname. */
+        size_t left = strlen(k);
+        for (const unsigned char *c = (const unsigned char *)k; *c;) {
                 if ((*c < 0x20 && *c != '\t') || *c == 0x7f) {
                         snprintf(why, size, "holds a control character (byte 0x%02x)", *c);
                         return true;
                 }
+                size_t n = *c < 0x80 ? 1 : utf8_len(c, left);
+                if (!n) {
+                        snprintf(why, size, "is not UTF-8 text (byte 0x%02x; saved as Latin-1?)", *c);
+                        return true;
+                }
+                if (n == 2 && c[0] == 0xc2 && c[1] < 0xa0) {
+                        snprintf(why, size, "holds a control character (U+%04X)", c[1]);
+                        return true;
+                }
+                if (n == 3 && c[0] == 0xef && c[1] == 0xbf && c[2] >= 0xbe) {
+                        snprintf(why, size, "holds U+%s, which is no character", c[2] == 0xbe ? "FFFE" : "FFFF");
+                        return true;
+                }
+                c += n;
+                left -= n;
+        }
         const char *type = k;
         size_t tlen = strcspn(type, " \t");
         const struct key_type *kt = key_type_find(type, tlen);
@@ -752,11 +772,19 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
                                                  "DNS server %s is %s, not a resolver's", hs->dns[i], bad);
                         continue;
                 }
-                /* "1.1.1.1,8.8.8.8", as NetworkManager's dns= takes them */
-                const char *several = !strpbrk(hs->dns[i], ", ;") ? ""
-                                      : hs->where[HF_DNS]   ? ": one address per item; list several as [A, B]"
-                                                            : ": one address per --dns; give it once for each";
-                return log_error(EINVAL, host_where(hs, HF_DNS), "invalid DNS server '%s'%s", hs->dns[i], several);
+                /* "1.1.1.1,8.8.8.8", as NetworkManager's dns= takes them;
+                 * but "1.1.1.1 " is one address with a blank */
+                const char *d = hs->dns[i];
+                size_t lead = strspn(d, " \t"), end = strlen(d);
+                bool blanks = lead > 0 || (end > 0 && (d[end - 1] == ' ' || d[end - 1] == '\t'));
+                while (end > lead && (d[end - 1] == ' ' || d[end - 1] == '\t'))
+                        end--;
+                bool several = strcspn(d + lead, ", ;\t") < end - lead;
+                const char *hint = several            ? hs->where[HF_DNS] ? ": one address per item; list several as [A, B]"
+                                                                          : ": one address per --dns; give it once for each"
+                                   : blanks           ? ": remove the blanks around it"
+                                                      : "";
+                return log_error(EINVAL, host_where(hs, HF_DNS), "invalid DNS server '%s'%s", d, hint);
         }
         /* With DHCP the network's DNS servers are the Pi's: the keyfile
          * names servers only beside a static address (as gateway). */

@@ -212,6 +212,16 @@ static void test_parse_errors(void **state) {
         expect_parse_error("qz\001c=1\n", 7, "invalid variable name: its character 3 is a control character", "qz");
         expect_parse_error("B C=hunter2pass\n", 16, "test.env:1: invalid variable name", "hunter2pass");
         expect_parse_error("X=1\nY=2\nA=a\0b\n", 14, "test.env:3: contains a NUL byte; a .env file must be text", NULL);
+        /* a value saved as Latin-1 (p\xe4ss): unquoted, quoted, cut short
+         * (a lead byte at the end), or an overlong form; never the value */
+        expect_parse_error("X=1\nDB_PASSWORD=p\xe4ss-w0rd-x\n", 28,
+                           "test.env:2: the value of DB_PASSWORD is not UTF-8 text", "w0rd");
+        expect_parse_error("DB_PASSWORD='p\xe4ss w0rd'\n", 24, "test.env:1: the value of DB_PASSWORD is not UTF-8",
+                           "w0rd");
+        expect_parse_error("DB_PASSWORD=\"w0rd\xc3\"\n", 20, "test.env:1: the value of DB_PASSWORD is not UTF-8",
+                           "w0rd");
+        expect_parse_error("DB_PASSWORD=w0rd\xc0\xaf\n", 19, "test.env:1: the value of DB_PASSWORD is not UTF-8",
+                           "w0rd");
         /* "A=1\n" saved as UTF-16LE with its byte-order mark */
         expect_parse_error("\xff\xfe" "A\0=\0" "1\0\n\0", 10, "test.env:1: contains a NUL byte; a .env file must be "
                            "text (this one is UTF-16: save it as UTF-8)", NULL);
@@ -325,6 +335,9 @@ static void test_env_ops(void **state) {
         assert_int_equal(env_find(&e, "C")->origin, ORIGIN_SET);
         assert_string_equal(env_find(&e, "C")->file, "--set");
         assert_int_equal(env_set_assignment(&e, "EMPTY=", "--set", 0), 0);
+        /* UTF-8, four-byte sequences too */
+        assert_int_equal(env_set_assignment(&e, "G=p\xc3\xa4ss \xf0\x9f\x94\x91", "--set", 0), 0);
+        assert_string_equal(env_get(&e, "G"), "p\xc3\xa4ss \xf0\x9f\x94\x91");
         assert_string_equal(env_get(&e, "EMPTY"), "");
         /* a fleet file's env: value keeps its file and line for messages */
         assert_int_equal(env_set_assignment(&e, "F=v", "fleet.yml", 7), 0);
@@ -332,7 +345,7 @@ static void test_env_ops(void **state) {
         assert_int_equal(env_find(&e, "F")->line, 7);
         assert_int_equal(env_find(&e, "F")->origin, ORIGIN_SET);
 
-        static const char *const bad[] = {"NOEQUALS", "=x", "1A=x", "A B=x", "A$=x"};
+        static const char *const bad[] = {"NOEQUALS", "=x", "1A=x", "A B=x", "A$=x", "DB_PASSWORD=p\xe4ss"};
         for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
                 struct tu_capture c;
                 tu_capture_begin(&c);

@@ -231,6 +231,18 @@ static void test_keys_refused(void **state) {
                 {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3dQinyOoYg5FW/gizqbtdeL5CRNM+7 me\x1b[31m@x",
                  "control character (byte 0x1b)"},
                 {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3dQinyOoYg5FW/gizqbtdeL5CRNM+7 me\x7f", "byte 0x7f"},
+                /* a comment saved as Latin-1, a C1 control, a noncharacter:
+                 * PyYAML refuses user-data for any of them */
+                {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3dQinyOoYg5FW/gizqbtdeL5CRNM+7 caf\xe9@x",
+                 "not UTF-8 text (byte 0xe9"},
+                {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3dQinyOoYg5FW/gizqbtdeL5CRNM+7 caf\xc3",
+                 "not UTF-8 text (byte 0xc3"},
+                {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3dQinyOoYg5FW/gizqbtdeL5CRNM+7 a\xc2\x86" "b",
+                 "control character (U+0086)"},
+                {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3dQinyOoYg5FW/gizqbtdeL5CRNM+7 a\xc2\x85" "b",
+                 "control character (U+0085)"},
+                {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDvvwoLps4ERlT3dQinyOoYg5FW/gizqbtdeL5CRNM+7 a\xef\xbf\xbf",
+                 "U+FFFF, which is no character"},
         };
         for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
                 _cleanup_free_ char *text = xasprintf("# first a comment\n%s\n", bad[i].key);
@@ -459,6 +471,10 @@ static void test_dns_several(void **state) {
                 {"1.1.1.1,8.8.8.8", "--dns: invalid DNS server '1.1.1.1,8.8.8.8': one address per --dns; give it "
                                     "once for each"},
                 {"8.8.8", "--dns: invalid DNS server '8.8.8'\n"},
+                /* one address with a blank is not several */
+                {"10.0.0.1 ", "--dns: invalid DNS server '10.0.0.1 ': remove the blanks around it\n"},
+                {" 10.0.0.1", "--dns: invalid DNS server ' 10.0.0.1': remove the blanks around it\n"},
+                {" 10.0.0.1 8.8.8.8", "' 10.0.0.1 8.8.8.8': one address per --dns"},
                 /* with DHCP the network's servers are used: never written */
                 {"1.1.1.1", "--dns: a DNS server is set with a static address: add --ip ADDRESS/PREFIX"},
         };
