@@ -330,6 +330,21 @@ static char *loop_over(const dev_t *devs, size_t n, const struct stat *file) {
         return found;
 }
 
+/* Whether one of devs[n] is a loop device reading the image itself: its
+ * write would rewrite the image as it reads it, and a stop or an odd
+ * bmap leave both broken. */
+static bool loop_of_image(const dev_t *devs, size_t n, const struct stat *image) {
+        for (size_t i = 0; image && i < n; i++) {
+                char bf[96], back[PATH_MAX];
+                struct stat st;
+                snprintf(bf, sizeof(bf), "/sys/dev/block/%u:%u/loop/backing_file", major(devs[i]), minor(devs[i]));
+                if (read_sysfs(bf, back, sizeof(back)) == 0 && stat(back, &st) == 0 && S_ISREG(st.st_mode) &&
+                    st.st_dev == image->st_dev && st.st_ino == image->st_ino)
+                        return true;
+        }
+        return false;
+}
+
 static bool dir_has_entries(const char *path) {
         DIR *d = opendir(path);
         if (!d)
@@ -342,11 +357,13 @@ static bool dir_has_entries(const char *path) {
         return any;
 }
 
-static int check_block_device(struct target *t, const struct flash_opts *o) {
+static int check_block_device(struct target *t, const struct stat *image, const struct flash_opts *o) {
         char sys[64], v[64];
         snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u", major(t->rdev), minor(t->rdev));
         dev_t devs[256];
         size_t n = disk_devs(t->rdev, devs, ARRAY_SIZE(devs));
+        if (loop_of_image(devs, n, image))
+                return log_error(EINVAL, t->path, "is a loop device over the image itself; write another device");
         struct stat root;
         if (stat("/", &root) == 0)
                 for (size_t i = 0; i < n; i++)
@@ -410,7 +427,8 @@ static int open_target(struct target *t, const char *image, const struct flash_o
                         return log_error(errno, t->path, "no such device: %m (lsblk lists the disks)");
                 return log_error(errno, t->path, "no such device: %m (a regular file must exist: truncate -s SIZE)");
         }
-        if (stat(image, &ist) == 0 && ist.st_dev == st.st_dev && ist.st_ino == st.st_ino)
+        bool have_image = stat(image, &ist) == 0;
+        if (have_image && ist.st_dev == st.st_dev && ist.st_ino == st.st_ino)
                 return log_error(EINVAL, t->path, "is the image itself");
         if (S_ISBLK(st.st_mode)) {
                 t->is_blk = true;
@@ -420,7 +438,7 @@ static int open_target(struct target *t, const char *image, const struct flash_o
                 char v[32];
                 if (read_dev_attr(t->rdev, "size", v, sizeof(v)) == 0)
                         t->size = strtoull(v, NULL, 10) * 512;
-                int r = check_block_device(t, o);
+                int r = check_block_device(t, have_image ? &ist : NULL, o);
                 if (r < 0)
                         return r;
                 /* O_EXCL on a block device fails with EBUSY while anything has it mounted. */
@@ -588,22 +606,30 @@ static int write_head(struct target *t, const struct job *j) {
 }
 
 /* Unmapped ranges of a regular-file target become holes, so the file then
- * equals the image byte for byte (on a disk they are simply not written). */
-static void punch_unmapped(struct target *t, const struct bmap *b) {
+ * equals the image byte for byte (on a disk they are simply not written).
+ * Where no hole can be punched they are written as zeros; a failure there
+ * fails the flash, since the read-back checks the mapped ranges only. */
+static int punch_unmapped(struct target *t, const struct bmap *b) {
         uint64_t pos = 0;
+        _cleanup_free_ uint8_t *z = NULL;
         for (size_t i = 0; i <= b->n; i++) {
                 uint64_t start = b->image_size, end = b->image_size;
                 if (i < b->n)
                         bmap_range_bytes(b, &b->v[i], &start, &end);
                 if (start > pos && fallocate(t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)pos,
                                              (off_t)(start - pos)) < 0) {
-                        uint8_t *z = xcalloc(1, CHUNK);
-                        for (uint64_t o = pos; o < start; o += CHUNK)
-                                (void)pwrite_full(t->fd, z, (size_t)MIN((uint64_t)CHUNK, start - o), o);
-                        free(z);
+                        if (!z)
+                                z = xcalloc(1, CHUNK);
+                        for (uint64_t o = pos; o < start; o += CHUNK) {
+                                int r = pwrite_full(t->fd, z, (size_t)MIN((uint64_t)CHUNK, start - o), o);
+                                if (r < 0)
+                                        return log_error(r, t->path, "cannot clear the unmapped bytes at %" PRIu64
+                                                         ": %s", o, strerror(-r));
+                        }
                 }
                 pos = end;
         }
+        return 0;
 }
 
 static int verify(struct target *t, struct job *j, uint8_t *buf) {
@@ -749,8 +775,8 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         output_on_interrupt(device, HEADLESS);
         if ((r = write_ranges(&rd, &t, &j, o, buf)) < 0)
                 goto out;
-        if (!t.is_blk && j.have_bmap)
-                punch_unmapped(&t, &b);
+        if (!t.is_blk && j.have_bmap && (r = punch_unmapped(&t, &b)) < 0)
+                goto out;
         if (fsync(t.fd) < 0) {
                 r = log_error(errno, device, "cannot flush the device: %m");
                 goto out;

@@ -85,6 +85,23 @@ if strace -f -o /dev/null -e trace=openat true 2>/dev/null; then
       || { fail "SIGINT at the device's $call: exit $rc, said $n times"; sed 's/^/    /' "$T/int.err"; }
   done
   rm -f "$T/dev5"
+  # A file whose filesystem punches no holes: the unmapped bytes are
+  # written as zeros, and a failure there fails the flash (the read-back
+  # checks the mapped ranges only, so it would pass over old data).
+  head -c "$size" /dev/urandom >"$T/dev6"
+  strace -f -o "$T/calls" -P "$T/dev6" -e trace=pwrite64,fallocate -e inject=fallocate:error=EOPNOTSUPP \
+    "$DIMIMAGE" flash --quiet --yes "$img" "$T/dev6"
+  check "no hole can be punched: the unmapped bytes are written as zeros" cmp "$img" "$T/dev6"
+  k=$(awk '/fallocate\(/ { f = 1 } /pwrite64\(/ { n++; if (f) { print n; exit } }' "$T/calls")
+  head -c "$size" /dev/urandom >"$T/dev6"
+  if [[ -n $k ]]; then
+    expect_error "... and one that fails fails the flash" "dev6: cannot clear the unmapped bytes at [0-9]*: No space left" \
+      strace -f -o /dev/null -P "$T/dev6" -e trace=pwrite64,fallocate -e inject=fallocate:error=EOPNOTSUPP \
+      -e inject=pwrite64:error=ENOSPC:when="$k" "$DIMIMAGE" flash --quiet --yes "$img" "$T/dev6"
+  else
+    fail "no write of zeros after the failed fallocate: $(grep -c pwrite64 "$T/calls") writes"
+  fi
+  rm -f "$T/dev6" "$T/calls"
 else
   echo "skip - interrupting a flash at a chosen point needs strace"
 fi
@@ -294,6 +311,18 @@ if [[ $(id -u) == 0 ]] && command -v losetup >/dev/null && loop=$(losetup -f --s
       || fail "declined at the prompt: the device changed"
   else
     echo "skip - no script(1) for a terminal"
+  fi
+  # A loop device over the image itself: the write would rewrite the
+  # image as it reads it.
+  cp --sparse=always "$img" "$T/self.img" && cp "$img.bmap" "$T/self.img.bmap"
+  if self=$(losetup -f --show "$T/self.img" 2>/dev/null); then
+    sum=$(sha256sum <"$T/self.img")
+    expect_error "a loop device over the image itself" "$self: is a loop device over the image itself" \
+      "$DIMIMAGE" flash --force --yes "$T/self.img" "$self"
+    losetup -d "$self"
+    [[ $(sha256sum <"$T/self.img") == "$sum" ]] && ok "... and the image left as it was" || fail "the image changed"
+  else
+    echo "skip - no second loop device here"
   fi
   check "--force writes the loop device" "$DIMIMAGE" flash --quiet --force --yes "$img" "$loop"
   losetup -d "$loop"
