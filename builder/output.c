@@ -548,6 +548,11 @@ static int check_target(const char *path, const char *what, bool force) {
                                                               "use `dimimage flash`)");
                 if (!force)
                         return log_error(EEXIST, path, "%sexists; use --force to overwrite", what ? "" : "output ");
+        } else if (!force && lstat(path, &st) == 0) {
+                /* a symbolic link to nothing: the commit, which looks at
+                 * the link, would refuse it after all the work */
+                return log_error(EEXIST, path, "%sexists (a symbolic link to nothing); use --force to overwrite",
+                                 what ? "" : "output ");
         }
         int r = check_replaceable(path, dir, &dst, what);
         /* OUT's companions from an earlier build go at the commit, --force

@@ -271,6 +271,17 @@ cp "$base" "$T/base.img"
 expect_error "OUT is the base" "base image" "$DIMIMAGE" build "${ARGS[@]/$base/$T/base.img}" -o "$T/base.img" --force
 ln -s base.img "$T/link.img"
 expect_error "OUT is a symlink to the base" "base image" "$DIMIMAGE" build "${ARGS[@]/$base/$T/base.img}" -o "$T/link.img" --force
+# A symbolic link to nothing is there to the commit: refused at once, not
+# after the build; --force replaces the link, not what it would name.
+ln -s nowhere.img "$T/dangling.img"
+expect_error "OUT a symbolic link to nothing, without --force: refused" \
+  "dangling\.img: output exists \(a symbolic link to nothing\); use --force" build -o "$T/dangling.img"
+expect_rc "... as an existing OUT is" 73
+check_fails "... before the base is read" grep -q '^Reading\|^== ' "$T/.out" "$T/.err"
+check "... and with --force, the link replaced by the image" build -o "$T/dangling.img" --force --quiet
+[[ -f $T/dangling.img && ! -L $T/dangling.img && ! -e $T/nowhere.img ]] && ok "... which is a file of its own" \
+  || fail "dangling OUT: $(ls -l "$T" | grep -E 'dangling|nowhere')"
+rm -f "$T"/dangling.img*
 expect_error "unknown extension" "unknown output extension" build -o "$T/b/out.iso"
 # -o's own spelling is a usage error, named before any input is read (a
 # missing --base here)
