@@ -280,7 +280,7 @@ expect_rc "... as an existing OUT is" 73
 check_fails "... before the base is read" grep -q '^Reading\|^== ' "$T/.out" "$T/.err"
 check "... and with --force, the link replaced by the image" build -o "$T/dangling.img" --force --quiet
 [[ -f $T/dangling.img && ! -L $T/dangling.img && ! -e $T/nowhere.img ]] && ok "... which is a file of its own" \
-  || fail "dangling OUT: $(ls -l "$T" | grep -E 'dangling|nowhere')"
+  || fail "dangling OUT: $(ls -ld "$T"/dangling.img* "$T/nowhere.img" 2>&1)"
 rm -f "$T"/dangling.img*
 expect_error "unknown extension" "unknown output extension" build -o "$T/b/out.iso"
 # -o's own spelling is a usage error, named before any input is read (a

@@ -416,6 +416,27 @@ rm -f "$T/daemon-down"
 if [[ $rc == 3 ]]; then ok "dimdim-status exits 3 when the services cannot be listed"; else fail "dimdim-status, daemon down: rc=$rc"; cat "$T/st1c"; fi
 check "... and says so" grep -q '^stack:       its services cannot be listed' "$T/st1c"
 check_fails "... without the sudo hint to one who may list them" grep -q 'sudo dimdim-status' "$T/st1c"
+# Run by one who may not read .env (the Pi's user in the docker group, a
+# monitoring script without sudo; nobody here): stack ps refuses, and the
+# status says to use sudo, yet each container still counts.
+if ((EUID == 0)) && command -v setpriv >/dev/null; then
+  mkdir -p "$T/np" && cp "$status" "$T/np/dimdim-status"
+  chmod o+x "$T" && chmod -R o+rX "$T/np" "$T/fb/etc" "$T/fb/state" "$T/fb/stack" "$bin" "$T/containers" \
+    && chmod o+w "$calls"
+  as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$T/np/dimdim-status" >"$T/st-np" 2>&1; }
+  rc=0; as_nobody || rc=$?
+  [[ $rc == 0 ]] && grep -q 'cannot list services as this user: sudo dimdim-status' "$T/st-np" \
+    && ok "dimdim-status as a user who may not read .env: the sudo hint, exit 0 with every container up" \
+    || fail "dimdim-status unprivileged, all up: rc=$rc $(cat "$T/st-np")"
+  printf '%s\n' 'worker|Restarting (1) 3 seconds ago' >>"$T/containers"
+  grep -v '^worker|Up' "$T/containers" >"$T/containers.np" && cat "$T/containers.np" >"$T/containers"
+  rc=0; as_nobody || rc=$?
+  [[ $rc == 3 ]] && grep -qF 'stack:       not up: worker restarting (1) 3 seconds ago' "$T/st-np" \
+    && ok "... and exit 3 with a container crash-looping" || fail "dimdim-status unprivileged, crash loop: rc=$rc $(cat "$T/st-np")"
+  cp "$T/containers.up" "$T/containers"
+else
+  echo "skip - dimdim-status as another user needs root and setpriv"
+fi
 
 # Second run: idempotent, nothing re-done.
 : >"$calls"
