@@ -466,6 +466,7 @@ if [[ " $ONLY " == *" obs "* ]] && build obs "$F2" observability --ip "$IP_OBS/2
   has "$L" "obs: apt really ran dpkg (the stand-in package's preinst failed)" 'new docker.io package pre-installation script subprocess returned error exit status 1'
   check "obs: the stand-in's preinst failed $FAIL_INSTALL times" grep -q "injected installation failure $FAIL_INSTALL/$FAIL_INSTALL" "$T/standin-obs-boot1.log"
   has "$L" "obs: compose up failed and firstboot retried" '(^|: )dimdim-firstboot: attempt [0-9]+ failed: compose up failed'
+  has "$L" "obs: the retried compose up came after down --volumes (a first start from none)" 'docker-standin: .* down --volumes'
   has "$L" "obs: multi-user.target active while firstboot was retrying" '(^|: )e2e-report: while retrying: multi-user.target: active'
   has "$L" "obs: dimdim-status reported the error while retrying" '(^|: )e2e-report: while retrying: dimdim-status: last error: +[a-z]'
   has "$L" "obs: dimdim-status exited 1 while retrying" '(^|: )e2e-report: while retrying: dimdim-status exit 1'

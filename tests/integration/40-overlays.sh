@@ -321,6 +321,14 @@ if [[ -n $um && -n $inst ]] && ((um > inst)); then ok "usermod -aG docker runs a
 check "reports a failed attempt with its delay" \
   grep -qx 'dimdim-firstboot: attempt 1 failed: apt-get update failed (exit 100; network or clock not ready?); retrying in 5 s' "$T/fb.out"
 check "compose failures are retried" grep -q 'attempt 3 failed: compose up failed' "$T/fb.out"
+# Each up after the first starts from no containers or volumes: a first
+# start cut short (a power cut in postgres's initdb) would leave them half
+# made for good.  The first up is not preceded by a down.
+seq_ud=$(sed -n 's/^docker compose .* \(up -d\|down --volumes\)\( .*\)\{0,1\}$/\1/p' "$calls" | tr '\n' ,)
+[[ $seq_ud == "up -d,down --volumes,up -d,down --volumes,up -d,down --volumes,up -d," ]] \
+  && ok "a retried compose up comes after down --volumes, the first one alone" || fail "up and down: $seq_ud"
+check "... which the status log says" grep -q 'an earlier compose up did not finish first boot: removing' "$T/fb.out"
+check "... the marker of a started up left in the state directory" test -f "$T/fb/state/stack.started"
 want_sleeps=$'sleep 5\nsleep 10\nsleep 5\nsleep 10\nsleep 20'
 got_sleeps=$(grep '^sleep' "$calls" | grep -v '^sleep 2$')
 if [[ $got_sleeps == "$want_sleeps" ]]; then ok "backoff 5 s doubling"; else fail "backoff: $(tr '\n' ' ' <<<"$got_sleeps")"; fi
