@@ -27,6 +27,8 @@ struct ids {
         unsigned uid, gid;
         bool exists;
         char shell[128]; /* an existing user's */
+        char home[256];  /* an existing user's */
+        char *line;      /* an existing user's passwd line, without its newline */
 };
 
 static bool field_n(const char *line, unsigned n, char *out, size_t size) {
@@ -51,6 +53,11 @@ static bool line_is(const char *line, const char *name) {
 
 #define FOR_LINES(text, l) for (const char *l = (text); l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
 
+static void ids_free(struct ids *ids) {
+        free(ids->line);
+        ids->line = NULL;
+}
+
 static struct ids pick_ids(const struct base_files *bf, const char *user) {
         struct ids ids = {0};
         unsigned max_uid = 999, max_gid = 999;
@@ -63,6 +70,10 @@ static struct ids pick_ids(const struct base_files *bf, const char *user) {
                         ids.gid = field_n(l, 3, f, sizeof f) ? (unsigned)strtoul(f, NULL, 10) : uid;
                         if (!field_n(l, 6, ids.shell, sizeof ids.shell))
                                 ids.shell[0] = 0;
+                        if (!field_n(l, 5, ids.home, sizeof ids.home))
+                                ids.home[0] = 0;
+                        free(ids.line);
+                        ids.line = xstrndup(l, strcspn(l, "\n"));
                 }
                 if (uid >= 1000 && uid < 60000 && uid > max_uid)
                         max_uid = uid;
@@ -167,15 +178,21 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
                 return log_error(EINVAL, in->base_name, "the base's %s %s; --user edits it in place and needs a "
                                  "regular text file", bf->accounts_path ? bf->accounts_path : "/etc/passwd",
                                  bf->accounts_why ? bf->accounts_why : "is missing");
-        struct ids ids = pick_ids(bf, h->user);
+        _cleanup_(ids_free) struct ids ids = pick_ids(bf, h->user);
         const char *u = h->user;
+        _cleanup_free_ char *home = xasprintf("/home/%s", u);
         /* Only a login account may be taken over (pi on older images): a
          * system one (man, www-data) keeps its nologin shell and its home
          * elsewhere, so neither the SSH key nor a password would let anyone
-         * in, and it would get sudo. */
+         * in, and it would get sudo.  But the image's first user (uid 1000,
+         * its home in /home) has a nologin shell on trixie images since
+         * 2026-04 (pi-gen's adduser --disabled-login when no password is
+         * set, its shell made bash when one is): it gets bash, as there. */
         const char *sh_base = strrchr(ids.shell, '/') ? strrchr(ids.shell, '/') + 1 : ids.shell;
         const char *base = in->base_name ? path_basename(in->base_name) : "the base";
-        if (ids.exists && (ids.uid < 1000 || ids.uid >= 60000 || !strcmp(sh_base, "nologin") || !strcmp(sh_base, "false")))
+        bool no_login = !strcmp(sh_base, "nologin") || !strcmp(sh_base, "false");
+        bool first_user = ids.exists && ids.uid == 1000 && !strcmp(ids.home, home);
+        if (ids.exists && !first_user && (ids.uid < 1000 || ids.uid >= 60000 || no_login))
                 return log_error(EINVAL, host_where(h, HF_USER),
                                  "user '%s' is a system account in %s (uid %u, shell %s); choose another user", u,
                                  base, ids.uid, ids.shell[0] ? ids.shell : "none");
@@ -191,11 +208,17 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
                                          "would take its place: choose another user",
                                          base, u, gid);
                 }
-        long days = (long)(in->build_time / 86400);
+        /* 0 would mean "change the password at the next login", which a
+         * key login cannot do: PAM then refuses ssh and sudo alike
+         * (SOURCE_DATE_EPOCH=0) */
+        long days = MAX((long)(in->build_time / 86400), 1L);
         struct buf b = {0};
 
-        _cleanup_free_ char *pw = ids.exists ? NULL
-                                             : xasprintf("%s:x:%u:%u:,,,:/home/%s:/bin/bash", u, ids.uid, ids.gid, u);
+        _cleanup_free_ char *pw = NULL;
+        if (!ids.exists)
+                pw = xasprintf("%s:x:%u:%u:,,,:%s:/bin/bash", u, ids.uid, ids.gid, home);
+        else if (no_login)
+                pw = xasprintf("%.*s:/bin/bash", (int)(strrchr(ids.line, ':') - ids.line), ids.line);
         put_line(&b, bf->passwd, u, pw);
         plan_add_text(p, PART_ROOT, "/etc/passwd", 0644, &b);
         buf_free(&b);
@@ -233,7 +256,6 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
                 buf_free(&b);
         }
 
-        _cleanup_free_ char *home = xasprintf("/home/%s", u);
         payload_add_dir(p, PART_ROOT, "/home", 0755, 0, 0);
         payload_add_dir(p, PART_ROOT, home, 0700, ids.uid, ids.gid);
         add_skel(p, bf, u, home, &ids);

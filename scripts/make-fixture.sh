@@ -24,6 +24,9 @@ usage: make-fixture.sh -o OUT [options]
   --uppercase-83         CMDLINE.TXT / CONFIG.TXT stored as upper-case 8.3 names only
   --extra-root DIR       copy DIR's tree into the root fs
   --extra-boot DIR       copy DIR's tree into the boot fs
+  --first-user NAME:SHELL  the image's first user (uid 1000, password "!", /home/NAME), as
+                         pi-gen makes it: pi:/bin/bash (bookworm), pi:/usr/sbin/nologin
+                         (trixie since 2026-04, pi-gen's adduser --disabled-login)
 example: make-fixture.sh -o /tmp/base.img --flavour trixie --disk-id 0badcafe
 EOF
 }
@@ -31,7 +34,7 @@ EOF
 die() { echo "make-fixture.sh: $*" >&2; exit 1; }
 
 out="" flavour=bookworm boot_mib=256 root_mib=320 fat=32 cluster="" root_entries=""
-features="" inode_size=256 fill_mib=0 free_kib="" disk_id=2a7c1d5e table=dos upper83=0 extra_root="" extra_boot=""
+features="" inode_size=256 fill_mib=0 free_kib="" disk_id=2a7c1d5e table=dos upper83=0 extra_root="" extra_boot="" first_user=""
 while (($#)); do
   case $1 in
     -o) out=${2:?}; shift ;;
@@ -50,6 +53,7 @@ while (($#)); do
     --uppercase-83) upper83=1 ;;
     --extra-root) extra_root=${2:?}; shift ;;
     --extra-boot) extra_boot=${2:?}; shift ;;
+    --first-user) first_user=${2:?}; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
   esac
@@ -71,6 +75,7 @@ for n in "$boot_mib" "$root_mib" "$fill_mib" ${free_kib:+"$free_kib"} ${cluster:
   [[ $n =~ ^[0-9]+$ ]] || die "not a number: $n"
 done
 [[ -z $extra_root || -d $extra_root ]] || die "--extra-root: $extra_root is not a directory"
+[[ -z $first_user || $first_user =~ ^[a-z][-a-z0-9_]*:/[^:]*$ ]] || die "--first-user: NAME:SHELL, e.g. pi:/bin/bash"
 [[ -z $extra_boot || -d $extra_boot ]] || die "--extra-boot: $extra_boot is not a directory"
 if [[ -z $cluster && $fat == 32 ]]; then cluster=2048; fi
 if [[ -n $cluster ]]; then
@@ -293,6 +298,15 @@ nogroup:x:65534:
 EOF
 awk -F: '{ printf "%s:*:19683:0:99999:7:::\n", $1 }' "$root/etc/passwd" >"$root/etc/shadow"
 awk -F: '{ printf "%s:*::\n", $1 }' "$root/etc/group" >"$root/etc/gshadow"
+if [[ -n $first_user ]]; then
+  fu=${first_user%%:*}
+  printf '%s:x:1000:1000:,,,:/home/%s:%s\n' "$fu" "$fu" "${first_user#*:}" >>"$root/etc/passwd"
+  printf '%s:x:1000:\n' "$fu" >>"$root/etc/group"
+  printf '%s:!:19683:0:99999:7:::\n' "$fu" >>"$root/etc/shadow"
+  printf '%s:!::\n' "$fu" >>"$root/etc/gshadow"
+  mkdir -p "$root/home/$fu"
+  chmod 0700 "$root/home/$fu"
+fi
 chmod 0640 "$root/etc/shadow" "$root/etc/gshadow"
 echo raspberrypi >"$root/etc/hostname"
 # What a new user's home starts with (bash's skeleton files, as in Debian)

@@ -179,6 +179,25 @@ for flavour in bookworm trixie; do
     "$DIMIMAGE" build --role observability --base "$base" -o "$T/bad.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
     --user video --ssh-key "$T/key.pub"
 done
+# A trixie image since 2026-04: its first user pi has a nologin shell and
+# the password "!" (pi-gen's adduser --disabled-login). --user pi takes it
+# over and gives it bash, as pi-gen does when it sets a password; another
+# user leaves pi as it was.
+fu=$(fixture trixie-firstuser --flavour trixie --first-user pi:/usr/sbin/nologin)
+check "trixie, first user pi without login: --user pi builds" "$DIMIMAGE" build --role observability --base "$fu" \
+  -o "$T/fu.img" --quiet --set OPENOBSERVE_PASSWORD="$OOPW" --user pi --ssh-key "$T/key.pub"
+[[ $(rcat "$T/fu.img" /etc/passwd | grep '^pi:') == 'pi:x:1000:1000:,,,:/home/pi:/bin/bash' ]] \
+  && ok "... pi keeps its line, with bash for a shell" || fail "first user's passwd line: $(rcat "$T/fu.img" /etc/passwd | grep '^pi:')"
+[[ $(rcat "$T/fu.img" /etc/shadow | grep -c '^pi:!:') == 1 ]] && ok "... and its password as the image has it" \
+  || fail "first user's shadow line: $(rcat "$T/fu.img" /etc/shadow | grep -c '^pi:')"
+rcat "$T/fu.img" /home/pi/.ssh/authorized_keys | grep -qF "$(cut -d' ' -f2 "$T/key.pub")" \
+  && ok "... and the key in its home" || fail "first user: no key in /home/pi/.ssh/authorized_keys"
+check "... fsck clean" fsck_image "$T/fu.img"
+check "another --user leaves pi without login" "$DIMIMAGE" build --role observability --base "$fu" -o "$T/fu2.img" \
+  --quiet --set OPENOBSERVE_PASSWORD="$OOPW" --user alice --ssh-key "$T/key.pub"
+[[ $(rcat "$T/fu2.img" /etc/passwd | grep -c -e '^pi:.*/usr/sbin/nologin$' -e '^alice:x:1001:1001:.*/bin/bash$') == 2 ]] \
+  && ok "... and alice is uid 1001" || fail "alice beside pi: $(rcat "$T/fu2.img" /etc/passwd | grep -e '^pi:' -e '^alice:')"
+rm -f "$T"/fu.img* "$T"/fu2.img*
 "$DIMIMAGE" build --role observability --base "$base" -o "$T/nogw.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
   --ip 192.168.1.102/24 >"$T/nogw.log" 2>&1
 grep -q 'warning: .*192.168.1.102/24 without a gateway' "$T/nogw.log" \

@@ -423,6 +423,46 @@ static void test_wifi_turns_the_radio_on(void **state) {
         teardown_inputs(&f);
 }
 
+/* The first user of a trixie image since 2026-04 (pi-gen's adduser
+ * --disabled-login: nologin, password "!") is taken over and gets bash,
+ * as pi-gen gives it when a password is set; the rest of its line stays. */
+static void test_first_user_without_login_is_reused(void **state) {
+        struct fixture f = {0};
+        setup_inputs(&f, "app");
+        free(f.base.passwd);
+        f.base.passwd = xasprintf("%spi:x:1000:1000:,,,:/home/pi:/usr/sbin/nologin\n", passwd);
+        free(f.base.shadow);
+        f.base.shadow = xasprintf("%spi:!:20556:0:99999:7:::\n", shadow);
+        free(f.host.user);
+        f.host.user = xstrdup("pi");
+        run_plan(&f, OS_TRIXIE);
+        const char *pw = file_text(&f, PART_ROOT, "/etc/passwd");
+        if (!strstr(pw, "\npi:x:1000:1000:,,,:/home/pi:/bin/bash\n") || strstr(pw, "/home/pi:/usr/sbin/nologin") ||
+            strstr(strstr(pw, "\npi:") + 1, "\npi:"))
+                fail_msg("passwd:\n%s", pw);
+        /* its password stays as the base has it: no hash was given */
+        assert_non_null(strstr(file_text(&f, PART_ROOT, "/etc/shadow"), "\npi:!:20556:"));
+        teardown_inputs(&f);
+}
+
+/* A build at SOURCE_DATE_EPOCH=0 gives the password's last change as day
+ * 1, not 0, which says "change it at the next login": PAM would refuse a
+ * key login and sudo. */
+static void test_password_change_day_not_zero(void **state) {
+        struct fixture f = {0};
+        setup_inputs(&f, "app");
+        struct plan_input in = {.profile = &f.profile, .env = &f.env, .host = &f.host, .data_dir = ".",
+                                .build_time = 0, .os = OS_BOOKWORM, .base_name = "base.img",
+                                .base_sha256 = PLAN_SUM_PLACEHOLDER, .disk_id = "2a7c1d5e", .base = &f.base};
+        assert_int_equal(plan_payload(&in, &f.payload), 0);
+        assert_int_equal(plan_base_edits(&in, &f.payload), 0);
+        _cleanup_free_ char *want = xasprintf("\n%s:*:1:0:99999:7:::\n", f.host.user);
+        const char *sh = file_text(&f, PART_ROOT, "/etc/shadow");
+        if (!strstr(sh, want))
+                fail_msg("want %s in:\n%s", want, sh);
+        teardown_inputs(&f);
+}
+
 /* A system account keeps its nologin shell and a home elsewhere: taking it
  * over would lock everyone out and hand it sudo. */
 static void test_system_account_refused(void **state) {
@@ -430,8 +470,10 @@ static void test_system_account_refused(void **state) {
                 "man:x:6:12:man:/var/cache/man:/usr/sbin/nologin\n",
                 "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
                 "svc:x:1001:1001::/home/svc:/bin/false\n",
+                /* uid 1000, but not a first user's home */
+                "pi:x:1000:1000::/var/lib/pi:/usr/sbin/nologin\n",
         };
-        static const char *const names[] = {"man", "nobody", "svc"};
+        static const char *const names[] = {"man", "nobody", "svc", "pi"};
         for (size_t i = 0; i < ARRAY_SIZE(lines); i++) {
                 struct fixture f = {0};
                 setup_inputs(&f, "app");
@@ -689,6 +731,8 @@ int main(void) {
                 cmocka_unit_test(test_skel_not_over_a_home),
                 cmocka_unit_test(test_detect_os), cmocka_unit_test(test_uuid_deterministic),
                 cmocka_unit_test(test_wifi_turns_the_radio_on), cmocka_unit_test(test_system_account_refused),
+                cmocka_unit_test(test_first_user_without_login_is_reused),
+                cmocka_unit_test(test_password_change_day_not_zero),
                 cmocka_unit_test(test_locale_utf8_spellings), cmocka_unit_test(test_host_checked_against_base),
                 cmocka_unit_test(test_key_options_quoted_in_user_data),
                 cmocka_unit_test(test_cloud_init_waits_for_boot_partition),
