@@ -217,7 +217,11 @@ static void plan_locale(const struct host_settings *h, struct payload *p) {
                 plan_add_str(p, PART_ROOT, "/etc/timezone", 0644, z);
         }
         if (h->locale) {
-                _cleanup_free_ char *l = xasprintf("LANG=%s\n", h->locale);
+                /* as locale.gen has it: cloud-init on trixie hands LANG to
+                 * raspi-config, which looks it up in SUPPORTED, and fails
+                 * (cloud-init status: error) for en_US.utf8 */
+                _cleanup_free_ char *name = locale_name(h->locale);
+                _cleanup_free_ char *l = xasprintf("LANG=%s\n", name);
                 plan_add_str(p, PART_ROOT, "/etc/default/locale", 0644, l);
         }
         if (h->keymap) {

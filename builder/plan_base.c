@@ -465,9 +465,7 @@ static void plan_cloud_init(const struct plan_input *in, struct payload *p) {
                      "[Unit]\nRequiresMountsFor=/boot/firmware\n");
 }
 
-/* The name locale.gen and SUPPORTED list the locale under: the codeset
- * spelled UTF-8 (glibc also takes utf8), the rest as given. */
-static char *locale_name(const char *loc) {
+char *locale_name(const char *loc) {
         const char *dot = strchr(loc, '.');
         size_t cs = dot ? strcspn(dot + 1, "@") : 0;
         bool utf8 = dot && ((cs == 5 && !strncasecmp(dot + 1, "utf-8", 5)) || (cs == 4 && !strncasecmp(dot + 1, "utf8", 4)));

@@ -490,7 +490,8 @@ static void test_system_account_refused(void **state) {
         }
 }
 
-/* locale.gen spells the codeset UTF-8 whatever the user wrote. */
+/* locale.gen and /etc/default/locale spell the codeset UTF-8 whatever the
+ * user wrote. */
 static void test_locale_utf8_spellings(void **state) {
         static const char *const given[] = {"en_US.utf8", "en_US.UTF-8", "de_DE.utf-8@euro", "en_GB"};
         static const char *const want[] = {"en_US.UTF-8 UTF-8\n", "en_US.UTF-8 UTF-8\n", "de_DE.UTF-8@euro UTF-8\n",
@@ -504,6 +505,10 @@ static void test_locale_utf8_spellings(void **state) {
                 const char *t = file_text(&f, PART_ROOT, "/etc/locale.gen");
                 if (!strstr(t, want[i]))
                         fail_msg("%s: locale.gen is\n%s", given[i], t);
+                /* LANG the same: raspi-config (cloud-init's locale module
+                 * on trixie) finds only that spelling in SUPPORTED */
+                _cleanup_free_ char *lang = xasprintf("LANG=%.*s\n", (int)strcspn(want[i], " "), want[i]);
+                assert_string_equal(file_text(&f, PART_ROOT, "/etc/default/locale"), lang);
                 teardown_inputs(&f);
         }
 }
