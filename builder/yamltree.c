@@ -74,9 +74,17 @@ static bool tab_indented(const struct loader *l, size_t line) {
  * cannot start any token", which does not say so. */
 static int parse_error(struct loader *l) {
         const yaml_parser_t *p = &l->parser;
-        unsigned line = (unsigned)p->problem_mark.line + 1;
+        size_t line0 = p->problem_mark.line;
+        /* a reader error (invalid UTF-8, a control character) sets only
+         * the offset of the byte, not the mark: its line is counted here */
+        if (p->error == YAML_READER_ERROR) {
+                line0 = 0;
+                for (size_t i = 0; i < MIN(p->problem_offset, l->len); i++)
+                        line0 += l->text[i] == '\n';
+        }
+        unsigned line = (unsigned)line0 + 1;
         const char *problem = p->problem ? p->problem : "parse error";
-        const char *tab = !strstr(problem, "tab") && tab_indented(l, p->problem_mark.line)
+        const char *tab = !strstr(problem, "tab") && tab_indented(l, line0)
                                   ? "; a tab indents this line: YAML indents with spaces only"
                                   : "";
         if (p->context)
@@ -195,6 +203,8 @@ static int key_ref_cmp(const void *a, const void *b) {
 /* Two values for one key: which one wins is a guess no reader of the file
  * should have to make.  Sorted, so a map of many keys costs n log n; the
  * repeat reported is the one met first in the file. */
+static bool reads_as_key(const char *k);
+
 static int check_duplicates(struct loader *l, const struct ynode *map) {
         if (map->n < 2)
                 return 0;
@@ -210,7 +220,16 @@ static int check_duplicates(struct loader *l, const struct ynode *map) {
                 if (j - i > 1 && (!first || refs[i + 1].line < first->line))
                         first = &refs[i + 1];
         }
-        int r = first ? log_error_at(EINVAL, l->file, first->line, "duplicate key '%s'", first->key) : 0;
+        /* as ynode_check_keys: what does not read as a key (a KEY=VALUE,
+         * a pasted secret) is not repeated */
+        int r = !first                   ? 0
+                : reads_as_key(first->key) ? log_error_at(EINVAL, l->file, first->line, "duplicate key '%s'", first->key)
+                                           : log_error_at(EINVAL, l->file, first->line,
+                                                          "duplicate key, not shown since it does not read as one "
+                                                          "(%s)",
+                                                          strpbrk(first->key, "= \t")
+                                                                  ? "written KEY=VALUE rather than KEY: VALUE?"
+                                                                  : "a pasted secret?");
         free(refs);
         return r;
 }

@@ -131,6 +131,13 @@ static void test_refusals(void **state) {
         /* the repeat met first in the file, whatever the keys' order */
         refused("z: 1\nb: 1\na: 1\nb: 2\nz: 3\na: 2\n", "f.yml:4: duplicate key 'b'");
         refused("m:\n  k: 1\n  k: 2\n  k: 3\n", "f.yml:3: duplicate key 'k'");
+        /* a value typed as a key, twice: not repeated in the message */
+        refused("env:\n  PW=hunter2SEKRIT:\n  PW=hunter2SEKRIT:\n",
+                "f.yml:3: duplicate key, not shown since it does not read as one (written KEY=VALUE");
+        /* libyaml gives a reader error its byte's offset only: the line is
+         * counted from it */
+        refused("a: 1\nb: 2\nc: caf\xe9\n", "f.yml:3: malformed YAML: incomplete UTF-8");
+        refused("a: 1\nb: x\001\n", "f.yml:2: malformed YAML: control characters are not allowed");
         refused("s:\n  x: 1\n  <<: {volumes: [/etc:/host]}\n", "f.yml:3: YAML merge keys ('<<') are not allowed");
         refused("<<: {a: 1}\n", "f.yml:1: YAML merge keys ('<<') are not allowed");
         refused("a: 1\n---\nb: 2\n", "f.yml:2: more than one YAML document");
