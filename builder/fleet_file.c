@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "profile.h"
 #include "secret.h"
 #include "util.h"
 #include "yamltree.h"
@@ -168,6 +169,13 @@ static int parse_host(struct fleet *f, const struct ynode *n, struct fleet_host 
         h->label = xasprintf("%s: host %s", file, h->name);
         if (!(v = ynode_get(n, "role")) || (r = ynode_string(file, "role", v, &h->role)) < 0)
                 return v ? r : log_error_at(EINVAL, file, n->line, "host %s has no role", h->name);
+        /* a profile file, like every other file the fleet file names, is
+         * beside it, wherever the build runs from */
+        if (profile_names_file(h->role)) {
+                char *rel = path_relative_to(file, h->role);
+                free(h->role);
+                h->role = rel;
+        }
         if (!(v = ynode_get(n, "address")) || (r = ynode_string(file, "address", v, &h->address)) < 0)
                 return v ? r : log_error_at(EINVAL, file, n->line, "host %s has no address", h->name);
         /* "10.0.0.5/24", as --ip takes it: the fleet's hosts share one prefix */

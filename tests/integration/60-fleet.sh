@@ -623,4 +623,21 @@ expect_error "fleet --imager-json in a missing directory" "directory for --image
   "$DIMIMAGE" build --fleet "$T/three.yml" --base "$base" -o "$T/jf" --imager-json "$T/nonexistent/x.json"
 [[ -z $(ls -A "$T/jf" 2>/dev/null) ]] && ok "fleet --imager-json in a missing directory: no images" || fail "fleet --imager-json in a missing directory: left $(ls -A "$T/jf")"
 rm -f "$T/base.img"
+# A host's role naming a profile file: found beside the fleet file, as its
+# other files are, not in the directory the build runs from (where a
+# namesake would have been taken without a word).
+mkdir -p "$T/rel/sub" "$T/rel/cwd"
+sed 's/^name: app-standalone$/name: beside-fleet/' "$TOP/profiles/app-standalone.yml" >"$T/rel/sub/custom.yml"
+sed 's/^name: app-standalone$/name: in-cwd/' "$TOP/profiles/app-standalone.yml" >"$T/rel/cwd/custom.yml"
+cp "$T/key.pub" "$T/rel/sub/key.pub"
+printf 'network: {prefix: 24, gateway: 192.168.1.1}\nuser: pi\nssh_key_files: [key.pub]\nhosts:\n  - name: app1\n    role: custom.yml\n    address: 192.168.1.101\n' \
+  >"$T/rel/sub/fl.yml"
+check "a fleet's role: custom.yml, built from another directory" \
+  bash -c 'cd "$1/rel/cwd" && "$2" build --fleet ../sub/fl.yml --base "$3" -o ../out --quiet \
+    --set DIMDIM_API_IMAGE=a/b:1 --set DIMDIM_WORKER_IMAGE=a/c:1' _ "$T" "$DIMIMAGE" "$base"
+[[ -f $T/rel/out/app1.img ]] && rcat "$T/rel/out/app1.img" /etc/dimimage/manifest.json | grep -q '"beside-fleet"' \
+  && ok "... the profile beside the fleet file, not the directory's namesake" \
+  || fail "role file: $(rcat "$T/rel/out/app1.img" /etc/dimimage/manifest.json 2>&1 | grep -E 'beside|in-cwd|profile' | head -3)"
+rm -rf "$T/rel"
+
 summary
