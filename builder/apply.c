@@ -29,21 +29,36 @@ static int open_boot(const struct apply_opts *o, const struct disk_layout *l, st
         return fat_open(o->fd, disk_part_offset(bp), disk_part_bytes(bp), o->name, fs);
 }
 
+/* Whether path is in the base: an error (an I/O error, a damaged
+ * directory: logged) is no absence, and goes to *err unless one is there
+ * already, to fail the build once every file is read. */
+static bool ext4_there(struct ext4_fs *fs, const char *path, struct ext4_stat *st, int *err) {
+        int r = ext4_lstat(fs, path, st);
+        if (r < 0 && r != -ENOENT && r != -ENOTDIR && r != -ELOOP && *err == 0)
+                *err = r;
+        return r == 0;
+}
+
 /* NULL when path is not a regular text file; why says what it is instead
- * (static text), when asked. */
-static char *read_text_ext4_why(struct ext4_fs *fs, const char *path, const char **why) {
+ * (static text), when asked.  One that cannot be read is an error, in *err
+ * (logged). */
+static char *read_text_ext4_why(struct ext4_fs *fs, const char *path, const char **why, int *err) {
         uint8_t *data = NULL;
         size_t len;
         struct ext4_stat st;
         const char *w = NULL;
-        if (ext4_lstat(fs, path, &st) < 0)
+        int r;
+        if (!ext4_there(fs, path, &st, err))
                 w = "is missing";
         else if (S_ISLNK(st.mode))
                 w = "is a symbolic link";
         else if (!S_ISREG(st.mode))
                 w = "is not a regular file";
-        else if (ext4_read(fs, path, 4 << 20, &data, &len) < 0)
+        else if ((r = ext4_read(fs, path, 4 << 20, &data, &len)) < 0) {
                 w = "cannot be read";
+                if (*err == 0)
+                        *err = r;
+        }
         /* text only: a NUL would silently cut what the plan rewrites */
         else if (memchr(data, 0, len))
                 w = "holds a NUL byte";
@@ -56,12 +71,14 @@ static char *read_text_ext4_why(struct ext4_fs *fs, const char *path, const char
         return (char *)data;
 }
 
-static char *read_text_ext4(struct ext4_fs *fs, const char *path) { return read_text_ext4_why(fs, path, NULL); }
+static char *read_text_ext4(struct ext4_fs *fs, const char *path, int *err) {
+        return read_text_ext4_why(fs, path, NULL, err);
+}
 
 /* The account files are rewritten in place: a regular text file each. */
-static char *read_account_file(struct ext4_fs *fs, const char *path, struct base_files *bf) {
+static char *read_account_file(struct ext4_fs *fs, const char *path, struct base_files *bf, int *err) {
         const char *why;
-        char *text = read_text_ext4_why(fs, path, &why);
+        char *text = read_text_ext4_why(fs, path, &why, err);
         if (!text && !bf->accounts_why) {
                 bf->accounts_why = why;
                 bf->accounts_path = path;
@@ -170,30 +187,34 @@ int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, str
         int r = open_root(o, l, EXT4_REQUIRE_CLEAN, &e);
         if (r < 0)
                 return r;
-        bf->os_release = read_text_ext4(e, "/etc/os-release");
+        /* what cannot be read (an I/O error, a damaged directory) fails
+         * the build once all is read: taken as absent, it would change
+         * what the build writes, after an error line, with exit 0 */
+        int err = 0;
+        bf->os_release = read_text_ext4(e, "/etc/os-release", &err);
         if (!bf->os_release)
-                bf->os_release = read_text_ext4(e, "/usr/lib/os-release");
-        bf->passwd = read_account_file(e, "/etc/passwd", bf);
-        bf->group = read_account_file(e, "/etc/group", bf);
-        bf->shadow = read_account_file(e, "/etc/shadow", bf);
-        bf->gshadow = read_text_ext4(e, "/etc/gshadow");
-        bf->hosts = read_text_ext4(e, "/etc/hosts");
-        bf->locale_gen = read_text_ext4(e, "/etc/locale.gen");
-        bf->locales_supported = read_text_ext4(e, "/usr/share/i18n/SUPPORTED");
-        bf->iso3166 = read_text_ext4(e, "/usr/share/zoneinfo/iso3166.tab");
-        bf->xkb_rules = read_text_ext4(e, "/usr/share/X11/xkb/rules/evdev.lst");
-        bf->nm_state = read_text_ext4(e, NM_STATE);
+                bf->os_release = read_text_ext4(e, "/usr/lib/os-release", &err);
+        bf->passwd = read_account_file(e, "/etc/passwd", bf, &err);
+        bf->group = read_account_file(e, "/etc/group", bf, &err);
+        bf->shadow = read_account_file(e, "/etc/shadow", bf, &err);
+        bf->gshadow = read_text_ext4(e, "/etc/gshadow", &err);
+        bf->hosts = read_text_ext4(e, "/etc/hosts", &err);
+        bf->locale_gen = read_text_ext4(e, "/etc/locale.gen", &err);
+        bf->locales_supported = read_text_ext4(e, "/usr/share/i18n/SUPPORTED", &err);
+        bf->iso3166 = read_text_ext4(e, "/usr/share/zoneinfo/iso3166.tab", &err);
+        bf->xkb_rules = read_text_ext4(e, "/usr/share/X11/xkb/rules/evdev.lst", &err);
+        bf->nm_state = read_text_ext4(e, NM_STATE, &err);
         struct ext4_stat st;
-        bf->armhf = ext4_lstat(e, "/usr/lib/arm-linux-gnueabihf", &st) == 0 &&
-                    ext4_lstat(e, "/usr/lib/aarch64-linux-gnu", &st) == -ENOENT;
-        bf->cloud_init_local = ext4_lstat(e, "/usr/lib/systemd/system/cloud-init-local.service", &st) == 0 ||
-                               ext4_lstat(e, "/lib/systemd/system/cloud-init-local.service", &st) == 0;
-        bf->rename_pending = ext4_lstat(e, "/etc/ssh/sshd_config.d/rename_user.conf", &st) == 0 ||
-                             ext4_lstat(e, "/etc/systemd/system/multi-user.target.wants/userconfig.service", &st) == 0;
-        bf->built = ext4_lstat(e, PLAN_MANIFEST, &st) == 0;
-        bf->manifest = bf->built ? read_text_ext4(e, PLAN_MANIFEST) : NULL;
+        bf->armhf = ext4_there(e, "/usr/lib/arm-linux-gnueabihf", &st, &err) &&
+                    !ext4_there(e, "/usr/lib/aarch64-linux-gnu", &st, &err);
+        bf->cloud_init_local = ext4_there(e, "/usr/lib/systemd/system/cloud-init-local.service", &st, &err) ||
+                               ext4_there(e, "/lib/systemd/system/cloud-init-local.service", &st, &err);
+        bf->rename_pending = ext4_there(e, "/etc/ssh/sshd_config.d/rename_user.conf", &st, &err) ||
+                             ext4_there(e, "/etc/systemd/system/multi-user.target.wants/userconfig.service", &st, &err);
+        bf->built = ext4_there(e, PLAN_MANIFEST, &st, &err);
+        bf->manifest = bf->built ? read_text_ext4(e, PLAN_MANIFEST, &err) : NULL;
         size_t skel_bytes = 0;
-        r = read_skel(e, "", 0, &skel_bytes, bf);
+        r = err < 0 ? err : read_skel(e, "", 0, &skel_bytes, bf);
         if (r > 0) {
                 log_warn(o->name, "the base's /etc/skel holds more than %u entries, %u levels or %u MiB; a new "
                          "user's home gets none of it", SKEL_MAX_ENTRIES, SKEL_MAX_DEPTH, SKEL_MAX_BYTES >> 20);
