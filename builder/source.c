@@ -747,6 +747,23 @@ static int still_as_opened(int fd, const char *base, const struct stat *st) {
                          "from it: try again once it is complete");
 }
 
+/* Around a read of the base's bytes (watch: it is a regular file): when the
+ * read failed and the base changed meanwhile (a download still running, cp
+ * over it), that is what is said, exit 75, not the damage it looked like
+ * (corrupt or cut-short data, a short read), which is dropped unsaid. */
+static void watch_begin(bool watch) {
+        if (watch)
+                log_hold();
+}
+
+static int watch_end(bool watch, int r, int fd, const char *base, const struct stat *st) {
+        if (!watch)
+                return r;
+        bool moved = r < 0 && !unchanged(fd, st);
+        log_release(!moved);
+        return moved ? still_as_opened(fd, base, st) : r;
+}
+
 int source_extract(const char *base, int out_fd, const struct source_opts *o, struct source_info *info) {
         static const struct source_opts defaults = {0};
         if (!o)
@@ -764,10 +781,17 @@ int source_extract(const char *base, int out_fd, const struct source_opts *o, st
         if (fmt == FMT_RAW) {
                 if (use_cache && o->verify_later && (r = try_sum(base, &st, fd, out_fd, o, info)) != 0)
                         goto out;
-                if (o->verify_later && o->sum_later && S_ISREG(st.st_mode) &&
-                    (r = hash_beside(base, &st, fd, size, out_fd, o, use_cache, info)) != 0)
-                        goto out;
-                r = extract_raw(fd, base, path_basename(base), size, out_fd, o, false, info->sha256);
+                bool watch = S_ISREG(st.st_mode);
+                if (o->verify_later && o->sum_later && watch) {
+                        watch_begin(watch);
+                        r = watch_end(watch, hash_beside(base, &st, fd, size, out_fd, o, use_cache, info), fd, base,
+                                      &st);
+                        if (r != 0)
+                                goto out;
+                }
+                watch_begin(watch);
+                r = watch_end(watch, extract_raw(fd, base, path_basename(base), size, out_fd, o, false, info->sha256),
+                              fd, base, &st);
                 info->bytes = size;
                 if (r == 0)
                         r = still_as_opened(fd, base, &st);
@@ -783,7 +807,9 @@ int source_extract(const char *base, int out_fd, const struct source_opts *o, st
         /* copied into the cache next: see source_opts.cloned */
         struct source_opts so = *o;
         so.cloned |= use_cache;
-        r = extract_decoded(fd, base, size, fmt, out_fd, &so, info->sha256, &info->bytes);
+        watch_begin(S_ISREG(st.st_mode));
+        r = watch_end(S_ISREG(st.st_mode), extract_decoded(fd, base, size, fmt, out_fd, &so, info->sha256, &info->bytes),
+                      fd, base, &st);
         if (r == 0)
                 r = still_as_opened(fd, base, &st);
         if (r == 0 && use_cache && cache_acceptable(base, o))

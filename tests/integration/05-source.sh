@@ -138,6 +138,27 @@ if strace -f -o /dev/null -e trace=openat true 2>/dev/null; then
 else
   ok "skipped: an entry gone before its open needs strace"
 fi
+
+# A base that changes while it is read (a download still running, cp over
+# it) is said to have changed, exit 75 (try again), whatever the read made
+# of it: here a .gz cut to half its size after 1 s, each read slowed so the
+# decoder reaches the cut later, where it saw the data cut short (65) and
+# said so.  (A raw base is copied at once and hashed beside the build: the
+# hash sees the change and the base is read again, as it is by then.)
+if strace -f -o /dev/null -e trace=read true 2>/dev/null; then
+  cat "$raw" <(head -c 16M /dev/urandom) | gzip -1 >"$T/in/cut.img.gz" # random: a read for each MiB
+  (/bin/sleep 1; truncate -s $(($(stat -c %s "$T/in/cut.img.gz") / 2)) "$T/in/cut.img.gz") &
+  expect_error "a .gz base cut short while it is read: said to have changed" \
+    "cut\.img\.gz: changed while it was read \(is something writing it\?\)" \
+    strace -f -qq -o /dev/null -P "$T/in/cut.img.gz" -e trace=read -e inject=read:delay_exit=300000 \
+    "$DIMIMAGE" build "${ARGS[@]}" --quiet --no-cache --base "$T/in/cut.img.gz" -o "$T/cut.img"
+  expect_rc "... exit 75" 75
+  wait
+  check "... nothing written" test ! -e "$T/cut.img"
+  rm -f "$T/in/cut.img.gz"
+else
+  ok "skipped: a base cut short while it is read needs strace"
+fi
 # A base whose last sector, holding data, lies past the last 4 KiB boundary:
 # the zero-grain writes and the cache's copy must keep it.
 cp --sparse=always "$raw" "$T/odd.img"
