@@ -364,9 +364,19 @@ static int parse_root(const char *file, const struct ynode *root, struct profile
                                                   "name: '%s' must be lower-case letters, digits and '-'", p->name);
                 } else if (!strcmp(name, "description"))
                         rc = ynode_string(file, "description", v, &p->description);
-                else if (!strcmp(name, "overlays"))
+                else if (!strcmp(name, "overlays")) {
                         rc = get_string_list(file, "overlays", v, valid_overlay_name, "overlay directory name",
                                              &p->overlays, &p->noverlays);
+                        /* without it the image enables units it lacks:
+                         * nothing would provision the Pi */
+                        bool common = false;
+                        for (size_t k = 0; k < p->noverlays; k++)
+                                common = common || !strcmp(p->overlays[k], "common");
+                        if (rc >= 0 && !common)
+                                rc = log_error_at(EINVAL, file, v->line,
+                                                  "overlays: common is missing; every role needs it (the first-boot "
+                                                  "and stack units and scripts): e.g. [common, app]");
+                }
                 else if (!strcmp(name, "compose"))
                         rc = get_string_list(file, "compose", v, valid_compose_path,
                                              "compose file (relative .yml path without '..')", &p->compose,

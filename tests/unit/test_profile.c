@@ -177,6 +177,8 @@ static void test_errors(void **state) {
         expect_refused(BASE "log_shipping: true\n", "t.yml:5: log_shipping: true needs environment.OPENOBSERVE_URL");
         expect_refused("name: t\noverlays: [common]\ncompose: [../x.yml]\nmemory: {minimum_mb: 512, recommended_mb: 1024}\n",
                        "t.yml:3: compose[0]: '../x.yml' is not a valid");
+        expect_refused("name: t\noverlays: [app]\ncompose: [x.yml]\nmemory: {minimum_mb: 512, recommended_mb: 1024}\n",
+                       "t.yml:2: overlays: common is missing; every role needs it");
         expect_refused("name: t\noverlays: [com/mon]\ncompose: [x.yml]\nmemory: {minimum_mb: 512, recommended_mb: 1024}\n",
                        "t.yml:2: overlays[0]");
         expect_refused("name: t\ncompose: [x.yml]\nmemory: {minimum_mb: 512, recommended_mb: 1024}\n",
