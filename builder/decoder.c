@@ -126,6 +126,10 @@ int source_check_head(const char *path, const uint8_t *b, size_t n, bool compres
                 return log_error(EINVAL, path, "%s is a tar archive, not a disk image: extract the .img from it and "
                                  "give that (or the .img.xz of it) instead",
                                  compressed ? "the decompressed data" : "this");
+        /* a .zip compressed again (.zip.gz, .zip.zst) */
+        if (compressed && n >= 4 && memcmp(b, "PK\3\4", 4) == 0)
+                return log_error(EINVAL, path, "the decompressed data is a zip archive, not a disk image: decompress "
+                                 "it and give the .zip");
         return log_error(EINVAL, path, "%s is not a disk image: no partition table or filesystem signature at its start",
                          compressed ? "the decompressed data" : "this");
 }
@@ -152,7 +156,11 @@ int source_probe(const char *base, bool as_base) {
 
 /* ---- libarchive (gzip, zstd, zip) ---- */
 
-static struct archive *archive_open(int fd, const char *path) {
+/* zip: the base is a .zip, read as one (zip_pick); else the compressed
+ * stream is the image itself, and a zip inside a .gz or .zst (read as a
+ * zip, its first entry taken without zip_pick's one-image rule) is no
+ * disk image. */
+static struct archive *archive_open(int fd, const char *path, bool zip) {
         struct archive *a = archive_read_new();
         if (!a)
                 abort();
@@ -160,8 +168,10 @@ static struct archive *archive_open(int fd, const char *path) {
         archive_read_support_filter_xz(a);
         archive_read_support_filter_gzip(a);
         archive_read_support_filter_zstd(a);
-        archive_read_support_format_raw(a);
-        archive_read_support_format_zip(a);
+        if (zip)
+                archive_read_support_format_zip(a);
+        else
+                archive_read_support_format_raw(a);
         if (lseek(fd, 0, SEEK_SET) < 0 || archive_read_open_fd(a, fd, ARCHIVE_BLOCK) != ARCHIVE_OK) {
                 log_error(EBADMSG, path, "cannot read archive: %s", archive_error_string(a) ?: strerror(errno));
                 archive_read_free(a);
@@ -189,7 +199,7 @@ static bool is_image_name(const char *name) {
 /* A zip must hold exactly one *.img; find its index (entries are read in
  * order, so the second pass skips to it). */
 static int zip_pick(int fd, const char *path, int *index) {
-        struct archive *a = archive_open(fd, path);
+        struct archive *a = archive_open(fd, path, true);
         if (!a)
                 return -EBADMSG;
         struct buf images = {0}, all = {0};
@@ -296,7 +306,7 @@ int decoder_open(struct decoder *d, int fd, const char *path, uint64_t size, enu
                 if (r < 0)
                         return r;
         }
-        d->a = archive_open(fd, path);
+        d->a = archive_open(fd, path, fmt == FMT_ZIP);
         if (!d->a)
                 return -EBADMSG;
         for (int i = 0; i <= index; i++) {

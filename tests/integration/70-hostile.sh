@@ -90,6 +90,12 @@ printf '\xde\xad\xbe\xef' | dd of="$T/in/badcrc.zip" bs=1 seek=$(($(stat -c %s "
 refuse "corrupt .zip member" 'badcrc\.zip' "$T/in/badcrc.zip" "${args[@]}"
 (cd "$T/in" && cp base.img b.img && cp base.img c.img && zip -q -0 three.zip base.img b.img c.img && rm b.img c.img)
 refuse "zip of three images" 'three\.zip.*3 images' "$T/in/three.zip" "${args[@]}"
+# A zip compressed again: read as a zip it gave its first entry, without
+# the one-image rule (of these three images, base.img was built)
+zstd -q -1 "$T/in/three.zip" -o "$T/in/three.zip.zst" && gzip -1 -k "$T/in/three.zip"
+refuse "a .zip.zst: a zip, not a disk image" 'three\.zip\.zst: the decompressed data is a zip archive, not a disk image' \
+  "$T/in/three.zip.zst" "${args[@]}"
+refuse "a .zip.gz too" 'three\.zip\.gz: the decompressed data is a zip archive' "$T/in/three.zip.gz" "${args[@]}"
 rm -f "$T/in/"*.gz "$T/in/"*.xz "$T/in/"*.zip "$T/in/"*.zst
 
 # ---- file systems -------------------------------------------------------------------
