@@ -110,11 +110,19 @@ static bool sets_per_host(const struct host_settings *d) {
         return d->hostname || d->ip || d->gateway || d->model;
 }
 
+/* A --host file's per-host key, named at its line. */
 static int check_host_defaults(const char *file, const struct host_settings *d) {
-        if (sets_per_host(d))
-                return log_error(EUSAGE, file,
-                                 "hostname, ip, gateway and model are per host with --fleet: set them in the fleet "
-                                 "file (hosts[].name, address, model; network.gateway)");
+        static const struct {
+                enum host_field f;
+                const char *key;
+        } per_host[] = {{HF_HOSTNAME, "hostname"}, {HF_IP, "ip"}, {HF_GATEWAY, "gateway"}, {HF_MODEL, "model"}};
+        const bool set[] = {d->hostname, d->ip, d->gateway, d->model};
+        for (size_t i = 0; i < ARRAY_SIZE(per_host); i++)
+                if (set[i])
+                        return log_error(EUSAGE, d->where[per_host[i].f] ? d->where[per_host[i].f] : file,
+                                         "%s is per host with --fleet (as are hostname, ip, gateway and model): set "
+                                         "it in the fleet file (hosts[].name, address, model; network.gateway)",
+                                         per_host[i].key);
         return 0;
 }
 

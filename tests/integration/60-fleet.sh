@@ -496,8 +496,9 @@ expect_error "fleet env: KEY=VALUE as a key: its line, not its text" \
   'eqenv\.yml:[0-9]+: env: invalid variable name: its character 21 is punctuation' \
   "$DIMIMAGE" build --fleet "$T/eqenv.yml" --base "$base" -o "$T/hf"
 check_fails "fleet env: KEY=VALUE as a key: the secret not printed" grep -qF -e SECRETMARK -e "$OOPW" "$T/.err" "$T/.out"
-printf 'hostname: one-for-all\n' >"$T/perhost.yml"
-expect_error "--host file's per-host hostname refused with --fleet" "perhost\.yml: .*per host.*fleet file" \
+printf '# every Pi\nhostname: one-for-all\n' >"$T/perhost.yml"
+expect_error "--host file's per-host hostname refused with --fleet, at its line" \
+  "perhost\.yml:2: hostname is per host with --fleet .*fleet file" \
   "$DIMIMAGE" build --fleet "$T/hostfile.yml" --host "$T/perhost.yml" --base "$base" -o "$T/hf"
 expect_rc "--host file's per-host hostname refused with --fleet" 64
 [[ ! -e $T/hf ]] && ok "refused --host files: no directory" || fail "refused --host files: $T/hf created"
