@@ -633,6 +633,7 @@ sed 's/^name: app-standalone$/name: in-cwd/' "$TOP/profiles/app-standalone.yml" 
 cp "$T/key.pub" "$T/rel/sub/key.pub"
 printf 'network: {prefix: 24, gateway: 192.168.1.1}\nuser: pi\nssh_key_files: [key.pub]\nhosts:\n  - name: app1\n    role: custom.yml\n    address: 192.168.1.101\n' \
   >"$T/rel/sub/fl.yml"
+# shellcheck disable=SC2016 # expanded by the inner bash
 check "a fleet's role: custom.yml, built from another directory" \
   bash -c 'cd "$1/rel/cwd" && "$2" build --fleet ../sub/fl.yml --base "$3" -o ../out --quiet \
     --set DIMDIM_API_IMAGE=a/b:1 --set DIMDIM_WORKER_IMAGE=a/c:1' _ "$T" "$DIMIMAGE" "$base"
