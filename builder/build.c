@@ -2,6 +2,7 @@
 #include "build.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -84,6 +85,42 @@ static void ctx_rewind(struct build_ctx *c) {
 /* ---- phase: inputs ---- */
 
 /* The compose file as the image will hold it: the last overlay that has it. */
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Each overlay the profile names is a directory of the data tree: else the
+ * profile is named with the overlay, and what there is (a typo in a custom
+ * profile showed up only as its compose files being nowhere). */
+static int check_overlays(const struct build_ctx *c) {
+        for (size_t i = 0; i < c->profile.noverlays; i++) {
+                _cleanup_free_ char *dir = xasprintf("%s/overlays/%s", data_dir(), c->profile.overlays[i]);
+                struct stat st;
+                if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+                        continue;
+                _cleanup_free_ char *top = xasprintf("%s/overlays", data_dir());
+                char **names = NULL;
+                size_t n = 0;
+                DIR *d = opendir(top);
+                for (struct dirent *de; d && (de = readdir(d));)
+                        if (de->d_name[0] != '.')
+                                strv_push(&names, &n, de->d_name);
+                if (d)
+                        closedir(d);
+                if (n)
+                        qsort(names, n, sizeof(*names), cmp_str);
+                struct buf known = {0};
+                for (size_t k = 0; k < n; k++)
+                        buf_printf(&known, "%s%s", k ? ", " : "", names[k]);
+                int r = log_error(EINVAL, c->profile.path, "overlays: '%s' is not an overlay in %s (there: %s)",
+                                  c->profile.overlays[i], top, known.data ? (char *)known.data : "none");
+                strv_clear(&names, &n);
+                buf_free(&known);
+                return r;
+        }
+        return 0;
+}
+
 static char *find_compose(const struct build_ctx *c, const char *rel) {
         for (size_t i = c->profile.noverlays; i-- > 0;) {
                 char *path = xasprintf("%s/overlays/%s%s/%s", data_dir(), c->profile.overlays[i], DIMDIM_HOME, rel);
@@ -148,6 +185,8 @@ static int phase_inputs(struct build_ctx *c) {
                                  (r = model_check(host_where(&j->host, HF_MODEL), j->host.model, &c->profile)) < 0))
                 return r;
 
+        if ((r = check_overlays(c)) < 0)
+                return r;
         c->compose = xcalloc(c->profile.ncompose, sizeof *c->compose);
         for (size_t i = 0; i < c->profile.ncompose; i++) {
                 _cleanup_free_ char *file = find_compose(c, c->profile.compose[i]);

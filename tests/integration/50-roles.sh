@@ -282,6 +282,12 @@ expect_rc "an unknown role is a usage error" 64
 expect_error "a missing profile file named as --role" "profile \./nope\.yml: No such file or directory; a role is a profile file or one of" \
   "$DIMIMAGE" build --role ./nope.yml --base "$base" -o "$T/bad.img"
 expect_rc "a missing profile file is a missing input" 66
+# A custom profile's overlay typed wrong: named with the profile and the
+# overlays there are, not as its compose files being in none of them
+sed 's/^overlays: .*/overlays: [common, ap-p]/' "$TOP/profiles/app-standalone.yml" >"$T/typo.yml"
+expect_error "a profile's overlay that is not there: named, with those that are" \
+  "typo\.yml: overlays: 'ap-p' is not an overlay in .*/overlays \(there: all, app, common, observability\)" \
+  "$DIMIMAGE" build --role "$T/typo.yml" --base "$base" -o "$T/bad.img" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
 expect_error "role all refused on a Pi 3B+" "pi3b\+.*all" \
   "$DIMIMAGE" build --role all --model pi3b+ --base "$base" -o "$T/bad.img" --set DB_PASSWORD="$DBPW" \
   --set OPENOBSERVE_PASSWORD="$OOPW" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
