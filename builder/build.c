@@ -84,7 +84,6 @@ static void ctx_rewind(struct build_ctx *c) {
 
 /* ---- phase: inputs ---- */
 
-/* The compose file as the image will hold it: the last overlay that has it. */
 static int cmp_str(const void *a, const void *b) {
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -121,6 +120,7 @@ static int check_overlays(const struct build_ctx *c) {
         return 0;
 }
 
+/* The compose file as the image will hold it: the last overlay that has it. */
 static char *find_compose(const struct build_ctx *c, const char *rel) {
         for (size_t i = c->profile.noverlays; i-- > 0;) {
                 char *path = xasprintf("%s/overlays/%s%s/%s", data_dir(), c->profile.overlays[i], DIMDIM_HOME, rel);
