@@ -166,6 +166,8 @@ void base_files_free(struct base_files *bf) {
         free(bf->group);
         free(bf->shadow);
         free(bf->gshadow);
+        free(bf->subuid);
+        free(bf->subgid);
         free(bf->hosts);
         free(bf->config_txt);
         free(bf->cmdline_txt);
@@ -198,6 +200,8 @@ int apply_read_base(const struct apply_opts *o, const struct disk_layout *l, str
         bf->group = read_account_file(e, "/etc/group", bf, &err);
         bf->shadow = read_account_file(e, "/etc/shadow", bf, &err);
         bf->gshadow = read_text_ext4(e, "/etc/gshadow", &err);
+        bf->subuid = read_text_ext4(e, "/etc/subuid", &err);
+        bf->subgid = read_text_ext4(e, "/etc/subgid", &err);
         bf->hosts = read_text_ext4(e, "/etc/hosts", &err);
         bf->locale_gen = read_text_ext4(e, "/etc/locale.gen", &err);
         bf->locales_supported = read_text_ext4(e, "/usr/share/i18n/SUPPORTED", &err);

@@ -31,6 +31,7 @@ struct skel_entry {
 struct base_files {
         char *os_release;
         char *passwd, *group, *shadow, *gshadow;
+        char *subuid, *subgid; /* subordinate ids, as useradd hands them out */
         /* why the first of passwd, group, shadow is NULL: "is missing", "is a
          * symbolic link", ... (static text) */
         const char *accounts_why;

@@ -169,6 +169,32 @@ static void add_skel(struct payload *p, const struct base_files *bf, const char 
         }
 }
 
+/* A new user's subordinate ids, as useradd gives them (SUB_UID_COUNT
+ * 65536 from 100000, after the last range handed out): rootless podman
+ * or docker needs them.  Only where the base has the file. */
+static void add_subids(struct payload *p, const char *path, const char *text, const char *user) {
+        if (!text)
+                return;
+        unsigned long next = 100000;
+        FOR_LINES(text, l) {
+                char f[32];
+                if (line_is(l, user))
+                        return;
+                if (!field_n(l, 1, f, sizeof f))
+                        continue;
+                unsigned long start = strtoul(f, NULL, 10);
+                if (field_n(l, 2, f, sizeof f) && start + strtoul(f, NULL, 10) > next)
+                        next = start + strtoul(f, NULL, 10);
+        }
+        struct buf b = {0};
+        buf_puts(&b, text);
+        if (b.len && b.data[b.len - 1] != '\n')
+                buf_puts(&b, "\n");
+        buf_printf(&b, "%s:%lu:65536\n", user, next);
+        plan_add_text(p, PART_ROOT, path, 0644, &b);
+        buf_free(&b);
+}
+
 static int plan_user(const struct plan_input *in, struct payload *p) {
         const struct host_settings *h = in->host;
         const struct base_files *bf = in->base;
@@ -254,6 +280,11 @@ static int plan_user(const struct plan_input *in, struct payload *p) {
                 e = payload_add_file(p, PART_ROOT, "/etc/gshadow", 0640, 0, 42, b.data, b.len);
                 e->gid = payload_find(p, PART_ROOT, "/etc/shadow")->gid;
                 buf_free(&b);
+        }
+
+        if (!ids.exists) {
+                add_subids(p, "/etc/subuid", bf->subuid, u);
+                add_subids(p, "/etc/subgid", bf->subgid, u);
         }
 
         payload_add_dir(p, PART_ROOT, "/home", 0755, 0, 0);

@@ -24,7 +24,7 @@ usage: make-fixture.sh -o OUT [options]
   --uppercase-83         CMDLINE.TXT / CONFIG.TXT stored as upper-case 8.3 names only
   --extra-root DIR       copy DIR's tree into the root fs
   --extra-boot DIR       copy DIR's tree into the boot fs
-  --first-user NAME:SHELL  the image's first user (uid 1000, password "!", /home/NAME), as
+  --first-user NAME:SHELL  the image's first user (uid 1000, password "!", /home/NAME, subuid/subgid), as
                          pi-gen makes it: pi:/bin/bash (bookworm), pi:/usr/sbin/nologin
                          (trixie since 2026-04, pi-gen's adduser --disabled-login)
 example: make-fixture.sh -o /tmp/base.img --flavour trixie --disk-id 0badcafe
@@ -304,6 +304,7 @@ if [[ -n $first_user ]]; then
   printf '%s:x:1000:\n' "$fu" >>"$root/etc/group"
   printf '%s:!:19683:0:99999:7:::\n' "$fu" >>"$root/etc/shadow"
   printf '%s:!::\n' "$fu" >>"$root/etc/gshadow"
+  printf '%s:100000:65536\n' "$fu" | tee "$root/etc/subuid" >"$root/etc/subgid"
   mkdir -p "$root/home/$fu"
   chmod 0700 "$root/home/$fu"
 fi

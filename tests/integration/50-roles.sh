@@ -197,6 +197,9 @@ check "another --user leaves pi without login" "$DIMIMAGE" build --role observab
   --quiet --set OPENOBSERVE_PASSWORD="$OOPW" --user alice --ssh-key "$T/key.pub"
 [[ $(rcat "$T/fu2.img" /etc/passwd | grep -c -e '^pi:.*/usr/sbin/nologin$' -e '^alice:x:1001:1001:.*/bin/bash$') == 2 ]] \
   && ok "... and alice is uid 1001" || fail "alice beside pi: $(rcat "$T/fu2.img" /etc/passwd | grep -e '^pi:' -e '^alice:')"
+[[ $(rcat "$T/fu2.img" /etc/subuid) == $'pi:100000:65536\nalice:165536:65536' && \
+   $(rcat "$T/fu2.img" /etc/subgid) == $'pi:100000:65536\nalice:165536:65536' ]] \
+  && ok "... with subordinate ids after pi's, as useradd gives them" || fail "alice's subuid: $(rcat "$T/fu2.img" /etc/subuid)"
 rm -f "$T"/fu.img* "$T"/fu2.img*
 "$DIMIMAGE" build --role observability --base "$base" -o "$T/nogw.img" --set OPENOBSERVE_PASSWORD="$OOPW" \
   --ip 192.168.1.102/24 >"$T/nogw.log" 2>&1

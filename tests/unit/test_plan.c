@@ -445,6 +445,36 @@ static void test_first_user_without_login_is_reused(void **state) {
         teardown_inputs(&f);
 }
 
+/* A new user gets subordinate ids after the last range, as useradd gives
+ * them; a base without the files gets none, and an existing user keeps
+ * what it has. */
+static void test_new_user_subids(void **state) {
+        struct fixture f = {0};
+        setup_inputs(&f, "app");
+        f.base.subuid = xstrdup("other:100000:65536\nsvc:165536:65536");
+        f.base.subgid = xstrdup("other:100000:65536\n");
+        run_plan(&f, OS_TRIXIE);
+        assert_string_equal(file_text(&f, PART_ROOT, "/etc/subuid"),
+                            "other:100000:65536\nsvc:165536:65536\npi:231072:65536\n");
+        assert_string_equal(file_text(&f, PART_ROOT, "/etc/subgid"), "other:100000:65536\npi:165536:65536\n");
+        teardown_inputs(&f);
+
+        memset(&f, 0, sizeof f);
+        setup_inputs(&f, "app");
+        run_plan(&f, OS_TRIXIE);
+        assert_null(payload_find(&f.payload, PART_ROOT, "/etc/subuid"));
+        teardown_inputs(&f);
+
+        memset(&f, 0, sizeof f);
+        setup_inputs(&f, "app");
+        free(f.base.passwd);
+        f.base.passwd = xasprintf("%spi:x:1000:1000:,,,:/home/pi:/bin/bash\n", passwd);
+        f.base.subuid = xstrdup("pi:100000:65536\n");
+        run_plan(&f, OS_TRIXIE);
+        assert_null(payload_find(&f.payload, PART_ROOT, "/etc/subuid"));
+        teardown_inputs(&f);
+}
+
 /* A build at SOURCE_DATE_EPOCH=0 gives the password's last change as day
  * 1, not 0, which says "change it at the next login": PAM would refuse a
  * key login and sudo. */
@@ -738,6 +768,7 @@ int main(void) {
                 cmocka_unit_test(test_wifi_turns_the_radio_on), cmocka_unit_test(test_system_account_refused),
                 cmocka_unit_test(test_first_user_without_login_is_reused),
                 cmocka_unit_test(test_password_change_day_not_zero),
+                cmocka_unit_test(test_new_user_subids),
                 cmocka_unit_test(test_locale_utf8_spellings), cmocka_unit_test(test_host_checked_against_base),
                 cmocka_unit_test(test_key_options_quoted_in_user_data),
                 cmocka_unit_test(test_cloud_init_waits_for_boot_partition),
