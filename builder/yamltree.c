@@ -203,7 +203,18 @@ static int key_ref_cmp(const void *a, const void *b) {
 /* Two values for one key: which one wins is a guess no reader of the file
  * should have to make.  Sorted, so a map of many keys costs n log n; the
  * repeat reported is the one met first in the file. */
-static bool reads_as_key(const char *k);
+/* A key as one is written (letters, digits, '_' and '-', at most 64): what
+ * else stands where a key goes is a value typed as KEY=VALUE or KEY VALUE,
+ * or a pasted secret, and is not repeated in the message. */
+static bool reads_as_key(const char *k) {
+        size_t n = strspn(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
+        return n && n <= 64 && !k[n];
+}
+
+/* What a key that does not read as one likely is, for the message. */
+static const char *unread_key_hint(const char *k) {
+        return strpbrk(k, "= \t") ? "written KEY=VALUE rather than KEY: VALUE?" : "a pasted secret?";
+}
 
 static int check_duplicates(struct loader *l, const struct ynode *map) {
         if (map->n < 2)
@@ -227,9 +238,7 @@ static int check_duplicates(struct loader *l, const struct ynode *map) {
                                            : log_error_at(EINVAL, l->file, first->line,
                                                           "duplicate key, not shown since it does not read as one "
                                                           "(%s)",
-                                                          strpbrk(first->key, "= \t")
-                                                                  ? "written KEY=VALUE rather than KEY: VALUE?"
-                                                                  : "a pasted secret?");
+                                                          unread_key_hint(first->key));
         free(refs);
         return r;
 }
@@ -513,14 +522,6 @@ int ynode_strings(const char *file, const char *what, const struct ynode *n, cha
         return 0;
 }
 
-/* A key as one is written (letters, digits, '_' and '-', at most 64): what
- * else stands where a key goes is a value typed as KEY=VALUE or KEY VALUE,
- * or a pasted secret, and is not repeated in the message. */
-static bool reads_as_key(const char *k) {
-        size_t n = strspn(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
-        return n && n <= 64 && !k[n];
-}
-
 int ynode_check_keys(const char *file, const char *what, const struct ynode *n, const char *const *allowed) {
         int r = ynode_expect(file, what, n, Y_MAP);
         if (r < 0)
@@ -541,10 +542,7 @@ int ynode_check_keys(const char *file, const char *what, const struct ynode *n, 
                 else
                         r = log_error_at(EINVAL, file, n->key_lines[i],
                                          "%s: an unknown key, not shown since it does not read as one (%s); known: %s",
-                                         what,
-                                         strpbrk(k, "= \t") ? "written KEY=VALUE rather than KEY: VALUE?"
-                                                            : "a pasted secret?",
-                                         list);
+                                         what, unread_key_hint(k), list);
                 buf_free(&known);
                 return r;
         }

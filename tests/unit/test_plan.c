@@ -223,11 +223,16 @@ static void test_env_is_secret_and_root_only(void **state) {
         teardown_inputs(&f);
 }
 
+/* The base with one more passwd line (an existing user). */
+static void base_with_user(struct fixture *f, const char *line) {
+        free(f->base.passwd);
+        f->base.passwd = xasprintf("%s%s", passwd, line);
+}
+
 static void test_existing_user_is_reused(void **state) {
         struct fixture f = {0};
         setup_inputs(&f, "app");
-        free(f.base.passwd);
-        f.base.passwd = xasprintf("%spi:x:1000:1000:,,,:/home/pi:/bin/bash\n", passwd);
+        base_with_user(&f, "pi:x:1000:1000:,,,:/home/pi:/bin/bash\n");
         free(f.host.user);
         f.host.user = xstrdup("pi");
         run_plan(&f, OS_BOOKWORM);
@@ -301,10 +306,9 @@ static void test_skel_not_over_a_home(void **state) {
                 struct fixture f = {0};
                 setup_inputs(&f, "app");
                 give_skel(&f.base);
-                if (existing) {
-                        free(f.base.passwd);
-                        f.base.passwd = xasprintf("%spi:x:1000:1000:,,,:/home/pi:/bin/bash\n", passwd);
-                } else
+                if (existing)
+                        base_with_user(&f, "pi:x:1000:1000:,,,:/home/pi:/bin/bash\n");
+                else
                         strv_push(&f.base.homes, &f.base.nhomes, "pi");
                 run_plan(&f, OS_BOOKWORM);
                 assert_null(payload_find(&f.payload, PART_ROOT, "/home/pi/.bashrc"));
@@ -429,8 +433,7 @@ static void test_wifi_turns_the_radio_on(void **state) {
 static void test_first_user_without_login_is_reused(void **state) {
         struct fixture f = {0};
         setup_inputs(&f, "app");
-        free(f.base.passwd);
-        f.base.passwd = xasprintf("%spi:x:1000:1000:,,,:/home/pi:/usr/sbin/nologin\n", passwd);
+        base_with_user(&f, "pi:x:1000:1000:,,,:/home/pi:/usr/sbin/nologin\n");
         free(f.base.shadow);
         f.base.shadow = xasprintf("%spi:!:20556:0:99999:7:::\n", shadow);
         free(f.host.user);
@@ -467,8 +470,7 @@ static void test_new_user_subids(void **state) {
 
         memset(&f, 0, sizeof f);
         setup_inputs(&f, "app");
-        free(f.base.passwd);
-        f.base.passwd = xasprintf("%spi:x:1000:1000:,,,:/home/pi:/bin/bash\n", passwd);
+        base_with_user(&f, "pi:x:1000:1000:,,,:/home/pi:/bin/bash\n");
         f.base.subuid = xstrdup("pi:100000:65536\n");
         run_plan(&f, OS_TRIXIE);
         assert_null(payload_find(&f.payload, PART_ROOT, "/etc/subuid"));
@@ -507,8 +509,7 @@ static void test_system_account_refused(void **state) {
         for (size_t i = 0; i < ARRAY_SIZE(lines); i++) {
                 struct fixture f = {0};
                 setup_inputs(&f, "app");
-                free(f.base.passwd);
-                f.base.passwd = xasprintf("%s%s", passwd, lines[i]);
+                base_with_user(&f, lines[i]);
                 free(f.host.user);
                 f.host.user = xstrdup(names[i]);
                 struct plan_input in = {.profile = &f.profile, .env = &f.env, .host = &f.host, .data_dir = ".",
