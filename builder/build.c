@@ -111,8 +111,8 @@ static int check_overlays(const struct build_ctx *c) {
                 struct buf known = {0};
                 for (size_t k = 0; k < n; k++)
                         buf_printf(&known, "%s%s", k ? ", " : "", names[k]);
-                int r = log_error(EINVAL, c->profile.path, "overlays: '%s' is not an overlay in %s (there: %s)",
-                                  c->profile.overlays[i], top, known.data ? (char *)known.data : "none");
+                int r = log_error_at(EINVAL, c->profile.path, c->profile.overlay_lines[i],
+                                     "overlays: '%s' is not an overlay in %s (there: %s)", c->profile.overlays[i], top, known.data ? (char *)known.data : "none");
                 strv_clear(&names, &n);
                 buf_free(&known);
                 return r;
@@ -191,8 +191,9 @@ static int phase_inputs(struct build_ctx *c) {
         for (size_t i = 0; i < c->profile.ncompose; i++) {
                 _cleanup_free_ char *file = find_compose(c, c->profile.compose[i]);
                 if (!file)
-                        return log_error(ENOENT, c->profile.path, "compose file %s is in none of the overlays (%s)",
-                                         c->profile.compose[i], data_dir());
+                        return log_error_at(ENOENT, c->profile.path, c->profile.compose_lines[i],
+                                            "compose file %s is in none of the overlays (%s)", c->profile.compose[i],
+                                            data_dir());
                 _cleanup_free_ char *text = NULL;
                 size_t len;
                 if ((r = yaml_read_file(file, &text, &len)) < 0)

@@ -223,7 +223,18 @@ int cli_getopt_error(const char *cmd, const struct option *opts, int c, char **a
                 char letter[3] = {'-', (char)optopt, 0};
                 return cli_unknown_option(cmd, letter, operands);
         }
-        return cli_unknown_option(cmd, word, operands);
+        /* getopt takes a unique abbreviation, and says no more of one that
+         * several options start with than of an unknown option */
+        struct buf could = {0};
+        size_t n = 0;
+        for (const struct option *opt = opts; is_long && opt->name; opt++)
+                if (cli_word_names(word, opt->name))
+                        buf_printf(&could, "%s--%s", n++ ? ", " : "", opt->name);
+        int r = n > 1 ? cli_usage_error(cmd, "option '%.*s' is ambiguous: %s", (int)strcspn(word, "="), word,
+                                        (char *)could.data)
+                      : cli_unknown_option(cmd, word, operands);
+        buf_free(&could);
+        return r;
 }
 
 /* build's usage errors */
@@ -296,6 +307,7 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                 case OPT_HOST: again = set_once(&o->host_file, optarg); break;
                 case OPT_FLEET: again = set_once(&o->fleet, optarg); break;
                 case OPT_GROW:
+                        again = o->grow != 0;
                         if (parse_size(optarg, &o->grow) < 0 || o->grow == 0)
                                 return usage_error("--grow: '%s' is not a size such as 512M or 2G", optarg);
                         /* an MBR partition ends within 2 TiB; more would only overflow */
@@ -318,6 +330,7 @@ int cli_parse_build(int argc, char **argv, struct build_opts *o) {
                 case OPT_LEVEL: {
                         char *end;
                         long v = strtol(optarg, &end, 10);
+                        again = o->compression_level >= 0;
                         if (*end || end == optarg || v < 0 || v > 22)
                                 return usage_error("--compression-level: '%s' is not a level from 0 to 22", optarg);
                         o->compression_level = (int)v;

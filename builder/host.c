@@ -4,11 +4,13 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "secret.h"
@@ -77,6 +79,18 @@ static const char *name_as(const struct host_settings *hs, enum host_field f, en
 static void set_where(struct host_settings *hs, enum host_field f, const char *file, unsigned line) {
         free(hs->where[f]);
         hs->where[f] = xasprintf("%s:%u", file, line);
+}
+
+/* A file a YAML key names that cannot be opened is refused at that key's
+ * line: the path alone, relative to the YAML file, would leave the reader
+ * to find which entry it came from. */
+static int check_named_file(const char *file, unsigned line, const char *key, const char *path) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0)
+                return log_error_at(input_err(-errno), file, line, "%s: cannot read %s: %s", key, path,
+                                    strerror(errno));
+        close(fd);
+        return 0;
 }
 
 static const char *const host_keys[] = {
@@ -314,7 +328,7 @@ int host_from_yaml(const char *file, const struct ynode *n, struct host_settings
                         return r;
         }
         char **files = NULL;
-        size_t nfiles = 0;
+        size_t nfiles = 0, nkey_files = hs->nssh_key_files;
         r = ynode_strings(file, "ssh_key_files", kf, &files, &nfiles);
         for (size_t i = 0; i < nfiles; i++) {
                 if (r >= 0) {
@@ -351,10 +365,20 @@ int host_from_yaml(const char *file, const struct ynode *n, struct host_settings
                         set_where(hs, HF_WIFI_HIDDEN, file, hidden->line);
                 }
         }
-        /* the files this one names, once it is good */
-        if (ynode_get(n, "password_file"))
+        /* the files this one names, once it is good: a missing one is
+         * named here, where the line that names it is known */
+        for (size_t i = nkey_files; i < hs->nssh_key_files; i++)
+                if ((r = check_named_file(file, kf->kind == Y_SEQ ? kf->items[i - nkey_files]->line : kf->line,
+                                          "ssh_key_files", hs->ssh_key_files[i])) < 0)
+                        return r;
+        const struct ynode *pf = ynode_get(n, "password_file"), *wf = w ? ynode_get(w, "psk_file") : NULL;
+        if (pf && (r = check_named_file(file, pf->line, "password_file", hs->password_file)) < 0)
+                return r;
+        if (wf && (r = check_named_file(file, wf->line, "wifi.psk_file", hs->wifi_psk_file)) < 0)
+                return r;
+        if (pf)
                 secret_file_check_mode(hs->password_file);
-        if (w && ynode_get(w, "psk_file"))
+        if (wf)
                 secret_file_check_mode(hs->wifi_psk_file);
         /* no origin: each value read knows its line, and one from the
          * command line merged in later must not be blamed on this file */
@@ -503,9 +527,32 @@ int host_netmask_prefix(const char *s) {
 }
 
 /* The error for an --ip (or ip:) host_parse_cidr refused. */
+/* An IPv6 address where IPv4 is taken: said so, not as a typo. */
+static bool is_ipv6(const char *s) {
+        struct in6_addr a;
+        return s && inet_pton(AF_INET6, s, &a) == 1;
+}
+
+#define IPV4_ONLY                                                                                                      \
+        "only IPv4 is set here (the Pi takes its IPv6 addresses from the router's advertisements, as "               \
+        "NetworkManager does by default)"
+
 static int log_bad_cidr(const struct host_settings *hs) {
         const char *ip = hs->ip, *slash = strchr(ip, '/');
-        _cleanup_free_ char *addr = slash ? xstrndup(ip, (size_t)(slash - ip)) : NULL;
+        _cleanup_free_ char *addr = slash ? xstrndup(ip, (size_t)(slash - ip)) : xstrdup(ip);
+        if (is_ipv6(addr))
+                return log_error(EINVAL, host_where(hs, HF_IP), "invalid static address '%s': %s", ip, IPV4_ONLY);
+        const char *len = slash ? slash + 1 : "";
+        if (slash && host_valid_ipv4(addr) && *len && strspn(len, "0123456789") == strlen(len) &&
+            (strlen(len) > 2 || len[0] == '0' || atoi(len) > 32))
+                return log_error(EINVAL, host_where(hs, HF_IP),
+                                 "invalid static address '%s': the prefix length is 1 to 32 (24 for a home "
+                                 "network's 255.255.255.0)",
+                                 ip);
+        if (!slash) {
+                free(addr);
+                addr = NULL;
+        }
         /* "192.168.1.10/255.255.255.0", as ifconfig and Windows take it */
         int p = slash && host_valid_ipv4(addr) ? host_netmask_prefix(slash + 1) : -ENOENT;
         if (p >= 1)
@@ -760,7 +807,8 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
                          "and first boot cannot install Docker or pull images unless they are there",
                          hs->ip);
         if (hs->gateway && !host_valid_ipv4(hs->gateway))
-                return log_error(EINVAL, host_where(hs, HF_GATEWAY), "invalid gateway '%s'", hs->gateway);
+                return log_error(EINVAL, host_where(hs, HF_GATEWAY), "invalid gateway '%s'%s%s", hs->gateway,
+                                 is_ipv6(hs->gateway) ? ": " : "", is_ipv6(hs->gateway) ? IPV4_ONLY : "");
         if (hs->ip && (r = check_subnet(hs, ip_addr, ip_prefix)) < 0)
                 return r;
         for (size_t i = 0; i < hs->ndns; i++) {
@@ -783,6 +831,7 @@ int host_finalize(struct host_settings *hs, bool allow_weak) {
                 const char *hint = several            ? hs->where[HF_DNS] ? ": one address per item; list several as [A, B]"
                                                                           : ": one address per --dns; give it once for each"
                                    : blanks           ? ": remove the blanks around it"
+                                   : is_ipv6(d)       ? ": " IPV4_ONLY
                                                       : "";
                 return log_error(EINVAL, host_where(hs, HF_DNS), "invalid DNS server '%s'%s", d, hint);
         }

@@ -187,6 +187,10 @@ int main(int argc, char **argv) {
                 r = cli_unknown_option(NULL, cmd, false);
         else
                 r = cli_usage_error(NULL, "unknown command '%s'", cmd);
+        /* what went to stdout (a dry run's plan, the roles, the cache
+         * list) is the command's result: lost, it is not a success */
+        if (r >= 0 && (fflush(stdout) != 0 || ferror(stdout)))
+                r = log_error(errno ? errno : EIO, "stdout", "cannot write: %m");
         if (r >= 0)
                 return 0;
         return exit_code_for(r);

@@ -98,7 +98,7 @@ static bool valid_fleet_template(const char *s) {
 }
 
 static int get_string_list(const char *file, const char *key, const struct ynode *n, bool (*valid)(const char *),
-                           const char *what, char ***out, size_t *nout) {
+                           const char *what, char ***out, unsigned **lines, size_t *nout) {
         int rc = ynode_expect(file, key, n, Y_SEQ);
         if (rc < 0)
                 return rc;
@@ -122,6 +122,9 @@ static int get_string_list(const char *file, const char *key, const struct ynode
                         return rc;
                 }
         }
+        *lines = xcalloc(n->n, sizeof(**lines));
+        for (size_t i = 0; i < n->n; i++)
+                (*lines)[i] = n->items[i]->line;
         *out = v;
         *nout = n->n;
         return 0;
@@ -366,7 +369,7 @@ static int parse_root(const char *file, const struct ynode *root, struct profile
                         rc = ynode_string(file, "description", v, &p->description);
                 else if (!strcmp(name, "overlays")) {
                         rc = get_string_list(file, "overlays", v, valid_overlay_name, "overlay directory name",
-                                             &p->overlays, &p->noverlays);
+                                             &p->overlays, &p->overlay_lines, &p->noverlays);
                         /* without it the image enables units it lacks:
                          * nothing would provision the Pi */
                         bool common = false;
@@ -380,7 +383,7 @@ static int parse_root(const char *file, const struct ynode *root, struct profile
                 else if (!strcmp(name, "compose"))
                         rc = get_string_list(file, "compose", v, valid_compose_path,
                                              "compose file (relative .yml path without '..')", &p->compose,
-                                             &p->ncompose);
+                                             &p->compose_lines, &p->ncompose);
                 else if (!strcmp(name, "environment"))
                         rc = parse_environment(file, v, p);
                 else if (!strcmp(name, "ports"))
@@ -442,9 +445,11 @@ void profile_free(struct profile *p) {
         for (size_t i = 0; i < p->ncompose; i++)
                 free(p->compose[i]);
         free(p->compose);
+        free(p->compose_lines);
         for (size_t i = 0; i < p->noverlays; i++)
                 free(p->overlays[i]);
         free(p->overlays);
+        free(p->overlay_lines);
         for (size_t i = 0; i < p->nenv; i++) {
                 free(p->env[i].key);
                 free(p->env[i].def);

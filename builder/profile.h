@@ -43,8 +43,10 @@ struct profile {
         char sha256[65];    /* of the profile file */
         char *description;
         char **compose;     /* compose files, relative to the overlay: "deploy/docker-compose.app.yml" */
+        unsigned *compose_lines; /* each one's line, for the build's messages */
         size_t ncompose;
         char **overlays;    /* overlay directory names under overlays/, in order: "common", "app" */
+        unsigned *overlay_lines;
         size_t noverlays;
         struct profile_env *env;
         size_t nenv;

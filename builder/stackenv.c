@@ -186,6 +186,27 @@ static void flag_unused(const struct stackenv_input *in, struct env *env) {
         }
 }
 
+/* An explicit value of a key the fleet wires that is not the wired one.
+ * Given for one host it is meant (an OpenObserve outside the fleet, say);
+ * given for every host it is a slip, the guide's OPENOBSERVE_URL or an
+ * old password in a shared .env, and the Pi could not reach its peer's
+ * service with it.  Values are never shown: they may be secrets. */
+static int check_wiring_kept(const struct profile *p, const struct env_var *have) {
+        const struct profile_env *pe = profile_env_find(p, have->key);
+        const char *tpl = pe && pe->fleet ? pe->fleet : "a peer's value";
+        char where[512];
+        env_var_where(have, where, sizeof where);
+        if (!have->shared) {
+                log_warn(where, "%s given for this host is kept over what the fleet wires in (%s)", have->key, tpl);
+                return 0;
+        }
+        return log_error(EINVAL, where,
+                         "%s, given here for every host, differs from what the fleet wires into role '%s' (%s): its "
+                         "stack could not reach that host's service with it; remove it here (the fleet fills it in), "
+                         "or give it in that host's env: to override the wiring",
+                         have->key, p->name, tpl);
+}
+
 static int parse_env_file(const struct stackenv_input *in, const char *path, struct env *env) {
         const struct dotenv_text *t = dotenv_text_find(in->env_texts, in->nenv_texts, path);
         return t ? dotenv_parse(path, t->text, t->len, env, ORIGIN_FILE) : dotenv_parse_file(path, env);
@@ -224,6 +245,8 @@ int stackenv_resolve(const struct stackenv_input *in, struct env *env, struct en
                         const struct env_var *have = env_find(env, v->key);
                         if (!have || have->origin == ORIGIN_DEFAULT)
                                 env_set(env, v->key, v->value, v->origin, v->file, v->line);
+                        else if (strcmp(have->value, v->value) && (r = check_wiring_kept(p, have)) < 0)
+                                return r;
                 }
 
         /* Generate what the profile marks as generated and nobody gave. */

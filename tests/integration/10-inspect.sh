@@ -380,10 +380,30 @@ usage_error "build -o twice" "--output given twice" build --role app --base "$T/
 usage_error "build --set of one key twice" "--set DB_PASSWORD given twice; give it once" build --role app --base "$T/zero.img" \
   -o "$T/x.img" --set DB_PASSWORD=first-value --set DB_USER=u --set DB_PASSWORD=second-value
 grep -q 'first-value\|second-value' "$T/.err" && fail "a twice-set value printed" || ok "a twice-set value not printed"
+usage_error "build --grow twice" "--grow given twice; give it once" build --role app --grow 1G --grow 64M --base "$T/zero.img" -o "$T/x.img"
+usage_error "build --compression-level twice" "--compression-level given twice" build --role app --compression-level 3 \
+  --compression-level 9 --base "$T/zero.img" -o "$T/x.img.zst"
+# an abbreviation several options share is named so, with those options,
+# not as an unknown option (its value may be a secret: not shown)
+usage_error "build: an ambiguous abbreviation" \
+  "build: option '--wifi' is ambiguous: --wifi-ssid, --wifi-psk-file, --wifi-country, --wifi-hidden" \
+  build --role app --wifi Home --base "$T/zero.img" -o "$T/x.img"
+usage_error "build: an ambiguous abbreviation with its value" "option '--password' is ambiguous: --password-hash, --password-file" \
+  build --role app --password=hunter2-secret --base "$T/zero.img" -o "$T/x.img"
+grep -q hunter2 "$T/.err" && fail "an ambiguous option's value printed" || ok "an ambiguous option's value not printed"
 usage_error "build --grow without a unit" "--grow: '512' is that many bytes; give a unit" build --role app --grow 512 --base "$T/zero.img" -o "$T/x.img"
 usage_error "flash -" "IMAGE '-' is not a file or device" flash - "$T/dev"
 usage_error "flash ''" "IMAGE '' is not a file or device" flash '' "$T/dev"
 usage_error "flash to -" "DEVICE '-' is not a file or device" flash "$T/zero.img" -
+# What a command prints is its result: a stdout that takes none of it
+# (a full disk) is an error, as inspect's always was, not exit 0.
+for args in "profiles" "--version" "cache list" "build --help"; do
+  rc=0
+  # shellcheck disable=SC2086 # the words are the arguments
+  XDG_CACHE_HOME=$T/cache "$DIMIMAGE" $args >/dev/full 2>"$T/full.err" || rc=$?
+  [[ $rc == 73 ]] && grep -q '^dimimage: error: stdout: cannot write: No space left on device$' "$T/full.err" \
+    && ok "$args to a full stdout: one error, exit 73" || fail "$args to a full stdout: exit $rc: $(cat "$T/full.err")"
+done
 # COMMAND --help documents each command, as the top-level help says.
 for args in "version --help" "cache list --help" "cache clean -h" "profiles --help" "flash --help" "inspect --help"; do
   # shellcheck disable=SC2086 # the words are the arguments

@@ -289,7 +289,12 @@ expect_rc "a missing profile file is a missing input" 66
 # overlays there are, not as its compose files being in none of them
 sed 's/^overlays: .*/overlays: [common, ap-p]/' "$TOP/profiles/app-standalone.yml" >"$T/typo.yml"
 expect_error "a profile's overlay that is not there: named, with those that are" \
-  "typo\.yml: overlays: 'ap-p' is not an overlay in .*/overlays \(there: all, app, common, observability\)" \
+  "typo\.yml:8: overlays: 'ap-p' is not an overlay in .*/overlays \(there: all, app, common, observability\)" \
+  "$DIMIMAGE" build --role "$T/typo.yml" --base "$base" -o "$T/bad.img" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
+# and a compose file found in none of them, at its line
+sed 's|^  - deploy/docker-compose.app.yml|  - deploy/docker-compose.ap.yml|' "$TOP/profiles/app-standalone.yml" >"$T/typo.yml"
+expect_error "a profile's compose file in none of the overlays: named at its line" \
+  "typo\.yml:10: compose file deploy/docker-compose\.ap\.yml is in none of the overlays" \
   "$DIMIMAGE" build --role "$T/typo.yml" --base "$base" -o "$T/bad.img" --set DIMDIM_API_IMAGE=a/b --set DIMDIM_WORKER_IMAGE=a/c
 expect_error "role all refused on a Pi 3B+" "pi3b\+.*all" \
   "$DIMIMAGE" build --role all --model pi3b+ --base "$base" -o "$T/bad.img" --set DB_PASSWORD="$DBPW" \

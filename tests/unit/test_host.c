@@ -378,9 +378,13 @@ static void test_network(void **state) {
                 {"10.0.0.5/ 24", "10.0.0.1", "ADDRESS/PREFIX"},
                 {"10.0.0.5/+24", "10.0.0.1", "ADDRESS/PREFIX"},
                 {"10.0.0.5/\t24", "10.0.0.1", "ADDRESS/PREFIX"},
-                {"10.0.0.5/024", "10.0.0.1", "ADDRESS/PREFIX"},
-                {"10.0.0.5/33", "10.0.0.1", "ADDRESS/PREFIX"},
-                {"10.0.0.5/0", "10.0.0.1", "ADDRESS/PREFIX"},
+                {"10.0.0.5/024", "10.0.0.1", "the prefix length is 1 to 32"},
+                {"10.0.0.5/33", "10.0.0.1", "the prefix length is 1 to 32"},
+                {"10.0.0.5/0", "10.0.0.1", "the prefix length is 1 to 32"},
+                {"10.0.0.5/4294967320", "10.0.0.1", "the prefix length is 1 to 32"},
+                /* IPv6 is said to be so, not taken for a typo */
+                {"2001:db8::5/64", "2001:db8::1", "'2001:db8::5/64': only IPv4 is set here"},
+                {"10.0.0.5/24", "2001:db8::1", "invalid gateway '2001:db8::1': only IPv4 is set here"},
                 {"10.0.0.5/", "10.0.0.1", "ADDRESS/PREFIX"},
                 /* a netmask where the prefix goes: the prefix it stands for */
                 {"10.0.0.5/255.255.255.0", "10.0.0.1", "not the netmask: 10.0.0.5/24 (255.255.255.0 is /24)"},
@@ -416,6 +420,7 @@ static void test_dns_addresses(void **state) {
         } cases[] = {
                 {"127.0.0.1", NULL},
                 {"1.1.1.1", NULL},
+                {"2001:4860:4860::8888", "--dns: invalid DNS server '2001:4860:4860::8888': only IPv4 is set here"},
                 {"0.0.0.0", "--dns: DNS server 0.0.0.0 is an unspecified (0.0.0.0/8) address, not a resolver's\n"},
                 {"224.0.0.251", "--dns: DNS server 224.0.0.251 is a multicast (224.0.0.0/4) address"},
                 {"255.255.255.255", "--dns: DNS server 255.255.255.255 is a reserved"},
@@ -546,6 +551,34 @@ static void test_value_named_at_its_line(void **state) {
         }
 }
 
+/* A file a --host file names that is not there is refused at the line
+ * naming it: a list of key files gives no other clue which entry it was. */
+static void test_missing_named_file_at_its_line(void **state) {
+        (void)state;
+        _cleanup_free_ char *key = put("here.pub", ED25519 " me\n");
+        static const struct {
+                const char *yml, *want;
+        } cases[] = {
+                {"user: pi\nssh_key_files:\n  - here.pub\n  - gone.pub\n", ":4: ssh_key_files: cannot read "},
+                {"user: pi\nssh_key_files: gone.pub\n", ":2: ssh_key_files: cannot read "},
+                {"user: pi\n\npassword_file: gone.pass\n", ":3: password_file: cannot read "},
+                {"wifi:\n  ssid: Cafe\n  country: GB\n  psk_file: gone.psk\n", ":4: wifi.psk_file: cannot read "},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                _cleanup_free_ char *yml = put("named.yml", cases[i].yml);
+                struct host_settings hs = {0};
+                struct tu_capture c;
+                tu_capture_begin(&c);
+                int r = host_load_file(yml, &hs);
+                unsigned errors = 0;
+                _cleanup_free_ char *err = tu_capture_end(&c, &errors);
+                _cleanup_free_ char *want = xasprintf("%s%s%s/gone.", yml, cases[i].want, dir);
+                if (r != -ENOENT || errors != 1 || !strstr(err, want) || !strstr(err, "No such file"))
+                        fail_msg("case %zu: want one error with '%s', got %d: %s", i, want, r, err);
+                host_free(&hs);
+        }
+}
+
 /* A Wi-Fi country and a keymap in the other case are taken as meant. */
 static void test_case_normalized(void **state) {
         (void)state;
@@ -615,6 +648,7 @@ int main(void) {
                 cmocka_unit_test(test_dns_addresses),
                 cmocka_unit_test(test_user_names),
                 cmocka_unit_test(test_value_named_at_its_line),
+                cmocka_unit_test(test_missing_named_file_at_its_line),
                 cmocka_unit_test(test_case_normalized),
                 cmocka_unit_test(test_read_file_bounds),
         };
