@@ -530,30 +530,23 @@ static int root_growth(const struct apply_opts *o, const struct disk_layout *l, 
 }
 
 /* The clusters the boot payload takes beyond those of the files it
- * replaces: a config.txt rewritten in place on a full partition may need
- * none.  A directory that has to grow is not counted; fat_write says so
- * when it cannot. */
+ * replaces (a config.txt rewritten in place on a full partition may need
+ * none), the root directory's growth for new names included; or the
+ * refusal writing it would meet, so that a dry run meets it too. */
 static int boot_clusters_needed(struct fat_fs *fs, const struct payload *p, uint64_t *need) {
-        uint64_t cs = fat_cluster_bytes(fs);
-        *need = 0;
-        for (size_t i = 0; i < p->n; i++) {
-                const struct payload_entry *e = &p->v[i];
-                if (e->part != PART_BOOT || e->type != ENTRY_FILE)
-                        continue;
-                struct fat_stat st;
-                int r = fat_stat(fs, e->path, &st);
-                if (r < 0 && r != -ENOENT)
-                        return r;
-                uint64_t old = r == 0 && !st.is_dir ? st.size : 0;
-                uint64_t want = DIV_ROUND_UP(e->len, cs), have = DIV_ROUND_UP(old, cs);
-                if (want > have)
-                        *need += want - have;
-        }
-        return 0;
+        _cleanup_free_ struct fat_planned *v = xcalloc(p->n ? p->n : 1, sizeof(*v));
+        size_t n = 0;
+        for (size_t i = 0; i < p->n; i++)
+                if (p->v[i].part == PART_BOOT && p->v[i].type == ENTRY_FILE)
+                        v[n++] = (struct fat_planned){p->v[i].path, p->v[i].len};
+        return fat_check_writes(fs, v, n, need);
 }
 
 static int check_boot_room(const struct apply_opts *o, const struct disk_layout *l, const struct payload *p) {
-        if (!payload_bytes(p, PART_BOOT))
+        bool any = false;
+        for (size_t i = 0; i < p->n && !any; i++)
+                any = p->v[i].part == PART_BOOT;
+        if (!any)
                 return 0;
         struct fat_fs *fs = NULL;
         int r = open_boot(o, l, &fs);

@@ -410,7 +410,7 @@ static bool unreachable(errcode_t code) {
 /* A directory on the way to path that the base has as something else: a
  * file, a symlink loop, a symlink to nothing.  Bad input data, as a
  * directory where a file goes is (-ENOTEMPTY), not a missing input file. */
-static int in_the_way(const struct ext4_fs *e, const char *path, const char *dir, errcode_t code) {
+int ext4_in_the_way(const struct ext4_fs *e, const char *path, const char *dir, errcode_t code) {
         ext2_ino_t ino;
         /* not found: a symlink to nothing if dir itself is there */
         if (!unreachable(code) ||
@@ -454,7 +454,7 @@ static int split(struct ext4_fs *e, const char *path, ext2_ino_t *dir, char **ba
                 if (code) {
                         if (quiet && unreachable(code))
                                 return errno_of(code);
-                        return in_the_way(e, path, norm, code);
+                        return ext4_in_the_way(e, path, norm, code);
                 }
         }
         *base = xstrdup(b);
@@ -504,6 +504,16 @@ static int empty_cb(ext2_ino_t d, int entry, struct ext2_dir_entry *de, int offs
         return DIRENT_ABORT;
 }
 
+int ext4_refuse_full_dir(struct ext4_fs *e, ext2_ino_t ino, const char *path) {
+        struct empty_ctx c = {true};
+        errcode_t code = ext2fs_dir_iterate2(e->fs, ino, 0, NULL, empty_cb, &c);
+        if (code)
+                return ext4_fail(e, code, path, "reading directory");
+        if (!c.empty)
+                return log_error(-ENOTEMPTY, e->image, "ext4 %s: directory not empty, refusing to remove it", path);
+        return 0;
+}
+
 /* Removes name (inode ino) from dir; directories only when empty.
  * replacing: a new entry takes its place (for messages). */
 static int remove_entry(struct ext4_fs *e, ext2_ino_t dir, const char *name, ext2_ino_t ino, const char *path,
@@ -519,15 +529,8 @@ static int remove_entry(struct ext4_fs *e, ext2_ino_t dir, const char *name, ext
         if (r < 0)
                 return r;
         bool isdir = LINUX_S_ISDIR(in.i_mode);
-        if (isdir) {
-                struct empty_ctx c = {true};
-                code = ext2fs_dir_iterate2(e->fs, ino, 0, NULL, empty_cb, &c);
-                if (code)
-                        return ext4_fail(e, code, path, "reading directory");
-                if (!c.empty)
-                        return log_error(-ENOTEMPTY, e->image, "ext4 %s: directory not empty, refusing to remove it",
-                                         path);
-        }
+        if (isdir && (r = ext4_refuse_full_dir(e, ino, path)) < 0)
+                return r;
         code = ext2fs_unlink(e->fs, dir, name, ino, 0);
         if (code)
                 return ext4_fail(e, code, path, "removing directory entry");
@@ -600,7 +603,7 @@ int ext4_mkdir_p(struct ext4_fs *e, const char *path, uint32_t mode, uint32_t ui
                                 code = ext2fs_check_directory(e->fs, ino);
                         if (code) {
                                 _cleanup_free_ char *dir = xstrndup(path, (size_t)(c - copy) + strlen(c));
-                                return in_the_way(e, path, dir, code);
+                                return ext4_in_the_way(e, path, dir, code);
                         }
                         cur = ino;
                         continue;

@@ -43,6 +43,12 @@ int ext4_flags_refuse(const struct ext4_fs *e, const char *path, const char *dir
  * ext4flags.c. */
 int ext4_refuse_unlink(const struct ext4_fs *e, const char *path, const char *dir, const struct ext2_inode_large *in,
                        const struct ext2_inode_large *pin, bool replacing);
+/* A directory on the way to path (dir) that the base has as something
+ * else (code: the lookup's), refused as the edits refuse it.  ext4.c. */
+int ext4_in_the_way(const struct ext4_fs *e, const char *path, const char *dir, errcode_t code);
+/* A directory (ino, at path) that an edit would remove, refused when it
+ * is not empty.  ext4.c. */
+int ext4_refuse_full_dir(struct ext4_fs *e, ext2_ino_t ino, const char *path);
 /* The directory an entry of path is in, path[0..end) with its trailing
  * slashes gone ("/" for the root's), for messages.  Caller frees.
  * ext4flags.c. */

@@ -89,9 +89,15 @@ static int check_existing(struct ext4_fs *e, const char *path, size_t dirlen, ex
         if (what == EXT4_EDIT_MKDIR || what == EXT4_EDIT_OWN_DIR) {
                 /* mkdir -p follows a symlink to a directory, and own_dir
                  * changes the directory behind it */
-                if (ext2fs_namei_follow(e->fs, EXT2_ROOT_INO, cur, name, &ino) || ext4_read_ino(e, ino, &in) ||
-                    !LINUX_S_ISDIR(in.i_mode) || what == EXT4_EDIT_MKDIR)
-                        return 0; /* what is in the way, the edit itself says */
+                errcode_t code = ext2fs_namei_follow(e->fs, EXT2_ROOT_INO, cur, name, &ino);
+                if (!code)
+                        code = ext2fs_check_directory(e->fs, ino);
+                if (code) {
+                        _cleanup_free_ char *dir = ext4_dir_of(path, strlen(path));
+                        return ext4_in_the_way(e, path, dir, code);
+                }
+                if (ext4_read_ino(e, ino, &in) || what == EXT4_EDIT_MKDIR)
+                        return 0; /* a damaged inode: the edit reports it */
                 if (!ext4_own_dir_changes(&in, mode, uid, gid))
                         return 0;
                 return ext4_flags_refuse(e, path, NULL, &in, EXT2_IMMUTABLE_FL | EXT2_APPEND_FL,
@@ -100,7 +106,10 @@ static int check_existing(struct ext4_fs *e, const char *path, size_t dirlen, ex
         if (ext4_read_ino(e, ino, &in) || ext4_read_ino(e, cur, &pin))
                 return 0; /* a damaged inode: the edit reports it */
         _cleanup_free_ char *dir = ext4_dir_of(path, dirlen);
-        return ext4_refuse_unlink(e, path, dir, &in, &pin, what == EXT4_EDIT_WRITE);
+        int r = ext4_refuse_unlink(e, path, dir, &in, &pin, what == EXT4_EDIT_WRITE);
+        if (r >= 0 && LINUX_S_ISDIR(in.i_mode))
+                r = ext4_refuse_full_dir(e, ino, path);
+        return r;
 }
 
 int ext4_check_edit(struct ext4_fs *e, const char *path, enum ext4_edit what, uint32_t mode, uint32_t uid,
@@ -139,9 +148,14 @@ int ext4_check_edit(struct ext4_fs *e, const char *path, enum ext4_edit what, ui
                 if (last)
                         return check_existing(e, path, (size_t)(p - path), cur, name, ino, what, mode, uid, gid);
                 /* a leading component: followed inside the image, as every
-                 * edit follows it */
-                if (ext2fs_namei_follow(e->fs, EXT2_ROOT_INO, cur, name, &ino) || ext2fs_check_directory(e->fs, ino))
-                        return 0; /* unreachable: the edit says what is in the way */
+                 * edit follows it, and refused as they refuse it */
+                code = ext2fs_namei_follow(e->fs, EXT2_ROOT_INO, cur, name, &ino);
+                if (!code)
+                        code = ext2fs_check_directory(e->fs, ino);
+                if (code) {
+                        _cleanup_free_ char *dir = ext4_dir_of(path, (size_t)(p - path) + n);
+                        return ext4_in_the_way(e, path, dir, code);
+                }
                 cur = ino;
                 p += n;
         }

@@ -11,7 +11,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -114,7 +116,7 @@ static uint32_t alloc_one(struct fat_fs *fs) {
 
 static int no_space(struct fat_fs *fs, const char *path, uint64_t need_clusters) {
         return log_error(ENOROOM, fs->name,
-                         "not enough space for %s: needs %" PRIu64 " bytes, %" PRIu64 " bytes free; use a bigger boot partition or fewer files",
+                         "boot partition: not enough space for %s: needs %" PRIu64 " bytes, %" PRIu64 " bytes free; use a bigger boot partition or fewer files",
                          path, need_clusters * fs->cs, (uint64_t)fs->free * fs->cs);
 }
 
@@ -194,19 +196,30 @@ static int dir_find(const struct dir *d, const char *name, struct fat_dent *e) {
         return 0;
 }
 
+/* Whether d may take another cluster: FAT16's root has a fixed size. */
+static int dir_may_grow(struct fat_fs *fs, const struct dir *d, const char *path) {
+        if (!d->chain)
+                return log_error(ENOROOM, fs->name,
+                                 "boot partition: no room for %s: its root directory is full (FAT16 has a fixed %" PRIu32
+                                 " entries); remove a file from it, or use a base whose boot partition is FAT32",
+                                 path, fs->root_entries);
+        if (d->len + fs->cs > DIR_MAX_BYTES)
+                return log_error(ENOROOM, fs->name, "boot partition: no room for %s: its directory is full (65536 entries)",
+                                 path);
+        return 0;
+}
+
 /* Appends a zeroed cluster to a cluster-chain directory. */
 static int dir_grow(struct fat_fs *fs, struct dir *d, const char *path) {
-        if (!d->chain)
-                return log_error(ENOROOM, fs->name, "%s: root directory is full (%" PRIu32 " entries)", path,
-                                 fs->root_entries);
-        if (d->len + fs->cs > DIR_MAX_BYTES)
-                return log_error(ENOROOM, fs->name, "%s: directory is full (65536 entries)", path);
+        int r = dir_may_grow(fs, d, path);
+        if (r < 0)
+                return r;
         if (fs->free < 1)
                 return no_space(fs, path, 1);
         uint32_t c = alloc_one(fs);
         if (!c)
                 return no_space(fs, path, 1);
-        int r = zero_cluster(fs, c);
+        r = zero_cluster(fs, c);
         if (r < 0) {
                 fat_set(fs, c, 0);
                 return r;
@@ -220,37 +233,42 @@ static int dir_grow(struct fat_fs *fs, struct dir *d, const char *path) {
         return 0;
 }
 
+/* The first of count consecutive free slots in d as it stands; false when
+ * d must grow first.  *mark: the slot after them, where the end marker
+ * must be kept (entries past the marker are free by definition), or
+ * SIZE_MAX. */
+static bool dir_free_run(const struct dir *d, size_t count, size_t *first, size_t *mark) {
+        size_t n = d->len / 32, run = 0;
+        bool past_end = false;
+        for (size_t i = 0; i < n; i++) {
+                uint8_t b = d->data[i * 32];
+                if (b == 0)
+                        past_end = true;
+                if (!past_end && b != DELETED) {
+                        run = 0;
+                        continue;
+                }
+                if (++run == count) {
+                        *first = i + 1 - count;
+                        *mark = past_end && i + 1 < n && d->data[(i + 1) * 32] != 0 ? i + 1 : SIZE_MAX;
+                        return true;
+                }
+        }
+        return false;
+}
+
 /* Finds count consecutive free slots, growing the directory if needed. */
 static int dir_find_slots(struct fat_fs *fs, struct dir *d, const char *path, size_t count, size_t *ret) {
-        for (;;) {
-                size_t n = d->len / 32, run = 0;
-                bool past_end = false;
-                for (size_t i = 0; i < n; i++) {
-                        uint8_t b = d->data[i * 32];
-                        if (b == 0)
-                                past_end = true;
-                        if (past_end || b == DELETED) {
-                                if (++run == count) {
-                                        size_t first = i + 1 - count;
-                                        /* Entries after the end marker are free by
-                                         * definition: keep the marker after us. */
-                                        if (past_end && i + 1 < n && d->data[(i + 1) * 32] != 0) {
-                                                d->data[(i + 1) * 32] = 0;
-                                                int r = dir_flush(fs, d, i + 1, 1);
-                                                if (r < 0)
-                                                        return r;
-                                        }
-                                        *ret = first;
-                                        return 0;
-                                }
-                        } else {
-                                run = 0;
-                        }
-                }
+        size_t mark;
+        while (!dir_free_run(d, count, ret, &mark)) {
                 int r = dir_grow(fs, d, path);
                 if (r < 0)
                         return r;
         }
+        if (mark == SIZE_MAX)
+                return 0;
+        d->data[mark * 32] = 0;
+        return dir_flush(fs, d, mark, 1);
 }
 
 static void fat_datetime(time_t t, uint8_t time_out[2], uint8_t date_out[2], uint8_t *tenth) {
@@ -418,6 +436,11 @@ int fat_stat(struct fat_fs *fs, const char *path, struct fat_stat *st) {
         return r < 0 ? r : 0;
 }
 
+static int cmp_u32(const void *a, const void *b) {
+        uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+        return (x > y) - (x < y);
+}
+
 /* Reads the first len bytes of a chain. */
 static int read_chain(struct fat_fs *fs, const char *path, uint32_t first, uint8_t *out, size_t len) {
         if (len == 0)
@@ -430,6 +453,14 @@ static int read_chain(struct fat_fs *fs, const char *path, uint32_t first, uint8
                 return r;
         if (n < need)
                 return log_error(EINVAL, fs->name, "%s: cluster chain is shorter than the file size", path);
+        /* chain_walk stops at need clusters, before its own loop check:
+         * a chain that comes back on itself within them repeats a cluster */
+        _cleanup_free_ uint32_t *sorted = xmalloc(n * sizeof(*sorted));
+        memcpy(sorted, list, n * sizeof(*sorted));
+        qsort(sorted, n, sizeof(*sorted), cmp_u32);
+        for (size_t i = 1; i < n; i++)
+                if (sorted[i] == sorted[i - 1])
+                        return log_error(EINVAL, fs->name, "%s: cluster chain loops", path);
         for (size_t i = 0; i < n; i++) {
                 /* Coalesce contiguous clusters into one read. */
                 size_t j = i;
@@ -532,6 +563,15 @@ static int write_chain(struct fat_fs *fs, const char *path, uint32_t *first_inou
         return 0;
 }
 
+/* The base's data, not ours to remove: a bad input (EINVAL), not an
+ * unreadable one. */
+static int dir_in_the_way(struct fat_fs *fs, const char *path) {
+        return log_error(EINVAL, fs->name,
+                         "boot partition: %s is a directory in the base, where a file is written; remove it from the "
+                         "base",
+                         path);
+}
+
 int fat_write(struct fat_fs *fs, const char *path, const void *data, size_t len, time_t mtime) {
         if (len > UINT32_MAX)
                 return log_error(EFBIG, fs->name, "%s: FAT files are limited to 4 GiB", path);
@@ -543,11 +583,11 @@ int fat_write(struct fat_fs *fs, const char *path, const void *data, size_t len,
                 return r;
         if (r == 2) {
                 path_free(&p);
-                return log_error(EISDIR, fs->name, "%s: is a directory", path);
+                return dir_in_the_way(fs, path);
         }
         if (r == 1) {
                 if (e.attr & ATTR_DIR) {
-                        r = log_error(EISDIR, fs->name, "%s: is a directory", path);
+                        r = dir_in_the_way(fs, path);
                 } else {
                         uint32_t first = e.cluster;
                         r = write_chain(fs, path, &first, data, len);
@@ -715,6 +755,71 @@ int fat_list(struct fat_fs *fs, const char *path, int (*fn)(const char *name, co
                         break;
         }
         dir_free(&d);
+        return r < 0 ? r : 0;
+}
+
+/* ---- what writes would take ---- */
+
+/* dir_add's slots for name taken in d's memory alone, d grown there as
+ * dir_grow would grow it on disk (*clusters counts those clusters). */
+static int dir_reserve(struct fat_fs *fs, struct dir *d, const char *path, const char *name, uint64_t *clusters) {
+        uint8_t raw[11], nt;
+        struct fat_lfn lfn[LFN_MAX_ENTRIES];
+        size_t nlfn, first, mark;
+        int r = fat_name_encode(fs->name, path, name, d->data, d->len, raw, &nt, lfn, &nlfn);
+        if (r < 0)
+                return r;
+        while (!dir_free_run(d, nlfn + 1, &first, &mark)) {
+                if ((r = dir_may_grow(fs, d, path)) < 0)
+                        return r;
+                d->data = xrealloc(d->data, d->len + fs->cs);
+                memset(d->data + d->len, 0, fs->cs);
+                d->len += fs->cs;
+                (*clusters)++;
+        }
+        if (mark != SIZE_MAX)
+                d->data[mark * 32] = 0;
+        /* the next name's alias must not be this one's */
+        memcpy(d->data + first * 32, lfn, nlfn * 32);
+        struct fat_dirent *de = (void *)(d->data + (first + nlfn) * 32);
+        memset(de, 0, sizeof *de);
+        memcpy(de->name, raw, 11);
+        de->attr = ATTR_ARCHIVE;
+        de->nt_flags = nt;
+        return 0;
+}
+
+int fat_check_writes(struct fat_fs *fs, const struct fat_planned *v, size_t n, uint64_t *clusters) {
+        struct dir root;
+        int r = dir_load(fs, true, 0, "/", &root);
+        if (r < 0)
+                return r;
+        uint64_t need = 0;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                const char *path = v[i].path;
+                uint64_t want = DIV_ROUND_UP(v[i].len, fs->cs), have = 0;
+                struct fat_dent e;
+                if (path[0] != '/' || strchr(path + 1, '/')) {
+                        /* below the root: its data alone, its directories not */
+                        struct fat_stat st;
+                        r = fat_stat(fs, path, &st);
+                        if (r == 0 && st.is_dir)
+                                r = dir_in_the_way(fs, path);
+                        else if (r == 0)
+                                have = DIV_ROUND_UP(st.size, fs->cs);
+                        r = r == -ENOENT ? 0 : r;
+                } else if (!path[1])
+                        r = dir_in_the_way(fs, path);
+                else if (dir_find(&root, path + 1, &e)) {
+                        if (e.attr & ATTR_DIR)
+                                r = dir_in_the_way(fs, path);
+                        have = DIV_ROUND_UP(e.size, fs->cs);
+                } else if ((r = fat_name_validate(fs->name, path, path + 1)) >= 0)
+                        r = dir_reserve(fs, &root, path, path + 1, &need);
+                need += want > have ? want - have : 0;
+        }
+        dir_free(&root);
+        *clusters = need;
         return r < 0 ? r : 0;
 }
 

@@ -40,6 +40,16 @@ int fat_unlink(struct fat_fs *fs, const char *path); /* files and empty director
 /* Calls fn for each entry of a directory (long name when present). */
 int fat_list(struct fat_fs *fs, const char *path, int (*fn)(const char *name, const struct fat_stat *st, void *u),
              void *userdata);
+/* What fat_write of each file, in order, would take beyond what the base
+ * gives them: *clusters for their data and the directory growth of new
+ * names (compare with fat_free_bytes), or the refusal fat_write would give
+ * (a directory in a file's place, FAT16's full root directory).  Only the
+ * root directory's growth is counted. */
+struct fat_planned {
+        const char *path;
+        size_t len;
+};
+int fat_check_writes(struct fat_fs *fs, const struct fat_planned *v, size_t n, uint64_t *clusters);
 uint64_t fat_free_bytes(const struct fat_fs *fs);
 uint32_t fat_cluster_bytes(const struct fat_fs *fs);
 /* For a filesystem being written: what fsck.fat -n fails on in a base

@@ -197,8 +197,12 @@ base=$(fixture fat16-full "${FAT16[@]}" --extra-boot "$(crowd_dir 31)") || { fai
 free=$(free_root "$base")
 ((free == 0)) && ok "fat16 full fixture: no root entry free" || fail "fat16 full fixture: $free root entries free"
 before=$(sha256sum <"$base")
-expect_error "FAT16 full root directory refused" 'root directory is full' build "$T/full.img" "$base"
+expect_error "FAT16 full root directory refused" 'boot partition: no room for /ssh: its root directory is full \(FAT16 has a fixed' build "$T/full.img" "$base"
 expect_rc "FAT16 full root directory is bad input data" 65
+# a dry run meets the same refusal: it passing means the build will
+expect_error "FAT16 full root directory refused by --dry-run" 'boot partition: no room for /ssh: its root directory is full' \
+  build "$T/full.img" "$base" --dry-run
+expect_rc "FAT16 full root directory refused by --dry-run" 65
 check "no output after a full root directory" no_output "$T/full.img"
 [[ $(sha256sum <"$base") == "$before" ]] && ok "FAT16 full: base unchanged" || fail "FAT16 full: base changed"
 
@@ -587,7 +591,30 @@ expect_error "a non-empty directory where /etc/localtime goes" "/etc/localtime: 
   build "$T/tzdir-out.img" "$T/tzdir.img" --timezone Europe/Berlin
 expect_rc "a non-empty directory where a file goes" 65
 check "no output after a non-empty directory in the way" no_output "$T/tzdir-out.img"
+# a dry run meets it too: passing, it says the build will pass
+expect_error "a non-empty directory where /etc/localtime goes, by --dry-run" "/etc/localtime: directory not empty" \
+  build "$T/tzdir-out.img" "$T/tzdir.img" --timezone Europe/Berlin --dry-run
 rm -f "$T/tzdir"*
+# What the base has where a directory is needed, refused by a dry run as
+# the build refuses it, before the boot partition is written: a symlink
+# to nothing on the way to a file, a file where a directory is made.
+cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/way.img"
+printf 'symlink /opt/dimdim-health /mnt/data/dimdim-health\n' |
+  debugfs -w -f - "$T/way.img?offset=$(part_offset "$T/way.img" 2)" >/dev/null 2>&1
+for dry in "" --dry-run; do
+  expect_error "a symlink to nothing where a directory goes${dry:+, by $dry}" \
+    "way\.img: ext4 /opt/dimdim-health[^:]*: /opt/dimdim-health is a symlink to nothing in the base, where a directory is needed" \
+    build "$T/way-out.img" "$T/way.img" $dry
+  expect_rc "a symlink to nothing where a directory goes${dry:+, by $dry}" 65
+done
+printf 'rm /opt/dimdim-health\nmkdir /home\nwrite /etc/hostname /home/pi\n' | debugfs -w -f - "$T/way.img?offset=$(part_offset "$T/way.img" 2)" >/dev/null 2>&1
+for dry in "" --dry-run; do
+  expect_error "a file where the user's home goes${dry:+, by $dry}" \
+    "way\.img: ext4 /home/pi: /home/pi is not a directory \(nor a symlink to one\) in the base, where a directory is needed" \
+    build "$T/way-out.img" "$T/way.img" $dry
+done
+check "no output after what is in the way" no_output "$T/way-out.img"
+rm -f "$T/way"*
 
 # /etc/passwd a symlink: named as such (it used to be "the base has no /etc/passwd").
 cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/pwlink.img"

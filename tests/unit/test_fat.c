@@ -539,7 +539,7 @@ static void test_subdirectories(void **state) {
                 assert_int_equal(fat_write(fs, "/overlays/deep/er/device tree overlay number 000.dtbo/x", "", 0, 0),
                                  -ENOTDIR);
                 assert_int_equal(fat_mkdir(fs, "/overlays/deep/er/device tree overlay number 001.dtbo", 0), -ENOTDIR);
-                assert_int_equal(fat_write(fs, "/overlays", "", 0, 0), -EISDIR);
+                assert_int_equal(fat_write(fs, "/overlays", "", 0, 0), -EINVAL);
                 assert_int_equal(fat_write(fs, "/nodir/file", "", 0, 0), -ENOENT);
                 assert_int_equal(fat_mkdir(fs, "/empty", 1700000000), 0);
                 close_fs(fs, fd);
@@ -570,6 +570,70 @@ static void test_subdirectories(void **state) {
         }
 }
 
+/* fat_check_writes says what the writes will meet: a dry run is only as
+ * good as this prediction, so each one is checked against the writes. */
+static void test_check_writes(void **state) {
+        (void)state;
+        /* FAT16: two root slots left; user-data takes both (a long name) */
+        char *img = make_image("check16.img", 64, 16, 0);
+        int fd;
+        struct fat_fs *fs = open_fs(img, &fd, 0, 0);
+        for (int i = 0; i < 509; i++) {
+                char p[32];
+                snprintf(p, sizeof p, "/F%04d.TXT", i);
+                assert_int_equal(fat_write(fs, p, "x", 1, 1700000000), 0);
+        }
+        uint64_t cl = 99, cs = fat_cluster_bytes(fs);
+        const struct fat_planned one[] = {{"/user-data", 10}}, two[] = {{"/user-data", 10}, {"/meta-data", 10}};
+        assert_int_equal(fat_check_writes(fs, one, 1, &cl), 0);
+        assert_int_equal(cl, 1);
+        capture_begin();
+        int r = fat_check_writes(fs, two, 2, &cl);
+        char *err = capture_end();
+        assert_int_equal(r, -ENOROOM);
+        assert_non_null(strstr(err, "no room for /meta-data: its root directory is full"));
+        free(err);
+        /* and the writes meet just that */
+        assert_int_equal(fat_write(fs, "/user-data", "0123456789", 10, 1700000000), 0);
+        capture_begin();
+        assert_int_equal(fat_write(fs, "/meta-data", "0123456789", 10, 1700000000), -ENOROOM);
+        free(capture_end());
+        /* a directory where a file goes */
+        assert_int_equal(fat_unlink(fs, "/F0000.TXT"), 0);
+        assert_int_equal(fat_mkdir(fs, "/SSH", 1700000000), 0);
+        const struct fat_planned ssh[] = {{"/ssh", 0}};
+        capture_begin();
+        r = fat_check_writes(fs, ssh, 1, &cl);
+        err = capture_end();
+        assert_int_equal(r, -EINVAL);
+        assert_non_null(strstr(err, "boot partition: /ssh is a directory in the base"));
+        free(err);
+        close_fs(fs, fd);
+        free(img);
+
+        /* FAT32: names fill the root's clusters; the one that needs another
+         * cluster is counted, and the write takes exactly that */
+        img = make_image("check32.img", 64, 32, 1);
+        fs = open_fs(img, &fd, 0, 0);
+        cs = fat_cluster_bytes(fs);
+        bool grew = false;
+        for (int i = 0; i < 200 && !grew; i++) {
+                char p[32];
+                snprintf(p, sizeof p, "/G%04d.TXT", i);
+                const struct fat_planned g[] = {{p, 1}};
+                assert_int_equal(fat_check_writes(fs, g, 1, &cl), 0);
+                assert_true(cl == 1 || cl == 2);
+                grew = cl == 2;
+                uint64_t before = fat_free_bytes(fs);
+                assert_int_equal(fat_write(fs, p, "x", 1, 1700000000), 0);
+                assert_int_equal(before - fat_free_bytes(fs), cl * cs);
+        }
+        assert_true(grew);
+        close_fs(fs, fd);
+        assert_image_ok(img);
+        free(img);
+}
+
 static void test_fat16_root_full(void **state) {
         char *img = make_image("root16.img", 64, 16, 0);
         int fd;
@@ -588,7 +652,7 @@ static void test_fat16_root_full(void **state) {
         assert_int_equal(r, -ENOROOM);
         assert_int_equal(i, 511); /* 512 minus the volume label */
         assert_non_null(strstr(err, "test.img: "));
-        assert_non_null(strstr(err, "root directory is full (512 entries)"));
+        assert_non_null(strstr(err, "boot partition: no room for /F0511.TXT: its root directory is full (FAT16 has a fixed 512 entries)"));
         free(err);
         /* a subdirectory still works: it grows by clusters */
         assert_int_equal(fat_unlink(fs, "/F0007.TXT"), 0);
@@ -839,14 +903,18 @@ static void test_corrupt_chains(void **state) {
         uint8_t *d;
         size_t n;
         capture_begin();
-        /* read only needs 10 clusters: fine; a size needing more hits the loop */
         assert_int_equal(fat_unlink(fs, "/loop.bin"), -EINVAL);
         assert_int_equal(fat_write(fs, "/loop.bin", data, 10, 1700000000), -EINVAL);
         char *err = capture_end();
         assert_non_null(strstr(err, "loops"));
         free(err);
-        assert_int_equal(fat_read(fs, "/loop.bin", &d, &n), 0);
-        free(d);
+        /* the read needs only the file's 10 clusters, and the loop comes
+         * within them: the second and first over again are no file's data */
+        capture_begin();
+        assert_int_equal(fat_read(fs, "/loop.bin", &d, &n), -EINVAL);
+        err = capture_end();
+        assert_non_null(strstr(err, "test.img: /loop.bin: cluster chain loops"));
+        free(err);
         assert_int_equal(fat_close(fs), 0);
         close(fd);
         free(data);
@@ -866,6 +934,7 @@ int main(void) {
                 cmocka_unit_test(test_subdirectories),
                 cmocka_unit_test(test_fat16_cluster_hi_ignored),
                 cmocka_unit_test(test_fat16_root_full),
+                cmocka_unit_test(test_check_writes),
                 cmocka_unit_test(test_full_partition),
                 cmocka_unit_test(test_fsinfo_and_free_count),
                 cmocka_unit_test(test_offset_window),
