@@ -600,8 +600,6 @@ static int write_head(struct target *t, const struct job *j) {
                 if (r < 0)
                         return log_error(r, t->path, "write failed at byte %" PRIu64 ": %s", start, strerror(-r));
         }
-        if (fsync(t->fd) < 0)
-                return log_error(errno, t->path, "cannot flush the device: %m");
         return 0;
 }
 
@@ -783,8 +781,16 @@ static int flash(const char *image, const char *device, const struct flash_opts 
         }
         if ((r = write_head(&t, &j)) < 0)
                 goto out;
+        /* the table is written: a flush that fails leaves the device's
+         * contents unknown, not without a table */
         headless = false;
         output_on_interrupt(device, o->no_verify ? "written" : "written, not verified");
+        if (fsync(t.fd) < 0) {
+                r = log_error(errno, device,
+                              "cannot flush the device after writing its partition table: %m; what it holds is "
+                              "unknown: flash it again");
+                goto out;
+        }
         /* Drop cached pages so the read-back comes from the medium. */
         if (t.is_blk)
                 (void)ioctl(t.fd, BLKFLSBUF, 0);

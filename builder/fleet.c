@@ -36,7 +36,50 @@ struct fleet_run {
          * secrets.env, each file whole but one fleet's secrets beside the
          * other's images.  Each host's commit then takes no lock of its own. */
         int dir_lock;
+        /* --force: the files of DIR the fleet replaces, kept (output_keep)
+         * until it is done, and put back if it fails */
+        char *keep_dir;
+        char **kept;
+        size_t nkept;
 };
+
+/* Each host's image and its companions, and secrets.env, as DIR has them
+ * before a --force fleet replaces them. */
+static void keep_one(struct fleet_run *run, const char *path) {
+        char *kept = NULL;
+        if (output_keep(path, run->keep_dir, &kept) == 0 && kept)
+                strv_push(&run->kept, &run->nkept, kept);
+        free(kept);
+}
+
+static void keep_previous(const struct build_opts *o, const struct fleet *f, struct fleet_run *run) {
+        if (!(run->keep_dir = output_keep_dir(o->out)))
+                return;
+        for (size_t i = 0; i < f->nhosts; i++) {
+                keep_one(run, f->hosts[i].out);
+                for (const char *const *c = output_companions; *c; c++) {
+                        _cleanup_free_ char *p = xasprintf("%s%s", f->hosts[i].out, *c);
+                        keep_one(run, p);
+                }
+        }
+        _cleanup_free_ char *secrets = xasprintf("%s/secrets.env", o->out);
+        keep_one(run, secrets);
+}
+
+/* The fleet done (restore false) or undone. */
+static void end_keeping(struct fleet_run *run, bool restore) {
+        for (size_t i = 0; i < run->nkept; i++)
+                output_kept_done(run->kept[i], restore);
+        strv_clear(&run->kept, &run->nkept);
+        if (run->keep_dir) {
+                /* a kept file another build's took the name of stays there */
+                if (rmdir(run->keep_dir) < 0 && errno != ENOTEMPTY && errno != EEXIST)
+                        log_warn(run->keep_dir, "cannot remove: %s", strerror(errno));
+                output_untrack_temp(run->keep_dir);
+                free(run->keep_dir);
+                run->keep_dir = NULL;
+        }
+}
 
 /* Right after its commit, path is this fleet's file: its device and inode
  * say so later, when another run may have replaced it (--force). */
@@ -288,6 +331,25 @@ struct host_order {
         bool progress;
 };
 
+/* Each host left waits for a value of another's environment: say which. */
+static int wiring_cycle(const struct fleet *f) {
+        struct buf waiting = {0};
+        unsigned line = 0;
+        for (size_t i = 0; i < f->nhosts; i++)
+                if (!f->hosts[i].built) {
+                        buf_printf(&waiting, "%s%s (%s, line %u)", waiting.len ? ", " : "", f->hosts[i].name,
+                                   f->hosts[i].profile.name, f->hosts[i].line);
+                        line = line ? line : f->hosts[i].line;
+                }
+        int r = log_error_at(EINVAL, f->file, line,
+                             "the wiring of hosts %s is a cycle: each one's profile has a fleet: template with a "
+                             "${ROLE.env.KEY} of another (or of itself), so none can be built first; change one of "
+                             "those templates",
+                             (char *)waiting.data);
+        buf_free(&waiting);
+        return r;
+}
+
 /* The next host to go, its wiring in *derived (the caller frees it); NULL
  * once every host was given.  The caller marks it built before asking
  * again. */
@@ -296,7 +358,7 @@ static int next_host(struct fleet *f, struct host_order *it, struct fleet_host *
         while (it->given < f->nhosts) {
                 if (it->next == f->nhosts) {
                         if (!it->progress)
-                                return log_error(EINVAL, f->file, "hosts' wiring refers to each other in a cycle");
+                                return wiring_cycle(f);
                         it->next = 0;
                         it->progress = false;
                 }
@@ -396,11 +458,11 @@ static int write_secrets(const char *dir, struct fleet *f, struct fleet_run *run
                 explicit_bzero(text, len);
                 free(text);
         }
-        r = output_write_file_atomic(path, b.data, b.len, 0600);
+        /* tracked until the fleet is done, like its images */
+        r = output_write_file_atomic(path, b.data, b.len, 0600, true);
         buf_free_secret(&b);
         if (r >= 0) {
                 remember(run, path);
-                output_track_temp(path); /* until the fleet is done, like its images */
                 log_info("Generated secrets saved to %s (keep it safe)", path);
         }
         return r;
@@ -669,6 +731,8 @@ int fleet_build(const struct build_opts *o) {
                 items = xcalloc(f.nhosts, sizeof(*items));
         if (!o->dry_run)
                 run.dir_lock = output_lock_dir(o->out);
+        if (!o->dry_run && o->force && !made_dir)
+                keep_previous(o, &f, &run);
         /* before the base takes its room: a killed fleet's copies may hold it */
         for (size_t i = 0; i < f.nhosts && !o->dry_run; i++)
                 output_sweep(f.hosts[i].out);
@@ -725,12 +789,14 @@ out:
         /* taken over by now, unless the fleet failed first */
         drop_hidden(base_fd, base_tmp);
         drop_hidden(first_fd, first_tmp);
-        if (r < 0)
+        if (r < 0) {
                 undo(&run); /* a failed fleet leaves no images behind */
-        else { /* the fleet's now: an interrupt no longer removes them */
+                end_keeping(&run, true); /* and those it replaced as they were */
+        } else { /* the fleet's now: an interrupt no longer removes them */
                 output_finished();
                 for (size_t i = 0; i < run.nwritten; i++)
                         output_untrack_temp(run.written[i]);
+                end_keeping(&run, false);
         }
         if (run.dir_lock >= 0)
                 close(run.dir_lock); /* and the lock with it */

@@ -108,7 +108,7 @@ static int write_list(const char *json_path, const char *const *image_paths, con
         _cleanup_free_ char *text = NULL;
         size_t len;
         int r = list_text(json_path, image_paths, e, n, &text, &len);
-        return r < 0 ? r : output_write_file_atomic(json_path, text, len, 0644);
+        return r < 0 ? r : output_write_file_atomic(json_path, text, len, 0644, false);
 }
 
 int imager_write_json(const char *json_path, const char *image_path, const struct imager_entry *e) {

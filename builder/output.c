@@ -42,7 +42,9 @@
  * the one renamed (its device and inode), so it can be tracked before its
  * rename without a signal in between removing the file it replaces;
  * TRACK_OUTPUT: such an OUT, with its companions. */
-enum { TRACK_FREE, TRACK_TEMP, TRACK_FINAL, TRACK_OUTPUT, TRACK_DIR };
+/* TRACK_KEPT: a hard link keeping a file a --force run replaces (its
+ * device and inode), linked back to its name by a signal (output_keep). */
+enum { TRACK_FREE, TRACK_TEMP, TRACK_FINAL, TRACK_OUTPUT, TRACK_DIR, TRACK_KEPT };
 struct tracked_slot {
         char path[PATH_MAX];
         dev_t dev;
@@ -69,6 +71,36 @@ static void unlink_companions(const char *path) {
                 memcpy(buf + n, *c, strlen(*c) + 1);
                 unlink(buf);
         }
+}
+
+/* A kept file's own name: "DIR/KEEP/NAME" is DIR/NAME's.  In buf, with only
+ * memcpy: the signal handler calls it. */
+static bool kept_origin(const char *kept, char *buf, size_t size) {
+        size_t n = strlen(kept), last = n, keep = 0;
+        while (last > 0 && kept[last - 1] != '/')
+                last--;
+        if (last < 2)
+                return false;
+        for (keep = last - 1; keep > 0 && kept[keep - 1] != '/';)
+                keep--;
+        if (keep + (n - last) + 1 > size)
+                return false;
+        memcpy(buf, kept, keep);
+        memcpy(buf + keep, kept + last, n - last + 1);
+        return true;
+}
+
+/* Back to its name, unless something else took it meanwhile (another
+ * build's file: that one stays, and so does the kept one, where it is).
+ * link, unlink and lstat only: the signal handler calls it. */
+static bool restore_kept(const char *kept, dev_t dev, ino_t ino) {
+        char orig[PATH_MAX];
+        if (!kept_origin(kept, orig, sizeof(orig)))
+                return false;
+        if (link(kept, orig) < 0 && !path_is(orig, dev, ino))
+                return false;
+        unlink(kept);
+        return true;
 }
 
 /* Set once everything is in place (output_finished): from then on there is
@@ -148,6 +180,12 @@ static void on_fatal_signal(int sig) {
                                 unlink_companions(s->path);
                 }
         }
+        /* what a --force run replaced, back once its own files are gone */
+        for (size_t i = 0; t && i < t->n; i++) {
+                struct tracked_slot *s = &t->slot[i];
+                if (__atomic_load_n(&s->used, __ATOMIC_ACQUIRE) == TRACK_KEPT)
+                        restore_kept(s->path, s->dev, s->ino);
+        }
         /* directories after the files in them; rmdir removes only an empty one */
         for (size_t i = 0; t && i < t->n; i++)
                 if (__atomic_load_n(&t->slot[i].used, __ATOMIC_ACQUIRE) == TRACK_DIR)
@@ -197,13 +235,18 @@ void output_install_signal_handlers(void) {
         struct sigaction sa = { .sa_handler = on_fatal_signal };
         /* Block the others while cleaning up so the unlinks finish. */
         fatal_set(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGHUP, &sa, NULL);
         /* ^\ stops a run as ^C does: its temporaries (a build's hold the
          * secrets) go too; the core dump it would have left, a build never
-         * writes (cmd_build) */
-        sigaction(SIGQUIT, &sa, NULL);
+         * writes (cmd_build).  A signal the parent ignores stays ignored,
+         * as POSIX has it: nohup's SIGHUP, a background job's SIGINT and
+         * SIGQUIT from a shell without job control. */
+        static const int fatal[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+        for (size_t i = 0; i < ARRAY_SIZE(fatal); i++) {
+                struct sigaction old;
+                if (sigaction(fatal[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+                        continue;
+                sigaction(fatal[i], &sa, NULL);
+        }
         handlers_installed = 1;
 }
 
@@ -299,6 +342,62 @@ void output_untrack_temp(const char *path) {
         pthread_mutex_unlock(&tracked_lock);
 }
 
+char *output_keep_dir(const char *dir) {
+        char *tmpl = xasprintf("%s/.dimimage-previous.XXXXXX", dir);
+        sigset_t saved;
+        create_begin(&saved);
+        bool made = mkdtemp(tmpl) != NULL;
+        int err = errno;
+        if (made)
+                track_as(tmpl, TRACK_DIR, NULL);
+        create_end(&saved);
+        if (made)
+                return tmpl;
+        log_warn(dir, "cannot make a directory to keep the files this run replaces until it succeeds (%s): a "
+                      "failed run leaves them replaced",
+                 strerror(err));
+        free(tmpl);
+        return NULL;
+}
+
+int output_keep(const char *path, const char *keep_dir, char **kept) {
+        *kept = NULL;
+        struct stat st;
+        if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+                return 0;
+        char *k = xasprintf("%s/%s", keep_dir, path_basename(path));
+        /* tracked before the link, as the link: a signal between finds
+         * the name back where it was, and drops nothing */
+        track_as(k, TRACK_KEPT, &st);
+        if (link(path, k) < 0) {
+                int err = errno;
+                output_untrack_temp(k);
+                free(k);
+                log_warn(path, "cannot keep it until the run succeeds (%s): a failed run leaves it replaced",
+                         strerror(err));
+                return -err;
+        }
+        *kept = k;
+        return 0;
+}
+
+void output_kept_done(const char *kept, bool restore) {
+        struct stat st;
+        if (lstat(kept, &st) < 0) {
+                output_untrack_temp(kept);
+                return;
+        }
+        /* untracked after: a signal meanwhile restores it the same way */
+        _cleanup_free_ char *orig = xstrdup(kept);
+        if (!restore)
+                unlink(kept);
+        else if (kept_origin(kept, orig, strlen(orig) + 1) && restore_kept(kept, st.st_dev, st.st_ino))
+                log_info("Restored %s: the run failed", orig);
+        else
+                log_warn(kept, "kept here: another build wrote %s meanwhile", path_basename(kept));
+        output_untrack_temp(kept);
+}
+
 enum out_format output_format_for(const char *path) {
         const char *base = path_basename(path);
         static const struct {
@@ -387,11 +486,16 @@ static void remove_temp(char **tmp) {
         }
 }
 
+/* After the renames: path is in place, its bytes synced, and a failure
+ * now cannot take it back (a --force build's old files are gone), so it is
+ * said as what it is, and the build stands. */
 static int fsync_dir_of(const char *path) {
         _cleanup_free_ char *dir = path_dirname(path);
         _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0 || fsync(fd) < 0)
-                return log_error(errno, dir, "cannot sync directory: %m");
+                log_warn(dir, "cannot sync the directory (%m): %s is written, but a power cut before the system "
+                              "writes the directory back could lose it",
+                         path_basename(path));
         return 0;
 }
 
@@ -413,14 +517,19 @@ static int write_temp(const char *path, const void *data, size_t len, unsigned m
         return r;
 }
 
-int output_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode) {
+int output_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode, bool track) {
         _cleanup_free_ char *tmp = NULL;
         int r = write_temp(path, data, len, mode, &tmp);
         if (r < 0 && !tmp)
                 return r;
+        /* tracked before its rename (TRACK_FINAL): a signal right after it
+         * finds the file under its name */
+        bool final_tracked = r >= 0 && track && track_final(path, tmp, TRACK_FINAL) == 0;
         if (r >= 0 && rename(tmp, path) < 0)
                 r = log_error(errno, path, "cannot rename %s into place: %m", tmp);
         if (r < 0) {
+                if (final_tracked)
+                        output_untrack_temp(path);
                 remove_temp(&tmp);
                 return r;
         }

@@ -157,6 +157,19 @@ void output_untrack_temp(const char *path);
 void output_track_dir(const char *path);
 /* mkdir and output_track_dir as one step (see output_mkstemp); 0 or -errno. */
 int output_mkdir(const char *path, mode_t mode);
+/* A --force run that replaces several files one after another (a fleet)
+ * keeps each until it has succeeded, so that failing, or stopped by a
+ * signal, it leaves them as they were.  output_keep_dir makes the hidden
+ * DIR/.dimimage-previous.XXXXXX (tracked: a signal removes it once empty),
+ * or warns and returns NULL.  output_keep hard-links path (a regular file;
+ * 0 and *kept NULL when there is none) there as *kept (caller frees),
+ * tracked: a signal links it back to its name where nothing else took it.
+ * Where no link can be made it warns (-errno), and the run goes on.
+ * output_kept_done ends that: restore links it back (the run's own file of
+ * that name already removed), and either way the kept name goes. */
+char *output_keep_dir(const char *dir);
+int output_keep(const char *path, const char *keep_dir, char **kept);
+void output_kept_done(const char *kept, bool restore);
 /* A new hidden temporary beside path: "DIR/.BASE.XXXXXX.tmp", created with
  * O_EXCL and mode 0600 whatever the umask, tracked for signal cleanup.
  * Returns the fd, *tmp gets the name.  Logs, -errno. */
@@ -178,5 +191,7 @@ int output_check_extra(const char *path, const char *what, const char *const *ot
  * cannot (another filesystem): the caller copies instead. */
 int output_adopt(struct output *o, const char *path, int fd);
 /* Write data to path atomically with mode (temporary, fsync, rename, fsync
- * dir); the mode is set before any byte is written. */
-int output_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
+ * dir); the mode is set before any byte is written.  track: path stays
+ * tracked once renamed (as the file renamed: a signal removes it), until
+ * output_untrack_temp. */
+int output_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode, bool track);

@@ -102,6 +102,16 @@ if strace -f -o /dev/null -e trace=openat true 2>/dev/null; then
     fail "no write of zeros after the failed fallocate: $(grep -c pwrite64 "$T/calls") writes"
   fi
   rm -f "$T/dev6" "$T/calls"
+  # The flush after the partition table fails: the table is written, so
+  # the device is not said to be without one; what it holds is unknown.
+  truncate -s "$size" "$T/dev7"
+  expect_error "a failed flush after the partition table: said so" \
+    "dev7: cannot flush the device after writing its partition table: Input/output error; what it holds is unknown" \
+    strace -f -o /dev/null -P "$T/dev7" -e trace=fsync,fdatasync -e inject=fsync,fdatasync:error=EIO:when=2 \
+    "$DIMIMAGE" flash --quiet --yes "$img" "$T/dev7"
+  grep -q 'without a partition table' "$T/.err" && fail "... yet said to be without a partition table" \
+    || ok "... not said to be without a partition table"
+  rm -f "$T/dev7"
 else
   echo "skip - interrupting a flash at a chosen point needs strace"
 fi

@@ -417,7 +417,7 @@ settings_refused "a shared invalid user name, at its line" "set\.yml:1: host pi-
 hosts:
   - {name: pi-a, role: observability, address: 10.0.0.5, user: pi}
   - {name: pi-b, role: observability, address: 10.0.0.6}"
-settings_refused "a missing ssh_key_files entry" "nokey\.pub: cannot read SSH key" \
+settings_refused "a missing ssh_key_files entry" "set\.yml:4: ssh_key_files: cannot read .*/nokey\.pub: No such file" \
 "user: pi
 hosts:
   - {name: pi-a, role: observability, address: 10.0.0.5}
@@ -641,5 +641,73 @@ check "a fleet's role: custom.yml, built from another directory" \
   && ok "... the profile beside the fleet file, not the directory's namesake" \
   || fail "role file: $(rcat "$T/rel/out/app1.img" /etc/dimimage/manifest.json 2>&1 | grep -E 'beside|in-cwd|profile' | head -3)"
 rm -rf "$T/rel"
+# Profiles whose fleet: templates each take a value of the other's
+# environment: no host can go first, and the message names them.
+mkdir -p "$T/cyc"
+# shellcheck disable=SC2016 # the template is the profile's, not the shell's
+sed 's/^    default: "admin@example.com"$/&\n    fleet: "${app.env.DB_PASSWORD}"/' "$TOP/profiles/observability.yml" >"$T/cyc/obs-cyc.yml"
+cp "$T/key.pub" "$T/cyc/key.pub"
+printf 'network: {prefix: 24, gateway: 192.168.1.1}\nuser: pi\nssh_key_files: [key.pub]\nhosts:\n  - name: app1\n    role: app\n    address: 192.168.1.101\n  - name: obs1\n    role: obs-cyc.yml\n    address: 192.168.1.102\n' \
+  >"$T/cyc/fl.yml"
+expect_error "a wiring cycle: the hosts in it named, with their lines" \
+  "fl\.yml:5: the wiring of hosts app1 \(app, line 5\), obs1 \(observability, line 8\) is a cycle" \
+  "$DIMIMAGE" build --fleet "$T/cyc/fl.yml" --base "$base" -o "$T/cyc/out" --set DB_PASSWORD=Tr0ub4dor-and-3-horses "${common[@]}"
+[[ ! -e $T/cyc/out ]] && ok "a wiring cycle: nothing written" || fail "a wiring cycle: left $(ls -A "$T/cyc/out")"
+rm -rf "$T/cyc"
+# A value given for every host that is not what the fleet wires in (an old
+# password in a shared .env, the guide's OPENOBSERVE_URL): the app could
+# not ship its logs with it, so it is refused, naming where it was given and
+# never the value; given in the app host's own env: it is meant, and kept.
+mkdir -p "$T/wire"
+cp "$T/key.pub" "$T/wire/key.pub"
+printf 'OPENOBSERVE_PASSWORD=Shared-env-file-Pw-123\n' >"$T/wire/common.env"
+chmod 600 "$T/wire/common.env"
+printf 'network: {prefix: 24, gateway: 192.168.1.1}\nuser: pi\nssh_key_files: [key.pub]\nenv_files: [common.env]\nhosts:\n  - {name: app1, role: app, address: 192.168.1.101}\n  - {name: obs1, role: observability, address: 192.168.1.102, env: {OPENOBSERVE_PASSWORD: Obs-own-Pw-value-456}}\n' \
+  >"$T/wire/shared.yml"
+wire=(--set DB_PASSWORD=Tr0ub4dor-and-3-horses --set DIMDIM_API_IMAGE=a/b:1 --set DIMDIM_WORKER_IMAGE=a/c:1)
+expect_error "a shared .env value against the fleet's wiring: refused where it was given" \
+  "common\.env:1: OPENOBSERVE_PASSWORD, given here for every host, differs from what the fleet wires into role 'app' \(\\\$\{observability\.env\.OPENOBSERVE_PASSWORD\}\)" \
+  "$DIMIMAGE" build --fleet "$T/wire/shared.yml" --base "$base" -o "$T/wire/out" "${wire[@]}"
+grep -qF -e Shared-env-file -e Obs-own-Pw "$T/.err" && fail "... the values shown" || ok "... no value shown"
+[[ ! -e $T/wire/out ]] && ok "... nothing written" || fail "... left $(ls -A "$T/wire/out")"
+expect_error "the guide's OPENOBSERVE_URL by --set for a fleet whose observability Pi is elsewhere: refused" \
+  "--set: OPENOBSERVE_URL, given here for every host, differs from what the fleet wires" \
+  "$DIMIMAGE" build --fleet "$T/wire/shared.yml" --base "$base" -o "$T/wire/out" "${wire[@]}" \
+  --env "$T/wire/common.env" --set OPENOBSERVE_URL=http://10.9.9.9:5080 --set OPENOBSERVE_PASSWORD=Obs-own-Pw-value-456
+printf 'network: {prefix: 24, gateway: 192.168.1.1}\nuser: pi\nssh_key_files: [key.pub]\nhosts:\n  - {name: app1, role: app, address: 192.168.1.101, env: {OPENOBSERVE_URL: "http://10.9.9.9:5080"}}\n  - {name: obs1, role: observability, address: 192.168.1.102}\n' \
+  >"$T/wire/own.yml"
+"$DIMIMAGE" build --fleet "$T/wire/own.yml" --base "$base" -o "$T/wire/out" "${wire[@]}" \
+  --set OPENOBSERVE_PASSWORD=Obs-own-Pw-value-456 >"$T/wire/own.log" 2>&1 \
+  && rcat "$T/wire/out/app1.img" /opt/dimdim-health/.env | grep -qx 'OPENOBSERVE_URL=http://10.9.9.9:5080' \
+  && grep -q "warning: .*own\.yml:5: OPENOBSERVE_URL given for this host is kept over what the fleet wires in" "$T/wire/own.log" \
+  && ok "a host's own value over the wiring: kept, with a warning" || { fail "a host's own value over the wiring"; sed 's/^/    /' "$T/wire/own.log"; }
+rm -rf "$T/wire"
+# A --force fleet that fails, or is stopped, after some of its hosts were
+# written leaves DIR as it was: the images, companions and secrets.env it
+# replaced are kept (hard links) until it is done, and put back.
+if strace -f -o /dev/null -e trace=unlink true 2>/dev/null; then
+  mkdir -p "$T/kf"
+  cp "$T/key.pub" "$T/kf/key.pub"
+  printf 'network: {prefix: 24, gateway: 192.168.1.1}\nuser: pi\nssh_key_files: [key.pub]\nhosts:\n  - {name: h1, role: app, address: 192.168.1.101}\n  - {name: h2, role: observability, address: 192.168.1.102}\n' \
+    >"$T/kf/fl.yml"
+  kf=(--set DIMDIM_API_IMAGE=a/b:1 --set DIMDIM_WORKER_IMAGE=a/c:1 --set OPENOBSERVE_PASSWORD="$OOPW" --quiet)
+  "$DIMIMAGE" build --fleet "$T/kf/fl.yml" --base "$base" -o "$T/kf/out" "${kf[@]}" 2>/dev/null || fail "kept fleet: first build"
+  (cd "$T/kf/out" && sha256sum ./* >"$T/kf/old.sums")
+  for how in error=EIO signal=SIGINT; do
+    rc=0
+    # h2 is built first: h1's commit, which starts by removing the old
+    # h1.img.bmap, is the second host's
+    strace -f -o /dev/null -P "$T/kf/out/h1.img.bmap" -e trace=unlink -e inject=unlink:"$how" \
+      "$DIMIMAGE" build --fleet "$T/kf/fl.yml" --base "$base" -o "$T/kf/out" --force "${kf[@]}" 2>"$T/kf/err" || rc=$?
+    left=$(find "$T/kf/out" -mindepth 1 -name '.*')
+    [[ $rc != 0 && -z $left ]] && (cd "$T/kf/out" && sha256sum -c --quiet "$T/kf/old.sums" >/dev/null 2>&1) \
+      && ok "a --force fleet ${how%%=*}ed at its second host's commit: DIR as it was (rc $rc)" \
+      || { fail "a --force fleet ${how%%=*}ed at its second host's commit: rc $rc, left $left"; sed 's/^/    /' "$T/kf/err"; }
+  done
+  "$DIMIMAGE" build --fleet "$T/kf/fl.yml" --base "$base" -o "$T/kf/out" --force "${kf[@]}" 2>/dev/null \
+    && ! (cd "$T/kf/out" && sha256sum -c --quiet "$T/kf/old.sums" >/dev/null 2>&1) && [[ -z $(find "$T/kf/out" -mindepth 1 -name '.*') ]] \
+    && ok "a --force fleet that succeeds: replaced, nothing kept" || fail "a --force fleet that succeeds: $(ls -A "$T/kf/out")"
+  rm -rf "$T/kf"
+fi
 
 summary

@@ -268,6 +268,16 @@ if strace -f -o /dev/null -e trace=rename true 2>/dev/null; then
   [[ $rc == 131 && -z $(left "$T/re") && -z $(find "$T/re" -name 'core*') ]] \
     && ok "SIGQUIT during the commit: exit 131, nothing left, no core dump" \
     || fail "SIGQUIT during the commit: exit $rc, left $(find "$T/re" -mindepth 1 | tr '\n' ' ')"
+  # A signal the parent ignores (nohup's SIGHUP, a background job's SIGINT)
+  # stays ignored: the build goes on to the end.
+  rm -rf "$T/re"; mkdir -p "$T/re"
+  rc=0
+  (trap '' HUP INT && strace -f -o /dev/null -e trace=rename,renameat,renameat2 \
+    -e inject=rename,renameat,renameat2:signal=SIGHUP:when=1 "$DIMIMAGE" build "${gargs[@]}" -o "$T/re/out.img") \
+    >/dev/null 2>"$T/ign.err" || rc=$?
+  [[ $rc == 0 ]] && (cd "$T/re" && sha256sum -c --status out.img.sha256) \
+    && ok "SIGHUP ignored by the parent (nohup): the build goes on and stands" \
+    || fail "SIGHUP under nohup: exit $rc: $(cat "$T/ign.err")"
   # an Imager list is renamed with OUT's files, and goes with them
   for n in 1 2 3 4 5; do
     rm -rf "$T/re"; mkdir -p "$T/re"
