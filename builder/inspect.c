@@ -39,6 +39,7 @@ struct report {
         char *manifest;        /* verbatim JSON text, NULL when none */
         bool manifest_bad;     /* there is one, but it is not one JSON object */
         bool root_unreadable;  /* there is a root filesystem, but it could not be read */
+        bool no_root;          /* no partition reads as ext4: a damaged superblock, or another system */
 };
 
 static void os_release_free(struct os_release *o) {
@@ -201,8 +202,14 @@ static void read_root_fs(const char *path, struct report *rep, const struct disk
  * an image unreadable as a whole (disk_probe_any_named) is an error. */
 static void read_root(const char *path, struct report *rep) {
         const struct disk_layout *l = &rep->l;
-        if (l->root < 0)
+        if (l->root < 0) {
+                /* "not built by dimimage" would be a guess: a damaged
+                 * superblock hides a manifest as well as an OS */
+                rep->no_root = true;
+                log_warn(rep->image, "no partition reads as an ext4 root filesystem (a damaged superblock, or not "
+                                     "a Raspberry Pi OS image): its OS and builder are unknown");
                 return;
+        }
         const struct disk_part *p = &l->parts[l->root];
         if (!root_fits(path, rep, p)) {
                 rep->root_unreadable = true;
@@ -262,6 +269,9 @@ static char *render_json(const struct report *rep) {
                 json_end_object(&j);
         }
         json_end_array(&j);
+        /* what a null os_release and manifest stand for */
+        json_key(&j, "root_filesystem");
+        json_string(&j, rep->no_root ? "none" : rep->root_unreadable ? "unreadable" : "read");
         json_key(&j, "os_release");
         if (rep->have_os) {
                 json_begin_object(&j);
@@ -329,6 +339,7 @@ static void print_human(struct report *rep) {
                 pretty = os_get(&rep->os, "NAME");
         printf("OS: %s\n", pretty                 ? pretty
                             : rep->root_unreadable ? "unknown (root filesystem not readable)"
+                            : rep->no_root         ? "unknown (no ext4 root filesystem found)"
                                                    : "unknown (no os-release found)");
         if (rep->manifest) {
                 _cleanup_free_ char *role = manifest_field(rep->manifest, "role");
@@ -343,6 +354,8 @@ static void print_human(struct report *rep) {
                        when ? when : "?");
         } else if (rep->root_unreadable)
                 printf("Built by dimimage: unknown (root filesystem not readable)\n");
+        else if (rep->no_root)
+                printf("Built by dimimage: unknown (no ext4 root filesystem found)\n");
         else if (rep->manifest_bad)
                 printf("Built by dimimage: unknown (/etc/dimimage/manifest.json is unreadable)\n");
         else

@@ -10,6 +10,13 @@ function __dimimage_roles
     dimimage profiles 2>/dev/null | string replace -r '^(\S+)\s+' '$1\t'
 end
 
+# Files, those ending in SUFFIX first.  The word without an option's
+# "--opt=": fish 3.6's __fish_complete_suffix would complete it whole, and
+# fish puts the "--opt=" before each of its answers again.
+function __dimimage_files --argument-names suffix
+    __fish_complete_suffix (string replace -r -- '^--[^=]*=' '' (commandline -ct)) $suffix
+end
+
 # Zone names are paths under /usr/share/zoneinfo: a region (Europe)
 # completes to "Europe/" (no space after a '/'), ready for its cities.
 function __dimimage_timezones
@@ -58,14 +65,14 @@ complete -c dimimage -n "not __fish_seen_subcommand_from $commands" -l version -
 # build
 set -l build '__fish_seen_subcommand_from build'
 # (-k keeps the order: roles, then .yml files first among the files)
-complete -c dimimage -n $build -l role -x -k -a '(__dimimage_roles) (__fish_complete_suffix .yml)' -d 'the role to build'
+complete -c dimimage -n $build -l role -x -k -a '(__dimimage_roles) (__dimimage_files .yml)' -d 'the role to build'
 complete -c dimimage -n $build -l base -r -F -d 'the Raspberry Pi OS image to start from'
 complete -c dimimage -n $build -s o -l output -r -F -d 'the image to write (.img, .img.xz, .img.zst, .img.gz)'
-complete -c dimimage -n $build -l fleet -r -k -a '(__fish_complete_suffix .yml)' -d 'build every host of a fleet'
-complete -c dimimage -n $build -l env -r -k -a '(__fish_complete_suffix .env)' -d '.env file (docker compose syntax), later wins'
+complete -c dimimage -n $build -l fleet -r -k -a '(__dimimage_files .yml)' -d 'build every host of a fleet'
+complete -c dimimage -n $build -l env -r -k -a '(__dimimage_files .env)' -d '.env file (docker compose syntax), later wins'
 complete -c dimimage -n $build -l set -x -d 'KEY=VALUE, overriding the --env files'
 complete -c dimimage -n $build -l source -r -F -d 'application source (directory or archive)'
-complete -c dimimage -n $build -l host -r -k -a '(__fish_complete_suffix .yml)' -d 'host settings from a file'
+complete -c dimimage -n $build -l host -r -k -a '(__dimimage_files .yml)' -d 'host settings from a file'
 complete -c dimimage -n $build -l grow -x -d 'add SIZE (e.g. 512M) to the root filesystem'
 complete -c dimimage -n $build -l no-grow -d 'refuse instead of growing when the payload does not fit'
 complete -c dimimage -n $build -l no-cache -d 'do not use or fill the base cache'
@@ -77,12 +84,12 @@ complete -c dimimage -n $build -s q -l quiet -d 'print only warnings and errors'
 complete -c dimimage -n $build -s v -l verbose -d "also each phase's time and the cache's decisions"
 complete -c dimimage -n $build -l dry-run -d 'check everything and print what would be written'
 complete -c dimimage -n $build -l compression-level -x -d 'for .xz/.zst/.gz outputs'
-complete -c dimimage -n $build -l imager-json -r -k -a '(__fish_complete_suffix .json)' -d 'write a Raspberry Pi Imager entry'
+complete -c dimimage -n $build -l imager-json -r -k -a '(__dimimage_files .json)' -d 'write a Raspberry Pi Imager entry'
 complete -c dimimage -n $build -l hostname -x -d 'the host name'
 complete -c dimimage -n $build -l user -x -d 'the user to create'
 complete -c dimimage -n $build -l password-hash -x -d "the user's password as a crypt hash"
 complete -c dimimage -n $build -l password-file -r -F -d 'a file holding the password'
-complete -c dimimage -n $build -l ssh-key -r -k -a '(__fish_complete_suffix .pub)' -d 'an authorised public key'
+complete -c dimimage -n $build -l ssh-key -r -k -a '(__dimimage_files .pub)' -d 'an authorised public key'
 complete -c dimimage -n $build -l ip -x -d 'static address ADDR/PREFIX'
 complete -c dimimage -n $build -l gateway -x -d 'the gateway of --ip'
 complete -c dimimage -n $build -l dns -x -d 'a name server'
@@ -107,7 +114,7 @@ complete -c dimimage -n $inspect -s h -l help -d 'show the options'
 set -l flash '__fish_seen_subcommand_from flash'
 complete -c dimimage -n $flash -F
 complete -c dimimage -n "$flash; and __dimimage_flash_has_image" -a '(__fish_complete_blockdevice)'
-complete -c dimimage -n $flash -s b -l bmap -r -k -a '(__fish_complete_suffix .bmap)' -d 'use this bmap instead of looking beside IMAGE'
+complete -c dimimage -n $flash -s b -l bmap -r -k -a '(__dimimage_files .bmap)' -d 'use this bmap instead of looking beside IMAGE'
 complete -c dimimage -n $flash -l no-verify -d 'skip checksum checks while writing and the read-back'
 complete -c dimimage -n $flash -s f -l force -d 'write to a non-removable disk or a partition'
 complete -c dimimage -n $flash -s y -l yes -d 'do not ask before writing a device or a file that holds data'

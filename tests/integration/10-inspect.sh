@@ -32,7 +32,8 @@ for p, s in zip(got["partitions"], sf["partitions"]):
     want(f"p{n} partuuid", p["partuuid"], f'{got["disk_id"]}-{n:02x}')
 roles = [p["role"] for p in got["partitions"]]
 want("roles", roles, ["boot", "root"])
-want("keys", list(got.keys()), ["table", "disk_id", "image_bytes", "partitions", "os_release", "manifest"])
+want("keys", list(got.keys()), ["table", "disk_id", "image_bytes", "partitions", "root_filesystem", "os_release", "manifest"])
+want("root_filesystem", got["root_filesystem"], "read")
 os_rel = got["os_release"] or {}
 want("VERSION_CODENAME", os_rel.get("VERSION_CODENAME"), flavour)
 want("ID", os_rel.get("ID"), "debian")
@@ -169,7 +170,7 @@ for pair in 'inject:{"x": 1}, "table": "gpt", "partitions": [], "y": {}' 'bare:{
   if "$DIMIMAGE" inspect --json "$T/$name.img" >"$T/$name.out" 2>"$T/$name.err"; then
     check "inspect --json with manifest $name is valid JSON with manifest null" python3 -c '
 import json,sys; j=json.load(open(sys.argv[1]))
-assert list(j) == ["table", "disk_id", "image_bytes", "partitions", "os_release", "manifest"], list(j)
+assert list(j) == ["table", "disk_id", "image_bytes", "partitions", "root_filesystem", "os_release", "manifest"], list(j)
 assert j["table"] == "dos" and len(j["partitions"]) == 2 and j["manifest"] is None, j' "$T/$name.out"
     check "inspect --json python3 -m json.tool accepts manifest $name" python3 -m json.tool "$T/$name.out"
     check "manifest $name: one warning, no error" grep -q 'warning: .*manifest.json is not one valid JSON object' "$T/$name.err"
@@ -204,8 +205,22 @@ for how in no_inode_table bad_sb_csum; do
   "$DIMIMAGE" inspect --json "$T/$how.img" >"$T/$how.json" 2>/dev/null
   check "$how: --json is valid, with no os_release and no manifest" python3 -c '
 import json,sys; j=json.load(open(sys.argv[1]))
-assert len(j["partitions"]) == 2 and j["os_release"] is None and j["manifest"] is None, j' "$T/$how.json"
+assert len(j["partitions"]) == 2 and j["os_release"] is None and j["manifest"] is None, j
+assert j["root_filesystem"] == "unreadable", j' "$T/$how.json"
 done
+# A root superblock whose magic is gone: no partition reads as ext4, and
+# whether dimimage built the image is unknown, not "no"
+cp --sparse=always "$built" "$T/nomagic.img"
+printf '\0\0' | dd of="$T/nomagic.img" bs=1 seek=$(( $(part_offset "$T/nomagic.img" 2) + 1024 + 56 )) conv=notrunc 2>/dev/null
+rc=0
+"$DIMIMAGE" inspect "$T/nomagic.img" >"$T/nomagic.txt" 2>"$T/nomagic.err" || rc=$?
+[[ $rc == 0 ]] && grep -qx 'Built by dimimage: unknown (no ext4 root filesystem found)' "$T/nomagic.txt" \
+  && grep -q '^dimimage: warning: .*nomagic.img: no partition reads as an ext4 root filesystem' "$T/nomagic.err" \
+  && ok "no ext4 root found: a warning, and built by dimimage unknown" \
+  || fail "no ext4 root found: exit $rc: $(cat "$T/nomagic.txt" "$T/nomagic.err")"
+"$DIMIMAGE" inspect --json "$T/nomagic.img" 2>/dev/null | python3 -c '
+import json,sys; j=json.load(sys.stdin); assert j["root_filesystem"] == "none" and j["manifest"] is None, j' \
+  && ok "no ext4 root found: --json says root_filesystem none" || fail "no ext4 root found: --json"
 
 # escape sequences from the image (an ext4 label, os-release's PRETTY_NAME)
 # or an archive (a zip entry's name) never reach the terminal raw

@@ -145,6 +145,13 @@ for sh in zsh fish; do
     got=$(cd "$T/files" && shell_words "$sh" dimimage $words my)
     [[ $got == "$want" ]] && ok "$sh completion: $words completes file names" || fail "$sh completion $words my: $got"
   done
+  # an option's value after '=' is offered once, as the option with it
+  if [[ $sh == fish ]]; then
+    mkdir -p "$T/onekey" && touch "$T/onekey/id.pub"
+    got=$(cd "$T/onekey" && shell_words "$sh" dimimage build --ssh-key=)
+    [[ $got == "--ssh-key=id.pub " ]] && ok "$sh completion: --ssh-key= offers each file once" \
+      || fail "$sh completion --ssh-key=: $got"
+  fi
   if [[ -f /usr/share/zoneinfo/Europe/Berlin ]]; then
     # zsh offers the path's last part (and completes the rest of the word)
     want=Europe/Berlin
