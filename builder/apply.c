@@ -480,6 +480,10 @@ static int root_need(const struct apply_opts *o, const struct disk_layout *l, co
                 if (e->part != PART_ROOT || e->type == ENTRY_UNLINK)
                         continue;
                 rr->need += e->type == ENTRY_FILE ? ext4_cost(fs, e->len) : ext4_block_size(fs);
+                /* and its name in its directory, which an empty file's
+                 * blocks leave out: 8 bytes and the name, to 4; twice that,
+                 * as directory blocks split by an index are half full */
+                rr->need += 2 * ((8 + strlen(path_basename(e->path)) + 3) & ~(size_t)3);
                 rr->inodes++;
         }
         rr->avail = ext4_free_bytes(fs);

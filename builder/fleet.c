@@ -5,6 +5,7 @@
 #include "fleet.h"
 #include "fleet_private.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -42,6 +43,33 @@ struct fleet_run {
         char **kept;
         size_t nkept;
 };
+
+/* Images in DIR that are no host's of this fleet: an earlier fleet's
+ * (a host renamed or dropped), whose wiring and secrets are not this one's
+ * (secrets.env now lists this fleet's).  Flashed with the others by a
+ * glob of DIR, such a Pi could not reach its peers: said once, left alone. */
+static void warn_foreign_images(const char *dir, const struct fleet *f) {
+        DIR *d = opendir(dir);
+        if (!d)
+                return;
+        struct buf names = {0};
+        size_t n = 0;
+        for (struct dirent *de; (de = readdir(d));) {
+                if (de->d_name[0] == '.' || output_format_for(de->d_name) == OUT_UNKNOWN)
+                        continue;
+                bool ours = false;
+                for (size_t i = 0; i < f->nhosts && !ours; i++)
+                        ours = !strcmp(path_basename(f->hosts[i].out), de->d_name);
+                if (!ours && n++ < 5)
+                        buf_printf(&names, "%s%s", n > 1 ? ", " : "", de->d_name);
+        }
+        closedir(d);
+        if (n)
+                log_warn(dir, "holds %zu image%s no host of this fleet has (%s%s): an earlier fleet's, wired and "
+                              "with secrets not this one's; remove %s before flashing %s/*",
+                         n, n > 1 ? "s" : "", (char *)names.data, n > 5 ? ", ..." : "", n > 1 ? "them" : "it", dir);
+        buf_free(&names);
+}
 
 /* Each host's image and its companions, and secrets.env, as DIR has them
  * before a --force fleet replaces them. */
@@ -771,6 +799,8 @@ int fleet_build(const struct build_opts *o) {
         pending = NULL;
         if (r >= 0)
                 warn_used_by_none(&f);
+        if (r >= 0 && !o->dry_run)
+                warn_foreign_images(o->out, &f);
         if (r >= 0 && o->dry_run)
                 goto out;
         if (r >= 0)

@@ -471,6 +471,28 @@ usage_error_grow() { expect_error "$1" "$2" build "$T/dry.img" "$base" --grow "$
 usage_error_grow "--grow more than 2T" "--grow: '3T' is more than an MBR disk holds" 3T
 usage_error_grow "--grow of 2^64-1 bytes" "--grow: '18446744073709551615' is more than" 18446744073709551615
 
+# ---- room: names that take directory blocks, and files that take none ----
+# 2000 empty files with long names: their blocks cost nothing, their
+# directory's entries about 420 KiB, more than the 400 KiB free; the build
+# grows the filesystem for them instead of failing half way.
+if base=$(fixture root400 --root-size 64 --root-free-kib 400); then
+  mkdir -p "$T/names/deploy" "$T/names/empty"
+  echo 'FROM scratch' >"$T/names/deploy/Dockerfile.api"
+  echo 'FROM scratch' >"$T/names/deploy/Dockerfile.worker"
+  long=$(printf 'x%.0s' {1..200})
+  (cd "$T/names/empty" && for i in {1..2000}; do : >"$i$long"; done)
+  if "$DIMIMAGE" build --role app --base "$base" -o "$T/names.img" --quiet --user pi --ssh-key "$T/key.pub" \
+    --set DB_PASSWORD="$DBPW" --source "$T/names" >"$T/build.log" 2>&1; then
+    ok "names without data blocks: built, the root grown for their directory"
+    check "names without data blocks: e2fsck -fn and fsck.fat -n clean" fsck_image "$T/names.img"
+  else
+    fail "names without data blocks: build"; sed 's/^/    /' "$T/build.log" | tail -3
+  fi
+  rm -rf "$T/names" "$T/names.img"*
+else
+  fail "root400: fixture"
+fi
+
 # ---- room: a root filesystem with blocks free but no inodes ----
 # 64 MiB of 4 KiB blocks is one (partial) block group of 128 MiB: new
 # inodes come only with a second group.

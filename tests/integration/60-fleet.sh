@@ -707,6 +707,12 @@ if strace -f -o /dev/null -e trace=unlink true 2>/dev/null; then
   "$DIMIMAGE" build --fleet "$T/kf/fl.yml" --base "$base" -o "$T/kf/out" --force "${kf[@]}" 2>/dev/null \
     && ! (cd "$T/kf/out" && sha256sum -c --quiet "$T/kf/old.sums" >/dev/null 2>&1) && [[ -z $(find "$T/kf/out" -mindepth 1 -name '.*') ]] \
     && ok "a --force fleet that succeeds: replaced, nothing kept" || fail "a --force fleet that succeeds: $(ls -A "$T/kf/out")"
+  # a host renamed: the old name's image is another fleet's now, said so
+  sed 's/name: h1,/name: h3,/' "$T/kf/fl.yml" >"$T/kf/fl3.yml"
+  "$DIMIMAGE" build --fleet "$T/kf/fl3.yml" --base "$base" -o "$T/kf/out" --force "${kf[@]}" 2>"$T/kf/err" \
+    && grep -q "^dimimage: warning: .*/kf/out: holds 1 image no host of this fleet has (h1\.img)" "$T/kf/err" \
+    && ok "a fleet into a DIR with another fleet's image: a warning names it" \
+    || { fail "a fleet beside another fleet's image"; sed 's/^/    /' "$T/kf/err"; }
   rm -rf "$T/kf"
 fi
 
