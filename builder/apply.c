@@ -430,8 +430,11 @@ static int apply_root(const struct apply_opts *o, const struct disk_layout *l, c
                 }
                 }
         }
-        int k = ext4_close(fs);
-        return r < 0 ? r : k;
+        if (r < 0) {
+                ext4_abandon(fs);
+                return r;
+        }
+        return ext4_close(fs);
 }
 
 /* What the root payload may take, counted as if nothing were replaced (an

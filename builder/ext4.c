@@ -126,7 +126,7 @@ int ext4_fail(const struct ext4_fs *e, errcode_t code, const char *path, const c
         if (fs_full(code))
                 return log_error(r, e->image, "ext4 %s: %s: %s (the root filesystem is full: grow it with --grow)",
                                  path, what, error_message(code));
-        return log_error(r, e->image, "ext4 %s: %s: %s%s", path, what, error_message(code), write_hint(r));
+        return log_error(r, e->image, "ext4 %s: %s: %s%s", path, what, error_message(code), edit_write_hint(r));
 }
 
 /* ---- opening ------------------------------------------------------------ */
@@ -239,6 +239,14 @@ int ext4_open_ro(const char *image, uint64_t offset, uint64_t part_size, struct 
         return ext4_open_as(image, image, offset, part_size, 0, ret);
 }
 
+void ext4_abandon(struct ext4_fs *e) {
+        if (!e)
+                return;
+        ext2fs_free(e->fs);
+        free(e->image);
+        free(e);
+}
+
 int ext4_close(struct ext4_fs *e) {
         if (!e)
                 return 0;
@@ -253,9 +261,17 @@ int ext4_close(struct ext4_fs *e) {
          * writeback in the middle of the build. */
         errcode_t code = ext2fs_close2(e->fs, EXT2_FLAG_FLUSH_NO_SYNC);
         if (code) {
+                /* libext2fs says which structure it could not write, and
+                 * not why: the channel kept the system's reason */
+                int werr = ext4io_write_error(e->fs->io);
                 ext2fs_free(e->fs); /* close2 frees it only on success */
-                r = log_error(-EIO, e->image, "ext4 filesystem at offset %" PRIu64 ": writing back: %s", e->offset,
-                              error_message(code));
+                const char *hint = werr ? edit_write_hint(werr) : "";
+                _cleanup_free_ char *why = werr && code != (errcode_t)werr
+                                                   ? xasprintf(": %s%s", strerror(werr), hint)
+                                                   : xstrdup(hint);
+                r = log_error(werr ? -werr : -EIO, e->image,
+                              "ext4 filesystem at offset %" PRIu64 ": writing back: %s%s", e->offset,
+                              error_message(code), why);
         }
         free(e->image);
         free(e);

@@ -37,6 +37,10 @@ int ext4_open_as(const char *image, const char *name, uint64_t offset, uint64_t 
 int ext4_open_ro(const char *image, uint64_t offset, uint64_t part_size, struct ext4_fs **ret);
 /* Writes back bitmaps, group descriptors and superblock, then frees. */
 int ext4_close(struct ext4_fs *fs);
+/* Frees without writing anything back: after a failed edit, whose image
+ * is thrown away (and whose write-back would fail the same way again,
+ * a second error line for one cause). */
+void ext4_abandon(struct ext4_fs *fs);
 
 /* Unlogged: -ENOENT when absent, -ENOTDIR or -ELOOP when a leading component
  * is not a directory or loops (unreachable, as lstat(2) says). */

@@ -15,6 +15,7 @@ struct ext4io {
         unsigned long long offset; /* of the filesystem in the file */
         unsigned long long size;   /* of its partition; 0: unbounded */
         struct struct_io_stats stats;
+        int write_errno; /* the last write's failure: ext4io_write_error */
 };
 
 /* count > 0: blocks; count < 0: -count bytes (libext2fs' convention) */
@@ -101,9 +102,14 @@ static errcode_t write_at(io_channel io, unsigned long long byte, unsigned long 
                 p->stats.bytes_written += size;
                 return 0;
         }
+        p->write_errno = -e;
         if (io->write_error)
                 return io->write_error(io, (unsigned long)block, count, buf, size, -1, -e);
         return -e;
+}
+
+int ext4io_write_error(io_channel io) {
+        return io && io->manager == ext4io_manager ? ((struct ext4io *)io->private_data)->write_errno : 0;
 }
 
 static errcode_t ext4io_read_blk64(io_channel io, unsigned long long block, int count, void *buf) {

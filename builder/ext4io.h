@@ -15,3 +15,6 @@
 #include <ext2fs/ext2fs.h>
 
 extern io_manager ext4io_manager;
+/* The errno of the channel's last failed write, 0 if none: libext2fs'
+ * own codes ("Can't write a block bitmap") do not carry it. */
+int ext4io_write_error(io_channel io);

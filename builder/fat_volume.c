@@ -77,8 +77,8 @@ int fat_win_write(struct fat_fs *fs, const void *buf, size_t n, uint64_t off) {
                                  off);
         int r = pwrite_full(fs->fd, buf, n, fs->off + off);
         if (r < 0)
-                return log_error(r, fs->name, "cannot write %zu bytes at partition offset %" PRIu64 ": %s", n, off,
-                                 strerror(-r));
+                return log_error(r, fs->name, "boot partition: cannot write %zu bytes at partition offset %" PRIu64
+                                 ": %s%s", n, off, strerror(-r), edit_write_hint(r));
         return 0;
 }
 

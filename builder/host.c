@@ -544,7 +544,7 @@ static int log_bad_cidr(const struct host_settings *hs) {
                 return log_error(EINVAL, host_where(hs, HF_IP), "invalid static address '%s': %s", ip, IPV4_ONLY);
         const char *len = slash ? slash + 1 : "";
         if (slash && host_valid_ipv4(addr) && *len && strspn(len, "0123456789") == strlen(len) &&
-            (strlen(len) > 2 || len[0] == '0' || atoi(len) > 32))
+            (strlen(len) > 2 || len[0] == '0' || strtoul(len, NULL, 10) > 32))
                 return log_error(EINVAL, host_where(hs, HF_IP),
                                  "invalid static address '%s': the prefix length is 1 to 32 (24 for a home "
                                  "network's 255.255.255.0)",

@@ -291,6 +291,15 @@ const char *write_hint(int err) {
         return err == ENOSPC || err == EDQUOT ? " (free some space there, or give -o a place with room)" : "";
 }
 
+const char *edit_write_hint(int err) {
+        err = err < 0 ? -err : err;
+        if (err == EFBIG)
+                return write_hint(err);
+        return err == ENOSPC || err == EDQUOT ? " (the disk the image is built on, OUT's, is full: free some space "
+                                                "there, or give -o a place with room)"
+                                              : "";
+}
+
 const char *scratch_write_hint(int err) {
         err = err < 0 ? -err : err;
         if (err == EFBIG)

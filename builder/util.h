@@ -126,6 +126,10 @@ int write_full(int fd, const void *buf, size_t n);
 const char *write_hint(int err);
 /* The same for a scratch file in $TMPDIR (inspect's decompressed image),
  * which no -o places: TMPDIR is what to change. */
+/* write_hint's, for a write that edits the image being built: the
+ * message names the base (the image as the user knows it), so the full
+ * disk is said to be OUT's. */
+const char *edit_write_hint(int err);
 const char *scratch_write_hint(int err);
 
 /* Seconds on the monotonic clock: for durations (progress rates, --verbose

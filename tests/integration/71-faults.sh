@@ -69,6 +69,26 @@ if mount_tmpfs "$T/full" 20m; then
 else
   ok "skipped: ENOSPC needs a small tmpfs and mounting one needs root (uid $EUID)"
 fi
+# ENOSPC while the partitions are edited (ext4 and FAT writes, the ext4
+# write-back, injected from the Nth write on): the message names the base,
+# as the image is known, so it says the full disk is OUT's, exit 73.
+if strace -f -o /dev/null -e trace=pwrite64 true 2>/dev/null; then
+  hits=0
+  mkdir -p "$T/ns"
+  for n in 2 100 140 150 200 300 450 600; do
+    rc=0
+    strace -f -o /dev/null -e trace=pwrite64 -e inject=pwrite64:error=ENOSPC:when="$n+" \
+      "$DIMIMAGE" build "${args[@]}" --base "$small" -o "$T/ns/out.img" --no-cache >/dev/null 2>"$T/ns.err" || rc=$?
+    ((rc == 0)) && { rm -f "$T/ns/"*; continue; } # the build made fewer writes
+    hits=$((hits + 1))
+    [[ $rc == 73 && $(grep -c '^dimimage: error:' "$T/ns.err") == 1 && -z $(left "$T/ns") ]] \
+      && grep -q 'No space left on device.*(.*free some space there, or give -o a place with room)' "$T/ns.err" \
+      && ok "ENOSPC from write $n on: exit 73, one line saying what to do, nothing left" \
+      || { fail "ENOSPC from write $n on: exit $rc, left $(left "$T/ns")"; sed 's/^/    /' "$T/ns.err"; }
+  done
+  ((hits >= 4)) && ok "ENOSPC injected at $hits points of the build" || fail "ENOSPC injected at only $hits points"
+  rm -rf "$T/ns"
+fi
 # A fleet decodes its base into two files at once: room for one of them
 # (the base holds ~320 MiB), not for both.
 cat >"$T/fleet.yml" <<YAML
