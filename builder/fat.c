@@ -315,6 +315,19 @@ static size_t dir_drop_orphan_lfn(struct dir *d, size_t first) {
         return i;
 }
 
+/* A name's LFN entries and its short entry (the rest zero) in d's memory,
+ * at slot first; the short entry, for the caller to complete. */
+static struct fat_dirent *dir_place(struct dir *d, size_t first, const struct fat_lfn *lfn, size_t nlfn,
+                                    const uint8_t raw[11], uint8_t attr, uint8_t nt) {
+        memcpy(d->data + first * 32, lfn, nlfn * 32);
+        struct fat_dirent *de = (void *)(d->data + (first + nlfn) * 32);
+        memset(de, 0, sizeof *de);
+        memcpy(de->name, raw, 11);
+        de->attr = attr;
+        de->nt_flags = nt;
+        return de;
+}
+
 /* Adds an entry (with LFN entries when the name needs them). */
 static int dir_add(struct fat_fs *fs, struct dir *d, const char *path, const char *name, uint8_t attr,
                    uint32_t cluster, uint32_t size, time_t mtime, size_t *ret_idx) {
@@ -328,12 +341,7 @@ static int dir_add(struct fat_fs *fs, struct dir *d, const char *path, const cha
         r = dir_find_slots(fs, d, path, nlfn + 1, &first);
         if (r < 0)
                 return r;
-        memcpy(d->data + first * 32, lfn, nlfn * 32);
-        struct fat_dirent *de = (void *)(d->data + (first + nlfn) * 32);
-        memset(de, 0, sizeof *de);
-        memcpy(de->name, raw, 11);
-        de->attr = attr;
-        de->nt_flags = nt;
+        struct fat_dirent *de = dir_place(d, first, lfn, nlfn, raw, attr, nt);
         fat_datetime(mtime, de->ctime, de->cdate, &de->ctime_tenth);
         dirent_touch(de, mtime);
         dirent_set_cluster(de, cluster);
@@ -780,12 +788,7 @@ static int dir_reserve(struct fat_fs *fs, struct dir *d, const char *path, const
         if (mark != SIZE_MAX)
                 d->data[mark * 32] = 0;
         /* the next name's alias must not be this one's */
-        memcpy(d->data + first * 32, lfn, nlfn * 32);
-        struct fat_dirent *de = (void *)(d->data + (first + nlfn) * 32);
-        memset(de, 0, sizeof *de);
-        memcpy(de->name, raw, 11);
-        de->attr = ATTR_ARCHIVE;
-        de->nt_flags = nt;
+        dir_place(d, first, lfn, nlfn, raw, ATTR_ARCHIVE, nt);
         return 0;
 }
 
