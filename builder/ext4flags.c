@@ -152,6 +152,10 @@ int ext4_check_edit(struct ext4_fs *e, const char *path, enum ext4_edit what, ui
                 code = ext2fs_namei_follow(e->fs, EXT2_ROOT_INO, cur, name, &ino);
                 if (!code)
                         code = ext2fs_check_directory(e->fs, ino);
+                /* nothing to remove under what is no directory: the unlink
+                 * takes it as gone */
+                if (code && what == EXT4_EDIT_UNLINK)
+                        return 0;
                 if (code) {
                         _cleanup_free_ char *dir = ext4_dir_of(path, (size_t)(p - path) + n);
                         return ext4_in_the_way(e, path, dir, code);

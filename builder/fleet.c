@@ -48,10 +48,12 @@ struct fleet_run {
  * (a host renamed or dropped), whose wiring and secrets are not this one's
  * (secrets.env now lists this fleet's).  Flashed with the others by a
  * glob of DIR, such a Pi could not reach its peers: said once, left alone. */
-static void warn_foreign_images(const char *dir, const struct fleet *f) {
+static void warn_foreign_images(const char *dir, const char *base, const struct fleet *f) {
         DIR *d = opendir(dir);
         if (!d)
                 return;
+        struct stat bst;
+        bool have_base = base && stat(base, &bst) == 0;
         struct buf names = {0};
         size_t n = 0;
         for (struct dirent *de; (de = readdir(d));) {
@@ -60,6 +62,14 @@ static void warn_foreign_images(const char *dir, const struct fleet *f) {
                 bool ours = false;
                 for (size_t i = 0; i < f->nhosts && !ours; i++)
                         ours = !strcmp(path_basename(f->hosts[i].out), de->d_name);
+                /* a build's image has its OUT.sha256; the base (or an image
+                 * from elsewhere) is not another fleet's */
+                _cleanup_free_ char *path = xasprintf("%s/%s", dir, de->d_name);
+                _cleanup_free_ char *sums = xasprintf("%s.sha256", path);
+                struct stat st;
+                if (!ours && (access(sums, F_OK) < 0 ||
+                              (have_base && stat(path, &st) == 0 && st.st_dev == bst.st_dev && st.st_ino == bst.st_ino)))
+                        continue;
                 if (!ours && n++ < 5)
                         buf_printf(&names, "%s%s", n > 1 ? ", " : "", de->d_name);
         }
@@ -800,7 +810,7 @@ int fleet_build(const struct build_opts *o) {
         if (r >= 0)
                 warn_used_by_none(&f);
         if (r >= 0 && !o->dry_run)
-                warn_foreign_images(o->out, &f);
+                warn_foreign_images(o->out, o->base, &f);
         if (r >= 0 && o->dry_run)
                 goto out;
         if (r >= 0)

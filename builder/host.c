@@ -85,11 +85,11 @@ static void set_where(struct host_settings *hs, enum host_field f, const char *f
  * line: the path alone, relative to the YAML file, would leave the reader
  * to find which entry it came from. */
 static int check_named_file(const char *file, unsigned line, const char *key, const char *path) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-        if (fd < 0)
+        /* access, not open: opening a FIFO and closing it again would end
+         * the write of whoever feeds it, before the real read */
+        if (access(path, R_OK) < 0)
                 return log_error_at(input_err(-errno), file, line, "%s: cannot read %s: %s", key, path,
                                     strerror(errno));
-        close(fd);
         return 0;
 }
 
@@ -371,11 +371,9 @@ int host_from_yaml(const char *file, const struct ynode *n, struct host_settings
                 if ((r = check_named_file(file, kf->kind == Y_SEQ ? kf->items[i - nkey_files]->line : kf->line,
                                           "ssh_key_files", hs->ssh_key_files[i])) < 0)
                         return r;
+        /* password_file and wifi.psk_file are checked where they are read
+         * (read_secret_line): an option may replace them before that */
         const struct ynode *pf = ynode_get(n, "password_file"), *wf = w ? ynode_get(w, "psk_file") : NULL;
-        if (pf && (r = check_named_file(file, pf->line, "password_file", hs->password_file)) < 0)
-                return r;
-        if (wf && (r = check_named_file(file, wf->line, "wifi.psk_file", hs->wifi_psk_file)) < 0)
-                return r;
         if (pf)
                 secret_file_check_mode(hs->password_file);
         if (wf)
@@ -690,11 +688,15 @@ static int check_subnet(const struct host_settings *hs, const char *a, unsigned 
         return 0;
 }
 
-static int read_secret_line(const char *file, const char *what, char **out) {
+/* where: "FILE:LINE" of the YAML key (key) that named file, or NULL for
+ * an option's: a file that cannot be read is named there. */
+static int read_secret_line(const char *file, const char *what, const char *where, const char *key, char **out) {
         /* wiped whatever stops the reading: the errors below refuse a file
          * whose content may be the secret all the same */
         _cleanup_(buf_free_secret) struct buf raw = {0};
         int r = read_file(file, 4096, &raw.data, &raw.len);
+        if (r < 0 && where)
+                return log_error(input_err(r), where, "%s: cannot read %s: %s", key, file, strerror(-r));
         if (r < 0)
                 return log_error(input_err(r), file, "cannot read %s: %s", what, strerror(-r));
         raw.cap = raw.len + 1; /* the bytes read and their NUL */
@@ -724,7 +726,7 @@ static int read_password_and_keys(struct host_settings *hs, bool allow_weak) {
         int r;
         if (hs->password_file) {
                 _cleanup_free_ char *pw = NULL;
-                if ((r = read_secret_line(hs->password_file, "password", &pw)) < 0)
+                if ((r = read_secret_line(hs->password_file, "password", hs->where[HF_PASSWORD], "password_file", &pw)) < 0)
                         return r;
                 /* The same rule as the stack's secrets: this password opens
                  * SSH and sudo on a Pi that is usually on a shared network. */
@@ -757,7 +759,8 @@ static int read_password_and_keys(struct host_settings *hs, bool allow_weak) {
 static int read_wifi_pass(struct host_settings *hs) {
         if (!hs->wifi_psk_file || hs->wifi_pass)
                 return 0;
-        return read_secret_line(hs->wifi_psk_file, "Wi-Fi passphrase", &hs->wifi_pass);
+        return read_secret_line(hs->wifi_psk_file, "Wi-Fi passphrase", hs->where[HF_WIFI_PSK], "wifi.psk_file",
+                                &hs->wifi_pass);
 }
 
 int host_read_files(struct host_settings *hs, bool allow_weak) {

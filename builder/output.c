@@ -92,15 +92,17 @@ static bool kept_origin(const char *kept, char *buf, size_t size) {
 
 /* Back to its name, unless something else took it meanwhile (another
  * build's file: that one stays, and so does the kept one, where it is).
- * link, unlink and lstat only: the signal handler calls it. */
-static bool restore_kept(const char *kept, dev_t dev, ino_t ino) {
+ * -1 then, 1 when it was put back, 0 when it never left (the run had not
+ * replaced it).  link, unlink and lstat only: the signal handler calls it. */
+static int restore_kept(const char *kept, dev_t dev, ino_t ino) {
         char orig[PATH_MAX];
         if (!kept_origin(kept, orig, sizeof(orig)))
-                return false;
-        if (link(kept, orig) < 0 && !path_is(orig, dev, ino))
-                return false;
+                return -1;
+        int put_back = link(kept, orig) == 0;
+        if (!put_back && !path_is(orig, dev, ino))
+                return -1;
         unlink(kept);
-        return true;
+        return put_back;
 }
 
 /* Set once everything is in place (output_finished): from then on there is
@@ -389,11 +391,12 @@ void output_kept_done(const char *kept, bool restore) {
         }
         /* untracked after: a signal meanwhile restores it the same way */
         _cleanup_free_ char *orig = xstrdup(kept);
+        int back = restore && kept_origin(kept, orig, strlen(orig) + 1) ? restore_kept(kept, st.st_dev, st.st_ino) : 0;
         if (!restore)
                 unlink(kept);
-        else if (kept_origin(kept, orig, strlen(orig) + 1) && restore_kept(kept, st.st_dev, st.st_ino))
+        else if (back > 0)
                 log_info("Restored %s: the run failed", orig);
-        else
+        else if (back < 0)
                 log_warn(kept, "kept here: another build wrote %s meanwhile", path_basename(kept));
         output_untrack_temp(kept);
 }

@@ -637,6 +637,16 @@ for dry in "" --dry-run; do
 done
 check "no output after what is in the way" no_output "$T/way-out.img"
 rm -f "$T/way"*
+# An unlink under what is no directory has nothing to remove: a build, and
+# its dry run, go on (the keymap's cache under /etc/console-setup, a file)
+cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/cs.img"
+printf 'rm /etc/console-setup\nwrite /etc/hostname /etc/console-setup\n' |
+  debugfs -w -f - "$T/cs.img?offset=$(part_offset "$T/cs.img" 2)" >/dev/null 2>&1
+for dry in --dry-run ""; do
+  build "$T/cs-out.img" "$T/cs.img" --keymap gb $dry >"$T/build.log" 2>&1 \
+    && ok "an unlink under a file: nothing to remove${dry:+ ($dry)}" || { fail "an unlink under a file${dry:+ ($dry)}"; sed 's/^/    /' "$T/build.log"; }
+done
+rm -f "$T/cs"*
 
 # /etc/passwd a symlink: named as such (it used to be "the base has no /etc/passwd").
 cp --sparse=always "$(fixture small "${SMALL[@]}")" "$T/pwlink.img"

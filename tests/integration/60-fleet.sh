@@ -713,6 +713,21 @@ if strace -f -o /dev/null -e trace=unlink true 2>/dev/null; then
     && grep -q "^dimimage: warning: .*/kf/out: holds 1 image no host of this fleet has (h1\.img)" "$T/kf/err" \
     && ok "a fleet into a DIR with another fleet's image: a warning names it" \
     || { fail "a fleet beside another fleet's image"; sed 's/^/    /' "$T/kf/err"; }
+  # the base in DIR (or any image without the .sha256 a build leaves) is
+  # not another fleet's
+  cp --sparse=always "$base" "$T/kf/out/raspios.img"
+  rm -f "$T/kf/out/h1.img"*
+  "$DIMIMAGE" build --fleet "$T/kf/fl3.yml" --base "$T/kf/out/raspios.img" -o "$T/kf/out" --force "${kf[@]}" 2>"$T/kf/err" \
+    && ! grep -q "no host of this fleet has" "$T/kf/err" && ok "a fleet beside its base in DIR: no warning of it" \
+    || { fail "a fleet beside its base in DIR"; sed 's/^/    /' "$T/kf/err"; }
+  # failed, it says Restored only of what it had replaced
+  rc=0
+  strace -f -o /dev/null -P "$T/kf/out/h3.img.bmap" -e trace=unlink -e inject=unlink:error=EIO \
+    "$DIMIMAGE" build --fleet "$T/kf/fl3.yml" --base "$base" -o "$T/kf/out" --force "${kf[@]:0:6}" >"$T/kf/out.log" 2>&1 || rc=$?
+  n=$(grep -c '^Restored' "$T/kf/out.log")
+  [[ $rc != 0 ]] && ! grep -q 'Restored .*h3\.img' "$T/kf/out.log" \
+    && ok "a failed --force fleet says Restored of what it replaced only ($n)" \
+    || { fail "a failed --force fleet's Restored lines (rc $rc)"; grep Restored "$T/kf/out.log" | sed 's/^/    /'; }
   rm -rf "$T/kf"
 fi
 

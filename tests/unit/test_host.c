@@ -569,7 +569,11 @@ static void test_missing_named_file_at_its_line(void **state) {
                 struct host_settings hs = {0};
                 struct tu_capture c;
                 tu_capture_begin(&c);
+                /* key files when the file is read, the secret files when
+                 * they are (an option may replace them in between) */
                 int r = host_load_file(yml, &hs);
+                if (r == 0)
+                        r = host_read_files(&hs, false);
                 unsigned errors = 0;
                 _cleanup_free_ char *err = tu_capture_end(&c, &errors);
                 _cleanup_free_ char *want = xasprintf("%s%s%s/gone.", yml, cases[i].want, dir);
@@ -577,6 +581,30 @@ static void test_missing_named_file_at_its_line(void **state) {
                         fail_msg("case %zu: want one error with '%s', got %d: %s", i, want, r, err);
                 host_free(&hs);
         }
+}
+
+/* A --host file's password_file or wifi.psk_file that an option replaces
+ * is never read, nor refused: the option beats it. */
+static void test_named_file_replaced_by_option(void **state) {
+        (void)state;
+        _cleanup_free_ char *pw = put("cli.pass", "Correct-Horse-Battery-9\n");
+        _cleanup_free_ char *psk = put("cli.psk", "a passphrase for the cafe\n");
+        _cleanup_free_ char *yml = put("over.yml", "user: pi\npassword_file: gone.pass\n"
+                                                   "wifi:\n  ssid: Cafe\n  country: GB\n  psk_file: gone.psk\n");
+        struct host_settings hs = {0}, cli = {.password_file = xstrdup(pw), .wifi_psk_file = xstrdup(psk)};
+        assert_int_equal(host_load_file(yml, &hs), 0);
+        host_merge(&hs, &cli);
+        char *err = NULL;
+        unsigned errors = 0;
+        struct tu_capture c;
+        tu_capture_begin(&c);
+        int r = host_read_files(&hs, false);
+        err = tu_capture_end(&c, &errors);
+        if (r != 0 || errors)
+                fail_msg("options over a --host file's missing files: %d: %s", r, err);
+        free(err);
+        host_free(&cli);
+        host_free(&hs);
 }
 
 /* A Wi-Fi country and a keymap in the other case are taken as meant. */
@@ -649,6 +677,7 @@ int main(void) {
                 cmocka_unit_test(test_user_names),
                 cmocka_unit_test(test_value_named_at_its_line),
                 cmocka_unit_test(test_missing_named_file_at_its_line),
+                cmocka_unit_test(test_named_file_replaced_by_option),
                 cmocka_unit_test(test_case_normalized),
                 cmocka_unit_test(test_read_file_bounds),
         };
